@@ -1,0 +1,1 @@
+namespace LineAgent.Bridge; internal static class Placeholder {}

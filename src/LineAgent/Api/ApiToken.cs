@@ -1,0 +1,64 @@
+using System.Security.Cryptography;
+using System.Text;
+using LineAgent.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Api;
+
+/// <summary>
+/// The bearer token: Api:Token when configured, else the one in &lt;data dir&gt;/api-token, generated
+/// (mode 0600) on first start.
+/// </summary>
+public sealed class ApiToken
+{
+    private readonly byte[] _hash;
+
+    public ApiToken(IOptions<ApiOptions> options, DataDirectory dataDir)
+    {
+        Value = string.IsNullOrWhiteSpace(options.Value.Token) ? LoadOrCreate(dataDir.TokenFile) : options.Value.Token.Trim();
+        IsConfigured = !string.IsNullOrWhiteSpace(options.Value.Token);
+        _hash = SHA256.HashData(Encoding.UTF8.GetBytes(Value));
+    }
+
+    public string Value { get; }
+    public bool IsConfigured { get; }
+
+    /// <summary>Constant-time comparison (of hashes, so the length does not leak either).</summary>
+    public bool Matches(string? candidate) =>
+        candidate is not null && CryptographicOperations.FixedTimeEquals(_hash, SHA256.HashData(Encoding.UTF8.GetBytes(candidate)));
+
+    public static string? ReadFile(string path) =>
+        File.Exists(path) ? File.ReadAllText(path).Trim() is { Length: > 0 } t ? t : null : null;
+
+    private static string LoadOrCreate(string path)
+    {
+        if (ReadFile(path) is { } existing)
+            return existing;
+        var token = "la_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+        var temp = path + ".tmp";
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var stream = new FileStream(temp, options))
+        using (var writer = new StreamWriter(stream))
+            writer.Write(token + "\n");
+        File.Move(temp, path, overwrite: false);
+        return token;
+    }
+}
+
+/// <summary>Every /api route needs `Authorization: Bearer &lt;token&gt;`.</summary>
+public sealed class TokenAuthMiddleware(RequestDelegate next, ApiToken token)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        const string scheme = "Bearer ";
+        if (header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && token.Matches(header[scheme.Length..].Trim()))
+            return next(context);
+        context.Response.Headers.WWWAuthenticate = "Bearer";
+        return Problems.Of(401, "unauthorized",
+                string.IsNullOrEmpty(header) ? "Send the API token as 'Authorization: Bearer <token>' (see `lineagent token`)." : "The API token is wrong.")
+            .ExecuteAsync(context);
+    }
+}

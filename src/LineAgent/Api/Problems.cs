@@ -1,0 +1,93 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace LineAgent.Api;
+
+/// <summary>One bad input: the JSON field, a stable code and a sentence for people.</summary>
+public sealed record FieldProblem(string Field, string Code, string Detail);
+
+/// <summary>An error of the agent's own that maps to a problem response.</summary>
+public sealed class AgentProblemException(int status, string code, string detail, IDictionary<string, object?>? extensions = null)
+    : Exception(detail)
+{
+    public int Status { get; } = status;
+    public string Code { get; } = code;
+    public IDictionary<string, object?>? Extensions { get; } = extensions;
+}
+
+public static class Problems
+{
+    private static readonly Dictionary<int, string> Titles = new()
+    {
+        [400] = "The request is not valid.",
+        [401] = "Missing or wrong API token.",
+        [404] = "Not found.",
+        [409] = "The request conflicts with the current state.",
+        [500] = "The message could not be delivered.",
+        [503] = "Service unavailable.",
+    };
+
+    public static ProblemHttpResult Of(int status, string code, string detail, IDictionary<string, object?>? extensions = null)
+    {
+        var ext = new Dictionary<string, object?>(extensions ?? new Dictionary<string, object?>()) { ["code"] = code };
+        return TypedResults.Problem(detail: detail, statusCode: status, title: Titles.GetValueOrDefault(status, "Error"), extensions: ext);
+    }
+
+    public static ProblemHttpResult NotFound(string code, string detail) => Of(404, code, detail);
+
+    public static ProblemHttpResult Conflict(string code, string detail, IDictionary<string, object?>? extensions = null) =>
+        Of(409, code, detail, extensions);
+
+    /// <summary>400 naming every bad field: `errors` (field → messages) and `problems` (field, code, detail).</summary>
+    public static ValidationProblem Validation(IReadOnlyList<FieldProblem> problems)
+    {
+        var errors = problems.GroupBy(p => p.Field).ToDictionary(g => g.Key, g => g.Select(p => p.Detail).ToArray());
+        var codes = problems.Select(p => p.Code).Distinct().ToList();
+        return TypedResults.ValidationProblem(
+            errors,
+            detail: string.Join(" ", problems.Select(p => p.Detail)),
+            title: Titles[400],
+            extensions: new Dictionary<string, object?>
+            {
+                ["code"] = codes.Count == 1 ? codes[0] : "validation_failed",
+                ["problems"] = problems,
+            });
+    }
+}
+
+/// <summary>Maps the agent's own errors and unreadable requests to problem responses; anything else is a 500 without internals.</summary>
+public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogger<AgentExceptionHandler> log) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
+    {
+        ProblemDetails details;
+        switch (exception)
+        {
+            case AgentProblemException p:
+                details = new ProblemDetails { Status = p.Status, Title = "Error", Detail = p.Message };
+                details.Extensions["code"] = p.Code;
+                foreach (var (k, v) in p.Extensions ?? new Dictionary<string, object?>())
+                    details.Extensions[k] = v;
+                break;
+            case BadHttpRequestException b:
+                details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = Unwrap(b) };
+                details.Extensions["code"] = "invalid_body";
+                break;
+            default:
+                log.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
+                details = new ProblemDetails { Status = 500, Title = "Internal error.", Detail = "The agent hit an unexpected error; see its log." };
+                details.Extensions["code"] = "internal_error";
+                break;
+        }
+        context.Response.StatusCode = details.Status ?? 500;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = details, Exception = exception });
+    }
+
+    private static string Unwrap(BadHttpRequestException b)
+    {
+        // The JSON reader's message names the field (e.g. "Path: $.content").
+        var inner = b.InnerException?.Message;
+        return inner is null ? b.Message : $"{b.Message} {inner}";
+    }
+}

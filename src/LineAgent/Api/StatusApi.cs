@@ -1,0 +1,62 @@
+using Dapper;
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Api;
+
+public sealed record StatusCounts(long Scheduled, long Queued, long Sending, long SentToday, long FailedToday);
+
+public sealed record LastError(string MessageId, string? Code, string? Message, DateTimeOffset At);
+
+public sealed record AgentStatus(
+    string Version, DateTimeOffset StartedAt, long UptimeSeconds, bool DryRun, string? DryRunOutbox, string DataDir,
+    IReadOnlyList<LineDto> Lines, StatusCounts Counts, DateTimeOffset? NextScheduledAt, LastError? LastError);
+
+/// <summary>When the agent started (for uptime).</summary>
+public sealed class AgentClock(TimeProvider time)
+{
+    public DateTimeOffset StartedAt { get; } = time.GetUtcNow();
+}
+
+internal static class StatusApi
+{
+    public static IEndpointRouteBuilder MapStatus(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/healthz", () => TypedResults.Text("ok")).WithTags("Status").ExcludeFromDescription();
+        app.MapGet("/api/status", Status).WithTags("Status").WithName("GetStatus");
+        return app;
+    }
+
+    internal static async Task<Ok<AgentStatus>> Status(
+        Db db, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var local = TimeZoneInfo.ConvertTime(now, time.LocalTimeZone);
+        var midnight = new DateTimeOffset(local.Date, local.Offset);
+        await using var c = await db.OpenAsync(ct);
+        var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition("""
+            SELECT
+              (SELECT COUNT(*) FROM messages WHERE status = 'scheduled') AS Scheduled,
+              (SELECT COUNT(*) FROM messages WHERE status = 'queued') AS Queued,
+              (SELECT COUNT(*) FROM messages WHERE status = 'sending') AS Sending,
+              (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at >= @Midnight) AS SentToday,
+              (SELECT COUNT(*) FROM messages WHERE status = 'failed' AND updated_at >= @Midnight) AS FailedToday
+            """, new { Midnight = Time.ToMs(midnight) }, cancellationToken: ct));
+        var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued')", cancellationToken: ct));
+        var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
+            "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));
+        await c.CloseAsync();
+
+        return TypedResults.Ok(new AgentStatus(
+            typeof(StatusApi).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
+            clock.StartedAt, (long)(now - clock.StartedAt).TotalSeconds, agent.Value.DryRun,
+            agent.Value.DryRun ? dataDir.Outbox : null, dataDir.Root,
+            await views.AllAsync(ct), counts, Time.FromMs(next),
+            last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At))));
+    }
+}

@@ -1,0 +1,39 @@
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Channels;
+
+/// <summary>Picks the channel that carries a message type on a line; dry-run takes everything.</summary>
+public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunOutboxChannel dryRun, IOptions<AgentOptions> options)
+{
+    private readonly IReadOnlyList<IMessageChannel> _channels = channels.ToList();
+
+    public IMessageChannel Resolve(LineOptions line, string type)
+    {
+        if (options.Value.DryRun)
+            return dryRun;
+        return _channels.FirstOrDefault(c => c is not DryRunOutboxChannel && c.Handles(line, type))
+            ?? new UnavailableChannel(type, UnavailableReason(line, type));
+    }
+
+    /// <summary>The channel that recorded <paramref name="channelName"/> on a row, for reconciling it.</summary>
+    public IMessageChannel? ByName(string? channelName) =>
+        channelName == DryRunOutboxChannel.ChannelName ? dryRun : _channels.FirstOrDefault(c => c.Name == channelName);
+
+    public IEnumerable<IMessageChannel> All => _channels;
+
+    private static string UnavailableReason(LineOptions line, string type) => type switch
+    {
+        MessageType.IMessage when !line.IMessage.Enabled => $"iMessage is disabled on line '{line.Id}'.",
+        MessageType.IMessage or MessageType.Sms when !OperatingSystem.IsMacOS() =>
+            $"{(type == MessageType.IMessage ? "iMessage" : "SMS")} needs Messages.app on macOS; this machine has none. " +
+            "Set Bridge:OsascriptPath to a Messages stand-in, or run with --dry-run.",
+        MessageType.Sms when line.Sms.Via == SmsLineOptions.ViaTwilio => $"Twilio is not configured for line '{line.Id}' (Twilio:AccountSid, Twilio:AuthToken, Sms:From).",
+        MessageType.Sms => $"SMS through Messages is not available on line '{line.Id}'.",
+        MessageType.IMessage => $"iMessage through Messages is not available on line '{line.Id}'.",
+        MessageType.Email => $"Email is not configured for line '{line.Id}' (Email:Smtp:Host and the line's Email:From).",
+        _ => $"No channel carries '{type}' on line '{line.Id}'.",
+    };
+}

@@ -1,0 +1,67 @@
+using System.Text.Json;
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Channels;
+
+/// <summary>
+/// Agent:DryRun: every send becomes one JSON file in &lt;data dir&gt;/outbox. The file appears by an
+/// atomic rename, so its presence is the proof of the hand-off and its absence proves non-delivery.
+/// File names carry the attempt's claim, so a second hand-off of one message would show as a second file.
+/// </summary>
+public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOptions> options, TimeProvider time) : IMessageChannel
+{
+    public const string ChannelName = "dry-run";
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public string Name => ChannelName;
+
+    public string OutboxDir => dataDir.Outbox;
+
+    public bool Handles(LineOptions line, string type) => options.Value.DryRun;
+
+    public async Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct)
+    {
+        var delay = options.Value.DryRunSendDelay;
+        if (delay > TimeSpan.Zero)
+            await Task.Delay(delay, time, ct);
+
+        var m = request.Message;
+        var at = time.GetUtcNow();
+        var file = Path.Combine(OutboxDir, $"{m.Id}.{ClaimSuffix(request.Claim)}.json");
+        var temp = Path.Combine(OutboxDir, $".{m.Id}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(OutboxDir);
+        var record = new
+        {
+            id = m.Id, type = m.Type, lineId = m.LineId, to = m.Recipient, recipientName = m.RecipientName,
+            subject = m.Subject, content = m.Content, scheduledAt = Storage.Time.FromMs(m.ScheduledAt),
+            handedAt = at, claim = request.Claim, dryRun = true,
+        };
+        await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+        {
+            await JsonSerializer.SerializeAsync(stream, record, Json, CancellationToken.None);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, file);
+        return new SendOutcome.Sent($"outbox/{Path.GetFileName(file)}", at);
+    }
+
+    public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct)
+    {
+        var found = FilesFor(request.Message.Id).FirstOrDefault();
+        ReconcileOutcome outcome = found is null
+            ? new ReconcileOutcome.NotSent()
+            : new ReconcileOutcome.Sent($"outbox/{Path.GetFileName(found)}", File.GetLastWriteTimeUtc(found));
+        return Task.FromResult(outcome);
+    }
+
+    public IEnumerable<string> FilesFor(string messageId) =>
+        Directory.Exists(OutboxDir) ? Directory.EnumerateFiles(OutboxDir, messageId + ".*.json") : [];
+
+    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, CancellationToken ct) =>
+        Task.FromResult(new ChannelHealth(Name, ChannelHealth.Ok, $"dry run: sends are written to {OutboxDir}"));
+
+    private static string ClaimSuffix(string claim) => claim.Length <= 12 ? claim : claim[^12..];
+}

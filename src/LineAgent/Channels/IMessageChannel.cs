@@ -1,0 +1,57 @@
+using LineAgent.Lines;
+using LineAgent.Messages;
+
+namespace LineAgent.Channels;
+
+/// <summary>What a channel is asked to send: the stored row, its line, and the claim of this attempt.</summary>
+public sealed record SendRequest(MessageRow Message, LineOptions Line, string Claim);
+
+public abstract record SendOutcome
+{
+    /// <summary>The channel confirmed the send.</summary>
+    public sealed record Sent(string? ChannelRef, DateTimeOffset At) : SendOutcome;
+
+    /// <summary>The channel accepted it; confirmation comes later (the message stays `sending`).</summary>
+    public sealed record Accepted(string? ChannelRef) : SendOutcome;
+
+    /// <summary>
+    /// Not sent. <paramref name="ProvenNotSent"/> is true only when the failure proves nothing left
+    /// this machine (connection refused, rejected before the send): only then may it be retried.
+    /// </summary>
+    public sealed record Failed(string Code, string Message, bool ProvenNotSent) : SendOutcome;
+}
+
+/// <summary>After a crash: what became of a message that was handed to this channel.</summary>
+public abstract record ReconcileOutcome
+{
+    public sealed record Sent(string? ChannelRef, DateTimeOffset At) : ReconcileOutcome;
+    /// <summary>Proven: nothing left this machine, so it may be sent again.</summary>
+    public sealed record NotSent : ReconcileOutcome;
+    /// <summary>Cannot tell: the message must not be resent blindly.</summary>
+    public sealed record Unknown(string Detail) : ReconcileOutcome;
+    /// <summary>Still in flight; the channel's own watcher will settle it.</summary>
+    public sealed record Pending : ReconcileOutcome;
+}
+
+public sealed record ChannelHealth(string Channel, string State, string? Detail = null)
+{
+    public const string Ok = "ok";
+    public const string Unavailable = "unavailable";
+    public const string Degraded = "degraded";
+    public bool IsUsable => State != Unavailable;
+}
+
+/// <summary>One way out: the dry-run outbox, Messages.app, SMTP or Twilio.</summary>
+public interface IMessageChannel
+{
+    string Name { get; }
+
+    /// <summary>Whether this channel carries <paramref name="type"/> for <paramref name="line"/> as configured.</summary>
+    bool Handles(LineOptions line, string type);
+
+    Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct);
+
+    Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct);
+
+    Task<ChannelHealth> CheckHealthAsync(LineOptions line, CancellationToken ct);
+}

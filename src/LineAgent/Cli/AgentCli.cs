@@ -1,0 +1,65 @@
+using System.CommandLine;
+using LineAgent.Hosting;
+
+namespace LineAgent.Cli;
+
+/// <summary>`lineagent [run] [--data-dir DIR] [--urls URL] [--dry-run] [--Section:Key=value ...]` and the client commands.</summary>
+public static class AgentCli
+{
+    public static readonly Option<string?> DataDir = new("--data-dir")
+    {
+        Description = "Data directory (database, token, outbox). Default: ~/Library/Application Support/LineAgent on macOS, $XDG_DATA_HOME/lineagent elsewhere.",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> Urls = new("--urls")
+    {
+        Description = $"Listen URL(s), ';'-separated. Default {ApiOptions.DefaultUrl} (loopback only).",
+        Recursive = true,
+    };
+
+    public static readonly Option<bool> DryRun = new("--dry-run")
+    {
+        Description = "Write every send to <data dir>/outbox instead of sending (Agent:DryRun=true).",
+    };
+
+    public static async Task<int> InvokeAsync(string[] args)
+    {
+        var root = new RootCommand("LineAgent: sends iMessage, SMS and email from this Mac, now or on schedule.")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        root.Options.Add(DataDir);
+        root.Options.Add(Urls);
+        root.Options.Add(DryRun);
+        root.SetAction((result, _) => RunAgentAsync(result));
+
+        var run = new Command("run", "Run the agent in the foreground (what launchd starts).") { TreatUnmatchedTokensAsErrors = false };
+        run.Options.Add(DryRun);
+        run.SetAction((result, _) => RunAgentAsync(result));
+        root.Subcommands.Add(run);
+
+        foreach (var command in ClientCommands.Create())
+            root.Subcommands.Add(command);
+
+        // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
+        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+
+    /// <summary>Options given by name become configuration keys; any other tokens pass through as configuration.</summary>
+    public static Dictionary<string, string?> Overrides(ParseResult result)
+    {
+        var overrides = new Dictionary<string, string?>();
+        if (result.GetValue(DataDir) is { } dir) overrides["Agent:DataDir"] = dir;
+        if (result.GetValue(Urls) is { } urls) overrides["Api:Urls"] = urls;
+        if (result.GetValue(DryRun)) overrides["Agent:DryRun"] = "true";
+        return overrides;
+    }
+
+    private static async Task<int> RunAgentAsync(ParseResult result)
+    {
+        var app = AgentHost.Build(result.UnmatchedTokens.ToArray(), Overrides(result));
+        await app.RunAsync();
+        return 0;
+    }
+}

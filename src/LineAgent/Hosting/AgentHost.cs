@@ -1,0 +1,150 @@
+using System.Net;
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Channels;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Scheduling;
+using LineAgent.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Hosting;
+
+/// <summary>Builds and runs the agent: configuration, services, HTTP pipeline.</summary>
+public static class AgentHost
+{
+    public const string EnvPrefix = "LINEAGENT__";
+
+    public static WebApplication Build(string[] args, IReadOnlyDictionary<string, string?> overrides)
+    {
+        var options = new WebApplicationOptions
+        {
+            Args = args,
+            // appsettings.json ships next to the binary; `dotnet run` from elsewhere must still find it.
+            ContentRootPath = args.Any(a => a.StartsWith("--contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
+        };
+        var builder = WebApplication.CreateBuilder(options);
+        builder.AddAgentConfiguration(args, overrides);
+        builder.Services.AddLineAgent(builder.Configuration);
+        builder.Services.AddLineAgentApi();
+
+        var api = builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions();
+        builder.WebHost.UseUrls(api.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+        var app = builder.Build();
+        app.UseLineAgentApi();
+        return app;
+    }
+
+    /// <summary>appsettings.json, then &lt;data dir&gt;/lineagent.json, then LINEAGENT__ variables, then the command line.</summary>
+    public static void AddAgentConfiguration(this IHostApplicationBuilder builder, string[] args, IReadOnlyDictionary<string, string?> overrides)
+    {
+        var config = builder.Configuration;
+        config.AddEnvironmentVariables(EnvPrefix);
+        config.AddCommandLine(args);
+        config.AddInMemoryCollection(overrides);
+        var dataDir = config.GetSection(AgentOptions.Section).Get<AgentOptions>()?.ResolveDataDir() ?? AgentOptions.DefaultDataDir();
+        config.AddJsonFile(Path.Combine(dataDir, "lineagent.json"), optional: true, reloadOnChange: false);
+        // Re-add so the environment and the command line win over the data-dir file.
+        config.AddEnvironmentVariables(EnvPrefix);
+        config.AddCommandLine(args);
+        config.AddInMemoryCollection(overrides);
+    }
+
+    /// <summary>Storage, scheduling and channels: everything but HTTP.</summary>
+    public static IServiceCollection AddLineAgent(this IServiceCollection services, IConfiguration configuration)
+    {
+        DefaultTypeMap.MatchNamesWithUnderscores = true;
+
+        services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ApiOptions>().BindConfiguration(ApiOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LinesOptions>()
+            .Configure<IConfiguration>((o, c) => c.GetSection("Lines").Bind(o.Lines))
+            .Validate(o => o.Lines.All(l => !string.IsNullOrWhiteSpace(l.Id)), "Every entry of Lines needs an Id.")
+            .ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<DataDirectory>();
+        services.AddSingleton<DataDirLock>();
+        services.AddSingleton(sp =>
+        {
+            sp.GetRequiredService<DataDirLock>();
+            var db = new Db(sp.GetRequiredService<DataDirectory>().Database);
+            Migrator.Migrate(db);
+            return db;
+        });
+        services.AddSingleton<MessageNotifier>();
+        services.AddSingleton<MessageStore>();
+        services.AddSingleton<IdempotencyStore>();
+        services.AddSingleton<LineRegistry>();
+        services.AddSingleton<DispatchSignal>();
+        services.AddSingleton<DryRunOutboxChannel>();
+        services.AddSingleton<ChannelRouter>();
+        services.TryAddSingleton<ITypeRouter, DefaultTypeRouter>();
+        services.TryAddSingleton<NoPacing>();
+        services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<NoPacing>());
+        services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<NoPacing>());
+        services.TryAddSingleton<ILeadLookup, NoLeads>();
+        services.AddSingleton<MessageValidator>();
+        services.AddSingleton<MessageIntake>();
+        services.AddSingleton<SendResponder>();
+        services.AddSingleton<LineViews>();
+        services.AddSingleton<AgentClock>();
+
+        // Order matters: recovery settles the previous run before the dispatcher claims anything.
+        services.AddHostedService<StartupRecovery>();
+        services.AddHostedService<Dispatcher>();
+        services.AddHostedService<Maintenance>();
+        return services;
+    }
+
+    public static IServiceCollection AddLineAgentApi(this IServiceCollection services)
+    {
+        services.ConfigureHttpJsonOptions(o => AgentJson.Configure(o.SerializerOptions));
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddProblemDetails();
+        services.AddExceptionHandler<AgentExceptionHandler>();
+        services.AddOpenApi();
+        services.AddSingleton<ApiToken>();
+        services.AddHostedService<ApiExposureCheck>();
+        return services;
+    }
+
+    public static WebApplication UseLineAgentApi(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseWhen(c => c.Request.Path.StartsWithSegments("/api"), b => b.UseMiddleware<TokenAuthMiddleware>());
+        app.MapOpenApi();
+        app.MapStatus();
+        app.MapMessages();
+        app.MapLines();
+        return app;
+    }
+
+    public static bool IsLoopback(string url)
+    {
+        if (!Uri.TryCreate(url.Replace("://*", "://0.0.0.0").Replace("://+", "://0.0.0.0"), UriKind.Absolute, out var uri))
+            return false;
+        return uri.IsLoopback || (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+    }
+}
+
+/// <summary>Refuses to listen beyond loopback unless a token was configured on purpose.</summary>
+internal sealed class ApiExposureCheck(IOptions<ApiOptions> api, ApiToken token, ILogger<ApiExposureCheck> log) : IHostedService
+{
+    public Task StartAsync(CancellationToken ct)
+    {
+        var exposed = api.Value.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(u => !AgentHost.IsLoopback(u)).ToList();
+        if (exposed.Count > 0 && !token.IsConfigured)
+            throw new InvalidOperationException(
+                $"Api:Urls includes non-loopback {string.Join(", ", exposed)}; set Api:Token explicitly (LINEAGENT__Api__Token) to listen there.");
+        if (exposed.Count > 0)
+            log.LogWarning("The API listens beyond loopback: {Urls}", string.Join(", ", exposed));
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
+}

@@ -1,0 +1,60 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LineAgent.Hosting;
+
+public sealed class AgentOptions
+{
+    public const string Section = "Agent";
+
+    /// <summary>Where the database, token, outbox and lock live. Empty = the platform default.</summary>
+    public string? DataDir { get; set; }
+
+    /// <summary>Every send is written to &lt;data dir&gt;/outbox instead of a real channel.</summary>
+    public bool DryRun { get; set; }
+
+    /// <summary>How long a dry-run hand-off takes; lets a demo or test see `sending` for a while.</summary>
+    public TimeSpan DryRunSendDelay { get; set; } = TimeSpan.Zero;
+
+    /// <summary>ISO 3166 region used to read national phone numbers, e.g. "US" or "GB".</summary>
+    [Required, RegularExpression("^[A-Z]{2}$")]
+    public string DefaultRegion { get; set; } = "US";
+
+    public string ResolveDataDir() => string.IsNullOrWhiteSpace(DataDir) ? DefaultDataDir() : Path.GetFullPath(DataDir);
+
+    public static string DefaultDataDir()
+    {
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (OperatingSystem.IsMacOS())
+            return Path.Combine(home, "Library", "Application Support", "LineAgent");
+        var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+        return Path.Combine(string.IsNullOrWhiteSpace(xdg) ? Path.Combine(home, ".local", "share") : xdg, "lineagent");
+    }
+}
+
+public sealed class ApiOptions
+{
+    public const string Section = "Api";
+    public const string DefaultUrl = "http://127.0.0.1:5117";
+
+    /// <summary>Semicolon-separated listen URLs; loopback only unless a token is configured.</summary>
+    [Required]
+    public string Urls { get; set; } = DefaultUrl;
+
+    /// <summary>Bearer token; when empty one is generated into &lt;data dir&gt;/api-token.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>How long a send-now request waits for the channel before answering `sending`.</summary>
+    [Range(0, 600)]
+    public double SendWaitSeconds { get; set; } = 30;
+}
+
+public sealed class SchedulingOptions
+{
+    public const string Section = "Scheduling";
+
+    /// <summary>A schedule missed (agent down) by more than this fails with missed_schedule.</summary>
+    public TimeSpan MaxLateness { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Idempotency keys are kept at least this long.</summary>
+    public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(48);
+}

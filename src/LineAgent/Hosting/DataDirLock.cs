@@ -1,0 +1,25 @@
+namespace LineAgent.Hosting;
+
+/// <summary>One agent per data directory: an exclusive lock on &lt;data dir&gt;/agent.lock, held until disposal.</summary>
+public sealed class DataDirLock : IDisposable
+{
+    private readonly FileStream _stream;
+
+    public DataDirLock(DataDirectory dir)
+    {
+        try
+        {
+            _stream = new FileStream(dir.LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException(
+                $"Another LineAgent is already running with the data directory {dir.Root} ({e.Message}). Stop it, or use --data-dir.", e);
+        }
+        _stream.SetLength(0);
+        using var writer = new StreamWriter(_stream, leaveOpen: true);
+        writer.Write(Environment.ProcessId);
+    }
+
+    public void Dispose() => _stream.Dispose();
+}

@@ -1,0 +1,62 @@
+using Dapper;
+using LineAgent.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Lines;
+
+public sealed class LinesOptions
+{
+    public List<LineOptions> Lines { get; set; } = [];
+
+    public static LineOptions DefaultLine() => new() { Id = "default", Name = "Default line" };
+}
+
+/// <summary>The lines of this agent: configured options plus the active flag, which the API can change.</summary>
+public sealed class LineRegistry
+{
+    private readonly Db _db;
+    private readonly TimeProvider _time;
+    private readonly IReadOnlyList<LineOptions> _lines;
+    private readonly Dictionary<string, bool> _active;
+    private readonly Lock _gate = new();
+
+    public LineRegistry(IOptions<LinesOptions> options, Db db, TimeProvider time)
+    {
+        _db = db;
+        _time = time;
+        _lines = options.Value.Lines.Count > 0 ? options.Value.Lines : [LinesOptions.DefaultLine()];
+        var dupes = _lines.GroupBy(l => l.Id, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        if (dupes.Count > 0)
+            throw new OptionsValidationException("Lines", typeof(LinesOptions), [$"Line ids must be unique: {string.Join(", ", dupes)}"]);
+        using var connection = db.Open();
+        var stored = connection.Query<(string LineId, bool Active)>("SELECT line_id AS LineId, active AS Active FROM line_state")
+            .ToDictionary(x => x.LineId, x => x.Active);
+        _active = _lines.ToDictionary(l => l.Id, l => stored.TryGetValue(l.Id, out var a) ? a : l.Active);
+    }
+
+    public IReadOnlyList<LineOptions> All => _lines;
+
+    public LineOptions? Find(string id) => _lines.FirstOrDefault(l => l.Id == id);
+
+    public bool IsActive(string id)
+    {
+        lock (_gate) return _active.TryGetValue(id, out var a) && a;
+    }
+
+    public IReadOnlyList<LineOptions> ActiveLines => _lines.Where(l => IsActive(l.Id)).ToList();
+
+    public event Action<string>? ActiveChanged;
+
+    public async Task SetActiveAsync(string id, bool active, CancellationToken ct)
+    {
+        await using var connection = await _db.OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO line_state (line_id, active, updated_at) VALUES (@Id, @Active, @Now)
+            ON CONFLICT (line_id) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at
+            """,
+            new { Id = id, Active = active, Now = Time.ToMs(_time.GetUtcNow()) }, cancellationToken: ct));
+        lock (_gate) _active[id] = active;
+        ActiveChanged?.Invoke(id);
+    }
+}

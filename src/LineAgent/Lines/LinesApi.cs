@@ -1,0 +1,84 @@
+using LineAgent.Api;
+using LineAgent.Channels;
+using LineAgent.Messages;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace LineAgent.Lines;
+
+public sealed record ChannelHealthDto(string Type, string Channel, string State, string? Detail);
+
+public sealed record PacingDto(bool Enabled, double MinGapSeconds, double JitterSeconds, int MaxPerHour, int MaxPerDay,
+    int MaxNewConversationsPerDay, SendWindowOptions Window);
+
+public sealed record LineDto(string Id, string? Name, bool Active, bool FallbackToSms, string SmsVia,
+    IReadOnlyList<ChannelHealthDto> Health, PacingDto Pacing, object? Usage);
+
+public sealed record UpdateLineRequest(bool? Active);
+
+/// <summary>Builds the view of a line: configuration, live channel health, pacing and usage.</summary>
+public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage)
+{
+    public async Task<LineDto> ViewAsync(LineOptions line, CancellationToken ct)
+    {
+        var health = new List<ChannelHealthDto>();
+        foreach (var type in MessageType.Concrete)
+        {
+            var channel = router.Resolve(line, type);
+            ChannelHealth h;
+            try { h = await channel.CheckHealthAsync(line, ct); }
+            catch (Exception e) when (e is not OperationCanceledException) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
+            health.Add(new ChannelHealthDto(type, h.Channel, h.State, h.Detail));
+        }
+        var p = line.Pacing;
+        return new LineDto(line.Id, line.Name, lines.IsActive(line.Id), line.FallbackToSms, line.Sms.Via, health,
+            new PacingDto(p.Enabled, p.MinGap.TotalSeconds, p.Jitter.TotalSeconds, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay, p.Window),
+            await usage.TodayAsync(line, ct));
+    }
+
+    public async Task<IReadOnlyList<LineDto>> AllAsync(CancellationToken ct)
+    {
+        var views = new List<LineDto>();
+        foreach (var line in lines.All)
+            views.Add(await ViewAsync(line, ct));
+        return views;
+    }
+}
+
+/// <summary>Today's counts and limits of a line (pacing fills this in).</summary>
+public interface ILineUsage
+{
+    Task<object?> TodayAsync(LineOptions line, CancellationToken ct);
+}
+
+internal static class LinesApi
+{
+    public static IEndpointRouteBuilder MapLines(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/lines").WithTags("Lines");
+        g.MapGet("/", List).WithName("ListLines");
+        g.MapGet("/{id}", Get).WithName("GetLine");
+        g.MapPatch("/{id}", Update).WithName("UpdateLine");
+        return app;
+    }
+
+    internal static async Task<Ok<IReadOnlyList<LineDto>>> List(LineViews views, CancellationToken ct) =>
+        TypedResults.Ok(await views.AllAsync(ct));
+
+    internal static async Task<Results<Ok<LineDto>, ProblemHttpResult>> Get(string id, LineRegistry lines, LineViews views, CancellationToken ct) =>
+        lines.Find(id) is { } line ? TypedResults.Ok(await views.ViewAsync(line, ct)) : LineNotFound(id);
+
+    internal static async Task<Results<Ok<LineDto>, ValidationProblem, ProblemHttpResult>> Update(
+        string id, UpdateLineRequest body, LineRegistry lines, LineViews views, CancellationToken ct)
+    {
+        var line = lines.Find(id);
+        if (line is null)
+            return LineNotFound(id);
+        if (body.Active is null)
+            return Problems.Validation([new("active", "missing_change", "Give active: true or false.")]);
+        await lines.SetActiveAsync(id, body.Active.Value, ct);
+        return TypedResults.Ok(await views.ViewAsync(line, ct));
+    }
+
+    private static ProblemHttpResult LineNotFound(string id) =>
+        Problems.NotFound("line_not_found", $"No line '{id}' on this agent.");
+}

@@ -1,0 +1,63 @@
+using System.Data;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Messages;
+
+public sealed class IdempotencyRecord
+{
+    public string Key { get; set; } = "";
+    public string RequestHash { get; set; } = "";
+    public string? MessageId { get; set; }
+    public int? ResponseStatus { get; set; }
+    public string? ResponseBody { get; set; }
+    public long CreatedAt { get; set; }
+}
+
+/// <summary>
+/// Idempotency-Key: stored in the transaction that stores the message; the same key with the same
+/// body replays the first answer, with another body it is a conflict.
+/// </summary>
+public sealed class IdempotencyStore(Db db)
+{
+    public const string Header = "Idempotency-Key";
+    public const int MaxKeyLength = 255;
+
+    public static string Hash(string route, object body) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(route + "\n" + JsonSerializer.Serialize(body))));
+
+    public async Task<IdempotencyRecord?> FindAsync(string key, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.QuerySingleOrDefaultAsync<IdempotencyRecord>(new CommandDefinition(
+            "SELECT key, request_hash, message_id, response_status, response_body, created_at FROM idempotency_keys WHERE key = @Key",
+            new { Key = key }, cancellationToken: ct));
+    }
+
+    /// <summary>Within the message's transaction. Throws <see cref="SqliteException"/> (constraint) if the key was taken meanwhile.</summary>
+    public static Task InsertAsync(SqliteConnection c, IDbTransaction tx, string key, string hash, string? messageId, long now) =>
+        c.ExecuteAsync(
+            "INSERT INTO idempotency_keys (key, request_hash, message_id, created_at) VALUES (@Key, @Hash, @MessageId, @Now)",
+            new { Key = key, Hash = hash, MessageId = messageId, Now = now }, tx);
+
+    public async Task SaveResponseAsync(string key, int status, string body, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await c.ExecuteAsync(new CommandDefinition(
+            "UPDATE idempotency_keys SET response_status = @Status, response_body = @Body WHERE key = @Key AND response_status IS NULL",
+            new { Key = key, Status = status, Body = body }, cancellationToken: ct));
+    }
+
+    public async Task<int> PruneAsync(long olderThan, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM idempotency_keys WHERE created_at < @OlderThan", new { OlderThan = olderThan }, cancellationToken: ct));
+    }
+
+    public static bool IsUniqueViolation(SqliteException e) => e.SqliteErrorCode == 19; // SQLITE_CONSTRAINT
+}

@@ -1,0 +1,59 @@
+using LineAgent.Channels;
+using LineAgent.Hosting;
+using LineAgent.Scheduling;
+using LineAgent.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Messages;
+
+/// <summary>Turns validated drafts into stored rows (on disk before any answer) and wakes the dispatcher.</summary>
+public sealed class MessageIntake(MessageStore store, DispatchSignal signal, TimeProvider time, IOptions<AgentOptions> agent)
+{
+    public MessageRow NewRow(MessageDraft d, DateTimeOffset now)
+    {
+        var scheduled = d.ScheduledAt is { } at && at > now;
+        var nowMs = Time.ToMs(now);
+        return new MessageRow
+        {
+            Id = Ids.New("msg", now),
+            Content = d.Content,
+            Subject = d.Subject,
+            Type = d.Type,
+            RequestedType = d.RequestedType,
+            Status = scheduled ? MessageStatus.Scheduled : MessageStatus.Queued,
+            LineId = d.Line.Id,
+            LeadId = d.LeadId,
+            BatchId = d.BatchId,
+            RecipientPhone = d.RecipientPhone,
+            RecipientEmail = d.RecipientEmail,
+            RecipientName = d.RecipientName,
+            ScheduledAt = d.ScheduledAt is { } s ? Time.ToMs(s) : null,
+            ScheduleTimeZone = d.TimeZone,
+            DueAt = scheduled ? Time.ToMs(d.ScheduledAt!.Value) : nowMs,
+            CreatedAt = nowMs,
+            UpdatedAt = nowMs,
+            DryRun = agent.Value.DryRun,
+        };
+    }
+
+    public async Task<MessageRow> AcceptAsync(MessageDraft draft, string? idempotencyKey, string? requestHash, CancellationToken ct,
+        Action<MessageRow>? customize = null)
+    {
+        var now = time.GetUtcNow();
+        var row = NewRow(draft, now);
+        customize?.Invoke(row);
+        var stored = await store.InsertAsync([row], idempotencyKey is null ? null
+            : (c, tx) => IdempotencyStore.InsertAsync(c, tx, idempotencyKey, requestHash!, row.Id, Time.ToMs(now)), ct);
+        signal.Notify(row.LineId);
+        return stored[0];
+    }
+
+    /// <summary>Stores already-built rows (bulk, fallback) and wakes their lines.</summary>
+    public async Task<IReadOnlyList<MessageRow>> AcceptRowsAsync(IReadOnlyList<MessageRow> rows, CancellationToken ct)
+    {
+        var stored = await store.InsertAsync(rows, null, ct);
+        foreach (var lineId in rows.Select(r => r.LineId).Distinct())
+            signal.Notify(lineId);
+        return stored;
+    }
+}

@@ -1,0 +1,139 @@
+using LineAgent.Storage;
+
+namespace LineAgent.Messages;
+
+public static class MessageStatus
+{
+    public const string Scheduled = "scheduled";
+    public const string Queued = "queued";
+    public const string Sending = "sending";
+    public const string Sent = "sent";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+    /// <summary>Inbound messages (replies).</summary>
+    public const string Received = "received";
+
+    public static readonly string[] All = [Scheduled, Queued, Sending, Sent, Failed, Cancelled, Received];
+    public static bool IsPending(string s) => s is Scheduled or Queued;
+    public static bool IsTerminal(string s) => s is Sent or Failed or Cancelled or Received;
+}
+
+public static class MessageType
+{
+    public const string IMessage = "imessage";
+    public const string Sms = "sms";
+    public const string Email = "email";
+    public const string Auto = "auto";
+
+    public static readonly string[] Concrete = [IMessage, Sms, Email];
+    public static readonly string[] Requestable = [Auto, IMessage, Sms, Email];
+}
+
+public static class Delivery
+{
+    public const string Unknown = "unknown";
+    public const string Delivered = "delivered";
+    public const string Read = "read";
+    public const string NotDelivered = "not_delivered";
+}
+
+/// <summary>A row of the messages table (snake_case columns map by name).</summary>
+public sealed class MessageRow
+{
+    public long Seq { get; set; }
+    public string Id { get; set; } = "";
+    public string Direction { get; set; } = "outbound";
+    public string Content { get; set; } = "";
+    public string? Subject { get; set; }
+    public string Type { get; set; } = "";
+    public string RequestedType { get; set; } = "";
+    public string Status { get; set; } = "";
+    public string Delivery { get; set; } = Messages.Delivery.Unknown;
+    public string LineId { get; set; } = "";
+    public string? LeadId { get; set; }
+    public string? BatchId { get; set; }
+    public string? RecipientPhone { get; set; }
+    public string? RecipientEmail { get; set; }
+    public string? RecipientName { get; set; }
+    public long? ScheduledAt { get; set; }
+    public string? ScheduleTimeZone { get; set; }
+    public long DueAt { get; set; }
+    public long? NotBefore { get; set; }
+    public long? SentAt { get; set; }
+    public long? DeliveredAt { get; set; }
+    public long? ReadAt { get; set; }
+    public long CreatedAt { get; set; }
+    public long UpdatedAt { get; set; }
+    public string? FallbackFrom { get; set; }
+    public string? RetryOf { get; set; }
+    public string? ReplyTo { get; set; }
+    public string? ErrorCode { get; set; }
+    public string? ErrorMessage { get; set; }
+    public bool DryRun { get; set; }
+    public string? Claim { get; set; }
+    public long? ClaimedAt { get; set; }
+    public long? HandedAt { get; set; }
+    public string? Channel { get; set; }
+    public string? ChannelRef { get; set; }
+
+    /// <summary>The address the channel sends to: the email for email, else the phone (or an iMessage email).</summary>
+    public string Recipient => Type == MessageType.Email ? RecipientEmail ?? "" : RecipientPhone ?? RecipientEmail ?? "";
+}
+
+public sealed class MessageEventRow
+{
+    public long Id { get; set; }
+    public string MessageId { get; set; } = "";
+    public long At { get; set; }
+    public string Status { get; set; } = "";
+    public string? Code { get; set; }
+    public string? Detail { get; set; }
+}
+
+public sealed record MessageError(string Code, string? Message);
+
+/// <summary>The API's view of a message.</summary>
+public sealed record MessageDto(
+    string Id,
+    string Direction,
+    string Content,
+    string? Subject,
+    string Type,
+    string RequestedType,
+    string Status,
+    string Delivery,
+    string LineId,
+    string? LeadId,
+    string? BatchId,
+    string? RecipientPhone,
+    string? RecipientEmail,
+    string? RecipientName,
+    DateTimeOffset? ScheduledAt,
+    string? TimeZone,
+    DateTimeOffset? NotBefore,
+    DateTimeOffset? SentAt,
+    DateTimeOffset? DeliveredAt,
+    DateTimeOffset? ReadAt,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    string? FallbackFrom,
+    string? RetryOf,
+    string? ReplyTo,
+    bool DryRun,
+    string? Channel,
+    string? ChannelRef,
+    MessageError? Error)
+{
+    public static MessageDto From(MessageRow r) => new(
+        r.Id, r.Direction, r.Content, r.Subject, r.Type, r.RequestedType, r.Status, r.Delivery, r.LineId,
+        r.LeadId, r.BatchId, r.RecipientPhone, r.RecipientEmail, r.RecipientName,
+        Time.FromMs(r.ScheduledAt), r.ScheduleTimeZone, Time.FromMs(r.NotBefore), Time.FromMs(r.SentAt),
+        Time.FromMs(r.DeliveredAt), Time.FromMs(r.ReadAt), Time.FromMs(r.CreatedAt), Time.FromMs(r.UpdatedAt),
+        r.FallbackFrom, r.RetryOf, r.ReplyTo, r.DryRun, r.Channel, r.ChannelRef,
+        r.ErrorCode is null ? null : new MessageError(r.ErrorCode, r.ErrorMessage));
+}
+
+public sealed record MessageEventDto(DateTimeOffset At, string Status, string? Code, string? Detail)
+{
+    public static MessageEventDto From(MessageEventRow e) => new(Time.FromMs(e.At), e.Status, e.Code, e.Detail);
+}

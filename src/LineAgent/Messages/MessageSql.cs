@@ -1,0 +1,125 @@
+namespace LineAgent.Messages;
+
+/// <summary>The SQL of the messages feature. Parameters are named like the C# properties.</summary>
+public static class MessageSql
+{
+    public const string Columns = "*";
+
+    public const string Insert = """
+        INSERT INTO messages (
+            id, direction, content, subject, type, requested_type, status, delivery, line_id, lead_id, batch_id,
+            recipient_phone, recipient_email, recipient_name, scheduled_at, schedule_time_zone, due_at, not_before,
+            sent_at, created_at, updated_at, fallback_from, retry_of, reply_to, error_code, error_message, dry_run,
+            channel, channel_ref)
+        VALUES (
+            @Id, @Direction, @Content, @Subject, @Type, @RequestedType, @Status, @Delivery, @LineId, @LeadId, @BatchId,
+            @RecipientPhone, @RecipientEmail, @RecipientName, @ScheduledAt, @ScheduleTimeZone, @DueAt, @NotBefore,
+            @SentAt, @CreatedAt, @UpdatedAt, @FallbackFrom, @RetryOf, @ReplyTo, @ErrorCode, @ErrorMessage, @DryRun,
+            @Channel, @ChannelRef)
+        RETURNING *
+        """;
+
+    public const string InsertEvent = """
+        INSERT INTO message_events (message_id, at, status, code, detail) VALUES (@MessageId, @At, @Status, @Code, @Detail)
+        """;
+
+    public const string GetById = "SELECT * FROM messages WHERE id = @Id";
+
+    public const string EventsFor = "SELECT * FROM message_events WHERE message_id = @Id ORDER BY id";
+
+    public const string Cancel = """
+        UPDATE messages SET status = 'cancelled', not_before = NULL, updated_at = @Now
+        WHERE id = @Id AND status IN ('scheduled','queued')
+        RETURNING *
+        """;
+
+    public const string Reschedule = """
+        UPDATE messages
+        SET content = COALESCE(@Content, content),
+            scheduled_at = COALESCE(@ScheduledAt, scheduled_at),
+            schedule_time_zone = CASE WHEN @ScheduledAt IS NULL THEN schedule_time_zone ELSE @ScheduleTimeZone END,
+            due_at = COALESCE(@ScheduledAt, due_at),
+            status = CASE WHEN COALESCE(@ScheduledAt, due_at) <= @Now THEN 'queued' ELSE 'scheduled' END,
+            updated_at = @Now
+        WHERE id = @Id AND status = 'scheduled'
+        RETURNING *
+        """;
+
+    // ---- dispatcher ----
+
+    /// <summary>The next message this line may take, by due time then acceptance order.</summary>
+    public const string PeekDue = """
+        SELECT * FROM messages
+        WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
+        ORDER BY due_at, seq
+        LIMIT 1
+        """;
+
+    public const string NextDueAt = """
+        SELECT MIN(due_at) FROM messages WHERE line_id = @LineId AND status IN ('scheduled','queued')
+        """;
+
+    public const string NextDueAtAnyLine = """
+        SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued')
+        """;
+
+    /// <summary>Compare-and-set claim: succeeds for exactly one dispatcher.</summary>
+    public const string Claim = """
+        UPDATE messages
+        SET status = 'sending', claim = @Claim, claimed_at = @Now, handed_at = NULL, not_before = NULL, updated_at = @Now
+        WHERE id = @Id AND status IN ('scheduled','queued') AND due_at <= @Now
+        RETURNING *
+        """;
+
+    public const string MarkHanded = """
+        UPDATE messages SET handed_at = @Now, channel = @Channel, dry_run = @DryRun, updated_at = @Now
+        WHERE id = @Id AND status = 'sending' AND claim = @Claim
+        """;
+
+    public const string Hold = """
+        UPDATE messages SET status = 'queued', due_at = @NotBefore, not_before = @NotBefore, updated_at = @Now
+        WHERE id = @Id AND status IN ('scheduled','queued')
+        RETURNING *
+        """;
+
+    public const string CompleteSent = """
+        UPDATE messages
+        SET status = 'sent', sent_at = @SentAt, channel_ref = COALESCE(@ChannelRef, channel_ref),
+            error_code = NULL, error_message = NULL, claim = NULL, updated_at = @Now
+        WHERE id = @Id AND status = 'sending' AND claim IS @Claim
+        RETURNING *
+        """;
+
+    public const string CompleteAccepted = """
+        UPDATE messages SET channel_ref = COALESCE(@ChannelRef, channel_ref), updated_at = @Now
+        WHERE id = @Id AND status = 'sending' AND claim IS @Claim
+        RETURNING *
+        """;
+
+    public const string CompleteFailed = """
+        UPDATE messages
+        SET status = 'failed', error_code = @Code, error_message = @Message, claim = NULL, updated_at = @Now
+        WHERE id = @Id AND status = 'sending' AND claim IS @Claim
+        RETURNING *
+        """;
+
+    public const string Requeue = """
+        UPDATE messages
+        SET status = 'queued', claim = NULL, claimed_at = NULL, handed_at = NULL, due_at = @DueAt, updated_at = @Now
+        WHERE id = @Id AND status = 'sending' AND claim IS @Claim
+        RETURNING *
+        """;
+
+    public const string Sending = "SELECT * FROM messages WHERE status = 'sending' ORDER BY seq";
+
+    /// <summary>Schedules missed by more than Scheduling:MaxLateness (agent was down).</summary>
+    public const string FailMissed = """
+        UPDATE messages
+        SET status = 'failed', error_code = 'missed_schedule',
+            error_message = 'The agent was not running at the scheduled time and the message is more than ' || @MaxLatenessText || ' late.',
+            updated_at = @Now
+        WHERE status IN ('scheduled','queued') AND due_at < @Cutoff AND scheduled_at IS NOT NULL AND scheduled_at < @Cutoff
+          AND not_before IS NULL
+        RETURNING *
+        """;
+}

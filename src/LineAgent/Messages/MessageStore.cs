@@ -1,0 +1,108 @@
+using System.Data;
+using Dapper;
+using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Messages;
+
+/// <summary>
+/// Reads and changes message rows. Every status change is one transaction that updates the row
+/// compare-and-set, appends to message_events, and is announced on the notifier after commit.
+/// </summary>
+public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notifier)
+{
+    public Db Db => db;
+    public TimeProvider Time => time;
+    public long NowMs => Storage.Time.ToMs(time.GetUtcNow());
+
+    /// <summary>Hooks that run inside a status-change transaction (webhook outbox).</summary>
+    public event Action<SqliteConnection, IDbTransaction, MessageRow, string>? ChangedInTransaction;
+
+    public async Task<MessageRow?> GetAsync(string id, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(MessageSql.GetById, new { Id = id }, cancellationToken: ct));
+    }
+
+    public async Task<IReadOnlyList<MessageEventRow>> EventsAsync(string id, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return (await c.QueryAsync<MessageEventRow>(new CommandDefinition(MessageSql.EventsFor, new { Id = id }, cancellationToken: ct))).AsList();
+    }
+
+    /// <summary>Inserts new rows (with their first event) in one transaction; <paramref name="inTransaction"/> adds more work to it.</summary>
+    public async Task<IReadOnlyList<MessageRow>> InsertAsync(
+        IReadOnlyList<MessageRow> rows, Func<SqliteConnection, IDbTransaction, Task>? inTransaction = null, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var stored = new List<MessageRow>(rows.Count);
+        foreach (var row in rows)
+        {
+            var saved = await c.QuerySingleAsync<MessageRow>(new CommandDefinition(MessageSql.Insert, row, tx, cancellationToken: ct));
+            await AddEventAsync(c, tx, saved, saved.Status, saved.ErrorCode, saved.ErrorCode is null ? InsertDetail(saved) : saved.ErrorMessage, ct);
+            stored.Add(saved);
+        }
+        if (inTransaction is not null)
+            await inTransaction(c, tx);
+        await tx.CommitAsync(ct);
+        foreach (var s in stored)
+            notifier.Publish(s);
+        return stored;
+    }
+
+    /// <summary>
+    /// Runs a compare-and-set UPDATE ... RETURNING and, when it changed the row, records the event.
+    /// Returns null when the row was not in the expected state (someone else owns it).
+    /// </summary>
+    public async Task<MessageRow?> TransitionAsync(
+        string sql, object parameters, string? code = null, string? detail = null, bool recordEvent = true, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var row = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(sql, parameters, tx, cancellationToken: ct));
+        if (row is null)
+            return null;
+        if (recordEvent)
+            await AddEventAsync(c, tx, row, row.Status, code ?? row.ErrorCode, detail ?? (row.Status == MessageStatus.Failed ? row.ErrorMessage : null), ct);
+        await tx.CommitAsync(ct);
+        notifier.Publish(row);
+        return row;
+    }
+
+    /// <summary>Like <see cref="TransitionAsync"/> for statements that change many rows.</summary>
+    public async Task<IReadOnlyList<MessageRow>> TransitionManyAsync(string sql, object parameters, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, parameters, tx, cancellationToken: ct))).AsList();
+        foreach (var row in rows)
+            await AddEventAsync(c, tx, row, row.Status, row.ErrorCode, row.ErrorMessage, ct);
+        await tx.CommitAsync(ct);
+        foreach (var row in rows)
+            notifier.Publish(row);
+        return rows;
+    }
+
+    /// <summary>Records an event without a status change (e.g. "delivered", "held by pacing").</summary>
+    public async Task AddEventAsync(string messageId, string status, string? code, string? detail, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent,
+            new { MessageId = messageId, At = NowMs, Status = status, Code = code, Detail = detail }, cancellationToken: ct));
+    }
+
+    private async Task AddEventAsync(SqliteConnection c, IDbTransaction tx, MessageRow row, string status, string? code, string? detail, CancellationToken ct)
+    {
+        await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent,
+            new { MessageId = row.Id, At = row.UpdatedAt, Status = status, Code = code, Detail = detail }, tx, cancellationToken: ct));
+        ChangedInTransaction?.Invoke(c, tx, row, status);
+    }
+
+    private static string InsertDetail(MessageRow r) => r.Status switch
+    {
+        MessageStatus.Scheduled => $"accepted, scheduled for {Storage.Time.FromMs(r.ScheduledAt):O}",
+        MessageStatus.Received => "received",
+        _ => "accepted",
+    };
+}

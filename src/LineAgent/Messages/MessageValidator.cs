@@ -1,0 +1,165 @@
+using System.Text;
+using LineAgent.Api;
+using LineAgent.Channels;
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Messages;
+
+/// <summary>A request that passed validation, ready to store.</summary>
+public sealed record MessageDraft(
+    string Content, string Type, string RequestedType, LineOptions Line, string? LeadId, string? BatchId,
+    string? RecipientPhone, string? RecipientEmail, string? RecipientName, DateTimeOffset? ScheduledAt,
+    string? TimeZone, string? Subject);
+
+public abstract record Validated
+{
+    public sealed record Ok(MessageDraft Draft) : Validated;
+    public sealed record Invalid(IReadOnlyList<FieldProblem> Problems) : Validated;
+    public sealed record NotFound(string Code, string Detail) : Validated;
+}
+
+/// <summary>Checks a send request field by field and names every problem in one answer.</summary>
+public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry lines, ILeadLookup leads, ITypeRouter router)
+{
+    public const int MaxContentLength = 10_000;
+
+    public async Task<Validated> ValidateAsync(SendMessageRequest r, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        Validated.NotFound? notFound = null;
+
+        ValidateContent(r.Content, problems, required: true);
+
+        var requested = (r.Type ?? MessageType.Auto).Trim().ToLowerInvariant();
+        if (!MessageType.Requestable.Contains(requested))
+            problems.Add(new("type", "invalid_type", $"type '{r.Type}' must be one of auto, imessage, sms, email."));
+
+        LeadContact? lead = null;
+        if (!string.IsNullOrWhiteSpace(r.LeadId))
+        {
+            lead = await leads.FindAsync(r.LeadId, ct);
+            if (lead is null)
+                notFound = new("lead_not_found", $"No lead '{r.LeadId}'.");
+        }
+
+        string? phone = null, email = null;
+        var phoneInput = NullIfBlank(r.RecipientPhone) ?? lead?.Phone;
+        var emailInput = NullIfBlank(r.RecipientEmail) ?? lead?.Email;
+        if (phoneInput is not null)
+        {
+            if (Recipients.TryNormalizePhone(phoneInput, agent.Value.DefaultRegion, out var e164, out var why)) phone = e164;
+            else problems.Add(new("recipientPhone", "invalid_recipient", $"recipientPhone {why}."));
+        }
+        if (emailInput is not null)
+        {
+            if (Recipients.TryNormalizeEmail(emailInput, out var address, out var why)) email = address;
+            else problems.Add(new("recipientEmail", "invalid_recipient", $"recipientEmail {why}."));
+        }
+        if (phoneInput is null && emailInput is null && notFound is null)
+            problems.Add(new("recipientPhone", "missing_recipient", "Give recipientPhone or recipientEmail (or a leadId that has one)."));
+        else if (MessageType.Requestable.Contains(requested))
+        {
+            if (requested == MessageType.Sms && phoneInput is null)
+                problems.Add(new("recipientPhone", "missing_recipient", "type sms needs recipientPhone."));
+            if (requested == MessageType.Email && emailInput is null)
+                problems.Add(new("recipientEmail", "missing_recipient", "type email needs recipientEmail."));
+        }
+
+        if (r.RecipientName is { Length: > 200 })
+            problems.Add(new("recipientName", "invalid_name", "recipientName is longer than 200 characters."));
+        if (r.RecipientName?.Contains('\0') == true)
+            problems.Add(new("recipientName", "invalid_name", "recipientName contains a NUL character."));
+        if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
+            problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
+        if (r.Subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
+            problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
+
+        DateTimeOffset? scheduledAt = null;
+        if (!string.IsNullOrWhiteSpace(r.ScheduledAt))
+        {
+            if (Schedules.TryParse(r.ScheduledAt, r.TimeZone, out var at, out var why)) scheduledAt = at;
+            else problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
+        }
+        else if (!string.IsNullOrWhiteSpace(r.TimeZone) && !Schedules.TryFindZone(r.TimeZone, out _))
+            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{r.TimeZone}' is not an IANA time zone."));
+
+        var line = ResolveLine(r.LineId, problems, ref notFound);
+
+        if (problems.Count > 0)
+        {
+            if (notFound is not null)
+                problems.Add(new(notFound.Code == "line_not_found" ? "lineId" : "leadId", notFound.Code, notFound.Detail));
+            return new Validated.Invalid(problems);
+        }
+        if (notFound is not null)
+            return notFound;
+
+        var type = requested == MessageType.Auto
+            ? await router.ResolveAutoAsync(line!, phone, email, ct)
+            : requested;
+        // imessage with both addresses goes to the phone; the email stays for the record.
+        return new Validated.Ok(new MessageDraft(
+            r.Content!, type, requested, line!, lead?.Id, r.BatchId, phone, email,
+            NullIfBlank(r.RecipientName) ?? lead?.Name, scheduledAt, NullIfBlank(r.TimeZone),
+            type == MessageType.Email ? NullIfBlank(r.Subject) ?? line!.Email.DefaultSubject : null));
+    }
+
+    public static void ValidateContent(string? content, List<FieldProblem> problems, bool required)
+    {
+        if (content is null || content.Length == 0)
+        {
+            if (required) problems.Add(new("content", "missing_content", "content is required (1-10,000 characters)."));
+            return;
+        }
+        if (string.IsNullOrWhiteSpace(content))
+            problems.Add(new("content", "invalid_content", "content is only whitespace."));
+        var length = content.EnumerateRunes().Count();
+        if (length > MaxContentLength)
+            problems.Add(new("content", "invalid_content", $"content has {length} characters; the limit is {MaxContentLength:N0}."));
+        if (content.Contains('\0'))
+            problems.Add(new("content", "invalid_content", "content contains a NUL character."));
+        if (!IsWellFormed(content))
+            problems.Add(new("content", "invalid_content", "content contains an unpaired surrogate (not valid Unicode)."));
+    }
+
+    private LineOptions? ResolveLine(string? lineId, List<FieldProblem> problems, ref Validated.NotFound? notFound)
+    {
+        if (!string.IsNullOrWhiteSpace(lineId))
+        {
+            var line = lines.Find(lineId);
+            if (line is null)
+            {
+                notFound ??= new("line_not_found", $"No line '{lineId}' on this agent (see GET /api/lines).");
+                return null;
+            }
+            if (!lines.IsActive(line.Id))
+                problems.Add(new("lineId", "line_inactive", $"Line '{line.Id}' is paused; resume it with PATCH /api/lines/{line.Id}."));
+            return line;
+        }
+        var active = lines.ActiveLines;
+        if (active.Count == 1)
+            return active[0];
+        problems.Add(active.Count == 0
+            ? new("lineId", "line_inactive", "Every line of this agent is paused.")
+            : new("lineId", "missing_line", $"This agent has {active.Count} active lines; give lineId ({string.Join(", ", active.Select(l => l.Id))})."));
+        return null;
+    }
+
+    private static bool IsWellFormed(string s)
+    {
+        try
+        {
+            _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetByteCount(s);
+            return true;
+        }
+        catch (EncoderFallbackException)
+        {
+            return false;
+        }
+    }
+
+    private static string? NullIfBlank(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+}

@@ -1,0 +1,284 @@
+using System.Text;
+using System.Text.Json;
+using CsvHelper;
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Lines;
+using LineAgent.Scheduling;
+using LineAgent.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Messages;
+
+public sealed record MessagePage(IReadOnlyList<MessageDto> Items, string? NextCursor);
+
+internal static class MessagesApi
+{
+    public static IEndpointRouteBuilder MapMessages(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/messages").WithTags("Messages");
+        g.MapPost("/", Send).WithName("SendMessage")
+            .ProducesProblem(404).ProducesProblem(409).ProducesProblem(500);
+        g.MapGet("/", List).WithName("ListMessages");
+        g.MapGet("/export", Export).WithName("ExportMessages")
+            .Produces(200, contentType: "text/csv").Produces(200, contentType: "application/x-ndjson");
+        g.MapGet("/{id}", Get).WithName("GetMessage");
+        g.MapGet("/{id}/events", Events).WithName("GetMessageEvents");
+        g.MapPatch("/{id}", Update).WithName("UpdateMessage");
+        g.MapPost("/{id}/cancel", Cancel).WithName("CancelMessage");
+        g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(500);
+        return app;
+    }
+
+    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> Send(
+        SendMessageRequest body, HttpContext http, MessageValidator validator, MessageIntake intake, SendResponder responder,
+        IdempotencyStore idempotency, CancellationToken ct)
+    {
+        var key = IdempotencyKey(http, out var keyProblem);
+        if (keyProblem is not null)
+            return Problems.Validation([keyProblem]);
+        var hash = key is null ? null : IdempotencyStore.Hash("POST /api/messages", body);
+        if (key is not null && await ReplayAsync(key, hash!, idempotency, responder, ct) is { } replay)
+            return replay;
+
+        var validated = await validator.ValidateAsync(body, ct);
+        switch (validated)
+        {
+            case Validated.Invalid invalid:
+                return Problems.Validation(invalid.Problems);
+            case Validated.NotFound nf:
+                return Problems.NotFound(nf.Code, nf.Detail);
+        }
+        var draft = ((Validated.Ok)validated).Draft;
+
+        MessageRow row;
+        try
+        {
+            row = await intake.AcceptAsync(draft, key, hash, ct);
+        }
+        catch (SqliteException e) when (key is not null && IdempotencyStore.IsUniqueViolation(e))
+        {
+            // The same key was stored by a concurrent request a moment ago.
+            return await ReplayAsync(key, hash!, idempotency, responder, ct)
+                ?? throw new InvalidOperationException("idempotency key vanished");
+        }
+        return await AnswerAsync(row, key, idempotency, responder);
+    }
+
+    /// <summary>Answers a request that stored <paramref name="row"/>, and keeps that answer for its Idempotency-Key.</summary>
+    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> AnswerAsync(
+        MessageRow row, string? key, IdempotencyStore idempotency, SendResponder responder)
+    {
+        // The message is on disk: a client that hangs up does not stop it, and its answer is still kept.
+        var answer = row.Status == MessageStatus.Scheduled
+            ? SendResponder.Answer(row)
+            : await responder.AwaitAsync(row.Id, CancellationToken.None);
+        if (key is not null)
+            await idempotency.SaveResponseAsync(key, answer.Status, answer.SerializeBody(), CancellationToken.None);
+        return answer.ToResult().Result switch
+        {
+            Created<MessageDto> c => c,
+            Accepted<MessageDto> a => a,
+            ProblemHttpResult p => p,
+            var other => throw new InvalidOperationException($"unexpected {other}"),
+        };
+    }
+
+    private static string? IdempotencyKey(HttpContext http, out FieldProblem? problem)
+    {
+        problem = null;
+        if (!http.Request.Headers.TryGetValue(IdempotencyStore.Header, out var values))
+            return null;
+        var key = values.ToString().Trim();
+        if (key.Length is 0 or > IdempotencyStore.MaxKeyLength || key.Any(char.IsControl))
+            problem = new(IdempotencyStore.Header, "invalid_idempotency_key", $"Idempotency-Key must be 1-{IdempotencyStore.MaxKeyLength} printable characters.");
+        return key;
+    }
+
+    private static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>?> ReplayAsync(
+        string key, string hash, IdempotencyStore idempotency, SendResponder responder, CancellationToken ct)
+    {
+        var existing = await idempotency.FindAsync(key, ct);
+        if (existing is null)
+            return null;
+        if (existing.RequestHash != hash)
+            return Problems.Conflict("idempotency_key_reused",
+                "This Idempotency-Key was used with a different request body; use a new key for a new message.");
+        if (existing.ResponseStatus is { } status && existing.ResponseBody is { } stored)
+            return TypedResults.Content(stored, status == 500 ? "application/problem+json" : "application/json", Encoding.UTF8, status);
+        // The first request is still waiting for its channel: answer from the message's current state.
+        var answer = await responder.AwaitAsync(existing.MessageId!, ct);
+        return TypedResults.Content(answer.SerializeBody(), answer.ContentType, Encoding.UTF8, answer.Status);
+    }
+
+    internal static async Task<Results<Ok<MessagePage>, ValidationProblem>> List(HttpRequest request, Db db, CancellationToken ct)
+    {
+        var (filter, problems) = MessageFilter.Parse(request.Query, paging: true);
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+        var (sql, p) = filter.ToSql(filter.Limit + 1);
+        await using var c = await db.OpenAsync(ct);
+        var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, p, cancellationToken: ct))).AsList();
+        var more = rows.Count > filter.Limit;
+        if (more) rows.RemoveAt(rows.Count - 1);
+        return TypedResults.Ok(new MessagePage(rows.Select(MessageDto.From).ToList(), more ? Cursor.Encode(rows[^1].Seq) : null));
+    }
+
+    internal static async Task<Results<EmptyHttpResult, ValidationProblem>> Export(HttpContext http, Db db, CancellationToken ct)
+    {
+        var (filter, problems) = MessageFilter.Parse(http.Request.Query, paging: false);
+        var format = http.Request.Query["format"].ToString() is { Length: > 0 } f ? f.ToLowerInvariant() : "csv";
+        if (format is not ("csv" or "ndjson"))
+            problems.Add(new("format", "invalid_filter", "format must be csv or ndjson."));
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+
+        var (sql, p) = filter.ToSql(limit: null);
+        await using var c = await db.OpenAsync(ct);
+        var rows = c.QueryUnbufferedAsync<MessageRow>(sql, p);
+        var response = http.Response;
+        response.Headers.ContentDisposition = $"attachment; filename=\"messages.{format}\"";
+        if (format == "ndjson")
+        {
+            response.ContentType = "application/x-ndjson; charset=utf-8";
+            await foreach (var row in rows.WithCancellation(ct))
+            {
+                await JsonSerializer.SerializeAsync(response.Body, MessageDto.From(row), AgentJson.Options, ct);
+                await response.Body.WriteAsync("\n"u8.ToArray(), ct);
+            }
+        }
+        else
+        {
+            response.ContentType = "text/csv; charset=utf-8";
+            await using var writer = new StreamWriter(response.Body, new UTF8Encoding(false), 64 * 1024, leaveOpen: true);
+            await using var csv = new CsvWriter(writer, System.Globalization.CultureInfo.InvariantCulture);
+            csv.WriteHeader<MessageCsvRow>();
+            await csv.NextRecordAsync();
+            await foreach (var row in rows.WithCancellation(ct))
+            {
+                csv.WriteRecord(MessageCsvRow.From(row));
+                await csv.NextRecordAsync();
+            }
+            await csv.FlushAsync();
+        }
+        return TypedResults.Empty;
+    }
+
+    internal static async Task<Results<Ok<MessageDto>, ProblemHttpResult>> Get(string id, MessageStore store, CancellationToken ct) =>
+        await store.GetAsync(id, ct) is { } row ? TypedResults.Ok(MessageDto.From(row)) : MessageNotFound(id);
+
+    internal static async Task<Results<Ok<IReadOnlyList<MessageEventDto>>, ProblemHttpResult>> Events(string id, MessageStore store, CancellationToken ct)
+    {
+        if (await store.GetAsync(id, ct) is null)
+            return MessageNotFound(id);
+        var events = await store.EventsAsync(id, ct);
+        return TypedResults.Ok<IReadOnlyList<MessageEventDto>>(events.Select(MessageEventDto.From).ToList());
+    }
+
+    internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
+        string id, UpdateMessageRequest body, MessageStore store, DispatchSignal signal, TimeProvider time, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        if (body.Content is null && body.ScheduledAt is null)
+            problems.Add(new("content", "missing_change", "Give content and/or scheduledAt to change."));
+        MessageValidator.ValidateContent(body.Content, problems, required: false);
+        DateTimeOffset? at = null;
+        if (body.ScheduledAt is not null)
+        {
+            if (Schedules.TryParse(body.ScheduledAt, body.TimeZone, out var t, out var why)) at = t;
+            else problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
+        }
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+
+        var now = time.GetUtcNow();
+        var changed = await store.TransitionAsync(MessageSql.Reschedule, new
+        {
+            Id = id, body.Content, ScheduledAt = at is { } a ? Time.ToMs(a) : (long?)null,
+            ScheduleTimeZone = body.TimeZone, Now = Time.ToMs(now),
+        }, code: "edited", detail: Describe(body, at), ct: ct);
+        if (changed is null)
+            return await store.GetAsync(id, ct) is { } current
+                ? Problems.Conflict("not_scheduled", $"Message {id} is {current.Status}; only a scheduled message can be edited.",
+                    new Dictionary<string, object?> { ["status"] = current.Status })
+                : MessageNotFound(id);
+        signal.Notify(changed.LineId);
+        return TypedResults.Ok(MessageDto.From(changed));
+    }
+
+    internal static async Task<Results<Ok<MessageDto>, ProblemHttpResult>> Cancel(
+        string id, MessageStore store, DispatchSignal signal, TimeProvider time, CancellationToken ct)
+    {
+        var cancelled = await store.TransitionAsync(MessageSql.Cancel, new { Id = id, Now = Time.ToMs(time.GetUtcNow()) },
+            detail: "cancelled through the API", ct: ct);
+        if (cancelled is null)
+            return await store.GetAsync(id, ct) is { } current
+                ? Problems.Conflict("not_cancellable", $"Message {id} is {current.Status}; only a scheduled or queued message can be cancelled.",
+                    new Dictionary<string, object?> { ["status"] = current.Status })
+                : MessageNotFound(id);
+        signal.Notify(cancelled.LineId);
+        return TypedResults.Ok(MessageDto.From(cancelled));
+    }
+
+    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> Retry(
+        string id, HttpContext http, MessageStore store, LineRegistry lines, MessageIntake intake, SendResponder responder,
+        IdempotencyStore idempotency, TimeProvider time, CancellationToken ct)
+    {
+        var key = IdempotencyKey(http, out var keyProblem);
+        if (keyProblem is not null)
+            return Problems.Validation([keyProblem]);
+        var hash = key is null ? null : IdempotencyStore.Hash($"POST /api/messages/{id}/retry", id);
+        if (key is not null && await ReplayAsync(key, hash!, idempotency, responder, ct) is { } replay)
+            return replay;
+
+        var original = await store.GetAsync(id, ct);
+        if (original is null)
+            return MessageNotFound(id);
+        if (original.Status != MessageStatus.Failed)
+            return Problems.Conflict("not_failed", $"Message {id} is {original.Status}; only a failed message can be retried.",
+                new Dictionary<string, object?> { ["status"] = original.Status });
+        var line = lines.Find(original.LineId);
+        if (line is null)
+            return Problems.NotFound("line_not_found", $"Line '{original.LineId}' of message {id} is no longer configured.");
+        if (!lines.IsActive(line.Id))
+            return Problems.Validation([new("lineId", "line_inactive", $"Line '{line.Id}' is paused.")]);
+
+        var draft = new MessageDraft(original.Content, original.Type, original.RequestedType, line, original.LeadId, original.BatchId,
+            original.RecipientPhone, original.RecipientEmail, original.RecipientName, null, null, original.Subject);
+        MessageRow row;
+        try
+        {
+            row = await intake.AcceptAsync(draft, key, hash, ct, r => r.RetryOf = original.Id);
+        }
+        catch (SqliteException e) when (key is not null && IdempotencyStore.IsUniqueViolation(e))
+        {
+            return await ReplayAsync(key, hash!, idempotency, responder, ct) ?? throw new InvalidOperationException("idempotency key vanished");
+        }
+        return await AnswerAsync(row, key, idempotency, responder);
+    }
+
+    internal static ProblemHttpResult MessageNotFound(string id) => Problems.NotFound("message_not_found", $"No message '{id}'.");
+
+    private static string Describe(UpdateMessageRequest b, DateTimeOffset? at) =>
+        string.Join("; ", new[] { b.Content is null ? null : "content edited", at is null ? null : $"rescheduled to {at.Value.ToUniversalTime():O}" }
+            .Where(s => s is not null));
+}
+
+/// <summary>One CSV line of the export.</summary>
+public sealed record MessageCsvRow(
+    string Id, string Direction, string Status, string Type, string RequestedType, string Delivery, string LineId,
+    string? RecipientPhone, string? RecipientEmail, string? RecipientName, string Content, string? Subject,
+    string? LeadId, string? BatchId, string? ScheduledAt, string? SentAt, string? DeliveredAt, string? ReadAt,
+    string CreatedAt, string? ErrorCode, string? ErrorMessage, string? FallbackFrom, string? RetryOf, bool DryRun)
+{
+    public static MessageCsvRow From(MessageRow r) => new(
+        r.Id, r.Direction, r.Status, r.Type, r.RequestedType, r.Delivery, r.LineId, r.RecipientPhone, r.RecipientEmail,
+        r.RecipientName, r.Content, r.Subject, r.LeadId, r.BatchId, Iso(r.ScheduledAt), Iso(r.SentAt), Iso(r.DeliveredAt),
+        Iso(r.ReadAt), Iso(r.CreatedAt)!, r.ErrorCode, r.ErrorMessage, r.FallbackFrom, r.RetryOf, r.DryRun);
+
+    private static string? Iso(long? ms) => ms is { } v
+        ? Time.FromMs(v).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture)
+        : null;
+}

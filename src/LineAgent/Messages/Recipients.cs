@@ -1,0 +1,70 @@
+using MimeKit;
+using PhoneNumbers;
+
+namespace LineAgent.Messages;
+
+/// <summary>Phone numbers (libphonenumber, stored as E.164) and email addresses (MimeKit).</summary>
+public static class Recipients
+{
+    private static readonly PhoneNumberUtil Phones = PhoneNumberUtil.GetInstance();
+
+    /// <summary>E.164 for a valid number; national forms are read in <paramref name="defaultRegion"/>.</summary>
+    public static bool TryNormalizePhone(string input, string defaultRegion, out string e164, out string problem)
+    {
+        e164 = "";
+        problem = "";
+        var text = input.Trim();
+        if (text.Length == 0 || text.Length > 40)
+        {
+            problem = "is not a phone number";
+            return false;
+        }
+        try
+        {
+            var number = Phones.Parse(text, defaultRegion);
+            if (!Phones.IsValidNumber(number))
+            {
+                problem = $"'{input}' is not a valid phone number" + (text.StartsWith('+') ? "" : $" in region {defaultRegion}; use E.164 such as +12025551234");
+                return false;
+            }
+            e164 = Phones.Format(number, PhoneNumberFormat.E164);
+            return true;
+        }
+        catch (NumberParseException ex)
+        {
+            problem = $"'{input}' is not a phone number ({ex.ErrorType switch
+            {
+                ErrorType.INVALID_COUNTRY_CODE => "unknown country code",
+                ErrorType.TOO_SHORT_NSN or ErrorType.TOO_SHORT_AFTER_IDD => "too short",
+                ErrorType.TOO_LONG => "too long",
+                _ => "not a number",
+            }})";
+            return false;
+        }
+    }
+
+    /// <summary>A single bare address such as ana@example.com, lower-cased domain.</summary>
+    public static bool TryNormalizeEmail(string input, out string address, out string problem)
+    {
+        address = "";
+        problem = "";
+        var text = input.Trim();
+        if (text.Length is 0 or > 254 || text.Contains(',') || text.Contains(';')
+            || !MailboxAddress.TryParse(ParserOptions.Default, text, out var mailbox)
+            || !string.IsNullOrEmpty(mailbox.Name) || mailbox.Address != text)
+        {
+            problem = $"'{input}' is not an email address";
+            return false;
+        }
+        var at = mailbox.Address.LastIndexOf('@');
+        if (at <= 0 || at == mailbox.Address.Length - 1 || !mailbox.Address[(at + 1)..].Contains('.'))
+        {
+            problem = $"'{input}' is not an email address (it needs a user and a domain such as example.com)";
+            return false;
+        }
+        address = mailbox.Address[..at] + "@" + mailbox.Address[(at + 1)..].ToLowerInvariant();
+        return true;
+    }
+
+    public static bool LooksLikeEmail(string s) => s.Contains('@');
+}

@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace LineAgent.Messages;
+
+/// <summary>
+/// Reads `scheduledAt`: ISO 8601 with an offset or Z; or a local wall-clock time together with an
+/// IANA `timeZone`, converted with that zone's rules for that date (so 09:00 stays 09:00 across DST).
+/// </summary>
+public static partial class Schedules
+{
+    [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(?<offset>Z|[+-]\d{2}:\d{2})?$", RegexOptions.IgnoreCase)]
+    private static partial Regex Iso();
+
+    public static bool TryParse(string input, string? timeZone, out DateTimeOffset at, out string problem)
+    {
+        at = default;
+        problem = "";
+        TimeZoneInfo? zone = null;
+        if (!string.IsNullOrWhiteSpace(timeZone) && !TryFindZone(timeZone, out zone))
+        {
+            problem = $"'{timeZone}' is not an IANA time zone such as America/New_York";
+            return false;
+        }
+        var m = Iso().Match(input.Trim());
+        if (!m.Success)
+        {
+            problem = $"'{input}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z";
+            return false;
+        }
+        var hasOffset = m.Groups["offset"].Success;
+        if (hasOffset)
+        {
+            if (!DateTimeOffset.TryParse(input.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.None, out at))
+            {
+                problem = $"'{input}' is not a valid date and time";
+                return false;
+            }
+            return true;
+        }
+        if (zone is null)
+        {
+            problem = $"'{input}' has no offset: add Z or an offset such as +02:00, or give a timeZone";
+            return false;
+        }
+        if (!DateTime.TryParse(input.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
+        {
+            problem = $"'{input}' is not a valid date and time";
+            return false;
+        }
+        at = FromLocal(DateTime.SpecifyKind(local, DateTimeKind.Unspecified), zone);
+        return true;
+    }
+
+    /// <summary>A wall-clock time in a zone; a time skipped by a DST jump moves forward by the gap.</summary>
+    public static DateTimeOffset FromLocal(DateTime local, TimeZoneInfo zone)
+    {
+        while (zone.IsInvalidTime(local))
+            local = local.AddMinutes(1);
+        // For an ambiguous (repeated) hour, take the first occurrence (the daylight one).
+        var offset = zone.IsAmbiguousTime(local) ? zone.GetAmbiguousTimeOffsets(local).Max() : zone.GetUtcOffset(local);
+        return new DateTimeOffset(local, offset);
+    }
+
+    public static bool TryFindZone(string id, out TimeZoneInfo? zone)
+    {
+        try
+        {
+            zone = TimeZoneInfo.FindSystemTimeZoneById(id);
+            return true;
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            zone = null;
+            return false;
+        }
+    }
+}

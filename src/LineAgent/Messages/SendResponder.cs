@@ -1,0 +1,57 @@
+using System.Text.Json;
+using LineAgent.Api;
+using LineAgent.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Messages;
+
+/// <summary>The answer to a request that sends: the HTTP status and the message as it then stood.</summary>
+public sealed record SendAnswer(int Status, MessageDto Message)
+{
+    public Results<Created<MessageDto>, Accepted<MessageDto>, ProblemHttpResult> ToResult() => Status switch
+    {
+        201 => TypedResults.Created($"/api/messages/{Message.Id}", Message),
+        202 => TypedResults.Accepted($"/api/messages/{Message.Id}", Message),
+        _ => DeliveryFailed(Message),
+    };
+
+    public static ProblemHttpResult DeliveryFailed(MessageDto m) => Problems.Of(500, "delivery_failed",
+        $"Message {m.Id} failed: {m.Error?.Message ?? m.Error?.Code ?? "unknown reason"}",
+        new Dictionary<string, object?> { ["messageId"] = m.Id, ["message"] = m });
+
+    /// <summary>The body as it goes on the wire, kept for Idempotency-Key replays.</summary>
+    public string SerializeBody() => Status == 500
+        ? JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["type"] = "https://tools.ietf.org/html/rfc9110#section-15.6.1", ["title"] = "The message could not be delivered.",
+            ["status"] = 500, ["detail"] = $"Message {Message.Id} failed: {Message.Error?.Message ?? Message.Error?.Code}",
+            ["code"] = "delivery_failed", ["messageId"] = Message.Id, ["message"] = Message,
+        }, AgentJson.Options)
+        : JsonSerializer.Serialize(Message, AgentJson.Options);
+
+    public string ContentType => Status == 500 ? "application/problem+json" : "application/json";
+}
+
+/// <summary>Waits (up to Api:SendWaitSeconds) for a send-now message to settle, then says how it stands.</summary>
+public sealed class SendResponder(MessageStore store, MessageNotifier notifier, TimeProvider time, IOptions<ApiOptions> api)
+{
+    public async Task<SendAnswer> AwaitAsync(string id, CancellationToken ct)
+    {
+        var row = await notifier.WaitAsync(id,
+            async () => await store.GetAsync(id, ct) ?? throw new InvalidOperationException($"message {id} vanished"),
+            IsSettled, TimeSpan.FromSeconds(api.Value.SendWaitSeconds), time, ct);
+        return Answer(row);
+    }
+
+    public static bool IsSettled(MessageRow r) =>
+        r.Status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled or MessageStatus.Scheduled
+        || (r.Status == MessageStatus.Queued && r.NotBefore is not null);
+
+    public static SendAnswer Answer(MessageRow r) => new(r.Status switch
+    {
+        MessageStatus.Failed => 500,
+        MessageStatus.Queued => 202,
+        _ => 201,
+    }, MessageDto.From(r));
+}

@@ -1,0 +1,6 @@
+using LineAgent.Cli;
+
+return await AgentCli.InvokeAsync(args);
+
+/// <summary>The entry point, visible to WebApplicationFactory in tests.</summary>
+public partial class Program;
