@@ -14,7 +14,12 @@ namespace LineAgent.Channels;
 public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOptions> options, TimeProvider time) : IMessageChannel
 {
     public const string ChannelName = "dry-run";
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private static readonly JsonSerializerOptions Json = new(Api.AgentJson.Options)
+    {
+        WriteIndented = true,
+        // A file for people to read: keep "+", quotes and non-ASCII as they are.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     public string Name => ChannelName;
 

@@ -202,7 +202,7 @@ internal static class MessagesApi
         if (changed is null)
             return await store.GetAsync(id, ct) is { } current
                 ? Problems.Conflict("not_scheduled", $"Message {id} is {current.Status}; only a scheduled message can be edited.",
-                    new Dictionary<string, object?> { ["status"] = current.Status })
+                    new Dictionary<string, object?> { ["messageStatus"] = current.Status })
                 : MessageNotFound(id);
         signal.Notify(changed.LineId);
         return TypedResults.Ok(MessageDto.From(changed));
@@ -216,7 +216,7 @@ internal static class MessagesApi
         if (cancelled is null)
             return await store.GetAsync(id, ct) is { } current
                 ? Problems.Conflict("not_cancellable", $"Message {id} is {current.Status}; only a scheduled or queued message can be cancelled.",
-                    new Dictionary<string, object?> { ["status"] = current.Status })
+                    new Dictionary<string, object?> { ["messageStatus"] = current.Status })
                 : MessageNotFound(id);
         signal.Notify(cancelled.LineId);
         return TypedResults.Ok(MessageDto.From(cancelled));
@@ -238,7 +238,7 @@ internal static class MessagesApi
             return MessageNotFound(id);
         if (original.Status != MessageStatus.Failed)
             return Problems.Conflict("not_failed", $"Message {id} is {original.Status}; only a failed message can be retried.",
-                new Dictionary<string, object?> { ["status"] = original.Status });
+                new Dictionary<string, object?> { ["messageStatus"] = original.Status });
         var line = lines.Find(original.LineId);
         if (line is null)
             return Problems.NotFound("line_not_found", $"Line '{original.LineId}' of message {id} is no longer configured.");

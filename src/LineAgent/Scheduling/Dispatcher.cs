@@ -23,6 +23,10 @@ public sealed class Dispatcher(
     public static readonly TimeSpan MaxSleep = TimeSpan.FromSeconds(30);
 
     private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _sleepingUntil = new();
+
+    /// <summary>When the line's worker is asleep: the time it will wake at unless signalled. Null while it works.</summary>
+    public DateTimeOffset? SleepingUntil(string lineId) => _sleepingUntil.TryGetValue(lineId, out var t) ? t : null;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -69,13 +73,13 @@ public sealed class Dispatcher(
             {
                 var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(MessageSql.NextDueAt, new { LineId = line.Id }, cancellationToken: ct));
                 await c.CloseAsync();
-                await SleepAsync(wake, next is { } n ? Time.FromMs(n) - now : MaxSleep, ct);
+                await SleepAsync(line.Id, wake, next is { } n ? Time.FromMs(n) : now + MaxSleep, ct);
                 return;
             }
         }
         else
         {
-            await SleepAsync(wake, MaxSleep, ct);
+            await SleepAsync(line.Id, wake, now + MaxSleep, ct);
             return;
         }
 
@@ -86,23 +90,33 @@ public sealed class Dispatcher(
                 await store.TransitionAsync(MessageSql.Hold,
                     new { due.Id, NotBefore = Time.ToMs(hold.NotBefore), Now = Time.ToMs(now) },
                     code: "paced", detail: $"held until {hold.NotBefore:O}: {hold.Reason}", ct: ct);
-            await SleepAsync(wake, hold.NotBefore - now, ct);
+            await SleepAsync(line.Id, wake, hold.NotBefore, ct);
             return;
         }
 
         await SendAsync(line, due, now, ct);
     }
 
-    private async Task SleepAsync(Task wake, TimeSpan delay, CancellationToken ct)
+    /// <summary>Sleeps until <paramref name="until"/> (at most <see cref="MaxSleep"/>) or a signal, whichever is first.</summary>
+    private async Task SleepAsync(string lineId, Task wake, DateTimeOffset until, CancellationToken ct)
     {
-        if (delay <= TimeSpan.Zero)
+        var now = time.GetUtcNow();
+        if (until > now + MaxSleep)
+            until = now + MaxSleep;
+        if (until <= now)
             return;
-        if (delay > MaxSleep)
-            delay = MaxSleep;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var timer = Task.Delay(delay, time, cts.Token);
-        await Task.WhenAny(wake, timer);
-        cts.Cancel();
+        var timer = Task.Delay(until - now, time, cts.Token);
+        _sleepingUntil[lineId] = until;
+        try
+        {
+            await Task.WhenAny(wake, timer);
+        }
+        finally
+        {
+            _sleepingUntil.TryRemove(lineId, out _);
+            cts.Cancel();
+        }
         ct.ThrowIfCancellationRequested();
     }
 

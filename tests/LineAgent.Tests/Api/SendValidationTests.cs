@@ -1,0 +1,187 @@
+using System.Net;
+using System.Net.Http.Json;
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LineAgent.Tests.Api;
+
+/// <summary>Every 400/401/404 of POST /api/messages, and that a rejected request stores and sends nothing.</summary>
+public sealed class SendValidationTests
+{
+    private AgentFactory _agent = null!;
+    private HttpClient _api = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _agent = new AgentFactory(settings: new Dictionary<string, string?>
+        {
+            ["Lines:0:Id"] = "mac-1",
+            ["Lines:1:Id"] = "mac-2",
+            ["Lines:2:Id"] = "paused",
+            ["Lines:2:Active"] = "false",
+        });
+        _api = _agent.Api();
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _api.Dispose();
+        _agent.Dispose();
+    }
+
+    private async Task<long> StoredMessages()
+    {
+        await using var c = await _agent.Services.GetRequiredService<Db>().OpenAsync();
+        return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages");
+    }
+
+    private async Task AssertNothingStoredOrSent()
+    {
+        Assert.That(await StoredMessages(), Is.Zero, "a rejected request stored a message");
+        Assert.That(_agent.OutboxFiles(), Is.Empty, "a rejected request sent something");
+    }
+
+    private static readonly TestCaseData[] SingleProblemCases =
+    [
+        Case(new { lineId = "mac-1", recipientPhone = "+12025550123" }, "content", "missing_content"),
+        Case(new { lineId = "mac-1", content = "", recipientPhone = "+12025550123" }, "content", "missing_content"),
+        Case(new { lineId = "mac-1", content = "   ", recipientPhone = "+12025550123" }, "content", "invalid_content"),
+        Case(new { lineId = "mac-1", content = new string('a', 10_001), recipientPhone = "+12025550123" }, "content", "invalid_content"),
+        Case(new { lineId = "mac-1", content = "a\0b", recipientPhone = "+12025550123" }, "content", "invalid_content"),
+        Case(new { lineId = "mac-1", content = "hi", type = "fax", recipientPhone = "+12025550123" }, "type", "invalid_type"),
+        Case(new { lineId = "mac-1", content = "hi" }, "recipientPhone", "missing_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "12" }, "recipientPhone", "invalid_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+1 555 0000 0000 000" }, "recipientPhone", "invalid_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", recipientEmail = "not-an-email" }, "recipientEmail", "invalid_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", recipientEmail = "a@b.com, c@d.com" }, "recipientEmail", "invalid_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", type = "sms", recipientEmail = "ana@example.com" }, "recipientPhone", "missing_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", type = "email", recipientPhone = "+12025550123" }, "recipientEmail", "missing_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00:00" }, "scheduledAt", "invalid_schedule"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "tomorrow" }, "scheduledAt", "invalid_schedule"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-13-45T09:00:00Z" }, "scheduledAt", "invalid_schedule"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00", timeZone = "Mars/Olympus" }, "scheduledAt", "invalid_schedule"),
+        Case(new { content = "hi", recipientPhone = "+12025550123" }, "lineId", "missing_line"),
+        Case(new { lineId = "paused", content = "hi", recipientPhone = "+12025550123" }, "lineId", "line_inactive"),
+    ];
+
+    private static int _case;
+
+    private static TestCaseData Case(object body, string field, string code) =>
+        new TestCaseData(body, field, code).SetArgDisplayNames($"{++_case:00}", field, code);
+
+    [TestCaseSource(nameof(SingleProblemCases))]
+    public async Task Send_ShouldReturn400NamingTheField_WhenOneFieldIsBad(object body, string field, string code)
+    {
+        var problem = await (await _api.SendMessageAsync(body)).ExpectAsync(HttpStatusCode.BadRequest);
+
+        Assert.That(problem.Str("code"), Is.EqualTo(code));
+        Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { field }));
+        Assert.That(problem["errors"]![field], Is.Not.Null, "the RFC 9457 errors map names the field too");
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task Send_ShouldNameEveryBadField_InOneResponse()
+    {
+        var problem = await (await _api.SendMessageAsync(new
+        {
+            content = "",
+            type = "pigeon",
+            recipientPhone = "abc",
+            recipientEmail = "nope",
+            scheduledAt = "soon",
+        })).ExpectAsync(HttpStatusCode.BadRequest);
+
+        Assert.That(problem.Str("code"), Is.EqualTo("validation_failed"));
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "content", "type", "recipientPhone", "recipientEmail", "scheduledAt", "lineId" }));
+        Assert.That(problem.Str("detail"), Does.Contain("abc").And.Contain("nope").And.Contain("soon"));
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task Send_ShouldReturn400_WhenBodyIsNotJsonOfTheRightShape()
+    {
+        var response = await _api.PostAsync("/api/messages", new StringContent("{\"content\": 5}", System.Text.Encoding.UTF8, "application/json"));
+        var problem = await response.ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("code"), Is.EqualTo("invalid_body"));
+        Assert.That(problem.Str("detail"), Does.Contain("content"));
+
+        response = await _api.PostAsync("/api/messages", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
+        Assert.That((await response.ExpectAsync(HttpStatusCode.BadRequest)).Str("code"), Is.EqualTo("invalid_body"));
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task Send_ShouldReturn404_WhenLineIsUnknown()
+    {
+        var problem = await (await _api.SendMessageAsync(new { lineId = "nope", content = "hi", recipientPhone = "+12025550123" }))
+            .ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That(problem.Str("code"), Is.EqualTo("line_not_found"));
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task Send_ShouldReturn404_WhenLeadIsUnknown()
+    {
+        var problem = await (await _api.SendMessageAsync(new { lineId = "mac-1", content = "hi", leadId = "lead_missing" }))
+            .ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That(problem.Str("code"), Is.EqualTo("lead_not_found"));
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task Send_ShouldListUnknownLineAmongOtherProblems_WhenThereAreSeveral()
+    {
+        var problem = await (await _api.SendMessageAsync(new { lineId = "nope", content = "", recipientPhone = "+12025550123" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Is.EquivalentTo(new[] { "missing_content", "line_not_found" }));
+    }
+
+    [Test]
+    public async Task Send_ShouldAcceptTenThousandCharacters_CountingEmojiAsOne()
+    {
+        var content = string.Concat(Enumerable.Repeat("😀", 10_000));
+        var message = await (await _api.SendMessageAsync(new { lineId = "mac-1", content, recipientPhone = "+12025550123" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.That(message.Str("content"), Is.EqualTo(content));
+    }
+
+    [TestCase("(202) 555-0123", "+12025550123")]
+    [TestCase("202-555-0123", "+12025550123")]
+    [TestCase("+44 20 7946 0958", "+442079460958")]
+    public async Task Send_ShouldStoreE164_WhenPhoneIsNationalOrFormatted(string input, string e164)
+    {
+        var message = await (await _api.SendMessageAsync(new { lineId = "mac-1", content = "hi", recipientPhone = input }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.That(message.Str("recipientPhone"), Is.EqualTo(e164));
+    }
+
+    [Test]
+    public async Task Api_ShouldReturn401_WithoutOrWithWrongToken()
+    {
+        using var anonymous = _agent.CreateClient();
+        var missing = await (await anonymous.PostAsJsonAsync("/api/messages", new { content = "hi", lineId = "mac-1", recipientPhone = "+12025550123" }))
+            .ExpectAsync(HttpStatusCode.Unauthorized);
+        Assert.That(missing.Str("code"), Is.EqualTo("unauthorized"));
+
+        anonymous.DefaultRequestHeaders.Authorization = new("Bearer", "wrong");
+        foreach (var url in new[] { "/api/messages", "/api/status", "/api/lines", "/api/messages/export" })
+            Assert.That((await anonymous.GetAsync(url)).StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized), url);
+        await AssertNothingStoredOrSent();
+
+        var health = await anonymous.GetAsync("/healthz");
+        Assert.That(await health.Content.ReadAsStringAsync(), Is.EqualTo("ok"));
+    }
+
+    [Test]
+    public async Task Send_ShouldTakeTheOnlyActiveLine_WhenLineIdIsOmitted()
+    {
+        await _api.PatchAsJsonAsync("/api/lines/mac-2", new { active = false });
+        var message = await (await _api.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(message.Str("lineId"), Is.EqualTo("mac-1"));
+    }
+}
