@@ -1,0 +1,65 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Scheduling;
+
+/// <summary>The agent killed with SIGKILL in the middle of a burst, then restarted: nothing lost, nothing twice.</summary>
+public sealed class CrashTests
+{
+    [Test]
+    public async Task SigkillDuringABurst_ThenRestart_ShouldLeaveEveryMessageInOneFinalState_AndSendNoneTwice()
+    {
+        using var dir = new TempDir();
+        var slow = new[] { "--dry-run", "--Agent:DryRunSendDelay=00:00:00.150" };
+        var ids = new List<string>();
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: slow))
+        using (var api = agent.Api())
+        {
+            var at = DateTimeOffset.UtcNow.AddSeconds(1);
+            for (var i = 0; i < 40; i++)
+            {
+                var m = await (await api.SendMessageAsync(new { content = $"burst {i:00}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
+                    .ExpectAsync(HttpStatusCode.Created);
+                ids.Add(m.Str("id"));
+            }
+            await Eventually.TrueAsync(() => Outbox(dir).Length >= 8, "a few sends before the kill");
+            agent.Kill();
+        }
+
+        var db = new Db(dir.File("lineagent.db"));
+        long sentBefore, inFlightAtKill;
+        await using (var c = await db.OpenAsync())
+        {
+            sentBefore = await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages WHERE status = 'sent'");
+            inFlightAtKill = await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages WHERE status = 'sending'");
+        }
+        Assert.That(sentBefore, Is.LessThan(40), "the kill came too late to interrupt the burst");
+        TestContext.Out.WriteLine($"at the kill: {sentBefore} sent, {inFlightAtKill} sending, {Outbox(dir).Length} outbox files");
+
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: slow))
+        {
+            await Eventually.TrueAsync(async () =>
+            {
+                await using var c = await db.OpenAsync();
+                return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages WHERE status IN ('scheduled','queued','sending')") == 0;
+            }, "every message settled after the restart", TimeSpan.FromSeconds(60));
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+
+        await using var conn = await db.OpenAsync();
+        var statuses = (await conn.QueryAsync<(string Id, string Status)>("SELECT id, status FROM messages")).ToDictionary(x => x.Id, x => x.Status);
+        Assert.That(statuses.Keys, Is.EquivalentTo(ids), "a message was lost");
+        Assert.That(statuses.Values.Distinct(), Is.EqualTo(new[] { "sent" }));
+
+        var delivered = Outbox(dir).Select(f => JsonNode.Parse(File.ReadAllText(f))!).ToList();
+        var perContent = delivered.GroupBy(j => j.Str("content")).ToDictionary(g => g.Key, g => g.Count());
+        Assert.That(perContent, Has.Count.EqualTo(40));
+        Assert.That(perContent.Where(kv => kv.Value > 1).Select(kv => kv.Key), Is.Empty, "content delivered twice");
+    }
+
+    private static string[] Outbox(TempDir dir) =>
+        Directory.Exists(dir.File("outbox")) ? Directory.GetFiles(dir.File("outbox"), "*.json") : [];
+}

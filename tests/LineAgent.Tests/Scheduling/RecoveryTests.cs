@@ -1,0 +1,127 @@
+using System.Net;
+using Dapper;
+using LineAgent.Channels;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Moq;
+
+namespace LineAgent.Tests.Scheduling;
+
+/// <summary>What a restart does with the previous run's leftovers.</summary>
+public sealed class RecoveryTests
+{
+    private static readonly DateTimeOffset T0 = AgentFactory.Epoch;
+
+    private static MessageRow Row(string content, string status, long dueAt, string? channel = null, bool handed = false, long? scheduledAt = null) => new()
+    {
+        Id = Ids.New("msg", T0), Content = content, Type = "imessage", RequestedType = "imessage", Status = status,
+        LineId = "default", RecipientPhone = "+12025550123", DueAt = dueAt, ScheduledAt = scheduledAt,
+        CreatedAt = Time.ToMs(T0), UpdatedAt = Time.ToMs(T0),
+        Claim = status == "sending" ? "old-run-claim" : null, ClaimedAt = status == "sending" ? Time.ToMs(T0) : null,
+        HandedAt = handed ? Time.ToMs(T0) : null, Channel = channel, DryRun = channel == "dry-run",
+    };
+
+    /// <summary>Writes rows straight into a data directory's database, as a crashed run would have left them.</summary>
+    private static async Task SeedAsync(TempDir dir, params MessageRow[] rows)
+    {
+        var db = new Db(dir.File("lineagent.db"));
+        Migrator.Migrate(db);
+        await using var c = await db.OpenAsync();
+        foreach (var r in rows)
+        {
+            await c.ExecuteAsync(MessageSql.Insert, r);
+            await c.ExecuteAsync("UPDATE messages SET claim = @Claim, claimed_at = @ClaimedAt, handed_at = @HandedAt WHERE id = @Id", r);
+        }
+    }
+
+    [Test]
+    public async Task Restart_ShouldSettleSendingRows_WithoutSendingAnyTwice()
+    {
+        using var dir = new TempDir();
+        var alreadyInOutbox = Row("handed and written", "sending", Time.ToMs(T0), "dry-run", handed: true);
+        var handedNoFile = Row("handed, no file", "sending", Time.ToMs(T0), "dry-run", handed: true);
+        var claimedOnly = Row("claimed only", "sending", Time.ToMs(T0));
+        await SeedAsync(dir, alreadyInOutbox, handedNoFile, claimedOnly);
+        Directory.CreateDirectory(dir.File("outbox"));
+        File.WriteAllText(dir.File($"outbox/{alreadyInOutbox.Id}.old-run-claim.json"), "{}");
+
+        using var agent = new AgentFactory(dir);
+        using var api = agent.Api();
+
+        foreach (var r in new[] { alreadyInOutbox, handedNoFile, claimedOnly })
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{r.Id}")!, m => m.Str("status") == "sent", $"{r.Content} sent");
+        Assert.That(agent.OutboxFileCount(alreadyInOutbox.Id), Is.EqualTo(1), "found in the outbox: must not be sent again");
+        Assert.That(agent.OutboxFileCount(handedNoFile.Id), Is.EqualTo(1));
+        Assert.That(agent.OutboxFileCount(claimedOnly.Id), Is.EqualTo(1));
+
+        var events = await api.GetJsonAsync($"/api/messages/{alreadyInOutbox.Id}");
+        Assert.That(events.Str("channelRef"), Does.Contain("old-run-claim"));
+    }
+
+    [Test]
+    public async Task Restart_ShouldFailAsInterrupted_WhenTheChannelCannotTell()
+    {
+        using var dir = new TempDir();
+        var unknown = Row("maybe sent", "sending", Time.ToMs(T0), "smtp", handed: true);
+        await SeedAsync(dir, unknown);
+        var smtp = new Mock<IMessageChannel>();
+        smtp.SetupGet(c => c.Name).Returns("smtp");
+        smtp.Setup(c => c.Handles(It.IsAny<LineOptions>(), It.IsAny<string>())).Returns(false);
+        smtp.Setup(c => c.ReconcileAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()))
+            .ReturnsAsync(new ReconcileOutcome.Unknown("the server closed after DATA"));
+
+        using var agent = new AgentFactory(dir, services: s => s.AddSingleton(smtp.Object),
+            settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "false" });
+        using var api = agent.Api();
+
+        var m = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{unknown.Id}")!, x => x.Str("status") != "sending", "settled");
+        Assert.That(m.Str("status"), Is.EqualTo("failed"));
+        Assert.That(m["error"].Str("code"), Is.EqualTo("interrupted"));
+        Assert.That(m["error"].Str("message"), Does.Contain("the server closed after DATA"));
+        smtp.Verify(c => c.SendAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public async Task Restart_ShouldFailSchedulesMissedByMoreThanMaxLateness_AndSendTheRest()
+    {
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        string tooLate, lateButOk, future;
+        using (var first = new AgentFactory(dir, time))
+        using (var api = first.Api())
+        {
+            async Task<string> Schedule(TimeSpan after) =>
+                (await (await api.SendMessageAsync(new { content = $"at +{after}", recipientPhone = "+12025550123", scheduledAt = T0.Add(after).ToString("O") }))
+                    .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            tooLate = await Schedule(TimeSpan.FromMinutes(10));
+            lateButOk = await Schedule(TimeSpan.FromMinutes(90));
+            future = await Schedule(TimeSpan.FromHours(5));
+        }
+
+        // The agent was down for two hours.
+        time.SetUtcNow(T0.AddHours(2));
+        using var second = new AgentFactory(dir, time);
+        using var api2 = second.Api();
+
+        var missed = await api2.GetJsonAsync($"/api/messages/{tooLate}");
+        Assert.That(missed.Str("status"), Is.EqualTo("failed"));
+        Assert.That(missed["error"].Str("code"), Is.EqualTo("missed_schedule"));
+        await Eventually.ValueAsync(() => api2.GetJsonAsync($"/api/messages/{lateButOk}")!, m => m.Str("status") == "sent", "late one sent");
+        Assert.That((await api2.GetJsonAsync($"/api/messages/{future}")).Str("status"), Is.EqualTo("scheduled"));
+        Assert.That(second.OutboxFileCount(tooLate), Is.Zero);
+    }
+
+    [Test]
+    public void SecondAgentOnTheSameDataDir_ShouldRefuseToStart()
+    {
+        using var dir = new TempDir();
+        using var first = new AgentFactory(dir);
+        first.Api().Dispose();
+
+        var error = Assert.Throws<InvalidOperationException>(() => new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path)));
+        Assert.That(error!.Message, Does.Contain("already running").And.Contain(dir.Path));
+    }
+}
