@@ -33,6 +33,10 @@ public static class AgentHost
 
         var app = builder.Build();
         app.UseLineAgentApi();
+        var agent = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
+        if (agent.DryRun)
+            app.Logger.LogWarning("DRY RUN: nothing is sent; every message is written to {Outbox}",
+                app.Services.GetRequiredService<DataDirectory>().Outbox);
         return app;
     }
 
@@ -58,7 +62,10 @@ public static class AgentHost
 
         services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ApiOptions>().BindConfiguration(ApiOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.IdempotencyKeyLifetime >= TimeSpan.FromHours(24), "Scheduling:IdempotencyKeyLifetime must be at least 24 h.")
+            .Validate(o => o.MaxLateness >= TimeSpan.Zero, "Scheduling:MaxLateness must not be negative.")
+            .ValidateOnStart();
         services.AddOptions<LinesOptions>()
             .Configure<IConfiguration>((o, c) => c.GetSection("Lines").Bind(o.Lines))
             .Validate(o => o.Lines.All(l => !string.IsNullOrWhiteSpace(l.Id)), "Every entry of Lines needs an Id.")
