@@ -59,7 +59,7 @@ public sealed class DispatcherTests
         Assert.That(order, Is.EqualTo(new[] { 1, 3, 2, 0 }));
     }
 
-    [Test, Repeat(1)]
+    [Test]
     public async Task CancelAtTheDueTime_ShouldEitherCancelOrSend_NeverBoth()
     {
         using var agent = new AgentFactory();
@@ -93,8 +93,49 @@ public sealed class DispatcherTests
                 Assert.That(files, Is.EqualTo(1));
             }
         }
+        // Which side wins a true race depends on thread timing; only the consistency above is asserted.
         TestContext.Out.WriteLine($"cancelled {cancelled}, sent {sent}");
-        Assert.That(cancelled, Is.GreaterThan(0), "a cancel just before the due time must win");
+    }
+
+    [Test]
+    public async Task CancelOneMillisecondBeforeTheDueTime_ShouldWin()
+    {
+        using var agent = new AgentFactory();
+        using var api = agent.Api();
+        var at = agent.Time.GetUtcNow().AddSeconds(1);
+        var id = (await (await api.SendMessageAsync(new { content = "close call", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+        await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+        agent.Time.SetUtcNow(at.AddMilliseconds(-1));
+
+        await (await api.PostAsync($"/api/messages/{id}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+        await agent.AdvanceToAsync(at.AddSeconds(1));
+
+        Assert.That(agent.OutboxFileCount(id), Is.Zero);
+        Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("cancelled"));
+    }
+
+    [Test]
+    public async Task RescheduleOneMillisecondBeforeTheDueTime_ShouldMoveIt()
+    {
+        using var agent = new AgentFactory();
+        using var api = agent.Api();
+        var at = agent.Time.GetUtcNow().AddSeconds(1);
+        var id = (await (await api.SendMessageAsync(new { content = "close call", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+        await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+        agent.Time.SetUtcNow(at.AddMilliseconds(-1));
+
+        var later = at.AddMinutes(5);
+        await (await api.PatchAsync($"/api/messages/{id}", System.Net.Http.Json.JsonContent.Create(new { scheduledAt = later.ToString("O") })))
+            .ExpectAsync(HttpStatusCode.OK);
+        await agent.AdvanceToAsync(at.AddSeconds(1));
+        Assert.That(agent.OutboxFileCount(id), Is.Zero, "sent at the old time");
+
+        await agent.AdvanceToAsync(later);
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(id) == 1, "sent at the new time");
+        var handedAt = DateTimeOffset.Parse(JsonNode.Parse(File.ReadAllText(agent.OutboxFiles().Single())).Str("handedAt"));
+        Assert.That(handedAt, Is.EqualTo(later));
     }
 
     [Test]
@@ -130,7 +171,7 @@ public sealed class DispatcherTests
                 await Eventually.TrueAsync(() => agent.OutboxFileCount(id) == 1, "sent once");
             }
         }
-        Assert.That(moved, Is.GreaterThan(0));
+        TestContext.Out.WriteLine($"moved {moved} of 25");
     }
 
     [Test]
