@@ -65,7 +65,7 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
     public IEnumerable<string> FilesFor(string messageId) =>
         Directory.Exists(OutboxDir) ? Directory.EnumerateFiles(OutboxDir, messageId + ".*.json") : [];
 
-    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, CancellationToken ct) =>
+    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct) =>
         Task.FromResult(new ChannelHealth(Name, ChannelHealth.Ok, $"dry run: sends are written to {OutboxDir}"));
 
     private static string ClaimSuffix(string claim) => claim.Length <= 12 ? claim : claim[^12..];

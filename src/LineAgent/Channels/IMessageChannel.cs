@@ -53,5 +53,5 @@ public interface IMessageChannel
 
     Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct);
 
-    Task<ChannelHealth> CheckHealthAsync(LineOptions line, CancellationToken ct);
+    Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct);
 }

@@ -22,6 +22,6 @@ public sealed class UnavailableChannel(string type, string reason) : IMessageCha
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
         Task.FromResult<ReconcileOutcome>(new ReconcileOutcome.NotSent());
 
-    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, CancellationToken ct) =>
+    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string t, CancellationToken ct) =>
         Task.FromResult(new ChannelHealth(type, ChannelHealth.Unavailable, reason));
 }

@@ -1,6 +1,11 @@
 using System.Net;
 using Dapper;
 using LineAgent.Api;
+using LineAgent.Availability;
+using LineAgent.Bridge;
+using LineAgent.Channels.Messages;
+using LineAgent.Delivery;
+using LineAgent.Suppressions;
 using LineAgent.Channels;
 using LineAgent.Lines;
 using LineAgent.Messages;
@@ -71,6 +76,10 @@ public static class AgentHost
             .Validate(o => o.Lines.All(l => !string.IsNullOrWhiteSpace(l.Id)), "Every entry of Lines needs an Id.")
             .ValidateOnStart();
 
+        services.AddOptions<BridgeOptions>().BindConfiguration(BridgeOptions.Section)
+            .Validate(o => o.ScriptTimeout > TimeSpan.Zero && o.ConfirmTimeout > TimeSpan.Zero, "Bridge:ScriptTimeout and Bridge:ConfirmTimeout must be positive.")
+            .ValidateOnStart();
+
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<DataDirectory>();
         services.AddSingleton<DataDirLock>();
@@ -88,7 +97,14 @@ public static class AgentHost
         services.AddSingleton<DispatchSignal>();
         services.AddSingleton<DryRunOutboxChannel>();
         services.AddSingleton<ChannelRouter>();
-        services.TryAddSingleton<ITypeRouter, DefaultTypeRouter>();
+        services.AddSingleton<MessagesBridge>();
+        services.AddSingleton<MessagesHealth>();
+        services.AddSingleton<IMessageChannel, MessagesChannel>();
+        services.AddSingleton<SuppressionList>();
+        services.AddSingleton<AvailabilityService>();
+        services.TryAddSingleton<ITypeRouter, AvailabilityTypeRouter>();
+        services.AddSingleton<ReplyIntake>();
+        services.AddSingleton<DeliveryWatcher>();
         services.TryAddSingleton<NoPacing>();
         services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<NoPacing>());
         services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<NoPacing>());
@@ -102,6 +118,7 @@ public static class AgentHost
         // Order matters: recovery settles the previous run before the dispatcher claims anything.
         services.AddHostedService<StartupRecovery>();
         services.AddHostedService<Dispatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<DeliveryWatcher>());
         services.AddHostedService<Maintenance>();
         return services;
     }
@@ -127,6 +144,8 @@ public static class AgentHost
         app.MapStatus();
         app.MapMessages();
         app.MapLines();
+        app.MapAvailability();
+        app.MapSuppressions();
         return app;
     }
 

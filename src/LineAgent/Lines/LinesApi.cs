@@ -11,12 +11,13 @@ public sealed record PacingDto(bool Enabled, double MinGapSeconds, double Jitter
     int MaxNewConversationsPerDay, SendWindowOptions Window);
 
 public sealed record LineDto(string Id, string? Name, bool Active, bool FallbackToSms, string SmsVia,
-    IReadOnlyList<ChannelHealthDto> Health, PacingDto Pacing, object? Usage);
+    IReadOnlyList<ChannelHealthDto> Health, Channels.Messages.MessagesHealthReport? Messages, PacingDto Pacing, object? Usage);
 
 public sealed record UpdateLineRequest(bool? Active);
 
 /// <summary>Builds the view of a line: configuration, live channel health, pacing and usage.</summary>
-public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage)
+public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage,
+    Channels.Messages.MessagesHealth messagesHealth, Microsoft.Extensions.Options.IOptions<Hosting.AgentOptions> agent)
 {
     public async Task<LineDto> ViewAsync(LineOptions line, CancellationToken ct)
     {
@@ -25,12 +26,13 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
         {
             var channel = router.Resolve(line, type);
             ChannelHealth h;
-            try { h = await channel.CheckHealthAsync(line, ct); }
+            try { h = await channel.CheckHealthAsync(line, type, ct); }
             catch (Exception e) when (e is not OperationCanceledException) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
             health.Add(new ChannelHealthDto(type, h.Channel, h.State, h.Detail));
         }
         var p = line.Pacing;
-        return new LineDto(line.Id, line.Name, lines.IsActive(line.Id), line.FallbackToSms, line.Sms.Via, health,
+        var messages = agent.Value.DryRun ? null : await messagesHealth.CheckAsync(ct);
+        return new LineDto(line.Id, line.Name, lines.IsActive(line.Id), line.FallbackToSms, line.Sms.Via, health, messages,
             new PacingDto(p.Enabled, p.MinGap.TotalSeconds, p.Jitter.TotalSeconds, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay, p.Window),
             await usage.TodayAsync(line, ct));
     }

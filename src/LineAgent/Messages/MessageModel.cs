@@ -75,6 +75,9 @@ public sealed class MessageRow
     public long? HandedAt { get; set; }
     public string? Channel { get; set; }
     public string? ChannelRef { get; set; }
+    public long? ChannelError { get; set; }
+    public string? FallbackTo { get; set; }
+    public long? TrackUntil { get; set; }
 
     /// <summary>The address the channel sends to: the email for email, else the phone (or an iMessage email).</summary>
     public string Recipient => Type == MessageType.Email ? RecipientEmail ?? "" : RecipientPhone ?? RecipientEmail ?? "";
@@ -90,7 +93,8 @@ public sealed class MessageEventRow
     public string? Detail { get; set; }
 }
 
-public sealed record MessageError(string Code, string? Message);
+/// <summary>Why a message failed: a stable code, a sentence, and the channel's raw code where it gave one.</summary>
+public sealed record MessageError(string Code, string? Message, long? ChannelCode = null);
 
 /// <summary>The API's view of a message.</summary>
 public sealed record MessageDto(
@@ -117,6 +121,7 @@ public sealed record MessageDto(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     string? FallbackFrom,
+    string? FallbackTo,
     string? RetryOf,
     string? ReplyTo,
     bool DryRun,
@@ -129,8 +134,8 @@ public sealed record MessageDto(
         r.LeadId, r.BatchId, r.RecipientPhone, r.RecipientEmail, r.RecipientName,
         Time.FromMs(r.ScheduledAt), r.ScheduleTimeZone, Time.FromMs(r.NotBefore), Time.FromMs(r.SentAt),
         Time.FromMs(r.DeliveredAt), Time.FromMs(r.ReadAt), Time.FromMs(r.CreatedAt), Time.FromMs(r.UpdatedAt),
-        r.FallbackFrom, r.RetryOf, r.ReplyTo, r.DryRun, r.Channel, r.ChannelRef,
-        r.ErrorCode is null ? null : new MessageError(r.ErrorCode, r.ErrorMessage));
+        r.FallbackFrom, r.FallbackTo, r.RetryOf, r.ReplyTo, r.DryRun, r.Channel, r.ChannelRef,
+        r.ErrorCode is null ? null : new MessageError(r.ErrorCode, r.ErrorMessage, r.ChannelError));
 }
 
 public sealed record MessageEventDto(DateTimeOffset At, string Status, string? Code, string? Detail)

@@ -56,7 +56,8 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
     /// Returns null when the row was not in the expected state (someone else owns it).
     /// </summary>
     public async Task<MessageRow?> TransitionAsync(
-        string sql, object parameters, string? code = null, string? detail = null, bool recordEvent = true, CancellationToken ct = default)
+        string sql, object parameters, string? code = null, string? detail = null, bool recordEvent = true, CancellationToken ct = default,
+        string? eventStatus = null)
     {
         await using var c = await db.OpenAsync(ct);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
@@ -64,10 +65,48 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
         if (row is null)
             return null;
         if (recordEvent)
-            await AddEventAsync(c, tx, row, row.Status, code ?? row.ErrorCode, detail ?? (row.Status == MessageStatus.Failed ? row.ErrorMessage : null), ct);
+            await AddEventAsync(c, tx, row, eventStatus ?? row.Status, code ?? row.ErrorCode, detail ?? (row.Status == MessageStatus.Failed ? row.ErrorMessage : null), ct);
         await tx.CommitAsync(ct);
         notifier.Publish(row);
         return row;
+    }
+
+    /// <summary>
+    /// A compare-and-set transition and, in the same transaction, a new message linked to it (a fallback
+    /// or a reply), so neither can exist without the other.
+    /// </summary>
+    public async Task<(MessageRow Changed, MessageRow Inserted)?> TransitionAndInsertAsync(
+        string sql, object parameters, MessageRow insert, string insertDetail, string? code = null, string? detail = null,
+        Func<SqliteConnection, IDbTransaction, Task>? inTransaction = null, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var changed = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(sql, parameters, tx, cancellationToken: ct));
+        if (changed is null)
+            return null;
+        await AddEventAsync(c, tx, changed, changed.Status, code ?? changed.ErrorCode, detail ?? changed.ErrorMessage, ct);
+        var inserted = await c.QuerySingleAsync<MessageRow>(new CommandDefinition(MessageSql.Insert, insert, tx, cancellationToken: ct));
+        await AddEventAsync(c, tx, inserted, inserted.Status, null, insertDetail, ct);
+        if (inTransaction is not null)
+            await inTransaction(c, tx);
+        await tx.CommitAsync(ct);
+        notifier.Publish(changed);
+        notifier.Publish(inserted);
+        return (changed, inserted);
+    }
+
+    /// <summary>Inserts one row with its first event and extra work in the same transaction.</summary>
+    public async Task<MessageRow> InsertOneAsync(MessageRow row, string detail, Func<SqliteConnection, IDbTransaction, Task>? inTransaction, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var saved = await c.QuerySingleAsync<MessageRow>(new CommandDefinition(MessageSql.Insert, row, tx, cancellationToken: ct));
+        await AddEventAsync(c, tx, saved, saved.Status, null, detail, ct);
+        if (inTransaction is not null)
+            await inTransaction(c, tx);
+        await tx.CommitAsync(ct);
+        notifier.Publish(saved);
+        return saved;
     }
 
     /// <summary>Like <see cref="TransitionAsync"/> for statements that change many rows.</summary>

@@ -15,6 +15,7 @@ public sealed class Dispatcher(
     LineRegistry lines,
     ChannelRouter router,
     DispatchSignal signal,
+    Suppressions.SuppressionList suppressions,
     IPacer pacer,
     TimeProvider time,
     ILogger<Dispatcher> log) : BackgroundService
@@ -128,6 +129,16 @@ public sealed class Dispatcher(
             new { due.Id, Claim = claim, Now = Time.ToMs(now) }, detail: $"handing to {channel.Name}", ct: ct);
         if (claimed is null)
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
+
+        if (await suppressions.IsSuppressedAsync(claimed.Recipient, ct))
+        {
+            await store.TransitionAsync(MessageSql.CompleteFailed, new
+            {
+                claimed.Id, Claim = claim, Code = "suppressed", Now = Time.ToMs(time.GetUtcNow()),
+                Message = $"{claimed.Recipient} opted out (suppression list); nothing was sent.",
+            }, ct: ct);
+            return;
+        }
 
         await using (var c = await store.Db.OpenAsync(ct))
         {

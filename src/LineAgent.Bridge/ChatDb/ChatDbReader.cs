@@ -1,0 +1,206 @@
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Bridge.ChatDb;
+
+/// <summary>Whether the agent can read chat.db (Full Disk Access on macOS).</summary>
+public enum ChatDbAccess { Ok, Missing, Denied, Unreadable }
+
+public sealed class ChatDbUnavailableException(ChatDbAccess access, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public ChatDbAccess Access { get; } = access;
+}
+
+/// <summary>
+/// Reads Messages' chat.db read-only (never `immutable`: that would miss WAL writes). Columns are
+/// probed by name, so the reader works across macOS versions and upgrade histories.
+/// </summary>
+public sealed class ChatDbReader(string path)
+{
+    private static readonly string[] MessageColumns =
+    [
+        "guid", "text", "attributedBody", "handle_id", "service", "is_from_me", "error", "is_sent", "is_finished",
+        "is_delivered", "date", "date_delivered", "date_read", "item_type", "associated_message_type",
+        "was_downgraded", "schedule_type",
+    ];
+
+    private string? _select;
+    private readonly Lock _gate = new();
+
+    public string Path => path;
+
+    public SqliteConnection Open()
+    {
+        if (!File.Exists(path))
+            throw new ChatDbUnavailableException(ChatDbAccess.Missing, $"{path} does not exist (is Messages set up on this Mac?)");
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+            DefaultTimeout = 5,
+        }.ToString());
+        try
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "PRAGMA busy_timeout=5000; SELECT 1 FROM message LIMIT 1;";
+            cmd.ExecuteScalar();
+            return connection;
+        }
+        catch (SqliteException e)
+        {
+            connection.Dispose();
+            // SQLITE_AUTH (23), SQLITE_PERM (3) or a CANTOPEN (14) on an existing file: macOS privacy protection.
+            var access = e.SqliteErrorCode is 23 or 3 or 14 ? ChatDbAccess.Denied : ChatDbAccess.Unreadable;
+            throw new ChatDbUnavailableException(access,
+                access == ChatDbAccess.Denied
+                    ? $"cannot open {path}: give the agent Full Disk Access (System Settings > Privacy & Security) ({e.Message})"
+                    : $"cannot read {path}: {e.Message}", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            connection.Dispose();
+            throw new ChatDbUnavailableException(ChatDbAccess.Denied, $"cannot open {path}: give the agent Full Disk Access ({e.Message})", e);
+        }
+    }
+
+    public ChatDbAccess CheckAccess()
+    {
+        try
+        {
+            using var c = Open();
+            return ChatDbAccess.Ok;
+        }
+        catch (ChatDbUnavailableException e)
+        {
+            return e.Access;
+        }
+    }
+
+    /// <summary>The SELECT list for this database's columns (probed once per reader).</summary>
+    internal string SelectFrom(SqliteConnection c)
+    {
+        lock (_gate)
+        {
+            if (_select is not null)
+                return _select;
+            var present = Columns(c, "message");
+            var hasJoin = Columns(c, "chat_message_join").Count > 0;
+            var parts = new List<string> { "m.ROWID AS rowid" };
+            foreach (var col in MessageColumns)
+                parts.Add(present.Contains(col) ? $"m.{col} AS {col}" : $"NULL AS {col}");
+            parts.Add(Columns(c, "handle").Contains("id") ? "h.id AS handle" : "NULL AS handle");
+            parts.Add(hasJoin ? "EXISTS (SELECT 1 FROM chat_message_join j WHERE j.message_id = m.ROWID) AS in_chat" : "1 AS in_chat");
+            _select = $"SELECT {string.Join(", ", parts)} FROM message m LEFT JOIN handle h ON h.ROWID = m.handle_id";
+            return _select;
+        }
+    }
+
+    public static HashSet<string> Columns(SqliteConnection c, string table)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT name FROM pragma_table_info('{table.Replace("'", "''")}')";
+        using var r = cmd.ExecuteReader();
+        var set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        while (r.Read())
+            set.Add(r.GetString(0));
+        return set;
+    }
+
+    /// <summary>The SQL of the incremental read: a ROWID range, so its cost follows the new rows, not the table.</summary>
+    public string AfterRowIdSql(SqliteConnection c) => SelectFrom(c) + " WHERE m.ROWID > @After ORDER BY m.ROWID LIMIT @Limit";
+
+    /// <summary>Rows added after <paramref name="afterRowId"/>, oldest first.</summary>
+    public IReadOnlyList<ChatMessage> ReadAfter(long afterRowId, int limit = 500)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = AfterRowIdSql(c);
+        cmd.Parameters.AddWithValue("@After", afterRowId);
+        cmd.Parameters.AddWithValue("@Limit", limit);
+        return ReadAll(cmd);
+    }
+
+    public long MaxRowId()
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(ROWID), 0) FROM message";
+        return Convert.ToInt64(cmd.ExecuteScalar());
+    }
+
+    /// <summary>Current state of rows the agent already matched to its sends.</summary>
+    public IReadOnlyList<ChatMessage> ReadByGuids(IReadOnlyCollection<string> guids)
+    {
+        if (guids.Count == 0)
+            return [];
+        using var c = Open();
+        var result = new List<ChatMessage>(guids.Count);
+        foreach (var chunk in guids.Chunk(400))
+        {
+            using var cmd = c.CreateCommand();
+            var names = chunk.Select((g, i) => { cmd.Parameters.AddWithValue($"@g{i}", g); return $"@g{i}"; });
+            cmd.CommandText = SelectFrom(c) + $" WHERE m.guid IN ({string.Join(",", names)})";
+            result.AddRange(ReadAll(cmd));
+        }
+        return result;
+    }
+
+    /// <summary>Our own sends to <paramref name="handle"/> written at or after <paramref name="since"/>, oldest first.</summary>
+    public IReadOnlyList<ChatMessage> OutgoingTo(string handle, DateTimeOffset since)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = SelectFrom(c) +
+            " WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower)) AND m.date >= @Since AND m.is_from_me = 1 ORDER BY m.ROWID";
+        cmd.Parameters.AddWithValue("@Handle", handle);
+        cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
+        cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
+        var rows = ReadAll(cmd).ToList();
+        // A ghost row may be written without a handle: find empty unjoined rows of that moment too.
+        using var ghosts = c.CreateCommand();
+        ghosts.CommandText = SelectFrom(c) +
+            " WHERE m.date >= @Since AND m.is_from_me = 1 AND (m.handle_id IS NULL OR m.handle_id = 0) ORDER BY m.ROWID";
+        ghosts.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
+        rows.AddRange(ReadAll(ghosts).Where(g => g.IsGhost));
+        return rows.OrderBy(r => r.RowId).ToList();
+    }
+
+    /// <summary>The newest evidence about a handle: the last row that succeeded (or failed with 22) for it.</summary>
+    public ChatMessage? LastEvidenceFor(string handle)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = SelectFrom(c) +
+            """
+             WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower))
+               AND ((m.error = 0 AND (m.is_from_me = 0 OR m.is_delivered = 1)) OR m.error = 22)
+             ORDER BY m.date DESC LIMIT 1
+            """;
+        cmd.Parameters.AddWithValue("@Handle", handle);
+        cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
+        return ReadAll(cmd).FirstOrDefault();
+    }
+
+    private static List<ChatMessage> ReadAll(SqliteCommand cmd)
+    {
+        using var r = cmd.ExecuteReader();
+        var list = new List<ChatMessage>();
+        int Ord(string name) => r.GetOrdinal(name);
+        long Long(string name) => r.IsDBNull(Ord(name)) ? 0 : r.GetInt64(Ord(name));
+        string? Str(string name) => r.IsDBNull(Ord(name)) ? null : r.GetValue(Ord(name)) as string;
+        while (r.Read())
+        {
+            var text = Str("text");
+            if (string.IsNullOrEmpty(text) && !r.IsDBNull(Ord("attributedBody")))
+                text = TypedStreamText.Decode((byte[])r.GetValue(Ord("attributedBody"))) ?? text;
+            list.Add(new ChatMessage(
+                Long("rowid"), Str("guid") ?? "", text, Str("handle"), Str("service"), Long("is_from_me") != 0,
+                Long("error"), Long("is_sent") != 0, Long("is_finished") != 0, Long("is_delivered") != 0,
+                AppleTime.FromAppleValue(Long("date")), AppleTime.FromAppleValue(Long("date_delivered")),
+                AppleTime.FromAppleValue(Long("date_read")), Long("item_type"), Long("associated_message_type"),
+                Long("was_downgraded") != 0, Long("schedule_type"), Long("in_chat") != 0));
+        }
+        return list;
+    }
+}

@@ -1,1 +1,0 @@
-namespace LineAgent.Bridge; internal static class Placeholder {}

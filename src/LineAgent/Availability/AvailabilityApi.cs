@@ -1,0 +1,68 @@
+using LineAgent.Api;
+using LineAgent.Hosting;
+using LineAgent.Messages;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Availability;
+
+public sealed record AvailabilityRequest(IReadOnlyList<string>? Addresses);
+
+internal static class AvailabilityApi
+{
+    public const int MaxAddresses = 1000;
+
+    public static IEndpointRouteBuilder MapAvailability(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/availability").WithTags("Availability");
+        g.MapGet("/", CheckOne).WithName("CheckAvailability");
+        g.MapPost("/", CheckMany).WithName("CheckAvailabilityMany");
+        return app;
+    }
+
+    internal static async Task<Results<Ok<AvailabilityResult>, ValidationProblem>> CheckOne(
+        string? address, AvailabilityService service, IOptions<AgentOptions> agent, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        var normalized = Normalize(address, "address", agent.Value.DefaultRegion, problems);
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+        return TypedResults.Ok(await service.CheckAsync(normalized!, ct));
+    }
+
+    internal static async Task<Results<Ok<IReadOnlyList<AvailabilityResult>>, ValidationProblem>> CheckMany(
+        AvailabilityRequest body, AvailabilityService service, IOptions<AgentOptions> agent, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        if (body.Addresses is null || body.Addresses.Count == 0)
+            problems.Add(new("addresses", "missing_recipient", "addresses must list at least one phone number or email."));
+        else if (body.Addresses.Count > MaxAddresses)
+            problems.Add(new("addresses", "too_many", $"At most {MaxAddresses} addresses per request."));
+        var normalized = (body.Addresses ?? []).Take(MaxAddresses)
+            .Select((a, i) => Normalize(a, $"addresses[{i}]", agent.Value.DefaultRegion, problems)).ToList();
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+        var results = new List<AvailabilityResult>();
+        foreach (var a in normalized.Distinct())
+            results.Add(await service.CheckAsync(a!, ct));
+        return TypedResults.Ok<IReadOnlyList<AvailabilityResult>>(results);
+    }
+
+    private static string? Normalize(string? address, string field, string region, List<FieldProblem> problems)
+    {
+        if (string.IsNullOrWhiteSpace(address))
+        {
+            problems.Add(new(field, "missing_recipient", $"{field} is required: a phone number or an email address."));
+            return null;
+        }
+        if (Recipients.LooksLikeEmail(address))
+        {
+            if (Recipients.TryNormalizeEmail(address, out var email, out var why)) return email;
+            problems.Add(new(field, "invalid_recipient", $"{field} {why}."));
+            return null;
+        }
+        if (Recipients.TryNormalizePhone(address, region, out var e164, out var whyPhone)) return e164;
+        problems.Add(new(field, "invalid_recipient", $"{field} {whyPhone}."));
+        return null;
+    }
+}

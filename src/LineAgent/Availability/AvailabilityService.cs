@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using Dapper;
+using LineAgent.Bridge.ChatDb;
+using LineAgent.Channels;
+using LineAgent.Channels.Messages;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Storage;
+
+namespace LineAgent.Availability;
+
+public static class IMessageAvailability
+{
+    public const string Available = "available";
+    public const string Unavailable = "unavailable";
+    public const string Unknown = "unknown";
+}
+
+public static class AvailabilitySource
+{
+    public const string History = "history";
+    public const string MessagesDb = "messages-db";
+    public const string Probe = "probe";
+    public const string None = "none";
+}
+
+/// <summary>The blue/gray answer for one address, and where it came from.</summary>
+public sealed record AvailabilityResult(string Address, string IMessage, string SendAs, string Source, DateTimeOffset CheckedAt);
+
+/// <summary>
+/// Whether an address has iMessage: first this agent's own delivery history, then Messages' handle
+/// history in chat.db, then the optional probe (Bridge:AvailabilityProbe); answers are cached for
+/// Bridge:AvailabilityTtl. `unknown` when nothing is known.
+/// </summary>
+public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvider time, ILogger<AvailabilityService> log)
+{
+    public async Task<AvailabilityResult> CheckAsync(string address, CancellationToken ct, bool allowProbe = true)
+    {
+        var now = time.GetUtcNow();
+        var (imessage, source, at) = await FromHistoryAsync(address, ct)
+            ?? await FromCacheAsync(address, now, ct)
+            ?? FromMessagesDb(address)
+            ?? (allowProbe ? await FromProbeAsync(address, ct) : null)
+            ?? (IMessageAvailability.Unknown, AvailabilitySource.None, now);
+        if (source is AvailabilitySource.History or AvailabilitySource.MessagesDb or AvailabilitySource.Probe)
+            await CacheAsync(address, imessage, source, at, ct);
+        return new AvailabilityResult(address, imessage, SendAs(address, imessage), source, at);
+    }
+
+    /// <summary>Phone: iMessage unless known unavailable. Email: iMessage only if known available.</summary>
+    public static string SendAs(string address, string imessage) => Recipients.LooksLikeEmail(address)
+        ? imessage == IMessageAvailability.Available ? MessageType.IMessage : MessageType.Email
+        : imessage == IMessageAvailability.Unavailable ? MessageType.Sms : MessageType.IMessage;
+
+    /// <summary>The newest iMessage outcome to this address in our own records: delivered/read → blue, error 22 → gray.</summary>
+    private async Task<(string, string, DateTimeOffset)?> FromHistoryAsync(string address, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var row = await c.QuerySingleOrDefaultAsync<(string Delivery, string Status, string? ErrorCode, long UpdatedAt)>(new CommandDefinition(
+            """
+            SELECT delivery AS Delivery, status AS Status, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
+            WHERE (recipient_phone = @Address OR recipient_email = @Address) AND direction = 'outbound' AND type = 'imessage'
+              AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
+            ORDER BY updated_at DESC LIMIT 1
+            """, new { Address = address }, cancellationToken: ct));
+        if (row.Status is null)
+            return null;
+        var verdict = row.ErrorCode == "imessage_unavailable" ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+        return (verdict, AvailabilitySource.History, Time.FromMs(row.UpdatedAt));
+    }
+
+    private async Task<(string, string, DateTimeOffset)?> FromCacheAsync(string address, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var row = await c.QuerySingleOrDefaultAsync<(string IMessage, string Source, long CheckedAt)>(new CommandDefinition(
+            "SELECT imessage AS IMessage, source AS Source, checked_at AS CheckedAt FROM availability WHERE address = @Address",
+            new { Address = address }, cancellationToken: ct));
+        if (row.IMessage is null || now - Time.FromMs(row.CheckedAt) > bridge.Options.AvailabilityTtl || row.IMessage == IMessageAvailability.Unknown)
+            return null;
+        return (row.IMessage, row.Source, Time.FromMs(row.CheckedAt));
+    }
+
+    private (string, string, DateTimeOffset)? FromMessagesDb(string address)
+    {
+        try
+        {
+            var row = bridge.Reader.LastEvidenceFor(address);
+            if (row is null)
+                return null;
+            var verdict = row.Error == 22 || (row.Error == 0 && row.Service == "SMS")
+                ? IMessageAvailability.Unavailable
+                : row.Service == "iMessage" ? IMessageAvailability.Available : IMessageAvailability.Unknown;
+            return verdict == IMessageAvailability.Unknown ? null : (verdict, AvailabilitySource.MessagesDb, time.GetUtcNow());
+        }
+        catch (ChatDbUnavailableException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<(string, string, DateTimeOffset)?> FromProbeAsync(string address, CancellationToken ct)
+    {
+        var probe = bridge.Options.AvailabilityProbe;
+        if (string.IsNullOrWhiteSpace(probe))
+            return null;
+        var psi = new ProcessStartInfo(probe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(address);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            var output = p.StandardOutput.ReadToEndAsync(ct);
+            var errors = p.StandardError.ReadToEndAsync(ct);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(bridge.Options.ScriptTimeout);
+            try { await p.WaitForExitAsync(timeout.Token); }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                p.Kill(entireProcessTree: true);
+                log.LogWarning("Availability probe timed out for {Address}", address);
+                return null;
+            }
+            _ = await errors;
+            var verdict = (await output).Trim().ToLowerInvariant() switch
+            {
+                "imessage" => IMessageAvailability.Available,
+                "sms" => IMessageAvailability.Unavailable,
+                _ => null,
+            };
+            return verdict is null ? null : (verdict, AvailabilitySource.Probe, time.GetUtcNow());
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            log.LogWarning("Availability probe {Probe} cannot run: {Error}", probe, e.Message);
+            return null;
+        }
+    }
+
+    private async Task CacheAsync(string address, string imessage, string source, DateTimeOffset at, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await c.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO availability (address, imessage, source, checked_at) VALUES (@Address, @IMessage, @Source, @At)
+            ON CONFLICT (address) DO UPDATE SET imessage = excluded.imessage, source = excluded.source, checked_at = excluded.checked_at
+            """, new { Address = address, IMessage = imessage, Source = source, At = Time.ToMs(at) }, cancellationToken: ct));
+    }
+}
+
+/// <summary>`auto` by availability: a phone gets iMessage unless known unavailable, an email only if known available.</summary>
+public sealed class AvailabilityTypeRouter(AvailabilityService availability, ChannelRouter channels) : ITypeRouter
+{
+    public async Task<string> ResolveAutoAsync(LineOptions line, string? phone, string? email, CancellationToken ct)
+    {
+        if (phone is not null)
+        {
+            if (!line.IMessage.Enabled)
+                return MessageType.Sms;
+            var a = await availability.CheckAsync(phone, ct, allowProbe: false);
+            return a.SendAs;
+        }
+        if (email is not null && line.IMessage.Enabled && channels.Resolve(line, MessageType.IMessage) is not UnavailableChannel)
+        {
+            var a = await availability.CheckAsync(email, ct, allowProbe: false);
+            return a.SendAs;
+        }
+        return MessageType.Email;
+    }
+}

@@ -1,0 +1,97 @@
+using LineAgent.Bridge.ChatDb;
+using LineAgent.Bridge.Osascript;
+
+namespace LineAgent.Channels.Messages;
+
+/// <summary>Each part of the Messages path as a named state, as GET /api/lines and /api/status show it.</summary>
+public sealed record MessagesHealthReport(
+    string Messages,        // reachable | not_running | timed_out | not_installed | error
+    string Automation,      // granted | denied | unknown
+    string IMessageAccount, // signed_in | signed_out | missing | unknown
+    string SmsAccount,      // available | missing | unknown
+    string FullDiskAccess,  // granted | denied | missing_db | unknown
+    string? Detail,
+    DateTimeOffset CheckedAt)
+{
+    public bool CanSendIMessage => Messages == "reachable" && IMessageAccount == "signed_in";
+    public bool CanSendSms => Messages == "reachable" && SmsAccount == "available";
+    public bool CanConfirm => FullDiskAccess == "granted";
+
+    /// <summary>Why <paramref name="type"/> cannot go out, or null when it can.</summary>
+    public string? Problem(string type)
+    {
+        if (Automation == "denied")
+            return "Automation permission for Messages is missing: System Settings > Privacy & Security > Automation > allow the agent to control Messages.";
+        if (Messages == "not_installed")
+            return Detail ?? "osascript is not available.";
+        if (Messages != "reachable")
+            return $"Messages is {Messages.Replace('_', ' ')}{(Detail is null ? "" : $": {Detail}")}.";
+        if (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount != "signed_in")
+            return $"No signed-in iMessage account in Messages ({IMessageAccount.Replace('_', ' ')}).";
+        if (type == LineAgent.Messages.MessageType.Sms && SmsAccount != "available")
+            return "No SMS account in Messages: turn on Text Message Forwarding for this Mac on the iPhone.";
+        if (!CanConfirm)
+            return $"chat.db is not readable ({FullDiskAccess.Replace('_', ' ')}): sends cannot be confirmed. Give the agent Full Disk Access.";
+        return null;
+    }
+}
+
+/// <summary>Runs status.applescript and probes chat.db; cached for Bridge:HealthCacheFor so the API stays cheap.</summary>
+public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time)
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private MessagesHealthReport? _cached;
+
+    public async Task<MessagesHealthReport> CheckAsync(CancellationToken ct, bool fresh = false)
+    {
+        var now = time.GetUtcNow();
+        if (!fresh && _cached is { } c && now - c.CheckedAt < bridge.Options.HealthCacheFor)
+            return c;
+        await _gate.WaitAsync(ct);
+        try
+        {
+            if (!fresh && _cached is { } again && time.GetUtcNow() - again.CheckedAt < bridge.Options.HealthCacheFor)
+                return again;
+            _cached = await ProbeAsync(ct);
+            return _cached;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Forget the cached answer (after a send failed in a way that says health changed).</summary>
+    public void Invalidate() => _cached = null;
+
+    private async Task<MessagesHealthReport> ProbeAsync(CancellationToken ct)
+    {
+        var fda = (await Task.Run(bridge.Reader.CheckAccess, ct)) switch
+        {
+            ChatDbAccess.Ok => "granted",
+            ChatDbAccess.Denied => "denied",
+            ChatDbAccess.Missing => "missing_db",
+            _ => "unknown",
+        };
+        if (!bridge.IsConfigured)
+            return new("not_installed", "unknown", "unknown", "unknown", fda, $"{bridge.OsascriptPath} does not exist (Messages needs macOS)", time.GetUtcNow());
+
+        var status = await bridge.Scripts.StatusAsync(ct);
+        var run = status.Run;
+        if (!run.Succeeded)
+        {
+            var (messages, automation) = run.ErrorKind switch
+            {
+                OsaErrorKind.NotAuthorized => ("reachable", "denied"),
+                OsaErrorKind.CantGet => ("not_running", "unknown"),
+                OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout => ("timed_out", "unknown"),
+                OsaErrorKind.LaunchFailed => ("not_installed", "unknown"),
+                _ => ("error", "unknown"),
+            };
+            return new(messages, automation, "unknown", "unknown", fda, run.ErrorText, time.GetUtcNow());
+        }
+        var imessage = status.Account("iMessage") is { } im ? im.IsConnected ? "signed_in" : "signed_out" : "missing";
+        var sms = status.Account("SMS") is { } sm ? sm.Enabled ? "available" : "missing" : "missing";
+        return new("reachable", "granted", imessage, sms, fda, null, time.GetUtcNow());
+    }
+}

@@ -1,0 +1,71 @@
+namespace LineAgent.Delivery;
+
+/// <summary>SQL of the delivery watcher: confirmation, delivery and read receipts, replies.</summary>
+public static class DeliverySql
+{
+    public const string AwaitingConfirmation = """
+        SELECT * FROM messages WHERE status = 'sending' AND channel = 'messages' AND handed_at IS NOT NULL ORDER BY handed_at, seq
+        """;
+
+    public const string Tracked = """
+        SELECT * FROM messages WHERE track_until IS NOT NULL AND track_until > @Now AND channel_ref IS NOT NULL
+        """;
+
+    public const string GuidTaken = "SELECT COUNT(*) FROM messages WHERE channel_ref = @Guid";
+
+    public const string Match = """
+        UPDATE messages SET channel_ref = @Guid, updated_at = @Now
+        WHERE id = @Id AND status = 'sending' AND channel_ref IS NULL
+        RETURNING *
+        """;
+
+    public const string ConfirmSent = """
+        UPDATE messages
+        SET status = 'sent', sent_at = @SentAt, claim = NULL, track_until = @TrackUntil, updated_at = @Now
+        WHERE id = @Id AND status = 'sending'
+        RETURNING *
+        """;
+
+    public const string Fail = """
+        UPDATE messages
+        SET status = 'failed', error_code = @Code, error_message = @Message, channel_error = @ChannelError,
+            claim = NULL, track_until = NULL, fallback_to = @FallbackTo, updated_at = @Now
+        WHERE id = @Id AND status = 'sending'
+        RETURNING *
+        """;
+
+    public const string Delivered = """
+        UPDATE messages SET delivery = 'delivered', delivered_at = @At, updated_at = @Now
+        WHERE id = @Id AND delivery = 'unknown'
+        RETURNING *
+        """;
+
+    public const string Read = """
+        UPDATE messages
+        SET delivery = 'read', read_at = @At, delivered_at = COALESCE(delivered_at, @At), track_until = NULL, updated_at = @Now
+        WHERE id = @Id AND delivery IN ('unknown', 'delivered')
+        RETURNING *
+        """;
+
+    public const string NotDelivered = """
+        UPDATE messages SET delivery = 'not_delivered', channel_error = @ChannelError, track_until = NULL, updated_at = @Now
+        WHERE id = @Id AND delivery <> 'not_delivered'
+        RETURNING *
+        """;
+
+    public const string ExpireTracking = "UPDATE messages SET track_until = NULL WHERE track_until IS NOT NULL AND track_until <= @Now";
+
+    public const string LastOutboundTo = """
+        SELECT * FROM messages
+        WHERE direction = 'outbound' AND status IN ('sent', 'sending', 'failed') AND (recipient_phone = @Address OR recipient_email = @Address)
+        ORDER BY seq DESC LIMIT 1
+        """;
+
+    public const string InboundExists = "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND channel_ref = @Guid";
+
+    public const string GetState = "SELECT value FROM bridge_state WHERE key = @Key";
+
+    public const string SetState = """
+        INSERT INTO bridge_state (key, value) VALUES (@Key, @Value) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+        """;
+}

@@ -1,0 +1,287 @@
+using Dapper;
+using LineAgent.Bridge.ChatDb;
+using LineAgent.Channels.Messages;
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Scheduling;
+using LineAgent.Storage;
+using LineAgent.Suppressions;
+using Microsoft.Extensions.Options;
+using DeliveryState = LineAgent.Messages.Delivery;
+
+namespace LineAgent.Delivery;
+
+/// <summary>
+/// Reads Messages' chat.db as it changes: confirms our sends (matched row → `sent`, its guid kept),
+/// records delivered/read, fails what Messages failed (22 → imessage_unavailable, then an SMS fallback
+/// where the line allows it), fails sends nobody confirms within Bridge:ConfirmTimeout, and takes in replies.
+/// </summary>
+public sealed class DeliveryWatcher(
+    MessagesBridge bridge,
+    MessageStore store,
+    MessageNotifier notifier,
+    LineRegistry lines,
+    DispatchSignal dispatch,
+    ReplyIntake replies,
+    IOptions<AgentOptions> agent,
+    TimeProvider time,
+    ILogger<DeliveryWatcher> log) : BackgroundService
+{
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private string? _lastProblem;
+
+    /// <summary>How many passes have completed; lets tests wait for "the watcher has looked".</summary>
+    public long Passes { get; private set; }
+
+    public void Wake()
+    {
+        try { if (_wake.CurrentCount == 0) _wake.Release(); }
+        catch (SemaphoreFullException) { }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (agent.Value.DryRun || !bridge.IsConfigured)
+        {
+            log.LogInformation("Delivery watcher idle: {Reason}", agent.Value.DryRun ? "dry run" : $"{bridge.OsascriptPath} not found");
+            return;
+        }
+        using var watcher = new ChatDbWatcher(bridge.Reader.Path, bridge.Options.WatchDebounce);
+        watcher.Changed += Wake;
+        notifier.Changed += OnMessageChanged;
+        log.LogInformation("Delivery watcher: reading {ChatDb} (file events: {Watching})", bridge.Reader.Path, watcher.IsWatching);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                TimeSpan nextCheck;
+                try
+                {
+                    nextCheck = await PassAsync(stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e)
+                {
+                    log.LogError(e, "Delivery watcher pass failed");
+                    nextCheck = bridge.Options.PollInterval;
+                }
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                var timer = Task.Delay(nextCheck, time, cts.Token);
+                await Task.WhenAny(_wake.WaitAsync(cts.Token), timer);
+                cts.Cancel();
+            }
+        }
+        finally
+        {
+            notifier.Changed -= OnMessageChanged;
+        }
+    }
+
+    private void OnMessageChanged(MessageRow row)
+    {
+        if (row.Channel == MessagesChannel.ChannelName && row.Status == MessageStatus.Sending && row.HandedAt is not null)
+            Wake();
+    }
+
+    /// <summary>One look at chat.db. Returns how long to wait before the next unprompted look.</summary>
+    internal async Task<TimeSpan> PassAsync(CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var poll = bridge.Options.PollInterval;
+        List<MessageRow> awaiting;
+        await using (var c = await store.Db.OpenAsync(ct))
+            awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
+
+        try
+        {
+            await MatchNewSendsAsync(awaiting, ct);
+            await ApplyChatDbStateAsync(ct);
+            await replies.TakeInAsync(ct);
+            _lastProblem = null;
+        }
+        catch (ChatDbUnavailableException e)
+        {
+            if (_lastProblem != e.Message)
+                log.LogWarning("chat.db unreadable: {Problem}. Sends cannot be confirmed and will fail as unconfirmed.", e.Message);
+            _lastProblem = e.Message;
+        }
+
+        await FailUnconfirmedAsync(now, ct);
+        await using (var c = await store.Db.OpenAsync(ct))
+            await c.ExecuteAsync(new CommandDefinition(DeliverySql.ExpireTracking, new { Now = Time.ToMs(now) }, cancellationToken: ct));
+        Passes++;
+
+        // Wake in time for the next confirmation deadline.
+        await using (var c = await store.Db.OpenAsync(ct))
+        {
+            var oldest = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
+                "SELECT MIN(handed_at) FROM messages WHERE status = 'sending' AND channel = 'messages'", cancellationToken: ct));
+            if (oldest is { } h)
+            {
+                var deadline = Time.FromMs(h) + bridge.Options.ConfirmTimeout - time.GetUtcNow();
+                if (deadline < poll) poll = deadline < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50) : deadline;
+            }
+        }
+        return poll;
+    }
+
+    /// <summary>Finds the chat.db row of each send not yet matched: ours, to that handle, same text, written since the hand-off.</summary>
+    private async Task MatchNewSendsAsync(List<MessageRow> awaiting, CancellationToken ct)
+    {
+        var claimedThisPass = new HashSet<string>();
+        foreach (var m in awaiting.Where(m => m.ChannelRef is null))
+        {
+            var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
+            var candidates = bridge.Reader.OutgoingTo(m.Recipient, since)
+                .Where(r => (r.IsPlainMessage && SameText(r.Text, m.Content)) || r.IsGhost)
+                .ToList();
+            foreach (var row in candidates)
+            {
+                if (claimedThisPass.Contains(row.Guid) || await GuidTakenAsync(row.Guid, ct))
+                    continue;
+                var matched = await store.TransitionAsync(DeliverySql.Match, new { m.Id, Guid = row.Guid, Now = NowMs },
+                    code: "matched", detail: $"chat.db row {row.RowId} ({row.Service}) guid {row.Guid}", ct: ct);
+                if (matched is not null)
+                    claimedThisPass.Add(row.Guid);
+                break;
+            }
+        }
+    }
+
+    private async Task ApplyChatDbStateAsync(CancellationToken ct)
+    {
+        List<MessageRow> ours;
+        await using (var c = await store.Db.OpenAsync(ct))
+        {
+            ours = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct)))
+                .Where(m => m.ChannelRef is not null).ToList();
+            ours.AddRange(await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.Tracked, new { Now = NowMs }, cancellationToken: ct)));
+        }
+        if (ours.Count == 0)
+            return;
+        var rows = bridge.Reader.ReadByGuids(ours.Select(m => m.ChannelRef!).Distinct().ToList()).ToDictionary(r => r.Guid);
+        foreach (var m in ours.DistinctBy(m => m.Id))
+            if (rows.TryGetValue(m.ChannelRef!, out var row))
+                await ApplyAsync(m, row, ct);
+    }
+
+    internal async Task ApplyAsync(MessageRow m, ChatMessage row, CancellationToken ct)
+    {
+        if (m.Status == MessageStatus.Sending)
+        {
+            if (row.IsGhost)
+            {
+                await FailAsync(m, "ghost_row", 0,
+                    "Messages reported success but wrote an empty SMS row outside any chat (a known macOS 26 fault); it was not delivered.", ct);
+                return;
+            }
+            if (row.Error != 0)
+            {
+                await FailWithErrorAsync(m, row, ct);
+                return;
+            }
+            if (!row.IsConfirmedSent)
+                return;
+            var sent = await store.TransitionAsync(DeliverySql.ConfirmSent, new
+            {
+                m.Id, SentAt = Time.ToMs(row.Date ?? time.GetUtcNow()), Now = NowMs,
+                TrackUntil = Time.ToMs(time.GetUtcNow() + bridge.Options.TrackDeliveryFor),
+            }, code: "confirmed", detail: $"confirmed by chat.db ({row.Service}{(row.WasDowngraded ? ", downgraded to SMS" : "")})", ct: ct);
+            if (sent is null)
+                return;
+            m = sent;
+        }
+
+        if (m.Status != MessageStatus.Sent)
+            return;
+        if (row.Error != 0 && m.Delivery != DeliveryState.NotDelivered)
+        {
+            await store.TransitionAsync(DeliverySql.NotDelivered, new { m.Id, ChannelError = row.Error, Now = NowMs },
+                code: ErrorCodeFor(row.Error), detail: $"Messages reported error {row.Error} after sending", eventStatus: DeliveryState.NotDelivered, ct: ct);
+            return;
+        }
+        if (row.DateRead is { } readAt && m.Delivery != DeliveryState.Read)
+        {
+            await store.TransitionAsync(DeliverySql.Read, new { m.Id, At = Time.ToMs(readAt), Now = NowMs },
+                detail: "read (chat.db date_read)", eventStatus: DeliveryState.Read, ct: ct);
+            return;
+        }
+        if (row.IsDelivered && m.Delivery == DeliveryState.Unknown)
+            await store.TransitionAsync(DeliverySql.Delivered, new { m.Id, At = Time.ToMs(row.DateDelivered ?? time.GetUtcNow()), Now = NowMs },
+                detail: "delivered (chat.db is_delivered)", eventStatus: DeliveryState.Delivered, ct: ct);
+    }
+
+    private async Task FailWithErrorAsync(MessageRow m, ChatMessage row, CancellationToken ct)
+    {
+        var code = ErrorCodeFor(row.Error);
+        var reason = row.Error == 22
+            ? $"Messages error 22: {m.Recipient} does not use iMessage."
+            : $"Messages error {row.Error}: the send failed.";
+        var line = lines.Find(m.LineId);
+        var fallback = row.Error == 22 && m.Type == Messages.MessageType.IMessage && m.RecipientPhone is not null
+            && line is { FallbackToSms: true, Sms.Enabled: true };
+        if (!fallback)
+        {
+            await FailAsync(m, code, row.Error,
+                reason + (row.Error == 22 && m.Type == Messages.MessageType.IMessage
+                    ? m.RecipientPhone is null ? " No phone number to fall back to SMS." : $" Line '{m.LineId}' does not fall back to SMS."
+                    : ""), ct);
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        var sms = new MessageRow
+        {
+            Id = Ids.New("msg", now), Content = m.Content, Type = Messages.MessageType.Sms, RequestedType = m.RequestedType,
+            Status = MessageStatus.Queued, LineId = m.LineId, LeadId = m.LeadId, BatchId = m.BatchId,
+            RecipientPhone = m.RecipientPhone, RecipientEmail = m.RecipientEmail, RecipientName = m.RecipientName,
+            DueAt = Time.ToMs(now), CreatedAt = Time.ToMs(now), UpdatedAt = Time.ToMs(now), FallbackFrom = m.Id, DryRun = m.DryRun,
+        };
+        var done = await store.TransitionAndInsertAsync(DeliverySql.Fail, new
+        {
+            m.Id, Code = code, Message = reason + $" Sent again as SMS: {sms.Id}.", ChannelError = row.Error, FallbackTo = sms.Id, Now = NowMs,
+        }, sms, $"SMS fallback for {m.Id} (iMessage error 22)", ct: ct);
+        if (done is not null)
+        {
+            log.LogInformation("{Id}: no iMessage for {Recipient}; falling back to SMS {Sms}", m.Id, m.Recipient, sms.Id);
+            dispatch.Notify(sms.LineId);
+        }
+    }
+
+    private Task<MessageRow?> FailAsync(MessageRow m, string code, long channelError, string message, CancellationToken ct) =>
+        store.TransitionAsync(DeliverySql.Fail, new { m.Id, Code = code, Message = message, ChannelError = channelError, FallbackTo = (string?)null, Now = NowMs }, ct: ct);
+
+    private async Task FailUnconfirmedAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        List<MessageRow> awaiting;
+        await using (var c = await store.Db.OpenAsync(ct))
+            awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
+        var timeout = bridge.Options.ConfirmTimeout;
+        foreach (var m in awaiting.Where(m => now - Time.FromMs(m.HandedAt!.Value) >= timeout))
+            await store.TransitionAsync(DeliverySql.Fail, new
+            {
+                m.Id, Code = "unconfirmed", ChannelError = (long?)null, FallbackTo = (string?)null, Now = NowMs,
+                Message = m.ChannelRef is null
+                    ? $"Messages accepted the send but no matching row appeared in chat.db within {timeout.TotalSeconds:0} s. It may or may not have gone out; it is not resent automatically."
+                    : $"chat.db has the row ({m.ChannelRef}) but Messages did not mark it sent within {timeout.TotalSeconds:0} s. Not resent automatically.",
+            }, ct: ct);
+    }
+
+    public static string ErrorCodeFor(long error) => error == 22 ? "imessage_unavailable" : "messages_error";
+
+    private static bool SameText(string? a, string b) => Normalize(a) == Normalize(b);
+
+    private static string Normalize(string? s) => (s ?? "").Replace("\r\n", "\n").Replace('\r', '\n').Trim();
+
+    private async Task<bool> GuidTakenAsync(string guid, CancellationToken ct)
+    {
+        await using var c = await store.Db.OpenAsync(ct);
+        return await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.GuidTaken, new { Guid = guid }, cancellationToken: ct)) > 0;
+    }
+
+    private long NowMs => Time.ToMs(time.GetUtcNow());
+}

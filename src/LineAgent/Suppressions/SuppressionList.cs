@@ -1,0 +1,97 @@
+using System.Data;
+using Dapper;
+using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Suppressions;
+
+public sealed class SuppressionRow
+{
+    public string Address { get; set; } = "";
+    public string Reason { get; set; } = "";
+    public string Source { get; set; } = "";
+    public string? MessageId { get; set; }
+    public long CreatedAt { get; set; }
+}
+
+public sealed record SuppressionDto(string Address, string Reason, string Source, string? MessageId, DateTimeOffset CreatedAt)
+{
+    public static SuppressionDto From(SuppressionRow r) => new(r.Address, r.Reason, r.Source, r.MessageId, Time.FromMs(r.CreatedAt));
+}
+
+/// <summary>One opt-out list for every channel: phones in E.164, emails in lower case.</summary>
+public sealed class SuppressionList(Db db, TimeProvider time)
+{
+    public static class Sources
+    {
+        public const string Reply = "reply";
+        public const string Twilio = "twilio";
+        public const string Api = "api";
+    }
+
+    public async Task<bool> IsSuppressedAsync(string? address, CancellationToken ct = default)
+    {
+        if (string.IsNullOrEmpty(address))
+            return false;
+        await using var c = await db.OpenAsync(ct);
+        return await c.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM suppressions WHERE address = @Address", new { Address = Key(address) }, cancellationToken: ct)) > 0;
+    }
+
+    /// <summary>Adds (or keeps) an address; returns true when it was not suppressed before.</summary>
+    public async Task<bool> AddAsync(string address, string reason, string source, string? messageId, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await AddAsync(c, null, address, reason, source, messageId, Time.ToMs(time.GetUtcNow()));
+    }
+
+    public static async Task<bool> AddAsync(SqliteConnection c, IDbTransaction? tx, string address, string reason, string source, string? messageId, long now) =>
+        await c.ExecuteAsync(
+            """
+            INSERT INTO suppressions (address, reason, source, message_id, created_at) VALUES (@Address, @Reason, @Source, @MessageId, @Now)
+            ON CONFLICT (address) DO NOTHING
+            """,
+            new { Address = Key(address), Reason = reason, Source = source, MessageId = messageId, Now = now }, tx) > 0;
+
+    public async Task<bool> RemoveAsync(string address, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await RemoveAsync(c, null, address);
+    }
+
+    public static async Task<bool> RemoveAsync(SqliteConnection c, IDbTransaction? tx, string address) =>
+        await c.ExecuteAsync("DELETE FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
+
+    public async Task<SuppressionRow?> GetAsync(string address, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.QuerySingleOrDefaultAsync<SuppressionRow>(new CommandDefinition(
+            "SELECT * FROM suppressions WHERE address = @Address", new { Address = Key(address) }, cancellationToken: ct));
+    }
+
+    public async Task<IReadOnlyList<SuppressionRow>> ListAsync(string? after, int limit, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return (await c.QueryAsync<SuppressionRow>(new CommandDefinition(
+            "SELECT * FROM suppressions WHERE @After IS NULL OR address > @After ORDER BY address LIMIT @Limit",
+            new { After = after, Limit = limit }, cancellationToken: ct))).AsList();
+    }
+
+    /// <summary>Emails compare case-insensitively; phones are already E.164.</summary>
+    public static string Key(string address) => address.Contains('@') ? address.Trim().ToLowerInvariant() : address.Trim();
+}
+
+/// <summary>STOP-style replies (US carrier and CTIA keywords), and START to opt back in.</summary>
+public static class OptOutKeywords
+{
+    private static readonly HashSet<string> Stop = new(StringComparer.OrdinalIgnoreCase) { "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT" };
+    private static readonly HashSet<string> Start = new(StringComparer.OrdinalIgnoreCase) { "START", "UNSTOP" };
+
+    public enum Kind { None, OptOut, OptIn }
+
+    public static Kind Classify(string? text)
+    {
+        var word = (text ?? "").Trim().TrimEnd('.', '!', ' ').Trim();
+        return Stop.Contains(word) ? Kind.OptOut : Start.Contains(word) ? Kind.OptIn : Kind.None;
+    }
+}

@@ -1,0 +1,75 @@
+using LineAgent.Api;
+using LineAgent.Hosting;
+using LineAgent.Messages;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Suppressions;
+
+public sealed record AddSuppressionRequest(string? Address, string? Reason);
+
+public sealed record SuppressionPage(IReadOnlyList<SuppressionDto> Items, string? NextCursor);
+
+internal static class SuppressionsApi
+{
+    public static IEndpointRouteBuilder MapSuppressions(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/suppressions").WithTags("Suppressions");
+        g.MapGet("/", List).WithName("ListSuppressions");
+        g.MapGet("/{address}", Get).WithName("GetSuppression");
+        g.MapPost("/", Add).WithName("AddSuppression");
+        g.MapDelete("/{address}", Remove).WithName("RemoveSuppression");
+        return app;
+    }
+
+    internal static async Task<Results<Ok<SuppressionPage>, ValidationProblem>> List(string? cursor, int? limit, SuppressionList list, CancellationToken ct)
+    {
+        var take = limit ?? 50;
+        if (take is < 1 or > MessageFilter.MaxLimit)
+            return Problems.Validation([new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")]);
+        var rows = await list.ListAsync(cursor, take + 1, ct);
+        var more = rows.Count > take;
+        var items = rows.Take(take).Select(SuppressionDto.From).ToList();
+        return TypedResults.Ok(new SuppressionPage(items, more ? items[^1].Address : null));
+    }
+
+    internal static async Task<Results<Ok<SuppressionDto>, ValidationProblem, ProblemHttpResult>> Get(
+        string address, SuppressionList list, IOptions<AgentOptions> agent, CancellationToken ct)
+    {
+        if (Normalize(address, agent.Value.DefaultRegion) is not { } key)
+            return Problems.Validation([new("address", "invalid_recipient", $"'{address}' is not a phone number or email address.")]);
+        return await list.GetAsync(key, ct) is { } row
+            ? TypedResults.Ok(SuppressionDto.From(row))
+            : Problems.NotFound("suppression_not_found", $"{key} is not suppressed.");
+    }
+
+    internal static async Task<Results<Created<SuppressionDto>, ValidationProblem>> Add(
+        AddSuppressionRequest body, SuppressionList list, IOptions<AgentOptions> agent, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        var key = string.IsNullOrWhiteSpace(body.Address) ? null : Normalize(body.Address, agent.Value.DefaultRegion);
+        if (key is null)
+            problems.Add(new("address", body.Address is null ? "missing_recipient" : "invalid_recipient",
+                "address must be a phone number (E.164 or national) or an email address."));
+        if (body.Reason is { Length: > 500 })
+            problems.Add(new("reason", "invalid_reason", "reason is longer than 500 characters."));
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+        await list.AddAsync(key!, body.Reason ?? "added through the API", SuppressionList.Sources.Api, null, ct);
+        var row = (await list.GetAsync(key!, ct))!;
+        return TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(key!)}", SuppressionDto.From(row));
+    }
+
+    internal static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> Remove(
+        string address, SuppressionList list, IOptions<AgentOptions> agent, CancellationToken ct)
+    {
+        if (Normalize(address, agent.Value.DefaultRegion) is not { } key)
+            return Problems.Validation([new("address", "invalid_recipient", $"'{address}' is not a phone number or email address.")]);
+        return await list.RemoveAsync(key, ct) ? TypedResults.NoContent() : Problems.NotFound("suppression_not_found", $"{key} is not suppressed.");
+    }
+
+    public static string? Normalize(string address, string region) =>
+        Recipients.LooksLikeEmail(address)
+            ? Recipients.TryNormalizeEmail(address, out var e, out _) ? e : null
+            : Recipients.TryNormalizePhone(address, region, out var p, out _) ? p : null;
+}
