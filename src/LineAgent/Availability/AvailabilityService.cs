@@ -25,7 +25,8 @@ public static class AvailabilitySource
 }
 
 /// <summary>The blue/gray answer for one address, and where it came from.</summary>
-public sealed record AvailabilityResult(string Address, string IMessage, string SendAs, string Source, DateTimeOffset CheckedAt);
+public sealed record AvailabilityResult(
+    string Address, [property: System.Text.Json.Serialization.JsonPropertyName("imessage")] string IMessage, string SendAs, string Source, DateTimeOffset CheckedAt);
 
 /// <summary>
 /// Whether an address has iMessage: first this agent's own delivery history, then Messages' handle

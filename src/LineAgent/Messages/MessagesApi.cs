@@ -26,6 +26,7 @@ internal static class MessagesApi
             .Produces(200, contentType: "text/csv").Produces(200, contentType: "application/x-ndjson");
         g.MapGet("/{id}", Get).WithName("GetMessage");
         g.MapGet("/{id}/events", Events).WithName("GetMessageEvents");
+        g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies");
         g.MapPatch("/{id}", Update).WithName("UpdateMessage");
         g.MapPost("/{id}/cancel", Cancel).WithName("CancelMessage");
         g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(500);
@@ -175,6 +176,16 @@ internal static class MessagesApi
             return MessageNotFound(id);
         var events = await store.EventsAsync(id, ct);
         return TypedResults.Ok<IReadOnlyList<MessageEventDto>>(events.Select(MessageEventDto.From).ToList());
+    }
+
+    internal static async Task<Results<Ok<IReadOnlyList<MessageDto>>, ProblemHttpResult>> Replies(string id, MessageStore store, CancellationToken ct)
+    {
+        if (await store.GetAsync(id, ct) is null)
+            return MessageNotFound(id);
+        await using var c = await store.Db.OpenAsync(ct);
+        var rows = await c.QueryAsync<MessageRow>(new CommandDefinition(
+            "SELECT * FROM messages WHERE reply_to = @Id AND direction = 'inbound' ORDER BY seq", new { Id = id }, cancellationToken: ct));
+        return TypedResults.Ok<IReadOnlyList<MessageDto>>(rows.Select(MessageDto.From).ToList());
     }
 
     internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(

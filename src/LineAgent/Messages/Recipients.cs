@@ -43,7 +43,10 @@ public static class Recipients
         }
     }
 
-    /// <summary>A single bare address such as ana@example.com, lower-cased domain.</summary>
+    /// <summary>
+    /// A single bare address such as ana@example.com, lower-cased whole: Messages stores handles that way
+    /// and opt-outs, availability and replies must match however the caller spelled it.
+    /// </summary>
     public static bool TryNormalizeEmail(string input, out string address, out string problem)
     {
         address = "";
@@ -62,7 +65,7 @@ public static class Recipients
             problem = $"'{input}' is not an email address (it needs a user and a domain such as example.com)";
             return false;
         }
-        address = mailbox.Address[..at] + "@" + mailbox.Address[(at + 1)..].ToLowerInvariant();
+        address = mailbox.Address.ToLowerInvariant();
         return true;
     }
 

@@ -36,12 +36,25 @@ public sealed record SendAnswer(int Status, MessageDto Message)
 /// <summary>Waits (up to Api:SendWaitSeconds) for a send-now message to settle, then says how it stands.</summary>
 public sealed class SendResponder(MessageStore store, MessageNotifier notifier, TimeProvider time, IOptions<ApiOptions> api)
 {
+    /// <summary>
+    /// Waits for the message to settle. An iMessage that failed and fell back to SMS is followed to its
+    /// fallback, and the answer is the SMS (whose fallbackFrom names the failed iMessage).
+    /// </summary>
     public async Task<SendAnswer> AwaitAsync(string id, CancellationToken ct)
     {
-        var row = await notifier.WaitAsync(id,
-            async () => await store.GetAsync(id, ct) ?? throw new InvalidOperationException($"message {id} vanished"),
-            IsSettled, TimeSpan.FromSeconds(api.Value.SendWaitSeconds), time, ct);
+        var deadline = time.GetUtcNow() + TimeSpan.FromSeconds(api.Value.SendWaitSeconds);
+        var row = await WaitOneAsync(id, deadline, ct);
+        while (row.Status == MessageStatus.Failed && row.FallbackTo is { } next)
+            row = await WaitOneAsync(next, deadline, ct);
         return Answer(row);
+    }
+
+    private Task<MessageRow> WaitOneAsync(string id, DateTimeOffset deadline, CancellationToken ct)
+    {
+        var left = deadline - time.GetUtcNow();
+        return notifier.WaitAsync(id,
+            async () => await store.GetAsync(id, ct) ?? throw new InvalidOperationException($"message {id} vanished"),
+            IsSettled, left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
     }
 
     public static bool IsSettled(MessageRow r) =>

@@ -23,8 +23,9 @@ public sealed class AgentFactory : WebApplicationFactory<Program>
     private readonly Action<IServiceCollection>? _services;
 
     public AgentFactory(TempDir? dir = null, FakeTimeProvider? time = null, IDictionary<string, string?>? settings = null,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null, bool systemClock = false)
     {
+        SystemClock = systemClock;
         Dir = dir ?? new TempDir();
         OwnsDir = dir is null;
         Time = time ?? new FakeTimeProvider(Epoch);
@@ -42,6 +43,8 @@ public sealed class AgentFactory : WebApplicationFactory<Program>
     }
 
     public TempDir Dir { get; }
+    /// <summary>Real time, for tests against processes that write real timestamps (the Messages emulator).</summary>
+    public bool SystemClock { get; }
     private bool OwnsDir { get; }
     public FakeTimeProvider Time { get; }
     public string Token => _settings["Api:Token"] ?? Services.GetRequiredService<ApiToken>().Value;
@@ -53,7 +56,8 @@ public sealed class AgentFactory : WebApplicationFactory<Program>
         builder.ConfigureAppConfiguration((_, c) => c.AddInMemoryCollection(_settings));
         builder.ConfigureTestServices(s =>
         {
-            s.AddSingleton<TimeProvider>(Time);
+            if (!SystemClock)
+                s.AddSingleton<TimeProvider>(Time);
             _services?.Invoke(s);
         });
     }

@@ -7,6 +7,7 @@ ALTER TABLE messages ADD COLUMN track_until INTEGER;         -- watch chat.db fo
 
 CREATE INDEX ix_messages_track ON messages(track_until) WHERE track_until IS NOT NULL;
 CREATE INDEX ix_messages_channel_ref ON messages(channel_ref) WHERE channel_ref IS NOT NULL;
+CREATE INDEX ix_messages_reply_to ON messages(reply_to) WHERE reply_to IS NOT NULL;
 
 CREATE TABLE suppressions (
     address     TEXT    PRIMARY KEY,          -- E.164 phone or lower-case email

@@ -1,0 +1,318 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Bridge;
+
+/// <summary>
+/// The agent through its HTTP API, with the Messages emulator as its osascript writing into a chat.db
+/// made from Apple's schema. Real time: the emulator writes real timestamps.
+/// </summary>
+public sealed class MessagesEndToEndTests
+{
+    private TempDir _dir = null!;
+    private MessagesEmulator _messages = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = new TempDir();
+    }
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    private AgentFactory Agent(int macOs = 26, IDictionary<string, string?>? extra = null, TimeSpan? confirmTimeout = null, TimeSpan? scriptTimeout = null)
+    {
+        _messages = new MessagesEmulator(_dir.File("messages"), macOs);
+        var settings = _messages.Settings(confirmTimeout, scriptTimeout);
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+            settings[k] = v;
+        return new AgentFactory(settings: settings, systemClock: true);
+    }
+
+    private static Task<JsonObject> Until(HttpClient api, string id, Func<JsonObject, bool> done, string what) =>
+        Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, done, what, TimeSpan.FromSeconds(30));
+
+    [TestCase(15)]
+    [TestCase(26)]
+    public async Task IMessage_ShouldBeConfirmedThenDeliveredThenRead(int macOs)
+    {
+        using var agent = Agent(macOs);
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 200, deliverDelayMs = 200, readDelayMs = 200 });
+
+        var m = await (await api.SendMessageAsync(new { content = "Hi Ana, it's Sam", type = "imessage", recipientPhone = "+12025550123" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(m.Str("status"), Is.EqualTo("sent"), "the send-now answer waits for chat.db to confirm");
+        Assert.That(m.Str("channel"), Is.EqualTo("messages"));
+        Assert.That(m.Str("channelRef"), Does.Match("^[0-9A-F-]{36}$"), "the Messages guid");
+        var read = await Until(api, m.Str("id"), x => x.Str("delivery") == "read", "read");
+        Assert.That(read.Str("deliveredAt"), Is.Not.Null);
+        Assert.That(DateTimeOffset.Parse(read.Str("readAt")), Is.GreaterThanOrEqualTo(DateTimeOffset.Parse(read.Str("sentAt"))));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/events"))!.Select(e => e.Str("status")).ToList();
+        Assert.That(events.Distinct(), Is.EqualTo(new[] { "queued", "sending", "sent", "delivered", "read" }));
+
+        var sends = _messages.Calls().Where(c => c.Script == "send.applescript").ToList();
+        Assert.That(sends, Has.Count.EqualTo(1));
+        Assert.That(sends[0].Argv.Select(MessagesEmulator.Utf8), Is.EqualTo(new[] { "iMessage", "+12025550123", "Hi Ana, it's Sam" }));
+    }
+
+    [Test]
+    public async Task IMessageToANumberWithoutIMessage_ShouldFailWith22_AndGoOutAsSms()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 200 });
+
+        var answer = await (await api.SendMessageAsync(new { content = "Are you free Friday?", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(answer.Str("type"), Is.EqualTo("sms"), "the answer is the SMS that went out instead");
+        Assert.That(answer.Str("status"), Is.EqualTo("sent"));
+        var original = await api.GetJsonAsync($"/api/messages/{answer.Str("fallbackFrom")}");
+        Assert.That(original.Str("type"), Is.EqualTo("imessage"));
+        Assert.That(original.Str("status"), Is.EqualTo("failed"));
+        Assert.That(original["error"].Str("code"), Is.EqualTo("imessage_unavailable"));
+        Assert.That(original["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(22));
+        Assert.That(original.Str("fallbackTo"), Is.EqualTo(answer.Str("id")));
+        Assert.That(_messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[0])),
+            Is.EqualTo(new[] { "iMessage", "SMS" }));
+
+        // Availability learned from it: gray, send as SMS.
+        var availability = await api.GetJsonAsync("/api/availability?address=%2B12025550199");
+        Assert.That(availability.Str("imessage"), Is.EqualTo("unavailable"));
+        Assert.That(availability.Str("sendAs"), Is.EqualTo("sms"));
+        Assert.That(availability.Str("source"), Is.EqualTo("history"));
+
+        // And `auto` now picks SMS for that number from the start.
+        var auto = await (await api.SendMessageAsync(new { content = "Second try", recipientPhone = "+12025550199" })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(auto.Str("type"), Is.EqualTo("sms"));
+        Assert.That(auto.StrOrNull("fallbackFrom"), Is.Null);
+    }
+
+    [Test]
+    public async Task IMessageWithout22Fallback_ShouldAnswer500_WhenTheLineDoesNotFallBack()
+    {
+        using var agent = Agent(extra: new Dictionary<string, string?> { ["Lines:0:Id"] = "mac", ["Lines:0:FallbackToSms"] = "false" });
+        using var api = agent.Api();
+        _messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 100 });
+
+        var problem = await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        Assert.That(problem.Str("code"), Is.EqualTo("delivery_failed"));
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("imessage_unavailable"));
+        Assert.That(problem["message"]!["error"].Str("message"), Does.Contain("does not fall back"));
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Availability_ShouldBeBlueAfterADelivery_UnknownWhenNothingIsKnown_AndReadMessagesHistory()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 100, deliverDelayMs = 100 });
+
+        var unknown = await api.GetJsonAsync("/api/availability?address=%2B12025550111");
+        Assert.That((unknown.Str("imessage"), unknown.Str("source"), unknown.Str("sendAs")), Is.EqualTo(("unknown", "none", "imessage")));
+        var email = await api.GetJsonAsync("/api/availability?address=Ana@Example.com");
+        Assert.That((email.Str("address"), email.Str("sendAs")), Is.EqualTo(("ana@example.com", "email")));
+
+        var m = await (await api.SendMessageAsync(new { content = "hello", recipientPhone = "+12025550111" })).ExpectAsync(HttpStatusCode.Created);
+        await Until(api, m.Str("id"), x => x.Str("delivery") == "delivered", "delivered");
+        var blue = await api.GetJsonAsync("/api/availability?address=%2B12025550111");
+        Assert.That((blue.Str("imessage"), blue.Str("source")), Is.EqualTo(("available", "history")));
+
+        // Someone who wrote to this Mac over iMessage before the agent existed: chat.db knows.
+        _messages.Incoming("+12025550222", "hey", "iMessage");
+        var fromDb = await api.GetJsonAsync("/api/availability?address=%2B12025550222");
+        Assert.That((fromDb.Str("imessage"), fromDb.Str("source")), Is.EqualTo(("available", "messages-db")));
+
+        var many = await (await api.PostAsJsonAsync("/api/availability", new { addresses = new[] { "+12025550111", "(202) 555-0222", "nope" } }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(many.ProblemFields(), Is.EqualTo(new[] { "addresses[2]" }));
+    }
+
+    [Test]
+    public async Task StopReply_ShouldBeStoredAsAReply_AndSuppressTheAddress()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 100 });
+        var m = await (await api.SendMessageAsync(new { content = "Our offer ends Friday", recipientPhone = "+12025550133" })).ExpectAsync(HttpStatusCode.Created);
+
+        _messages.Incoming("+12025550133", "STOP", "iMessage");
+        var suppression = await Eventually.ValueAsync(async () =>
+        {
+            var r = await api.GetAsync("/api/suppressions/%2B12025550133");
+            return r.IsSuccessStatusCode ? await r.JsonAsync() : null;
+        }, _ => true, "suppression", TimeSpan.FromSeconds(30));
+        Assert.That(suppression.Str("source"), Is.EqualTo("reply"));
+
+        var replies = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/replies"))!;
+        Assert.That(replies.Single().Str("content"), Is.EqualTo("STOP"));
+        Assert.That(replies.Single().Str("direction"), Is.EqualTo("inbound"));
+        var inbound = await api.GetJsonAsync("/api/messages?direction=inbound");
+        Assert.That(inbound["items"]!.AsArray().Single()!.Str("replyTo"), Is.EqualTo(m.Str("id")));
+
+        var blocked = await (await api.SendMessageAsync(new { content = "One more thing", recipientPhone = "+12025550133" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(blocked["message"]!["error"].Str("code"), Is.EqualTo("suppressed"));
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "nothing was sent to a suppressed address");
+
+        _messages.Incoming("+12025550133", "START", "iMessage");
+        await Eventually.TrueAsync(async () => (await api.GetAsync("/api/suppressions/%2B12025550133")).StatusCode == HttpStatusCode.NotFound,
+            "opted back in", TimeSpan.FromSeconds(30));
+    }
+
+    [Test]
+    public async Task RepliesFromStrangers_ShouldNotBeStored()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 100 });
+        var m = await (await api.SendMessageAsync(new { content = "hello", recipientPhone = "+12025550144" })).ExpectAsync(HttpStatusCode.Created);
+        _messages.Incoming("+19995550000", "who is this?", "SMS");
+        _messages.Incoming("+12025550144", "Thanks, got it", "SMS");
+
+        var reply = await Eventually.ValueAsync(async () =>
+            (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/replies"))!.FirstOrDefault(), _ => true, "reply");
+        Assert.That((reply.Str("content"), reply.Str("type")), Is.EqualTo(("Thanks, got it", "sms")));
+        var inbound = await api.GetJsonAsync("/api/messages?direction=inbound");
+        Assert.That(inbound["items"]!.AsArray(), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task HangingMessages_ShouldBeKilledAtTheTimeout_RestartedOnce_AndReported()
+    {
+        using var agent = Agent(scriptTimeout: TimeSpan.FromSeconds(2));
+        using var api = agent.Api();
+        _messages.Control(new { hang = "before_send" });
+
+        var problem = await (await api.SendMessageAsync(new { content = "anyone there?", recipientPhone = "+12025550155" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var message = problem["message"]!;
+        Assert.That(message["error"].Str("code"), Is.EqualTo("messages_timeout"));
+        Assert.That(message["error"].Str("message"), Does.Contain("killed").And.Contain("restarted once"));
+        var calls = _messages.Calls();
+        Assert.That(calls.Select(c => c.Script), Is.EqualTo(new[] { "send.applescript", "restart-messages.applescript", "send.applescript" }),
+            "nothing reached `send`, so one retry after reopening Messages is safe");
+        foreach (var pid in EmulatorPids())
+            Assert.That(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z "), Is.False, $"pid {pid} still runs");
+    }
+
+    [Test]
+    public async Task MessagesThatHangsAfterSend_ShouldNotBeRetried_AndIsConfirmedFromChatDb()
+    {
+        using var agent = Agent(scriptTimeout: TimeSpan.FromSeconds(2));
+        using var api = agent.Api();
+        _messages.Control(new { hang = "after_send", confirmDelayMs = 100 });
+
+        var m = await (await api.SendMessageAsync(new { content = "sent, then wedged", recipientPhone = "+12025550166" })).ExpectAsync(HttpStatusCode.Created);
+
+        var sent = await Until(api, m.Str("id"), x => x.Str("status") == "sent", "confirmed");
+        Assert.That(sent.Str("channelRef"), Is.Not.Null);
+        // chat.db confirmed it while osascript still hung; the runner kills it at the timeout and reopens Messages.
+        await Eventually.TrueAsync(() => _messages.Calls().Any(c => c.Script == "restart-messages.applescript"), "Messages reopened");
+        await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") is not null, "the dispatcher done with that send");
+        Assert.That(_messages.Calls().Select(c => c.Script), Is.EqualTo(new[] { "send.applescript", "restart-messages.applescript" }),
+            "it reached `send`: a retry could double-send");
+    }
+
+    [Test]
+    public async Task HangOnceBeforeSend_ShouldRetryAfterRestartingMessages_AndSendOnce()
+    {
+        using var agent = Agent(scriptTimeout: TimeSpan.FromSeconds(2));
+        using var api = agent.Api();
+        _messages.Control(new { hang = "before_send", hangCount = 1, confirmDelayMs = 100 });
+
+        var m = await (await api.SendMessageAsync(new { content = "second time lucky", recipientPhone = "+12025550177" })).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(m.Str("status"), Is.EqualTo("sent"));
+        Assert.That(_messages.Calls().Select(c => c.Script),
+            Is.EqualTo(new[] { "send.applescript", "restart-messages.applescript", "send.applescript" }));
+    }
+
+    [Test]
+    public async Task MissingAutomationPermission_ShouldShowInLines_AndFailSendsWithAReason()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { failWith = -1743 });
+
+        var lines = await api.GetFromJsonAsync<List<JsonObject>>("/api/lines");
+        var line = lines!.Single();
+        Assert.That(line["messages"].Str("automation"), Is.EqualTo("denied"));
+        var imessage = line["health"]!.AsArray().Single(h => h.Str("type") == "imessage")!;
+        Assert.That(imessage.Str("state"), Is.EqualTo("unavailable"));
+        Assert.That(imessage.Str("detail"), Does.Contain("Automation"));
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["lines"]![0]!["messages"].Str("automation"), Is.EqualTo("denied"));
+
+        var problem = await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550188" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("automation_denied"));
+    }
+
+    [TestCase(-1728, "messages_unavailable")]
+    [TestCase(-1700, "invalid_service")]
+    public async Task RefusedSends_ShouldFailWithANamedReason(int code, string expected)
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { failWith = code });
+        var problem = await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550188" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo(expected));
+        Assert.That(problem["message"]!["error"].Str("message"), Does.Contain($"({code})"));
+    }
+
+    [Test]
+    public async Task NoSmsAccount_ShouldShowInLines_AndFailSmsWithSmsUnavailable()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { smsAccount = false });
+
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        Assert.That(line["messages"].Str("smsAccount"), Is.EqualTo("missing"));
+        Assert.That(line["messages"].Str("iMessageAccount"), Is.EqualTo("signed_in"));
+        var problem = await (await api.SendMessageAsync(new { content = "hi", type = "sms", recipientPhone = "+12025550188" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("sms_unavailable"));
+    }
+
+    [Test]
+    public async Task GhostRow_ShouldFail()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { ghost = true });
+        var problem = await (await api.SendMessageAsync(new { content = "into the void", type = "sms", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("ghost_row"));
+    }
+
+    [Test]
+    public async Task NoConfirmationWithinTheTimeout_ShouldFailAsUnconfirmed_WithoutResending()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(2));
+        using var api = agent.Api();
+        _messages.Control(new { recordOnly = true });
+
+        var problem = await (await api.SendMessageAsync(new { content = "lost?", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
+    }
+
+    private IEnumerable<int> EmulatorPids()
+    {
+        var path = Path.Combine(_messages.Home, "calls.ndjson");
+        return File.ReadAllLines(path).Select(l => JsonNode.Parse(l)!["pid"]!.GetValue<int>());
+    }
+}
