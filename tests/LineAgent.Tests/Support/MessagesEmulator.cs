@@ -42,7 +42,13 @@ public sealed class MessagesEmulator
         ["Bridge:HealthCacheFor"] = "00:00:00",
     };
 
-    public void Control(object control) => File.WriteAllText(Path.Combine(Home, "control.json"), JsonSerializer.Serialize(control));
+    /// <summary>Replaces control.json atomically (the emulator re-reads it on every call).</summary>
+    public void Control(object control)
+    {
+        var temp = Path.Combine(Home, $"control.{Guid.NewGuid():N}.tmp");
+        File.WriteAllText(temp, JsonSerializer.Serialize(control));
+        File.Move(temp, Path.Combine(Home, "control.json"), overwrite: true);
+    }
 
     /// <summary>The recorded calls: script name and argv exactly as the process received them.</summary>
     public IReadOnlyList<(string Script, byte[][] Argv)> Calls()

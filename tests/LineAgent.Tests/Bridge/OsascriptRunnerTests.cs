@@ -1,0 +1,149 @@
+using System.Text;
+using LineAgent.Bridge;
+using LineAgent.Bridge.Osascript;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Bridge;
+
+public sealed class OsascriptRunnerTests
+{
+    private TempDir _dir = null!;
+
+    [SetUp]
+    public void SetUp() => _dir = new TempDir();
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    private string Fake(string body)
+    {
+        var path = _dir.File($"fake-{Guid.NewGuid():N}.sh");
+        File.WriteAllText(path, "#!/bin/sh\n" + body + "\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
+    [TestCase(-1728, OsaErrorKind.CantGet)]
+    [TestCase(-1743, OsaErrorKind.NotAuthorized)]
+    [TestCase(-2753, OsaErrorKind.VariableNotDefined)]
+    [TestCase(-1712, OsaErrorKind.AppleEventTimeout)]
+    [TestCase(-1700, OsaErrorKind.BadType)]
+    [TestCase(-10000, OsaErrorKind.Other)]
+    public async Task Run_ShouldTypeOsascriptErrors(int code, OsaErrorKind kind)
+    {
+        var fake = Fake($"echo \"$1: execution error: Messages got an error: something ({code})\" >&2; exit 1");
+        var result = await new OsascriptRunner(fake, TimeSpan.FromSeconds(10)).RunAsync("/x/send.applescript", ["iMessage", "+1", "t"]);
+
+        Assert.That(result.ErrorKind, Is.EqualTo(kind));
+        Assert.That(result.ErrorNumber, Is.EqualTo(code));
+        Assert.That(result.ErrorText, Is.EqualTo($"Messages got an error: something ({code})"));
+        Assert.That(result.ReachedSend, Is.False);
+    }
+
+    [Test]
+    public async Task Run_ShouldKillTheWholeProcessTree_AtTheTimeout()
+    {
+        var pidFile = _dir.File("child.pid");
+        var fake = Fake($"echo LINEAGENT:SENDING >&2; sleep 300 & echo $! > '{pidFile}'; wait");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var result = await new OsascriptRunner(fake, TimeSpan.FromMilliseconds(500)).RunAsync("/x/send.applescript", []);
+
+        Assert.That(result.TimedOut, Is.True);
+        Assert.That(result.ErrorKind, Is.EqualTo(OsaErrorKind.TimedOut));
+        Assert.That(result.ReachedSend, Is.True, "stderr written before the kill is kept");
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+        var child = int.Parse(File.ReadAllText(pidFile).Trim());
+        await Eventually.TrueAsync(() => !Directory.Exists($"/proc/{child}") || File.ReadAllText($"/proc/{child}/stat").Contains(") Z "),
+            "the grandchild killed");
+    }
+
+    [Test]
+    public async Task Run_ShouldReportAMissingOsascript_AsLaunchFailed()
+    {
+        var result = await new OsascriptRunner("/nonexistent/osascript", TimeSpan.FromSeconds(5)).RunAsync("/x/status.applescript", []);
+        Assert.That(result.ErrorKind, Is.EqualTo(OsaErrorKind.LaunchFailed));
+        Assert.That(result.ErrorText, Does.Contain("/nonexistent/osascript"));
+    }
+
+    [Test]
+    public void StatusOutput_ShouldParseIntoAccounts()
+    {
+        var accounts = MessagesScripts.ParseAccounts("iMessage\tE:me@icloud.com\ttrue\tconnected\nSMS\tP:+15550000000\tfalse\tdisconnected\n\ngarbage\n");
+        Assert.That(accounts, Has.Count.EqualTo(2));
+        Assert.That(accounts[0].IsConnected, Is.True);
+        Assert.That(accounts[1], Is.EqualTo(new MessagesAccount("SMS", "P:+15550000000", false, "disconnected")));
+    }
+
+    [Test]
+    public void SendScript_ShouldTakeItsInputsOnlyFromArgv()
+    {
+        var script = string.Join("\n", File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Scripts", "send.applescript"))
+            .Where(l => !l.TrimStart().StartsWith("--", StringComparison.Ordinal)));
+        Assert.That(script, Does.Contain("on run argv"));
+        Assert.That(script, Does.Contain("participant recipientId of targetAccount"));
+        Assert.That(script, Does.Contain("log \"LINEAGENT:SENDING\""));
+        Assert.That(script, Does.Not.Contain("chat id"), "a first message to a new number cannot use chat id");
+        Assert.That(script, Does.Not.Contain("service type = any"));
+    }
+
+    /// <summary>
+    /// 1,000 hostile contents go through the real send path (ArgumentList, no shell) and each arrives at
+    /// the emulator as exactly the same argv bytes.
+    /// </summary>
+    [Test]
+    public async Task Send_ShouldDeliverEveryContentByteForByte_ToTheEmulatorArgv()
+    {
+        var messages = new MessagesEmulator(_dir.File("messages"));
+        messages.Control(new { recordOnly = true });
+        var scripts = new MessagesScripts(new OsascriptRunner(messages.Osascript, TimeSpan.FromSeconds(30)),
+            new BridgeOptions().ResolveScriptsDir());
+        var contents = HostileContents(1000);
+
+        await Parallel.ForEachAsync(contents, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (text, ct) =>
+        {
+            var result = await scripts.SendAsync("iMessage", "+12025550123", text, ct);
+            Assert.That(result.Accepted, Is.True, result.Last.ErrorText);
+        });
+
+        var calls = messages.Calls();
+        Assert.That(calls, Has.Count.EqualTo(contents.Count));
+        Assert.That(calls.All(c => c.Script == "send.applescript" && c.Argv.Length == 3), Is.True);
+        Assert.That(calls.All(c => MessagesEmulator.Utf8(c.Argv[0]) == "iMessage" && MessagesEmulator.Utf8(c.Argv[1]) == "+12025550123"), Is.True);
+        var expected = contents.Select(t => Convert.ToBase64String(Encoding.UTF8.GetBytes(t))).Order().ToList();
+        var received = calls.Select(c => Convert.ToBase64String(c.Argv[2])).Order().ToList();
+        Assert.That(received, Is.EqualTo(expected));
+    }
+
+    internal static List<string> HostileContents(int count)
+    {
+        var random = new Random(20261126);
+        string[] pieces =
+        [
+            "\"", "'", "\\", "\\\"", "\" & do shell script \"touch /tmp/pwned\" & \"", "'; rm -rf ~; '", "$(id)", "`id`", "%s %n",
+            "\n", "\r", "\r\n", "\t", "  ", "😀", "👨‍👩‍👧‍👦", "\u200F", "\u200E", "\u202E", "مرحبا", "שלום", "日本語", "é", "e\u0301", "\uFFFC",
+            "{{firstName}}", "&amp;", "<b>", "--", "#", "!", "~/Library", "-e", "--help", "¬", "«data utxt0041»", "tell application \"Finder\"",
+        ];
+        var list = new List<string>(count)
+        {
+            "\" & do shell script \"say hacked\" & \"",
+            "line one\nline two\r\nline three\rend",
+            "\ttabbed\ttext\t",
+            new string('x', 10_000),
+            string.Concat(Enumerable.Repeat("😀", 5_000)),
+            string.Concat(Enumerable.Repeat("\\\"'", 3_333)) + "!",
+            "-", "--", "-e", " leading and trailing spaces ",
+        };
+        while (list.Count < count)
+        {
+            var sb = new StringBuilder();
+            var n = random.Next(1, 40);
+            for (var i = 0; i < n; i++)
+                sb.Append(pieces[random.Next(pieces.Length)]);
+            if (random.Next(50) == 0)
+                sb.Append(new string('z', 10_000 - sb.Length > 0 ? 10_000 - sb.Length : 0));
+            list.Add(sb.ToString());
+        }
+        return list;
+    }
+}
