@@ -23,13 +23,14 @@ public sealed class MessagesEndToEndTests
     [TearDown]
     public void TearDown() => _dir.Dispose();
 
-    private AgentFactory Agent(int macOs = 26, IDictionary<string, string?>? extra = null, TimeSpan? confirmTimeout = null, TimeSpan? scriptTimeout = null)
+    private AgentFactory Agent(int macOs = 26, IDictionary<string, string?>? extra = null, TimeSpan? confirmTimeout = null, TimeSpan? scriptTimeout = null,
+        TempDir? dataDir = null)
     {
         _messages = new MessagesEmulator(_dir.File("messages"), macOs);
         var settings = _messages.Settings(confirmTimeout, scriptTimeout);
         foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
             settings[k] = v;
-        return new AgentFactory(settings: settings, systemClock: true);
+        return new AgentFactory(dataDir, settings: settings, systemClock: true);
     }
 
     private static Task<JsonObject> Until(HttpClient api, string id, Func<JsonObject, bool> done, string what) =>
@@ -308,6 +309,53 @@ public sealed class MessagesEndToEndTests
             .ExpectAsync(HttpStatusCode.InternalServerError);
         Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Availability_ShouldAskTheProbe_WhenNothingElseIsKnown()
+    {
+        var probe = _dir.File("probe.sh");
+        File.WriteAllText(probe, "#!/bin/sh\ncase \"$1\" in *0100) echo imessage;; *0101) echo sms;; *) echo unknown;; esac\n");
+        File.SetUnixFileMode(probe, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        using var agent = Agent(extra: new Dictionary<string, string?> { ["Bridge:AvailabilityProbe"] = probe });
+        using var api = agent.Api();
+
+        var results = (await (await api.PostAsJsonAsync("/api/availability", new { addresses = new[] { "+12025550100", "+12025550101", "+12025550102" } }))
+            .Content.ReadFromJsonAsync<List<JsonObject>>())!;
+
+        Assert.That(results.Select(r => (r.Str("imessage"), r.Str("source"), r.Str("sendAs"))), Is.EqualTo(new[]
+        {
+            ("available", "probe", "imessage"), ("unavailable", "probe", "sms"), ("unknown", "none", "imessage"),
+        }));
+    }
+
+    [Test]
+    public async Task Restart_ShouldConfirmASendingIMessageFromChatDb_WithoutResending()
+    {
+        using var dir = new TempDir();
+        var first = Agent(dataDir: dir);
+        _messages.Control(new { confirmDelayMs = 100 });
+        string id;
+        using (var api = first.Api())
+        {
+            id = (await (await api.SendMessageAsync(new { content = "before the crash", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created)).Str("id");
+        }
+        first.Dispose();
+        // As if the agent had died right after the hand-off: the row is back in `sending`, unmatched.
+        var db = new LineAgent.Storage.Db(dir.File("lineagent.db"));
+        await using (var c = await db.OpenAsync())
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "UPDATE messages SET status = 'sending', sent_at = NULL, channel_ref = NULL, claim = 'dead-run' WHERE id = @id";
+            cmd.Parameters.AddWithValue("@id", id);
+            Assert.That(cmd.ExecuteNonQuery(), Is.EqualTo(1));
+        }
+
+        using var second = new AgentFactory(dir, settings: _messages.Settings(), systemClock: true);
+        using var api2 = second.Api();
+        var m = await Until(api2, id, x => x.Str("status") == "sent", "confirmed after the restart");
+        Assert.That(m.Str("channelRef"), Is.Not.Null);
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "never resent");
     }
 
     private IEnumerable<int> EmulatorPids()

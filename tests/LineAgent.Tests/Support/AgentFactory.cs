@@ -91,6 +91,8 @@ public sealed class AgentFactory : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
+        // Pooled connections keep the database files open; close them before the folder goes.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         if (disposing && OwnsDir)
             Dir.Dispose();
     }
