@@ -147,23 +147,33 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
     }
 }
 
-/// <summary>`auto` by availability: a phone gets iMessage unless known unavailable, an email only if known available.</summary>
+/// <summary>
+/// `auto` by availability and by what the line can carry: a phone gets iMessage unless known
+/// unavailable (then SMS), an email gets iMessage only if known available (else email). When the
+/// preferred type has no working channel on the line, the next one that has is taken.
+/// </summary>
 public sealed class AvailabilityTypeRouter(AvailabilityService availability, ChannelRouter channels) : ITypeRouter
 {
     public async Task<string> ResolveAutoAsync(LineOptions line, string? phone, string? email, CancellationToken ct)
     {
+        var candidates = new List<string>();
+        bool Carries(string type) => channels.Resolve(line, type) is not UnavailableChannel;
         if (phone is not null)
         {
-            if (!line.IMessage.Enabled)
-                return MessageType.Sms;
-            var a = await availability.CheckAsync(phone, ct, allowProbe: false);
-            return a.SendAs;
+            var blue = line.IMessage.Enabled && Carries(MessageType.IMessage)
+                ? (await availability.CheckAsync(phone, ct, allowProbe: false)).IMessage
+                : IMessageAvailability.Unavailable;
+            if (blue != IMessageAvailability.Unavailable)
+                candidates.Add(MessageType.IMessage);
+            candidates.Add(MessageType.Sms);
         }
-        if (email is not null && line.IMessage.Enabled && channels.Resolve(line, MessageType.IMessage) is not UnavailableChannel)
+        if (email is not null)
         {
-            var a = await availability.CheckAsync(email, ct, allowProbe: false);
-            return a.SendAs;
+            if (phone is null && line.IMessage.Enabled && Carries(MessageType.IMessage)
+                && (await availability.CheckAsync(email, ct, allowProbe: false)).IMessage == IMessageAvailability.Available)
+                candidates.Add(MessageType.IMessage);
+            candidates.Add(MessageType.Email);
         }
-        return MessageType.Email;
+        return candidates.FirstOrDefault(Carries) ?? candidates.First();
     }
 }

@@ -16,9 +16,14 @@ public abstract record SendOutcome
 
     /// <summary>
     /// Not sent. <paramref name="ProvenNotSent"/> is true only when the failure proves nothing left
-    /// this machine (connection refused, rejected before the send): only then may it be retried.
+    /// this machine (connection refused, rejected before the send). <paramref name="Retryable"/> marks
+    /// the transient ones among those (SMTP 4xx before DATA, Twilio 429): only they are retried.
+    /// <paramref name="ChannelCode"/> keeps the provider's raw code (SMTP status, Twilio error).
     /// </summary>
-    public sealed record Failed(string Code, string Message, bool ProvenNotSent) : SendOutcome;
+    public sealed record Failed(string Code, string Message, bool ProvenNotSent, bool Retryable = false, long? ChannelCode = null) : SendOutcome
+    {
+        public bool MayRetry => ProvenNotSent && Retryable;
+    }
 }
 
 /// <summary>After a crash: what became of a message that was handed to this channel.</summary>

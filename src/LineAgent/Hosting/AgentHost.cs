@@ -3,7 +3,9 @@ using Dapper;
 using LineAgent.Api;
 using LineAgent.Availability;
 using LineAgent.Bridge;
+using LineAgent.Channels.Email;
 using LineAgent.Channels.Messages;
+using LineAgent.Channels.Twilio;
 using LineAgent.Delivery;
 using LineAgent.Suppressions;
 using LineAgent.Channels;
@@ -76,6 +78,14 @@ public static class AgentHost
             .Validate(o => o.Lines.All(l => !string.IsNullOrWhiteSpace(l.Id)), "Every entry of Lines needs an Id.")
             .ValidateOnStart();
 
+        services.AddOptions<EmailOptions>().BindConfiguration(EmailOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TwilioOptions>().BindConfiguration(TwilioOptions.Section)
+            .Validate(o => Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out _), "Twilio:BaseUrl must be an absolute URL.")
+            .ValidateOnStart();
+        services.AddOptions<ResilienceOptions>().BindConfiguration(ResilienceOptions.Section)
+            .Validate(o => o.MaxRetries >= 0 && o.FailureRatio is > 0 and <= 1 && o.BreakDuration >= TimeSpan.FromMilliseconds(500)
+                && o.AttemptTimeout > TimeSpan.Zero, "Resilience settings are out of range.")
+            .ValidateOnStart();
         services.AddOptions<BridgeOptions>().BindConfiguration(BridgeOptions.Section)
             .Validate(o => o.ScriptTimeout > TimeSpan.Zero && o.ConfirmTimeout > TimeSpan.Zero, "Bridge:ScriptTimeout and Bridge:ConfirmTimeout must be positive.")
             .ValidateOnStart();
@@ -105,9 +115,14 @@ public static class AgentHost
         services.TryAddSingleton<ITypeRouter, AvailabilityTypeRouter>();
         services.AddSingleton<ReplyIntake>();
         services.AddSingleton<DeliveryWatcher>();
-        services.TryAddSingleton<NoPacing>();
-        services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<NoPacing>());
-        services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<NoPacing>());
+        services.AddSingleton<LinePacer>();
+        services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<LinePacer>());
+        services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<LinePacer>());
+        services.AddSingleton<ChannelResilience>();
+        services.AddSingleton<SmtpEmailChannel>();
+        services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<SmtpEmailChannel>());
+        services.AddSingleton<TwilioSmsChannel>();
+        services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<TwilioSmsChannel>());
         services.TryAddSingleton<ILeadLookup, NoLeads>();
         services.AddSingleton<MessageValidator>();
         services.AddSingleton<MessageIntake>();
@@ -119,6 +134,8 @@ public static class AgentHost
         services.AddHostedService<StartupRecovery>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<DeliveryWatcher>());
+        services.AddSingleton<TwilioStatusPoller>();
+        services.AddHostedService(sp => sp.GetRequiredService<TwilioStatusPoller>());
         services.AddHostedService<Maintenance>();
         return services;
     }

@@ -12,6 +12,9 @@ public sealed class AgentOptions
     /// <summary>Every send is written to &lt;data dir&gt;/outbox instead of a real channel.</summary>
     public bool DryRun { get; set; }
 
+    /// <summary>Pace dry-run sends like real ones (off by default: the outbox has no account to protect).</summary>
+    public bool DryRunPacing { get; set; }
+
     /// <summary>How long a dry-run hand-off takes; lets a demo or test see `sending` for a while.</summary>
     public TimeSpan DryRunSendDelay { get; set; } = TimeSpan.Zero;
 

@@ -51,12 +51,14 @@ public static class MessageSql
     public const string PeekDue = """
         SELECT * FROM messages
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
+          AND (not_before IS NULL OR not_before <= @Now)
         ORDER BY due_at, seq
         LIMIT 1
         """;
 
+    /// <summary>When this line next has something to do: a due time, or the end of a hold.</summary>
     public const string NextDueAt = """
-        SELECT MIN(due_at) FROM messages WHERE line_id = @LineId AND status IN ('scheduled','queued')
+        SELECT MIN(MAX(due_at, COALESCE(not_before, 0))) FROM messages WHERE line_id = @LineId AND status IN ('scheduled','queued')
         """;
 
     public const string NextDueAtAnyLine = """
@@ -72,14 +74,29 @@ public static class MessageSql
         """;
 
     public const string MarkHanded = """
-        UPDATE messages SET handed_at = @Now, channel = @Channel, dry_run = @DryRun, updated_at = @Now
+        UPDATE messages SET handed_at = @Now, channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, updated_at = @Now
         WHERE id = @Id AND status = 'sending' AND claim = @Claim
         """;
 
+    /// <summary>Holds one message (e.g. the new-conversation cap): it waits as `queued` until @NotBefore.</summary>
     public const string Hold = """
-        UPDATE messages SET status = 'queued', due_at = @NotBefore, not_before = @NotBefore, updated_at = @Now
+        UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
         WHERE id = @Id AND status IN ('scheduled','queued')
         RETURNING *
+        """;
+
+    /// <summary>Rows a line-wide hold will newly announce (first time held, or from scheduled).</summary>
+    public const string NewlyHeld = """
+        SELECT * FROM messages
+        WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
+          AND (status = 'scheduled' OR not_before IS NULL)
+        """;
+
+    /// <summary>Holds everything due on a line (gap, caps, window, open circuit): order by due time is kept.</summary>
+    public const string HoldLine = """
+        UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
+        WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
+          AND (not_before IS NULL OR not_before < @NotBefore)
         """;
 
     public const string CompleteSent = """
@@ -98,14 +115,14 @@ public static class MessageSql
 
     public const string CompleteFailed = """
         UPDATE messages
-        SET status = 'failed', error_code = @Code, error_message = @Message, claim = NULL, updated_at = @Now
+        SET status = 'failed', error_code = @Code, error_message = @Message, channel_error = @ChannelCode, claim = NULL, updated_at = @Now
         WHERE id = @Id AND status = 'sending' AND claim IS @Claim
         RETURNING *
         """;
 
     public const string Requeue = """
         UPDATE messages
-        SET status = 'queued', claim = NULL, claimed_at = NULL, handed_at = NULL, due_at = @DueAt, updated_at = @Now
+        SET status = 'queued', claim = NULL, claimed_at = NULL, handed_at = NULL, due_at = @DueAt, not_before = @NotBefore, updated_at = @Now
         WHERE id = @Id AND status = 'sending' AND claim IS @Claim
         RETURNING *
         """;

@@ -123,6 +123,9 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
         return rows;
     }
 
+    /// <summary>Announces a change made outside this store's methods (after its commit).</summary>
+    public void Publish(MessageRow row) => notifier.Publish(row);
+
     /// <summary>Records an event without a status change (e.g. "delivered", "held by pacing").</summary>
     public async Task AddEventAsync(string messageId, string status, string? code, string? detail, CancellationToken ct = default)
     {

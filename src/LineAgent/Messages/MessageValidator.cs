@@ -22,7 +22,7 @@ public abstract record Validated
 }
 
 /// <summary>Checks a send request field by field and names every problem in one answer.</summary>
-public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry lines, ILeadLookup leads, ITypeRouter router)
+public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry lines, ILeadLookup leads, ITypeRouter router, ChannelRouter channels)
 {
     public const int MaxContentLength = 10_000;
 
@@ -100,6 +100,9 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         var type = requested == MessageType.Auto
             ? await router.ResolveAutoAsync(line!, phone, email, ct)
             : requested;
+        if (channels.Resolve(line!, type) is UnavailableChannel unavailable)
+            return new Validated.Invalid([new("type", UnavailableChannel.Code,
+                $"Line '{line!.Id}' cannot send {type}{(requested == MessageType.Auto ? " (chosen for auto)" : "")}: {unavailable.Reason}")]);
         // imessage with both addresses goes to the phone; the email stays for the record.
         return new Validated.Ok(new MessageDraft(
             r.Content!, type, requested, line!, lead?.Id, r.BatchId, phone, email,

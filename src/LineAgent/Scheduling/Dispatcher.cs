@@ -1,21 +1,30 @@
+using System.Collections.Concurrent;
 using Dapper;
 using LineAgent.Channels;
+using LineAgent.Channels.Messages;
 using LineAgent.Lines;
 using LineAgent.Messages;
 using LineAgent.Storage;
+using LineAgent.Suppressions;
+using Microsoft.Data.Sqlite;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
 
 namespace LineAgent.Scheduling;
 
 /// <summary>
 /// Sends due messages: one worker per line, so a line sends one message at a time in due order.
-/// A worker sleeps until its line's next due time or a signal — there is no fixed poll.
+/// A worker sleeps until its line's next due time or a signal — there is no fixed poll. Before each
+/// send it asks pacing and the channel's circuit; a message that must wait stays `queued` with `notBefore`.
 /// </summary>
 public sealed class Dispatcher(
     MessageStore store,
     LineRegistry lines,
     ChannelRouter router,
+    ChannelResilience resilience,
     DispatchSignal signal,
-    Suppressions.SuppressionList suppressions,
+    SuppressionList suppressions,
     IPacer pacer,
     TimeProvider time,
     ILogger<Dispatcher> log) : BackgroundService
@@ -24,7 +33,7 @@ public sealed class Dispatcher(
     public static readonly TimeSpan MaxSleep = TimeSpan.FromSeconds(30);
 
     private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _sleepingUntil = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _sleepingUntil = new();
 
     /// <summary>When the line's worker is asleep: the time it will wake at unless signalled. Null while it works.</summary>
     public DateTimeOffset? SleepingUntil(string lineId) => _sleepingUntil.TryGetValue(lineId, out var t) ? t : null;
@@ -32,9 +41,14 @@ public sealed class Dispatcher(
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         lines.ActiveChanged += signal.Notify;
+        resilience.Retrying += OnRetrying;
         var workers = lines.All.Select(line => Task.Run(() => RunLineAsync(line, stoppingToken), CancellationToken.None));
         return Task.WhenAll(workers);
     }
+
+    private void OnRetrying(string messageId, int attempt, TimeSpan delay, SendOutcome.Failed failure) =>
+        _ = store.AddEventAsync(messageId, MessageStatus.Sending, "retry",
+            $"attempt {attempt} in {delay.TotalSeconds:0.#} s after {failure.Code}: {failure.Message}");
 
     private async Task RunLineAsync(LineOptions line, CancellationToken ct)
     {
@@ -59,15 +73,20 @@ public sealed class Dispatcher(
         log.LogInformation("Dispatcher {Instance}: line {Line} stopped", _instance, line.Id);
     }
 
-    /// <summary>One decision for a line: send the next due message, hold it, or sleep until something changes.</summary>
+    /// <summary>One decision for a line: send the next due message, hold, or sleep until something changes.</summary>
     internal async Task StepAsync(LineOptions line, CancellationToken ct)
     {
         var wake = signal.Next(line.Id);
         var now = time.GetUtcNow();
-        MessageRow? due = null;
-        if (lines.IsActive(line.Id))
+        if (!lines.IsActive(line.Id))
         {
-            await using var c = await store.Db.OpenAsync(ct);
+            await SleepAsync(line.Id, wake, now + MaxSleep, ct);
+            return;
+        }
+
+        MessageRow? due;
+        await using (var c = await store.Db.OpenAsync(ct))
+        {
             due = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(
                 MessageSql.PeekDue, new { LineId = line.Id, Now = Time.ToMs(now) }, cancellationToken: ct));
             if (due is null)
@@ -78,24 +97,49 @@ public sealed class Dispatcher(
                 return;
             }
         }
-        else
+
+        var channel = router.Resolve(line, due.Type);
+        if (resilience.OpenUntil(channel.Name) is { } open)
         {
-            await SleepAsync(line.Id, wake, now + MaxSleep, ct);
+            await HoldLineAsync(line, new PacingHold(open, $"{channel.Name} is failing (circuit open)"), now, ct);
             return;
         }
 
-        var hold = await pacer.CheckAsync(line, due, now, ct);
-        if (hold is not null)
+        var decision = await pacer.CheckAsync(line, due, now, ct);
+        if (decision.Hold is { } hold)
         {
-            if (due.NotBefore != Time.ToMs(hold.NotBefore) || due.Status != MessageStatus.Queued)
-                await store.TransitionAsync(MessageSql.Hold,
-                    new { due.Id, NotBefore = Time.ToMs(hold.NotBefore), Now = Time.ToMs(now) },
+            if (hold.LineWide)
+                await HoldLineAsync(line, hold, now, ct);
+            else
+                await store.TransitionAsync(MessageSql.Hold, new { due.Id, NotBefore = Time.ToMs(hold.NotBefore), Now = Time.ToMs(now) },
                     code: "paced", detail: $"held until {hold.NotBefore:O}: {hold.Reason}", ct: ct);
-            await SleepAsync(line.Id, wake, hold.NotBefore, ct);
             return;
         }
 
-        await SendAsync(line, due, now, ct);
+        await SendAsync(line, due, channel, decision.NewConversation, now, ct);
+    }
+
+    /// <summary>Everything due on the line waits as `queued` until the hold ends; each message is told once.</summary>
+    private async Task HoldLineAsync(LineOptions line, PacingHold hold, DateTimeOffset now, CancellationToken ct)
+    {
+        var p = new { LineId = line.Id, NotBefore = Time.ToMs(hold.NotBefore), Now = Time.ToMs(now) };
+        List<MessageRow> announced;
+        await using (var c = await store.Db.OpenAsync(ct))
+        await using (var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct))
+        {
+            announced = (await c.QueryAsync<MessageRow>(new CommandDefinition(MessageSql.NewlyHeld, p, tx, cancellationToken: ct))).AsList();
+            await c.ExecuteAsync(new CommandDefinition(MessageSql.HoldLine, p, tx, cancellationToken: ct));
+            foreach (var m in announced)
+                await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent, new
+                {
+                    MessageId = m.Id, At = p.Now, Status = MessageStatus.Queued, Code = "paced",
+                    Detail = $"held until {hold.NotBefore:O}: {hold.Reason}",
+                }, tx, cancellationToken: ct));
+            await tx.CommitAsync(ct);
+        }
+        if (announced.Count > 0)
+            foreach (var m in (await Task.WhenAll(announced.Select(m => store.GetAsync(m.Id, ct)))).OfType<MessageRow>())
+                store.Publish(m);
     }
 
     /// <summary>Sleeps until <paramref name="until"/> (at most <see cref="MaxSleep"/>) or a signal, whichever is first.</summary>
@@ -121,10 +165,9 @@ public sealed class Dispatcher(
         ct.ThrowIfCancellationRequested();
     }
 
-    internal async Task SendAsync(LineOptions line, MessageRow due, DateTimeOffset now, CancellationToken ct)
+    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, DateTimeOffset now, CancellationToken ct)
     {
         var claim = $"{_instance}-{Guid.NewGuid():N}";
-        var channel = router.Resolve(line, due.Type);
         var claimed = await store.TransitionAsync(MessageSql.Claim,
             new { due.Id, Claim = claim, Now = Time.ToMs(now) }, detail: $"handing to {channel.Name}", ct: ct);
         if (claimed is null)
@@ -134,7 +177,7 @@ public sealed class Dispatcher(
         {
             await store.TransitionAsync(MessageSql.CompleteFailed, new
             {
-                claimed.Id, Claim = claim, Code = "suppressed", Now = Time.ToMs(time.GetUtcNow()),
+                claimed.Id, Claim = claim, Code = "suppressed", ChannelCode = (long?)null, Now = Time.ToMs(time.GetUtcNow()),
                 Message = $"{claimed.Recipient} opted out (suppression list); nothing was sent.",
             }, ct: ct);
             return;
@@ -142,27 +185,53 @@ public sealed class Dispatcher(
 
         await using (var c = await store.Db.OpenAsync(ct))
         {
-            var marked = await c.ExecuteAsync(new CommandDefinition(MessageSql.MarkHanded,
-                new { claimed.Id, Claim = claim, Now = Time.ToMs(time.GetUtcNow()), Channel = channel.Name, DryRun = channel is DryRunOutboxChannel },
-                cancellationToken: ct));
+            var marked = await c.ExecuteAsync(new CommandDefinition(MessageSql.MarkHanded, new
+            {
+                claimed.Id, Claim = claim, Now = Time.ToMs(time.GetUtcNow()), Channel = channel.Name,
+                DryRun = channel is DryRunOutboxChannel, NewConversation = newConversation,
+            }, cancellationToken: ct));
             if (marked == 0)
                 return;
         }
 
-        pacer.Record(line, claimed, time.GetUtcNow());
-        SendOutcome outcome;
+        // Not the stopping token: a send in flight is finished, not abandoned, on shutdown.
+        var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim));
+        await RecordOutcomeAsync(claimed, claim, channel, outcome);
+    }
+
+    private async Task<SendOutcome> SendThroughPipelineAsync(IMessageChannel channel, SendRequest request)
+    {
+        var context = ResilienceContextPool.Shared.Get(CancellationToken.None);
+        context.Properties.Set(ChannelResilience.MessageId, request.Message.Id);
         try
         {
-            // Not the stopping token: a send in flight is finished, not abandoned, on shutdown.
-            outcome = await channel.SendAsync(new SendRequest(claimed, line, claim), CancellationToken.None);
+            return await resilience.For(channel).ExecuteAsync(
+                static async (ctx, state) => await state.channel.SendAsync(state.request, ctx.CancellationToken), context, (channel, request));
+        }
+        catch (BrokenCircuitException e)
+        {
+            // The circuit opened before this attempt: nothing was handed over.
+            return new SendOutcome.Failed(CircuitOpenCode, e.Message, ProvenNotSent: true);
+        }
+        catch (TimeoutRejectedException)
+        {
+            // Messages confirms through chat.db; for the others the outcome is unknown.
+            return channel.Name == MessagesChannel.ChannelName
+                ? new SendOutcome.Accepted(null)
+                : new SendOutcome.Failed("unconfirmed", $"{channel.Name} did not answer within the attempt timeout; it may have been sent, so it is not sent again.", ProvenNotSent: false);
         }
         catch (Exception ex)
         {
-            log.LogError(ex, "Channel {Channel} threw for {Id}", channel.Name, claimed.Id);
-            outcome = new SendOutcome.Failed("channel_error", $"{channel.Name}: {ex.Message}", ProvenNotSent: false);
+            log.LogError(ex, "Channel {Channel} threw for {Id}", channel.Name, request.Message.Id);
+            return new SendOutcome.Failed("channel_error", $"{channel.Name}: {ex.Message}", ProvenNotSent: false);
         }
-        await RecordOutcomeAsync(claimed, claim, channel, outcome);
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
     }
+
+    private const string CircuitOpenCode = "circuit_open";
 
     private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
     {
@@ -173,8 +242,13 @@ public sealed class Dispatcher(
                 new { row.Id, Claim = claim, SentAt = Time.ToMs(s.At), s.ChannelRef, Now = now }, detail: $"sent by {channel.Name}"),
             SendOutcome.Accepted a => await store.TransitionAsync(MessageSql.CompleteAccepted,
                 new { row.Id, Claim = claim, a.ChannelRef, Now = now }, code: "accepted", detail: $"accepted by {channel.Name}; awaiting confirmation"),
+            SendOutcome.Failed { Code: CircuitOpenCode } f => await store.TransitionAsync(MessageSql.Requeue, new
+            {
+                row.Id, Claim = claim, row.DueAt, Now = now,
+                NotBefore = Time.ToMs(resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30)),
+            }, code: "paced", detail: $"{channel.Name} is failing (circuit open); waits: {f.Message}"),
             SendOutcome.Failed f => await store.TransitionAsync(MessageSql.CompleteFailed,
-                new { row.Id, Claim = claim, f.Code, f.Message, Now = now }),
+                new { row.Id, Claim = claim, f.Code, f.Message, f.ChannelCode, Now = now }),
             _ => throw new InvalidOperationException($"Unknown outcome {outcome}"),
         };
         if (result is null)

@@ -6,11 +6,16 @@ namespace LineAgent.Scheduling;
 /// <summary>Decides when a line may send its next message.</summary>
 public interface IPacer
 {
-    /// <summary>Null = send now; otherwise the earliest time the message may go, and why.</summary>
-    Task<PacingHold?> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct);
-
-    /// <summary>Records a hand-off so later decisions see it.</summary>
-    void Record(LineOptions line, MessageRow message, DateTimeOffset at);
+    Task<PacingDecision> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct);
 }
 
-public sealed record PacingHold(DateTimeOffset NotBefore, string Reason);
+/// <summary>
+/// Null <see cref="Hold"/> = send now. <see cref="NewConversation"/>: the line never wrote to this address.
+/// </summary>
+public sealed record PacingDecision(PacingHold? Hold, bool NewConversation)
+{
+    public static readonly PacingDecision Go = new(null, false);
+}
+
+/// <summary>The earliest time a message may go, why, and whether it holds the whole line or only this message.</summary>
+public sealed record PacingHold(DateTimeOffset NotBefore, string Reason, bool LineWide = true);

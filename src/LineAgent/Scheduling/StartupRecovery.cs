@@ -39,7 +39,7 @@ public sealed class StartupRecovery(
             var now = Time.ToMs(time.GetUtcNow());
             if (row.HandedAt is null)
             {
-                await store.TransitionAsync(MessageSql.Requeue, new { row.Id, row.Claim, DueAt = row.DueAt, Now = now },
+                await store.TransitionAsync(MessageSql.Requeue, new { row.Id, row.Claim, DueAt = row.DueAt, NotBefore = (long?)null, Now = now },
                     code: "released", detail: "claimed by a previous run but never handed to a channel", ct: ct);
                 continue;
             }
@@ -58,12 +58,12 @@ public sealed class StartupRecovery(
                         code: "reconciled", detail: $"found sent by {row.Channel} after a restart", ct: ct);
                     break;
                 case ReconcileOutcome.NotSent:
-                    await store.TransitionAsync(MessageSql.Requeue, new { row.Id, row.Claim, DueAt = row.DueAt, Now = now },
+                    await store.TransitionAsync(MessageSql.Requeue, new { row.Id, row.Claim, DueAt = row.DueAt, NotBefore = (long?)null, Now = now },
                         code: "released", detail: $"{row.Channel} proves it was not sent before the restart", ct: ct);
                     break;
                 case ReconcileOutcome.Unknown u:
                     await store.TransitionAsync(MessageSql.CompleteFailed,
-                        new { row.Id, row.Claim, Code = "interrupted", Message = $"The agent stopped while sending; whether it went out is unknown ({u.Detail}). Not resent to avoid a duplicate.", Now = now },
+                        new { row.Id, row.Claim, Code = "interrupted", ChannelCode = (long?)null, Message = $"The agent stopped while sending; whether it went out is unknown ({u.Detail}). Not resent to avoid a duplicate.", Now = now },
                         ct: ct);
                     break;
                 case ReconcileOutcome.Pending:

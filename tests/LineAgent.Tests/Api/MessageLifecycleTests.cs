@@ -50,19 +50,19 @@ public sealed class MessageLifecycleTests
     }
 
     [Test]
-    public async Task SendNow_ShouldAnswer500DeliveryFailed_WhenNoChannelCanCarryIt()
+    public async Task Send_ShouldReturn400ChannelUnavailable_WhenNoChannelCanCarryIt_AndStoreNothing()
     {
         using var real = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "false" });
         using var api = real.Api();
 
-        var problem = await (await api.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.InternalServerError);
+        var problem = await (await api.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.BadRequest);
 
-        Assert.That(problem.Str("code"), Is.EqualTo("delivery_failed"));
-        var message = problem["message"]!;
-        Assert.That(message.Str("status"), Is.EqualTo("failed"));
-        Assert.That(message["error"].Str("code"), Is.EqualTo("channel_unavailable"));
-        Assert.That(message["error"].Str("message"), Does.Contain("Messages"));
-        Assert.That(problem.Str("messageId"), Is.EqualTo(message.Str("id")));
+        Assert.That(problem.Str("code"), Is.EqualTo("channel_unavailable"));
+        Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { "type" }));
+        Assert.That(problem.Str("detail"), Does.Contain("Messages"), "it says why: no Messages.app here");
+        var email = await (await api.SendMessageAsync(new { content = "hi", recipientEmail = "ana@example.com" })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(email.Str("detail"), Does.Contain("Email:Smtp:Host"));
+        Assert.That((await api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
         Assert.That(real.OutboxFiles(), Is.Empty);
     }
 

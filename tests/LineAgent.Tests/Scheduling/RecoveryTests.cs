@@ -65,10 +65,10 @@ public sealed class RecoveryTests
     public async Task Restart_ShouldFailAsInterrupted_WhenTheChannelCannotTell()
     {
         using var dir = new TempDir();
-        var unknown = Row("maybe sent", "sending", Time.ToMs(T0), "smtp", handed: true);
+        var unknown = Row("maybe sent", "sending", Time.ToMs(T0), "mock-channel", handed: true);
         await SeedAsync(dir, unknown);
         var smtp = new Mock<IMessageChannel>();
-        smtp.SetupGet(c => c.Name).Returns("smtp");
+        smtp.SetupGet(c => c.Name).Returns("mock-channel");
         smtp.Setup(c => c.Handles(It.IsAny<LineOptions>(), It.IsAny<string>())).Returns(false);
         smtp.Setup(c => c.ReconcileAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()))
             .ReturnsAsync(new ReconcileOutcome.Unknown("the server closed after DATA"));

@@ -33,6 +33,8 @@ public sealed class MessagesEmulator
     public Dictionary<string, string?> Settings(TimeSpan? confirmTimeout = null, TimeSpan? scriptTimeout = null) => new()
     {
         ["Agent:DryRun"] = "false",
+        ["Lines:0:Id"] = "default",
+        ["Lines:0:Pacing:Enabled"] = "false",
         ["Bridge:OsascriptPath"] = Osascript,
         ["Bridge:ChatDbPath"] = ChatDb,
         ["Bridge:ConfirmTimeout"] = (confirmTimeout ?? TimeSpan.FromSeconds(20)).ToString(),

@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace LineAgent.Channels;
+
+/// <summary>
+/// A Polly v8 pipeline per channel: retry only what proves nothing was sent (with exponential
+/// backoff), a circuit breaker on channel-level failures, and an outer timeout per attempt.
+/// While a circuit is open, due messages wait as `queued` instead of failing.
+/// </summary>
+public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeProvider time, ILogger<ChannelResilience> log)
+{
+    private readonly ConcurrentDictionary<string, ResiliencePipeline<SendOutcome>> _pipelines = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _openUntil = new();
+
+    /// <summary>Raised before each retry: (message id, attempt number, delay, the failure that caused it).</summary>
+    public event Action<string, int, TimeSpan, SendOutcome.Failed>? Retrying;
+
+    public ResiliencePipeline<SendOutcome> For(IMessageChannel channel) => _pipelines.GetOrAdd(channel.Name, Build);
+
+    /// <summary>When the channel's circuit is open: until when. Null while it is closed or half-open.</summary>
+    public DateTimeOffset? OpenUntil(string channelName) =>
+        _openUntil.TryGetValue(channelName, out var until) && until > time.GetUtcNow() ? until : null;
+
+    public static readonly ResiliencePropertyKey<string> MessageId = new("lineagent.message-id");
+
+    /// <summary>Failures that say the channel is unwell (not the recipient): they count towards opening the circuit.</summary>
+    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f && (f.Retryable || !f.ProvenNotSent);
+
+    private ResiliencePipeline<SendOutcome> Build(string channel)
+    {
+        var o = options.Value;
+        var builder = new ResiliencePipelineBuilder<SendOutcome> { TimeProvider = time, Name = channel };
+        if (o.MaxRetries > 0)
+            builder.AddRetry(new RetryStrategyOptions<SendOutcome>
+            {
+                MaxRetryAttempts = o.MaxRetries,
+                Delay = o.RetryBaseDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is SendOutcome.Failed { MayRetry: true }),
+                OnRetry = args =>
+                {
+                    if (args.Outcome.Result is SendOutcome.Failed f && args.Context.Properties.TryGetValue(MessageId, out var id))
+                        Retrying?.Invoke(id, args.AttemptNumber + 1, args.RetryDelay, f);
+                    return default;
+                },
+            });
+        builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<SendOutcome>
+        {
+            FailureRatio = o.FailureRatio,
+            MinimumThroughput = Math.Max(2, o.MinimumThroughput),
+            SamplingDuration = o.SamplingDuration,
+            BreakDuration = o.BreakDuration,
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is { } r && IsChannelFault(r)),
+            OnOpened = args =>
+            {
+                _openUntil[channel] = time.GetUtcNow() + args.BreakDuration;
+                log.LogWarning("Circuit of channel {Channel} opened for {Duration}: due messages wait as queued", channel, args.BreakDuration);
+                return default;
+            },
+            OnClosed = _ =>
+            {
+                _openUntil.TryRemove(channel, out DateTimeOffset _);
+                log.LogInformation("Circuit of channel {Channel} closed", channel);
+                return default;
+            },
+            OnHalfOpened = _ =>
+            {
+                _openUntil.TryRemove(channel, out DateTimeOffset _);
+                return default;
+            },
+        });
+        builder.AddTimeout(new TimeoutStrategyOptions { Timeout = o.AttemptTimeout });
+        return builder.Build();
+    }
+}

@@ -1,0 +1,245 @@
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using Microsoft.Extensions.Options;
+using MimeKit;
+
+namespace LineAgent.Channels.Email;
+
+/// <summary>
+/// Email through SMTP (MailKit). One connection is reused across a burst and recycled after any error.
+/// Failures are sorted by what they prove: refused connections and 4xx replies mean the server does not
+/// have the mail (retried); 5xx is a permanent "no" (failed with the server's reply); a connection lost
+/// after the message data went out is ambiguous (failed `unconfirmed`, never retried).
+/// </summary>
+public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, TimeProvider time, ILogger<SmtpEmailChannel> log)
+    : IMessageChannel, IAsyncDisposable
+{
+    public const string ChannelName = "smtp";
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private SmtpClient? _client;
+    private DateTimeOffset _lastUsed;
+    private (DateTimeOffset At, ChannelHealth Health)? _health;
+
+    public string Name => ChannelName;
+
+    private SmtpOptions Smtp => options.Value.Smtp;
+
+    public bool Handles(LineOptions line, string type) =>
+        type == MessageType.Email && options.Value.IsConfigured && !string.IsNullOrWhiteSpace(line.Email.From);
+
+    public async Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct)
+    {
+        MimeMessage message;
+        try
+        {
+            message = Compose(request);
+        }
+        catch (ParseException e)
+        {
+            return new SendOutcome.Failed("invalid_sender", $"Line '{request.Line.Id}' has an unreadable Email:From: {e.Message}", ProvenNotSent: true);
+        }
+
+        await _gate.WaitAsync(ct);
+        try
+        {
+            SmtpClient client;
+            try
+            {
+                client = await ConnectedClientAsync(ct);
+            }
+            catch (AuthenticationException e)
+            {
+                await RecycleAsync();
+                return new SendOutcome.Failed("smtp_auth_failed", $"SMTP login to {Smtp.Host} failed: {e.Message}", ProvenNotSent: true);
+            }
+            catch (Exception e) when (e is SocketException or IOException or SslHandshakeException or SmtpProtocolException or TimeoutException
+                                          or SmtpCommandException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                await RecycleAsync();
+                return new SendOutcome.Failed("smtp_unreachable", $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}", ProvenNotSent: true, Retryable: true);
+            }
+
+            var progress = new DataProgress();
+            try
+            {
+                var reply = await client.SendAsync(message, ct, progress);
+                _lastUsed = time.GetUtcNow();
+                log.LogDebug("SMTP accepted {MessageId}: {Reply}", message.MessageId, reply);
+                return new SendOutcome.Sent($"<{message.MessageId}>", time.GetUtcNow());
+            }
+            catch (SmtpCommandException e)
+            {
+                var status = (int)e.StatusCode;
+                await RecycleAsync();
+                var text = $"{status} {e.Message}".Trim();
+                if (status >= 500)
+                    return new SendOutcome.Failed("smtp_rejected", $"The server refused the message: {text}", ProvenNotSent: true, ChannelCode: status);
+                // An explicit 4xx reply: the server does not have the mail and asks to try later.
+                return new SendOutcome.Failed("smtp_temporary_failure", $"The server deferred the message: {text}", ProvenNotSent: true,
+                    Retryable: true, ChannelCode: status);
+            }
+            catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or TimeoutException
+                                          or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                await RecycleAsync();
+                return progress.Started
+                    ? new SendOutcome.Failed("unconfirmed",
+                        $"The connection to {Smtp.Host} was lost after the message data was sent ({e.Message}); the server may have it, so it is not sent again.",
+                        ProvenNotSent: false)
+                    : new SendOutcome.Failed("smtp_unreachable", $"The connection to {Smtp.Host} failed before the message data: {e.Message}",
+                        ProvenNotSent: true, Retryable: true);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>SMTP leaves no trace to look up after a restart.</summary>
+    public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
+        Task.FromResult<ReconcileOutcome>(new ReconcileOutcome.Unknown("SMTP has no record to check"));
+
+    public async Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(line.Email.From))
+            return new ChannelHealth(Name, ChannelHealth.Unavailable, $"Line '{line.Id}' has no Email:From.");
+        if (_health is { } h && time.GetUtcNow() - h.At < TimeSpan.FromMinutes(1))
+            return h.Health;
+        ChannelHealth health;
+        await _gate.WaitAsync(ct);
+        try
+        {
+            await ConnectedClientAsync(ct);
+            health = new ChannelHealth(Name, ChannelHealth.Ok, $"{Smtp.Host}:{Smtp.Port}");
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            await RecycleAsync();
+            health = new ChannelHealth(Name, ChannelHealth.Unavailable, $"{Smtp.Host}:{Smtp.Port}: {e.Message}");
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        _health = (time.GetUtcNow(), health);
+        return health;
+    }
+
+    internal MimeMessage Compose(SendRequest request)
+    {
+        var m = request.Message;
+        var from = MailboxAddress.Parse(request.Line.Email.From!);
+        var message = new MimeMessage();
+        message.From.Add(from);
+        message.To.Add(new MailboxAddress(m.RecipientName ?? "", m.RecipientEmail ?? throw new InvalidOperationException($"{m.Id} has no email address")));
+        message.Subject = m.Subject ?? request.Line.Email.DefaultSubject ?? "";
+        message.MessageId = $"{m.Id}@{from.Domain}";
+        message.Date = time.GetUtcNow();
+        var body = new BodyBuilder();
+        if (LooksLikeHtml(m.Content))
+        {
+            body.HtmlBody = m.Content;
+            body.TextBody = HtmlToText(m.Content);
+        }
+        else
+        {
+            body.TextBody = m.Content;
+        }
+        message.Body = body.ToMessageBody();
+        return message;
+    }
+
+    private async Task<SmtpClient> ConnectedClientAsync(CancellationToken ct)
+    {
+        if (_client is { IsConnected: true } existing)
+        {
+            if (time.GetUtcNow() - _lastUsed < Smtp.IdleTimeout)
+            {
+                try
+                {
+                    await existing.NoOpAsync(ct);
+                    return existing;
+                }
+                catch (Exception e) when (e is IOException or SmtpProtocolException or SmtpCommandException or SocketException)
+                {
+                    log.LogDebug("SMTP connection went stale: {Error}", e.Message);
+                }
+            }
+            await RecycleAsync();
+        }
+        var client = new SmtpClient { Timeout = (int)Smtp.Timeout.TotalMilliseconds };
+        try
+        {
+            var security = Smtp.Security switch
+            {
+                SmtpSecurity.None => SecureSocketOptions.None,
+                SmtpSecurity.StartTls => SecureSocketOptions.StartTls,
+                SmtpSecurity.SslOnConnect => SecureSocketOptions.SslOnConnect,
+                _ => SecureSocketOptions.Auto,
+            };
+            await client.ConnectAsync(Smtp.Host!, Smtp.Port, security, ct);
+            if (!string.IsNullOrEmpty(Smtp.User))
+                await client.AuthenticateAsync(Smtp.User, Smtp.Password ?? "", ct);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+        _client = client;
+        _lastUsed = time.GetUtcNow();
+        return client;
+    }
+
+    private async Task RecycleAsync()
+    {
+        var client = _client;
+        _client = null;
+        if (client is null)
+            return;
+        try
+        {
+            if (client.IsConnected)
+                await client.DisconnectAsync(quit: true, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception e)
+        {
+            log.LogDebug("SMTP disconnect: {Error}", e.Message);
+        }
+        client.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync();
+        try { await RecycleAsync(); }
+        finally { _gate.Release(); }
+    }
+
+    [GeneratedRegex(@"<(html|body|p|br|div|a|b|i|strong|em|table|tr|td|ul|ol|li|h[1-6]|span|img)\b[^>]*>", RegexOptions.IgnoreCase)]
+    private static partial Regex HtmlTag();
+
+    [GeneratedRegex(@"<[^>]+>")]
+    private static partial Regex AnyTag();
+
+    public static bool LooksLikeHtml(string content) => HtmlTag().IsMatch(content);
+
+    private static string HtmlToText(string html) =>
+        System.Net.WebUtility.HtmlDecode(AnyTag().Replace(Regex.Replace(html, @"<(br|/p|/div|/li|/h[1-6])\b[^>]*>", "\n", RegexOptions.IgnoreCase), ""))
+            .Trim();
+
+    /// <summary>Notices the first byte of message data, which splits "never sent" from "maybe received".</summary>
+    private sealed class DataProgress : ITransferProgress
+    {
+        public bool Started { get; private set; }
+        public void Report(long bytesTransferred, long totalSize) => Started |= bytesTransferred > 0;
+        public void Report(long bytesTransferred) => Started |= bytesTransferred > 0;
+    }
+}

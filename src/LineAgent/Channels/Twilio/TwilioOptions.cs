@@ -1,0 +1,22 @@
+namespace LineAgent.Channels.Twilio;
+
+/// <summary>`Twilio:*`: the account used by lines whose `Sms:Via` is `twilio`.</summary>
+public sealed class TwilioOptions
+{
+    public const string Section = "Twilio";
+    public const string DefaultBaseUrl = "https://api.twilio.com";
+
+    public string? AccountSid { get; set; }
+    public string? AuthToken { get; set; }
+
+    /// <summary>Where the REST API is; the SDK has none of its own, so requests are redirected here.</summary>
+    public string BaseUrl { get; set; } = DefaultBaseUrl;
+
+    /// <summary>HTTP timeout of one request.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often messages still `sending` (or sent but not yet final) are looked up.</summary>
+    public TimeSpan StatusPollInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    public bool IsConfigured => !string.IsNullOrWhiteSpace(AccountSid) && !string.IsNullOrWhiteSpace(AuthToken);
+}

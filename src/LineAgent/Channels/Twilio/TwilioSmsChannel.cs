@@ -1,0 +1,164 @@
+using System.Net;
+using System.Net.Sockets;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Suppressions;
+using Microsoft.Extensions.Options;
+using Twilio.Clients;
+using Twilio.Exceptions;
+using Twilio.Http;
+using Twilio.Rest.Api.V2010;
+using Twilio.Rest.Api.V2010.Account;
+using Twilio.Types;
+
+namespace LineAgent.Channels.Twilio;
+
+/// <summary>
+/// SMS through Twilio's Messages API for lines whose `Sms:Via` is `twilio`. The SDK has no base URL
+/// setting, so its HttpClient goes through a handler that sends api.twilio.com requests to Twilio:BaseUrl.
+/// </summary>
+public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
+{
+    public const string ChannelName = "twilio";
+
+    private readonly TwilioOptions _options;
+    private readonly SuppressionList _suppressions;
+    private readonly TimeProvider _time;
+    private readonly System.Net.Http.HttpClient _http;
+    private (DateTimeOffset At, ChannelHealth Health)? _health;
+
+    public TwilioSmsChannel(IOptions<TwilioOptions> options, SuppressionList suppressions, TimeProvider time)
+    {
+        _options = options.Value;
+        _suppressions = suppressions;
+        _time = time;
+        _http = new System.Net.Http.HttpClient(new BaseUrlHandler(new Uri(_options.BaseUrl)) { InnerHandler = new SocketsHttpHandler() })
+        {
+            Timeout = _options.Timeout,
+        };
+        Client = _options.IsConfigured
+            ? new TwilioRestClient(_options.AccountSid, _options.AuthToken, accountSid: _options.AccountSid, httpClient: new SystemNetHttpClient(_http))
+            : null;
+    }
+
+    public string Name => ChannelName;
+
+    public ITwilioRestClient? Client { get; }
+
+    public bool Handles(LineOptions line, string type) =>
+        type == MessageType.Sms && line.Sms.Enabled && line.Sms.Via == SmsLineOptions.ViaTwilio && Client is not null
+        && (!string.IsNullOrWhiteSpace(line.Sms.From) || !string.IsNullOrWhiteSpace(line.Sms.MessagingServiceSid));
+
+    public async Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct)
+    {
+        var m = request.Message;
+        var create = new CreateMessageOptions(new PhoneNumber(m.RecipientPhone)) { Body = m.Content };
+        if (!string.IsNullOrWhiteSpace(request.Line.Sms.MessagingServiceSid))
+            create.MessagingServiceSid = request.Line.Sms.MessagingServiceSid;
+        else
+            create.From = new PhoneNumber(request.Line.Sms.From);
+        try
+        {
+            var created = await MessageResource.CreateAsync(create, Client);
+            return created.Status == MessageResource.StatusEnum.Failed || created.Status == MessageResource.StatusEnum.Undelivered
+                ? new SendOutcome.Failed("twilio_failed", $"Twilio: {created.ErrorCode} {created.ErrorMessage}".Trim(), ProvenNotSent: false, ChannelCode: created.ErrorCode)
+                : new SendOutcome.Accepted(created.Sid);
+        }
+        catch (ApiException e)
+        {
+            return await FromApiErrorAsync(e, m, ct);
+        }
+        catch (ApiConnectionException e)
+        {
+            return NeverReachedTwilio(e)
+                ? new SendOutcome.Failed("twilio_unreachable", $"Cannot reach Twilio at {_options.BaseUrl}: {Innermost(e).Message}", ProvenNotSent: true, Retryable: true)
+                : new SendOutcome.Failed("unconfirmed",
+                    $"Twilio did not answer after receiving the request ({Innermost(e).Message}); it may have been sent, so it is not sent again.",
+                    ProvenNotSent: false);
+        }
+    }
+
+    private async Task<SendOutcome> FromApiErrorAsync(ApiException e, MessageRow m, CancellationToken ct)
+    {
+        var text = $"Twilio {e.Code}: {e.Message}";
+        switch (e.Code)
+        {
+            case 21211:
+                return new SendOutcome.Failed("invalid_recipient", text, ProvenNotSent: true, ChannelCode: e.Code);
+            case 21610:
+                await _suppressions.AddAsync(m.RecipientPhone!, "Twilio 21610: the recipient replied STOP to this number", SuppressionList.Sources.Twilio, m.Id, ct);
+                return new SendOutcome.Failed("suppressed", text, ProvenNotSent: true, ChannelCode: e.Code);
+            case 20429:
+                return new SendOutcome.Failed("twilio_rate_limited", text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+        }
+        if (e.Status == (int)HttpStatusCode.TooManyRequests)
+            return new SendOutcome.Failed("twilio_rate_limited", text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+        if (e.Status >= 500)
+            return new SendOutcome.Failed("unconfirmed",
+                $"Twilio answered {e.Status} after receiving the request ({text}); it may have been processed, so it is not sent again.",
+                ProvenNotSent: false, ChannelCode: e.Code);
+        if (e.Status is 401 or 403)
+            return new SendOutcome.Failed("twilio_auth_failed", $"{text} (check Twilio:AccountSid and Twilio:AuthToken)", ProvenNotSent: true, ChannelCode: e.Code);
+        return new SendOutcome.Failed("twilio_rejected", text, ProvenNotSent: true, ChannelCode: e.Code);
+    }
+
+    /// <summary>True only when the connection itself failed: the request never reached Twilio.</summary>
+    private static bool NeverReachedTwilio(Exception e) => Innermost(e) is SocketException s
+        && s.SocketErrorCode is SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.NetworkUnreachable
+            or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.AddressNotAvailable;
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;
+        return e;
+    }
+
+    /// <summary>After a restart: with a SID the status poller settles it; without one the request may or may not have reached Twilio.</summary>
+    public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
+        Task.FromResult<ReconcileOutcome>(request.Message.ChannelRef is not null
+            ? new ReconcileOutcome.Pending()
+            : new ReconcileOutcome.Unknown("the Twilio request may have been made before the restart"));
+
+    public async Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct)
+    {
+        if (Client is null)
+            return new ChannelHealth(Name, ChannelHealth.Unavailable, "Twilio:AccountSid and Twilio:AuthToken are not set.");
+        if (string.IsNullOrWhiteSpace(line.Sms.From) && string.IsNullOrWhiteSpace(line.Sms.MessagingServiceSid))
+            return new ChannelHealth(Name, ChannelHealth.Unavailable, $"Line '{line.Id}' has neither Sms:From nor Sms:MessagingServiceSid.");
+        if (_health is { } h && _time.GetUtcNow() - h.At < TimeSpan.FromMinutes(5))
+            return h.Health;
+        ChannelHealth health;
+        try
+        {
+            var account = await AccountResource.FetchAsync(_options.AccountSid, Client);
+            health = new ChannelHealth(Name, account.Status == AccountResource.StatusEnum.Active ? ChannelHealth.Ok : ChannelHealth.Unavailable,
+                $"account {account.FriendlyName} ({account.Status})");
+        }
+        catch (ApiException e)
+        {
+            health = new ChannelHealth(Name, ChannelHealth.Unavailable, $"Twilio {e.Status} {e.Code}: {e.Message}");
+        }
+        catch (ApiConnectionException e)
+        {
+            health = new ChannelHealth(Name, ChannelHealth.Unavailable, $"Cannot reach Twilio: {Innermost(e).Message}");
+        }
+        _health = (_time.GetUtcNow(), health);
+        return health;
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    /// <summary>Sends what the SDK addresses to https://api.twilio.com to the configured base URL instead.</summary>
+    private sealed class BaseUrlHandler(Uri baseUrl) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            if (request.RequestUri is { } uri && uri.Host.EndsWith("twilio.com", StringComparison.OrdinalIgnoreCase))
+            {
+                var path = baseUrl.AbsolutePath.TrimEnd('/') + uri.PathAndQuery;
+                request.RequestUri = new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path.Split('?')[0], Query = uri.Query.TrimStart('?') }.Uri;
+            }
+            return base.SendAsync(request, ct);
+        }
+    }
+}

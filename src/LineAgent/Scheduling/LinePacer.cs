@@ -1,0 +1,179 @@
+using System.Globalization;
+using Dapper;
+using LineAgent.Channels;
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Scheduling;
+
+/// <summary>
+/// Per-line pacing from the line's own hand-offs in the database: a minimum gap with jitter, hourly and
+/// daily caps, a cap on new conversations per day, and a send window in a time zone. A message over a
+/// limit is held (stays `queued` with `notBefore`); nothing is dropped. The dry-run outbox is not paced
+/// (there is no account to protect) unless Agent:DryRunPacing is on.
+/// </summary>
+public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions> agent, TimeProvider time) : IPacer, ILineUsage
+{
+    private const string HandOffs = """
+        SELECT handed_at AS At, new_conversation AS NewConversation FROM messages
+        WHERE line_id = @LineId AND handed_at IS NOT NULL AND handed_at >= @Since
+        ORDER BY handed_at
+        """;
+
+    private const string KnownAddress = """
+        SELECT COUNT(*) FROM messages
+        WHERE line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND id <> @Id
+          AND ((@Phone IS NOT NULL AND recipient_phone = @Phone) OR (@Email IS NOT NULL AND recipient_email = @Email))
+        """;
+
+    public bool Applies(LineOptions line, string type) =>
+        line.Pacing.Enabled && (agent.Value.DryRunPacing || router.Resolve(line, type) is not DryRunOutboxChannel);
+
+    public async Task<PacingDecision> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct)
+    {
+        if (!Applies(line, message.Type))
+            return PacingDecision.Go;
+        var p = line.Pacing;
+        var zone = SendWindow.Zone(p.Window);
+        var history = await HistoryAsync(line.Id, now, zone, ct);
+        var isNew = !await KnownAsync(line.Id, message, ct);
+
+        var t = now;
+        string? reason = null;
+        var lineWide = true;
+        for (var i = 0; i < 20; i++)
+        {
+            var before = t;
+            var window = SendWindow.NextOpen(p.Window, zone, t);
+            if (window > t) (t, reason) = (window, $"outside the send window {p.Window.From}-{p.Window.To} {zone.Id}");
+
+            if (history.Count > 0 && p.MinGap > TimeSpan.Zero)
+            {
+                var gap = history[^1].At + p.MinGap + Jitter(message.Id, p.Jitter);
+                if (gap > t) (t, reason) = (gap, $"minimum gap {p.MinGap.TotalSeconds:0} s (+ jitter) after the last send");
+            }
+            if (p.MaxPerHour > 0)
+            {
+                var lastHour = history.Where(h => h.At > t - TimeSpan.FromHours(1)).ToList();
+                if (lastHour.Count >= p.MaxPerHour)
+                    (t, reason) = (lastHour[lastHour.Count - p.MaxPerHour].At + TimeSpan.FromHours(1), $"{p.MaxPerHour} sends per hour reached");
+            }
+            var dayStart = SendWindow.DayStart(t, zone);
+            if (p.MaxPerDay > 0 && history.Count(h => h.At >= dayStart) >= p.MaxPerDay)
+                (t, reason) = (SendWindow.DayStart(dayStart + TimeSpan.FromHours(30), zone), $"{p.MaxPerDay} sends per day reached");
+            if (isNew && p.MaxNewConversationsPerDay > 0
+                && history.Count(h => h.NewConversation && h.At >= SendWindow.DayStart(t, zone)) >= p.MaxNewConversationsPerDay)
+            {
+                (t, reason) = (SendWindow.DayStart(SendWindow.DayStart(t, zone) + TimeSpan.FromHours(30), zone),
+                    $"{p.MaxNewConversationsPerDay} new conversations per day reached");
+                lineWide = false;
+            }
+            if (t == before)
+                break;
+        }
+        return new PacingDecision(t > now ? new PacingHold(t, reason!, lineWide) : null, isNew);
+    }
+
+    public async Task<object?> TodayAsync(LineOptions line, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var p = line.Pacing;
+        var zone = SendWindow.Zone(p.Window);
+        var history = await HistoryAsync(line.Id, now, zone, ct);
+        var dayStart = SendWindow.DayStart(now, zone);
+        var nextOpen = SendWindow.NextOpen(p.Window, zone, now);
+        return new LineUsage(
+            p.Enabled, history.Count(h => h.At > now - TimeSpan.FromHours(1)), p.MaxPerHour,
+            history.Count(h => h.At >= dayStart), p.MaxPerDay,
+            history.Count(h => h.NewConversation && h.At >= dayStart), p.MaxNewConversationsPerDay,
+            history.Count > 0 ? history[^1].At : null, nextOpen <= now, nextOpen <= now ? null : nextOpen, zone.Id);
+    }
+
+    private async Task<List<HandOff>> HistoryAsync(string lineId, DateTimeOffset now, TimeZoneInfo zone, CancellationToken ct)
+    {
+        var since = new[] { now - TimeSpan.FromHours(1), SendWindow.DayStart(now, zone) - TimeSpan.FromHours(1) }.Min();
+        await using var c = await db.OpenAsync(ct);
+        var rows = await c.QueryAsync<(long At, long NewConversation)>(new CommandDefinition(HandOffs,
+            new { LineId = lineId, Since = Time.ToMs(since) }, cancellationToken: ct));
+        return rows.Select(r => new HandOff(Time.FromMs(r.At), r.NewConversation != 0)).ToList();
+    }
+
+    private async Task<bool> KnownAsync(string lineId, MessageRow m, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.ExecuteScalarAsync<long>(new CommandDefinition(KnownAddress,
+            new { LineId = lineId, m.Id, Phone = m.Type == MessageType.Email ? null : m.RecipientPhone, Email = m.Type == MessageType.Email || m.RecipientPhone is null ? m.RecipientEmail : null },
+            cancellationToken: ct)) > 0;
+    }
+
+    /// <summary>A stable share of the jitter per message, so re-checks agree with each other.</summary>
+    private static TimeSpan Jitter(string id, TimeSpan jitter)
+    {
+        if (jitter <= TimeSpan.Zero) return TimeSpan.Zero;
+        var hash = 2166136261u;
+        foreach (var ch in id) hash = (hash ^ ch) * 16777619u;
+        return TimeSpan.FromMilliseconds(jitter.TotalMilliseconds * (hash % 10_000) / 10_000.0);
+    }
+
+    private sealed record HandOff(DateTimeOffset At, bool NewConversation);
+}
+
+public sealed record LineUsage(
+    bool PacingEnabled, int SentLastHour, int MaxPerHour, int SentToday, int MaxPerDay, int NewConversationsToday,
+    int MaxNewConversationsPerDay, DateTimeOffset? LastSendAt, bool WindowOpen, DateTimeOffset? WindowOpensAt, string TimeZone);
+
+/// <summary>The send window of a line: HH:mm to HH:mm on the given days, in an IANA zone, DST-aware.</summary>
+public static class SendWindow
+{
+    public static TimeZoneInfo Zone(SendWindowOptions w) =>
+        !string.IsNullOrWhiteSpace(w.TimeZone) && Schedules.TryFindZone(w.TimeZone, out var z) ? z! : TimeZoneInfo.Local;
+
+    public static DateTimeOffset DayStart(DateTimeOffset t, TimeZoneInfo zone)
+    {
+        var local = TimeZoneInfo.ConvertTime(t, zone);
+        return Schedules.FromLocal(local.Date, zone);
+    }
+
+    public static bool TryParse(string? hhmm, out TimeSpan time) =>
+        TimeSpan.TryParseExact(hhmm ?? "", @"hh\:mm", CultureInfo.InvariantCulture, out time);
+
+    /// <summary><paramref name="t"/> when the window is open then, else the next opening.</summary>
+    public static DateTimeOffset NextOpen(SendWindowOptions w, TimeZoneInfo zone, DateTimeOffset t)
+    {
+        var hasHours = TryParse(w.From, out var from) & TryParse(w.To, out var to);
+        if (!hasHours && w.Days.Count == 0)
+            return t;
+        if (!hasHours)
+            (from, to) = (TimeSpan.Zero, TimeSpan.Zero);
+        if (IsOpen(w, zone, t, from, to, hasHours))
+            return t;
+        var localDate = TimeZoneInfo.ConvertTime(t, zone).Date;
+        for (var d = -1; d <= 8; d++)
+        {
+            var date = localDate.AddDays(d);
+            if (w.Days.Count > 0 && !w.Days.Contains(date.DayOfWeek))
+                continue;
+            var opening = Schedules.FromLocal(date + from, zone);
+            if (opening > t)
+                return opening;
+        }
+        return t; // no day is allowed: treat as always open rather than never sending
+    }
+
+    private static bool IsOpen(SendWindowOptions w, TimeZoneInfo zone, DateTimeOffset t, TimeSpan from, TimeSpan to, bool hasHours)
+    {
+        var local = TimeZoneInfo.ConvertTime(t, zone);
+        var tod = local.TimeOfDay;
+        if (!hasHours || from == to)
+            return w.Days.Count == 0 || w.Days.Contains(local.DayOfWeek);
+        if (from < to)
+            return (w.Days.Count == 0 || w.Days.Contains(local.DayOfWeek)) && tod >= from && tod < to;
+        // Overnight window (e.g. 20:00-02:00): the part after midnight belongs to the previous day's window.
+        return tod >= from
+            ? w.Days.Count == 0 || w.Days.Contains(local.DayOfWeek)
+            : tod < to && (w.Days.Count == 0 || w.Days.Contains(local.AddDays(-1).DayOfWeek));
+    }
+}
