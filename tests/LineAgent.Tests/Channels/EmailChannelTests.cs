@@ -1,0 +1,152 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+using MimeKit;
+
+namespace LineAgent.Tests.Channels;
+
+/// <summary>Email through the API to a real SMTP server on loopback (aiosmtpd).</summary>
+public sealed class EmailChannelTests
+{
+    private TempDir _dir = null!;
+    private SmtpStandIn _smtp = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = new TempDir();
+        _smtp = new SmtpStandIn(_dir.File("mail"));
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _smtp.Dispose();
+        _dir.Dispose();
+    }
+
+    private AgentFactory Agent(IDictionary<string, string?>? extra = null)
+    {
+        var settings = _smtp.Settings();
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+            settings[k] = v;
+        return new AgentFactory(settings: settings, systemClock: true);
+    }
+
+    [Test]
+    public async Task Email_ShouldArriveWithFromToSubjectBodyAndMessageId()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var m = await (await api.SendMessageAsync(new
+        {
+            content = "Hi Ana,\nthe contract is attached.\n— Sam", recipientEmail = "ana@example.com", recipientName = "Ana Ruiz", subject = "Your contract",
+        })).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That((m.Str("status"), m.Str("type"), m.Str("channel")), Is.EqualTo(("sent", "email", "smtp")));
+        var mail = _smtp.Received().Single();
+        Assert.That(mail.From.Mailboxes.Single().ToString(), Is.EqualTo("\"Sales Team\" <sales@example.com>"));
+        Assert.That(mail.To.Mailboxes.Single().Name, Is.EqualTo("Ana Ruiz"));
+        Assert.That(mail.To.Mailboxes.Single().Address, Is.EqualTo("ana@example.com"));
+        Assert.That(mail.Subject, Is.EqualTo("Your contract"));
+        Assert.That(mail.TextBody?.TrimEnd(), Is.EqualTo("Hi Ana,\nthe contract is attached.\n— Sam").Or.EqualTo("Hi Ana,\r\nthe contract is attached.\r\n— Sam"));
+        Assert.That(mail.HtmlBody, Is.Null, "plain text stays plain");
+        Assert.That(mail.MessageId, Is.EqualTo($"{m.Str("id")}@example.com"));
+        Assert.That(m.Str("channelRef"), Is.EqualTo($"<{m.Str("id")}@example.com>"));
+    }
+
+    [Test]
+    public async Task HtmlContent_ShouldGoAsTextWithAnHtmlAlternative_AndTheLinesDefaultSubject()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Lines:0:Email:DefaultSubject"] = "News from Sales" });
+        using var api = agent.Api();
+
+        await (await api.SendMessageAsync(new { content = "<p>Hello <b>Ana</b></p><p>See you &amp; bye</p>", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        var mail = _smtp.Received().Single();
+        Assert.That(mail.Subject, Is.EqualTo("News from Sales"));
+        Assert.That(mail.HtmlBody, Does.Contain("<b>Ana</b>"));
+        Assert.That(mail.TextBody, Does.Contain("Hello Ana").And.Contain("See you & bye").And.Not.Contain("<"));
+    }
+
+    [Test]
+    public async Task ABurst_ShouldReuseOneConnection()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        for (var i = 0; i < 3; i++)
+            await (await api.SendMessageAsync(new { content = $"mail {i}", recipientEmail = $"user{i}@example.com" })).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(_smtp.Received(), Has.Count.EqualTo(3));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "ehlo"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task A451BeforeData_ShouldBeRetriedOnce_AndThenSucceed()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var m = await (await api.SendMessageAsync(new { content = "greylisted", recipientEmail = "tempfail-once@example.com" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(m.Str("status"), Is.EqualTo("sent"));
+        Assert.That(_smtp.Log().Where(e => e["event"]!.GetValue<string>() == "rcpt").Select(e => e["reply"]!.GetValue<int>()), Is.EqualTo(new[] { 451, 250 }));
+        Assert.That(_smtp.Received(), Has.Count.EqualTo(1));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/events"))!;
+        Assert.That(events.Count(e => e.StrOrNull("code") == "retry"), Is.EqualTo(1));
+        Assert.That(events.Single(e => e.StrOrNull("code") == "retry").Str("detail"), Does.Contain("451"));
+    }
+
+    [Test]
+    public async Task A550_ShouldFailPermanentlyWithTheServersReply()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var problem = await (await api.SendMessageAsync(new { content = "to nobody", recipientEmail = "reject@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("smtp_rejected"));
+        Assert.That(error.Str("message"), Does.Contain("550").And.Contain("User unknown"));
+        Assert.That(error["channelCode"]!.GetValue<long>(), Is.EqualTo(550));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "rcpt"), Is.EqualTo(1), "a 5xx is not retried");
+    }
+
+    [Test]
+    public async Task AConnectionDroppedAfterTheData_ShouldNotBeRetried_AndFailUnconfirmed()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var problem = await (await api.SendMessageAsync(new { content = "did it arrive?", recipientEmail = "drop@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("unconfirmed"));
+        Assert.That(error.Str("message"), Does.Contain("may have it"));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "data"), Is.EqualTo(1), "never sent twice");
+    }
+
+    [Test]
+    public async Task AServerThatIsDown_ShouldBeRetried_ThenFailWithAReason()
+    {
+        var port = _smtp.Port;
+        _smtp.Dispose();
+        using var agent = Agent(new Dictionary<string, string?> { ["Email:Smtp:Port"] = port.ToString(), ["Resilience:MaxRetries"] = "2" });
+        using var api = agent.Api();
+
+        var problem = await (await api.SendMessageAsync(new { content = "hello?", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var id = problem.Str("messageId");
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("smtp_unreachable"));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{id}/events"))!;
+        Assert.That(events.Count(e => e.StrOrNull("code") == "retry"), Is.EqualTo(2));
+        _smtp = new SmtpStandIn(_dir.File("mail2"));
+    }
+}
