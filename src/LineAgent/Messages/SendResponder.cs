@@ -57,9 +57,14 @@ public sealed class SendResponder(MessageStore store, MessageNotifier notifier, 
             IsSettled, left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
     }
 
+    /// <summary>
+    /// Nothing more will happen soon: a final status, a pacing hold, or a Twilio message Twilio has
+    /// taken (its delivery takes minutes to report; the answer says `sending` with the SID).
+    /// </summary>
     public static bool IsSettled(MessageRow r) =>
         r.Status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled or MessageStatus.Scheduled
-        || (r.Status == MessageStatus.Queued && r.NotBefore is not null);
+        || (r.Status == MessageStatus.Queued && r.NotBefore is not null)
+        || (r.Status == MessageStatus.Sending && r.Channel == Channels.Twilio.TwilioSmsChannel.ChannelName && r.ChannelRef is not null);
 
     public static SendAnswer Answer(MessageRow r) => new(r.Status switch
     {

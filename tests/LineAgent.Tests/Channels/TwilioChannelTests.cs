@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Channels;
+
+/// <summary>SMS through the API to an HTTP server on loopback that answers like Twilio.</summary>
+public sealed class TwilioChannelTests
+{
+    private TwilioStandIn _twilio = null!;
+
+    [SetUp]
+    public async Task SetUp() => _twilio = await TwilioStandIn.StartAsync();
+
+    [TearDown]
+    public async Task TearDown() => await _twilio.DisposeAsync();
+
+    private AgentFactory Agent(IDictionary<string, string?>? extra = null)
+    {
+        var settings = _twilio.Settings();
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+            settings[k] = v;
+        return new AgentFactory(settings: settings, systemClock: true);
+    }
+
+    private static object Sms(string to, string content = "Your table is ready") => new { content, recipientPhone = to };
+
+    [Test]
+    public async Task Sms_ShouldBePostedLikeTwilio_ThenFollowedUntilDelivered()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var m = await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That((m.Str("type"), m.Str("channel"), m.Str("status")), Is.EqualTo(("sms", "twilio", "sending")),
+            "auto on a line without iMessage is SMS; Twilio accepted it, its status is followed");
+        var sid = m.Str("channelRef");
+        Assert.That(sid, Does.StartWith("SM"));
+        var post = _twilio.Requests.Single(r => r.Method == "POST");
+        Assert.That(post.Path, Is.EqualTo($"/2010-04-01/Accounts/{TwilioStandIn.Sid}/Messages.json"));
+        Assert.That(post.Authorization, Is.EqualTo("Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{TwilioStandIn.Sid}:{TwilioStandIn.Token}"))));
+        Assert.That(post.Form["To"], Is.EqualTo("+12025550123"));
+        Assert.That(post.Form["From"], Is.EqualTo(TwilioStandIn.From));
+        Assert.That(post.Form["Body"], Is.EqualTo("Your table is ready"));
+
+        _twilio.Statuses[sid] = ("sent", null);
+        await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("status") == "sent", "sent");
+        _twilio.Statuses[sid] = ("delivered", null);
+        var delivered = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("delivery") == "delivered", "delivered");
+        Assert.That(delivered.Str("deliveredAt"), Is.Not.Null);
+        Assert.That(_twilio.Requests.Any(r => r.Method == "GET" && r.Path.EndsWith($"/Messages/{sid}.json")), Is.True);
+    }
+
+    [Test]
+    public async Task UndeliveredAtTwilio_ShouldFailWithTwiliosErrorCode()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var m = await (await api.SendMessageAsync(Sms("+12025550124"))).ExpectAsync(HttpStatusCode.Created);
+        _twilio.Statuses[m.Str("channelRef")] = ("undelivered", 30003);
+
+        var failed = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("status") == "failed", "failed");
+        Assert.That(failed["error"].Str("code"), Is.EqualTo("twilio_undelivered"));
+        Assert.That(failed["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(30003));
+    }
+
+    [Test]
+    public async Task Error21211_ShouldFailAsInvalidRecipient_WithoutRetry()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.InvalidNumber))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("invalid_recipient"));
+        Assert.That(problem["message"]!["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(21211));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Error21610_ShouldFailAsSuppressed_AndSuppressTheNumber()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.Unsubscribed))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("suppressed"));
+
+        var suppression = await api.GetJsonAsync($"/api/suppressions/{Uri.EscapeDataString(TwilioStandIn.Unsubscribed)}");
+        Assert.That(suppression.Str("source"), Is.EqualTo("twilio"));
+        var again = await (await api.SendMessageAsync(Sms(TwilioStandIn.Unsubscribed, "again"))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(again["message"]!["error"].Str("code"), Is.EqualTo("suppressed"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the second never reached Twilio");
+    }
+
+    [Test]
+    public async Task Error429_ShouldBeRetriedWithBackoff_ThenSucceed()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var m = await (await api.SendMessageAsync(Sms(TwilioStandIn.RateLimitedTwice))).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(m.Str("channelRef"), Does.StartWith("SM"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(3));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/events"))!;
+        Assert.That(events.Count(e => e.StrOrNull("code") == "retry"), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task A5xxAfterTheRequest_ShouldFailUnconfirmed_WithoutRetry()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.ServerError))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task ATimeoutAfterTheRequest_ShouldFailUnconfirmed_WithoutRetry()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.Hangs))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task TwilioDown_ShouldBeRetried_ThenFailAsUnreachable()
+    {
+        var baseUrl = _twilio.BaseUrl;
+        await _twilio.DisposeAsync();
+        var settings = new Dictionary<string, string?> { ["Twilio:BaseUrl"] = baseUrl.ToString(), ["Resilience:MaxRetries"] = "1" };
+        using var agent = Agent(settings);
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("twilio_unreachable"));
+        _twilio = await TwilioStandIn.StartAsync();
+    }
+
+    [Test]
+    public async Task MessagingServiceSid_ShouldBeSentInsteadOfFrom()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Lines:0:Sms:From"] = null, ["Lines:0:Sms:MessagingServiceSid"] = "MG0000000000000000000000000000abcd" });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.Created);
+        var post = _twilio.Requests.Single(r => r.Method == "POST");
+        Assert.That(post.Form["MessagingServiceSid"], Is.EqualTo("MG0000000000000000000000000000abcd"));
+        Assert.That(post.Form.ContainsKey("From"), Is.False);
+    }
+
+    [Test]
+    public async Task Lines_ShouldShowTwilioHealth()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        var sms = line["health"]!.AsArray().Single(h => h.Str("type") == "sms")!;
+        Assert.That((sms.Str("channel"), sms.Str("state")), Is.EqualTo(("twilio", "ok")));
+    }
+}

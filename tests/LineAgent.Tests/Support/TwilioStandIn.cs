@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace LineAgent.Tests.Support;
+
+/// <summary>
+/// An HTTP server on loopback that answers like Twilio's Messages API (2010-04-01): Basic auth with
+/// the account SID and token, form-encoded create, JSON resources and Twilio's error bodies.
+/// Behaviour by recipient: see the constants.
+/// </summary>
+public sealed class TwilioStandIn : IAsyncDisposable
+{
+    public const string Sid = "AC00000000000000000000000000000001";
+    public const string Token = "twilio-test-token";
+    public const string From = "+12025550000";
+
+    public const string InvalidNumber = "+12025550111";      // 400, code 21211
+    public const string Unsubscribed = "+12025550161";       // 400, code 21610
+    public const string RateLimitedTwice = "+12025550429";   // 429 / 20429 twice, then created
+    public const string ServerError = "+12025550150";        // 500 after reading the request
+    public const string Hangs = "+12025550198";              // never answers (client timeout)
+
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, int> _rateLimited = new();
+
+    public ConcurrentQueue<Request> Requests { get; } = new();
+
+    /// <summary>Status (and error code) the fetch endpoint reports per SID; "queued" until set.</summary>
+    public ConcurrentDictionary<string, (string Status, int? ErrorCode)> Statuses { get; } = new();
+
+    public sealed record Request(string Method, string Path, string? Authorization, IReadOnlyDictionary<string, string> Form);
+
+    private TwilioStandIn(WebApplication app) => _app = app;
+
+    public Uri BaseUrl { get; private set; } = null!;
+
+    public static async Task<TwilioStandIn> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var standIn = new TwilioStandIn(app);
+        app.MapPost("/2010-04-01/Accounts/{sid}/Messages.json", standIn.CreateAsync);
+        app.MapGet("/2010-04-01/Accounts/{sid}/Messages/{messageSid}.json", standIn.Fetch);
+        app.MapGet("/2010-04-01/Accounts/{sid}.json", (string sid) => Results.Json(new { sid, friendly_name = "Test account", status = "active" }));
+        await app.StartAsync();
+        standIn.BaseUrl = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        return standIn;
+    }
+
+    public Dictionary<string, string?> Settings() => new()
+    {
+        ["Agent:DryRun"] = "false",
+        ["Twilio:AccountSid"] = Sid,
+        ["Twilio:AuthToken"] = Token,
+        ["Twilio:BaseUrl"] = BaseUrl.ToString(),
+        ["Twilio:Timeout"] = "00:00:02",
+        ["Twilio:StatusPollInterval"] = "00:00:00.200",
+        ["Lines:0:Id"] = "default",
+        ["Lines:0:IMessage:Enabled"] = "false",
+        ["Lines:0:Sms:Via"] = "twilio",
+        ["Lines:0:Sms:From"] = From,
+        ["Lines:0:Pacing:Enabled"] = "false",
+        ["Resilience:RetryBaseDelay"] = "00:00:00.100",
+    };
+
+    private async Task<IResult> CreateAsync(string sid, HttpContext http)
+    {
+        var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
+        Requests.Enqueue(new Request("POST", http.Request.Path, http.Request.Headers.Authorization, form));
+        var expected = "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{Sid}:{Token}"));
+        if (sid != Sid || http.Request.Headers.Authorization != expected)
+            return Error(401, 20003, "Authenticate");
+        var to = form.GetValueOrDefault("To");
+        switch (to)
+        {
+            case InvalidNumber:
+                return Error(400, 21211, $"Invalid 'To' Phone Number: {to}");
+            case Unsubscribed:
+                return Error(400, 21610, "Attempt to send to unsubscribed recipient");
+            case RateLimitedTwice when _rateLimited.AddOrUpdate(to, 1, (_, n) => n + 1) <= 2:
+                return Error(429, 20429, "Too Many Requests");
+            case ServerError:
+                return Error(500, 20500, "Internal Server Error");
+            case Hangs:
+                await Task.Delay(TimeSpan.FromMinutes(5), http.RequestAborted).ContinueWith(_ => { });
+                return Results.StatusCode(504);
+        }
+        var messageSid = "SM" + Guid.NewGuid().ToString("N");
+        Statuses[messageSid] = ("queued", null);
+        return Results.Json(Resource(messageSid, form), statusCode: 201);
+    }
+
+    private IResult Fetch(string sid, string messageSid, HttpContext http)
+    {
+        Requests.Enqueue(new Request("GET", http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
+        if (!Statuses.TryGetValue(messageSid, out var s))
+            return Error(404, 20404, $"The requested resource {http.Request.Path} was not found");
+        return Results.Json(new Dictionary<string, object?>
+        {
+            ["sid"] = messageSid, ["account_sid"] = Sid, ["status"] = s.Status, ["error_code"] = s.ErrorCode,
+            ["error_message"] = s.ErrorCode is null ? null : "Unknown destination handset",
+        });
+    }
+
+    private static Dictionary<string, object?> Resource(string messageSid, IReadOnlyDictionary<string, string> form) => new()
+    {
+        ["sid"] = messageSid, ["account_sid"] = Sid, ["to"] = form.GetValueOrDefault("To"), ["from"] = form.GetValueOrDefault("From"),
+        ["messaging_service_sid"] = form.GetValueOrDefault("MessagingServiceSid"), ["body"] = form.GetValueOrDefault("Body"),
+        ["status"] = "queued", ["num_segments"] = "1", ["direction"] = "outbound-api", ["api_version"] = "2010-04-01",
+        ["date_created"] = DateTimeOffset.UtcNow.ToString("R"), ["error_code"] = null, ["error_message"] = null,
+        ["uri"] = $"/2010-04-01/Accounts/{Sid}/Messages/{messageSid}.json",
+    };
+
+    private static IResult Error(int status, int code, string message) => Results.Json(new
+    {
+        code, message, more_info = $"https://www.twilio.com/docs/errors/{code}", status,
+    }, statusCode: status);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
