@@ -45,15 +45,20 @@ public sealed class EmailLineOptions
     public string? DefaultSubject { get; set; }
 }
 
+/// <summary>
+/// Defaults are meant for a new Apple ID: well under the ~200 iMessages/hour reported to get accounts
+/// flagged, at the low end of the 20-50 new conversations per line per day providers allow, irregular
+/// gaps rather than a machine's fixed beat, and no texts at night. See README for the reasons.
+/// </summary>
 public sealed class PacingOptions
 {
     public bool Enabled { get; set; } = true;
-    public TimeSpan MinGap { get; set; } = TimeSpan.FromSeconds(20);
-    public TimeSpan Jitter { get; set; } = TimeSpan.FromSeconds(10);
-    public int MaxPerHour { get; set; } = 60;
-    public int MaxPerDay { get; set; } = 300;
+    public TimeSpan MinGap { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan Jitter { get; set; } = TimeSpan.FromSeconds(30);
+    public int MaxPerHour { get; set; } = 40;
+    public int MaxPerDay { get; set; } = 200;
     public int MaxNewConversationsPerDay { get; set; } = 20;
-    public SendWindowOptions Window { get; set; } = new();
+    public SendWindowOptions Window { get; set; } = new() { From = "08:00", To = "21:00" };
 }
 
 public sealed class SendWindowOptions

@@ -58,11 +58,21 @@ public sealed class MessagesEmulator
         var path = Path.Combine(Home, "calls.ndjson");
         if (!File.Exists(path))
             return [];
-        return File.ReadAllLines(path).Where(l => l.Length > 0).Select(l =>
+        return ReadShared(path).Where(l => l.Length > 0).Select(l =>
         {
             var j = JsonNode.Parse(l)!;
             return (j["script"]!.GetValue<string>(), j["argv_b64"]!.AsArray().Select(a => Convert.FromBase64String(a!.GetValue<string>())).ToArray());
         }).ToList();
+    }
+
+    /// <summary>The emulator appends under an exclusive flock; .NET's shared lock then fails for a moment, so retry.</summary>
+    private static string[] ReadShared(string path)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try { return File.ReadAllLines(path); }
+            catch (IOException) when (attempt < 100) { Thread.Sleep(10); }
+        }
     }
 
     /// <summary>Plays a reply arriving from <paramref name="handle"/>; returns its chat.db ROWID.</summary>

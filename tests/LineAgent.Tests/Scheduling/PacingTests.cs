@@ -1,0 +1,200 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+using Microsoft.Extensions.Time.Testing;
+
+namespace LineAgent.Tests.Scheduling;
+
+/// <summary>Per-line pacing with FakeTimeProvider, through the API, on the dry-run outbox with Agent:DryRunPacing.</summary>
+public sealed class PacingTests
+{
+    private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Agent:DryRunPacing"] = "true",
+            ["Lines:0:Id"] = "default",
+            ["Lines:0:Pacing:MinGap"] = "00:00:00",
+            ["Lines:0:Pacing:Jitter"] = "00:00:00",
+            ["Lines:0:Pacing:MaxPerHour"] = "1000",
+            ["Lines:0:Pacing:MaxPerDay"] = "1000",
+            ["Lines:0:Pacing:MaxNewConversationsPerDay"] = "1000",
+            ["Lines:0:Pacing:Window:TimeZone"] = "UTC",
+            ["Lines:0:Pacing:Window:From"] = "",
+            ["Lines:0:Pacing:Window:To"] = "",
+        };
+        foreach (var (k, v) in pacing)
+            settings["Lines:0:Pacing:" + k] = v;
+        return new AgentFactory(time: new FakeTimeProvider(start), settings: settings);
+    }
+
+    private static object To(string phone, string content = "hi", DateTimeOffset? at = null) =>
+        new { content, recipientPhone = phone, scheduledAt = at?.ToString("O") };
+
+    private static DateTimeOffset HandedAt(AgentFactory agent, string id) =>
+        DateTimeOffset.Parse(JsonNode.Parse(File.ReadAllText(Directory.GetFiles(agent.OutboxDir, id + ".*.json").Single())).Str("handedAt"));
+
+    [Test]
+    public async Task MinGap_ShouldHoldTheNextMessageAsQueuedWithNotBefore_ThenSendItOnTime()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MinGap"] = "00:01:00" });
+        using var api = agent.Api();
+
+        var first = await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Created);
+        var second = await (await api.SendMessageAsync(To("+12025550102"))).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(first.Str("status"), Is.EqualTo("sent"));
+        Assert.That(second.Str("status"), Is.EqualTo("queued"));
+        Assert.That(DateTimeOffset.Parse(second.Str("notBefore")), Is.EqualTo(t0.AddMinutes(1)));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{second.Str("id")}/events"))!;
+        Assert.That(events.Last().Str("code"), Is.EqualTo("paced"));
+        Assert.That(events.Last().Str("detail"), Does.Contain("minimum gap"));
+
+        await agent.AdvanceToAsync(t0.AddMinutes(1));
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(second.Str("id")) == 1, "second sent");
+        Assert.That(HandedAt(agent, second.Str("id")), Is.EqualTo(t0.AddMinutes(1)));
+    }
+
+    [Test]
+    public async Task Jitter_ShouldAddUpToItsLengthToTheGap()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MinGap"] = "00:01:00", ["Jitter"] = "00:00:30" });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Created);
+        var notBefores = new List<DateTimeOffset>();
+        for (var i = 0; i < 5; i++)
+        {
+            var held = await (await api.SendMessageAsync(To("+12025550101", $"m{i}"))).ExpectAsync(HttpStatusCode.Accepted);
+            notBefores.Add(DateTimeOffset.Parse(held.Str("notBefore")));
+        }
+        Assert.That(notBefores, Is.All.InRange(t0.AddSeconds(60), t0.AddSeconds(90)));
+    }
+
+    [Test]
+    public async Task HourlyCap_ShouldHoldUntilTheOldestSendLeavesTheHour()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MaxPerHour"] = "2" });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Created);
+        agent.Time.Advance(TimeSpan.FromMinutes(10));
+        await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Created);
+
+        var third = await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(DateTimeOffset.Parse(third.Str("notBefore")), Is.EqualTo(t0.AddHours(1)));
+        await agent.AdvanceToAsync(t0.AddHours(1));
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(third.Str("id")) == 1, "third sent");
+        var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
+        Assert.That(usage["sentLastHour"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(usage["sentToday"]!.GetValue<int>(), Is.EqualTo(3));
+        Assert.That(usage["maxPerHour"]!.GetValue<int>(), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task DailyCap_ShouldHoldUntilTheNextDayInTheLinesTimeZone()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 20, 0, 0, TimeSpan.Zero); // 15:00 in New York
+        using var agent = Agent(t0, new() { ["MaxPerDay"] = "2", ["Window:TimeZone"] = "America/New_York" });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Created);
+        await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Created);
+
+        var third = await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Accepted);
+
+        // Midnight in New York on 27 November 2026 (EST, UTC-5) = 05:00Z.
+        Assert.That(DateTimeOffset.Parse(third.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 11, 27, 5, 0, 0, TimeSpan.Zero)));
+    }
+
+    [Test]
+    public async Task NewConversationCap_ShouldHoldOnlyMessagesToNewAddresses()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MaxNewConversationsPerDay"] = "1" });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(To("+12025550101", "to Ana"))).ExpectAsync(HttpStatusCode.Created);
+
+        var toBob = await (await api.SendMessageAsync(To("+12025550102", "to Bob"))).ExpectAsync(HttpStatusCode.Accepted);
+        var toAnaAgain = await (await api.SendMessageAsync(To("+12025550101", "to Ana again"))).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(DateTimeOffset.Parse(toBob.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero)));
+        Assert.That(toAnaAgain.Str("status"), Is.EqualTo("sent"), "an existing conversation is not held by the new-conversation cap");
+        var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
+        Assert.That(usage["newConversationsToday"]!.GetValue<int>(), Is.EqualTo(1));
+    }
+
+    [TestCase("2027-03-13T23:00:00Z", "2027-03-14T13:00:00Z", TestName = "Window_ShouldOpenAt9InNewYork_AcrossTheSpringDstChange")]
+    [TestCase("2027-11-06T22:00:00Z", "2027-11-07T14:00:00Z", TestName = "Window_ShouldOpenAt9InNewYork_AcrossTheAutumnDstChange")]
+    [TestCase("2027-03-12T23:00:00Z", "2027-03-15T13:00:00Z", TestName = "Window_ShouldSkipDaysThatAreNotAllowed")]
+    public async Task Window_ShouldHoldUntilItOpens(string now, string opens)
+    {
+        var t0 = DateTimeOffset.Parse(now);
+        var days = TestContext.CurrentContext.Test.Name.Contains("Skip") ? new[] { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday" } : [];
+        var settings = new Dictionary<string, string?>
+        {
+            ["Window:From"] = "09:00", ["Window:To"] = "17:00", ["Window:TimeZone"] = "America/New_York",
+        };
+        for (var i = 0; i < days.Length; i++)
+            settings[$"Window:Days:{i}"] = days[i];
+        using var agent = Agent(t0, settings);
+        using var api = agent.Api();
+
+        var held = await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(DateTimeOffset.Parse(held.Str("notBefore")), Is.EqualTo(DateTimeOffset.Parse(opens)));
+        await agent.AdvanceToAsync(DateTimeOffset.Parse(opens));
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(held.Str("id")) == 1, "sent when the window opened");
+        Assert.That(HandedAt(agent, held.Str("id")), Is.EqualTo(DateTimeOffset.Parse(opens)));
+    }
+
+    [Test]
+    public async Task ScheduleInATimeZone_ShouldKeepItsWallClockTime_OnBothSidesOfDst()
+    {
+        using var agent = Agent(new DateTimeOffset(2027, 3, 1, 12, 0, 0, TimeSpan.Zero), new() { ["Enabled"] = "false" });
+        using var api = agent.Api();
+        var before = await (await api.SendMessageAsync(new { content = "a", recipientPhone = "+12025550101", scheduledAt = "2027-03-13T09:00:00", timeZone = "America/New_York" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        var after = await (await api.SendMessageAsync(new { content = "b", recipientPhone = "+12025550101", scheduledAt = "2027-03-15T09:00:00", timeZone = "America/New_York" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.That(before.Str("scheduledAt"), Is.EqualTo("2027-03-13T14:00:00.000Z"), "09:00 EST");
+        Assert.That(after.Str("scheduledAt"), Is.EqualTo("2027-03-15T13:00:00.000Z"), "09:00 EDT");
+
+        var moved = await (await api.PatchAsJsonAsync($"/api/messages/{before.Str("id")}", new { scheduledAt = "2027-03-14T02:30:00", timeZone = "America/New_York" }))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.That(moved.Str("scheduledAt"), Is.EqualTo("2027-03-14T07:00:00.000Z"), "02:30 does not exist that night: the next valid minute, 03:00 EDT");
+    }
+
+    [Test]
+    public async Task SendOrder_ShouldFollowDueTimes_UnderPacing()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MinGap"] = "00:00:10" });
+        using var api = agent.Api();
+        var offsets = new[] { 5, 1, 3, 2, 4 };
+        var ids = new List<string>();
+        foreach (var s in offsets)
+            ids.Add((await (await api.SendMessageAsync(To("+12025550101", $"at +{s}", t0.AddSeconds(s)))).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        await agent.AdvanceToAsync(t0.AddMinutes(2));
+        await Eventually.TrueAsync(() => agent.OutboxFiles().Length == 5, "all five sent");
+
+        var order = ids.OrderBy(id => HandedAt(agent, id)).Select(id => offsets[ids.IndexOf(id)]).ToList();
+        Assert.That(order, Is.EqualTo(new[] { 1, 2, 3, 4, 5 }));
+        var times = ids.Select(id => HandedAt(agent, id)).Order().ToList();
+        for (var i = 1; i < times.Count; i++)
+            Assert.That(times[i] - times[i - 1], Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(10)));
+    }
+
+    [Test]
+    public async Task PacingDisabled_ShouldSendBackToBack()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["Enabled"] = "false", ["MinGap"] = "00:10:00", ["MaxPerHour"] = "1" });
+        using var api = agent.Api();
+        for (var i = 0; i < 3; i++)
+            await (await api.SendMessageAsync(To("+12025550101", $"m{i}"))).ExpectAsync(HttpStatusCode.Created);
+    }
+}
