@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A real SMTP server on loopback for the email tests (Debian's python3-aiosmtpd).
 
-Usage: smtp_server.py <maildir>
+Usage: smtp_server.py <maildir> [port]   (port 0 or absent: a free one)
 Prints "LISTENING <port>" once it accepts connections, then serves until killed or stdin closes.
 Every accepted message is written to <maildir>/<n>.eml (the raw DATA) with <n>.json (envelope).
 Behaviour is chosen by the recipient's local part, so one server serves every test:
@@ -71,11 +71,11 @@ class Handler:
         return "250 2.0.0 Ok: queued as %d" % n
 
 
-async def main(maildir):
+async def main(maildir, port):
     os.makedirs(maildir, exist_ok=True)
     handler = Handler(maildir)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler, hostname="smtp.test", decode_data=False), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: SMTP(handler, hostname="smtp.test", decode_data=False), "127.0.0.1", port)
     port = server.sockets[0].getsockname()[1]
     print("LISTENING %d" % port, flush=True)
     stdin_closed = loop.create_future()
@@ -90,4 +90,4 @@ async def main(maildir):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0))

@@ -24,6 +24,7 @@ public sealed class DeliveryWatcher(
     LineRegistry lines,
     DispatchSignal dispatch,
     ReplyIntake replies,
+    Channels.ChannelRouter channels,
     IOptions<AgentOptions> agent,
     TimeProvider time,
     ILogger<DeliveryWatcher> log) : BackgroundService
@@ -223,7 +224,8 @@ public sealed class DeliveryWatcher(
             : $"Messages error {row.Error}: the send failed.";
         var line = lines.Find(m.LineId);
         var fallback = row.Error == 22 && m.Type == Messages.MessageType.IMessage && m.RecipientPhone is not null
-            && line is { FallbackToSms: true, Sms.Enabled: true };
+            && line is { FallbackToSms: true, Sms.Enabled: true }
+            && channels.Resolve(line, Messages.MessageType.Sms) is not Channels.UnavailableChannel;
         if (!fallback)
         {
             await FailAsync(m, code, row.Error,

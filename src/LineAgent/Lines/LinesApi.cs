@@ -16,7 +16,7 @@ public sealed record LineDto(string Id, string? Name, bool Active, bool Fallback
 public sealed record UpdateLineRequest(bool? Active);
 
 /// <summary>Builds the view of a line: configuration, live channel health, pacing and usage.</summary>
-public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage,
+public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage, ChannelResilience resilience,
     Channels.Messages.MessagesHealth messagesHealth, Microsoft.Extensions.Options.IOptions<Hosting.AgentOptions> agent)
 {
     public async Task<LineDto> ViewAsync(LineOptions line, CancellationToken ct)
@@ -28,6 +28,9 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
             ChannelHealth h;
             try { h = await channel.CheckHealthAsync(line, type, ct); }
             catch (Exception e) when (e is not OperationCanceledException) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
+            if (resilience.OpenUntil(channel.Name) is { } open)
+                h = new ChannelHealth(channel.Name, ChannelHealth.Degraded,
+                    $"circuit open until {open:O}: recent sends failed; due messages wait as queued. {h.Detail}".Trim());
             health.Add(new ChannelHealthDto(type, h.Channel, h.State, h.Detail));
         }
         var p = line.Pacing;

@@ -150,3 +150,40 @@ public sealed class EmailChannelTests
         _smtp = new SmtpStandIn(_dir.File("mail2"));
     }
 }
+
+public sealed class CircuitBreakerTests
+{
+    [Test]
+    public async Task RepeatedChannelFailures_ShouldOpenTheCircuit_HoldDueMessagesAsQueued_AndShowInLines()
+    {
+        using var dir = new TempDir();
+        int port;
+        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;   // a port with nobody listening now
+        var settings = new Dictionary<string, string?>
+        {
+            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None",
+            ["Lines:0:Id"] = "default", ["Lines:0:Email:From"] = "sales@example.com", ["Lines:0:Pacing:Enabled"] = "false",
+            ["Agent:DryRun"] = "false", ["Resilience:MaxRetries"] = "0", ["Resilience:MinimumThroughput"] = "2",
+            ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = "00:00:03",
+        };
+        using var agent = new AgentFactory(settings: settings, systemClock: true);
+        using var api = agent.Api();
+        for (var i = 0; i < 2; i++)
+            await (await api.SendMessageAsync(new { content = $"fail {i}", recipientEmail = "ana@example.com" })).ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var held = await (await api.SendMessageAsync(new { content = "waits", recipientEmail = "ana@example.com" })).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(held.Str("status"), Is.EqualTo("queued"));
+        Assert.That(held.Str("notBefore"), Is.Not.Null);
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        var email = line["health"]!.AsArray().Single(h => h.Str("type") == "email")!;
+        Assert.That(email.Str("state"), Is.EqualTo("degraded"));
+        Assert.That(email.Str("detail"), Does.Contain("circuit open"));
+
+        // The server comes back on that port; after the break the held message goes out.
+        using var smtp = new SmtpStandIn(dir.File("mail"), port);
+        var sent = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{held.Str("id")}")!, m => m.Str("status") == "sent",
+            "sent after the break", TimeSpan.FromSeconds(30));
+        Assert.That(sent.Str("type"), Is.EqualTo("email"));
+    }
+}

@@ -9,7 +9,7 @@ public sealed class SmtpStandIn : IDisposable
 {
     private readonly Process _process;
 
-    public SmtpStandIn(string maildir)
+    public SmtpStandIn(string maildir, int port = 0)
     {
         Maildir = maildir;
         var psi = new ProcessStartInfo(MessagesEmulator.Python)
@@ -18,6 +18,7 @@ public sealed class SmtpStandIn : IDisposable
         };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "SmtpStandIn", "smtp_server.py"));
         psi.ArgumentList.Add(maildir);
+        psi.ArgumentList.Add(port.ToString());
         _process = Process.Start(psi)!;
         var first = _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)).GetAwaiter().GetResult();
         if (first is null || !first.StartsWith("LISTENING ", StringComparison.Ordinal))
