@@ -48,6 +48,33 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
         return new AvailabilityResult(address, imessage, SendAs(address, imessage), source, at);
     }
 
+    /// <summary>
+    /// Many addresses at once from this agent's history and cached answers only (two queries per
+    /// 500 addresses): what a bulk send of thousands can afford. Missing = unknown.
+    /// </summary>
+    public async Task<Dictionary<string, string>> KnownManyAsync(IReadOnlyCollection<string> addresses, CancellationToken ct)
+    {
+        var known = new Dictionary<string, string>();
+        var cutoff = Time.ToMs(time.GetUtcNow() - bridge.Options.AvailabilityTtl);
+        await using var c = await db.OpenAsync(ct);
+        foreach (var chunk in addresses.Distinct().Chunk(500))
+        {
+            foreach (var (address, imessage) in await c.QueryAsync<(string Address, string IMessage)>(new CommandDefinition(
+                "SELECT address AS Address, imessage AS IMessage FROM availability WHERE address IN @A AND checked_at >= @Cutoff AND imessage <> 'unknown'",
+                new { A = chunk, Cutoff = cutoff }, cancellationToken: ct)))
+                known[address] = imessage;
+            var history = await c.QueryAsync<(string Address, string? ErrorCode, long UpdatedAt)>(new CommandDefinition(
+                """
+                SELECT COALESCE(recipient_phone, recipient_email) AS Address, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
+                WHERE (recipient_phone IN @A OR recipient_email IN @A) AND direction = 'outbound' AND type = 'imessage'
+                  AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
+                """, new { A = chunk }, cancellationToken: ct));
+            foreach (var h in history.GroupBy(h => h.Address).Select(g => g.MaxBy(x => x.UpdatedAt)))
+                known[h.Address] = h.ErrorCode == "imessage_unavailable" ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+        }
+        return known;
+    }
+
     /// <summary>Phone: iMessage unless known unavailable. Email: iMessage only if known available.</summary>
     public static string SendAs(string address, string imessage) => Recipients.LooksLikeEmail(address)
         ? imessage == IMessageAvailability.Available ? MessageType.IMessage : MessageType.Email

@@ -2,12 +2,15 @@ using System.Net;
 using Dapper;
 using LineAgent.Api;
 using LineAgent.Availability;
+using LineAgent.Batches;
+using LineAgent.Leads;
 using LineAgent.Bridge;
 using LineAgent.Channels.Email;
 using LineAgent.Channels.Messages;
 using LineAgent.Channels.Twilio;
 using LineAgent.Delivery;
 using LineAgent.Suppressions;
+using LineAgent.Webhooks;
 using LineAgent.Channels;
 using LineAgent.Lines;
 using LineAgent.Messages;
@@ -123,20 +126,31 @@ public static class AgentHost
         services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<SmtpEmailChannel>());
         services.AddSingleton<TwilioSmsChannel>();
         services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<TwilioSmsChannel>());
-        services.TryAddSingleton<ILeadLookup, NoLeads>();
+        services.AddSingleton<LeadStore>();
+        services.AddSingleton<ILeadLookup>(sp => sp.GetRequiredService<LeadStore>());
+        services.AddSingleton<LeadImport>();
+        services.AddSingleton<BulkSend>();
         services.AddSingleton<MessageValidator>();
         services.AddSingleton<MessageIntake>();
         services.AddSingleton<SendResponder>();
         services.AddSingleton<LineViews>();
         services.AddSingleton<AgentClock>();
 
-        // Order matters: recovery settles the previous run before the dispatcher claims anything.
+        services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.Section)
+            .Validate(o => o.GiveUpAfter >= TimeSpan.FromHours(24) && o.Timeout > TimeSpan.Zero, "Webhooks:GiveUpAfter must be at least 24 h.")
+            .ValidateOnStart();
+        services.AddSingleton<WebhookOutbox>();
+        services.AddSingleton<WebhookSender>();
+
+        // Order matters: the outbox listens before anything changes; recovery settles the previous run before the dispatcher claims.
+        services.AddHostedService(sp => sp.GetRequiredService<WebhookOutbox>());
         services.AddHostedService<StartupRecovery>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<DeliveryWatcher>());
         services.AddSingleton<TwilioStatusPoller>();
         services.AddHostedService(sp => sp.GetRequiredService<TwilioStatusPoller>());
         services.AddHostedService<Maintenance>();
+        services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
         return services;
     }
 
@@ -163,6 +177,9 @@ public static class AgentHost
         app.MapLines();
         app.MapAvailability();
         app.MapSuppressions();
+        app.MapLeads();
+        app.MapBatches();
+        app.MapWebhooks();
         return app;
     }
 

@@ -48,6 +48,13 @@ public sealed class MessageIntake(MessageStore store, DispatchSignal signal, Tim
         return stored[0];
     }
 
+    /// <summary>Wakes the dispatcher of each line (after rows were stored elsewhere).</summary>
+    public void Wake(IEnumerable<string> lineIds)
+    {
+        foreach (var lineId in lineIds.Distinct())
+            signal.Notify(lineId);
+    }
+
     /// <summary>Stores already-built rows (bulk, fallback) and wakes their lines.</summary>
     public async Task<IReadOnlyList<MessageRow>> AcceptRowsAsync(IReadOnlyList<MessageRow> rows, CancellationToken ct)
     {

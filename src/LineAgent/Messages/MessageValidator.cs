@@ -128,7 +128,7 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             problems.Add(new("content", "invalid_content", "content contains an unpaired surrogate (not valid Unicode)."));
     }
 
-    private LineOptions? ResolveLine(string? lineId, List<FieldProblem> problems, ref Validated.NotFound? notFound)
+    internal LineOptions? ResolveLine(string? lineId, List<FieldProblem> problems, ref Validated.NotFound? notFound)
     {
         if (!string.IsNullOrWhiteSpace(lineId))
         {

@@ -35,9 +35,3 @@ public interface ILeadLookup
 {
     Task<LeadContact?> FindAsync(string leadId, CancellationToken ct);
 }
-
-/// <summary>Before leads exist every leadId is unknown.</summary>
-public sealed class NoLeads : ILeadLookup
-{
-    public Task<LeadContact?> FindAsync(string leadId, CancellationToken ct) => Task.FromResult<LeadContact?>(null);
-}

@@ -1,0 +1,489 @@
+#!/usr/bin/env bash
+# <xbar.title>LineAgent</xbar.title>
+# <xbar.version>v0.1.0</xbar.version>
+# <xbar.author>LineAgent</xbar.author>
+# <xbar.desc>The local LineAgent: lines and their channels, queue, last error; pause and resume lines.</xbar.desc>
+# <xbar.dependencies>curl</xbar.dependencies>
+# <swiftbar.hideRunInTerminal>true</swiftbar.hideRunInTerminal>
+# <swiftbar.hideDisablePlugin>false</swiftbar.hideDisablePlugin>
+#
+# xbar / SwiftBar plugin (refreshes every 30 s, from the file name). Install by linking it into the
+# plugin folder: ln -s "$PWD/launchd/menubar/lineagent.30s.sh" <plugin folder>/
+#
+#   lineagent.30s.sh                  print the menu (what xbar/SwiftBar run)
+#   lineagent.30s.sh pause LINE_ID    PATCH /api/lines/LINE_ID {"active":false}; exit 0 on 2xx, else 1
+#   lineagent.30s.sh resume LINE_ID   PATCH /api/lines/LINE_ID {"active":true}
+#
+# Environment (all optional):
+#   LINEAGENT_URL       agent URL (default http://127.0.0.1:5117)
+#   LINEAGENT_TOKEN     API token; else LINEAGENT_DATA_DIR/api-token; else the default data dir's
+#                       api-token (macOS ~/Library/Application Support/LineAgent,
+#                       elsewhere ${XDG_DATA_HOME:-~/.local/share}/lineagent)
+#   LINEAGENT_LABEL     launchd label, for the "start it" action (default com.lineagent.agent)
+#   LINEAGENT_LOG       log file for "Open log in Console" (default ~/Library/Logs/LineAgent/lineagent.log)
+#   LINEAGENT_JSON      force the JSON reader: python (python3) or jxa (osascript -l JavaScript)
+#
+# Written for the bash 3.2 that macOS ships: no associative arrays, no mapfile.
+set -uo pipefail
+
+# xbar/SwiftBar start plugins with a minimal PATH.
+export PATH="$PATH:/usr/bin:/bin:/usr/sbin:/sbin"
+
+base_url=${LINEAGENT_URL:-http://127.0.0.1:5117}
+base_url=${base_url%/}
+label=${LINEAGENT_LABEL:-com.lineagent.agent}
+log_file=${LINEAGENT_LOG:-$HOME/Library/Logs/LineAgent/lineagent.log}
+os=$(uname -s)
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+US=$'\x1f'   # field separator of the records the JSON reader prints
+
+# --- token ---------------------------------------------------------------------------------------
+
+if [ -n "${LINEAGENT_DATA_DIR:-}" ]; then
+  token_file="${LINEAGENT_DATA_DIR%/}/api-token"
+elif [ "$os" = Darwin ]; then
+  token_file="$HOME/Library/Application Support/LineAgent/api-token"
+else
+  token_file="${XDG_DATA_HOME:-$HOME/.local/share}/lineagent/api-token"
+fi
+token=${LINEAGENT_TOKEN:-}
+token_source="LINEAGENT_TOKEN"
+if [ -z "$token" ]; then
+  token_source=$token_file
+  if [ -r "$token_file" ]; then
+    token=$(tr -d ' \t\r\n' <"$token_file")
+  fi
+fi
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+# curl reads the Authorization header from its config on stdin, so the token is not in `ps` output.
+curl_config() {
+  if [ -n "$token" ]; then
+    local t=${token//\\/\\\\}
+    t=${t//\"/\\\"}
+    printf 'header = "Authorization: Bearer %s"\n' "$t"
+  fi
+}
+
+# http METHOD PATH [JSON]: sets http_rc (curl's exit code), http_code and http_body.
+http() {
+  local out
+  local -a args=(-sS --max-time 5 -X "$1" -w '\n%{http_code}' -K -)
+  if [ "$#" -ge 3 ]; then
+    args+=(-H 'Content-Type: application/json' --data-binary "$3")
+  fi
+  out=$(curl_config | curl "${args[@]}" "$base_url$2" 2>/dev/null)
+  http_rc=$?
+  http_code=${out##*$'\n'}
+  http_body=${out%$'\n'*}
+  [ "$http_rc" -eq 0 ] || http_code=000
+}
+
+# Percent-encodes one path segment.
+urlencode() {
+  local LC_ALL=C s=$1 out="" c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    case "$c" in
+      [A-Za-z0-9._~-]) out+=$c ;;
+      *) out+=$(printf '%%%02X' "'$c") ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+# --- JSON ----------------------------------------------------------------------------------------
+# A small reader turns the JSON into records, one per line, fields separated by \x1f, strings
+# already stripped of control characters and shortened; all formatting happens in bash below.
+#   A version uptimeSeconds dryRun dryRunOutbox      C scheduled queued sending sentToday failedToday
+#   L id name active                                 N nextScheduledAt (epoch seconds, empty = none)
+#   H type channel state detail                      E code message (only when lastError is set)
+#   U sentToday maxPerDay sentLastHour maxPerHour windowOpen windowOpensAt(epoch)
+#   P detail-or-title of an RFC 7807 problem (mode "problem")      X why the JSON could not be read
+
+python_reader() {
+  cat <<'PY'
+import json, re, sys, datetime
+
+def clean(v, n=200):
+    if v is None:
+        return ''
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    if isinstance(v, (int, float)):
+        return str(int(v)) if float(v).is_integer() else str(v)
+    s = re.sub(r'[\x00-\x1f\x7f\u2028\u2029]', ' ', str(v)).strip()
+    return s if len(s) <= n else s[:n - 1] + '\u2026'
+
+def epoch(v):
+    m = re.match(r'^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?$', v or '') if isinstance(v, str) else None
+    if not m:
+        return ''
+    t = datetime.datetime(*[int(x) for x in m.groups()[:6]], tzinfo=datetime.timezone.utc).timestamp()
+    z = m.group(7) or 'Z'
+    if z != 'Z':
+        z2 = z[1:].replace(':', '')
+        t -= (-1 if z[0] == '-' else 1) * (int(z2[:2]) * 3600 + int(z2[2:]) * 60)
+    return str(int(t))
+
+def obj(v):
+    return v if isinstance(v, dict) else {}
+
+def arr(v):
+    return v if isinstance(v, list) else []
+
+out = []
+def rec(*fields):
+    out.append('\x1f'.join(fields))
+
+try:
+    d = json.loads(sys.stdin.buffer.read().decode('utf-8'))
+    if not isinstance(d, dict):
+        raise ValueError('not a JSON object')
+except Exception as e:
+    rec('X', clean(e, 120))
+    d = None
+
+if d is not None and sys.argv[1] == 'problem':
+    rec('P', clean(d.get('detail') or d.get('title'), 160))
+elif d is not None:
+    rec('A', clean(d.get('version'), 40), clean(d.get('uptimeSeconds')), clean(d.get('dryRun')), clean(d.get('dryRunOutbox')))
+    for l in arr(d.get('lines')):
+        l = obj(l)
+        rec('L', clean(l.get('id'), 200), clean(l.get('name'), 60), clean(l.get('active')))
+        for h in arr(l.get('health')):
+            h = obj(h)
+            rec('H', clean(h.get('type'), 40), clean(h.get('channel'), 40), clean(h.get('state'), 40), clean(h.get('detail'), 100))
+        u = l.get('usage')
+        if isinstance(u, dict):
+            rec('U', clean(u.get('sentToday')), clean(u.get('maxPerDay')), clean(u.get('sentLastHour')), clean(u.get('maxPerHour')),
+                clean(u.get('windowOpen')), epoch(u.get('windowOpensAt')))
+    c = obj(d.get('counts'))
+    rec('C', *[clean(c.get(k)) for k in ('scheduled', 'queued', 'sending', 'sentToday', 'failedToday')])
+    rec('N', epoch(d.get('nextScheduledAt')))
+    e = d.get('lastError')
+    if isinstance(e, dict):
+        rec('E', clean(e.get('code'), 40), clean(e.get('message'), 80))
+
+sys.stdout.buffer.write(('\n'.join(out) + '\n').encode('utf-8'))
+PY
+}
+
+jxa_reader() {
+  cat <<'JS'
+function clean(v, n) {
+  n = n || 200;
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number') return String(v);
+  var s = Array.from(String(v).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').trim());
+  return s.length <= n ? s.join('') : s.slice(0, n - 1).join('') + '\u2026';
+}
+function epoch(v) {
+  if (typeof v !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?$/.test(v)) return '';
+  var s = v.replace(/(\.\d{3})\d+/, '$1');
+  if (!/(Z|[+-]\d\d:?\d\d)$/.test(s)) s += 'Z';
+  var t = Date.parse(s);
+  return isNaN(t) ? '' : String(Math.floor(t / 1000));
+}
+function obj(v) { return v && typeof v === 'object' && !Array.isArray(v) ? v : {}; }
+function arr(v) { return Array.isArray(v) ? v : []; }
+function run(argv) {
+  var out = [];
+  function rec() { out.push(Array.prototype.slice.call(arguments).join('\u001f')); }
+  var d = null;
+  try {
+    d = JSON.parse(argv[1]);
+    if (!d || typeof d !== 'object' || Array.isArray(d)) throw new Error('not a JSON object');
+  } catch (e) { rec('X', clean(String(e), 120)); d = null; }
+  if (d && argv[0] === 'problem') {
+    rec('P', clean(d.detail || d.title, 160));
+  } else if (d) {
+    rec('A', clean(d.version, 40), clean(d.uptimeSeconds), clean(d.dryRun), clean(d.dryRunOutbox));
+    arr(d.lines).forEach(function (l) {
+      l = obj(l);
+      rec('L', clean(l.id, 200), clean(l.name, 60), clean(l.active));
+      arr(l.health).forEach(function (h) {
+        h = obj(h);
+        rec('H', clean(h.type, 40), clean(h.channel, 40), clean(h.state, 40), clean(h.detail, 100));
+      });
+      var u = l.usage;
+      if (u && typeof u === 'object')
+        rec('U', clean(u.sentToday), clean(u.maxPerDay), clean(u.sentLastHour), clean(u.maxPerHour), clean(u.windowOpen), epoch(u.windowOpensAt));
+    });
+    var c = obj(d.counts);
+    rec('C', clean(c.scheduled), clean(c.queued), clean(c.sending), clean(c.sentToday), clean(c.failedToday));
+    rec('N', epoch(d.nextScheduledAt));
+    if (d.lastError && typeof d.lastError === 'object') rec('E', clean(d.lastError.code, 40), clean(d.lastError.message, 80));
+  }
+  return out.join('\n');
+}
+JS
+}
+
+# python3 where it works; on a Mac /usr/bin/python3 is only a stub (it opens an "install the
+# command line developer tools" dialog) unless Xcode or its command line tools are installed,
+# so there JavaScript for Automation is used instead; it is always there.
+json_reader() {
+  case "${LINEAGENT_JSON:-}" in
+    python|jxa) printf '%s' "$LINEAGENT_JSON"; return ;;
+  esac
+  if [ "$os" = Darwin ]; then
+    if [ -x /usr/bin/python3 ] && xcode-select -p >/dev/null 2>&1; then
+      printf python
+    else
+      printf jxa
+    fi
+  elif command -v python3 >/dev/null 2>&1; then
+    printf python
+  elif command -v osascript >/dev/null 2>&1; then
+    printf jxa
+  else
+    printf none
+  fi
+}
+
+# read_json MODE JSON: prints the records.
+read_json() {
+  case "$(json_reader)" in
+    python)
+      local py=python3
+      [ "$os" != Darwin ] || py=/usr/bin/python3
+      printf '%s' "$2" | "$py" -c "$(python_reader)" "$1" 2>/dev/null ||
+        printf 'X%sthe JSON reader (python3) failed\n' "$US"
+      ;;
+    jxa)
+      osascript -l JavaScript -e "$(jxa_reader)" "$1" "$2" 2>/dev/null ||
+        printf 'X%sthe JSON reader (osascript) failed\n' "$US"
+      ;;
+    *)
+      printf 'X%sneither python3 nor osascript is available to read JSON\n' "$US"
+      ;;
+  esac
+}
+
+# --- output helpers ------------------------------------------------------------------------------
+
+# Text for a menu line: a '|' from data would start xbar parameters, a leading '-' a submenu.
+txt() {
+  local s=${1//|/¦}
+  case "$s" in -*) s="‐${s#-}" ;; esac
+  printf '%s' "$s"
+}
+
+# Value of an xbar parameter, quoted when it has spaces; fails when it cannot be written at all.
+param() {
+  case "$1" in
+    *\"*|*\|*|*$'\n'*|"") return 1 ;;
+    *[[:space:]=]*) printf '"%s"' "$1" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+
+local_time() {
+  date -r "$1" '+%a %d %b %H:%M' 2>/dev/null || date -d "@$1" '+%a %d %b %H:%M' 2>/dev/null || printf '%s' "$1"
+}
+
+uptime_text() {
+  local s=${1:-0}
+  case "$s" in ''|*[!0-9]*) s=0 ;; esac
+  printf '%dh %dm' $((s / 3600)) $((s % 3600 / 60))
+}
+
+footer() {
+  local log
+  echo "---"
+  if log=$(param "$log_file"); then
+    echo "Open log in Console | bash=/usr/bin/open param1=-a param2=Console param3=$log terminal=false"
+  fi
+  echo "Open API docs | href=$base_url/openapi/v1.json"
+  echo "Refresh | refresh=true"
+}
+
+not_running() {
+  local why=$1 service="gui/${UID}/$label"
+  echo "○ LineAgent"
+  echo "---"
+  txt "$why"; echo
+  if [ "$os" = Darwin ]; then
+    echo "Start it: launchctl kickstart -k $service | bash=/bin/launchctl param1=kickstart param2=-k param3=$service terminal=false refresh=true"
+    echo "Not installed? Run launchd/install.sh in the LineAgent repository"
+  else
+    echo "Start it: lineagent run (or launchctl kickstart -k $service on the Mac)"
+  fi
+  echo "---"
+  echo "Refresh | refresh=true"
+}
+
+# --- pause / resume ------------------------------------------------------------------------------
+
+set_active() {
+  local verb=$1 id=$2 body done_word rec reason=""
+  if [ "$verb" = pause ]; then body='{"active":false}'; done_word=paused; else body='{"active":true}'; done_word=resumed; fi
+  http PATCH "/api/lines/$(urlencode "$id")" "$body"
+  case "$http_code" in
+    2??)
+      echo "LineAgent: line $id $done_word"
+      return 0
+      ;;
+    000)
+      echo "LineAgent: could not $verb line $id: the agent at $base_url is not answering"
+      return 1
+      ;;
+  esac
+  if [ -n "$http_body" ]; then
+    rec=$(read_json problem "$http_body")
+    case "$rec" in "P$US"?*) reason=": ${rec#P"$US"}" ;; esac
+  fi
+  [ "$http_code" != 401 ] || reason=": API token missing or rejected (from $token_source)"
+  echo "LineAgent: could not $verb line $id: HTTP $http_code$reason"
+  return 1
+}
+
+if [ "$#" -gt 0 ]; then
+  case "$1" in
+    pause|resume)
+      if [ "$#" -ne 2 ] || [ -z "$2" ]; then
+        echo "usage: $(basename "$0") $1 LINE_ID" >&2
+        exit 2
+      fi
+      set_active "$1" "$2"
+      exit $?
+      ;;
+    *)
+      echo "usage: $(basename "$0") [pause LINE_ID | resume LINE_ID]" >&2
+      exit 2
+      ;;
+  esac
+fi
+
+# --- menu ----------------------------------------------------------------------------------------
+
+http GET /api/status
+case "$http_code" in
+  200) ;;
+  000)
+    not_running "Agent not running (nothing answers at $base_url)"
+    exit 0
+    ;;
+  401)
+    echo "○ token?"
+    echo "---"
+    if [ -z "$token" ]; then
+      txt "No API token: $token_source is missing or unreadable"; echo
+      echo "It appears when the agent first starts; or set LINEAGENT_TOKEN / LINEAGENT_DATA_DIR"
+    else
+      echo "The agent rejected the API token (HTTP 401)"
+      txt "Token from: $token_source"; echo
+      echo "Was Api:Token changed? Compare with: lineagent token"
+    fi
+    footer
+    exit 0
+    ;;
+  *)
+    not_running "Agent not answering properly (HTTP $http_code from $base_url/api/status)"
+    exit 0
+    ;;
+esac
+
+records=$(read_json status "$http_body")
+case "$records" in
+  "X$US"*)
+    not_running "Cannot read the agent's answer: ${records#X"$US"}"
+    exit 0
+    ;;
+esac
+
+version="" uptime="" dry_run="" outbox=""
+scheduled=0 queued=0 sent_today=0 failed_today=0 next="" err_code="" err_message="" have_error=0
+n_lines=0 n_active=0 trouble=0
+cur_active="" cur_ok=0
+line_menu=""
+
+pending_action=""
+
+add() { line_menu+="$1"$'\n'; }
+
+# The pause/resume action is the last item of each line's submenu.
+flush_action() {
+  if [ -n "$pending_action" ]; then add "$pending_action"; fi
+  pending_action=""
+}
+
+# An active line is fine when one of its channels is ok and no channel it has set up is
+# unavailable/degraded; a type with no channel set up (channel "unavailable") is not trouble.
+end_line() {
+  if [ "$cur_active" = true ] && [ "$cur_ok" -eq 0 ]; then trouble=1; fi
+  cur_active=""
+  cur_ok=0
+}
+
+while IFS="$US" read -r kind f1 f2 f3 f4 f5 f6; do
+  case "$kind" in H|U) ;; *) flush_action ;; esac
+  case "$kind" in
+    A) version=$f1 uptime=$f2 dry_run=$f3 outbox=$f4 ;;
+    L)
+      end_line
+      n_lines=$((n_lines + 1))
+      cur_active=$f3
+      if [ "$f3" = true ]; then n_active=$((n_active + 1)); state=active; else state=paused; fi
+      add "$(txt "${f2:-$f1}: $state")"
+      if [ "$f3" = true ]; then action="Pause line" verb=pause; else action="Resume line" verb=resume; fi
+      if id_param=$(param "$f1") && self_param=$(param "$self"); then
+        pending_action="--$action | bash=$self_param param1=$verb param2=$id_param terminal=false refresh=true"
+      else
+        pending_action="--(this line's id cannot be passed from the menu: use the API)"
+      fi
+      ;;
+    H)
+      [ "$f3" != ok ] || cur_ok=1
+      if [ "$cur_active" = true ] && [ "$f2" != unavailable ] && { [ "$f3" = unavailable ] || [ "$f3" = degraded ]; }; then
+        trouble=1
+      fi
+      if [ -n "$f4" ]; then add "--$(txt "$f1: $f3 — $f4")"; else add "--$(txt "$f1: $f3")"; fi
+      ;;
+    U)
+      add "--sent today ${f1:-0}/${f2:-?}, this hour ${f3:-0}/${f4:-?}"
+      if [ "$f5" = false ]; then
+        if [ -n "$f6" ]; then add "--send window closed, opens $(local_time "$f6")"; else add "--send window closed"; fi
+      fi
+      ;;
+    C) scheduled=${f1:-0} queued=${f2:-0} sent_today=${f4:-0} failed_today=${f5:-0} ;;
+    N) next=$f1 ;;
+    E) have_error=1 err_code=$f1 err_message=$f2 ;;
+  esac
+done <<EOF
+$records
+EOF
+flush_action
+end_line
+
+if [ "$n_lines" -gt 0 ] && [ "$n_active" -eq 0 ]; then
+  glyph="⏸"
+elif [ "$n_lines" -eq 0 ] || [ "$trouble" -eq 1 ]; then
+  glyph="◐"
+else
+  glyph="●"
+fi
+prefix=""
+[ "$dry_run" != true ] || prefix="DRY "
+
+echo "$prefix$glyph $queued"
+echo "---"
+txt "LineAgent ${version:-?} — up $(uptime_text "$uptime")"; echo
+if [ "$dry_run" = true ]; then txt "Dry run: sends go to ${outbox:-the outbox}"; echo; fi
+echo "---"
+if [ "$n_lines" -eq 0 ]; then echo "No lines configured"; else printf '%s' "$line_menu"; fi
+echo "---"
+echo "Scheduled: $scheduled"
+echo "Queued: $queued"
+echo "Sent today: $sent_today"
+echo "Failed today: $failed_today"
+if [ -n "$next" ]; then echo "Next scheduled: $(local_time "$next")"; else echo "Next scheduled: none"; fi
+if [ "$have_error" -eq 1 ]; then
+  txt "Last error: ${err_code:-error} — ${err_message:-(no message)}"; echo
+else
+  echo "Last error: none"
+fi
+footer

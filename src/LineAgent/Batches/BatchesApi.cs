@@ -1,0 +1,75 @@
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace LineAgent.Batches;
+
+public sealed record BatchRejection(string LeadId, string Code, string Message, DateTimeOffset At);
+
+public sealed record BatchDto(string BatchId, int Total, IReadOnlyDictionary<string, int> ByStatus, IReadOnlyDictionary<string, int> ByType,
+    int Rejected, IReadOnlyList<MessageDto> Messages, IReadOnlyList<BatchRejection> Rejections);
+
+public sealed record BatchCancelResult(string BatchId, int Cancelled, IReadOnlyList<string> MessageIds);
+
+internal static class BatchesApi
+{
+    public static IEndpointRouteBuilder MapBatches(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/messages/bulk", Bulk).WithTags("Batches").WithName("SendBulk");
+        var g = app.MapGroup("/api/batches").WithTags("Batches");
+        g.MapGet("/{batchId}", Get).WithName("GetBatch");
+        g.MapPost("/{batchId}/cancel", Cancel).WithName("CancelBatch");
+        return app;
+    }
+
+    internal static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult>> Bulk(BulkRequest body, BulkSend bulk, CancellationToken ct) =>
+        await bulk.SendAsync(body, ct) switch
+        {
+            BulkOutcome.Done d => TypedResults.Accepted($"/api/batches/{Uri.EscapeDataString(d.Response.BatchId)}", d.Response),
+            BulkOutcome.Invalid i => Problems.Validation(i.Problems),
+            BulkOutcome.NotFound n => Problems.NotFound(n.Code, n.Detail),
+            _ => throw new InvalidOperationException(),
+        };
+
+    internal static async Task<Results<Ok<BatchDto>, ProblemHttpResult>> Get(string batchId, Db db, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var messages = (await c.QueryAsync<MessageRow>(new CommandDefinition(
+            "SELECT * FROM messages WHERE batch_id = @B ORDER BY seq", new { B = batchId }, cancellationToken: ct))).AsList();
+        var rejections = (await c.QueryAsync<(string LeadId, string Code, string Message, long CreatedAt)>(new CommandDefinition(
+            "SELECT lead_id AS LeadId, code AS Code, message AS Message, created_at AS CreatedAt FROM batch_rejections WHERE batch_id = @B ORDER BY id",
+            new { B = batchId }, cancellationToken: ct))).Select(x => new BatchRejection(x.LeadId, x.Code, x.Message, Time.FromMs(x.CreatedAt))).ToList();
+        if (messages.Count == 0 && rejections.Count == 0)
+            return Problems.NotFound("batch_not_found", $"No batch '{batchId}'.");
+        var outbound = messages.Where(m => m.Direction == "outbound").ToList();
+        var byStatus = outbound.GroupBy(m => m.Status).ToDictionary(g => g.Key, g => g.Count());
+        if (rejections.Count > 0)
+            byStatus["rejected"] = rejections.Count;
+        return TypedResults.Ok(new BatchDto(batchId, outbound.Count + rejections.Count, byStatus,
+            outbound.GroupBy(m => m.Type).ToDictionary(g => g.Key, g => g.Count()), rejections.Count,
+            messages.Select(MessageDto.From).ToList(), rejections));
+    }
+
+    internal static async Task<Results<Ok<BatchCancelResult>, ProblemHttpResult>> Cancel(
+        string batchId, MessageStore store, MessageIntake intake, TimeProvider time, CancellationToken ct)
+    {
+        var cancelled = await store.TransitionManyAsync("""
+            UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
+            WHERE batch_id = @B AND status IN ('scheduled', 'queued')
+            RETURNING *
+            """, new { B = batchId, Now = Time.ToMs(time.GetUtcNow()) }, ct);
+        if (cancelled.Count == 0)
+        {
+            await using var c = await store.Db.OpenAsync(ct);
+            var exists = await c.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT (SELECT COUNT(*) FROM messages WHERE batch_id = @B) + (SELECT COUNT(*) FROM batch_rejections WHERE batch_id = @B)",
+                new { B = batchId }, cancellationToken: ct));
+            if (exists == 0)
+                return Problems.NotFound("batch_not_found", $"No batch '{batchId}'.");
+        }
+        intake.Wake(cancelled.Select(m => m.LineId));
+        return TypedResults.Ok(new BatchCancelResult(batchId, cancelled.Count, cancelled.Select(m => m.Id).ToList()));
+    }
+}

@@ -1,0 +1,186 @@
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Availability;
+using LineAgent.Channels;
+using LineAgent.Leads;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Storage;
+
+namespace LineAgent.Batches;
+
+public sealed record LeadFilterRequest(string? Tag, string? Q);
+
+/// <summary>Body of POST /api/messages/bulk.</summary>
+public sealed record BulkRequest
+{
+    public List<string>? LeadIds { get; init; }
+    public LeadFilterRequest? LeadFilter { get; init; }
+    public string? Content { get; init; }
+    public string? Type { get; init; }
+    public string? LineId { get; init; }
+    public string? ScheduledAt { get; init; }
+    public string? TimeZone { get; init; }
+    public string? BatchId { get; init; }
+    public string? Subject { get; init; }
+}
+
+public sealed record BulkEntry(string LeadId, string? MessageId, string Status, string? Type, MessageError? Error);
+
+public sealed record BulkResponse(string BatchId, int Total, int Accepted, int Rejected, IReadOnlyDictionary<string, int> ByStatus,
+    IReadOnlyList<BulkEntry> Messages);
+
+public abstract record BulkOutcome
+{
+    public sealed record Done(BulkResponse Response) : BulkOutcome;
+    public sealed record Invalid(IReadOnlyList<FieldProblem> Problems) : BulkOutcome;
+    public sealed record NotFound(string Code, string Detail) : BulkOutcome;
+}
+
+/// <summary>
+/// One template to many leads: each lead gets its own message (or a rejected entry with a reason), all
+/// stored in one transaction under one batch id before the answer; sending goes on in the background,
+/// one after another per line, paced.
+/// </summary>
+public sealed class BulkSend(
+    LeadStore leads, MessageValidator validator, MessageIntake intake, ChannelRouter channels, AvailabilityService availability,
+    MessageStore store, TimeProvider time)
+{
+    public const int MaxLeads = 50_000;
+
+    public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        Validated.NotFound? notFound = null;
+        MessageValidator.ValidateContent(r.Content, problems, required: true);
+        if (r.Content is not null && Templates.UnknownPlaceholders(r.Content) is { Count: > 0 } unknown)
+            problems.Add(new("content", "invalid_template",
+                $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))}; use {string.Join(", ", Templates.Names)} or fields.<name>."));
+        var hasIds = r.LeadIds is { Count: > 0 };
+        if (hasIds == (r.LeadFilter is not null))
+            problems.Add(new("leadIds", "missing_leads", "Give either leadIds or leadFilter."));
+        if (r.LeadIds is { Count: > MaxLeads })
+            problems.Add(new("leadIds", "too_many", $"At most {MaxLeads:N0} leads per request."));
+        var requested = (r.Type ?? MessageType.Auto).Trim().ToLowerInvariant();
+        if (!MessageType.Requestable.Contains(requested))
+            problems.Add(new("type", "invalid_type", $"type '{r.Type}' must be one of auto, imessage, sms, email."));
+        DateTimeOffset? scheduledAt = null;
+        if (!string.IsNullOrWhiteSpace(r.ScheduledAt))
+        {
+            if (Schedules.TryParse(r.ScheduledAt, r.TimeZone, out var at, out var why)) scheduledAt = at;
+            else problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
+        }
+        if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
+            problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
+        var line = validator.ResolveLine(r.LineId, problems, ref notFound);
+        if (line is not null && requested != MessageType.Auto && MessageType.Requestable.Contains(requested)
+            && channels.Resolve(line, requested) is UnavailableChannel u)
+            problems.Add(new("type", UnavailableChannel.Code, $"Line '{line.Id}' cannot send {requested}: {u.Reason}"));
+        if (problems.Count > 0)
+            return new BulkOutcome.Invalid(problems);
+        if (notFound is not null)
+            return new BulkOutcome.NotFound(notFound.Code, notFound.Detail);
+
+        var leadIds = hasIds
+            ? r.LeadIds!.Distinct().ToList()
+            : (await leads.SearchAsync(r.LeadFilter!.Q, r.LeadFilter.Tag, null, MaxLeads + 1, ct)).Select(l => l.Id).ToList();
+        if (leadIds.Count > MaxLeads)
+            return new BulkOutcome.Invalid([new("leadFilter", "too_many", $"The filter matches more than {MaxLeads:N0} leads.")]);
+        var found = (await leads.GetManyAsync(leadIds, ct)).ToDictionary(l => l.Id);
+
+        var now = time.GetUtcNow();
+        var batchId = r.BatchId ?? Ids.New("batch", now);
+        var addresses = found.Values.SelectMany(l => new[] { l.Phone, l.Email }).OfType<string>().ToList();
+        var blue = requested == MessageType.Auto ? await availability.KnownManyAsync(addresses, ct) : [];
+        var suppressed = await SuppressedAsync(addresses, ct);
+
+        var rows = new List<MessageRow>();
+        var entries = new List<BulkEntry>(leadIds.Count);
+        var rejections = new List<(string LeadId, string Code, string Message)>();
+        foreach (var id in leadIds)
+        {
+            if (!found.TryGetValue(id, out var lead))
+            {
+                Reject(id, "lead_not_found", $"No lead '{id}'.");
+                continue;
+            }
+            var (text, missing) = Templates.Render(r.Content!, lead);
+            if (text is null)
+            {
+                Reject(id, "missing_field", $"{{{{{missing}}}}} is empty for this lead and the template gives no fallback ({{{{{missing}|...}}}}).");
+                continue;
+            }
+            var type = requested == MessageType.Auto ? AutoType(line!, lead, blue) : requested;
+            if (type is null || (type is MessageType.Sms && lead.Phone is null) || (type is MessageType.Email && lead.Email is null)
+                || (type is MessageType.IMessage && lead.Phone is null && lead.Email is null))
+            {
+                Reject(id, "missing_recipient", type is null
+                    ? $"Line '{line!.Id}' has no channel for this lead's addresses."
+                    : $"The lead has no {(type == MessageType.Email ? "email" : "phone")} for {type}.");
+                continue;
+            }
+            var draft = new MessageDraft(text, type, requested, line!, lead.Id, batchId,
+                type == MessageType.Email ? null : lead.Phone, lead.Email, lead.FullName, scheduledAt, r.TimeZone,
+                type == MessageType.Email ? r.Subject ?? line!.Email.DefaultSubject : null);
+            var row = intake.NewRow(draft, now);
+            var to = type == MessageType.Email ? lead.Email : lead.Phone ?? lead.Email;
+            if (to is not null && suppressed.Contains(to))
+            {
+                row.Status = MessageStatus.Failed;
+                row.ErrorCode = "suppressed";
+                row.ErrorMessage = $"{to} opted out (suppression list); nothing was sent.";
+            }
+            rows.Add(row);
+            entries.Add(new BulkEntry(id, row.Id, row.Status, row.Type, row.ErrorCode is null ? null : new MessageError(row.ErrorCode, row.ErrorMessage)));
+        }
+
+        void Reject(string leadId, string code, string message)
+        {
+            rejections.Add((leadId, code, message));
+            entries.Add(new BulkEntry(leadId, null, MessageStatus.Failed, null, new MessageError(code, message)));
+        }
+
+        var nowMs = Time.ToMs(now);
+        await store.InsertAsync(rows, async (c, tx) =>
+        {
+            foreach (var x in rejections)
+                await c.ExecuteAsync("INSERT INTO batch_rejections (batch_id, lead_id, code, message, created_at) VALUES (@B, @L, @C, @M, @T)",
+                    new { B = batchId, L = x.LeadId, C = x.Code, M = x.Message, T = nowMs }, tx);
+        }, ct);
+        intake.Wake(rows.Select(x => x.LineId));
+
+        var byStatus = entries.GroupBy(e => e.Status).ToDictionary(g => g.Key, g => g.Count());
+        return new BulkOutcome.Done(new BulkResponse(batchId, entries.Count, rows.Count(x => x.Status != MessageStatus.Failed),
+            entries.Count - rows.Count(x => x.Status != MessageStatus.Failed), byStatus, entries));
+    }
+
+    /// <summary>A phone gets iMessage unless known unavailable, then SMS; an email-only lead gets email (iMessage when known blue).</summary>
+    private string? AutoType(LineOptions line, LeadRow lead, Dictionary<string, string> blue)
+    {
+        bool Carries(string t) => channels.Resolve(line, t) is not UnavailableChannel;
+        if (lead.Phone is not null)
+        {
+            if (line.IMessage.Enabled && Carries(MessageType.IMessage) && blue.GetValueOrDefault(lead.Phone) != IMessageAvailability.Unavailable)
+                return MessageType.IMessage;
+            if (Carries(MessageType.Sms))
+                return MessageType.Sms;
+        }
+        if (lead.Email is not null)
+        {
+            if (lead.Phone is null && line.IMessage.Enabled && Carries(MessageType.IMessage) && blue.GetValueOrDefault(lead.Email) == IMessageAvailability.Available)
+                return MessageType.IMessage;
+            if (Carries(MessageType.Email))
+                return MessageType.Email;
+        }
+        return null;
+    }
+
+    private async Task<HashSet<string>> SuppressedAsync(IReadOnlyCollection<string> addresses, CancellationToken ct)
+    {
+        var set = new HashSet<string>();
+        await using var c = await store.Db.OpenAsync(ct);
+        foreach (var chunk in addresses.Distinct().Chunk(500))
+            set.UnionWith(await c.QueryAsync<string>(new CommandDefinition("SELECT address FROM suppressions WHERE address IN @A", new { A = chunk }, cancellationToken: ct)));
+        return set;
+    }
+}

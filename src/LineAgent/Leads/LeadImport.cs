@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using CsvHelper;
+using CsvHelper.Configuration;
+using LineAgent.Api;
+using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Leads;
+
+public sealed record SkippedRow(long Row, string Reason);
+
+public sealed record ImportResult(long Rows, long Created, long Updated, long Skipped, IReadOnlyList<SkippedRow> SkippedRows, bool SkippedRowsTruncated,
+    IReadOnlyDictionary<string, string> Columns);
+
+/// <summary>
+/// CSV import (CsvHelper), streamed: rows are read one at a time and written in transactions of
+/// <see cref="BatchSize"/>, so a 50,000-row file never sits in memory. Common column names map to lead
+/// fields; any other column is kept in `fields`.
+/// </summary>
+public sealed partial class LeadImport(Db db, TimeProvider time)
+{
+    public const int BatchSize = 500;
+    public const int MaxReportedSkips = 1000;
+
+    private static readonly Dictionary<string, string> KnownColumns = new()
+    {
+        ["firstname"] = "firstName", ["first"] = "firstName", ["givenname"] = "firstName", ["fname"] = "firstName", ["forename"] = "firstName",
+        ["lastname"] = "lastName", ["last"] = "lastName", ["surname"] = "lastName", ["familyname"] = "lastName", ["lname"] = "lastName",
+        ["name"] = "name", ["fullname"] = "name", ["contactname"] = "name",
+        ["phone"] = "phone", ["mobile"] = "phone", ["cell"] = "phone", ["cellphone"] = "phone", ["mobilephone"] = "phone",
+        ["phonenumber"] = "phone", ["mobilenumber"] = "phone", ["tel"] = "phone", ["telephone"] = "phone", ["whatsapp"] = "phone",
+        ["email"] = "email", ["emailaddress"] = "email", ["mail"] = "email", ["workemail"] = "email",
+        ["company"] = "company", ["companyname"] = "company", ["organization"] = "company", ["organisation"] = "company",
+        ["business"] = "company", ["account"] = "company", ["employer"] = "company",
+        ["tags"] = "tags", ["tag"] = "tags", ["labels"] = "tags",
+    };
+
+    [GeneratedRegex("[^a-z0-9]")]
+    private static partial Regex NonAlphanumeric();
+
+    public static string? MapColumn(string header) => KnownColumns.GetValueOrDefault(NonAlphanumeric().Replace(header.ToLowerInvariant(), ""));
+
+    public async Task<ImportResult> ImportAsync(TextReader text, string region, IReadOnlyList<string> extraTags, CancellationToken ct)
+    {
+        var config = new CsvConfiguration(CultureInfo.InvariantCulture)
+        {
+            DetectDelimiter = true, TrimOptions = TrimOptions.Trim, BadDataFound = null, MissingFieldFound = null, IgnoreBlankLines = true,
+        };
+        using var csv = new CsvReader(text, config);
+        if (!await csv.ReadAsync() || !csv.ReadHeader() || csv.HeaderRecord is not { Length: > 0 } header)
+            return new ImportResult(0, 0, 0, 0, [], false, new Dictionary<string, string>());
+        var columns = header.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
+        var mapping = columns.ToDictionary(c => c.Header, c => c.Field ?? $"fields.{c.Header}");
+
+        long rows = 0, created = 0, updated = 0, skipped = 0;
+        var skips = new List<SkippedRow>();
+        void Skip(long row, string reason)
+        {
+            skipped++;
+            if (skips.Count < MaxReportedSkips) skips.Add(new SkippedRow(row, reason));
+        }
+
+        await using var c = await db.OpenAsync(ct);
+        SqliteTransaction? tx = null;
+        try
+        {
+            while (await csv.ReadAsync())
+            {
+                ct.ThrowIfCancellationRequested();
+                rows++;
+                var rowNumber = csv.Parser.Row;
+                tx ??= (SqliteTransaction)await c.BeginTransactionAsync(ct);
+
+                string? first = null, last = null, name = null, phone = null, email = null, company = null;
+                var fields = new Dictionary<string, string?>();
+                var tags = new List<string>(extraTags);
+                foreach (var col in columns)
+                {
+                    var value = csv.GetField(col.Index);
+                    if (string.IsNullOrWhiteSpace(value)) continue;
+                    switch (col.Field)
+                    {
+                        case "firstName": first = value; break;
+                        case "lastName": last = value; break;
+                        case "name": name = value; break;
+                        case "phone": phone ??= value; break;
+                        case "email": email ??= value; break;
+                        case "company": company = value; break;
+                        case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
+                        default: fields[col.Header] = value; break;
+                    }
+                }
+                if (first is null && last is null && name is not null)
+                {
+                    var parts = name.Split(' ', 2, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                    first = parts.ElementAtOrDefault(0);
+                    last = parts.ElementAtOrDefault(1);
+                }
+
+                var (values, problems) = LeadStore.Validate(new LeadInput
+                {
+                    FirstName = first, LastName = last, Phone = phone, Email = email, Company = company, Fields = fields, Tags = tags,
+                }, region, partial: false);
+                if (values is null)
+                {
+                    Skip(rowNumber, string.Join(" ", problems.Select(p => p.Detail)));
+                }
+                else
+                {
+                    switch (await LeadStore.UpsertAsync(c, tx, values, Time.ToMs(time.GetUtcNow())))
+                    {
+                        case UpsertResult.Created: created++; break;
+                        case UpsertResult.Merged: updated++; break;
+                        case UpsertResult.Conflict conflict: Skip(rowNumber, $"matches two different leads: {conflict.Detail}"); break;
+                    }
+                }
+                if (rows % BatchSize == 0)
+                {
+                    await tx.CommitAsync(ct);
+                    await tx.DisposeAsync();
+                    tx = null;
+                }
+            }
+            if (tx is not null)
+                await tx.CommitAsync(ct);
+        }
+        finally
+        {
+            if (tx is not null)
+                await tx.DisposeAsync();
+        }
+        return new ImportResult(rows, created, updated, skipped, skips, skipped > skips.Count, mapping);
+    }
+}

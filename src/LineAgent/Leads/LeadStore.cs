@@ -1,0 +1,217 @@
+using System.Data;
+using System.Text.Json;
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
+using PhoneNumbers;
+
+namespace LineAgent.Leads;
+
+/// <summary>A lead after validation: phone in E.164, email lower case, names trimmed.</summary>
+public sealed record LeadValues(string? FirstName, string? LastName, string? Phone, string? Email, string? Company,
+    IReadOnlyDictionary<string, string?> Fields, IReadOnlyList<string> Tags);
+
+public abstract record UpsertResult
+{
+    public sealed record Created(LeadRow Lead) : UpsertResult;
+    public sealed record Merged(LeadRow Lead) : UpsertResult;
+    /// <summary>The phone belongs to one lead and the email to another: merging would join two people.</summary>
+    public sealed record Conflict(string Detail) : UpsertResult;
+}
+
+/// <summary>Leads: one per phone and one per email; a second lead with either is merged into the first.</summary>
+public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
+{
+    public async Task<LeadContact?> FindAsync(string leadId, CancellationToken ct) =>
+        await GetAsync(leadId, ct) is { } l ? new LeadContact(l.Id, l.Phone, l.Email, l.FullName) : null;
+
+    public async Task<LeadRow?> GetAsync(string id, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.QuerySingleOrDefaultAsync<LeadRow>(new CommandDefinition("SELECT * FROM leads WHERE id = @Id", new { Id = id }, cancellationToken: ct));
+    }
+
+    public async Task<IReadOnlyList<LeadRow>> GetManyAsync(IReadOnlyCollection<string> ids, CancellationToken ct)
+    {
+        var result = new List<LeadRow>(ids.Count);
+        await using var c = await db.OpenAsync(ct);
+        foreach (var chunk in ids.Chunk(500))
+            result.AddRange(await c.QueryAsync<LeadRow>(new CommandDefinition("SELECT * FROM leads WHERE id IN @Ids", new { Ids = chunk }, cancellationToken: ct)));
+        return result;
+    }
+
+    /// <summary>Checks and normalises a lead, naming every problem. <paramref name="partial"/>: PATCH, nothing required.</summary>
+    public static (LeadValues? Values, List<FieldProblem> Problems) Validate(LeadInput input, string defaultRegion, bool partial)
+    {
+        var problems = new List<FieldProblem>();
+        var region = RegionOf(input.DefaultCountryCode, defaultRegion, problems);
+        string? phone = null, email = null;
+        if (!string.IsNullOrWhiteSpace(input.Phone))
+        {
+            if (Recipients.TryNormalizePhone(input.Phone, region, out var e164, out var why)) phone = e164;
+            else problems.Add(new("phone", "invalid_phone", $"phone {why}."));
+        }
+        if (!string.IsNullOrWhiteSpace(input.Email))
+        {
+            if (Recipients.TryNormalizeEmail(input.Email, out var e, out var why)) email = e;
+            else problems.Add(new("email", "invalid_email", $"email {why}."));
+        }
+        if (!partial && string.IsNullOrWhiteSpace(input.Phone) && string.IsNullOrWhiteSpace(input.Email))
+            problems.Add(new("phone", "missing_recipient", "A lead needs a phone or an email."));
+        foreach (var (name, value) in new[] { ("firstName", input.FirstName), ("lastName", input.LastName), ("company", input.Company) })
+            if (value is { Length: > 200 })
+                problems.Add(new(name, "too_long", $"{name} is longer than 200 characters."));
+        if (input.Fields is { Count: > 100 })
+            problems.Add(new("fields", "too_many", "At most 100 fields."));
+        foreach (var (k, v) in input.Fields ?? [])
+            if (k.Length is 0 or > 100 || v is { Length: > 2000 })
+                problems.Add(new($"fields.{k}", "invalid_field", "Field names must be 1-100 characters and values at most 2,000."));
+        var tags = (input.Tags ?? []).Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        if (tags.Any(t => t.Length > 100) || tags.Count > 50)
+            problems.Add(new("tags", "invalid_tags", "At most 50 tags of 1-100 characters."));
+        if (problems.Count > 0)
+            return (null, problems);
+        return (new LeadValues(Clean(input.FirstName), Clean(input.LastName), phone, email, Clean(input.Company),
+            input.Fields ?? new Dictionary<string, string?>(), tags), problems);
+    }
+
+    /// <summary>A region code (US) or a calling code (1, +44) for reading national numbers.</summary>
+    public static string RegionOf(string? code, string fallback, List<FieldProblem>? problems)
+    {
+        if (string.IsNullOrWhiteSpace(code))
+            return fallback;
+        var c = code.Trim().TrimStart('+');
+        if (int.TryParse(c, out var calling))
+        {
+            var region = PhoneNumberUtil.GetInstance().GetRegionCodeForCountryCode(calling);
+            if (region != "ZZ") return region;
+        }
+        else if (c.Length == 2 && PhoneNumberUtil.GetInstance().GetSupportedRegions().Contains(c.ToUpperInvariant()))
+            return c.ToUpperInvariant();
+        problems?.Add(new("defaultCountryCode", "invalid_country", $"'{code}' is neither a region such as US nor a calling code such as 1."));
+        return fallback;
+    }
+
+    /// <summary>Creates the lead, or merges it into the one that already has its phone or email.</summary>
+    public async Task<UpsertResult> UpsertAsync(LeadValues v, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var result = await UpsertAsync(c, tx, v, Time.ToMs(time.GetUtcNow()));
+        await tx.CommitAsync(ct);
+        return result;
+    }
+
+    public static async Task<UpsertResult> UpsertAsync(SqliteConnection c, IDbTransaction tx, LeadValues v, long now)
+    {
+        var matches = (await c.QueryAsync<LeadRow>(
+            "SELECT * FROM leads WHERE (@Phone IS NOT NULL AND phone = @Phone) OR (@Email IS NOT NULL AND email = @Email)",
+            new { v.Phone, v.Email }, tx)).AsList();
+        if (matches.Count > 1)
+            return new UpsertResult.Conflict(
+                $"phone {v.Phone} belongs to {matches.First(m => m.Phone == v.Phone).Id} and email {v.Email} to {matches.First(m => m.Email == v.Email).Id}");
+        if (matches.Count == 0)
+        {
+            var row = new LeadRow
+            {
+                Id = Ids.New("lead", Time.FromMs(now)), FirstName = NullIfEmpty(v.FirstName), LastName = NullIfEmpty(v.LastName), Phone = v.Phone,
+                Email = v.Email, Company = NullIfEmpty(v.Company), Fields = JsonSerializer.Serialize(v.Fields.Where(f => !string.IsNullOrEmpty(f.Value)).ToDictionary(f => f.Key, f => f.Value)),
+                Tags = JsonSerializer.Serialize(v.Tags), CreatedAt = now, UpdatedAt = now,
+            };
+            await c.ExecuteAsync("""
+                INSERT INTO leads (id, first_name, last_name, phone, email, company, fields, tags, created_at, updated_at)
+                VALUES (@Id, @FirstName, @LastName, @Phone, @Email, @Company, @Fields, @Tags, @CreatedAt, @UpdatedAt)
+                """, row, tx);
+            await SetTagsAsync(c, tx, row.Id, v.Tags);
+            return new UpsertResult.Created(row);
+        }
+        var merged = Merge(matches[0], v, now, clearEmpty: false);
+        await SaveAsync(c, tx, merged);
+        return new UpsertResult.Merged(merged);
+    }
+
+    /// <summary>Incoming non-empty values win; fields are merged key by key; tags are united.</summary>
+    public static LeadRow Merge(LeadRow existing, LeadValues v, long now, bool clearEmpty)
+    {
+        string? Pick(string? incoming, string? current) => incoming is null ? current : incoming.Length == 0 && clearEmpty ? null : incoming.Length == 0 ? current : incoming;
+        var fields = existing.FieldMap();
+        foreach (var (k, value) in v.Fields)
+            if (string.IsNullOrEmpty(value)) { if (clearEmpty) fields.Remove(k); }
+            else fields[k] = value;
+        var tags = existing.TagList().Union(v.Tags, StringComparer.OrdinalIgnoreCase).ToList();
+        return new LeadRow
+        {
+            Seq = existing.Seq, Id = existing.Id, FirstName = Pick(v.FirstName, existing.FirstName), LastName = Pick(v.LastName, existing.LastName),
+            Phone = v.Phone ?? existing.Phone, Email = v.Email ?? existing.Email, Company = Pick(v.Company, existing.Company),
+            Fields = JsonSerializer.Serialize(fields), Tags = JsonSerializer.Serialize(tags), CreatedAt = existing.CreatedAt, UpdatedAt = now,
+        };
+    }
+
+    public static async Task SaveAsync(SqliteConnection c, IDbTransaction tx, LeadRow row)
+    {
+        await c.ExecuteAsync("""
+            UPDATE leads SET first_name = @FirstName, last_name = @LastName, phone = @Phone, email = @Email, company = @Company,
+                fields = @Fields, tags = @Tags, updated_at = @UpdatedAt
+            WHERE id = @Id
+            """, row, tx);
+        await SetTagsAsync(c, tx, row.Id, row.TagList());
+    }
+
+    private static async Task SetTagsAsync(SqliteConnection c, IDbTransaction tx, string leadId, IEnumerable<string> tags)
+    {
+        await c.ExecuteAsync("DELETE FROM lead_tags WHERE lead_id = @LeadId", new { LeadId = leadId }, tx);
+        foreach (var tag in tags)
+            await c.ExecuteAsync("INSERT OR IGNORE INTO lead_tags (tag, lead_id) VALUES (@Tag, @LeadId)", new { Tag = tag.ToLowerInvariant(), LeadId = leadId }, tx);
+    }
+
+    public async Task<bool> DeleteAsync(string id, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.ExecuteAsync(new CommandDefinition("DELETE FROM leads WHERE id = @Id", new { Id = id }, cancellationToken: ct)) > 0;
+    }
+
+    /// <summary>Search (substring over names, company, phone, email) and tag filter, newest first.</summary>
+    public static (string Sql, DynamicParameters P) SearchSql(string? q, string? tag, long? before, int? limit)
+    {
+        var where = new List<string>();
+        var p = new DynamicParameters();
+        var from = "leads l";
+        if (!string.IsNullOrWhiteSpace(q))
+        {
+            var text = q.Trim();
+            if (text.Length >= 3)
+            {
+                from += " JOIN leads_fts f ON f.rowid = l.seq";
+                where.Add("leads_fts MATCH @Match");
+                p.Add("Match", "\"" + text.Replace("\"", "\"\"") + "\"");
+            }
+            else
+            {
+                where.Add("(l.first_name LIKE @Like OR l.last_name LIKE @Like OR l.company LIKE @Like OR l.phone LIKE @Like OR l.email LIKE @Like)");
+                p.Add("Like", "%" + text + "%");
+            }
+        }
+        if (!string.IsNullOrWhiteSpace(tag))
+        {
+            where.Add("l.id IN (SELECT lead_id FROM lead_tags WHERE tag = @Tag)");
+            p.Add("Tag", tag.Trim().ToLowerInvariant());
+        }
+        if (before is not null) { where.Add("l.seq < @Before"); p.Add("Before", before); }
+        var sql = $"SELECT l.* FROM {from}" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY l.seq DESC";
+        if (limit is not null) { sql += " LIMIT @Limit"; p.Add("Limit", limit); }
+        return (sql, p);
+    }
+
+    public async Task<IReadOnlyList<LeadRow>> SearchAsync(string? q, string? tag, long? before, int? limit, CancellationToken ct)
+    {
+        var (sql, p) = SearchSql(q, tag, before, limit);
+        await using var c = await db.OpenAsync(ct);
+        return (await c.QueryAsync<LeadRow>(new CommandDefinition(sql, p, cancellationToken: ct))).AsList();
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    private static string? Clean(string? s) => s?.Trim() is { Length: > 0 } t ? t : s is null ? null : "";
+}

@@ -1,0 +1,69 @@
+using System.Data;
+using System.Text.Json;
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Webhooks;
+
+/// <summary>
+/// Queues webhook events in the same transaction as the status change that causes them (the outbox
+/// pattern): a change is never committed without its events, nor an event without its change.
+/// </summary>
+public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) : IHostedService
+{
+    private volatile IReadOnlyList<WebhookRow> _subscriptions = [];
+
+    public event Action? Queued;
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        await ReloadAsync(ct);
+        store.ChangedInTransaction += OnChange;
+    }
+
+    public Task StopAsync(CancellationToken ct)
+    {
+        store.ChangedInTransaction -= OnChange;
+        return Task.CompletedTask;
+    }
+
+    public async Task ReloadAsync(CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        _subscriptions = (await c.QueryAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks ORDER BY created_at", cancellationToken: ct))).AsList();
+    }
+
+    /// <summary>The webhook event a message event stands for, if any.</summary>
+    public static string? EventType(MessageRow row, string status) => status switch
+    {
+        MessageStatus.Sent => WebhookEvents.Sent,
+        MessageStatus.Failed => WebhookEvents.Failed,
+        Messages.Delivery.Delivered => WebhookEvents.Delivered,
+        Messages.Delivery.Read => WebhookEvents.Read,
+        MessageStatus.Received => WebhookEvents.Reply,
+        MessageStatus.Queued when row.FallbackFrom is not null && row.CreatedAt == row.UpdatedAt => WebhookEvents.Fallback,
+        _ => null,
+    };
+
+    private void OnChange(SqliteConnection c, IDbTransaction tx, MessageRow row, string status)
+    {
+        var subscriptions = _subscriptions;
+        if (subscriptions.Count == 0 || EventType(row, status) is not { } type)
+            return;
+        var now = time.GetUtcNow();
+        var eventId = Ids.New("evt", now);
+        var payload = JsonSerializer.Serialize(new
+        {
+            id = eventId, type, createdAt = now, data = MessageDto.From(row),
+        }, AgentJson.Options);
+        foreach (var hook in subscriptions.Where(h => h.Wants(type)))
+            c.Execute("""
+                INSERT INTO webhook_deliveries (event_id, webhook_id, message_id, type, payload, created_at, status, next_attempt_at)
+                VALUES (@EventId, @WebhookId, @MessageId, @Type, @Payload, @Now, 'pending', @Now)
+                """, new { EventId = eventId, WebhookId = hook.Id, MessageId = row.Id, Type = type, Payload = payload, Now = Time.ToMs(now) }, tx);
+        Queued?.Invoke();
+    }
+}

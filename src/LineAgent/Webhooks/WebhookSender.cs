@@ -1,0 +1,176 @@
+using System.Text;
+using Dapper;
+using LineAgent.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Webhooks;
+
+public sealed class WebhookOptions
+{
+    public const string Section = "Webhooks";
+
+    /// <summary>Per delivery attempt.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>An event still failing after this long is given up (marked failed). At least 24 h.</summary>
+    public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromDays(3);
+}
+
+/// <summary>
+/// Delivers queued webhook events: signed (Standard Webhooks), in order per message and subscription,
+/// retried with growing backoff on any non-2xx or timeout until <see cref="WebhookOptions.GiveUpAfter"/>.
+/// </summary>
+public sealed class WebhookSender(Db db, WebhookOutbox outbox, IOptions<WebhookOptions> options,
+    TimeProvider time, ILogger<WebhookSender> log) : BackgroundService
+{
+    private static readonly TimeSpan[] Backoff =
+    [
+        TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(10),
+        TimeSpan.FromMinutes(30), TimeSpan.FromHours(1), TimeSpan.FromHours(2), TimeSpan.FromHours(4),
+    ];
+
+    private const string Due = """
+        SELECT d.*, w.url AS Url, w.secret AS Secret FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= @Now
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                          WHERE e.webhook_id = d.webhook_id AND e.message_id IS d.message_id AND e.status = 'pending' AND e.id < d.id)
+        ORDER BY d.id LIMIT 50
+        """;
+
+    private readonly HttpClient _http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    {
+        Timeout = Timeout.InfiniteTimeSpan,
+    };
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private DateTimeOffset? _sleepingUntil;
+
+    /// <summary>When the sender is idle: the time it wakes at unless events arrive. Null while it works.</summary>
+    public DateTimeOffset? SleepingUntil => _sleepingUntil;
+
+    public static TimeSpan BackoffFor(int attempts) => Backoff[Math.Min(attempts, Backoff.Length) - 1];
+
+    private void Wake()
+    {
+        try { if (_wake.CurrentCount == 0) _wake.Release(); }
+        catch (SemaphoreFullException) { }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        outbox.Queued += Wake;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                DateTimeOffset until;
+                try
+                {
+                    until = await PassAsync(stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e)
+                {
+                    log.LogError(e, "Webhook pass failed");
+                    until = time.GetUtcNow() + TimeSpan.FromSeconds(5);
+                }
+                var delay = until - time.GetUtcNow();
+                if (delay <= TimeSpan.Zero)
+                    continue;
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                var timer = Task.Delay(delay, time, cts.Token);
+                _sleepingUntil = until;
+                await Task.WhenAny(_wake.WaitAsync(cts.Token), timer);
+                _sleepingUntil = null;
+                cts.Cancel();
+            }
+        }
+        finally
+        {
+            outbox.Queued -= Wake;
+        }
+    }
+
+    /// <summary>Delivers what is due; returns when to look again.</summary>
+    private async Task<DateTimeOffset> PassAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            List<DeliveryRow> due;
+            await using (var c = await db.OpenAsync(ct))
+                due = (await c.QueryAsync<DeliveryRow>(new CommandDefinition(Due, new { Now = Time.ToMs(time.GetUtcNow()) }, cancellationToken: ct))).AsList();
+            if (due.Count == 0)
+                break;
+            // One attempt per (subscription, message) per pass keeps each message's events in order.
+            foreach (var d in due.DistinctBy(d => (d.WebhookId, d.MessageId)))
+                await AttemptAsync(d, ct);
+        }
+        await using var conn = await db.OpenAsync(ct);
+        var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'", cancellationToken: ct));
+        var now = time.GetUtcNow();
+        var cap = now + TimeSpan.FromMinutes(1);
+        return next is { } n && Time.FromMs(n) < cap ? Time.FromMs(n) : cap;
+    }
+
+    private async Task AttemptAsync(DeliveryRow d, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var timestamp = now.ToUnixTimeSeconds();
+        int? status = null;
+        string? error = null;
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, d.Url) { Content = new StringContent(d.Payload, Encoding.UTF8, "application/json") };
+            request.Headers.Add("webhook-id", d.EventId);
+            request.Headers.Add("webhook-timestamp", timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            request.Headers.Add("webhook-signature", WebhookSignature.Sign(d.Secret, d.EventId, timestamp, d.Payload));
+            request.Headers.UserAgent.ParseAdd("LineAgent-Webhooks/1");
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(options.Value.Timeout);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            status = (int)response.StatusCode;
+            if (!response.IsSuccessStatusCode)
+                error = $"HTTP {status} {response.ReasonPhrase}";
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            error = $"no answer within {options.Value.Timeout.TotalSeconds:0} s";
+        }
+        catch (HttpRequestException e)
+        {
+            error = e.Message;
+        }
+
+        var attempts = d.Attempts + 1;
+        var after = time.GetUtcNow();
+        await using var c = await db.OpenAsync(ct);
+        if (error is null)
+        {
+            await c.ExecuteAsync(new CommandDefinition("""
+                UPDATE webhook_deliveries SET status = 'delivered', attempts = @Attempts, last_attempt_at = @Now, last_status = @Status,
+                    last_error = NULL, delivered_at = @Now WHERE id = @Id
+                """, new { d.Id, Attempts = attempts, Now = Time.ToMs(after), Status = status }, cancellationToken: ct));
+            return;
+        }
+        var giveUp = after - Time.FromMs(d.CreatedAt) >= options.Value.GiveUpAfter;
+        await c.ExecuteAsync(new CommandDefinition("""
+            UPDATE webhook_deliveries SET status = @State, attempts = @Attempts, last_attempt_at = @Now, last_status = @Status,
+                last_error = @Error, next_attempt_at = @Next WHERE id = @Id
+            """, new
+        {
+            d.Id, State = giveUp ? "failed" : "pending", Attempts = attempts, Now = Time.ToMs(after), Status = status, Error = error,
+            Next = Time.ToMs(after + BackoffFor(attempts)),
+        }, cancellationToken: ct));
+        log.LogInformation("Webhook {Event} to {Url} failed ({Error}); {What}", d.EventId, d.Url, error,
+            giveUp ? "given up" : $"retry in {BackoffFor(attempts)}");
+    }
+
+    public override void Dispose()
+    {
+        _http.Dispose();
+        base.Dispose();
+    }
+}

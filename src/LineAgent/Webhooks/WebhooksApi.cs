@@ -1,0 +1,83 @@
+using System.Text.Json;
+using Dapper;
+using LineAgent.Api;
+using LineAgent.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace LineAgent.Webhooks;
+
+internal static class WebhooksApi
+{
+    public static IEndpointRouteBuilder MapWebhooks(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/webhooks").WithTags("Webhooks");
+        g.MapPost("/", Create).WithName("CreateWebhook");
+        g.MapGet("/", List).WithName("ListWebhooks");
+        g.MapGet("/{id}", Get).WithName("GetWebhook");
+        g.MapDelete("/{id}", Delete).WithName("DeleteWebhook");
+        g.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries");
+        return app;
+    }
+
+    /// <summary>The answer shows the secret once; later reads do not.</summary>
+    internal static async Task<Results<Created<WebhookDto>, ValidationProblem>> Create(
+        WebhookRequest body, Db db, WebhookOutbox outbox, TimeProvider time, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            problems.Add(new("url", "invalid_url", "url must be an absolute http(s) URL."));
+        var unknown = (body.Events ?? []).Where(e => !WebhookEvents.All.Contains(e)).ToList();
+        if (unknown.Count > 0)
+            problems.Add(new("events", "invalid_events", $"Unknown events {string.Join(", ", unknown)}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
+        if (body.Secret is not null && !WebhookSignature.TryKey(body.Secret, out _))
+            problems.Add(new("secret", "invalid_secret", "secret must be whsec_ followed by base64 of at least 16 bytes (or leave it out to get one)."));
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+        var row = new WebhookRow
+        {
+            Id = Ids.New("wh", time.GetUtcNow()), Url = uri!.ToString(), Events = JsonSerializer.Serialize((body.Events ?? []).Distinct().ToArray()),
+            Secret = body.Secret ?? WebhookSignature.NewSecret(), CreatedAt = Time.ToMs(time.GetUtcNow()),
+        };
+        await using (var c = await db.OpenAsync(ct))
+            await c.ExecuteAsync(new CommandDefinition("INSERT INTO webhooks (id, url, events, secret, created_at) VALUES (@Id, @Url, @Events, @Secret, @CreatedAt)",
+                row, cancellationToken: ct));
+        await outbox.ReloadAsync(ct);
+        return TypedResults.Created($"/api/webhooks/{row.Id}", WebhookDto.From(row, withSecret: true));
+    }
+
+    internal static async Task<Ok<IReadOnlyList<WebhookDto>>> List(Db db, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var rows = await c.QueryAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks ORDER BY created_at", cancellationToken: ct));
+        return TypedResults.Ok<IReadOnlyList<WebhookDto>>(rows.Select(r => WebhookDto.From(r, withSecret: false)).ToList());
+    }
+
+    internal static async Task<Results<Ok<WebhookDto>, ProblemHttpResult>> Get(string id, Db db, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var row = await c.QuerySingleOrDefaultAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct));
+        return row is null ? NotFound(id) : TypedResults.Ok(WebhookDto.From(row, withSecret: false));
+    }
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, Db db, WebhookOutbox outbox, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var deleted = await c.ExecuteAsync(new CommandDefinition("DELETE FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct));
+        await outbox.ReloadAsync(ct);
+        return deleted > 0 ? TypedResults.NoContent() : NotFound(id);
+    }
+
+    /// <summary>The delivery log of one subscription, newest first.</summary>
+    internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ProblemHttpResult>> Deliveries(string id, int? limit, Db db, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        if (await c.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct)) == 0)
+            return NotFound(id);
+        var rows = await c.QueryAsync<DeliveryRow>(new CommandDefinition(
+            "SELECT * FROM webhook_deliveries WHERE webhook_id = @Id ORDER BY id DESC LIMIT @Limit",
+            new { Id = id, Limit = Math.Clamp(limit ?? 100, 1, 1000) }, cancellationToken: ct));
+        return TypedResults.Ok<IReadOnlyList<DeliveryDto>>(rows.Select(DeliveryDto.From).ToList());
+    }
+
+    private static ProblemHttpResult NotFound(string id) => Problems.NotFound("webhook_not_found", $"No webhook '{id}'.");
+}
