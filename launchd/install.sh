@@ -20,6 +20,7 @@ Options:
   -h, --help        show this help
 
 Writes ~/Library/LaunchAgents/LABEL.plist, logs go to ~/Library/Logs/LineAgent/.
+Waits for LINEAGENT_URL/healthz (default http://127.0.0.1:5117; set it if lineagent.json changes Api:Urls).
 Remove with launchd/uninstall.sh (same --label/--prefix/--data-dir).
 EOF
 }
@@ -91,7 +92,9 @@ plist_dir="$HOME/Library/LaunchAgents"
 plist="$plist_dir/$label.plist"
 domain="gui/$UID"
 service="$domain/$label"
-health_url="http://127.0.0.1:5117/healthz"
+agent_url=${LINEAGENT_URL:-http://127.0.0.1:5117}
+agent_url=${agent_url%/}
+health_url="$agent_url/healthz"
 
 [ -f "$template" ] || die "missing $template"
 [ -f "$repo/src/LineAgent/LineAgent.csproj" ] || die "missing $repo/src/LineAgent/LineAgent.csproj"
@@ -119,21 +122,11 @@ run() {
   fi
 }
 
-# Paths go into XML (escape &, <, >) through a sed replacement with '|' as delimiter (escape \, &, |).
-xml_escape() {
-  local s=$1
-  s=${s//&/&amp;}
-  s=${s//</&lt;}
-  s=${s//>/&gt;}
-  printf '%s' "$s"
-}
-sed_escape() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//&/\\&}
-  s=${s//|/\\|}
-  printf '%s' "$s"
-}
+# Paths go into XML (escape &, <, >), then into a sed replacement with '|' as delimiter (escape \, &, |).
+# Escaped with sed rather than ${var//...}: '&' and '\' in bash replacements differ between bash 3.2
+# (macOS) and 5.2.
+xml_escape() { printf '%s' "$1" | sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g'; }
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 subst() { printf 's|%s|%s|g' "$1" "$(sed_escape "$(xml_escape "$2")")"; }
 
 render_plist() {
@@ -248,7 +241,7 @@ Next steps
        $(printf '%q' "$data_dir/api-token")
        or: $q_program token --data-dir $(printf '%q' "$data_dir")
      Agent status:
-       curl -s -H "Authorization: Bearer \$($q_program token --data-dir $(printf '%q' "$data_dir"))" http://127.0.0.1:5117/api/status
+       curl -s -H "Authorization: Bearer \$($q_program token --data-dir $(printf '%q' "$data_dir"))" $agent_url/api/status
   2. System Settings > Privacy & Security:
        - Full Disk Access: add $program
          (it reads ~/Library/Messages/chat.db). A rebuilt binary may lose the grant: if

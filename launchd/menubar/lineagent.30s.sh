@@ -60,9 +60,7 @@ fi
 # curl reads the Authorization header from its config on stdin, so the token is not in `ps` output.
 curl_config() {
   if [ -n "$token" ]; then
-    local t=${token//\\/\\\\}
-    t=${t//\"/\\\"}
-    printf 'header = "Authorization: Bearer %s"\n' "$t"
+    printf 'header = "Authorization: Bearer %s"\n' "$(printf '%s' "$token" | sed 's/[\\"]/\\&/g')"
   fi
 }
 
@@ -301,17 +299,15 @@ footer() {
   echo "Refresh | refresh=true"
 }
 
+# Bar and menu when there is no usable answer: how to start the agent, nothing that looks like data.
 not_running() {
-  local why=$1 service="gui/${UID}/$label"
+  local service="gui/${UID}/$label"
   echo "○ LineAgent"
   echo "---"
-  txt "$why"; echo
-  if [ "$os" = Darwin ]; then
-    echo "Start it: launchctl kickstart -k $service | bash=/bin/launchctl param1=kickstart param2=-k param3=$service terminal=false refresh=true"
-    echo "Not installed? Run launchd/install.sh in the LineAgent repository"
-  else
-    echo "Start it: lineagent run (or launchctl kickstart -k $service on the Mac)"
-  fi
+  echo "Agent not running"
+  txt "$1"; echo
+  echo "Start it: launchctl kickstart -k $service | bash=/bin/launchctl param1=kickstart param2=-k param3=$service terminal=false refresh=true"
+  echo "Not installed? Run launchd/install.sh in the LineAgent repository"
   echo "---"
   echo "Refresh | refresh=true"
 }
@@ -364,7 +360,7 @@ http GET /api/status
 case "$http_code" in
   200) ;;
   000)
-    not_running "Agent not running (nothing answers at $base_url)"
+    not_running "Nothing answers at $base_url"
     exit 0
     ;;
   401)
@@ -382,7 +378,7 @@ case "$http_code" in
     exit 0
     ;;
   *)
-    not_running "Agent not answering properly (HTTP $http_code from $base_url/api/status)"
+    not_running "$base_url/api/status answered HTTP $http_code"
     exit 0
     ;;
 esac
@@ -390,7 +386,7 @@ esac
 records=$(read_json status "$http_body")
 case "$records" in
   "X$US"*)
-    not_running "Cannot read the agent's answer: ${records#X"$US"}"
+    not_running "Cannot read the answer of $base_url/api/status: ${records#X"$US"}"
     exit 0
     ;;
 esac

@@ -16,8 +16,6 @@ public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) 
 {
     private volatile IReadOnlyList<WebhookRow> _subscriptions = [];
 
-    public event Action? Queued;
-
     public async Task StartAsync(CancellationToken ct)
     {
         await ReloadAsync(ct);
@@ -64,6 +62,5 @@ public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) 
                 INSERT INTO webhook_deliveries (event_id, webhook_id, message_id, type, payload, created_at, status, next_attempt_at)
                 VALUES (@EventId, @WebhookId, @MessageId, @Type, @Payload, @Now, 'pending', @Now)
                 """, new { EventId = eventId, WebhookId = hook.Id, MessageId = row.Id, Type = type, Payload = payload, Now = Time.ToMs(now) }, tx);
-        Queued?.Invoke();
     }
 }

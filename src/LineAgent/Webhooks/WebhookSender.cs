@@ -1,5 +1,6 @@
 using System.Text;
 using Dapper;
+using LineAgent.Messages;
 using LineAgent.Storage;
 using Microsoft.Extensions.Options;
 
@@ -20,7 +21,7 @@ public sealed class WebhookOptions
 /// Delivers queued webhook events: signed (Standard Webhooks), in order per message and subscription,
 /// retried with growing backoff on any non-2xx or timeout until <see cref="WebhookOptions.GiveUpAfter"/>.
 /// </summary>
-public sealed class WebhookSender(Db db, WebhookOutbox outbox, IOptions<WebhookOptions> options,
+public sealed class WebhookSender(Db db, MessageNotifier notifier, IOptions<WebhookOptions> options,
     TimeProvider time, ILogger<WebhookSender> log) : BackgroundService
 {
     private static readonly TimeSpan[] Backoff =
@@ -55,9 +56,12 @@ public sealed class WebhookSender(Db db, WebhookOutbox outbox, IOptions<WebhookO
         catch (SemaphoreFullException) { }
     }
 
+    private void OnChanged(MessageRow _) => Wake();
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        outbox.Queued += Wake;
+        // Events are queued inside a change's transaction; the notifier speaks after the commit.
+        notifier.Changed += OnChanged;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -89,7 +93,7 @@ public sealed class WebhookSender(Db db, WebhookOutbox outbox, IOptions<WebhookO
         }
         finally
         {
-            outbox.Queued -= Wake;
+            notifier.Changed -= OnChanged;
         }
     }
 

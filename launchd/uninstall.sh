@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Stops and removes the LineAgent LaunchAgent installed by install.sh. Keeps the data directory
+# (database, api-token, lineagent.json) and the logs unless --purge. Idempotent.
+set -euo pipefail
+
+usage() {
+  cat <<EOF
+Usage: launchd/uninstall.sh [options]
+
+Stops the LineAgent LaunchAgent and removes its plist and binary. The data directory (the database
+with every message, the api-token, lineagent.json) and the logs are kept unless --purge.
+
+Options:
+  --label LABEL     launchd label and plist name (default: com.lineagent.agent)
+  --prefix DIR      install directory; DIR/bin is removed
+                    (default: ~/Library/Application Support/LineAgent)
+  --data-dir DIR    data directory (default: the --prefix directory)
+  --purge           also delete the data directory (the database!) and ~/Library/Logs/LineAgent
+  --dry-run         print the commands instead of running them; changes nothing
+  -h, --help        show this help
+
+Use the same --label/--prefix/--data-dir as for install.sh.
+EOF
+}
+
+die() { printf 'uninstall.sh: %s\n' "$*" >&2; exit 1; }
+
+dry_run=0
+purge=0
+label="com.lineagent.agent"
+app_dir="$HOME/Library/Application Support/LineAgent"
+data_dir=""
+
+need_value() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
+
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --prefix) need_value "$@"; app_dir="$2"; shift 2 ;;
+    --prefix=*) app_dir="${1#*=}"; shift ;;
+    --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
+    --data-dir=*) data_dir="${1#*=}"; shift ;;
+    --label) need_value "$@"; label="$2"; shift 2 ;;
+    --label=*) label="${1#*=}"; shift ;;
+    --purge) purge=1; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+absolute() {
+  case "$1" in
+    /*) printf '%s' "${1%/}" ;;
+    *) printf '%s/%s' "$PWD" "${1%/}" ;;
+  esac
+}
+
+[ -n "$data_dir" ] || data_dir="$app_dir"
+app_dir=$(absolute "$app_dir")
+data_dir=$(absolute "$data_dir")
+case "$label" in
+  *[!A-Za-z0-9._-]*|"") die "--label may only contain letters, digits, '.', '_' and '-': '$label'" ;;
+esac
+
+bin_dir="$app_dir/bin"
+staging_dir="$app_dir/bin.new"
+log_dir="$HOME/Library/Logs/LineAgent"
+plist="$HOME/Library/LaunchAgents/$label.plist"
+domain="gui/$UID"
+service="$domain/$label"
+
+if [ "$dry_run" -eq 0 ]; then
+  if [ "$(uname -s)" != "Darwin" ]; then
+    die "this removes a macOS LaunchAgent and this is $(uname -s); nothing was changed.
+  See the steps with:   bash launchd/uninstall.sh --dry-run"
+  fi
+  [ "$(id -u)" -ne 0 ] || die "run this as the user the agent was installed for, not as root or with sudo"
+fi
+
+# --purge deletes a whole directory tree: refuse anything that is not clearly LineAgent's own.
+if [ "$purge" -eq 1 ]; then
+  case "$data_dir" in
+    /|"$HOME/Library"|"$HOME/Library/Application Support"|"$HOME/Library/Logs")
+      die "refusing to --purge $data_dir: not a LineAgent data directory" ;;
+  esac
+  case "$HOME/" in
+    "$data_dir/"*) die "refusing to --purge $data_dir: it contains your home directory" ;;
+  esac
+  if [ -d "$data_dir" ]; then
+    looks_like_ours=0
+    for f in lineagent.db api-token agent.lock lineagent.json outbox bin; do
+      if [ -e "$data_dir/$f" ]; then looks_like_ours=1; fi
+    done
+    if [ -z "$(ls -A "$data_dir")" ]; then looks_like_ours=1; fi
+    [ "$looks_like_ours" -eq 1 ] ||
+      die "refusing to --purge $data_dir: it has none of LineAgent's files (lineagent.db, api-token, ...)"
+  fi
+fi
+
+# Prints a command prefixed with "+ " (shell-quoted), then runs it unless --dry-run.
+run() {
+  printf '+'
+  printf ' %q' "$@"
+  printf '\n'
+  if [ "$dry_run" -eq 0 ]; then
+    "$@"
+  fi
+}
+
+is_loaded() { launchctl print "$service" >/dev/null 2>&1; }
+app_dir_empty() { [ -d "$app_dir" ] && [ -z "$(ls -A "$app_dir")" ]; }
+
+did=0
+# In a dry run every step is shown, with whether it would apply on this machine.
+step() {   # step CONDITION-WORDS... -- COMMAND...: run COMMAND when the condition holds
+  local cond=()
+  while [ "$1" != "--" ]; do cond+=("$1"); shift; done
+  shift
+  if "${cond[@]}"; then
+    run "$@"
+    did=1
+  elif [ "$dry_run" -eq 1 ]; then
+    printf '+'
+    printf ' %q' "$@"
+    printf '   # skipped here: %s\n' "$skip_reason"
+  fi
+}
+
+if [ "$dry_run" -eq 1 ]; then
+  echo "# dry run: nothing below is executed or removed"
+fi
+echo "# LineAgent: label $label, binary $bin_dir, data $data_dir"
+
+echo "== stop"
+if [ "$dry_run" -eq 1 ]; then
+  echo "+ launchctl bootout $service   # only if 'launchctl print $service' succeeds (loaded)"
+elif is_loaded; then
+  # SIGTERM; launchd waits up to ExitTimeOut (30 s) for the agent to finish its send in flight.
+  run launchctl bootout "$service" || true
+  for _ in $(seq 1 40); do is_loaded || break; sleep 0.5; done
+  ! is_loaded || die "$service is still loaded after bootout; try again in a few seconds"
+  did=1
+fi
+
+echo "== files"
+skip_reason="$plist does not exist"
+step test -e "$plist" -- rm -f "$plist"
+skip_reason="$bin_dir does not exist"
+step test -e "$bin_dir" -- rm -rf "$bin_dir"
+skip_reason="$staging_dir does not exist"
+step test -e "$staging_dir" -- rm -rf "$staging_dir"
+
+if [ "$purge" -eq 1 ]; then
+  echo "== purge (data and logs)"
+  skip_reason="$data_dir does not exist"
+  step test -e "$data_dir" -- rm -rf "$data_dir"
+  skip_reason="$log_dir does not exist"
+  step test -e "$log_dir" -- rm -rf "$log_dir"
+fi
+# The install directory, when it is not the data directory and nothing else is left in it.
+if [ "$app_dir" != "$data_dir" ]; then
+  skip_reason="$app_dir is not an empty directory"
+  step app_dir_empty -- rmdir "$app_dir"
+fi
+
+echo
+if [ "$dry_run" -eq 1 ]; then
+  echo "Dry run: nothing was changed."
+elif [ "$did" -eq 0 ]; then
+  echo "LineAgent ($label) is not installed here: nothing to do."
+else
+  echo "LineAgent ($label) is stopped and removed."
+fi
+if [ "$purge" -eq 1 ]; then
+  echo "--purge: the data directory $data_dir (database, api-token, lineagent.json) and the logs in $log_dir $( [ "$dry_run" -eq 1 ] && echo "would be" || echo "are") deleted."
+elif [ -e "$data_dir" ] || [ "$dry_run" -eq 1 ]; then
+  echo "Kept the data directory $data_dir (database with every message, api-token, lineagent.json)"
+  same_options=""
+  [ "$label" = com.lineagent.agent ] || same_options+=" --label $label"
+  [ "$app_dir" = "$HOME/Library/Application Support/LineAgent" ] || same_options+=" --prefix $(printf '%q' "$app_dir")"
+  [ "$data_dir" = "$app_dir" ] || same_options+=" --data-dir $(printf '%q' "$data_dir")"
+  echo "and the logs in $log_dir. Delete them too with: bash $(printf '%q' "$0")$same_options --purge"
+fi
+echo "Menu-bar plugin: remove the lineagent.30s.sh link from your SwiftBar/xbar plugin folder if you added one."

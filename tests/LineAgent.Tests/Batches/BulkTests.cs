@@ -1,0 +1,113 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Batches;
+
+public sealed class BulkTests
+{
+    private AgentFactory _agent = null!;
+    private HttpClient _api = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _agent = new AgentFactory();
+        _api = _agent.Api();
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _api.Dispose();
+        _agent.Dispose();
+    }
+
+    private async Task<string> Lead(object lead) => (await (await _api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id");
+
+    private const string Template = "Hi {{firstName|there}}, your {{fields.plan|standard}} plan at {{company}} renews soon.";
+
+    [Test]
+    public async Task Bulk_ShouldSendEachLeadItsOwnText_AndFailOnlyTheLeadsThatCannotBeSent()
+    {
+        var ana = await Lead(new { firstName = "Ana", phone = "+12025550101", company = "Acme", fields = new { plan = "gold" } });
+        var bob = await Lead(new { phone = "+12025550102", company = "Bolt" });
+        var eve = await Lead(new { firstName = "Eve", email = "eve@example.com", company = "Echo", fields = new { Plan = "silver" } });
+        var cara = await Lead(new { firstName = "Cara", phone = "+12025550103" });
+        var dan = await Lead(new { firstName = "Dan", phone = "+12025550104", company = "Delta" });
+        await (await _api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550104", reason = "asked us to stop" })).ExpectAsync(HttpStatusCode.Created);
+
+        var response = await (await _api.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { ana, bob, eve, cara, dan, "lead_missing" }, content = Template, batchId = "batch_spring",
+        })).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(response.Str("batchId"), Is.EqualTo("batch_spring"));
+        Assert.That((response["total"]!.GetValue<int>(), response["accepted"]!.GetValue<int>(), response["rejected"]!.GetValue<int>()), Is.EqualTo((6, 3, 3)));
+        var entries = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e!);
+        Assert.That(entries[cara]["error"].Str("code"), Is.EqualTo("missing_field"));
+        Assert.That(entries[cara]["error"].Str("message"), Does.Contain("{{company}}"));
+        Assert.That(entries[dan]["error"].Str("code"), Is.EqualTo("suppressed"));
+        Assert.That(entries[dan].StrOrNull("messageId"), Is.Not.Null, "a suppressed lead still gets its failed message in the batch");
+        Assert.That(entries["lead_missing"]["error"].Str("code"), Is.EqualTo("lead_not_found"));
+        Assert.That(entries[eve].Str("type"), Is.EqualTo("email"), "a lead with only an email gets email");
+
+        await Eventually.TrueAsync(() => _agent.OutboxFiles().Length == 3, "three sends at the channel");
+        var sent = _agent.OutboxFiles().Select(f => JsonNode.Parse(File.ReadAllText(f))!).ToDictionary(j => j.Str("to"), j => j.Str("content"));
+        Assert.That(sent, Is.EquivalentTo(new Dictionary<string, string>
+        {
+            ["+12025550101"] = "Hi Ana, your gold plan at Acme renews soon.",
+            ["+12025550102"] = "Hi there, your standard plan at Bolt renews soon.",
+            ["eve@example.com"] = "Hi Eve, your silver plan at Echo renews soon.",
+        }));
+
+        var batch = await _api.GetJsonAsync("/api/batches/batch_spring");
+        Assert.That(batch["total"]!.GetValue<int>(), Is.EqualTo(6));
+        Assert.That(batch["byStatus"]!["sent"]!.GetValue<int>(), Is.EqualTo(3));
+        Assert.That(batch["byStatus"]!["failed"]!.GetValue<int>(), Is.EqualTo(1));
+        Assert.That(batch["byStatus"]!["rejected"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(batch["byType"]!["imessage"]!.GetValue<int>(), Is.EqualTo(3), "Ana, Bob and suppressed Dan");
+        Assert.That(batch["byType"]!["email"]!.GetValue<int>(), Is.EqualTo(1));
+        Assert.That(batch["messages"]!.AsArray(), Has.Count.EqualTo(4));
+        Assert.That(batch["rejections"]!.AsArray().Select(r => r.Str("code")), Is.EquivalentTo(new[] { "missing_field", "lead_not_found" }));
+        var listed = await _api.GetJsonAsync("/api/messages?batchId=batch_spring&status=sent");
+        Assert.That(listed["items"]!.AsArray(), Has.Count.EqualTo(3));
+    }
+
+    [Test]
+    public async Task Bulk_ShouldSelectLeadsByFilter_AndCancelAScheduledBatch()
+    {
+        for (var i = 0; i < 4; i++)
+            await Lead(new { firstName = $"L{i}", phone = $"+1202555011{i}", tags = new[] { i % 2 == 0 ? "even" : "odd" } });
+        var at = _agent.Time.GetUtcNow().AddHours(1);
+
+        var response = await (await _api.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadFilter = new { tag = "even" }, content = "Hello {{firstName}}", scheduledAt = at.ToString("O"),
+        })).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(response["accepted"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(response["messages"]!.AsArray().Select(m => m.Str("status")), Is.All.EqualTo("scheduled"));
+        var batchId = response.Str("batchId");
+        Assert.That(batchId, Does.StartWith("batch_"));
+
+        var cancelled = await (await _api.PostAsync($"/api/batches/{batchId}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(cancelled["cancelled"]!.GetValue<int>(), Is.EqualTo(2));
+        await _agent.AdvanceToAsync(at.AddMinutes(1));
+        Assert.That(_agent.OutboxFiles(), Is.Empty);
+        var batch = await _api.GetJsonAsync($"/api/batches/{batchId}");
+        Assert.That(batch["byStatus"]!["cancelled"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That((await _api.GetAsync("/api/batches/batch_nope")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+    }
+
+    [Test]
+    public async Task Bulk_ShouldReturn400NamingEveryProblem_AndStoreNothing()
+    {
+        var problem = await (await _api.PostAsJsonAsync("/api/messages/bulk", new { content = "Hi {{fristName}}", type = "fax", scheduledAt = "soon" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "content", "leadIds", "type", "scheduledAt" }));
+        Assert.That(problem.Str("detail"), Does.Contain("{{fristName}}"));
+        Assert.That((await _api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+    }
+}

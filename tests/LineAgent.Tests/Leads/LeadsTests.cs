@@ -1,0 +1,161 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Leads;
+
+public sealed class LeadsTests
+{
+    private AgentFactory _agent = null!;
+    private HttpClient _api = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _agent = new AgentFactory();
+        _api = _agent.Api();
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _api.Dispose();
+        _agent.Dispose();
+    }
+
+    private async Task<JsonObject> Create(object lead, HttpStatusCode expected = HttpStatusCode.Created) =>
+        await (await _api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(expected);
+
+    private async Task<string[]> Search(string query) =>
+        (await _api.GetJsonAsync("/api/leads?" + query))["items"]!.AsArray().Select(l => l.Str("firstName")).ToArray();
+
+    [Test]
+    public async Task Crud_ShouldCreateReadUpdateAndDelete()
+    {
+        var ana = await Create(new { firstName = "Ana", lastName = "Ruiz", phone = "(202) 555-0101", company = "Acme", fields = new { plan = "gold" }, tags = new[] { "VIP", "spring" } });
+        Assert.That(ana.Str("id"), Does.StartWith("lead_"));
+        Assert.That(ana.Str("phone"), Is.EqualTo("+12025550101"));
+        Assert.That(ana["fields"]!["plan"]!.GetValue<string>(), Is.EqualTo("gold"));
+
+        var read = await _api.GetJsonAsync($"/api/leads/{ana.Str("id")}");
+        Assert.That(read.Str("company"), Is.EqualTo("Acme"));
+
+        var patched = await (await _api.PatchAsJsonAsync($"/api/leads/{ana.Str("id")}", new { company = "Acme Corp", email = "ANA@example.com", fields = new { plan = "", seats = "5" } }))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.That((patched.Str("company"), patched.Str("email"), patched.Str("firstName")), Is.EqualTo(("Acme Corp", "ana@example.com", "Ana")));
+        Assert.That(patched["fields"]!.AsObject().Select(f => f.Key), Is.EqualTo(new[] { "seats" }));
+
+        Assert.That((await _api.DeleteAsync($"/api/leads/{ana.Str("id")}")).StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
+        Assert.That((await _api.GetAsync($"/api/leads/{ana.Str("id")}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+    }
+
+    [Test]
+    public async Task Create_ShouldNameEveryBadField_AndStoreNothing()
+    {
+        var problem = await Create(new { firstName = new string('x', 201), phone = "12", email = "nope" }, HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "firstName", "phone", "email" }));
+        var none = await Create(new { firstName = "No contact" }, HttpStatusCode.BadRequest);
+        Assert.That(none.ProblemCodes(), Is.EqualTo(new[] { "missing_recipient" }));
+        Assert.That(await Search(""), Is.Empty);
+    }
+
+    [Test]
+    public async Task Duplicates_ShouldBeMergedByPhoneOrEmail_NotDoubled()
+    {
+        var first = await Create(new { firstName = "Ana", phone = "+12025550101", tags = new[] { "a" } });
+        var byPhone = await Create(new { lastName = "Ruiz", phone = "202-555-0101", email = "ana@example.com", tags = new[] { "b" } }, HttpStatusCode.OK);
+        var byEmail = await Create(new { company = "Acme", email = "Ana@Example.com" }, HttpStatusCode.OK);
+
+        Assert.That(byPhone.Str("id"), Is.EqualTo(first.Str("id")));
+        Assert.That(byEmail.Str("id"), Is.EqualTo(first.Str("id")));
+        Assert.That((byEmail.Str("firstName"), byEmail.Str("lastName"), byEmail.Str("company")), Is.EqualTo(("Ana", "Ruiz", "Acme")));
+        Assert.That(byEmail["tags"]!.AsArray().Select(t => t!.GetValue<string>()), Is.EquivalentTo(new[] { "a", "b" }));
+        Assert.That((await _api.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Has.Count.EqualTo(1));
+
+        await Create(new { firstName = "Bob", phone = "+12025550102" });
+        var conflict = await Create(new { phone = "+12025550102", email = "ana@example.com" }, HttpStatusCode.Conflict);
+        Assert.That(conflict.Str("code"), Is.EqualTo("duplicate_lead"));
+    }
+
+    [Test]
+    public async Task Search_ShouldMatchNamesCompanyPhoneAndEmail_AndFilterByTag()
+    {
+        await Create(new { firstName = "Ana", lastName = "Ruiz", phone = "+12025550101", company = "Acme Robotics", tags = new[] { "vip" } });
+        await Create(new { firstName = "Bob", lastName = "Stone", email = "bob@stone.io", company = "Bolt" });
+        await Create(new { firstName = "Cara", lastName = "Díaz", phone = "+442079460958", tags = new[] { "VIP", "uk" } });
+
+        Assert.That(await Search("q=ruiz"), Is.EqualTo(new[] { "Ana" }));
+        Assert.That(await Search("q=robot"), Is.EqualTo(new[] { "Ana" }));
+        Assert.That(await Search("q=5550101"), Is.EqualTo(new[] { "Ana" }));
+        Assert.That(await Search("q=stone.io"), Is.EqualTo(new[] { "Bob" }));
+        Assert.That(await Search("q=St"), Is.EqualTo(new[] { "Bob" }), "short queries fall back to LIKE");
+        Assert.That(await Search("tag=vip"), Is.EqualTo(new[] { "Cara", "Ana" }));
+        Assert.That(await Search("tag=uk&q=79460"), Is.EqualTo(new[] { "Cara" }));
+        Assert.That(await Search("q=nobody"), Is.Empty);
+    }
+
+    [Test]
+    public async Task Import_ShouldMapMixedHeaders_SkipBadRowsWithReasons_AndMergeDuplicates()
+    {
+        await Create(new { firstName = "Eve", email = "eve@example.com" });
+        var csv = """
+            First Name,Last Name,Mobile,E-mail,Company,Plan,Tags
+            Ana,Ruiz,(202) 555-0101,ana@example.com,Acme,gold,vip;spring
+            Bob,Stone,202-555-0102,,Bolt,,
+            ,,,,NoContact,silver,
+            Cara,Diaz,12,cara@,Cobalt,,
+            Ana,Ruiz-Updated,+1 202 555 0101,,Acme Corp,platinum,
+            Dan,O'Neil,,DAN@EXAMPLE.COM,Delta,silver,
+            Eve,Adams,,eve@example.com,Echo,,
+            "Fay, Jr",Lee,+44 20 7946 0958,,"Foo, Inc",,uk
+            """;
+        var result = await (await _api.PostAsync("/api/leads/import?tags=imported", new StringContent(csv, Encoding.UTF8, "text/csv")))
+            .ExpectAsync(HttpStatusCode.OK);
+
+        Assert.That(result["rows"]!.GetValue<long>(), Is.EqualTo(8));
+        Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(4), "Ana, Bob, Dan, Fay");
+        Assert.That(result["updated"]!.GetValue<long>(), Is.EqualTo(2), "Ana again (same phone), Eve (existing email)");
+        Assert.That(result["skipped"]!.GetValue<long>(), Is.EqualTo(2));
+        var skipped = result["skippedRows"]!.AsArray();
+        Assert.That(skipped.Select(s => s!["row"]!.GetValue<long>()), Is.EqualTo(new long[] { 4, 5 }));
+        Assert.That(skipped[0]!.Str("reason"), Does.Contain("phone or an email"));
+        Assert.That(skipped[1]!.Str("reason"), Does.Contain("phone").And.Contain("email"));
+        Assert.That(result["columns"]!["Mobile"]!.GetValue<string>(), Is.EqualTo("phone"));
+        Assert.That(result["columns"]!["Plan"]!.GetValue<string>(), Is.EqualTo("fields.Plan"));
+
+        var ana = (await _api.GetJsonAsync("/api/leads?q=5550101"))["items"]!.AsArray().Single()!;
+        Assert.That((ana.Str("lastName"), ana.Str("company"), ana.Str("email")), Is.EqualTo(("Ruiz-Updated", "Acme Corp", "ana@example.com")));
+        Assert.That(ana["fields"]!["Plan"]!.GetValue<string>(), Is.EqualTo("platinum"));
+        Assert.That(ana["tags"]!.AsArray().Select(t => t!.GetValue<string>()), Is.EquivalentTo(new[] { "imported", "vip", "spring" }));
+        var fay = (await _api.GetJsonAsync("/api/leads?q=Foo"))["items"]!.AsArray().Single()!;
+        Assert.That((fay.Str("firstName"), fay.Str("phone")), Is.EqualTo(("Fay, Jr", "+442079460958")));
+        Assert.That((await _api.GetJsonAsync("/api/leads?limit=500"))["items"]!.AsArray(), Has.Count.EqualTo(5));
+    }
+
+    [Test]
+    public async Task Import_ShouldReadNationalNumbersInTheGivenCountry_FromAMultipartFile()
+    {
+        var csv = "firstname,phone\nAda,020 7946 0958\nBen,07911 123456\n";
+        using var form = new MultipartFormDataContent { { new StringContent(csv, Encoding.UTF8, "text/csv"), "file", "leads.csv" } };
+        var result = await (await _api.PostAsync("/api/leads/import?defaultCountryCode=44", form)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(2));
+        var phones = (await _api.GetJsonAsync("/api/leads"))["items"]!.AsArray().Select(l => l.Str("phone"));
+        Assert.That(phones, Is.EquivalentTo(new[] { "+442079460958", "+447911123456" }));
+
+        var bad = await (await _api.PostAsync("/api/leads/import?defaultCountryCode=ZZZ", new StringContent(csv, Encoding.UTF8, "text/csv")))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(bad.ProblemFields(), Is.EqualTo(new[] { "defaultCountryCode" }));
+    }
+
+    [Test]
+    public async Task SendToALead_ShouldTakeRecipientAndNameFromTheLead()
+    {
+        var lead = await Create(new { firstName = "Ana", lastName = "Ruiz", phone = "+12025550101" });
+        var m = await (await _api.SendMessageAsync(new { content = "Hi!", leadId = lead.Str("id") })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That((m.Str("recipientPhone"), m.Str("recipientName"), m.Str("leadId")), Is.EqualTo(("+12025550101", "Ana Ruiz", lead.Str("id"))));
+        var byLead = await _api.GetJsonAsync($"/api/messages?leadId={lead.Str("id")}");
+        Assert.That(byLead["items"]!.AsArray().Single()!.Str("id"), Is.EqualTo(m.Str("id")));
+    }
+}

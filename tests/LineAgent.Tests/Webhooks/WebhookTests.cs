@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using LineAgent.Tests.Support;
+using LineAgent.Webhooks;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace LineAgent.Tests.Webhooks;
+
+/// <summary>A webhook receiver on loopback that checks Standard Webhooks signatures and can be down.</summary>
+public sealed class WebhookReceiver : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    public volatile bool Down;
+    public string Secret = "";
+    public ConcurrentQueue<(string Id, string Type, string MessageId, bool SignatureValid)> Accepted { get; } = new();
+    public int Refused;
+
+    private WebhookReceiver(WebApplication app) => _app = app;
+    public Uri Url { get; private set; } = null!;
+
+    public static async Task<WebhookReceiver> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var receiver = new WebhookReceiver(app);
+        app.MapPost("/hook", receiver.HandleAsync);
+        await app.StartAsync();
+        receiver.Url = new Uri(new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()), "/hook");
+        return receiver;
+    }
+
+    private async Task<IResult> HandleAsync(HttpRequest request)
+    {
+        if (Down)
+        {
+            Interlocked.Increment(ref Refused);
+            return Results.StatusCode(503);
+        }
+        var body = await new StreamReader(request.Body).ReadToEndAsync();
+        var id = request.Headers["webhook-id"].ToString();
+        var timestamp = request.Headers["webhook-timestamp"].ToString();
+        var key = Convert.FromBase64String(Secret["whsec_".Length..]);
+        var expected = "v1," + Convert.ToBase64String(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"{id}.{timestamp}.{body}")));
+        var valid = request.Headers["webhook-signature"].ToString().Split(' ').Contains(expected);
+        var json = JsonNode.Parse(body)!;
+        Accepted.Enqueue((id, json.Str("type"), json["data"].Str("id"), valid && json.Str("id") == id));
+        return valid ? Results.NoContent() : Results.StatusCode(401);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+public sealed class WebhookTests
+{
+    [Test]
+    public async Task Receiver_ShouldGetEachEventOnceSigned_AndAgainAfterBeingDown_WithoutDuplicateEventIds()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        using var agent = new AgentFactory();
+        using var api = agent.Api();
+        var hook = await (await api.PostAsJsonAsync("/api/webhooks", new { url = receiver.Url.ToString() })).ExpectAsync(HttpStatusCode.Created);
+        receiver.Secret = hook.Str("secret");
+        Assert.That(receiver.Secret, Does.StartWith("whsec_"));
+        Assert.That((await api.GetJsonAsync($"/api/webhooks/{hook.Str("id")}")).StrOrNull("secret"), Is.Null, "the secret is shown once");
+        var sender = agent.Services.GetServices<IHostedService>().OfType<WebhookSender>().Single();
+
+        var first = await (await api.SendMessageAsync(new { content = "one", recipientPhone = "+12025550101" })).ExpectAsync(HttpStatusCode.Created);
+        await Eventually.TrueAsync(() => receiver.Accepted.Count == 1, "the first event");
+        Assert.That(receiver.Accepted.Single(), Is.EqualTo((receiver.Accepted.Single().Id, "message.sent", first.Str("id"), true)));
+
+        receiver.Down = true;
+        var second = await (await api.SendMessageAsync(new { content = "two", recipientPhone = "+12025550102" })).ExpectAsync(HttpStatusCode.Created);
+        var cancelled = await (await api.SendMessageAsync(new { content = "three", recipientPhone = "+12025550103",
+            scheduledAt = agent.Time.GetUtcNow().AddHours(2).ToString("O") })).ExpectAsync(HttpStatusCode.Created);
+        var third = await (await api.SendMessageAsync(new { content = "four", recipientPhone = "+12025550104" })).ExpectAsync(HttpStatusCode.Created);
+        await Eventually.TrueAsync(() => receiver.Refused >= 2, "attempts while down");
+
+        // Down for a while: time passes over several backoff steps (5 s, 30 s, 2 min, ...).
+        var downUntil = agent.Time.GetUtcNow().AddMinutes(20);
+        while (agent.Time.GetUtcNow() < downUntil)
+        {
+            var next = await Eventually.ValueAsync(() => sender.SleepingUntil, "sender asleep");
+            if (next > downUntil)
+            {
+                agent.Time.SetUtcNow(downUntil);
+                break;
+            }
+            agent.Time.SetUtcNow(next);
+            await Eventually.TrueAsync(() => sender.SleepingUntil != next, "sender woke");
+        }
+        var log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
+        var pending = log.Where(d => d.Str("status") == "pending").ToList();
+        Assert.That(pending, Has.Count.EqualTo(2));
+        Assert.That(pending.Select(d => d["attempts"]!.GetValue<int>()), Is.All.GreaterThanOrEqualTo(4));
+        Assert.That(pending.Select(d => d["lastStatus"]!.GetValue<int>()), Is.All.EqualTo(503));
+
+        receiver.Down = false;
+        for (var wakes = 0; receiver.Accepted.Count < 3 && wakes < 500; wakes++)
+        {
+            var next = await Eventually.ValueAsync(() => sender.SleepingUntil, "sender asleep");
+            agent.Time.SetUtcNow(next);
+            await Eventually.TrueAsync(() => sender.SleepingUntil != next, "sender woke");
+        }
+        await Eventually.TrueAsync(() => receiver.Accepted.Count == 3, "the events held back");
+
+        var accepted = receiver.Accepted.ToList();
+        Assert.That(accepted.Select(a => a.Id).Distinct().Count(), Is.EqualTo(accepted.Count), "an event id arrived twice");
+        Assert.That(accepted.All(a => a.SignatureValid), Is.True);
+        Assert.That(accepted.Select(a => (a.Type, a.MessageId)), Is.EquivalentTo(new[]
+        {
+            ("message.sent", first.Str("id")), ("message.sent", second.Str("id")), ("message.sent", third.Str("id")),
+        }));
+        Assert.That(cancelled.Str("status"), Is.EqualTo("scheduled"));
+        log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
+        Assert.That(log.Select(d => d.Str("status")), Is.All.EqualTo("delivered"));
+    }
+
+    [Test]
+    public async Task EventsOfOneMessage_ShouldArriveInOrder_AndOnlyTheSubscribedTypes()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "true" });
+        using var api = agent.Api();
+        var hook = await (await api.PostAsJsonAsync("/api/webhooks", new { url = receiver.Url.ToString(), events = new[] { "message.failed" } }))
+            .ExpectAsync(HttpStatusCode.Created);
+        receiver.Secret = hook.Str("secret");
+        await (await api.SendMessageAsync(new { content = "ok", recipientPhone = "+12025550101" })).ExpectAsync(HttpStatusCode.Created);
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550102" })).ExpectAsync(HttpStatusCode.Created);
+        var failed = await (await api.SendMessageAsync(new { content = "blocked", recipientPhone = "+12025550102" })).ExpectAsync(HttpStatusCode.InternalServerError);
+
+        await Eventually.TrueAsync(() => receiver.Accepted.Count == 1, "the failed event");
+        Assert.That(receiver.Accepted.Single().Type, Is.EqualTo("message.failed"));
+        Assert.That(receiver.Accepted.Single().MessageId, Is.EqualTo(failed.Str("messageId")));
+
+        var bad = await (await api.PostAsJsonAsync("/api/webhooks", new { url = "ftp://x", events = new[] { "message.nope" }, secret = "plain" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(bad.ProblemFields(), Is.EquivalentTo(new[] { "url", "events", "secret" }));
+    }
+
+    [Test]
+    public void Signature_ShouldMatchTheStandardWebhooksExample()
+    {
+        // The example of the Standard Webhooks specification.
+        var signature = WebhookSignature.Sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+            "{\"test\": 2432232314}");
+        Assert.That(signature, Is.EqualTo("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
+    }
+}
