@@ -5,7 +5,7 @@ public static class MessageSql
 {
     public const string Columns = "*";
 
-    public const string Insert = """
+    public const string InsertWithoutReturning = """
         INSERT INTO messages (
             id, direction, content, subject, type, requested_type, status, delivery, line_id, lead_id, batch_id,
             recipient_phone, recipient_email, recipient_name, scheduled_at, schedule_time_zone, due_at, not_before,
@@ -16,8 +16,9 @@ public static class MessageSql
             @RecipientPhone, @RecipientEmail, @RecipientName, @ScheduledAt, @ScheduleTimeZone, @DueAt, @NotBefore,
             @SentAt, @CreatedAt, @UpdatedAt, @FallbackFrom, @RetryOf, @ReplyTo, @ErrorCode, @ErrorMessage, @DryRun,
             @Channel, @ChannelRef)
-        RETURNING *
         """;
+
+    public const string Insert = InsertWithoutReturning + "\nRETURNING *";
 
     public const string InsertEvent = """
         INSERT INTO message_events (message_id, at, status, code, detail) VALUES (@MessageId, @At, @Status, @Code, @Detail)

@@ -30,25 +30,36 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
         return (await c.QueryAsync<MessageEventRow>(new CommandDefinition(MessageSql.EventsFor, new { Id = id }, cancellationToken: ct))).AsList();
     }
 
-    /// <summary>Inserts new rows (with their first event) in one transaction; <paramref name="inTransaction"/> adds more work to it.</summary>
+    /// <summary>
+    /// Inserts new rows (with their first event) in one transaction; <paramref name="inTransaction"/> adds
+    /// more work to it. Two prepared statements serve every row, so a bulk of 10,000 stays fast.
+    /// </summary>
     public async Task<IReadOnlyList<MessageRow>> InsertAsync(
         IReadOnlyList<MessageRow> rows, Func<SqliteConnection, IDbTransaction, Task>? inTransaction = null, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-        var stored = new List<MessageRow>(rows.Count);
+        await using var insert = RowCommand.Create(c, tx, MessageSql.InsertWithoutReturning);
+        await using var addEvent = RowCommand.Create(c, tx, MessageSql.InsertEvent);
         foreach (var row in rows)
         {
-            var saved = await c.QuerySingleAsync<MessageRow>(new CommandDefinition(MessageSql.Insert, row, tx, cancellationToken: ct));
-            await AddEventAsync(c, tx, saved, saved.Status, saved.ErrorCode, saved.ErrorCode is null ? InsertDetail(saved) : saved.ErrorMessage, ct);
-            stored.Add(saved);
+            RowCommand.Bind(insert, row);
+            await insert.ExecuteNonQueryAsync(ct);
+            var e = new MessageEventRow
+            {
+                MessageId = row.Id, At = row.UpdatedAt, Status = row.Status, Code = row.ErrorCode,
+                Detail = row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage,
+            };
+            RowCommand.Bind(addEvent, e);
+            await addEvent.ExecuteNonQueryAsync(ct);
+            ChangedInTransaction?.Invoke(c, tx, row, row.Status);
         }
         if (inTransaction is not null)
             await inTransaction(c, tx);
         await tx.CommitAsync(ct);
-        foreach (var s in stored)
-            notifier.Publish(s);
-        return stored;
+        foreach (var row in rows)
+            notifier.Publish(row);
+        return rows;
     }
 
     /// <summary>
@@ -139,6 +150,40 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
         await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent,
             new { MessageId = row.Id, At = row.UpdatedAt, Status = status, Code = code, Detail = detail }, tx, cancellationToken: ct));
         ChangedInTransaction?.Invoke(c, tx, row, status);
+    }
+
+    /// <summary>A prepared command whose @Parameters are bound from the same-named properties of a row.</summary>
+    private static class RowCommand
+    {
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Type, string), System.Reflection.PropertyInfo[]> Maps = new();
+
+        public static SqliteCommand Create(SqliteConnection c, SqliteTransaction tx, string sql)
+        {
+            var cmd = c.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = sql;
+            return cmd;
+        }
+
+        public static void Bind<T>(SqliteCommand cmd, T row)
+        {
+            var props = Maps.GetOrAdd((typeof(T), cmd.CommandText), key => System.Text.RegularExpressions.Regex
+                .Matches(key.Item2, @"@(\w+)").Select(m => m.Groups[1].Value).Distinct()
+                .Select(n => typeof(T).GetProperty(n) ?? throw new InvalidOperationException($"{typeof(T).Name} has no {n}")).ToArray());
+            if (cmd.Parameters.Count == 0)
+            {
+                foreach (var p in props)
+                    cmd.Parameters.Add(new SqliteParameter("@" + p.Name, null));
+                cmd.Prepare();
+            }
+            for (var i = 0; i < props.Length; i++)
+                cmd.Parameters[i].Value = props[i].GetValue(row) switch
+                {
+                    null => DBNull.Value,
+                    bool b => b ? 1L : 0L,
+                    var v => v,
+                };
+        }
     }
 
     private static string InsertDetail(MessageRow r) => r.Status switch
