@@ -93,6 +93,7 @@ public static class AgentHost
             .Validate(o => o.ScriptTimeout > TimeSpan.Zero && o.ConfirmTimeout > TimeSpan.Zero, "Bridge:ScriptTimeout and Bridge:ConfirmTimeout must be positive.")
             .ValidateOnStart();
 
+        services.AddOptions<HostOptions>().Configure<IOptions<AgentOptions>>((host, agent) => host.ShutdownTimeout = agent.Value.ShutdownTimeout);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<DataDirectory>();
         services.AddSingleton<DataDirLock>();

@@ -18,6 +18,12 @@ public sealed class AgentOptions
     /// <summary>How long a dry-run hand-off takes; lets a demo or test see `sending` for a while.</summary>
     public TimeSpan DryRunSendDelay { get; set; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// How long a stop (SIGTERM from launchd) may take: sends in flight finish within it. Keep it below
+    /// the LaunchAgent's ExitTimeOut (30 s) so launchd never has to SIGKILL a clean shutdown.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
     /// <summary>ISO 3166 region used to read national phone numbers, e.g. "US" or "GB".</summary>
     [Required, RegularExpression("^[A-Z]{2}$")]
     public string DefaultRegion { get; set; } = "US";

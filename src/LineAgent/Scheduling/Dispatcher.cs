@@ -173,6 +173,8 @@ public sealed class Dispatcher(
         if (claimed is null)
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
 
+        // From the claim on, this send is finished even if the agent is stopping: nothing is left half-claimed.
+        ct = CancellationToken.None;
         if (await suppressions.IsSuppressedAsync(claimed.Recipient, ct))
         {
             await store.TransitionAsync(MessageSql.CompleteFailed, new

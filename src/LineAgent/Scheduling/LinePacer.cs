@@ -84,9 +84,11 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         var zone = SendWindow.Zone(p.Window);
         var history = await HistoryAsync(line.Id, now, zone, ct);
         var dayStart = SendWindow.DayStart(now, zone);
-        var nextOpen = SendWindow.NextOpen(p.Window, zone, now);
+        // Where pacing does not apply (off, or the dry-run outbox) the window holds nothing back.
+        var paced = Applies(line, MessageType.IMessage);
+        var nextOpen = paced ? SendWindow.NextOpen(p.Window, zone, now) : now;
         return new LineUsage(
-            p.Enabled, history.Count(h => h.At > now - TimeSpan.FromHours(1)), p.MaxPerHour,
+            paced, history.Count(h => h.At > now - TimeSpan.FromHours(1)), p.MaxPerHour,
             history.Count(h => h.At >= dayStart), p.MaxPerDay,
             history.Count(h => h.NewConversation && h.At >= dayStart), p.MaxNewConversationsPerDay,
             history.Count > 0 ? history[^1].At : null, nextOpen <= now, nextOpen <= now ? null : nextOpen, zone.Id);

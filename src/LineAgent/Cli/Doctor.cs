@@ -1,0 +1,232 @@
+using System.Text.Json.Nodes;
+using LineAgent.Bridge;
+using LineAgent.Channels;
+using LineAgent.Channels.Email;
+using LineAgent.Channels.Messages;
+using LineAgent.Channels.Twilio;
+using LineAgent.Hosting;
+using LineAgent.Lines;
+using LineAgent.Storage;
+using LineAgent.Suppressions;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Cli;
+
+/// <summary>One finding of `lineagent doctor`.</summary>
+public sealed record Check(string Name, string State, string Detail, string? Fix = null, bool Required = true)
+{
+    public const string Ok = "ok";
+    public const string Warn = "warn";
+    public const string Fail = "fail";
+    public const string Skip = "skip";
+    public bool Failed => State == Fail && Required;
+}
+
+/// <summary>
+/// Checks what a line needs and says how to fix each problem: agent, Messages, permissions, SMS relay,
+/// SMTP, Twilio, clock, disk, database. Messages facts come from the running agent when it answers
+/// (they depend on the agent's own permissions), else from running the same checks here.
+/// </summary>
+public sealed class Doctor(IConfiguration config, AgentClient client)
+{
+    public async Task<int> RunAsync(TextWriter output, CancellationToken ct)
+    {
+        var checks = await ChecksAsync(ct);
+        foreach (var c in checks)
+        {
+            output.WriteLine($"[{c.State,4}] {c.Name}: {c.Detail}");
+            if (c.Fix is not null && c.State is Check.Fail or Check.Warn)
+                output.WriteLine($"       fix: {c.Fix}");
+        }
+        var failed = checks.Count(c => c.Failed);
+        output.WriteLine(failed == 0 ? "All required checks passed." : $"{failed} required check(s) failed.");
+        return failed == 0 ? 0 : 1;
+    }
+
+    public async Task<IReadOnlyList<Check>> ChecksAsync(CancellationToken ct)
+    {
+        var agent = Bind<AgentOptions>(AgentOptions.Section);
+        var lines = new List<LineOptions>();
+        config.GetSection("Lines").Bind(lines);
+        if (lines.Count == 0) lines.Add(LinesOptions.DefaultLine());
+        var dataDir = agent.ResolveDataDir();
+        var checks = new List<Check>();
+
+        JsonNode? status = null;
+        if (!await client.HealthyAsync(ct))
+            checks.Add(new("Agent reachable", Check.Fail, $"nothing answers at {client.BaseUrl}",
+                "Start it: lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent); logs in ~/Library/Logs/LineAgent/"));
+        else
+        {
+            var (code, body) = await client.SendAsync(HttpMethod.Get, "/api/status", ct: ct);
+            if (code == 200)
+            {
+                status = body;
+                checks.Add(new("Agent reachable", Check.Ok, $"{client.BaseUrl} — version {body!["version"]}, up {body["uptimeSeconds"]} s{(body["dryRun"]!.GetValue<bool>() ? ", DRY RUN" : "")}"));
+            }
+            else
+                checks.Add(new("Agent reachable", Check.Fail, $"{client.BaseUrl} answers but refuses the token ({AgentClient.Describe(code, body)})",
+                    "Use the token of this agent's data dir: lineagent token --data-dir <dir>, or set LINEAGENT__Api__Token for both."));
+        }
+
+        var dryRun = status?["dryRun"]?.GetValue<bool>() ?? agent.DryRun;
+        checks.AddRange(await MessagesChecksAsync(lines, status, dryRun, ct));
+        checks.Add(await SmtpCheckAsync(lines, dryRun, ct));
+        checks.Add(await TwilioCheckAsync(lines, dryRun, ct));
+        checks.Add(ClockCheck());
+        checks.Add(DiskCheck(dataDir));
+        checks.Add(DatabaseCheck(dataDir));
+        return checks;
+    }
+
+    private async Task<IReadOnlyList<Check>> MessagesChecksAsync(List<LineOptions> lines, JsonNode? status, bool dryRun, CancellationToken ct)
+    {
+        var needsIMessage = lines.Any(l => l.Active && l.IMessage.Enabled);
+        var needsRelay = lines.Any(l => l.Active && l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaMessages);
+        if (dryRun)
+            return [new("Messages", Check.Skip, "dry run: nothing is sent through Messages", Required: false)];
+        if (!needsIMessage && !needsRelay)
+            return [new("Messages", Check.Skip, "no line sends through Messages", Required: false)];
+
+        MessagesHealthReport report;
+        string source;
+        if (status?["lines"]?.AsArray().FirstOrDefault()?["messages"] is JsonObject fromAgent)
+        {
+            report = System.Text.Json.JsonSerializer.Deserialize<MessagesHealthReport>(fromAgent.ToJsonString(), Api.AgentJson.Options)!;
+            source = "as the agent sees it";
+        }
+        else
+        {
+            var bridge = new MessagesBridge(Options.Create(Bind<BridgeOptions>(BridgeOptions.Section)));
+            report = await new MessagesHealth(bridge, TimeProvider.System).CheckAsync(ct, fresh: true);
+            source = "checked from this terminal (the agent is not answering; its permissions may differ)";
+        }
+
+        var notMac = !OperatingSystem.IsMacOS() && report.Messages == "not_installed";
+        var checks = new List<Check>
+        {
+            report.Messages == "reachable"
+                ? new("Messages running", Check.Ok, $"Messages answers ({source})")
+                : new("Messages running", Check.Fail, notMac ? "unavailable: Messages.app needs macOS" : $"{report.Messages.Replace('_', ' ')}: {report.Detail}",
+                    notMac ? "Run the agent on a Mac, or with --dry-run here." : "Open Messages; if it hangs, quit it (the agent also restarts it after a timeout)."),
+            report.Automation switch
+            {
+                "granted" => new("Automation permission", Check.Ok, "the agent may control Messages"),
+                "denied" => new("Automation permission", Check.Fail, "the agent may not control Messages (-1743)",
+                    "System Settings > Privacy & Security > Automation > enable Messages for lineagent (or the terminal that runs it)."),
+                _ => new("Automation permission", notMac ? Check.Skip : Check.Warn, "unknown until Messages answers", Required: false),
+            },
+            report.FullDiskAccess switch
+            {
+                "granted" => new("Full Disk Access (chat.db)", Check.Ok, "chat.db is readable"),
+                "missing_db" => new("Full Disk Access (chat.db)", notMac ? Check.Skip : Check.Fail, "chat.db does not exist", "Open Messages once and sign in; check Bridge:ChatDbPath.", Required: !notMac),
+                _ => new("Full Disk Access (chat.db)", Check.Fail, "chat.db cannot be read: sends could never be confirmed",
+                    "System Settings > Privacy & Security > Full Disk Access > add ~/Library/Application Support/LineAgent/bin/lineagent."),
+            },
+        };
+        if (needsIMessage)
+            checks.Add(report.IMessageAccount == "signed_in"
+                ? new("iMessage signed in", Check.Ok, "an iMessage account is connected")
+                : new("iMessage signed in", notMac ? Check.Skip : Check.Fail, $"iMessage account {report.IMessageAccount.Replace('_', ' ')}",
+                    "Messages > Settings > iMessage: sign in with the line's Apple ID.", Required: !notMac));
+        if (needsRelay)
+            checks.Add(report.SmsAccount == "available"
+                ? new("SMS relay", Check.Ok, "Messages has an SMS account (text message forwarding)")
+                : new("SMS relay", notMac ? Check.Skip : Check.Fail, "no SMS account in Messages",
+                    "iPhone > Settings > Messages > Text Message Forwarding: enable this Mac (or set the line's Sms:Via to twilio).", Required: !notMac));
+        return checks;
+    }
+
+    private async Task<Check> SmtpCheckAsync(List<LineOptions> lines, bool dryRun, CancellationToken ct)
+    {
+        var email = Bind<EmailOptions>(EmailOptions.Section);
+        var line = lines.FirstOrDefault(l => !string.IsNullOrWhiteSpace(l.Email.From));
+        if (!email.IsConfigured || line is null)
+            return new("SMTP login", Check.Skip, "email is not configured (Email:Smtp:Host and a line's Email:From)", Required: false);
+        if (dryRun)
+            return new("SMTP login", Check.Skip, "dry run", Required: false);
+        await using var smtp = new SmtpEmailChannel(Options.Create(email), TimeProvider.System, NullLogger<SmtpEmailChannel>.Instance);
+        var health = await smtp.CheckHealthAsync(line, Messages.MessageType.Email, ct);
+        return health.State == ChannelHealth.Ok
+            ? new("SMTP login", Check.Ok, $"connected and logged in to {health.Detail}")
+            : new("SMTP login", Check.Fail, health.Detail ?? "failed", "Check Email:Smtp:Host, Port, Security, User and Password (an app password for Gmail/iCloud).");
+    }
+
+    private async Task<Check> TwilioCheckAsync(List<LineOptions> lines, bool dryRun, CancellationToken ct)
+    {
+        var twilio = Bind<TwilioOptions>(TwilioOptions.Section);
+        var line = lines.FirstOrDefault(l => l.Sms.Via == SmsLineOptions.ViaTwilio);
+        if (line is null)
+            return new("Twilio credentials", Check.Skip, "no line sends SMS through Twilio", Required: false);
+        if (!twilio.IsConfigured)
+            return new("Twilio credentials", Check.Fail, $"line '{line.Id}' uses Twilio but Twilio:AccountSid/AuthToken are not set", "Set them in <data dir>/lineagent.json.");
+        if (dryRun)
+            return new("Twilio credentials", Check.Skip, "dry run", Required: false);
+        var db = new Db(":memory:");
+        using var channel = new TwilioSmsChannel(Options.Create(twilio), new SuppressionList(db, TimeProvider.System), TimeProvider.System);
+        var health = await channel.CheckHealthAsync(line, Messages.MessageType.Sms, ct);
+        return health.State == ChannelHealth.Ok
+            ? new("Twilio credentials", Check.Ok, health.Detail ?? "ok")
+            : new("Twilio credentials", Check.Fail, health.Detail ?? "failed", "Check Twilio:AccountSid, Twilio:AuthToken and the line's Sms:From.");
+    }
+
+    private static Check ClockCheck()
+    {
+        var now = DateTimeOffset.Now;
+        var built = File.GetLastWriteTimeUtc(typeof(Doctor).Assembly.Location);
+        var zone = TimeZoneInfo.Local;
+        if (now.UtcDateTime < built.AddDays(-1))
+            return new("Clock", Check.Fail, $"the clock says {now:O}, before this agent was built ({built:yyyy-MM-dd})",
+                "Set the date and time automatically: System Settings > General > Date & Time.");
+        return new("Clock", Check.Ok, $"{now:yyyy-MM-dd HH:mm:ss zzz} ({zone.Id}); schedules and send windows use this zone unless they name one");
+    }
+
+    private static Check DiskCheck(string dataDir)
+    {
+        var dir = Directory.Exists(dataDir) ? dataDir : Path.GetDirectoryName(dataDir) ?? "/";
+        var free = new DriveInfo(Path.GetPathRoot(Path.GetFullPath(dir)) ?? "/").AvailableFreeSpace;
+        // DriveInfo on the root is coarse on macOS (APFS volumes share space), which is what matters here.
+        var mb = free / (1024 * 1024);
+        return mb switch
+        {
+            < 200 => new("Disk space", Check.Fail, $"{mb} MB free for {dataDir}", "Free some space: SQLite needs room to write and checkpoint."),
+            < 1024 => new("Disk space", Check.Warn, $"{mb} MB free for {dataDir}", "Free some space soon.", Required: false),
+            _ => new("Disk space", Check.Ok, $"{mb / 1024.0:0.#} GB free for {dataDir}"),
+        };
+    }
+
+    private static Check DatabaseCheck(string dataDir)
+    {
+        var path = Path.Combine(dataDir, "lineagent.db");
+        if (!File.Exists(path))
+            return new("Database integrity", Check.Skip, $"{path} does not exist yet (created at the first start)", Required: false);
+        try
+        {
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "PRAGMA quick_check;";
+            var result = cmd.ExecuteScalar() as string;
+            var version = Migrator.UserVersion(c);
+            var known = Migrator.Load().Count;
+            if (result != "ok")
+                return new("Database integrity", Check.Fail, $"quick_check: {result}", $"Stop the agent, copy {path} aside and run: sqlite3 {path} '.recover' | sqlite3 recovered.db");
+            if (version > known)
+                return new("Database integrity", Check.Fail, $"schema version {version} is newer than this agent ({known})", "Install the newer agent again.");
+            return new("Database integrity", Check.Ok, $"quick_check ok, schema version {version}/{known}, {new FileInfo(path).Length / 1024} KB");
+        }
+        catch (SqliteException e)
+        {
+            return new("Database integrity", Check.Fail, $"cannot open {path}: {e.Message}", "Check the file's permissions; restore it from a backup if it is damaged.");
+        }
+    }
+
+    private T Bind<T>(string section) where T : new()
+    {
+        var value = new T();
+        config.GetSection(section).Bind(value);
+        return value;
+    }
+}

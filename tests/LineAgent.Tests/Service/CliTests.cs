@@ -1,0 +1,78 @@
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Service;
+
+/// <summary>`lineagent` as a command against a running agent (its own process).</summary>
+public sealed class CliTests
+{
+    [Test]
+    public async Task SendListStatusCancel_ShouldWorkAgainstTheRunningAgent()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        string[] Common() => ["--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}"];
+
+        var sent = await Programs.LineAgentAsync(["send", "+12025550123", "Hello from the CLI", .. Common()]);
+        Assert.That(sent.ExitCode, Is.Zero, sent.Stderr);
+        Assert.That(sent.Stdout, Does.Match(@"^msg_\w+\s+sent\s+imessage \+12025550123 at "));
+
+        var later = await Programs.LineAgentAsync(["send", "ana@example.com", "See you", "--at", DateTimeOffset.UtcNow.AddHours(3).ToString("O"), .. Common()]);
+        Assert.That(later.ExitCode, Is.Zero, later.Stderr);
+        Assert.That(later.Stdout, Does.Match(@"^msg_\w+\s+scheduled\s+email\s+ana@example.com for "));
+        var laterId = later.Stdout.Split(' ')[0];
+
+        var list = await Programs.LineAgentAsync(["list", .. Common()]);
+        Assert.That(list.ExitCode, Is.Zero, list.Stderr);
+        Assert.That(list.Lines, Has.Length.EqualTo(2));
+        Assert.That(list.Lines[0], Does.StartWith(laterId), "newest first");
+
+        var filtered = await Programs.LineAgentAsync(["list", "--status", "sent", .. Common()]);
+        Assert.That(filtered.Lines.Single(), Does.Contain("Hello from the CLI"));
+
+        var status = await Programs.LineAgentAsync(["status", .. Common()]);
+        Assert.That(status.ExitCode, Is.Zero, status.Stderr);
+        Assert.That(status.Stdout, Does.Contain("DRY RUN").And.Contain("line default").And.Contain("scheduled 1,").And.Contain("sent today 1"));
+
+        var cancel = await Programs.LineAgentAsync(["cancel", laterId, .. Common()]);
+        Assert.That(cancel.ExitCode, Is.Zero, cancel.Stderr);
+        Assert.That(cancel.Stdout, Does.Contain("cancelled"));
+        var again = await Programs.LineAgentAsync(["cancel", laterId, .. Common()]);
+        Assert.That(again.ExitCode, Is.EqualTo(1));
+        Assert.That(again.Stderr, Does.Contain("409 not_cancellable"));
+
+        var bad = await Programs.LineAgentAsync(["send", "12", "x", .. Common()]);
+        Assert.That(bad.ExitCode, Is.EqualTo(1));
+        Assert.That(bad.Stderr, Does.Contain("400 invalid_recipient"));
+
+        var none = await Programs.LineAgentAsync("token", "--data-dir", dir.Path);
+        Assert.That((none.ExitCode, none.Stderr), Is.EqualTo((1, "No token yet: start the agent once (lineagent run) and it writes one.\n")),
+            "this agent got its token from configuration, so its data dir has none");
+        var token = await Programs.LineAgentAsync("token", "--data-dir", dir.Path, $"--Api:Token={agent.Token}");
+        Assert.That(token.Stdout.Trim(), Is.EqualTo(agent.Token));
+    }
+
+    [Test]
+    public async Task Doctor_ShouldNameEachCheck_AndExitNonZeroWhenARequiredOneFails()
+    {
+        using var dir = new TempDir();
+        var down = await Programs.LineAgentAsync("doctor", "--data-dir", dir.Path, "--url", "http://127.0.0.1:9");
+        TestContext.Out.WriteLine(down.Stdout);
+        Assert.That(down.ExitCode, Is.EqualTo(1));
+        Assert.That(down.Lines[0], Does.StartWith("[fail] Agent reachable: nothing answers"));
+        Assert.That(down.Stdout, Does.Contain("fix: Start it"));
+        Assert.That(down.Stdout, Does.Contain("[fail] Messages running: unavailable: Messages.app needs macOS"), "a real (not dry-run) line on Linux");
+
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var up = await Programs.LineAgentAsync("doctor", "--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}");
+        TestContext.Out.WriteLine(up.Stdout);
+        Assert.That(up.ExitCode, Is.Zero, up.Stdout);
+        var names = up.Lines.Where(l => l.StartsWith('[')).Select(l => l[7..l.IndexOf(':')]).ToList();
+        Assert.That(names, Is.EqualTo(new[] { "Agent reachable", "Messages", "SMTP login", "Twilio credentials", "Clock", "Disk space", "Database integrity" }));
+        Assert.That(up.Stdout, Does.Contain("[  ok] Database integrity: quick_check ok, schema version"));
+        Assert.That(up.Stdout, Does.Contain("[skip] Messages: dry run"));
+
+        var wrongToken = await Programs.LineAgentAsync("doctor", "--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), "--Api:Token=wrong");
+        Assert.That(wrongToken.ExitCode, Is.EqualTo(1));
+        Assert.That(wrongToken.Lines[0], Does.Contain("refuses the token"));
+    }
+}

@@ -1,0 +1,58 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Service;
+
+public sealed class ShutdownTests
+{
+    /// <summary>launchd stops the agent with SIGTERM: it finishes the send in flight, leaves nothing claimed, exits 0.</summary>
+    [Test]
+    public async Task SigtermDuringABurst_ShouldExit0_LeaveNothingSending_AndSendNothingTwice()
+    {
+        using var dir = new TempDir();
+        var slow = new[] { "--dry-run", "--Agent:DryRunSendDelay=00:00:00.400" };
+        var ids = new List<string>();
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: slow))
+        using (var api = agent.Api())
+        {
+            var at = DateTimeOffset.UtcNow.AddSeconds(1);
+            for (var i = 0; i < 20; i++)
+                ids.Add((await (await api.SendMessageAsync(new
+                {
+                    content = $"burst {i:00}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O"),
+                })).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+            await Eventually.TrueAsync(() => Outbox(dir).Length >= 3, "a few sends");
+
+            var exit = await agent.TerminateAsync(TimeSpan.FromSeconds(30));
+
+            Assert.That(exit, Is.Zero, agent.Output);
+        }
+
+        var db = new Db(dir.File("lineagent.db"));
+        await using (var c = await db.OpenAsync())
+        {
+            var counts = (await c.QueryAsync<(string Status, long N)>("SELECT status AS Status, COUNT(*) AS N FROM messages GROUP BY status"))
+                .ToDictionary(x => x.Status, x => x.N);
+            TestContext.Out.WriteLine(string.Join(", ", counts.Select(kv => $"{kv.Key} {kv.Value}")));
+            Assert.That(counts.GetValueOrDefault("sending"), Is.Zero, "a send was left half done");
+            Assert.That(counts.GetValueOrDefault("sent"), Is.EqualTo(Outbox(dir).Length), "every finished hand-off is recorded");
+            Assert.That(counts.GetValueOrDefault("sent"), Is.LessThan(20), "the stop came after the burst was over");
+        }
+
+        // The rest goes out after a restart, and nothing twice.
+        using (var again = await AgentProcess.StartAsync(dir.Path, args: slow))
+        {
+            await Eventually.TrueAsync(() => Outbox(dir).Length == 20, "the rest sent", TimeSpan.FromSeconds(60));
+            Assert.That(await again.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+        var contents = Outbox(dir).Select(f => JsonNode.Parse(File.ReadAllText(f)).Str("content")).ToList();
+        Assert.That(contents, Is.Unique);
+        Assert.That(contents, Has.Count.EqualTo(20));
+    }
+
+    private static string[] Outbox(TempDir dir) =>
+        Directory.Exists(dir.File("outbox")) ? Directory.GetFiles(dir.File("outbox"), "*.json") : [];
+}
