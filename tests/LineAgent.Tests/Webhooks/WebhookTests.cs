@@ -163,3 +163,32 @@ public sealed class WebhookTests
         Assert.That(signature, Is.EqualTo("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
     }
 }
+
+public sealed class WebhookMessagesEventsTests
+{
+    [Test]
+    public async Task FallbackAndReply_ShouldBeDeliveredAsWebhookEvents_InOrderPerMessage()
+    {
+        using var dir = new TempDir();
+        var messages = new MessagesEmulator(dir.File("messages"));
+        messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 100, deliverDelayMs = 100 });
+        await using var receiver = await WebhookReceiver.StartAsync();
+        using var agent = new AgentFactory(settings: messages.Settings(), systemClock: true);
+        using var api = agent.Api();
+        receiver.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = receiver.Url.ToString() })).ExpectAsync(HttpStatusCode.Created)).Str("secret");
+
+        var sms = await (await api.SendMessageAsync(new { content = "Are you free?", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        var imessageId = sms.Str("fallbackFrom");
+        messages.Incoming("+12025550199", "Yes, Friday works", "SMS");
+
+        await Eventually.TrueAsync(() => receiver.Accepted.Any(a => a.Type == "message.reply"), "the reply event", TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(() => receiver.Accepted.Any(a => a.Type == "message.delivered" && a.MessageId == sms.Str("id")), "delivered", TimeSpan.FromSeconds(30));
+        var events = receiver.Accepted.ToList();
+        Assert.That(events.All(e => e.SignatureValid), Is.True);
+        Assert.That(events.Where(e => e.MessageId == imessageId).Select(e => e.Type), Is.EqualTo(new[] { "message.failed" }));
+        Assert.That(events.Where(e => e.MessageId == sms.Str("id")).Select(e => e.Type),
+            Is.EqualTo(new[] { "message.fallback", "message.sent", "message.delivered" }), "in order per message");
+        Assert.That(events.Select(e => e.Id), Is.Unique);
+    }
+}
