@@ -24,14 +24,45 @@ internal static class BatchesApi
         return app;
     }
 
-    internal static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult>> Bulk(BulkRequest body, BulkSend bulk, CancellationToken ct) =>
-        await bulk.SendAsync(body, ct) switch
+    /// <summary>Idempotency-Key: the same key and body replay the first 202; another body is a 409.</summary>
+    internal static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> Bulk(
+        BulkRequest body, HttpContext http, BulkSend bulk, IdempotencyStore idempotency, CancellationToken ct)
+    {
+        var key = IdempotencyStore.FromHeader(http, out var keyProblem);
+        if (keyProblem is not null)
+            return Problems.Validation([keyProblem]);
+        var hash = key is null ? null : IdempotencyStore.Hash("POST /api/messages/bulk", body);
+        if (key is not null && await ReplayAsync(key, hash!, idempotency, ct) is { } replay)
+            return replay;
+        BulkOutcome outcome;
+        try
+        {
+            outcome = await bulk.SendAsync(body, ct, key, hash);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (key is not null && IdempotencyStore.IsUniqueViolation(e))
+        {
+            return await ReplayAsync(key, hash!, idempotency, ct) ?? throw new InvalidOperationException("idempotency key vanished");
+        }
+        return outcome switch
         {
             BulkOutcome.Done d => TypedResults.Accepted($"/api/batches/{Uri.EscapeDataString(d.Response.BatchId)}", d.Response),
             BulkOutcome.Invalid i => Problems.Validation(i.Problems),
             BulkOutcome.NotFound n => Problems.NotFound(n.Code, n.Detail),
             _ => throw new InvalidOperationException(),
         };
+    }
+
+    private static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult, ContentHttpResult>?> ReplayAsync(
+        string key, string hash, IdempotencyStore idempotency, CancellationToken ct)
+    {
+        var existing = await idempotency.FindAsync(key, ct);
+        if (existing is null)
+            return null;
+        if (existing.RequestHash != hash || existing.ResponseBody is null)
+            return Problems.Conflict("idempotency_key_reused",
+                "This Idempotency-Key was used with a different request; use a new key for a new bulk send.");
+        return TypedResults.Content(existing.ResponseBody, "application/json", System.Text.Encoding.UTF8, existing.ResponseStatus ?? 202);
+    }
 
     internal static async Task<Results<Ok<BatchDto>, ProblemHttpResult>> Get(string batchId, Db db, CancellationToken ct)
     {

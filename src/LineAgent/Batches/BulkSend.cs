@@ -48,7 +48,7 @@ public sealed class BulkSend(
 {
     public const int MaxLeads = 50_000;
 
-    public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct)
+    public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct, string? idempotencyKey = null, string? requestHash = null)
     {
         var problems = new List<FieldProblem>();
         Validated.NotFound? notFound = null;
@@ -141,17 +141,20 @@ public sealed class BulkSend(
         }
 
         var nowMs = Time.ToMs(now);
+        var accepted = rows.Count(x => x.Status != MessageStatus.Failed);
+        var response = new BulkResponse(batchId, entries.Count, accepted, entries.Count - accepted,
+            entries.GroupBy(e => e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
         await store.InsertAsync(rows, async (c, tx) =>
         {
             foreach (var x in rejections)
                 await c.ExecuteAsync("INSERT INTO batch_rejections (batch_id, lead_id, code, message, created_at) VALUES (@B, @L, @C, @M, @T)",
                     new { B = batchId, L = x.LeadId, C = x.Code, M = x.Message, T = nowMs }, tx);
+            if (idempotencyKey is not null)
+                await IdempotencyStore.InsertAnsweredAsync(c, tx, idempotencyKey, requestHash!, 202,
+                    System.Text.Json.JsonSerializer.Serialize(response, AgentJson.Options), nowMs);
         }, ct);
         intake.Wake(rows.Select(x => x.LineId));
-
-        var byStatus = entries.GroupBy(e => e.Status).ToDictionary(g => g.Key, g => g.Count());
-        return new BulkOutcome.Done(new BulkResponse(batchId, entries.Count, rows.Count(x => x.Status != MessageStatus.Failed),
-            entries.Count - rows.Count(x => x.Status != MessageStatus.Failed), byStatus, entries));
+        return new BulkOutcome.Done(response);
     }
 
     /// <summary>A phone gets iMessage unless known unavailable, then SMS; an email-only lead gets email (iMessage when known blue).</summary>

@@ -27,6 +27,24 @@ public sealed class IdempotencyStore(Db db)
     public const string Header = "Idempotency-Key";
     public const int MaxKeyLength = 255;
 
+    /// <summary>The Idempotency-Key header, if any; a malformed one is a named problem.</summary>
+    public static string? FromHeader(HttpContext http, out Api.FieldProblem? problem)
+    {
+        problem = null;
+        if (!http.Request.Headers.TryGetValue(Header, out var values))
+            return null;
+        var key = values.ToString().Trim();
+        if (key.Length is 0 or > MaxKeyLength || key.Any(char.IsControl))
+            problem = new(Header, "invalid_idempotency_key", $"Idempotency-Key must be 1-{MaxKeyLength} printable characters.");
+        return key;
+    }
+
+    /// <summary>Within the transaction of what it answers for, with the answer already known (bulk).</summary>
+    public static Task InsertAnsweredAsync(SqliteConnection c, IDbTransaction tx, string key, string hash, int status, string body, long now) =>
+        c.ExecuteAsync(
+            "INSERT INTO idempotency_keys (key, request_hash, response_status, response_body, created_at) VALUES (@Key, @Hash, @Status, @Body, @Now)",
+            new { Key = key, Hash = hash, Status = status, Body = body, Now = now }, tx);
+
     public static string Hash(string route, object body) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(route + "\n" + JsonSerializer.Serialize(body))));
 

@@ -37,7 +37,7 @@ internal static class MessagesApi
         SendMessageRequest body, HttpContext http, MessageValidator validator, MessageIntake intake, SendResponder responder,
         IdempotencyStore idempotency, CancellationToken ct)
     {
-        var key = IdempotencyKey(http, out var keyProblem);
+        var key = IdempotencyStore.FromHeader(http, out var keyProblem);
         if (keyProblem is not null)
             return Problems.Validation([keyProblem]);
         var hash = key is null ? null : IdempotencyStore.Hash("POST /api/messages", body);
@@ -85,17 +85,6 @@ internal static class MessagesApi
             ProblemHttpResult p => p,
             var other => throw new InvalidOperationException($"unexpected {other}"),
         };
-    }
-
-    private static string? IdempotencyKey(HttpContext http, out FieldProblem? problem)
-    {
-        problem = null;
-        if (!http.Request.Headers.TryGetValue(IdempotencyStore.Header, out var values))
-            return null;
-        var key = values.ToString().Trim();
-        if (key.Length is 0 or > IdempotencyStore.MaxKeyLength || key.Any(char.IsControl))
-            problem = new(IdempotencyStore.Header, "invalid_idempotency_key", $"Idempotency-Key must be 1-{IdempotencyStore.MaxKeyLength} printable characters.");
-        return key;
     }
 
     private static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>?> ReplayAsync(
@@ -237,7 +226,7 @@ internal static class MessagesApi
         string id, HttpContext http, MessageStore store, LineRegistry lines, MessageIntake intake, SendResponder responder,
         IdempotencyStore idempotency, TimeProvider time, CancellationToken ct)
     {
-        var key = IdempotencyKey(http, out var keyProblem);
+        var key = IdempotencyStore.FromHeader(http, out var keyProblem);
         if (keyProblem is not null)
             return Problems.Validation([keyProblem]);
         var hash = key is null ? null : IdempotencyStore.Hash($"POST /api/messages/{id}/retry", id);

@@ -110,4 +110,24 @@ public sealed class BulkTests
         Assert.That(problem.Str("detail"), Does.Contain("{{fristName}}"));
         Assert.That((await _api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
     }
+
+    [Test]
+    public async Task Bulk_ShouldHonourTheIdempotencyKey()
+    {
+        var ana = await Lead(new { firstName = "Ana", phone = "+12025550101" });
+        HttpRequestMessage Request(string content) => new(HttpMethod.Post, "/api/messages/bulk")
+        {
+            Content = JsonContent.Create(new { leadIds = new[] { ana }, content }), Headers = { { "Idempotency-Key", "bulk-1" } },
+        };
+
+        var first = await (await _api.SendAsync(Request("Hi {{firstName}}"))).ExpectAsync(HttpStatusCode.Accepted);
+        var again = await (await _api.SendAsync(Request("Hi {{firstName}}"))).ExpectAsync(HttpStatusCode.Accepted);
+        var other = await (await _api.SendAsync(Request("Bye {{firstName}}"))).ExpectAsync(HttpStatusCode.Conflict);
+
+        Assert.That(again.Str("batchId"), Is.EqualTo(first.Str("batchId")));
+        Assert.That(again["messages"]![0].Str("messageId"), Is.EqualTo(first["messages"]![0].Str("messageId")));
+        Assert.That(other.Str("code"), Is.EqualTo("idempotency_key_reused"));
+        await Eventually.TrueAsync(() => _agent.OutboxFiles().Length == 1, "one send");
+        Assert.That((await _api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Has.Count.EqualTo(1));
+    }
 }
