@@ -61,6 +61,12 @@ public sealed class BulkSend(
             problems.Add(new("leadIds", "missing_leads", "Give either leadIds or leadFilter."));
         if (r.LeadIds is { Count: > MaxLeads })
             problems.Add(new("leadIds", "too_many", $"At most {MaxLeads:N0} leads per request."));
+        if (r.LeadIds?.Any(string.IsNullOrWhiteSpace) == true)
+            problems.Add(new("leadIds", "invalid_lead", "leadIds must not contain empty ids."));
+        if (r.Subject is { } subject && (subject.Length > 998 || subject.Any(c => c is '\r' or '\n' or '\0')))
+            problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
+        if (string.IsNullOrWhiteSpace(r.ScheduledAt) && !string.IsNullOrWhiteSpace(r.TimeZone) && !Schedules.TryFindZone(r.TimeZone, out _))
+            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{r.TimeZone}' is not an IANA time zone."));
         var requested = (r.Type ?? MessageType.Auto).Trim().ToLowerInvariant();
         if (!MessageType.Requestable.Contains(requested))
             problems.Add(new("type", "invalid_type", $"type '{r.Type}' must be one of auto, imessage, sms, email."));
@@ -108,6 +114,13 @@ public sealed class BulkSend(
             if (text is null)
             {
                 Reject(id, "missing_field", $"{{{{{missing}}}}} is empty for this lead and the template gives no fallback ({{{{{missing}|...}}}}).");
+                continue;
+            }
+            var contentProblems = new List<FieldProblem>();
+            MessageValidator.ValidateContent(text, contentProblems, required: true);
+            if (contentProblems.Count > 0)
+            {
+                Reject(id, "invalid_content", $"The text for this lead is not sendable: {string.Join(" ", contentProblems.Select(p => p.Detail))}");
                 continue;
             }
             var type = requested == MessageType.Auto ? AutoType(line!, lead, blue) : requested;

@@ -28,8 +28,12 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 
     public static readonly ResiliencePropertyKey<string> MessageId = new("lineagent.message-id");
 
-    /// <summary>Failures that say the channel is unwell (not the recipient): they count towards opening the circuit.</summary>
-    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f && (f.Retryable || !f.ProvenNotSent);
+    /// <summary>
+    /// Failures that say the channel is unwell (not the recipient): they count towards opening the circuit,
+    /// so while Messages is wedged or not permitted, due messages wait instead of failing one by one.
+    /// </summary>
+    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
+        && (f.Retryable || !f.ProvenNotSent || f.Code is "messages_timeout" or "automation_denied");
 
     private ResiliencePipeline<SendOutcome> Build(string channel)
     {

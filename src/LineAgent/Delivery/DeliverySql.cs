@@ -7,6 +7,14 @@ public static class DeliverySql
         SELECT * FROM messages WHERE status = 'sending' AND channel = 'messages' AND handed_at IS NOT NULL ORDER BY handed_at, seq
         """;
 
+    /// <summary>Sends that timed out unconfirmed but may still show up in chat.db: a late row settles them.</summary>
+    public const string UnconfirmedStillWatched = """
+        SELECT * FROM messages
+        WHERE status = 'failed' AND error_code = 'unconfirmed' AND channel = 'messages' AND channel_ref IS NULL
+          AND track_until IS NOT NULL AND track_until > @Now AND handed_at IS NOT NULL
+        ORDER BY handed_at, seq
+        """;
+
     public const string Tracked = """
         SELECT * FROM messages WHERE track_until IS NOT NULL AND track_until > @Now AND channel_ref IS NOT NULL
         """;
@@ -15,7 +23,29 @@ public static class DeliverySql
 
     public const string Match = """
         UPDATE messages SET channel_ref = @Guid, updated_at = @Now
-        WHERE id = @Id AND status = 'sending' AND channel_ref IS NULL
+        WHERE id = @Id AND channel_ref IS NULL AND (status = 'sending' OR (status = 'failed' AND error_code = 'unconfirmed'))
+        RETURNING *
+        """;
+
+    public const string FailUnconfirmed = """
+        UPDATE messages
+        SET status = 'failed', error_code = 'unconfirmed', error_message = @Message, claim = NULL, track_until = @TrackUntil, updated_at = @Now
+        WHERE id = @Id AND status = 'sending'
+        RETURNING *
+        """;
+
+    /// <summary>chat.db confirmed, after all, a send that had timed out as unconfirmed.</summary>
+    public const string ConfirmLate = """
+        UPDATE messages
+        SET status = 'sent', sent_at = @SentAt, error_code = NULL, error_message = NULL, track_until = @TrackUntil, updated_at = @Now
+        WHERE id = @Id AND status = 'failed' AND error_code = 'unconfirmed'
+        RETURNING *
+        """;
+
+    public const string FailLate = """
+        UPDATE messages
+        SET error_code = @Code, error_message = @Message, channel_error = @ChannelError, track_until = NULL, updated_at = @Now
+        WHERE id = @Id AND status = 'failed' AND error_code = 'unconfirmed'
         RETURNING *
         """;
 

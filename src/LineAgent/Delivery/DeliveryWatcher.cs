@@ -97,6 +97,9 @@ public sealed class DeliveryWatcher(
         await using (var c = await store.Db.OpenAsync(ct))
             awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
 
+        await using (var c = await store.Db.OpenAsync(ct))
+            awaiting.AddRange(await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.UnconfirmedStillWatched, new { Now = Time.ToMs(now) }, cancellationToken: ct)));
+
         try
         {
             await MatchNewSendsAsync(awaiting, ct);
@@ -172,6 +175,22 @@ public sealed class DeliveryWatcher(
 
     internal async Task ApplyAsync(MessageRow m, ChatMessage row, CancellationToken ct)
     {
+        if (m.Status == MessageStatus.Failed && m.ErrorCode == "unconfirmed")
+        {
+            if (row.Error != 0 || row.IsGhost)
+                await store.TransitionAsync(DeliverySql.FailLate, new
+                {
+                    m.Id, Code = row.IsGhost ? "ghost_row" : ErrorCodeFor(row.Error), ChannelError = row.Error, Now = NowMs,
+                    Message = row.IsGhost ? "Messages wrote an empty SMS row outside any chat (macOS 26 fault); not delivered." : $"Messages error {row.Error}: the send failed.",
+                }, code: "settled", detail: "chat.db settled an unconfirmed send: it failed", ct: ct);
+            else if (row.IsConfirmedSent && await store.TransitionAsync(DeliverySql.ConfirmLate, new
+                     {
+                         m.Id, SentAt = Time.ToMs(row.Date ?? time.GetUtcNow()), Now = NowMs,
+                         TrackUntil = Time.ToMs(time.GetUtcNow() + bridge.Options.TrackDeliveryFor),
+                     }, code: "confirmed", detail: "chat.db confirmed it after the confirmation timeout", ct: ct) is { } late)
+                await ApplyAsync(late, row, ct);
+            return;
+        }
         if (m.Status == MessageStatus.Sending)
         {
             if (row.IsGhost)
@@ -264,12 +283,12 @@ public sealed class DeliveryWatcher(
             awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
         var timeout = bridge.Options.ConfirmTimeout;
         foreach (var m in awaiting.Where(m => now - Time.FromMs(m.HandedAt!.Value) >= timeout))
-            await store.TransitionAsync(DeliverySql.Fail, new
+            await store.TransitionAsync(DeliverySql.FailUnconfirmed, new
             {
-                m.Id, Code = "unconfirmed", ChannelError = (long?)null, FallbackTo = (string?)null, Now = NowMs,
+                m.Id, Now = NowMs, TrackUntil = Time.ToMs(now + bridge.Options.TrackDeliveryFor),
                 Message = m.ChannelRef is null
-                    ? $"Messages accepted the send but no matching row appeared in chat.db within {timeout.TotalSeconds:0} s. It may or may not have gone out; it is not resent automatically."
-                    : $"chat.db has the row ({m.ChannelRef}) but Messages did not mark it sent within {timeout.TotalSeconds:0} s. Not resent automatically.",
+                    ? $"Messages accepted the send but no matching row appeared in chat.db within {timeout.TotalSeconds:0} s. It may or may not have gone out; it is not resent automatically (chat.db is still watched for it)."
+                    : $"chat.db has the row ({m.ChannelRef}) but Messages did not mark it sent within {timeout.TotalSeconds:0} s. Not resent automatically (still watched).",
             }, ct: ct);
     }
 

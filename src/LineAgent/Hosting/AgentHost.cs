@@ -79,6 +79,8 @@ public static class AgentHost
         services.AddOptions<LinesOptions>()
             .Configure<IConfiguration>((o, c) => c.GetSection("Lines").Bind(o.Lines))
             .Validate(o => o.Lines.All(l => !string.IsNullOrWhiteSpace(l.Id)), "Every entry of Lines needs an Id.")
+            .Validate(o => o.Lines.All(l => PacingProblems(l).Count == 0),
+                "A line's pacing is invalid (Window:From/To as HH:mm 00:00-23:59, an IANA Window:TimeZone, non-negative gaps and caps).")
             .ValidateOnStart();
 
         services.AddOptions<EmailOptions>().BindConfiguration(EmailOptions.Section).ValidateDataAnnotations().ValidateOnStart();
@@ -153,6 +155,24 @@ public static class AgentHost
         services.AddHostedService<Maintenance>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
         return services;
+    }
+
+    /// <summary>What is wrong with a line's pacing settings; a window that does not parse must not silently open all day.</summary>
+    public static List<string> PacingProblems(LineOptions line)
+    {
+        var p = line.Pacing;
+        var problems = new List<string>();
+        if (!string.IsNullOrWhiteSpace(p.Window.From) && !SendWindow.TryParse(p.Window.From, out _))
+            problems.Add($"Lines:{line.Id}:Pacing:Window:From '{p.Window.From}' is not HH:mm");
+        if (!string.IsNullOrWhiteSpace(p.Window.To) && !SendWindow.TryParse(p.Window.To, out _))
+            problems.Add($"Lines:{line.Id}:Pacing:Window:To '{p.Window.To}' is not HH:mm");
+        if (string.IsNullOrWhiteSpace(p.Window.From) != string.IsNullOrWhiteSpace(p.Window.To))
+            problems.Add($"Lines:{line.Id}:Pacing:Window needs both From and To");
+        if (!string.IsNullOrWhiteSpace(p.Window.TimeZone) && !Schedules.TryFindZone(p.Window.TimeZone, out _))
+            problems.Add($"Lines:{line.Id}:Pacing:Window:TimeZone '{p.Window.TimeZone}' is not an IANA zone");
+        if (p.MinGap < TimeSpan.Zero || p.Jitter < TimeSpan.Zero || p.MaxPerHour < 0 || p.MaxPerDay < 0 || p.MaxNewConversationsPerDay < 0)
+            problems.Add($"Lines:{line.Id}:Pacing has a negative gap or cap");
+        return problems;
     }
 
     public static IServiceCollection AddLineAgentApi(this IServiceCollection services)

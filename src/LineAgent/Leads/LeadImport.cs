@@ -50,7 +50,8 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
         using var csv = new CsvReader(text, config);
         if (!await csv.ReadAsync() || !csv.ReadHeader() || csv.HeaderRecord is not { Length: > 0 } header)
             return new ImportResult(0, 0, 0, 0, [], false, new Dictionary<string, string>());
-        var columns = header.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
+        var names = UniqueHeaders(header);
+        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
         var mapping = columns.ToDictionary(c => c.Header, c => c.Field ?? $"fields.{c.Header}");
 
         long rows = 0, created = 0, updated = 0, skipped = 0;
@@ -61,75 +62,84 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
             if (skips.Count < MaxReportedSkips) skips.Add(new SkippedRow(row, reason));
         }
 
+        // Rows are read into a batch first and written afterwards: the write lock is never held while
+        // the upload is still arriving.
+        var batch = new List<(long Row, LeadValues Values)>(BatchSize);
         await using var c = await db.OpenAsync(ct);
-        SqliteTransaction? tx = null;
-        try
+        async Task FlushAsync()
         {
-            while (await csv.ReadAsync())
+            if (batch.Count == 0) return;
+            await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+            foreach (var (row, values) in batch)
+                switch (await LeadStore.UpsertAsync(c, tx, values, Time.ToMs(time.GetUtcNow())))
+                {
+                    case UpsertResult.Created: created++; break;
+                    case UpsertResult.Merged: updated++; break;
+                    case UpsertResult.Conflict conflict: Skip(row, $"matches two different leads: {conflict.Detail}"); break;
+                }
+            await tx.CommitAsync(ct);
+            batch.Clear();
+        }
+
+        while (await csv.ReadAsync())
+        {
+            ct.ThrowIfCancellationRequested();
+            rows++;
+            var rowNumber = csv.Parser.Row;
+            string? first = null, last = null, name = null, phone = null, email = null, company = null;
+            var fields = new Dictionary<string, string?>();
+            var tags = new List<string>(extraTags);
+            foreach (var col in columns)
             {
-                ct.ThrowIfCancellationRequested();
-                rows++;
-                var rowNumber = csv.Parser.Row;
-                tx ??= (SqliteTransaction)await c.BeginTransactionAsync(ct);
-
-                string? first = null, last = null, name = null, phone = null, email = null, company = null;
-                var fields = new Dictionary<string, string?>();
-                var tags = new List<string>(extraTags);
-                foreach (var col in columns)
+                var value = csv.GetField(col.Index);
+                if (string.IsNullOrWhiteSpace(value)) continue;
+                switch (col.Field)
                 {
-                    var value = csv.GetField(col.Index);
-                    if (string.IsNullOrWhiteSpace(value)) continue;
-                    switch (col.Field)
-                    {
-                        case "firstName": first = value; break;
-                        case "lastName": last = value; break;
-                        case "name": name = value; break;
-                        case "phone": phone ??= value; break;
-                        case "email": email ??= value; break;
-                        case "company": company = value; break;
-                        case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
-                        default: fields[col.Header] = value; break;
-                    }
-                }
-                if (first is null && last is null && name is not null)
-                {
-                    var parts = name.Split(' ', 2, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-                    first = parts.ElementAtOrDefault(0);
-                    last = parts.ElementAtOrDefault(1);
-                }
-
-                var (values, problems) = LeadStore.Validate(new LeadInput
-                {
-                    FirstName = first, LastName = last, Phone = phone, Email = email, Company = company, Fields = fields, Tags = tags,
-                }, region, partial: false);
-                if (values is null)
-                {
-                    Skip(rowNumber, string.Join(" ", problems.Select(p => p.Detail)));
-                }
-                else
-                {
-                    switch (await LeadStore.UpsertAsync(c, tx, values, Time.ToMs(time.GetUtcNow())))
-                    {
-                        case UpsertResult.Created: created++; break;
-                        case UpsertResult.Merged: updated++; break;
-                        case UpsertResult.Conflict conflict: Skip(rowNumber, $"matches two different leads: {conflict.Detail}"); break;
-                    }
-                }
-                if (rows % BatchSize == 0)
-                {
-                    await tx.CommitAsync(ct);
-                    await tx.DisposeAsync();
-                    tx = null;
+                    case "firstName": first = value; break;
+                    case "lastName": last = value; break;
+                    case "name": name = value; break;
+                    case "phone": phone ??= value; break;
+                    case "email": email ??= value; break;
+                    case "company": company = value; break;
+                    case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
+                    default: fields[col.Header] = value; break;
                 }
             }
-            if (tx is not null)
-                await tx.CommitAsync(ct);
+            if (first is null && last is null && name is not null)
+            {
+                var parts = name.Split(' ', 2, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                first = parts.ElementAtOrDefault(0);
+                last = parts.ElementAtOrDefault(1);
+            }
+
+            var (values, problems) = LeadStore.Validate(new LeadInput
+            {
+                FirstName = first, LastName = last, Phone = phone, Email = email, Company = company, Fields = fields, Tags = tags,
+            }, region, partial: false);
+            if (values is null)
+                Skip(rowNumber, string.Join(" ", problems.Select(p => p.Detail)));
+            else
+                batch.Add((rowNumber, values));
+            if (batch.Count >= BatchSize)
+                await FlushAsync();
         }
-        finally
-        {
-            if (tx is not null)
-                await tx.DisposeAsync();
-        }
+        await FlushAsync();
         return new ImportResult(rows, created, updated, skipped, skips, skipped > skips.Count, mapping);
+    }
+
+    /// <summary>Spreadsheet exports repeat and leave out header names: make every column's name unique.</summary>
+    public static IReadOnlyList<string> UniqueHeaders(IReadOnlyList<string> header)
+    {
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var names = new List<string>(header.Count);
+        for (var i = 0; i < header.Count; i++)
+        {
+            var name = string.IsNullOrWhiteSpace(header[i]) ? $"column_{i + 1}" : header[i].Trim();
+            var unique = name;
+            for (var n = 2; !seen.Add(unique); n++)
+                unique = $"{name}_{n}";
+            names.Add(unique);
+        }
+        return names;
     }
 }

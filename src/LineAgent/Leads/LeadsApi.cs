@@ -82,7 +82,7 @@ internal static class LeadsApi
         {
             await LeadStore.SaveAsync(c, tx, merged);
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e) when (e.SqliteErrorCode == 19)
+        catch (Microsoft.Data.Sqlite.SqliteException e) when (IdempotencyStore.IsUniqueViolation(e))
         {
             return Problems.Conflict("duplicate_lead", "Another lead already has that phone or email.");
         }

@@ -20,8 +20,6 @@ public sealed class LineOptions
 public sealed class IMessageLineOptions
 {
     public bool Enabled { get; set; } = true;
-    /// <summary>Optional Apple ID (account id) to send from; default is the first iMessage account.</summary>
-    public string? Account { get; set; }
 }
 
 public sealed class SmsLineOptions

@@ -20,7 +20,7 @@ public sealed class LineRegistry
     private readonly Dictionary<string, bool> _active;
     private readonly Lock _gate = new();
 
-    public LineRegistry(IOptions<LinesOptions> options, Db db, TimeProvider time)
+    public LineRegistry(IOptions<LinesOptions> options, Db db, TimeProvider time, ILogger<LineRegistry> log)
     {
         _db = db;
         _time = time;
@@ -32,6 +32,10 @@ public sealed class LineRegistry
         var stored = connection.Query<(string LineId, bool Active)>("SELECT line_id AS LineId, active AS Active FROM line_state")
             .ToDictionary(x => x.LineId, x => x.Active);
         _active = _lines.ToDictionary(l => l.Id, l => stored.TryGetValue(l.Id, out var a) ? a : l.Active);
+        var viaMessages = _lines.Where(l => l.IMessage.Enabled || (l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaMessages)).Select(l => l.Id).ToList();
+        if (viaMessages.Count > 1)
+            log.LogWarning("Lines {Lines} all send through this Mac's one Messages account: their sends are serialised, but each is paced on its own, " +
+                "so the Apple ID carries their sum. One Messages line per Mac is the safe setup.", string.Join(", ", viaMessages));
     }
 
     public IReadOnlyList<LineOptions> All => _lines;

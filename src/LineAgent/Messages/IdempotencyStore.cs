@@ -77,5 +77,6 @@ public sealed class IdempotencyStore(Db db)
             "DELETE FROM idempotency_keys WHERE created_at < @OlderThan", new { OlderThan = olderThan }, cancellationToken: ct));
     }
 
-    public static bool IsUniqueViolation(SqliteException e) => e.SqliteErrorCode == 19; // SQLITE_CONSTRAINT
+    /// <summary>SQLITE_CONSTRAINT_PRIMARYKEY or _UNIQUE: the key was stored by a concurrent request.</summary>
+    public static bool IsUniqueViolation(SqliteException e) => e.SqliteExtendedErrorCode is 1555 or 2067;
 }

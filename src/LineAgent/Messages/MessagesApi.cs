@@ -143,7 +143,11 @@ internal static class MessagesApi
         {
             response.ContentType = "text/csv; charset=utf-8";
             await using var writer = new StreamWriter(response.Body, new UTF8Encoding(false), 64 * 1024, leaveOpen: true);
-            await using var csv = new CsvWriter(writer, System.Globalization.CultureInfo.InvariantCulture);
+            // Replies are written by strangers: a cell like =HYPERLINK(...) must stay text in a spreadsheet.
+            await using var csv = new CsvWriter(writer, new CsvHelper.Configuration.CsvConfiguration(System.Globalization.CultureInfo.InvariantCulture)
+            {
+                InjectionOptions = CsvHelper.Configuration.InjectionOptions.Escape,
+            });
             csv.WriteHeader<MessageCsvRow>();
             await csv.NextRecordAsync();
             await foreach (var row in rows.WithCancellation(ct))
@@ -183,7 +187,7 @@ internal static class MessagesApi
         var problems = new List<FieldProblem>();
         if (body.Content is null && body.ScheduledAt is null)
             problems.Add(new("content", "missing_change", "Give content and/or scheduledAt to change."));
-        MessageValidator.ValidateContent(body.Content, problems, required: false);
+        MessageValidator.ValidateContent(body.Content, problems, required: body.Content is not null);
         DateTimeOffset? at = null;
         if (body.ScheduledAt is not null)
         {
@@ -239,6 +243,9 @@ internal static class MessagesApi
         if (original.Status != MessageStatus.Failed)
             return Problems.Conflict("not_failed", $"Message {id} is {original.Status}; only a failed message can be retried.",
                 new Dictionary<string, object?> { ["messageStatus"] = original.Status });
+        if (original.ErrorCode is "unconfirmed" or "interrupted" && !string.Equals(http.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase))
+            return Problems.Conflict("maybe_sent", $"Message {id} may have gone out ({original.ErrorCode}); retrying could send it twice. " +
+                "Check with the recipient, then retry with ?force=true.", new Dictionary<string, object?> { ["messageStatus"] = original.Status });
         var line = lines.Find(original.LineId);
         if (line is null)
             return Problems.NotFound("line_not_found", $"Line '{original.LineId}' of message {id} is no longer configured.");

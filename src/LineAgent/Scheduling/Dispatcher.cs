@@ -175,18 +175,15 @@ public sealed class Dispatcher(
 
         // From the claim on, this send is finished even if the agent is stopping: nothing is left half-claimed.
         ct = CancellationToken.None;
-        if (await suppressions.IsSuppressedAsync(claimed.Recipient, ct))
+        try
         {
-            await store.TransitionAsync(MessageSql.CompleteFailed, new
+            if (await suppressions.IsSuppressedAsync(claimed.Recipient, ct))
             {
-                claimed.Id, Claim = claim, Code = "suppressed", ChannelCode = (long?)null, Now = Time.ToMs(time.GetUtcNow()),
-                Message = $"{claimed.Recipient} opted out (suppression list); nothing was sent.",
-            }, ct: ct);
-            return;
-        }
-
-        await using (var c = await store.Db.OpenAsync(ct))
-        {
+                await RecordOutcomeAsync(claimed, claim, channel, new SendOutcome.Failed("suppressed",
+                    $"{claimed.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true));
+                return;
+            }
+            await using var c = await store.Db.OpenAsync(ct);
             var marked = await c.ExecuteAsync(new CommandDefinition(MessageSql.MarkHanded, new
             {
                 claimed.Id, Claim = claim, Now = Time.ToMs(time.GetUtcNow()), Channel = channel.Name,
@@ -194,6 +191,16 @@ public sealed class Dispatcher(
             }, cancellationToken: ct));
             if (marked == 0)
                 return;
+        }
+        catch (Exception e)
+        {
+            // Nothing was handed over yet: give the message back rather than leave it claimed.
+            log.LogError(e, "Before handing {Id} to {Channel}; releasing it", claimed.Id, channel.Name);
+            await store.TransitionAsync(MessageSql.Requeue, new
+            {
+                claimed.Id, Claim = claim, claimed.DueAt, NotBefore = Time.ToMs(time.GetUtcNow() + TimeSpan.FromSeconds(5)), Now = Time.ToMs(time.GetUtcNow()),
+            }, code: "released", detail: $"released after an error before the hand-off: {e.Message}");
+            return;
         }
 
         // Not the stopping token: a send in flight is finished, not abandoned, on shutdown.
@@ -235,7 +242,29 @@ public sealed class Dispatcher(
 
     private const string CircuitOpenCode = "circuit_open";
 
+    /// <summary>
+    /// Writes the outcome, retrying while the database refuses (busy, I/O): it is compare-and-set, so a
+    /// repeat is harmless, and a send that went out must not end up looking interrupted.
+    /// </summary>
     private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await WriteOutcomeAsync(row, claim, channel, outcome);
+                return;
+            }
+            catch (Exception e) when (attempt < 8)
+            {
+                var wait = TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt - 1));
+                log.LogError(e, "Recording the outcome of {Id} failed (attempt {Attempt}); again in {Wait}", row.Id, attempt, wait);
+                await Task.Delay(wait, CancellationToken.None); // real time: this waits out the database, not a schedule
+            }
+        }
+    }
+
+    private async Task WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
     {
         var now = Time.ToMs(time.GetUtcNow());
         var result = outcome switch

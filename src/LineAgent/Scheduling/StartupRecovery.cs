@@ -24,6 +24,21 @@ public sealed class StartupRecovery(
     {
         await RecoverSendingAsync(ct);
         await FailMissedSchedulesAsync(ct);
+        await FailOrphansAsync(ct);
+    }
+
+    /// <summary>Pending messages of a line that is no longer configured would wait forever: say so instead.</summary>
+    internal async Task FailOrphansAsync(CancellationToken ct)
+    {
+        var failed = await store.TransitionManyAsync("""
+            UPDATE messages
+            SET status = 'failed', error_code = 'line_not_found', updated_at = @Now,
+                error_message = 'Line ' || line_id || ' is no longer configured on this agent; the message was not sent.'
+            WHERE status IN ('scheduled', 'queued') AND line_id NOT IN @Lines
+            RETURNING *
+            """, new { Now = Time.ToMs(time.GetUtcNow()), Lines = lines.All.Select(l => l.Id).ToArray() }, ct);
+        if (failed.Count > 0)
+            log.LogWarning("Recovery: {Count} pending messages belong to lines no longer configured; failed them", failed.Count);
     }
 
     public Task StopAsync(CancellationToken ct) => Task.CompletedTask;

@@ -28,10 +28,21 @@ public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) 
         return Task.CompletedTask;
     }
 
+    private readonly SemaphoreSlim _reload = new(1, 1);
+
+    /// <summary>Serialised, so the last reload always reads after every change that asked for one.</summary>
     public async Task ReloadAsync(CancellationToken ct)
     {
-        await using var c = await db.OpenAsync(ct);
-        _subscriptions = (await c.QueryAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks ORDER BY created_at", cancellationToken: ct))).AsList();
+        await _reload.WaitAsync(ct);
+        try
+        {
+            await using var c = await db.OpenAsync(ct);
+            _subscriptions = (await c.QueryAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks ORDER BY created_at", cancellationToken: ct))).AsList();
+        }
+        finally
+        {
+            _reload.Release();
+        }
     }
 
     /// <summary>The webhook event a message event stands for, if any.</summary>
@@ -58,9 +69,11 @@ public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) 
             id = eventId, type, createdAt = now, data = MessageDto.From(row),
         }, AgentJson.Options);
         foreach (var hook in subscriptions.Where(h => h.Wants(type)))
+            // A subscription deleted a moment ago must not break the change itself: insert only if it still exists.
             c.Execute("""
                 INSERT INTO webhook_deliveries (event_id, webhook_id, message_id, type, payload, created_at, status, next_attempt_at)
-                VALUES (@EventId, @WebhookId, @MessageId, @Type, @Payload, @Now, 'pending', @Now)
+                SELECT @EventId, @WebhookId, @MessageId, @Type, @Payload, @Now, 'pending', @Now
+                WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @WebhookId)
                 """, new { EventId = eventId, WebhookId = hook.Id, MessageId = row.Id, Type = type, Payload = payload, Now = Time.ToMs(now) }, tx);
     }
 }

@@ -161,7 +161,7 @@ public sealed class MessageLifecycleTests
 
         var invalid = await (await _api.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { content = "", scheduledAt = "later" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
-        Assert.That(invalid.ProblemFields(), Is.EquivalentTo(new[] { "scheduledAt" }));
+        Assert.That(invalid.ProblemFields(), Is.EquivalentTo(new[] { "content", "scheduledAt" }), "an empty content is not an edit");
         var empty = await (await _api.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { })).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(empty.Str("code"), Is.EqualTo("missing_change"));
     }
@@ -223,6 +223,52 @@ public sealed class MessageLifecycleTests
         Assert.That(status["counts"]!["scheduled"]!.GetValue<long>(), Is.EqualTo(1));
         Assert.That(DateTimeOffset.Parse(status.Str("nextScheduledAt")), Is.EqualTo(_agent.Time.GetUtcNow().AddSeconds(600)));
         Assert.That(status["lines"]!.AsArray().Single()!.Str("id"), Is.EqualTo("default"));
+    }
+
+    [Test]
+    public async Task ExportCsv_ShouldKeepFormulasAsText()
+    {
+        await (await _api.SendMessageAsync(new { content = "=HYPERLINK(\"http://evil\")", recipientPhone = "+12025550109" })).ExpectAsync(HttpStatusCode.Created);
+        var csv = await _api.GetStringAsync("/api/messages/export");
+        Assert.That(csv, Does.Contain("'=HYPERLINK"));
+        Assert.That(csv.Split('\n').Skip(1).Any(l => l.Contains(",=HYPERLINK")), Is.False);
+    }
+
+    [Test]
+    public async Task Patch_ShouldRefuseEmptyContent()
+    {
+        var m = await (await _api.SendMessageAsync(Body(at: InSeconds(600)))).ExpectAsync(HttpStatusCode.Created);
+        var problem = await (await _api.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "" })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Is.EqualTo(new[] { "missing_content" }));
+        Assert.That((await _api.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("content"), Is.EqualTo("Hi Ana"));
+    }
+
+    [Test]
+    public async Task Restart_ShouldFailPendingMessagesOfALineThatIsGone()
+    {
+        using var dir = new TempDir();
+        string id;
+        using (var first = new AgentFactory(dir, settings: new Dictionary<string, string?> { ["Lines:0:Id"] = "old-mac" }))
+        using (var api = first.Api())
+            id = (await (await api.SendMessageAsync(Body(at: first.Time.GetUtcNow().AddHours(1).ToString("O")))).ExpectAsync(HttpStatusCode.Created)).Str("id");
+
+        using var second = new AgentFactory(dir, settings: new Dictionary<string, string?> { ["Lines:0:Id"] = "new-mac" });
+        using var api2 = second.Api();
+        var m = await api2.GetJsonAsync($"/api/messages/{id}");
+        Assert.That((m.Str("status"), m["error"].Str("code")), Is.EqualTo(("failed", "line_not_found")));
+    }
+
+    [Test]
+    public void AWindowThatDoesNotParse_ShouldStopTheAgentFromStarting()
+    {
+        using var bad = new AgentFactory(settings: new Dictionary<string, string?>
+        {
+            ["Lines:0:Id"] = "mac", ["Lines:0:Pacing:Window:From"] = "09:00", ["Lines:0:Pacing:Window:To"] = "24:00",
+        });
+        Assert.Catch(() => bad.Api(), "the agent must not start with a window it cannot read");
+        var line = new LineAgent.Lines.LineOptions { Id = "mac" };
+        line.Pacing.Window.To = "24:00";
+        Assert.That(LineAgent.Hosting.AgentHost.PacingProblems(line), Is.EqualTo(new[] { "Lines:mac:Pacing:Window:To '24:00' is not HH:mm" }));
     }
 
     [Test]

@@ -309,6 +309,28 @@ public sealed class MessagesEndToEndTests
             .ExpectAsync(HttpStatusCode.InternalServerError);
         Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
+
+        var retry = await (await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"), "a retry could double-send; it needs ?force=true");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task ARowThatAppearsAfterTheConfirmTimeout_ShouldTurnUnconfirmedIntoSent()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
+        using var api = agent.Api();
+        _messages.Control(new { sendDelayMs = 2500, confirmDelayMs = 100 });
+
+        var problem = await (await api.SendMessageAsync(new { content = "slow Messages", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+
+        var sent = await Until(api, problem.Str("messageId"), x => x.Str("status") == "sent", "confirmed late");
+        Assert.That(sent.StrOrNull("error"), Is.Null);
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{sent.Str("id")}/events"))!.Select(e => e.Str("status")).ToList();
+        Assert.That(events, Does.Contain("failed").And.Contain("sent"), "the history keeps both: it looked lost, then chat.db showed it went");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
     }
 
     [Test]

@@ -158,4 +158,16 @@ public sealed class LeadsTests
         var byLead = await _api.GetJsonAsync($"/api/messages?leadId={lead.Str("id")}");
         Assert.That(byLead["items"]!.AsArray().Single()!.Str("id"), Is.EqualTo(m.Str("id")));
     }
+
+    [Test]
+    public async Task Import_ShouldCopeWithRepeatedAndBlankHeaders()
+    {
+        var csv = "First,Phone,,Phone,\nAna,+12025550101,x,+12025550199,y\n";
+        var result = await (await _api.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(result["columns"]!.AsObject().Select(c => c.Key), Is.EqualTo(new[] { "First", "Phone", "column_3", "Phone_2", "column_5" }));
+        var ana = (await _api.GetJsonAsync("/api/leads"))["items"]!.AsArray().Single()!;
+        Assert.That(ana.Str("phone"), Is.EqualTo("+12025550101"));
+        Assert.That(ana["fields"]!["Phone_2"]!.GetValue<string>(), Is.EqualTo("+12025550199"));
+    }
 }

@@ -42,6 +42,7 @@ public sealed class MessagesEmulator
         ["Bridge:WatchDebounce"] = "00:00:00.050",
         ["Bridge:PollInterval"] = "00:00:01",
         ["Bridge:HealthCacheFor"] = "00:00:00",
+        ["Resilience:RetryBaseDelay"] = "00:00:00.050",
     };
 
     /// <summary>Replaces control.json atomically (the emulator re-reads it on every call).</summary>

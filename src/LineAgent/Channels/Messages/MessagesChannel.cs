@@ -12,6 +12,9 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
 {
     public const string ChannelName = "messages";
 
+    /// <summary>One Messages.app (one Apple ID) per Mac: sends are one at a time, whichever line they come from.</summary>
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+
     public string Name => ChannelName;
 
     public bool Handles(LineOptions line, string type) => bridge.IsConfigured && type switch
@@ -24,7 +27,16 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     public async Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct)
     {
         var m = request.Message;
-        var result = await bridge.Scripts.SendAsync(MessagesBridge.ServiceType(m.Type), m.Recipient, m.Content, ct);
+        BridgeSendResult result;
+        await _oneAtATime.WaitAsync(ct);
+        try
+        {
+            result = await bridge.Scripts.SendAsync(MessagesBridge.ServiceType(m.Type), m.Recipient, m.Content, ct);
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
         if (result.Accepted)
             return new SendOutcome.Accepted(null);
 
@@ -43,11 +55,11 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             OsaErrorKind.VariableNotDefined => new SendOutcome.Failed("sms_unavailable",
                 $"Messages has no SMS account: turn on Text Message Forwarding for this Mac on the iPhone. ({detail})", true),
             OsaErrorKind.CantGet => new SendOutcome.Failed("messages_unavailable",
-                $"Messages could not find the account or recipient: is it running and signed in? ({detail})", true),
+                $"Messages could not find the account or recipient: is it running and signed in? ({detail})", true, Retryable: true),
             OsaErrorKind.BadType => new SendOutcome.Failed("invalid_service", detail, true),
             OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout => new SendOutcome.Failed("messages_timeout",
                 $"Messages did not answer before the send: {detail}", true),
-            OsaErrorKind.LaunchFailed => new SendOutcome.Failed(UnavailableChannel.Code, detail, true),
+            OsaErrorKind.LaunchFailed => new SendOutcome.Failed(UnavailableChannel.Code, detail, true, Retryable: true),
             _ => new SendOutcome.Failed("messages_error", detail, true),
         };
     }
