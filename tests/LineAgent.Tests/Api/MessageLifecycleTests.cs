@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Net;
 using System.Net.Http.Json;
 using Dapper;
@@ -261,11 +262,16 @@ public sealed class MessageLifecycleTests
     [Test]
     public void AWindowThatDoesNotParse_ShouldStopTheAgentFromStarting()
     {
-        using var bad = new AgentFactory(settings: new Dictionary<string, string?>
+        var config = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Lines:0:Id"] = "mac", ["Lines:0:Pacing:Window:From"] = "09:00", ["Lines:0:Pacing:Window:To"] = "24:00",
-        });
-        Assert.Catch(() => bad.Api(), "the agent must not start with a window it cannot read");
+        }).Build();
+        var services = new ServiceCollection().AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(config);
+        LineAgent.Hosting.AgentHost.AddLineAgent(services, config);
+        using var provider = services.BuildServiceProvider();
+        var e = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            _ = provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<LineAgent.Lines.LinesOptions>>().Value);
+        Assert.That(e!.Message, Does.Contain("pacing is invalid"));
         var line = new LineAgent.Lines.LineOptions { Id = "mac" };
         line.Pacing.Window.To = "24:00";
         Assert.That(LineAgent.Hosting.AgentHost.PacingProblems(line), Is.EqualTo(new[] { "Lines:mac:Pacing:Window:To '24:00' is not HH:mm" }));
