@@ -29,6 +29,7 @@ public sealed class TwilioStatusPoller(
         """;
 
     private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly Dictionary<string, DateTimeOffset> _lastPolled = [];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -75,8 +76,21 @@ public sealed class TwilioStatusPoller(
         List<MessageRow> open;
         await using (var c = await store.Db.OpenAsync(ct))
             open = (await c.QueryAsync<MessageRow>(new CommandDefinition(Open, new { Now = NowMs }, cancellationToken: ct))).AsList();
+        var now = time.GetUtcNow();
+        foreach (var key in _lastPolled.Keys.Where(k => open.All(m => m.Id != k)).ToList())
+            _lastPolled.Remove(key);
         foreach (var m in open)
         {
+            // Messages still `sending` are looked up every pass; sent ones waiting for a delivery report less
+            // often as they age (a quarter of their age, at most hourly), so carriers that never report cost little.
+            if (m.Status == MessageStatus.Sent && m.SentAt is { } sentAt && _lastPolled.TryGetValue(m.Id, out var last))
+            {
+                var age = now - Time.FromMs(sentAt);
+                var every = TimeSpan.FromTicks(Math.Min(TimeSpan.FromHours(1).Ticks, age.Ticks / 4));
+                if (now - last < every)
+                    continue;
+            }
+            _lastPolled[m.Id] = now;
             MessageResource twilio;
             try
             {
