@@ -33,7 +33,8 @@ label="com.lineagent.agent"
 app_dir="$HOME/Library/Application Support/LineAgent"
 data_dir=""
 
-need_value() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
 while [ "$#" -gt 0 ]; do
   case "$1" in
@@ -51,20 +52,7 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 
-# launchd needs absolute paths; make relative ones absolute against the current directory.
-absolute() {
-  case "$1" in
-    /*) printf '%s' "${1%/}" ;;
-    *) printf '%s/%s' "$PWD" "${1%/}" ;;
-  esac
-}
-
-[ -n "$data_dir" ] || data_dir="$app_dir"
-app_dir=$(absolute "$app_dir")
-data_dir=$(absolute "$data_dir")
-case "$label" in
-  *[!A-Za-z0-9._-]*|"") die "--label may only contain letters, digits, '.', '_' and '-': '$label'" ;;
-esac
+finish_paths
 for p in "$app_dir" "$data_dir" "$HOME"; do
   case "$p" in *$'\n'*) die "paths must not contain newlines" ;; esac
 done
@@ -112,15 +100,6 @@ if [ "$dry_run" -eq 0 ]; then
   done
 fi
 
-# Prints a command prefixed with "+ " (shell-quoted), then runs it unless --dry-run.
-run() {
-  printf '+'
-  printf ' %q' "$@"
-  printf '\n'
-  if [ "$dry_run" -eq 0 ]; then
-    "$@"
-  fi
-}
 
 # Paths go into XML (escape &, <, >), then into a sed replacement with '|' as delimiter (escape \, &, |).
 # Escaped with sed rather than ${var//...}: '&' and '\' in bash replacements differ between bash 3.2
@@ -138,7 +117,6 @@ render_plist() {
       "$template"
 }
 
-is_loaded() { launchctl print "$service" >/dev/null 2>&1; }
 
 if [ "$dry_run" -eq 1 ]; then
   echo "# dry run: nothing below is executed or written"

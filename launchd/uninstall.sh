@@ -31,7 +31,8 @@ label="com.lineagent.agent"
 app_dir="$HOME/Library/Application Support/LineAgent"
 data_dir=""
 
-need_value() { if [ "$#" -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
 while [ "$#" -gt 0 ]; do
   case "$1" in
@@ -48,19 +49,7 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 
-absolute() {
-  case "$1" in
-    /*) printf '%s' "${1%/}" ;;
-    *) printf '%s/%s' "$PWD" "${1%/}" ;;
-  esac
-}
-
-[ -n "$data_dir" ] || data_dir="$app_dir"
-app_dir=$(absolute "$app_dir")
-data_dir=$(absolute "$data_dir")
-case "$label" in
-  *[!A-Za-z0-9._-]*|"") die "--label may only contain letters, digits, '.', '_' and '-': '$label'" ;;
-esac
+finish_paths
 
 bin_dir="$app_dir/bin"
 staging_dir="$app_dir/bin.new"
@@ -97,17 +86,7 @@ if [ "$purge" -eq 1 ]; then
   fi
 fi
 
-# Prints a command prefixed with "+ " (shell-quoted), then runs it unless --dry-run.
-run() {
-  printf '+'
-  printf ' %q' "$@"
-  printf '\n'
-  if [ "$dry_run" -eq 0 ]; then
-    "$@"
-  fi
-}
 
-is_loaded() { launchctl print "$service" >/dev/null 2>&1; }
 app_dir_empty() { [ -d "$app_dir" ] && [ -z "$(ls -A "$app_dir")" ]; }
 
 did=0

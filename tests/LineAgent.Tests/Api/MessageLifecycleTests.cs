@@ -8,45 +8,28 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace LineAgent.Tests.Api;
 
-public sealed class MessageLifecycleTests
+public sealed class MessageLifecycleTests : AgentTest
 {
-    private AgentFactory _agent = null!;
-    private HttpClient _api = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _agent = new AgentFactory();
-        _api = _agent.Api();
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _api.Dispose();
-        _agent.Dispose();
-    }
-
     private static object Body(string content = "Hi Ana", string? at = null) =>
         new { content, recipientPhone = "+12025550123", recipientName = "Ana Ruiz", scheduledAt = at };
 
-    private string InSeconds(double s) => _agent.Time.GetUtcNow().AddSeconds(s).ToString("O");
+    private string InSeconds(double s) => Agent.Time.GetUtcNow().AddSeconds(s).ToString("O");
 
     [Test]
     public async Task SendNow_ShouldAnswer201Sent_AndWriteOneOutboxFile()
     {
-        var m = await (await _api.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
+        var m = await (await Client.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
 
         Assert.That(m.Str("status"), Is.EqualTo("sent"));
         Assert.That(m["dryRun"]!.GetValue<bool>(), Is.True);
         Assert.That(m.Str("type"), Is.EqualTo("imessage"));
         Assert.That(m.Str("requestedType"), Is.EqualTo("auto"));
         Assert.That(m.Str("sentAt"), Does.EndWith("Z"));
-        Assert.That(_agent.OutboxFileCount(m.Str("id")), Is.EqualTo(1));
-        var file = File.ReadAllText(_agent.OutboxFiles().Single());
+        Assert.That(Agent.OutboxFileCount(m.Str("id")), Is.EqualTo(1));
+        var file = File.ReadAllText(Agent.OutboxFiles().Single());
         Assert.That(file, Does.Contain("Hi Ana").And.Contain("+12025550123"));
 
-        var events = (await _api.GetFromJsonAsync<List<Dictionary<string, object?>>>($"/api/messages/{m.Str("id")}/events"))!;
+        var events = (await Client.GetFromJsonAsync<List<Dictionary<string, object?>>>($"/api/messages/{m.Str("id")}/events"))!;
         Assert.That(events.Select(e => e["status"]!.ToString()), Is.EqualTo(new[] { "queued", "sending", "sent" }));
     }
 
@@ -70,61 +53,61 @@ public sealed class MessageLifecycleTests
     [Test]
     public async Task Send_ShouldReplayFirstAnswer_WhenIdempotencyKeyRepeatsWithSameBody()
     {
-        var first = await (await _api.SendMessageAsync(Body(), "key-1")).ExpectAsync(HttpStatusCode.Created);
-        var again = await (await _api.SendMessageAsync(Body(), "key-1")).ExpectAsync(HttpStatusCode.Created);
+        var first = await (await Client.SendMessageAsync(Body(), "key-1")).ExpectAsync(HttpStatusCode.Created);
+        var again = await (await Client.SendMessageAsync(Body(), "key-1")).ExpectAsync(HttpStatusCode.Created);
 
         Assert.That(again.Str("id"), Is.EqualTo(first.Str("id")));
         Assert.That(again.ToJsonString(), Is.EqualTo(first.ToJsonString()));
-        Assert.That(_agent.OutboxFiles(), Has.Length.EqualTo(1));
+        Assert.That(Agent.OutboxFiles(), Has.Length.EqualTo(1));
         Assert.That(await CountAsync("SELECT COUNT(*) FROM messages"), Is.EqualTo(1));
     }
 
     [Test]
     public async Task Send_ShouldSendOnce_WhenTheSameKeyArrivesConcurrently()
     {
-        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => _api.SendMessageAsync(Body(), "key-race")));
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Client.SendMessageAsync(Body(), "key-race")));
         var ids = new HashSet<string>();
         foreach (var a in answers)
             ids.Add((await a.ExpectAsync(HttpStatusCode.Created)).Str("id"));
 
         Assert.That(ids, Has.Count.EqualTo(1));
-        Assert.That(_agent.OutboxFiles(), Has.Length.EqualTo(1));
+        Assert.That(Agent.OutboxFiles(), Has.Length.EqualTo(1));
     }
 
     [Test]
     public async Task Send_ShouldReturn409_WhenIdempotencyKeyIsReusedWithAnotherBody()
     {
-        await (await _api.SendMessageAsync(Body("one"), "key-2")).ExpectAsync(HttpStatusCode.Created);
-        var problem = await (await _api.SendMessageAsync(Body("two"), "key-2")).ExpectAsync(HttpStatusCode.Conflict);
+        await (await Client.SendMessageAsync(Body("one"), "key-2")).ExpectAsync(HttpStatusCode.Created);
+        var problem = await (await Client.SendMessageAsync(Body("two"), "key-2")).ExpectAsync(HttpStatusCode.Conflict);
 
         Assert.That(problem.Str("code"), Is.EqualTo("idempotency_key_reused"));
-        Assert.That(_agent.OutboxFiles(), Has.Length.EqualTo(1));
+        Assert.That(Agent.OutboxFiles(), Has.Length.EqualTo(1));
     }
 
     [Test]
     public async Task Send_ShouldNotStoreTheKey_WhenTheRequestWasInvalid()
     {
-        await (await _api.SendMessageAsync(new { content = "" }, "key-3")).ExpectAsync(HttpStatusCode.BadRequest);
-        var m = await (await _api.SendMessageAsync(Body(), "key-3")).ExpectAsync(HttpStatusCode.Created);
+        await (await Client.SendMessageAsync(new { content = "" }, "key-3")).ExpectAsync(HttpStatusCode.BadRequest);
+        var m = await (await Client.SendMessageAsync(Body(), "key-3")).ExpectAsync(HttpStatusCode.Created);
         Assert.That(m.Str("status"), Is.EqualTo("sent"));
     }
 
     [Test]
     public async Task Schedule_ShouldAnswer201Scheduled_AndSendAtItsTime()
     {
-        var at = _agent.Time.GetUtcNow().AddSeconds(5);
-        var m = await (await _api.SendMessageAsync(Body(at: at.ToString("O")))).ExpectAsync(HttpStatusCode.Created);
+        var at = Agent.Time.GetUtcNow().AddSeconds(5);
+        var m = await (await Client.SendMessageAsync(Body(at: at.ToString("O")))).ExpectAsync(HttpStatusCode.Created);
         Assert.That(m.Str("status"), Is.EqualTo("scheduled"));
 
-        await _agent.AdvanceToAsync(at);
-        var sent = await Eventually.ValueAsync(() => _api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("status") == "sent", "sent");
+        await Agent.AdvanceToAsync(at);
+        var sent = await Eventually.ValueAsync(() => Client.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("status") == "sent", "sent");
         Assert.That(DateTimeOffset.Parse(sent.Str("sentAt")), Is.EqualTo(at));
     }
 
     [Test]
     public async Task Schedule_ShouldAcceptLocalTimeWithTimeZone()
     {
-        var m = await (await _api.SendMessageAsync(new
+        var m = await (await Client.SendMessageAsync(new
         {
             content = "hi", recipientPhone = "+12025550123", scheduledAt = "2027-03-15T09:00:00", timeZone = "America/New_York",
         })).ExpectAsync(HttpStatusCode.Created);
@@ -137,62 +120,62 @@ public sealed class MessageLifecycleTests
     [Test]
     public async Task Patch_ShouldEditAndReschedule_AScheduledMessage()
     {
-        var m = await (await _api.SendMessageAsync(Body(at: InSeconds(60)))).ExpectAsync(HttpStatusCode.Created);
-        var later = _agent.Time.GetUtcNow().AddHours(2);
+        var m = await (await Client.SendMessageAsync(Body(at: InSeconds(60)))).ExpectAsync(HttpStatusCode.Created);
+        var later = Agent.Time.GetUtcNow().AddHours(2);
 
-        var patched = await (await _api.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "Edited", scheduledAt = later.ToString("O") }))
+        var patched = await (await Client.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "Edited", scheduledAt = later.ToString("O") }))
             .ExpectAsync(HttpStatusCode.OK);
 
         Assert.That(patched.Str("content"), Is.EqualTo("Edited"));
         Assert.That(DateTimeOffset.Parse(patched.Str("scheduledAt")), Is.EqualTo(later));
-        await _agent.AdvanceToAsync(_agent.Time.GetUtcNow().AddSeconds(90));
-        Assert.That((await _api.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("status"), Is.EqualTo("scheduled"));
-        Assert.That(_agent.OutboxFiles(), Is.Empty);
+        await Agent.AdvanceToAsync(Agent.Time.GetUtcNow().AddSeconds(90));
+        Assert.That((await Client.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("status"), Is.EqualTo("scheduled"));
+        Assert.That(Agent.OutboxFiles(), Is.Empty);
     }
 
     [Test]
     public async Task Patch_ShouldReturn409NotScheduled_WhenAlreadySent_And404_WhenUnknown_And400_WhenInvalid()
     {
-        var sent = await (await _api.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
-        var conflict = await (await _api.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { content = "x" })).ExpectAsync(HttpStatusCode.Conflict);
+        var sent = await (await Client.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
+        var conflict = await (await Client.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { content = "x" })).ExpectAsync(HttpStatusCode.Conflict);
         Assert.That(conflict.Str("code"), Is.EqualTo("not_scheduled"));
 
-        var missing = await (await _api.PatchAsJsonAsync("/api/messages/msg_nope", new { content = "x" })).ExpectAsync(HttpStatusCode.NotFound);
+        var missing = await (await Client.PatchAsJsonAsync("/api/messages/msg_nope", new { content = "x" })).ExpectAsync(HttpStatusCode.NotFound);
         Assert.That(missing.Str("code"), Is.EqualTo("message_not_found"));
 
-        var invalid = await (await _api.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { content = "", scheduledAt = "later" }))
+        var invalid = await (await Client.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { content = "", scheduledAt = "later" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(invalid.ProblemFields(), Is.EquivalentTo(new[] { "content", "scheduledAt" }), "an empty content is not an edit");
-        var empty = await (await _api.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { })).ExpectAsync(HttpStatusCode.BadRequest);
+        var empty = await (await Client.PatchAsJsonAsync($"/api/messages/{sent.Str("id")}", new { })).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(empty.Str("code"), Is.EqualTo("missing_change"));
     }
 
     [Test]
     public async Task Cancel_ShouldCancelAScheduledMessage_SoItIsNeverSent()
     {
-        var at = _agent.Time.GetUtcNow().AddSeconds(30);
-        var m = await (await _api.SendMessageAsync(Body(at: at.ToString("O")))).ExpectAsync(HttpStatusCode.Created);
+        var at = Agent.Time.GetUtcNow().AddSeconds(30);
+        var m = await (await Client.SendMessageAsync(Body(at: at.ToString("O")))).ExpectAsync(HttpStatusCode.Created);
 
-        var cancelled = await (await _api.PostAsync($"/api/messages/{m.Str("id")}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+        var cancelled = await (await Client.PostAsync($"/api/messages/{m.Str("id")}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
         Assert.That(cancelled.Str("status"), Is.EqualTo("cancelled"));
 
-        await _agent.AdvanceToAsync(at.AddSeconds(5));
-        Assert.That(_agent.OutboxFiles(), Is.Empty);
-        Assert.That((await _api.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("status"), Is.EqualTo("cancelled"));
+        await Agent.AdvanceToAsync(at.AddSeconds(5));
+        Assert.That(Agent.OutboxFiles(), Is.Empty);
+        Assert.That((await Client.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("status"), Is.EqualTo("cancelled"));
     }
 
     [Test]
     public async Task Cancel_ShouldReturn409_WhenMessageAlreadySent_And404_WhenUnknown()
     {
-        var sent = await (await _api.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
-        var conflict = await (await _api.PostAsync($"/api/messages/{sent.Str("id")}/cancel", null)).ExpectAsync(HttpStatusCode.Conflict);
+        var sent = await (await Client.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
+        var conflict = await (await Client.PostAsync($"/api/messages/{sent.Str("id")}/cancel", null)).ExpectAsync(HttpStatusCode.Conflict);
         Assert.That(conflict.Str("code"), Is.EqualTo("not_cancellable"));
         Assert.That(conflict.Str("messageStatus"), Is.EqualTo("sent"));
 
-        var missing = await (await _api.PostAsync("/api/messages/msg_nope/cancel", null)).ExpectAsync(HttpStatusCode.NotFound);
+        var missing = await (await Client.PostAsync("/api/messages/msg_nope/cancel", null)).ExpectAsync(HttpStatusCode.NotFound);
         Assert.That(missing.Str("code"), Is.EqualTo("message_not_found"));
-        Assert.That((await _api.GetAsync("/api/messages/msg_nope")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
-        Assert.That((await _api.GetAsync("/api/messages/msg_nope/events")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That((await Client.GetAsync("/api/messages/msg_nope")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That((await Client.GetAsync("/api/messages/msg_nope/events")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
     }
 
     [Test]
@@ -200,37 +183,37 @@ public sealed class MessageLifecycleTests
     {
         var failedId = await InsertFailedAsync();
 
-        var retried = await (await _api.PostAsync($"/api/messages/{failedId}/retry", null)).ExpectAsync(HttpStatusCode.Created);
+        var retried = await (await Client.PostAsync($"/api/messages/{failedId}/retry", null)).ExpectAsync(HttpStatusCode.Created);
         Assert.That(retried.Str("retryOf"), Is.EqualTo(failedId));
         Assert.That(retried.Str("status"), Is.EqualTo("sent"));
         Assert.That(retried.Str("id"), Is.Not.EqualTo(failedId));
 
-        var conflict = await (await _api.PostAsync($"/api/messages/{retried.Str("id")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        var conflict = await (await Client.PostAsync($"/api/messages/{retried.Str("id")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
         Assert.That(conflict.Str("code"), Is.EqualTo("not_failed"));
-        var missing = await (await _api.PostAsync("/api/messages/msg_nope/retry", null)).ExpectAsync(HttpStatusCode.NotFound);
+        var missing = await (await Client.PostAsync("/api/messages/msg_nope/retry", null)).ExpectAsync(HttpStatusCode.NotFound);
         Assert.That(missing.Str("code"), Is.EqualTo("message_not_found"));
     }
 
     [Test]
     public async Task Status_ShouldSayDryRun_AndCount()
     {
-        await (await _api.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
-        await (await _api.SendMessageAsync(Body(at: InSeconds(600)))).ExpectAsync(HttpStatusCode.Created);
+        await (await Client.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);
+        await (await Client.SendMessageAsync(Body(at: InSeconds(600)))).ExpectAsync(HttpStatusCode.Created);
 
-        var status = await _api.GetJsonAsync("/api/status");
+        var status = await Client.GetJsonAsync("/api/status");
 
         Assert.That(status["dryRun"]!.GetValue<bool>(), Is.True);
         Assert.That(status["counts"]!["sentToday"]!.GetValue<long>(), Is.EqualTo(1));
         Assert.That(status["counts"]!["scheduled"]!.GetValue<long>(), Is.EqualTo(1));
-        Assert.That(DateTimeOffset.Parse(status.Str("nextScheduledAt")), Is.EqualTo(_agent.Time.GetUtcNow().AddSeconds(600)));
+        Assert.That(DateTimeOffset.Parse(status.Str("nextScheduledAt")), Is.EqualTo(Agent.Time.GetUtcNow().AddSeconds(600)));
         Assert.That(status["lines"]!.AsArray().Single()!.Str("id"), Is.EqualTo("default"));
     }
 
     [Test]
     public async Task ExportCsv_ShouldKeepFormulasAsText()
     {
-        await (await _api.SendMessageAsync(new { content = "=HYPERLINK(\"http://evil\")", recipientPhone = "+12025550109" })).ExpectAsync(HttpStatusCode.Created);
-        var csv = await _api.GetStringAsync("/api/messages/export");
+        await (await Client.SendMessageAsync(new { content = "=HYPERLINK(\"http://evil\")", recipientPhone = "+12025550109" })).ExpectAsync(HttpStatusCode.Created);
+        var csv = await Client.GetStringAsync("/api/messages/export");
         Assert.That(csv, Does.Contain("'=HYPERLINK"));
         Assert.That(csv.Split('\n').Skip(1).Any(l => l.Contains(",=HYPERLINK")), Is.False);
     }
@@ -238,10 +221,10 @@ public sealed class MessageLifecycleTests
     [Test]
     public async Task Patch_ShouldRefuseEmptyContent()
     {
-        var m = await (await _api.SendMessageAsync(Body(at: InSeconds(600)))).ExpectAsync(HttpStatusCode.Created);
-        var problem = await (await _api.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "" })).ExpectAsync(HttpStatusCode.BadRequest);
+        var m = await (await Client.SendMessageAsync(Body(at: InSeconds(600)))).ExpectAsync(HttpStatusCode.Created);
+        var problem = await (await Client.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "" })).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.ProblemCodes(), Is.EqualTo(new[] { "missing_content" }));
-        Assert.That((await _api.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("content"), Is.EqualTo("Hi Ana"));
+        Assert.That((await Client.GetJsonAsync($"/api/messages/{m.Str("id")}")).Str("content"), Is.EqualTo("Hi Ana"));
     }
 
     [Test]
@@ -280,27 +263,27 @@ public sealed class MessageLifecycleTests
     [Test]
     public async Task OpenApiDocument_ShouldDescribeTheRoutes()
     {
-        using var anonymous = _agent.CreateClient();
+        using var anonymous = Agent.CreateClient();
         var doc = await anonymous.GetStringAsync("/openapi/v1.json");
         Assert.That(doc, Does.Contain("/api/messages/{id}/cancel").And.Contain("/api/status").And.Contain("/api/lines"));
     }
 
     private async Task<long> CountAsync(string sql)
     {
-        await using var c = await _agent.Services.GetRequiredService<Db>().OpenAsync();
+        await using var c = await Agent.Services.GetRequiredService<Db>().OpenAsync();
         return await c.ExecuteScalarAsync<long>(sql);
     }
 
     private async Task<string> InsertFailedAsync()
     {
-        var now = Time.ToMs(_agent.Time.GetUtcNow());
+        var now = Time.ToMs(Agent.Time.GetUtcNow());
         var row = new LineAgent.Messages.MessageRow
         {
-            Id = Ids.New("msg", _agent.Time.GetUtcNow()), Content = "failed earlier", Type = "imessage", RequestedType = "auto",
+            Id = Ids.New("msg", Agent.Time.GetUtcNow()), Content = "failed earlier", Type = "imessage", RequestedType = "auto",
             Status = "failed", LineId = "default", RecipientPhone = "+12025550123", DueAt = now, CreatedAt = now, UpdatedAt = now,
             ErrorCode = "channel_unavailable", ErrorMessage = "test",
         };
-        await _agent.Services.GetRequiredService<LineAgent.Messages.MessageStore>().InsertAsync([row]);
+        await Agent.Services.GetRequiredService<LineAgent.Messages.MessageStore>().InsertAsync([row]);
         return row.Id;
     }
 }

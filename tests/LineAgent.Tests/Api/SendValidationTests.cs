@@ -8,41 +8,26 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LineAgent.Tests.Api;
 
 /// <summary>Every 400/401/404 of POST /api/messages, and that a rejected request stores and sends nothing.</summary>
-public sealed class SendValidationTests
+public sealed class SendValidationTests : AgentTest
 {
-    private AgentFactory _agent = null!;
-    private HttpClient _api = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _agent = new AgentFactory(settings: new Dictionary<string, string?>
+    protected override AgentFactory CreateAgent() => new AgentFactory(settings: new Dictionary<string, string?>
         {
             ["Lines:0:Id"] = "mac-1",
             ["Lines:1:Id"] = "mac-2",
             ["Lines:2:Id"] = "paused",
             ["Lines:2:Active"] = "false",
         });
-        _api = _agent.Api();
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _api.Dispose();
-        _agent.Dispose();
-    }
 
     private async Task<long> StoredMessages()
     {
-        await using var c = await _agent.Services.GetRequiredService<Db>().OpenAsync();
+        await using var c = await Agent.Services.GetRequiredService<Db>().OpenAsync();
         return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages");
     }
 
     private async Task AssertNothingStoredOrSent()
     {
         Assert.That(await StoredMessages(), Is.Zero, "a rejected request stored a message");
-        Assert.That(_agent.OutboxFiles(), Is.Empty, "a rejected request sent something");
+        Assert.That(Agent.OutboxFiles(), Is.Empty, "a rejected request sent something");
     }
 
     private static readonly TestCaseData[] SingleProblemCases =
@@ -76,7 +61,7 @@ public sealed class SendValidationTests
     [TestCaseSource(nameof(SingleProblemCases))]
     public async Task Send_ShouldReturn400NamingTheField_WhenOneFieldIsBad(object body, string field, string code)
     {
-        var problem = await (await _api.SendMessageAsync(body)).ExpectAsync(HttpStatusCode.BadRequest);
+        var problem = await (await Client.SendMessageAsync(body)).ExpectAsync(HttpStatusCode.BadRequest);
 
         Assert.That(problem.Str("code"), Is.EqualTo(code));
         Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { field }));
@@ -87,7 +72,7 @@ public sealed class SendValidationTests
     [Test]
     public async Task Send_ShouldNameEveryBadField_InOneResponse()
     {
-        var problem = await (await _api.SendMessageAsync(new
+        var problem = await (await Client.SendMessageAsync(new
         {
             content = "",
             type = "pigeon",
@@ -105,12 +90,12 @@ public sealed class SendValidationTests
     [Test]
     public async Task Send_ShouldReturn400_WhenBodyIsNotJsonOfTheRightShape()
     {
-        var response = await _api.PostAsync("/api/messages", new StringContent("{\"content\": 5}", System.Text.Encoding.UTF8, "application/json"));
+        var response = await Client.PostAsync("/api/messages", new StringContent("{\"content\": 5}", System.Text.Encoding.UTF8, "application/json"));
         var problem = await response.ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.Str("code"), Is.EqualTo("invalid_body"));
         Assert.That(problem.Str("detail"), Does.Contain("content"));
 
-        response = await _api.PostAsync("/api/messages", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
+        response = await Client.PostAsync("/api/messages", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
         Assert.That((await response.ExpectAsync(HttpStatusCode.BadRequest)).Str("code"), Is.EqualTo("invalid_body"));
         await AssertNothingStoredOrSent();
     }
@@ -118,7 +103,7 @@ public sealed class SendValidationTests
     [Test]
     public async Task Send_ShouldReturn404_WhenLineIsUnknown()
     {
-        var problem = await (await _api.SendMessageAsync(new { lineId = "nope", content = "hi", recipientPhone = "+12025550123" }))
+        var problem = await (await Client.SendMessageAsync(new { lineId = "nope", content = "hi", recipientPhone = "+12025550123" }))
             .ExpectAsync(HttpStatusCode.NotFound);
         Assert.That(problem.Str("code"), Is.EqualTo("line_not_found"));
         await AssertNothingStoredOrSent();
@@ -127,7 +112,7 @@ public sealed class SendValidationTests
     [Test]
     public async Task Send_ShouldReturn404_WhenLeadIsUnknown()
     {
-        var problem = await (await _api.SendMessageAsync(new { lineId = "mac-1", content = "hi", leadId = "lead_missing" }))
+        var problem = await (await Client.SendMessageAsync(new { lineId = "mac-1", content = "hi", leadId = "lead_missing" }))
             .ExpectAsync(HttpStatusCode.NotFound);
         Assert.That(problem.Str("code"), Is.EqualTo("lead_not_found"));
         await AssertNothingStoredOrSent();
@@ -136,7 +121,7 @@ public sealed class SendValidationTests
     [Test]
     public async Task Send_ShouldListUnknownLineAmongOtherProblems_WhenThereAreSeveral()
     {
-        var problem = await (await _api.SendMessageAsync(new { lineId = "nope", content = "", recipientPhone = "+12025550123" }))
+        var problem = await (await Client.SendMessageAsync(new { lineId = "nope", content = "", recipientPhone = "+12025550123" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.ProblemCodes(), Is.EquivalentTo(new[] { "missing_content", "line_not_found" }));
     }
@@ -145,7 +130,7 @@ public sealed class SendValidationTests
     public async Task Send_ShouldAcceptTenThousandCharacters_CountingEmojiAsOne()
     {
         var content = string.Concat(Enumerable.Repeat("😀", 10_000));
-        var message = await (await _api.SendMessageAsync(new { lineId = "mac-1", content, recipientPhone = "+12025550123" }))
+        var message = await (await Client.SendMessageAsync(new { lineId = "mac-1", content, recipientPhone = "+12025550123" }))
             .ExpectAsync(HttpStatusCode.Created);
         Assert.That(message.Str("content"), Is.EqualTo(content));
     }
@@ -155,7 +140,7 @@ public sealed class SendValidationTests
     [TestCase("+44 20 7946 0958", "+442079460958")]
     public async Task Send_ShouldStoreE164_WhenPhoneIsNationalOrFormatted(string input, string e164)
     {
-        var message = await (await _api.SendMessageAsync(new { lineId = "mac-1", content = "hi", recipientPhone = input }))
+        var message = await (await Client.SendMessageAsync(new { lineId = "mac-1", content = "hi", recipientPhone = input }))
             .ExpectAsync(HttpStatusCode.Created);
         Assert.That(message.Str("recipientPhone"), Is.EqualTo(e164));
     }
@@ -163,7 +148,7 @@ public sealed class SendValidationTests
     [Test]
     public async Task Api_ShouldReturn401_WithoutOrWithWrongToken()
     {
-        using var anonymous = _agent.CreateClient();
+        using var anonymous = Agent.CreateClient();
         var missing = await (await anonymous.PostAsJsonAsync("/api/messages", new { content = "hi", lineId = "mac-1", recipientPhone = "+12025550123" }))
             .ExpectAsync(HttpStatusCode.Unauthorized);
         Assert.That(missing.Str("code"), Is.EqualTo("unauthorized"));
@@ -180,8 +165,8 @@ public sealed class SendValidationTests
     [Test]
     public async Task Send_ShouldTakeTheOnlyActiveLine_WhenLineIdIsOmitted()
     {
-        await _api.PatchAsJsonAsync("/api/lines/mac-2", new { active = false });
-        var message = await (await _api.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+        await Client.PatchAsJsonAsync("/api/lines/mac-2", new { active = false });
+        var message = await (await Client.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
         Assert.That(message.Str("lineId"), Is.EqualTo("mac-1"));
     }
 }

@@ -5,26 +5,9 @@ using LineAgent.Tests.Support;
 
 namespace LineAgent.Tests.Batches;
 
-public sealed class BulkTests
+public sealed class BulkTests : AgentTest
 {
-    private AgentFactory _agent = null!;
-    private HttpClient _api = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _agent = new AgentFactory();
-        _api = _agent.Api();
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _api.Dispose();
-        _agent.Dispose();
-    }
-
-    private async Task<string> Lead(object lead) => (await (await _api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id");
+    private async Task<string> Lead(object lead) => (await (await Client.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id");
 
     private const string Template = "Hi {{firstName|there}}, your {{fields.plan|standard}} plan at {{company}} renews soon.";
 
@@ -36,9 +19,9 @@ public sealed class BulkTests
         var eve = await Lead(new { firstName = "Eve", email = "eve@example.com", company = "Echo", fields = new { Plan = "silver" } });
         var cara = await Lead(new { firstName = "Cara", phone = "+12025550103" });
         var dan = await Lead(new { firstName = "Dan", phone = "+12025550104", company = "Delta" });
-        await (await _api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550104", reason = "asked us to stop" })).ExpectAsync(HttpStatusCode.Created);
+        await (await Client.PostAsJsonAsync("/api/suppressions", new { address = "+12025550104", reason = "asked us to stop" })).ExpectAsync(HttpStatusCode.Created);
 
-        var response = await (await _api.PostAsJsonAsync("/api/messages/bulk", new
+        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
         {
             leadIds = new[] { ana, bob, eve, cara, dan, "lead_missing" }, content = Template, batchId = "batch_spring",
         })).ExpectAsync(HttpStatusCode.Accepted);
@@ -53,8 +36,8 @@ public sealed class BulkTests
         Assert.That(entries["lead_missing"]["error"].Str("code"), Is.EqualTo("lead_not_found"));
         Assert.That(entries[eve].Str("type"), Is.EqualTo("email"), "a lead with only an email gets email");
 
-        await Eventually.TrueAsync(() => _agent.OutboxFiles().Length == 3, "three sends at the channel");
-        var sent = _agent.OutboxFiles().Select(f => JsonNode.Parse(File.ReadAllText(f))!).ToDictionary(j => j.Str("to"), j => j.Str("content"));
+        await Eventually.TrueAsync(() => Agent.OutboxFiles().Length == 3, "three sends at the channel");
+        var sent = Agent.OutboxFiles().Select(f => JsonNode.Parse(File.ReadAllText(f))!).ToDictionary(j => j.Str("to"), j => j.Str("content"));
         Assert.That(sent, Is.EquivalentTo(new Dictionary<string, string>
         {
             ["+12025550101"] = "Hi Ana, your gold plan at Acme renews soon.",
@@ -62,7 +45,7 @@ public sealed class BulkTests
             ["eve@example.com"] = "Hi Eve, your silver plan at Echo renews soon.",
         }));
 
-        var batch = await _api.GetJsonAsync("/api/batches/batch_spring");
+        var batch = await Client.GetJsonAsync("/api/batches/batch_spring");
         Assert.That(batch["total"]!.GetValue<int>(), Is.EqualTo(6));
         Assert.That(batch["byStatus"]!["sent"]!.GetValue<int>(), Is.EqualTo(3));
         Assert.That(batch["byStatus"]!["failed"]!.GetValue<int>(), Is.EqualTo(1));
@@ -71,7 +54,7 @@ public sealed class BulkTests
         Assert.That(batch["byType"]!["email"]!.GetValue<int>(), Is.EqualTo(1));
         Assert.That(batch["messages"]!.AsArray(), Has.Count.EqualTo(4));
         Assert.That(batch["rejections"]!.AsArray().Select(r => r.Str("code")), Is.EquivalentTo(new[] { "missing_field", "lead_not_found" }));
-        var listed = await _api.GetJsonAsync("/api/messages?batchId=batch_spring&status=sent");
+        var listed = await Client.GetJsonAsync("/api/messages?batchId=batch_spring&status=sent");
         Assert.That(listed["items"]!.AsArray(), Has.Count.EqualTo(3));
     }
 
@@ -80,9 +63,9 @@ public sealed class BulkTests
     {
         for (var i = 0; i < 4; i++)
             await Lead(new { firstName = $"L{i}", phone = $"+1202555011{i}", tags = new[] { i % 2 == 0 ? "even" : "odd" } });
-        var at = _agent.Time.GetUtcNow().AddHours(1);
+        var at = Agent.Time.GetUtcNow().AddHours(1);
 
-        var response = await (await _api.PostAsJsonAsync("/api/messages/bulk", new
+        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
         {
             leadFilter = new { tag = "even" }, content = "Hello {{firstName}}", scheduledAt = at.ToString("O"),
         })).ExpectAsync(HttpStatusCode.Accepted);
@@ -92,23 +75,23 @@ public sealed class BulkTests
         var batchId = response.Str("batchId");
         Assert.That(batchId, Does.StartWith("batch_"));
 
-        var cancelled = await (await _api.PostAsync($"/api/batches/{batchId}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+        var cancelled = await (await Client.PostAsync($"/api/batches/{batchId}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
         Assert.That(cancelled["cancelled"]!.GetValue<int>(), Is.EqualTo(2));
-        await _agent.AdvanceToAsync(at.AddMinutes(1));
-        Assert.That(_agent.OutboxFiles(), Is.Empty);
-        var batch = await _api.GetJsonAsync($"/api/batches/{batchId}");
+        await Agent.AdvanceToAsync(at.AddMinutes(1));
+        Assert.That(Agent.OutboxFiles(), Is.Empty);
+        var batch = await Client.GetJsonAsync($"/api/batches/{batchId}");
         Assert.That(batch["byStatus"]!["cancelled"]!.GetValue<int>(), Is.EqualTo(2));
-        Assert.That((await _api.GetAsync("/api/batches/batch_nope")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That((await Client.GetAsync("/api/batches/batch_nope")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
     }
 
     [Test]
     public async Task Bulk_ShouldReturn400NamingEveryProblem_AndStoreNothing()
     {
-        var problem = await (await _api.PostAsJsonAsync("/api/messages/bulk", new { content = "Hi {{fristName}}", type = "fax", scheduledAt = "soon" }))
+        var problem = await (await Client.PostAsJsonAsync("/api/messages/bulk", new { content = "Hi {{fristName}}", type = "fax", scheduledAt = "soon" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "content", "leadIds", "type", "scheduledAt" }));
         Assert.That(problem.Str("detail"), Does.Contain("{{fristName}}"));
-        Assert.That((await _api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+        Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
     }
 
     [Test]
@@ -120,14 +103,14 @@ public sealed class BulkTests
             Content = JsonContent.Create(new { leadIds = new[] { ana }, content }), Headers = { { "Idempotency-Key", "bulk-1" } },
         };
 
-        var first = await (await _api.SendAsync(Request("Hi {{firstName}}"))).ExpectAsync(HttpStatusCode.Accepted);
-        var again = await (await _api.SendAsync(Request("Hi {{firstName}}"))).ExpectAsync(HttpStatusCode.Accepted);
-        var other = await (await _api.SendAsync(Request("Bye {{firstName}}"))).ExpectAsync(HttpStatusCode.Conflict);
+        var first = await (await Client.SendAsync(Request("Hi {{firstName}}"))).ExpectAsync(HttpStatusCode.Accepted);
+        var again = await (await Client.SendAsync(Request("Hi {{firstName}}"))).ExpectAsync(HttpStatusCode.Accepted);
+        var other = await (await Client.SendAsync(Request("Bye {{firstName}}"))).ExpectAsync(HttpStatusCode.Conflict);
 
         Assert.That(again.Str("batchId"), Is.EqualTo(first.Str("batchId")));
         Assert.That(again["messages"]![0].Str("messageId"), Is.EqualTo(first["messages"]![0].Str("messageId")));
         Assert.That(other.Str("code"), Is.EqualTo("idempotency_key_reused"));
-        await Eventually.TrueAsync(() => _agent.OutboxFiles().Length == 1, "one send");
-        Assert.That((await _api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Has.Count.EqualTo(1));
+        await Eventually.TrueAsync(() => Agent.OutboxFiles().Length == 1, "one send");
+        Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Has.Count.EqualTo(1));
     }
 }

@@ -6,30 +6,13 @@ using LineAgent.Tests.Support;
 
 namespace LineAgent.Tests.Leads;
 
-public sealed class LeadsTests
+public sealed class LeadsTests : AgentTest
 {
-    private AgentFactory _agent = null!;
-    private HttpClient _api = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _agent = new AgentFactory();
-        _api = _agent.Api();
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _api.Dispose();
-        _agent.Dispose();
-    }
-
     private async Task<JsonObject> Create(object lead, HttpStatusCode expected = HttpStatusCode.Created) =>
-        await (await _api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(expected);
+        await (await Client.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(expected);
 
     private async Task<string[]> Search(string query) =>
-        (await _api.GetJsonAsync("/api/leads?" + query))["items"]!.AsArray().Select(l => l.Str("firstName")).ToArray();
+        (await Client.GetJsonAsync("/api/leads?" + query))["items"]!.AsArray().Select(l => l.Str("firstName")).ToArray();
 
     [Test]
     public async Task Crud_ShouldCreateReadUpdateAndDelete()
@@ -39,16 +22,16 @@ public sealed class LeadsTests
         Assert.That(ana.Str("phone"), Is.EqualTo("+12025550101"));
         Assert.That(ana["fields"]!["plan"]!.GetValue<string>(), Is.EqualTo("gold"));
 
-        var read = await _api.GetJsonAsync($"/api/leads/{ana.Str("id")}");
+        var read = await Client.GetJsonAsync($"/api/leads/{ana.Str("id")}");
         Assert.That(read.Str("company"), Is.EqualTo("Acme"));
 
-        var patched = await (await _api.PatchAsJsonAsync($"/api/leads/{ana.Str("id")}", new { company = "Acme Corp", email = "ANA@example.com", fields = new { plan = "", seats = "5" } }))
+        var patched = await (await Client.PatchAsJsonAsync($"/api/leads/{ana.Str("id")}", new { company = "Acme Corp", email = "ANA@example.com", fields = new { plan = "", seats = "5" } }))
             .ExpectAsync(HttpStatusCode.OK);
         Assert.That((patched.Str("company"), patched.Str("email"), patched.Str("firstName")), Is.EqualTo(("Acme Corp", "ana@example.com", "Ana")));
         Assert.That(patched["fields"]!.AsObject().Select(f => f.Key), Is.EqualTo(new[] { "seats" }));
 
-        Assert.That((await _api.DeleteAsync($"/api/leads/{ana.Str("id")}")).StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
-        Assert.That((await _api.GetAsync($"/api/leads/{ana.Str("id")}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That((await Client.DeleteAsync($"/api/leads/{ana.Str("id")}")).StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
+        Assert.That((await Client.GetAsync($"/api/leads/{ana.Str("id")}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
     }
 
     [Test]
@@ -72,7 +55,7 @@ public sealed class LeadsTests
         Assert.That(byEmail.Str("id"), Is.EqualTo(first.Str("id")));
         Assert.That((byEmail.Str("firstName"), byEmail.Str("lastName"), byEmail.Str("company")), Is.EqualTo(("Ana", "Ruiz", "Acme")));
         Assert.That(byEmail["tags"]!.AsArray().Select(t => t!.GetValue<string>()), Is.EquivalentTo(new[] { "a", "b" }));
-        Assert.That((await _api.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Has.Count.EqualTo(1));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Has.Count.EqualTo(1));
 
         await Create(new { firstName = "Bob", phone = "+12025550102" });
         var conflict = await Create(new { phone = "+12025550102", email = "ana@example.com" }, HttpStatusCode.Conflict);
@@ -111,7 +94,7 @@ public sealed class LeadsTests
             Eve,Adams,,eve@example.com,Echo,,
             "Fay, Jr",Lee,+44 20 7946 0958,,"Foo, Inc",,uk
             """;
-        var result = await (await _api.PostAsync("/api/leads/import?tags=imported", new StringContent(csv, Encoding.UTF8, "text/csv")))
+        var result = await (await Client.PostAsync("/api/leads/import?tags=imported", new StringContent(csv, Encoding.UTF8, "text/csv")))
             .ExpectAsync(HttpStatusCode.OK);
 
         Assert.That(result["rows"]!.GetValue<long>(), Is.EqualTo(8));
@@ -125,13 +108,13 @@ public sealed class LeadsTests
         Assert.That(result["columns"]!["Mobile"]!.GetValue<string>(), Is.EqualTo("phone"));
         Assert.That(result["columns"]!["Plan"]!.GetValue<string>(), Is.EqualTo("fields.Plan"));
 
-        var ana = (await _api.GetJsonAsync("/api/leads?q=5550101"))["items"]!.AsArray().Single()!;
+        var ana = (await Client.GetJsonAsync("/api/leads?q=5550101"))["items"]!.AsArray().Single()!;
         Assert.That((ana.Str("lastName"), ana.Str("company"), ana.Str("email")), Is.EqualTo(("Ruiz-Updated", "Acme Corp", "ana@example.com")));
         Assert.That(ana["fields"]!["Plan"]!.GetValue<string>(), Is.EqualTo("platinum"));
         Assert.That(ana["tags"]!.AsArray().Select(t => t!.GetValue<string>()), Is.EquivalentTo(new[] { "imported", "vip", "spring" }));
-        var fay = (await _api.GetJsonAsync("/api/leads?q=Foo"))["items"]!.AsArray().Single()!;
+        var fay = (await Client.GetJsonAsync("/api/leads?q=Foo"))["items"]!.AsArray().Single()!;
         Assert.That((fay.Str("firstName"), fay.Str("phone")), Is.EqualTo(("Fay, Jr", "+442079460958")));
-        Assert.That((await _api.GetJsonAsync("/api/leads?limit=500"))["items"]!.AsArray(), Has.Count.EqualTo(5));
+        Assert.That((await Client.GetJsonAsync("/api/leads?limit=500"))["items"]!.AsArray(), Has.Count.EqualTo(5));
     }
 
     [Test]
@@ -139,12 +122,12 @@ public sealed class LeadsTests
     {
         var csv = "firstname,phone\nAda,020 7946 0958\nBen,07911 123456\n";
         using var form = new MultipartFormDataContent { { new StringContent(csv, Encoding.UTF8, "text/csv"), "file", "leads.csv" } };
-        var result = await (await _api.PostAsync("/api/leads/import?defaultCountryCode=44", form)).ExpectAsync(HttpStatusCode.OK);
+        var result = await (await Client.PostAsync("/api/leads/import?defaultCountryCode=44", form)).ExpectAsync(HttpStatusCode.OK);
         Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(2));
-        var phones = (await _api.GetJsonAsync("/api/leads"))["items"]!.AsArray().Select(l => l.Str("phone"));
+        var phones = (await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray().Select(l => l.Str("phone"));
         Assert.That(phones, Is.EquivalentTo(new[] { "+442079460958", "+447911123456" }));
 
-        var bad = await (await _api.PostAsync("/api/leads/import?defaultCountryCode=ZZZ", new StringContent(csv, Encoding.UTF8, "text/csv")))
+        var bad = await (await Client.PostAsync("/api/leads/import?defaultCountryCode=ZZZ", new StringContent(csv, Encoding.UTF8, "text/csv")))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(bad.ProblemFields(), Is.EqualTo(new[] { "defaultCountryCode" }));
     }
@@ -153,9 +136,9 @@ public sealed class LeadsTests
     public async Task SendToALead_ShouldTakeRecipientAndNameFromTheLead()
     {
         var lead = await Create(new { firstName = "Ana", lastName = "Ruiz", phone = "+12025550101" });
-        var m = await (await _api.SendMessageAsync(new { content = "Hi!", leadId = lead.Str("id") })).ExpectAsync(HttpStatusCode.Created);
+        var m = await (await Client.SendMessageAsync(new { content = "Hi!", leadId = lead.Str("id") })).ExpectAsync(HttpStatusCode.Created);
         Assert.That((m.Str("recipientPhone"), m.Str("recipientName"), m.Str("leadId")), Is.EqualTo(("+12025550101", "Ana Ruiz", lead.Str("id"))));
-        var byLead = await _api.GetJsonAsync($"/api/messages?leadId={lead.Str("id")}");
+        var byLead = await Client.GetJsonAsync($"/api/messages?leadId={lead.Str("id")}");
         Assert.That(byLead["items"]!.AsArray().Single()!.Str("id"), Is.EqualTo(m.Str("id")));
     }
 
@@ -163,10 +146,10 @@ public sealed class LeadsTests
     public async Task Import_ShouldCopeWithRepeatedAndBlankHeaders()
     {
         var csv = "First,Phone,,Phone,\nAna,+12025550101,x,+12025550199,y\n";
-        var result = await (await _api.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
         Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
         Assert.That(result["columns"]!.AsObject().Select(c => c.Key), Is.EqualTo(new[] { "First", "Phone", "column_3", "Phone_2", "column_5" }));
-        var ana = (await _api.GetJsonAsync("/api/leads"))["items"]!.AsArray().Single()!;
+        var ana = (await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray().Single()!;
         Assert.That(ana.Str("phone"), Is.EqualTo("+12025550101"));
         Assert.That(ana["fields"]!["Phone_2"]!.GetValue<string>(), Is.EqualTo("+12025550199"));
     }

@@ -55,7 +55,7 @@ public sealed class LaunchdTests
         if (!File.Exists("/usr/bin/shellcheck"))
             Assert.Ignore("shellcheck is not installed (.ci/run installs it)");
         var result = await Programs.RunAsync("/usr/bin/shellcheck",
-            ["-x", Launchd("install.sh"), Launchd("uninstall.sh"), Launchd("menubar/lineagent.30s.sh"), Programs.RepoFile(".ci/run")]);
+            ["-x", Launchd("install.sh"), Launchd("uninstall.sh"), Launchd("common.sh"), Launchd("menubar/lineagent.30s.sh"), Programs.RepoFile(".ci/run")]);
         Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
     }
 

@@ -1,12 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace LineAgent.Tests.Support;
 
@@ -43,16 +38,15 @@ public sealed class TwilioStandIn : IAsyncDisposable
 
     public static async Task<TwilioStandIn> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var standIn = new TwilioStandIn(app);
-        app.MapPost("/2010-04-01/Accounts/{sid}/Messages.json", standIn.CreateAsync);
-        app.MapGet("/2010-04-01/Accounts/{sid}/Messages/{messageSid}.json", standIn.Fetch);
-        app.MapGet("/2010-04-01/Accounts/{sid}.json", (string sid) => Results.Json(new { sid, friendly_name = "Test account", status = "active" }));
-        await app.StartAsync();
-        standIn.BaseUrl = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        TwilioStandIn? standIn = null;
+        var (app, baseUrl) = await LoopbackServer.StartAsync(app =>
+        {
+            standIn = new TwilioStandIn(app);
+            app.MapPost("/2010-04-01/Accounts/{sid}/Messages.json", standIn.CreateAsync);
+            app.MapGet("/2010-04-01/Accounts/{sid}/Messages/{messageSid}.json", standIn.Fetch);
+            app.MapGet("/2010-04-01/Accounts/{sid}.json", (string sid) => Results.Json(new { sid, friendly_name = "Test account", status = "active" }));
+        });
+        standIn!.BaseUrl = baseUrl;
         return standIn;
     }
 

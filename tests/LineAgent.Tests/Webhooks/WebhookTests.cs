@@ -7,13 +7,9 @@ using System.Text.Json.Nodes;
 using LineAgent.Tests.Support;
 using LineAgent.Webhooks;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace LineAgent.Tests.Webhooks;
 
@@ -31,14 +27,13 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public static async Task<WebhookReceiver> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var receiver = new WebhookReceiver(app);
-        app.MapPost("/hook", receiver.HandleAsync);
-        await app.StartAsync();
-        receiver.Url = new Uri(new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()), "/hook");
+        WebhookReceiver? receiver = null;
+        var (_, baseUrl) = await LoopbackServer.StartAsync(app =>
+        {
+            receiver = new WebhookReceiver(app);
+            app.MapPost("/hook", receiver.HandleAsync);
+        });
+        receiver!.Url = new Uri(baseUrl, "/hook");
         return receiver;
     }
 
