@@ -85,6 +85,20 @@ public sealed class MessageLifecycleTests : AgentTest
     }
 
     [Test]
+    public async Task IdempotencyKeys_ShouldBeKeptAtLeast24h_AndForgottenAfterTheirLifetime()
+    {
+        await (await Client.SendMessageAsync(Body("one"), "key-old")).ExpectAsync(HttpStatusCode.Created);
+
+        Agent.Time.Advance(TimeSpan.FromHours(25));
+        await (await Client.SendMessageAsync(Body("two"), "key-old")).ExpectAsync(HttpStatusCode.Conflict);
+
+        Agent.Time.Advance(TimeSpan.FromHours(24)); // 49 h: past Scheduling:IdempotencyKeyLifetime (48 h); the hourly sweep runs
+        await Eventually.TrueAsync(async () =>
+            (await Agent.Services.GetRequiredService<LineAgent.Messages.IdempotencyStore>().FindAsync("key-old", default)) is null, "the key forgotten");
+        await (await Client.SendMessageAsync(Body("two"), "key-old")).ExpectAsync(HttpStatusCode.Created);
+    }
+
+    [Test]
     public async Task Send_ShouldNotStoreTheKey_WhenTheRequestWasInvalid()
     {
         await (await Client.SendMessageAsync(new { content = "" }, "key-3")).ExpectAsync(HttpStatusCode.BadRequest);
