@@ -50,16 +50,20 @@ public static class MessageSql
 
     /// <summary>The next message this line may take, by due time then acceptance order.</summary>
     public const string PeekDue = """
-        SELECT * FROM messages
+        SELECT * FROM messages INDEXED BY ix_messages_due_line
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
           AND (not_before IS NULL OR not_before <= @Now)
         ORDER BY due_at, seq
         LIMIT 1
         """;
 
-    /// <summary>When this line next has something to do: a due time, or the end of a hold.</summary>
+    /// <summary>
+    /// When this line next has something to do: a due time, or the end of a hold. INDEXED BY: without
+    /// statistics SQLite would pick the line's whole history (ix_messages_line) over its pending rows.
+    /// </summary>
     public const string NextDueAt = """
-        SELECT MIN(MAX(due_at, COALESCE(not_before, 0))) FROM messages WHERE line_id = @LineId AND status IN ('scheduled','queued')
+        SELECT MIN(MAX(due_at, COALESCE(not_before, 0))) FROM messages INDEXED BY ix_messages_due_line
+        WHERE line_id = @LineId AND status IN ('scheduled','queued')
         """;
 
     public const string NextDueAtAnyLine = """

@@ -1,0 +1,78 @@
+using Dapper;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// The dispatcher's queries and the history filters are answered from indexes, never by scanning the
+/// messages table: what keeps them fast at a million rows (the plans do not depend on the row count).
+/// </summary>
+public sealed class QueryPlanTests
+{
+    private TempDir _dir = null!;
+    private Db _db = null!;
+
+    [OneTimeSetUp]
+    public void Migrate()
+    {
+        _dir = new TempDir();
+        _db = new Db(_dir.File("plans.db"));
+        Migrator.Migrate(_db);
+    }
+
+    [OneTimeTearDown]
+    public void TearDown()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _dir.Dispose();
+    }
+
+    private async Task<string> PlanAsync(string sql, object parameters)
+    {
+        await using var c = await _db.OpenAsync();
+        var rows = await c.QueryAsync("EXPLAIN QUERY PLAN " + sql, parameters);
+        return string.Join("\n", rows.Select(r => (string)((IDictionary<string, object>)r)["detail"]));
+    }
+
+    private static readonly object Due = new { LineId = "default", Now = 1L, Id = "msg_x", Claim = "c", Cutoff = 1L, MaxLatenessText = "1 h" };
+
+    /// <summary>Each must reach only pending (or sending) rows: a status or due index, never a line's whole history.</summary>
+    [TestCase(MessageSql.PeekDue, "ix_messages_due_line")]
+    [TestCase(MessageSql.NextDueAt, "ix_messages_due_line")]
+    [TestCase(MessageSql.NextDueAtAnyLine, "(status=?)")]
+    [TestCase(MessageSql.Sending, "(status=?)")]
+    [TestCase(MessageSql.FailMissed, "(status=?)")]
+    [TestCase(LineAgent.Delivery.DeliverySql.AwaitingConfirmation, "(status=?)")]
+    public async Task DispatcherQueries_ShouldUseTheirIndex(string sql, string index)
+    {
+        var plan = await PlanAsync(sql, Due);
+        Assert.That(plan, Does.Contain(index), plan);
+        Assert.That(plan, Does.Not.Contain("ix_messages_line"), plan);
+        Assert.That(plan, Does.Not.Match(@"SCAN messages\b(?! USING)"), plan);
+    }
+
+    [TestCase("status=sent", "ix_messages_status")]
+    [TestCase("type=email", "ix_messages_type")]
+    [TestCase("lineId=mac-1", "ix_messages_line")]
+    [TestCase("leadId=lead_1", "ix_messages_lead")]
+    [TestCase("batchId=batch_1", "ix_messages_batch")]
+    [TestCase("from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z", "ix_messages_time")]
+    [TestCase("q=invoice", "VIRTUAL TABLE INDEX")]
+    public async Task HistoryFilters_ShouldUseAnIndex(string query, string expected)
+    {
+        var (filter, problems) = MessageFilter.Parse(new QueryCollection(QueryHelpers(query)), paging: true);
+        Assert.That(problems, Is.Empty);
+        var (sql, p) = filter.ToSql(51);
+        await using var c = await _db.OpenAsync();
+        var plan = string.Join("\n", (await c.QueryAsync("EXPLAIN QUERY PLAN " + sql, p)).Select(r => (string)((IDictionary<string, object>)r)["detail"]));
+        Assert.That(plan, Does.Contain(expected), plan);
+        Assert.That(plan, Does.Not.Contain("SCAN m\n").And.Not.EndWith("SCAN m"), plan);
+    }
+
+    private static Dictionary<string, StringValues> QueryHelpers(string query) =>
+        query.Split('&').Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => new StringValues(Uri.UnescapeDataString(kv[1])));
+}
