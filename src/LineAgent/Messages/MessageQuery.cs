@@ -106,7 +106,8 @@ public sealed record MessageFilter
         if (Before is not null) { where.Add("m.seq < @Before"); p.Add("Before", Before.Value); }
         if (where.Count > 0)
             sql.Append(" WHERE ").Append(string.Join(" AND ", where));
-        sql.Append(" ORDER BY m.seq DESC");
+        // With a text search, FTS5 hands out its matches newest first (rowid = seq) and stops at the limit.
+        sql.Append(Q is not null ? " ORDER BY f.rowid DESC" : " ORDER BY m.seq DESC");
         if (limit is not null) { sql.Append(" LIMIT @Limit"); p.Add("Limit", limit.Value); }
         return (sql.ToString(), p);
     }
