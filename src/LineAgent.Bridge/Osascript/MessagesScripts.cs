@@ -34,8 +34,6 @@ public sealed class MessagesScripts(OsascriptRunner runner, string scriptsDir)
 
     public static readonly string[] ServiceTypes = ["iMessage", "SMS", "RCS"];
 
-    public OsascriptRunner Runner => runner;
-
     public string ScriptPath(string name) => Path.Combine(scriptsDir, name);
 
     /// <summary>

@@ -22,8 +22,6 @@ public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunO
     public IMessageChannel? ByName(string? channelName) =>
         channelName == DryRunOutboxChannel.ChannelName ? dryRun : _channels.FirstOrDefault(c => c.Name == channelName);
 
-    public IEnumerable<IMessageChannel> All => _channels;
-
     private static string UnavailableReason(LineOptions line, string type) => type switch
     {
         MessageType.IMessage when !line.IMessage.Enabled => $"iMessage is disabled on line '{line.Id}'.",

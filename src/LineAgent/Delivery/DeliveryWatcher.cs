@@ -32,9 +32,6 @@ public sealed class DeliveryWatcher(
     private readonly SemaphoreSlim _wake = new(0, 1);
     private string? _lastProblem;
 
-    /// <summary>How many passes have completed; lets tests wait for "the watcher has looked".</summary>
-    public long Passes { get; private set; }
-
     public void Wake()
     {
         try { if (_wake.CurrentCount == 0) _wake.Release(); }
@@ -117,7 +114,6 @@ public sealed class DeliveryWatcher(
         await FailUnconfirmedAsync(now, ct);
         await using (var c = await store.Db.OpenAsync(ct))
             await c.ExecuteAsync(new CommandDefinition(DeliverySql.ExpireTracking, new { Now = Time.ToMs(now) }, cancellationToken: ct));
-        Passes++;
 
         // Wake in time for the next confirmation deadline.
         await using (var c = await store.Db.OpenAsync(ct))

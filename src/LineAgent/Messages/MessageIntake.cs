@@ -55,12 +55,4 @@ public sealed class MessageIntake(MessageStore store, DispatchSignal signal, Tim
             signal.Notify(lineId);
     }
 
-    /// <summary>Stores already-built rows (bulk, fallback) and wakes their lines.</summary>
-    public async Task<IReadOnlyList<MessageRow>> AcceptRowsAsync(IReadOnlyList<MessageRow> rows, CancellationToken ct)
-    {
-        var stored = await store.InsertAsync(rows, null, ct);
-        foreach (var lineId in rows.Select(r => r.LineId).Distinct())
-            signal.Notify(lineId);
-        return stored;
-    }
 }

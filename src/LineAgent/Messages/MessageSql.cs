@@ -3,8 +3,6 @@ namespace LineAgent.Messages;
 /// <summary>The SQL of the messages feature. Parameters are named like the C# properties.</summary>
 public static class MessageSql
 {
-    public const string Columns = "*";
-
     public const string InsertWithoutReturning = """
         INSERT INTO messages (
             id, direction, content, subject, type, requested_type, status, delivery, line_id, lead_id, batch_id,

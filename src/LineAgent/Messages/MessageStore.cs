@@ -12,7 +12,6 @@ namespace LineAgent.Messages;
 public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notifier)
 {
     public Db Db => db;
-    public TimeProvider Time => time;
     public long NowMs => Storage.Time.ToMs(time.GetUtcNow());
 
     /// <summary>Hooks that run inside a status-change transaction (webhook outbox).</summary>

@@ -67,10 +67,7 @@ public sealed class DispatcherTests
         int cancelled = 0, sent = 0;
         for (var i = 0; i < 25; i++)
         {
-            var at = agent.Time.GetUtcNow().AddSeconds(1);
-            var id = (await (await api.SendMessageAsync(new { content = $"race {i}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
-                .ExpectAsync(HttpStatusCode.Created)).Str("id");
-            await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+            var (id, at) = await ScheduleOneSecondAheadAsync(agent, api, $"race {i}");
 
             var cancel = api.PostAsync($"/api/messages/{id}/cancel", null);
             agent.Time.SetUtcNow(at);
@@ -102,10 +99,7 @@ public sealed class DispatcherTests
     {
         using var agent = new AgentFactory();
         using var api = agent.Api();
-        var at = agent.Time.GetUtcNow().AddSeconds(1);
-        var id = (await (await api.SendMessageAsync(new { content = "close call", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
-            .ExpectAsync(HttpStatusCode.Created)).Str("id");
-        await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+        var (id, at) = await ScheduleOneSecondAheadAsync(agent, api, "close call");
         agent.Time.SetUtcNow(at.AddMilliseconds(-1));
 
         await (await api.PostAsync($"/api/messages/{id}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
@@ -120,10 +114,7 @@ public sealed class DispatcherTests
     {
         using var agent = new AgentFactory();
         using var api = agent.Api();
-        var at = agent.Time.GetUtcNow().AddSeconds(1);
-        var id = (await (await api.SendMessageAsync(new { content = "close call", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
-            .ExpectAsync(HttpStatusCode.Created)).Str("id");
-        await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+        var (id, at) = await ScheduleOneSecondAheadAsync(agent, api, "close call");
         agent.Time.SetUtcNow(at.AddMilliseconds(-1));
 
         var later = at.AddMinutes(5);
@@ -146,10 +137,7 @@ public sealed class DispatcherTests
         int moved = 0;
         for (var i = 0; i < 25; i++)
         {
-            var at = agent.Time.GetUtcNow().AddSeconds(1);
-            var id = (await (await api.SendMessageAsync(new { content = $"race {i}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
-                .ExpectAsync(HttpStatusCode.Created)).Str("id");
-            await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+            var (id, at) = await ScheduleOneSecondAheadAsync(agent, api, $"race {i}");
 
             var patch = api.PatchAsync($"/api/messages/{id}",
                 System.Net.Http.Json.JsonContent.Create(new { scheduledAt = at.AddDays(1).ToString("O") }));
@@ -172,6 +160,16 @@ public sealed class DispatcherTests
             }
         }
         TestContext.Out.WriteLine($"moved {moved} of 25");
+    }
+
+    /// <summary>Schedules a message 1 s ahead and waits until the worker sleeps until exactly its due time.</summary>
+    private static async Task<(string Id, DateTimeOffset At)> ScheduleOneSecondAheadAsync(AgentFactory agent, HttpClient api, string content)
+    {
+        var at = agent.Time.GetUtcNow().AddSeconds(1);
+        var id = (await (await api.SendMessageAsync(new { content, recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+        await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") == at, "worker asleep until the due time");
+        return (id, at);
     }
 
     [Test]
