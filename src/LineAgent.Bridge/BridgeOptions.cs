@@ -14,8 +14,12 @@ public sealed class BridgeOptions
     /// <summary>Folder of send.applescript and status.applescript; empty = Scripts/ next to the agent.</summary>
     public string? ScriptsDir { get; set; }
 
-    /// <summary>Hard limit for one osascript run; the process tree is killed after it.</summary>
-    public TimeSpan ScriptTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Hard limit for one send; the process tree is killed after it. Longer than send.applescript's own
+    /// `with timeout of 120 seconds` (Apple events' default), as imsg kills at 150 s: the first Automation
+    /// consent dialog and a cold start of Messages hold the first send for longer than 30 s.
+    /// </summary>
+    public TimeSpan ScriptTimeout { get; set; } = TimeSpan.FromSeconds(150);
 
     /// <summary>A send not confirmed by chat.db within this fails with `unconfirmed` (never resent automatically).</summary>
     public TimeSpan ConfirmTimeout { get; set; } = TimeSpan.FromMinutes(2);

@@ -20,7 +20,7 @@ public sealed class ChatDbReader(string path)
     [
         "guid", "text", "attributedBody", "handle_id", "service", "is_from_me", "error", "is_sent", "is_finished",
         "is_delivered", "date", "date_delivered", "date_read", "item_type", "associated_message_type",
-        "was_downgraded", "schedule_type",
+        "was_downgraded", "schedule_type", "balloon_bundle_id",
     ];
 
     private string? _select;
@@ -28,10 +28,12 @@ public sealed class ChatDbReader(string path)
 
     public string Path => path;
 
+    /// <summary>
+    /// Opens chat.db read-only and reads one row. Without Full Disk Access macOS may let the file be seen and
+    /// even opened but not read, or hide it altogether, so SQLite's answer is classified, not File.Exists.
+    /// </summary>
     public SqliteConnection Open()
     {
-        if (!File.Exists(path))
-            throw new ChatDbUnavailableException(ChatDbAccess.Missing, $"{path} does not exist (is Messages set up on this Mac?)");
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -50,17 +52,42 @@ public sealed class ChatDbReader(string path)
         catch (SqliteException e)
         {
             connection.Dispose();
-            // SQLITE_AUTH (23), SQLITE_PERM (3) or a CANTOPEN (14) on an existing file: macOS privacy protection.
-            var access = e.SqliteErrorCode is 23 or 3 or 14 ? ChatDbAccess.Denied : ChatDbAccess.Unreadable;
-            throw new ChatDbUnavailableException(access,
-                access == ChatDbAccess.Denied
-                    ? $"cannot open {path}: give the agent Full Disk Access (System Settings > Privacy & Security) ({e.Message})"
-                    : $"cannot read {path}: {e.Message}", e);
+            var access = Classify(e.SqliteErrorCode);
+            throw new ChatDbUnavailableException(access, access switch
+            {
+                ChatDbAccess.Denied => $"cannot open {path}: give the agent Full Disk Access (System Settings > Privacy & Security) ({e.Message})",
+                ChatDbAccess.Missing => $"{path} does not exist (is Messages set up on this Mac?)",
+                _ => $"cannot read {path}: {e.Message}",
+            }, e);
         }
         catch (UnauthorizedAccessException e)
         {
             connection.Dispose();
             throw new ChatDbUnavailableException(ChatDbAccess.Denied, $"cannot open {path}: give the agent Full Disk Access ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// SQLITE_AUTH (23) and SQLITE_PERM (3) are macOS privacy protection. CANTOPEN (14) is a missing file only
+    /// when the folder can be listed and does not hold it; a folder that cannot be listed is protection too.
+    /// </summary>
+    private ChatDbAccess Classify(int sqliteError)
+    {
+        if (sqliteError is 23 or 3)
+            return ChatDbAccess.Denied;
+        if (sqliteError != 14)
+            return ChatDbAccess.Unreadable;
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
+        try
+        {
+            if (!Directory.Exists(dir))
+                return ChatDbAccess.Missing;
+            var listed = Directory.EnumerateFileSystemEntries(dir).Any(e => System.IO.Path.GetFileName(e) == System.IO.Path.GetFileName(path));
+            return listed ? ChatDbAccess.Denied : ChatDbAccess.Missing;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return ChatDbAccess.Denied;
         }
     }
 
@@ -146,27 +173,57 @@ public sealed class ChatDbReader(string path)
         return result;
     }
 
-    /// <summary>Our own sends to <paramref name="handle"/> written at or after <paramref name="since"/>, oldest first.</summary>
-    public IReadOnlyList<ChatMessage> OutgoingTo(string handle, DateTimeOffset since)
+    /// <summary>
+    /// Our own rows to <paramref name="handle"/> above ROWID <paramref name="afterRowId"/> written at or after
+    /// <paramref name="since"/>, oldest first: the candidates for a send's row. A ghost row may be written
+    /// without a handle, so empty unjoined rows of that moment come too.
+    /// </summary>
+    public IReadOnlyList<ChatMessage> OutgoingTo(string handle, DateTimeOffset since, long afterRowId = 0)
     {
         using var c = Open();
         using var cmd = c.CreateCommand();
         cmd.CommandText = SelectFrom(c) +
-            " WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower)) AND m.date >= @Since AND m.is_from_me = 1 ORDER BY m.ROWID";
+            " WHERE m.ROWID > @After AND m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower)) AND m.date >= @Since AND m.is_from_me = 1 ORDER BY m.ROWID";
+        cmd.Parameters.AddWithValue("@After", afterRowId);
         cmd.Parameters.AddWithValue("@Handle", handle);
         cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
         cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
         var rows = ReadAll(cmd).ToList();
-        // A ghost row may be written without a handle: find empty unjoined rows of that moment too.
         using var ghosts = c.CreateCommand();
         ghosts.CommandText = SelectFrom(c) +
-            " WHERE m.date >= @Since AND m.is_from_me = 1 AND (m.handle_id IS NULL OR m.handle_id = 0) ORDER BY m.ROWID";
+            " WHERE m.ROWID > @After AND m.date >= @Since AND m.is_from_me = 1 AND (m.handle_id IS NULL OR m.handle_id = 0) ORDER BY m.ROWID";
+        ghosts.Parameters.AddWithValue("@After", afterRowId);
         ghosts.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
         rows.AddRange(ReadAll(ghosts).Where(g => g.IsGhost));
         return rows.OrderBy(r => r.RowId).ToList();
     }
 
-    /// <summary>The newest evidence about a handle: the last row that succeeded (or failed with 22) for it.</summary>
+    /// <summary>The guid of the row at <paramref name="rowId"/>, or null: a renumbered (rebuilt) database answers differently.</summary>
+    public string? GuidAt(long rowId)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT guid FROM message WHERE ROWID = @RowId";
+        cmd.Parameters.AddWithValue("@RowId", rowId);
+        return cmd.ExecuteScalar() as string;
+    }
+
+    /// <summary>Rows written after <paramref name="since"/> (by date, not ROWID), oldest first: what is new after a rebuild.</summary>
+    public IReadOnlyList<ChatMessage> ReadSince(DateTimeOffset since, int limit = 5000)
+    {
+        using var c = Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = SelectFrom(c) + " WHERE m.date > @Since ORDER BY m.date, m.ROWID LIMIT @Limit";
+        cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
+        cmd.Parameters.AddWithValue("@Limit", limit);
+        return ReadAll(cmd);
+    }
+
+    /// <summary>
+    /// The newest evidence about a handle's iMessage: an iMessage row that was delivered or came in (blue), an
+    /// iMessage row that failed with 22 (gray), or any RCS row (an RCS conversation is not on iMessage).
+    /// SMS rows say nothing: people text iMessage users too, and an SMS error 22 is about SMS.
+    /// </summary>
     public ChatMessage? LastEvidenceFor(string handle)
     {
         using var c = Open();
@@ -174,7 +231,8 @@ public sealed class ChatDbReader(string path)
         cmd.CommandText = SelectFrom(c) +
             """
              WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower))
-               AND ((m.error = 0 AND (m.is_from_me = 0 OR m.is_delivered = 1)) OR m.error = 22)
+               AND ((m.service = 'iMessage' AND ((m.error = 0 AND (m.is_from_me = 0 OR m.is_delivered = 1)) OR m.error = 22))
+                    OR (m.service IN ('RCS', 'rcs') AND m.error = 0))
              ORDER BY m.date DESC LIMIT 1
             """;
         cmd.Parameters.AddWithValue("@Handle", handle);
@@ -199,7 +257,10 @@ public sealed class ChatDbReader(string path)
                 Long("error"), Long("is_sent") != 0, Long("is_finished") != 0, Long("is_delivered") != 0,
                 AppleTime.FromAppleValue(Long("date")), AppleTime.FromAppleValue(Long("date_delivered")),
                 AppleTime.FromAppleValue(Long("date_read")), Long("item_type"), Long("associated_message_type"),
-                Long("was_downgraded") != 0, Long("schedule_type"), Long("in_chat") != 0));
+                Long("was_downgraded") != 0, Long("schedule_type"), Long("in_chat") != 0)
+            {
+                BalloonBundleId = Str("balloon_bundle_id"),
+            });
         }
         return list;
     }

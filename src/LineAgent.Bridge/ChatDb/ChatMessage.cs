@@ -21,8 +21,18 @@ public sealed record ChatMessage(
     long ScheduleType,
     bool InChat)
 {
+    /// <summary>A rich-link or app balloon (e.g. com.apple.messages.URLBalloonProvider), null for plain text.</summary>
+    public string? BalloonBundleId { get; init; }
+
+    /// <summary>The separate row Messages adds for a link's preview (imsg coalesces these with the text row).</summary>
+    public bool IsUrlPreview => BalloonBundleId == "com.apple.messages.URLBalloonProvider";
+
     /// <summary>A real message (not a tapback, group event or "Send Later" placeholder).</summary>
     public bool IsPlainMessage => ItemType == 0 && AssociatedMessageType == 0 && ScheduleType != 2;
+
+    /// <summary>Service names as chat.db stores them (RCS has been seen lower-case too).</summary>
+    public bool IsIMessage => string.Equals(Service, "iMessage", StringComparison.OrdinalIgnoreCase);
+    public bool IsRcs => string.Equals(Service, "RCS", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>macOS 26: a send that "succeeds" but writes an empty row joined to no chat, never delivered.</summary>
     public bool IsGhost => IsFromMe && string.IsNullOrEmpty(Text) && !InChat;

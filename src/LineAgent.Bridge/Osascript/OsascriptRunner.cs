@@ -5,20 +5,38 @@ using System.Text.RegularExpressions;
 
 namespace LineAgent.Bridge.Osascript;
 
-/// <summary>What kind of failure osascript reported.</summary>
+/// <summary>The step of send.applescript that raised the error (its own error numbers).</summary>
+public enum ScriptStep
+{
+    None = 0,
+    /// <summary>`1st account whose service type = X`.</summary>
+    Account = 1001,
+    /// <summary>The recipient as a participant of that account.</summary>
+    Participant = 1002,
+    /// <summary>`send` itself (after the marker: it may have gone out).</summary>
+    Send = 1003,
+}
+
+/// <summary>What kind of failure osascript reported, from the script's step and Apple's raw error number.</summary>
 public enum OsaErrorKind
 {
     None,
-    /// <summary>-1728: can't get buddy/participant/account (Messages not running, not signed in, unknown chat).</summary>
-    CantGet,
+    /// <summary>No account of that service type (step account; -1719 Invalid index, -2753 before Big Sur).</summary>
+    AccountMissing,
+    /// <summary>Messages cannot resolve the address as a participant (step participant, -1728): the recipient's problem.</summary>
+    RecipientUnresolvable,
+    /// <summary>`send` raised an error (after the marker).</summary>
+    SendRefused,
     /// <summary>-1743: not authorised to send Apple events to Messages (Automation permission).</summary>
     NotAuthorized,
-    /// <summary>-2753: variable not defined (no SMS account: text message forwarding is off).</summary>
-    VariableNotDefined,
+    /// <summary>-600 application isn't running / -609 connection invalid (Messages quit or crashed mid-call).</summary>
+    NotRunning,
     /// <summary>-1712: AppleEvent timed out (Messages is wedged).</summary>
     AppleEventTimeout,
     /// <summary>-1700: can't make into type (bad service type).</summary>
     BadType,
+    /// <summary>-1728 outside a send step: something Messages could not find.</summary>
+    CantGet,
     /// <summary>Our own hard timeout expired; the process tree was killed.</summary>
     TimedOut,
     /// <summary>The runner itself could not be started (missing, not executable).</summary>
@@ -35,20 +53,46 @@ public sealed record OsascriptResult(int ExitCode, string Stdout, string Stderr,
 
     public bool ReachedSend => Stderr.Contains(SendingMarker, StringComparison.Ordinal);
 
-    public int? ErrorNumber => OsascriptRunner.ParseErrorNumber(Stderr);
+    /// <summary>The number osascript reported last: a step number (1001-1003) or Apple's own.</summary>
+    public int? ErrorNumber => OsascriptRunner.ParseErrorNumbers(Stderr).LastOrDefault() is var n and not 0 ? n : null;
+
+    public ScriptStep Step => ErrorNumber is >= (int)ScriptStep.Account and <= (int)ScriptStep.Send ? (ScriptStep)ErrorNumber.Value : ScriptStep.None;
+
+    /// <summary>Apple's own error number: inside the step's message when a step raised it, else the last one.</summary>
+    public int? RawErrorNumber
+    {
+        get
+        {
+            var numbers = OsascriptRunner.ParseErrorNumbers(Stderr);
+            if (Step == ScriptStep.None)
+                return numbers.Count > 0 ? numbers[^1] : null;
+            return numbers.Count > 1 ? numbers[^2] : null;
+        }
+    }
 
     public OsaErrorKind ErrorKind =>
         LaunchError is not null ? OsaErrorKind.LaunchFailed
         : TimedOut ? OsaErrorKind.TimedOut
         : ExitCode == 0 ? OsaErrorKind.None
-        : ErrorNumber switch
+        : RawErrorNumber switch
         {
-            -1728 => OsaErrorKind.CantGet,
+            // Whatever the step: these say something about Messages or the permission, not the recipient.
             -1743 => OsaErrorKind.NotAuthorized,
-            -2753 => OsaErrorKind.VariableNotDefined,
+            -600 or -609 => OsaErrorKind.NotRunning,
             -1712 => OsaErrorKind.AppleEventTimeout,
             -1700 => OsaErrorKind.BadType,
-            _ => OsaErrorKind.Other,
+            _ => Step switch
+            {
+                ScriptStep.Account => OsaErrorKind.AccountMissing,
+                ScriptStep.Participant => OsaErrorKind.RecipientUnresolvable,
+                ScriptStep.Send => OsaErrorKind.SendRefused,
+                _ => RawErrorNumber switch
+                {
+                    -1719 or -2753 => OsaErrorKind.AccountMissing,
+                    -1728 => OsaErrorKind.CantGet,
+                    _ => OsaErrorKind.Other,
+                },
+            },
         };
 
     /// <summary>osascript's error text without the script path prefix and the marker lines.</summary>
@@ -74,19 +118,25 @@ public sealed record OsascriptResult(int ExitCode, string Stdout, string Stderr,
 /// </summary>
 public sealed partial class OsascriptRunner(string osascriptPath, TimeSpan timeout)
 {
-    [GeneratedRegex(@"\((-?\d+)\)\s*$", RegexOptions.Multiline)]
+    [GeneratedRegex(@"\((-?\d+)\)")]
     private static partial Regex ErrorNumberPattern();
 
     public string OsascriptPath => osascriptPath;
     public TimeSpan Timeout => timeout;
 
-    public static int? ParseErrorNumber(string stderr)
+    /// <summary>
+    /// The `(number)`s of osascript's error line, in order: `… execution error: account SMS: … Invalid index. (-1719) (1001)`
+    /// gives [-1719, 1001]. Error texts are localised, so only the numbers are read.
+    /// </summary>
+    public static IReadOnlyList<int> ParseErrorNumbers(string stderr)
     {
-        var matches = ErrorNumberPattern().Matches(stderr);
-        return matches.Count > 0 && int.TryParse(matches[^1].Groups[1].Value, out var n) ? n : null;
+        var line = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .LastOrDefault(l => l.Contains("execution error", StringComparison.Ordinal))
+            ?? stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
+        return ErrorNumberPattern().Matches(line).Select(m => int.TryParse(m.Groups[1].Value, out var n) ? n : 0).Where(n => n != 0).ToList();
     }
 
-    public async Task<OsascriptResult> RunAsync(string scriptPath, IReadOnlyList<string> args, CancellationToken ct = default)
+    public async Task<OsascriptResult> RunAsync(string scriptPath, IReadOnlyList<string> args, CancellationToken ct = default, TimeSpan? hardTimeout = null)
     {
         var psi = new ProcessStartInfo(osascriptPath)
         {
@@ -116,7 +166,7 @@ public sealed partial class OsascriptRunner(string osascriptPath, TimeSpan timeo
         var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
         var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(timeout);
+        deadline.CancelAfter(hardTimeout ?? timeout);
         var timedOut = false;
         try
         {

@@ -38,9 +38,13 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
     public async Task<AvailabilityResult> CheckAsync(string address, CancellationToken ct, bool allowProbe = true)
     {
         var now = time.GetUtcNow();
-        var (imessage, source, at) = await FromHistoryAsync(address, ct)
+        // Our own history and Messages' database both hold evidence; the newer one wins (a number that moved
+        // to Android shows up as an RCS conversation after our last delivered iMessage).
+        var history = await FromHistoryAsync(address, ct);
+        var messagesDb = FromMessagesDb(address);
+        var newest = history is { } h && messagesDb is { } d ? (d.Item3 > h.Item3 ? d : h) : history ?? messagesDb;
+        var (imessage, source, at) = newest
             ?? await FromCacheAsync(address, now, ct)
-            ?? FromMessagesDb(address)
             ?? (allowProbe ? await FromProbeAsync(address, ct) : null)
             ?? (IMessageAvailability.Unknown, AvailabilitySource.None, now);
         if (source is AvailabilitySource.History or AvailabilitySource.MessagesDb or AvailabilitySource.Probe)
@@ -112,13 +116,12 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
     {
         try
         {
+            // Only iMessage rows (delivered or inbound: blue; error 22: gray) and RCS conversations (gray) count.
             var row = bridge.Reader.LastEvidenceFor(address);
             if (row is null)
                 return null;
-            var verdict = row.Error == 22 || (row.Error == 0 && row.Service == "SMS")
-                ? IMessageAvailability.Unavailable
-                : row.Service == "iMessage" ? IMessageAvailability.Available : IMessageAvailability.Unknown;
-            return verdict == IMessageAvailability.Unknown ? null : (verdict, AvailabilitySource.MessagesDb, time.GetUtcNow());
+            var verdict = row.IsRcs || row.Error == 22 ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+            return (verdict, AvailabilitySource.MessagesDb, row.Date ?? time.GetUtcNow());
         }
         catch (ChatDbUnavailableException)
         {

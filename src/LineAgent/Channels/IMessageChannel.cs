@@ -11,8 +11,11 @@ public abstract record SendOutcome
     /// <summary>The channel confirmed the send.</summary>
     public sealed record Sent(string? ChannelRef, DateTimeOffset At) : SendOutcome;
 
-    /// <summary>The channel accepted it; confirmation comes later (the message stays `sending`).</summary>
-    public sealed record Accepted(string? ChannelRef) : SendOutcome;
+    /// <summary>
+    /// The channel accepted it; confirmation comes later (the message stays `sending`). <paramref name="Baseline"/>
+    /// is the channel's own position just before the send (chat.db MAX(ROWID)), kept to find the send's row later.
+    /// </summary>
+    public sealed record Accepted(string? ChannelRef, long? Baseline = null) : SendOutcome;
 
     /// <summary>
     /// Not sent. <paramref name="ProvenNotSent"/> is true only when the failure proves nothing left

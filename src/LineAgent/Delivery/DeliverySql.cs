@@ -85,15 +85,23 @@ public static class DeliverySql
 
     public const string ExpireTracking = "UPDATE messages SET track_until = NULL WHERE track_until IS NOT NULL AND track_until <= @Now";
 
-    public const string LastOutboundTo = """
+    /// <summary>The last of our sends to an address handed over at or before a reply's date: what the reply answers.</summary>
+    public const string LastOutboundBefore = """
         SELECT * FROM messages
-        WHERE direction = 'outbound' AND status IN ('sent', 'sending', 'failed') AND (recipient_phone = @Address OR recipient_email = @Address)
-        ORDER BY seq DESC LIMIT 1
+        WHERE direction = 'outbound' AND handed_at IS NOT NULL AND handed_at <= @At
+          AND (recipient_phone = @Address OR recipient_email = @Address)
+        ORDER BY handed_at DESC, seq DESC LIMIT 1
+        """;
+
+    public const string NewestInboundFrom = """
+        SELECT MAX(sent_at) FROM messages WHERE direction = 'inbound' AND (recipient_phone = @Address OR recipient_email = @Address)
         """;
 
     public const string InboundExists = "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND channel_ref = @Guid";
 
     public const string GetState = "SELECT value FROM bridge_state WHERE key = @Key";
+
+    public const string GetStates = "SELECT key AS Key, value AS Value FROM bridge_state WHERE key IN @Keys";
 
     public const string SetState = """
         INSERT INTO bridge_state (key, value) VALUES (@Key, @Value) ON CONFLICT (key) DO UPDATE SET value = excluded.value

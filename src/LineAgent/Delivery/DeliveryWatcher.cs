@@ -129,27 +129,57 @@ public sealed class DeliveryWatcher(
         return poll;
     }
 
-    /// <summary>Finds the chat.db row of each send not yet matched: ours, to that handle, same text, written since the hand-off.</summary>
+    /// <summary>
+    /// Finds the chat.db row of each send not yet matched by position, not by text: our own row to that handle,
+    /// above the MAX(ROWID) taken just before the send, dated at or after the hand-off. Decoded text can differ
+    /// from what was sent (a real attributedBody decodes doubled; link previews add rows), so normalised text
+    /// only chooses between candidates. Without a baseline (a crash before it was stored) the text must agree.
+    /// </summary>
     private async Task MatchNewSendsAsync(List<MessageRow> awaiting, CancellationToken ct)
     {
         var claimedThisPass = new HashSet<string>();
         foreach (var m in awaiting.Where(m => m.ChannelRef is null))
         {
+            // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
-            var candidates = bridge.Reader.OutgoingTo(m.Recipient, since)
-                .Where(r => (r.IsPlainMessage && SameText(r.Text, m.Content)) || r.IsGhost)
-                .ToList();
-            foreach (var row in candidates)
-            {
-                if (claimedThisPass.Contains(row.Guid) || await GuidTakenAsync(row.Guid, ct))
-                    continue;
-                var matched = await store.TransitionAsync(DeliverySql.Match, new { m.Id, Guid = row.Guid, Now = NowMs },
-                    code: "matched", detail: $"chat.db row {row.RowId} ({row.Service}) guid {row.Guid}", ct: ct);
-                if (matched is not null)
-                    claimedThisPass.Add(row.Guid);
-                break;
-            }
+            var candidates = new List<ChatMessage>();
+            foreach (var row in bridge.Reader.OutgoingTo(m.Recipient, since, m.ChannelBaseline ?? 0))
+                if ((row.IsPlainMessage || row.IsGhost)
+                    && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
+                    candidates.Add(row);
+            var chosen = Choose(candidates, m.Content, requireText: m.ChannelBaseline is null);
+            if (chosen is null)
+                continue;
+            var matched = await store.TransitionAsync(DeliverySql.Match, new { m.Id, Guid = chosen.Guid, Now = NowMs },
+                code: "matched", detail: $"chat.db row {chosen.RowId} ({chosen.Service}) guid {chosen.Guid}", ct: ct);
+            if (matched is not null)
+                claimedThisPass.Add(chosen.Guid);
         }
+    }
+
+    /// <summary>
+    /// Same text first, then a row whose text holds ours (doubled decode), then the oldest candidate. A link's
+    /// preview row comes last: it is ours only when the message was nothing but the link.
+    /// </summary>
+    internal static ChatMessage? Choose(IReadOnlyList<ChatMessage> rows, string content, bool requireText)
+    {
+        var candidates = rows.OrderBy(r => r.IsUrlPreview).ThenBy(r => r.RowId).ToList();
+        var want = TextKey(content);
+        return candidates.FirstOrDefault(r => TextKey(r.Text) == want)
+            ?? candidates.FirstOrDefault(r => want.Length > 0 && TextKey(r.Text).Contains(want, StringComparison.Ordinal))
+            ?? (requireText ? candidates.FirstOrDefault(r => r.IsGhost) : candidates.FirstOrDefault());
+    }
+
+    /// <summary>NFC, letters and digits only, lower case: what survives Messages' own rewriting of a text.</summary>
+    internal static string TextKey(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+            return "";
+        var sb = new System.Text.StringBuilder(text.Length);
+        foreach (var ch in text.Normalize(System.Text.NormalizationForm.FormC))
+            if (char.IsLetterOrDigit(ch))
+                sb.Append(char.ToLowerInvariant(ch));
+        return sb.ToString();
     }
 
     private async Task ApplyChatDbStateAsync(CancellationToken ct)
@@ -176,7 +206,7 @@ public sealed class DeliveryWatcher(
             if (row.Error != 0 || row.IsGhost)
                 await store.TransitionAsync(DeliverySql.FailLate, new
                 {
-                    m.Id, Code = row.IsGhost ? "ghost_row" : ErrorCodeFor(row.Error), ChannelError = row.Error, Now = NowMs,
+                    m.Id, Code = row.IsGhost ? "ghost_row" : ErrorCodeFor(row), ChannelError = row.Error, Now = NowMs,
                     Message = row.IsGhost ? "Messages wrote an empty SMS row outside any chat (macOS 26 fault); not delivered." : $"Messages error {row.Error}: the send failed.",
                 }, code: "settled", detail: "chat.db settled an unconfirmed send: it failed", ct: ct);
             else if (row.IsConfirmedSent && await store.TransitionAsync(DeliverySql.ConfirmLate, new
@@ -217,7 +247,7 @@ public sealed class DeliveryWatcher(
         if (row.Error != 0 && m.Delivery != DeliveryState.NotDelivered)
         {
             await store.TransitionAsync(DeliverySql.NotDelivered, new { m.Id, ChannelError = row.Error, Now = NowMs },
-                code: ErrorCodeFor(row.Error), detail: $"Messages reported error {row.Error} after sending", eventStatus: DeliveryState.NotDelivered, ct: ct);
+                code: ErrorCodeFor(row), detail: $"Messages reported error {row.Error} after sending", eventStatus: DeliveryState.NotDelivered, ct: ct);
             return;
         }
         if (row.DateRead is { } readAt && m.Delivery != DeliveryState.Read)
@@ -233,18 +263,21 @@ public sealed class DeliveryWatcher(
 
     private async Task FailWithErrorAsync(MessageRow m, ChatMessage row, CancellationToken ct)
     {
-        var code = ErrorCodeFor(row.Error);
-        var reason = row.Error == 22
-            ? $"Messages error 22: {m.Recipient} does not use iMessage."
-            : $"Messages error {row.Error}: the send failed.";
+        var code = ErrorCodeFor(row);
+        var reason = code switch
+        {
+            NoIMessage => $"Messages error 22: {m.Recipient} does not use iMessage.",
+            NotDeliverable => $"Messages error 22: {m.Recipient} could not be reached over {row.Service}.",
+            _ => $"Messages error {row.Error}: the send failed.",
+        };
         var line = lines.Find(m.LineId);
-        var fallback = row.Error == 22 && m.Type == Messages.MessageType.IMessage && m.RecipientPhone is not null
+        var fallback = code == NoIMessage && m.Type == Messages.MessageType.IMessage && m.RecipientPhone is not null
             && line is { FallbackToSms: true, Sms.Enabled: true }
             && channels.Resolve(line, Messages.MessageType.Sms) is not Channels.UnavailableChannel;
         if (!fallback)
         {
             await FailAsync(m, code, row.Error,
-                reason + (row.Error == 22 && m.Type == Messages.MessageType.IMessage
+                reason + (code == NoIMessage && m.Type == Messages.MessageType.IMessage
                     ? m.RecipientPhone is null ? " No phone number to fall back to SMS." : $" Line '{m.LineId}' does not fall back to SMS."
                     : ""), ct);
             return;
@@ -288,11 +321,15 @@ public sealed class DeliveryWatcher(
             }, ct: ct);
     }
 
-    public static string ErrorCodeFor(long error) => error == 22 ? "imessage_unavailable" : "messages_error";
+    public const string NoIMessage = "imessage_unavailable";
+    public const string NotDeliverable = "not_deliverable";
 
-    private static bool SameText(string? a, string b) => Normalize(a) == Normalize(b);
-
-    private static string Normalize(string? s) => (s ?? "").Replace("\r\n", "\n").Replace('\r', '\n').Trim();
+    /// <summary>
+    /// Error 22 means "not deliverable on this service": only an iMessage row says the address has no iMessage.
+    /// The same number on an SMS or RCS row is about that service and must not paint the address gray.
+    /// </summary>
+    public static string ErrorCodeFor(ChatMessage row) =>
+        row.Error != 22 ? "messages_error" : row.IsIMessage ? NoIMessage : NotDeliverable;
 
     private async Task<bool> GuidTakenAsync(string guid, CancellationToken ct)
     {

@@ -4,64 +4,122 @@ using LineAgent.Channels.Messages;
 using LineAgent.Messages;
 using LineAgent.Storage;
 using LineAgent.Suppressions;
+using System.Globalization;
 
 namespace LineAgent.Delivery;
 
 /// <summary>
-/// Inbound chat.db rows from people this agent has messaged become replies linked to the last message
-/// to them; STOP-style replies update the suppression list. Reads by ROWID from where it left off.
+/// Inbound chat.db rows from people this agent has messaged become replies linked to the message they answer;
+/// STOP-style replies update the suppression list. New rows are found by a (date, ROWID) watermark, because
+/// ROWID alone lies: iCloud sync back-fills old messages with new, high ROWIDs (a fresh guid, the original
+/// date), and a rebuilt or restored chat.db renumbers everything lower. So an inbound row counts as a reply
+/// only when it is dated after one of our sends to that address and after the last reply we took from them;
+/// anything older is history and never changes suppressions. When the row at our stored position no longer
+/// carries the guid we saw there (or MAX(ROWID) fell below it), the database was replaced: that is logged and
+/// reading goes on from the rows dated after the newest one we had seen, without replaying history.
 /// </summary>
 public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeProvider time, ILogger<ReplyIntake> log)
 {
     public const string PositionKey = "chatdb.last_rowid";
+    public const string GuidKey = "chatdb.last_guid";
+    public const string DateKey = "chatdb.last_date";
     private const int Batch = 500;
+
+    private sealed record Position(long RowId, string? Guid, long DateMs);
 
     public async Task TakeInAsync(CancellationToken ct)
     {
-        var last = await PositionAsync(ct);
+        var at = await PositionAsync(ct);
+        var max = bridge.Reader.MaxRowId();
+        if (max < at.RowId || (at.Guid is not null && bridge.Reader.GuidAt(at.RowId) != at.Guid))
+        {
+            await RecoverFromReplacedDatabaseAsync(at, max, ct);
+            return;
+        }
         while (true)
         {
-            var rows = bridge.Reader.ReadAfter(last, Batch);
+            var rows = bridge.Reader.ReadAfter(at.RowId, Batch);
             if (rows.Count == 0)
                 return;
             foreach (var row in rows)
-            {
-                if (!row.IsFromMe && row.IsPlainMessage && !string.IsNullOrEmpty(row.Handle))
-                    await TakeAsync(row, ct);
-                last = row.RowId;
-            }
-            await SavePositionAsync(last, ct);
+                await ConsiderAsync(row, ct);
+            at = Advance(at, rows);
+            await SavePositionAsync(at, ct);
             if (rows.Count < Batch)
                 return;
         }
     }
 
+    private async Task RecoverFromReplacedDatabaseAsync(Position at, long max, CancellationToken ct)
+    {
+        log.LogWarning("chat.db was rebuilt or restored: MAX(ROWID) is {Max}, the row at our position {RowId} is not the one we read there. " +
+                       "Continuing from the rows dated after {Date:O}; older rows are history and are not replayed.", max, at.RowId, Time.FromMs(at.DateMs));
+        var since = at;
+        while (true)
+        {
+            var rows = bridge.Reader.ReadSince(Time.FromMs(since.DateMs), Batch);
+            foreach (var row in rows)
+                await ConsiderAsync(row, ct);
+            since = Advance(since, rows);
+            if (rows.Count < Batch)
+                break;
+        }
+        var newest = bridge.Reader.MaxRowId();
+        await SavePositionAsync(new Position(newest, bridge.Reader.GuidAt(newest), since.DateMs), ct);
+    }
+
+    private static Position Advance(Position at, IReadOnlyList<ChatMessage> rows)
+    {
+        if (rows.Count == 0)
+            return at;
+        var last = rows[^1];
+        var newest = rows.Max(r => r.Date is { } d ? Time.ToMs(d) : 0);
+        return new Position(Math.Max(at.RowId, last.RowId), last.Guid, Math.Max(at.DateMs, newest));
+    }
+
+    private async Task ConsiderAsync(ChatMessage row, CancellationToken ct)
+    {
+        if (!row.IsFromMe && row.IsPlainMessage && !string.IsNullOrEmpty(row.Handle) && row.Date is not null)
+            await TakeAsync(row, ct);
+    }
+
     private async Task TakeAsync(ChatMessage row, CancellationToken ct)
     {
         var address = SuppressionList.Key(row.Handle!);
+        var at = Time.ToMs(row.Date!.Value);
         MessageRow? original;
         await using (var c = await store.Db.OpenAsync(ct))
         {
             if (await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.InboundExists, new { Guid = row.Guid }, cancellationToken: ct)) > 0)
                 return;
-            original = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(DeliverySql.LastOutboundTo, new { Address = address }, cancellationToken: ct));
+            original = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(DeliverySql.LastOutboundBefore, new { Address = address, At = at }, cancellationToken: ct));
+            if (original is null)
+            {
+                // Not someone this agent wrote to, or a row older than every send to them: history, not a reply.
+                log.LogDebug("chat.db row {RowId} from {Address} dated {Date:O}: no send of ours before it; not a reply", row.RowId, address, row.Date);
+                return;
+            }
+            var newestReply = await c.ExecuteScalarAsync<long?>(new CommandDefinition(DeliverySql.NewestInboundFrom, new { Address = address }, cancellationToken: ct));
+            if (newestReply is { } n && at <= n)
+            {
+                log.LogInformation("chat.db row {RowId} from {Address} is dated {Date:O}, not after the last reply taken from them: " +
+                                   "history (iCloud back-fill), suppressions unchanged", row.RowId, address, row.Date);
+                return;
+            }
         }
-        if (original is null)
-            return; // not someone this agent wrote to: their conversation is not ours to store
 
-        var at = row.Date ?? time.GetUtcNow();
         var now = Time.ToMs(time.GetUtcNow());
+        var type = row.IsIMessage ? MessageType.IMessage : MessageType.Sms;
         var reply = new MessageRow
         {
-            Id = Ids.New("msg", at), Direction = "inbound", Content = row.Text ?? "", Type = row.Service == "iMessage" ? MessageType.IMessage : MessageType.Sms,
-            RequestedType = row.Service == "iMessage" ? MessageType.IMessage : MessageType.Sms, Status = MessageStatus.Received,
-            LineId = original.LineId, LeadId = original.LeadId, BatchId = original.BatchId,
+            Id = Ids.New("msg", row.Date.Value), Direction = "inbound", Content = row.Text ?? "", Type = type, RequestedType = type,
+            Status = MessageStatus.Received, LineId = original.LineId, LeadId = original.LeadId, BatchId = original.BatchId,
             RecipientPhone = address.Contains('@') ? null : address, RecipientEmail = address.Contains('@') ? address : null,
-            RecipientName = original.RecipientName, DueAt = Time.ToMs(at), SentAt = Time.ToMs(at), CreatedAt = Time.ToMs(at), UpdatedAt = now,
+            RecipientName = original.RecipientName, DueAt = at, SentAt = at, CreatedAt = at, UpdatedAt = now,
             ReplyTo = original.Id, Channel = MessagesChannel.ChannelName, ChannelRef = row.Guid,
         };
         var keyword = OptOutKeywords.Classify(row.Text);
-        var detail = $"reply to {original.Id} (chat.db row {row.RowId})" + keyword switch
+        var detail = $"reply to {original.Id} (chat.db row {row.RowId}, {row.Service})" + keyword switch
         {
             OptOutKeywords.Kind.OptOut => $"; opt-out: {address} added to suppressions",
             OptOutKeywords.Kind.OptIn => $"; opt-in: {address} removed from suppressions",
@@ -78,22 +136,31 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeP
             log.LogInformation("{Address} replied {Keyword}: suppression list updated", address, row.Text?.Trim());
     }
 
-    private async Task<long> PositionAsync(CancellationToken ct)
+    private async Task<Position> PositionAsync(CancellationToken ct)
     {
         await using var c = await store.Db.OpenAsync(ct);
-        var stored = await c.ExecuteScalarAsync<string?>(new CommandDefinition(DeliverySql.GetState, new { Key = PositionKey }, cancellationToken: ct));
-        if (stored is not null)
-            return long.Parse(stored, System.Globalization.CultureInfo.InvariantCulture);
+        var state = (await c.QueryAsync<(string Key, string Value)>(new CommandDefinition(DeliverySql.GetStates,
+            new { Keys = new[] { PositionKey, GuidKey, DateKey } }, cancellationToken: ct))).ToDictionary(r => r.Key, r => r.Value);
+        if (state.TryGetValue(PositionKey, out var rowId))
+            return new Position(long.Parse(rowId, CultureInfo.InvariantCulture), state.GetValueOrDefault(GuidKey) is { Length: > 0 } g ? g : null,
+                state.TryGetValue(DateKey, out var d) ? long.Parse(d, CultureInfo.InvariantCulture) : 0);
         // First start: replies begin now; the history before this agent is not imported.
         var max = bridge.Reader.MaxRowId();
-        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState, new { Key = PositionKey, Value = max.ToString(System.Globalization.CultureInfo.InvariantCulture) }, cancellationToken: ct));
-        return max;
+        var first = new Position(max, max > 0 ? bridge.Reader.GuidAt(max) : null, Time.ToMs(time.GetUtcNow()));
+        await SavePositionAsync(first, ct);
+        return first;
     }
 
-    private async Task SavePositionAsync(long rowId, CancellationToken ct)
+    private async Task SavePositionAsync(Position at, CancellationToken ct)
     {
         await using var c = await store.Db.OpenAsync(ct);
-        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState,
-            new { Key = PositionKey, Value = rowId.ToString(System.Globalization.CultureInfo.InvariantCulture) }, cancellationToken: ct));
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState, new[]
+        {
+            new { Key = PositionKey, Value = at.RowId.ToString(CultureInfo.InvariantCulture) },
+            new { Key = GuidKey, Value = at.Guid ?? "" },
+            new { Key = DateKey, Value = at.DateMs.ToString(CultureInfo.InvariantCulture) },
+        }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
     }
 }

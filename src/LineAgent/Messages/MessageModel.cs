@@ -75,6 +75,8 @@ public sealed class MessageRow
     public long? HandedAt { get; set; }
     public string? Channel { get; set; }
     public string? ChannelRef { get; set; }
+    /// <summary>The channel's position just before the hand-off (chat.db MAX(ROWID) for Messages).</summary>
+    public long? ChannelBaseline { get; set; }
     public long? ChannelError { get; set; }
     public string? FallbackTo { get; set; }
     public long? TrackUntil { get; set; }

@@ -111,7 +111,7 @@ public static class MessageSql
         """;
 
     public const string CompleteAccepted = """
-        UPDATE messages SET channel_ref = COALESCE(@ChannelRef, channel_ref), updated_at = @Now
+        UPDATE messages SET channel_ref = COALESCE(@ChannelRef, channel_ref), channel_baseline = COALESCE(@Baseline, channel_baseline), updated_at = @Now
         WHERE id = @Id AND status = 'sending' AND claim IS @Claim
         RETURNING *
         """;

@@ -272,7 +272,7 @@ public sealed class Dispatcher(
             SendOutcome.Sent s => await store.TransitionAsync(MessageSql.CompleteSent,
                 new { row.Id, Claim = claim, SentAt = Time.ToMs(s.At), s.ChannelRef, Now = now }, detail: $"sent by {channel.Name}"),
             SendOutcome.Accepted a => await store.TransitionAsync(MessageSql.CompleteAccepted,
-                new { row.Id, Claim = claim, a.ChannelRef, Now = now }, code: "accepted", detail: $"accepted by {channel.Name}; awaiting confirmation"),
+                new { row.Id, Claim = claim, a.ChannelRef, a.Baseline, Now = now }, code: "accepted", detail: $"accepted by {channel.Name}; awaiting confirmation"),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await store.TransitionAsync(MessageSql.Requeue, new
             {
                 row.Id, Claim = claim, row.DueAt, Now = now,

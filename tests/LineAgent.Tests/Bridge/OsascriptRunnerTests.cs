@@ -25,19 +25,44 @@ public sealed class OsascriptRunnerTests
 
     [TestCase(-1728, OsaErrorKind.CantGet)]
     [TestCase(-1743, OsaErrorKind.NotAuthorized)]
-    [TestCase(-2753, OsaErrorKind.VariableNotDefined)]
+    [TestCase(-1719, OsaErrorKind.AccountMissing)]
+    [TestCase(-2753, OsaErrorKind.AccountMissing)]
     [TestCase(-1712, OsaErrorKind.AppleEventTimeout)]
     [TestCase(-1700, OsaErrorKind.BadType)]
+    [TestCase(-600, OsaErrorKind.NotRunning)]
+    [TestCase(-609, OsaErrorKind.NotRunning)]
     [TestCase(-10000, OsaErrorKind.Other)]
-    public async Task Run_ShouldTypeOsascriptErrors(int code, OsaErrorKind kind)
+    public async Task Run_ShouldTypeApplesRawErrorNumbers(int code, OsaErrorKind kind)
     {
         var fake = Fake($"echo \"$1: execution error: Messages got an error: something ({code})\" >&2; exit 1");
-        var result = await new OsascriptRunner(fake, TimeSpan.FromSeconds(10)).RunAsync("/x/send.applescript", ["iMessage", "+1", "t"]);
+        var result = await new OsascriptRunner(fake, TimeSpan.FromSeconds(10)).RunAsync("/x/status.applescript", []);
 
         Assert.That(result.ErrorKind, Is.EqualTo(kind));
         Assert.That(result.ErrorNumber, Is.EqualTo(code));
+        Assert.That(result.RawErrorNumber, Is.EqualTo(code));
+        Assert.That(result.Step, Is.EqualTo(ScriptStep.None));
         Assert.That(result.ErrorText, Is.EqualTo($"Messages got an error: something ({code})"));
         Assert.That(result.ReachedSend, Is.False);
+    }
+
+    /// <summary>send.applescript re-raises each step's error with its own number and Apple's raw one in the text.</summary>
+    [TestCase(1001, -1719, ScriptStep.Account, OsaErrorKind.AccountMissing)]
+    [TestCase(1001, -1728, ScriptStep.Account, OsaErrorKind.AccountMissing)]
+    [TestCase(1002, -1728, ScriptStep.Participant, OsaErrorKind.RecipientUnresolvable)]
+    [TestCase(1003, -10000, ScriptStep.Send, OsaErrorKind.SendRefused)]
+    [TestCase(1001, -1743, ScriptStep.Account, OsaErrorKind.NotAuthorized)]
+    [TestCase(1002, -1712, ScriptStep.Participant, OsaErrorKind.AppleEventTimeout)]
+    [TestCase(1002, -609, ScriptStep.Participant, OsaErrorKind.NotRunning)]
+    [TestCase(1001, -600, ScriptStep.Account, OsaErrorKind.NotRunning)]
+    [TestCase(1001, -1700, ScriptStep.Account, OsaErrorKind.BadType)]
+    public async Task Run_ShouldTypeStepErrors_ByTheRawNumberFirst(int step, int raw, ScriptStep expectedStep, OsaErrorKind kind)
+    {
+        var fake = Fake($"echo \"$1: execution error: step: Messages got an error: Can’t get it (1). Invalid index. ({raw}) ({step})\" >&2; exit 1");
+        var result = await new OsascriptRunner(fake, TimeSpan.FromSeconds(10)).RunAsync("/x/send.applescript", ["iMessage", "+1", "t"]);
+
+        Assert.That(result.Step, Is.EqualTo(expectedStep));
+        Assert.That(result.RawErrorNumber, Is.EqualTo(raw));
+        Assert.That(result.ErrorKind, Is.EqualTo(kind));
     }
 
     [Test]
@@ -85,6 +110,44 @@ public sealed class OsascriptRunnerTests
         Assert.That(script, Does.Contain("log \"LINEAGENT:SENDING\""));
         Assert.That(script, Does.Not.Contain("chat id"), "a first message to a new number cannot use chat id");
         Assert.That(script, Does.Not.Contain("service type = any"));
+        foreach (var step in new[] { "number 1001", "number 1002", "number 1003" })
+            Assert.That(script, Does.Contain(step), "each step raises its own number");
+        Assert.That(script.IndexOf("number 1002", StringComparison.Ordinal), Is.LessThan(script.IndexOf("LINEAGENT:SENDING", StringComparison.Ordinal)),
+            "the marker comes after the participant step");
+    }
+
+    private static string ScriptText(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Scripts", name));
+
+    /// <summary>Apple events wait 120 s by default: each script says its own limit, and the agent's hard kill comes later.</summary>
+    [Test]
+    public void Scripts_ShouldTimeOutThemselves_BeforeTheAgentKillsThem()
+    {
+        static int Seconds(string script, string pattern) =>
+            int.Parse(System.Text.RegularExpressions.Regex.Match(script, pattern).Groups[1].Value);
+
+        Assert.That(TimeSpan.FromSeconds(Seconds(ScriptText(MessagesScripts.Send), @"with timeout of (\d+) seconds")), Is.LessThan(new BridgeOptions().ScriptTimeout));
+        Assert.That(new BridgeOptions().ScriptTimeout, Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(150)), "imsg kills at 150 s; a consent dialog holds the first send");
+        Assert.That(TimeSpan.FromSeconds(Seconds(ScriptText(MessagesScripts.Status), @"with timeout of (\d+) seconds")), Is.LessThan(MessagesScripts.StatusHardTimeout));
+        Assert.That(TimeSpan.FromSeconds(Seconds(ScriptText(MessagesScripts.Restart), @"\(current date\) \+ (\d+)")), Is.LessThan(MessagesScripts.RestartHardTimeout));
+    }
+
+    [Test]
+    public void StatusScript_ShouldNotLaunchMessages_WhenItIsNotRunning()
+    {
+        var script = ScriptText(MessagesScripts.Status);
+        var check = script.IndexOf("if application \"Messages\" is not running then return \"not_running\"", StringComparison.Ordinal);
+        Assert.That(check, Is.GreaterThan(0));
+        Assert.That(check, Is.LessThan(script.IndexOf("tell application \"Messages\"", StringComparison.Ordinal)), "checked before any tell, which would launch it");
+    }
+
+    [Test]
+    public void RestartScript_ShouldKillMessagesByPid_AndWaitForTheAccount()
+    {
+        var script = ScriptText(MessagesScripts.Restart);
+        Assert.That(script, Does.Contain("pgrep -x Messages").And.Contain("kill -9"));
+        Assert.That(script, Does.Not.Contain("to quit"), "a hung Messages does not answer quit either");
+        Assert.That(script, Does.Contain("connection status of (1st account whose service type = iMessage)"));
+        Assert.That(script, Does.Not.Match(@"delay 2\s*$"));
     }
 
     /// <summary>

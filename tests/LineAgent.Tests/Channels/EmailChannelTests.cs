@@ -6,7 +6,7 @@ using MimeKit;
 
 namespace LineAgent.Tests.Channels;
 
-/// <summary>Email through the API to a real SMTP server on loopback (aiosmtpd).</summary>
+/// <summary>Email through the API to a real SMTP server on loopback (the SmtpServer package).</summary>
 public sealed class EmailChannelTests
 {
     private TempDir _dir = null!;
@@ -81,7 +81,8 @@ public sealed class EmailChannelTests
             await (await api.SendMessageAsync(new { content = $"mail {i}", recipientEmail = $"user{i}@example.com" })).ExpectAsync(HttpStatusCode.Created);
 
         Assert.That(_smtp.Received(), Has.Count.EqualTo(3));
-        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "ehlo"), Is.EqualTo(1));
+        Assert.That(_smtp.Log().Where(e => e["event"]!.GetValue<string>() == "mail").Select(e => e["session"]!.GetValue<string>()).Distinct().Count(),
+            Is.EqualTo(1), "three mails, one SMTP session");
     }
 
     [Test]

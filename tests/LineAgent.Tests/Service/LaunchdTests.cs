@@ -14,21 +14,17 @@ public sealed class LaunchdTests
     [Test]
     public async Task PlistTemplate_ShouldBeAValidLaunchAgent_WithTheRightKeysAndTypes()
     {
-        var script = """
-            import json, plistlib, sys
-            text = open(sys.argv[1], encoding="utf-8").read()
-            for k, v in {"@@LABEL@@": "com.lineagent.agent", "@@PROGRAM@@": "/Users/sam/Library/Application Support/LineAgent/bin/lineagent",
-                         "@@DATA_DIR@@": "/Users/sam/Library/Application Support/LineAgent", "@@LOG_DIR@@": "/Users/sam/Library/Logs/LineAgent",
-                         "@@HOME@@": "/Users/sam"}.items():
-                text = text.replace(k, v)
-            assert "@@" not in text, "unreplaced placeholder"
-            p = plistlib.loads(text.encode("utf-8"))
-            print(json.dumps({k: [type(v).__name__, v] for k, v in p.items()}))
-            """;
-        var result = await Programs.RunAsync("/usr/bin/python3", ["-c", script, Launchd("com.lineagent.agent.plist.template")]);
-        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
-        var keys = JsonNode.Parse(result.Stdout)!.AsObject();
-        (string Type, JsonNode? Value) Key(string name) => (keys[name]![0]!.GetValue<string>(), keys[name]![1]);
+        var text = await File.ReadAllTextAsync(Launchd("com.lineagent.agent.plist.template"));
+        foreach (var (placeholder, value) in new Dictionary<string, string>
+                 {
+                     ["@@LABEL@@"] = "com.lineagent.agent", ["@@PROGRAM@@"] = "/Users/sam/Library/Application Support/LineAgent/bin/lineagent",
+                     ["@@DATA_DIR@@"] = "/Users/sam/Library/Application Support/LineAgent", ["@@LOG_DIR@@"] = "/Users/sam/Library/Logs/LineAgent",
+                     ["@@HOME@@"] = "/Users/sam",
+                 })
+            text = text.Replace(placeholder, value);
+        Assert.That(text, Does.Not.Contain("@@"), "unreplaced placeholder");
+        var keys = Plist.ParseDict(text);
+        (string Type, JsonNode? Value) Key(string name) => (keys[name].Type, keys[name].Json);
 
         Assert.That(Key("Label"), Is.EqualTo(("str", (JsonNode?)"com.lineagent.agent")).Using<(string, JsonNode?)>((a, b) => a.Item1 == b.Item1 && a.Item2!.ToJsonString() == b.Item2!.ToJsonString()));
         Assert.That(Key("ProgramArguments").Type, Is.EqualTo("list"));

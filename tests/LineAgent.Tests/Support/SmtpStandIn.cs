@@ -1,29 +1,55 @@
-using System.Diagnostics;
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using MimeKit;
+using SmtpServer;
+using SmtpServer.ComponentModel;
+using SmtpServer.Mail;
+using SmtpServer.Protocol;
+using SmtpServer.Storage;
 
 namespace LineAgent.Tests.Support;
 
-/// <summary>tests/SmtpStandIn/smtp_server.py: a real SMTP server (aiosmtpd) on a free loopback port.</summary>
+/// <summary>
+/// A real SMTP server (the SmtpServer package) on a loopback port, for the email tests.
+/// Every accepted message is written to &lt;maildir&gt;/&lt;n&gt;.eml (the raw DATA); each event goes to
+/// &lt;maildir&gt;/log.ndjson. Behaviour is chosen by the recipient's local part, so one server serves every test:
+/// <c>tempfail-once@</c> RCPT 451 the first time for that address, then 250; <c>tempfail@</c> always 451;
+/// <c>reject@</c> 550 5.1.1; <c>rejectdata@</c> 554 at the end of DATA; <c>drop@</c> the connection is
+/// closed after the data arrived, with no reply.
+/// </summary>
 public sealed class SmtpStandIn : IDisposable
 {
-    private readonly Process _process;
+    private readonly SmtpServer.SmtpServer _server;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _running;
+    private readonly Lock _logGate = new();
+    private readonly HashSet<string> _tempfailed = [];
+    private int _count;
 
     public SmtpStandIn(string maildir, int port = 0)
     {
         Maildir = maildir;
-        var psi = new ProcessStartInfo(MessagesEmulator.Python)
+        Directory.CreateDirectory(maildir);
+        Port = port == 0 ? FreePort() : port;
+        var options = new SmtpServerOptionsBuilder()
+            .ServerName("smtp.test")
+            .Endpoint(e => e.Endpoint(new IPEndPoint(IPAddress.Loopback, Port)))
+            .Build();
+        var services = new ServiceProvider();
+        services.Add(new Filter(this));
+        services.Add(new Store(this));
+        _server = new SmtpServer.SmtpServer(options, services);
+        _running = _server.StartAsync(_stop.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!CanConnect())
         {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "SmtpStandIn", "smtp_server.py"));
-        psi.ArgumentList.Add(maildir);
-        psi.ArgumentList.Add(port.ToString());
-        _process = Process.Start(psi)!;
-        var first = _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)).GetAwaiter().GetResult();
-        if (first is null || !first.StartsWith("LISTENING ", StringComparison.Ordinal))
-            throw new InvalidOperationException($"SMTP stand-in did not start: {first} {_process.StandardError.ReadToEnd()}");
-        Port = int.Parse(first["LISTENING ".Length..]);
+            if (_running.IsFaulted || DateTime.UtcNow > deadline)
+                throw new InvalidOperationException($"SMTP stand-in did not start on port {Port}", _running.Exception);
+            Thread.Sleep(10);
+        }
     }
 
     public string Maildir { get; }
@@ -50,18 +76,99 @@ public sealed class SmtpStandIn : IDisposable
     public IReadOnlyList<JsonNode> Log()
     {
         var path = Path.Combine(Maildir, "log.ndjson");
-        return File.Exists(path) ? File.ReadAllLines(path).Select(l => JsonNode.Parse(l)!).ToList() : [];
+        lock (_logGate)
+            return File.Exists(path) ? File.ReadAllLines(path).Select(l => JsonNode.Parse(l)!).ToList() : [];
+    }
+
+    private void Log(object entry)
+    {
+        lock (_logGate)
+            File.AppendAllText(Path.Combine(Maildir, "log.ndjson"), JsonSerializer.Serialize(entry) + "\n");
+    }
+
+    private bool CanConnect()
+    {
+        try
+        {
+            using var client = new TcpClient();
+            client.Connect(IPAddress.Loopback, Port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    private static string Local(IMailbox m) => m.User.ToLowerInvariant();
+
+    private sealed class Filter(SmtpStandIn owner) : IMailboxFilter
+    {
+        public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken ct)
+        {
+            owner.Log(new { @event = "mail", session = context.SessionId.ToString() });
+            return Task.FromResult(true);
+        }
+
+        public Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken ct)
+        {
+            var address = $"{to.User}@{to.Host}";
+            var local = Local(to);
+            bool firstTime;
+            lock (owner._tempfailed)
+                firstTime = local == "tempfail-once" && owner._tempfailed.Add(address);
+            if (firstTime || local == "tempfail")
+                Refuse(address, 451, new SmtpResponse(SmtpReplyCode.MailboxUnavailable, firstTime ? "4.7.1 Greylisted, try again later" : "4.3.0 Temporary failure"));
+            if (local == "reject")
+                Refuse(address, 550, new SmtpResponse(SmtpReplyCode.MailboxNameNotAllowed, $"5.1.1 <{address}>: Recipient address rejected: User unknown"));
+            owner.Log(new { @event = "rcpt", address, reply = 250 });
+            return Task.FromResult(true);
+        }
+
+        private void Refuse(string address, int reply, SmtpResponse response)
+        {
+            owner.Log(new { @event = "rcpt", address, reply });
+            throw new SmtpResponseException(response);
+        }
+    }
+
+    private sealed class Store(SmtpStandIn owner) : IMessageStore
+    {
+        public async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction, ReadOnlySequence<byte> buffer, CancellationToken ct)
+        {
+            var n = Interlocked.Increment(ref owner._count);
+            var locals = transaction.To.Select(Local).ToList();
+            if (locals.Contains("drop"))
+            {
+                owner.Log(new { @event = "data", n, reply = "dropped" });
+                throw new IOException("stand-in: dropping the connection after DATA without a reply");
+            }
+            if (locals.Contains("rejectdata"))
+            {
+                owner.Log(new { @event = "data", n, reply = 554 });
+                return new SmtpResponse(SmtpReplyCode.TransactionFailed, "5.7.1 Message refused by policy");
+            }
+            await using (var file = File.Create(Path.Combine(owner.Maildir, $"{n}.eml")))
+                foreach (var segment in buffer)
+                    await file.WriteAsync(segment, ct);
+            owner.Log(new { @event = "data", n, reply = 250 });
+            return new SmtpResponse(SmtpReplyCode.Ok, $"2.0.0 Ok: queued as {n}");
+        }
     }
 
     public void Dispose()
     {
-        try
-        {
-            _process.StandardInput.Close();
-            if (!_process.WaitForExit(5000))
-                _process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException) { }
-        _process.Dispose();
+        _server.Shutdown();
+        _stop.Cancel();
+        try { _running.Wait(TimeSpan.FromSeconds(5)); }
+        catch (AggregateException) { }
+        _stop.Dispose();
     }
 }

@@ -27,40 +27,56 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     public async Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct)
     {
         var m = request.Message;
+        var service = MessagesBridge.ServiceType(m.Type);
         BridgeSendResult result;
+        long? baseline;
         await _oneAtATime.WaitAsync(ct);
         try
         {
-            result = await bridge.Scripts.SendAsync(MessagesBridge.ServiceType(m.Type), m.Recipient, m.Content, ct);
+            // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
+            baseline = bridge.TryMaxRowId();
+            result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct);
         }
         finally
         {
             _oneAtATime.Release();
         }
         if (result.Accepted)
-            return new SendOutcome.Accepted(null);
+            return new SendOutcome.Accepted(null, baseline);
 
         var run = result.Last;
-        var detail = $"{run.ErrorText}{(result.RestartedMessages ? " (Messages was restarted once)" : "")}";
-        if (run.ErrorKind is OsaErrorKind.NotAuthorized or OsaErrorKind.CantGet or OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout)
+        var detail = $"{run.ErrorText}{(result.RestartedMessages ? $" (Messages was restarted once; iMessage account: {result.StatusAfterRestart})" : "")}";
+        // What failed says something about Messages or the permission (not about this recipient): ask again next time.
+        if (run.ErrorKind is OsaErrorKind.NotAuthorized or OsaErrorKind.AccountMissing or OsaErrorKind.NotRunning
+            or OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout)
             health.Invalidate();
         if (!result.ProvenNotSent)
             // It reached `send` and then failed or hung: Messages may have sent it. chat.db decides, within ConfirmTimeout.
-            return new SendOutcome.Accepted(null);
+            return new SendOutcome.Accepted(null, baseline);
 
+        long? raw = run.RawErrorNumber;
         return run.ErrorKind switch
         {
             OsaErrorKind.NotAuthorized => new SendOutcome.Failed("automation_denied",
-                $"The agent may not control Messages: allow it under System Settings > Privacy & Security > Automation. ({detail})", true),
-            OsaErrorKind.VariableNotDefined => new SendOutcome.Failed("sms_unavailable",
-                $"Messages has no SMS account: turn on Text Message Forwarding for this Mac on the iPhone. ({detail})", true),
-            OsaErrorKind.CantGet => new SendOutcome.Failed("messages_unavailable",
-                $"Messages could not find the account or recipient: is it running and signed in? ({detail})", true, Retryable: true),
-            OsaErrorKind.BadType => new SendOutcome.Failed("invalid_service", detail, true),
+                $"The agent may not control Messages: allow it under System Settings > Privacy & Security > Automation. ({detail})", true, ChannelCode: raw),
+            OsaErrorKind.AccountMissing => service switch
+            {
+                "SMS" => new SendOutcome.Failed("sms_unavailable",
+                    $"Messages has no SMS account: turn on Text Message Forwarding for this Mac on the iPhone. ({detail})", true, ChannelCode: raw),
+                "RCS" => new SendOutcome.Failed("rcs_unavailable", $"Messages has no RCS account. ({detail})", true, ChannelCode: raw),
+                _ => new SendOutcome.Failed("imessage_account_missing",
+                    $"Messages has no iMessage account: sign in to iMessage in Messages > Settings > iMessage. ({detail})", true, ChannelCode: raw),
+            },
+            // The recipient's problem, not the line's: not retried, and the line stays healthy.
+            OsaErrorKind.RecipientUnresolvable => new SendOutcome.Failed("recipient_unresolvable",
+                $"Messages cannot address {m.Recipient} over {service}. ({detail})", true, ChannelCode: raw),
+            OsaErrorKind.NotRunning => new SendOutcome.Failed("messages_not_running",
+                $"Messages is not running or quit during the send. ({detail})", true, Retryable: true, ChannelCode: raw),
+            OsaErrorKind.BadType => new SendOutcome.Failed("invalid_service", detail, true, ChannelCode: raw),
             OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout => new SendOutcome.Failed("messages_timeout",
-                $"Messages did not answer before the send: {detail}", true),
+                $"Messages did not answer before the send: {detail}", true, ChannelCode: raw),
             OsaErrorKind.LaunchFailed => new SendOutcome.Failed(UnavailableChannel.Code, detail, true, Retryable: true),
-            _ => new SendOutcome.Failed("messages_error", detail, true),
+            _ => new SendOutcome.Failed("messages_error", detail, true, ChannelCode: raw),
         };
     }
 

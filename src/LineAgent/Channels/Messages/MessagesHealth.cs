@@ -13,6 +13,9 @@ public sealed record MessagesHealthReport(
     string? Detail,
     DateTimeOffset CheckedAt)
 {
+    /// <summary>RCS (macOS 15+): available | missing | unknown. Shown in line health; the agent does not send RCS itself.</summary>
+    public string RcsAccount { get; init; } = "unknown";
+
     public bool CanSendIMessage => Messages == "reachable" && IMessageAccount == "signed_in";
     public bool CanSendSms => Messages == "reachable" && SmsAccount == "available";
     public bool CanConfirm => FullDiskAccess == "granted";
@@ -24,6 +27,8 @@ public sealed record MessagesHealthReport(
             return "Automation permission for Messages is missing: System Settings > Privacy & Security > Automation > allow the agent to control Messages.";
         if (Messages == "not_installed")
             return Detail ?? "osascript is not available.";
+        if (Messages == "not_running")
+            return "Messages is not running: open Messages (the agent does not launch it for a health check; a send launches it).";
         if (Messages != "reachable")
             return $"Messages is {Messages.Replace('_', ' ')}{(Detail is null ? "" : $": {Detail}")}.";
         if (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount != "signed_in")
@@ -83,15 +88,19 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time)
             var (messages, automation) = run.ErrorKind switch
             {
                 OsaErrorKind.NotAuthorized => ("reachable", "denied"),
-                OsaErrorKind.CantGet => ("not_running", "unknown"),
+                OsaErrorKind.NotRunning => ("not_running", "unknown"),
                 OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout => ("timed_out", "unknown"),
                 OsaErrorKind.LaunchFailed => ("not_installed", "unknown"),
                 _ => ("error", "unknown"),
             };
             return new(messages, automation, "unknown", "unknown", fda, run.ErrorText, time.GetUtcNow());
         }
+        if (!status.Running)
+            // Not launched on purpose: the user may have quit it. Whether Automation is granted is unknown until it runs.
+            return new("not_running", "unknown", "unknown", "unknown", fda, "Messages is not running", time.GetUtcNow());
         var imessage = status.Account("iMessage") is { } im ? im.IsConnected ? "signed_in" : "signed_out" : "missing";
         var sms = status.Account("SMS") is { } sm ? sm.Enabled ? "available" : "missing" : "missing";
-        return new("reachable", "granted", imessage, sms, fda, null, time.GetUtcNow());
+        var rcs = status.Account("RCS") is { } rc ? rc.Enabled ? "available" : "missing" : "missing";
+        return new("reachable", "granted", imessage, sms, fda, null, time.GetUtcNow()) { RcsAccount = rcs };
     }
 }
