@@ -116,7 +116,9 @@ public sealed class OsascriptRunnerTests
             "the marker comes after the participant step");
     }
 
-    private static string ScriptText(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Scripts", name));
+    /// <summary>A script without its comment lines.</summary>
+    private static string ScriptText(string name) => string.Join("\n", File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Scripts", name))
+        .Where(l => !l.TrimStart().StartsWith("--", StringComparison.Ordinal)));
 
     /// <summary>Apple events wait 120 s by default: each script says its own limit, and the agent's hard kill comes later.</summary>
     [Test]

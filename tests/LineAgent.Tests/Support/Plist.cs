@@ -47,7 +47,8 @@ public static class Plist
     private static Value Read(XElement e) => e.Name.LocalName switch
     {
         "string" => new("str", JsonValue.Create(e.Value)),
-        "integer" => new("int", JsonValue.Create(long.Parse(e.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture))),
+        "integer" => new("int", long.Parse(e.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) is var n && n is >= int.MinValue and <= int.MaxValue
+            ? JsonValue.Create((int)n) : JsonValue.Create(n)),
         "real" => new("real", JsonValue.Create(double.Parse(e.Value, CultureInfo.InvariantCulture))),
         "true" when !e.HasElements && e.Value.Length == 0 => new("bool", JsonValue.Create(true)),
         "false" when !e.HasElements && e.Value.Length == 0 => new("bool", JsonValue.Create(false)),

@@ -125,9 +125,9 @@ public sealed class SmtpStandIn : IDisposable
             lock (owner._tempfailed)
                 firstTime = local == "tempfail-once" && owner._tempfailed.Add(address);
             if (firstTime || local == "tempfail")
-                Refuse(address, 451, new SmtpResponse(SmtpReplyCode.MailboxUnavailable, firstTime ? "4.7.1 Greylisted, try again later" : "4.3.0 Temporary failure"));
+                Refuse(address, 451, new SmtpResponse(SmtpReplyCode.Aborted, firstTime ? "4.7.1 Greylisted, try again later" : "4.3.0 Temporary failure"));
             if (local == "reject")
-                Refuse(address, 550, new SmtpResponse(SmtpReplyCode.MailboxNameNotAllowed, $"5.1.1 <{address}>: Recipient address rejected: User unknown"));
+                Refuse(address, 550, new SmtpResponse(SmtpReplyCode.MailboxUnavailable, $"5.1.1 <{address}>: Recipient address rejected: User unknown"));
             owner.Log(new { @event = "rcpt", address, reply = 250 });
             return Task.FromResult(true);
         }
@@ -148,7 +148,8 @@ public sealed class SmtpStandIn : IDisposable
             if (locals.Contains("drop"))
             {
                 owner.Log(new { @event = "data", n, reply = "dropped" });
-                throw new IOException("stand-in: dropping the connection after DATA without a reply");
+                context.Pipe.Dispose(); // closes the connection: the client never hears a reply to its DATA
+                throw new IOException("stand-in: connection dropped after DATA without a reply");
             }
             if (locals.Contains("rejectdata"))
             {
