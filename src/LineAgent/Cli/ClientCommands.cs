@@ -114,8 +114,20 @@ public static class ClientCommands
         }));
         yield return cancel;
 
-        var doctor = new Command("doctor", "Check everything a line needs and say how to fix what is wrong; exit 1 when a required check fails.") { Url };
-        doctor.SetAction((result, ct) => WithClient(result, client => new Doctor(LoadConfiguration(result), client).RunAsync(Console.Out, ct)));
+        var live = new Option<string?>("--live")
+        {
+            Description = "Also send ONE iMessage to this address (your own phone or Apple ID email) and time each stage: script accepted, chat.db row, sent, delivered. Prints a report to paste into a bug report.",
+        };
+        var doctor = new Command("doctor", "Check everything a line needs and say how to fix what is wrong; exit 1 when a required check fails.") { Url, live };
+        doctor.SetAction((result, ct) => WithClient(result, async client =>
+        {
+            var config = LoadConfiguration(result);
+            var code = await new Doctor(config, client).RunAsync(Console.Out, ct);
+            if (result.GetValue(live) is not { } address)
+                return code;
+            Console.WriteLine();
+            return Math.Max(code, await new LiveCheck(config, client, Console.Out).RunAsync(address, ct));
+        }));
         yield return doctor;
     }
 
