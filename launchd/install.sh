@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds LineAgent (self-contained) and installs it as a per-user LaunchAgent on macOS.
-# Idempotent: running it again rebuilds, rewrites the plist and restarts the agent.
+# Idempotent: running it again rebuilds, rewrites the plist and restarts the agent. A build identical
+# to the installed one leaves the installed bin/ directory untouched, so macOS permission grants
+# (Full Disk Access, Automation), which are tied to the binary's code signature, stay valid.
 # `--dry-run` prints every command and file instead (works anywhere, needs nothing installed).
 set -euo pipefail
 
@@ -16,6 +18,11 @@ Options:
                     (default: ~/Library/Application Support/LineAgent)
   --data-dir DIR    data directory: database, api-token, lineagent.json (default: the --prefix directory)
   --label LABEL     launchd label and plist name (default: com.lineagent.agent)
+  --sign IDENTITY   sign bin/lineagent with this code-signing certificate (its name in the keychain,
+                    or its SHA-1 hash; default: env LINEAGENT_SIGN_IDENTITY). macOS then keeps the
+                    Full Disk Access and Automation grants across rebuilds. Without it the binary keeps
+                    the ad-hoc signature dotnet gives it, and the grants belong to that exact binary.
+                    See launchd/README.md, "Permissions and code signing".
   --dry-run         print the commands and files instead of running/writing them; changes nothing
   -h, --help        show this help
 
@@ -32,6 +39,9 @@ rid=""
 label="com.lineagent.agent"
 app_dir="$HOME/Library/Application Support/LineAgent"
 data_dir=""
+sign_identity=${LINEAGENT_SIGN_IDENTITY:-}
+# The code-signing identifier of a certificate-signed binary: part of its designated requirement.
+sign_identifier="com.lineagent.agent"
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
@@ -46,6 +56,8 @@ while [ "$#" -gt 0 ]; do
     --data-dir=*) data_dir="${1#*=}"; shift ;;
     --label) need_value "$@"; label="$2"; shift 2 ;;
     --label=*) label="${1#*=}"; shift ;;
+    --sign) need_value "$@"; sign_identity="$2"; shift 2 ;;
+    --sign=*) sign_identity="${1#*=}"; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -53,6 +65,11 @@ while [ "$#" -gt 0 ]; do
 done
 
 finish_paths
+if [ "$sign_identity" = "-" ]; then
+  die "--sign - is ad-hoc signing, which dotnet already does: its designated requirement stays the cdhash,
+  so macOS would still drop the permission grants at every changed build. Give the name of a code-signing
+  certificate (a self-signed one is enough: see launchd/README.md, \"Permissions and code signing\")."
+fi
 for p in "$app_dir" "$data_dir" "$HOME"; do
   case "$p" in *$'\n'*) die "paths must not contain newlines" ;; esac
 done
@@ -95,9 +112,12 @@ if [ "$dry_run" -eq 0 ]; then
   fi
   [ "$(id -u)" -ne 0 ] || die "run this as the user who logs in to this Mac, not as root or with sudo (it installs a per-user LaunchAgent)"
   command -v dotnet >/dev/null 2>&1 || die "'dotnet' not found on PATH: install the .NET 10 SDK (https://dot.net) first"
-  for tool in launchctl curl; do
+  for tool in launchctl curl shasum cmp; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found on PATH"
   done
+  if [ -n "$sign_identity" ]; then
+    command -v codesign >/dev/null 2>&1 || die "'codesign' not found on PATH (needed for --sign)"
+  fi
 fi
 
 
@@ -112,9 +132,36 @@ render_plist() {
   sed -e "$(subst @@LABEL@@ "$label")" \
       -e "$(subst @@PROGRAM@@ "$program")" \
       -e "$(subst @@DATA_DIR@@ "$data_dir")" \
+      -e "$(subst @@PREFIX@@ "$app_dir")" \
       -e "$(subst @@LOG_DIR@@ "$log_dir")" \
       -e "$(subst @@HOME@@ "$HOME")" \
       "$template"
+}
+
+# What a build is made of: the SHA-256 of every file (sorted by path), then how lineagent gets signed.
+# Written before signing: a certificate signature embeds its signing time, so two signatures of the
+# same bytes differ; the hash of what dotnet published does not.
+manifest_name=".lineagent-build.sha256"
+write_manifest() {   # DIR
+  local text
+  text=$(cd "$1" && find . -type f ! -name "$manifest_name" -print0 | LC_ALL=C sort -z | xargs -0 shasum -a 256) ||
+    die "could not hash the files in $1 (shasum)"
+  printf '%s\nsigned-by %s\n' "$text" "${sign_identity:-ad-hoc}" >"$1/$manifest_name"
+}
+manifest_line() {   # FILE PATTERN: the manifest's line for one entry (empty when absent)
+  grep -E "$2" "$1" 2>/dev/null || true
+}
+# Is the installed lineagent executable the one this build would install (so its grants still hold)?
+same_executable() {
+  if [ -z "$sign_identity" ]; then
+    # Ad-hoc: the bytes are the signature; identical bytes keep the cdhash.
+    cmp -s "$bin_dir/lineagent" "$staging_dir/lineagent"
+  else
+    # Certificate: the same published bytes signed with the same identity (the installed copy is kept).
+    [ -f "$bin_dir/$manifest_name" ] &&
+      [ "$(manifest_line "$bin_dir/$manifest_name" '  \./lineagent$')" = "$(manifest_line "$staging_dir/$manifest_name" '  \./lineagent$')" ] &&
+      [ "$(manifest_line "$bin_dir/$manifest_name" '^signed-by ')" = "$(manifest_line "$staging_dir/$manifest_name" '^signed-by ')" ]
+  fi
 }
 
 
@@ -139,6 +186,56 @@ run rm -rf "$staging_dir"
 run dotnet publish "$repo/src/LineAgent" -c Release -r "$rid" --self-contained true -o "$staging_dir"
 if [ "$dry_run" -eq 0 ] && [ ! -x "$staging_dir/lineagent" ]; then
   die "dotnet publish did not produce $staging_dir/lineagent"
+fi
+
+# macOS ties Full Disk Access and Automation to the code signature's designated requirement. For the
+# ad-hoc signature dotnet gives the binary that is its cdhash: any changed byte loses the grants
+# (System Settings still shows them on). A certificate makes it "identifier + certificate", which
+# survives rebuilds. So: keep an identical build untouched, and say so when the grants must be renewed.
+echo "== compare with the installed build (an unchanged binary keeps its permission grants)"
+signing="ad-hoc (as dotnet signs it)"
+[ -z "$sign_identity" ] || signing="certificate '$sign_identity', identifier $sign_identifier"
+echo "#   signing: $signing"
+printf '+ (cd %q && find . -type f | sort | xargs shasum -a 256; echo signed-by ...) > %q\n' "$staging_dir" "$staging_dir/$manifest_name"
+build_state=new           # new | unchanged | same-executable | changed
+installed_signer=""       # the signed-by line of the installed build, when it has a manifest
+if [ "$dry_run" -eq 1 ]; then
+  echo "# then, compared with $bin_dir/$manifest_name:"
+  echo "#   identical build           -> keep $bin_dir untouched (grants stay valid)"
+  echo "#   same lineagent executable -> keep the installed bin/lineagent file, replace the other files"
+  echo "#   lineagent changed         -> install it; ad-hoc signed: grant Full Disk Access and Automation again"
+else
+  write_manifest "$staging_dir"
+  if [ -f "$bin_dir/lineagent" ]; then
+    installed_signer=$(manifest_line "$bin_dir/$manifest_name" '^signed-by ')
+    if [ -f "$bin_dir/$manifest_name" ] && cmp -s "$bin_dir/$manifest_name" "$staging_dir/$manifest_name"; then
+      build_state=unchanged
+    elif same_executable; then
+      build_state=same-executable
+    else
+      build_state=changed
+    fi
+  fi
+  case "$build_state" in
+    new) echo "# first install into $bin_dir" ;;
+    unchanged) echo "# identical to the installed build: $bin_dir stays untouched" ;;
+    same-executable) echo "# the lineagent executable is unchanged (other files changed): the installed one is kept" ;;
+    changed) echo "# the lineagent executable changed" ;;
+  esac
+fi
+
+if [ -n "$sign_identity" ]; then
+  if [ "$dry_run" -eq 1 ]; then
+    printf '+ codesign --force --sign %q --identifier %q %q   # only when lineagent is new or changed\n' \
+      "$sign_identity" "$sign_identifier" "$staging_dir/lineagent"
+  elif [ "$build_state" = new ] || [ "$build_state" = changed ]; then
+    # No --options runtime: the hardened runtime would need entitlements for .NET's JIT.
+    run codesign --force --sign "$sign_identity" --identifier "$sign_identifier" "$staging_dir/lineagent" ||
+      die "codesign could not sign with '$sign_identity'. Is there a code-signing certificate of that name in
+  your login keychain (security find-identity -p codesigning)? See launchd/README.md, \"Permissions and code signing\"."
+    # The designated requirement macOS will check the grants against: identifier + certificate, no cdhash.
+    run codesign -d -r- "$staging_dir/lineagent" || true
+  fi
 fi
 
 echo "== plist"
@@ -175,10 +272,22 @@ if [ "$dry_run" -eq 0 ] && curl -fsS --max-time 2 "$health_url" >/dev/null 2>&1;
   echo "         Stop it, or the LaunchAgent cannot take the port (and the data dir lock if it is the same)." >&2
 fi
 # Swap in the new build only now that nothing runs from the old one.
-if [ "$dry_run" -eq 1 ] || [ -d "$bin_dir" ]; then
-  run rm -rf "$bin_dir"
+if [ "$dry_run" -eq 1 ]; then
+  echo "+ rm -rf $(printf '%q' "$staging_dir")   # when the build is identical: $(printf '%q' "$bin_dir") stays as it is"
+  echo "+ mv -f $(printf '%q' "$bin_dir/lineagent") $(printf '%q' "$staging_dir/lineagent")   # when only other files changed: keep the installed executable"
+  echo "+ rm -rf $(printf '%q' "$bin_dir")   # otherwise"
+  run mv "$staging_dir" "$bin_dir"
+elif [ "$build_state" = unchanged ]; then
+  run rm -rf "$staging_dir"
+else
+  if [ "$build_state" = same-executable ]; then
+    run mv -f "$bin_dir/lineagent" "$staging_dir/lineagent"
+  fi
+  if [ -d "$bin_dir" ]; then
+    run rm -rf "$bin_dir"
+  fi
+  run mv "$staging_dir" "$bin_dir"
 fi
-run mv "$staging_dir" "$bin_dir"
 # enable first: bootstrap refuses a label that was disabled earlier (launchctl disable).
 run launchctl enable "$service"
 if ! run launchctl bootstrap "$domain" "$plist"; then
@@ -186,6 +295,39 @@ if ! run launchctl bootstrap "$domain" "$plist"; then
   sleep 2
   run launchctl bootstrap "$domain" "$plist" ||
     die "launchctl bootstrap failed. The agent needs this user's GUI login session ($domain): log in at the Mac (not only over ssh) and run install.sh again; details: launchctl print $service"
+fi
+
+echo "== permissions (Full Disk Access, Automation)"
+new_signer="signed-by ${sign_identity:-ad-hoc}"
+if [ "$dry_run" -eq 1 ]; then
+  echo "# depends on the comparison above: kept or certificate-signed -> the grants stay valid;"
+  echo "# a changed ad-hoc signed lineagent -> grant Full Disk Access and Automation again"
+elif [ "$build_state" = new ]; then
+  echo "First install: grant Full Disk Access and Automation (step 2 below)."
+elif [ "$build_state" = unchanged ] || [ "$build_state" = same-executable ]; then
+  echo "The lineagent executable is unchanged: its Full Disk Access and Automation grants stay valid."
+elif [ -n "$sign_identity" ] && [ "$installed_signer" = "$new_signer" ]; then
+  echo "The lineagent executable changed; it is signed with the certificate '$sign_identity' as before, so its"
+  echo "designated requirement (identifier + certificate) is the same: the grants stay valid."
+else
+  if [ -n "$sign_identity" ]; then
+    echo "!! lineagent is now signed with the certificate '$sign_identity' (before: ${installed_signer#signed-by }), so macOS"
+    echo "!! treats it as a new program: grant Full Disk Access and Automation once more. Later builds signed with"
+    echo "!! the same certificate keep them."
+  else
+    echo "!! The lineagent executable changed and is ad-hoc signed: macOS ties Full Disk Access and Automation to"
+    echo "!! this exact binary (its cdhash), so the old grants no longer apply although System Settings still shows"
+    echo "!! them switched on. Grant them again:"
+  fi
+  echo "!!   - System Settings > Privacy & Security > Full Disk Access: select lineagent, remove it (-), then add"
+  echo "!!     $program again (+, Cmd+Shift+G to type the path)"
+  echo "!!   - Automation (Privacy & Security > Automation > lineagent > Messages): if sends fail with -1743,"
+  echo "!!     switch it off and on, or run 'tccutil reset AppleEvents' so that macOS asks again"
+  echo "!!   then: launchctl kickstart -k $service"
+  if [ -z "$sign_identity" ]; then
+    echo "!! To keep the grants across updates, sign with a certificate: install.sh --sign \"NAME\""
+    echo "!! (a self-signed code-signing certificate is enough: launchd/README.md, \"Permissions and code signing\")."
+  fi
 fi
 
 echo "== health"
@@ -212,6 +354,12 @@ same_options=""
 [ "$label" = com.lineagent.agent ] || same_options+=" --label $label"
 [ "$app_dir" = "$HOME/Library/Application Support/LineAgent" ] || same_options+=" --prefix $(printf '%q' "$app_dir")"
 [ "$data_dir" = "$app_dir" ] || same_options+=" --data-dir $(printf '%q' "$data_dir")"
+doctor_options=""
+[ "$label" = com.lineagent.agent ] || doctor_options=" --Agent:LaunchdLabel=$label"
+plugin_env=""
+[ "$app_dir" = "$HOME/Library/Application Support/LineAgent" ] || plugin_env+=" LINEAGENT_PREFIX=$(printf '%q' "$app_dir")"
+[ "$data_dir" = "$app_dir" ] || plugin_env+=" LINEAGENT_DATA_DIR=$(printf '%q' "$data_dir")"
+[ "$label" = com.lineagent.agent ] || plugin_env+=" LINEAGENT_LABEL=$label"
 cat <<EOF
 
 Next steps
@@ -220,17 +368,19 @@ Next steps
        or: $q_program token --data-dir $(printf '%q' "$data_dir")
      Agent status:
        curl -s -H "Authorization: Bearer \$($q_program token --data-dir $(printf '%q' "$data_dir"))" $agent_url/api/status
-  2. System Settings > Privacy & Security:
+  2. System Settings > Privacy & Security (see "== permissions" above for whether this is needed now):
        - Full Disk Access: add $program
-         (it reads ~/Library/Messages/chat.db). A rebuilt binary may lose the grant: if
-         /api/status then says fullDiskAccess "denied", remove the entry and add it again.
+         (it reads ~/Library/Messages/chat.db)
        - Automation: allow "lineagent" to control "Messages" (macOS asks on the first send)
      then restart it: launchctl kickstart -k $service
+     Check everything (permissions, login items, signature, login session):
+       $q_program doctor --data-dir $(printf '%q' "$data_dir")$doctor_options
   3. Menu-bar plugin (SwiftBar or xbar): link it into the plugin folder, e.g.
        SwiftBar (the Plugin Folder you chose in its settings):
          ln -sf $(printf '%q' "$script_dir/menubar/lineagent.30s.sh") "/path/to/your/SwiftBar/Plugins/"
        xbar:
          ln -sf $(printf '%q' "$script_dir/menubar/lineagent.30s.sh") ~/Library/Application\\ Support/xbar/plugins/
+$([ -z "$plugin_env" ] || printf '     and set its variables (xbar: the plugin'"'"'s settings; SwiftBar: the environment line in the script):\n      %s' "$plugin_env")
   Logs:   $(printf '%q' "$log_dir")/lineagent.log and lineagent.err.log
   Remove: bash $(printf '%q' "$script_dir/uninstall.sh")$same_options
 EOF

@@ -19,7 +19,7 @@ public sealed class LaunchdTests
                  {
                      ["@@LABEL@@"] = "com.lineagent.agent", ["@@PROGRAM@@"] = "/Users/sam/Library/Application Support/LineAgent/bin/lineagent",
                      ["@@DATA_DIR@@"] = "/Users/sam/Library/Application Support/LineAgent", ["@@LOG_DIR@@"] = "/Users/sam/Library/Logs/LineAgent",
-                     ["@@HOME@@"] = "/Users/sam",
+                     ["@@HOME@@"] = "/Users/sam", ["@@PREFIX@@"] = "/Users/sam/Library/Application Support/LineAgent",
                  })
             text = text.Replace(placeholder, value);
         Assert.That(text, Does.Not.Contain("@@"), "unreplaced placeholder");
@@ -41,6 +41,8 @@ public sealed class LaunchdTests
         Assert.That(Key("StandardErrorPath").Value!.GetValue<string>(), Does.StartWith("/Users/sam/Library/Logs/LineAgent/"));
         var env = Key("EnvironmentVariables").Value!.AsObject();
         Assert.That(env["LINEAGENT__Agent__DataDir"]!.GetValue<string>(), Is.EqualTo("/Users/sam/Library/Application Support/LineAgent"));
+        Assert.That(env["LINEAGENT__Agent__InstallPrefix"]!.GetValue<string>(), Is.EqualTo("/Users/sam/Library/Application Support/LineAgent"),
+            "doctor and the menu-bar plugin find the installed binary through it");
         Assert.That(TimeSpan.Parse(env["LINEAGENT__Agent__ShutdownTimeout"]!.GetValue<string>()).TotalSeconds,
             Is.LessThan(Key("ExitTimeOut").Value!.GetValue<int>()));
     }
@@ -66,6 +68,13 @@ public sealed class LaunchdTests
         Assert.That(result.Stdout, Does.Contain("+ dotnet publish").And.Contain("-r osx-arm64 --self-contained true"));
         Assert.That(result.Stdout, Does.Contain("Library/LaunchAgents/com.lineagent.agent.plist"));
         Assert.That(result.Stdout, Does.Contain("+ launchctl bootstrap gui/"));
+        Assert.That(result.Stdout, Does.Contain("== compare with the installed build").And.Contain("keep ").And.Contain("untouched"));
+        Assert.That(result.Stdout, Does.Not.Contain("codesign"), "without --sign the ad-hoc signature stays");
+        Assert.That(Directory.EnumerateFileSystemEntries(home.Path), Is.Empty, "a dry run writes nothing");
+
+        var signed = await Programs.RunAsync("/bin/bash", [Launchd("install.sh"), "--dry-run", "--rid", "osx-x64", "--sign", "LineAgent Signing"], env);
+        Assert.That(signed.ExitCode, Is.Zero, signed.Stderr);
+        Assert.That(signed.Stdout, Does.Contain(@"+ codesign --force --sign LineAgent\ Signing --identifier com.lineagent.agent "));
         Assert.That(Directory.EnumerateFileSystemEntries(home.Path), Is.Empty, "a dry run writes nothing");
 
         var real = await Programs.RunAsync("/bin/bash", [Launchd("install.sh")], env);
@@ -75,6 +84,137 @@ public sealed class LaunchdTests
         var uninstall = await Programs.RunAsync("/bin/bash", [Launchd("uninstall.sh"), "--dry-run", "--purge"], env);
         Assert.That(uninstall.ExitCode, Is.Zero, uninstall.Stderr);
         Assert.That(uninstall.Stdout, Does.Contain("launchctl bootout"));
+    }
+
+    /// <summary>A Mac made of stand-ins: uname says Darwin, dotnet "publishes" a directory the test controls,
+    /// launchctl keeps a loaded flag, curl answers /healthz while loaded, codesign appends a timed signature.</summary>
+    private sealed class FakeMac
+    {
+        public FakeMac(string root)
+        {
+            Home = Directory.CreateDirectory(Path.Combine(root, "home")).FullName;
+            Build = Directory.CreateDirectory(Path.Combine(root, "build")).FullName;
+            State = Directory.CreateDirectory(Path.Combine(root, "state")).FullName;
+            Bin = new FakeBin(root)
+                .Add("uname", "case \"$1\" in -m) echo arm64 ;; *) echo Darwin ;; esac")
+                .Add("id", "if [ \"$1\" = -u ]; then echo 501; else exec /usr/bin/id \"$@\"; fi")
+                .Add("dotnet", "log_call \"$@\"\nout=\"\"\nwhile [ \"$#\" -gt 0 ]; do [ \"$1\" = -o ] && out=$2; shift; done\n" +
+                               $"mkdir -p \"$out\" && cp -R '{Build}/.' \"$out/\"")
+                .Add("launchctl", "log_call \"$@\"\ncase \"$1\" in\n" +
+                                  $"  print) [ -e '{State}/loaded' ] || {{ echo 'Could not find service' >&2; exit 113; }} ;;\n" +
+                                  $"  bootout) rm -f '{State}/loaded' ;;\n  bootstrap) touch '{State}/loaded' ;;\nesac")
+                .Add("curl", $"[ -e '{State}/loaded' ] || exit 7\necho ok")
+                .Add("codesign", "log_call \"$@\"\nif [ \"$1\" = --force ]; then\n  for f; do :; done\n" +
+                                 "  printf 'signature by %s at %s\\n' \"$3\" \"$(date +%s%N)\" >>\"$f\"\nelse\n" +
+                                 "  echo 'designated => identifier \"com.lineagent.agent\" and certificate leaf = H\"0123\"'\nfi")
+                .Add("shasum", "[ \"$1\" = -a ] && shift 2\nexec sha256sum \"$@\"");
+        }
+
+        public string Home { get; }
+        public string Build { get; }
+        public string State { get; }
+        public FakeBin Bin { get; }
+        public string Prefix => Path.Combine(Home, "Library", "Application Support", "LineAgent");
+        public string Installed(string file) => Path.Combine(Prefix, "bin", file);
+
+        public void Publish(string apphost, string dll)
+        {
+            File.WriteAllText(Path.Combine(Build, "lineagent"), apphost);
+            File.SetUnixFileMode(Path.Combine(Build, "lineagent"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.WriteAllText(Path.Combine(Build, "lineagent.dll"), dll);
+        }
+
+        public async Task<Programs.Result> InstallAsync(string? signEnv = null, params string[] args)
+        {
+            Bin.ClearCalls();
+            var env = new Dictionary<string, string?> { ["HOME"] = Home, ["PATH"] = Bin.PathVariable, ["LINEAGENT_SIGN_IDENTITY"] = signEnv };
+            var result = await Programs.RunAsync("/bin/bash", [Launchd("install.sh"), .. args], env);
+            TestContext.Out.WriteLine(result.Stdout + result.Stderr);
+            return result;
+        }
+
+        public static async Task<string> InodeAsync(string file) => (await Programs.RunAsync("stat", ["-c", "%i", file])).Stdout.Trim();
+    }
+
+    [Test]
+    public async Task Install_ShouldKeepAnUnchangedBinary_AndSayWhenPermissionsMustBeGrantedAgain()
+    {
+        using var dir = new TempDir();
+        var mac = new FakeMac(dir.Path);
+        mac.Publish("apphost v1", "dll v1");
+
+        var first = await mac.InstallAsync();
+        Assert.That(first.ExitCode, Is.Zero, first.Stderr);
+        Assert.That(first.Stdout, Does.Contain("First install: grant Full Disk Access and Automation"));
+        Assert.That(File.ReadAllText(mac.Installed("lineagent")), Is.EqualTo("apphost v1"));
+        Assert.That(mac.Bin.Calls, Has.Some.StartsWith("launchctl bootstrap gui/"));
+        Assert.That(mac.Bin.Calls, Has.None.StartsWith("codesign"), "no --sign: dotnet's ad-hoc signature stays");
+        var plist = Plist.ParseDict(File.ReadAllText(Path.Combine(mac.Home, "Library", "LaunchAgents", "com.lineagent.agent.plist")));
+        Assert.That(plist["EnvironmentVariables"].Json!["LINEAGENT__Agent__InstallPrefix"]!.GetValue<string>(), Is.EqualTo(mac.Prefix));
+
+        // The same build again: the installed bin/ is not touched (a file only it has survives).
+        File.WriteAllText(mac.Installed("only-in-the-installed-dir"), "");
+        var same = await mac.InstallAsync();
+        Assert.That(same.ExitCode, Is.Zero, same.Stderr);
+        Assert.That(same.Stdout, Does.Contain("identical to the installed build").And.Contain("grants stay valid"));
+        Assert.That(File.Exists(mac.Installed("only-in-the-installed-dir")), Is.True, "bin/ was left as it was");
+        Assert.That(Directory.Exists(Path.Combine(mac.Prefix, "bin.new")), Is.False);
+        Assert.That(same.Stdout, Does.Not.Contain("!!"));
+
+        // Only the dll changed: the new files go in, the installed executable file itself is kept.
+        mac.Publish("apphost v1", "dll v2");
+        var inode = await FakeMac.InodeAsync(mac.Installed("lineagent"));
+        var dllOnly = await mac.InstallAsync();
+        Assert.That(dllOnly.ExitCode, Is.Zero, dllOnly.Stderr);
+        Assert.That(File.ReadAllText(mac.Installed("lineagent.dll")), Is.EqualTo("dll v2"));
+        Assert.That(await FakeMac.InodeAsync(mac.Installed("lineagent")), Is.EqualTo(inode));
+        Assert.That(dllOnly.Stdout, Does.Contain("executable is unchanged").And.Not.Contain("!!"));
+
+        // A changed ad-hoc signed executable: installed, with a loud "grant again" and the way out.
+        mac.Publish("apphost v2", "dll v2");
+        var changed = await mac.InstallAsync();
+        Assert.That(changed.ExitCode, Is.Zero, changed.Stderr);
+        Assert.That(File.ReadAllText(mac.Installed("lineagent")), Is.EqualTo("apphost v2"));
+        Assert.That(changed.Stdout, Does.Contain("!! The lineagent executable changed and is ad-hoc signed"));
+        Assert.That(changed.Stdout, Does.Contain("Full Disk Access: select lineagent, remove it (-), then add"));
+        Assert.That(changed.Stdout, Does.Contain("install.sh --sign \"NAME\""));
+    }
+
+    [Test]
+    public async Task InstallWithSign_ShouldSignWithTheCertificate_AndKeepGrantsAcrossRebuilds()
+    {
+        using var dir = new TempDir();
+        var mac = new FakeMac(dir.Path);
+        mac.Publish("apphost v1", "dll v1");
+        Assert.That((await mac.InstallAsync()).ExitCode, Is.Zero);
+
+        var staged = Path.Combine(mac.Prefix, "bin.new", "lineagent");
+        var switched = await mac.InstallAsync(null, "--sign", "LineAgent Signing");
+        Assert.That(switched.ExitCode, Is.Zero, switched.Stderr);
+        Assert.That(mac.Bin.Calls, Does.Contain($"codesign --force --sign LineAgent Signing --identifier com.lineagent.agent {staged}"));
+        Assert.That(File.ReadAllText(mac.Installed("lineagent")), Does.StartWith("apphost v1signature by LineAgent Signing"));
+        Assert.That(switched.Stdout, Does.Contain("now signed with the certificate 'LineAgent Signing' (before: ad-hoc)")
+            .And.Contain("grant Full Disk Access and Automation once more"));
+
+        // Same build, same certificate (from the environment this time): nothing is signed or replaced,
+        // although signing twice would give different bytes (the signature holds its time).
+        var signature = File.ReadAllText(mac.Installed("lineagent"));
+        var same = await mac.InstallAsync("LineAgent Signing");
+        Assert.That(same.ExitCode, Is.Zero, same.Stderr);
+        Assert.That(mac.Bin.Calls, Has.None.StartsWith("codesign --force"));
+        Assert.That(File.ReadAllText(mac.Installed("lineagent")), Is.EqualTo(signature));
+        Assert.That(same.Stdout, Does.Contain("identical to the installed build"));
+
+        mac.Publish("apphost v2", "dll v2");
+        var rebuilt = await mac.InstallAsync(null, "--sign", "LineAgent Signing");
+        Assert.That(rebuilt.ExitCode, Is.Zero, rebuilt.Stderr);
+        Assert.That(mac.Bin.Calls, Has.Some.StartsWith("codesign --force --sign LineAgent Signing"));
+        Assert.That(rebuilt.Stdout, Does.Contain("signed with the certificate 'LineAgent Signing' as before").And.Contain("the grants stay valid"));
+        Assert.That(rebuilt.Stdout, Does.Not.Contain("!!"));
+
+        var adHoc = await mac.InstallAsync(null, "--sign", "-");
+        Assert.That(adHoc.ExitCode, Is.EqualTo(1));
+        Assert.That(adHoc.Stderr, Does.Contain("--sign - is ad-hoc signing"));
     }
 
     [Test]
