@@ -71,6 +71,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
                     "Use the token of this agent's data dir: lineagent token --data-dir <dir>, or set LINEAGENT__Api__Token for both."));
         }
 
+        checks.AddRange(InstallChecks.Run(config, dataDir));
         var dryRun = status?["dryRun"]?.GetValue<bool>() ?? agent.DryRun;
         checks.AddRange(await MessagesChecksAsync(lines, status, dryRun, ct));
         checks.Add(await SmtpCheckAsync(lines, dryRun, ct));

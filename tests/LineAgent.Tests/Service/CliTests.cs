@@ -67,9 +67,10 @@ public sealed class CliTests
         TestContext.Out.WriteLine(up.Stdout);
         Assert.That(up.ExitCode, Is.Zero, up.Stdout);
         var names = up.Lines.Where(l => l.StartsWith('[')).Select(l => l[7..l.IndexOf(':')]).ToList();
-        Assert.That(names, Is.EqualTo(new[] { "Agent reachable", "Messages", "SMTP login", "Twilio credentials", "Clock", "Disk space", "Database integrity" }));
+        Assert.That(names, Is.EqualTo(new[] { "Agent reachable", "LaunchAgent install", "Messages", "SMTP login", "Twilio credentials", "Clock", "Disk space", "Database integrity" }));
         Assert.That(up.Stdout, Does.Contain("[  ok] Database integrity: quick_check ok, schema version"));
         Assert.That(up.Stdout, Does.Contain("[skip] Messages: dry run"));
+        Assert.That(up.Stdout, Does.Contain("[skip] LaunchAgent install: not macOS"), "the Mac service checks say why they did not run");
 
         var wrongToken = await Programs.LineAgentAsync("doctor", "--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), "--Api:Token=wrong");
         Assert.That(wrongToken.ExitCode, Is.EqualTo(1));
