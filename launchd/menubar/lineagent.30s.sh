@@ -4,6 +4,11 @@
 # <xbar.author>LineAgent</xbar.author>
 # <xbar.desc>The local LineAgent: lines and their channels, queue, last error; pause and resume lines.</xbar.desc>
 # <xbar.dependencies>curl</xbar.dependencies>
+# <xbar.var>string(LINEAGENT_PREFIX=""): LineAgent install directory (install.sh --prefix). Empty: the installed LaunchAgent's, else ~/Library/Application Support/LineAgent</xbar.var>
+# <xbar.var>string(LINEAGENT_DATA_DIR=""): data directory with the api-token (install.sh --data-dir). Empty: the installed LaunchAgent's, else the install directory</xbar.var>
+# <xbar.var>string(LINEAGENT_URL=""): the agent's URL. Empty: http://127.0.0.1:5117</xbar.var>
+# <xbar.var>string(LINEAGENT_LABEL=""): launchd label (install.sh --label). Empty: com.lineagent.agent</xbar.var>
+# <swiftbar.environment>[LINEAGENT_PREFIX=, LINEAGENT_DATA_DIR=, LINEAGENT_URL=, LINEAGENT_LABEL=]</swiftbar.environment>
 # <swiftbar.hideRunInTerminal>true</swiftbar.hideRunInTerminal>
 # <swiftbar.hideDisablePlugin>false</swiftbar.hideDisablePlugin>
 #
@@ -13,15 +18,22 @@
 #   lineagent.30s.sh                  print the menu (what xbar/SwiftBar run)
 #   lineagent.30s.sh pause LINE_ID    PATCH /api/lines/LINE_ID {"active":false}; exit 0 on 2xx, else 1
 #   lineagent.30s.sh resume LINE_ID   PATCH /api/lines/LINE_ID {"active":true}
+#   lineagent.30s.sh start            start the LaunchAgent: kickstart it when launchd has it loaded,
+#                                     else enable + bootstrap ~/Library/LaunchAgents/LABEL.plist
 #
-# Environment (all optional):
+# Environment (all optional; xbar and SwiftBar set the first four from the plugin's settings, above):
+#   LINEAGENT_PREFIX    install directory (install.sh --prefix): the binary is PREFIX/bin/lineagent. Default:
+#                       the LaunchAgent plist's LINEAGENT__Agent__InstallPrefix, else
+#                       ~/Library/Application Support/LineAgent (elsewhere ${XDG_DATA_HOME:-~/.local/share}/lineagent)
+#   LINEAGENT_DATA_DIR  data directory (install.sh --data-dir), for the api-token. Default: the plist's
+#                       LINEAGENT__Agent__DataDir, else the install directory
 #   LINEAGENT_URL       agent URL (default http://127.0.0.1:5117)
-#   LINEAGENT_TOKEN     API token; else LINEAGENT_DATA_DIR/api-token; else the default data dir's
-#                       api-token (macOS ~/Library/Application Support/LineAgent,
-#                       elsewhere ${XDG_DATA_HOME:-~/.local/share}/lineagent)
-#   LINEAGENT_LABEL     launchd label, for the "start it" action (default com.lineagent.agent)
+#   LINEAGENT_LABEL     launchd label, for the start action (default com.lineagent.agent)
+#   LINEAGENT_TOKEN     API token (default: read from DATA_DIR/api-token)
 #   LINEAGENT_LOG       log file for "Open log in Console" (default ~/Library/Logs/LineAgent/lineagent.log)
-#   LINEAGENT_JSON      force the JSON reader: python (python3) or jxa (osascript -l JavaScript)
+#   LINEAGENT_BIN       the lineagent binary used to read JSON (default PREFIX/bin/lineagent)
+#   LINEAGENT_JSON      force the JSON reader: lineagent (LINEAGENT_BIN menubar-records), jxa
+#                       (osascript -l JavaScript) or python (python3)
 #
 # Written for the bash 3.2 that macOS ships: no associative arrays, no mapfile.
 set -uo pipefail
@@ -29,23 +41,54 @@ set -uo pipefail
 # xbar/SwiftBar start plugins with a minimal PATH.
 export PATH="$PATH:/usr/bin:/bin:/usr/sbin:/sbin"
 
-base_url=${LINEAGENT_URL:-http://127.0.0.1:5117}
-base_url=${base_url%/}
-label=${LINEAGENT_LABEL:-com.lineagent.agent}
-log_file=${LINEAGENT_LOG:-$HOME/Library/Logs/LineAgent/lineagent.log}
+# A setting left empty means the default; so does "" (what a host may pass for an empty default).
+setting() {
+  case "${1:-}" in
+    '""' | "''") ;;
+    *) printf '%s' "${1:-}" ;;
+  esac
+}
+
 os=$(uname -s)
-self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+base_url=$(setting "${LINEAGENT_URL:-}")
+base_url=${base_url:-http://127.0.0.1:5117}
+base_url=${base_url%/}
+label=$(setting "${LINEAGENT_LABEL:-}")
+label=${label:-com.lineagent.agent}
+log_file=${LINEAGENT_LOG:-$HOME/Library/Logs/LineAgent/lineagent.log}
+plist="$HOME/Library/LaunchAgents/$label.plist"
+self_path=${SWIFTBAR_PLUGIN_PATH:-$0}
+self="$(cd "$(dirname "$self_path")" && pwd)/$(basename "$self_path")"
 US=$'\x1f'   # field separator of the records the JSON reader prints
+
+# --- where LineAgent is installed ----------------------------------------------------------------
+
+# A value from the installed LaunchAgent's EnvironmentVariables (install.sh writes them); macOS only.
+plist_env() {
+  [ "$os" = Darwin ] && [ -r "$plist" ] || return 1
+  /usr/bin/plutil -extract "EnvironmentVariables.$1" raw -o - "$plist" 2>/dev/null
+}
+
+prefix=$(setting "${LINEAGENT_PREFIX:-}")
+[ -n "$prefix" ] || prefix=$(plist_env LINEAGENT__Agent__InstallPrefix)
+if [ -z "$prefix" ]; then
+  if [ "$os" = Darwin ]; then
+    prefix="$HOME/Library/Application Support/LineAgent"
+  else
+    prefix="${XDG_DATA_HOME:-$HOME/.local/share}/lineagent"
+  fi
+fi
+prefix=${prefix%/}
+data_dir=$(setting "${LINEAGENT_DATA_DIR:-}")
+[ -n "$data_dir" ] || data_dir=$(plist_env LINEAGENT__Agent__DataDir)
+[ -n "$data_dir" ] || data_dir=$prefix
+data_dir=${data_dir%/}
+agent_bin=$(setting "${LINEAGENT_BIN:-}")
+agent_bin=${agent_bin:-$prefix/bin/lineagent}
 
 # --- token ---------------------------------------------------------------------------------------
 
-if [ -n "${LINEAGENT_DATA_DIR:-}" ]; then
-  token_file="${LINEAGENT_DATA_DIR%/}/api-token"
-elif [ "$os" = Darwin ]; then
-  token_file="$HOME/Library/Application Support/LineAgent/api-token"
-else
-  token_file="${XDG_DATA_HOME:-$HOME/.local/share}/lineagent/api-token"
-fi
+token_file="$data_dir/api-token"
 token=${LINEAGENT_TOKEN:-}
 token_source="LINEAGENT_TOKEN"
 if [ -z "$token" ]; then
@@ -94,6 +137,8 @@ urlencode() {
 # --- JSON ----------------------------------------------------------------------------------------
 # A small reader turns the JSON into records, one per line, fields separated by \x1f, strings
 # already stripped of control characters and shortened; all formatting happens in bash below.
+# Readers, in order: the installed agent (`lineagent menubar-records`, the same records as the Python
+# reader below), JavaScript for Automation on macOS, python3 elsewhere.
 #   A version uptimeSeconds dryRun dryRunOutbox      C scheduled queued sending sentToday failedToday
 #   L id name active                                 N nextScheduledAt (epoch seconds, empty = none)
 #   H type channel state detail                      E code message (only when lastError is set)
@@ -220,19 +265,37 @@ function run(argv) {
 JS
 }
 
-# python3 where it works; on a Mac /usr/bin/python3 is only a stub (it opens an "install the
-# command line developer tools" dialog) unless Xcode or its command line tools are installed,
-# so there JavaScript for Automation is used instead; it is always there.
+# Does $agent_bin have `menubar-records`? A build from before it would take the words as settings and
+# start an agent instead, so ask its help once per binary (remembered until the binary changes).
+agent_reads_json() {
+  [ -f "$agent_bin" ] && [ -x "$agent_bin" ] || return 1
+  local cache="${TMPDIR:-/tmp}"
+  cache="${cache%/}/lineagent-menubar-$UID.reader"
+  if [ -f "$cache" ] && ! [ "$agent_bin" -nt "$cache" ]; then
+    case "$(cat "$cache" 2>/dev/null)" in
+      "yes $agent_bin") return 0 ;;
+      "no $agent_bin") return 1 ;;
+    esac
+  fi
+  if "$agent_bin" menubar-records --help </dev/null 2>/dev/null | grep -q 'menubar-records'; then
+    printf 'yes %s' "$agent_bin" >"$cache" 2>/dev/null
+    return 0
+  fi
+  printf 'no %s' "$agent_bin" >"$cache" 2>/dev/null
+  return 1
+}
+
+# The installed agent when it can; else JavaScript for Automation on a Mac (always there; there
+# /usr/bin/python3 is only a stub that opens an "install the command line developer tools" dialog
+# unless they are installed); else python3 as a last resort.
 json_reader() {
   case "${LINEAGENT_JSON:-}" in
-    python|jxa) printf '%s' "$LINEAGENT_JSON"; return ;;
+    lineagent|python|jxa) printf '%s' "$LINEAGENT_JSON"; return ;;
   esac
-  if [ "$os" = Darwin ]; then
-    if [ -x /usr/bin/python3 ] && xcode-select -p >/dev/null 2>&1; then
-      printf python
-    else
-      printf jxa
-    fi
+  if agent_reads_json; then
+    printf lineagent
+  elif [ "$os" = Darwin ]; then
+    printf jxa
   elif command -v python3 >/dev/null 2>&1; then
     printf python
   elif command -v osascript >/dev/null 2>&1; then
@@ -245,6 +308,10 @@ json_reader() {
 # read_json MODE JSON: prints the records.
 read_json() {
   case "$(json_reader)" in
+    lineagent)
+      printf '%s' "$2" | "$agent_bin" menubar-records "$1" 2>/dev/null ||
+        printf 'X%sthe JSON reader (lineagent menubar-records) failed\n' "$US"
+      ;;
     python)
       local py=python3
       [ "$os" != Darwin ] || py=/usr/bin/python3
@@ -256,7 +323,7 @@ read_json() {
         printf 'X%sthe JSON reader (osascript) failed\n' "$US"
       ;;
     *)
-      printf 'X%sneither python3 nor osascript is available to read JSON\n' "$US"
+      printf 'X%sno JSON reader: neither %s nor osascript nor python3 is available\n' "$US" "$agent_bin"
       ;;
   esac
 }
@@ -301,12 +368,16 @@ footer() {
 
 # Bar and menu when there is no usable answer: how to start the agent, nothing that looks like data.
 not_running() {
-  local service="gui/${UID}/$label"
+  local service="gui/${UID}/$label" self_param
   echo "○ LineAgent"
   echo "---"
   echo "Agent not running"
   txt "$1"; echo
-  echo "Start it: launchctl kickstart -k $service | bash=/bin/launchctl param1=kickstart param2=-k param3=$service terminal=false refresh=true"
+  if self_param=$(param "$self"); then
+    echo "Start it | bash=$self_param param1=start terminal=false refresh=true"
+  else
+    echo "Start it: launchctl kickstart -k $service | bash=/bin/launchctl param1=kickstart param2=-k param3=$service terminal=false refresh=true"
+  fi
   echo "Not installed? Run launchd/install.sh in the LineAgent repository"
   echo "---"
   echo "Refresh | refresh=true"
@@ -337,8 +408,41 @@ set_active() {
   return 1
 }
 
+# --- start ---------------------------------------------------------------------------------------
+
+# kickstart only works on a service launchd has loaded; one that was booted out (or never loaded in
+# this session) has to be enabled and bootstrapped from its plist.
+start_agent() {
+  local domain="gui/$UID"
+  local service="$domain/$label"
+  if launchctl print "$service" >/dev/null 2>&1; then
+    echo "LineAgent: restarting $service"
+    launchctl kickstart -k "$service"
+    return
+  fi
+  if [ ! -f "$plist" ]; then
+    echo "LineAgent: $plist does not exist: install it with launchd/install.sh"
+    return 1
+  fi
+  echo "LineAgent: loading $service from $plist"
+  launchctl enable "$service" || return
+  if ! launchctl bootstrap "$domain" "$plist"; then
+    echo "LineAgent: launchctl bootstrap failed: it needs your GUI login session, and LineAgent allowed under"
+    echo "System Settings > General > Login Items > Allow in the Background (lineagent doctor checks both)"
+    return 1
+  fi
+}
+
 if [ "$#" -gt 0 ]; then
   case "$1" in
+    start)
+      if [ "$#" -ne 1 ]; then
+        echo "usage: $(basename "$0") start" >&2
+        exit 2
+      fi
+      start_agent
+      exit $?
+      ;;
     pause|resume)
       if [ "$#" -ne 2 ] || [ -z "$2" ]; then
         echo "usage: $(basename "$0") $1 LINE_ID" >&2
@@ -348,7 +452,7 @@ if [ "$#" -gt 0 ]; then
       exit $?
       ;;
     *)
-      echo "usage: $(basename "$0") [pause LINE_ID | resume LINE_ID]" >&2
+      echo "usage: $(basename "$0") [pause LINE_ID | resume LINE_ID | start]" >&2
       exit 2
       ;;
   esac

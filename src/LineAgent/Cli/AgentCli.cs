@@ -41,6 +41,7 @@ public static class AgentCli
 
         foreach (var command in ClientCommands.Create())
             root.Subcommands.Add(command);
+        root.Subcommands.Add(MenuBarRecords.Create());
 
         // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -228,7 +228,9 @@ public sealed class LaunchdTests
             await (await api.SendMessageAsync(new { content = "later", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddHours(2).ToString("O") }))
                 .ExpectAsync(System.Net.HttpStatusCode.Created);
         }
-        var env = new Dictionary<string, string?> { ["LINEAGENT_URL"] = agent.BaseAddress.ToString().TrimEnd('/'), ["LINEAGENT_TOKEN"] = agent.Token, ["HOME"] = dir.Path };
+        var env = PluginEnv(dir.Path, out _, out var pythonRan);
+        env["LINEAGENT_URL"] = agent.BaseAddress.ToString().TrimEnd('/');
+        env["LINEAGENT_TOKEN"] = agent.Token;
         var plugin = Launchd("menubar/lineagent.30s.sh");
 
         var output = await Programs.RunAsync("/bin/bash", [plugin], env);
@@ -262,6 +264,111 @@ public sealed class LaunchdTests
         Assert.That(resume.ExitCode, Is.Zero);
         var unknown = await Programs.RunAsync("/bin/bash", [plugin, "pause", "nope"], env);
         Assert.That(unknown.ExitCode, Is.EqualTo(1));
+        Assert.That(unknown.Stdout, Does.Contain("HTTP 404: "), "the problem's detail, read by the agent binary");
+        Assert.That(File.Exists(pythonRan), Is.False, "the plugin read every answer without Python");
+    }
+
+    /// <summary>
+    /// The plugin's environment in tests: HOME, TMPDIR, LINEAGENT_BIN as a wrapper that runs this build of the
+    /// agent (as the installed PREFIX/bin/lineagent would), and a PATH whose python3 only leaves a marker behind.
+    /// </summary>
+    private static Dictionary<string, string?> PluginEnv(string dir, out FakeBin fakes, out string pythonRan)
+    {
+        pythonRan = Path.Combine(dir, "python-ran");
+        fakes = new FakeBin(dir).NoPython(pythonRan)
+            .Add("lineagent", $"exec dotnet '{AgentProcess.AgentDll}' \"$@\"");
+        return new Dictionary<string, string?>
+        {
+            ["HOME"] = dir, ["TMPDIR"] = dir, ["PATH"] = fakes.PathVariable,
+            ["LINEAGENT_BIN"] = Path.Combine(fakes.Dir, "lineagent"), ["LINEAGENT_JSON"] = null,
+        };
+    }
+
+    [Test]
+    public async Task MenuBarPlugin_ShouldNotRunAnAgentBuildWithoutTheReader()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var env = PluginEnv(dir.Path, out var fakes, out var pythonRan);
+        env["LINEAGENT_URL"] = agent.BaseAddress.ToString().TrimEnd('/');
+        env["LINEAGENT_TOKEN"] = agent.Token;
+        // A build from before `menubar-records`: its help does not know the command; anything else would start an agent.
+        fakes.Add("old-lineagent", "log_call \"$@\"\ncase \"$*\" in *--help*) printf 'Usage:\\n  lineagent [command] [options]\\n'; exit 0 ;; esac\nexit 1");
+        env["LINEAGENT_BIN"] = Path.Combine(fakes.Dir, "old-lineagent");
+
+        var output = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        var again = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        TestContext.Out.WriteLine(output.Stdout);
+        Assert.That(fakes.Calls, Is.EqualTo(new[] { "old-lineagent menubar-records --help" }), "asked once (remembered), never run on the JSON");
+        Assert.That(File.Exists(pythonRan), Is.True, "on Linux the last resort is python3 (here a stand-in that fails)");
+        Assert.That(output.Stdout + again.Stdout, Does.Contain("Cannot read the answer"));
+    }
+
+    [Test]
+    public async Task MenuBarPlugin_Start_ShouldKickstartALoadedAgent_AndBootstrapOneThatIsNot()
+    {
+        using var dir = new TempDir();
+        var loaded = Path.Combine(dir.Path, "loaded");
+        var fakes = new FakeBin(dir.Path).Add("launchctl",
+            $"log_call \"$@\"\ncase \"$1\" in print) [ -e '{loaded}' ] || exit 113 ;; bootstrap) touch '{loaded}' ;; esac");
+        var env = new Dictionary<string, string?> { ["HOME"] = dir.Path, ["PATH"] = fakes.PathVariable, ["LINEAGENT_LABEL"] = "com.example.line2" };
+        var plugin = Launchd("menubar/lineagent.30s.sh");
+        var plist = Path.Combine(dir.Path, "Library", "LaunchAgents", "com.example.line2.plist");
+
+        var missing = await Programs.RunAsync("/bin/bash", [plugin, "start"], env);
+        Assert.That(missing.ExitCode, Is.EqualTo(1));
+        Assert.That(missing.Stdout, Does.Contain("does not exist: install it with launchd/install.sh"));
+
+        Directory.CreateDirectory(Path.GetDirectoryName(plist)!);
+        File.WriteAllText(plist, "<plist/>");
+        fakes.ClearCalls();
+        var bootstrapped = await Programs.RunAsync("/bin/bash", [plugin, "start"], env);
+        Assert.That(bootstrapped.ExitCode, Is.Zero, bootstrapped.Stdout + bootstrapped.Stderr);
+        var uid = (await Programs.RunAsync("id", ["-u"])).Stdout.Trim();
+        Assert.That(fakes.Calls, Is.EqualTo(new[]
+        {
+            $"launchctl print gui/{uid}/com.example.line2",
+            $"launchctl enable gui/{uid}/com.example.line2",
+            $"launchctl bootstrap gui/{uid} {plist}",
+        }), "not loaded (booted out): kickstart would fail with 113, so enable and bootstrap");
+
+        fakes.ClearCalls();
+        var restarted = await Programs.RunAsync("/bin/bash", [plugin, "start"], env);
+        Assert.That(restarted.ExitCode, Is.Zero);
+        Assert.That(fakes.Calls, Is.EqualTo(new[]
+        {
+            $"launchctl print gui/{uid}/com.example.line2",
+            $"launchctl kickstart -k gui/{uid}/com.example.line2",
+        }));
+    }
+
+    [Test]
+    public async Task MenuBarPlugin_ShouldDeclareItsSettingsForXbarAndSwiftBar()
+    {
+        var lines = await File.ReadAllLinesAsync(Launchd("menubar/lineagent.30s.sh"));
+        string[] names = ["LINEAGENT_PREFIX", "LINEAGENT_DATA_DIR", "LINEAGENT_URL", "LINEAGENT_LABEL"];
+        foreach (var name in names)
+        {
+            var declaration = lines.Where(l => l.StartsWith($"# <xbar.var>string({name}=", StringComparison.Ordinal)).ToList();
+            Assert.That(declaration, Has.Count.EqualTo(1), name);
+            Assert.That(declaration[0], Does.Match($"^# <xbar\\.var>string\\({name}=\"\"\\): [^=]+</xbar\\.var>$"),
+                "an empty default, and no '=' anywhere else (xbar refuses it in defaults)");
+        }
+        // SwiftBar reads the first <swiftbar.environment> tag in the file, splits it on ',' and each pair on '='.
+        var text = string.Join('\n', lines);
+        Assert.That(text.Split("<swiftbar.environment>").Length, Is.EqualTo(2), "exactly one tag");
+        var environment = lines.Single(l => l.Contains("<swiftbar.environment>"));
+        Assert.That(environment, Is.EqualTo("# <swiftbar.environment>[" + string.Join(", ", names.Select(n => n + "=")) + "]</swiftbar.environment>"));
+
+        // An empty value, or the "" a host may pass for it, means the default.
+        using var dir = new TempDir();
+        var env = new Dictionary<string, string?>
+        {
+            ["HOME"] = dir.Path, ["LINEAGENT_URL"] = "\"\"", ["LINEAGENT_PREFIX"] = "", ["LINEAGENT_DATA_DIR"] = "\"\"", ["LINEAGENT_TOKEN"] = "x",
+        };
+        var output = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        Assert.That(output.Lines[0], Is.EqualTo("○ LineAgent"), output.Stderr);
+        Assert.That(output.Stdout, Does.Contain("Nothing answers at http://127.0.0.1:5117"));
     }
 
     [Test]
@@ -275,7 +382,8 @@ public sealed class LaunchdTests
         Assert.That(output.Lines[0], Is.EqualTo("○ LineAgent"));
         Assert.That(output.Lines[1], Is.EqualTo("---"));
         Assert.That(output.Lines[2], Is.EqualTo("Agent not running"));
-        Assert.That(output.Lines, Has.Some.Match(@"^Start it: launchctl kickstart -k gui/\d+/com\.lineagent\.agent \| bash=/bin/launchctl"));
+        Assert.That(output.Lines, Has.Some.Match(@"^Start it \| bash=.*lineagent\.30s\.sh param1=start terminal=false refresh=true$"),
+            "the plugin's own start: kickstart when loaded, else enable + bootstrap");
         Assert.That(output.Lines.Last(), Is.EqualTo("Refresh | refresh=true"));
         Assert.That(output.Stdout, Does.Not.Contain("Scheduled:"), "nothing that pretends to know the agent's state");
     }
