@@ -4,7 +4,7 @@ namespace LineAgent.Delivery;
 public static class DeliverySql
 {
     public const string AwaitingConfirmation = """
-        SELECT * FROM messages WHERE status = 'sending' AND channel = 'messages' AND handed_at IS NOT NULL ORDER BY handed_at, seq
+        SELECT * FROM messages WHERE status = 'sending' AND channel = 'messages' AND accepted_at IS NOT NULL ORDER BY handed_at, seq
         """;
 
     /// <summary>Sends that timed out unconfirmed but may still show up in chat.db: a late row settles them.</summary>

@@ -81,7 +81,7 @@ public sealed class DeliveryWatcher(
 
     private void OnMessageChanged(MessageRow row)
     {
-        if (row.Channel == MessagesChannel.ChannelName && row.Status == MessageStatus.Sending && row.HandedAt is not null)
+        if (row.Channel == MessagesChannel.ChannelName && row.Status == MessageStatus.Sending && row.AcceptedAt is not null)
             Wake();
     }
 
@@ -119,7 +119,7 @@ public sealed class DeliveryWatcher(
         await using (var c = await store.Db.OpenAsync(ct))
         {
             var oldest = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-                "SELECT MIN(handed_at) FROM messages WHERE status = 'sending' AND channel = 'messages'", cancellationToken: ct));
+                "SELECT MIN(accepted_at) FROM messages WHERE status = 'sending' AND channel = 'messages'", cancellationToken: ct));
             if (oldest is { } h)
             {
                 var deadline = Time.FromMs(h) + bridge.Options.ConfirmTimeout - time.GetUtcNow();
@@ -311,7 +311,8 @@ public sealed class DeliveryWatcher(
         await using (var c = await store.Db.OpenAsync(ct))
             awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
         var timeout = bridge.Options.ConfirmTimeout;
-        foreach (var m in awaiting.Where(m => now - Time.FromMs(m.HandedAt!.Value) >= timeout))
+        // From the channel's acceptance: a send held by a consent dialog has not started its clock yet.
+        foreach (var m in awaiting.Where(m => now - Time.FromMs(m.AcceptedAt!.Value) >= timeout))
             await store.TransitionAsync(DeliverySql.FailUnconfirmed, new
             {
                 m.Id, Now = NowMs, TrackUntil = Time.ToMs(now + bridge.Options.TrackDeliveryFor),

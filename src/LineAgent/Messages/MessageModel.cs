@@ -77,6 +77,8 @@ public sealed class MessageRow
     public string? ChannelRef { get; set; }
     /// <summary>The channel's position just before the hand-off (chat.db MAX(ROWID) for Messages).</summary>
     public long? ChannelBaseline { get; set; }
+    /// <summary>When the channel accepted the send (its confirmation comes later); null until then.</summary>
+    public long? AcceptedAt { get; set; }
     public long? ChannelError { get; set; }
     public string? FallbackTo { get; set; }
     public long? TrackUntil { get; set; }

@@ -111,7 +111,9 @@ public static class MessageSql
         """;
 
     public const string CompleteAccepted = """
-        UPDATE messages SET channel_ref = COALESCE(@ChannelRef, channel_ref), channel_baseline = COALESCE(@Baseline, channel_baseline), updated_at = @Now
+        UPDATE messages
+        SET channel_ref = COALESCE(@ChannelRef, channel_ref), channel_baseline = COALESCE(@Baseline, channel_baseline),
+            accepted_at = COALESCE(accepted_at, @Now), updated_at = @Now
         WHERE id = @Id AND status = 'sending' AND claim IS @Claim
         RETURNING *
         """;
@@ -131,6 +133,13 @@ public static class MessageSql
         """;
 
     public const string Sending = "SELECT * FROM messages WHERE status = 'sending' ORDER BY seq";
+
+    /// <summary>After a restart: the channel's own watcher settles it from now on (the send's process is gone).</summary>
+    public const string AwaitConfirmation = """
+        UPDATE messages SET accepted_at = COALESCE(accepted_at, @Now), updated_at = @Now
+        WHERE id = @Id AND status = 'sending'
+        RETURNING *
+        """;
 
     /// <summary>Schedules missed by more than Scheduling:MaxLateness (agent was down).</summary>
     public const string FailMissed = """

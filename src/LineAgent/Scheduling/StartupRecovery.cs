@@ -82,6 +82,8 @@ public sealed class StartupRecovery(
                         ct: ct);
                     break;
                 case ReconcileOutcome.Pending:
+                    await store.TransitionAsync(MessageSql.AwaitConfirmation, new { row.Id, Now = now },
+                        code: "awaiting", detail: $"{row.Channel} settles it from its own records after the restart", ct: ct);
                     break;
             }
         }

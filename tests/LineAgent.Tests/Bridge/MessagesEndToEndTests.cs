@@ -9,7 +9,7 @@ namespace LineAgent.Tests.Bridge;
 /// The agent through its HTTP API, with the Messages emulator as its osascript writing into a chat.db
 /// made from Apple's schema. Real time: the emulator writes real timestamps.
 /// </summary>
-public sealed class MessagesEndToEndTests
+public sealed partial class MessagesEndToEndTests
 {
     private TempDir _dir = null!;
     private MessagesEmulator _messages = null!;
@@ -259,17 +259,21 @@ public sealed class MessagesEndToEndTests
         Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("automation_denied"));
     }
 
-    [TestCase(-1728, "messages_unavailable")]
-    [TestCase(-1700, "invalid_service")]
-    public async Task RefusedSends_ShouldFailWithANamedReason(int code, string expected)
+    [TestCase(-1719, "account", "imessage_account_missing")]
+    [TestCase(-1728, "participant", "recipient_unresolvable")]
+    [TestCase(-1700, "account", "invalid_service")]
+    [TestCase(-1743, "participant", "automation_denied")]
+    [TestCase(-600, "account", "messages_not_running")]
+    public async Task RefusedSends_ShouldFailWithANamedReason(int code, string step, string expected)
     {
         using var agent = Agent();
         using var api = agent.Api();
-        _messages.Control(new { failWith = code });
+        _messages.Control(new { failWith = code, failStep = step });
         var problem = await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550188" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
         Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo(expected));
         Assert.That(problem["message"]!["error"].Str("message"), Does.Contain($"({code})"));
+        Assert.That(problem["message"]!["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(code), "Apple's raw number is kept");
     }
 
     [Test]
@@ -285,6 +289,9 @@ public sealed class MessagesEndToEndTests
         var problem = await (await api.SendMessageAsync(new { content = "hi", type = "sms", recipientPhone = "+12025550188" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
         Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("sms_unavailable"));
+        Assert.That(problem["message"]!["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(-1719),
+            "SMS is a dictionary term since Big Sur: no SMS account is -1719 Invalid index, not -2753");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "not retried");
     }
 
     [Test]
