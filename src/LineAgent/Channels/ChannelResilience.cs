@@ -20,7 +20,7 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// <summary>Raised before each retry: (message id, attempt number, delay, the failure that caused it).</summary>
     public event Action<string, int, TimeSpan, SendOutcome.Failed>? Retrying;
 
-    public ResiliencePipeline<SendOutcome> For(IMessageChannel channel) => _pipelines.GetOrAdd(channel.Name, Build);
+    public ResiliencePipeline<SendOutcome> For(IMessageChannel channel) => _pipelines.GetOrAdd(channel.Name, _ => Build(channel));
 
     /// <summary>When the channel's circuit is open: until when. Null while it is closed or half-open.</summary>
     public DateTimeOffset? OpenUntil(string channelName) =>
@@ -35,8 +35,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
         && (f.Retryable || !f.ProvenNotSent || f.Code is "messages_timeout" or "automation_denied");
 
-    private ResiliencePipeline<SendOutcome> Build(string channel)
+    private ResiliencePipeline<SendOutcome> Build(IMessageChannel target)
     {
+        var channel = target.Name;
         var o = options.Value;
         var builder = new ResiliencePipelineBuilder<SendOutcome> { TimeProvider = time, Name = channel };
         if (o.MaxRetries > 0)
@@ -79,7 +80,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
                 return default;
             },
         });
-        builder.AddTimeout(new TimeoutStrategyOptions { Timeout = o.AttemptTimeout });
+        // Never shorter than what the channel itself may take (Messages: a send, a restart, a second send).
+        var attempt = target.LongestAttempt is { } longest && longest > o.AttemptTimeout ? longest : o.AttemptTimeout;
+        builder.AddTimeout(new TimeoutStrategyOptions { Timeout = attempt });
         return builder.Build();
     }
 }

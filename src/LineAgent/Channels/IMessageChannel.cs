@@ -54,6 +54,9 @@ public interface IMessageChannel
 {
     string Name { get; }
 
+    /// <summary>The longest one attempt can legitimately take (its own timeouts, restarts); null = the configured default.</summary>
+    TimeSpan? LongestAttempt => null;
+
     /// <summary>Whether this channel carries <paramref name="type"/> for <paramref name="line"/> as configured.</summary>
     bool Handles(LineOptions line, string type);
 

@@ -17,6 +17,9 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
 
     public string Name => ChannelName;
 
+    /// <summary>A send killed at the hard timeout, a restart of Messages, and the one retry it allows.</summary>
+    public TimeSpan? LongestAttempt => bridge.Options.ScriptTimeout * 2 + Bridge.Osascript.MessagesScripts.RestartHardTimeout + TimeSpan.FromSeconds(30);
+
     public bool Handles(LineOptions line, string type) => bridge.IsConfigured && type switch
     {
         MessageType.IMessage => line.IMessage.Enabled,
