@@ -70,12 +70,14 @@ public sealed class ChatDbReader(string path)
     /// <summary>
     /// SQLITE_AUTH (23) and SQLITE_PERM (3) are macOS privacy protection. CANTOPEN (14) is a missing file only
     /// when the folder can be listed and does not hold it; a folder that cannot be listed is protection too.
+    /// IOERR (10) on a file that is there is protection as well: TCC can let open() through and refuse the
+    /// read (osaurus-ai/osaurus#2605), which SQLite reports as a disk I/O error.
     /// </summary>
     private ChatDbAccess Classify(int sqliteError)
     {
         if (sqliteError is 23 or 3)
             return ChatDbAccess.Denied;
-        if (sqliteError != 14)
+        if (sqliteError is not (14 or 10))
             return ChatDbAccess.Unreadable;
         var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
         try
@@ -83,7 +85,7 @@ public sealed class ChatDbReader(string path)
             if (!Directory.Exists(dir))
                 return ChatDbAccess.Missing;
             var listed = Directory.EnumerateFileSystemEntries(dir).Any(e => System.IO.Path.GetFileName(e) == System.IO.Path.GetFileName(path));
-            return listed ? ChatDbAccess.Denied : ChatDbAccess.Missing;
+            return listed ? ChatDbAccess.Denied : sqliteError == 14 ? ChatDbAccess.Missing : ChatDbAccess.Unreadable;
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {

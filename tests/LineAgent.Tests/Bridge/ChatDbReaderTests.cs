@@ -73,6 +73,26 @@ public sealed class ChatDbReaderTests
     }
 
     /// <summary>
+    /// Without Full Disk Access macOS can list chat.db yet refuse to open or read it (openclaw/imsg#83,
+    /// cfinke/OSX-Messages-Exporter#19, osaurus-ai/osaurus#2605): SQLite's refusal of a file that is there is
+    /// "denied", not "missing". Played here by a chat.db that SQLite cannot read although the folder lists it
+    /// (a read error, as a TCC-refused read() gives).
+    /// </summary>
+    [Test]
+    public void Reader_ShouldJudgeAccessFromSqlitesAnswer_NotFromWhetherTheFileExists()
+    {
+        using var dir = new TempDir();
+        var unopenable = dir.File("Messages/chat.db");
+        Directory.CreateDirectory(unopenable); // there, listed, but not a database SQLite can open
+        var reader = new ChatDbReader(unopenable);
+        Assert.That(reader.CheckAccess(), Is.EqualTo(ChatDbAccess.Denied));
+        var e = Assert.Throws<ChatDbUnavailableException>(() => reader.MaxRowId());
+        Assert.That(e!.Message, Does.Contain("Full Disk Access"));
+
+        Assert.That(new ChatDbReader(dir.File("Messages/other.db")).CheckAccess(), Is.EqualTo(ChatDbAccess.Missing), "the folder lists no such file");
+    }
+
+    /// <summary>
     /// The incremental read is a ROWID range: on a 200,000-row chat.db it visits only the new rows
     /// (SQLite's own VM step counter), the same work as on a small database.
     /// </summary>
