@@ -4,6 +4,9 @@ namespace LineAgent.Bench;
 
 public sealed record LoadResult(long Requests, long Errors, double Seconds, double[] LatenciesMs, string? FirstError)
 {
+    /// <summary>Every request sent, warm-up included (for CPU per request over the whole run).</summary>
+    public long AllRequests { get; init; }
+
     public double PerSecond => Requests / Seconds;
 }
 
@@ -59,7 +62,7 @@ public static class Load
         var measured = duration.TotalSeconds;
         var all = latencies.SelectMany(l => l).ToArray();
         Array.Sort(all);
-        return new LoadResult(requests, errors, measured, all, firstError);
+        return new LoadResult(requests, errors, measured, all, firstError) { AllRequests = Interlocked.Read(ref sequence) };
     }
 
     /// <summary>Runs <paramref name="count"/> jobs with at most <paramref name="workers"/> at a time.</summary>

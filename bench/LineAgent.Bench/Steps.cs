@@ -128,11 +128,16 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
         var bareStartRss = bare.PeakRssKb();
         var bodies = Enumerable.Range(0, 1000).Select(n => SendBody(n, "2030-01-01T00:00:00Z")).ToArray();
 
+        var cpuMs = new Dictionary<string, double>();
         async Task<LoadResult> Run(Child target)
         {
             using var client = target.Client(Token, o.Connections, TimeSpan.FromSeconds(30));
+            var cpuBefore = target.CpuTime();
             var r = await Load.RunAsync(client, n => Post("/api/messages", bodies[n % bodies.Length]), o.Connections,
                 TimeSpan.FromSeconds(o.WarmupSeconds), TimeSpan.FromSeconds(o.Seconds), ct);
+            // CPU per request over the whole run (warm-up included on both sides of the division).
+            if (r.AllRequests > 0)
+                cpuMs[target.Name] = (target.CpuTime() - cpuBefore).TotalMilliseconds / r.AllRequests;
             Console.WriteLine($"  {target.Name}: {r.Requests:N0} requests in {r.Seconds:0.#} s, {r.Errors:N0} errors{(r.FirstError is null ? "" : $" (first: {Trim(r.FirstError)})")}");
             return r;
         }
@@ -143,6 +148,8 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
         report.Add("POST /api/messages: errors", $"{a.Errors:N0} of {a.Requests:N0}", $"{b.Errors:N0} of {b.Requests:N0}");
         report.Add("POST /api/messages: latency p50", Report.Ms(P(a, 50)), Report.Ms(P(b, 50)), Report.Ratio(P(a, 50), P(b, 50)));
         report.Add("POST /api/messages: latency p99", Report.Ms(P(a, 99)), Report.Ms(P(b, 99)), Report.Ratio(P(a, 99), P(b, 99)));
+        if (cpuMs.TryGetValue(agent.Name, out var ac) && cpuMs.TryGetValue(bare.Name, out var bc))
+            report.Add("POST /api/messages: CPU per request (server process)", Report.Ms(ac), Report.Ms(bc), Report.Ratio(ac, bc));
         if (agentStartRss is { } s1 && bareStartRss is { } s2)
             report.Add("peak RSS at start (healthy, before any request)", Report.Mb(s1), Report.Mb(s2), Report.Ratio(s1, s2));
         if (agent.PeakRssKb() is { } r1 && bare.PeakRssKb() is { } r2)
