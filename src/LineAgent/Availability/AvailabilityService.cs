@@ -74,7 +74,7 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
                   AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
                 """, new { A = chunk }, cancellationToken: ct));
             foreach (var h in history.GroupBy(h => h.Address).Select(g => g.MaxBy(x => x.UpdatedAt)))
-                known[h.Address] = h.ErrorCode == "imessage_unavailable" ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+                known[h.Address] = h.ErrorCode == FailureCodes.IMessageUnavailable ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
         }
         return known;
     }
@@ -97,7 +97,7 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
             """, new { Address = address }, cancellationToken: ct));
         if (row.Status is null)
             return null;
-        var verdict = row.ErrorCode == "imessage_unavailable" ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+        var verdict = row.ErrorCode == FailureCodes.IMessageUnavailable ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
         return (verdict, AvailabilitySource.History, Time.FromMs(row.UpdatedAt));
     }
 

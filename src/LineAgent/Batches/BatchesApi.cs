@@ -84,23 +84,18 @@ internal static class BatchesApi
     }
 
     internal static async Task<Results<Ok<BatchCancelResult>, ProblemHttpResult>> Cancel(
-        string batchId, MessageStore store, MessageIntake intake, TimeProvider time, CancellationToken ct)
+        string batchId, MessageLifecycle lifecycle, CancellationToken ct)
     {
-        var cancelled = await store.TransitionManyAsync("""
-            UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
-            WHERE batch_id = @B AND status IN ('scheduled', 'queued')
-            RETURNING *
-            """, new { B = batchId, Now = Time.ToMs(time.GetUtcNow()) }, ct);
+        var cancelled = await lifecycle.CancelBatchAsync(batchId, "batch cancelled through the API", ct);
         if (cancelled.Count == 0)
         {
-            await using var c = await store.Db.OpenAsync(ct);
+            await using var c = await lifecycle.Store.Db.OpenAsync(ct);
             var exists = await c.ExecuteScalarAsync<long>(new CommandDefinition(
                 "SELECT (SELECT COUNT(*) FROM messages WHERE batch_id = @B) + (SELECT COUNT(*) FROM batch_rejections WHERE batch_id = @B)",
                 new { B = batchId }, cancellationToken: ct));
             if (exists == 0)
                 return Problems.NotFound("batch_not_found", $"No batch '{batchId}'.");
         }
-        intake.Wake(cancelled.Select(m => m.LineId));
         return TypedResults.Ok(new BatchCancelResult(batchId, cancelled.Count, cancelled.Select(m => m.Id).ToList()));
     }
 }

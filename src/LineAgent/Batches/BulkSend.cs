@@ -44,7 +44,7 @@ public abstract record BulkOutcome
 /// </summary>
 public sealed class BulkSend(
     LeadStore leads, MessageValidator validator, MessageIntake intake, ChannelRouter channels, AvailabilityService availability,
-    MessageStore store, TimeProvider time)
+    MessageLifecycle lifecycle, TimeProvider time)
 {
     public const int MaxLeads = 50_000;
 
@@ -140,7 +140,7 @@ public sealed class BulkSend(
             if (to is not null && suppressed.Contains(to))
             {
                 row.Status = MessageStatus.Failed;
-                row.ErrorCode = "suppressed";
+                row.ErrorCode = FailureCodes.Suppressed;
                 row.ErrorMessage = $"{to} opted out (suppression list); nothing was sent.";
             }
             rows.Add(row);
@@ -157,16 +157,15 @@ public sealed class BulkSend(
         var accepted = rows.Count(x => x.Status != MessageStatus.Failed);
         var response = new BulkResponse(batchId, entries.Count, accepted, entries.Count - accepted,
             entries.GroupBy(e => e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
-        await store.InsertAsync(rows, async (c, tx) =>
+        await lifecycle.AcceptAsync(rows, s =>
         {
             foreach (var x in rejections)
-                await c.ExecuteAsync("INSERT INTO batch_rejections (batch_id, lead_id, code, message, created_at) VALUES (@B, @L, @C, @M, @T)",
-                    new { B = batchId, L = x.LeadId, C = x.Code, M = x.Message, T = nowMs }, tx);
+                s.Connection.Execute("INSERT INTO batch_rejections (batch_id, lead_id, code, message, created_at) VALUES (@B, @L, @C, @M, @T)",
+                    new { B = batchId, L = x.LeadId, C = x.Code, M = x.Message, T = nowMs }, s.Transaction);
             if (idempotencyKey is not null)
-                await IdempotencyStore.InsertAnsweredAsync(c, tx, idempotencyKey, requestHash!, 202,
+                IdempotencyStore.InsertAnswered(s.Connection, s.Transaction, idempotencyKey, requestHash!, 202,
                     System.Text.Json.JsonSerializer.Serialize(response, AgentJson.Options), nowMs);
         }, ct);
-        intake.Wake(rows.Select(x => x.LineId));
         return new BulkOutcome.Done(response);
     }
 
@@ -194,7 +193,7 @@ public sealed class BulkSend(
     private async Task<HashSet<string>> SuppressedAsync(IReadOnlyCollection<string> addresses, CancellationToken ct)
     {
         var set = new HashSet<string>();
-        await using var c = await store.Db.OpenAsync(ct);
+        await using var c = await lifecycle.Store.Db.OpenAsync(ct);
         foreach (var chunk in addresses.Distinct().Chunk(500))
             set.UnionWith(await c.QueryAsync<string>(new CommandDefinition("SELECT address FROM suppressions WHERE address IN @A", new { A = chunk }, cancellationToken: ct)));
         return set;

@@ -14,7 +14,7 @@ public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunO
     {
         if (options.Value.DryRun)
             return dryRun;
-        return _channels.FirstOrDefault(c => c is not DryRunOutboxChannel && c.Handles(line, type))
+        return _channels.FirstOrDefault(c => !c.Capabilities.IsDryRun && c.Handles(line, type))
             ?? new UnavailableChannel(type, UnavailableReason(line, type));
     }
 

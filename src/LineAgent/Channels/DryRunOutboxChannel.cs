@@ -23,6 +23,8 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
 
     public string Name => ChannelName;
 
+    public ChannelCapabilities Capabilities { get; } = new(IsDryRun: true);
+
     public string OutboxDir => dataDir.Outbox;
 
     public bool Handles(LineOptions line, string type) => options.Value.DryRun;

@@ -41,6 +41,15 @@ public abstract record ReconcileOutcome
     public sealed record Pending : ReconcileOutcome;
 }
 
+/// <summary>What a channel is like, so that the dispatcher, pacer and responder need not know channels by name.</summary>
+/// <param name="ConfirmsLater">Its acceptance is not the outcome: its own watcher confirms or fails the send later (Messages: chat.db).</param>
+/// <param name="IsDryRun">Nothing leaves the machine (the outbox).</param>
+/// <param name="SettledOnAccept">Once accepted, a send-now request may answer: the final word takes minutes (Twilio's delivery status).</param>
+public sealed record ChannelCapabilities(bool ConfirmsLater = false, bool IsDryRun = false, bool SettledOnAccept = false)
+{
+    public static readonly ChannelCapabilities Immediate = new();
+}
+
 public sealed record ChannelHealth(string Channel, string State, string? Detail = null)
 {
     public const string Ok = "ok";
@@ -56,6 +65,8 @@ public interface IMessageChannel
 
     /// <summary>The longest one attempt can legitimately take (its own timeouts, restarts); null = the configured default.</summary>
     TimeSpan? LongestAttempt => null;
+
+    ChannelCapabilities Capabilities => ChannelCapabilities.Immediate;
 
     /// <summary>Whether this channel carries <paramref name="type"/> for <paramref name="line"/> as configured.</summary>
     bool Handles(LineOptions line, string type);

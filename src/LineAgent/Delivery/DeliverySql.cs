@@ -19,6 +19,9 @@ public static class DeliverySql
         SELECT * FROM messages WHERE track_until IS NOT NULL AND track_until > @Now AND channel_ref IS NOT NULL
         """;
 
+    /// <summary>The oldest acceptance still waiting for chat.db: when the next confirmation deadline falls.</summary>
+    public const string OldestAwaiting = "SELECT MIN(accepted_at) FROM messages WHERE status = 'sending' AND channel = 'messages'";
+
     public const string GuidTaken = "SELECT COUNT(*) FROM messages WHERE channel_ref = @Guid";
 
     public const string Match = """
@@ -66,6 +69,13 @@ public static class DeliverySql
 
     public const string Delivered = """
         UPDATE messages SET delivery = 'delivered', delivered_at = @At, updated_at = @Now
+        WHERE id = @Id AND delivery = 'unknown'
+        RETURNING *
+        """;
+
+    /// <summary>Delivered, and nothing more to follow (Twilio reports no read receipts).</summary>
+    public const string DeliveredFinal = """
+        UPDATE messages SET delivery = 'delivered', delivered_at = @At, track_until = NULL, updated_at = @Now
         WHERE id = @Id AND delivery = 'unknown'
         RETURNING *
         """;

@@ -19,83 +19,57 @@ namespace LineAgent.Delivery;
 /// </summary>
 public sealed class DeliveryWatcher(
     MessagesBridge bridge,
-    MessageStore store,
+    MessageLifecycle lifecycle,
     MessageNotifier notifier,
     LineRegistry lines,
-    DispatchSignal dispatch,
     ReplyIntake replies,
     Channels.ChannelRouter channels,
     IOptions<AgentOptions> agent,
     TimeProvider time,
-    ILogger<DeliveryWatcher> log) : BackgroundService
+    ILogger<DeliveryWatcher> log) : WorkerLoop(time, log)
 {
-    private readonly SemaphoreSlim _wake = new(0, 1);
     private string? _lastProblem;
+    private ChatDbWatcher? _watcher;
+    private DateTimeOffset _trackingExpiredAt;
 
-    public void Wake()
-    {
-        try { if (_wake.CurrentCount == 0) _wake.Release(); }
-        catch (SemaphoreFullException) { }
-    }
+    private MessageStore Store => lifecycle.Store;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override TimeSpan RetryAfterError => bridge.Options.PollInterval;
+
+    protected override Task<bool> StartingAsync(CancellationToken ct)
     {
         if (agent.Value.DryRun || !bridge.IsConfigured)
         {
             log.LogInformation("Delivery watcher idle: {Reason}", agent.Value.DryRun ? "dry run" : $"{bridge.OsascriptPath} not found");
-            return;
+            return Task.FromResult(false);
         }
-        using var watcher = new ChatDbWatcher(bridge.Reader.Path, bridge.Options.WatchDebounce);
-        watcher.Changed += Wake;
+        _watcher = new ChatDbWatcher(bridge.Reader.Path, bridge.Options.WatchDebounce);
+        _watcher.Changed += Wake;
         notifier.Changed += OnMessageChanged;
-        log.LogInformation("Delivery watcher: reading {ChatDb} (file events: {Watching})", bridge.Reader.Path, watcher.IsWatching);
-        try
-        {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                TimeSpan nextCheck;
-                try
-                {
-                    nextCheck = await PassAsync(stoppingToken);
-                }
-                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-                {
-                    break;
-                }
-                catch (Exception e)
-                {
-                    log.LogError(e, "Delivery watcher pass failed");
-                    nextCheck = bridge.Options.PollInterval;
-                }
-                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                var timer = Task.Delay(nextCheck, time, cts.Token);
-                await Task.WhenAny(_wake.WaitAsync(cts.Token), timer);
-                cts.Cancel();
-            }
-        }
-        finally
-        {
-            notifier.Changed -= OnMessageChanged;
-        }
+        log.LogInformation("Delivery watcher: reading {ChatDb} (file events: {Watching})", bridge.Reader.Path, _watcher.IsWatching);
+        return Task.FromResult(true);
     }
 
-    private void OnMessageChanged(MessageRow row)
+    protected override void Stopped()
     {
-        if (row.Channel == MessagesChannel.ChannelName && row.Status == MessageStatus.Sending && row.AcceptedAt is not null)
+        notifier.Changed -= OnMessageChanged;
+        _watcher?.Dispose();
+    }
+
+    /// <summary>Only a Messages send that Messages just accepted needs a look at chat.db now.</summary>
+    private void OnMessageChanged(MessageChange change)
+    {
+        if (change.Transition == Transitions.ChannelAccepted && change.Row.Channel == MessagesChannel.ChannelName)
             Wake();
     }
 
-    /// <summary>One look at chat.db. Returns how long to wait before the next unprompted look.</summary>
-    internal async Task<TimeSpan> PassAsync(CancellationToken ct)
+    /// <summary>One look at chat.db. Returns when to look again unprompted (the poll, or the next confirmation deadline).</summary>
+    protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {
-        var now = time.GetUtcNow();
-        var poll = bridge.Options.PollInterval;
-        List<MessageRow> awaiting;
-        await using (var c = await store.Db.OpenAsync(ct))
-            awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
-
-        await using (var c = await store.Db.OpenAsync(ct))
-            awaiting.AddRange(await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.UnconfirmedStillWatched, new { Now = Time.ToMs(now) }, cancellationToken: ct)));
+        var now = Clock.GetUtcNow();
+        var next = now + bridge.Options.PollInterval;
+        var awaiting = (await Store.QueryAsync(DeliverySql.AwaitingConfirmation, ct: ct)).ToList();
+        awaiting.AddRange(await Store.QueryAsync(DeliverySql.UnconfirmedStillWatched, new { Now = Time.ToMs(now) }, ct));
 
         try
         {
@@ -112,21 +86,21 @@ public sealed class DeliveryWatcher(
         }
 
         await FailUnconfirmedAsync(now, ct);
-        await using (var c = await store.Db.OpenAsync(ct))
-            await c.ExecuteAsync(new CommandDefinition(DeliverySql.ExpireTracking, new { Now = Time.ToMs(now) }, cancellationToken: ct));
+        if (now - _trackingExpiredAt >= TimeSpan.FromMinutes(1))
+        {
+            await lifecycle.ExpireTrackingAsync(ct);
+            _trackingExpiredAt = now;
+        }
 
         // Wake in time for the next confirmation deadline.
-        await using (var c = await store.Db.OpenAsync(ct))
+        await using var c = await Store.Db.OpenAsync(ct);
+        var oldest = await c.ExecuteScalarAsync<long?>(new CommandDefinition(DeliverySql.OldestAwaiting, cancellationToken: ct));
+        if (oldest is { } accepted)
         {
-            var oldest = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-                "SELECT MIN(accepted_at) FROM messages WHERE status = 'sending' AND channel = 'messages'", cancellationToken: ct));
-            if (oldest is { } h)
-            {
-                var deadline = Time.FromMs(h) + bridge.Options.ConfirmTimeout - time.GetUtcNow();
-                if (deadline < poll) poll = deadline < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50) : deadline;
-            }
+            var deadline = Time.FromMs(accepted) + bridge.Options.ConfirmTimeout;
+            if (deadline < next) next = deadline;
         }
-        return poll;
+        return next;
     }
 
     /// <summary>
@@ -150,8 +124,7 @@ public sealed class DeliveryWatcher(
             var chosen = Choose(candidates, m.Content, requireText: m.ChannelBaseline is null);
             if (chosen is null)
                 continue;
-            var matched = await store.TransitionAsync(DeliverySql.Match, new { m.Id, Guid = chosen.Guid, Now = NowMs },
-                code: "matched", detail: $"chat.db row {chosen.RowId} ({chosen.Service}) guid {chosen.Guid}", ct: ct);
+            var matched = await lifecycle.MatchAsync(m.Id, chosen.Guid, $"chat.db row {chosen.RowId} ({chosen.Service}) guid {chosen.Guid}", ct);
             if (matched is not null)
                 claimedThisPass.Add(chosen.Guid);
         }
@@ -184,13 +157,8 @@ public sealed class DeliveryWatcher(
 
     private async Task ApplyChatDbStateAsync(CancellationToken ct)
     {
-        List<MessageRow> ours;
-        await using (var c = await store.Db.OpenAsync(ct))
-        {
-            ours = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct)))
-                .Where(m => m.ChannelRef is not null).ToList();
-            ours.AddRange(await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.Tracked, new { Now = NowMs }, cancellationToken: ct)));
-        }
+        var ours = (await Store.QueryAsync(DeliverySql.AwaitingConfirmation, ct: ct)).Where(m => m.ChannelRef is not null).ToList();
+        ours.AddRange(await Store.QueryAsync(DeliverySql.Tracked, new { Now = NowMs }, ct));
         if (ours.Count == 0)
             return;
         var rows = bridge.Reader.ReadByGuids(ours.Select(m => m.ChannelRef!).Distinct().ToList()).ToDictionary(r => r.Guid);
@@ -201,19 +169,14 @@ public sealed class DeliveryWatcher(
 
     internal async Task ApplyAsync(MessageRow m, ChatMessage row, CancellationToken ct)
     {
-        if (m.Status == MessageStatus.Failed && m.ErrorCode == "unconfirmed")
+        if (m.Status == MessageStatus.Failed && m.ErrorCode == FailureCodes.Unconfirmed)
         {
             if (row.Error != 0 || row.IsGhost)
-                await store.TransitionAsync(DeliverySql.FailLate, new
-                {
-                    m.Id, Code = row.IsGhost ? "ghost_row" : ErrorCodeFor(row), ChannelError = row.Error, Now = NowMs,
-                    Message = row.IsGhost ? "Messages wrote an empty SMS row outside any chat (macOS 26 fault); not delivered." : $"Messages error {row.Error}: the send failed.",
-                }, code: "settled", detail: "chat.db settled an unconfirmed send: it failed", ct: ct);
-            else if (row.IsConfirmedSent && await store.TransitionAsync(DeliverySql.ConfirmLate, new
-                     {
-                         m.Id, SentAt = Time.ToMs(row.Date ?? time.GetUtcNow()), Now = NowMs,
-                         TrackUntil = Time.ToMs(time.GetUtcNow() + bridge.Options.TrackDeliveryFor),
-                     }, code: "confirmed", detail: "chat.db confirmed it after the confirmation timeout", ct: ct) is { } late)
+                await lifecycle.FailLateAsync(m.Id, row.IsGhost ? FailureCodes.GhostRow : ErrorCodeFor(row),
+                    row.IsGhost ? "Messages wrote an empty SMS row outside any chat (macOS 26 fault); not delivered." : $"Messages error {row.Error}: the send failed.",
+                    row.Error, "chat.db settled an unconfirmed send: it failed", ct);
+            else if (row.IsConfirmedSent && await lifecycle.ConfirmLateAsync(m.Id, row.Date ?? Clock.GetUtcNow(),
+                         Clock.GetUtcNow() + bridge.Options.TrackDeliveryFor, "chat.db confirmed it after the confirmation timeout", ct) is { } late)
                 await ApplyAsync(late, row, ct);
             return;
         }
@@ -221,7 +184,7 @@ public sealed class DeliveryWatcher(
         {
             if (row.IsGhost)
             {
-                await FailAsync(m, "ghost_row", 0,
+                await FailAsync(m, FailureCodes.GhostRow, 0,
                     "Messages reported success but wrote an empty SMS row outside any chat (a known macOS 26 fault); it was not delivered.", ct);
                 return;
             }
@@ -232,11 +195,8 @@ public sealed class DeliveryWatcher(
             }
             if (!row.IsConfirmedSent)
                 return;
-            var sent = await store.TransitionAsync(DeliverySql.ConfirmSent, new
-            {
-                m.Id, SentAt = Time.ToMs(row.Date ?? time.GetUtcNow()), Now = NowMs,
-                TrackUntil = Time.ToMs(time.GetUtcNow() + bridge.Options.TrackDeliveryFor),
-            }, code: "confirmed", detail: $"confirmed by chat.db ({row.Service}{(row.WasDowngraded ? ", downgraded to SMS" : "")})", ct: ct);
+            var sent = await lifecycle.ConfirmAsync(m.Id, row.Date ?? Clock.GetUtcNow(), Clock.GetUtcNow() + bridge.Options.TrackDeliveryFor,
+                $"confirmed by chat.db ({row.Service}{(row.WasDowngraded ? ", downgraded to SMS" : "")})", ct);
             if (sent is null)
                 return;
             m = sent;
@@ -246,19 +206,16 @@ public sealed class DeliveryWatcher(
             return;
         if (row.Error != 0 && m.Delivery != DeliveryState.NotDelivered)
         {
-            await store.TransitionAsync(DeliverySql.NotDelivered, new { m.Id, ChannelError = row.Error, Now = NowMs },
-                code: ErrorCodeFor(row), detail: $"Messages reported error {row.Error} after sending", eventStatus: DeliveryState.NotDelivered, ct: ct);
+            await lifecycle.NotDeliveredAsync(m.Id, ErrorCodeFor(row), row.Error, $"Messages reported error {row.Error} after sending", ct);
             return;
         }
         if (row.DateRead is { } readAt && m.Delivery != DeliveryState.Read)
         {
-            await store.TransitionAsync(DeliverySql.Read, new { m.Id, At = Time.ToMs(readAt), Now = NowMs },
-                detail: "read (chat.db date_read)", eventStatus: DeliveryState.Read, ct: ct);
+            await lifecycle.ReadAsync(m.Id, readAt, "read (chat.db date_read)", ct);
             return;
         }
         if (row.IsDelivered && m.Delivery == DeliveryState.Unknown)
-            await store.TransitionAsync(DeliverySql.Delivered, new { m.Id, At = Time.ToMs(row.DateDelivered ?? time.GetUtcNow()), Now = NowMs },
-                detail: "delivered (chat.db is_delivered)", eventStatus: DeliveryState.Delivered, ct: ct);
+            await lifecycle.DeliveredAsync(m.Id, row.DateDelivered ?? Clock.GetUtcNow(), "delivered (chat.db is_delivered)", ct: ct);
     }
 
     private async Task FailWithErrorAsync(MessageRow m, ChatMessage row, CancellationToken ct)
@@ -283,7 +240,7 @@ public sealed class DeliveryWatcher(
             return;
         }
 
-        var now = time.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var sms = new MessageRow
         {
             Id = Ids.New("msg", now), Content = m.Content, Type = Messages.MessageType.Sms, RequestedType = m.RequestedType,
@@ -291,52 +248,42 @@ public sealed class DeliveryWatcher(
             RecipientPhone = m.RecipientPhone, RecipientEmail = m.RecipientEmail, RecipientName = m.RecipientName,
             DueAt = Time.ToMs(now), CreatedAt = Time.ToMs(now), UpdatedAt = Time.ToMs(now), FallbackFrom = m.Id, DryRun = m.DryRun,
         };
-        var done = await store.TransitionAndInsertAsync(DeliverySql.Fail, new
-        {
-            m.Id, Code = code, Message = reason + $" Sent again as SMS: {sms.Id}.", ChannelError = row.Error, FallbackTo = sms.Id, Now = NowMs,
-        }, sms, $"SMS fallback for {m.Id} (iMessage error 22)", ct: ct);
+        var done = await lifecycle.FallbackAsync(m.Id, code, reason + $" Sent again as SMS: {sms.Id}.", row.Error, sms,
+            $"SMS fallback for {m.Id} (iMessage error 22)", ct);
         if (done is not null)
-        {
             log.LogInformation("{Id}: no iMessage for {Recipient}; falling back to SMS {Sms}", m.Id, m.Recipient, sms.Id);
-            dispatch.Notify(sms.LineId);
-        }
     }
 
     private Task<MessageRow?> FailAsync(MessageRow m, string code, long channelError, string message, CancellationToken ct) =>
-        store.TransitionAsync(DeliverySql.Fail, new { m.Id, Code = code, Message = message, ChannelError = channelError, FallbackTo = (string?)null, Now = NowMs }, ct: ct);
+        lifecycle.FailDeliveryAsync(m.Id, code, message, channelError, ct);
 
     private async Task FailUnconfirmedAsync(DateTimeOffset now, CancellationToken ct)
     {
-        List<MessageRow> awaiting;
-        await using (var c = await store.Db.OpenAsync(ct))
-            awaiting = (await c.QueryAsync<MessageRow>(new CommandDefinition(DeliverySql.AwaitingConfirmation, cancellationToken: ct))).AsList();
+        var awaiting = await Store.QueryAsync(DeliverySql.AwaitingConfirmation, ct: ct);
         var timeout = bridge.Options.ConfirmTimeout;
         // From the channel's acceptance: a send held by a consent dialog has not started its clock yet.
         foreach (var m in awaiting.Where(m => now - Time.FromMs(m.AcceptedAt!.Value) >= timeout))
-            await store.TransitionAsync(DeliverySql.FailUnconfirmed, new
-            {
-                m.Id, Now = NowMs, TrackUntil = Time.ToMs(now + bridge.Options.TrackDeliveryFor),
-                Message = m.ChannelRef is null
+            await lifecycle.FailUnconfirmedAsync(m.Id, m.ChannelRef is null
                     ? $"Messages accepted the send but no matching row appeared in chat.db within {timeout.TotalSeconds:0} s. It may or may not have gone out; it is not resent automatically (chat.db is still watched for it)."
                     : $"chat.db has the row ({m.ChannelRef}) but Messages did not mark it sent within {timeout.TotalSeconds:0} s. Not resent automatically (still watched).",
-            }, ct: ct);
+                now + bridge.Options.TrackDeliveryFor, ct);
     }
 
-    public const string NoIMessage = "imessage_unavailable";
-    public const string NotDeliverable = "not_deliverable";
+    private const string NoIMessage = FailureCodes.IMessageUnavailable;
+    private const string NotDeliverable = FailureCodes.NotDeliverable;
 
     /// <summary>
     /// Error 22 means "not deliverable on this service": only an iMessage row says the address has no iMessage.
     /// The same number on an SMS or RCS row is about that service and must not paint the address gray.
     /// </summary>
     public static string ErrorCodeFor(ChatMessage row) =>
-        row.Error != 22 ? "messages_error" : row.IsIMessage ? NoIMessage : NotDeliverable;
+        row.Error != 22 ? FailureCodes.MessagesError : row.IsIMessage ? NoIMessage : NotDeliverable;
 
     private async Task<bool> GuidTakenAsync(string guid, CancellationToken ct)
     {
-        await using var c = await store.Db.OpenAsync(ct);
+        await using var c = await Store.Db.OpenAsync(ct);
         return await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.GuidTaken, new { Guid = guid }, cancellationToken: ct)) > 0;
     }
 
-    private long NowMs => Time.ToMs(time.GetUtcNow());
+    private long NowMs => Time.ToMs(Clock.GetUtcNow());
 }

@@ -18,7 +18,7 @@ namespace LineAgent.Delivery;
 /// carries the guid we saw there (or MAX(ROWID) fell below it), the database was replaced: that is logged and
 /// reading goes on from the rows dated after the newest one we had seen, without replaying history.
 /// </summary>
-public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeProvider time, ILogger<ReplyIntake> log)
+public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycle, TimeProvider time, ILogger<ReplyIntake> log)
 {
     public const string PositionKey = "chatdb.last_rowid";
     public const string GuidKey = "chatdb.last_guid";
@@ -88,7 +88,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeP
         var address = SuppressionList.Key(row.Handle!);
         var at = Time.ToMs(row.Date!.Value);
         MessageRow? original;
-        await using (var c = await store.Db.OpenAsync(ct))
+        await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
         {
             if (await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.InboundExists, new { Guid = row.Guid }, cancellationToken: ct)) > 0)
                 return;
@@ -125,12 +125,12 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeP
             OptOutKeywords.Kind.OptIn => $"; opt-in: {address} removed from suppressions",
             _ => "",
         };
-        await store.InsertOneAsync(reply, detail, async (c, tx) =>
+        await lifecycle.ReceiveAsync(reply, detail, s =>
         {
             if (keyword == OptOutKeywords.Kind.OptOut)
-                await SuppressionList.AddAsync(c, tx, address, $"replied {row.Text?.Trim()}", SuppressionList.Sources.Reply, reply.Id, now);
+                SuppressionList.Add(s.Connection, s.Transaction, address, $"replied {row.Text?.Trim()}", SuppressionList.Sources.Reply, reply.Id, now);
             else if (keyword == OptOutKeywords.Kind.OptIn)
-                await SuppressionList.RemoveAsync(c, tx, address);
+                SuppressionList.Remove(s.Connection, s.Transaction, address);
         }, ct);
         if (keyword != OptOutKeywords.Kind.None)
             log.LogInformation("{Address} replied {Keyword}: suppression list updated", address, row.Text?.Trim());
@@ -138,7 +138,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeP
 
     private async Task<Position> PositionAsync(CancellationToken ct)
     {
-        await using var c = await store.Db.OpenAsync(ct);
+        await using var c = await lifecycle.Store.Db.OpenAsync(ct);
         var state = (await c.QueryAsync<(string Key, string Value)>(new CommandDefinition(DeliverySql.GetStates,
             new { Keys = new[] { PositionKey, GuidKey, DateKey } }, cancellationToken: ct))).ToDictionary(r => r.Key, r => r.Value);
         if (state.TryGetValue(PositionKey, out var rowId))
@@ -153,7 +153,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageStore store, TimeP
 
     private async Task SavePositionAsync(Position at, CancellationToken ct)
     {
-        await using var c = await store.Db.OpenAsync(ct);
+        await using var c = await lifecycle.Store.Db.OpenAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
         await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState, new[]
         {

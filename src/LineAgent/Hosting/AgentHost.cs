@@ -106,11 +106,12 @@ public static class AgentHost
             Migrator.Migrate(db);
             return db;
         });
+        services.AddSingleton<DbWriter>();
         services.AddSingleton<MessageNotifier>();
         services.AddSingleton<MessageStore>();
+        services.AddSingleton<MessageLifecycle>();
         services.AddSingleton<IdempotencyStore>();
         services.AddSingleton<LineRegistry>();
-        services.AddSingleton<DispatchSignal>();
         services.AddSingleton<DryRunOutboxChannel>();
         services.AddSingleton<ChannelRouter>();
         services.AddSingleton<MessagesBridge>();

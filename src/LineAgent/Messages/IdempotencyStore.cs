@@ -40,8 +40,8 @@ public sealed class IdempotencyStore(Db db)
     }
 
     /// <summary>Within the transaction of what it answers for, with the answer already known (bulk).</summary>
-    public static Task InsertAnsweredAsync(SqliteConnection c, IDbTransaction tx, string key, string hash, int status, string body, long now) =>
-        c.ExecuteAsync(
+    public static void InsertAnswered(IDbConnection c, IDbTransaction tx, string key, string hash, int status, string body, long now) =>
+        c.Execute(
             "INSERT INTO idempotency_keys (key, request_hash, response_status, response_body, created_at) VALUES (@Key, @Hash, @Status, @Body, @Now)",
             new { Key = key, Hash = hash, Status = status, Body = body, Now = now }, tx);
 
@@ -57,8 +57,8 @@ public sealed class IdempotencyStore(Db db)
     }
 
     /// <summary>Within the message's transaction. Throws <see cref="SqliteException"/> (constraint) if the key was taken meanwhile.</summary>
-    public static Task InsertAsync(SqliteConnection c, IDbTransaction tx, string key, string hash, string? messageId, long now) =>
-        c.ExecuteAsync(
+    public static void Insert(IDbConnection c, IDbTransaction tx, string key, string hash, string? messageId, long now) =>
+        c.Execute(
             "INSERT INTO idempotency_keys (key, request_hash, message_id, created_at) VALUES (@Key, @Hash, @MessageId, @Now)",
             new { Key = key, Hash = hash, MessageId = messageId, Now = now }, tx);
 

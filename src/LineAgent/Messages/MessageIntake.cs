@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace LineAgent.Messages;
 
 /// <summary>Turns validated drafts into stored rows (on disk before any answer) and wakes the dispatcher.</summary>
-public sealed class MessageIntake(MessageStore store, DispatchSignal signal, TimeProvider time, IOptions<AgentOptions> agent)
+public sealed class MessageIntake(MessageLifecycle lifecycle, TimeProvider time, IOptions<AgentOptions> agent)
 {
     public MessageRow NewRow(MessageDraft d, DateTimeOffset now)
     {
@@ -42,17 +42,9 @@ public sealed class MessageIntake(MessageStore store, DispatchSignal signal, Tim
         var now = time.GetUtcNow();
         var row = NewRow(draft, now);
         customize?.Invoke(row);
-        var stored = await store.InsertAsync([row], idempotencyKey is null ? null
-            : (c, tx) => IdempotencyStore.InsertAsync(c, tx, idempotencyKey, requestHash!, row.Id, Time.ToMs(now)), ct);
-        signal.Notify(row.LineId);
+        var stored = await lifecycle.AcceptAsync([row], idempotencyKey is null ? null
+            : s => IdempotencyStore.Insert(s.Connection, s.Transaction, idempotencyKey, requestHash!, row.Id, Time.ToMs(now)), ct);
         return stored[0];
-    }
-
-    /// <summary>Wakes the dispatcher of each line (after rows were stored elsewhere).</summary>
-    public void Wake(IEnumerable<string> lineIds)
-    {
-        foreach (var lineId in lineIds.Distinct())
-            signal.Notify(lineId);
     }
 
 }

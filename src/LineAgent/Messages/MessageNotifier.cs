@@ -1,14 +1,18 @@
 namespace LineAgent.Messages;
 
+/// <summary>A committed change of one message: the row as it now stands and the transition that made it.</summary>
+public sealed record MessageChange(MessageRow Row, string Transition);
+
 /// <summary>
-/// In-process news of message changes, raised after they are committed: lets a send-now request
-/// wait for its outcome and lets webhooks and the dispatcher react without polling.
+/// In-process news of message changes, raised after they are committed: lets a send-now request wait for
+/// its outcome and lets the workers react without polling. Each change says what changed (the row, its
+/// line, due time and status, the transition), so a listener wakes only for what concerns it.
 /// </summary>
 public sealed class MessageNotifier
 {
-    public event Action<MessageRow>? Changed;
+    public event Action<MessageChange>? Changed;
 
-    public void Publish(MessageRow row) => Changed?.Invoke(row);
+    public void Publish(MessageChange change) => Changed?.Invoke(change);
 
     /// <summary>
     /// Waits until <paramref name="read"/> (called after subscribing, so no change is missed) or a
@@ -19,10 +23,10 @@ public sealed class MessageNotifier
         string id, Func<Task<MessageRow>> read, Func<MessageRow, bool> done, TimeSpan timeout, TimeProvider time, CancellationToken ct)
     {
         var tcs = new TaskCompletionSource<MessageRow>(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnChanged(MessageRow row)
+        void OnChanged(MessageChange change)
         {
-            if (row.Id != id) return;
-            if (done(row)) tcs.TrySetResult(row);
+            if (change.Row.Id == id && done(change.Row))
+                tcs.TrySetResult(change.Row);
         }
         Changed += OnChanged;
         try

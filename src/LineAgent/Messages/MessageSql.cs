@@ -32,6 +32,12 @@ public static class MessageSql
         RETURNING *
         """;
 
+    public const string CancelBatch = """
+        UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
+        WHERE batch_id = @BatchId AND status IN ('scheduled', 'queued')
+        RETURNING *
+        """;
+
     public const string Reschedule = """
         UPDATE messages
         SET content = COALESCE(@Content, content),
@@ -88,14 +94,15 @@ public static class MessageSql
         RETURNING *
         """;
 
-    /// <summary>Rows a line-wide hold will newly announce (first time held, or from scheduled).</summary>
-    public const string NewlyHeld = """
-        SELECT * FROM messages
+    /// <summary>A line-wide hold, first part: rows held for the first time (or from scheduled), each announced once.</summary>
+    public const string HoldNewlyHeld = """
+        UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
           AND (status = 'scheduled' OR not_before IS NULL)
+        RETURNING *
         """;
 
-    /// <summary>Holds everything due on a line (gap, caps, window, open circuit): order by due time is kept.</summary>
+    /// <summary>A line-wide hold, second part: rows already held wait longer, silently (gap, caps, window, open circuit).</summary>
     public const string HoldLine = """
         UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
@@ -138,6 +145,15 @@ public static class MessageSql
     public const string AwaitConfirmation = """
         UPDATE messages SET accepted_at = COALESCE(accepted_at, @Now), updated_at = @Now
         WHERE id = @Id AND status = 'sending'
+        RETURNING *
+        """;
+
+    /// <summary>Pending messages of lines no longer configured.</summary>
+    public const string FailOrphans = """
+        UPDATE messages
+        SET status = 'failed', error_code = 'line_not_found', updated_at = @Now,
+            error_message = 'Line ' || line_id || ' is no longer configured on this agent; the message was not sent.'
+        WHERE status IN ('scheduled', 'queued') AND line_id NOT IN @Lines
         RETURNING *
         """;
 

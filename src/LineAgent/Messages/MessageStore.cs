@@ -1,4 +1,3 @@
-using System.Data;
 using Dapper;
 using LineAgent.Storage;
 using Microsoft.Data.Sqlite;
@@ -6,16 +5,17 @@ using Microsoft.Data.Sqlite;
 namespace LineAgent.Messages;
 
 /// <summary>
-/// Reads and changes message rows. Every status change is one transaction that updates the row
-/// compare-and-set, appends to message_events, and is announced on the notifier after commit.
+/// The messages table: reads for anyone, and the write primitives that only <see cref="MessageLifecycle"/>
+/// calls, inside the writer's transaction. Every status change is a compare-and-set that appends to
+/// message_events and runs the in-transaction hooks (the webhook outbox) in the same transaction, and is
+/// announced on the notifier after the commit.
 /// </summary>
-public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notifier)
+public sealed class MessageStore(Db db, MessageNotifier notifier)
 {
     public Db Db => db;
-    public long NowMs => Storage.Time.ToMs(time.GetUtcNow());
 
     /// <summary>Hooks that run inside a status-change transaction (webhook outbox).</summary>
-    public event Action<SqliteConnection, IDbTransaction, MessageRow, string>? ChangedInTransaction;
+    public event Action<WriteScope, MessageRow, string>? ChangedInTransaction;
 
     public async Task<MessageRow?> GetAsync(string id, CancellationToken ct = default)
     {
@@ -29,140 +29,79 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
         return (await c.QueryAsync<MessageEventRow>(new CommandDefinition(MessageSql.EventsFor, new { Id = id }, cancellationToken: ct))).AsList();
     }
 
-    /// <summary>
-    /// Inserts new rows (with their first event) in one transaction; <paramref name="inTransaction"/> adds
-    /// more work to it. Two prepared statements serve every row, so a bulk of 10,000 stays fast.
-    /// </summary>
-    public async Task<IReadOnlyList<MessageRow>> InsertAsync(
-        IReadOnlyList<MessageRow> rows, Func<SqliteConnection, IDbTransaction, Task>? inTransaction = null, CancellationToken ct = default)
+    public async Task<IReadOnlyList<MessageRow>> QueryAsync(string sql, object? parameters = null, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);
-        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-        await using var insert = RowCommand.Create(c, tx, MessageSql.InsertWithoutReturning);
-        await using var addEvent = RowCommand.Create(c, tx, MessageSql.InsertEvent);
-        foreach (var row in rows)
-        {
-            RowCommand.Bind(insert, row);
-            await insert.ExecuteNonQueryAsync(ct);
-            var e = new MessageEventRow
-            {
-                MessageId = row.Id, At = row.UpdatedAt, Status = row.Status, Code = row.ErrorCode,
-                Detail = row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage,
-            };
-            RowCommand.Bind(addEvent, e);
-            await addEvent.ExecuteNonQueryAsync(ct);
-            ChangedInTransaction?.Invoke(c, tx, row, row.Status);
-        }
-        if (inTransaction is not null)
-            await inTransaction(c, tx);
-        await tx.CommitAsync(ct);
-        foreach (var row in rows)
-            notifier.Publish(row);
-        return rows;
+        return (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, parameters, cancellationToken: ct))).AsList();
     }
 
-    /// <summary>
-    /// Runs a compare-and-set UPDATE ... RETURNING and, when it changed the row, records the event.
-    /// Returns null when the row was not in the expected state (someone else owns it).
-    /// </summary>
-    public async Task<MessageRow?> TransitionAsync(
-        string sql, object parameters, string? code = null, string? detail = null, bool recordEvent = true, CancellationToken ct = default,
-        string? eventStatus = null)
+    // ---- inside the writer's transaction (MessageLifecycle only) -------------------------------------
+
+    /// <summary>Inserts a new row with its first event; two prepared statements serve every row of a bulk.</summary>
+    internal void Insert(WriteScope s, MessageRow row, string transition, string? detail = null)
     {
-        await using var c = await db.OpenAsync(ct);
-        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-        var row = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(sql, parameters, tx, cancellationToken: ct));
+        var insert = s.Prepared(MessageSql.InsertWithoutReturning);
+        RowBinder.Bind(insert, row);
+        insert.ExecuteNonQuery();
+        AddEvent(s, row, row.Status, row.ErrorCode, detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage), transition);
+    }
+
+    /// <summary>A compare-and-set UPDATE ... RETURNING; when it changed the row, its event. Null: not in the expected state.</summary>
+    internal MessageRow? Transition(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null,
+        string? eventStatus = null, bool recordEvent = true)
+    {
+        var row = s.Connection.QuerySingleOrDefault<MessageRow>(sql, parameters, s.Transaction);
         if (row is null)
             return null;
         if (recordEvent)
-            await AddEventAsync(c, tx, row, eventStatus ?? row.Status, code ?? row.ErrorCode, detail ?? (row.Status == MessageStatus.Failed ? row.ErrorMessage : null), ct);
-        await tx.CommitAsync(ct);
-        notifier.Publish(row);
+            AddEvent(s, row, eventStatus ?? row.Status, code ?? row.ErrorCode,
+                detail ?? (row.Status == MessageStatus.Failed ? row.ErrorMessage : null), transition);
+        else
+            Announce(s, row, transition);
         return row;
     }
 
-    /// <summary>
-    /// A compare-and-set transition and, in the same transaction, a new message linked to it (a fallback
-    /// or a reply), so neither can exist without the other.
-    /// </summary>
-    public async Task<(MessageRow Changed, MessageRow Inserted)?> TransitionAndInsertAsync(
-        string sql, object parameters, MessageRow insert, string insertDetail, string? code = null, string? detail = null,
-        Func<SqliteConnection, IDbTransaction, Task>? inTransaction = null, CancellationToken ct = default)
+    /// <summary>Like <see cref="Transition"/> for statements that change many rows.</summary>
+    internal IReadOnlyList<MessageRow> TransitionMany(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null)
     {
-        await using var c = await db.OpenAsync(ct);
-        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-        var changed = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(sql, parameters, tx, cancellationToken: ct));
-        if (changed is null)
-            return null;
-        await AddEventAsync(c, tx, changed, changed.Status, code ?? changed.ErrorCode, detail ?? changed.ErrorMessage, ct);
-        var inserted = await c.QuerySingleAsync<MessageRow>(new CommandDefinition(MessageSql.Insert, insert, tx, cancellationToken: ct));
-        await AddEventAsync(c, tx, inserted, inserted.Status, null, insertDetail, ct);
-        if (inTransaction is not null)
-            await inTransaction(c, tx);
-        await tx.CommitAsync(ct);
-        notifier.Publish(changed);
-        notifier.Publish(inserted);
-        return (changed, inserted);
-    }
-
-    /// <summary>Inserts one row with its first event and extra work in the same transaction.</summary>
-    public async Task<MessageRow> InsertOneAsync(MessageRow row, string detail, Func<SqliteConnection, IDbTransaction, Task>? inTransaction, CancellationToken ct = default)
-    {
-        await using var c = await db.OpenAsync(ct);
-        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-        var saved = await c.QuerySingleAsync<MessageRow>(new CommandDefinition(MessageSql.Insert, row, tx, cancellationToken: ct));
-        await AddEventAsync(c, tx, saved, saved.Status, null, detail, ct);
-        if (inTransaction is not null)
-            await inTransaction(c, tx);
-        await tx.CommitAsync(ct);
-        notifier.Publish(saved);
-        return saved;
-    }
-
-    /// <summary>Like <see cref="TransitionAsync"/> for statements that change many rows.</summary>
-    public async Task<IReadOnlyList<MessageRow>> TransitionManyAsync(string sql, object parameters, CancellationToken ct = default)
-    {
-        await using var c = await db.OpenAsync(ct);
-        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-        var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, parameters, tx, cancellationToken: ct))).AsList();
+        var rows = s.Connection.Query<MessageRow>(sql, parameters, s.Transaction).AsList();
         foreach (var row in rows)
-            await AddEventAsync(c, tx, row, row.Status, row.ErrorCode, row.ErrorMessage, ct);
-        await tx.CommitAsync(ct);
-        foreach (var row in rows)
-            notifier.Publish(row);
+            AddEvent(s, row, row.Status, code ?? row.ErrorCode, detail ?? row.ErrorMessage, transition);
         return rows;
     }
 
-    /// <summary>Announces a change made outside this store's methods (after its commit).</summary>
-    public void Publish(MessageRow row) => notifier.Publish(row);
-
-    /// <summary>Records an event without a status change (e.g. "delivered", "held by pacing").</summary>
-    public async Task AddEventAsync(string messageId, string status, string? code, string? detail, CancellationToken ct = default)
+    /// <summary>An event without a status change of its own (a retry, a pacing hold).</summary>
+    internal void Note(WriteScope s, string messageId, long at, string status, string? code, string? detail)
     {
-        await using var c = await db.OpenAsync(ct);
-        await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent,
-            new { MessageId = messageId, At = NowMs, Status = status, Code = code, Detail = detail }, cancellationToken: ct));
+        var cmd = s.Prepared(MessageSql.InsertEvent);
+        RowBinder.Bind(cmd, new MessageEventRow { MessageId = messageId, At = at, Status = status, Code = code, Detail = detail });
+        cmd.ExecuteNonQuery();
     }
 
-    private async Task AddEventAsync(SqliteConnection c, IDbTransaction tx, MessageRow row, string status, string? code, string? detail, CancellationToken ct)
+    /// <summary>A statement without events (bookkeeping such as the end of delivery tracking).</summary>
+    internal int Execute(WriteScope s, string sql, object parameters) => s.Connection.Execute(sql, parameters, s.Transaction);
+
+    private void AddEvent(WriteScope s, MessageRow row, string status, string? code, string? detail, string transition)
     {
-        await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent,
-            new { MessageId = row.Id, At = row.UpdatedAt, Status = status, Code = code, Detail = detail }, tx, cancellationToken: ct));
-        ChangedInTransaction?.Invoke(c, tx, row, status);
+        Note(s, row.Id, row.UpdatedAt, status, code, detail);
+        ChangedInTransaction?.Invoke(s, row, status);
+        Announce(s, row, transition);
     }
 
-    /// <summary>A prepared command whose @Parameters are bound from the same-named properties of a row.</summary>
-    private static class RowCommand
+    private void Announce(WriteScope s, MessageRow row, string transition) =>
+        s.AfterCommit(() => notifier.Publish(new MessageChange(row, transition)));
+
+    private static string InsertDetail(MessageRow r) => r.Status switch
+    {
+        MessageStatus.Scheduled => $"accepted, scheduled for {Storage.Time.FromMs(r.ScheduledAt):O}",
+        MessageStatus.Received => "received",
+        _ => "accepted",
+    };
+
+    /// <summary>Binds the @Parameters of a prepared command from the same-named properties of a row.</summary>
+    private static class RowBinder
     {
         private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Type, string), System.Reflection.PropertyInfo[]> Maps = new();
-
-        public static SqliteCommand Create(SqliteConnection c, SqliteTransaction tx, string sql)
-        {
-            var cmd = c.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = sql;
-            return cmd;
-        }
 
         public static void Bind<T>(SqliteCommand cmd, T row)
         {
@@ -184,11 +123,4 @@ public sealed class MessageStore(Db db, TimeProvider time, MessageNotifier notif
                 };
         }
     }
-
-    private static string InsertDetail(MessageRow r) => r.Status switch
-    {
-        MessageStatus.Scheduled => $"accepted, scheduled for {Storage.Time.FromMs(r.ScheduledAt):O}",
-        MessageStatus.Received => "received",
-        _ => "accepted",
-    };
 }

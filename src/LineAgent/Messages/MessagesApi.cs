@@ -182,7 +182,7 @@ internal static class MessagesApi
     }
 
     internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
-        string id, UpdateMessageRequest body, MessageStore store, DispatchSignal signal, TimeProvider time, CancellationToken ct)
+        string id, UpdateMessageRequest body, MessageLifecycle lifecycle, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
         if (body.Content is null && body.ScheduledAt is null)
@@ -197,32 +197,24 @@ internal static class MessagesApi
         if (problems.Count > 0)
             return Problems.Validation(problems);
 
-        var now = time.GetUtcNow();
-        var changed = await store.TransitionAsync(MessageSql.Reschedule, new
-        {
-            Id = id, body.Content, ScheduledAt = at is { } a ? Time.ToMs(a) : (long?)null,
-            ScheduleTimeZone = body.TimeZone, Now = Time.ToMs(now),
-        }, code: "edited", detail: Describe(body, at), ct: ct);
+        var changed = await lifecycle.RescheduleAsync(id, body.Content, at is { } a ? Time.ToMs(a) : null, body.TimeZone, Describe(body, at), ct);
         if (changed is null)
-            return await store.GetAsync(id, ct) is { } current
+            return await lifecycle.Store.GetAsync(id, ct) is { } current
                 ? Problems.Conflict("not_scheduled", $"Message {id} is {current.Status}; only a scheduled message can be edited.",
                     new Dictionary<string, object?> { ["messageStatus"] = current.Status })
                 : MessageNotFound(id);
-        signal.Notify(changed.LineId);
         return TypedResults.Ok(MessageDto.From(changed));
     }
 
     internal static async Task<Results<Ok<MessageDto>, ProblemHttpResult>> Cancel(
-        string id, MessageStore store, DispatchSignal signal, TimeProvider time, CancellationToken ct)
+        string id, MessageLifecycle lifecycle, CancellationToken ct)
     {
-        var cancelled = await store.TransitionAsync(MessageSql.Cancel, new { Id = id, Now = Time.ToMs(time.GetUtcNow()) },
-            detail: "cancelled through the API", ct: ct);
+        var cancelled = await lifecycle.CancelAsync(id, "cancelled through the API", ct);
         if (cancelled is null)
-            return await store.GetAsync(id, ct) is { } current
+            return await lifecycle.Store.GetAsync(id, ct) is { } current
                 ? Problems.Conflict("not_cancellable", $"Message {id} is {current.Status}; only a scheduled or queued message can be cancelled.",
                     new Dictionary<string, object?> { ["messageStatus"] = current.Status })
                 : MessageNotFound(id);
-        signal.Notify(cancelled.LineId);
         return TypedResults.Ok(MessageDto.From(cancelled));
     }
 
@@ -243,7 +235,7 @@ internal static class MessagesApi
         if (original.Status != MessageStatus.Failed)
             return Problems.Conflict("not_failed", $"Message {id} is {original.Status}; only a failed message can be retried.",
                 new Dictionary<string, object?> { ["messageStatus"] = original.Status });
-        if (original.ErrorCode is "unconfirmed" or "interrupted" && !string.Equals(http.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase))
+        if (FailureCodes.MaybeSent(original.ErrorCode) && !string.Equals(http.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase))
             return Problems.Conflict("maybe_sent", $"Message {id} may have gone out ({original.ErrorCode}); retrying could send it twice. " +
                 "Check with the recipient, then retry with ?force=true.", new Dictionary<string, object?> { ["messageStatus"] = original.Status });
         var line = lines.Find(original.LineId);

@@ -34,7 +34,7 @@ public sealed record SendAnswer(int Status, MessageDto Message)
 }
 
 /// <summary>Waits (up to Api:SendWaitSeconds) for a send-now message to settle, then says how it stands.</summary>
-public sealed class SendResponder(MessageStore store, MessageNotifier notifier, TimeProvider time, IOptions<ApiOptions> api)
+public sealed class SendResponder(MessageStore store, MessageNotifier notifier, Channels.ChannelRouter channels, TimeProvider time, IOptions<ApiOptions> api)
 {
     /// <summary>
     /// Waits for the message to settle. An iMessage that failed and fell back to SMS is followed to its
@@ -58,13 +58,13 @@ public sealed class SendResponder(MessageStore store, MessageNotifier notifier, 
     }
 
     /// <summary>
-    /// Nothing more will happen soon: a final status, a pacing hold, or a Twilio message Twilio has
-    /// taken (its delivery takes minutes to report; the answer says `sending` with the SID).
+    /// Nothing more will happen soon: a final status, a pacing hold, or a send its channel has taken where the
+    /// final word takes minutes (Twilio's delivery status; the answer says `sending` with the SID).
     /// </summary>
-    public static bool IsSettled(MessageRow r) =>
+    private bool IsSettled(MessageRow r) =>
         r.Status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled or MessageStatus.Scheduled
         || (r.Status == MessageStatus.Queued && r.NotBefore is not null)
-        || (r.Status == MessageStatus.Sending && r.Channel == Channels.Twilio.TwilioSmsChannel.ChannelName && r.ChannelRef is not null);
+        || (r.Status == MessageStatus.Sending && r.ChannelRef is not null && channels.ByName(r.Channel)?.Capabilities.SettledOnAccept == true);
 
     public static SendAnswer Answer(MessageRow r) => new(r.Status switch
     {

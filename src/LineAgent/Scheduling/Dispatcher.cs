@@ -15,15 +15,16 @@ namespace LineAgent.Scheduling;
 
 /// <summary>
 /// Sends due messages: one worker per line, so a line sends one message at a time in due order.
-/// A worker sleeps until its line's next due time or a signal — there is no fixed poll. Before each
-/// send it asks pacing and the channel's circuit; a message that must wait stays `queued` with `notBefore`.
+/// A worker sleeps until its line's next due time or until a committed change makes something on its line
+/// due earlier — there is no fixed poll. Before each send it asks pacing and the channel's circuit; a
+/// message that must wait stays `queued` with `notBefore`. Every change goes through <see cref="MessageLifecycle"/>.
 /// </summary>
 public sealed class Dispatcher(
-    MessageStore store,
+    MessageLifecycle lifecycle,
+    MessageNotifier notifier,
     LineRegistry lines,
     ChannelRouter router,
     ChannelResilience resilience,
-    DispatchSignal signal,
     SuppressionList suppressions,
     IPacer pacer,
     TimeProvider time,
@@ -33,143 +34,98 @@ public sealed class Dispatcher(
     public static readonly TimeSpan MaxSleep = TimeSpan.FromSeconds(30);
 
     private readonly string _instance = Guid.NewGuid().ToString("N")[..8];
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _sleepingUntil = new();
+    private readonly ConcurrentDictionary<string, Wakeup> _wakeups = new();
 
-    /// <summary>When the line's worker is asleep: the time it will wake at unless signalled. Null while it works.</summary>
-    public DateTimeOffset? SleepingUntil(string lineId) => _sleepingUntil.TryGetValue(lineId, out var t) ? t : null;
+    private MessageStore Store => lifecycle.Store;
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    private Wakeup WakeupOf(string lineId) => _wakeups.GetOrAdd(lineId, _ => new Wakeup(time));
+
+    /// <summary>When the line's worker is asleep: the time it will wake at unless woken. Null while it works.</summary>
+    public DateTimeOffset? SleepingUntil(string lineId) => _wakeups.TryGetValue(lineId, out var w) ? w.SleepingUntil : null;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        lines.ActiveChanged += signal.Notify;
+        lines.ActiveChanged += OnActiveChanged;
+        notifier.Changed += OnChanged;
         resilience.Retrying += OnRetrying;
-        var workers = lines.All.Select(line => Task.Run(() => RunLineAsync(line, stoppingToken), CancellationToken.None));
-        return Task.WhenAll(workers);
+        try
+        {
+            await Task.WhenAll(lines.All.Select(line => Task.Run(async () =>
+            {
+                log.LogInformation("Dispatcher {Instance}: line {Line} started", _instance, line.Id);
+                await WorkerLoops.RunAsync($"Dispatcher line {line.Id}", ct => StepAsync(line, ct), WakeupOf(line.Id), time, log,
+                    TimeSpan.FromSeconds(1), stoppingToken);
+                log.LogInformation("Dispatcher {Instance}: line {Line} stopped", _instance, line.Id);
+            }, CancellationToken.None)));
+        }
+        finally
+        {
+            lines.ActiveChanged -= OnActiveChanged;
+            notifier.Changed -= OnChanged;
+            resilience.Retrying -= OnRetrying;
+        }
+    }
+
+    private void OnActiveChanged(string lineId) => WakeupOf(lineId).Wake();
+
+    /// <summary>Only a row that became pending on a line wakes that line, and only if it is due before the worker's planned wake.</summary>
+    private void OnChanged(MessageChange change)
+    {
+        var row = change.Row;
+        if (MessageStatus.IsPending(row.Status))
+            WakeupOf(row.LineId).WakeBy(Time.FromMs(Math.Max(row.DueAt, row.NotBefore ?? 0)));
     }
 
     private void OnRetrying(string messageId, int attempt, TimeSpan delay, SendOutcome.Failed failure) =>
-        _ = store.AddEventAsync(messageId, MessageStatus.Sending, "retry",
+        _ = lifecycle.NoteAsync(messageId, MessageStatus.Sending, "retry",
             $"attempt {attempt} in {delay.TotalSeconds:0.#} s after {failure.Code}: {failure.Message}");
 
-    private async Task RunLineAsync(LineOptions line, CancellationToken ct)
+    /// <summary>One decision for a line: send the next due message, hold, or say when to look again.</summary>
+    internal async Task<DateTimeOffset> StepAsync(LineOptions line, CancellationToken ct)
     {
-        log.LogInformation("Dispatcher {Instance}: line {Line} started", _instance, line.Id);
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await StepAsync(line, ct);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex)
-            {
-                log.LogError(ex, "Dispatcher: line {Line} iteration failed; retrying shortly", line.Id);
-                try { await Task.Delay(TimeSpan.FromSeconds(1), time, ct); }
-                catch (OperationCanceledException) { break; }
-            }
-        }
-        log.LogInformation("Dispatcher {Instance}: line {Line} stopped", _instance, line.Id);
-    }
-
-    /// <summary>One decision for a line: send the next due message, hold, or sleep until something changes.</summary>
-    internal async Task StepAsync(LineOptions line, CancellationToken ct)
-    {
-        var wake = signal.Next(line.Id);
         var now = time.GetUtcNow();
         if (!lines.IsActive(line.Id))
-        {
-            await SleepAsync(line.Id, wake, now + MaxSleep, ct);
-            return;
-        }
+            return now + MaxSleep;
 
         MessageRow? due;
-        await using (var c = await store.Db.OpenAsync(ct))
+        await using (var c = await Store.Db.OpenAsync(ct))
         {
             due = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(
                 MessageSql.PeekDue, new { LineId = line.Id, Now = Time.ToMs(now) }, cancellationToken: ct));
             if (due is null)
             {
                 var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(MessageSql.NextDueAt, new { LineId = line.Id }, cancellationToken: ct));
-                await c.CloseAsync();
-                await SleepAsync(line.Id, wake, next is { } n ? Time.FromMs(n) : now + MaxSleep, ct);
-                return;
+                var until = next is { } n ? Time.FromMs(n) : now + MaxSleep;
+                return until > now + MaxSleep ? now + MaxSleep : until;
             }
         }
 
         var channel = router.Resolve(line, due.Type);
         if (resilience.OpenUntil(channel.Name) is { } open)
         {
-            await HoldLineAsync(line, new PacingHold(open, $"{channel.Name} is failing (circuit open)"), now, ct);
-            return;
+            await lifecycle.HoldLineAsync(line.Id, open, $"held until {open:O}: {channel.Name} is failing (circuit open)", ct);
+            return now;
         }
 
         var decision = await pacer.CheckAsync(line, due, now, ct);
         if (decision.Hold is { } hold)
         {
+            var detail = $"held until {hold.NotBefore:O}: {hold.Reason}";
             if (hold.LineWide)
-                await HoldLineAsync(line, hold, now, ct);
+                await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
             else
-                await store.TransitionAsync(MessageSql.Hold, new { due.Id, NotBefore = Time.ToMs(hold.NotBefore), Now = Time.ToMs(now) },
-                    code: "paced", detail: $"held until {hold.NotBefore:O}: {hold.Reason}", ct: ct);
-            return;
+                await lifecycle.HoldAsync(due.Id, hold.NotBefore, detail, ct);
+            return now;
         }
 
-        await SendAsync(line, due, channel, decision.NewConversation, now, ct);
+        await SendAsync(line, due, channel, decision.NewConversation, ct);
+        return now;
     }
 
-    /// <summary>Everything due on the line waits as `queued` until the hold ends; each message is told once.</summary>
-    private async Task HoldLineAsync(LineOptions line, PacingHold hold, DateTimeOffset now, CancellationToken ct)
-    {
-        var p = new { LineId = line.Id, NotBefore = Time.ToMs(hold.NotBefore), Now = Time.ToMs(now) };
-        List<MessageRow> announced;
-        await using (var c = await store.Db.OpenAsync(ct))
-        await using (var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct))
-        {
-            announced = (await c.QueryAsync<MessageRow>(new CommandDefinition(MessageSql.NewlyHeld, p, tx, cancellationToken: ct))).AsList();
-            await c.ExecuteAsync(new CommandDefinition(MessageSql.HoldLine, p, tx, cancellationToken: ct));
-            foreach (var m in announced)
-                await c.ExecuteAsync(new CommandDefinition(MessageSql.InsertEvent, new
-                {
-                    MessageId = m.Id, At = p.Now, Status = MessageStatus.Queued, Code = "paced",
-                    Detail = $"held until {hold.NotBefore:O}: {hold.Reason}",
-                }, tx, cancellationToken: ct));
-            await tx.CommitAsync(ct);
-        }
-        if (announced.Count > 0)
-            foreach (var m in (await Task.WhenAll(announced.Select(m => store.GetAsync(m.Id, ct)))).OfType<MessageRow>())
-                store.Publish(m);
-    }
-
-    /// <summary>Sleeps until <paramref name="until"/> (at most <see cref="MaxSleep"/>) or a signal, whichever is first.</summary>
-    private async Task SleepAsync(string lineId, Task wake, DateTimeOffset until, CancellationToken ct)
-    {
-        var now = time.GetUtcNow();
-        if (until > now + MaxSleep)
-            until = now + MaxSleep;
-        if (until <= now)
-            return;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var timer = Task.Delay(until - now, time, cts.Token);
-        _sleepingUntil[lineId] = until;
-        try
-        {
-            await Task.WhenAny(wake, timer);
-        }
-        finally
-        {
-            _sleepingUntil.TryRemove(lineId, out _);
-            cts.Cancel();
-        }
-        ct.ThrowIfCancellationRequested();
-    }
-
-    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, DateTimeOffset now, CancellationToken ct)
+    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, CancellationToken ct)
     {
         var claim = $"{_instance}-{Guid.NewGuid():N}";
-        var claimed = await store.TransitionAsync(MessageSql.Claim,
-            new { due.Id, Claim = claim, Now = Time.ToMs(now) }, detail: $"handing to {channel.Name}", ct: ct);
+        var claimed = await lifecycle.ClaimAsync(due.Id, claim, $"handing to {channel.Name}", ct);
         if (claimed is null)
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
 
@@ -179,27 +135,19 @@ public sealed class Dispatcher(
         {
             if (await suppressions.IsSuppressedAsync(claimed.Recipient, ct))
             {
-                await RecordOutcomeAsync(claimed, claim, channel, new SendOutcome.Failed("suppressed",
+                await RecordOutcomeAsync(claimed, claim, channel, new SendOutcome.Failed(FailureCodes.Suppressed,
                     $"{claimed.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true));
                 return;
             }
-            await using var c = await store.Db.OpenAsync(ct);
-            var marked = await c.ExecuteAsync(new CommandDefinition(MessageSql.MarkHanded, new
-            {
-                claimed.Id, Claim = claim, Now = Time.ToMs(time.GetUtcNow()), Channel = channel.Name,
-                DryRun = channel is DryRunOutboxChannel, NewConversation = newConversation,
-            }, cancellationToken: ct));
-            if (marked == 0)
+            if (!await lifecycle.HandOffAsync(claimed.Id, claim, channel.Name, channel.Capabilities.IsDryRun, newConversation, ct))
                 return;
         }
         catch (Exception e)
         {
             // Nothing was handed over yet: give the message back rather than leave it claimed.
             log.LogError(e, "Before handing {Id} to {Channel}; releasing it", claimed.Id, channel.Name);
-            await store.TransitionAsync(MessageSql.Requeue, new
-            {
-                claimed.Id, Claim = claim, claimed.DueAt, NotBefore = Time.ToMs(time.GetUtcNow() + TimeSpan.FromSeconds(5)), Now = Time.ToMs(time.GetUtcNow()),
-            }, code: "released", detail: $"released after an error before the hand-off: {e.Message}");
+            await lifecycle.RequeueAsync(claimed.Id, claim, claimed.DueAt, time.GetUtcNow() + TimeSpan.FromSeconds(5), "released",
+                $"released after an error before the hand-off: {e.Message}", ct);
             return;
         }
 
@@ -224,15 +172,15 @@ public sealed class Dispatcher(
         }
         catch (TimeoutRejectedException)
         {
-            // Messages confirms through chat.db; for the others the outcome is unknown.
-            return channel.Name == MessagesChannel.ChannelName
+            // A channel that confirms later (Messages: chat.db) settles it itself; for the others the outcome is unknown.
+            return channel.Capabilities.ConfirmsLater
                 ? new SendOutcome.Accepted(null)
-                : new SendOutcome.Failed("unconfirmed", $"{channel.Name} did not answer within the attempt timeout; it may have been sent, so it is not sent again.", ProvenNotSent: false);
+                : new SendOutcome.Failed(FailureCodes.Unconfirmed, $"{channel.Name} did not answer within the attempt timeout; it may have been sent, so it is not sent again.", ProvenNotSent: false);
         }
         catch (Exception ex)
         {
             log.LogError(ex, "Channel {Channel} threw for {Id}", channel.Name, request.Message.Id);
-            return new SendOutcome.Failed("channel_error", $"{channel.Name}: {ex.Message}", ProvenNotSent: false);
+            return new SendOutcome.Failed(FailureCodes.ChannelError, $"{channel.Name}: {ex.Message}", ProvenNotSent: false);
         }
         finally
         {
@@ -266,20 +214,15 @@ public sealed class Dispatcher(
 
     private async Task WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
     {
-        var now = Time.ToMs(time.GetUtcNow());
         var result = outcome switch
         {
-            SendOutcome.Sent s => await store.TransitionAsync(MessageSql.CompleteSent,
-                new { row.Id, Claim = claim, SentAt = Time.ToMs(s.At), s.ChannelRef, Now = now }, detail: $"sent by {channel.Name}"),
-            SendOutcome.Accepted a => await store.TransitionAsync(MessageSql.CompleteAccepted,
-                new { row.Id, Claim = claim, a.ChannelRef, a.Baseline, Now = now }, code: "accepted", detail: $"accepted by {channel.Name}; awaiting confirmation"),
-            SendOutcome.Failed { Code: CircuitOpenCode } f => await store.TransitionAsync(MessageSql.Requeue, new
-            {
-                row.Id, Claim = claim, row.DueAt, Now = now,
-                NotBefore = Time.ToMs(resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30)),
-            }, code: "paced", detail: $"{channel.Name} is failing (circuit open); waits: {f.Message}"),
-            SendOutcome.Failed f => await store.TransitionAsync(MessageSql.CompleteFailed,
-                new { row.Id, Claim = claim, f.Code, f.Message, f.ChannelCode, Now = now }),
+            SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}"),
+            SendOutcome.Accepted a => await lifecycle.ChannelAcceptedAsync(row.Id, claim, a.ChannelRef, a.Baseline,
+                $"accepted by {channel.Name}; awaiting confirmation"),
+            SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,
+                resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
+                $"{channel.Name} is failing (circuit open); waits: {f.Message}"),
+            SendOutcome.Failed f => await lifecycle.FailAsync(row.Id, claim, f.Code, f.Message, f.ChannelCode),
             _ => throw new InvalidOperationException($"Unknown outcome {outcome}"),
         };
         if (result is null)

@@ -30,7 +30,7 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         """;
 
     public bool Applies(LineOptions line, string type) =>
-        line.Pacing.Enabled && (agent.Value.DryRunPacing || router.Resolve(line, type) is not DryRunOutboxChannel);
+        line.Pacing.Enabled && (agent.Value.DryRunPacing || !router.Resolve(line, type).Capabilities.IsDryRun);
 
     public async Task<PacingDecision> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct)
     {

@@ -13,7 +13,7 @@ namespace LineAgent.Scheduling;
 /// (never resending one blindly) and fails schedules that were missed by more than MaxLateness.
 /// </summary>
 public sealed class StartupRecovery(
-    MessageStore store,
+    MessageLifecycle lifecycle,
     LineRegistry lines,
     ChannelRouter router,
     IOptions<SchedulingOptions> options,
@@ -30,13 +30,7 @@ public sealed class StartupRecovery(
     /// <summary>Pending messages of a line that is no longer configured would wait forever: say so instead.</summary>
     internal async Task FailOrphansAsync(CancellationToken ct)
     {
-        var failed = await store.TransitionManyAsync("""
-            UPDATE messages
-            SET status = 'failed', error_code = 'line_not_found', updated_at = @Now,
-                error_message = 'Line ' || line_id || ' is no longer configured on this agent; the message was not sent.'
-            WHERE status IN ('scheduled', 'queued') AND line_id NOT IN @Lines
-            RETURNING *
-            """, new { Now = Time.ToMs(time.GetUtcNow()), Lines = lines.All.Select(l => l.Id).ToArray() }, ct);
+        var failed = await lifecycle.FailOrphansAsync(lines.All.Select(l => l.Id).ToArray(), ct);
         if (failed.Count > 0)
             log.LogWarning("Recovery: {Count} pending messages belong to lines no longer configured; failed them", failed.Count);
     }
@@ -45,17 +39,12 @@ public sealed class StartupRecovery(
 
     internal async Task RecoverSendingAsync(CancellationToken ct)
     {
-        List<MessageRow> sending;
-        await using (var c = await store.Db.OpenAsync(ct))
-            sending = (await c.QueryAsync<MessageRow>(new CommandDefinition(MessageSql.Sending, cancellationToken: ct))).AsList();
-
+        var sending = await lifecycle.Store.QueryAsync(MessageSql.Sending, ct: ct);
         foreach (var row in sending)
         {
-            var now = Time.ToMs(time.GetUtcNow());
             if (row.HandedAt is null)
             {
-                await store.TransitionAsync(MessageSql.Requeue, new { row.Id, row.Claim, DueAt = row.DueAt, NotBefore = (long?)null, Now = now },
-                    code: "released", detail: "claimed by a previous run but never handed to a channel", ct: ct);
+                await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, null, "released", "claimed by a previous run but never handed to a channel", ct);
                 continue;
             }
 
@@ -68,22 +57,17 @@ public sealed class StartupRecovery(
             switch (outcome)
             {
                 case ReconcileOutcome.Sent s:
-                    await store.TransitionAsync(MessageSql.CompleteSent,
-                        new { row.Id, row.Claim, SentAt = Time.ToMs(s.At), s.ChannelRef, Now = now },
-                        code: "reconciled", detail: $"found sent by {row.Channel} after a restart", ct: ct);
+                    await lifecycle.SentAsync(row.Id, row.Claim, s.At, s.ChannelRef, $"found sent by {row.Channel} after a restart", code: "reconciled", ct: ct);
                     break;
                 case ReconcileOutcome.NotSent:
-                    await store.TransitionAsync(MessageSql.Requeue, new { row.Id, row.Claim, DueAt = row.DueAt, NotBefore = (long?)null, Now = now },
-                        code: "released", detail: $"{row.Channel} proves it was not sent before the restart", ct: ct);
+                    await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, null, "released", $"{row.Channel} proves it was not sent before the restart", ct);
                     break;
                 case ReconcileOutcome.Unknown u:
-                    await store.TransitionAsync(MessageSql.CompleteFailed,
-                        new { row.Id, row.Claim, Code = "interrupted", ChannelCode = (long?)null, Message = $"The agent stopped while sending; whether it went out is unknown ({u.Detail}). Not resent to avoid a duplicate.", Now = now },
-                        ct: ct);
+                    await lifecycle.FailAsync(row.Id, row.Claim, FailureCodes.Interrupted,
+                        $"The agent stopped while sending; whether it went out is unknown ({u.Detail}). Not resent to avoid a duplicate.", null, ct);
                     break;
                 case ReconcileOutcome.Pending:
-                    await store.TransitionAsync(MessageSql.AwaitConfirmation, new { row.Id, Now = now },
-                        code: "awaiting", detail: $"{row.Channel} settles it from its own records after the restart", ct: ct);
+                    await lifecycle.AwaitConfirmationAsync(row.Id, $"{row.Channel} settles it from its own records after the restart", ct);
                     break;
             }
         }
@@ -93,12 +77,7 @@ public sealed class StartupRecovery(
     {
         var now = time.GetUtcNow();
         var maxLateness = options.Value.MaxLateness;
-        var failed = await store.TransitionManyAsync(MessageSql.FailMissed, new
-        {
-            Cutoff = Time.ToMs(now - maxLateness),
-            Now = Time.ToMs(now),
-            MaxLatenessText = FormatDuration(maxLateness),
-        }, ct);
+        var failed = await lifecycle.FailMissedAsync(now - maxLateness, FormatDuration(maxLateness), ct);
         if (failed.Count > 0)
             log.LogWarning("Recovery: {Count} scheduled messages missed their time by more than {MaxLateness}", failed.Count, maxLateness);
     }

@@ -42,11 +42,11 @@ public sealed class SuppressionList(Db db, TimeProvider time)
     public async Task<bool> AddAsync(string address, string reason, string source, string? messageId, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);
-        return await AddAsync(c, null, address, reason, source, messageId, Time.ToMs(time.GetUtcNow()));
+        return Add(c, null, address, reason, source, messageId, Time.ToMs(time.GetUtcNow()));
     }
 
-    public static async Task<bool> AddAsync(SqliteConnection c, IDbTransaction? tx, string address, string reason, string source, string? messageId, long now) =>
-        await c.ExecuteAsync(
+    public static bool Add(IDbConnection c, IDbTransaction? tx, string address, string reason, string source, string? messageId, long now) =>
+        c.Execute(
             """
             INSERT INTO suppressions (address, reason, source, message_id, created_at) VALUES (@Address, @Reason, @Source, @MessageId, @Now)
             ON CONFLICT (address) DO NOTHING
@@ -56,11 +56,11 @@ public sealed class SuppressionList(Db db, TimeProvider time)
     public async Task<bool> RemoveAsync(string address, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);
-        return await RemoveAsync(c, null, address);
+        return Remove(c, null, address);
     }
 
-    public static async Task<bool> RemoveAsync(SqliteConnection c, IDbTransaction? tx, string address) =>
-        await c.ExecuteAsync("DELETE FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
+    public static bool Remove(IDbConnection c, IDbTransaction? tx, string address) =>
+        c.Execute("DELETE FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
 
     public async Task<SuppressionRow?> GetAsync(string address, CancellationToken ct = default)
     {

@@ -12,7 +12,7 @@ namespace LineAgent.Webhooks;
 /// Queues webhook events in the same transaction as the status change that causes them (the outbox
 /// pattern): a change is never committed without its events, nor an event without its change.
 /// </summary>
-public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) : IHostedService
+public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sender, TimeProvider time) : IHostedService
 {
     private volatile IReadOnlyList<WebhookRow> _subscriptions = [];
 
@@ -57,7 +57,7 @@ public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) 
         _ => null,
     };
 
-    private void OnChange(SqliteConnection c, IDbTransaction tx, MessageRow row, string status)
+    private void OnChange(WriteScope s, MessageRow row, string status)
     {
         var subscriptions = _subscriptions;
         if (subscriptions.Count == 0 || EventType(row, status) is not { } type)
@@ -68,12 +68,16 @@ public sealed class WebhookOutbox(Db db, MessageStore store, TimeProvider time) 
         {
             id = eventId, type, createdAt = now, data = MessageDto.From(row),
         }, AgentJson.Options);
+        var queued = 0;
         foreach (var hook in subscriptions.Where(h => h.Wants(type)))
             // A subscription deleted a moment ago must not break the change itself: insert only if it still exists.
-            c.Execute("""
+            queued += s.Connection.Execute("""
                 INSERT INTO webhook_deliveries (event_id, webhook_id, message_id, type, payload, created_at, status, next_attempt_at)
                 SELECT @EventId, @WebhookId, @MessageId, @Type, @Payload, @Now, 'pending', @Now
                 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @WebhookId)
-                """, new { EventId = eventId, WebhookId = hook.Id, MessageId = row.Id, Type = type, Payload = payload, Now = Time.ToMs(now) }, tx);
+                """, new { EventId = eventId, WebhookId = hook.Id, MessageId = row.Id, Type = type, Payload = payload, Now = Time.ToMs(now) }, s.Transaction);
+        // The sender wakes only when a commit queued something for it.
+        if (queued > 0)
+            s.AfterCommit(sender.Wake);
     }
 }

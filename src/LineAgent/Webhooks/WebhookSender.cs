@@ -1,6 +1,7 @@
 using System.Text;
 using Dapper;
 using LineAgent.Messages;
+using LineAgent.Scheduling;
 using LineAgent.Storage;
 using Microsoft.Extensions.Options;
 
@@ -21,8 +22,8 @@ public sealed class WebhookOptions
 /// Delivers queued webhook events: signed (Standard Webhooks), in order per message and subscription,
 /// retried with growing backoff on any non-2xx or timeout until <see cref="WebhookOptions.GiveUpAfter"/>.
 /// </summary>
-public sealed class WebhookSender(Db db, MessageNotifier notifier, IOptions<WebhookOptions> options,
-    TimeProvider time, ILogger<WebhookSender> log) : BackgroundService
+public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeProvider time, ILogger<WebhookSender> log)
+    : WorkerLoop(time, log)
 {
     private static readonly TimeSpan[] Backoff =
     [
@@ -42,69 +43,17 @@ public sealed class WebhookSender(Db db, MessageNotifier notifier, IOptions<Webh
     {
         Timeout = Timeout.InfiniteTimeSpan,
     };
-    private readonly SemaphoreSlim _wake = new(0, 1);
-    private DateTimeOffset? _sleepingUntil;
-
-    /// <summary>When the sender is idle: the time it wakes at unless events arrive. Null while it works.</summary>
-    public DateTimeOffset? SleepingUntil => _sleepingUntil;
 
     public static TimeSpan BackoffFor(int attempts) => Backoff[Math.Min(attempts, Backoff.Length) - 1];
 
-    private void Wake()
-    {
-        try { if (_wake.CurrentCount == 0) _wake.Release(); }
-        catch (SemaphoreFullException) { }
-    }
-
-    private void OnChanged(MessageRow _) => Wake();
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        // Events are queued inside a change's transaction; the notifier speaks after the commit.
-        notifier.Changed += OnChanged;
-        try
-        {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                DateTimeOffset until;
-                try
-                {
-                    until = await PassAsync(stoppingToken);
-                }
-                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-                {
-                    break;
-                }
-                catch (Exception e)
-                {
-                    log.LogError(e, "Webhook pass failed");
-                    until = time.GetUtcNow() + TimeSpan.FromSeconds(5);
-                }
-                var delay = until - time.GetUtcNow();
-                if (delay <= TimeSpan.Zero)
-                    continue;
-                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                var timer = Task.Delay(delay, time, cts.Token);
-                _sleepingUntil = until;
-                await Task.WhenAny(_wake.WaitAsync(cts.Token), timer);
-                _sleepingUntil = null;
-                cts.Cancel();
-            }
-        }
-        finally
-        {
-            notifier.Changed -= OnChanged;
-        }
-    }
-
-    /// <summary>Delivers what is due; returns when to look again.</summary>
-    private async Task<DateTimeOffset> PassAsync(CancellationToken ct)
+    /// <summary>Delivers what is due; returns when to look again. Woken by the outbox when a commit queued events.</summary>
+    protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {
         while (true)
         {
             List<DeliveryRow> due;
             await using (var c = await db.OpenAsync(ct))
-                due = (await c.QueryAsync<DeliveryRow>(new CommandDefinition(Due, new { Now = Time.ToMs(time.GetUtcNow()) }, cancellationToken: ct))).AsList();
+                due = (await c.QueryAsync<DeliveryRow>(new CommandDefinition(Due, new { Now = Time.ToMs(Clock.GetUtcNow()) }, cancellationToken: ct))).AsList();
             if (due.Count == 0)
                 break;
             // One attempt per (subscription, message) per pass keeps each message's events in order.
@@ -114,14 +63,14 @@ public sealed class WebhookSender(Db db, MessageNotifier notifier, IOptions<Webh
         await using var conn = await db.OpenAsync(ct);
         var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(
             "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'", cancellationToken: ct));
-        var now = time.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var cap = now + TimeSpan.FromMinutes(1);
         return next is { } n && Time.FromMs(n) < cap ? Time.FromMs(n) : cap;
     }
 
     private async Task AttemptAsync(DeliveryRow d, CancellationToken ct)
     {
-        var now = time.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var timestamp = now.ToUnixTimeSeconds();
         int? status = null;
         string? error = null;
@@ -149,7 +98,7 @@ public sealed class WebhookSender(Db db, MessageNotifier notifier, IOptions<Webh
         }
 
         var attempts = d.Attempts + 1;
-        var after = time.GetUtcNow();
+        var after = Clock.GetUtcNow();
         await using var c = await db.OpenAsync(ct);
         if (error is null)
         {

@@ -297,7 +297,7 @@ public sealed class MessageLifecycleTests : AgentTest
             Status = "failed", LineId = "default", RecipientPhone = "+12025550123", DueAt = now, CreatedAt = now, UpdatedAt = now,
             ErrorCode = "channel_unavailable", ErrorMessage = "test",
         };
-        await Agent.Services.GetRequiredService<LineAgent.Messages.MessageStore>().InsertAsync([row]);
+        await Agent.Services.GetRequiredService<LineAgent.Messages.MessageLifecycle>().AcceptAsync([row]);
         return row.Id;
     }
 }

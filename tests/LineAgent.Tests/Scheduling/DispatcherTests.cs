@@ -180,13 +180,14 @@ public sealed class DispatcherTests
         Migrator.Migrate(db);
         var time = TimeProvider.System;
         var now = time.GetUtcNow();
-        var store = new MessageStore(db, time, new MessageNotifier());
+        await using var writer = new DbWriter(db, Microsoft.Extensions.Logging.Abstractions.NullLogger<DbWriter>.Instance);
+        var lifecycle = new MessageLifecycle(writer, new MessageStore(db, new MessageNotifier()), time);
         var rows = Enumerable.Range(0, 300).Select(i => new MessageRow
         {
             Id = Ids.New("msg", now), Content = $"m{i}", Type = "imessage", RequestedType = "imessage", Status = "queued",
             LineId = "default", RecipientPhone = "+12025550123", DueAt = Time.ToMs(now), CreatedAt = Time.ToMs(now), UpdatedAt = Time.ToMs(now),
         }).ToList();
-        await store.InsertAsync(rows);
+        await lifecycle.AcceptAsync(rows);
 
         using var a = CoreHost(dir.Path, db);
         using var b = CoreHost(dir.Path, db);

@@ -42,7 +42,7 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
         }
         catch (ParseException e)
         {
-            return new SendOutcome.Failed("invalid_sender", $"Line '{request.Line.Id}' has an unreadable Email:From: {e.Message}", ProvenNotSent: true);
+            return new SendOutcome.Failed(FailureCodes.InvalidSender, $"Line '{request.Line.Id}' has an unreadable Email:From: {e.Message}", ProvenNotSent: true);
         }
 
         await _gate.WaitAsync(ct);
@@ -56,13 +56,13 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
             catch (AuthenticationException e)
             {
                 await RecycleAsync();
-                return new SendOutcome.Failed("smtp_auth_failed", $"SMTP login to {Smtp.Host} failed: {e.Message}", ProvenNotSent: true);
+                return new SendOutcome.Failed(FailureCodes.SmtpAuthFailed, $"SMTP login to {Smtp.Host} failed: {e.Message}", ProvenNotSent: true);
             }
             catch (Exception e) when (e is SocketException or IOException or SslHandshakeException or SmtpProtocolException or TimeoutException
                                           or SmtpCommandException or OperationCanceledException && !ct.IsCancellationRequested)
             {
                 await RecycleAsync();
-                return new SendOutcome.Failed("smtp_unreachable", $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}", ProvenNotSent: true, Retryable: true);
+                return new SendOutcome.Failed(FailureCodes.SmtpUnreachable, $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}", ProvenNotSent: true, Retryable: true);
             }
 
             var progress = new DataProgress();
@@ -79,9 +79,9 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                 await RecycleAsync();
                 var text = $"{status} {e.Message}".Trim();
                 if (status >= 500)
-                    return new SendOutcome.Failed("smtp_rejected", $"The server refused the message: {text}", ProvenNotSent: true, ChannelCode: status);
+                    return new SendOutcome.Failed(FailureCodes.SmtpRejected, $"The server refused the message: {text}", ProvenNotSent: true, ChannelCode: status);
                 // An explicit 4xx reply: the server does not have the mail and asks to try later.
-                return new SendOutcome.Failed("smtp_temporary_failure", $"The server deferred the message: {text}", ProvenNotSent: true,
+                return new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure, $"The server deferred the message: {text}", ProvenNotSent: true,
                     Retryable: true, ChannelCode: status);
             }
             catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or TimeoutException
@@ -89,10 +89,10 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
             {
                 await RecycleAsync();
                 return progress.Started
-                    ? new SendOutcome.Failed("unconfirmed",
+                    ? new SendOutcome.Failed(FailureCodes.Unconfirmed,
                         $"The connection to {Smtp.Host} was lost after the message data was sent ({e.Message}); the server may have it, so it is not sent again.",
                         ProvenNotSent: false)
-                    : new SendOutcome.Failed("smtp_unreachable", $"The connection to {Smtp.Host} failed before the message data: {e.Message}",
+                    : new SendOutcome.Failed(FailureCodes.SmtpUnreachable, $"The connection to {Smtp.Host} failed before the message data: {e.Message}",
                         ProvenNotSent: true, Retryable: true);
             }
         }

@@ -17,6 +17,8 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
 
     public string Name => ChannelName;
 
+    public ChannelCapabilities Capabilities { get; } = new(ConfirmsLater: true);
+
     /// <summary>A send killed at the hard timeout, a restart of Messages, and the one retry it allows.</summary>
     public TimeSpan? LongestAttempt => bridge.Options.ScriptTimeout * 2 + Bridge.Osascript.MessagesScripts.RestartHardTimeout + TimeSpan.FromSeconds(30);
 
@@ -60,26 +62,26 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         long? raw = run.RawErrorNumber;
         return run.ErrorKind switch
         {
-            OsaErrorKind.NotAuthorized => new SendOutcome.Failed("automation_denied",
+            OsaErrorKind.NotAuthorized => new SendOutcome.Failed(FailureCodes.AutomationDenied,
                 $"The agent may not control Messages: allow it under System Settings > Privacy & Security > Automation. ({detail})", true, ChannelCode: raw),
             OsaErrorKind.AccountMissing => service switch
             {
-                "SMS" => new SendOutcome.Failed("sms_unavailable",
+                "SMS" => new SendOutcome.Failed(FailureCodes.SmsUnavailable,
                     $"Messages has no SMS account: turn on Text Message Forwarding for this Mac on the iPhone. ({detail})", true, ChannelCode: raw),
-                "RCS" => new SendOutcome.Failed("rcs_unavailable", $"Messages has no RCS account. ({detail})", true, ChannelCode: raw),
-                _ => new SendOutcome.Failed("imessage_account_missing",
+                "RCS" => new SendOutcome.Failed(FailureCodes.RcsUnavailable, $"Messages has no RCS account. ({detail})", true, ChannelCode: raw),
+                _ => new SendOutcome.Failed(FailureCodes.IMessageAccountMissing,
                     $"Messages has no iMessage account: sign in to iMessage in Messages > Settings > iMessage. ({detail})", true, ChannelCode: raw),
             },
             // The recipient's problem, not the line's: not retried, and the line stays healthy.
-            OsaErrorKind.RecipientUnresolvable => new SendOutcome.Failed("recipient_unresolvable",
+            OsaErrorKind.RecipientUnresolvable => new SendOutcome.Failed(FailureCodes.RecipientUnresolvable,
                 $"Messages cannot address {m.Recipient} over {service}. ({detail})", true, ChannelCode: raw),
-            OsaErrorKind.NotRunning => new SendOutcome.Failed("messages_not_running",
+            OsaErrorKind.NotRunning => new SendOutcome.Failed(FailureCodes.MessagesNotRunning,
                 $"Messages is not running or quit during the send. ({detail})", true, Retryable: true, ChannelCode: raw),
-            OsaErrorKind.BadType => new SendOutcome.Failed("invalid_service", detail, true, ChannelCode: raw),
-            OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout => new SendOutcome.Failed("messages_timeout",
+            OsaErrorKind.BadType => new SendOutcome.Failed(FailureCodes.InvalidService, detail, true, ChannelCode: raw),
+            OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout => new SendOutcome.Failed(FailureCodes.MessagesTimeout,
                 $"Messages did not answer before the send: {detail}", true, ChannelCode: raw),
             OsaErrorKind.LaunchFailed => new SendOutcome.Failed(UnavailableChannel.Code, detail, true, Retryable: true),
-            _ => new SendOutcome.Failed("messages_error", detail, true, ChannelCode: raw),
+            _ => new SendOutcome.Failed(FailureCodes.MessagesError, detail, true, ChannelCode: raw),
         };
     }
 

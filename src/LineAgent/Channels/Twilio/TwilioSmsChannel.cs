@@ -43,6 +43,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
 
     public string Name => ChannelName;
 
+    public ChannelCapabilities Capabilities { get; } = new(ConfirmsLater: true, SettledOnAccept: true);
+
     public ITwilioRestClient? Client { get; }
 
     public bool Handles(LineOptions line, string type) =>
@@ -61,7 +63,7 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         {
             var created = await MessageResource.CreateAsync(create, Client);
             return created.Status == MessageResource.StatusEnum.Failed || created.Status == MessageResource.StatusEnum.Undelivered
-                ? new SendOutcome.Failed("twilio_failed", $"Twilio: {created.ErrorCode} {created.ErrorMessage}".Trim(), ProvenNotSent: false, ChannelCode: created.ErrorCode)
+                ? new SendOutcome.Failed(FailureCodes.TwilioFailed, $"Twilio: {created.ErrorCode} {created.ErrorMessage}".Trim(), ProvenNotSent: false, ChannelCode: created.ErrorCode)
                 : new SendOutcome.Accepted(created.Sid);
         }
         catch (ApiException e)
@@ -71,8 +73,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         catch (ApiConnectionException e)
         {
             return NeverReachedTwilio(e)
-                ? new SendOutcome.Failed("twilio_unreachable", $"Cannot reach Twilio at {_options.BaseUrl}: {Innermost(e).Message}", ProvenNotSent: true, Retryable: true)
-                : new SendOutcome.Failed("unconfirmed",
+                ? new SendOutcome.Failed(FailureCodes.TwilioUnreachable, $"Cannot reach Twilio at {_options.BaseUrl}: {Innermost(e).Message}", ProvenNotSent: true, Retryable: true)
+                : new SendOutcome.Failed(FailureCodes.Unconfirmed,
                     $"Twilio did not answer after receiving the request ({Innermost(e).Message}); it may have been sent, so it is not sent again.",
                     ProvenNotSent: false);
         }
@@ -84,22 +86,22 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         switch (e.Code)
         {
             case 21211:
-                return new SendOutcome.Failed("invalid_recipient", text, ProvenNotSent: true, ChannelCode: e.Code);
+                return new SendOutcome.Failed(FailureCodes.InvalidRecipient, text, ProvenNotSent: true, ChannelCode: e.Code);
             case 21610:
                 await _suppressions.AddAsync(m.RecipientPhone!, "Twilio 21610: the recipient replied STOP to this number", SuppressionList.Sources.Twilio, m.Id, ct);
-                return new SendOutcome.Failed("suppressed", text, ProvenNotSent: true, ChannelCode: e.Code);
+                return new SendOutcome.Failed(FailureCodes.Suppressed, text, ProvenNotSent: true, ChannelCode: e.Code);
             case 20429:
-                return new SendOutcome.Failed("twilio_rate_limited", text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+                return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
         }
         if (e.Status == (int)HttpStatusCode.TooManyRequests)
-            return new SendOutcome.Failed("twilio_rate_limited", text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+            return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
         if (e.Status >= 500)
-            return new SendOutcome.Failed("unconfirmed",
+            return new SendOutcome.Failed(FailureCodes.Unconfirmed,
                 $"Twilio answered {e.Status} after receiving the request ({text}); it may have been processed, so it is not sent again.",
                 ProvenNotSent: false, ChannelCode: e.Code);
         if (e.Status is 401 or 403)
-            return new SendOutcome.Failed("twilio_auth_failed", $"{text} (check Twilio:AccountSid and Twilio:AuthToken)", ProvenNotSent: true, ChannelCode: e.Code);
-        return new SendOutcome.Failed("twilio_rejected", text, ProvenNotSent: true, ChannelCode: e.Code);
+            return new SendOutcome.Failed(FailureCodes.TwilioAuthFailed, $"{text} (check Twilio:AccountSid and Twilio:AuthToken)", ProvenNotSent: true, ChannelCode: e.Code);
+        return new SendOutcome.Failed(FailureCodes.TwilioRejected, text, ProvenNotSent: true, ChannelCode: e.Code);
     }
 
     /// <summary>True only when the connection itself failed: the request never reached Twilio.</summary>

@@ -1,6 +1,7 @@
 using Dapper;
 using LineAgent.Delivery;
 using LineAgent.Messages;
+using LineAgent.Scheduling;
 using LineAgent.Storage;
 using LineAgent.Suppressions;
 using Microsoft.Extensions.Options;
@@ -16,11 +17,12 @@ namespace LineAgent.Channels.Twilio;
 /// </summary>
 public sealed class TwilioStatusPoller(
     TwilioSmsChannel channel,
-    MessageStore store,
+    MessageLifecycle lifecycle,
+    SuppressionList suppressions,
     MessageNotifier notifier,
     IOptions<TwilioOptions> options,
     TimeProvider time,
-    ILogger<TwilioStatusPoller> log) : BackgroundService
+    ILogger<TwilioStatusPoller> log) : WorkerLoop(time, log)
 {
     private const string Open = """
         SELECT * FROM messages
@@ -28,55 +30,35 @@ public sealed class TwilioStatusPoller(
         ORDER BY seq
         """;
 
-    private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly Dictionary<string, DateTimeOffset> _lastPolled = [];
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task<bool> StartingAsync(CancellationToken ct)
     {
         if (channel.Client is null)
-            return;
+            return Task.FromResult(false);
         notifier.Changed += OnChanged;
-        try
-        {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                try
-                {
-                    await PollOnceAsync(stoppingToken);
-                }
-                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-                {
-                    break;
-                }
-                catch (Exception e)
-                {
-                    log.LogError(e, "Twilio status poll failed");
-                }
-                using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-                await Task.WhenAny(_wake.WaitAsync(cts.Token), Task.Delay(options.Value.StatusPollInterval, time, cts.Token));
-                cts.Cancel();
-            }
-        }
-        finally
-        {
-            notifier.Changed -= OnChanged;
-        }
+        return Task.FromResult(true);
     }
 
-    private void OnChanged(MessageRow row)
+    protected override void Stopped() => notifier.Changed -= OnChanged;
+
+    /// <summary>Only a send Twilio just took needs a look now.</summary>
+    private void OnChanged(MessageChange change)
     {
-        if (row.Channel == TwilioSmsChannel.ChannelName && row.Status == MessageStatus.Sending && row.ChannelRef is not null && _wake.CurrentCount == 0)
-        {
-            try { _wake.Release(); } catch (SemaphoreFullException) { }
-        }
+        if (change.Transition == Transitions.ChannelAccepted && change.Row.Channel == TwilioSmsChannel.ChannelName)
+            Wake();
+    }
+
+    protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
+    {
+        await PollOnceAsync(ct);
+        return Clock.GetUtcNow() + options.Value.StatusPollInterval;
     }
 
     internal async Task PollOnceAsync(CancellationToken ct)
     {
-        List<MessageRow> open;
-        await using (var c = await store.Db.OpenAsync(ct))
-            open = (await c.QueryAsync<MessageRow>(new CommandDefinition(Open, new { Now = NowMs }, cancellationToken: ct))).AsList();
-        var now = time.GetUtcNow();
+        var open = await lifecycle.Store.QueryAsync(Open, new { Now = NowMs }, ct);
+        var now = Clock.GetUtcNow();
         foreach (var key in _lastPolled.Keys.Where(k => open.All(m => m.Id != k)).ToList())
             _lastPolled.Remove(key);
         foreach (var m in open)
@@ -111,10 +93,7 @@ public sealed class TwilioStatusPoller(
         switch (status)
         {
             case "sent" or "delivered" when m.Status == MessageStatus.Sending:
-                var sent = await store.TransitionAsync(DeliverySql.ConfirmSent, new
-                {
-                    m.Id, SentAt = now, Now = now, TrackUntil = Time.ToMs(time.GetUtcNow() + TimeSpan.FromDays(3)),
-                }, code: "confirmed", detail: $"Twilio status {status}", ct: ct);
+                var sent = await lifecycle.ConfirmAsync(m.Id, Clock.GetUtcNow(), Clock.GetUtcNow() + TimeSpan.FromDays(3), $"Twilio status {status}", ct);
                 if (sent is not null && status == "delivered")
                     await DeliveredAsync(sent, ct);
                 break;
@@ -124,28 +103,17 @@ public sealed class TwilioStatusPoller(
             case "undelivered" or "failed" or "canceled":
                 var reason = $"Twilio status {status}{(errorCode is null ? "" : $", error {errorCode}")}: {errorMessage ?? "no reason given"}";
                 if (errorCode == 21610 && m.RecipientPhone is not null)
-                    await using (var c = await store.Db.OpenAsync(ct))
-                        await SuppressionList.AddAsync(c, null, m.RecipientPhone, "Twilio 21610: unsubscribed recipient", SuppressionList.Sources.Twilio, m.Id, now);
+                    await suppressions.AddAsync(m.RecipientPhone, "Twilio 21610: unsubscribed recipient", SuppressionList.Sources.Twilio, m.Id, ct);
                 if (m.Status == MessageStatus.Sending)
-                    await store.TransitionAsync(DeliverySql.Fail, new
-                    {
-                        m.Id, Code = errorCode == 21610 ? "suppressed" : $"twilio_{status}", Message = reason,
-                        ChannelError = (long?)errorCode, FallbackTo = (string?)null, Now = now,
-                    }, ct: ct);
+                    await lifecycle.FailDeliveryAsync(m.Id, errorCode == 21610 ? FailureCodes.Suppressed : FailureCodes.TwilioStatus(status), reason, errorCode, ct);
                 else
-                    await store.TransitionAsync(DeliverySql.NotDelivered, new { m.Id, ChannelError = (long?)errorCode, Now = now },
-                        code: $"twilio_{status}", detail: reason, eventStatus: DeliveryState.NotDelivered, ct: ct);
+                    await lifecycle.NotDeliveredAsync(m.Id, FailureCodes.TwilioStatus(status), errorCode, reason, ct);
                 break;
         }
     }
 
-    private async Task DeliveredAsync(MessageRow m, CancellationToken ct)
-    {
-        await store.TransitionAsync(DeliverySql.Delivered, new { m.Id, At = NowMs, Now = NowMs },
-            detail: "Twilio status delivered", eventStatus: DeliveryState.Delivered, ct: ct);
-        await using var c = await store.Db.OpenAsync(ct);
-        await c.ExecuteAsync(new CommandDefinition("UPDATE messages SET track_until = NULL WHERE id = @Id", new { m.Id }, cancellationToken: ct));
-    }
+    private Task<MessageRow?> DeliveredAsync(MessageRow m, CancellationToken ct) =>
+        lifecycle.DeliveredAsync(m.Id, Clock.GetUtcNow(), "Twilio status delivered", endTracking: true, ct: ct);
 
-    private long NowMs => Time.ToMs(time.GetUtcNow());
+    private long NowMs => Time.ToMs(Clock.GetUtcNow());
 }

@@ -1,0 +1,54 @@
+namespace LineAgent.Messages;
+
+/// <summary>
+/// Why a message failed (<c>error.code</c>): every code the agent writes, in one place. Channel-specific
+/// codes are grouped by channel; the raw provider code goes to <c>error.channelCode</c>.
+/// </summary>
+public static class FailureCodes
+{
+    // Any channel
+    public const string Suppressed = "suppressed";
+    /// <summary>It may have gone out; not resent automatically (retry needs force).</summary>
+    public const string Unconfirmed = "unconfirmed";
+    /// <summary>The agent stopped while sending and the channel cannot tell; not resent.</summary>
+    public const string Interrupted = "interrupted";
+    public const string MissedSchedule = "missed_schedule";
+    public const string LineNotFound = "line_not_found";
+    public const string ChannelError = "channel_error";
+    public const string ChannelUnavailable = "channel_unavailable";
+
+    // Messages.app
+    public const string IMessageUnavailable = "imessage_unavailable";
+    public const string NotDeliverable = "not_deliverable";
+    public const string MessagesError = "messages_error";
+    public const string GhostRow = "ghost_row";
+    public const string AutomationDenied = "automation_denied";
+    public const string SmsUnavailable = "sms_unavailable";
+    public const string RcsUnavailable = "rcs_unavailable";
+    public const string IMessageAccountMissing = "imessage_account_missing";
+    public const string RecipientUnresolvable = "recipient_unresolvable";
+    public const string MessagesNotRunning = "messages_not_running";
+    public const string MessagesTimeout = "messages_timeout";
+    public const string InvalidService = "invalid_service";
+
+    // SMTP
+    public const string SmtpUnreachable = "smtp_unreachable";
+    public const string SmtpTemporaryFailure = "smtp_temporary_failure";
+    public const string SmtpRejected = "smtp_rejected";
+    public const string SmtpAuthFailed = "smtp_auth_failed";
+    public const string InvalidSender = "invalid_sender";
+    public const string InvalidRecipient = "invalid_recipient";
+
+    // Twilio
+    public const string TwilioRateLimited = "twilio_rate_limited";
+    public const string TwilioUnreachable = "twilio_unreachable";
+    public const string TwilioRejected = "twilio_rejected";
+    public const string TwilioFailed = "twilio_failed";
+    public const string TwilioAuthFailed = "twilio_auth_failed";
+
+    /// <summary>Twilio's own final status (undelivered, failed, canceled) as a code.</summary>
+    public static string TwilioStatus(string status) => $"twilio_{status}";
+
+    /// <summary>A failure the agent may not resend blindly (it may have gone out).</summary>
+    public static bool MaybeSent(string? code) => code is Unconfirmed or Interrupted;
+}

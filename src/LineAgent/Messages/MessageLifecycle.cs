@@ -1,0 +1,282 @@
+using LineAgent.Delivery;
+using LineAgent.Storage;
+using DeliveryState = LineAgent.Messages.Delivery;
+
+namespace LineAgent.Messages;
+
+/// <summary>The names of a message's transitions, as change notifications carry them.</summary>
+public static class Transitions
+{
+    public const string Accept = "accept";
+    public const string Receive = "receive";
+    public const string Claim = "claim";
+    public const string HandOff = "hand-off";
+    public const string ChannelAccepted = "channel-accepted";
+    public const string Sent = "sent";
+    public const string Fail = "fail";
+    public const string Requeue = "requeue";
+    public const string Hold = "hold";
+    public const string Note = "note";
+    public const string Cancel = "cancel";
+    public const string Reschedule = "reschedule";
+    public const string Match = "match";
+    public const string Confirm = "confirm";
+    public const string Delivered = "delivered";
+    public const string Read = "read";
+    public const string NotDelivered = "not-delivered";
+    public const string Fallback = "fallback";
+    public const string Track = "track";
+}
+
+/// <summary>
+/// The one place that changes a message. Each transition is a compare-and-set on the row's current state,
+/// written with its event row (and, through the store's hook, its webhook outbox rows) in one transaction of
+/// the single writer, which commits whatever arrives together (group commit). A transition that does not
+/// apply (the row is no longer in the state it requires) changes nothing and answers null.
+/// </summary>
+public sealed class MessageLifecycle(DbWriter writer, MessageStore store, TimeProvider time)
+{
+    public MessageStore Store => store;
+
+    private long NowMs => Time.ToMs(time.GetUtcNow());
+
+    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct) => writer.WriteAsync(work, ct);
+
+    // ---- new messages -------------------------------------------------------------------------------
+
+    /// <summary>New outbound messages (scheduled or queued, or failed for a reason known at once), with extra work in the same transaction.</summary>
+    public Task<IReadOnlyList<MessageRow>> AcceptAsync(IReadOnlyList<MessageRow> rows, Action<WriteScope>? alsoInTransaction = null, CancellationToken ct = default) =>
+        Write<IReadOnlyList<MessageRow>>(s =>
+        {
+            foreach (var row in rows)
+                store.Insert(s, row, Transitions.Accept);
+            alsoInTransaction?.Invoke(s);
+            return rows;
+        }, ct);
+
+    /// <summary>An inbound reply, with what it implies (suppressions) in the same transaction.</summary>
+    public Task<MessageRow> ReceiveAsync(MessageRow reply, string detail, Action<WriteScope>? alsoInTransaction = null, CancellationToken ct = default) =>
+        Write(s =>
+        {
+            store.Insert(s, reply, Transitions.Receive, detail);
+            alsoInTransaction?.Invoke(s);
+            return reply;
+        }, ct);
+
+    // ---- the dispatcher -----------------------------------------------------------------------------
+
+    /// <summary>scheduled/queued and due → sending, owned by <paramref name="claim"/>. Exactly one claimer wins.</summary>
+    public Task<MessageRow?> ClaimAsync(string id, string claim, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Claim, MessageSql.Claim, new { Id = id, Claim = claim, Now = now }, detail: detail), ct);
+    }
+
+    /// <summary>The claimed row is about to be given to <paramref name="channel"/>: from here on it may go out.</summary>
+    public Task<bool> HandOffAsync(string id, string claim, string channel, bool dryRun, bool newConversation, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Execute(s, MessageSql.MarkHanded,
+            new { Id = id, Claim = claim, Now = now, Channel = channel, DryRun = dryRun, NewConversation = newConversation }) == 1, ct);
+    }
+
+    public Task<MessageRow?> SentAsync(string id, string? claim, DateTimeOffset at, string? channelRef, string detail, string? code = null, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Sent, MessageSql.CompleteSent,
+            new { Id = id, Claim = claim, SentAt = Time.ToMs(at), ChannelRef = channelRef, Now = now }, code: code, detail: detail), ct);
+    }
+
+    /// <summary>The channel took it; its confirmation comes later (the row stays sending).</summary>
+    public Task<MessageRow?> ChannelAcceptedAsync(string id, string claim, string? channelRef, long? baseline, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.ChannelAccepted, MessageSql.CompleteAccepted,
+            new { Id = id, Claim = claim, ChannelRef = channelRef, Baseline = baseline, Now = now }, code: "accepted", detail: detail), ct);
+    }
+
+    /// <summary>sending (owned by <paramref name="claim"/>) → failed with a named reason.</summary>
+    public Task<MessageRow?> FailAsync(string id, string? claim, string code, string message, long? channelCode, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Fail, MessageSql.CompleteFailed,
+            new { Id = id, Claim = claim, Code = code, Message = message, ChannelCode = channelCode, Now = now }), ct);
+    }
+
+    /// <summary>sending → queued again: nothing went out (released before the hand-off, proven not sent, circuit open).</summary>
+    public Task<MessageRow?> RequeueAsync(string id, string? claim, long dueAt, DateTimeOffset? notBefore, string code, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Requeue, MessageSql.Requeue,
+            new { Id = id, Claim = claim, DueAt = dueAt, NotBefore = notBefore is { } nb ? Time.ToMs(nb) : (long?)null, Now = now }, code: code, detail: detail), ct);
+    }
+
+    /// <summary>One pending message waits as queued until <paramref name="notBefore"/> (e.g. the new-conversation cap).</summary>
+    public Task<MessageRow?> HoldAsync(string id, DateTimeOffset notBefore, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Hold, MessageSql.Hold, new { Id = id, NotBefore = Time.ToMs(notBefore), Now = now },
+            code: "paced", detail: detail), ct);
+    }
+
+    /// <summary>Everything due on a line waits as queued until the hold ends; each message is told once.</summary>
+    public Task<IReadOnlyList<MessageRow>> HoldLineAsync(string lineId, DateTimeOffset notBefore, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write<IReadOnlyList<MessageRow>>(s =>
+        {
+            var p = new { LineId = lineId, NotBefore = Time.ToMs(notBefore), Now = now };
+            var announced = store.TransitionMany(s, Transitions.Hold, MessageSql.HoldNewlyHeld, p, code: "paced", detail: detail);
+            store.Execute(s, MessageSql.HoldLine, p);
+            return announced;
+        }, ct);
+    }
+
+    /// <summary>An event without a status change (a retry of the channel).</summary>
+    public Task NoteAsync(string id, string status, string code, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => { store.Note(s, id, now, status, code, detail); return true; }, ct);
+    }
+
+    // ---- the API ------------------------------------------------------------------------------------
+
+    /// <summary>scheduled/queued → cancelled; null once it was handed over (or already final).</summary>
+    public Task<MessageRow?> CancelAsync(string id, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Cancel, MessageSql.Cancel, new { Id = id, Now = now }, detail: detail), ct);
+    }
+
+    public Task<IReadOnlyList<MessageRow>> CancelBatchAsync(string batchId, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail), ct);
+    }
+
+    /// <summary>New content and/or time of a scheduled message; null when it is no longer scheduled.</summary>
+    public Task<MessageRow?> RescheduleAsync(string id, string? content, long? scheduledAt, string? timeZone, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Reschedule, MessageSql.Reschedule,
+            new { Id = id, Content = content, ScheduledAt = scheduledAt, ScheduleTimeZone = timeZone, Now = now }, code: "edited", detail: detail), ct);
+    }
+
+    // ---- delivery: what the channel reports later ---------------------------------------------------
+
+    /// <summary>The channel's own record of this send (a chat.db guid) is found.</summary>
+    public Task<MessageRow?> MatchAsync(string id, string channelRef, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Match, DeliverySql.Match, new { Id = id, Guid = channelRef, Now = now }, code: "matched", detail: detail), ct);
+    }
+
+    /// <summary>sending → sent on the channel's word; delivery is watched until <paramref name="trackUntil"/>.</summary>
+    public Task<MessageRow?> ConfirmAsync(string id, DateTimeOffset sentAt, DateTimeOffset? trackUntil, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Confirm, DeliverySql.ConfirmSent,
+            new { Id = id, SentAt = Time.ToMs(sentAt), Now = now, TrackUntil = trackUntil is { } t ? Time.ToMs(t) : (long?)null }, code: "confirmed", detail: detail), ct);
+    }
+
+    /// <summary>failed/unconfirmed → sent: the channel's record showed up after the deadline.</summary>
+    public Task<MessageRow?> ConfirmLateAsync(string id, DateTimeOffset sentAt, DateTimeOffset trackUntil, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Confirm, DeliverySql.ConfirmLate,
+            new { Id = id, SentAt = Time.ToMs(sentAt), Now = now, TrackUntil = Time.ToMs(trackUntil) }, code: "confirmed", detail: detail), ct);
+    }
+
+    /// <summary>An unconfirmed send turns out to have failed: its reason is replaced by the real one.</summary>
+    public Task<MessageRow?> FailLateAsync(string id, string code, string message, long channelError, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Fail, DeliverySql.FailLate,
+            new { Id = id, Code = code, Message = message, ChannelError = channelError, Now = now }, code: "settled", detail: detail), ct);
+    }
+
+    /// <summary>sending → failed `unconfirmed`: no confirmation in time; still watched until <paramref name="trackUntil"/>.</summary>
+    public Task<MessageRow?> FailUnconfirmedAsync(string id, string message, DateTimeOffset trackUntil, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Fail, DeliverySql.FailUnconfirmed,
+            new { Id = id, Message = message, Now = now, TrackUntil = Time.ToMs(trackUntil) }), ct);
+    }
+
+    /// <summary>sending → failed on the channel's later word (chat.db error, Twilio undelivered).</summary>
+    public Task<MessageRow?> FailDeliveryAsync(string id, string code, string message, long? channelError, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Fail, DeliverySql.Fail,
+            new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = (string?)null, Now = now }), ct);
+    }
+
+    /// <summary>sending → failed, and in the same transaction the message that goes out instead (an SMS for an iMessage).</summary>
+    public Task<(MessageRow Failed, MessageRow Fallback)?> FallbackAsync(string id, string code, string message, long channelError, MessageRow fallback,
+        string fallbackDetail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write<(MessageRow, MessageRow)?>(s =>
+        {
+            var failed = store.Transition(s, Transitions.Fail, DeliverySql.Fail,
+                new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = fallback.Id, Now = now });
+            if (failed is null)
+                return null;
+            store.Insert(s, fallback, Transitions.Fallback, fallbackDetail);
+            return (failed, fallback);
+        }, ct);
+    }
+
+    public Task<MessageRow?> DeliveredAsync(string id, DateTimeOffset at, string detail, bool endTracking = false, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Delivered, endTracking ? DeliverySql.DeliveredFinal : DeliverySql.Delivered,
+            new { Id = id, At = Time.ToMs(at), Now = now }, detail: detail, eventStatus: DeliveryState.Delivered), ct);
+    }
+
+    public Task<MessageRow?> ReadAsync(string id, DateTimeOffset at, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.Read, DeliverySql.Read, new { Id = id, At = Time.ToMs(at), Now = now },
+            detail: detail, eventStatus: DeliveryState.Read), ct);
+    }
+
+    public Task<MessageRow?> NotDeliveredAsync(string id, string code, long? channelError, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.NotDelivered, DeliverySql.NotDelivered,
+            new { Id = id, ChannelError = channelError, Now = now }, code: code, detail: detail, eventStatus: DeliveryState.NotDelivered), ct);
+    }
+
+    /// <summary>Delivery tracking past its time ends (no event: nothing happened to the message).</summary>
+    public Task<int> ExpireTrackingAsync(CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Execute(s, DeliverySql.ExpireTracking, new { Now = now }), ct);
+    }
+
+    // ---- after a restart ----------------------------------------------------------------------------
+
+    /// <summary>A send whose process is gone: the channel's own records settle it from now on.</summary>
+    public Task<MessageRow?> AwaitConfirmationAsync(string id, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.ChannelAccepted, MessageSql.AwaitConfirmation, new { Id = id, Now = now },
+            code: "awaiting", detail: detail), ct);
+    }
+
+    /// <summary>Schedules missed by more than <paramref name="cutoff"/> while the agent was down.</summary>
+    public Task<IReadOnlyList<MessageRow>> FailMissedAsync(DateTimeOffset cutoff, string maxLatenessText, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.TransitionMany(s, Transitions.Fail, MessageSql.FailMissed,
+            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText }), ct);
+    }
+
+    /// <summary>Pending messages of lines no longer configured.</summary>
+    public Task<IReadOnlyList<MessageRow>> FailOrphansAsync(IReadOnlyCollection<string> lineIds, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.TransitionMany(s, Transitions.Fail, MessageSql.FailOrphans, new { Now = now, Lines = lineIds.ToArray() }), ct);
+    }
+}

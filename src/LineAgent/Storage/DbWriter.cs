@@ -1,0 +1,239 @@
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Storage;
+
+/// <summary>What a unit of work sees inside the writer's transaction.</summary>
+public sealed class WriteScope
+{
+    private readonly List<Action> _afterCommit = [];
+    private readonly Dictionary<string, SqliteCommand> _prepared;
+
+    internal WriteScope(SqliteConnection connection, SqliteTransaction transaction, Dictionary<string, SqliteCommand> prepared)
+    {
+        Connection = connection;
+        Transaction = transaction;
+        _prepared = prepared;
+    }
+
+    public SqliteConnection Connection { get; }
+    public SqliteTransaction Transaction { get; }
+
+    /// <summary>Runs once the transaction that holds this work is on disk (never when it is rolled back).</summary>
+    public void AfterCommit(Action action) => _afterCommit.Add(action);
+
+    /// <summary>
+    /// A command for <paramref name="sql"/> prepared once on the writer's connection and reused by every later
+    /// transaction: a 30-column INSERT is parsed once per agent run, not once per message.
+    /// </summary>
+    public SqliteCommand Prepared(string sql)
+    {
+        if (!_prepared.TryGetValue(sql, out var cmd))
+        {
+            cmd = Connection.CreateCommand();
+            cmd.CommandText = sql;
+            _prepared[sql] = cmd;
+        }
+        cmd.Transaction = Transaction;
+        return cmd;
+    }
+
+    internal List<Action> TakeAfterCommit()
+    {
+        var actions = _afterCommit.ToList();
+        _afterCommit.Clear();
+        return actions;
+    }
+
+    internal void DiscardAfterCommit() => _afterCommit.Clear();
+}
+
+/// <summary>
+/// The one writer of the agent's message state, with group commit: requests and workers hand it units of
+/// work; it runs whatever has arrived together in ONE transaction on its own connection (each unit in a
+/// savepoint, so one failure does not undo the others), commits once (synchronous=FULL: on disk before
+/// anyone is answered), then completes each caller and runs their after-commit actions in order. One
+/// writer also means no two of our own transactions ever wait on each other's lock.
+/// </summary>
+public sealed class DbWriter : IAsyncDisposable
+{
+    /// <summary>The most units one transaction takes; the rest wait for the next.</summary>
+    public const int MaxGroup = 256;
+
+    private readonly Db _db;
+    private readonly ILogger<DbWriter> _log;
+    private readonly Channel<Work> _queue = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _loop;
+    private SqliteConnection? _connection;
+    private readonly Dictionary<string, SqliteCommand> _prepared = [];
+    private long _commits, _units;
+
+    public DbWriter(Db db, ILogger<DbWriter> log)
+    {
+        _db = db;
+        _log = log;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>Transactions committed and units of work written so far (units / commits = the mean group).</summary>
+    public (long Commits, long Units) Counters => (Interlocked.Read(ref _commits), Interlocked.Read(ref _units));
+
+    /// <summary>
+    /// Runs <paramref name="work"/> inside the writer's next transaction and returns its result once that
+    /// transaction is committed. <paramref name="work"/> runs on the writer's thread: synchronous SQL only.
+    /// A cancellation before the work started cancels it; once started it completes.
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<WriteScope, T> work, CancellationToken ct = default)
+    {
+        var item = new Work<T>(work, ct);
+        if (!_queue.Writer.TryWrite(item))
+            throw new ObjectDisposedException(nameof(DbWriter));
+        return item.Task;
+    }
+
+    private async Task RunAsync()
+    {
+        var group = new List<Work>(MaxGroup);
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            group.Clear();
+            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var item))
+                if (!item.Cancelled())
+                    group.Add(item);
+            if (group.Count > 0)
+                WriteGroup(group);
+        }
+    }
+
+    private void WriteGroup(List<Work> group)
+    {
+        List<Action> afterCommit = [];
+        try
+        {
+            var connection = _connection ??= Open();
+            using var tx = connection.BeginTransaction(deferred: false);
+            var scope = new WriteScope(connection, tx, _prepared);
+            foreach (var item in group)
+            {
+                Execute(connection, tx, "SAVEPOINT unit");
+                try
+                {
+                    item.Run(scope);
+                    Execute(connection, tx, "RELEASE unit");
+                    afterCommit.AddRange(scope.TakeAfterCommit());
+                }
+                catch (Exception e)
+                {
+                    Execute(connection, tx, "ROLLBACK TO unit; RELEASE unit");
+                    scope.DiscardAfterCommit();
+                    // Told after the commit: a caller that reacts by reading (a concurrent Idempotency-Key) must see the others' work.
+                    item.Refused(e);
+                }
+            }
+            tx.Commit();
+        }
+        catch (Exception e)
+        {
+            // BEGIN or COMMIT failed (disk full, I/O error, a damaged file): nothing of this group is on disk.
+            _log.LogError(e, "Writing a group of {Count} changes failed; none of them was stored", group.Count);
+            foreach (var item in group)
+                item.Fail(e);
+            ResetConnection();
+            return;
+        }
+        Interlocked.Increment(ref _commits);
+        Interlocked.Add(ref _units, group.Count);
+        foreach (var action in afterCommit)
+        {
+            try { action(); }
+            catch (Exception e) { _log.LogError(e, "An after-commit action failed"); }
+        }
+        foreach (var item in group)
+            item.Complete();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = _db.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA synchronous=FULL;";
+        cmd.ExecuteNonQuery();
+        return connection;
+    }
+
+    private void ResetConnection()
+    {
+        foreach (var cmd in _prepared.Values)
+            cmd.Dispose();
+        _prepared.Clear();
+        _connection?.Dispose();
+        _connection = null;
+    }
+
+    private static void Execute(SqliteConnection c, SqliteTransaction tx, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _loop;
+        ResetConnection();
+    }
+
+    private abstract class Work
+    {
+        public abstract bool Cancelled();
+        public abstract void Run(WriteScope scope);
+        public abstract void Fail(Exception e);
+        /// <summary>Its own work threw (rolled back to its savepoint); reported once the group is committed.</summary>
+        public abstract void Refused(Exception e);
+        public abstract void Complete();
+    }
+
+    private sealed class Work<T>(Func<WriteScope, T> work, CancellationToken ct) : Work
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private bool _ran;
+        private bool _failed;
+        private T? _result;
+
+        public Task<T> Task => _done.Task;
+
+        public override bool Cancelled()
+        {
+            if (!ct.IsCancellationRequested)
+                return false;
+            _done.TrySetCanceled(ct);
+            return true;
+        }
+
+        public override void Run(WriteScope scope)
+        {
+            _result = work(scope);
+            _ran = true;
+        }
+
+        private Exception? _refused;
+
+        public override void Refused(Exception e) => _refused = e;
+
+        public override void Fail(Exception e)
+        {
+            _failed = true;
+            _done.TrySetException(e);
+        }
+
+        public override void Complete()
+        {
+            if (_refused is not null)
+                _done.TrySetException(_refused);
+            else if (_ran && !_failed)
+                _done.TrySetResult(_result!);
+        }
+    }
+}
