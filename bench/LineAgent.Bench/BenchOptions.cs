@@ -8,7 +8,7 @@ public sealed record BenchOptions
     public static readonly string[] AllSteps = ["api", "due", "sparse", "idle", "history", "bulk"];
 
     public double Seconds { get; init; } = 10;
-    public double WarmupSeconds { get; init; } = 2;
+    public double WarmupSeconds { get; init; } = 5;
     public int Connections { get; init; } = 32;
     public double IdleSeconds { get; init; } = 60;
     public int IdleRows { get; init; } = 10_000;

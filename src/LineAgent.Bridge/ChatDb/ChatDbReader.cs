@@ -25,6 +25,13 @@ public sealed class ChatDbReader(string path)
 
     private string? _select;
     private readonly Lock _gate = new();
+    private long _failedAtTicks;
+
+    /// <summary>
+    /// True for a few seconds after chat.db could not be opened: callers that can do without it (availability)
+    /// skip it instead of failing again on every request. Health checks still open it every time.
+    /// </summary>
+    public bool RecentlyUnavailable => Environment.TickCount64 - Interlocked.Read(ref _failedAtTicks) < 5_000 && Interlocked.Read(ref _failedAtTicks) != 0;
 
     public string Path => path;
 
@@ -47,11 +54,13 @@ public sealed class ChatDbReader(string path)
             using var cmd = connection.CreateCommand();
             cmd.CommandText = "PRAGMA busy_timeout=5000; SELECT 1 FROM message LIMIT 1;";
             cmd.ExecuteScalar();
+            Interlocked.Exchange(ref _failedAtTicks, 0);
             return connection;
         }
         catch (SqliteException e)
         {
             connection.Dispose();
+            Interlocked.Exchange(ref _failedAtTicks, Environment.TickCount64);
             var access = Classify(e.SqliteErrorCode);
             throw new ChatDbUnavailableException(access, access switch
             {
@@ -63,6 +72,7 @@ public sealed class ChatDbReader(string path)
         catch (UnauthorizedAccessException e)
         {
             connection.Dispose();
+            Interlocked.Exchange(ref _failedAtTicks, Environment.TickCount64);
             throw new ChatDbUnavailableException(ChatDbAccess.Denied, $"cannot open {path}: give the agent Full Disk Access ({e.Message})", e);
         }
     }

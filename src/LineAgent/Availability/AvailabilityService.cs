@@ -33,11 +33,56 @@ public sealed record AvailabilityResult(
 /// history in chat.db, then the optional probe (Bridge:AvailabilityProbe); answers are cached for
 /// Bridge:AvailabilityTtl. `unknown` when nothing is known.
 /// </summary>
-public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvider time, ILogger<AvailabilityService> log)
+public sealed class AvailabilityService : IDisposable
 {
+    /// <summary>How long an answer is reused in memory; a change of this agent's own records evicts it at once.</summary>
+    public static readonly TimeSpan MemoFor = TimeSpan.FromSeconds(10);
+
+    private readonly Db db;
+    private readonly MessagesBridge bridge;
+    private readonly MessageNotifier notifier;
+    private readonly TimeProvider time;
+    private readonly ILogger<AvailabilityService> log;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (AvailabilityResult Result, DateTimeOffset At, bool Probed)> _memo = new();
+
+    public AvailabilityService(Db db, MessagesBridge bridge, MessageNotifier notifier, TimeProvider time, ILogger<AvailabilityService> log)
+    {
+        this.db = db;
+        this.bridge = bridge;
+        this.notifier = notifier;
+        this.time = time;
+        this.log = log;
+        notifier.Changed += OnChanged;
+    }
+
+    /// <summary>An outcome of an iMessage (delivered, read, failed) or a reply can change the answer for its address; a new message cannot.</summary>
+    private void OnChanged(MessageChange change)
+    {
+        if (change.Transition is not (Transitions.Delivered or Transitions.Read or Transitions.Fail or Transitions.Receive))
+            return;
+        if (change.Row.RecipientPhone is { } phone) _memo.TryRemove(phone, out _);
+        if (change.Row.RecipientEmail is { } email) _memo.TryRemove(email, out _);
+    }
+
+    public void Dispose() => notifier.Changed -= OnChanged;
+
+    /// <summary>
+    /// The answer for one address. Repeated questions within <see cref="MemoFor"/> are answered from memory
+    /// (a send to the same lead a thousand times must not read the database a thousand times); any committed
+    /// change to a message for that address forgets it.
+    /// </summary>
     public async Task<AvailabilityResult> CheckAsync(string address, CancellationToken ct, bool allowProbe = true)
     {
         var now = time.GetUtcNow();
+        if (_memo.TryGetValue(address, out var memo) && now - memo.At < MemoFor && (memo.Probed || !allowProbe))
+            return memo.Result;
+        var result = await LookUpAsync(address, now, allowProbe, ct);
+        _memo[address] = (result, now, allowProbe);
+        return result;
+    }
+
+    private async Task<AvailabilityResult> LookUpAsync(string address, DateTimeOffset now, bool allowProbe, CancellationToken ct)
+    {
         // Our own history and Messages' database both hold evidence; the newer one wins (a number that moved
         // to Android shows up as an RCS conversation after our last delivered iMessage).
         var history = await FromHistoryAsync(address, ct);
@@ -114,6 +159,8 @@ public sealed class AvailabilityService(Db db, MessagesBridge bridge, TimeProvid
 
     private (string, string, DateTimeOffset)? FromMessagesDb(string address)
     {
+        if (bridge.Reader.RecentlyUnavailable)
+            return null;
         try
         {
             // Only iMessage rows (delivered or inbound: blue; error 22: gray) and RCS conversations (gray) count.

@@ -17,19 +17,22 @@ public sealed class Db
             Cache = SqliteCacheMode.Private,
             Pooling = true,
             DefaultTimeout = 30,
+            ForeignKeys = true,
         }.ToString();
     }
 
     public string Path { get; }
 
+    /// <summary>
+    /// A pooled connection. Nothing is run per open: foreign keys come from the connection string, SQLite's
+    /// default synchronous is FULL, journal_mode=WAL is persistent (set by the migrator), and a busy database
+    /// is waited out by Microsoft.Data.Sqlite for DefaultTimeout. Messages are written by <see cref="DbWriter"/>
+    /// on its own connection.
+    /// </summary>
     public async Task<SqliteConnection> OpenAsync(CancellationToken ct = default)
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(ct);
-        // Per-connection settings; journal_mode=WAL is persistent and set by the migrator.
-        await using var cmd = connection.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;";
-        await cmd.ExecuteNonQueryAsync(ct);
         return connection;
     }
 
@@ -37,9 +40,6 @@ public sealed class Db
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;";
-        cmd.ExecuteNonQuery();
         return connection;
     }
 }
