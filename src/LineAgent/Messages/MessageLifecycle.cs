@@ -72,12 +72,16 @@ public sealed class MessageLifecycle(DbWriter writer, MessageStore store, TimePr
         return Write(s => store.Transition(s, Transitions.Claim, MessageSql.Claim, new { Id = id, Claim = claim, Now = now }, detail: detail), ct);
     }
 
-    /// <summary>The claimed row is about to be given to <paramref name="channel"/>: from here on it may go out.</summary>
-    public Task<bool> HandOffAsync(string id, string claim, string channel, bool dryRun, bool newConversation, CancellationToken ct = default)
+    /// <summary>
+    /// scheduled/queued and due → sending, and handed to <paramref name="channel"/> in the same write: once this is
+    /// committed the row may go out, so a restart reconciles it with the channel instead of sending it again.
+    /// </summary>
+    public Task<MessageRow?> ClaimAndHandOffAsync(string id, string claim, string channel, bool dryRun, bool newConversation, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.Execute(s, MessageSql.MarkHanded,
-            new { Id = id, Claim = claim, Now = now, Channel = channel, DryRun = dryRun, NewConversation = newConversation }) == 1, ct);
+        return Write(s => store.Transition(s, Transitions.HandOff, MessageSql.ClaimAndHandOff,
+            new { Id = id, Claim = claim, Now = now, Channel = channel, DryRun = dryRun, NewConversation = newConversation },
+            detail: $"handed to {channel}"), ct);
     }
 
     public Task<MessageRow?> SentAsync(string id, string? claim, DateTimeOffset at, string? channelRef, string detail, string? code = null, CancellationToken ct = default)

@@ -83,6 +83,14 @@ public sealed record MessageFilter
             where.Add("messages_fts MATCH @Match");
             p.Add("Match", FtsQuery(Q));
         }
+        // A substring of 3 characters or more is looked up in the trigram index; shorter ones read the rows.
+        var recipientIndexed = Recipient is { Length: >= 3 };
+        if (recipientIndexed)
+        {
+            sql.Append(" JOIN messages_recipients_fts r ON r.rowid = m.seq");
+            where.Add("messages_recipients_fts MATCH @RecipientMatch");
+            p.Add("RecipientMatch", "\"" + Recipient!.Replace("\"", "\"\"") + "\"");
+        }
         void In(string column, string? csv, string name)
         {
             if (csv is null) return;
@@ -98,7 +106,7 @@ public sealed record MessageFilter
         if (Direction is not null) { where.Add("m.direction = @Direction"); p.Add("Direction", Direction); }
         if (From is not null) { where.Add("COALESCE(m.sent_at, m.scheduled_at, m.created_at) >= @From"); p.Add("From", Storage.Time.ToMs(From.Value)); }
         if (To is not null) { where.Add("COALESCE(m.sent_at, m.scheduled_at, m.created_at) < @To"); p.Add("To", Storage.Time.ToMs(To.Value)); }
-        if (Recipient is not null)
+        if (Recipient is not null && !recipientIndexed)
         {
             where.Add("(m.recipient_phone LIKE @Recipient ESCAPE '\\' OR m.recipient_email LIKE @Recipient ESCAPE '\\' OR m.recipient_name LIKE @Recipient ESCAPE '\\')");
             p.Add("Recipient", "%" + EscapeLike(Recipient) + "%");
@@ -107,7 +115,7 @@ public sealed record MessageFilter
         if (where.Count > 0)
             sql.Append(" WHERE ").Append(string.Join(" AND ", where));
         // With a text search, FTS5 hands out its matches newest first (rowid = seq) and stops at the limit.
-        sql.Append(Q is not null ? " ORDER BY f.rowid DESC" : " ORDER BY m.seq DESC");
+        sql.Append(Q is not null ? " ORDER BY f.rowid DESC" : recipientIndexed ? " ORDER BY r.rowid DESC" : " ORDER BY m.seq DESC");
         if (limit is not null) { sql.Append(" LIMIT @Limit"); p.Add("Limit", limit.Value); }
         return (sql.ToString(), p);
     }

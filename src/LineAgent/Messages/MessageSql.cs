@@ -82,9 +82,16 @@ public static class MessageSql
         RETURNING *
         """;
 
-    public const string MarkHanded = """
-        UPDATE messages SET handed_at = @Now, channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, updated_at = @Now
-        WHERE id = @Id AND status = 'sending' AND claim = @Claim
+    /// <summary>
+    /// Claim and hand-off in one compare-and-set: from this commit on the row may go out through @Channel.
+    /// (One write per send instead of two; the hand-off is on disk before the channel is called.)
+    /// </summary>
+    public const string ClaimAndHandOff = """
+        UPDATE messages
+        SET status = 'sending', claim = @Claim, claimed_at = @Now, handed_at = @Now, not_before = NULL,
+            channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, updated_at = @Now
+        WHERE id = @Id AND status IN ('scheduled','queued') AND due_at <= @Now
+        RETURNING *
         """;
 
     /// <summary>Holds one message (e.g. the new-conversation cap): it waits as `queued` until @NotBefore.</summary>

@@ -125,35 +125,37 @@ public sealed class Dispatcher(
     internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, CancellationToken ct)
     {
         var claim = $"{_instance}-{Guid.NewGuid():N}";
-        var claimed = await lifecycle.ClaimAsync(due.Id, claim, $"handing to {channel.Name}", ct);
+        if (await suppressions.IsSuppressedAsync(due.Recipient, ct))
+        {
+            if (await lifecycle.ClaimAsync(due.Id, claim, "claimed to record the opt-out", ct) is { } held)
+                await RecordOutcomeAsync(held, claim, channel, new SendOutcome.Failed(FailureCodes.Suppressed,
+                    $"{held.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true));
+            return;
+        }
+        var claimed = await lifecycle.ClaimAndHandOffAsync(due.Id, claim, channel.Name, channel.Capabilities.IsDryRun, newConversation, ct);
         if (claimed is null)
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
 
-        // From the claim on, this send is finished even if the agent is stopping: nothing is left half-claimed.
-        ct = CancellationToken.None;
-        try
-        {
-            if (await suppressions.IsSuppressedAsync(claimed.Recipient, ct))
-            {
-                await RecordOutcomeAsync(claimed, claim, channel, new SendOutcome.Failed(FailureCodes.Suppressed,
-                    $"{claimed.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true));
-                return;
-            }
-            if (!await lifecycle.HandOffAsync(claimed.Id, claim, channel.Name, channel.Capabilities.IsDryRun, newConversation, ct))
-                return;
-        }
-        catch (Exception e)
-        {
-            // Nothing was handed over yet: give the message back rather than leave it claimed.
-            log.LogError(e, "Before handing {Id} to {Channel}; releasing it", claimed.Id, channel.Name);
-            await lifecycle.RequeueAsync(claimed.Id, claim, claimed.DueAt, time.GetUtcNow() + TimeSpan.FromSeconds(5), "released",
-                $"released after an error before the hand-off: {e.Message}", ct);
-            return;
-        }
-
-        // Not the stopping token: a send in flight is finished, not abandoned, on shutdown.
+        // From the hand-off on, this send is finished even if the agent is stopping: not the stopping token.
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim));
-        await RecordOutcomeAsync(claimed, claim, channel, outcome);
+        // The outcome is written behind the line's next claim rather than waited for: the writer keeps the order,
+        // and a restart before it is on disk reconciles the row with the channel (never a blind resend).
+        Track(RecordOutcomeAsync(claimed, claim, channel, outcome));
+    }
+
+    private readonly ConcurrentDictionary<Task, bool> _outcomes = new();
+
+    private void Track(Task task)
+    {
+        _outcomes[task] = true;
+        _ = task.ContinueWith(t => _outcomes.TryRemove(t, out _), TaskScheduler.Default);
+    }
+
+    /// <summary>On shutdown: every outcome of a send that went out is written before the agent stops.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await Task.WhenAll(_outcomes.Keys);
     }
 
     private async Task<SendOutcome> SendThroughPipelineAsync(IMessageChannel channel, SendRequest request)
