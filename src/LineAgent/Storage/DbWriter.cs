@@ -159,7 +159,7 @@ public sealed class DbWriter : IAsyncDisposable
         var connection = _db.Open();
         using var cmd = connection.CreateCommand();
         // An accepted request is on disk before it is answered; wait out another process's lock (a second agent's migration) inside SQLite.
-        cmd.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;";
+        cmd.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
         cmd.ExecuteNonQuery();
         return connection;
     }
