@@ -60,6 +60,38 @@ public sealed class CrashTests
         Assert.That(perContent.Where(kv => kv.Value > 1).Select(kv => kv.Key), Is.Empty, "content delivered twice");
     }
 
+    /// <summary>
+    /// Group commit keeps the promise: a request answered 201 is on disk. Requests in flight from 16 clients,
+    /// SIGKILL right after the last answer, restart: every answered message is there.
+    /// </summary>
+    [Test]
+    public async Task SigkillStraightAfterTheAnswers_ShouldLoseNoAnsweredMessage()
+    {
+        using var dir = new TempDir();
+        var answered = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]))
+        using (var api = agent.Api())
+        {
+            var later = DateTimeOffset.UtcNow.AddDays(30).ToString("O");
+            await Parallel.ForEachAsync(Enumerable.Range(0, 400), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+            {
+                var m = await (await api.SendMessageAsync(new { content = $"kept {i}", recipientPhone = "+12025550123", scheduledAt = later }))
+                    .ExpectAsync(HttpStatusCode.Created);
+                answered.Add(m.Str("id"));
+            });
+            agent.Kill();
+        }
+
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]))
+        {
+            var db = new Db(dir.File("lineagent.db"));
+            await using var c = await db.OpenAsync();
+            var stored = (await c.QueryAsync<string>("SELECT id FROM messages WHERE status = 'scheduled'")).ToHashSet();
+            Assert.That(answered.Where(id => !stored.Contains(id)), Is.Empty, "an answered message was lost");
+            Assert.That(answered, Has.Count.EqualTo(400));
+        }
+    }
+
     private static string[] Outbox(TempDir dir) =>
         Directory.Exists(dir.File("outbox")) ? Directory.GetFiles(dir.File("outbox"), "*.json") : [];
 }

@@ -1,0 +1,174 @@
+using LineAgent.Messages;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// Each transition of <see cref="MessageLifecycle"/> is a compare-and-set: from a state it does not apply to it
+/// changes nothing (answers null) and writes no event. One test per transition that must be refused.
+/// </summary>
+public sealed class LifecycleTransitionTests
+{
+    private TempDir _dir = null!;
+    private DbWriter _writer = null!;
+    private MessageLifecycle _lifecycle = null!;
+    private Db _db = null!;
+    private readonly FakeTimeProvider _time = new(AgentFactory.Epoch);
+
+    [SetUp]
+    public void SetUp()
+    {
+        Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true; // as the agent sets it at start
+        _dir = new TempDir();
+        _db = new Db(_dir.File("lineagent.db"));
+        Migrator.Migrate(_db);
+        _writer = new DbWriter(_db, NullLogger<DbWriter>.Instance);
+        _lifecycle = new MessageLifecycle(_writer, new MessageStore(_db, new MessageNotifier()), _time);
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await _writer.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private async Task<MessageRow> NewAsync(string status = MessageStatus.Queued)
+    {
+        var now = Time.ToMs(_time.GetUtcNow());
+        var row = new MessageRow
+        {
+            Id = Ids.New("msg", _time.GetUtcNow()), Content = "hi", Type = MessageType.IMessage, RequestedType = MessageType.Auto, Status = status,
+            LineId = "default", RecipientPhone = "+12025550123", DueAt = now, CreatedAt = now, UpdatedAt = now,
+            ScheduledAt = status == MessageStatus.Scheduled ? now + 60_000 : null,
+        };
+        if (status == MessageStatus.Scheduled) row.DueAt = now + 60_000;
+        return (await _lifecycle.AcceptAsync([row]))[0];
+    }
+
+    private async Task<MessageRow> HandedAsync() =>
+        (await _lifecycle.ClaimAndHandOffAsync((await NewAsync()).Id, "c1", "messages", false, false))!;
+
+    private async Task<int> EventsAsync(string id) => (await _lifecycle.Store.EventsAsync(id)).Count;
+
+    private async Task AssertRefusedAsync(string id, Func<Task<object?>> transition, string expectedStatus)
+    {
+        var events = await EventsAsync(id);
+        Assert.That(await transition(), Is.Null, "the transition must not apply");
+        Assert.That((await _lifecycle.Store.GetAsync(id))!.Status, Is.EqualTo(expectedStatus));
+        Assert.That(await EventsAsync(id), Is.EqualTo(events), "a refused transition writes no event");
+    }
+
+    [Test]
+    public async Task Cancel_ShouldBeRefused_AfterTheHandOff()
+    {
+        var m = await HandedAsync();
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.CancelAsync(m.Id, "too late"), MessageStatus.Sending);
+    }
+
+    [Test]
+    public async Task Confirm_ShouldBeRefused_ForACancelledRow()
+    {
+        var m = await NewAsync();
+        Assert.That(await _lifecycle.CancelAsync(m.Id, "test"), Is.Not.Null);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.ConfirmAsync(m.Id, _time.GetUtcNow(), null, "late row"), MessageStatus.Cancelled);
+    }
+
+    [Test]
+    public async Task Claim_ShouldBeRefused_ForAScheduledRowNotYetDue_AndForASentRow()
+    {
+        var scheduled = await NewAsync(MessageStatus.Scheduled);
+        await AssertRefusedAsync(scheduled.Id, async () => await _lifecycle.ClaimAsync(scheduled.Id, "c", "early"), MessageStatus.Scheduled);
+
+        var m = await HandedAsync();
+        Assert.That(await _lifecycle.SentAsync(m.Id, "c1", _time.GetUtcNow(), null, "sent"), Is.Not.Null);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.ClaimAndHandOffAsync(m.Id, "c2", "messages", false, false), MessageStatus.Sent);
+    }
+
+    [Test]
+    public async Task Outcomes_ShouldBeRefused_WithoutTheClaim()
+    {
+        var m = await HandedAsync();
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.SentAsync(m.Id, "someone-else", _time.GetUtcNow(), null, "x"), MessageStatus.Sending);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.FailAsync(m.Id, "someone-else", FailureCodes.ChannelError, "x", null), MessageStatus.Sending);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.RequeueAsync(m.Id, "someone-else", m.DueAt, null, "released", "x"), MessageStatus.Sending);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.ChannelAcceptedAsync(m.Id, "someone-else", null, 1, "x"), MessageStatus.Sending);
+    }
+
+    [Test]
+    public async Task Reschedule_ShouldBeRefused_OnceQueued()
+    {
+        var m = await NewAsync(MessageStatus.Queued);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.RescheduleAsync(m.Id, "new text", null, null, "edit"), MessageStatus.Queued);
+    }
+
+    [Test]
+    public async Task Hold_ShouldBeRefused_AfterTheHandOff()
+    {
+        var m = await HandedAsync();
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.HoldAsync(m.Id, _time.GetUtcNow().AddMinutes(5), "paced"), MessageStatus.Sending);
+    }
+
+    [Test]
+    public async Task FallbackAndDeliveryFailure_ShouldBeRefused_UnlessSending()
+    {
+        var m = await NewAsync();
+        var sms = new MessageRow
+        {
+            Id = Ids.New("msg", _time.GetUtcNow()), Content = "hi", Type = MessageType.Sms, RequestedType = MessageType.Auto, Status = MessageStatus.Queued,
+            LineId = "default", RecipientPhone = "+12025550123", DueAt = m.DueAt, CreatedAt = m.DueAt, UpdatedAt = m.DueAt, FallbackFrom = m.Id,
+        };
+        var events = await EventsAsync(m.Id);
+        Assert.That(await _lifecycle.FallbackAsync(m.Id, FailureCodes.IMessageUnavailable, "22", 22, sms, "fallback"), Is.Null);
+        Assert.That(await _lifecycle.Store.GetAsync(sms.Id), Is.Null, "no fallback row without the failure it belongs to");
+        Assert.That(await EventsAsync(m.Id), Is.EqualTo(events));
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.FailDeliveryAsync(m.Id, FailureCodes.MessagesError, "x", 1), MessageStatus.Queued);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.FailUnconfirmedAsync(m.Id, "x", _time.GetUtcNow()), MessageStatus.Queued);
+    }
+
+    [Test]
+    public async Task Match_ShouldBeRefused_OnceTheRowHasItsChannelRecord()
+    {
+        var m = await HandedAsync();
+        Assert.That(await _lifecycle.MatchAsync(m.Id, "GUID-1", "row 1"), Is.Not.Null);
+        Assert.That(await _lifecycle.MatchAsync(m.Id, "GUID-2", "row 2"), Is.Null);
+        Assert.That((await _lifecycle.Store.GetAsync(m.Id))!.ChannelRef, Is.EqualTo("GUID-1"));
+    }
+
+    [Test]
+    public async Task Delivered_ShouldBeRecordedOnce_AndReadNotUndone()
+    {
+        var m = await HandedAsync();
+        await _lifecycle.SentAsync(m.Id, "c1", _time.GetUtcNow(), null, "sent");
+        Assert.That(await _lifecycle.ReadAsync(m.Id, _time.GetUtcNow(), "read"), Is.Not.Null);
+        Assert.That(await _lifecycle.DeliveredAsync(m.Id, _time.GetUtcNow(), "delivered late"), Is.Null, "read already implies delivered");
+        Assert.That(await _lifecycle.ReadAsync(m.Id, _time.GetUtcNow(), "again"), Is.Null);
+        Assert.That((await _lifecycle.Store.GetAsync(m.Id))!.Delivery, Is.EqualTo(LineAgent.Messages.Delivery.Read));
+    }
+
+    [Test]
+    public async Task ConfirmLate_ShouldBeRefused_UnlessFailedUnconfirmed()
+    {
+        var m = await HandedAsync();
+        await _lifecycle.FailAsync(m.Id, "c1", FailureCodes.ChannelError, "broken", null);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.ConfirmLateAsync(m.Id, _time.GetUtcNow(), _time.GetUtcNow().AddDays(1), "late"), MessageStatus.Failed);
+    }
+
+    /// <summary>Group commit: many units arriving together are written in fewer transactions, each answered after its commit.</summary>
+    [Test]
+    public async Task ConcurrentAccepts_ShouldBeGroupedIntoFewerCommits_AndAllBeOnDisk()
+    {
+        var (commits0, units0) = _writer.Counters;
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => Task.Run(() => NewAsync())));
+        var (commits, units) = _writer.Counters;
+        Assert.That(units - units0, Is.EqualTo(200));
+        Assert.That(commits - commits0, Is.LessThan(200), "some units shared a commit");
+        await using var c = await _db.OpenAsync();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM messages";
+        Assert.That((long)cmd.ExecuteScalar()!, Is.EqualTo(200));
+    }
+}
