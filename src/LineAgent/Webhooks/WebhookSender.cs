@@ -16,13 +16,23 @@ public sealed class WebhookOptions
 
     /// <summary>An event still failing after this long is given up (marked failed). At least 24 h.</summary>
     public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromDays(3);
+
+    /// <summary>Private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): LAN services are what SSRF goes after.</summary>
+    public bool AllowPrivateTargets { get; set; }
+
+    /// <summary>
+    /// 127/8, ::1, localhost. On by default: the agent, its API and its token are already on this machine, and a
+    /// receiver on the same Mac (n8n, a script) is the common case.
+    /// </summary>
+    public bool AllowLoopbackTargets { get; set; } = true;
 }
 
 /// <summary>
 /// Delivers queued webhook events: signed (Standard Webhooks), in order per message and subscription,
-/// retried with growing backoff on any non-2xx or timeout until <see cref="WebhookOptions.GiveUpAfter"/>.
+/// retried with growing backoff on any non-2xx (3xx included: redirects are not followed) or timeout until
+/// <see cref="WebhookOptions.GiveUpAfter"/>. Every connection goes through <see cref="WebhookTargetGuard.ConnectAsync"/>.
 /// </summary>
-public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeProvider time, ILogger<WebhookSender> log)
+public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, WebhookTargetGuard guard, TimeProvider time, ILogger<WebhookSender> log)
     : WorkerLoop(time, log)
 {
     private static readonly TimeSpan[] Backoff =
@@ -39,7 +49,15 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeP
         ORDER BY d.id LIMIT 50
         """;
 
-    private readonly HttpClient _http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    // No redirects (a 3xx is a failed attempt), no proxy (it would dial the target for us, past the guard), and every
+    // connection opened by the guard, which resolves the name itself and checks each address it dials.
+    private readonly HttpClient _http = new(new SocketsHttpHandler
+    {
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        AllowAutoRedirect = false,
+        UseProxy = false,
+        ConnectCallback = guard.ConnectAsync,
+    })
     {
         Timeout = Timeout.InfiniteTimeSpan,
     };
@@ -76,6 +94,9 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeP
         string? error = null;
         try
         {
+            // Rows stored before the guard existed are checked too; the connection itself is checked in ConnectAsync.
+            if (WebhookTargetGuard.UrlProblem(d.Url, out _) is { } problem)
+                throw new WebhookTargetRefusedException(problem);
             using var request = new HttpRequestMessage(HttpMethod.Post, d.Url) { Content = new StringContent(d.Payload, Encoding.UTF8, "application/json") };
             request.Headers.Add("webhook-id", d.EventId);
             request.Headers.Add("webhook-timestamp", timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -86,7 +107,11 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeP
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             status = (int)response.StatusCode;
             if (!response.IsSuccessStatusCode)
-                error = $"HTTP {status} {response.ReasonPhrase}";
+                error = $"HTTP {status} {response.ReasonPhrase}{(status is >= 300 and < 400 ? " (redirects are not followed)" : "")}";
+        }
+        catch (WebhookTargetRefusedException e)
+        {
+            error = e.Message;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -94,7 +119,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeP
         }
         catch (HttpRequestException e)
         {
-            error = e.Message;
+            error = e.InnerException is WebhookTargetRefusedException refused ? refused.Message : e.Message;
         }
 
         var attempts = d.Attempts + 1;
@@ -117,7 +142,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, TimeP
             d.Id, State = giveUp ? "failed" : "pending", Attempts = attempts, Now = Time.ToMs(after), Status = status, Error = error,
             Next = Time.ToMs(after + BackoffFor(attempts)),
         }, cancellationToken: ct));
-        log.LogInformation("Webhook {Event} to {Url} failed ({Error}); {What}", d.EventId, d.Url, error,
+        log.LogInformation("Webhook {Event} to {Url} failed ({Error}); {What}", d.EventId, WebhookTargetGuard.ForLog(d.Url), error,
             giveUp ? "given up" : $"retry in {BackoffFor(attempts)}");
     }
 

@@ -21,11 +21,12 @@ internal static class WebhooksApi
 
     /// <summary>The answer shows the secret once; later reads do not.</summary>
     internal static async Task<Results<Created<WebhookDto>, ValidationProblem>> Create(
-        WebhookRequest body, Db db, WebhookOutbox outbox, TimeProvider time, CancellationToken ct)
+        WebhookRequest body, Db db, WebhookOutbox outbox, WebhookTargetGuard guard, TimeProvider time, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
-        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            problems.Add(new("url", "invalid_url", "url must be an absolute http(s) URL."));
+        // SSRF guard: scheme, credentials, host spelling, and every address the host resolves to now (checked again per connection).
+        if (await guard.CreationProblemAsync(body.Url, ct) is { } urlProblem)
+            problems.Add(new("url", "invalid_webhook_url", urlProblem));
         var unknown = (body.Events ?? []).Where(e => !WebhookEvents.All.Contains(e)).ToList();
         if (unknown.Count > 0)
             problems.Add(new("events", "invalid_events", $"Unknown events {string.Join(", ", unknown)}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
@@ -35,7 +36,7 @@ internal static class WebhooksApi
             return Problems.Validation(problems);
         var row = new WebhookRow
         {
-            Id = Ids.New("wh", time.GetUtcNow()), Url = uri!.ToString(), Events = JsonSerializer.Serialize((body.Events ?? []).Distinct().ToArray()),
+            Id = Ids.New("wh", time.GetUtcNow()), Url = new Uri(body.Url!.Trim()).ToString(), Events = JsonSerializer.Serialize((body.Events ?? []).Distinct().ToArray()),
             Secret = body.Secret ?? WebhookSignature.NewSecret(), CreatedAt = Time.ToMs(time.GetUtcNow()),
         };
         await using (var c = await db.OpenAsync(ct))
