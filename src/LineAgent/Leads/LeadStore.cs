@@ -68,9 +68,11 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
         foreach (var (k, v) in input.Fields ?? [])
             if (k.Length is 0 or > 100 || v is { Length: > 2000 })
                 problems.Add(new($"fields.{k}", "invalid_field", "Field names must be 1-100 characters and values at most 2,000."));
-        var tags = (input.Tags ?? []).Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        if (tags.Any(t => t.Length > 100) || tags.Count > 50)
-            problems.Add(new("tags", "invalid_tags", "At most 50 tags of 1-100 characters."));
+        if (input.Tags?.Any(t => t is null) == true)
+            problems.Add(new("tags", "invalid_tags", "tags must be strings; null is not a tag."));
+        var tags = (input.Tags ?? []).OfType<string>().Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        if (tags.Any(t => t.Length > 100 || t.Any(char.IsControl)) || tags.Count > 50)
+            problems.Add(new("tags", "invalid_tags", "At most 50 tags of 1-100 printable characters."));
         if (problems.Count > 0)
             return (null, problems);
         return (new LeadValues(Clean(input.FirstName), Clean(input.LastName), phone, email, Clean(input.Company),

@@ -102,7 +102,17 @@ internal static class LeadsApi
         Stream body;
         if (request.HasFormContentType)
         {
-            var form = await request.ReadFormAsync(ct);
+            IFormCollection form;
+            try
+            {
+                form = await request.ReadFormAsync(ct);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException && !ct.IsCancellationRequested)
+            {
+                // No boundary, a truncated body, more than 1,024 parts: the upload itself is unreadable.
+                problems.Add(new("file", "invalid_upload", $"The multipart upload cannot be read: {e.Message}"));
+                return Problems.Validation(problems);
+            }
             var file = form.Files.GetFile("file") ?? form.Files.FirstOrDefault();
             if (file is null)
             {

@@ -127,8 +127,35 @@ internal static class MessagesApi
 
         var (sql, p) = filter.ToSql(limit: null);
         await using var c = await db.OpenAsync(ct);
-        var rows = c.QueryUnbufferedAsync<MessageRow>(sql, p);
+        // The query runs (and may fail) before the first byte: an error here is still a clean problem response.
+        await using var first = c.QueryUnbufferedAsync<MessageRow>(sql, p).GetAsyncEnumerator(ct);
+        var hasFirst = await first.MoveNextAsync();
+        var rows = Rest(first, hasFirst);
         var response = http.Response;
+        try
+        {
+            await WriteExportAsync(response, format, rows, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Bytes are out: a status can no longer say it. Abort, so the client sees a broken transfer, never a short 200.
+            http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LineAgent.Export").LogError(e, "Export failed after it started; connection aborted");
+            http.Abort();
+        }
+        return TypedResults.Empty;
+    }
+
+    private static async IAsyncEnumerable<MessageRow> Rest(IAsyncEnumerator<MessageRow> rows, bool hasFirst)
+    {
+        if (!hasFirst)
+            yield break;
+        yield return rows.Current;
+        while (await rows.MoveNextAsync())
+            yield return rows.Current;
+    }
+
+    private static async Task WriteExportAsync(HttpResponse response, string format, IAsyncEnumerable<MessageRow> rows, CancellationToken ct)
+    {
         response.Headers.ContentDisposition = $"attachment; filename=\"messages.{format}\"";
         if (format == "ndjson")
         {
@@ -157,7 +184,6 @@ internal static class MessagesApi
             }
             await csv.FlushAsync();
         }
-        return TypedResults.Empty;
     }
 
     internal static async Task<Results<Ok<MessageDto>, ProblemHttpResult>> Get(string id, MessageStore store, CancellationToken ct) =>
@@ -225,6 +251,9 @@ internal static class MessagesApi
         var key = IdempotencyStore.FromHeader(http, out var keyProblem);
         if (keyProblem is not null)
             return Problems.Validation([keyProblem]);
+        // Retry takes no options: an empty body or {} only. Anything else may be a client's mistake; say so.
+        if (await UnexpectedBodyAsync(http.Request, ct) is { } bodyProblem)
+            return Problems.Validation([bodyProblem]);
         var hash = key is null ? null : IdempotencyStore.Hash($"POST /api/messages/{id}/retry", id);
         if (key is not null && await ReplayAsync(key, hash!, idempotency, responder, ct) is { } replay)
             return replay;
@@ -256,6 +285,25 @@ internal static class MessagesApi
             return await ReplayAsync(key, hash!, idempotency, responder, ct) ?? throw new InvalidOperationException("idempotency key vanished");
         }
         return await AnswerAsync(row, key, idempotency, responder);
+    }
+
+    private static async Task<FieldProblem?> UnexpectedBodyAsync(HttpRequest request, CancellationToken ct)
+    {
+        if (request.ContentLength is 0 || (request.ContentLength is null && !request.Headers.TransferEncoding.Any()))
+            return null;
+        using var reader = new StreamReader(request.Body, Encoding.UTF8);
+        var buffer = new char[4097];
+        var read = await reader.ReadBlockAsync(buffer.AsMemory(), ct);
+        var text = new string(buffer, 0, read).Trim();
+        if (text.Length == 0)
+            return null;
+        try
+        {
+            if (read < buffer.Length && System.Text.Json.Nodes.JsonNode.Parse(text) is System.Text.Json.Nodes.JsonObject { Count: 0 })
+                return null;
+        }
+        catch (JsonException) { }
+        return new FieldProblem("body", "invalid_body", "retry takes no body (or {}); it resends the failed message as it was.");
     }
 
     internal static ProblemHttpResult MessageNotFound(string id) => Problems.NotFound("message_not_found", $"No message '{id}'.");

@@ -14,7 +14,7 @@ public static class Recipients
         e164 = "";
         problem = "";
         var text = input.Trim();
-        if (text.Length == 0 || text.Length > 40)
+        if (text.Length == 0 || text.Length > 40 || text.Any(char.IsControl))
         {
             problem = "is not a phone number";
             return false;
@@ -52,7 +52,7 @@ public static class Recipients
         address = "";
         problem = "";
         var text = input.Trim();
-        if (text.Length is 0 or > 254 || text.Contains(',') || text.Contains(';')
+        if (text.Length is 0 or > 254 || text.Contains(',') || text.Contains(';') || text.Any(char.IsControl)
             || !MailboxAddress.TryParse(ParserOptions.Default, text, out var mailbox)
             || !string.IsNullOrEmpty(mailbox.Name) || mailbox.Address != text)
         {

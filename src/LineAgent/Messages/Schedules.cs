@@ -36,7 +36,7 @@ public static partial class Schedules
                 problem = $"'{input}' is not a valid date and time";
                 return false;
             }
-            return true;
+            return InRange(input, ref at, out problem);
         }
         if (zone is null)
         {
@@ -48,7 +48,29 @@ public static partial class Schedules
             problem = $"'{input}' is not a valid date and time";
             return false;
         }
-        at = FromLocal(DateTime.SpecifyKind(local, DateTimeKind.Unspecified), zone);
+        try
+        {
+            at = FromLocal(DateTime.SpecifyKind(local, DateTimeKind.Unspecified), zone);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            problem = $"'{input}' in {zone.Id} falls outside the years 1-9999 in UTC";
+            return false;
+        }
+        return InRange(input, ref at, out problem);
+    }
+
+    /// <summary>A time whose UTC value leaves the years 1-9999 cannot be stored (milliseconds since 1970) or compared.</summary>
+    private static bool InRange(string input, ref DateTimeOffset at, out string problem)
+    {
+        problem = "";
+        var utcTicks = at.Ticks - at.Offset.Ticks;
+        if (utcTicks is < 0 || utcTicks > DateTime.MaxValue.Ticks)
+        {
+            problem = $"'{input}' falls outside the years 1-9999 in UTC";
+            at = default;
+            return false;
+        }
         return true;
     }
 

@@ -1,0 +1,319 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Api;
+
+/// <summary>
+/// Hostile and malformed input against a real agent (Kestrel on loopback): never a 5xx, every 4xx a problem+json
+/// with a `code`, nothing stored, and the agent still answering afterwards. The fuzz run sends
+/// LINEAGENT_FUZZ_COUNT requests (3,000 in the test run; set it higher for the long form).
+/// </summary>
+public sealed class HostileInputTests
+{
+    private TempDir _dir = null!;
+    private AgentProcess _agent = null!;
+    private HttpClient _api = null!;
+
+    [OneTimeSetUp]
+    public async Task Start()
+    {
+        _dir = new TempDir();
+        _agent = await AgentProcess.StartAsync(_dir.Path, args: ["--dry-run"]);
+        _api = _agent.Api();
+    }
+
+    [OneTimeTearDown]
+    public void Stop()
+    {
+        _api.Dispose();
+        _agent.Dispose();
+        _dir.Dispose();
+    }
+
+    private async Task<Dictionary<string, long>> CountsAsync()
+    {
+        var db = new Db(_dir.File("lineagent.db"));
+        await using var c = await db.OpenAsync();
+        var counts = new Dictionary<string, long>();
+        foreach (var table in new[] { "messages", "leads", "suppressions", "webhooks", "idempotency_keys", "batch_rejections" })
+            counts[table] = await c.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM {table}");
+        return counts;
+    }
+
+    private static async Task<string> AssertProblemAsync(HttpResponseMessage response, string what)
+    {
+        var status = (int)response.StatusCode;
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(status, Is.InRange(400, 499), $"{what}: HTTP {status} {body}");
+        Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/problem+json"), $"{what}: {body}");
+        var code = JsonNode.Parse(body)?["code"]?.GetValue<string>();
+        Assert.That(code, Is.Not.Null.And.Not.Empty, $"{what}: no code in {body}");
+        return code!;
+    }
+
+    /// <summary>A request with exactly this Content-Type, malformed ones included (no client-side validation).</summary>
+    private static HttpRequestMessage Json(HttpMethod method, string path, string body, string contentType = "application/json")
+    {
+        var content = new StringContent(body, Encoding.UTF8);
+        content.Headers.Remove("Content-Type");
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        return new HttpRequestMessage(method, path) { Content = content };
+    }
+
+    // ---- named regressions: each was a 500 -------------------------------------------------------------
+
+    [TestCase("9999-12-31T23:00:00", "Pacific/Pago_Pago")]
+    [TestCase("0001-01-01T00:30:00", "Pacific/Kiritimati")]
+    [TestCase("9999-12-31T23:00:00-11:00", null)]
+    public async Task ALocalScheduleOutsideTheYears1To9999InUtc_ShouldBe400(string at, string? zone)
+    {
+        var before = await CountsAsync();
+        var code = await AssertProblemAsync(await _api.SendMessageAsync(new { content = "x", recipientPhone = "+12025550123", scheduledAt = at, timeZone = zone }), at);
+        Assert.That(code, Is.EqualTo("invalid_schedule"));
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task ANullTag_ShouldBe400()
+    {
+        var code = await AssertProblemAsync(await _api.PostAsync("/api/leads",
+            new StringContent("""{"firstName":"Ana","phone":"+12025550123","tags":[null]}""", Encoding.UTF8, "application/json")), "tags [null]");
+        Assert.That(code, Is.EqualTo("invalid_tags"));
+    }
+
+    [TestCase("/api/messages?q=a%00b")]
+    [TestCase("/api/leads?q=a%00b")]
+    [TestCase("/api/messages/export?q=a%00b")]
+    [TestCase("/api/messages?recipient=%01")]
+    public async Task ANulInTheQueryString_ShouldBe400NamingTheParameter(string url)
+    {
+        var response = await _api.GetAsync(url);
+        Assert.That(await AssertProblemAsync(response, url), Is.EqualTo("invalid_query"));
+    }
+
+    [Test]
+    public async Task BrokenMultipartUploads_ShouldBe400()
+    {
+        var noBoundary = Json(HttpMethod.Post, "/api/leads/import", "abc", "multipart/form-data");
+        Assert.That(await AssertProblemAsync(await _api.SendAsync(noBoundary), "no boundary"), Is.EqualTo("invalid_upload"));
+
+        var truncated = Json(HttpMethod.Post, "/api/leads/import",
+            "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nphone\r\n+1202", "multipart/form-data; boundary=XX");
+        Assert.That(await AssertProblemAsync(await _api.SendAsync(truncated), "truncated"), Is.EqualTo("invalid_upload"));
+
+        var many = new StringBuilder();
+        for (var i = 0; i < 1100; i++)
+            many.Append($"--XX\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nv\r\n");
+        many.Append("--XX--\r\n");
+        var tooMany = Json(HttpMethod.Post, "/api/leads/import", many.ToString(), "multipart/form-data; boundary=XX");
+        Assert.That(await AssertProblemAsync(await _api.SendAsync(tooMany), "1,100 parts"), Is.EqualTo("invalid_upload"));
+    }
+
+    [Test]
+    public async Task RetryWithABodyItDoesNotUnderstand_ShouldBe400_AndCreateNothing()
+    {
+        var before = await CountsAsync();
+        var response = await _api.SendAsync(Json(HttpMethod.Post, "/api/messages/msg_00000000000000000000000000/retry", """{"content":"other"}"""));
+        Assert.That(await AssertProblemAsync(response, "retry body"), Is.EqualTo("invalid_body"));
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task TheFrameworksOwn4xx_ShouldCarryACode()
+    {
+        Assert.That(await AssertProblemAsync(await _api.SendAsync(Json(HttpMethod.Post, "/api/messages", "x", "text/plain")), "415"),
+            Is.EqualTo("unsupported_media_type"));
+        Assert.That(await AssertProblemAsync(await _api.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "/api/messages")), "405"),
+            Is.EqualTo("method_not_allowed"));
+    }
+
+    /// <summary>Kestrel refuses these before the app runs; the answer still is a problem with a code.</summary>
+    [TestCase("GET /api/messages%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400)]
+    [TestCase("GET /api/messages HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0001b\r\n\r\n", 400)]
+    [TestCase("LONGPATH", 414)]
+    [TestCase("BIGHEADER", 431)]
+    public async Task KestrelsOwnRefusals_ShouldBeProblemJsonWithACode(string request, int status)
+    {
+        request = request switch
+        {
+            "LONGPATH" => $"GET /api/{new string('a', 20_000)} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "BIGHEADER" => $"GET /api/messages HTTP/1.1\r\nHost: x\r\nX-Big: {new string('a', 40_000)}\r\n\r\n",
+            _ => request,
+        };
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, _agent.BaseAddress.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.Latin1.GetBytes(request));
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        var answer = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.That(answer, Does.StartWith($"HTTP/1.1 {status} "));
+        Assert.That(answer, Does.Contain("Content-Type: application/problem+json"));
+        var body = JsonNode.Parse(answer[(answer.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..])!;
+        Assert.That(body["status"]!.GetValue<int>(), Is.EqualTo(status));
+        Assert.That(body["code"]!.GetValue<string>(), Is.Not.Empty);
+    }
+
+    // ---- the fuzz run ------------------------------------------------------------------------------------
+
+    [Test]
+    public async Task ThousandsOfMalformedRequests_ShouldGetNo5xx_OnlyProblemsWithACode_AndStoreNothing()
+    {
+        var count = int.TryParse(Environment.GetEnvironmentVariable("LINEAGENT_FUZZ_COUNT"), out var n) ? n : 3000;
+        var before = await CountsAsync();
+        var fuzz = new Fuzz(new Random(20261204));
+        var codes = new Dictionary<string, int>();
+        var failures = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            var (request, what) = fuzz.Next();
+            using (request)
+            {
+                using var response = await _api.SendAsync(request);
+                var status = (int)response.StatusCode;
+                var body = await response.Content.ReadAsStringAsync();
+                var code = status is >= 400 and < 500 && response.Content.Headers.ContentType?.MediaType == "application/problem+json"
+                    ? JsonNode.Parse(body)?["code"]?.GetValue<string>()
+                    : null;
+                if (code is null)
+                    failures.Add($"{what} → HTTP {status} {(body.Length > 300 ? body[..300] : body)}");
+                else
+                    codes[code] = codes.GetValueOrDefault(code) + 1;
+            }
+        }
+        TestContext.Out.WriteLine($"{count} requests; codes: {string.Join(", ", codes.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value}"))}");
+        Assert.That(failures, Is.Empty, $"{failures.Count} answers were not a 4xx problem with a code:\n{string.Join("\n", failures.Take(10))}");
+        Assert.That(await CountsAsync(), Is.EqualTo(before), "a malformed request stored something");
+        Assert.That(await _api.GetStringAsync("/healthz"), Is.EqualTo("ok"));
+        await (await _api.SendMessageAsync(new { content = "still alive", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+    }
+
+    /// <summary>
+    /// Requests that are wrong by construction: each starts from a valid body, gets one change that must be
+    /// refused (from a list per route), then random noise on the other fields.
+    /// </summary>
+    private sealed class Fuzz(Random random)
+    {
+        private static readonly JsonNode?[] Noise =
+        [
+            null, "", " ", "\u0000", "\u0001\u0002", "'; DROP TABLE messages; --", "%s%n", new string('x', 20_000), "😀", "\u202E", "=HYPERLINK(\"x\")",
+            0, -1, long.MaxValue, 1e308, true, false, new JsonArray(), new JsonArray(null, 1, "a"), new JsonObject { ["a"] = new JsonObject() },
+            "2026-13-40T25:61:61Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "+", "+1", "@", "a@", "@b", "ftp://x",
+        ];
+
+        private static readonly string[] BadIds = ["msg_nope", "%00", "..%2F..%2Fetc", "%E2%80%AE", new string('9', 300), "lead_%3Cscript%3E", "%20"];
+
+        public (HttpRequestMessage Request, string What) Next()
+        {
+            var routes = Routes();
+            var (name, make) = routes[random.Next(routes.Length)];
+            var (request, detail) = make();
+            return (request, $"{name}: {detail}");
+        }
+
+        private JsonNode? Pick(JsonNode?[] values) => values[random.Next(values.Length)]?.DeepClone();
+
+        private T Pick<T>(T[] values) => values[random.Next(values.Length)];
+
+        /// <summary>A valid body, one breaking change, noise on up to three other fields.</summary>
+        private (HttpRequestMessage, string) Body(HttpMethod method, string path, JsonObject valid, (string Field, JsonNode?[] Bad)[] breakers)
+        {
+            var (field, bad) = Pick(breakers);
+            var body = (JsonObject)valid.DeepClone();
+            body[field] = Pick(bad);
+            var others = valid.Select(kv => kv.Key).Where(k => k != field).ToList();
+            for (var i = random.Next(4); i > 0 && others.Count > 0; i--)
+            {
+                var k = others[random.Next(others.Count)];
+                others.Remove(k);
+                if (random.Next(5) == 0) body.Remove(k);
+                else if (random.Next(3) == 0) body[k] = Pick(Noise);
+            }
+            var text = body.ToJsonString();
+            var form = random.Next(10);
+            if (form == 0) text = text[..random.Next(1, Math.Max(2, text.Length))]; // truncated JSON (still broken: the breaker is kept or the JSON is)
+            var contentType = form == 1 ? Pick(new[] { "text/plain", "application/xml", "multipart/form-data", "application/json; charset=latin1" }) : "application/json";
+            if (form == 1 && contentType == "application/json; charset=latin1") contentType = "text/plain";
+            return (Json(method, path, text, contentType), $"{field}={body[field]?.ToJsonString() ?? "null"} ({contentType}, {text.Length} chars)");
+        }
+
+        private (HttpRequestMessage, string) Get(string path, string[] parameters, (string Param, string[] Bad)[] breakers)
+        {
+            var (param, bad) = Pick(breakers);
+            var query = new List<string> { $"{param}={Pick(bad)}" };
+            foreach (var p in parameters.Where(p => p != param && random.Next(3) == 0))
+                query.Add($"{p}={Uri.EscapeDataString(Pick(Noise)?.ToJsonString() ?? "")}");
+            var url = $"{path}?{string.Join("&", query)}";
+            return (new HttpRequestMessage(HttpMethod.Get, url), url.Length > 200 ? url[..200] : url);
+        }
+
+        private (string, Func<(HttpRequestMessage, string)>)[] Routes()
+        {
+            JsonNode?[] badContent = [null, "", 5, new JsonArray(), new JsonObject(), new string('a', 10_001), "a\u0000b"];
+            JsonNode?[] badPhone = ["12", "abc", 123, new JsonArray(), "+1 (202) 555-01234567", "\u0000+12025550123"];
+            JsonNode?[] badType = ["imesage", 5, "fax", "i message"];
+            JsonNode?[] badTime = ["yesterday", "2026-13-01T00:00:00Z", 20261204, "2026-12-04T10:00:00", "P1D"];
+            JsonNode?[] badEmail = ["a@", "@b", "a b@c.d", 7, "a@b..c"];
+            var message = new JsonObject { ["content"] = "Hi Ana", ["recipientPhone"] = "+12025550123", ["type"] = "auto", ["recipientName"] = "Ana" };
+            var lead = new JsonObject { ["firstName"] = "Ana", ["phone"] = "+12025550124", ["email"] = "ana@example.com", ["tags"] = new JsonArray("vip") };
+            var id = () => Pick(BadIds);
+            string[] badLimit = ["abc", "-1", "0", "100000", "1e3", "%00", "9999999999999999999"];
+            string[] badTimeQ = ["yesterday", "2026-13-01", "%00", "1e9"];
+            string[] badCursor = ["%00", "!!!", "czotMQ", new string('A', 2000)];
+            return
+            [
+                ("POST /api/messages", () => Body(HttpMethod.Post, "/api/messages", message,
+                    [("content", badContent), ("recipientPhone", badPhone), ("type", badType), ("scheduledAt", badTime), ("timeZone", ["Mars/Base", 5, "UTC+99"]),
+                     ("lineId", ["no-such-line", 5]), ("leadId", ["lead_nope", 5]), ("recipientEmail", badEmail), ("batchId", ["", new string('b', 200), "a\u0001"])])),
+                ("POST /api/messages/bulk", () => Body(HttpMethod.Post, "/api/messages/bulk",
+                    new JsonObject { ["leadIds"] = new JsonArray("lead_x"), ["content"] = "Hi {{firstName}}" },
+                    [("leadIds", [null, "x", new JsonArray(), new JsonArray((JsonNode?)null), 5]), ("content", badContent), ("type", badType), ("scheduledAt", badTime)])),
+                ("PATCH /api/messages/{id}", () => Body(HttpMethod.Patch, $"/api/messages/{id()}", new JsonObject { ["content"] = "new" },
+                    [("content", [5, new JsonArray(), new string('a', 10_001)]), ("scheduledAt", badTime)])),
+                ("POST /api/messages/{id}/cancel", () => (new HttpRequestMessage(HttpMethod.Post, $"/api/messages/{id()}/cancel"), "cancel")),
+                ("POST /api/messages/{id}/retry", () => Body(HttpMethod.Post, $"/api/messages/{id()}/retry", new JsonObject { ["x"] = 1 }, [("x", [1, "a", null])])),
+                ("POST /api/leads", () => Body(HttpMethod.Post, "/api/leads", lead,
+                    [("phone", badPhone), ("email", badEmail), ("tags", [new JsonArray((JsonNode?)null), new JsonArray(5), "vip", new JsonArray(new string('t', 200))]),
+                     ("fields", ["x", 5, new JsonArray()]), ("firstName", [5, new string('n', 300)])])),
+                ("PATCH /api/leads/{id}", () => Body(HttpMethod.Patch, $"/api/leads/{id()}", lead, [("phone", badPhone), ("email", badEmail)])),
+                ("POST /api/leads/import", () => (Json(HttpMethod.Post, "/api/leads/import", Pick(new[] { "abc", "--X\r\n", "\u0000" }),
+                    Pick(new[] { "multipart/form-data", "multipart/form-data; boundary=", "multipart/form-data; boundary=X", "application/json" })), "import")),
+                ("POST /api/suppressions", () => Body(HttpMethod.Post, "/api/suppressions", new JsonObject { ["address"] = "+12025550125", ["reason"] = "asked" },
+                    [("address", [null, "", "zz", 5, "a@", new JsonArray()])])),
+                ("POST /api/webhooks", () => Body(HttpMethod.Post, "/api/webhooks", new JsonObject { ["url"] = "http://127.0.0.1:9/hook", ["events"] = new JsonArray("message.sent") },
+                    [("url", [null, "", "not a url", "ftp://example.com/", 5, "http://169.254.169.254/latest/meta-data"]), ("events", [new JsonArray("message.nope"), "x", 5])])),
+                ("PATCH /api/lines/{id}", () => Body(HttpMethod.Patch, $"/api/lines/{Pick(new[] { "default", "nope", "%00" })}", new JsonObject { ["active"] = true },
+                    [("active", ["yes", 5, new JsonArray()])])),
+                ("POST /api/availability", () => Body(HttpMethod.Post, "/api/availability", new JsonObject { ["addresses"] = new JsonArray("+12025550126") },
+                    [("addresses", [null, "x", new JsonArray((JsonNode?)null), new JsonArray(5), new JsonArray("zz")])])),
+                ("GET /api/messages", () => Get("/api/messages", ["status", "type", "lineId", "from", "to", "recipient", "q", "limit", "cursor"],
+                    [("limit", badLimit), ("status", ["bogus", "sent,bogus", "%00"]), ("type", ["fax", "%00"]), ("from", badTimeQ), ("to", badTimeQ),
+                     ("cursor", badCursor), ("q", ["%00", "a%01"]), ("recipient", ["%00"])])),
+                ("GET /api/messages/export", () => Get("/api/messages/export", ["status", "format", "from", "q"],
+                    [("format", ["xml", "%00", "CSVX"]), ("status", ["bogus"]), ("from", badTimeQ), ("q", ["%00"])])),
+                ("GET /api/leads", () => Get("/api/leads", ["q", "tag", "limit", "cursor"], [("limit", badLimit), ("cursor", badCursor), ("q", ["%00"]), ("tag", ["%00"])])),
+                ("GET /api/suppressions", () => Get("/api/suppressions", ["limit", "cursor"], [("limit", badLimit), ("cursor", ["%00"])])),
+                ("GET /api/availability", () => Get("/api/availability", ["address"], [("address", ["", "zz", "%00", "a@"])])),
+            ];
+        }
+    }
+
+    [Test]
+    public async Task AnExposedKestrelEndpoint_ShouldStopTheAgent_UnlessATokenWasSetOnPurpose()
+    {
+        using var dir = new TempDir();
+        var viaArgs = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path,
+            "--Kestrel:Endpoints:Http:Url=http://0.0.0.0:0"], timeout: TimeSpan.FromSeconds(60));
+        Assert.That(viaArgs.ExitCode, Is.Not.Zero);
+        Assert.That(viaArgs.Stdout + viaArgs.Stderr, Does.Contain("beyond loopback"));
+
+        var viaEnv = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path],
+            new Dictionary<string, string?> { ["LINEAGENT__Kestrel__Endpoints__X__Url"] = "http://0.0.0.0:0" }, TimeSpan.FromSeconds(60));
+        Assert.That(viaEnv.ExitCode, Is.Not.Zero);
+        Assert.That(viaEnv.Stdout + viaEnv.Stderr, Does.Contain("beyond loopback"));
+    }
+}
