@@ -42,6 +42,7 @@ public static class AgentCli
         foreach (var command in ClientCommands.Create())
             root.Subcommands.Add(command);
         root.Subcommands.Add(MenuBarRecords.Create());
+        root.Subcommands.Add(RestoreCommand.Create());
 
         // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
@@ -59,8 +60,17 @@ public static class AgentCli
 
     private static async Task<int> RunAgentAsync(ParseResult result)
     {
-        var app = AgentHost.Build(result.UnmatchedTokens.ToArray(), Overrides(result));
-        await app.RunAsync();
-        return 0;
+        try
+        {
+            var app = AgentHost.Build(result.UnmatchedTokens.ToArray(), Overrides(result));
+            await app.RunAsync();
+            return 0;
+        }
+        catch (Exception e) when (Storage.DatabaseUnusableException.Find(e) is { } unusable)
+        {
+            // One line that names the file, what is wrong and what to do; no stack trace.
+            Console.Error.WriteLine(unusable.Message);
+            return unusable.ExitCode;
+        }
     }
 }

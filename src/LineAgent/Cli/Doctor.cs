@@ -201,8 +201,12 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     private static Check DatabaseCheck(string dataDir)
     {
         var path = Path.Combine(dataDir, "lineagent.db");
+        var backups = DatabaseBackups.Describe(dataDir, DateTimeOffset.UtcNow);
+        var restore = $"Stop the agent and restore the last good copy: lineagent restore --data-dir {DatabaseFile.ShellQuote(dataDir)}";
         if (!File.Exists(path))
-            return new("Database integrity", Check.Skip, $"{path} does not exist yet (created at the first start)", Required: false);
+            return new("Database integrity", Check.Skip, $"{path} does not exist yet (created at the first start); {backups}", Required: false);
+        if (new FileInfo(path).Length == 0)
+            return new("Database integrity", Check.Fail, $"{path} is empty (0 bytes): its data is gone; {backups}", restore);
         try
         {
             using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
@@ -213,14 +217,14 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
             var version = Migrator.UserVersion(c);
             var known = Migrator.Load().Count;
             if (result != "ok")
-                return new("Database integrity", Check.Fail, $"quick_check: {result}", $"Stop the agent, copy {path} aside and run: sqlite3 {path} '.recover' | sqlite3 recovered.db");
+                return new("Database integrity", Check.Fail, $"quick_check: {result}; {backups}", restore);
             if (version > known)
                 return new("Database integrity", Check.Fail, $"schema version {version} is newer than this agent ({known})", "Install the newer agent again.");
-            return new("Database integrity", Check.Ok, $"quick_check ok, schema version {version}/{known}, {new FileInfo(path).Length / 1024} KB");
+            return new("Database integrity", Check.Ok, $"quick_check ok, schema version {version}/{known}, {new FileInfo(path).Length / 1024} KB; {backups}");
         }
         catch (SqliteException e)
         {
-            return new("Database integrity", Check.Fail, $"cannot open {path}: {e.Message}", "Check the file's permissions; restore it from a backup if it is damaged.");
+            return new("Database integrity", Check.Fail, $"cannot open {path}: {e.Message}; {backups}", $"Check the file's permissions. If it is damaged: {restore}");
         }
     }
 

@@ -33,6 +33,12 @@ public static class Migrator
     public static int Migrate(Db db)
     {
         using var connection = db.Open();
+        return Migrate(connection, db.Path);
+    }
+
+    /// <summary>Migrates the database open on <paramref name="connection"/> (<paramref name="path"/> only names it in errors).</summary>
+    public static int Migrate(SqliteConnection connection, string path)
+    {
         using (var wal = connection.CreateCommand())
         {
             wal.CommandText = "PRAGMA journal_mode=WAL;";
@@ -42,7 +48,7 @@ public static class Migrator
         var migrations = Load();
         if (current > migrations.Count)
             throw new InvalidOperationException(
-                $"The database {db.Path} has schema version {current}, newer than this agent knows ({migrations.Count}). Upgrade the agent.");
+                $"The database {path} has schema version {current}, newer than this agent knows ({migrations.Count}). Upgrade the agent.");
         foreach (var (version, _, sql) in migrations.Where(m => m.Version > current))
         {
             using var tx = connection.BeginTransaction();

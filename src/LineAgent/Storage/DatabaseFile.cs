@@ -1,0 +1,201 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Storage;
+
+public enum DatabaseState
+{
+    Ok,
+    Missing,
+    /// <summary>0 bytes: SQLite would take it for a new database, but an agent's database never is.</summary>
+    Empty,
+    Damaged,
+    /// <summary>SQLite cannot open or read it (permissions, I/O): not proof of damage.</summary>
+    Unreadable,
+    /// <summary>Its schema version is higher than this agent's migrations.</summary>
+    Newer,
+}
+
+/// <summary>What <see cref="DatabaseFile.Inspect"/> found; <see cref="Problem"/> reads after the path ("… is damaged (…)").</summary>
+public sealed record DatabaseInspection(string Path, DatabaseState State, string? Problem, int Version, long Bytes, TimeSpan Elapsed)
+{
+    public bool Ok => State == DatabaseState.Ok;
+}
+
+/// <summary>Checks of a database file (header, size, quick_check, schema version) and its file modes.</summary>
+public static class DatabaseFile
+{
+    public const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>The files SQLite keeps next to a database while it is in use.</summary>
+    public static readonly string[] Companions = ["-wal", "-shm", "-journal"];
+
+    private static ReadOnlySpan<byte> Header => "SQLite format 3\0"u8;
+
+    /// <summary>
+    /// Looks at <paramref name="path"/>: missing, 0 bytes, shorter than a header, without the SQLite header, failing
+    /// PRAGMA quick_check (or SQLite calling it malformed), or of a newer schema. A WAL database is read with its -wal,
+    /// as the agent would. Read-only (the default) never changes the file, not even by a checkpoint on close;
+    /// <paramref name="readOnly"/> false folds a -wal into the file when the check closes it (for a staged copy).
+    /// </summary>
+    public static DatabaseInspection Inspect(string path, bool readOnly = true)
+    {
+        var clock = Stopwatch.StartNew();
+        var info = new FileInfo(path);
+        DatabaseInspection Result(DatabaseState state, string? problem, int version = 0) =>
+            new(path, state, problem, version, info.Exists ? info.Length : 0, clock.Elapsed);
+
+        if (!info.Exists)
+            return Result(DatabaseState.Missing, "does not exist");
+        if (info.Length == 0)
+            return Result(DatabaseState.Empty, "is empty (0 bytes): the data it held is gone");
+        if (info.Length < 100)
+            return Result(DatabaseState.Damaged, $"is damaged: it is only {info.Length} bytes long, shorter than a database header (100 bytes)");
+
+        var head = new byte[100];
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            stream.ReadExactly(head);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Result(DatabaseState.Unreadable, $"cannot be read ({OneLine(e.Message)})");
+        }
+        if (!head.AsSpan(0, Header.Length).SequenceEqual(Header))
+            return Result(DatabaseState.Damaged, "is damaged: it does not start with the SQLite header (it was overwritten, or is not a database)");
+        var cutShort = CutShort(path, head, info.Length);
+
+        var known = Migrator.Load().Count;
+        int version;
+        List<string> findings = [];
+        try
+        {
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = path,
+                Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWrite,
+                Pooling = false,
+            }.ToString());
+            connection.Open();
+            using (var cmd = connection.CreateCommand())
+            {
+                cmd.CommandText = "PRAGMA quick_check(5);";
+                using var reader = cmd.ExecuteReader();
+                while (reader.Read())
+                    findings.Add(reader.GetString(0));
+            }
+            version = Migrator.UserVersion(connection);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 11 or 26) // SQLITE_CORRUPT, SQLITE_NOTADB
+        {
+            return Result(DatabaseState.Damaged, $"is damaged (quick_check: {SqliteMessage(e)}{cutShort})");
+        }
+        catch (SqliteException e)
+        {
+            return Result(DatabaseState.Unreadable, $"cannot be opened (SQLite error {e.SqliteErrorCode}: {SqliteMessage(e)})");
+        }
+        if (findings is not ["ok"])
+            return Result(DatabaseState.Damaged, $"is damaged (quick_check: {Shorten(string.Join("; ", findings.Select(OneLine)))}{cutShort})");
+        if (version > known)
+            return Result(DatabaseState.Newer, $"has schema version {version}, newer than this agent knows ({known}): a newer LineAgent wrote it", version);
+        return Result(DatabaseState.Ok, null, version);
+    }
+
+    /// <summary>
+    /// ", the file is N bytes but its header says M" when the header's page count is valid and the file is shorter (and no
+    /// -wal holds the rest): the usual sign of a file cut short by a copy or a full disk.
+    /// </summary>
+    private static string CutShort(string path, byte[] head, long length)
+    {
+        var wal = new FileInfo(path + "-wal");
+        if (wal.Exists && wal.Length > 0)
+            return "";
+        var pageSize = (long)BinaryPrimitives.ReadUInt16BigEndian(head.AsSpan(16));
+        if (pageSize == 1) pageSize = 65536;
+        var pages = BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(28));
+        var valid = head.AsSpan(24, 4).SequenceEqual(head.AsSpan(92, 4)) && pages > 0;
+        var expected = pageSize * pages;
+        return valid && length < expected
+            ? string.Create(CultureInfo.InvariantCulture, $"; the file is {length} bytes but its header says {expected}: it was cut short")
+            : "";
+    }
+
+    private static string SqliteMessage(SqliteException e) =>
+        OneLine(e.Message.StartsWith("SQLite Error ", StringComparison.Ordinal) && e.Message.IndexOf('\'') is var q and > 0
+            ? e.Message[(q + 1)..].TrimEnd('.', '\'')
+            : e.Message);
+
+    public static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    private static string Shorten(string text) => text.Length <= 300 ? text : text[..297] + "...";
+
+    /// <summary>Mode 0600 for the database and the files next to it that exist (not on Windows). Returns the paths it changed.</summary>
+    public static List<string> RestrictToOwner(string path, ILogger? log = null)
+    {
+        var changed = new List<string>();
+        if (OperatingSystem.IsWindows())
+            return changed;
+        foreach (var file in Companions.Select(c => path + c).Prepend(path))
+        {
+            try
+            {
+                if (!File.Exists(file))
+                    continue;
+                var mode = File.GetUnixFileMode(file);
+                if ((mode & ~OwnerOnly) == 0)
+                    continue;
+                File.SetUnixFileMode(file, OwnerOnly);
+                changed.Add(file);
+                log?.LogWarning("{File} was readable by others (mode {Mode}); it is now 0600", file, Octal(mode));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                log?.LogWarning("Could not make {File} private (mode 0600): {Error}", file, e.Message);
+            }
+        }
+        return changed;
+    }
+
+    public static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode, 8);
+
+    /// <summary>A new empty file only the owner can read and write (fails when it exists).</summary>
+    public static FileStream CreateOwnerOnly(string path)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = OwnerOnly;
+        return new FileStream(path, options);
+    }
+
+    /// <summary>Copies <paramref name="source"/> to the new file <paramref name="target"/> (0600) and flushes it to disk.</summary>
+    public static void CopyOwnerOnly(string source, string target)
+    {
+        using var from = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var to = CreateOwnerOnly(target);
+        from.CopyTo(to, 1 << 20);
+        to.Flush(flushToDisk: true);
+    }
+
+    public static void FlushToDisk(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Deletes the file and the SQLite files next to it, when they exist.</summary>
+    public static void DeleteWithCompanions(string path)
+    {
+        foreach (var file in Companions.Select(c => path + c).Prepend(path))
+            if (File.Exists(file))
+                File.Delete(file);
+    }
+
+    /// <summary>A path as a shell argument: quoted when it holds a space or another special character.</summary>
+    public static string ShellQuote(string text) =>
+        text.Length > 0 && text.All(c => char.IsAsciiLetterOrDigit(c) || "/._-+=:@,%".Contains(c))
+            ? text
+            : "'" + text.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,165 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Storage;
+
+/// <summary>
+/// `lineagent restore`: puts a backup back as &lt;data dir&gt;/lineagent.db. Refuses while an agent holds the data dir's
+/// agent.lock (and holds it itself meanwhile, so none starts half-way); checks the copy before it goes in place; moves
+/// the current lineagent.db (and its -wal/-shm) aside to lineagent.db.damaged-&lt;UTC time&gt;, never deletes it.
+/// </summary>
+public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWriter errors, TimeProvider time)
+{
+    public const int Refused = 1;
+
+    private string DatabasePath => Path.Combine(dataDir, "lineagent.db");
+    private string LockPath => Path.Combine(dataDir, "agent.lock");
+
+    /// <summary>Lists the backups and what the current database looks like; changes nothing.</summary>
+    public int List()
+    {
+        if (!Directory.Exists(dataDir))
+            return Fail($"There is no data directory {dataDir}.");
+        var now = time.GetUtcNow();
+        var backups = DatabaseBackups.List(dataDir);
+        output.WriteLine($"Data directory: {dataDir}");
+        output.WriteLine($"Current database: {Describe(DatabasePath)}");
+        if (backups.Count == 0)
+        {
+            output.WriteLine($"No backups in {DatabaseBackups.FolderOf(dataDir)}.");
+            return 0;
+        }
+        output.WriteLine($"Backups in {DatabaseBackups.FolderOf(dataDir)}, newest first:");
+        foreach (var b in backups)
+            output.WriteLine($"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB");
+        using (var held = TryHoldLock())
+            if (held is null)
+                output.WriteLine("An agent is running on this data directory: stop it before restoring.");
+        var dir = DatabaseFile.ShellQuote(dataDir);
+        output.WriteLine($"To restore the newest good one: lineagent restore --data-dir {dir} --yes");
+        output.WriteLine($"To restore another: lineagent restore --data-dir {dir} --from {backups[^1].Name}");
+        return 0;
+    }
+
+    /// <summary>Restores <paramref name="from"/> (a path, or a name in backups/), or the newest backup that passes the checks.</summary>
+    public int Run(string? from)
+    {
+        if (!Directory.Exists(dataDir))
+            return Fail($"There is no data directory {dataDir}.");
+        using var held = TryHoldLock();
+        if (held is null)
+            return Fail($"An agent is running on {dataDir} (it holds {LockPath}): stop it first (launchctl bootout gui/$UID/com.lineagent.agent, or Ctrl+C), then run this again. Nothing was changed.");
+
+        List<string> candidates;
+        if (from is not null)
+        {
+            var path = File.Exists(from) ? Path.GetFullPath(from) : Path.Combine(DatabaseBackups.FolderOf(dataDir), from);
+            if (!File.Exists(path))
+                return Fail($"There is no file {from} (nor {path}). Nothing was changed.");
+            candidates = [path];
+        }
+        else
+        {
+            candidates = DatabaseBackups.List(dataDir).Select(b => b.Path).ToList();
+            if (candidates.Count == 0)
+                return Fail($"There are no backups in {DatabaseBackups.FolderOf(dataDir)}. Nothing was changed.");
+        }
+
+        // The copy is checked, not the backup: the backup stays as it is, and what is checked is what goes in place.
+        var staged = DatabasePath + ".restoring";
+        DatabaseFile.DeleteWithCompanions(staged);
+        string? chosen = null;
+        DatabaseInspection? check = null;
+        foreach (var candidate in candidates)
+        {
+            DatabaseFile.CopyOwnerOnly(candidate, staged);
+            if (new FileInfo(candidate + "-wal") is { Exists: true, Length: > 0 })
+                DatabaseFile.CopyOwnerOnly(candidate + "-wal", staged + "-wal");
+            check = DatabaseFile.Inspect(staged, readOnly: false); // a -wal copied with it is folded in before the move
+            if (check.Ok)
+            {
+                chosen = candidate;
+                break;
+            }
+            output.WriteLine($"Not using {candidate}: it {check.Problem}.");
+            DatabaseFile.DeleteWithCompanions(staged);
+        }
+        if (chosen is null)
+            return Fail(from is null
+                ? $"No backup in {DatabaseBackups.FolderOf(dataDir)} passed the checks. Nothing was changed."
+                : $"{candidates[0]} is not a good copy. Nothing was changed.");
+
+        var stamp = time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+        var aside = $"{DatabasePath}.damaged-{stamp}";
+        for (var n = 2; File.Exists(aside); n++)
+            aside = $"{DatabasePath}.damaged-{stamp}-{n}";
+        var current = File.Exists(DatabasePath) ? DatabaseFile.Inspect(DatabasePath) : null;
+        var moved = new List<string>();
+        foreach (var suffix in DatabaseFile.Companions.Prepend(""))
+        {
+            if (!File.Exists(DatabasePath + suffix))
+                continue;
+            File.Move(DatabasePath + suffix, aside + suffix);
+            moved.Add(aside + suffix);
+        }
+        File.Move(staged, DatabasePath);
+        DatabaseFile.DeleteWithCompanions(staged);
+        DatabaseFile.RestrictToOwner(DatabasePath);
+
+        if (current is null)
+            output.WriteLine($"There was no {DatabasePath}.");
+        else
+            output.WriteLine($"The current database {(current.Ok ? "passed the checks" : current.Problem)}; moved it aside to {string.Join(", ", moved)} (kept: delete it yourself once you are sure).");
+        var taken = DatabaseBackups.List(dataDir).FirstOrDefault(b => b.Path == chosen)?.TakenAt;
+        var when = taken is { } t ? $", taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, {DatabaseBackups.Age(time.GetUtcNow() - t)} ago" : "";
+        output.WriteLine($"Restored {chosen}{when} (quick_check ok, schema version {check!.Version}, {Messages(DatabasePath)}) as {DatabasePath} (mode 0600).");
+        if (taken is not null)
+            output.WriteLine("Anything the agent stored after that backup is not in it.");
+        output.WriteLine("Start the agent again: lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent).");
+        return 0;
+    }
+
+    private string Describe(string path)
+    {
+        if (!File.Exists(path))
+            return $"{path} does not exist";
+        var found = DatabaseFile.Inspect(path);
+        return found.Ok ? $"{path} passes the checks (schema version {found.Version}, {found.Bytes / 1024} KB, {Messages(path)})" : $"{path} {found.Problem}";
+    }
+
+    private static string Messages(string path)
+    {
+        try
+        {
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM messages;";
+            var count = Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+            return count == 1 ? "1 message" : $"{count} messages";
+        }
+        catch (SqliteException)
+        {
+            return "messages not countable";
+        }
+    }
+
+    /// <summary>The data dir's lock, as the agent takes it (an exclusive lock on agent.lock); null while an agent holds it.</summary>
+    private FileStream? TryHoldLock()
+    {
+        try
+        {
+            return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private int Fail(string message)
+    {
+        errors.WriteLine(message);
+        return Refused;
+    }
+}

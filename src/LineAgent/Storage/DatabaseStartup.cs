@@ -1,0 +1,96 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Storage;
+
+/// <summary>
+/// What the agent does with lineagent.db before anything else uses it: a missing file is a fresh start (created 0600,
+/// migrated under a temporary name, then renamed, so a crash never leaves an empty lineagent.db behind); an existing
+/// one is checked (<see cref="DatabaseFile.Inspect"/>) and refused with a <see cref="DatabaseUnusableException"/> when it
+/// is empty, damaged, unreadable or newer than this agent; its mode is tightened to 0600; it is backed up before a
+/// migration changes its schema; then it is migrated.
+/// </summary>
+public static class DatabaseStartup
+{
+    public static Db Open(string path, StorageOptions options, TimeProvider time, ILogger log)
+    {
+        path = Path.GetFullPath(path);
+        var creating = path + ".creating";
+        DatabaseFile.DeleteWithCompanions(creating);
+
+        if (!File.Exists(path))
+            CreateFresh(path, creating, time, log);
+        else
+        {
+            DatabaseFile.RestrictToOwner(path, log);
+            var found = DatabaseFile.Inspect(path);
+            log.LogDebug("Checked {Path} ({Bytes} bytes, schema {Version}) in {Ms:0} ms", path, found.Bytes, found.Version, found.Elapsed.TotalMilliseconds);
+            if (!found.Ok)
+                throw Refusal(found);
+            var known = Migrator.Load().Count;
+            if (found.Version > 0 && found.Version < known)
+                BackupBeforeMigration(path, found.Version, known, options, time, log);
+        }
+
+        var db = new Db(path);
+        Migrator.Migrate(db);
+        DatabaseFile.RestrictToOwner(path, log);
+        return db;
+    }
+
+    /// <summary>The one line `lineagent run` prints for a database it must not use.</summary>
+    public static DatabaseUnusableException Refusal(DatabaseInspection found)
+    {
+        var dataDir = Path.GetDirectoryName(found.Path)!;
+        var restore = $"lineagent restore --data-dir {DatabaseFile.ShellQuote(dataDir)}";
+        var hasBackup = DatabaseBackups.List(dataDir).Count > 0;
+        var advice = found.State switch
+        {
+            DatabaseState.Newer => $"Run the newer LineAgent again, or go back to a backup made by this version with: {restore}",
+            DatabaseState.Unreadable => $"Check the file's owner and mode (ls -l {DatabaseFile.ShellQuote(found.Path)}) and the disk; if it is damaged, restore the last good copy with: {restore}",
+            _ when hasBackup => $"Stop here; restore the last good copy with: {restore}",
+            DatabaseState.Empty => $"Stop here; there is no backup in {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(dataDir))}: to start with an empty database on purpose, move the file aside (mv {DatabaseFile.ShellQuote(found.Path)} {DatabaseFile.ShellQuote(found.Path + ".empty")})",
+            _ => $"Stop here; there is no backup in {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(dataDir))}: keep the file, and try sqlite3 {DatabaseFile.ShellQuote(found.Path)} .recover > recovered.sql",
+        };
+        return new DatabaseUnusableException(found.Path, found.Problem ?? found.State.ToString(), advice);
+    }
+
+    private static void CreateFresh(string path, string creating, TimeProvider time, ILogger log)
+    {
+        foreach (var companion in DatabaseFile.Companions.Select(c => path + c).Where(File.Exists))
+        {
+            // A -wal without its database would be replayed into the new one: keep it, out of the way.
+            var aside = $"{companion}.orphaned-{time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture)}";
+            File.Move(companion, aside, overwrite: true);
+            log.LogWarning("{File} was there without its database; moved it to {Aside}", companion, aside);
+        }
+        using (DatabaseFile.CreateOwnerOnly(creating)) { }
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+               {
+                   DataSource = creating,
+                   Mode = SqliteOpenMode.ReadWrite,
+                   Pooling = false,
+               }.ToString()))
+        {
+            connection.Open();
+            Migrator.Migrate(connection, path);
+        }
+        DatabaseFile.FlushToDisk(creating);
+        File.Move(creating, path);
+        DatabaseFile.DeleteWithCompanions(creating);
+        log.LogInformation("Created the database {Path} (mode 0600)", path);
+    }
+
+    private static void BackupBeforeMigration(string path, int from, int to, StorageOptions options, TimeProvider time, ILogger log)
+    {
+        try
+        {
+            var backup = DatabaseBackups.Create(path, time.GetUtcNow(), options.BackupsKept);
+            log.LogInformation("Backed up {Path} (schema version {From}) to {Backup} before migrating it to version {To}", path, from, backup.Path, to);
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "The backup of {Path} before migrating it from schema version {From} to {To} failed; migrating anyway", path, from, to);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using static LineAgent.Tests.Storage.StorageFixtures;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// The real agent backs its database up on schedule (kept to Storage:BackupsKept, 0600); the database is then
+/// damaged, `lineagent run` refuses it, and `lineagent restore --yes` brings every message back.
+/// </summary>
+public sealed class BackupRestoreTests
+{
+    [Test]
+    public async Task ScheduledBackups_ThenDamage_ThenRestore_ShouldBringEveryMessageBack()
+    {
+        using var dir = new TempDir();
+        var db = dir.File("lineagent.db");
+        var backupArgs = new[] { "--dry-run", "--Storage:BackupEvery=00:00:01", "--Storage:FirstBackupAfter=00:00:01", "--Storage:BackupsKept=3" };
+        var ids = new List<string>();
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: backupArgs))
+        {
+            using (var api = agent.Api())
+            {
+                var later = DateTimeOffset.UtcNow.AddDays(30).ToString("O");
+                for (var i = 0; i < 30; i++)
+                    ids.Add((await (await api.SendMessageAsync(new { content = $"kept {i}", recipientPhone = "+12025550123", scheduledAt = later }))
+                        .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+            }
+            var stored = DateTimeOffset.UtcNow;
+            // Several backups after the last message was stored, so that pruning had to delete some.
+            await Eventually.TrueAsync(() => DatabaseBackups.List(dir.Path).Count(b => b.TakenAt > stored) >= 3
+                && Backups(agent.Output) >= 5, "five backups, three of them after the messages", TimeSpan.FromSeconds(60));
+
+            Assert.That(Mode(db), Is.EqualTo(OwnerOnly));
+            Assert.That(Mode(db + "-wal"), Is.EqualTo(OwnerOnly));
+            Assert.That(Mode(db + "-shm"), Is.EqualTo(OwnerOnly));
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero, agent.Output);
+            Assert.That(agent.Output, Does.Not.Contain("fail:"), "no error was logged");
+        }
+
+        var backups = DatabaseBackups.List(dir.Path);
+        Assert.That(backups, Has.Count.EqualTo(3), "pruned to Storage:BackupsKept");
+        Assert.That(Directory.GetFiles(dir.File("backups")).Select(Path.GetFileName), Is.EquivalentTo(backups.Select(b => b.Name)),
+            "no temporary or half-written file is left in backups/");
+        Assert.That(backups.Select(b => Mode(b.Path)), Is.All.EqualTo(OwnerOnly));
+        Assert.That(File.GetUnixFileMode(dir.File("backups")), Is.EqualTo(OwnerOnly | UnixFileMode.UserExecute));
+        Assert.That(backups.Select(b => Count(b.Path)), Is.All.EqualTo(30), "each backup holds every message");
+
+        // The disk damages the first pages; the agent refuses to start and says what to do.
+        Overwrite(db, 0, 8192);
+        var refused = AssertRefused(await RunUntilExitAsync(dir.Path), db);
+        Assert.That(refused, Does.Contain($"Stop here; restore the last good copy with: lineagent restore --data-dir {dir.Path}"));
+        var damaged = File.ReadAllBytes(db);
+
+        var list = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path);
+        TestContext.Out.WriteLine(list.Stdout);
+        Assert.That(list.ExitCode, Is.Zero, list.Stderr);
+        Assert.That(list.Stdout, Does.Contain("does not start with the SQLite header"));
+        Assert.That(backups.Select(b => b.Name), Is.All.Matches<string>(name => list.Stdout.Contains(name, StringComparison.Ordinal)));
+        Assert.That(File.ReadAllBytes(db), Is.EqualTo(damaged), "listing changes nothing");
+
+        var restore = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path, "--yes");
+        TestContext.Out.WriteLine(restore.Stdout);
+        Assert.That(restore.ExitCode, Is.Zero, restore.Stdout + restore.Stderr);
+        Assert.That(restore.Stdout, Does.Contain($"Restored {backups[0].Path}").And.Contain("30 messages").And.Contain("moved it aside to"));
+        var aside = Directory.GetFiles(dir.Path, "lineagent.db.damaged-*");
+        Assert.That(aside, Has.Length.EqualTo(1), "the damaged file is kept, not deleted");
+        Assert.That(File.ReadAllBytes(aside[0]), Is.EqualTo(damaged));
+        Assert.That(Mode(db), Is.EqualTo(OwnerOnly));
+
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]))
+        using (var api = agent.Api())
+        {
+            var page = await api.GetJsonAsync("/api/messages?limit=500");
+            var back = page["items"]!.AsArray().Select(m => m.Str("id")).ToList();
+            Assert.That(back, Is.EquivalentTo(ids), "every message is back");
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+    }
+
+    [Test]
+    public async Task Restore_WhileTheAgentRuns_ShouldRefuseAndChangeNothing()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        DatabaseBackups.Create(dir.File("lineagent.db"), DateTimeOffset.UtcNow, 7);
+
+        var restore = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path, "--yes");
+
+        Assert.That(restore.ExitCode, Is.Not.Zero);
+        Assert.That(restore.Stderr, Does.Contain("An agent is running on").And.Contain("Nothing was changed"));
+        Assert.That(Directory.GetFiles(dir.Path, "lineagent.db.damaged-*"), Is.Empty);
+        using (var api = agent.Api())
+            Assert.That((await api.GetAsync("/api/status")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "the agent is untouched");
+
+        var list = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path);
+        Assert.That(list.ExitCode, Is.Zero);
+        Assert.That(list.Stdout, Does.Contain("An agent is running on this data directory: stop it before restoring."));
+    }
+
+    private static int Backups(string output) =>
+        output.Split('\n').Count(l => l.Contains("Backed up the database to", StringComparison.Ordinal));
+}

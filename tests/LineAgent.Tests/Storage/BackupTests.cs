@@ -1,0 +1,256 @@
+using System.Collections.Concurrent;
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using static LineAgent.Tests.Storage.StorageFixtures;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>Backups, the start-up check and `restore`, in process (the process-level behaviour is in the other Storage tests).</summary>
+public sealed class BackupTests
+{
+    private TempDir _dir = null!;
+    private string DbPath => _dir.File("lineagent.db");
+
+    [SetUp]
+    public void SetUp() => _dir = new TempDir();
+
+    [TearDown]
+    public void TearDown()
+    {
+        SqliteConnection.ClearAllPools();
+        _dir.Dispose();
+    }
+
+    private Db NewDatabase(int messages = 5)
+    {
+        var db = DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+        using var c = db.Open();
+        for (var i = 0; i < messages; i++)
+            c.Execute("""
+                INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
+                VALUES (@id, 'hello', 'sms', 'auto', 'scheduled', 'default', '+12025550123', 1, 1, 1)
+                """, new { id = $"msg_{i:D6}" });
+        return db;
+    }
+
+    [Test]
+    public void Create_ShouldKeepTheNewestBackups_AllPrivate_AndLeaveNoTemporaryFile()
+    {
+        NewDatabase();
+        var t0 = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+        for (var i = 0; i < 5; i++)
+            DatabaseBackups.Create(DbPath, t0.AddHours(i), keep: 3);
+
+        var list = DatabaseBackups.List(_dir.Path);
+        Assert.That(list.Select(b => b.TakenAt), Is.EqualTo(new[] { t0.AddHours(4), t0.AddHours(3), t0.AddHours(2) }));
+        Assert.That(list[0].Name, Is.EqualTo("lineagent-20261126T160000.000Z.db"));
+        Assert.That(list.Select(b => Mode(b.Path)), Is.All.EqualTo(OwnerOnly));
+        Assert.That(Directory.GetFiles(_dir.File("backups")), Has.Length.EqualTo(3));
+        Assert.That(list.Select(b => Count(b.Path)), Is.All.EqualTo(5));
+        Assert.That(DatabaseFile.Inspect(list[0].Path).Ok, Is.True);
+    }
+
+    [Test]
+    public void Create_ShouldIgnoreAndRemoveAHalfWrittenCopy()
+    {
+        NewDatabase();
+        var folder = Directory.CreateDirectory(_dir.File("backups")).FullName;
+        var half = Path.Combine(folder, ".lineagent-20261126T110000.000Z.db.tmp");
+        File.WriteAllBytes(half, new byte[1000]);
+        Assert.That(DatabaseBackups.List(_dir.Path), Is.Empty, "a temporary copy is never a backup");
+
+        DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow, keep: 7);
+
+        Assert.That(File.Exists(half), Is.False);
+        Assert.That(DatabaseBackups.List(_dir.Path), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public void AFailingBackup_ShouldBeLogged_KeepTheOldOnes_AndNotThrow()
+    {
+        var db = NewDatabase();
+        var old = DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddDays(-1), keep: 1);
+        // The database file vanishes under the agent (an extreme case): VACUUM INTO cannot read it.
+        var log = new ListLogger<BackupService>();
+        var service = new BackupService(new Db(_dir.File("gone.db")), Options.Create(new StorageOptions { BackupsKept = 1 }), TimeProvider.System, log);
+
+        Assert.That(service.BackupNow(), Is.Null);
+
+        Assert.That(log.Errors, Has.Count.EqualTo(1));
+        Assert.That(log.Errors[0], Does.Contain("failed; the agent goes on"));
+        Assert.That(DatabaseBackups.List(_dir.Path).Select(b => b.Path), Is.EqualTo(new[] { old.Path }), "nothing pruned after a failure");
+        Assert.That(Directory.GetFiles(_dir.File("backups")), Has.Length.EqualTo(1), "the failed temporary copy is gone");
+        Assert.That(db, Is.Not.Null);
+    }
+
+    [Test]
+    public async Task Schedule_ShouldNotBackUpAtTheStart_ButAfterFirstBackupAfter_ThenEveryPeriod()
+    {
+        var db = NewDatabase();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        var service = new BackupService(db, Options.Create(new StorageOptions()), time, NullLogger<BackupService>.Instance);
+        await service.StartAsync(CancellationToken.None);
+        try
+        {
+            var start = time.GetUtcNow();
+            Assert.That(await Eventually.ValueAsync(() => service.SleepingUntil, "the first sleep"), Is.EqualTo(start.AddMinutes(5)));
+            Assert.That(DatabaseBackups.List(_dir.Path), Is.Empty, "nothing at the start");
+
+            time.Advance(TimeSpan.FromMinutes(5));
+            await Eventually.TrueAsync(() => service.SleepingUntil == start.AddMinutes(5).AddHours(24), "the backup, then a day's sleep");
+            Assert.That(DatabaseBackups.List(_dir.Path).Select(b => b.TakenAt), Is.EqualTo(new[] { start.AddMinutes(5) }));
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public async Task Schedule_AfterARestart_ShouldWaitForTheNewestBackupToBeAPeriodOld()
+    {
+        var db = NewDatabase();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        DatabaseBackups.Create(DbPath, time.GetUtcNow().AddHours(-2), keep: 7);
+        var service = new BackupService(db, Options.Create(new StorageOptions()), time, NullLogger<BackupService>.Instance);
+        await service.StartAsync(CancellationToken.None);
+        try
+        {
+            Assert.That(await Eventually.ValueAsync(() => service.SleepingUntil, "the first sleep"), Is.EqualTo(time.GetUtcNow().AddHours(22)));
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
+    public void AMigration_ShouldBeBackedUpFirst_AndOnlyWhenTheSchemaChanges()
+    {
+        var migrations = Migrator.Load();
+        using (var c = new SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            c.Open();
+            foreach (var (version, _, sql) in migrations.Take(migrations.Count - 1))
+                c.Execute(sql + $"\nPRAGMA user_version = {version};");
+        }
+        var previous = migrations.Count - 1;
+
+        DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+
+        var backups = DatabaseBackups.List(_dir.Path);
+        Assert.That(backups, Has.Count.EqualTo(1));
+        Assert.That(Count(backups[0].Path, "PRAGMA user_version"), Is.EqualTo(previous), "the copy is of the schema before the migration");
+        Assert.That(Count(DbPath, "PRAGMA user_version"), Is.EqualTo(migrations.Count));
+
+        SqliteConnection.ClearAllPools();
+        DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+        Assert.That(DatabaseBackups.List(_dir.Path), Has.Count.EqualTo(1), "no migration, no backup");
+    }
+
+    [Test]
+    public void Startup_ShouldThrowTheTypedException_WithOneLine()
+    {
+        NewDatabase();
+        SqliteConnection.ClearAllPools();
+        Checkpoint(DbPath);
+        Overwrite(DbPath, 0, 100);
+
+        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+
+        Assert.That(e.Message, Does.StartWith($"lineagent: {DbPath} is damaged").And.Not.Contain('\n'));
+        Assert.That(DatabaseUnusableException.Find(new InvalidOperationException("host", new AggregateException(e))), Is.SameAs(e));
+    }
+
+    [Test]
+    public void ShellQuote_ShouldQuoteTheMacDataDir()
+    {
+        Assert.That(DatabaseFile.ShellQuote("/Users/ana/Library/Application Support/LineAgent"), Is.EqualTo("'/Users/ana/Library/Application Support/LineAgent'"));
+        Assert.That(DatabaseFile.ShellQuote("/tmp/x"), Is.EqualTo("/tmp/x"));
+    }
+
+    [Test]
+    public void Restore_ShouldSkipADamagedNewestBackup_AndUseTheNewestGoodOne()
+    {
+        NewDatabase(messages: 7);
+        var good = DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddHours(-2), keep: 7);
+        var bad = DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddHours(-1), keep: 7);
+        Overwrite(bad.Path, 0, 200);
+        SqliteConnection.ClearAllPools();
+        Truncate(DbPath, 0);
+        var output = new StringWriter();
+        var errors = new StringWriter();
+
+        var code = new DatabaseRestore(_dir.Path, output, errors, TimeProvider.System).Run(from: null);
+
+        Assert.That(code, Is.Zero, errors.ToString());
+        Assert.That(output.ToString(), Does.Contain($"Not using {bad.Path}: it is damaged").And.Contain($"Restored {good.Path}").And.Contain("7 messages"));
+        Assert.That(Count(DbPath), Is.EqualTo(7));
+        Assert.That(File.Exists(bad.Path), Is.True, "a damaged backup is reported, not deleted");
+        Assert.That(Directory.GetFiles(_dir.Path, "lineagent.db.damaged-*").Select(f => new FileInfo(f).Length), Is.EqualTo(new[] { 0L }));
+    }
+
+    [Test]
+    public void Restore_FromADamagedFile_ShouldChangeNothing()
+    {
+        NewDatabase(messages: 3);
+        SqliteConnection.ClearAllPools();
+        var bad = _dir.File("copy.db");
+        File.WriteAllBytes(bad, new byte[8192]);
+        var before = File.ReadAllBytes(DbPath);
+        var errors = new StringWriter();
+
+        var code = new DatabaseRestore(_dir.Path, new StringWriter(), errors, TimeProvider.System).Run(from: bad);
+
+        Assert.That(code, Is.Not.Zero);
+        Assert.That(errors.ToString(), Does.Contain("is not a good copy. Nothing was changed."));
+        Assert.That(File.ReadAllBytes(DbPath), Is.EqualTo(before));
+        Assert.That(Directory.GetFiles(_dir.Path, "lineagent.db*").Select(Path.GetFileName), Is.EqualTo(new[] { "lineagent.db" }), "nothing moved aside, no staged copy left");
+    }
+
+    [Test]
+    public void Restore_FromACopyWithItsWal_ShouldKeepWhatOnlyTheWalHeld()
+    {
+        NewDatabase(messages: 2);
+        SqliteConnection.ClearAllPools();
+        var copy = _dir.File("copy.db");
+        using (var c = new SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            c.Open();
+            c.Execute("PRAGMA wal_autocheckpoint=0;");
+            c.Execute("UPDATE messages SET content = 'only in the wal'");
+            File.Copy(DbPath, copy);
+            File.Copy(DbPath + "-wal", copy + "-wal");
+        }
+        Assert.That(new FileInfo(copy + "-wal").Length, Is.GreaterThan(0));
+        Truncate(DbPath, 0);
+        var output = new StringWriter();
+
+        var code = new DatabaseRestore(_dir.Path, output, output, TimeProvider.System).Run(from: copy);
+
+        Assert.That(code, Is.Zero, output.ToString());
+        Assert.That(Count(DbPath, "SELECT COUNT(*) FROM messages WHERE content = 'only in the wal'"), Is.EqualTo(2));
+        Assert.That(File.Exists(copy + "-wal"), Is.True, "the source is left as it was");
+        Assert.That(Directory.GetFiles(_dir.Path, "lineagent.db.restoring*"), Is.Empty);
+    }
+
+    private sealed class ListLogger<T> : ILogger<T>
+    {
+        private readonly ConcurrentQueue<string> _errors = new();
+        public List<string> Errors => _errors.ToList();
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Error)
+                _errors.Enqueue(formatter(state, exception));
+        }
+    }
+}
