@@ -70,6 +70,22 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 foreach (var (k, v) in p.Extensions ?? new Dictionary<string, object?>())
                     details.Extensions[k] = v;
                 break;
+            case var storage when Storage.StorageHealth.FaultOf(storage) is { } fault:
+                // Nothing was stored: the disk is full (or the data dir read-only). Try again later; the agent recovers by itself.
+                details = new ProblemDetails
+                {
+                    Status = 503, Title = "Storage unavailable.",
+                    Detail = fault switch
+                    {
+                        Storage.StorageState.Full => "The agent's disk is full: nothing was stored. Free some space; the agent goes on by itself.",
+                        Storage.StorageState.ReadOnly => "The agent's data directory cannot be written: nothing was stored. Check its permissions.",
+                        _ => $"The agent's database cannot be written ({storage.Message}): nothing was stored. Check the disk.",
+                    },
+                };
+                details.Extensions["code"] = new Storage.StorageState(fault, null, null).Code;
+                context.Response.Headers.RetryAfter = "30";
+                log.LogWarning("{Method} {Path} refused: storage {Fault}", context.Request.Method, context.Request.Path, fault);
+                break;
             case BadHttpRequestException b:
                 details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = Unwrap(b) };
                 details.Extensions["code"] = "invalid_body";

@@ -14,7 +14,7 @@ public sealed record LastError(string MessageId, string? Code, string? Message, 
 
 public sealed record AgentStatus(
     string Version, DateTimeOffset StartedAt, long UptimeSeconds, bool DryRun, string? DryRunOutbox, string DataDir,
-    IReadOnlyList<LineDto> Lines, StatusCounts Counts, DateTimeOffset? NextScheduledAt, LastError? LastError);
+    IReadOnlyList<LineDto> Lines, StatusCounts Counts, DateTimeOffset? NextScheduledAt, LastError? LastError, StorageState Storage);
 
 /// <summary>When the agent started (for uptime).</summary>
 public sealed class AgentClock(TimeProvider time)
@@ -32,7 +32,8 @@ internal static class StatusApi
     }
 
     internal static async Task<Ok<AgentStatus>> Status(
-        Db db, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, CancellationToken ct)
+        Db db, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, StorageHealth storage,
+        CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var local = TimeZoneInfo.ConvertTime(now, time.LocalTimeZone);
@@ -57,6 +58,10 @@ internal static class StatusApi
             clock.StartedAt, (long)(now - clock.StartedAt).TotalSeconds, agent.Value.DryRun,
             agent.Value.DryRun ? dataDir.Outbox : null, dataDir.Root,
             await views.AllAsync(ct), counts, Time.FromMs(next),
-            last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At))));
+            // A full disk is the error the menu bar must show first: it stops everything.
+            storage.IsHealthy
+                ? last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At))
+                : new LastError("", storage.State.Code, storage.State.Detail, storage.State.Since ?? now),
+            storage.State));
     }
 }

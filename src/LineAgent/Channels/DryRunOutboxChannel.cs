@@ -39,19 +39,28 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
         var at = time.GetUtcNow();
         var file = Path.Combine(OutboxDir, $"{m.Id}.{ClaimSuffix(request.Claim)}.json");
         var temp = Path.Combine(OutboxDir, $".{m.Id}.{Guid.NewGuid():N}.tmp");
-        Directory.CreateDirectory(OutboxDir);
         var record = new
         {
             id = m.Id, type = m.Type, lineId = m.LineId, to = m.Recipient, recipientName = m.RecipientName,
             subject = m.Subject, content = m.Content, scheduledAt = Storage.Time.FromMs(m.ScheduledAt),
             handedAt = at, claim = request.Claim, dryRun = true,
         };
-        await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+        try
         {
-            await JsonSerializer.SerializeAsync(stream, record, Json, CancellationToken.None);
-            stream.Flush(flushToDisk: true);
+            Directory.CreateDirectory(OutboxDir);
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            {
+                await JsonSerializer.SerializeAsync(stream, record, Json, CancellationToken.None);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, file);
         }
-        File.Move(temp, file);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Nothing was "sent": the file is the send. No half-written file is left behind; the message waits.
+            try { File.Delete(temp); } catch (Exception ce) when (ce is IOException or UnauthorizedAccessException) { }
+            return new SendOutcome.Deferred($"the outbox could not be written: {e.Message}", TimeSpan.FromSeconds(30));
+        }
         return new SendOutcome.Sent($"outbox/{Path.GetFileName(file)}", at);
     }
 

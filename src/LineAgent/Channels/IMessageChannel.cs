@@ -18,6 +18,12 @@ public abstract record SendOutcome
     public sealed record Accepted(string? ChannelRef, long? Baseline = null) : SendOutcome;
 
     /// <summary>
+    /// Not sent, because of this machine, not the message (the outbox could not be written: disk full): it goes
+    /// back to the queue and out once <paramref name="RetryAfter"/> has passed. Never a failed message for it.
+    /// </summary>
+    public sealed record Deferred(string Reason, TimeSpan RetryAfter) : SendOutcome;
+
+    /// <summary>
     /// Not sent. <paramref name="ProvenNotSent"/> is true only when the failure proves nothing left
     /// this machine (connection refused, rejected before the send). <paramref name="Retryable"/> marks
     /// the transient ones among those (SMTP 4xx before DATA, Twilio 429): only they are retried.

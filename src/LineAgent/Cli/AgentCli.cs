@@ -72,5 +72,10 @@ public static class AgentCli
             Console.Error.WriteLine(unusable.Message);
             return unusable.ExitCode;
         }
+        catch (Exception e) when (StartupRefusedException.Find(e) is { } refused)
+        {
+            Console.Error.WriteLine(refused.Message);
+            return Storage.DatabaseUnusableException.ExitCodeConfig;
+        }
     }
 }

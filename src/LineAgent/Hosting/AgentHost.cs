@@ -40,8 +40,12 @@ public static class AgentHost
 
         var api = builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions();
         builder.WebHost.UseUrls(api.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        // Kestrel's own refusals (bad request line, 414, 431) get a problem body like every other 4xx.
+        builder.WebHost.ConfigureKestrel(o => o.ConfigureEndpointDefaults(KestrelRejections.Use));
 
         var app = builder.Build();
+        // The database is checked (and migrated) here, before the host starts: a damaged file stops `run` with one line, not a host failure.
+        app.Services.GetRequiredService<Db>();
         app.UseLineAgentApi();
         var agent = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
         if (agent.DryRun)
@@ -99,13 +103,8 @@ public static class AgentHost
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<DataDirectory>();
         services.AddSingleton<DataDirLock>();
-        services.AddSingleton(sp =>
-        {
-            sp.GetRequiredService<DataDirLock>();
-            var db = new Db(sp.GetRequiredService<DataDirectory>().Database);
-            Migrator.Migrate(db);
-            return db;
-        });
+        services.AddLineAgentStorage(); // Db: checked, backed up before a migration, migrated; scheduled backups
+        services.AddSingleton<StorageHealth>();
         services.AddSingleton<DbWriter>();
         services.AddSingleton<MessageNotifier>();
         services.AddSingleton<MessageStore>();
@@ -145,6 +144,8 @@ public static class AgentHost
             .ValidateOnStart();
         services.AddSingleton<WebhookOutbox>();
         services.AddSingleton<WebhookSender>();
+        services.TryAddSingleton<IWebhookResolver, DnsWebhookResolver>();
+        services.AddSingleton<WebhookTargetGuard>();
 
         // Order matters: the outbox listens before anything changes; recovery settles the previous run before the dispatcher claims.
         services.AddHostedService(sp => sp.GetRequiredService<WebhookOutbox>());
@@ -180,7 +181,7 @@ public static class AgentHost
     {
         services.ConfigureHttpJsonOptions(o => AgentJson.Configure(o.SerializerOptions));
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        services.AddProblemDetails();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx => StatusCodes4xx.AddCode(ctx.ProblemDetails));
         services.AddExceptionHandler<AgentExceptionHandler>();
         services.AddOpenApi();
         services.AddSingleton<ApiToken>();
@@ -192,7 +193,11 @@ public static class AgentHost
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseWhen(c => c.Request.Path.StartsWithSegments("/api"), b => b.UseMiddleware<TokenAuthMiddleware>());
+        app.UseWhen(c => c.Request.Path.StartsWithSegments("/api"), b =>
+        {
+            b.UseMiddleware<TokenAuthMiddleware>();
+            b.UseMiddleware<QueryGuardMiddleware>();
+        });
         app.MapOpenApi();
         app.MapStatus();
         app.MapMessages();
@@ -213,16 +218,38 @@ public static class AgentHost
     }
 }
 
-/// <summary>Refuses to listen beyond loopback unless a token was configured on purpose.</summary>
-internal sealed class ApiExposureCheck(IOptions<ApiOptions> api, ApiToken token, ILogger<ApiExposureCheck> log) : IHostedService
+/// <summary>
+/// Refuses to listen beyond loopback unless a token was configured on purpose: first on the configured
+/// Api:Urls, then on the addresses Kestrel actually bound (Kestrel:Endpoints or ASPNETCORE_URLS can add
+/// others, whatever Api:Urls says).
+/// </summary>
+internal sealed class ApiExposureCheck(IOptions<ApiOptions> api, ApiToken token, Microsoft.AspNetCore.Hosting.Server.IServer server,
+    ILogger<ApiExposureCheck> log) : IHostedLifecycleService
 {
+    public Task StartingAsync(CancellationToken ct) => Task.CompletedTask;
+    public Task StoppingAsync(CancellationToken ct) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken ct) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken ct)
+    {
+        var bound = server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? [];
+        var exposed = bound.Where(u => !AgentHost.IsLoopback(u)).ToList();
+        if (exposed.Count > 0 && !token.IsConfigured)
+            throw new StartupRefusedException(
+                $"lineagent: the API is bound beyond loopback ({string.Join(", ", exposed)}), set by Kestrel or ASP.NET Core settings rather than Api:Urls; " +
+                "set Api:Token explicitly (LINEAGENT__Api__Token) to listen there, or remove that setting.");
+        if (exposed.Count > 0)
+            log.LogWarning("The API listens beyond loopback: {Urls}", string.Join(", ", exposed));
+        return Task.CompletedTask;
+    }
+
     public Task StartAsync(CancellationToken ct)
     {
         var exposed = api.Value.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(u => !AgentHost.IsLoopback(u)).ToList();
         if (exposed.Count > 0 && !token.IsConfigured)
-            throw new InvalidOperationException(
-                $"Api:Urls includes non-loopback {string.Join(", ", exposed)}; set Api:Token explicitly (LINEAGENT__Api__Token) to listen there.");
+            throw new StartupRefusedException(
+                $"lineagent: Api:Urls includes non-loopback {string.Join(", ", exposed)}; set Api:Token explicitly (LINEAGENT__Api__Token) to listen there.");
         if (exposed.Count > 0)
             log.LogWarning("The API listens beyond loopback: {Urls}", string.Join(", ", exposed));
         return Task.CompletedTask;

@@ -10,9 +10,21 @@ public sealed class DataDirectory
     public DataDirectory(string root)
     {
         Root = root;
-        Directory.CreateDirectory(Root);
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            Directory.CreateDirectory(Root);
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            // A data dir the agent cannot write would fail later, message by message: say so now, once.
+            var probe = Path.Combine(Root, $".write-check-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupRefusedException(
+                $"lineagent: the data directory {Root} cannot be written ({e.Message}). Make it writable (or free some space) and start again; nothing was changed.", e);
+        }
     }
 
     public string Root { get; }

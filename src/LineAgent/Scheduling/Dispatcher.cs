@@ -221,6 +221,8 @@ public sealed class Dispatcher(
             SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}"),
             SendOutcome.Accepted a => await lifecycle.ChannelAcceptedAsync(row.Id, claim, a.ChannelRef, a.Baseline,
                 $"accepted by {channel.Name}; awaiting confirmation"),
+            SendOutcome.Deferred d => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, time.GetUtcNow() + d.RetryAfter, "deferred",
+                $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}"),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,
                 resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
                 $"{channel.Name} is failing (circuit open); waits: {f.Message}"),

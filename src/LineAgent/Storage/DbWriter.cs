@@ -62,16 +62,18 @@ public sealed class DbWriter : IAsyncDisposable
 
     private readonly Db _db;
     private readonly ILogger<DbWriter> _log;
+    private readonly StorageHealth? _storage;
     private readonly Channel<Work> _queue = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Thread _thread;
     private SqliteConnection? _connection;
     private readonly Dictionary<string, SqliteCommand> _prepared = [];
     private long _commits, _units;
 
-    public DbWriter(Db db, ILogger<DbWriter> log)
+    public DbWriter(Db db, ILogger<DbWriter> log, StorageHealth? storage = null)
     {
         _db = db;
         _log = log;
+        _storage = storage;
         // Its own thread: the writer's synchronous SQLite calls never hold a thread-pool thread, and it shows by name in a profile.
         _thread = new Thread(Run) { Name = "LineAgent writer", IsBackground = true };
         _thread.Start();
@@ -138,11 +140,13 @@ public sealed class DbWriter : IAsyncDisposable
         {
             // BEGIN or COMMIT failed (disk full, I/O error, a damaged file): nothing of this group is on disk.
             _log.LogError(e, "Writing a group of {Count} changes failed; none of them was stored", group.Count);
+            _storage?.Report(e);
             foreach (var item in group)
                 item.Fail(e);
             ResetConnection();
             return;
         }
+        _storage?.ReportSuccess();
         Interlocked.Increment(ref _commits);
         Interlocked.Add(ref _units, group.Count);
         foreach (var action in afterCommit)

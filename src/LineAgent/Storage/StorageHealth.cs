@@ -1,0 +1,57 @@
+using Microsoft.Data.Sqlite;
+
+namespace LineAgent.Storage;
+
+/// <summary>What the agent's storage can do right now, as /api/status, the menu bar and doctor show it.</summary>
+public sealed record StorageState(string State, DateTimeOffset? Since, string? Detail)
+{
+    public const string Ok = "ok";
+    public const string Full = "full";
+    public const string ReadOnly = "read_only";
+    /// <summary>Writes fail with an I/O error (a read-only remount, a failing disk).</summary>
+    public const string Error = "error";
+
+    /// <summary>The problem `code` an API answer carries for this state.</summary>
+    public string Code => State switch { Full => "storage_full", ReadOnly => "storage_read_only", _ => "storage_error" };
+}
+
+/// <summary>
+/// Knows whether the last write failed because the disk is full or the data dir is read-only, and since when;
+/// the next write that succeeds clears it (the agent recovers by itself when space returns).
+/// </summary>
+public sealed class StorageHealth(TimeProvider time)
+{
+    private volatile StorageState _state = new(StorageState.Ok, null, null);
+
+    public StorageState State => _state;
+
+    public bool IsHealthy => _state.State == StorageState.Ok;
+
+    /// <summary>The storage fault behind <paramref name="e"/> (full, read-only), or null for any other error.</summary>
+    public static string? FaultOf(Exception e) => e switch
+    {
+        SqliteException { SqliteErrorCode: 13 } => StorageState.Full,            // SQLITE_FULL
+        SqliteException { SqliteErrorCode: 8 } => StorageState.ReadOnly,         // SQLITE_READONLY
+        SqliteException { SqliteErrorCode: 10 } => StorageState.Error,           // SQLITE_IOERR (EROFS after a remount, EIO)
+        IOException io when io.HResult is 28 or unchecked((int)0x80070070) || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) => StorageState.Full,
+        IOException io when io.HResult is 30 || io.Message.Contains("Read-only file system", StringComparison.OrdinalIgnoreCase) => StorageState.ReadOnly,
+        UnauthorizedAccessException => StorageState.ReadOnly,
+        _ when e.InnerException is { } inner => FaultOf(inner),
+        _ => null,
+    };
+
+    public void Report(Exception e)
+    {
+        if (FaultOf(e) is not { } fault)
+            return;
+        var current = _state;
+        if (current.State != fault)
+            _state = new StorageState(fault, time.GetUtcNow(), e.Message);
+    }
+
+    public void ReportSuccess()
+    {
+        if (_state.State != StorageState.Ok)
+            _state = new StorageState(StorageState.Ok, null, null);
+    }
+}

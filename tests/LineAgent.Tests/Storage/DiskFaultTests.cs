@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json.Nodes;
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// The agent's data dir on a small tmpfs made by the test: filled up, then remounted read-only. Requests get a
+/// clear 503 and nothing is lost; due messages wait instead of failing; when space returns everything goes out
+/// by itself and no temporary file is left. Needs root to mount (CI runs as root); skipped elsewhere.
+/// </summary>
+public sealed class DiskFaultTests
+{
+    private TempDir _dir = null!;
+    private string _mount = null!;
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _dir = new TempDir();
+        _mount = _dir.File("tmpfs");
+        Directory.CreateDirectory(_mount);
+        var mounted = await Run("mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", _mount);
+        if (mounted.ExitCode != 0)
+            Assert.Ignore($"cannot mount a tmpfs here (needs root): {mounted.Stderr.Trim()}");
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await Run("umount", "-l", _mount);
+        _dir.Dispose();
+    }
+
+    private static Task<Programs.Result> Run(string file, params string[] args) => Programs.RunAsync(file, args, timeout: TimeSpan.FromSeconds(30));
+
+    private void Fill(string path)
+    {
+        var chunk = new byte[256 * 1024];
+        using var filler = new FileStream(path, FileMode.Create, FileAccess.Write);
+        try
+        {
+            while (true)
+                filler.Write(chunk);
+        }
+        catch (IOException)
+        {
+            // full
+        }
+    }
+
+    private static async Task<long> CountAsync(string dataDir, string where)
+    {
+        var db = new Db(Path.Combine(dataDir, "lineagent.db"));
+        await using var c = await db.OpenAsync();
+        return await c.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM messages WHERE {where}");
+    }
+
+    [Test]
+    public async Task ADiskThatFillsUp_ShouldAnswer503_FailNothing_AndRecoverBySelf()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        using var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
+        using var api = agent.Api();
+        var at = DateTimeOffset.UtcNow.AddSeconds(3);
+        var scheduled = new List<string>();
+        for (var i = 0; i < 10; i++)
+            scheduled.Add((await (await api.SendMessageAsync(new { content = $"due while full {i}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        Fill(Path.Combine(_mount, "filler"));
+
+        // Each insert needs new WAL space sooner or later: a 503 storage_full with Retry-After, never a 500.
+        JsonObject? refused = null;
+        for (var i = 0; i < 100 && refused is null; i++)
+        {
+            var response = await api.SendMessageAsync(new { content = $"while full {i}", recipientPhone = "+12025550124", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") });
+            Assert.That((int)response.StatusCode, Is.AnyOf(201, 503), await response.Content.ReadAsStringAsync());
+            if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+            {
+                Assert.That(response.Headers.RetryAfter?.Delta, Is.EqualTo(TimeSpan.FromSeconds(30)));
+                refused = JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject();
+            }
+        }
+        Assert.That(refused, Is.Not.Null, "the full disk never showed");
+        Assert.That(refused.Str("code"), Is.EqualTo("storage_full"));
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["storage"].Str("state"), Is.EqualTo("full"));
+        Assert.That(status["lastError"].Str("code"), Is.EqualTo("storage_full"), "what the menu bar shows");
+
+        // The messages fall due while the disk is full: they wait, none fails for it.
+        await Eventually.TrueAsync(() => DateTimeOffset.UtcNow > at + TimeSpan.FromSeconds(2), "the messages fell due while the disk was full", TimeSpan.FromSeconds(30));
+        Assert.That(await CountAsync(dataDir, "status = 'failed'"), Is.Zero);
+
+        File.Delete(Path.Combine(_mount, "filler"));
+        await Eventually.TrueAsync(async () => await CountAsync(dataDir, $"status = 'sent' AND id IN ('{string.Join("','", scheduled)}')") == 10,
+            "every due message sent once space returned", TimeSpan.FromSeconds(90));
+        await (await api.SendMessageAsync(new { content = "after", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That((await api.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.EqualTo("ok"));
+        Assert.That(await CountAsync(dataDir, "status = 'failed'"), Is.Zero);
+        var outbox = Path.Combine(dataDir, "outbox");
+        Assert.That(Directory.GetFiles(outbox, "*.tmp", SearchOption.AllDirectories), Is.Empty, "no temporary file left behind");
+        Assert.That(Directory.GetFiles(outbox, "*.json").Select(Path.GetFileName).GroupBy(f => f!.Split('.')[0]).Where(g => g.Count() > 1), Is.Empty,
+            "none sent twice");
+    }
+
+    [Test]
+    public async Task AReadOnlyDataDir_ShouldStopTheAgentWithOneClearLine_AndLoseNothing()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        string id;
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
+        using (var api = agent.Api())
+        {
+            id = (await (await api.SendMessageAsync(new { content = "kept", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+
+        Assert.That((await Run("mount", "-o", "remount,ro", _mount)).ExitCode, Is.Zero);
+        var refused = await Programs.LineAgentAsync("run", "--dry-run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0");
+        var output = (refused.Stdout + refused.Stderr).Trim();
+        TestContext.Out.WriteLine(output);
+        Assert.That(refused.ExitCode, Is.Not.Zero);
+        Assert.That(output, Does.Contain(dataDir));
+        Assert.That(output, Does.Not.Contain("   at "), "one clear line, no stack trace");
+
+        Assert.That((await Run("mount", "-o", "remount,rw", _mount)).ExitCode, Is.Zero);
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
+        using (var api = agent.Api())
+            Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+    }
+}
