@@ -78,6 +78,10 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         checks.Add(await TwilioCheckAsync(lines, dryRun, ct));
         checks.Add(ClockCheck());
         checks.Add(DiskCheck(dataDir));
+        if (status?["storage"]?["state"]?.GetValue<string>() is { } storage && storage != "ok")
+            checks.Add(new("Storage writable", Check.Fail,
+                $"the agent cannot write its database ({storage}{(status["storage"]?["detail"] is { } d ? $": {d}" : "")}); requests get 503 and due messages wait",
+                storage == "full" ? "Free some disk space; the agent goes on by itself." : "Make the data directory writable again; the agent goes on by itself."));
         checks.Add(DatabaseCheck(dataDir));
         return checks;
     }
