@@ -190,5 +190,8 @@ public static class ChatDbDates
 
     public static long ToAppleNs(DateTimeOffset t) => (t.UtcTicks - DateTime.UnixEpoch.Ticks) * 100 - AppleEpochUnix * 1_000_000_000;
 
-    public static long Now() => ToAppleNs(DateTimeOffset.UtcNow);
+    public static long Now() => ToAppleNs(DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(OffsetMs));
+
+    /// <summary>control.json `clockOffsetMs`: Messages' clock runs this far from real time (a test whose agent runs on a fake clock moves both).</summary>
+    public static double OffsetMs { get; set; }
 }

@@ -36,6 +36,7 @@ public static partial class Scripts
     {
         CallLog.Append(home, rawScriptPath, rawArgs);
         var control = Control.Load(home);
+        ChatDbDates.OffsetMs = control.Number("clockOffsetMs", negative: true) ?? 0;
         var path = Util.Clean(rawScriptPath);
         var args = new string[rawArgs.Length];
         for (var i = 0; i < args.Length; i++)

@@ -66,6 +66,7 @@ internal static class Timeline
         try
         {
             var spec = Spec.FromArgs(args[2..]);
+            ChatDbDates.OffsetMs = Control.Load(home).Number("clockOffsetMs", negative: true) ?? 0;
             // The first stage counts from the row write: this process started a little later.
             Util.Sleep(spec.StartMs + spec.ConfirmMs - NowMs());
             using var db = ChatDb.OpenIn(home);

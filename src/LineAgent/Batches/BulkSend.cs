@@ -5,6 +5,7 @@ using LineAgent.Channels;
 using LineAgent.Leads;
 using LineAgent.Lines;
 using LineAgent.Messages;
+using LineAgent.Scheduling;
 using LineAgent.Storage;
 
 namespace LineAgent.Batches;
@@ -23,9 +24,30 @@ public sealed record BulkRequest
     public string? TimeZone { get; init; }
     public string? BatchId { get; init; }
     public string? Subject { get; init; }
+    [System.ComponentModel.Description("Cancel each lead's first message (while scheduled or queued) when that lead replies. Default false; follow-ups always stop on a reply.")]
+    public bool? StopOnReply { get; init; }
+    [System.ComponentModel.Description("Up to 5 follow-ups per lead (templates like content), each due `after` the lead's previous step was actually sent.")]
+    public List<FollowUpRequest?>? FollowUps { get; init; }
+    [System.ComponentModel.Description("Hours in each recipient's own time zone; outside them a message waits queued.")]
+    public RecipientWindowRequest? RecipientWindow { get; init; }
 }
 
-public sealed record BulkEntry(string LeadId, string? MessageId, string Status, string? Type, MessageError? Error);
+public sealed record BulkEntry(string LeadId, string? MessageId, string Status, string? Type, MessageError? Error, string? SequenceId = null);
+
+/// <summary>What a bulk request becomes before anything is stored: the rows per lead, the rejected leads, the entries to answer.</summary>
+public sealed record BulkPlan(
+    string BatchId, LineOptions Line, DateTimeOffset Now, List<MessageRow> Rows, List<BulkEntry> Entries,
+    List<(string LeadId, string Code, string Message)> Rejections, List<PlannedLead> Leads);
+
+/// <summary>One lead of a plan: its rows (the first message, then its follow-ups) or the reason it cannot be sent.</summary>
+public sealed record PlannedLead(string LeadId, IReadOnlyList<MessageRow> Rows, MessageError? Error);
+
+public abstract record BulkPlanOutcome
+{
+    public sealed record Planned(BulkPlan Plan) : BulkPlanOutcome;
+    public sealed record Invalid(IReadOnlyList<FieldProblem> Problems) : BulkPlanOutcome;
+    public sealed record NotFound(string Code, string Detail) : BulkPlanOutcome;
+}
 
 public sealed record BulkResponse(string BatchId, int Total, int Accepted, int Rejected, IReadOnlyDictionary<string, int> ByStatus,
     IReadOnlyList<BulkEntry> Messages);
@@ -49,6 +71,21 @@ public sealed class BulkSend(
     public const int MaxLeads = 50_000;
 
     public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct, string? idempotencyKey = null, string? requestHash = null)
+    {
+        return await PlanAsync(r, ct) switch
+        {
+            BulkPlanOutcome.Planned p => await StoreAsync(p.Plan, idempotencyKey, requestHash, ct),
+            BulkPlanOutcome.Invalid i => new BulkOutcome.Invalid(i.Problems),
+            BulkPlanOutcome.NotFound n => new BulkOutcome.NotFound(n.Code, n.Detail),
+            _ => throw new InvalidOperationException(),
+        };
+    }
+
+    /// <summary>
+    /// Everything /bulk does before it stores: validation, leads, templates, types, suppressions, rows. The preview
+    /// runs exactly this, then simulates the line's pacer instead of storing.
+    /// </summary>
+    public async Task<BulkPlanOutcome> PlanAsync(BulkRequest r, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
         Validated.NotFound? notFound = null;
@@ -79,19 +116,20 @@ public sealed class BulkSend(
         if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
             problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
         var line = validator.ResolveLine(r.LineId, problems, ref notFound);
+        var sequence = SequenceFields.Validate(r.StopOnReply, r.FollowUps, r.RecipientWindow, problems, templates: true);
         if (line is not null && requested != MessageType.Auto && MessageType.Requestable.Contains(requested)
             && channels.Resolve(line, requested) is UnavailableChannel u)
             problems.Add(new("type", UnavailableChannel.Code, $"Line '{line.Id}' cannot send {requested}: {u.Reason}"));
         if (problems.Count > 0)
-            return new BulkOutcome.Invalid(problems);
+            return new BulkPlanOutcome.Invalid(problems);
         if (notFound is not null)
-            return new BulkOutcome.NotFound(notFound.Code, notFound.Detail);
+            return new BulkPlanOutcome.NotFound(notFound.Code, notFound.Detail);
 
         var leadIds = hasIds
             ? r.LeadIds!.Distinct().ToList()
             : (await leads.SearchAsync(r.LeadFilter!.Q, r.LeadFilter.Tag, null, MaxLeads + 1, ct)).Select(l => l.Id).ToList();
         if (leadIds.Count > MaxLeads)
-            return new BulkOutcome.Invalid([new("leadFilter", "too_many", $"The filter matches more than {MaxLeads:N0} leads.")]);
+            return new BulkPlanOutcome.Invalid([new("leadFilter", "too_many", $"The filter matches more than {MaxLeads:N0} leads.")]);
         var found = (await leads.GetManyAsync(leadIds, ct)).ToDictionary(l => l.Id);
 
         var now = time.GetUtcNow();
@@ -103,6 +141,7 @@ public sealed class BulkSend(
         var rows = new List<MessageRow>();
         var entries = new List<BulkEntry>(leadIds.Count);
         var rejections = new List<(string LeadId, string Code, string Message)>();
+        var planned = new List<PlannedLead>(leadIds.Count);
         foreach (var id in leadIds)
         {
             if (!found.TryGetValue(id, out var lead))
@@ -123,6 +162,26 @@ public sealed class BulkSend(
                 Reject(id, "invalid_content", $"The text for this lead is not sendable: {string.Join(" ", contentProblems.Select(p => p.Detail))}");
                 continue;
             }
+            var followUpTexts = new List<string>();
+            foreach (var (f, i) in sequence.FollowUps.Select((f, i) => (f, i)))
+            {
+                var (followUp, missingInFollowUp) = Templates.Render(f.Content, lead);
+                if (followUp is null)
+                {
+                    Reject(id, "missing_field", $"{{{{{missingInFollowUp}}}}} in followUps[{i}] is empty for this lead and the template gives no fallback.");
+                    break;
+                }
+                var followUpProblems = new List<FieldProblem>();
+                MessageValidator.ValidateContent(followUp, followUpProblems, required: true);
+                if (followUpProblems.Count > 0)
+                {
+                    Reject(id, "invalid_content", $"followUps[{i}] for this lead is not sendable: {string.Join(" ", followUpProblems.Select(p => p.Detail))}");
+                    break;
+                }
+                followUpTexts.Add(followUp);
+            }
+            if (followUpTexts.Count < sequence.FollowUps.Count)
+                continue;
             var type = requested == MessageType.Auto ? AutoType(line!, lead, blue) : requested;
             if (type is null || (type is MessageType.Sms && lead.Phone is null) || (type is MessageType.Email && lead.Email is null)
                 || (type is MessageType.IMessage && lead.Phone is null && lead.Email is null))
@@ -134,27 +193,40 @@ public sealed class BulkSend(
             }
             var draft = new MessageDraft(text, type, requested, line!, lead.Id, batchId,
                 type == MessageType.Email ? null : lead.Phone, lead.Email, lead.FullName, scheduledAt, r.TimeZone,
-                type == MessageType.Email ? r.Subject ?? line!.Email.DefaultSubject : null);
-            var row = intake.NewRow(draft, now);
+                type == MessageType.Email ? r.Subject ?? line!.Email.DefaultSubject : null,
+                sequence, sequence.RecipientZoneFor(line!, type, lead.Phone, () => RecipientZones.LeadZone(lead.FieldMap())));
             var to = type == MessageType.Email ? lead.Email : lead.Phone ?? lead.Email;
+            var leadRows = to is not null && suppressed.Contains(to) ? [intake.NewRow(draft, now)] : intake.NewRows(draft, now, followUpTexts);
+            var row = leadRows[0];
             if (to is not null && suppressed.Contains(to))
             {
                 row.Status = MessageStatus.Failed;
                 row.ErrorCode = FailureCodes.Suppressed;
                 row.ErrorMessage = $"{to} opted out (suppression list); nothing was sent.";
             }
-            rows.Add(row);
-            entries.Add(new BulkEntry(id, row.Id, row.Status, row.Type, row.ErrorCode is null ? null : new MessageError(row.ErrorCode, row.ErrorMessage)));
+            rows.AddRange(leadRows);
+            var error = row.ErrorCode is null ? null : new MessageError(row.ErrorCode, row.ErrorMessage);
+            entries.Add(new BulkEntry(id, row.Id, row.Status, row.Type, error, row.SequenceId));
+            planned.Add(new PlannedLead(id, leadRows, error));
         }
 
         void Reject(string leadId, string code, string message)
         {
             rejections.Add((leadId, code, message));
             entries.Add(new BulkEntry(leadId, null, MessageStatus.Failed, null, new MessageError(code, message)));
+            planned.Add(new PlannedLead(leadId, [], new MessageError(code, message)));
         }
 
+        return new BulkPlanOutcome.Planned(new BulkPlan(batchId, line!, now, rows, entries, rejections, planned));
+    }
+
+    /// <summary>The plan's rows, rejections and the answer (for its Idempotency-Key) in one transaction.</summary>
+    private async Task<BulkOutcome> StoreAsync(BulkPlan plan, string? idempotencyKey, string? requestHash, CancellationToken ct)
+    {
+        var (batchId, rows, entries, rejections, now) = (plan.BatchId, plan.Rows, plan.Entries, plan.Rejections, plan.Now);
+
         var nowMs = Time.ToMs(now);
-        var accepted = rows.Count(x => x.Status != MessageStatus.Failed);
+        var accepted = entries.Count(x => x.Status != MessageStatus.Failed);
         var response = new BulkResponse(batchId, entries.Count, accepted, entries.Count - accepted,
             entries.GroupBy(e => e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
         await lifecycle.AcceptAsync(rows, s =>

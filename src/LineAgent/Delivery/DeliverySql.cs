@@ -103,6 +103,14 @@ public static class DeliverySql
         ORDER BY handed_at DESC, seq DESC LIMIT 1
         """;
 
+    /// <summary>A pending stop-on-reply message to an address, created before @At: an inbound message then stops it even before any send reached them.</summary>
+    public const string PendingStopOnReply = """
+        SELECT * FROM messages
+        WHERE stop_on_reply = 1 AND status IN ('scheduled','queued') AND direction = 'outbound'
+          AND (recipient_phone = @Address OR recipient_email = @Address) AND created_at < @At
+        ORDER BY seq LIMIT 1
+        """;
+
     public const string NewestInboundFrom = """
         SELECT MAX(sent_at) FROM messages WHERE direction = 'inbound' AND (recipient_phone = @Address OR recipient_email = @Address)
         """;

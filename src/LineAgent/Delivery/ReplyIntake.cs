@@ -8,6 +8,9 @@ using System.Globalization;
 
 namespace LineAgent.Delivery;
 
+/// <summary>An inbound message as a channel reports it: sender (E.164 or lower-case email), date, text, and the channel's own id.</summary>
+public sealed record InboundMessage(string Address, DateTimeOffset Date, string? Text, string Type, string Channel, string ChannelRef, string Source);
+
 /// <summary>
 /// Inbound chat.db rows from people this agent has messaged become replies linked to the message they answer;
 /// STOP-style replies update the suppression list. New rows are found by a (date, ROWID) watermark, because
@@ -83,43 +86,58 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             await TakeAsync(row, ct);
     }
 
-    private async Task TakeAsync(ChatMessage row, CancellationToken ct)
+    private Task TakeAsync(ChatMessage row, CancellationToken ct) =>
+        TakeReplyAsync(new InboundMessage(SuppressionList.Key(row.Handle!), row.Date!.Value, row.Text,
+            row.IsIMessage ? MessageType.IMessage : MessageType.Sms, MessagesChannel.ChannelName, row.Guid,
+            $"chat.db row {row.RowId}, {row.Service}"), ct);
+
+    /// <summary>
+    /// An inbound message from any channel that reports them (chat.db, Twilio's Messages list). It is a reply when it
+    /// is dated after one of our sends to that address (or after a pending stop-on-reply message to it was created)
+    /// and after the last reply taken from them; then it is stored, and in the same transaction the sender's
+    /// pending stop-on-reply messages are cancelled and STOP/START update the suppression list.
+    /// </summary>
+    public async Task<MessageRow?> TakeReplyAsync(InboundMessage inbound, CancellationToken ct)
     {
-        var address = SuppressionList.Key(row.Handle!);
-        var at = Time.ToMs(row.Date!.Value);
+        var address = inbound.Address;
+        var at = Time.ToMs(inbound.Date);
         MessageRow? original;
+        MessageRow? waiting = null;
         await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
         {
-            if (await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.InboundExists, new { Guid = row.Guid }, cancellationToken: ct)) > 0)
-                return;
+            if (await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.InboundExists, new { Guid = inbound.ChannelRef }, cancellationToken: ct)) > 0)
+                return null;
             original = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(DeliverySql.LastOutboundBefore, new { Address = address, At = at }, cancellationToken: ct));
             if (original is null)
+                waiting = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(DeliverySql.PendingStopOnReply, new { Address = address, At = at }, cancellationToken: ct));
+            if (original is null && waiting is null)
             {
                 // Not someone this agent wrote to, or a row older than every send to them: history, not a reply.
-                log.LogDebug("chat.db row {RowId} from {Address} dated {Date:O}: no send of ours before it; not a reply", row.RowId, address, row.Date);
-                return;
+                log.LogDebug("Inbound {Ref} from {Address} dated {Date:O}: no send of ours before it; not a reply", inbound.ChannelRef, address, inbound.Date);
+                return null;
             }
             var newestReply = await c.ExecuteScalarAsync<long?>(new CommandDefinition(DeliverySql.NewestInboundFrom, new { Address = address }, cancellationToken: ct));
             if (newestReply is { } n && at <= n)
             {
-                log.LogInformation("chat.db row {RowId} from {Address} is dated {Date:O}, not after the last reply taken from them: " +
-                                   "history (iCloud back-fill), suppressions unchanged", row.RowId, address, row.Date);
-                return;
+                log.LogInformation("Inbound {Ref} from {Address} is dated {Date:O}, not after the last reply taken from them: " +
+                                   "history (iCloud back-fill), suppressions unchanged", inbound.ChannelRef, address, inbound.Date);
+                return null;
             }
         }
 
         var now = Time.ToMs(time.GetUtcNow());
-        var type = row.IsIMessage ? MessageType.IMessage : MessageType.Sms;
+        var about = original ?? waiting!;
         var reply = new MessageRow
         {
-            Id = Ids.New("msg", row.Date.Value), Direction = "inbound", Content = row.Text ?? "", Type = type, RequestedType = type,
-            Status = MessageStatus.Received, LineId = original.LineId, LeadId = original.LeadId, BatchId = original.BatchId,
+            Id = Ids.New("msg", inbound.Date), Direction = "inbound", Content = inbound.Text ?? "", Type = inbound.Type, RequestedType = inbound.Type,
+            Status = MessageStatus.Received, LineId = about.LineId, LeadId = about.LeadId, BatchId = about.BatchId,
             RecipientPhone = address.Contains('@') ? null : address, RecipientEmail = address.Contains('@') ? address : null,
-            RecipientName = original.RecipientName, DueAt = at, SentAt = at, CreatedAt = at, UpdatedAt = now,
-            ReplyTo = original.Id, Channel = MessagesChannel.ChannelName, ChannelRef = row.Guid,
+            RecipientName = about.RecipientName, DueAt = at, SentAt = at, CreatedAt = at, UpdatedAt = now,
+            ReplyTo = original?.Id, Channel = inbound.Channel, ChannelRef = inbound.ChannelRef,
         };
-        var keyword = OptOutKeywords.Classify(row.Text);
-        var detail = $"reply to {original.Id} (chat.db row {row.RowId}, {row.Service})" + keyword switch
+        var keyword = OptOutKeywords.Classify(inbound.Text);
+        var detail = (original is null ? $"message from {address} before any send of ours reached them" : $"reply to {original.Id}")
+            + $" ({inbound.Source})" + keyword switch
         {
             OptOutKeywords.Kind.OptOut => $"; opt-out: {address} added to suppressions",
             OptOutKeywords.Kind.OptIn => $"; opt-in: {address} removed from suppressions",
@@ -128,12 +146,13 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         await lifecycle.ReceiveAsync(reply, detail, s =>
         {
             if (keyword == OptOutKeywords.Kind.OptOut)
-                SuppressionList.Add(s.Connection, s.Transaction, address, $"replied {row.Text?.Trim()}", SuppressionList.Sources.Reply, reply.Id, now);
+                SuppressionList.Add(s.Connection, s.Transaction, address, $"replied {inbound.Text?.Trim()}", SuppressionList.Sources.Reply, reply.Id, now);
             else if (keyword == OptOutKeywords.Kind.OptIn)
                 SuppressionList.Remove(s.Connection, s.Transaction, address);
         }, ct);
         if (keyword != OptOutKeywords.Kind.None)
-            log.LogInformation("{Address} replied {Keyword}: suppression list updated", address, row.Text?.Trim());
+            log.LogInformation("{Address} replied {Keyword}: suppression list updated", address, inbound.Text?.Trim());
+        return reply;
     }
 
     private async Task<Position> PositionAsync(CancellationToken ct)

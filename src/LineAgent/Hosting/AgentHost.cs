@@ -15,6 +15,7 @@ using LineAgent.Channels;
 using LineAgent.Lines;
 using LineAgent.Messages;
 using LineAgent.Scheduling;
+using LineAgent.Sequences;
 using LineAgent.Storage;
 using Microsoft.Extensions.Options;
 
@@ -156,6 +157,7 @@ public static class AgentHost
         services.AddHostedService(sp => sp.GetRequiredService<TwilioStatusPoller>());
         services.AddHostedService<Maintenance>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
+        services.AddFollowUps(); // bulk preview, Twilio replies
         return services;
     }
 
@@ -172,6 +174,9 @@ public static class AgentHost
             problems.Add($"Lines:{line.Id}:Pacing:Window needs both From and To");
         if (!string.IsNullOrWhiteSpace(p.Window.TimeZone) && !Schedules.TryFindZone(p.Window.TimeZone, out _))
             problems.Add($"Lines:{line.Id}:Pacing:Window:TimeZone '{p.Window.TimeZone}' is not an IANA zone");
+        if ((!string.IsNullOrWhiteSpace(p.RecipientWindow.From) || !string.IsNullOrWhiteSpace(p.RecipientWindow.To))
+            && (!PacingRules.HasHours(p.RecipientWindow) || p.RecipientWindow.From == p.RecipientWindow.To))
+            problems.Add($"Lines:{line.Id}:Pacing:RecipientWindow needs From and To as different HH:mm times");
         if (p.MinGap < TimeSpan.Zero || p.Jitter < TimeSpan.Zero || p.MaxPerHour < 0 || p.MaxPerDay < 0 || p.MaxNewConversationsPerDay < 0)
             problems.Add($"Lines:{line.Id}:Pacing has a negative gap or cap");
         return problems;
@@ -207,6 +212,7 @@ public static class AgentHost
         app.MapLeads();
         app.MapBatches();
         app.MapWebhooks();
+        app.MapFollowUps(); // /api/sequences, /api/messages/bulk/preview
         return app;
     }
 

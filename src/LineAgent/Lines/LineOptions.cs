@@ -57,6 +57,11 @@ public sealed class PacingOptions
     public int MaxPerDay { get; set; } = 200;
     public int MaxNewConversationsPerDay { get; set; } = 20;
     public SendWindowOptions Window { get; set; } = new() { From = "08:00", To = "21:00" };
+    /// <summary>
+    /// Hours in the recipient's own time zone (From/To, HH:mm) for every message of this line while its pacing
+    /// applies; a send's own recipientWindow wins. Empty = none.
+    /// </summary>
+    public SendWindowOptions RecipientWindow { get; set; } = new();
 }
 
 public sealed class SendWindowOptions

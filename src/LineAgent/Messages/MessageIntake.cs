@@ -33,16 +33,51 @@ public sealed class MessageIntake(MessageLifecycle lifecycle, TimeProvider time,
             CreatedAt = nowMs,
             UpdatedAt = nowMs,
             DryRun = agent.Value.DryRun,
+            StopOnReply = d.Sequence?.StopOnReply ?? false,
+            RecipientWindow = d.Sequence?.Window?.ToString(),
+            RecipientTimeZone = d.RecipientZone?.Zone.Id,
+            RecipientTimeZoneSource = d.RecipientZone?.Source,
         };
+    }
+
+    /// <summary>
+    /// The message and its follow-ups (if any): step 0 as <see cref="NewRow"/>, then each follow-up `scheduled`
+    /// but waiting (no due time until the step before it is sent), stop-on-reply, linked by one sequence id.
+    /// <paramref name="followUpContents"/> replaces the drafts' follow-up texts (a bulk renders them per lead).
+    /// </summary>
+    public List<MessageRow> NewRows(MessageDraft d, DateTimeOffset now, IReadOnlyList<string>? followUpContents = null)
+    {
+        var first = NewRow(d, now);
+        var rows = new List<MessageRow> { first };
+        if (d.Sequence is not { FollowUps.Count: > 0 } sequence)
+            return rows;
+        first.SequenceId = Ids.New("seq", now);
+        first.SequenceStep = 0;
+        for (var i = 0; i < sequence.FollowUps.Count; i++)
+        {
+            var step = NewRow(d, now);
+            step.Content = followUpContents?[i] ?? sequence.FollowUps[i].Content;
+            step.Status = MessageStatus.Scheduled;
+            step.ScheduledAt = null;
+            step.ScheduleTimeZone = null;
+            step.DueAt = SequenceRows.WaitingDueAt;
+            step.FollowUpAfter = (long)sequence.FollowUps[i].After.TotalMilliseconds;
+            step.StopOnReply = true;
+            step.SequenceId = first.SequenceId;
+            step.SequenceStep = i + 1;
+            rows.Add(step);
+        }
+        return rows;
     }
 
     public async Task<MessageRow> AcceptAsync(MessageDraft draft, string? idempotencyKey, string? requestHash, CancellationToken ct,
         Action<MessageRow>? customize = null)
     {
         var now = time.GetUtcNow();
-        var row = NewRow(draft, now);
+        var rows = NewRows(draft, now);
+        var row = rows[0];
         customize?.Invoke(row);
-        var stored = await lifecycle.AcceptAsync([row], idempotencyKey is null ? null
+        var stored = await lifecycle.AcceptAsync(rows, idempotencyKey is null ? null
             : s => IdempotencyStore.Insert(s.Connection, s.Transaction, idempotencyKey, requestHash!, row.Id, Time.ToMs(now)), ct);
         return stored[0];
     }

@@ -26,6 +26,12 @@ public static class Transitions
     public const string NotDelivered = "not-delivered";
     public const string Fallback = "fallback";
     public const string Track = "track";
+    /// <summary>A follow-up gets its due time: its previous step was sent.</summary>
+    public const string FollowUp = "follow-up";
+    /// <summary>A step failed or was cancelled: the rest of its sequence is cancelled.</summary>
+    public const string SequenceStop = "sequence-stop";
+    /// <summary>The recipient replied: their pending stop-on-reply messages are cancelled.</summary>
+    public const string ReplyCancel = "reply-cancel";
 }
 
 /// <summary>
@@ -34,13 +40,83 @@ public static class Transitions
 /// the single writer, which commits whatever arrives together (group commit). A transition that does not
 /// apply (the row is no longer in the state it requires) changes nothing and answers null.
 /// </summary>
-public sealed class MessageLifecycle(DbWriter writer, MessageStore store, TimeProvider time)
+public sealed class MessageLifecycle
 {
+    private readonly DbWriter writer;
+    private readonly MessageStore store;
+    private readonly TimeProvider time;
+
+    /// <summary>Sequence steps that changed in the current unit of work (the writer's thread only).</summary>
+    private readonly List<(MessageRow Row, string Status)> _sequenceChanges = [];
+
+    public MessageLifecycle(DbWriter writer, MessageStore store, TimeProvider time)
+    {
+        this.writer = writer;
+        this.store = store;
+        this.time = time;
+        store.ChangedInTransaction += (_, row, status) =>
+        {
+            if (row.SequenceId is not null && status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled)
+                _sequenceChanges.Add((row, status));
+        };
+    }
+
     public MessageStore Store => store;
 
     private long NowMs => Time.ToMs(time.GetUtcNow());
 
-    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct) => writer.WriteAsync(work, ct);
+    /// <summary>
+    /// Every unit of work ends with what its changes mean for their sequences, in the same transaction: a step
+    /// sent gives the next one its due time; a step failed or cancelled stops the rest.
+    /// </summary>
+    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct) => writer.WriteAsync(s =>
+    {
+        _sequenceChanges.Clear();
+        try
+        {
+            var result = work(s);
+            FollowSequences(s);
+            return result;
+        }
+        finally
+        {
+            _sequenceChanges.Clear();
+        }
+    }, ct);
+
+    private void FollowSequences(WriteScope s)
+    {
+        for (var i = 0; i < _sequenceChanges.Count; i++)
+        {
+            var (row, status) = _sequenceChanges[i];
+            if (status == MessageStatus.Sent && row.SentAt is { } sentAt)
+                ScheduleFollowUp(s, row, sentAt);
+            else if (status != MessageStatus.Sent && row.FallbackTo is null)
+                StopSequence(s, row);
+        }
+    }
+
+    /// <summary>Transition follow-up: the waiting next step is due its `after` past this step's actual sentAt.</summary>
+    private void ScheduleFollowUp(WriteScope s, MessageRow sent, long sentAt)
+    {
+        var now = NowMs;
+        var next = store.Transition(s, Transitions.FollowUp, MessageSql.ScheduleFollowUp,
+            new { sent.SequenceId, Step = sent.SequenceStep ?? 0, SentAt = sentAt, Now = now, Waiting = SequenceRows.WaitingDueAt }, recordEvent: false);
+        if (next is not null)
+            store.Note(s, next.Id, now, next.Status, "follow_up",
+                $"due {Time.FromMs(next.DueAt):O}: {Durations.Format(TimeSpan.FromMilliseconds(next.FollowUpAfter ?? 0))} after step {sent.SequenceStep} ({sent.Id}) was sent at {Time.FromMs(sentAt):O}");
+    }
+
+    /// <summary>Transition sequence-stop: a failed or cancelled step cancels the steps after it.</summary>
+    private void StopSequence(WriteScope s, MessageRow stopped)
+    {
+        var why = stopped.Status == MessageStatus.Failed ? $"failed ({stopped.ErrorCode})" : $"was cancelled{(stopped.ErrorCode is { } c ? $" ({c})" : "")}";
+        store.TransitionMany(s, Transitions.SequenceStop, MessageSql.StopSequence, new
+        {
+            stopped.SequenceId, Step = stopped.SequenceStep ?? 0, Now = NowMs,
+            Message = $"Step {stopped.SequenceStep} of sequence {stopped.SequenceId} ({stopped.Id}) {why}; the rest of the sequence is stopped.",
+        });
+    }
 
     // ---- new messages -------------------------------------------------------------------------------
 
@@ -54,14 +130,41 @@ public sealed class MessageLifecycle(DbWriter writer, MessageStore store, TimePr
             return rows;
         }, ct);
 
-    /// <summary>An inbound reply, with what it implies (suppressions) in the same transaction.</summary>
+    /// <summary>
+    /// An inbound reply, with what it implies in the same transaction: the sender's pending stop-on-reply messages
+    /// are cancelled (<see cref="CancelOnReply"/>), and whatever <paramref name="alsoInTransaction"/> adds (suppressions).
+    /// </summary>
     public Task<MessageRow> ReceiveAsync(MessageRow reply, string detail, Action<WriteScope>? alsoInTransaction = null, CancellationToken ct = default) =>
         Write(s =>
         {
             store.Insert(s, reply, Transitions.Receive, detail);
+            CancelOnReply(s, reply);
             alsoInTransaction?.Invoke(s);
             return reply;
         }, ct);
+
+    /// <summary>
+    /// Transition reply-cancel: scheduled/queued stop-on-reply messages to the reply's sender, created before the
+    /// reply was sent, → cancelled `replied` (their event names the reply).
+    /// </summary>
+    private IReadOnlyList<MessageRow> CancelOnReply(WriteScope s, MessageRow reply)
+    {
+        var address = reply.RecipientPhone ?? reply.RecipientEmail;
+        if (address is null)
+            return [];
+        return store.TransitionMany(s, Transitions.ReplyCancel, MessageSql.CancelOnReply, new
+        {
+            Address = address, ReplyAt = reply.SentAt ?? reply.CreatedAt, Now = NowMs,
+            Message = $"{address} replied ({reply.Id}); stopOnReply cancelled this message.",
+        }, detail: $"cancelled: {address} replied ({reply.Id})");
+    }
+
+    /// <summary>The API stops a sequence: its pending steps → cancelled.</summary>
+    public Task<IReadOnlyList<MessageRow>> CancelSequenceAsync(string sequenceId, string detail, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail), ct);
+    }
 
     // ---- the dispatcher -----------------------------------------------------------------------------
 
@@ -226,6 +329,13 @@ public sealed class MessageLifecycle(DbWriter writer, MessageStore store, TimePr
                 new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = fallback.Id, Now = now });
             if (failed is null)
                 return null;
+            // The fallback takes the failed step's place in its sequence (and its stop-on-reply and recipient hours).
+            fallback.SequenceId ??= failed.SequenceId;
+            fallback.SequenceStep ??= failed.SequenceStep;
+            fallback.StopOnReply |= failed.StopOnReply;
+            fallback.RecipientWindow ??= failed.RecipientWindow;
+            fallback.RecipientTimeZone ??= failed.RecipientTimeZone;
+            fallback.RecipientTimeZoneSource ??= failed.RecipientTimeZoneSource;
             store.Insert(s, fallback, Transitions.Fallback, fallbackDetail);
             return (failed, fallback);
         }, ct);

@@ -82,6 +82,20 @@ public sealed class MessageRow
     public long? ChannelError { get; set; }
     public string? FallbackTo { get; set; }
     public long? TrackUntil { get; set; }
+    /// <summary>A reply from the recipient after <see cref="CreatedAt"/> cancels it while pending.</summary>
+    public bool StopOnReply { get; set; }
+    public string? SequenceId { get; set; }
+    public int? SequenceStep { get; set; }
+    /// <summary>Milliseconds after the previous step's sent_at (steps after the first).</summary>
+    public long? FollowUpAfter { get; set; }
+    /// <summary>"HH:mm-HH:mm" in the recipient's zone, given on the send.</summary>
+    public string? RecipientWindow { get; set; }
+    public string? RecipientTimeZone { get; set; }
+    /// <summary>number, lead or line.</summary>
+    public string? RecipientTimeZoneSource { get; set; }
+
+    /// <summary>A follow-up still waiting for its previous step to be sent (no due time yet).</summary>
+    public bool IsWaiting => DueAt == SequenceRows.WaitingDueAt;
 
     /// <summary>The address the channel sends to: the email for email, else the phone (or an iMessage email).</summary>
     public string Recipient => Type == MessageType.Email ? RecipientEmail ?? "" : RecipientPhone ?? RecipientEmail ?? "";
@@ -131,7 +145,19 @@ public sealed record MessageDto(
     bool DryRun,
     string? Channel,
     string? ChannelRef,
-    MessageError? Error)
+    MessageError? Error,
+    bool StopOnReply = false,
+    string? SequenceId = null,
+    int? SequenceStep = null,
+    [property: System.ComponentModel.Description("ISO 8601 duration after the previous step's sentAt (follow-ups only), e.g. P2D.")]
+    string? FollowUpAfter = null,
+    [property: System.ComponentModel.Description("True while a follow-up waits for its previous step to be sent; its scheduledAt is then null.")]
+    bool WaitingForPreviousStep = false,
+    RecipientWindowDto? RecipientWindow = null,
+    [property: System.ComponentModel.Description("IANA zone the recipient window is read in.")]
+    string? RecipientTimeZone = null,
+    [property: System.ComponentModel.Description("Where recipientTimeZone came from: number, lead or line.")]
+    string? RecipientTimeZoneSource = null)
 {
     public static MessageDto From(MessageRow r) => new(
         r.Id, r.Direction, r.Content, r.Subject, r.Type, r.RequestedType, r.Status, r.Delivery, r.LineId,
@@ -139,7 +165,9 @@ public sealed record MessageDto(
         Time.FromMs(r.ScheduledAt), r.ScheduleTimeZone, Time.FromMs(r.NotBefore), Time.FromMs(r.SentAt),
         Time.FromMs(r.DeliveredAt), Time.FromMs(r.ReadAt), Time.FromMs(r.CreatedAt), Time.FromMs(r.UpdatedAt),
         r.FallbackFrom, r.FallbackTo, r.RetryOf, r.ReplyTo, r.DryRun, r.Channel, r.ChannelRef,
-        r.ErrorCode is null ? null : new MessageError(r.ErrorCode, r.ErrorMessage, r.ChannelError));
+        r.ErrorCode is null ? null : new MessageError(r.ErrorCode, r.ErrorMessage, r.ChannelError),
+        r.StopOnReply, r.SequenceId, r.SequenceStep, r.FollowUpAfter is { } after ? Durations.Format(TimeSpan.FromMilliseconds(after)) : null,
+        r.IsWaiting && MessageStatus.IsPending(r.Status), RecipientWindowDto.Parse(r.RecipientWindow), r.RecipientTimeZone, r.RecipientTimeZoneSource);
 }
 
 public sealed record MessageEventDto(DateTimeOffset At, string Status, string? Code, string? Detail)

@@ -8,12 +8,14 @@ public static class MessageSql
             id, direction, content, subject, type, requested_type, status, delivery, line_id, lead_id, batch_id,
             recipient_phone, recipient_email, recipient_name, scheduled_at, schedule_time_zone, due_at, not_before,
             sent_at, created_at, updated_at, fallback_from, retry_of, reply_to, error_code, error_message, dry_run,
-            channel, channel_ref)
+            channel, channel_ref, stop_on_reply, sequence_id, sequence_step, follow_up_after, recipient_window,
+            recipient_time_zone, recipient_time_zone_source)
         VALUES (
             @Id, @Direction, @Content, @Subject, @Type, @RequestedType, @Status, @Delivery, @LineId, @LeadId, @BatchId,
             @RecipientPhone, @RecipientEmail, @RecipientName, @ScheduledAt, @ScheduleTimeZone, @DueAt, @NotBefore,
             @SentAt, @CreatedAt, @UpdatedAt, @FallbackFrom, @RetryOf, @ReplyTo, @ErrorCode, @ErrorMessage, @DryRun,
-            @Channel, @ChannelRef)
+            @Channel, @ChannelRef, @StopOnReply, @SequenceId, @SequenceStep, @FollowUpAfter, @RecipientWindow,
+            @RecipientTimeZone, @RecipientTimeZoneSource)
         """;
 
     public const string Insert = InsertWithoutReturning + "\nRETURNING *";
@@ -46,9 +48,46 @@ public static class MessageSql
             due_at = COALESCE(@ScheduledAt, due_at),
             status = CASE WHEN COALESCE(@ScheduledAt, due_at) <= @Now THEN 'queued' ELSE 'scheduled' END,
             updated_at = @Now
-        WHERE id = @Id AND status = 'scheduled'
+        WHERE id = @Id AND status = 'scheduled' AND (@ScheduledAt IS NULL OR due_at <> 253402300799999) -- a waiting follow-up keeps waiting
         RETURNING *
         """;
+
+    // ---- sequences and replies ----
+
+    /// <summary>The waiting next step of a sequence gets its due time: `follow_up_after` past the previous step's sent_at.</summary>
+    public const string ScheduleFollowUp = """
+        UPDATE messages
+        SET due_at = @SentAt + follow_up_after, scheduled_at = @SentAt + follow_up_after,
+            status = CASE WHEN @SentAt + follow_up_after <= @Now THEN 'queued' ELSE 'scheduled' END,
+            updated_at = @Now
+        WHERE sequence_id = @SequenceId AND sequence_step = @Step + 1 AND status = 'scheduled' AND due_at = @Waiting
+        RETURNING *
+        """;
+
+    /// <summary>A step failed or was cancelled: the pending steps after it are cancelled.</summary>
+    public const string StopSequence = """
+        UPDATE messages
+        SET status = 'cancelled', not_before = NULL, error_code = 'sequence_stopped', error_message = @Message, updated_at = @Now
+        WHERE sequence_id = @SequenceId AND sequence_step > @Step AND status IN ('scheduled','queued')
+        RETURNING *
+        """;
+
+    public const string CancelSequence = """
+        UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
+        WHERE sequence_id = @SequenceId AND status IN ('scheduled','queued')
+        RETURNING *
+        """;
+
+    /// <summary>A reply from @Address cancels its pending stop-on-reply messages created before the reply was sent.</summary>
+    public const string CancelOnReply = """
+        UPDATE messages
+        SET status = 'cancelled', not_before = NULL, error_code = 'replied', error_message = @Message, updated_at = @Now
+        WHERE stop_on_reply = 1 AND status IN ('scheduled','queued') AND direction = 'outbound'
+          AND (recipient_phone = @Address OR recipient_email = @Address) AND created_at < @ReplyAt
+        RETURNING *
+        """;
+
+    public const string SequenceSteps = "SELECT * FROM messages WHERE sequence_id = @SequenceId ORDER BY sequence_step, seq";
 
     // ---- dispatcher ----
 

@@ -93,6 +93,8 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
 
     private static string InsertDetail(MessageRow r) => r.Status switch
     {
+        MessageStatus.Scheduled when r.IsWaiting =>
+            $"accepted, follow-up {r.SequenceStep} of {r.SequenceId}: due {Durations.Format(TimeSpan.FromMilliseconds(r.FollowUpAfter ?? 0))} after step {r.SequenceStep - 1} is sent",
         MessageStatus.Scheduled => $"accepted, scheduled for {Storage.Time.FromMs(r.ScheduledAt):O}",
         MessageStatus.Received => "received",
         _ => "accepted",

@@ -12,7 +12,7 @@ namespace LineAgent.Messages;
 public sealed record MessageDraft(
     string Content, string Type, string RequestedType, LineOptions Line, string? LeadId, string? BatchId,
     string? RecipientPhone, string? RecipientEmail, string? RecipientName, DateTimeOffset? ScheduledAt,
-    string? TimeZone, string? Subject);
+    string? TimeZone, string? Subject, SequenceFields? Sequence = null, Scheduling.RecipientZone? RecipientZone = null);
 
 public abstract record Validated
 {
@@ -58,9 +58,11 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             if (Recipients.TryNormalizeEmail(emailInput, out var address, out var why)) email = address;
             else problems.Add(new("recipientEmail", "invalid_recipient", $"recipientEmail {why}."));
         }
-        if (phoneInput is null && emailInput is null && notFound is null)
+        // An unknown lead is a 404 lead_not_found: the recipient it leaves missing follows from it and is no second problem.
+        var leadMissing = notFound is not null;
+        if (!leadMissing && phoneInput is null && emailInput is null)
             problems.Add(new("recipientPhone", "missing_recipient", "Give recipientPhone or recipientEmail (or a leadId that has one)."));
-        else if (MessageType.Requestable.Contains(requested))
+        else if (!leadMissing && MessageType.Requestable.Contains(requested))
         {
             if (requested == MessageType.Sms && phoneInput is null)
                 problems.Add(new("recipientPhone", "missing_recipient", "type sms needs recipientPhone."));
@@ -87,6 +89,7 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{r.TimeZone}' is not an IANA time zone."));
 
         var line = ResolveLine(r.LineId, problems, ref notFound);
+        var sequence = SequenceFields.Validate(r.StopOnReply, r.FollowUps, r.RecipientWindow, problems, templates: false);
 
         if (problems.Count > 0)
         {
@@ -107,7 +110,8 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         return new Validated.Ok(new MessageDraft(
             r.Content!, type, requested, line!, lead?.Id, r.BatchId, phone, email,
             NullIfBlank(r.RecipientName) ?? lead?.Name, scheduledAt, NullIfBlank(r.TimeZone),
-            type == MessageType.Email ? NullIfBlank(r.Subject) ?? line!.Email.DefaultSubject : null));
+            type == MessageType.Email ? NullIfBlank(r.Subject) ?? line!.Email.DefaultSubject : null,
+            sequence, sequence.RecipientZoneFor(line!, type, phone, lead?.TimeZone)));
     }
 
     public static void ValidateContent(string? content, List<FieldProblem> problems, bool required)

@@ -18,6 +18,12 @@ public sealed record SendMessageRequest
     public string? BatchId { get; init; }
     /// <summary>Email only; else the line's default subject.</summary>
     public string? Subject { get; init; }
+    [System.ComponentModel.Description("Cancel this message (while scheduled or queued) when the recipient replies after it was created. Default false; follow-ups always stop on a reply.")]
+    public bool? StopOnReply { get; init; }
+    [System.ComponentModel.Description("Up to 5 follow-ups, each due `after` the previous step was actually sent; a reply, a failure or a cancel stops the rest.")]
+    public List<FollowUpRequest?>? FollowUps { get; init; }
+    [System.ComponentModel.Description("Hours in the recipient's own time zone (from the number, else the lead's fields.timeZone, else the line's); outside them the message waits queued.")]
+    public RecipientWindowRequest? RecipientWindow { get; init; }
 }
 
 /// <summary>Body of PATCH /api/messages/{id}.</summary>
@@ -29,7 +35,7 @@ public sealed record UpdateMessageRequest
 }
 
 /// <summary>What a lead contributes to a message.</summary>
-public sealed record LeadContact(string Id, string? Phone, string? Email, string? Name);
+public sealed record LeadContact(string Id, string? Phone, string? Email, string? Name, string? TimeZone = null);
 
 public interface ILeadLookup
 {

@@ -11,11 +11,13 @@ namespace LineAgent.Scheduling;
 
 /// <summary>
 /// Per-line pacing from the line's own hand-offs in the database: a minimum gap with jitter, hourly and
-/// daily caps, a cap on new conversations per day, and a send window in a time zone. A message over a
-/// limit is held (stays `queued` with `notBefore`); nothing is dropped. The dry-run outbox is not paced
-/// (there is no account to protect) unless Agent:DryRunPacing is on.
+/// daily caps, a cap on new conversations per day, and a send window in a time zone; and per message, the
+/// recipient's own hours. A message over a limit is held (stays `queued` with `notBefore`); nothing is dropped.
+/// The dry-run outbox is not paced (there is no account to protect) unless Agent:DryRunPacing is on; a
+/// recipient window given on the send applies always. The decision itself is <see cref="PacingRules.Decide"/>,
+/// which the bulk preview runs on its simulated history: what the preview says is what this does.
 /// </summary>
-public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions> agent, TimeProvider time) : IPacer, ILineUsage
+public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions> agent, TimeProvider time, PacingJitter? jitter = null) : IPacer, ILineUsage
 {
     private const string HandOffs = """
         SELECT handed_at AS At, new_conversation AS NewConversation FROM messages
@@ -29,52 +31,21 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
           AND ((@Phone IS NOT NULL AND recipient_phone = @Phone) OR (@Email IS NOT NULL AND recipient_email = @Email))
         """;
 
+    public PacingJitter Jitter { get; } = jitter ?? new PacingJitter();
+
     public bool Applies(LineOptions line, string type) =>
         line.Pacing.Enabled && (agent.Value.DryRunPacing || !router.Resolve(line, type).Capabilities.IsDryRun);
 
     public async Task<PacingDecision> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct)
     {
-        if (!Applies(line, message.Type))
+        var paced = Applies(line, message.Type);
+        var recipient = PacingRules.RecipientHours(line, message, paced);
+        if (!paced && recipient is null)
             return PacingDecision.Go;
-        var p = line.Pacing;
-        var zone = SendWindow.Zone(p.Window);
-        var history = await HistoryAsync(line.Id, now, zone, ct);
-        var isNew = !await KnownAsync(line.Id, message, ct);
-
-        var t = now;
-        string? reason = null;
-        var lineWide = true;
-        for (var i = 0; i < 20; i++)
-        {
-            var before = t;
-            var window = SendWindow.NextOpen(p.Window, zone, t);
-            if (window > t) (t, reason) = (window, $"outside the send window {p.Window.From}-{p.Window.To} {zone.Id}");
-
-            if (history.Count > 0 && p.MinGap > TimeSpan.Zero)
-            {
-                var gap = history[^1].At + p.MinGap + Jitter(message.Id, p.Jitter);
-                if (gap > t) (t, reason) = (gap, $"minimum gap {p.MinGap.TotalSeconds:0} s (+ jitter) after the last send");
-            }
-            if (p.MaxPerHour > 0)
-            {
-                var lastHour = history.Where(h => h.At > t - TimeSpan.FromHours(1)).ToList();
-                if (lastHour.Count >= p.MaxPerHour)
-                    (t, reason) = (lastHour[lastHour.Count - p.MaxPerHour].At + TimeSpan.FromHours(1), $"{p.MaxPerHour} sends per hour reached");
-            }
-            var dayStart = SendWindow.DayStart(t, zone);
-            if (p.MaxPerDay > 0 && history.Count(h => h.At >= dayStart) >= p.MaxPerDay)
-                (t, reason) = (SendWindow.DayStart(dayStart + TimeSpan.FromHours(30), zone), $"{p.MaxPerDay} sends per day reached");
-            if (isNew && p.MaxNewConversationsPerDay > 0
-                && history.Count(h => h.NewConversation && h.At >= SendWindow.DayStart(t, zone)) >= p.MaxNewConversationsPerDay)
-            {
-                (t, reason) = (SendWindow.DayStart(SendWindow.DayStart(t, zone) + TimeSpan.FromHours(30), zone),
-                    $"{p.MaxNewConversationsPerDay} new conversations per day reached");
-                lineWide = false;
-            }
-            if (t == before)
-                break;
-        }
-        return new PacingDecision(t > now ? new PacingHold(t, reason!, lineWide) : null, isNew);
+        var rules = PacingRules.For(line, paced);
+        var history = paced ? await HistoryAsync(line.Id, PacingRules.HistorySince(now, rules.Zone), ct) : [];
+        var isNew = paced && !await KnownAsync(line.Id, message, ct);
+        return rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(message.Id, line.Pacing.Jitter), recipient), now);
     }
 
     public async Task<object?> TodayAsync(LineOptions line, CancellationToken ct)
@@ -82,7 +53,7 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         var now = time.GetUtcNow();
         var p = line.Pacing;
         var zone = SendWindow.Zone(p.Window);
-        var history = await HistoryAsync(line.Id, now, zone, ct);
+        var history = await HistoryAsync(line.Id, PacingRules.HistorySince(now, zone), ct);
         var dayStart = SendWindow.DayStart(now, zone);
         // Where pacing does not apply (off, or the dry-run outbox) the window holds nothing back.
         var paced = Applies(line, MessageType.IMessage);
@@ -94,9 +65,9 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
             history.Count > 0 ? history[^1].At : null, nextOpen <= now, nextOpen <= now ? null : nextOpen, zone.Id);
     }
 
-    private async Task<List<HandOff>> HistoryAsync(string lineId, DateTimeOffset now, TimeZoneInfo zone, CancellationToken ct)
+    /// <summary>The line's hand-offs since <paramref name="since"/>, oldest first.</summary>
+    public async Task<List<HandOff>> HistoryAsync(string lineId, DateTimeOffset since, CancellationToken ct)
     {
-        var since = new[] { now - TimeSpan.FromHours(1), SendWindow.DayStart(now, zone) - TimeSpan.FromHours(1) }.Min();
         await using var c = await db.OpenAsync(ct);
         var rows = await c.QueryAsync<(long At, long NewConversation)>(new CommandDefinition(HandOffs,
             new { LineId = lineId, Since = Time.ToMs(since) }, cancellationToken: ct));
@@ -106,21 +77,126 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
     private async Task<bool> KnownAsync(string lineId, MessageRow m, CancellationToken ct)
     {
         await using var c = await db.OpenAsync(ct);
+        var (phone, email) = PacingRules.ConversationKey(m.Type, m.RecipientPhone, m.RecipientEmail);
         return await c.ExecuteScalarAsync<long>(new CommandDefinition(KnownAddress,
-            new { LineId = lineId, m.Id, Phone = m.Type == MessageType.Email ? null : m.RecipientPhone, Email = m.Type == MessageType.Email || m.RecipientPhone is null ? m.RecipientEmail : null },
-            cancellationToken: ct)) > 0;
+            new { LineId = lineId, m.Id, Phone = phone, Email = email }, cancellationToken: ct)) > 0;
     }
+}
 
+/// <summary>How much of a line's jitter one message gets. Tests may fix it (e.g. at its mean) to compare with a preview.</summary>
+public class PacingJitter
+{
     /// <summary>A stable share of the jitter per message, so re-checks agree with each other.</summary>
-    private static TimeSpan Jitter(string id, TimeSpan jitter)
+    public virtual TimeSpan Draw(string messageId, TimeSpan jitter)
     {
         if (jitter <= TimeSpan.Zero) return TimeSpan.Zero;
         var hash = 2166136261u;
-        foreach (var ch in id) hash = (hash ^ ch) * 16777619u;
+        foreach (var ch in messageId) hash = (hash ^ ch) * 16777619u;
         return TimeSpan.FromMilliseconds(jitter.TotalMilliseconds * (hash % 10_000) / 10_000.0);
     }
 
-    private sealed record HandOff(DateTimeOffset At, bool NewConversation);
+    /// <summary>What the preview assumes: the jitter's mean.</summary>
+    public static TimeSpan Mean(TimeSpan jitter) => jitter <= TimeSpan.Zero ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Floor(jitter.TotalMilliseconds / 2));
+}
+
+/// <summary>One hand-off of a line: when, and whether it opened a new conversation.</summary>
+public sealed record HandOff(DateTimeOffset At, bool NewConversation);
+
+/// <summary>The recipient's hours for one message: the window and the zone it is read in.</summary>
+public sealed record RecipientHours(SendWindowOptions Window, TimeZoneInfo Zone);
+
+/// <summary>What the decision needs to know about the message itself.</summary>
+public sealed record PacedMessage(bool IsNew, TimeSpan Jitter, RecipientHours? Recipient);
+
+/// <summary>
+/// A line's pacing as a pure function of its hand-off history: the one decision both the dispatcher (history from
+/// the database) and the bulk preview (history it simulates) use.
+/// </summary>
+public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool LinePaced)
+{
+    public static PacingRules For(LineOptions line, bool linePaced) => new(line.Pacing, SendWindow.Zone(line.Pacing.Window), linePaced);
+
+    /// <summary>How far back the decision looks: the last hour, and the line's day (from an hour before it starts).</summary>
+    public static DateTimeOffset HistorySince(DateTimeOffset now, TimeZoneInfo zone) =>
+        new[] { now - TimeSpan.FromHours(1), SendWindow.DayStart(now, zone) - TimeSpan.FromHours(1) }.Min();
+
+    /// <summary>The addresses that make a conversation "known" on a line (the phone, or the email for email).</summary>
+    public static (string? Phone, string? Email) ConversationKey(string type, string? phone, string? email) =>
+        (type == MessageType.Email ? null : phone, type == MessageType.Email || phone is null ? email : null);
+
+    /// <summary>The recipient window that applies to a message: its own (always), else the line's (while the line is paced).</summary>
+    public static RecipientHours? RecipientHours(LineOptions line, MessageRow m, bool linePaced)
+    {
+        SendWindowOptions? window = RecipientWindowDto.Parse(m.RecipientWindow)?.ToWindow();
+        if (window is null && linePaced && HasHours(line.Pacing.RecipientWindow))
+            window = new SendWindowOptions { From = line.Pacing.RecipientWindow.From, To = line.Pacing.RecipientWindow.To };
+        if (window is null)
+            return null;
+        var zone = m.RecipientTimeZone is { } id && Schedules.TryFindZone(id, out var z)
+            ? z!
+            : RecipientZones.Resolve(m.Type == MessageType.Email ? null : m.RecipientPhone, null, line).Zone;
+        return new RecipientHours(window, zone);
+    }
+
+    public static bool HasHours(SendWindowOptions w) => SendWindow.TryParse(w.From, out _) && SendWindow.TryParse(w.To, out _);
+
+    /// <summary>
+    /// When the message may go: null hold = now. Each limit may push the time later; the loop repeats until no
+    /// limit moves it. A hold set by the message's own limits (new-conversation cap, recipient hours) holds only it.
+    /// </summary>
+    public PacingDecision Decide(IReadOnlyList<HandOff> handOffs, PacedMessage m, DateTimeOffset now)
+    {
+        var p = Pacing;
+        var zone = Zone;
+        var since = HistorySince(now, zone);
+        var history = handOffs.Where(h => h.At >= since).ToList();
+        var t = now;
+        string? reason = null;
+        var lineWide = true;
+        for (var i = 0; i < 20; i++)
+        {
+            var before = t;
+            if (LinePaced)
+            {
+                var window = SendWindow.NextOpen(p.Window, zone, t);
+                if (window > t) (t, reason) = (window, $"outside the send window {p.Window.From}-{p.Window.To} {zone.Id}");
+
+                if (history.Count > 0 && p.MinGap > TimeSpan.Zero)
+                {
+                    var gap = history[^1].At + p.MinGap + m.Jitter;
+                    if (gap > t) (t, reason) = (gap, $"minimum gap {p.MinGap.TotalSeconds:0} s (+ jitter) after the last send");
+                }
+                if (p.MaxPerHour > 0)
+                {
+                    var lastHour = history.Where(h => h.At > t - TimeSpan.FromHours(1)).ToList();
+                    if (lastHour.Count >= p.MaxPerHour)
+                        (t, reason) = (lastHour[lastHour.Count - p.MaxPerHour].At + TimeSpan.FromHours(1), $"{p.MaxPerHour} sends per hour reached");
+                }
+                var dayStart = SendWindow.DayStart(t, zone);
+                if (p.MaxPerDay > 0 && history.Count(h => h.At >= dayStart) >= p.MaxPerDay)
+                    (t, reason) = (SendWindow.DayStart(dayStart + TimeSpan.FromHours(30), zone), $"{p.MaxPerDay} sends per day reached");
+                if (m.IsNew && p.MaxNewConversationsPerDay > 0
+                    && history.Count(h => h.NewConversation && h.At >= SendWindow.DayStart(t, zone)) >= p.MaxNewConversationsPerDay)
+                {
+                    (t, reason) = (SendWindow.DayStart(SendWindow.DayStart(t, zone) + TimeSpan.FromHours(30), zone),
+                        $"{p.MaxNewConversationsPerDay} new conversations per day reached");
+                    lineWide = false;
+                }
+            }
+            if (m.Recipient is { } r)
+            {
+                var open = SendWindow.NextOpen(r.Window, r.Zone, t);
+                if (open > t)
+                {
+                    (t, reason) = (open, $"outside the recipient's hours {r.Window.From}-{r.Window.To} {r.Zone.Id}");
+                    lineWide = false;
+                }
+            }
+            if (t == before)
+                break;
+        }
+        return new PacingDecision(t > now ? new PacingHold(t, reason!, lineWide) : null, m.IsNew);
+    }
 }
 
 public sealed record LineUsage(

@@ -12,8 +12,10 @@ public static class WebhookEvents
     public const string Read = "message.read";
     public const string Fallback = "message.fallback";
     public const string Reply = "message.reply";
+    /// <summary>A pending message was cancelled (through the API, a reply under stopOnReply, or a stopped sequence).</summary>
+    public const string Cancelled = "message.cancelled";
 
-    public static readonly string[] All = [Sent, Failed, Delivered, Read, Fallback, Reply];
+    public static readonly string[] All = [Sent, Failed, Delivered, Read, Fallback, Reply, Cancelled];
 }
 
 public sealed class WebhookRow

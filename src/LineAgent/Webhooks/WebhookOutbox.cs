@@ -53,6 +53,7 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
         Messages.Delivery.Delivered => WebhookEvents.Delivered,
         Messages.Delivery.Read => WebhookEvents.Read,
         MessageStatus.Received => WebhookEvents.Reply,
+        MessageStatus.Cancelled => WebhookEvents.Cancelled,
         MessageStatus.Queued when row.FallbackFrom is not null && row.CreatedAt == row.UpdatedAt => WebhookEvents.Fallback,
         _ => null,
     };

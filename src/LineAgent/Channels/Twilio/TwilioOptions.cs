@@ -18,5 +18,8 @@ public sealed class TwilioOptions
     /// <summary>How often messages still `sending` (or sent but not yet final) are looked up.</summary>
     public TimeSpan StatusPollInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>How often the Messages list is read for replies to a Twilio line's number (stopOnReply, STOP).</summary>
+    public TimeSpan InboundPollInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     public bool IsConfigured => !string.IsNullOrWhiteSpace(AccountSid) && !string.IsNullOrWhiteSpace(AuthToken);
 }

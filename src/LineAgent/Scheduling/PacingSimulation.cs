@@ -1,0 +1,168 @@
+using Dapper;
+using LineAgent.Lines;
+using LineAgent.Messages;
+using LineAgent.Storage;
+
+namespace LineAgent.Scheduling;
+
+/// <summary>
+/// Plays a line's dispatcher forward in memory: what is already pending on the line plus the rows a request would
+/// add, taken in the dispatcher's order (due time, then acceptance order), each decided by the same
+/// <see cref="PacingRules.Decide"/> the real pacer runs, on a hand-off history that starts as the database's and
+/// grows with every simulated send. Holds behave as the dispatcher's do: a line-wide hold waits every due message,
+/// the message's own limits (new-conversation cap, recipient hours) wait only it. A follow-up becomes due its
+/// `after` past its previous step's simulated send. Jitter is taken at its mean.
+/// </summary>
+public sealed class PacingSimulation(LinePacer pacer, Db db, Suppressions.SuppressionList suppressions)
+{
+    /// <summary>Nothing is estimated further ahead than this.</summary>
+    public static readonly TimeSpan Horizon = TimeSpan.FromDays(400);
+
+    private const string PendingOnLine = """
+        SELECT * FROM messages WHERE line_id = @LineId AND status IN ('scheduled','queued') ORDER BY seq
+        """;
+
+    private const string KnownPhones = """
+        SELECT DISTINCT recipient_phone FROM messages
+        WHERE line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND recipient_phone IN @Addresses
+        """;
+
+    private const string KnownEmails = """
+        SELECT DISTINCT recipient_email FROM messages
+        WHERE line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND recipient_email IN @Addresses
+        """;
+
+    /// <summary>The outcome: when each new row would be handed over (null: not within the horizon), and how many were pending before.</summary>
+    public sealed record Result(IReadOnlyDictionary<MessageRow, DateTimeOffset?> SendAt, int AlreadyPending, TimeZoneInfo Zone);
+
+    public async Task<Result> RunAsync(LineOptions line, IReadOnlyList<MessageRow> newRows, DateTimeOffset now, CancellationToken ct)
+    {
+        var zone = SendWindow.Zone(line.Pacing.Window);
+        List<MessageRow> pending;
+        long maxSeq;
+        await using (var c = await db.OpenAsync(ct))
+        {
+            pending = (await c.QueryAsync<MessageRow>(new CommandDefinition(PendingOnLine, new { LineId = line.Id }, cancellationToken: ct))).AsList();
+            maxSeq = await c.ExecuteScalarAsync<long?>(new CommandDefinition("SELECT MAX(seq) FROM messages", cancellationToken: ct)) ?? 0;
+        }
+        var items = new List<Item>();
+        foreach (var row in pending)
+            items.Add(new Item(row, row.Seq, existing: true));
+        foreach (var row in newRows.Where(r => MessageStatus.IsPending(r.Status)))
+            items.Add(new Item(row, ++maxSeq, existing: false));
+
+        // Each waiting step follows its previous step (by sequence and step).
+        var bySequence = items.Where(i => i.Row.SequenceId is not null).ToLookup(i => i.Row.SequenceId!);
+        foreach (var item in items.Where(i => i.Row.IsWaiting))
+            bySequence[item.Row.SequenceId!].FirstOrDefault(p => p.Row.SequenceStep == item.Row.SequenceStep - 1 && p != item)?.Next.Add(item);
+
+        var phones = items.Select(i => i.Row.RecipientPhone).OfType<string>().Distinct().ToArray();
+        var emails = items.Select(i => i.Row.RecipientEmail).OfType<string>().Distinct().ToArray();
+        var knownPhones = new HashSet<string>();
+        var knownEmails = new HashSet<string>();
+        await using (var c = await db.OpenAsync(ct))
+        {
+            foreach (var chunk in phones.Chunk(500))
+                knownPhones.UnionWith(await c.QueryAsync<string>(new CommandDefinition(KnownPhones, new { LineId = line.Id, Addresses = chunk }, cancellationToken: ct)));
+            foreach (var chunk in emails.Chunk(500))
+                knownEmails.UnionWith(await c.QueryAsync<string>(new CommandDefinition(KnownEmails, new { LineId = line.Id, Addresses = chunk }, cancellationToken: ct)));
+        }
+        var suppressed = new HashSet<string>();
+        foreach (var address in items.Where(i => i.Existing).Select(i => i.Row.Recipient).Distinct())
+            if (await suppressions.IsSuppressedAsync(address, ct))
+                suppressed.Add(address);
+
+        var history = await pacer.HistoryAsync(line.Id, PacingRules.HistorySince(now, zone), ct);
+        var jitter = PacingJitter.Mean(line.Pacing.Jitter);
+        foreach (var item in items)
+        {
+            item.Paced = pacer.Applies(line, item.Row.Type);
+            item.Hours = PacingRules.RecipientHours(line, item.Row, item.Paced);
+            item.Rules = PacingRules.For(line, item.Paced);
+        }
+
+        Simulate(items.Where(i => !i.Row.IsWaiting).ToList(), history, now, jitter, zone,
+            m =>
+            {
+                var (phone, email) = PacingRules.ConversationKey(m.Type, m.RecipientPhone, m.RecipientEmail);
+                return (phone is not null && knownPhones.Contains(phone)) || (email is not null && knownEmails.Contains(email));
+            },
+            m =>
+            {
+                if (m.RecipientPhone is { } p) knownPhones.Add(p);
+                if (m.RecipientEmail is { } e) knownEmails.Add(e);
+            },
+            m => suppressed.Contains(m.Recipient));
+
+        return new Result(items.Where(i => !i.Existing).ToDictionary(i => i.Row, i => i.SentAt), pending.Count(p => !p.IsWaiting), zone);
+    }
+
+    private static void Simulate(List<Item> pending, List<HandOff> history, DateTimeOffset now, TimeSpan jitter, TimeZoneInfo zone,
+        Func<MessageRow, bool> known, Action<MessageRow> handedTo, Func<MessageRow, bool> isSuppressed)
+    {
+        var t = now;
+        var end = now + Horizon;
+        var nowMs = Time.ToMs(now);
+        for (var guard = 0; pending.Count > 0 && guard < 1_000_000; guard++)
+        {
+            var tMs = Time.ToMs(t);
+            Item? next = null;
+            foreach (var i in pending)
+                if (i.Due <= tMs && (i.NotBefore is null || i.NotBefore <= tMs)
+                    && (next is null || i.Due < next.Due || (i.Due == next.Due && i.Seq < next.Seq)))
+                    next = i;
+            if (next is null)
+            {
+                t = Time.FromMs(pending.Min(i => Math.Max(i.Due, i.NotBefore ?? 0)));
+                if (t > end)
+                    return;
+                continue;
+            }
+
+            var decision = !next.Paced && next.Hours is null
+                ? PacingDecision.Go
+                : next.Rules!.Decide(history, new PacedMessage(next.Paced && !known(next.Row), jitter, next.Hours), t);
+            if (decision.Hold is { } hold)
+            {
+                var until = Time.ToMs(hold.NotBefore);
+                if (hold.LineWide)
+                {
+                    foreach (var i in pending.Where(i => i.Due <= tMs))
+                        i.NotBefore = Math.Max(i.NotBefore ?? 0, until);
+                }
+                else
+                    next.NotBefore = until;
+                continue;
+            }
+
+            pending.Remove(next);
+            if (isSuppressed(next.Row))
+                continue; // the dispatcher fails it without a hand-off; its sequence stops
+            next.SentAt = t;
+            history.Add(new HandOff(t, decision.NewConversation));
+            handedTo(next.Row);
+            // Only what the next decision can look at is kept: the decision looks back at most a day and an hour.
+            var since = PacingRules.HistorySince(t, zone);
+            history.RemoveAll(h => h.At < since);
+            foreach (var step in next.Next)
+            {
+                step.Due = Math.Max(nowMs, tMs + (step.Row.FollowUpAfter ?? 0));
+                pending.Add(step);
+            }
+        }
+    }
+
+    private sealed class Item(MessageRow row, long seq, bool existing)
+    {
+        public MessageRow Row { get; } = row;
+        public long Seq { get; } = seq;
+        public bool Existing { get; } = existing;
+        public long Due { get; set; } = row.DueAt;
+        public long? NotBefore { get; set; } = row.NotBefore;
+        public bool Paced { get; set; }
+        public RecipientHours? Hours { get; set; }
+        public PacingRules? Rules { get; set; }
+        public DateTimeOffset? SentAt { get; set; }
+        public List<Item> Next { get; } = [];
+    }
+}
