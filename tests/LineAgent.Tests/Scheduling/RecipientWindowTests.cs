@@ -1,0 +1,131 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using LineAgent.Scheduling;
+using LineAgent.Tests.Support;
+using Microsoft.Extensions.Time.Testing;
+
+namespace LineAgent.Tests.Scheduling;
+
+/// <summary>
+/// The recipient's own hours: the zone from the number (libphonenumber), else the lead's fields.timeZone, else the
+/// line's. Dry-run outbox with FakeTimeProvider; the line's pacing does not apply to the outbox (a window given on the
+/// send still does).
+/// </summary>
+public sealed class RecipientWindowTests
+{
+    // Thursday 10 December 2026, 12:00 UTC: 23:00 in Sydney (AEDT, UTC+11), 07:00 in New York (EST).
+    private static readonly DateTimeOffset Noon = new(2026, 12, 10, 12, 0, 0, TimeSpan.Zero);
+    private static readonly object Window = new { from = "09:00", to = "20:00" };
+
+    private static AgentFactory Agent(IDictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?> { ["Lines:0:Id"] = "default", ["Lines:0:Pacing:Window:TimeZone"] = "Asia/Tokyo" };
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+            settings[k] = v;
+        return new AgentFactory(time: new FakeTimeProvider(Noon), settings: settings);
+    }
+
+    private static DateTimeOffset HandedAt(AgentFactory agent, string id) =>
+        DateTimeOffset.Parse(JsonNode.Parse(File.ReadAllText(Directory.GetFiles(agent.OutboxDir, id + ".*.json").Single())).Str("handedAt"));
+
+    [Test]
+    public async Task SydneyNumber_DueAt2300Sydney_ShouldWaitUntil0900Sydney_2200Utc()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var held = await (await api.SendMessageAsync(new { content = "G'day", recipientPhone = "+61 2 9123 4567", recipientWindow = Window }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(held.Str("status"), Is.EqualTo("queued"));
+        Assert.That(DateTimeOffset.Parse(held.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero)));
+        Assert.That(held.Str("recipientTimeZone"), Is.EqualTo("Australia/Sydney"));
+        Assert.That(held.Str("recipientTimeZoneSource"), Is.EqualTo("number"));
+        Assert.That(held["recipientWindow"].Str("from"), Is.EqualTo("09:00"));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{held.Str("id")}/events"))!;
+        Assert.That(events.Last().Str("detail"), Does.Contain("recipient's hours 09:00-20:00 Australia/Sydney"));
+
+        await agent.AdvanceToAsync(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero) - TimeSpan.FromSeconds(1));
+        Assert.That(agent.OutboxFileCount(held.Str("id")), Is.Zero);
+        await agent.AdvanceToAsync(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero));
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(held.Str("id")) == 1, "sent at 09:00 in Sydney");
+        Assert.That(HandedAt(agent, held.Str("id")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero)));
+    }
+
+    [Test]
+    public async Task NewYorkNumber_ShouldUseNewYork()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var held = await (await api.SendMessageAsync(new { content = "Morning", recipientPhone = "+1 212 555 0142", recipientWindow = Window }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(held.Str("recipientTimeZone"), Is.EqualTo("America/New_York"));
+        Assert.That(held.Str("recipientTimeZoneSource"), Is.EqualTo("number"));
+        Assert.That(DateTimeOffset.Parse(held.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 14, 0, 0, TimeSpan.Zero)), "09:00 EST");
+    }
+
+    [Test]
+    public async Task NumberWhoseAreaSpansZones_ShouldUseTheLeadsTimeZone_ElseTheLines()
+    {
+        Assert.That(RecipientZones.FromPhone("+12085550142"), Is.Null, "+1 208 (Idaho) spans Boise and Los Angeles");
+        using var agent = Agent();
+        using var api = agent.Api();
+        var withZone = (await (await api.PostAsJsonAsync("/api/leads", new { firstName = "Ida", phone = "+12085550142", fields = new { timeZone = "America/Chicago" } }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+
+        var byLead = await (await api.SendMessageAsync(new { content = "Hi Ida", leadId = withZone, recipientWindow = Window })).ExpectAsync(HttpStatusCode.Accepted);
+        var byLine = await (await api.SendMessageAsync(new { content = "Hi", recipientPhone = "+12085550143", recipientWindow = Window })).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That((byLead.Str("recipientTimeZone"), byLead.Str("recipientTimeZoneSource")), Is.EqualTo(("America/Chicago", "lead")));
+        Assert.That(DateTimeOffset.Parse(byLead.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 15, 0, 0, TimeSpan.Zero)), "09:00 CST");
+        Assert.That((byLine.Str("recipientTimeZone"), byLine.Str("recipientTimeZoneSource")), Is.EqualTo(("Asia/Tokyo", "line")));
+        Assert.That(DateTimeOffset.Parse(byLine.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 11, 0, 0, 0, TimeSpan.Zero)), "21:00 in Tokyo: 09:00 the next day");
+    }
+
+    [Test]
+    public async Task RecipientWindow_OnABulk_ShouldHoldEachLeadInItsOwnZone_AndLetTheOthersGo()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var syd = (await (await api.PostAsJsonAsync("/api/leads", new { firstName = "Syd", phone = "+61291234567" })).ExpectAsync(HttpStatusCode.Created)).Str("id");
+        var ber = (await (await api.PostAsJsonAsync("/api/leads", new { firstName = "Ben", phone = "+4930123456" })).ExpectAsync(HttpStatusCode.Created)).Str("id");
+
+        var bulk = await (await api.PostAsJsonAsync("/api/messages/bulk", new { leadIds = new[] { syd, ber }, content = "Hi {{firstName}}", recipientWindow = Window }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        var ids = bulk["messages"]!.AsArray().ToDictionary(m => m.Str("leadId"), m => m.Str("messageId"));
+
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(ids[ber]) == 1, "Berlin (13:00 there) goes at once");
+        var sydney = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{ids[syd]}")!, m => m.StrOrNull("notBefore") is not null, "Sydney held");
+        Assert.That(DateTimeOffset.Parse(sydney.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero)));
+    }
+
+    [Test]
+    public async Task LinesRecipientWindow_ShouldApplyWhileTheLineIsPaced_AndASendsOwnWindowWins()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Agent:DryRunPacing"] = "true", ["Lines:0:Pacing:Window:From"] = "", ["Lines:0:Pacing:Window:To"] = "",
+            ["Lines:0:Pacing:MinGap"] = "00:00:00", ["Lines:0:Pacing:Jitter"] = "00:00:00",
+            ["Lines:0:Pacing:RecipientWindow:From"] = "10:00", ["Lines:0:Pacing:RecipientWindow:To"] = "18:00",
+        });
+        using var api = agent.Api();
+        var byLine = await (await api.SendMessageAsync(new { content = "a", recipientPhone = "+12125550142" })).ExpectAsync(HttpStatusCode.Accepted);
+        var own = await (await api.SendMessageAsync(new { content = "b", recipientPhone = "+12125550143", recipientWindow = new { from = "06:00", to = "08:00" } }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(DateTimeOffset.Parse(byLine.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 15, 0, 0, TimeSpan.Zero)), "10:00 EST");
+        Assert.That(byLine.Str("recipientTimeZoneSource"), Is.EqualTo("number"));
+        Assert.That(own.Str("status"), Is.EqualTo("sent"), "07:00 in New York is inside its own 06:00-08:00");
+    }
+
+    [Test]
+    public async Task RecipientWindow_ShouldBeRefused_WhenItIsNotTwoTimes()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(new { content = "x", recipientPhone = "+12125550142", recipientWindow = new { from = "9am", to = "20:00" } }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Does.Contain("invalid_window"));
+    }
+}

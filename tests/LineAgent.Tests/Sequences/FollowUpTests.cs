@@ -1,0 +1,219 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using LineAgent.Messages;
+using LineAgent.Tests.Support;
+using LineAgent.Tests.Webhooks;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace LineAgent.Tests.Sequences;
+
+/// <summary>Follow-ups on the dry-run outbox with FakeTimeProvider: exact times, stops, the sequence API.</summary>
+public sealed class FollowUpTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+
+    private static AgentFactory Agent(IDictionary<string, string?>? extra = null, DateTimeOffset? start = null)
+    {
+        var settings = new Dictionary<string, string?> { ["Lines:0:Id"] = "default" };
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+            settings[k] = v;
+        return new AgentFactory(time: new FakeTimeProvider(start ?? T0), settings: settings);
+    }
+
+    private static async Task<string> Lead(HttpClient api, object lead) =>
+        (await (await api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id");
+
+    private static async Task<List<JsonObject>> Steps(HttpClient api, string sequenceId) =>
+        (await api.GetJsonAsync($"/api/sequences/{sequenceId}"))["steps"]!.AsArray().Select(s => s!.AsObject()).ToList();
+
+    private static DateTimeOffset At(JsonNode? node, string name) => DateTimeOffset.Parse(node.Str(name));
+
+    [Test]
+    public async Task FollowUp_ShouldBeDueAfterThePreviousStepsActualSentAt_NotAfterItsSchedule()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            // Pacing on: the first message waits for the window, so its sentAt differs from its scheduledAt.
+            ["Agent:DryRunPacing"] = "true",
+            ["Lines:0:Pacing:Window:From"] = "16:00", ["Lines:0:Pacing:Window:To"] = "22:00", ["Lines:0:Pacing:Window:TimeZone"] = "UTC",
+            ["Lines:0:Pacing:MinGap"] = "00:00:00", ["Lines:0:Pacing:Jitter"] = "00:00:00",
+        });
+        using var api = agent.Api();
+        var ana = await Lead(api, new { firstName = "Ana", phone = "+12025550101" });
+
+        var first = await (await api.SendMessageAsync(new
+        {
+            content = "Hi Ana", leadId = ana, scheduledAt = T0.AddMinutes(10).ToString("O"),
+            followUps = new[] { new { after = "P2D", content = "Any thoughts, Ana?" }, new { after = "PT36H", content = "Last note" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+        var sequenceId = first.Str("sequenceId");
+        var steps = await Steps(api, sequenceId);
+        Assert.That(steps.Select(s => s["sequenceStep"]!.GetValue<int>()), Is.EqualTo(new[] { 0, 1, 2 }));
+        Assert.That(steps.Select(s => s.Str("status")), Is.All.EqualTo("scheduled"));
+        Assert.That(steps[1]["waitingForPreviousStep"]!.GetValue<bool>(), Is.True);
+        Assert.That(steps[1].StrOrNull("scheduledAt"), Is.Null, "no due time until step 0 is sent");
+        Assert.That(steps[1].Str("followUpAfter"), Is.EqualTo("P2D"));
+        Assert.That(steps[2].Str("followUpAfter"), Is.EqualTo("P1DT12H"));
+        Assert.That(steps[1]["stopOnReply"]!.GetValue<bool>(), Is.True, "follow-ups stop on a reply");
+        Assert.That(steps[0]["stopOnReply"]!.GetValue<bool>(), Is.False, "the first message only when asked");
+
+        // Scheduled 15:10, held by the window until 16:00: sent at 16:00.
+        await agent.AdvanceToAsync(T0.AddHours(1));
+        var sent0 = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{steps[0].Str("id")}")!, m => m.Str("status") == "sent", "step 0 sent");
+        var sentAt0 = At(sent0, "sentAt");
+        Assert.That(sentAt0, Is.EqualTo(T0.AddHours(1)));
+
+        var step1 = await api.GetJsonAsync($"/api/messages/{steps[1].Str("id")}");
+        Assert.That(At(step1, "scheduledAt"), Is.EqualTo(sentAt0 + TimeSpan.FromDays(2)), "due P2D after the actual sentAt (16:00), not the schedule (15:10)");
+        Assert.That(step1["waitingForPreviousStep"]!.GetValue<bool>(), Is.False);
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{steps[1].Str("id")}/events"))!;
+        Assert.That(events.Last().Str("code"), Is.EqualTo("follow_up"));
+        Assert.That(events.Last().Str("detail"), Does.Contain(steps[0].Str("id")));
+        Assert.That((await api.GetJsonAsync($"/api/messages/{steps[2].Str("id")}"))["waitingForPreviousStep"]!.GetValue<bool>(), Is.True);
+
+        // Not a millisecond early.
+        var due1 = sentAt0 + TimeSpan.FromDays(2);
+        await agent.AdvanceToAsync(due1 - TimeSpan.FromMilliseconds(1));
+        Assert.That(agent.OutboxFileCount(steps[1].Str("id")), Is.Zero);
+        await agent.AdvanceToAsync(due1);
+        var sent1 = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{steps[1].Str("id")}")!, m => m.Str("status") == "sent", "step 1 sent");
+        Assert.That(At(sent1, "sentAt"), Is.EqualTo(due1));
+        var step2 = await api.GetJsonAsync($"/api/messages/{steps[2].Str("id")}");
+        Assert.That(At(step2, "scheduledAt"), Is.EqualTo(due1 + TimeSpan.FromHours(36)));
+
+        // Due 04:00, outside the line's window: it waits for 16:00 like any message.
+        var due2 = due1 + TimeSpan.FromHours(36);
+        await agent.AdvanceToAsync(due2.Date.AddHours(16));
+        var sent2 = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{steps[2].Str("id")}")!, m => m.Str("status") == "sent", "step 2 sent");
+        Assert.That(At(sent2, "sentAt"), Is.EqualTo(new DateTimeOffset(due2.Date.AddHours(16), TimeSpan.Zero)));
+        var sequence = await api.GetJsonAsync($"/api/sequences/{sequenceId}");
+        Assert.That(sequence.Str("status"), Is.EqualTo("completed"));
+        Assert.That(sequence.Str("leadId"), Is.EqualTo(ana));
+    }
+
+    [Test]
+    public async Task CancelledStep_ShouldStopTheRest_WithSequenceStopped_AndAMessageCancelledWebhookEach()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        await using var hooks = await WebhookReceiver.StartAsync();
+        var hook = await (await api.PostAsJsonAsync("/api/webhooks", new { url = hooks.Url, events = new[] { "message.cancelled" } })).ExpectAsync(HttpStatusCode.Created);
+        hooks.Secret = hook.Str("secret");
+
+        var first = await (await api.SendMessageAsync(new
+        {
+            content = "Hello", recipientPhone = "+12025550101", scheduledAt = T0.AddHours(1).ToString("O"),
+            followUps = new[] { new { after = "P1D", content = "Again" }, new { after = "P1D", content = "Once more" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+
+        await (await api.PostAsync($"/api/messages/{first.Str("id")}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+
+        var steps = await Steps(api, first.Str("sequenceId"));
+        Assert.That(steps.Select(s => s.Str("status")), Is.All.EqualTo("cancelled"));
+        Assert.That(steps.Skip(1).Select(s => s["error"].Str("code")), Is.All.EqualTo("sequence_stopped"));
+        Assert.That(steps[1]["error"].Str("message"), Does.Contain(first.Str("id")));
+        var sequence = await api.GetJsonAsync($"/api/sequences/{first.Str("sequenceId")}");
+        Assert.That(sequence.Str("status"), Is.EqualTo("stopped"));
+        await Eventually.TrueAsync(() => hooks.Accepted.Count >= 3, "three message.cancelled webhooks");
+        Assert.That(hooks.Accepted.Select(h => h.Type), Is.All.EqualTo("message.cancelled"));
+        Assert.That(hooks.Accepted.Select(h => h.SignatureValid), Is.All.True);
+        Assert.That(hooks.Accepted.Select(h => h.MessageId), Is.EquivalentTo(steps.Select(s => s.Str("id"))));
+    }
+
+    [Test]
+    public async Task FailedStep_ShouldStopTheRest()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var first = await (await api.SendMessageAsync(new
+        {
+            content = "Hello", recipientPhone = "+12025550101", scheduledAt = T0.AddHours(1).ToString("O"),
+            followUps = new[] { new { after = "P1D", content = "Again" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+        // The recipient opts out before it goes: the dispatcher fails it as suppressed.
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550101", reason = "asked" })).ExpectAsync(HttpStatusCode.Created);
+
+        await agent.AdvanceToAsync(T0.AddHours(1));
+        var steps = await Eventually.ValueAsync(() => Steps(api, first.Str("sequenceId"))!, s => s[1].Str("status") == "cancelled", "step 1 stopped");
+        Assert.That(steps[0].Str("status"), Is.EqualTo("failed"));
+        Assert.That(steps[1]["error"].Str("code"), Is.EqualTo("sequence_stopped"));
+        Assert.That(steps[1]["error"].Str("message"), Does.Contain("failed (suppressed)"));
+    }
+
+    [Test]
+    public async Task CancelSequence_ShouldCancelEveryPendingStep_AndSayHowMany()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var first = await (await api.SendMessageAsync(new
+        {
+            content = "Hello", recipientPhone = "+12025550101",
+            followUps = new[] { new { after = "P1D", content = "Again" }, new { after = "P3D", content = "Last" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(first.Str("status"), Is.EqualTo("sent"));
+
+        var result = await (await api.PostAsync($"/api/sequences/{first.Str("sequenceId")}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+
+        Assert.That(result["cancelled"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(result["sequence"].Str("status"), Is.EqualTo("stopped"));
+        Assert.That(result["sequence"]!["steps"]!.AsArray().Select(s => s.Str("status")), Is.EqualTo(new[] { "sent", "cancelled", "cancelled" }));
+        await (await api.GetAsync("/api/sequences/seq_nope")).ExpectAsync(HttpStatusCode.NotFound);
+    }
+
+    [TestCase("P1M", "invalid_duration")]
+    [TestCase("2 days", "invalid_duration")]
+    [TestCase("PT0S", "invalid_duration")]
+    public async Task FollowUp_ShouldRefuseADurationItCannotRead(string after, string code)
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(new { content = "Hi", recipientPhone = "+12025550101", followUps = new[] { new { after, content = "x" } } }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Does.Contain(code));
+        Assert.That(problem.ProblemFields(), Does.Contain("followUps[0].after"));
+    }
+
+    [Test]
+    public async Task FollowUps_ShouldBeAtMostFive()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var six = Enumerable.Range(0, 6).Select(i => new { after = "P1D", content = $"f{i}" }).ToArray();
+        var problem = await (await api.SendMessageAsync(new { content = "Hi", recipientPhone = "+12025550101", followUps = six }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Does.Contain("too_many_follow_ups"));
+    }
+
+    [Test]
+    public async Task WaitingFollowUp_ShouldNotBeClaimed_AfterARestart()
+    {
+        var dir = new TempDir();
+        var time = new FakeTimeProvider(T0);
+        string waiting;
+        using (var agent = new AgentFactory(dir, time, new Dictionary<string, string?> { ["Lines:0:Id"] = "default" }))
+        using (var api = agent.Api())
+        {
+            var first = await (await api.SendMessageAsync(new
+            {
+                content = "Hello", recipientPhone = "+12025550101", scheduledAt = T0.AddDays(30).ToString("O"),
+                followUps = new[] { new { after = "PT1M", content = "Again" } },
+            })).ExpectAsync(HttpStatusCode.Created);
+            waiting = (await Steps(api, first.Str("sequenceId")))[1].Str("id");
+        }
+        time.Advance(TimeSpan.FromDays(10));
+        using (var agent = new AgentFactory(dir, time, new Dictionary<string, string?> { ["Lines:0:Id"] = "default" }))
+        using (var api = agent.Api())
+        {
+            await agent.AdvanceToAsync(T0.AddDays(20));
+            var step = await api.GetJsonAsync($"/api/messages/{waiting}");
+            Assert.That(step.Str("status"), Is.EqualTo("scheduled"));
+            Assert.That(step["waitingForPreviousStep"]!.GetValue<bool>(), Is.True);
+            Assert.That(agent.OutboxFileCount(waiting), Is.Zero);
+            var status = await api.GetJsonAsync("/api/status");
+            Assert.That(At(status, "nextScheduledAt"), Is.EqualTo(T0.AddDays(30)), "a waiting follow-up has no time to show");
+        }
+        dir.Dispose();
+    }
+}
