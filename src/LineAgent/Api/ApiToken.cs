@@ -47,8 +47,8 @@ public sealed class ApiToken
     }
 }
 
-/// <summary>Every /api route needs `Authorization: Bearer &lt;token&gt;`.</summary>
-public sealed class TokenAuthMiddleware(RequestDelegate next, ApiToken token)
+/// <summary>Every /api route needs `Authorization: Bearer &lt;token&gt;`, or the web console's session cookie (changes also its anti-forgery header).</summary>
+public sealed class TokenAuthMiddleware(RequestDelegate next, ApiToken token, WebConsole.ConsoleSessions sessions)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -56,6 +56,12 @@ public sealed class TokenAuthMiddleware(RequestDelegate next, ApiToken token)
         const string scheme = "Bearer ";
         if (header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && token.Matches(header[scheme.Length..].Trim()))
             return next(context);
+        if (header.Length == 0)
+            switch (sessions.Check(context))
+            {
+                case WebConsole.SessionCheck.Allowed: return next(context);
+                case WebConsole.SessionCheck.Forged: return WebConsole.ConsoleApi.Forged().ExecuteAsync(context);
+            }
         context.Response.Headers.WWWAuthenticate = "Bearer";
         return Problems.Of(401, "unauthorized",
                 string.IsNullOrEmpty(header) ? "Send the API token as 'Authorization: Bearer <token>' (see `lineagent token`)." : "The API token is wrong.")

@@ -86,6 +86,13 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 context.Response.Headers.RetryAfter = "30";
                 log.LogWarning("{Method} {Path} refused: storage {Fault}", context.Request.Method, context.Request.Path, fault);
                 break;
+            case BadHttpRequestException b when QueryBindingProblem(context, b) is { } query:
+                // A typed query argument (int? limit) that does not parse: name the parameter, not the .NET type.
+                details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = query.Detail };
+                details.Extensions["code"] = query.Code;
+                details.Extensions["problems"] = new[] { query };
+                details.Extensions["errors"] = new Dictionary<string, string[]> { [query.Field] = [query.Detail] };
+                break;
             case BadHttpRequestException b:
                 details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = Unwrap(b) };
                 details.Extensions["code"] = "invalid_body";
@@ -98,6 +105,29 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         }
         context.Response.StatusCode = details.Status ?? 500;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = details, Exception = exception });
+    }
+
+    /// <summary>The framework says `Failed to bind parameter "Nullable&lt;int&gt; limit" from "abc".`; the client needs the parameter and what it takes.</summary>
+    internal static FieldProblem? QueryBindingProblem(HttpContext context, BadHttpRequestException b)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(b.Message, "^Failed to bind parameter \"(?<type>.+) (?<name>[^ \"]+)\" from \"(?<value>.*)\"\\.$");
+        if (!match.Success || !context.Request.Query.ContainsKey(match.Groups["name"].Value))
+            return null;
+        var name = match.Groups["name"].Value;
+        var value = match.Groups["value"].Value;
+        if (value.Length > 100) value = value[..100] + "...";
+        var parameter = context.GetEndpoint()?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters()
+            .FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+        var type = parameter is null ? null : Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
+        var expected = type switch
+        {
+            _ when type == typeof(int) || type == typeof(long) || type == typeof(short) => "a whole number",
+            _ when type == typeof(double) || type == typeof(decimal) || type == typeof(float) => "a number",
+            _ when type == typeof(bool) => "true or false",
+            _ when type == typeof(DateTimeOffset) || type == typeof(DateTime) => "an ISO 8601 time",
+            _ => "a valid value",
+        };
+        return new FieldProblem(name, "invalid_query", $"Query parameter '{name}' must be {expected}; got '{value}'.");
     }
 
     private static string Unwrap(BadHttpRequestException b)

@@ -27,7 +27,8 @@ internal static class StatusApi
     public static IEndpointRouteBuilder MapStatus(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", () => TypedResults.Text("ok")).WithTags("Status").ExcludeFromDescription();
-        app.MapGet("/api/status", Status).WithTags("Status").WithName("GetStatus");
+        app.MapGet("/api/status", Status).WithTags("Status").WithName("GetStatus").WithSummary("Get the agent's status")
+            .WithDescription("Version, uptime, dry run, lines with health and usage, counts, the next scheduled time, storage and the last error.");
         return app;
     }
 
@@ -48,7 +49,7 @@ internal static class StatusApi
               (SELECT COUNT(*) FROM messages WHERE status = 'failed' AND updated_at >= @Midnight) AS FailedToday
             """, new { Midnight = Time.ToMs(midnight) }, cancellationToken: ct));
         var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-            "SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued') AND due_at < @Waiting", new { Waiting = Messages.SequenceRows.WaitingDueAt }, cancellationToken: ct));
+            "SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued') AND due_at < @Waiting", new { Waiting = SequenceRows.WaitingDueAt }, cancellationToken: ct));
         var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
             "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));
         await c.CloseAsync();

@@ -15,8 +15,12 @@ internal static class AvailabilityApi
     public static IEndpointRouteBuilder MapAvailability(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/availability").WithTags("Availability");
-        g.MapGet("/", CheckOne).WithName("CheckAvailability");
-        g.MapPost("/", CheckMany).WithName("CheckAvailabilityMany");
+        g.MapGet("/", CheckOne).WithName("CheckAvailability")
+            .WithQueryParameters(new QueryParameter("address", "A phone number (E.164 or national) or an email address.") { Required = true })
+            .WithSummary("Check one address")
+            .WithDescription("Whether the address has iMessage (`available`, `unavailable`, `unknown`), where that is known from, and what `auto` would send as.");
+        g.MapPost("/", CheckMany).WithName("CheckAvailabilityMany").WithSummary("Check many addresses")
+            .WithDescription($"The same for up to {MaxAddresses} addresses, once each.");
         return app;
     }
 

@@ -17,10 +17,15 @@ internal static class BatchesApi
 {
     public static IEndpointRouteBuilder MapBatches(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/messages/bulk", Bulk).WithTags("Batches").WithName("SendBulk");
+        app.MapPost("/api/messages/bulk", Bulk).WithTags("Batches").WithName("SendBulk").ProducesProblem(404).AcceptsIdempotencyKey()
+            .WithSummary("Send to many leads")
+            .WithDescription("Renders `content` for each lead (`leadIds` or `leadFilter`) and stores one message per lead in one batch; " +
+                "answers 202 once all are stored, and sending goes on per line, paced. A lead that cannot be sent gets a rejected entry with the reason.");
         var g = app.MapGroup("/api/batches").WithTags("Batches");
-        g.MapGet("/{batchId}", Get).WithName("GetBatch");
-        g.MapPost("/{batchId}/cancel", Cancel).WithName("CancelBatch");
+        g.MapGet("/{batchId}", Get).WithName("GetBatch").WithSummary("Get a batch")
+            .WithDescription("Counts per status and per type, every message and every rejected lead of the batch.");
+        g.MapPost("/{batchId}/cancel", Cancel).WithName("CancelBatch").WithSummary("Cancel a batch")
+            .WithDescription("Cancels the batch's messages that have not gone out (`scheduled`, `queued`).");
         return app;
     }
 

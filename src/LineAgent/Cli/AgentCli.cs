@@ -43,9 +43,40 @@ public static class AgentCli
             root.Subcommands.Add(command);
         root.Subcommands.Add(MenuBarRecords.Create());
         root.Subcommands.Add(RestoreCommand.Create());
+        root.Subcommands.Add(OpenApiCommand.Create());
+        root.Subcommands.Add(OpenCommand.Create());
 
+        var parsed = root.Parse(args);
+        // `run` and the bare command take settings as tokens (--Section:Key=value); a word that is not one is a
+        // command this build does not have, and must never start a second agent.
+        if ((parsed.CommandResult.Command == root || parsed.CommandResult.Command == run) && UnknownWord(parsed.UnmatchedTokens) is { } word)
+        {
+            Console.Error.WriteLine($"lineagent: '{word}' is not a lineagent command. Commands: " +
+                $"{string.Join(", ", root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))} (lineagent --help).");
+            return 1;
+        }
         // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
-        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+        return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+
+    /// <summary>
+    /// The first token the configuration's command-line reader would not take as a setting: it takes `--key=value`,
+    /// `--key value`, `/key value` and `key=value`, and skips anything else.
+    /// </summary>
+    public static string? UnknownWord(IReadOnlyList<string> tokens)
+    {
+        for (var i = 0; i < tokens.Count; i++)
+        {
+            var token = tokens[i];
+            if (token.StartsWith('-') || token.StartsWith('/'))
+            {
+                if (!token.Contains('=')) i++; // the next token is its value
+                continue;
+            }
+            if (!token.Contains('='))
+                return token;
+        }
+        return null;
     }
 
     /// <summary>Options given by name become configuration keys; any other tokens pass through as configuration.</summary>
@@ -75,6 +106,12 @@ public static class AgentCli
         catch (Exception e) when (StartupRefusedException.Find(e) is { } refused)
         {
             Console.Error.WriteLine(refused.Message);
+            return Storage.DatabaseUnusableException.ExitCodeConfig;
+        }
+        catch (Exception e) when (ConfigurationProblem.Describe(e) is { } line)
+        {
+            // A setting that does not parse or does not validate: one line naming it, no stack trace.
+            Console.Error.WriteLine(line);
             return Storage.DatabaseUnusableException.ExitCodeConfig;
         }
     }

@@ -17,6 +17,7 @@ using LineAgent.Messages;
 using LineAgent.Scheduling;
 using LineAgent.Sequences;
 using LineAgent.Storage;
+using LineAgent.WebConsole;
 using Microsoft.Extensions.Options;
 
 namespace LineAgent.Hosting;
@@ -82,11 +83,9 @@ public static class AgentHost
             .Validate(o => o.MaxLateness >= TimeSpan.Zero, "Scheduling:MaxLateness must not be negative.")
             .ValidateOnStart();
         services.AddOptions<LinesOptions>()
-            .Configure<IConfiguration>((o, c) => c.GetSection("Lines").Bind(o.Lines))
-            .Validate(o => o.Lines.All(l => !string.IsNullOrWhiteSpace(l.Id)), "Every entry of Lines needs an Id.")
-            .Validate(o => o.Lines.All(l => PacingProblems(l).Count == 0),
-                "A line's pacing is invalid (Window:From/To as HH:mm 00:00-23:59, an IANA Window:TimeZone, non-negative gaps and caps).")
+            .Configure<IConfiguration>((o, c) => LinesOptions.Bind(c.GetSection("Lines"), o))
             .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LinesOptions>, LinesOptionsValidator>());
 
         services.AddOptions<EmailOptions>().BindConfiguration(EmailOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<TwilioOptions>().BindConfiguration(TwilioOptions.Section)
@@ -188,9 +187,10 @@ public static class AgentHost
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx => StatusCodes4xx.AddCode(ctx.ProblemDetails));
         services.AddExceptionHandler<AgentExceptionHandler>();
-        services.AddOpenApi();
+        services.AddAgentOpenApi();
         services.AddSingleton<ApiToken>();
         services.AddHostedService<ApiExposureCheck>();
+        services.AddLineAgentConsole();
         return services;
     }
 
@@ -213,6 +213,7 @@ public static class AgentHost
         app.MapBatches();
         app.MapWebhooks();
         app.MapFollowUps(); // /api/sequences, /api/messages/bulk/preview
+        app.MapConsole();
         return app;
     }
 

@@ -13,12 +13,24 @@ internal static class LeadsApi
     public static IEndpointRouteBuilder MapLeads(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/leads").WithTags("Leads");
-        g.MapPost("/", Create).WithName("CreateLead");
-        g.MapGet("/", List).WithName("ListLeads");
-        g.MapPost("/import", Import).WithName("ImportLeads").Accepts<IFormFile>("text/csv", "multipart/form-data").DisableAntiforgery();
-        g.MapGet("/{id}", Get).WithName("GetLead");
-        g.MapPatch("/{id}", Update).WithName("UpdateLead");
-        g.MapDelete("/{id}", Delete).WithName("DeleteLead");
+        g.MapPost("/", Create).WithName("CreateLead").ProducesProblem(409).WithSummary("Create a lead")
+            .WithDescription("201 with the new lead; 200 when it was merged into the lead that has its phone or email; " +
+                "409 `duplicate_lead` when its phone and email belong to two different leads.");
+        g.MapGet("/", List).WithName("ListLeads")
+            .WithQueryParameters(new QueryParameter("q", "Substring of the names, company, phone or email."),
+                new QueryParameter("tag", "Only leads with this tag."), OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
+            .WithSummary("List leads").WithDescription("Leads, newest first, one page at a time (`limit`, `cursor`).");
+        g.MapPost("/import", Import).WithName("ImportLeads").Accepts<IFormFile>("text/csv", "multipart/form-data").DisableAntiforgery()
+            .WithQueryParameters(
+                new QueryParameter("defaultCountryCode", "Region (US, GB) or calling code (1, 44) for national phone numbers; default Agent:DefaultRegion."),
+                new QueryParameter("tags", "Tags to add to every imported lead, comma-separated."))
+            .WithSummary("Import leads from CSV")
+            .WithDescription("The CSV as the raw body (text/csv) or as the `file` of a form. Common headers are recognised; other columns go " +
+                "to `fields`. Answers the counts of created, updated and skipped rows, with the reason of each skipped row.");
+        g.MapGet("/{id}", Get).WithName("GetLead").WithSummary("Get a lead").WithDescription("One lead.");
+        g.MapPatch("/{id}", Update).WithName("UpdateLead").ProducesProblem(409).WithSummary("Edit a lead")
+            .WithDescription("Changes the given fields (absent or null = unchanged, \"\" = cleared); 409 `duplicate_lead` when another lead has that phone or email.");
+        g.MapDelete("/{id}", Delete).WithName("DeleteLead").WithSummary("Delete a lead").WithDescription("Deletes the lead; its messages stay.");
         return app;
     }
 

@@ -9,6 +9,43 @@ public sealed class LinesOptions
     public List<LineOptions> Lines { get; set; } = [];
 
     public static LineOptions DefaultLine() => new() { Id = "default", Name = "Default line" };
+
+    /// <summary>
+    /// Binds Lines:0, Lines:1... An entry 0 without an Id is the default line with the given settings on top
+    /// (LINEAGENT__Lines__0__Name=Mac renames it and keeps its Id "default"); any other entry needs its Id.
+    /// </summary>
+    public static void Bind(IConfigurationSection section, LinesOptions options)
+    {
+        foreach (var entry in section.GetChildren())
+        {
+            var line = entry.Key == "0" && string.IsNullOrWhiteSpace(entry["Id"]) ? DefaultLine() : new LineOptions();
+            entry.Bind(line);
+            options.Lines.Add(line);
+        }
+    }
+}
+
+/// <summary>Each problem names the setting (Lines:1:Id, Lines:mac:Pacing:Window:To), so `lineagent run` can say it in one line.</summary>
+public sealed class LinesOptionsValidator : IValidateOptions<LinesOptions>
+{
+    private static readonly System.Text.RegularExpressions.Regex IdPattern = new("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
+
+    public ValidateOptionsResult Validate(string? name, LinesOptions options)
+    {
+        var problems = new List<string>();
+        for (var i = 0; i < options.Lines.Count; i++)
+        {
+            var line = options.Lines[i];
+            if (string.IsNullOrWhiteSpace(line.Id))
+                problems.Add($"Lines:{i}:Id is missing: every line after the first needs an Id (LINEAGENT__Lines__{i}__Id, or \"Id\" in lineagent.json).");
+            else if (!IdPattern.IsMatch(line.Id))
+                problems.Add($"Lines:{i}:Id '{line.Id}' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+            else if (Hosting.AgentHost.PacingProblems(line) is { Count: > 0 } pacing)
+                problems.Add($"Lines:{i} ('{line.Id}'): the pacing is invalid: {string.Join("; ", pacing)} " +
+                    "(Window:From/To as HH:mm 00:00-23:59, an IANA Window:TimeZone, non-negative gaps and caps).");
+        }
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
 }
 
 /// <summary>The lines of this agent: configured options plus the active flag, which the API can change.</summary>

@@ -7,11 +7,15 @@ namespace LineAgent.Lines;
 
 public sealed record ChannelHealthDto(string Type, string Channel, string State, string? Detail);
 
+/// <summary>
+/// <see cref="Enabled"/> says whether pacing holds this line's sends now, the same as <c>usage.pacingEnabled</c>:
+/// false when it is switched off, and in dry run unless Agent:DryRunPacing; <see cref="Note"/> says why it is off.
+/// </summary>
 public sealed record PacingDto(bool Enabled, double MinGapSeconds, double JitterSeconds, int MaxPerHour, int MaxPerDay,
-    int MaxNewConversationsPerDay, SendWindowOptions Window);
+    int MaxNewConversationsPerDay, SendWindowOptions Window, string? Note);
 
 public sealed record LineDto(string Id, string? Name, bool Active, bool FallbackToSms, string SmsVia,
-    IReadOnlyList<ChannelHealthDto> Health, Channels.Messages.MessagesHealthReport? Messages, PacingDto Pacing, object? Usage);
+    IReadOnlyList<ChannelHealthDto> Health, Channels.Messages.MessagesHealthReport? Messages, PacingDto Pacing, Scheduling.LineUsage? Usage);
 
 public sealed record UpdateLineRequest(bool? Active);
 
@@ -35,9 +39,16 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
         }
         var p = line.Pacing;
         var messages = agent.Value.DryRun ? null : await messagesHealth.CheckAsync(ct);
+        // One answer to "is this line paced": the pacer's (the dry-run outbox is not paced unless Agent:DryRunPacing).
+        var today = await usage.TodayAsync(line, ct) as Scheduling.LineUsage;
+        var paced = today?.PacingEnabled ?? p.Enabled;
+        var note = paced ? null
+            : !p.Enabled ? "Pacing is switched off for this line (Lines:N:Pacing:Enabled)."
+            : agent.Value.DryRun ? "Dry run: the outbox is not paced (Agent:DryRunPacing=true paces it like a real line)."
+            : "Pacing does not apply to this line's channels.";
         return new LineDto(line.Id, line.Name, lines.IsActive(line.Id), line.FallbackToSms, line.Sms.Via, health, messages,
-            new PacingDto(p.Enabled, p.MinGap.TotalSeconds, p.Jitter.TotalSeconds, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay, p.Window),
-            await usage.TodayAsync(line, ct));
+            new PacingDto(paced, p.MinGap.TotalSeconds, p.Jitter.TotalSeconds, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay, p.Window, note),
+            today);
     }
 
     public async Task<IReadOnlyList<LineDto>> AllAsync(CancellationToken ct)
@@ -60,9 +71,11 @@ internal static class LinesApi
     public static IEndpointRouteBuilder MapLines(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/lines").WithTags("Lines");
-        g.MapGet("/", List).WithName("ListLines");
-        g.MapGet("/{id}", Get).WithName("GetLine");
-        g.MapPatch("/{id}", Update).WithName("UpdateLine");
+        g.MapGet("/", List).WithName("ListLines").WithSummary("List lines")
+            .WithDescription("Every line of this agent with its channel health, pacing limits and today's usage.");
+        g.MapGet("/{id}", Get).WithName("GetLine").WithSummary("Get a line").WithDescription("One line with its channel health, pacing and usage.");
+        g.MapPatch("/{id}", Update).WithName("UpdateLine").WithSummary("Pause or resume a line")
+            .WithDescription("`active: false` pauses the line (its due messages wait); `true` resumes it.");
         return app;
     }
 

@@ -52,7 +52,9 @@ public sealed record MessageFilter
             problems.Add(new("to", "invalid_filter", "to is before from."));
 
         var limit = 50;
-        if (Get("limit") is { } l && (!int.TryParse(l, out limit) || limit < 1 || limit > MaxLimit))
+        if (Get("limit") is { } l && !int.TryParse(l, out limit))
+            problems.Add(new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(l.Length > 100 ? l[..100] + "..." : l)}'."));
+        else if (limit is < 1 or > MaxLimit)
             problems.Add(new("limit", "invalid_filter", $"limit must be 1-{MaxLimit}."));
         long? before = null;
         if (paging && Get("cursor") is { } cursor)

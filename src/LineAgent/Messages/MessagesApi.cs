@@ -20,16 +20,36 @@ internal static class MessagesApi
     {
         var g = app.MapGroup("/api/messages").WithTags("Messages");
         g.MapPost("/", Send).WithName("SendMessage")
-            .ProducesProblem(404).ProducesProblem(409).ProducesProblem(500);
-        g.MapGet("/", List).WithName("ListMessages");
+            .ProducesProblem(404).ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
+            .WithSummary("Send a message")
+            .WithDescription("Sends now or at `scheduledAt`. Now: waits for the channel and answers 201 `sent` (or `sending` after " +
+                "Api:SendWaitSeconds), 202 `queued` with `notBefore` when the line's pacing holds it, or 500 `delivery_failed` with the " +
+                "failed record. Scheduled: 201 `scheduled`. 404 for an unknown `leadId` or `lineId`.");
+        g.MapGet("/", List).WithName("ListMessages").WithQueryParameters(OpenApiMetadata.MessageFilters(paging: true))
+            .WithSummary("List messages")
+            .WithDescription("The history, newest first, one page at a time (`limit`, `cursor`), with filters.");
         g.MapGet("/export", Export).WithName("ExportMessages")
-            .Produces(200, contentType: "text/csv").Produces(200, contentType: "application/x-ndjson");
-        g.MapGet("/{id}", Get).WithName("GetMessage");
-        g.MapGet("/{id}/events", Events).WithName("GetMessageEvents");
-        g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies");
-        g.MapPatch("/{id}", Update).WithName("UpdateMessage");
-        g.MapPost("/{id}/cancel", Cancel).WithName("CancelMessage");
-        g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(500);
+            .Produces(200, contentType: "text/csv").Produces(200, contentType: "application/x-ndjson")
+            .WithQueryParameters([.. OpenApiMetadata.MessageFilters(paging: false),
+                new QueryParameter("format", "`csv` (default) or `ndjson` (one message per line).") { Type = QueryType.Enum, Values = ["csv", "ndjson"], Default = "csv" }])
+            .WithSummary("Export messages")
+            .WithDescription("Every message that matches the filters, streamed as CSV or NDJSON.");
+        g.MapGet("/{id}", Get).WithName("GetMessage").WithSummary("Get a message").WithDescription("One message as it stands now.");
+        g.MapGet("/{id}/events", Events).WithName("GetMessageEvents").WithSummary("List a message's events")
+            .WithDescription("Every status change of the message with its time, oldest first.");
+        g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies").WithSummary("List replies to a message")
+            .WithDescription("Inbound messages matched to this message, oldest first.");
+        g.MapPatch("/{id}", Update).WithName("UpdateMessage").ProducesProblem(409).WithSummary("Edit a scheduled message")
+            .WithDescription("Changes `content` and/or `scheduledAt` of a `scheduled` message; 409 `not_scheduled` otherwise.");
+        g.MapPost("/{id}/cancel", Cancel).WithName("CancelMessage").ProducesProblem(409).WithSummary("Cancel a message")
+            .WithDescription("A `scheduled` or `queued` message becomes `cancelled`; 409 `not_cancellable` otherwise.");
+        g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
+            .WithQueryParameters(new QueryParameter("force",
+                "Retry a message that may have gone out (`unconfirmed`, `interrupted`); without it such a retry is a 409 `maybe_sent`.")
+                { Type = QueryType.Boolean, Default = "false" })
+            .WithSummary("Retry a failed message")
+            .WithDescription("Sends a failed message again as a new message (its `retryOf` names the failed one). No body, or `{}`. " +
+                "409 `not_failed` for a message that did not fail.");
         return app;
     }
 

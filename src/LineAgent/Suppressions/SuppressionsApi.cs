@@ -15,10 +15,14 @@ internal static class SuppressionsApi
     public static IEndpointRouteBuilder MapSuppressions(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/suppressions").WithTags("Suppressions");
-        g.MapGet("/", List).WithName("ListSuppressions");
-        g.MapGet("/{address}", Get).WithName("GetSuppression");
-        g.MapPost("/", Add).WithName("AddSuppression");
-        g.MapDelete("/{address}", Remove).WithName("RemoveSuppression");
+        g.MapGet("/", List).WithName("ListSuppressions").WithQueryParameters(OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
+            .WithSummary("List suppressed addresses").WithDescription("The opt-out list, one page at a time (`limit`, `cursor`).");
+        g.MapGet("/{address}", Get).WithName("GetSuppression").WithSummary("Get a suppressed address")
+            .WithDescription("Whether an address (phone or email, any spelling) is suppressed, and why; 404 when it is not.");
+        g.MapPost("/", Add).WithName("AddSuppression").WithSummary("Suppress an address")
+            .WithDescription("Adds a phone number or email address to the opt-out list: sends to it fail with `suppressed`.");
+        g.MapDelete("/{address}", Remove).WithName("RemoveSuppression").WithSummary("Remove a suppressed address")
+            .WithDescription("Takes an address off the opt-out list.");
         return app;
     }
 

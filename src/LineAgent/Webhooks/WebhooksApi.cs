@@ -11,11 +11,17 @@ internal static class WebhooksApi
     public static IEndpointRouteBuilder MapWebhooks(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/webhooks").WithTags("Webhooks");
-        g.MapPost("/", Create).WithName("CreateWebhook");
-        g.MapGet("/", List).WithName("ListWebhooks");
-        g.MapGet("/{id}", Get).WithName("GetWebhook");
-        g.MapDelete("/{id}", Delete).WithName("DeleteWebhook");
-        g.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries");
+        g.MapPost("/", Create).WithName("CreateWebhook").WithSummary("Subscribe to events")
+            .WithDescription("Creates a subscription for `url` (checked against the SSRF guard). The answer shows the signing `secret` once.");
+        g.MapGet("/", List).WithName("ListWebhooks").WithSummary("List subscriptions").WithDescription("Every subscription, oldest first, without secrets.");
+        g.MapGet("/{id}", Get).WithName("GetWebhook").WithSummary("Get a subscription").WithDescription("One subscription, without its secret.");
+        g.MapDelete("/{id}", Delete).WithName("DeleteWebhook").WithSummary("Delete a subscription")
+            .WithDescription("Deletes the subscription; nothing more is delivered to it.");
+        g.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries")
+            .WithQueryParameters(new QueryParameter("limit", "How many, 1-1000 (default 100); other values are clamped.")
+                { Type = QueryType.Integer, Default = "100" })
+            .WithSummary("List a subscription's deliveries")
+            .WithDescription("The delivery log, newest first: each event's status, attempts and the receiver's last answer.");
         return app;
     }
 

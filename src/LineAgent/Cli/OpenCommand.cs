@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Diagnostics;
+
+namespace LineAgent.Cli;
+
+/// <summary>
+/// `lineagent open [--print-url]`: asks the running agent (with the API token of its data dir) for a one-time
+/// console link and opens it in the browser, or prints it. Returns at once either way.
+/// </summary>
+public static class OpenCommand
+{
+    public static Command Create()
+    {
+        var printUrl = new Option<bool>("--print-url") { Description = "Print the one-time link instead of opening a browser (it works once, for a minute)." };
+        var open = new Command("open", "Open the web console in your browser, signed in (a one-time link).") { printUrl, ClientCommands.Url };
+        open.SetAction(async (result, ct) =>
+        {
+            using var client = new AgentClient(ClientCommands.LoadConfiguration(result), result.GetValue(ClientCommands.Url));
+            if (client.Token is null)
+            {
+                Console.Error.WriteLine("No API token in the data dir yet: start the agent once (lineagent run), or pass --data-dir.");
+                return 1;
+            }
+            int code;
+            System.Text.Json.Nodes.JsonNode? body;
+            try
+            {
+                (code, body) = await client.SendAsync(HttpMethod.Post, "/api/console/link", ct: ct);
+            }
+            catch (HttpRequestException e)
+            {
+                Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: lineagent run (or launchctl kickstart -k gui/$UID/com.lineagent.agent).");
+                return 1;
+            }
+            if (code != 200 || body?["url"]?.GetValue<string>() is not { } url)
+            {
+                Console.Error.WriteLine(AgentClient.Describe(code, body));
+                return 1;
+            }
+            if (result.GetValue(printUrl))
+            {
+                Console.WriteLine(url);
+                return 0;
+            }
+            if (!TryOpenBrowser(url))
+            {
+                Console.Error.WriteLine("Could not start a browser here. Open this link yourself (it works once, for a minute):");
+                Console.WriteLine(url);
+                return 0;
+            }
+            Console.WriteLine("Opened the console in your browser (the link works once, for a minute).");
+            return 0;
+        });
+        return open;
+    }
+
+    /// <summary>`open` on macOS, `xdg-open` elsewhere; not waited for (a browser may keep it running).</summary>
+    private static bool TryOpenBrowser(string url)
+    {
+        var opener = OperatingSystem.IsMacOS() ? "/usr/bin/open" : "xdg-open";
+        try
+        {
+            var psi = new ProcessStartInfo(opener) { UseShellExecute = false };
+            psi.ArgumentList.Add(url);
+            using var process = Process.Start(psi);
+            return process is not null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+}

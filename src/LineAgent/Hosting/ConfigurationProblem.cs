@@ -1,0 +1,44 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace LineAgent.Hosting;
+
+/// <summary>
+/// A configuration the agent cannot start with (a setting that does not parse, options that fail validation),
+/// said in one line that names the setting: `lineagent run` prints it and exits 78, with no stack trace.
+/// </summary>
+public static partial class ConfigurationProblem
+{
+    public static string? Describe(Exception? e)
+    {
+        for (var depth = 0; e is not null && depth < 16; depth++)
+        {
+            switch (e)
+            {
+                case OptionsValidationException invalid:
+                    return "lineagent: configuration: " + string.Join(" ", invalid.Failures.Select(f => f.Trim()));
+                case InvalidOperationException when ConvertFailure().Match(e.Message) is { Success: true } m:
+                    var key = m.Groups["key"].Value;
+                    return $"lineagent: configuration: {key} must be {Expected(m.Groups["type"].Value)} " +
+                        $"(set by LINEAGENT__{key.Replace(":", "__")}, lineagent.json or --{key}=...).";
+                case AggregateException { InnerExceptions.Count: > 0 } aggregate:
+                    return aggregate.InnerExceptions.Select(Describe).FirstOrDefault(x => x is not null);
+            }
+            e = e.InnerException;
+        }
+        return null;
+    }
+
+    private static string Expected(string type) => type switch
+    {
+        "System.Int32" or "System.Int64" or "System.Int16" => "a whole number",
+        "System.Double" or "System.Decimal" or "System.Single" => "a number",
+        "System.Boolean" => "true or false",
+        "System.TimeSpan" => "a duration such as 00:00:30 (hh:mm:ss) or 1.00:00:00 (days.hh:mm:ss)",
+        "System.DayOfWeek" => "a day name (Monday ... Sunday)",
+        _ => "a valid " + type[(type.LastIndexOf('.') + 1)..],
+    };
+
+    [GeneratedRegex("^Failed to convert configuration value at '(?<key>[^']+)' to type '(?<type>[^']+)'")]
+    private static partial Regex ConvertFailure();
+}

@@ -1,0 +1,79 @@
+using System.Net;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.WebConsole;
+
+/// <summary>`lineagent open` and unknown commands, run as a user runs them.</summary>
+public sealed class ConsoleCliTests
+{
+    [Test]
+    public async Task OpenPrintUrl_ShouldAskTheRunningAgent_WithTheSettingsAndTokenOfTheDataDir_AndReturnAtOnce()
+    {
+        using var dir = new TempDir();
+        // The agent's token is in its data dir, as on a Mac where it was generated at the first start.
+        File.WriteAllText(dir.File("api-token"), "proc-token\n");
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var env = new Dictionary<string, string?> { ["LINEAGENT__Api__Urls"] = agent.BaseAddress.ToString().TrimEnd('/') };
+
+        var printed = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, "open", "--print-url", "--data-dir", dir.Path], env, TimeSpan.FromSeconds(30));
+        Assert.That(printed.ExitCode, Is.Zero, printed.Stderr);
+        var url = printed.Stdout.Trim();
+        Assert.That(url, Does.Match($@"^{System.Text.RegularExpressions.Regex.Escape(agent.BaseAddress.ToString())}login\?code=[A-Za-z0-9_-]{{40,}}$"));
+
+        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        Assert.That((await browser.GetAsync(url)).StatusCode, Is.EqualTo(HttpStatusCode.Redirect));
+        Assert.That((await browser.GetAsync(url)).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), "once only");
+
+        var otherLink = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, "open", "--print-url", "--data-dir", dir.Path], env);
+        Assert.That(otherLink.Stdout.Trim(), Is.Not.EqualTo(url), "a new code each time");
+    }
+
+    [Test]
+    public async Task Open_ShouldSaySoWhenNoAgentAnswers_OrTheTokenIsMissing()
+    {
+        using var dir = new TempDir();
+        var noToken = await Programs.LineAgentAsync("open", "--print-url", "--data-dir", dir.Path, "--url", "http://127.0.0.1:9");
+        Assert.That(noToken.ExitCode, Is.EqualTo(1));
+        Assert.That(noToken.Stderr, Does.Contain("No API token"));
+
+        File.WriteAllText(dir.File("api-token"), "some-token\n");
+        var down = await Programs.LineAgentAsync("open", "--print-url", "--data-dir", dir.Path, "--url", "http://127.0.0.1:9");
+        Assert.That(down.ExitCode, Is.EqualTo(1));
+        Assert.That(down.Stderr, Does.Contain("does not answer at http://127.0.0.1:9"));
+        Assert.That(down.Stdout, Is.Empty);
+    }
+
+    [Test]
+    public async Task AnUnknownCommand_ShouldBeAnError_NeverASecondAgent()
+    {
+        using var dir = new TempDir();
+        foreach (var args in new[] { new[] { "opne" }, ["run", "opne"], ["--Api:Token=x", "bogus"], ["--Agent:DryRun", "true", "stats"] })
+        {
+            var result = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, .. args, "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"],
+                timeout: TimeSpan.FromSeconds(30));
+            Assert.That(result.ExitCode, Is.EqualTo(1), string.Join(' ', args));
+            Assert.That(result.Stderr, Does.Contain("is not a lineagent command").And.Contain("open"), string.Join(' ', args));
+            Assert.That(result.Stdout, Does.Not.Contain("Now listening"));
+        }
+        Assert.That(File.Exists(dir.File("lineagent.db")), Is.False, "no agent started");
+    }
+
+    [TestCase(new string[0], null)]
+    [TestCase(new[] { "--Api:Token=x", "--Agent:DryRun", "true" }, null)]
+    [TestCase(new[] { "/Agent:DryRun", "true", "Api:Token=y" }, null)]
+    [TestCase(new[] { "--Agent:DryRun=true", "opne" }, "opne")]
+    [TestCase(new[] { "stats", "--Api:Token=x" }, "stats")]
+    public void UnknownWord_ShouldFindTheFirstTokenThatIsNoSetting(string[] tokens, string? expected) =>
+        Assert.That(LineAgent.Cli.AgentCli.UnknownWord(tokens), Is.EqualTo(expected));
+
+    [Test]
+    public async Task SettingsOnTheCommandLine_ShouldStillStartTheAgent()
+    {
+        using var dir = new TempDir();
+        // `run --data-dir ... --urls ... --Api:Token=...` and a setting as key and value in two tokens.
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--Agent:DryRun", "true"]);
+        using var api = agent.Api();
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["dryRun"]!.GetValue<bool>(), Is.True, "--Agent:DryRun true was read");
+    }
+}
