@@ -20,6 +20,7 @@
 #   lineagent.30s.sh resume LINE_ID   PATCH /api/lines/LINE_ID {"active":true}
 #   lineagent.30s.sh start            start the LaunchAgent: kickstart it when launchd has it loaded,
 #                                     else enable + bootstrap ~/Library/LaunchAgents/LABEL.plist
+#   lineagent.30s.sh console          open the web console in the browser, signed in (lineagent open)
 #
 # Environment (all optional; xbar and SwiftBar set the first four from the plugin's settings, above):
 #   LINEAGENT_PREFIX    install directory (install.sh --prefix): the binary is PREFIX/bin/lineagent. Default:
@@ -357,8 +358,11 @@ uptime_text() {
 }
 
 footer() {
-  local log
+  local log self_param
   echo "---"
+  if self_param=$(param "$self"); then
+    echo "Open console | bash=$self_param param1=console terminal=false"
+  fi
   if log=$(param "$log_file"); then
     echo "Open log in Console | bash=/usr/bin/open param1=-a param2=Console param3=$log terminal=false"
   fi
@@ -433,8 +437,36 @@ start_agent() {
   fi
 }
 
+# --- console -------------------------------------------------------------------------------------
+
+# `lineagent open` asks the agent for a one-time link and opens the browser. A build from before `open`
+# would take the word as a setting and start a second agent, so its help is asked first.
+open_console() {
+  if ! { [ -f "$agent_bin" ] && [ -x "$agent_bin" ]; }; then
+    echo "LineAgent: $agent_bin not found: set LINEAGENT_PREFIX or LINEAGENT_BIN"
+    return 1
+  fi
+  if ! "$agent_bin" open --help </dev/null 2>/dev/null | grep -q -- '--print-url'; then
+    echo "LineAgent: $agent_bin has no console (it is older than \`lineagent open\`): update LineAgent"
+    return 1
+  fi
+  if [ -n "${LINEAGENT_TOKEN:-}" ]; then
+    LINEAGENT__Api__Token=$token "$agent_bin" open --url "$base_url" --data-dir "$data_dir" </dev/null
+  else
+    "$agent_bin" open --url "$base_url" --data-dir "$data_dir" </dev/null
+  fi
+}
+
 if [ "$#" -gt 0 ]; then
   case "$1" in
+    console)
+      if [ "$#" -ne 1 ]; then
+        echo "usage: $(basename "$0") console" >&2
+        exit 2
+      fi
+      open_console
+      exit $?
+      ;;
     start)
       if [ "$#" -ne 1 ]; then
         echo "usage: $(basename "$0") start" >&2
@@ -452,7 +484,7 @@ if [ "$#" -gt 0 ]; then
       exit $?
       ;;
     *)
-      echo "usage: $(basename "$0") [pause LINE_ID | resume LINE_ID | start]" >&2
+      echo "usage: $(basename "$0") [pause LINE_ID | resume LINE_ID | start | console]" >&2
       exit 2
       ;;
   esac

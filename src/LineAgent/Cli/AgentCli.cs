@@ -94,6 +94,9 @@ public static class AgentCli
         try
         {
             var app = AgentHost.Build(result.UnmatchedTokens.ToArray(), Overrides(result));
+            // Validate the options before the host starts: a failure in StartAsync is logged with its stack trace
+            // before it reaches the one-line handler below.
+            app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
             await app.RunAsync();
             return 0;
         }

@@ -20,7 +20,7 @@ public static partial class ConfigurationProblem
                 case InvalidOperationException when ConvertFailure().Match(e.Message) is { Success: true } m:
                     var key = m.Groups["key"].Value;
                     return $"lineagent: configuration: {key} must be {Expected(m.Groups["type"].Value)} " +
-                        $"(set by LINEAGENT__{key.Replace(":", "__")}, lineagent.json or --{key}=...).";
+                        $"(set by {EnvironmentName(key)}, lineagent.json or --{key}=...).";
                 case AggregateException { InnerExceptions.Count: > 0 } aggregate:
                     return aggregate.InnerExceptions.Select(Describe).FirstOrDefault(x => x is not null);
             }
@@ -28,6 +28,8 @@ public static partial class ConfigurationProblem
         }
         return null;
     }
+
+    public static string EnvironmentName(string key) => "LINEAGENT__" + key.Replace(":", "__");
 
     private static string Expected(string type) => type switch
     {
@@ -39,6 +41,7 @@ public static partial class ConfigurationProblem
         _ => "a valid " + type[(type.LastIndexOf('.') + 1)..],
     };
 
-    [GeneratedRegex("^Failed to convert configuration value at '(?<key>[^']+)' to type '(?<type>[^']+)'")]
+    // .NET 10 writes the value too: "Failed to convert configuration value 'abc' at 'Lines:0:Pacing:MinGap' to type 'System.TimeSpan'."
+    [GeneratedRegex("^Failed to convert configuration value (?:'.*?' )?at '(?<key>[^']+)' to type '(?<type>[^']+)'")]
     private static partial Regex ConvertFailure();
 }

@@ -13,8 +13,10 @@ public sealed class DataDirLock : IDisposable
         }
         catch (IOException e)
         {
-            throw new InvalidOperationException(
-                $"Another LineAgent is already running with the data directory {dir.Root} ({e.Message}). Stop it, or use --data-dir.", e);
+            // One line at start-up (exit 78), not a stack trace: the usual cause is a second `lineagent run`.
+            throw new StartupRefusedException(
+                $"lineagent: another LineAgent is already running with the data directory {dir.Root} (its lock {dir.LockFile} is held). " +
+                "Stop it (launchctl bootout, or Ctrl+C), or give this one another --data-dir.", e);
         }
         _stream.SetLength(0);
         using var writer = new StreamWriter(_stream, leaveOpen: true);

@@ -7,6 +7,9 @@ public sealed class LineOptions
 {
     [Required, RegularExpression("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     public string Id { get; set; } = "";
+
+    /// <summary>Where this line was configured (Lines:0, Lines:mac), for messages that name the setting; not bound.</summary>
+    internal string ConfigPath { get; set; } = "Lines";
     public string? Name { get; set; }
     public bool Active { get; set; } = true;
     public IMessageLineOptions IMessage { get; set; } = new();

@@ -20,6 +20,7 @@ public sealed class LinesOptions
         {
             var line = entry.Key == "0" && string.IsNullOrWhiteSpace(entry["Id"]) ? DefaultLine() : new LineOptions();
             entry.Bind(line);
+            line.ConfigPath = entry.Path;
             options.Lines.Add(line);
         }
     }
@@ -36,12 +37,13 @@ public sealed class LinesOptionsValidator : IValidateOptions<LinesOptions>
         for (var i = 0; i < options.Lines.Count; i++)
         {
             var line = options.Lines[i];
+            var at = line.ConfigPath == "Lines" ? $"Lines:{i}" : line.ConfigPath;
             if (string.IsNullOrWhiteSpace(line.Id))
-                problems.Add($"Lines:{i}:Id is missing: every line after the first needs an Id (LINEAGENT__Lines__{i}__Id, or \"Id\" in lineagent.json).");
+                problems.Add($"{at}:Id is missing: every line but the first (Lines:0) needs an Id ({Hosting.ConfigurationProblem.EnvironmentName(at + ":Id")}, or \"Id\" in lineagent.json).");
             else if (!IdPattern.IsMatch(line.Id))
-                problems.Add($"Lines:{i}:Id '{line.Id}' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+                problems.Add($"{at}:Id '{line.Id}' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
             else if (Hosting.AgentHost.PacingProblems(line) is { Count: > 0 } pacing)
-                problems.Add($"Lines:{i} ('{line.Id}'): the pacing is invalid: {string.Join("; ", pacing)} " +
+                problems.Add($"{at} ('{line.Id}'): the pacing is invalid: {string.Join("; ", pacing)} " +
                     "(Window:From/To as HH:mm 00:00-23:59, an IANA Window:TimeZone, non-negative gaps and caps).");
         }
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);

@@ -121,7 +121,7 @@ public sealed class RecoveryTests
         using var first = new AgentFactory(dir);
         first.Api().Dispose();
 
-        var error = Assert.Throws<InvalidOperationException>(() => new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path)));
+        var error = Assert.Throws<LineAgent.Hosting.StartupRefusedException>(() => new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path)));
         Assert.That(error!.Message, Does.Contain("already running").And.Contain(dir.Path));
     }
 }

@@ -252,6 +252,7 @@ public sealed class LaunchdTests
         Assert.That(lines, Has.Some.EqualTo("Last error: none"));
         Assert.That(lines, Has.Some.Match(@"^Open log in Console \| bash=/usr/bin/open param1=-a param2=Console param3=.*lineagent\.log terminal=false$"));
         Assert.That(lines, Has.Some.EqualTo($"Open API docs | href={agent.BaseAddress.ToString().TrimEnd('/')}/openapi/v1.json"));
+        Assert.That(lines, Has.Some.Match(@"^Open console \| bash=.*lineagent\.30s\.sh param1=console terminal=false$"));
         Assert.That(lines.Last(), Is.EqualTo("Refresh | refresh=true"));
 
         var pause = await Programs.RunAsync("/bin/bash", [plugin, "pause", "default"], env);
@@ -266,6 +267,36 @@ public sealed class LaunchdTests
         Assert.That(unknown.ExitCode, Is.EqualTo(1));
         Assert.That(unknown.Stdout, Does.Contain("HTTP 404: "), "the problem's detail, read by the agent binary");
         Assert.That(File.Exists(pythonRan), Is.False, "the plugin read every answer without Python");
+    }
+
+    [Test]
+    public async Task MenuBarPlugin_OpenConsole_ShouldOpenTheBrowserAtAOneTimeLink()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var env = PluginEnv(dir.Path, out var fakes, out _);
+        env["LINEAGENT_URL"] = agent.BaseAddress.ToString().TrimEnd('/');
+        env["LINEAGENT_TOKEN"] = agent.Token;
+        // The browser: xdg-open here (`open` on a Mac) records the link it was given.
+        fakes.Add("xdg-open", "log_call \"$@\"");
+
+        var opened = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh"), "console"], env);
+        Assert.That(opened.ExitCode, Is.Zero, opened.Stdout + opened.Stderr);
+        var call = await Eventually.ValueAsync(() => Task.FromResult(fakes.Calls.FirstOrDefault(c => c.StartsWith("xdg-open "))),
+            c => c is not null, "the browser was started", TimeSpan.FromSeconds(20));
+        var url = call!["xdg-open ".Length..];
+        Assert.That(url, Does.StartWith(agent.BaseAddress + "login?code="));
+        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        Assert.That((await browser.GetAsync(url)).StatusCode, Is.EqualTo(System.Net.HttpStatusCode.Redirect), "the link signs in");
+
+        // A build of the agent without `open` is never run with the word (it would start a second agent).
+        fakes.Add("old-lineagent", "log_call \"$@\"\ncase \"$*\" in *--help*) printf 'Usage:\\n  lineagent [command] [options]\\n'; exit 0 ;; esac\nexit 1");
+        env["LINEAGENT_BIN"] = Path.Combine(fakes.Dir, "old-lineagent");
+        fakes.ClearCalls();
+        var old = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh"), "console"], env);
+        Assert.That(old.ExitCode, Is.EqualTo(1));
+        Assert.That(old.Stdout, Does.Contain("has no console"));
+        Assert.That(fakes.Calls, Is.EqualTo(new[] { "old-lineagent open --help" }));
     }
 
     /// <summary>

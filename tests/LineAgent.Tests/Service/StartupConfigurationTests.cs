@@ -1,0 +1,53 @@
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Service;
+
+/// <summary>
+/// `lineagent run` with a setting it cannot use: one line on stderr that names the setting, exit 78 (EX_CONFIG),
+/// no stack trace, nothing listening. And one property of Lines:0 from the environment keeps the default line.
+/// </summary>
+public sealed class StartupConfigurationTests
+{
+    [TestCase("LINEAGENT__Lines__0__Pacing__MinGap", "abc", "Lines:0:Pacing:MinGap must be a duration")]
+    [TestCase("LINEAGENT__Lines__0__Pacing__MaxPerHour", "lots", "Lines:0:Pacing:MaxPerHour must be a whole number")]
+    [TestCase("LINEAGENT__Lines__1__Name", "Second Mac", "Lines:1:Id is missing")]
+    [TestCase("LINEAGENT__Lines__0__Pacing__Window__To", "25:00", "Window:To '25:00' is not HH:mm")]
+    [TestCase("LINEAGENT__Scheduling__MaxLateness", "-00:01:00", "Scheduling:MaxLateness must not be negative")]
+    public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
+    {
+        using var dir = new TempDir();
+        var result = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"],
+            new Dictionary<string, string?> { [variable] = value }, TimeSpan.FromSeconds(60));
+
+        Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), result.Stderr);
+        Assert.That(lines[0], Does.StartWith("lineagent: configuration: ").And.Contain(expected));
+        Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"));
+        Assert.That(result.Stdout, Does.Not.Contain("Now listening"));
+    }
+
+    [Test]
+    public async Task ASecondAgentOnTheSameDataDir_ShouldSayOneLine()
+    {
+        using var dir = new TempDir();
+        using var first = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var second = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"], timeout: TimeSpan.FromSeconds(60));
+
+        Assert.That(second.ExitCode, Is.EqualTo(78), second.Stderr);
+        Assert.That(second.Stderr.Trim(), Does.Contain("another LineAgent is already running").And.Contain(dir.Path).And.Not.Contain("   at "));
+    }
+
+    [Test]
+    public async Task OnePropertyOfLine0FromTheEnvironment_ShouldKeepTheDefaultLine()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"],
+            env: new Dictionary<string, string> { ["LINEAGENT__Lines__0__Name"] = "Office Mac" });
+        using var api = agent.Api();
+        var line = (await api.GetJsonAsync("/api/status"))["lines"]!.AsArray().Single()!;
+        Assert.That((line.Str("id"), line.Str("name")), Is.EqualTo(("default", "Office Mac")));
+    }
+}
