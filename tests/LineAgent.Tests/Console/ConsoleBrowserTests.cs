@@ -30,7 +30,10 @@ public sealed class ConsoleBrowserTests
     private IBrowser _browser = null!;
     private readonly List<IBrowserContext> _contexts = [];
 
-    public static string ScreenshotDir => Path.Combine(TestContext.CurrentContext.WorkDirectory, "screenshots");
+    /// <summary>LINEAGENT_SCREENSHOTS (.ci/run sets it and names it in the log), else screenshots/ beside the test assembly.</summary>
+    public static string ScreenshotDir => Environment.GetEnvironmentVariable("LINEAGENT_SCREENSHOTS") is { Length: > 0 } dir
+        ? dir
+        : Path.Combine(TestContext.CurrentContext.WorkDirectory, "screenshots");
 
     [OneTimeSetUp]
     public async Task StartAsync()
