@@ -3,6 +3,7 @@ using LineAgent.Batches;
 using LineAgent.Channels;
 using LineAgent.Lines;
 using LineAgent.Messages;
+using LineAgent.Scheduling;
 using LineAgent.Storage;
 using LineAgent.Suppressions;
 using LineAgent.Webhooks;
@@ -40,6 +41,7 @@ internal static class OpenApiSchemas
     private static readonly string[] Directions = ["inbound", "outbound"];
     private static readonly string[] Deliveries = [Messages.Delivery.Unknown, Messages.Delivery.Delivered, Messages.Delivery.Read, Messages.Delivery.NotDelivered];
     private static readonly string[] HealthStates = [ChannelHealth.Ok, ChannelHealth.Degraded, ChannelHealth.Unavailable];
+    private static readonly string[] ZoneSources = [RecipientZones.FromNumber, RecipientZones.FromLead, RecipientZones.FromLine];
 
     /// <summary>The values a string property (or the items of a string-array property) takes.</summary>
     public static readonly Dictionary<(Type, string), string[]> Enums = new()
@@ -67,6 +69,10 @@ internal static class OpenApiSchemas
         [Key<SuppressionDto>(nameof(SuppressionDto.Source))] =
             [SuppressionList.Sources.Api, SuppressionList.Sources.Reply, SuppressionList.Sources.Twilio],
         [Key<StorageState>(nameof(StorageState.State))] = [StorageState.Ok, StorageState.Full, StorageState.ReadOnly, StorageState.Error],
+        [Key<MessageDto>(nameof(MessageDto.RecipientTimeZoneSource))] = ZoneSources,
+        [Key<BulkPreviewEntry>(nameof(BulkPreviewEntry.RecipientTimeZoneSource))] = ZoneSources,
+        [Key<BulkPreviewEntry>(nameof(BulkPreviewEntry.Type))] = MessageType.Concrete,
+        [Key<Sequences.SequenceDto>(nameof(Sequences.SequenceDto.Status))] = ["active", "completed", "stopped"],
     };
 
     /// <summary>String properties that carry a time (inputs: ISO 8601 with an offset, or a local time with timeZone).</summary>
@@ -89,6 +95,9 @@ internal static class OpenApiSchemas
         [typeof(AddSuppressionRequest)] = [nameof(AddSuppressionRequest.Address)],
         [typeof(AvailabilityRequest)] = [nameof(AvailabilityRequest.Addresses)],
         [typeof(UpdateLineRequest)] = [nameof(UpdateLineRequest.Active)],
+        // Inside followUps and recipientWindow: the agent answers 400 naming followUps[i].after / recipientWindow without them.
+        [typeof(FollowUpRequest)] = [nameof(FollowUpRequest.After), nameof(FollowUpRequest.Content)],
+        [typeof(RecipientWindowRequest)] = [nameof(RecipientWindowRequest.From), nameof(RecipientWindowRequest.To)],
     };
 
     /// <summary>Response types whose fields are not all always there (the rest have every field, null or not).</summary>

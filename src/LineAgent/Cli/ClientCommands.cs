@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using LineAgent.Api;
 using LineAgent.Hosting;
+using LineAgent.Messages;
 using Microsoft.Extensions.Configuration;
 
 namespace LineAgent.Cli;
@@ -62,9 +63,25 @@ public static class ClientCommands
         var lineId = new Option<string?>("--line") { Description = "Line id (needed when the agent has several active lines)." };
         var name = new Option<string?>("--name") { Description = "Recipient name." };
         var subject = new Option<string?>("--subject") { Description = "Email subject." };
-        var send = new Command("send", "Send a message now, or at a time with --at.") { recipient, content, at, zone, type, lineId, name, subject, Url, Json };
+        var followUp = new Option<string[]>("--follow-up")
+        {
+            Description = "A follow-up as AFTER=TEXT, e.g. P2D='Any thoughts?': sent AFTER (ISO 8601 duration: P2D, PT4H, P1DT12H) the previous step was sent, "
+                + "and cancelled if the recipient replies first. Repeat for more (at most 5).",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var stopOnReply = new Option<bool>("--stop-on-reply") { Description = "Cancel the message (while scheduled or queued) if the recipient replies first." };
+        var recipientWindow = new Option<string?>("--recipient-window")
+        {
+            Description = "Hours in the recipient's own time zone, FROM-TO as HH:mm-HH:mm (e.g. 09:00-20:00); outside them the message waits.",
+        };
+        var send = new Command("send", "Send a message now, or at a time with --at.")
+        {
+            recipient, content, at, zone, type, lineId, name, subject, followUp, stopOnReply, recipientWindow, Url, Json,
+        };
         send.SetAction((result, ct) => WithClient(result, async client =>
         {
+            if (!TrySequenceFields(result, followUp, stopOnReply, recipientWindow, out var fields))
+                return 1;
             var to = result.GetValue(recipient)!;
             var (code, body) = await client.SendAsync(HttpMethod.Post, "/api/messages", new
             {
@@ -77,13 +94,65 @@ public static class ClientCommands
                 scheduledAt = result.GetValue(at),
                 timeZone = result.GetValue(zone),
                 subject = result.GetValue(subject),
+                stopOnReply = fields.StopOnReply,
+                followUps = fields.FollowUps,
+                recipientWindow = fields.RecipientWindow,
             }, ct);
             if (code is not (201 or 202)) return Fail(code, body);
             if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
             Console.WriteLine(Describe(body!));
+            if (S(body, "sequenceId") is { } sequenceId && fields.FollowUps is { Count: > 0 } steps)
+                Console.WriteLine($"  sequence {sequenceId}: {steps.Count} follow-up(s), " +
+                    $"{string.Join(", ", steps.Select(f => f.After))} after the previous step is sent, stopped by a reply (GET /api/sequences/{sequenceId})");
+            if (S(body, "recipientTimeZone") is { } recipientZone)
+                Console.WriteLine($"  recipient hours {Window(body!["recipientWindow"])} in {recipientZone} (from the {S(body, "recipientTimeZoneSource")})");
             return 0;
         }));
         yield return send;
+
+        var template = new Argument<string>("content") { Description = "The template, as on a bulk send: Hi {{firstName}}, ..." };
+        var leads = new Option<string[]>("--lead") { Description = "A lead id (repeat for more).", Arity = ArgumentArity.ZeroOrMore };
+        var tag = new Option<string?>("--tag") { Description = "All leads with this tag (the lead filter)." };
+        var leadQuery = new Option<string?>("--search", "-q", "--q") { Description = "All leads whose names, company, phone or email contain this (the lead filter)." };
+        var preview = new Command("preview",
+            "Show what a bulk send would do, and when each lead's message would go under the line's pacing; stores and sends nothing.")
+        {
+            template, leads, tag, leadQuery, at, zone, type, lineId, subject, followUp, stopOnReply, recipientWindow, Url, Json,
+        };
+        preview.SetAction((result, ct) => WithClient(result, async client =>
+        {
+            if (!TrySequenceFields(result, followUp, stopOnReply, recipientWindow, out var fields))
+                return 1;
+            var ids = result.GetValue(leads) is { Length: > 0 } l ? l : null;
+            var filter = result.GetValue(tag) is null && result.GetValue(leadQuery) is null ? null
+                : new { tag = result.GetValue(tag), q = result.GetValue(leadQuery) };
+            if (ids is null && filter is null)
+            {
+                Console.Error.WriteLine("preview needs leads: --lead ID (repeatable), --tag TAG or --search TEXT.");
+                return 1;
+            }
+            var (code, body) = await client.SendAsync(HttpMethod.Post, "/api/messages/bulk/preview", new
+            {
+                leadIds = ids,
+                leadFilter = filter,
+                content = result.GetValue(template),
+                type = result.GetValue(type),
+                lineId = result.GetValue(lineId),
+                scheduledAt = result.GetValue(at),
+                timeZone = result.GetValue(zone),
+                subject = result.GetValue(subject),
+                stopOnReply = fields.StopOnReply,
+                followUps = fields.FollowUps,
+                recipientWindow = fields.RecipientWindow,
+            }, ct);
+            if (code != 200) return Fail(code, body);
+            if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
+            var entries = body!["messages"]!.AsArray().Select(e => e!).ToList();
+            var contacts = await LeadsAsync(client, entries.Select(e => S(e, "leadId")!).ToHashSet(), result.GetValue(tag), result.GetValue(leadQuery), ct);
+            PrintPreview(body, entries, contacts);
+            return 0;
+        }));
+        yield return preview;
 
         var statusFilter = new Option<string?>("--status") { Description = "scheduled, queued, sending, sent, failed, cancelled (comma-separated)." };
         var query = new Option<string?>("--search", "-q") { Description = "Full-text search over content and names." };
@@ -146,6 +215,122 @@ public static class ClientCommands
         if (text.Length > 50) text = text[..47] + "...";
         return $"{S(m, "id")}  {S(m, "status"),-9} {S(m, "type"),-8} {to}{when}{error}  \"{text.ReplaceLineEndings(" ")}\"";
     }
+
+    /// <summary>The fields of issue 13 that send and preview share, checked here so a typo sends nothing.</summary>
+    private sealed record SequenceOptions(bool? StopOnReply, List<FollowUpOption>? FollowUps, WindowOption? RecipientWindow);
+    private sealed record FollowUpOption(string After, string Content);
+    private sealed record WindowOption(string From, string To);
+
+    private static bool TrySequenceFields(ParseResult result, Option<string[]> followUp, Option<bool> stopOnReply, Option<string?> window,
+        out SequenceOptions fields)
+    {
+        fields = new SequenceOptions(null, null, null);
+        var steps = new List<FollowUpOption>();
+        foreach (var given in result.GetValue(followUp) ?? [])
+        {
+            var eq = given.IndexOf('=');
+            if (eq < 0)
+            {
+                Console.Error.WriteLine($"--follow-up '{given}': give AFTER=TEXT, e.g. --follow-up \"P2D=Any thoughts?\" (AFTER an ISO 8601 duration such as P2D, PT4H or P1DT12H).");
+                return false;
+            }
+            var after = given[..eq].Trim();
+            var text = given[(eq + 1)..];
+            if (!Durations.TryParse(after, out _, out var why))
+            {
+                Console.Error.WriteLine($"--follow-up '{given}': {why}.");
+                return false;
+            }
+            if (string.IsNullOrWhiteSpace(text))
+            {
+                Console.Error.WriteLine($"--follow-up '{given}': the text after '=' is empty.");
+                return false;
+            }
+            steps.Add(new FollowUpOption(after, text));
+        }
+        WindowOption? hours = null;
+        if (result.GetValue(window) is { } w)
+        {
+            if (w.Split('-', StringSplitOptions.TrimEntries) is not [{ Length: > 0 } from, { Length: > 0 } to])
+            {
+                Console.Error.WriteLine($"--recipient-window '{w}': give FROM-TO as HH:mm-HH:mm, e.g. 09:00-20:00.");
+                return false;
+            }
+            hours = new WindowOption(from, to);
+        }
+        fields = new SequenceOptions(result.GetValue(stopOnReply) ? true : null, steps.Count > 0 ? steps : null, hours);
+        return true;
+    }
+
+    /// <summary>The leads of a preview by id, for their addresses: one by one when few, else a page at a time under the same filter.</summary>
+    private static async Task<Dictionary<string, JsonNode>> LeadsAsync(AgentClient client, HashSet<string> ids, string? tag, string? q, CancellationToken ct)
+    {
+        var found = new Dictionary<string, JsonNode>();
+        if (ids.Count <= 25 && tag is null && q is null)
+        {
+            foreach (var leadId in ids)
+                if (await client.SendAsync(HttpMethod.Get, $"/api/leads/{Uri.EscapeDataString(leadId)}", ct: ct) is (200, { } lead))
+                    found[leadId] = lead;
+            return found;
+        }
+        string? cursor = null;
+        do
+        {
+            var qs = new List<string> { "limit=500" };
+            if (tag is not null) qs.Add("tag=" + Uri.EscapeDataString(tag));
+            if (q is not null) qs.Add("q=" + Uri.EscapeDataString(q));
+            if (cursor is not null) qs.Add("cursor=" + Uri.EscapeDataString(cursor));
+            var (code, page) = await client.SendAsync(HttpMethod.Get, "/api/leads?" + string.Join("&", qs), ct: ct);
+            if (code != 200) break;
+            foreach (var lead in page!["items"]!.AsArray())
+                if (S(lead, "id") is { } leadId && ids.Contains(leadId))
+                    found[leadId] = lead!;
+            cursor = S(page, "nextCursor");
+        } while (cursor is not null && found.Count < ids.Count);
+        return found;
+    }
+
+    private static void PrintPreview(JsonNode body, List<JsonNode> entries, Dictionary<string, JsonNode> contacts)
+    {
+        var rows = new List<string[]> { new[] { "LEAD", "RECIPIENT", "TYPE", "ESTIMATED SEND (LOCAL)", "ESTIMATED SEND (UTC)", "" } };
+        foreach (var e in entries)
+        {
+            var leadId = S(e, "leadId")!;
+            var lead = contacts.GetValueOrDefault(leadId);
+            var to = S(e, "type") == "email" ? S(lead, "email") : S(lead, "phone") ?? S(lead, "email");
+            var notes = new List<string>();
+            if (e["error"] is { } error)
+                notes.Add($"rejected — {S(error, "code")}: {S(error, "message")}");
+            foreach (var f in e["followUps"]?.AsArray() ?? [])
+                notes.Add($"step {S(f, "step")} {Utc(S(f, "estimatedSendAt")) ?? "later"}");
+            if (S(e, "recipientTimeZone") is { } recipientZone)
+                notes.Add($"recipient zone {recipientZone} ({S(e, "recipientTimeZoneSource")})");
+            var estimated = S(e, "estimatedSendAt");
+            rows.Add([leadId, to ?? "-", S(e, "type") ?? "-", Local(estimated) ?? (e["error"] is null ? "beyond the horizon" : "-"),
+                Utc(estimated) ?? "-", string.Join("; ", notes)]);
+        }
+        var widths = Enumerable.Range(0, 5).Select(c => rows.Max(r => r[c].Length)).ToArray();
+        foreach (var r in rows)
+            Console.WriteLine(string.Join("  ", r.Take(5).Select((cell, c) => cell.PadRight(widths[c]))) + (r[5].Length > 0 ? "  " + r[5] : "").TrimEnd());
+        Console.WriteLine();
+        Console.WriteLine($"line {S(body, "lineId")} ({S(body, "timeZone")}): {S(body, "total")} leads, {S(body, "sendable")} to send, " +
+            $"{S(body, "rejected")} rejected, {S(body, "alreadyQueued")} already pending on the line");
+        Console.WriteLine(S(body, "firstSendAt") is { } first
+            ? $"first send {Local(first)} ({Utc(first)}), last send {Local(S(body, "lastSendAt"))} ({Utc(S(body, "lastSendAt"))})"
+            : "first send: none");
+        Console.WriteLine("by type: " + Counts(body["byType"]));
+        Console.WriteLine("by day:  " + Counts(body["byDay"]));
+        Console.WriteLine("Nothing was stored or sent.");
+    }
+
+    private static string Counts(JsonNode? counts) =>
+        counts is JsonObject o && o.Count > 0 ? string.Join(", ", o.Select(kv => $"{kv.Key} {kv.Value}")) : "none";
+
+    private static string Window(JsonNode? window) => window is null ? "" : $"{S(window, "from")}-{S(window, "to")}";
+
+    /// <summary>UTC, to the millisecond when there is one: 2026-12-01T14:00:45Z.</summary>
+    private static string? Utc(string? iso) =>
+        iso is null ? null : DateTimeOffset.Parse(iso, CultureInfo.InvariantCulture).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFF'Z'", CultureInfo.InvariantCulture);
 
     private static string? S(JsonNode? node, string name) => node?[name] is JsonValue v ? v.ToString() : null;
 

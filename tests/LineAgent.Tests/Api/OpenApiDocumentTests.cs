@@ -102,6 +102,9 @@ public sealed class OpenApiDocumentTests : AgentTest
     [TestCase("RemoveSuppression", "204", "400", "404")]
     [TestCase("CancelBatch", "200", "404")]
     [TestCase("ListWebhookDeliveries", "200", "400", "404")]
+    [TestCase("PreviewBulk", "200", "400", "415")]
+    [TestCase("GetSequence", "200", "404")]
+    [TestCase("CancelSequence", "200", "404")]
     public void Operation_ShouldDocumentEveryAnswerItGives(string id, params string[] statuses)
     {
         var op = _spec.Operation(id);
@@ -122,6 +125,8 @@ public sealed class OpenApiDocumentTests : AgentTest
     [TestCase("/api/batches/{batchId}/cancel")]
     [TestCase("/api/webhooks/{id}")]
     [TestCase("/api/webhooks/{id}/deliveries")]
+    [TestCase("/api/sequences/{id}")]
+    [TestCase("/api/sequences/{id}/cancel")]
     public void EveryRouteWithAnIdOrAddress_ShouldDocument404(string path)
     {
         var ops = _spec.Operations.Where(o => o.Path == path).ToList();
@@ -204,10 +209,122 @@ public sealed class OpenApiDocumentTests : AgentTest
     [TestCase("MessageDto", "status", "scheduled", "queued", "sending", "sent", "failed", "cancelled", "received")]
     [TestCase("MessageDto", "delivery", "unknown", "delivered", "read", "not_delivered")]
     [TestCase("AvailabilityResult", "imessage", "available", "unavailable", "unknown")]
+    [TestCase("MessageDto", "recipientTimeZoneSource", "number", "lead", "line")]
+    [TestCase("BulkPreviewEntry", "recipientTimeZoneSource", "number", "lead", "line")]
+    [TestCase("BulkPreviewEntry", "type", "imessage", "sms", "email")]
+    [TestCase("SequenceDto", "status", "active", "completed", "stopped")]
     public void EnumFields_ShouldListTheirValues(string schema, string property, params string[] values)
     {
         var node = _spec.Schema(schema)["properties"]![property]!;
         Assert.That(node["enum"]!.AsArray().Where(v => v is not null).Select(v => v!.GetValue<string>()), Is.EqualTo(values));
+    }
+
+    /// <summary>The types a property may have ("null" included), through a nullable oneOf/anyOf.</summary>
+    private static string[] TypesOf(JsonNode property)
+    {
+        IEnumerable<string> Own(JsonNode? n) => n?["type"] switch
+        {
+            JsonArray a => a.Select(t => t!.GetValue<string>()),
+            JsonValue v => [v.GetValue<string>()],
+            _ => n?["$ref"] is null ? [] : ["$ref"],
+        };
+        var alternatives = (property["oneOf"] ?? property["anyOf"])?.AsArray().Select(a => a!) ?? [];
+        return Own(property).Concat(alternatives.SelectMany(Own)).Distinct().Order(StringComparer.Ordinal).ToArray();
+    }
+
+    /// <summary>The object schema of a property: inline, a $ref, or the $ref in a nullable oneOf/anyOf.</summary>
+    private JsonObject ObjectOf(JsonNode property)
+    {
+        var node = (property["oneOf"] ?? property["anyOf"])?.AsArray().Select(a => a!).FirstOrDefault(a => a["$ref"] is not null) ?? property;
+        var resolved = _spec.Resolve(node.AsObject());
+        Assert.That(TypesOf(resolved), Does.Contain("object"), resolved.ToJsonString());
+        return resolved;
+    }
+
+    [TestCase("SendMessageRequest", "RecipientWindowRequest")]
+    [TestCase("BulkRequest", "RecipientWindowRequest")]
+    public void FollowUpFieldsOfARequest_ShouldBeTyped(string schema, string windowSchema)
+    {
+        var properties = _spec.Schema(schema)["properties"]!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(TypesOf(properties["stopOnReply"]!), Is.EquivalentTo(new[] { "boolean", "null" }), "stopOnReply");
+            Assert.That(TypesOf(properties["followUps"]!), Is.EquivalentTo(new[] { "array", "null" }), "followUps");
+            var followUp = ObjectOf(properties["followUps"]!["items"]!);
+            Assert.That(TypesOf(followUp["properties"]!["after"]!), Is.EqualTo(new[] { "string" }), "followUps[].after");
+            Assert.That(TypesOf(followUp["properties"]!["content"]!), Is.EqualTo(new[] { "string" }), "followUps[].content");
+            Assert.That(followUp["required"]!.AsArray().Select(r => r!.GetValue<string>()), Is.EquivalentTo(new[] { "after", "content" }),
+                "the agent answers 400 for a follow-up without either");
+            Assert.That(followUp["properties"]!["after"]!["description"]!.GetValue<string>(), Does.Contain("ISO 8601 duration"));
+
+            Assert.That(properties["recipientWindow"]!.ToJsonString(), Does.Contain($"#/components/schemas/{windowSchema}"));
+            var window = ObjectOf(properties["recipientWindow"]!);
+            foreach (var end in new[] { "from", "to" })
+                Assert.That(TypesOf(window["properties"]![end]!), Is.EqualTo(new[] { "string" }), $"recipientWindow.{end}");
+            Assert.That(window["required"]!.AsArray().Select(r => r!.GetValue<string>()), Is.EquivalentTo(new[] { "from", "to" }));
+        });
+    }
+
+    [Test]
+    public void FollowUpFieldsOfAMessage_ShouldBeTyped()
+    {
+        var properties = _spec.Schema("MessageDto")["properties"]!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(TypesOf(properties["stopOnReply"]!), Is.EqualTo(new[] { "boolean" }), "stopOnReply");
+            Assert.That(TypesOf(properties["waitingForPreviousStep"]!), Is.EqualTo(new[] { "boolean" }), "waitingForPreviousStep");
+            Assert.That(TypesOf(properties["sequenceId"]!), Is.EquivalentTo(new[] { "string", "null" }), "sequenceId");
+            Assert.That(TypesOf(properties["sequenceStep"]!), Is.EquivalentTo(new[] { "integer", "null" }), "sequenceStep");
+            Assert.That(TypesOf(properties["followUpAfter"]!), Is.EquivalentTo(new[] { "string", "null" }), "followUpAfter");
+            Assert.That(TypesOf(properties["recipientTimeZone"]!), Is.EquivalentTo(new[] { "string", "null" }), "recipientTimeZone");
+            Assert.That(TypesOf(properties["recipientTimeZoneSource"]!), Is.EquivalentTo(new[] { "string", "null" }), "recipientTimeZoneSource");
+            Assert.That(TypesOf(properties["recipientWindow"]!), Does.Contain("null"), "recipientWindow is null on a message without one");
+            var window = ObjectOf(properties["recipientWindow"]!);
+            foreach (var end in new[] { "from", "to" })
+                Assert.That(TypesOf(window["properties"]![end]!), Is.EqualTo(new[] { "string" }), $"recipientWindow.{end}");
+            var required = _spec.Schema("MessageDto")["required"]!.AsArray().Select(r => r!.GetValue<string>());
+            Assert.That(required, Is.SupersetOf(new[]
+            {
+                "stopOnReply", "sequenceId", "sequenceStep", "followUpAfter", "waitingForPreviousStep", "recipientWindow", "recipientTimeZone", "recipientTimeZoneSource",
+            }), "every message carries them, null or not");
+        });
+    }
+
+    [Test]
+    public void BulkPreviewAndSequences_ShouldBeDocumentedWithTheirTypes()
+    {
+        var preview = _spec.Operation("PreviewBulk");
+        Assert.That((preview.Method, preview.Path), Is.EqualTo(("POST", "/api/messages/bulk/preview")));
+        Assert.That(preview.RequestSchema()!["$ref"]!.GetValue<string>(), Is.EqualTo("#/components/schemas/BulkRequest"), "the same body as /bulk");
+        Assert.That(preview.Responses["200"]!["content"]!["application/json"]!["schema"]!["$ref"]!.GetValue<string>(),
+            Is.EqualTo("#/components/schemas/BulkPreviewResponse"));
+
+        var response = _spec.Schema("BulkPreviewResponse")["properties"]!;
+        var entry = _spec.Resolve(response["messages"]!["items"]!.AsObject())["properties"]!;
+        var followUp = _spec.Resolve(entry["followUps"]!["items"]!.AsObject())["properties"]!;
+        Assert.Multiple(() =>
+        {
+            foreach (var (name, node) in new[] { ("messages[].estimatedSendAt", entry["estimatedSendAt"]!), ("messages[].followUps[].estimatedSendAt", followUp["estimatedSendAt"]!),
+                         ("firstSendAt", response["firstSendAt"]!), ("lastSendAt", response["lastSendAt"]!) })
+            {
+                Assert.That(node["format"]?.GetValue<string>(), Is.EqualTo("date-time"), name);
+                Assert.That(TypesOf(node), Is.EquivalentTo(new[] { "string", "null" }), $"{name}: null when rejected or beyond the horizon");
+            }
+            Assert.That(TypesOf(followUp["step"]!), Is.EqualTo(new[] { "integer" }));
+            foreach (var count in new[] { "total", "sendable", "rejected", "alreadyQueued" })
+                Assert.That(TypesOf(response[count]!), Is.EqualTo(new[] { "integer" }), count);
+            foreach (var totals in new[] { "byType", "byDay" })
+                Assert.That(response[totals]!["additionalProperties"]!["type"]!.GetValue<string>(), Is.EqualTo("integer"), totals);
+        });
+
+        var get = _spec.Operation("GetSequence");
+        var cancel = _spec.Operation("CancelSequence");
+        Assert.That((get.Method, get.Path, cancel.Method, cancel.Path), Is.EqualTo(("GET", "/api/sequences/{id}", "POST", "/api/sequences/{id}/cancel")));
+        Assert.That(get.Responses["200"]!["content"]!["application/json"]!["schema"]!["$ref"]!.GetValue<string>(), Is.EqualTo("#/components/schemas/SequenceDto"));
+        var steps = _spec.Schema("SequenceDto")["properties"]!["steps"]!;
+        Assert.That(steps["items"]!["$ref"]!.GetValue<string>(), Is.EqualTo("#/components/schemas/MessageDto"));
+        Assert.That(_spec.Resolve(cancel.Responses["200"]!["content"]!["application/json"]!["schema"]!.AsObject())["properties"]!["sequence"]!.ToJsonString(),
+            Does.Contain("#/components/schemas/SequenceDto"));
     }
 
     [Test]
