@@ -183,7 +183,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
         operation.Responses ??= new OpenApiResponses();
 
         operation.Summary ??= operation.OperationId is { } id ? OpenApiDocumentation.Humanize(id) : $"{method} {path}";
-        operation.Description ??= operation.Summary + ".";
+        operation.Description ??= operation.Summary.EndsWith('.') ? operation.Summary : operation.Summary + ".";
 
         ApplyQueryParameters(operation, metadata);
         var idempotent = metadata.OfType<IdempotencyKeyMetadata>().Any();

@@ -82,7 +82,7 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                         _ => $"The agent's database cannot be written ({storage.Message}): nothing was stored. Check the disk.",
                     },
                 };
-                details.Extensions["code"] = new Storage.StorageState(fault, null, null).Code;
+                details.Extensions["code"] = new Storage.StorageState(fault, null, null).Code ?? "storage_error";
                 context.Response.Headers.RetryAfter = "30";
                 log.LogWarning("{Method} {Path} refused: storage {Fault}", context.Request.Method, context.Request.Path, fault);
                 break;

@@ -62,7 +62,7 @@ internal static class StatusApi
             // A full disk is the error the menu bar must show first: it stops everything.
             storage.IsHealthy
                 ? last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At))
-                : new LastError("", storage.State.Code, storage.State.Detail, storage.State.Since ?? now),
+                : new LastError("", storage.State.Code ?? "storage_error", storage.State.Detail, storage.State.Since ?? now),
             storage.State));
     }
 }

@@ -86,7 +86,9 @@ internal static class BulkPreviewApi
     public static IEndpointRouteBuilder MapBulkPreview(this IEndpointRouteBuilder app)
     {
         app.MapPost("/api/messages/bulk/preview", Preview).WithTags("Batches").WithName("PreviewBulk")
-            .WithSummary("What /bulk would do with this body, and when each message would go; stores and sends nothing.");
+            .ProducesProblem(404)
+            .WithSummary("Preview a bulk send")
+            .WithDescription("What /bulk would do with this body, and when each message would go (the line's pacer, simulated); stores and sends nothing.");
         return app;
     }
 

@@ -108,7 +108,10 @@ public static partial class Durations
         var m = Iso().Match(text);
         if (text.Length == 0 || !m.Success || text == "P" || text.EndsWith('T'))
         {
-            problem = text.Contains('Y') || (text.Contains('M') && !text.Contains('T'))
+            // "P1Y", "P2M", "P1Y2M3D": a duration whose date part counts years or months ("2 DAYS" is just not a duration).
+            var datePart = text.Split('T')[0];
+            var yearsOrMonths = Regex.IsMatch(datePart, @"^P(?:\d+[YMWD])+$") && Regex.IsMatch(datePart, @"\d+[YM]");
+            problem = yearsOrMonths
                 ? $"'{input}' uses years or months, which have no fixed length; give days (e.g. P30D)"
                 : $"'{input}' is not an ISO 8601 duration such as P2D, PT4H or P1DT12H";
             return false;

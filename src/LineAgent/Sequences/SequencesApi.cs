@@ -28,8 +28,10 @@ internal static class SequencesApi
     public static IEndpointRouteBuilder MapSequences(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/sequences").WithTags("Sequences");
-        g.MapGet("/{id}", Get).WithName("GetSequence").WithSummary("A message and its follow-ups, step by step.");
-        g.MapPost("/{id}/cancel", Cancel).WithName("CancelSequence").WithSummary("Cancels every step still scheduled or queued.");
+        g.MapGet("/{id}", Get).WithName("GetSequence").WithSummary("Get a sequence")
+            .WithDescription("A message and its follow-ups, step by step.");
+        g.MapPost("/{id}/cancel", Cancel).WithName("CancelSequence").WithSummary("Cancel a sequence")
+            .WithDescription("Cancels every step still scheduled or queued.");
         return app;
     }
 

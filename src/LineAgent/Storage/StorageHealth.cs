@@ -11,8 +11,8 @@ public sealed record StorageState(string State, DateTimeOffset? Since, string? D
     /// <summary>Writes fail with an I/O error (a read-only remount, a failing disk).</summary>
     public const string Error = "error";
 
-    /// <summary>The problem `code` an API answer carries for this state.</summary>
-    public string Code => State switch { Full => "storage_full", ReadOnly => "storage_read_only", _ => "storage_error" };
+    /// <summary>The problem `code` an API answer carries for this state; none while storage is fine.</summary>
+    public string? Code => State switch { Ok => null, Full => "storage_full", ReadOnly => "storage_read_only", _ => "storage_error" };
 }
 
 /// <summary>
