@@ -49,9 +49,11 @@ public static class OpenApiMetadata
         where TBuilder : IEndpointConventionBuilder =>
         builder.WithMetadata(new QueryParametersMetadata(parameters));
 
-    /// <summary>The route honours <c>Idempotency-Key</c>: the document shows the header and the 409 on reuse.</summary>
-    public static TBuilder AcceptsIdempotencyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(IdempotencyKeyMetadata.Instance);
+    /// <summary>
+    /// The route honours <c>Idempotency-Key</c> (<see cref="IdempotencyFilter"/>): the document shows the header and the 409 on reuse.
+    /// </summary>
+    public static RouteHandlerBuilder AcceptsIdempotencyKey(this RouteHandlerBuilder builder) =>
+        builder.WithMetadata(IdempotencyKeyMetadata.Instance).AddEndpointFilter<IdempotencyFilter>();
 
     public static QueryParameter Limit(int @default = 50, int maximum = MessageFilter.MaxLimit) =>
         new("limit", $"Page size, 1-{maximum} (default {@default}).")

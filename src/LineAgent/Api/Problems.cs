@@ -4,9 +4,6 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace LineAgent.Api;
 
-/// <summary>One bad input: the JSON field, a stable code and a sentence for people.</summary>
-public sealed record FieldProblem(string Field, string Code, string Detail);
-
 /// <summary>An error of the agent's own that maps to a problem response.</summary>
 public sealed class AgentProblemException(int status, string code, string detail, IDictionary<string, object?>? extensions = null)
     : Exception(detail)

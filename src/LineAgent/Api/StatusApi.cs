@@ -33,32 +33,19 @@ internal static class StatusApi
     }
 
     internal static async Task<Ok<AgentStatus>> Status(
-        Db db, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, StorageHealth storage,
+        StatusQuery query, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, StorageHealth storage,
         CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var local = TimeZoneInfo.ConvertTime(now, time.LocalTimeZone);
         var midnight = new DateTimeOffset(local.Date, local.Offset);
-        await using var c = await db.OpenAsync(ct);
-        var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition("""
-            SELECT
-              (SELECT COUNT(*) FROM messages WHERE status = 'scheduled') AS Scheduled,
-              (SELECT COUNT(*) FROM messages WHERE status = 'queued') AS Queued,
-              (SELECT COUNT(*) FROM messages WHERE status = 'sending') AS Sending,
-              (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at >= @Midnight) AS SentToday,
-              (SELECT COUNT(*) FROM messages WHERE status = 'failed' AND updated_at >= @Midnight) AS FailedToday
-            """, new { Midnight = Time.ToMs(midnight) }, cancellationToken: ct));
-        var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-            "SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued') AND due_at < @Waiting", new { Waiting = SequenceRows.WaitingDueAt }, cancellationToken: ct));
-        var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
-            "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));
-        await c.CloseAsync();
+        var (counts, next, last) = await query.ReadAsync(midnight, ct);
 
         return TypedResults.Ok(new AgentStatus(
             typeof(StatusApi).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
             clock.StartedAt, (long)(now - clock.StartedAt).TotalSeconds, agent.Value.DryRun,
             agent.Value.DryRun ? dataDir.Outbox : null, dataDir.Root,
-            await views.AllAsync(ct), counts, Time.FromMs(next),
+            await views.AllAsync(ct), counts, next,
             // A full disk is the error the menu bar must show first: it stops everything.
             storage.IsHealthy
                 ? last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At))

@@ -29,25 +29,12 @@ internal static class BatchesApi
         return app;
     }
 
-    /// <summary>Idempotency-Key: the same key and body replay the first 202; another body is a 409.</summary>
-    internal static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> Bulk(
-        BulkRequest body, HttpContext http, BulkSend bulk, IdempotencyStore idempotency, CancellationToken ct)
+    /// <summary>Idempotency-Key: <see cref="IdempotencyFilter"/> replays the first 202 or refuses another body before this runs.</summary>
+    internal static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult>> Bulk(
+        BulkRequest body, HttpContext http, BulkSend bulk, CancellationToken ct)
     {
-        var key = IdempotencyStore.FromHeader(http, out var keyProblem);
-        if (keyProblem is not null)
-            return Problems.Validation([keyProblem]);
-        var hash = key is null ? null : IdempotencyStore.Hash("POST /api/messages/bulk", body);
-        if (key is not null && await ReplayAsync(key, hash!, idempotency, ct) is { } replay)
-            return replay;
-        BulkOutcome outcome;
-        try
-        {
-            outcome = await bulk.SendAsync(body, ct, key, hash);
-        }
-        catch (Microsoft.Data.Sqlite.SqliteException e) when (key is not null && IdempotencyStore.IsUniqueViolation(e))
-        {
-            return await ReplayAsync(key, hash!, idempotency, ct) ?? throw new InvalidOperationException("idempotency key vanished");
-        }
+        var key = http.Features.Get<IdempotencyRequest>();
+        var outcome = await bulk.SendAsync(body, ct, key?.Key, key?.Hash);
         return outcome switch
         {
             BulkOutcome.Done d => TypedResults.Accepted($"/api/batches/{Uri.EscapeDataString(d.Response.BatchId)}", d.Response),
@@ -57,26 +44,9 @@ internal static class BatchesApi
         };
     }
 
-    private static async Task<Results<Accepted<BulkResponse>, ValidationProblem, ProblemHttpResult, ContentHttpResult>?> ReplayAsync(
-        string key, string hash, IdempotencyStore idempotency, CancellationToken ct)
+    internal static async Task<Results<Ok<BatchDto>, ProblemHttpResult>> Get(string batchId, BatchQuery query, CancellationToken ct)
     {
-        var existing = await idempotency.FindAsync(key, ct);
-        if (existing is null)
-            return null;
-        if (existing.RequestHash != hash || existing.ResponseBody is null)
-            return Problems.Conflict("idempotency_key_reused",
-                "This Idempotency-Key was used with a different request; use a new key for a new bulk send.");
-        return TypedResults.Content(existing.ResponseBody, "application/json", System.Text.Encoding.UTF8, existing.ResponseStatus ?? 202);
-    }
-
-    internal static async Task<Results<Ok<BatchDto>, ProblemHttpResult>> Get(string batchId, Db db, CancellationToken ct)
-    {
-        await using var c = await db.OpenAsync(ct);
-        var messages = (await c.QueryAsync<MessageRow>(new CommandDefinition(
-            "SELECT * FROM messages WHERE batch_id = @B ORDER BY seq", new { B = batchId }, cancellationToken: ct))).AsList();
-        var rejections = (await c.QueryAsync<(string LeadId, string Code, string Message, long CreatedAt)>(new CommandDefinition(
-            "SELECT lead_id AS LeadId, code AS Code, message AS Message, created_at AS CreatedAt FROM batch_rejections WHERE batch_id = @B ORDER BY id",
-            new { B = batchId }, cancellationToken: ct))).Select(x => new BatchRejection(x.LeadId, x.Code, x.Message, Time.FromMs(x.CreatedAt))).ToList();
+        var (messages, rejections) = await query.GetAsync(batchId, ct);
         if (messages.Count == 0 && rejections.Count == 0)
             return Problems.NotFound("batch_not_found", $"No batch '{batchId}'.");
         var outbound = messages.Where(m => m.Direction == "outbound").ToList();
@@ -89,16 +59,12 @@ internal static class BatchesApi
     }
 
     internal static async Task<Results<Ok<BatchCancelResult>, ProblemHttpResult>> Cancel(
-        string batchId, MessageLifecycle lifecycle, CancellationToken ct)
+        string batchId, MessageLifecycle lifecycle, BatchQuery query, CancellationToken ct)
     {
         var cancelled = await lifecycle.CancelBatchAsync(batchId, "batch cancelled through the API", ct);
         if (cancelled.Count == 0)
         {
-            await using var c = await lifecycle.Store.Db.OpenAsync(ct);
-            var exists = await c.ExecuteScalarAsync<long>(new CommandDefinition(
-                "SELECT (SELECT COUNT(*) FROM messages WHERE batch_id = @B) + (SELECT COUNT(*) FROM batch_rejections WHERE batch_id = @B)",
-                new { B = batchId }, cancellationToken: ct));
-            if (exists == 0)
+            if (!await query.ExistsAsync(batchId, ct))
                 return Problems.NotFound("batch_not_found", $"No batch '{batchId}'.");
         }
         return TypedResults.Ok(new BatchCancelResult(batchId, cancelled.Count, cancelled.Select(m => m.Id).ToList()));

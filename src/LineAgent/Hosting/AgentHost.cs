@@ -78,27 +78,6 @@ public static class AgentHost
 
         services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ApiOptions>().BindConfiguration(ApiOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateDataAnnotations()
-            .Validate(o => o.IdempotencyKeyLifetime >= TimeSpan.FromHours(24), "Scheduling:IdempotencyKeyLifetime must be at least 24 h.")
-            .Validate(o => o.MaxLateness >= TimeSpan.Zero, "Scheduling:MaxLateness must not be negative.")
-            .ValidateOnStart();
-        services.AddOptions<LinesOptions>()
-            .Configure<IConfiguration>((o, c) => LinesOptions.Bind(c.GetSection("Lines"), o))
-            .ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LinesOptions>, LinesOptionsValidator>());
-
-        services.AddOptions<EmailOptions>().BindConfiguration(EmailOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<TwilioOptions>().BindConfiguration(TwilioOptions.Section)
-            .Validate(o => Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out _), "Twilio:BaseUrl must be an absolute URL.")
-            .ValidateOnStart();
-        services.AddOptions<ResilienceOptions>().BindConfiguration(ResilienceOptions.Section)
-            .Validate(o => o.MaxRetries >= 0 && o.FailureRatio is > 0 and <= 1 && o.BreakDuration >= TimeSpan.FromMilliseconds(500)
-                && o.AttemptTimeout > TimeSpan.Zero, "Resilience settings are out of range.")
-            .ValidateOnStart();
-        services.AddOptions<BridgeOptions>().BindConfiguration(BridgeOptions.Section)
-            .Validate(o => o.ScriptTimeout > TimeSpan.Zero && o.ConfirmTimeout > TimeSpan.Zero, "Bridge:ScriptTimeout and Bridge:ConfirmTimeout must be positive.")
-            .ValidateOnStart();
-
         services.AddOptions<HostOptions>().Configure<IOptions<AgentOptions>>((host, agent) => host.ShutdownTimeout = agent.Value.ShutdownTimeout);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<DataDirectory>();
@@ -106,56 +85,16 @@ public static class AgentHost
         services.AddLineAgentStorage(); // Db: checked, backed up before a migration, migrated; scheduled backups
         services.AddSingleton<StorageHealth>();
         services.AddSingleton<DbWriter>();
-        services.AddSingleton<MessageNotifier>();
-        services.AddSingleton<MessageStore>();
-        services.AddSingleton<MessageLifecycle>();
-        services.AddSingleton<IdempotencyStore>();
-        services.AddSingleton<LineRegistry>();
-        services.AddSingleton<DryRunOutboxChannel>();
-        services.AddSingleton<ChannelRouter>();
-        services.AddSingleton<MessagesBridge>();
-        services.AddSingleton<MessagesHealth>();
-        services.AddSingleton<IMessageChannel, MessagesChannel>();
-        services.AddSingleton<SuppressionList>();
-        services.AddSingleton<AvailabilityService>();
-        services.TryAddSingleton<ITypeRouter, AvailabilityTypeRouter>();
-        services.AddSingleton<ReplyIntake>();
-        services.AddSingleton<DeliveryWatcher>();
-        services.AddSingleton<LinePacer>();
-        services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<LinePacer>());
-        services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<LinePacer>());
-        services.AddSingleton<ChannelResilience>();
-        services.AddSingleton<SmtpEmailChannel>();
-        services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<SmtpEmailChannel>());
-        services.AddSingleton<TwilioSmsChannel>();
-        services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<TwilioSmsChannel>());
-        services.AddSingleton<LeadStore>();
-        services.AddSingleton<ILeadLookup>(sp => sp.GetRequiredService<LeadStore>());
-        services.AddSingleton<LeadImport>();
-        services.AddSingleton<BulkSend>();
-        services.AddSingleton<MessageValidator>();
-        services.AddSingleton<MessageIntake>();
-        services.AddSingleton<SendResponder>();
-        services.AddSingleton<LineViews>();
-        services.AddSingleton<AgentClock>();
 
-        services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.Section)
-            .Validate(o => o.GiveUpAfter >= TimeSpan.FromHours(24) && o.Timeout > TimeSpan.Zero, "Webhooks:GiveUpAfter must be at least 24 h.")
-            .ValidateOnStart();
-        services.AddSingleton<WebhookOutbox>();
-        services.AddSingleton<WebhookSender>();
-        services.TryAddSingleton<IWebhookResolver, DnsWebhookResolver>();
-        services.AddSingleton<WebhookTargetGuard>();
-
-        // Order matters: the outbox listens before anything changes; recovery settles the previous run before the dispatcher claims.
-        services.AddHostedService(sp => sp.GetRequiredService<WebhookOutbox>());
-        services.AddHostedService<StartupRecovery>();
-        services.AddHostedService<Dispatcher>();
-        services.AddHostedService(sp => sp.GetRequiredService<DeliveryWatcher>());
-        services.AddSingleton<TwilioStatusPoller>();
-        services.AddHostedService(sp => sp.GetRequiredService<TwilioStatusPoller>());
-        services.AddHostedService<Maintenance>();
-        services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());
+        // Each feature registers its own services, options and validators. Hosted services start in this order:
+        // the webhook outbox listens before anything changes; recovery settles the previous run before the dispatcher claims.
+        services.AddWebhooks();
+        services.AddMessages();
+        services.AddLines();
+        services.AddScheduling();
+        services.AddChannels();
+        services.AddDelivery();
+        services.AddLeads();
         services.AddFollowUps(); // bulk preview, Twilio replies
         return services;
     }

@@ -19,25 +19,13 @@ public sealed class IdempotencyRecord
 }
 
 /// <summary>
-/// Idempotency-Key: stored in the transaction that stores the message; the same key with the same
-/// body replays the first answer, with another body it is a conflict.
+/// Idempotency keys: stored in the transaction that stores the message or batch, with the answer kept for replays.
+/// The HTTP side (header, replay, conflict) is <see cref="Api.IdempotencyFilter"/>.
 /// </summary>
 public sealed class IdempotencyStore(Db db)
 {
     public const string Header = "Idempotency-Key";
     public const int MaxKeyLength = 255;
-
-    /// <summary>The Idempotency-Key header, if any; a malformed one is a named problem.</summary>
-    public static string? FromHeader(HttpContext http, out Api.FieldProblem? problem)
-    {
-        problem = null;
-        if (!http.Request.Headers.TryGetValue(Header, out var values))
-            return null;
-        var key = values.ToString().Trim();
-        if (key.Length is 0 or > MaxKeyLength || key.Any(char.IsControl))
-            problem = new(Header, "invalid_idempotency_key", $"Idempotency-Key must be 1-{MaxKeyLength} printable characters.");
-        return key;
-    }
 
     /// <summary>Within the transaction of what it answers for, with the answer already known (bulk).</summary>
     public static void InsertAnswered(IDbConnection c, IDbTransaction tx, string key, string hash, int status, string body, long now) =>

@@ -23,9 +23,10 @@ public sealed record MessageFilter
 
     public const int MaxLimit = 500;
 
-    /// <summary>Reads the query string, naming every bad parameter.</summary>
-    public static (MessageFilter Filter, List<FieldProblem> Problems) Parse(IQueryCollection q, bool paging)
+    /// <summary>Reads the query string (any name/values pairs: the request's query, a CLI's options), naming every bad parameter.</summary>
+    public static (MessageFilter Filter, List<FieldProblem> Problems) Parse(IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>> query, bool paging)
     {
+        var q = new Dictionary<string, Microsoft.Extensions.Primitives.StringValues>(query, StringComparer.OrdinalIgnoreCase);
         var problems = new List<FieldProblem>();
         string? Get(string name) => q.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 

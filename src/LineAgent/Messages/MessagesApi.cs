@@ -53,17 +53,11 @@ internal static class MessagesApi
         return app;
     }
 
-    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> Send(
+    /// <summary>Idempotency-Key: <see cref="IdempotencyFilter"/> replays or refuses before this runs.</summary>
+    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult>> Send(
         SendMessageRequest body, HttpContext http, MessageValidator validator, MessageIntake intake, SendResponder responder,
         IdempotencyStore idempotency, CancellationToken ct)
     {
-        var key = IdempotencyStore.FromHeader(http, out var keyProblem);
-        if (keyProblem is not null)
-            return Problems.Validation([keyProblem]);
-        var hash = key is null ? null : IdempotencyStore.Hash("POST /api/messages", body);
-        if (key is not null && await ReplayAsync(key, hash!, idempotency, responder, ct) is { } replay)
-            return replay;
-
         var validated = await validator.ValidateAsync(body, ct);
         switch (validated)
         {
@@ -73,23 +67,13 @@ internal static class MessagesApi
                 return Problems.NotFound(nf.Code, nf.Detail);
         }
         var draft = ((Validated.Ok)validated).Draft;
-
-        MessageRow row;
-        try
-        {
-            row = await intake.AcceptAsync(draft, key, hash, ct);
-        }
-        catch (SqliteException e) when (key is not null && IdempotencyStore.IsUniqueViolation(e))
-        {
-            // The same key was stored by a concurrent request a moment ago.
-            return await ReplayAsync(key, hash!, idempotency, responder, ct)
-                ?? throw new InvalidOperationException("idempotency key vanished");
-        }
-        return await AnswerAsync(row, key, idempotency, responder);
+        var key = http.Features.Get<IdempotencyRequest>();
+        var row = await intake.AcceptAsync(draft, key?.Key, key?.Hash, ct);
+        return await AnswerAsync(row, key?.Key, idempotency, responder);
     }
 
     /// <summary>Answers a request that stored <paramref name="row"/>, and keeps that answer for its Idempotency-Key.</summary>
-    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> AnswerAsync(
+    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult>> AnswerAsync(
         MessageRow row, string? key, IdempotencyStore idempotency, SendResponder responder)
     {
         // The message is on disk: a client that hangs up does not stop it, and its answer is still kept.
@@ -107,36 +91,16 @@ internal static class MessagesApi
         };
     }
 
-    private static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>?> ReplayAsync(
-        string key, string hash, IdempotencyStore idempotency, SendResponder responder, CancellationToken ct)
-    {
-        var existing = await idempotency.FindAsync(key, ct);
-        if (existing is null)
-            return null;
-        if (existing.RequestHash != hash)
-            return Problems.Conflict("idempotency_key_reused",
-                "This Idempotency-Key was used with a different request body; use a new key for a new message.");
-        if (existing.ResponseStatus is { } status && existing.ResponseBody is { } stored)
-            return TypedResults.Content(stored, status == 500 ? "application/problem+json" : "application/json", Encoding.UTF8, status);
-        // The first request is still waiting for its channel: answer from the message's current state.
-        var answer = await responder.AwaitAsync(existing.MessageId!, ct);
-        return TypedResults.Content(answer.SerializeBody(), answer.ContentType, Encoding.UTF8, answer.Status);
-    }
-
-    internal static async Task<Results<Ok<MessagePage>, ValidationProblem>> List(HttpRequest request, Db db, CancellationToken ct)
+    internal static async Task<Results<Ok<MessagePage>, ValidationProblem>> List(HttpRequest request, MessageHistory history, CancellationToken ct)
     {
         var (filter, problems) = MessageFilter.Parse(request.Query, paging: true);
         if (problems.Count > 0)
             return Problems.Validation(problems);
-        var (sql, p) = filter.ToSql(filter.Limit + 1);
-        await using var c = await db.OpenAsync(ct);
-        var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, p, cancellationToken: ct))).AsList();
-        var more = rows.Count > filter.Limit;
-        if (more) rows.RemoveAt(rows.Count - 1);
+        var (rows, more) = await history.PageAsync(filter, ct);
         return TypedResults.Ok(new MessagePage(rows.Select(MessageDto.From).ToList(), more ? Cursor.Encode(rows[^1].Seq) : null));
     }
 
-    internal static async Task<Results<EmptyHttpResult, ValidationProblem>> Export(HttpContext http, Db db, CancellationToken ct)
+    internal static async Task<Results<EmptyHttpResult, ValidationProblem>> Export(HttpContext http, MessageHistory history, CancellationToken ct)
     {
         var (filter, problems) = MessageFilter.Parse(http.Request.Query, paging: false);
         var format = http.Request.Query["format"].ToString() is { Length: > 0 } f ? f.ToLowerInvariant() : "csv";
@@ -145,16 +109,11 @@ internal static class MessagesApi
         if (problems.Count > 0)
             return Problems.Validation(problems);
 
-        var (sql, p) = filter.ToSql(limit: null);
-        await using var c = await db.OpenAsync(ct);
         // The query runs (and may fail) before the first byte: an error here is still a clean problem response.
-        await using var first = c.QueryUnbufferedAsync<MessageRow>(sql, p).GetAsyncEnumerator(ct);
-        var hasFirst = await first.MoveNextAsync();
-        var rows = Rest(first, hasFirst);
-        var response = http.Response;
+        await using var rows = await history.OpenExportAsync(filter, ct);
         try
         {
-            await WriteExportAsync(response, format, rows, ct);
+            await WriteExportAsync(http.Response, format, rows.ReadAsync(), ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -163,15 +122,6 @@ internal static class MessagesApi
             http.Abort();
         }
         return TypedResults.Empty;
-    }
-
-    private static async IAsyncEnumerable<MessageRow> Rest(IAsyncEnumerator<MessageRow> rows, bool hasFirst)
-    {
-        if (!hasFirst)
-            yield break;
-        yield return rows.Current;
-        while (await rows.MoveNextAsync())
-            yield return rows.Current;
     }
 
     private static async Task WriteExportAsync(HttpResponse response, string format, IAsyncEnumerable<MessageRow> rows, CancellationToken ct)
@@ -217,13 +167,12 @@ internal static class MessagesApi
         return TypedResults.Ok<IReadOnlyList<MessageEventDto>>(events.Select(MessageEventDto.From).ToList());
     }
 
-    internal static async Task<Results<Ok<IReadOnlyList<MessageDto>>, ProblemHttpResult>> Replies(string id, MessageStore store, CancellationToken ct)
+    internal static async Task<Results<Ok<IReadOnlyList<MessageDto>>, ProblemHttpResult>> Replies(
+        string id, MessageStore store, MessageHistory history, CancellationToken ct)
     {
         if (await store.GetAsync(id, ct) is null)
             return MessageNotFound(id);
-        await using var c = await store.Db.OpenAsync(ct);
-        var rows = await c.QueryAsync<MessageRow>(new CommandDefinition(
-            "SELECT * FROM messages WHERE reply_to = @Id AND direction = 'inbound' ORDER BY seq", new { Id = id }, cancellationToken: ct));
+        var rows = await history.RepliesAsync(id, ct);
         return TypedResults.Ok<IReadOnlyList<MessageDto>>(rows.Select(MessageDto.From).ToList());
     }
 
@@ -264,19 +213,13 @@ internal static class MessagesApi
         return TypedResults.Ok(MessageDto.From(cancelled));
     }
 
-    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult, ContentHttpResult>> Retry(
+    internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult>> Retry(
         string id, HttpContext http, MessageStore store, LineRegistry lines, MessageIntake intake, SendResponder responder,
         IdempotencyStore idempotency, TimeProvider time, CancellationToken ct)
     {
-        var key = IdempotencyStore.FromHeader(http, out var keyProblem);
-        if (keyProblem is not null)
-            return Problems.Validation([keyProblem]);
         // Retry takes no options: an empty body or {} only. Anything else may be a client's mistake; say so.
         if (await UnexpectedBodyAsync(http.Request, ct) is { } bodyProblem)
             return Problems.Validation([bodyProblem]);
-        var hash = key is null ? null : IdempotencyStore.Hash($"POST /api/messages/{id}/retry", id);
-        if (key is not null && await ReplayAsync(key, hash!, idempotency, responder, ct) is { } replay)
-            return replay;
 
         var original = await store.GetAsync(id, ct);
         if (original is null)
@@ -295,16 +238,9 @@ internal static class MessagesApi
 
         var draft = new MessageDraft(original.Content, original.Type, original.RequestedType, line, original.LeadId, original.BatchId,
             original.RecipientPhone, original.RecipientEmail, original.RecipientName, null, null, original.Subject);
-        MessageRow row;
-        try
-        {
-            row = await intake.AcceptAsync(draft, key, hash, ct, r => r.RetryOf = original.Id);
-        }
-        catch (SqliteException e) when (key is not null && IdempotencyStore.IsUniqueViolation(e))
-        {
-            return await ReplayAsync(key, hash!, idempotency, responder, ct) ?? throw new InvalidOperationException("idempotency key vanished");
-        }
-        return await AnswerAsync(row, key, idempotency, responder);
+        var key = http.Features.Get<IdempotencyRequest>();
+        var row = await intake.AcceptAsync(draft, key?.Key, key?.Hash, ct, r => r.RetryOf = original.Id);
+        return await AnswerAsync(row, key?.Key, idempotency, responder);
     }
 
     private static async Task<FieldProblem?> UnexpectedBodyAsync(HttpRequest request, CancellationToken ct)

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Dapper;
 using LineAgent.Api;
 using LineAgent.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -27,7 +26,7 @@ internal static class WebhooksApi
 
     /// <summary>The answer shows the secret once; later reads do not.</summary>
     internal static async Task<Results<Created<WebhookDto>, ValidationProblem>> Create(
-        WebhookRequest body, Db db, WebhookOutbox outbox, WebhookTargetGuard guard, TimeProvider time, CancellationToken ct)
+        WebhookRequest body, WebhookStore store, WebhookOutbox outbox, WebhookTargetGuard guard, TimeProvider time, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
         // SSRF guard: scheme, credentials, host spelling, and every address the host resolves to now (checked again per connection).
@@ -45,46 +44,30 @@ internal static class WebhooksApi
             Id = Ids.New("wh", time.GetUtcNow()), Url = new Uri(body.Url!.Trim()).ToString(), Events = JsonSerializer.Serialize((body.Events ?? []).Distinct().ToArray()),
             Secret = body.Secret ?? WebhookSignature.NewSecret(), CreatedAt = Time.ToMs(time.GetUtcNow()),
         };
-        await using (var c = await db.OpenAsync(ct))
-            await c.ExecuteAsync(new CommandDefinition("INSERT INTO webhooks (id, url, events, secret, created_at) VALUES (@Id, @Url, @Events, @Secret, @CreatedAt)",
-                row, cancellationToken: ct));
+        await store.AddAsync(row, ct);
         await outbox.ReloadAsync(ct);
         return TypedResults.Created($"/api/webhooks/{row.Id}", WebhookDto.From(row, withSecret: true));
     }
 
-    internal static async Task<Ok<IReadOnlyList<WebhookDto>>> List(Db db, CancellationToken ct)
-    {
-        await using var c = await db.OpenAsync(ct);
-        var rows = await c.QueryAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks ORDER BY created_at", cancellationToken: ct));
-        return TypedResults.Ok<IReadOnlyList<WebhookDto>>(rows.Select(r => WebhookDto.From(r, withSecret: false)).ToList());
-    }
+    internal static async Task<Ok<IReadOnlyList<WebhookDto>>> List(WebhookStore store, CancellationToken ct) =>
+        TypedResults.Ok<IReadOnlyList<WebhookDto>>((await store.ListAsync(ct)).Select(r => WebhookDto.From(r, withSecret: false)).ToList());
 
-    internal static async Task<Results<Ok<WebhookDto>, ProblemHttpResult>> Get(string id, Db db, CancellationToken ct)
-    {
-        await using var c = await db.OpenAsync(ct);
-        var row = await c.QuerySingleOrDefaultAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct));
-        return row is null ? NotFound(id) : TypedResults.Ok(WebhookDto.From(row, withSecret: false));
-    }
+    internal static async Task<Results<Ok<WebhookDto>, ProblemHttpResult>> Get(string id, WebhookStore store, CancellationToken ct) =>
+        await store.GetAsync(id, ct) is { } row ? TypedResults.Ok(WebhookDto.From(row, withSecret: false)) : NotFound(id);
 
-    internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, Db db, WebhookOutbox outbox, CancellationToken ct)
+    internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, WebhookStore store, WebhookOutbox outbox, CancellationToken ct)
     {
-        await using var c = await db.OpenAsync(ct);
-        var deleted = await c.ExecuteAsync(new CommandDefinition("DELETE FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct));
+        var deleted = await store.DeleteAsync(id, ct);
         await outbox.ReloadAsync(ct);
-        return deleted > 0 ? TypedResults.NoContent() : NotFound(id);
+        return deleted ? TypedResults.NoContent() : NotFound(id);
     }
 
     /// <summary>The delivery log of one subscription, newest first.</summary>
-    internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ProblemHttpResult>> Deliveries(string id, int? limit, Db db, CancellationToken ct)
-    {
-        await using var c = await db.OpenAsync(ct);
-        if (await c.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct)) == 0)
-            return NotFound(id);
-        var rows = await c.QueryAsync<DeliveryRow>(new CommandDefinition(
-            "SELECT * FROM webhook_deliveries WHERE webhook_id = @Id ORDER BY id DESC LIMIT @Limit",
-            new { Id = id, Limit = Math.Clamp(limit ?? 100, 1, 1000) }, cancellationToken: ct));
-        return TypedResults.Ok<IReadOnlyList<DeliveryDto>>(rows.Select(DeliveryDto.From).ToList());
-    }
+    internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ProblemHttpResult>> Deliveries(
+        string id, int? limit, WebhookStore store, CancellationToken ct) =>
+        await store.DeliveriesAsync(id, Math.Clamp(limit ?? 100, 1, 1000), ct) is { } rows
+            ? TypedResults.Ok<IReadOnlyList<DeliveryDto>>(rows.Select(DeliveryDto.From).ToList())
+            : NotFound(id);
 
     private static ProblemHttpResult NotFound(string id) => Problems.NotFound("webhook_not_found", $"No webhook '{id}'.");
 }

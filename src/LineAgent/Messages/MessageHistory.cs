@@ -1,0 +1,67 @@
+using System.Data.Common;
+using Dapper;
+using LineAgent.Storage;
+
+namespace LineAgent.Messages;
+
+/// <summary>The history as the API reads it: a page of a filter, the whole filter for an export, a message's replies.</summary>
+public sealed class MessageHistory(Db db)
+{
+    /// <summary>Newest first; one row more than the page is read to know whether there is a next page.</summary>
+    public async Task<(List<MessageRow> Rows, bool More)> PageAsync(MessageFilter filter, CancellationToken ct)
+    {
+        var (sql, p) = filter.ToSql(filter.Limit + 1);
+        await using var c = await db.OpenAsync(ct);
+        var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, p, cancellationToken: ct))).AsList();
+        var more = rows.Count > filter.Limit;
+        if (more) rows.RemoveAt(rows.Count - 1);
+        return (rows, more);
+    }
+
+    /// <summary>
+    /// Runs the export's query and reads its first row before returning, so a failing query is still an error the
+    /// caller can answer with a status; the rest is read as it is written.
+    /// </summary>
+    public async Task<ExportRows> OpenExportAsync(MessageFilter filter, CancellationToken ct)
+    {
+        var (sql, p) = filter.ToSql(limit: null);
+        var c = await db.OpenAsync(ct);
+        try
+        {
+            var rows = c.QueryUnbufferedAsync<MessageRow>(sql, p).GetAsyncEnumerator(ct);
+            var hasFirst = await rows.MoveNextAsync();
+            return new ExportRows(c, rows, hasFirst);
+        }
+        catch
+        {
+            await c.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<IReadOnlyList<MessageRow>> RepliesAsync(string id, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return (await c.QueryAsync<MessageRow>(new CommandDefinition(
+            "SELECT * FROM messages WHERE reply_to = @Id AND direction = 'inbound' ORDER BY seq", new { Id = id }, cancellationToken: ct))).AsList();
+    }
+}
+
+/// <summary>An export's rows, read from an open connection; dispose it when written.</summary>
+public sealed class ExportRows(DbConnection connection, IAsyncEnumerator<MessageRow> rows, bool hasFirst) : IAsyncDisposable
+{
+    public async IAsyncEnumerable<MessageRow> ReadAsync()
+    {
+        if (!hasFirst)
+            yield break;
+        yield return rows.Current;
+        while (await rows.MoveNextAsync())
+            yield return rows.Current;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await rows.DisposeAsync();
+        await connection.DisposeAsync();
+    }
+}
