@@ -60,4 +60,56 @@ public sealed class OpenApiClientTests
         Assert.That(errors, Is.Empty, string.Join("\n", errors.Select(e => e.ToString())));
         Assert.That(assembly!.GetType("Generated.LineAgentClient"), Is.Not.Null);
     }
+
+    /// <summary>Ordinary code that follows the contract: a send with a typed type and an Idempotency-Key, typed history filters, a webhook with only its url.</summary>
+    private const string ContractCode = """
+        using System;
+        using System.Linq;
+        using System.Net.Http;
+        using System.Threading.Tasks;
+        using Generated;
+
+        public static class Contract
+        {
+            public static async Task<string> RunAsync(HttpClient http)
+            {
+                var client = new LineAgentClient(http);
+                var request = new SendMessageRequest { Content = "Hi Ana", RecipientPhone = "+12025550123", Type = SendMessageRequestType.Imessage };
+                MessageDto sent = await client.SendMessageAsync("contract-key-1", request, default);
+                MessageDto replayed = await client.SendMessageAsync("contract-key-1", request, default);
+                MessagePage page = await client.ListMessagesAsync(new[] { Anonymous.Sent, Anonymous.Scheduled }, new[] { Anonymous2.Imessage },
+                    null, null, null, null, null, null, null, null, 10, null, default);
+                WebhookDto hook = await client.CreateWebhookAsync(new WebhookRequest { Url = "http://127.0.0.1:9/hook" }, default);
+                return string.Join("|", sent.Id == replayed.Id, sent.Status, sent.Type, page.Items.Count, page.Items.All(m => m.Type == MessageDtoType.Imessage), hook.Url);
+            }
+        }
+        """;
+
+    [Test]
+    public async Task ContractCode_ShouldCompileAgainstTheGeneratedClient_AndWorkAgainstTheAgent()
+    {
+        var (assembly, errors) = Compile(await ClientCodeAsync(), ContractCode);
+        Assert.That(errors, Is.Empty, string.Join("\n", errors.Select(e => e.ToString())));
+
+        using var agent = new AgentFactory();
+        using var http = agent.Api();
+        var run = (Task<string>)assembly!.GetType("Contract")!.GetMethod("RunAsync")!.Invoke(null, [http])!;
+        Assert.That(await run, Is.EqualTo("True|Sent|Imessage|1|True|http://127.0.0.1:9/hook"),
+            "one message (the key replayed it), found by the typed filters; a webhook with only a url");
+    }
+
+    [TestCase("Type = \"imesage\"", "CS0029")]
+    [TestCase("Type = SendMessageRequestType.Imesage", "CS0117")]
+    public async Task AMisspelledType_ShouldNotCompile(string assignment, string expectedError)
+    {
+        var misuse = $$"""
+            using Generated;
+            public static class Misuse
+            {
+                public static SendMessageRequest Make() => new SendMessageRequest { Content = "Hi", RecipientPhone = "+12025550123", {{assignment}} };
+            }
+            """;
+        var (_, errors) = Compile(await ClientCodeAsync(), misuse);
+        Assert.That(errors.Select(e => e.Id), Does.Contain(expectedError), string.Join("\n", errors.Select(e => e.ToString())));
+    }
 }
