@@ -69,7 +69,10 @@ public sealed class MessageLifecycle
     /// Every unit of work ends with what its changes mean for their sequences, in the same transaction: a step
     /// sent gives the next one its due time; a step failed or cancelled stops the rest.
     /// </summary>
-    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct) => writer.WriteAsync(s =>
+    /// <summary>A unit of this many rows or more gets a transaction of its own (see <see cref="DbWriter"/>).</summary>
+    public const int AloneFrom = 200;
+
+    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct, bool alone = false) => writer.WriteAsync(s =>
     {
         _sequenceChanges.Clear();
         try
@@ -82,7 +85,7 @@ public sealed class MessageLifecycle
         {
             _sequenceChanges.Clear();
         }
-    }, ct);
+    }, alone, ct);
 
     private void FollowSequences(WriteScope s)
     {
@@ -128,7 +131,7 @@ public sealed class MessageLifecycle
                 store.Insert(s, row, Transitions.Accept);
             alsoInTransaction?.Invoke(s);
             return rows;
-        }, ct);
+        }, ct, alone: rows.Count >= AloneFrom);
 
     /// <summary>
     /// An inbound reply, with what it implies in the same transaction: the sender's pending stop-on-reply messages
@@ -258,7 +261,7 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelBatchAsync(string batchId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail), ct);
+        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail), ct, alone: true);
     }
 
     /// <summary>New content and/or time of a scheduled message; null when it is no longer scheduled.</summary>

@@ -87,9 +87,17 @@ public sealed class DbWriter : IAsyncDisposable
     /// transaction is committed. <paramref name="work"/> runs on the writer's thread: synchronous SQL only.
     /// A cancellation before the work started cancels it; once started it completes.
     /// </summary>
-    public Task<T> WriteAsync<T>(Func<WriteScope, T> work, CancellationToken ct = default)
+    public Task<T> WriteAsync<T>(Func<WriteScope, T> work, CancellationToken ct = default) => WriteAsync(work, alone: false, ct);
+
+    /// <summary>
+    /// As <see cref="WriteAsync{T}(Func{WriteScope, T}, CancellationToken)"/>; with <paramref name="alone"/> the work gets a
+    /// transaction of its own, without a savepoint. For large units (a 10,000-row bulk): inside a savepoint SQLite keeps
+    /// every page the unit changes in the sub-journal, and truncating an in-memory sub-journal after each statement walks
+    /// it from the start, so a large unit in a savepoint costs time quadratic in its size.
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<WriteScope, T> work, bool alone, CancellationToken ct = default)
     {
-        var item = new Work<T>(work, ct);
+        var item = new Work<T>(work, ct) { Alone = alone };
         if (!_queue.Writer.TryWrite(item))
             throw new ObjectDisposedException(nameof(DbWriter));
         return item.Task;
@@ -98,12 +106,26 @@ public sealed class DbWriter : IAsyncDisposable
     private void Run()
     {
         var group = new List<Work>(MaxGroup);
-        while (_queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        Work? held = null; // a unit that must run alone, read while a group was being gathered
+        while (held is not null || _queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             group.Clear();
-            while (group.Count < MaxGroup && _queue.Reader.TryRead(out var item))
-                if (!item.Cancelled())
-                    group.Add(item);
+            if (held is not null)
+            {
+                group.Add(held);
+                held = null;
+            }
+            while (group.Count < MaxGroup && !(group.Count == 1 && group[0].Alone) && _queue.Reader.TryRead(out var item))
+            {
+                if (item.Cancelled())
+                    continue;
+                if (item.Alone && group.Count > 0)
+                {
+                    held = item;
+                    break;
+                }
+                group.Add(item);
+            }
             if (group.Count > 0)
                 WriteGroup(group);
         }
@@ -117,24 +139,46 @@ public sealed class DbWriter : IAsyncDisposable
             var connection = _connection ??= Open();
             using var tx = connection.BeginTransaction(deferred: false);
             var scope = new WriteScope(connection, tx, _prepared);
-            foreach (var item in group)
+            if (group.Count == 1)
             {
-                Execute(connection, tx, "SAVEPOINT unit");
-                try
+                // One unit: the transaction is its savepoint (no sub-journal of everything it changes).
+                var only = group[0];
+                Exception? refused = null;
+                try { only.Run(scope); }
+                catch (Exception e) { refused = e; }
+                if (refused is null)
                 {
-                    item.Run(scope);
-                    Execute(connection, tx, "RELEASE unit");
                     afterCommit.AddRange(scope.TakeAfterCommit());
+                    tx.Commit();
                 }
-                catch (Exception e)
+                else
                 {
-                    Execute(connection, tx, "ROLLBACK TO unit; RELEASE unit");
+                    tx.Rollback();
                     scope.DiscardAfterCommit();
-                    // Told after the commit: a caller that reacts by reading (a concurrent Idempotency-Key) must see the others' work.
-                    item.Refused(e);
+                    only.Refused(refused);
                 }
             }
-            tx.Commit();
+            else
+            {
+                foreach (var item in group)
+                {
+                    Execute(connection, tx, "SAVEPOINT unit");
+                    try
+                    {
+                        item.Run(scope);
+                        Execute(connection, tx, "RELEASE unit");
+                        afterCommit.AddRange(scope.TakeAfterCommit());
+                    }
+                    catch (Exception e)
+                    {
+                        Execute(connection, tx, "ROLLBACK TO unit; RELEASE unit");
+                        scope.DiscardAfterCommit();
+                        // Told after the commit: a caller that reacts by reading (a concurrent Idempotency-Key) must see the others' work.
+                        item.Refused(e);
+                    }
+                }
+                tx.Commit();
+            }
         }
         catch (Exception e)
         {
@@ -163,6 +207,7 @@ public sealed class DbWriter : IAsyncDisposable
         var connection = _db.Open();
         using var cmd = connection.CreateCommand();
         // An accepted request is on disk before it is answered; wait out another process's lock (a second agent's migration) inside SQLite.
+        // Sub-journals in memory: a unit's savepoint journal is small (large units run alone, without a savepoint).
         cmd.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
         cmd.ExecuteNonQuery();
         return connection;
@@ -195,6 +240,8 @@ public sealed class DbWriter : IAsyncDisposable
 
     private abstract class Work
     {
+        /// <summary>Runs in a transaction of its own (see <see cref="WriteAsync{T}(Func{WriteScope, T}, bool, CancellationToken)"/>).</summary>
+        public bool Alone { get; init; }
         public abstract bool Cancelled();
         public abstract void Run(WriteScope scope);
         public abstract void Fail(Exception e);

@@ -171,4 +171,61 @@ public sealed class LifecycleTransitionTests
         cmd.CommandText = "SELECT COUNT(*) FROM messages";
         Assert.That((long)cmd.ExecuteScalar()!, Is.EqualTo(200));
     }
+
+    /// <summary>
+    /// A large unit (a bulk) runs in a transaction of its own, without a savepoint; the small ones around it still share
+    /// commits. The writer is held on a first unit so that the rest queue up behind it and are grouped.
+    /// </summary>
+    [Test]
+    public async Task AnAloneUnit_ShouldHaveItsOwnTransaction_WhileTheOthersAroundItShareTheirs()
+    {
+        using var gate = new ManualResetEventSlim();
+        var blocker = _writer.WriteAsync(_ => gate.Wait(TimeSpan.FromSeconds(30)));
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<int, object>();
+        Task<int> Unit(int i, bool alone) => _writer.WriteAsync(s =>
+        {
+            seen[i] = s.Transaction;
+            using var cmd = s.Connection.CreateCommand();
+            cmd.Transaction = s.Transaction;
+            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES ($k, 'x')";
+            cmd.Parameters.AddWithValue("$k", $"unit-{i}");
+            cmd.ExecuteNonQuery();
+            return i;
+        }, alone);
+        var before = Enumerable.Range(0, 50).Select(i => Unit(i, alone: false)).ToList();
+        var big = Unit(50, alone: true);
+        var after = Enumerable.Range(51, 50).Select(i => Unit(i, alone: false)).ToList();
+        gate.Set();
+        await blocker;
+        await Task.WhenAll([.. before, big, .. after]);
+
+        var mine = seen[50];
+        Assert.That(seen.Where(x => x.Key != 50 && ReferenceEquals(x.Value, mine)).Select(x => x.Key), Is.Empty, "nothing shared its transaction");
+        Assert.That(before.Select(t => seen[t.Result]).Distinct().Count(), Is.LessThan(50), "the units before it were grouped");
+        Assert.That(after.Select(t => seen[t.Result]).Distinct().Count(), Is.LessThan(50), "and so were the ones after it");
+        await using var c = await _db.OpenAsync();
+        using var count = c.CreateCommand();
+        count.CommandText = "SELECT COUNT(*) FROM bridge_state WHERE key LIKE 'unit-%'";
+        Assert.That((long)count.ExecuteScalar()!, Is.EqualTo(101));
+    }
+
+    [Test]
+    public async Task AnAloneUnitThatThrows_ShouldLeaveNothing_AndTheWriterGoesOn()
+    {
+        var failing = _writer.WriteAsync<int>(s =>
+        {
+            using var cmd = s.Connection.CreateCommand();
+            cmd.Transaction = s.Transaction;
+            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES ('half-done', 'x')";
+            cmd.ExecuteNonQuery();
+            throw new InvalidOperationException("refused halfway");
+        }, alone: true);
+        Assert.That(async () => await failing, Throws.InvalidOperationException.With.Message.EqualTo("refused halfway"));
+        var m = await NewAsync();
+        await using var c = await _db.OpenAsync();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM bridge_state WHERE key = 'half-done'";
+        Assert.That((long)cmd.ExecuteScalar()!, Is.Zero, "rolled back");
+        Assert.That(await _lifecycle.Store.GetAsync(m.Id), Is.Not.Null, "the next unit was written");
+    }
 }
