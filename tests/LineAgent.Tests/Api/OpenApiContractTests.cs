@@ -102,6 +102,17 @@ public sealed class OpenApiContractTests
             () => Task.FromResult(new Call("DELETE", "/api/webhooks/wh_nope")), 404),
         ["ListWebhookDeliveries"] = new(async () => new Call("GET", $"/api/webhooks/{await WebhookAsync()}/deliveries?limit=5"), 200,
             async () => new Call("GET", $"/api/webhooks/{await WebhookAsync()}/deliveries?limit=abc"), 400),
+        ["PreviewBulk"] = new(async () => new Call("POST", "/api/messages/bulk/preview",
+                new { leadIds = new[] { await LeadAsync() }, content = "Hi {{firstName}}", followUps = new[] { new { after = "P2D", content = "Any news?" } } }), 200,
+            async () => new Call("POST", "/api/messages/bulk/preview", new { leadIds = new[] { await LeadAsync() } }), 400),
+        ["GetSequence"] = new(async () => new Call("GET", $"/api/sequences/{await SequenceAsync("+12025550161")}"), 200,
+            () => Get("/api/sequences/seq_nope"), 404),
+        ["CancelSequence"] = new(async () => new Call("POST", $"/api/sequences/{await SequenceAsync("+12025550162")}/cancel"), 200,
+            () => Task.FromResult(new Call("POST", "/api/sequences/seq_nope/cancel")), 404),
+        ["PreviewTemplate"] = new(async () => new Call("POST", "/api/console/preview", new { content = "Hi {{firstName}}", leadIds = new[] { await LeadAsync() } }), 200,
+            async () => new Call("POST", "/api/console/preview", new { leadIds = new[] { await LeadAsync() } }), 400),
+        ["CreateConsoleLink"] = new(() => Task.FromResult(new Call("POST", "/api/console/link")), 200, () => Anonymous("POST", "/api/console/link"), 401),
+        ["EndConsoleSession"] = new(() => Task.FromResult(new Call("POST", "/api/console/logout")), 204, () => Anonymous("POST", "/api/console/logout"), 401),
     };
 
     [Test]
@@ -227,6 +238,13 @@ public sealed class OpenApiContractTests
     private async Task<string> BatchAsync() => _batch ??=
         (await (await _api.PostAsJsonAsync("/api/messages/bulk", new { leadIds = new[] { await LeadAsync() }, content = "Hi {{firstName}}", scheduledAt = Later }))
             .ExpectAsync(System.Net.HttpStatusCode.Accepted)).Str("batchId");
+
+    /// <summary>A message scheduled in 2030 with one follow-up: its sequence.</summary>
+    private async Task<string> SequenceAsync(string phone) =>
+        (await (await _api.SendMessageAsync(new
+        {
+            content = "Hi", recipientPhone = phone, scheduledAt = Later, followUps = new[] { new { after = "P2D", content = "Any news?" } },
+        })).ExpectAsync(System.Net.HttpStatusCode.Created)).Str("sequenceId");
 
     private async Task<string> WebhookAsync(bool fresh = false)
     {
