@@ -99,6 +99,9 @@ internal static class ConsoleApi
     /// <summary>The one-time link: spends the code, sets the session cookie and lands on Quick Send; a second use fails.</summary>
     internal static IResult Login(HttpContext http, string? code, ConsoleSessions sessions, ConsoleAssets assets)
     {
+        // Checked before the code is spent: a request under a rebound name must not use up the user's link.
+        if (!ConsoleSessions.TrustedHost(http))
+            return NoSession(http, assets, "Open the console at the address lineagent open gives (127.0.0.1 or localhost), not under another name.", StatusCodes.Status400BadRequest);
         var id = sessions.Redeem(code);
         if (id is null)
             return NoSession(http, assets, "This link was already used or has expired (a link works once, for a minute).", StatusCodes.Status400BadRequest);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using LineAgent.Api;
@@ -88,6 +89,8 @@ public sealed class ConsoleSessions(TimeProvider time, IOptions<ConsoleOptions> 
     /// <summary>The live session of this request's cookie, or null (and an expired one is forgotten).</summary>
     public ConsoleSession? Find(HttpContext http)
     {
+        if (!TrustedHost(http))
+            return null;
         var cookie = http.Request.Cookies[CookieName(http)];
         if (string.IsNullOrEmpty(cookie) || cookie.Length > 200)
             return null;
@@ -127,6 +130,23 @@ public sealed class ConsoleSessions(TimeProvider time, IOptions<ConsoleOptions> 
     }
 
     public int Count => _sessions.Count;
+
+    /// <summary>
+    /// Against DNS rebinding: a page of evil.example whose name has been made to resolve to 127.0.0.1 reaches the
+    /// agent with `Host: evil.example`. The console (its cookie and /login) answers only to names no DNS can rebind:
+    /// localhost, a loopback address, or the IP address the request arrived on.
+    /// </summary>
+    public static bool TrustedHost(HttpContext http)
+    {
+        var host = http.Request.Host.Host;
+        if (string.IsNullOrEmpty(host))
+            return false;
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+            return true;
+        if (!IPAddress.TryParse(host.Trim('[', ']'), out var ip))
+            return false;
+        return IPAddress.IsLoopback(ip) || ip.Equals(http.Connection.LocalIpAddress);
+    }
 
     /// <summary>An Origin header (browsers send it on every cross-origin request and on same-origin POSTs) must be ours.</summary>
     private static bool SameOrigin(HttpContext http)

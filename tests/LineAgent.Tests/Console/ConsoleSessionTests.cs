@@ -157,6 +157,46 @@ public sealed partial class ConsoleSessionTests
     }
 
     [Test]
+    public async Task UnderAnotherHostName_TheCookieAndTheLink_ShouldNotWork()
+    {
+        // DNS rebinding: a page of evil.example, its name now resolving to 127.0.0.1, talks to the agent with Host: evil.example.
+        // (HttpClient's jar still sends the 127.0.0.1 cookie here, which a browser would not: the test is stricter than the attack.)
+        var (client, csrf) = await SignedInAsync();
+        using var _ = client;
+        var port = _agent.BaseAddress.Port;
+        HttpRequestMessage Under(string host, HttpMethod method, string path)
+        {
+            var request = new HttpRequestMessage(method, path);
+            request.Headers.Host = $"{host}:{port}";
+            return request;
+        }
+
+        Assert.That((await client.SendAsync(Under("evil.example", HttpMethod.Get, "/api/status"))).StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That((await client.SendAsync(Under("evil.example", HttpMethod.Get, "/api/events/stream"))).StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        var page = await client.SendAsync(Under("evil.example", HttpMethod.Get, "/"));
+        Assert.That(page.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(await page.Content.ReadAsStringAsync(), Does.Not.Contain(csrf));
+        var change = Under("evil.example", HttpMethod.Post, "/api/messages");
+        change.Headers.Add(ConsoleSessions.CsrfHeader, csrf);
+        change.Headers.Add("Origin", $"http://evil.example:{port}");
+        change.Content = new StringContent("{\"content\":\"x\",\"recipientPhone\":\"+12025550904\"}", Encoding.UTF8, "application/json");
+        Assert.That((await client.SendAsync(change)).StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That((await client.SendAsync(Under("localhost", HttpMethod.Get, "/api/status"))).StatusCode, Is.EqualTo(HttpStatusCode.OK), "localhost is fine");
+        Assert.That((await client.SendAsync(Under("127.0.0.1", HttpMethod.Get, "/api/status"))).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+        // The link is refused under another name, and not spent by it.
+        var url = new Uri(await LinkAsync());
+        using var browser = Browser(new CookieContainer());
+        var rebound = await browser.SendAsync(Under("evil.example", HttpMethod.Get, url.PathAndQuery));
+        Assert.That(rebound.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(rebound.Headers.Contains("Set-Cookie"), Is.False);
+        Assert.That((await browser.GetAsync(url)).StatusCode, Is.EqualTo(HttpStatusCode.Redirect), "the user's link still works");
+
+        // A tool with the bearer token is not a browser: any Host.
+        Assert.That((await _api.SendAsync(Under("evil.example", HttpMethod.Get, "/api/status"))).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [Test]
     public async Task TheEventStream_ShouldCarryEachCommittedChange_WithTheCookieOrTheToken()
     {
         var (client, _) = await SignedInAsync();
@@ -220,10 +260,12 @@ public sealed partial class ConsoleSessionTests
 
         var http = new DefaultHttpContext();
         http.Connection.LocalPort = 5117;
+        http.Request.Host = new HostString("127.0.0.1", 5117);
         http.Request.Headers.Cookie = $"{ConsoleSessions.CookieName(http)}={id}";
         Assert.That(sessions.Find(http), Is.Not.Null);
         var other = new DefaultHttpContext();
         other.Connection.LocalPort = 5118;
+        other.Request.Host = new HostString("127.0.0.1", 5118);
         other.Request.Headers.Cookie = $"lineagent-session-5117={id}";
         Assert.That(sessions.Find(other), Is.Null, "an agent on another port reads its own cookie");
         time.Advance(TimeSpan.FromMinutes(59));
