@@ -185,7 +185,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
         operation.Summary ??= operation.OperationId is { } id ? OpenApiDocumentation.Humanize(id) : $"{method} {path}";
         operation.Description ??= operation.Summary.EndsWith('.') ? operation.Summary : operation.Summary + ".";
 
-        ApplyQueryParameters(operation, metadata);
+        ApplyQueryParameters(operation, metadata, context.Document!);
         var idempotent = metadata.OfType<IdempotencyKeyMetadata>().Any();
         if (idempotent)
         {
@@ -294,7 +294,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
     private static string JsonName(string property) => System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(property);
 
     /// <summary>Declared query parameters replace the ones the framework inferred from a handler argument of the same name.</summary>
-    private static void ApplyQueryParameters(OpenApiOperation operation, IList<object> metadata)
+    private static void ApplyQueryParameters(OpenApiOperation operation, IList<object> metadata, OpenApiDocument document)
     {
         var declared = metadata.OfType<QueryParametersMetadata>().SelectMany(m => m.Parameters).ToList();
         if (declared.Count == 0)
@@ -309,7 +309,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
                 In = ParameterLocation.Query,
                 Description = q.Description,
                 Required = q.Required,
-                Schema = QuerySchema(q),
+                Schema = QuerySchema(q, document),
             };
             if (q.Type == QueryType.EnumList)
             {
@@ -323,20 +323,30 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
         }
     }
 
-    private static OpenApiSchema QuerySchema(QueryParameter q)
+    private static IOpenApiSchema QuerySchema(QueryParameter q, OpenApiDocument document)
     {
         var values = q.Values?.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
+        IOpenApiSchema EnumSchema()
+        {
+            var enumSchema = new OpenApiSchema { Type = JsonSchemaType.String, Enum = values };
+            if (q.SchemaName is not { } name)
+                return enumSchema;
+            if (document.Components?.Schemas?.ContainsKey(name) != true)
+            {
+                enumSchema.Description = $"A value of the `{q.Name}` filter.";
+                document.AddComponent(name, enumSchema);
+            }
+            return new OpenApiSchemaReference(name, document);
+        }
+        if (q.Type == QueryType.Enum && q.SchemaName is not null)
+            return EnumSchema();
         var schema = q.Type switch
         {
             QueryType.Integer => new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int32" },
             QueryType.Boolean => new OpenApiSchema { Type = JsonSchemaType.Boolean },
             QueryType.DateTime => new OpenApiSchema { Type = JsonSchemaType.String, Format = "date-time" },
             QueryType.Enum => new OpenApiSchema { Type = JsonSchemaType.String, Enum = values },
-            QueryType.EnumList => new OpenApiSchema
-            {
-                Type = JsonSchemaType.Array,
-                Items = new OpenApiSchema { Type = JsonSchemaType.String, Enum = values },
-            },
+            QueryType.EnumList => new OpenApiSchema { Type = JsonSchemaType.Array, Items = EnumSchema() },
             _ => new OpenApiSchema { Type = JsonSchemaType.String },
         };
         if (q.Minimum is { } min) schema.Minimum = min.ToString(CultureInfo.InvariantCulture);

@@ -31,6 +31,12 @@ public sealed record QueryParameter(string Name, string Description)
     public int? MaxLength { get; init; }
     public string? Default { get; init; }
     public bool Required { get; init; }
+
+    /// <summary>
+    /// For <see cref="QueryType.Enum"/> and <see cref="QueryType.EnumList"/>: the values become this named component,
+    /// so a generated client gets a type with a name (`MessageStatusFilter.Sent`), not `Anonymous2`.
+    /// </summary>
+    public string? SchemaName { get; init; }
 }
 
 /// <summary>Endpoint metadata: the query parameters of <see cref="QueryParameter"/>.</summary>
@@ -70,10 +76,10 @@ public static class OpenApiMetadata
         List<QueryParameter> filters =
         [
             new("status", "Only messages in these statuses (comma-separated, or the parameter repeated).")
-                { Type = QueryType.EnumList, Values = MessageStatus.All },
+                { Type = QueryType.EnumList, Values = MessageStatus.All, SchemaName = "MessageStatusFilter" },
             new("type", "Only messages of these types (comma-separated, or the parameter repeated).")
-                { Type = QueryType.EnumList, Values = MessageType.Concrete },
-            new("direction", "`outbound` (sent by this agent) or `inbound` (replies).") { Type = QueryType.Enum, Values = ["inbound", "outbound"] },
+                { Type = QueryType.EnumList, Values = MessageType.Concrete, SchemaName = "MessageTypeFilter" },
+            new("direction", "`outbound` (sent by this agent) or `inbound` (replies).") { Type = QueryType.Enum, Values = ["inbound", "outbound"], SchemaName = "MessageDirectionFilter" },
             new("lineId", "Only messages of this line."),
             new("leadId", "Only messages to this lead."),
             new("batchId", "Only messages of this batch."),

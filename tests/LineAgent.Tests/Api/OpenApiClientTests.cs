@@ -77,7 +77,7 @@ public sealed class OpenApiClientTests
                 var request = new SendMessageRequest { Content = "Hi Ana", RecipientPhone = "+12025550123", Type = SendMessageRequestType.Imessage };
                 MessageDto sent = await client.SendMessageAsync("contract-key-1", request, default);
                 MessageDto replayed = await client.SendMessageAsync("contract-key-1", request, default);
-                MessagePage page = await client.ListMessagesAsync(new[] { Anonymous.Sent, Anonymous.Scheduled }, new[] { Anonymous2.Imessage },
+                MessagePage page = await client.ListMessagesAsync(new[] { MessageStatusFilter.Sent, MessageStatusFilter.Scheduled }, new[] { MessageTypeFilter.Imessage },
                     null, null, null, null, null, null, null, null, 10, null, default);
                 WebhookDto hook = await client.CreateWebhookAsync(new WebhookRequest { Url = "http://127.0.0.1:9/hook" }, default);
                 return string.Join("|", sent.Id == replayed.Id, sent.Status, sent.Type, page.Items.Count, page.Items.All(m => m.Type == MessageDtoType.Imessage), hook.Url);

@@ -143,9 +143,12 @@ public sealed class OpenApiDocumentTests : AgentTest
         JsonNode Schema(string name) => op.Parameter(name)?["schema"] ?? throw new AssertionException($"{op}: no {name}");
         Assert.Multiple(() =>
         {
-            Assert.That(Schema("status")["items"]!["enum"]!.AsArray().Select(v => v!.GetValue<string>()), Is.EquivalentTo(MessageStatus.All));
+            // Named components, so a generated client has MessageStatusFilter.Sent rather than Anonymous.Sent.
+            Assert.That(Schema("status")["items"]!["$ref"]!.GetValue<string>(), Is.EqualTo("#/components/schemas/MessageStatusFilter"));
+            Assert.That(_spec.Resolve(Schema("status")["items"]!.AsObject())["enum"]!.AsArray().Select(v => v!.GetValue<string>()), Is.EquivalentTo(MessageStatus.All));
             Assert.That(op.Parameter("status")!["explode"]!.GetValue<bool>(), Is.False, "comma-separated");
-            Assert.That(Schema("type")["items"]!["enum"]!.AsArray().Select(v => v!.GetValue<string>()), Is.EquivalentTo(MessageType.Concrete));
+            Assert.That(_spec.Resolve(Schema("type")["items"]!.AsObject())["enum"]!.AsArray().Select(v => v!.GetValue<string>()), Is.EquivalentTo(MessageType.Concrete));
+            Assert.That(_spec.Resolve(Schema("direction").AsObject())["enum"]!.AsArray().Select(v => v!.GetValue<string>()), Is.EquivalentTo(new[] { "inbound", "outbound" }));
             foreach (var time in new[] { "from", "to" })
                 Assert.That((Schema(time)["type"]!.GetValue<string>(), Schema(time)["format"]!.GetValue<string>()), Is.EqualTo(("string", "date-time")));
             foreach (var text in new[] { "lineId", "leadId", "batchId", "recipient", "q" })
