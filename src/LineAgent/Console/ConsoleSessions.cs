@@ -25,6 +25,13 @@ public sealed class ConsoleSession(string csrfToken, DateTimeOffset createdAt)
     public string CsrfToken { get; } = csrfToken;
     public DateTimeOffset CreatedAt { get; } = createdAt;
     public DateTimeOffset LastSeen { get; set; } = createdAt;
+
+    private readonly CancellationTokenSource _ended = new();
+
+    /// <summary>Cancelled when the session is signed out or found expired: what it holds open (the event stream) ends with it.</summary>
+    public CancellationToken Ended => _ended.Token;
+
+    internal void Close() => _ended.Cancel();
 }
 
 /// <summary>What the session cookie says about an /api request.</summary>
@@ -100,11 +107,27 @@ public sealed class ConsoleSessions(TimeProvider time, IOptions<ConsoleOptions> 
         var now = time.GetUtcNow();
         if (Expired(session, now))
         {
-            _sessions.TryRemove(key, out _);
+            Remove(key);
             return null;
         }
         session.LastSeen = now;
         return session;
+    }
+
+    /// <summary>The session that authenticated this /api request (by its cookie), or null (the bearer token).</summary>
+    public static ConsoleSession? Of(HttpContext http) => http.Items[typeof(ConsoleSession)] as ConsoleSession;
+
+    /// <summary>Whether a session is still signed in and within its timeouts, without counting this as a use (an open stream is not activity).</summary>
+    public bool IsLive(ConsoleSession session)
+    {
+        if (session.Ended.IsCancellationRequested)
+            return false;
+        if (!Expired(session, time.GetUtcNow()))
+            return true;
+        foreach (var (key, s) in _sessions)
+            if (ReferenceEquals(s, session)) Remove(key);
+        session.Close();
+        return false;
     }
 
     /// <summary>For /api: reads may use the cookie alone; state changes also need the anti-forgery header and our own origin.</summary>
@@ -113,20 +136,25 @@ public sealed class ConsoleSessions(TimeProvider time, IOptions<ConsoleOptions> 
         if (Find(http) is not { } session)
             return SessionCheck.None;
         var method = http.Request.Method;
-        if (HttpMethods.IsGet(method) || HttpMethods.IsHead(method))
-            return SessionCheck.Allowed;
-        if (!SameOrigin(http))
+        var allowed = HttpMethods.IsGet(method) || HttpMethods.IsHead(method)
+            || (SameOrigin(http) && http.Request.Headers[CsrfHeader].ToString() is { Length: > 0 } header
+                && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header), Encoding.UTF8.GetBytes(session.CsrfToken)));
+        if (!allowed)
             return SessionCheck.Forged;
-        var header = http.Request.Headers[CsrfHeader].ToString();
-        return header.Length > 0 && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header), Encoding.UTF8.GetBytes(session.CsrfToken))
-            ? SessionCheck.Allowed
-            : SessionCheck.Forged;
+        http.Items[typeof(ConsoleSession)] = session;
+        return SessionCheck.Allowed;
     }
 
     public void End(HttpContext http)
     {
         if (http.Request.Cookies[CookieName(http)] is { Length: > 0 and <= 200 } cookie)
-            _sessions.TryRemove(Hash(cookie), out _);
+            Remove(Hash(cookie));
+    }
+
+    private void Remove(string key)
+    {
+        if (_sessions.TryRemove(key, out var session))
+            session.Close();
     }
 
     public int Count => _sessions.Count;
@@ -163,11 +191,11 @@ public sealed class ConsoleSessions(TimeProvider time, IOptions<ConsoleOptions> 
     private void Prune(DateTimeOffset now)
     {
         foreach (var (key, s) in _sessions)
-            if (Expired(s, now)) _sessions.TryRemove(key, out _);
+            if (Expired(s, now)) Remove(key);
         // Many sign-ins without sign-outs: the oldest go first.
         if (_sessions.Count >= MaxSessions)
             foreach (var (key, _) in _sessions.OrderBy(kv => kv.Value.LastSeen).Take(_sessions.Count - MaxSessions + 1))
-                _sessions.TryRemove(key, out _);
+                Remove(key);
     }
 
     private static string Random() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -29,12 +29,14 @@ internal static class EventStream
         return app;
     }
 
+    /// <summary>A browser's stream ends with its session: at sign-out at once, at the idle or total timeout by the next ping.</summary>
     internal static ServerSentEventsResult<string> Stream(
-        MessageNotifier notifier, IHostApplicationLifetime lifetime, HttpContext http) =>
-        TypedResults.ServerSentEvents(Changes(notifier, lifetime.ApplicationStopping, http.RequestAborted));
+        MessageNotifier notifier, IHostApplicationLifetime lifetime, ConsoleSessions sessions, HttpContext http) =>
+        TypedResults.ServerSentEvents(Changes(notifier, sessions, ConsoleSessions.Of(http), lifetime.ApplicationStopping, http.RequestAborted));
 
     private static async IAsyncEnumerable<SseItem<string>> Changes(
-        MessageNotifier notifier, CancellationToken stopping, [EnumeratorCancellation] CancellationToken aborted)
+        MessageNotifier notifier, ConsoleSessions sessions, ConsoleSession? session, CancellationToken stopping,
+        [EnumeratorCancellation] CancellationToken aborted)
     {
         var changes = Channel.CreateBounded<MessageChange>(new BoundedChannelOptions(Buffer)
         {
@@ -43,7 +45,7 @@ internal static class EventStream
         // Runs on the writer's thread after each commit: it must only hand the change over.
         void OnChanged(MessageChange change) => changes.Writer.TryWrite(change);
         notifier.Changed += OnChanged;
-        using var done = CancellationTokenSource.CreateLinkedTokenSource(stopping, aborted);
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(stopping, aborted, session?.Ended ?? CancellationToken.None);
         try
         {
             long id = 0;
@@ -51,7 +53,7 @@ internal static class EventStream
             while (!done.IsCancellationRequested)
             {
                 var ready = await WaitAsync(changes.Reader, done.Token);
-                if (ready is null)
+                if (ready is null || (session is not null && !sessions.IsLive(session)))
                     yield break;
                 if (ready == false)
                 {

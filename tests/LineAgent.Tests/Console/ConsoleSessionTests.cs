@@ -226,6 +226,27 @@ public sealed partial class ConsoleSessionTests
         Assert.That(tool.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the bearer token works for the stream too");
     }
 
+    [Test]
+    public async Task SigningOut_ShouldEndTheSessionsOpenEventStream()
+    {
+        var (client, csrf) = await SignedInAsync();
+        using var _ = client;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var response = await client.GetAsync("/api/events/stream", HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+        Assert.That(await NextEventAsync(reader, cts.Token), Is.EqualTo(("ready", "{}")));
+
+        var logout = new HttpRequestMessage(HttpMethod.Post, "/api/console/logout");
+        logout.Headers.Add(ConsoleSessions.CsrfHeader, csrf);
+        Assert.That((await client.SendAsync(logout)).StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
+        // A change after the sign-out must not reach it: the stream ends (long before the 30 s ping).
+        await (await _api.SendMessageAsync(new { content = "after sign-out", recipientPhone = "+12025550905", scheduledAt = "2030-01-01T09:00:00Z" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.ThrowsAsync<EndOfStreamException>(() => NextEventAsync(reader, cts.Token));
+        Assert.That(cts.IsCancellationRequested, Is.False, "ended by the agent, not by the test's timeout");
+    }
+
     private static async Task<(string Event, string Data)> NextEventAsync(StreamReader reader, CancellationToken ct)
     {
         string name = "message", data = "";
@@ -272,5 +293,34 @@ public sealed partial class ConsoleSessionTests
         Assert.That(sessions.Find(http), Is.Not.Null, "used within the idle timeout");
         time.Advance(TimeSpan.FromMinutes(61));
         Assert.That(sessions.Find(http), Is.Null, "idle too long");
+    }
+
+    [Test]
+    public void ASessionsEndedToken_ShouldFireAtSignOut_AndWhenAStreamFindsItIdle()
+    {
+        var time = new FakeTimeProvider(AgentFactory.Epoch);
+        var sessions = new ConsoleSessions(time, Options.Create(new ConsoleOptions { SessionIdleTimeout = TimeSpan.FromHours(1) }));
+        ConsoleSession SignIn(out DefaultHttpContext http)
+        {
+            http = new DefaultHttpContext();
+            http.Connection.LocalPort = 5117;
+            http.Request.Host = new HostString("127.0.0.1", 5117);
+            http.Request.Headers.Cookie = $"{ConsoleSessions.CookieName(http)}={sessions.Redeem(sessions.CreateLink().Code)}";
+            return sessions.Find(http)!;
+        }
+
+        var signedOut = SignIn(out var first);
+        Assert.That(sessions.IsLive(signedOut), Is.True);
+        sessions.End(first);
+        Assert.That(signedOut.Ended.IsCancellationRequested, Is.True, "sign-out ends what the session holds open");
+        Assert.That(sessions.IsLive(signedOut), Is.False);
+
+        var idle = SignIn(out var second);
+        time.Advance(TimeSpan.FromMinutes(59));
+        Assert.That(sessions.IsLive(idle), Is.True);
+        time.Advance(TimeSpan.FromMinutes(2));
+        Assert.That(sessions.IsLive(idle), Is.False, "a stream's pings are not use: idle is idle");
+        Assert.That(idle.Ended.IsCancellationRequested, Is.True);
+        Assert.That(sessions.Find(second), Is.Null, "and it is gone");
     }
 }

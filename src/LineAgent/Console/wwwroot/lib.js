@@ -94,7 +94,13 @@ function connect() {
     try { data = JSON.parse(e.data); } catch { return; }
     listeners.forEach((h) => h(data));
   });
-  source.addEventListener('error', () => setLive('offline', 'Reconnecting…'));
+  source.addEventListener('error', () => {
+    // The agent ends a stream when its session ends; the reconnection is then refused (401) and the browser gives up.
+    if (source.readyState === EventSource.CLOSED) {
+      setLive('offline', 'Signed out');
+      notice('Your console session has ended (signed out, the agent restarted, or it expired). Run “lineagent open” in Terminal to sign in again.');
+    } else setLive('offline', 'Reconnecting…');
+  });
 }
 
 // ---- availability icon --------------------------------------------------------------------------
