@@ -120,12 +120,16 @@ internal static class ConsoleApi
 
     internal static IResult Asset(HttpContext http, string file, ConsoleAssets assets)
     {
-        if (file is "layout.html" or "nosession.html" || assets.Find(file) is not { } asset)
+        // The .html files are parts of pages put together by ServePage (with its headers), never pages of their own.
+        if (file.EndsWith(".html", StringComparison.OrdinalIgnoreCase) || assets.Find(file) is not { } asset)
             return TypedResults.NotFound();
         var h = http.Response.Headers;
         h.CacheControl = "no-cache";
         h.ETag = asset.ETag;
         h.XContentTypeOptions = "nosniff";
+        // An asset opened on its own (icon.svg is a document a browser can show) gets the pages' policy too.
+        h.ContentSecurityPolicy = PageSecurity;
+        h.XFrameOptions = "DENY";
         if (http.Request.Headers.IfNoneMatch.ToString() == asset.ETag)
             return TypedResults.StatusCode(StatusCodes.Status304NotModified);
         return TypedResults.Bytes(asset.Bytes, asset.ContentType);

@@ -84,6 +84,21 @@ public sealed partial class ConsoleSessionTests
     }
 
     [Test]
+    public async Task Assets_ShouldBeOnlyTheScriptsStylesAndIcon_WithThePagesPolicy()
+    {
+        using var client = Browser(new CookieContainer());
+        foreach (var part in new[] { "send.html", "leads.html", "layout.html", "nosession.html", "../appsettings.json", "%2e%2e/lineagent.dll" })
+            Assert.That((await client.GetAsync($"/console/{part}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound), part);
+        foreach (var asset in new[] { "lib.js", "app.css", "icon.svg" })
+        {
+            var response = await client.GetAsync($"/console/{asset}");
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), asset);
+            Assert.That(response.Headers.GetValues("X-Content-Type-Options").Single(), Is.EqualTo("nosniff"));
+            Assert.That(response.Headers.GetValues("Content-Security-Policy").Single(), Does.Contain("frame-ancestors 'none'").And.Contain("script-src 'self'"), asset);
+        }
+    }
+
+    [Test]
     public async Task TheOneTimeLink_ShouldSetAnHttpOnlyStrictCookie_AndWorkOnlyOnce()
     {
         var url = await LinkAsync();
