@@ -135,6 +135,12 @@ public static class AgentHost
 
     public static WebApplication UseLineAgentApi(this WebApplication app)
     {
+        // Every answer says what it is: a browser never sniffs a JSON body or an export into something it runs.
+        app.Use((context, next) =>
+        {
+            context.Response.Headers.XContentTypeOptions = "nosniff";
+            return next(context);
+        });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/api"), b =>
