@@ -128,6 +128,8 @@ public static class AgentHost
         services.AddExceptionHandler<AgentExceptionHandler>();
         services.AddAgentOpenApi();
         services.AddSingleton<ApiToken>();
+        services.TryAddSingleton<AgentClock>();
+        services.TryAddSingleton<StatusQuery>();
         services.AddHostedService<ApiExposureCheck>();
         services.AddLineAgentConsole();
         return services;
@@ -135,6 +137,8 @@ public static class AgentHost
 
     public static WebApplication UseLineAgentApi(this WebApplication app)
     {
+        // The start time is taken now, while the agent starts, not when /api/status is first asked.
+        app.Services.GetRequiredService<AgentClock>();
         // Every answer says what it is: a browser never sniffs a JSON body or an export into something it runs.
         app.Use((context, next) =>
         {

@@ -1,4 +1,3 @@
-using LineAgent.Api;
 using LineAgent.Hosting;
 using LineAgent.Lines;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -19,8 +18,6 @@ public static class SchedulingServices
         services.TryAddSingleton<LinePacer>();
         services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<LinePacer>());
         services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<LinePacer>());
-        services.TryAddSingleton<AgentClock>();
-        services.TryAddSingleton<StatusQuery>();
         services.AddHostedService<StartupRecovery>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<Maintenance>();

@@ -35,3 +35,20 @@ public sealed class StatusPacingTests
         }
     }
 }
+
+/// <summary>Uptime counts from the agent's start, not from the first request that asks for it.</summary>
+public sealed class StatusUptimeTests
+{
+    [Test]
+    public async Task StartedAt_ShouldBeTheStart_EvenWhenStatusIsFirstAskedLater()
+    {
+        using var agent = new AgentFactory();
+        var start = agent.Time.GetUtcNow();
+        using var api = agent.Api(); // the host is built and started here
+        agent.Time.Advance(TimeSpan.FromMinutes(5));
+
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(DateTimeOffset.Parse(status.Str("startedAt")), Is.EqualTo(start));
+        Assert.That(status["uptimeSeconds"]!.GetValue<long>(), Is.EqualTo(300));
+    }
+}
