@@ -23,7 +23,7 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
 
     public string Name => ChannelName;
 
-    public ChannelCapabilities Capabilities { get; } = new(IsDryRun: true);
+    public ChannelCapabilities Capabilities { get; } = new(IsDryRun: true, ParallelSends: options.Value.DryRunParallelSends);
 
     public string OutboxDir => dataDir.Outbox;
 

@@ -51,7 +51,10 @@ public abstract record ReconcileOutcome
 /// <param name="ConfirmsLater">Its acceptance is not the outcome: its own watcher confirms or fails the send later (Messages: chat.db).</param>
 /// <param name="IsDryRun">Nothing leaves the machine (the outbox).</param>
 /// <param name="SettledOnAccept">Once accepted, a send-now request may answer: the final word takes minutes (Twilio's delivery status).</param>
-public sealed record ChannelCapabilities(bool ConfirmsLater = false, bool IsDryRun = false, bool SettledOnAccept = false)
+/// <param name="ParallelSends">How many sends of one unpaced line it takes at once (each handed off on disk before it goes, and
+/// settled exactly after a crash). 1 for every real channel: Messages runs one script at a time, and an SMTP or Twilio send cut off
+/// by a crash cannot be told apart from a sent one.</param>
+public sealed record ChannelCapabilities(bool ConfirmsLater = false, bool IsDryRun = false, bool SettledOnAccept = false, int ParallelSends = 1)
 {
     public static readonly ChannelCapabilities Immediate = new();
 }

@@ -19,6 +19,14 @@ public sealed class AgentOptions
     public TimeSpan DryRunSendDelay { get; set; } = TimeSpan.Zero;
 
     /// <summary>
+    /// How many dry-run sends of one line may be in flight at once while the line is not paced (each is its own
+    /// outbox file). Every one is handed off on disk before its file is written, so a crash leaves at most this
+    /// many to reconcile, and the outbox settles each exactly. Real channels send one at a time per line.
+    /// </summary>
+    [Range(1, 64)]
+    public int DryRunParallelSends { get; set; } = 16;
+
+    /// <summary>
     /// How long a stop (SIGTERM from launchd) may take: sends in flight finish within it. Keep it below
     /// the LaunchAgent's ExitTimeOut (30 s) so launchd never has to SIGKILL a clean shutdown.
     /// </summary>

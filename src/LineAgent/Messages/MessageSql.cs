@@ -97,7 +97,7 @@ public static class MessageSql
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
           AND (not_before IS NULL OR not_before <= @Now)
         ORDER BY due_at, seq
-        LIMIT 1
+        LIMIT @Limit
         """;
 
     /// <summary>

@@ -14,7 +14,8 @@ using Polly.Timeout;
 namespace LineAgent.Scheduling;
 
 /// <summary>
-/// Sends due messages: one worker per line, so a line sends one message at a time in due order.
+/// Sends due messages: one worker per line, so a line hands its messages over in due order, one at a time (several
+/// at once only on an unpaced line whose channel takes that, i.e. the dry-run outbox).
 /// A worker sleeps until its line's next due time or until a committed change makes something on its line
 /// due earlier — there is no fixed poll. Before each send it asks pacing and the channel's circuit; a
 /// message that must wait stays `queued` with `notBefore`. Every change goes through <see cref="MessageLifecycle"/>.
@@ -80,19 +81,22 @@ public sealed class Dispatcher(
         _ = lifecycle.NoteAsync(messageId, MessageStatus.Sending, "retry",
             $"attempt {attempt} in {delay.TotalSeconds:0.#} s after {failure.Code}: {failure.Message}");
 
-    /// <summary>One decision for a line: send the next due message, hold, or say when to look again.</summary>
+    /// <summary>
+    /// One decision for a line: send the next due message (or, on an unpaced line whose channel takes several at
+    /// once, the next few: each claimed and handed off on disk before it goes, the claims committed together),
+    /// hold, or say when to look again.
+    /// </summary>
     internal async Task<DateTimeOffset> StepAsync(LineOptions line, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         if (!lines.IsActive(line.Id))
             return now + MaxSleep;
 
-        MessageRow? due;
+        List<MessageRow> due;
         await using (var c = await Store.Db.OpenAsync(ct))
         {
-            due = await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(
-                MessageSql.PeekDue, new { LineId = line.Id, Now = Time.ToMs(now) }, cancellationToken: ct));
-            if (due is null)
+            due = await PeekAsync(c, line, now, 1, ct);
+            if (due.Count == 0)
             {
                 var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(MessageSql.NextDueAt, new { LineId = line.Id }, cancellationToken: ct));
                 var until = next is { } n ? Time.FromMs(n) : now + MaxSleep;
@@ -100,27 +104,50 @@ public sealed class Dispatcher(
             }
         }
 
-        var channel = router.Resolve(line, due.Type);
+        var first = due[0];
+        var channel = router.Resolve(line, first.Type);
         if (resilience.OpenUntil(channel.Name) is { } open)
         {
             await lifecycle.HoldLineAsync(line.Id, open, $"held until {open:O}: {channel.Name} is failing (circuit open)", ct);
             return now;
         }
 
-        var decision = await pacer.CheckAsync(line, due, now, ct);
-        if (decision.Hold is { } hold)
+        // Several at once only where no send depends on the one before it: an unpaced line, one channel that takes them.
+        var parallel = channel.Capabilities.ParallelSends > 1 && !pacer.Applies(line, first.Type) ? channel.Capabilities.ParallelSends : 1;
+        if (parallel > 1)
         {
-            var detail = $"held until {hold.NotBefore:O}: {hold.Reason}";
-            if (hold.LineWide)
-                await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
-            else
-                await lifecycle.HoldAsync(due.Id, hold.NotBefore, detail, ct);
-            return now;
+            await using var c = await Store.Db.OpenAsync(ct);
+            due = await PeekAsync(c, line, now, parallel, ct);
+            if (due.Count == 0 || due[0].Id != first.Id)
+                return now; // changed in between (cancelled, rescheduled): decide again
         }
-
-        await SendAsync(line, due, channel, decision.NewConversation, ct);
+        var sends = new List<Task>(Math.Min(due.Count, parallel));
+        foreach (var m in due.Take(parallel))
+        {
+            if (sends.Count > 0 && (!ReferenceEquals(router.Resolve(line, m.Type), channel) || pacer.Applies(line, m.Type)))
+                break;
+            var decision = await pacer.CheckAsync(line, m, now, ct);
+            if (decision.Hold is { } hold)
+            {
+                var detail = $"held until {hold.NotBefore:O}: {hold.Reason}";
+                if (hold.LineWide)
+                {
+                    await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
+                    break;
+                }
+                await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
+                continue;
+            }
+            sends.Add(SendAsync(line, m, channel, decision.NewConversation, ct));
+        }
+        await Task.WhenAll(sends);
         return now;
     }
+
+    /// <summary>The line's next <paramref name="limit"/> due messages, by due time then acceptance order.</summary>
+    private static async Task<List<MessageRow>> PeekAsync(SqliteConnection c, LineOptions line, DateTimeOffset now, int limit, CancellationToken ct) =>
+        (await c.QueryAsync<MessageRow>(new CommandDefinition(
+            MessageSql.PeekDue, new { LineId = line.Id, Now = Time.ToMs(now), Limit = limit }, cancellationToken: ct))).AsList();
 
     internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, CancellationToken ct)
     {

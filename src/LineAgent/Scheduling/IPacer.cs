@@ -7,6 +7,9 @@ namespace LineAgent.Scheduling;
 public interface IPacer
 {
     Task<PacingDecision> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct);
+
+    /// <summary>Whether the line's rate, window and new-conversation limits apply to <paramref name="type"/> (each send then depends on the ones before it).</summary>
+    bool Applies(LineOptions line, string type);
 }
 
 /// <summary>
