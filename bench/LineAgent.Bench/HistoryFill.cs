@@ -222,6 +222,17 @@ public static class HistoryFill
                     cmd.ExecuteNonQuery();
                     byStatus[status] = byStatus.GetValueOrDefault(status) + 1;
                 }
+                // The agent adds its own inserts to the full-text indexes at each commit (no insert trigger); rows
+                // written straight into the table are added the same way in one pass.
+                using (var index = c.CreateCommand())
+                {
+                    index.Transaction = tx;
+                    index.CommandText = """
+                        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+                        INSERT INTO messages_recipients_fts(messages_recipients_fts) VALUES ('rebuild');
+                        """;
+                    index.ExecuteNonQuery();
+                }
                 tx.Commit();
             }
             using var checkpoint = c.CreateCommand();

@@ -3,6 +3,19 @@ namespace LineAgent.Messages;
 /// <summary>The SQL of the messages feature. Parameters are named like the C# properties.</summary>
 public static class MessageSql
 {
+    /// <summary>
+    /// Adds every message above the highest row each full-text index holds (its docsize table) to that index; run
+    /// by the writer once per transaction before COMMIT (see MessageStore).
+    /// </summary>
+    public const string IndexNewForSearch = """
+        INSERT INTO messages_fts(rowid, content, recipient_name)
+            SELECT seq, content, recipient_name FROM messages
+            WHERE seq > (SELECT COALESCE(MAX(id), 0) FROM messages_fts_docsize);
+        INSERT INTO messages_recipients_fts(rowid, recipient_phone, recipient_email, recipient_name)
+            SELECT seq, recipient_phone, recipient_email, recipient_name FROM messages
+            WHERE seq > (SELECT COALESCE(MAX(id), 0) FROM messages_recipients_fts_docsize);
+        """;
+
     public const string InsertWithoutReturning = """
         INSERT INTO messages (
             id, direction, content, subject, type, requested_type, status, delivery, line_id, lead_id, batch_id,

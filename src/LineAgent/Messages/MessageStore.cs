@@ -40,16 +40,36 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>Inserts a new row with its first event; two prepared statements serve every row of a bulk.</summary>
     internal void Insert(WriteScope s, MessageRow row, string transition, string? detail = null)
     {
+        IndexForSearchAtCommit(s);
         var insert = s.Prepared(MessageSql.InsertWithoutReturning);
         RowBinder.Bind(insert, row);
         insert.ExecuteNonQuery();
         AddEvent(s, row, row.Status, row.ErrorCode, detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage), transition);
     }
 
+    private static readonly object SearchIndex = new();
+
+    /// <summary>
+    /// Messages reach the two full-text indexes once per transaction, just before COMMIT, in one statement each (no
+    /// AFTER INSERT trigger: see migration 008): every row above the highest one each index holds. Before a statement
+    /// that changes existing rows in the same transaction the new rows are indexed first, so an UPDATE trigger never
+    /// meets a row the index has not seen. Read from the indexes themselves, so a unit rolled back to its savepoint
+    /// leaves nothing half counted.
+    /// </summary>
+    private static void IndexForSearchAtCommit(WriteScope s) =>
+        s.BeforeCommit(SearchIndex, () => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery());
+
+    private static void IndexForSearchNow(WriteScope s)
+    {
+        if (s.HasBeforeCommit(SearchIndex))
+            s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();
+    }
+
     /// <summary>A compare-and-set UPDATE ... RETURNING; when it changed the row, its event. Null: not in the expected state.</summary>
     internal MessageRow? Transition(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null,
         string? eventStatus = null, bool recordEvent = true)
     {
+        IndexForSearchNow(s);
         var row = s.Connection.QuerySingleOrDefault<MessageRow>(sql, parameters, s.Transaction);
         if (row is null)
             return null;
@@ -64,6 +84,7 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>Like <see cref="Transition"/> for statements that change many rows.</summary>
     internal IReadOnlyList<MessageRow> TransitionMany(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null)
     {
+        IndexForSearchNow(s);
         var rows = s.Connection.Query<MessageRow>(sql, parameters, s.Transaction).AsList();
         foreach (var row in rows)
             AddEvent(s, row, row.Status, code ?? row.ErrorCode, detail ?? row.ErrorMessage, transition);
@@ -79,7 +100,11 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     }
 
     /// <summary>A statement without events (bookkeeping such as the end of delivery tracking).</summary>
-    internal int Execute(WriteScope s, string sql, object parameters) => s.Connection.Execute(sql, parameters, s.Transaction);
+    internal int Execute(WriteScope s, string sql, object parameters)
+    {
+        IndexForSearchNow(s);
+        return s.Connection.Execute(sql, parameters, s.Transaction);
+    }
 
     private void AddEvent(WriteScope s, MessageRow row, string status, string? code, string? detail, string transition)
     {

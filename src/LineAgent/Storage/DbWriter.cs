@@ -22,6 +22,31 @@ public sealed class WriteScope
     /// <summary>Runs once the transaction that holds this work is on disk (never when it is rolled back).</summary>
     public void AfterCommit(Action action) => _afterCommit.Add(action);
 
+    private List<(object Key, Action Action)>? _beforeCommit;
+
+    /// <summary>
+    /// Runs once, inside the transaction, just before it commits (after every unit of the group); a second call with the
+    /// same <paramref name="key"/> in this transaction does nothing. Work that is cheaper once per transaction than once
+    /// per unit (adding the transaction's new messages to the search indexes).
+    /// </summary>
+    public void BeforeCommit(object key, Action action)
+    {
+        _beforeCommit ??= [];
+        if (!_beforeCommit.Exists(b => ReferenceEquals(b.Key, key)))
+            _beforeCommit.Add((key, action));
+    }
+
+    public bool HasBeforeCommit(object key) => _beforeCommit?.Exists(b => ReferenceEquals(b.Key, key)) == true;
+
+    internal void RunBeforeCommit()
+    {
+        if (_beforeCommit is null)
+            return;
+        foreach (var (_, action) in _beforeCommit)
+            action();
+        _beforeCommit = null;
+    }
+
     /// <summary>
     /// A command for <paramref name="sql"/> prepared once on the writer's connection and reused by every later
     /// transaction: a 30-column INSERT is parsed once per agent run, not once per message.
@@ -50,8 +75,8 @@ public sealed class WriteScope
 
 /// <summary>
 /// The one writer of the agent's message state, with group commit: requests and workers hand it units of
-/// work; it runs whatever has arrived together in ONE transaction on its own connection (each unit in a
-/// savepoint, so one failure does not undo the others), commits once (synchronous=FULL: on disk before
+/// work; it runs whatever has arrived together in ONE transaction on its own connection (should one unit throw,
+/// the group runs again with a savepoint per unit, so one failure does not undo the others), commits once (synchronous=FULL: on disk before
 /// anyone is answered), then completes each caller and runs their after-commit actions in order. One
 /// writer also means no two of our own transactions ever wait on each other's lock.
 /// </summary>
@@ -137,10 +162,15 @@ public sealed class DbWriter : IAsyncDisposable
         try
         {
             var connection = _connection ??= Open();
-            using var tx = connection.BeginTransaction(deferred: false);
-            var scope = new WriteScope(connection, tx, _prepared);
-            if (group.Count == 1)
+            if (group.Count > 1)
             {
+                if (!WriteAllOrNothing(connection, group, afterCommit))
+                    WriteWithSavepoints(connection, group, afterCommit);
+            }
+            else
+            {
+                using var tx = connection.BeginTransaction(deferred: false);
+                var scope = new WriteScope(connection, tx, _prepared);
                 // One unit: the transaction is its savepoint (no sub-journal of everything it changes).
                 var only = group[0];
                 Exception? refused = null;
@@ -148,6 +178,7 @@ public sealed class DbWriter : IAsyncDisposable
                 catch (Exception e) { refused = e; }
                 if (refused is null)
                 {
+                    scope.RunBeforeCommit();
                     afterCommit.AddRange(scope.TakeAfterCommit());
                     tx.Commit();
                 }
@@ -157,27 +188,6 @@ public sealed class DbWriter : IAsyncDisposable
                     scope.DiscardAfterCommit();
                     only.Refused(refused);
                 }
-            }
-            else
-            {
-                foreach (var item in group)
-                {
-                    Execute(connection, tx, "SAVEPOINT unit");
-                    try
-                    {
-                        item.Run(scope);
-                        Execute(connection, tx, "RELEASE unit");
-                        afterCommit.AddRange(scope.TakeAfterCommit());
-                    }
-                    catch (Exception e)
-                    {
-                        Execute(connection, tx, "ROLLBACK TO unit; RELEASE unit");
-                        scope.DiscardAfterCommit();
-                        // Told after the commit: a caller that reacts by reading (a concurrent Idempotency-Key) must see the others' work.
-                        item.Refused(e);
-                    }
-                }
-                tx.Commit();
             }
         }
         catch (Exception e)
@@ -200,6 +210,63 @@ public sealed class DbWriter : IAsyncDisposable
         }
         foreach (var item in group)
             item.Complete();
+    }
+
+    /// <summary>
+    /// The usual case: every unit straight in one transaction. A savepoint per unit would make SQLite's FTS5 indexes
+    /// flush what they hold as a new segment at each savepoint and then merge those segments (measured: most of the
+    /// writer's time under load). False, with everything rolled back, when a unit threw: the group then runs again
+    /// with a savepoint per unit (<see cref="WriteWithSavepoints"/>), so that unit alone is refused. Units only
+    /// write through their scope, so running one again after a rollback is safe.
+    /// </summary>
+    private bool WriteAllOrNothing(SqliteConnection connection, List<Work> group, List<Action> afterCommit)
+    {
+        using var tx = connection.BeginTransaction(deferred: false);
+        var scope = new WriteScope(connection, tx, _prepared);
+        foreach (var item in group)
+        {
+            try
+            {
+                item.Run(scope);
+            }
+            catch (Exception e)
+            {
+                _log.LogDebug(e, "A change in a group of {Count} was refused; the group runs again, each change in a savepoint", group.Count);
+                tx.Rollback();
+                scope.DiscardAfterCommit();
+                return false;
+            }
+        }
+        scope.RunBeforeCommit();
+        afterCommit.AddRange(scope.TakeAfterCommit());
+        tx.Commit();
+        return true;
+    }
+
+    /// <summary>Each unit in a savepoint, so one that throws is undone and refused while the others are committed.</summary>
+    private void WriteWithSavepoints(SqliteConnection connection, List<Work> group, List<Action> afterCommit)
+    {
+        using var tx = connection.BeginTransaction(deferred: false);
+        var scope = new WriteScope(connection, tx, _prepared);
+        foreach (var item in group)
+        {
+            Execute(connection, tx, "SAVEPOINT unit");
+            try
+            {
+                item.Run(scope);
+                Execute(connection, tx, "RELEASE unit");
+                afterCommit.AddRange(scope.TakeAfterCommit());
+            }
+            catch (Exception e)
+            {
+                Execute(connection, tx, "ROLLBACK TO unit; RELEASE unit");
+                scope.DiscardAfterCommit();
+                // Told after the commit: a caller that reacts by reading (a concurrent Idempotency-Key) must see the others' work.
+                item.Refused(e);
+            }
+        }
+        scope.RunBeforeCommit();
+        tx.Commit();
     }
 
     private SqliteConnection Open()

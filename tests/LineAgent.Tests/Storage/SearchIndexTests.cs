@@ -1,0 +1,92 @@
+using Dapper;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// The writer adds each transaction's new messages to both full-text indexes just before COMMIT (no insert
+/// trigger, migration 008). Whatever the grouping, a content change or a refused unit in the same group, both
+/// indexes must hold exactly the rows of the table: FTS5's own integrity-check compares them with it.
+/// </summary>
+public sealed class SearchIndexTests
+{
+    private TempDir _dir = null!;
+    private DbWriter _writer = null!;
+    private MessageLifecycle _lifecycle = null!;
+    private Db _db = null!;
+    private readonly FakeTimeProvider _time = new(AgentFactory.Epoch);
+
+    [SetUp]
+    public void SetUp()
+    {
+        Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true;
+        _dir = new TempDir();
+        _db = new Db(_dir.File("lineagent.db"));
+        Migrator.Migrate(_db);
+        _writer = new DbWriter(_db, NullLogger<DbWriter>.Instance);
+        _lifecycle = new MessageLifecycle(_writer, new MessageStore(_db, new MessageNotifier()), _time);
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await _writer.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private MessageRow Row(string content, string phone, string? id = null)
+    {
+        var now = Time.ToMs(_time.GetUtcNow());
+        return new MessageRow
+        {
+            Id = id ?? Ids.New("msg", _time.GetUtcNow()), Content = content, Type = MessageType.IMessage, RequestedType = MessageType.Auto,
+            Status = MessageStatus.Scheduled, LineId = "default", RecipientPhone = phone, RecipientName = "Ada Lovelace",
+            ScheduledAt = now + 60_000, DueAt = now + 60_000, CreatedAt = now, UpdatedAt = now,
+        };
+    }
+
+    [Test]
+    public async Task GroupedInserts_AContentChange_AndARefusedUnit_ShouldLeaveBothIndexesExactlyInStepWithTheTable()
+    {
+        var earlier = (await _lifecycle.AcceptAsync([Row("walrus at noon", "+12025550100")]))[0];
+        var duplicate = earlier.Id;
+
+        // A slow first unit so the next ones queue behind it and are written as one group.
+        var slow = _lifecycle.AcceptAsync(Enumerable.Range(0, 150).Select(i => Row($"bulk note {i}", $"+120255502{i % 100:D2}")).ToList());
+        var singles = Enumerable.Range(0, 40).Select(i => _lifecycle.AcceptAsync([Row($"pelican {i} says hello", $"+120255503{i:D2}")])).ToList();
+        var reschedule = _lifecycle.RescheduleAsync(earlier.Id, "zebra crossing", null, null, "content changed");
+        var refused = _lifecycle.AcceptAsync([Row("never stored", "+12025550999", id: duplicate)]);
+        var after = Enumerable.Range(0, 10).Select(i => _lifecycle.AcceptAsync([Row($"heron {i}", $"+120255504{i:D2}")])).ToList();
+
+        await slow;
+        await Task.WhenAll(singles);
+        Assert.That(await reschedule, Is.Not.Null);
+        Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(async () => await refused, "a second row with the same id");
+        await Task.WhenAll(after);
+        var (commits, units) = _writer.Counters;
+        TestContext.Out.WriteLine($"{units} units in {commits} commits");
+        Assert.That(units, Is.GreaterThan(commits), "some units shared a transaction");
+
+        await using var c = await _db.OpenAsync();
+        // Raises SQLITE_CORRUPT_VTAB if an index holds a row the table does not, or misses one it does.
+        await c.ExecuteAsync("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)");
+        await c.ExecuteAsync("INSERT INTO messages_recipients_fts(messages_recipients_fts, rank) VALUES ('integrity-check', 1)");
+        Assert.That(await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages"), Is.EqualTo(1 + 150 + 40 + 10));
+        Assert.That(await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_fts_docsize"), Is.EqualTo(201));
+        Assert.That(await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_recipients_fts_docsize"), Is.EqualTo(201));
+
+        async Task<long> Matches(string table, string query) =>
+            await c.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM {table} WHERE {table} MATCH @Q", new { Q = query });
+        Assert.That(await Matches("messages_fts", "pelican"), Is.EqualTo(40));
+        Assert.That(await Matches("messages_fts", "heron"), Is.EqualTo(10));
+        Assert.That(await Matches("messages_fts", "bulk"), Is.EqualTo(150));
+        Assert.That(await Matches("messages_fts", "zebra"), Is.EqualTo(1), "the new content is found");
+        Assert.That(await Matches("messages_fts", "walrus"), Is.Zero, "the old content is gone");
+        Assert.That(await Matches("messages_fts", "stored"), Is.Zero, "the refused row is in no index");
+        Assert.That(await Matches("messages_recipients_fts", "\"2025550403\""), Is.EqualTo(1), "a phone substring");
+    }
+}
