@@ -34,6 +34,7 @@ public static class DatabaseStartup
 
         var db = new Db(path);
         Migrator.Migrate(db);
+        IndexUnindexedMessages(db, log);
         DatabaseFile.RestrictToOwner(path, log);
         return db;
     }
@@ -53,6 +54,21 @@ public static class DatabaseStartup
             _ => $"Stop here; there is no backup in {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(dataDir))}: keep the file, and try sqlite3 {DatabaseFile.ShellQuote(found.Path)} .recover > recovered.sql",
         };
         return new DatabaseUnusableException(found.Path, found.Problem ?? found.State.ToString(), advice);
+    }
+
+    /// <summary>
+    /// Messages reach the full-text indexes when the writer commits them (no insert trigger, migration 008). A row put
+    /// into the table by anything else (a hand edit, an old copy) is added here at start, so search finds it and a later
+    /// change of its text keeps the index consistent.
+    /// </summary>
+    private static void IndexUnindexedMessages(Db db, ILogger log)
+    {
+        using var c = db.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = Messages.MessageSql.IndexNewForSearch;
+        var added = cmd.ExecuteNonQuery();
+        if (added > 0)
+            log.LogWarning("Added {Count} index entries for messages written to the database outside the agent", added);
     }
 
     private static void CreateFresh(string path, string creating, TimeProvider time, ILogger log)

@@ -36,6 +36,7 @@ public sealed class BackupTests
                 INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
                 VALUES (@id, 'hello', 'sms', 'auto', 'scheduled', 'default', '+12025550123', 1, 1, 1)
                 """, new { id = $"msg_{i:D6}" });
+        c.Execute(LineAgent.Messages.MessageSql.IndexNewForSearch); // as the writer does before its commit
         return db;
     }
 

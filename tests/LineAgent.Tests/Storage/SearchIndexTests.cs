@@ -89,4 +89,23 @@ public sealed class SearchIndexTests
         Assert.That(await Matches("messages_fts", "stored"), Is.Zero, "the refused row is in no index");
         Assert.That(await Matches("messages_recipients_fts", "\"2025550403\""), Is.EqualTo(1), "a phone substring");
     }
+
+    [Test]
+    public async Task ARowWrittenOutsideTheAgent_ShouldBeIndexedAtTheNextStart_SoChangingItKeepsTheIndexSound()
+    {
+        await using (var c = await _db.OpenAsync())
+            await c.ExecuteAsync("""
+                INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
+                VALUES ('msg_by_hand', 'typed by hand', 'sms', 'auto', 'scheduled', 'default', '+12025550123', 1, 1, 1)
+                """);
+
+        var db = DatabaseStartup.Open(_db.Path, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+
+        await using var conn = await db.OpenAsync();
+        Assert.That(await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'hand'"), Is.EqualTo(1));
+        await conn.ExecuteAsync("UPDATE messages SET content = 'changed later' WHERE id = 'msg_by_hand'"); // the update trigger deletes what was indexed
+        await conn.ExecuteAsync("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)");
+        await conn.ExecuteAsync("INSERT INTO messages_recipients_fts(messages_recipients_fts, rank) VALUES ('integrity-check', 1)");
+        Assert.That(await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'later'"), Is.EqualTo(1));
+    }
 }
