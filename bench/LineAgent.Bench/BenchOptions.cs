@@ -26,7 +26,8 @@ public sealed record BenchOptions
 
     public const string Usage = """
         dotnet run -c Release --project bench/LineAgent.Bench [-- options]
-          --seconds N        POST /api/messages load per target (default 10, plus 2 s warm-up)
+          --seconds N        POST /api/messages load per target (default 10)
+          --warmup N         load before the measured window, per target (default 5)
           --idle-seconds N   idle CPU window (default 60)
           --only LIST        a subset of: api,due,sparse,idle,history,bulk
           --quick            a short smoke run (small counts, short windows)
@@ -52,6 +53,9 @@ public sealed record BenchOptions
                     break;
                 case "--seconds":
                     o = o with { Seconds = Positive(Next()) };
+                    break;
+                case "--warmup":
+                    o = o with { WarmupSeconds = Positive(Next()) };
                     break;
                 case "--idle-seconds":
                     o = o with { IdleSeconds = Positive(Next()) };
