@@ -122,25 +122,33 @@ public sealed class Dispatcher(
                 return now; // changed in between (cancelled, rescheduled): decide again
         }
         var sends = new List<Task>(Math.Min(due.Count, parallel));
-        foreach (var m in due.Take(parallel))
+        try
         {
-            if (sends.Count > 0 && (!ReferenceEquals(router.Resolve(line, m.Type), channel) || pacer.Applies(line, m.Type)))
-                break;
-            var decision = await pacer.CheckAsync(line, m, now, ct);
-            if (decision.Hold is { } hold)
+            foreach (var m in due.Take(parallel))
             {
-                var detail = $"held until {hold.NotBefore:O}: {hold.Reason}";
-                if (hold.LineWide)
-                {
-                    await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
+                if (sends.Count > 0 && (!ReferenceEquals(router.Resolve(line, m.Type), channel) || pacer.Applies(line, m.Type)))
                     break;
+                var decision = await pacer.CheckAsync(line, m, now, ct);
+                if (decision.Hold is { } hold)
+                {
+                    var detail = $"held until {hold.NotBefore:O}: {hold.Reason}";
+                    if (hold.LineWide)
+                    {
+                        await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
+                        break;
+                    }
+                    await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
+                    continue;
                 }
-                await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
-                continue;
+                sends.Add(SendAsync(line, m, channel, decision.NewConversation, ct));
             }
-            sends.Add(SendAsync(line, m, channel, decision.NewConversation, ct));
         }
-        await Task.WhenAll(sends);
+        finally
+        {
+            // Sends already started are waited for even when a later decision throws (a stop, a storage error): their
+            // outcomes must be written before the agent stops, and the line must not start the next ones meanwhile.
+            await Task.WhenAll(sends);
+        }
         return now;
     }
 
