@@ -268,8 +268,14 @@ public sealed class MessageLifecycle
     public Task<MessageRow?> RescheduleAsync(string id, string? content, long? scheduledAt, string? timeZone, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.Transition(s, Transitions.Reschedule, MessageSql.Reschedule,
-            new { Id = id, Content = content, ScheduledAt = scheduledAt, ScheduleTimeZone = timeZone, Now = now }, code: "edited", detail: detail), ct);
+        return Write(s =>
+        {
+            // Its UPDATE trigger takes the old text out of the search index: a row put in by hand since the last
+            // commit must be in the index first.
+            store.IndexNewForSearch(s);
+            return store.Transition(s, Transitions.Reschedule, MessageSql.Reschedule,
+                new { Id = id, Content = content, ScheduledAt = scheduledAt, ScheduleTimeZone = timeZone, Now = now }, code: "edited", detail: detail);
+        }, ct);
     }
 
     // ---- delivery: what the channel reports later ---------------------------------------------------

@@ -59,6 +59,9 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     private static void IndexForSearchAtCommit(WriteScope s) =>
         s.BeforeCommit(SearchIndex, () => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery());
 
+    /// <summary>Adds every row above the highest one each index holds, now (whoever wrote them).</summary>
+    internal void IndexNewForSearch(WriteScope s) => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();
+
     private static void IndexForSearchNow(WriteScope s)
     {
         if (s.HasBeforeCommit(SearchIndex))

@@ -108,4 +108,21 @@ public sealed class SearchIndexTests
         await conn.ExecuteAsync("INSERT INTO messages_recipients_fts(messages_recipients_fts, rank) VALUES ('integrity-check', 1)");
         Assert.That(await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'later'"), Is.EqualTo(1));
     }
+
+    [Test]
+    public async Task EditingARowPutInByHandWhileTheAgentRuns_ShouldKeepTheIndexSound()
+    {
+        await using (var c = await _db.OpenAsync())
+            await c.ExecuteAsync("""
+                INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
+                VALUES ('msg_by_hand', 'typed by hand', 'sms', 'auto', 'scheduled', 'default', '+12025550123', 9999999999999, 1, 1)
+                """);
+
+        Assert.That(await _lifecycle.RescheduleAsync("msg_by_hand", "edited through the agent", null, null, "content changed"), Is.Not.Null);
+
+        await using var conn = await _db.OpenAsync();
+        await conn.ExecuteAsync("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)");
+        Assert.That(await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'edited'"), Is.EqualTo(1));
+        Assert.That(await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'hand'"), Is.Zero);
+    }
 }
