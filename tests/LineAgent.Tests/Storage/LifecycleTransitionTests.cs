@@ -1,8 +1,6 @@
 using LineAgent.Messages;
 using LineAgent.Storage;
 using LineAgent.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
 
 namespace LineAgent.Tests.Storage;
 
@@ -10,32 +8,8 @@ namespace LineAgent.Tests.Storage;
 /// Each transition of <see cref="MessageLifecycle"/> is a compare-and-set: from a state it does not apply to it
 /// changes nothing (answers null) and writes no event. One test per transition that must be refused.
 /// </summary>
-public sealed class LifecycleTransitionTests
+public sealed class LifecycleTransitionTests : LifecycleTestBase
 {
-    private TempDir _dir = null!;
-    private DbWriter _writer = null!;
-    private MessageLifecycle _lifecycle = null!;
-    private Db _db = null!;
-    private readonly FakeTimeProvider _time = new(AgentFactory.Epoch);
-
-    [SetUp]
-    public void SetUp()
-    {
-        Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true; // as the agent sets it at start
-        _dir = new TempDir();
-        _db = new Db(_dir.File("lineagent.db"));
-        Migrator.Migrate(_db);
-        _writer = new DbWriter(_db, NullLogger<DbWriter>.Instance);
-        _lifecycle = new MessageLifecycle(_writer, new MessageStore(_db, new MessageNotifier()), _time);
-    }
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        await _writer.DisposeAsync();
-        _dir.Dispose();
-    }
-
     private async Task<MessageRow> NewAsync(string status = MessageStatus.Queued)
     {
         var now = Time.ToMs(_time.GetUtcNow());

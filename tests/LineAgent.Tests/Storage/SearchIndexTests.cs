@@ -3,7 +3,6 @@ using LineAgent.Messages;
 using LineAgent.Storage;
 using LineAgent.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
 
 namespace LineAgent.Tests.Storage;
 
@@ -12,32 +11,8 @@ namespace LineAgent.Tests.Storage;
 /// trigger, migration 008). Whatever the grouping, a content change or a refused unit in the same group, both
 /// indexes must hold exactly the rows of the table: FTS5's own integrity-check compares them with it.
 /// </summary>
-public sealed class SearchIndexTests
+public sealed class SearchIndexTests : LifecycleTestBase
 {
-    private TempDir _dir = null!;
-    private DbWriter _writer = null!;
-    private MessageLifecycle _lifecycle = null!;
-    private Db _db = null!;
-    private readonly FakeTimeProvider _time = new(AgentFactory.Epoch);
-
-    [SetUp]
-    public void SetUp()
-    {
-        Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true;
-        _dir = new TempDir();
-        _db = new Db(_dir.File("lineagent.db"));
-        Migrator.Migrate(_db);
-        _writer = new DbWriter(_db, NullLogger<DbWriter>.Instance);
-        _lifecycle = new MessageLifecycle(_writer, new MessageStore(_db, new MessageNotifier()), _time);
-    }
-
-    [TearDown]
-    public async Task TearDown()
-    {
-        await _writer.DisposeAsync();
-        _dir.Dispose();
-    }
-
     private MessageRow Row(string content, string phone, string? id = null)
     {
         var now = Time.ToMs(_time.GetUtcNow());
