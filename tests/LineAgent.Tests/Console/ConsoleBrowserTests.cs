@@ -204,7 +204,10 @@ public sealed class ConsoleBrowserTests
             Is.EqualTo(new DateTimeOffset(pick, paris.GetUtcOffset(pick))), "09:30 in Paris, as picked");
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Messages", Exact = true }).ClickAsync();
-        await page.GetByLabel("Search").FillAsync(text);
+        // The search runs 400 ms after the typing and re-renders the list: wait for its answer, or a row opened
+        // before it would be replaced (on an agent holding only this message "1 message." shows before the search).
+        await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Search").FillAsync(text),
+            r => r.Url.Contains("/api/messages?", StringComparison.Ordinal) && r.Url.Contains("q=", StringComparison.Ordinal));
         await Expect(page.Locator("#summary")).ToHaveTextAsync("1 message.");
         var row = page.Locator("#messages tbody tr", new() { HasText = text });
         await Expect(row).ToHaveCountAsync(1);
