@@ -272,7 +272,7 @@ public sealed class MessageLifecycle
         {
             // Its UPDATE trigger takes the old text out of the search index: a row put in by hand since the last
             // commit must be in the index first.
-            store.IndexNewForSearch(s);
+            MessageStore.IndexNewForSearch(s);
             return store.Transition(s, Transitions.Reschedule, MessageSql.Reschedule,
                 new { Id = id, Content = content, ScheduledAt = scheduledAt, ScheduleTimeZone = timeZone, Now = now }, code: "edited", detail: detail);
         }, ct);

@@ -56,16 +56,15 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// meets a row the index has not seen. Read from the indexes themselves, so a unit rolled back to its savepoint
     /// leaves nothing half counted.
     /// </summary>
-    private static void IndexForSearchAtCommit(WriteScope s) =>
-        s.BeforeCommit(SearchIndex, () => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery());
+    private static void IndexForSearchAtCommit(WriteScope s) => s.BeforeCommit(SearchIndex, () => IndexNewForSearch(s));
 
     /// <summary>Adds every row above the highest one each index holds, now (whoever wrote them).</summary>
-    internal void IndexNewForSearch(WriteScope s) => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();
+    internal static void IndexNewForSearch(WriteScope s) => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();
 
     private static void IndexForSearchNow(WriteScope s)
     {
         if (s.HasBeforeCommit(SearchIndex))
-            s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();
+            IndexNewForSearch(s);
     }
 
     /// <summary>A compare-and-set UPDATE ... RETURNING; when it changed the row, its event. Null: not in the expected state.</summary>

@@ -162,32 +162,13 @@ public sealed class DbWriter : IAsyncDisposable
         try
         {
             var connection = _connection ??= Open();
-            if (group.Count > 1)
+            if (!WriteAllOrNothing(connection, group, afterCommit, out var refused))
             {
-                if (!WriteAllOrNothing(connection, group, afterCommit))
-                    WriteWithSavepoints(connection, group, afterCommit);
-            }
-            else
-            {
-                using var tx = connection.BeginTransaction(deferred: false);
-                var scope = new WriteScope(connection, tx, _prepared);
-                // One unit: the transaction is its savepoint (no sub-journal of everything it changes).
-                var only = group[0];
-                Exception? refused = null;
-                try { only.Run(scope); }
-                catch (Exception e) { refused = e; }
-                if (refused is null)
-                {
-                    scope.RunBeforeCommit();
-                    afterCommit.AddRange(scope.TakeAfterCommit());
-                    tx.Commit();
-                }
+                // A group of one: the transaction was its savepoint (no sub-journal of everything it changes).
+                if (group.Count == 1)
+                    group[0].Refused(refused!);
                 else
-                {
-                    tx.Rollback();
-                    scope.DiscardAfterCommit();
-                    only.Refused(refused);
-                }
+                    WriteWithSavepoints(connection, group, afterCommit);
             }
         }
         catch (Exception e)
@@ -215,12 +196,14 @@ public sealed class DbWriter : IAsyncDisposable
     /// <summary>
     /// The usual case: every unit straight in one transaction. A savepoint per unit would make SQLite's FTS5 indexes
     /// flush what they hold as a new segment at each savepoint and then merge those segments (measured: most of the
-    /// writer's time under load). False, with everything rolled back, when a unit threw: the group then runs again
-    /// with a savepoint per unit (<see cref="WriteWithSavepoints"/>), so that unit alone is refused. Units only
+    /// writer's time under load). False, with everything rolled back, when a unit threw (<paramref name="refused"/>): a
+    /// group of one is then refused; a larger group runs again with a savepoint per unit (<see cref="WriteWithSavepoints"/>),
+    /// so that unit alone is refused. Units only
     /// write through their scope, so running one again after a rollback is safe.
     /// </summary>
-    private bool WriteAllOrNothing(SqliteConnection connection, List<Work> group, List<Action> afterCommit)
+    private bool WriteAllOrNothing(SqliteConnection connection, List<Work> group, List<Action> afterCommit, out Exception? refused)
     {
+        refused = null;
         using var tx = connection.BeginTransaction(deferred: false);
         var scope = new WriteScope(connection, tx, _prepared);
         foreach (var item in group)
@@ -231,9 +214,9 @@ public sealed class DbWriter : IAsyncDisposable
             }
             catch (Exception e)
             {
-                _log.LogDebug(e, "A change in a group of {Count} was refused; the group runs again, each change in a savepoint", group.Count);
                 tx.Rollback();
                 scope.DiscardAfterCommit();
+                refused = e;
                 return false;
             }
         }
