@@ -325,17 +325,19 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
             ["content"] = "Hi {{firstName}}, a note for {{company|your team}} about the {{fields.plan|current}} plan.",
             ["scheduledAt"] = "2030-01-01T00:00:00Z",
         });
-        clock.Restart();
-        using var bulkRequest = Post("/api/messages/bulk", body);
-        using (var resp = await api.SendAsync(bulkRequest, HttpCompletionOption.ResponseContentRead, ct))
+        // Twice on one agent, as the due step does: the first request after start pays for JIT and cold caches.
+        foreach (var run in new[] { "first after start", "second (warm agent)" })
         {
+            clock.Restart();
+            using var bulkRequest = Post("/api/messages/bulk", body);
+            using var resp = await api.SendAsync(bulkRequest, HttpCompletionOption.ResponseContentRead, ct);
             var elapsed = clock.Elapsed.TotalSeconds;
             var text = await resp.Content.ReadAsStringAsync(ct);
             if (resp.StatusCode != HttpStatusCode.Accepted) throw new InvalidOperationException($"bulk: HTTP {(int)resp.StatusCode}: {Trim(text)}");
             var r = JsonNode.Parse(text)!;
-            report.Add($"bulk: POST /api/messages/bulk, {leadIds.Count:N0} leadIds, to the 202", Report.Seconds(elapsed));
+            report.Add($"bulk: POST /api/messages/bulk, {leadIds.Count:N0} leadIds, to the 202, {run}", Report.Seconds(elapsed));
             if (r["accepted"]!.GetValue<int>() != n)
-                report.Note($"bulk: {r["accepted"]} accepted, {r["rejected"]} rejected of {leadIds.Count:N0}.");
+                report.Note($"bulk ({run}): {r["accepted"]} accepted, {r["rejected"]} rejected of {leadIds.Count:N0}.");
         }
     }
 

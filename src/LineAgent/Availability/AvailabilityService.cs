@@ -98,29 +98,23 @@ public sealed class AvailabilityService : IDisposable
     }
 
     /// <summary>
-    /// Many addresses at once from this agent's history and cached answers only (two queries per
-    /// 500 addresses): what a bulk send of thousands can afford. Missing = unknown.
+    /// Many addresses at once from this agent's history and cached answers only (two queries, whatever the
+    /// number of addresses): what a bulk send of thousands can afford. Missing = unknown.
     /// </summary>
     public async Task<Dictionary<string, string>> KnownManyAsync(IReadOnlyCollection<string> addresses, CancellationToken ct)
     {
         var known = new Dictionary<string, string>();
         var cutoff = Time.ToMs(time.GetUtcNow() - bridge.Options.AvailabilityTtl);
+        var list = SqlList.Of(addresses.Distinct());
         await using var c = await db.OpenAsync(ct);
-        foreach (var chunk in addresses.Distinct().Chunk(500))
-        {
-            foreach (var (address, imessage) in await c.QueryAsync<(string Address, string IMessage)>(new CommandDefinition(
-                "SELECT address AS Address, imessage AS IMessage FROM availability WHERE address IN @A AND checked_at >= @Cutoff AND imessage <> 'unknown'",
-                new { A = chunk, Cutoff = cutoff }, cancellationToken: ct)))
-                known[address] = imessage;
-            var history = await c.QueryAsync<(string Address, string? ErrorCode, long UpdatedAt)>(new CommandDefinition(
-                """
-                SELECT COALESCE(recipient_phone, recipient_email) AS Address, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
-                WHERE (recipient_phone IN @A OR recipient_email IN @A) AND direction = 'outbound' AND type = 'imessage'
-                  AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
-                """, new { A = chunk }, cancellationToken: ct));
-            foreach (var h in history.GroupBy(h => h.Address).Select(g => g.MaxBy(x => x.UpdatedAt)))
-                known[h.Address] = h.ErrorCode == FailureCodes.IMessageUnavailable ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
-        }
+        foreach (var (address, imessage) in await c.QueryAsync<(string Address, string IMessage)>(new CommandDefinition(
+            "SELECT address AS Address, imessage AS IMessage FROM availability WHERE address IN (SELECT value FROM json_each(@A)) AND checked_at >= @Cutoff AND imessage <> 'unknown'",
+            new { A = list, Cutoff = cutoff }, cancellationToken: ct)))
+            known[address] = imessage;
+        var history = await c.QueryAsync<(string Address, string? ErrorCode, long UpdatedAt)>(new CommandDefinition(
+            OutcomesOfMany, new { A = list }, cancellationToken: ct));
+        foreach (var h in history.GroupBy(h => h.Address).Select(g => g.MaxBy(x => x.UpdatedAt)))
+            known[h.Address] = h.ErrorCode == FailureCodes.IMessageUnavailable ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
         return known;
     }
 
@@ -129,17 +123,32 @@ public sealed class AvailabilityService : IDisposable
         ? imessage == IMessageAvailability.Available ? MessageType.IMessage : MessageType.Email
         : imessage == IMessageAvailability.Unavailable ? MessageType.Sms : MessageType.IMessage;
 
+    /// <summary>
+    /// An outbound iMessage that tells blue or gray. `+type` keeps SQLite on the address indexes (the agent keeps no
+    /// ANALYZE statistics, and without the hint it reads every iMessage row through ix_messages_type).
+    /// </summary>
+    private const string OutcomeOfIMessage = """
+        direction = 'outbound' AND +type = 'imessage'
+          AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
+        """;
+
+    internal const string OutcomesOfMany = $"""
+        SELECT COALESCE(recipient_phone, recipient_email) AS Address, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
+        WHERE (recipient_phone IN (SELECT value FROM json_each(@A)) OR recipient_email IN (SELECT value FROM json_each(@A))) AND {OutcomeOfIMessage}
+        """;
+
+    internal const string NewestOutcome = $"""
+        SELECT delivery AS Delivery, status AS Status, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
+        WHERE (recipient_phone = @Address OR recipient_email = @Address) AND {OutcomeOfIMessage}
+        ORDER BY updated_at DESC LIMIT 1
+        """;
+
     /// <summary>The newest iMessage outcome to this address in our own records: delivered/read → blue, error 22 → gray.</summary>
     private async Task<(string, string, DateTimeOffset)?> FromHistoryAsync(string address, CancellationToken ct)
     {
         await using var c = await db.OpenAsync(ct);
         var row = await c.QuerySingleOrDefaultAsync<(string Delivery, string Status, string? ErrorCode, long UpdatedAt)>(new CommandDefinition(
-            """
-            SELECT delivery AS Delivery, status AS Status, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
-            WHERE (recipient_phone = @Address OR recipient_email = @Address) AND direction = 'outbound' AND type = 'imessage'
-              AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
-            ORDER BY updated_at DESC LIMIT 1
-            """, new { Address = address }, cancellationToken: ct));
+            NewestOutcome, new { Address = address }, cancellationToken: ct));
         if (row.Status is null)
             return null;
         var verdict = row.ErrorCode == FailureCodes.IMessageUnavailable ? IMessageAvailability.Unavailable : IMessageAvailability.Available;

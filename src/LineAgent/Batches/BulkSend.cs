@@ -266,8 +266,8 @@ public sealed class BulkSend(
     {
         var set = new HashSet<string>();
         await using var c = await lifecycle.Store.Db.OpenAsync(ct);
-        foreach (var chunk in addresses.Distinct().Chunk(500))
-            set.UnionWith(await c.QueryAsync<string>(new CommandDefinition("SELECT address FROM suppressions WHERE address IN @A", new { A = chunk }, cancellationToken: ct)));
+        set.UnionWith(await c.QueryAsync<string>(new CommandDefinition(
+            "SELECT address FROM suppressions WHERE address IN (SELECT value FROM json_each(@A))", new { A = SqlList.Of(addresses.Distinct()) }, cancellationToken: ct)));
         return set;
     }
 }

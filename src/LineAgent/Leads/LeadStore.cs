@@ -37,8 +37,8 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
     {
         var result = new List<LeadRow>(ids.Count);
         await using var c = await db.OpenAsync(ct);
-        foreach (var chunk in ids.Chunk(500))
-            result.AddRange(await c.QueryAsync<LeadRow>(new CommandDefinition("SELECT * FROM leads WHERE id IN @Ids", new { Ids = chunk }, cancellationToken: ct)));
+        result.AddRange(await c.QueryAsync<LeadRow>(new CommandDefinition(
+            "SELECT * FROM leads WHERE id IN (SELECT value FROM json_each(@Ids))", new { Ids = SqlList.Of(ids) }, cancellationToken: ct)));
         return result;
     }
 

@@ -37,13 +37,11 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
 
     // ---- inside the writer's transaction (MessageLifecycle only) -------------------------------------
 
-    /// <summary>Inserts a new row with its first event; two prepared statements serve every row of a bulk.</summary>
+    /// <summary>Inserts a new row with its first event; two statements, prepared once, serve every row of a bulk.</summary>
     internal void Insert(WriteScope s, MessageRow row, string transition, string? detail = null)
     {
         IndexForSearchAtCommit(s);
-        var insert = s.Prepared(MessageSql.InsertWithoutReturning);
-        RowBinder.Bind(insert, row);
-        insert.ExecuteNonQuery();
+        s.Statement(MessageSql.InsertWithoutReturning).Execute(row);
         AddEvent(s, row, row.Status, row.ErrorCode, detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage), transition);
     }
 
@@ -96,9 +94,7 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>An event without a status change of its own (a retry, a pacing hold).</summary>
     internal void Note(WriteScope s, string messageId, long at, string status, string? code, string? detail)
     {
-        var cmd = s.Prepared(MessageSql.InsertEvent);
-        RowBinder.Bind(cmd, new MessageEventRow { MessageId = messageId, At = at, Status = status, Code = code, Detail = detail });
-        cmd.ExecuteNonQuery();
+        s.Statement(MessageSql.InsertEvent).Execute(new MessageEventRow { MessageId = messageId, At = at, Status = status, Code = code, Detail = detail });
     }
 
     /// <summary>A statement without events (bookkeeping such as the end of delivery tracking).</summary>
@@ -126,30 +122,4 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
         MessageStatus.Received => "received",
         _ => "accepted",
     };
-
-    /// <summary>Binds the @Parameters of a prepared command from the same-named properties of a row.</summary>
-    private static class RowBinder
-    {
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Type, string), System.Reflection.PropertyInfo[]> Maps = new();
-
-        public static void Bind<T>(SqliteCommand cmd, T row)
-        {
-            var props = Maps.GetOrAdd((typeof(T), cmd.CommandText), key => System.Text.RegularExpressions.Regex
-                .Matches(key.Item2, @"@(\w+)").Select(m => m.Groups[1].Value).Distinct()
-                .Select(n => typeof(T).GetProperty(n) ?? throw new InvalidOperationException($"{typeof(T).Name} has no {n}")).ToArray());
-            if (cmd.Parameters.Count == 0)
-            {
-                foreach (var p in props)
-                    cmd.Parameters.Add(new SqliteParameter("@" + p.Name, null));
-                cmd.Prepare();
-            }
-            for (var i = 0; i < props.Length; i++)
-                cmd.Parameters[i].Value = props[i].GetValue(row) switch
-                {
-                    null => DBNull.Value,
-                    bool b => b ? 1L : 0L,
-                    var v => v,
-                };
-        }
-    }
 }

@@ -22,14 +22,15 @@ public sealed class PacingSimulation(LinePacer pacer, Db db, Suppressions.Suppre
         SELECT * FROM messages WHERE line_id = @LineId AND status IN ('scheduled','queued') ORDER BY seq
         """;
 
-    private const string KnownPhones = """
+    // `+line_id`: found by address (ix_messages_phone, ix_messages_email), not by reading every handed-over row of the line.
+    internal const string KnownPhones = """
         SELECT DISTINCT recipient_phone FROM messages
-        WHERE line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND recipient_phone IN @Addresses
+        WHERE +line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND recipient_phone IN (SELECT value FROM json_each(@Addresses))
         """;
 
-    private const string KnownEmails = """
+    internal const string KnownEmails = """
         SELECT DISTINCT recipient_email FROM messages
-        WHERE line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND recipient_email IN @Addresses
+        WHERE +line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND recipient_email IN (SELECT value FROM json_each(@Addresses))
         """;
 
     /// <summary>The outcome: when each new row would be handed over (null: not within the horizon), and how many were pending before.</summary>
@@ -62,10 +63,8 @@ public sealed class PacingSimulation(LinePacer pacer, Db db, Suppressions.Suppre
         var knownEmails = new HashSet<string>();
         await using (var c = await db.OpenAsync(ct))
         {
-            foreach (var chunk in phones.Chunk(500))
-                knownPhones.UnionWith(await c.QueryAsync<string>(new CommandDefinition(KnownPhones, new { LineId = line.Id, Addresses = chunk }, cancellationToken: ct)));
-            foreach (var chunk in emails.Chunk(500))
-                knownEmails.UnionWith(await c.QueryAsync<string>(new CommandDefinition(KnownEmails, new { LineId = line.Id, Addresses = chunk }, cancellationToken: ct)));
+            knownPhones.UnionWith(await c.QueryAsync<string>(new CommandDefinition(KnownPhones, new { LineId = line.Id, Addresses = SqlList.Of(phones) }, cancellationToken: ct)));
+            knownEmails.UnionWith(await c.QueryAsync<string>(new CommandDefinition(KnownEmails, new { LineId = line.Id, Addresses = SqlList.Of(emails) }, cancellationToken: ct)));
         }
         var suppressed = new HashSet<string>();
         foreach (var address in items.Where(i => i.Existing).Select(i => i.Row.Recipient).Distinct())

@@ -43,3 +43,13 @@ public sealed class Db
         return connection;
     }
 }
+
+/// <summary>
+/// A list of any length as one SQL parameter: a JSON array that the statement reads with
+/// <c>IN (SELECT value FROM json_each(@P))</c>. One prepared statement for 10,000 addresses instead of
+/// 20 statements of 500 generated parameters each (Dapper's <c>IN @P</c> expansion).
+/// </summary>
+public static class SqlList
+{
+    public static string Of(IEnumerable<string> items) => System.Text.Json.JsonSerializer.Serialize(items as string[] ?? items.ToArray());
+}

@@ -8,12 +8,15 @@ public sealed class WriteScope
 {
     private readonly List<Action> _afterCommit = [];
     private readonly Dictionary<string, SqliteCommand> _prepared;
+    private readonly Dictionary<string, WriterStatement> _statements;
 
-    internal WriteScope(SqliteConnection connection, SqliteTransaction transaction, Dictionary<string, SqliteCommand> prepared)
+    internal WriteScope(SqliteConnection connection, SqliteTransaction transaction, Dictionary<string, SqliteCommand> prepared,
+        Dictionary<string, WriterStatement> statements)
     {
         Connection = connection;
         Transaction = transaction;
         _prepared = prepared;
+        _statements = statements;
     }
 
     public SqliteConnection Connection { get; }
@@ -63,6 +66,17 @@ public sealed class WriteScope
         return cmd;
     }
 
+    /// <summary>
+    /// The statement for <paramref name="sql"/> (a constant), prepared once on the writer's connection and bound by
+    /// position from a row's properties: for the statements that run once per message.
+    /// </summary>
+    public WriterStatement Statement(string sql)
+    {
+        if (!_statements.TryGetValue(sql, out var statement))
+            _statements[sql] = statement = new WriterStatement(Connection, sql);
+        return statement;
+    }
+
     internal List<Action> TakeAfterCommit()
     {
         var actions = _afterCommit.ToList();
@@ -92,6 +106,7 @@ public sealed class DbWriter : IAsyncDisposable
     private readonly Thread _thread;
     private SqliteConnection? _connection;
     private readonly Dictionary<string, SqliteCommand> _prepared = [];
+    private readonly Dictionary<string, WriterStatement> _statements = [];
     private long _commits, _units;
 
     public DbWriter(Db db, ILogger<DbWriter> log, StorageHealth? storage = null)
@@ -205,7 +220,7 @@ public sealed class DbWriter : IAsyncDisposable
     {
         refused = null;
         using var tx = connection.BeginTransaction(deferred: false);
-        var scope = new WriteScope(connection, tx, _prepared);
+        var scope = new WriteScope(connection, tx, _prepared, _statements);
         foreach (var item in group)
         {
             try
@@ -230,7 +245,7 @@ public sealed class DbWriter : IAsyncDisposable
     private void WriteWithSavepoints(SqliteConnection connection, List<Work> group, List<Action> afterCommit)
     {
         using var tx = connection.BeginTransaction(deferred: false);
-        var scope = new WriteScope(connection, tx, _prepared);
+        var scope = new WriteScope(connection, tx, _prepared, _statements);
         foreach (var item in group)
         {
             Execute(connection, tx, "SAVEPOINT unit");
@@ -270,6 +285,9 @@ public sealed class DbWriter : IAsyncDisposable
         foreach (var cmd in _prepared.Values)
             cmd.Dispose();
         _prepared.Clear();
+        foreach (var statement in _statements.Values)
+            statement.Dispose();
+        _statements.Clear();
         _connection?.Dispose();
         _connection = null;
     }

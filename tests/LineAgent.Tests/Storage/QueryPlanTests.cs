@@ -73,6 +73,22 @@ public sealed class QueryPlanTests
         Assert.That(plan, Does.Not.Contain("SCAN m\n").And.Not.EndWith("SCAN m"), plan);
     }
 
+    /// <summary>
+    /// Lookups by address (availability from history, the preview's known recipients) go through the address indexes: 10,000
+    /// addresses are 10,000 index probes, not a read of every iMessage row (ix_messages_type) or of a line's whole history.
+    /// </summary>
+    [TestCase(LineAgent.Availability.AvailabilityService.OutcomesOfMany, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Availability.AvailabilityService.NewestOutcome, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Scheduling.PacingSimulation.KnownPhones, "ix_messages_phone", "ix_messages_phone")]
+    [TestCase(LineAgent.Scheduling.PacingSimulation.KnownEmails, "ix_messages_email", "ix_messages_email")]
+    public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string alsoIndex)
+    {
+        var plan = await PlanAsync(sql, new { A = "[\"+14155550100\"]", Addresses = "[\"+14155550100\"]", Address = "+14155550100", LineId = "default" });
+        Assert.That(plan, Does.Contain(index).And.Contain(alsoIndex), plan);
+        Assert.That(plan, Does.Not.Contain("ix_messages_type").And.Not.Contain("ix_messages_handed").And.Not.Contain("ix_messages_line"), plan);
+        Assert.That(plan, Does.Not.Match(@"SCAN messages"), plan);
+    }
+
     private static Dictionary<string, StringValues> QueryHelpers(string query) =>
         query.Split('&').Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => new StringValues(Uri.UnescapeDataString(kv[1])));
 }
