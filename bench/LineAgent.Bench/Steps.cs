@@ -163,6 +163,10 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
     {
         var count = o.DueCount;
         Console.WriteLine($"\n[due] {count:N0} messages scheduled for the same second, twice on one fresh agent");
+        // The bare figure: the same {count} outbox files written as the dry-run channel writes them (a temp file, written through,
+        // fsync, rename; 16 at a time, Agent:DryRunParallelSends' default) with no agent: what the hand-off alone costs on this disk.
+        var bareOutbox = await BareOutboxSecondsAsync(NewDir("due-bare"), count, 16);
+        Console.WriteLine($"  bare: {count:N0} outbox files in {bareOutbox:0.000} s");
         await using var agent = await StartAgentAsync("agent", NewDir("due"));
         using var api = agent.Client(Token, 32);
         foreach (var round in new[] { "first burst after start", "second burst (warm agent)" })
@@ -185,13 +189,36 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
             var times = sent.Select(m => Time(m["sentAt"])).ToList();
             var last = times.Count > 0 ? (times.Max() - t).TotalSeconds : double.NaN;
             var firstSent = times.Count > 0 ? (times.Min() - t).TotalSeconds : double.NaN;
-            report.Add($"{count:N0} due at T, {round}: last handed over after T", Report.Seconds(last));
+            report.Add($"{count:N0} due at T, {round}: last handed over after T", Report.Seconds(last), Report.Seconds(bareOutbox),
+                Report.Ratio(last, bareOutbox));
             if (posted > t && times.Count > 0)
                 report.Add($"{count:N0} due at T, {round}: last handed over after the last POST", Report.Seconds((times.Max() - posted).TotalSeconds));
             report.Add($"{count:N0} due at T, {round}: first handed over after T", Report.Seconds(firstSent));
             report.Add($"{count:N0} due at T, {round}: sent / failed / POST errors", $"{sent.Count:N0} / {failed.Count:N0} / {errors:N0}");
             report.Add($"{count:N0} due at T, {round}: time to POST them (32 connections)", Report.Seconds(posting));
         }
+    }
+
+    private async Task<double> BareOutboxSecondsAsync(string dir, int count, int parallel)
+    {
+        var body = JsonSerializer.SerializeToUtf8Bytes(new JsonObject
+        {
+            ["id"] = "msg_01JBENCH0000000000000000", ["type"] = "imessage", ["lineId"] = "default", ["to"] = "+12025550100",
+            ["content"] = "Benchmark message 0: see you at the demo on Thursday", ["handedAt"] = DateTimeOffset.UtcNow, ["dryRun"] = true,
+        }, new JsonSerializerOptions { WriteIndented = true });
+        Directory.CreateDirectory(dir);
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, token) =>
+        {
+            var temp = Path.Combine(dir, $".msg_{i}.{Guid.NewGuid():N}.tmp");
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            {
+                await stream.WriteAsync(body, token);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, Path.Combine(dir, $"msg_{i}.bench.json"));
+        });
+        return clock.Elapsed.TotalSeconds;
     }
 
     // 4: sparse schedule, lateness.
