@@ -10,6 +10,11 @@ public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunO
 {
     private readonly IReadOnlyList<IMessageChannel> _channels = channels.ToList();
 
+    /// <summary>The most sends any channel here takes at once (<see cref="ChannelCapabilities.ParallelSends"/>): how far ahead a line's worker looks.</summary>
+    public int MostParallelSends => options.Value.DryRun
+        ? dryRun.Capabilities.ParallelSends
+        : _channels.Where(c => !c.Capabilities.IsDryRun).Select(c => c.Capabilities.ParallelSends).DefaultIfEmpty(1).Max();
+
     public IMessageChannel Resolve(LineOptions line, string type)
     {
         if (options.Value.DryRun)

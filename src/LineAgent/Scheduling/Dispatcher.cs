@@ -95,7 +95,8 @@ public sealed class Dispatcher(
         List<MessageRow> due;
         await using (var c = await Store.Db.OpenAsync(ct))
         {
-            due = await PeekAsync(c, line, now, 1, ct);
+            // As many as the most parallel channel could take (1 where none takes several): one query per step.
+            due = await PeekAsync(c, line, now, router.MostParallelSends, ct);
             if (due.Count == 0)
             {
                 var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(MessageSql.NextDueAt, new { LineId = line.Id }, cancellationToken: ct));
@@ -114,17 +115,12 @@ public sealed class Dispatcher(
 
         // Several at once only where no send depends on the one before it: an unpaced line, one channel that takes them.
         var parallel = channel.Capabilities.ParallelSends > 1 && !pacer.Applies(line, first.Type) ? channel.Capabilities.ParallelSends : 1;
-        if (parallel > 1)
-        {
-            await using var c = await Store.Db.OpenAsync(ct);
-            due = await PeekAsync(c, line, now, parallel, ct);
-            if (due.Count == 0 || due[0].Id != first.Id)
-                return now; // changed in between (cancelled, rescheduled): decide again
-        }
-        var sends = new List<Task>(Math.Min(due.Count, parallel));
+        var candidates = due.Take(parallel).ToList();
+        var suppressed = await suppressions.SuppressedAmongAsync(candidates.Select(m => m.Recipient), ct);
+        var sends = new List<Task>(candidates.Count);
         try
         {
-            foreach (var m in due.Take(parallel))
+            foreach (var m in candidates)
             {
                 if (sends.Count > 0 && (!ReferenceEquals(router.Resolve(line, m.Type), channel) || pacer.Applies(line, m.Type)))
                     break;
@@ -140,7 +136,7 @@ public sealed class Dispatcher(
                     await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
                     continue;
                 }
-                sends.Add(SendAsync(line, m, channel, decision.NewConversation, ct));
+                sends.Add(SendAsync(line, m, channel, decision.NewConversation, suppressed.Contains(m.Recipient), ct));
             }
         }
         finally
@@ -157,10 +153,11 @@ public sealed class Dispatcher(
         (await c.QueryAsync<MessageRow>(new CommandDefinition(
             MessageSql.PeekDue, new { LineId = line.Id, Now = Time.ToMs(now), Limit = limit }, cancellationToken: ct))).AsList();
 
-    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, CancellationToken ct)
+    /// <summary>One send; <paramref name="suppressed"/>: the recipient is on the suppression list (asked for the step's batch at once).</summary>
+    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, bool suppressed, CancellationToken ct)
     {
         var claim = $"{_instance}-{Guid.NewGuid():N}";
-        if (await suppressions.IsSuppressedAsync(due.Recipient, ct))
+        if (suppressed)
         {
             if (await lifecycle.ClaimAsync(due.Id, claim, "claimed to record the opt-out", ct) is { } held)
                 await RecordOutcomeAsync(held, claim, channel, new SendOutcome.Failed(FailureCodes.Suppressed,

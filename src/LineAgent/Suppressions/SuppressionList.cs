@@ -38,6 +38,19 @@ public sealed class SuppressionList(Db db, TimeProvider time)
             "SELECT COUNT(*) FROM suppressions WHERE address = @Address", new { Address = Key(address) }, cancellationToken: ct)) > 0;
     }
 
+    /// <summary>Which of <paramref name="addresses"/> are suppressed, in one query (the dispatcher asks once per batch of sends).</summary>
+    public async Task<IReadOnlySet<string>> SuppressedAmongAsync(IEnumerable<string?> addresses, CancellationToken ct = default)
+    {
+        var byKey = addresses.OfType<string>().Where(a => a.Length > 0).Distinct().ToLookup(Key);
+        if (byKey.Count == 0)
+            return new HashSet<string>();
+        await using var c = await db.OpenAsync(ct);
+        var keys = await c.QueryAsync<string>(new CommandDefinition(
+            "SELECT address FROM suppressions WHERE address IN (SELECT value FROM json_each(@Keys))",
+            new { Keys = SqlList.Of(byKey.Select(g => g.Key)) }, cancellationToken: ct));
+        return keys.SelectMany(k => byKey[k]).ToHashSet();
+    }
+
     /// <summary>Adds (or keeps) an address; returns true when it was not suppressed before.</summary>
     public async Task<bool> AddAsync(string address, string reason, string source, string? messageId, CancellationToken ct = default)
     {

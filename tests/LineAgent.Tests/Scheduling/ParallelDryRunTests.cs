@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using LineAgent.Storage;
@@ -73,6 +74,48 @@ public sealed class ParallelDryRunTests
             Assert.That(inFlight, Is.EqualTo(new[] { ids[i] }));
             await Eventually.TrueAsync(async () => agent.OutboxFileCount(ids[i]) == 1 && !(await SendingAsync(db)).Contains(ids[i]), $"message {i} sent");
         }
+    }
+
+    /// <summary>
+    /// The step asks the suppression list once for its whole batch: in a batch of four, the two suppressed recipients (one
+    /// an email suppressed in other letter case) fail `suppressed` with no outbox file; the other two are sent.
+    /// </summary>
+    [Test]
+    public async Task ABatchWithSuppressedRecipients_ShouldFailThoseWithoutAFile_AndSendTheRest()
+    {
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?>
+        {
+            ["Agent:DryRunParallelSends"] = "4",
+            ["Lines:0:Pacing:Enabled"] = "false",
+        });
+        using var api = agent.Api();
+        var at = agent.Time.GetUtcNow().AddMinutes(5);
+        var recipients = new object[]
+        {
+            new { recipientPhone = "+12025550181" }, new { recipientEmail = "ana@example.com" },
+            new { recipientPhone = "+12025550182" }, new { recipientPhone = "+12025550183" },
+        };
+        var ids = new List<string>();
+        foreach (var to in recipients)
+        {
+            var body = System.Text.Json.Nodes.JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(to))!.AsObject();
+            body["content"] = "batch with opt-outs";
+            body["scheduledAt"] = at.ToString("O");
+            ids.Add((await (await api.SendMessageAsync(body)).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+        }
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "ANA@Example.com", reason = "asked us to stop" })).ExpectAsync(HttpStatusCode.Created);
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550182", reason = "asked us to stop" })).ExpectAsync(HttpStatusCode.Created);
+
+        await agent.AdvanceToAsync(at);
+        var db = agent.Services.GetRequiredService<Db>();
+        var rows = await Eventually.ValueAsync(async () =>
+        {
+            await using var c = await db.OpenAsync();
+            return (await c.QueryAsync<(string Id, string Status, string? ErrorCode)>("SELECT id, status, error_code FROM messages")).ToDictionary(x => x.Id);
+        }, r => r.Values.All(x => x.Status is "sent" or "failed"), "every message settled");
+        Assert.That(ids.Select(id => rows[id].Status), Is.EqualTo(new[] { "sent", "failed", "failed", "sent" }));
+        Assert.That(ids.Select(id => rows[id].ErrorCode), Is.EqualTo(new[] { null, "suppressed", "suppressed", null }));
+        Assert.That(ids.Select(agent.OutboxFileCount), Is.EqualTo(new[] { 1, 0, 0, 1 }));
     }
 
     private static async Task<string[]> SendingAsync(Db db)
