@@ -92,11 +92,13 @@ public sealed class Dispatcher(
         if (!lines.IsActive(line.Id))
             return now + MaxSleep;
 
+        // On an unpaced line, as many as the most parallel channel could take (1 where none takes several), so a batch
+        // costs one query; a paced line sends one at a time and looks at one.
+        var ahead = MessageType.Concrete.Any(t => pacer.Applies(line, t)) ? 1 : router.MostParallelSends;
         List<MessageRow> due;
         await using (var c = await Store.Db.OpenAsync(ct))
         {
-            // As many as the most parallel channel could take (1 where none takes several): one query per step.
-            due = await PeekAsync(c, line, now, router.MostParallelSends, ct);
+            due = await PeekAsync(c, line, now, ahead, ct);
             if (due.Count == 0)
             {
                 var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(MessageSql.NextDueAt, new { LineId = line.Id }, cancellationToken: ct));
@@ -115,6 +117,14 @@ public sealed class Dispatcher(
 
         // Several at once only where no send depends on the one before it: an unpaced line, one channel that takes them.
         var parallel = channel.Capabilities.ParallelSends > 1 && !pacer.Applies(line, first.Type) ? channel.Capabilities.ParallelSends : 1;
+        if (parallel > ahead)
+        {
+            // Pacing applies to some type on this line but not to this message's: look further now.
+            await using var c = await Store.Db.OpenAsync(ct);
+            due = await PeekAsync(c, line, now, parallel, ct);
+            if (due.Count == 0 || due[0].Id != first.Id)
+                return now; // changed in between (cancelled, rescheduled): decide again
+        }
         var candidates = due.Take(parallel).ToList();
         var suppressed = await suppressions.SuppressedAmongAsync(candidates.Select(m => m.Recipient), ct);
         var sends = new List<Task>(candidates.Count);

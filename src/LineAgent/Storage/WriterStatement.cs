@@ -23,9 +23,14 @@ public sealed class WriterStatement : IDisposable
     {
         _db = connection.Handle ?? throw new InvalidOperationException("The writer's connection is not open.");
         Sql = sql;
-        var rc = raw.sqlite3_prepare_v2(_db, sql, out _stmt);
+        var rc = raw.sqlite3_prepare_v2(_db, sql, out _stmt, out var tail);
         if (rc != raw.SQLITE_OK)
             throw Error(rc);
+        if (!string.IsNullOrWhiteSpace(tail))
+        {
+            _stmt.Dispose();
+            throw new ArgumentException($"One statement only; this SQL goes on after the first: {tail}", nameof(sql));
+        }
     }
 
     public string Sql { get; }
@@ -63,7 +68,8 @@ public sealed class WriterStatement : IDisposable
         var count = raw.sqlite3_bind_parameter_count(_stmt);
         for (var i = 1; i <= count; i++)
         {
-            var name = raw.sqlite3_bind_parameter_name(_stmt, i).utf8_to_string();
+            var name = raw.sqlite3_bind_parameter_name(_stmt, i).utf8_to_string()
+                ?? throw new InvalidOperationException($"Parameter {i} has no name (use @Name for a row's property) in: {Sql}");
             var property = typeof(T).GetProperty(name.TrimStart('@', ':', '$'), BindingFlags.Public | BindingFlags.Instance)
                 ?? throw new InvalidOperationException($"{typeof(T).Name} has no property for {name} in: {Sql}");
             var method = typeof(WriterStatement).GetMethod(nameof(BindValue), BindingFlags.NonPublic | BindingFlags.Static, [typeof(sqlite3_stmt), typeof(int), property.PropertyType])
@@ -74,8 +80,13 @@ public sealed class WriterStatement : IDisposable
         return Expression.Lambda<Action<sqlite3_stmt, T>>(Expression.Block(body), stmt, row).Compile();
     }
 
-    private static void BindValue(sqlite3_stmt stmt, int i, string? value) =>
-        Check(value is null ? raw.sqlite3_bind_null(stmt, i) : raw.sqlite3_bind_text16(stmt, i, value.AsSpan()));
+    // SQLite binds a null pointer as NULL and an empty span may pin to one: "" goes through the zero-terminated overload.
+    private static void BindValue(sqlite3_stmt stmt, int i, string? value) => Check(value switch
+    {
+        null => raw.sqlite3_bind_null(stmt, i),
+        "" => raw.sqlite3_bind_text(stmt, i, ""),
+        _ => raw.sqlite3_bind_text16(stmt, i, value.AsSpan()),
+    });
 
     private static void BindValue(sqlite3_stmt stmt, int i, long value) => Check(raw.sqlite3_bind_int64(stmt, i, value));
 

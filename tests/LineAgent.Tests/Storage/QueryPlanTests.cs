@@ -79,12 +79,14 @@ public sealed class QueryPlanTests
     /// </summary>
     [TestCase(LineAgent.Availability.AvailabilityService.OutcomesOfMany, "ix_messages_phone", "ix_messages_email")]
     [TestCase(LineAgent.Availability.AvailabilityService.NewestOutcome, "ix_messages_phone", "ix_messages_email")]
-    [TestCase(LineAgent.Scheduling.PacingSimulation.KnownPhones, "ix_messages_phone", "ix_messages_phone")]
-    [TestCase(LineAgent.Scheduling.PacingSimulation.KnownEmails, "ix_messages_email", "ix_messages_email")]
-    public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string alsoIndex)
+    [TestCase(LineAgent.Scheduling.PacingSimulation.KnownPhones, "ix_messages_phone", null)]
+    [TestCase(LineAgent.Scheduling.PacingSimulation.KnownEmails, "ix_messages_email", null)]
+    public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string? alsoIndex)
     {
         var plan = await PlanAsync(sql, new { A = "[\"+14155550100\"]", Addresses = "[\"+14155550100\"]", Address = "+14155550100", LineId = "default" });
-        Assert.That(plan, Does.Contain(index).And.Contain(alsoIndex), plan);
+        Assert.That(plan, Does.Contain(index), plan);
+        if (alsoIndex is not null)
+            Assert.That(plan, Does.Contain(alsoIndex), plan);
         Assert.That(plan, Does.Not.Contain("ix_messages_type").And.Not.Contain("ix_messages_handed").And.Not.Contain("ix_messages_line"), plan);
         Assert.That(plan, Does.Not.Match(@"SCAN messages"), plan);
     }

@@ -65,6 +65,36 @@ public sealed class WriterStatementTests : LifecycleTestBase
         Assert.That((await ReadAsync("msg_min")).DryRun, Is.False);
     }
 
+    /// <summary>An empty text stays an empty text (an empty span would bind NULL): a reply with only an attachment has content "".</summary>
+    [Test]
+    public async Task EmptyStrings_ShouldStayEmptyText()
+    {
+        var row = EveryFieldSet("msg_empty");
+        row.Content = "";
+        row.Subject = "";
+        row.RecipientName = "";
+        await _writer.WriteAsync(s => s.Statement(MessageSql.InsertWithoutReturning).Execute(row));
+
+        await using var c = await _db.OpenAsync();
+        var types = await c.QuerySingleAsync<(string Content, string Subject, string Name)>(
+            "SELECT typeof(content), typeof(subject), typeof(recipient_name) FROM messages WHERE id = 'msg_empty'");
+        Assert.That(types, Is.EqualTo(("text", "text", "text")));
+        Assert.That((await ReadAsync("msg_empty")).Content, Is.EqualTo(""));
+    }
+
+    [Test]
+    public void MoreThanOneStatement_OrAnUnnamedParameter_ShouldBeRefused()
+    {
+        var twice = Assert.ThrowsAsync<ArgumentException>(() => _writer.WriteAsync(s =>
+            s.Statement("INSERT INTO message_events (message_id, at, status) VALUES (@MessageId, @At, @Status); DELETE FROM message_events")
+                .Execute(new MessageEventRow { MessageId = "m", At = 1, Status = "sent" })));
+        Assert.That(twice!.Message, Does.Contain("DELETE FROM message_events"));
+        var unnamed = Assert.ThrowsAsync<InvalidOperationException>(() => _writer.WriteAsync(s =>
+            s.Statement("INSERT INTO message_events (message_id, at, status) VALUES (@MessageId, @At, ?)")
+                .Execute(new MessageEventRow { MessageId = "m", At = 1, Status = "sent" })));
+        Assert.That(unnamed!.Message, Does.Contain("Parameter 3 has no name"));
+    }
+
     [Test]
     public async Task ConstraintFailure_ShouldThrowSqliteException_AndTheWriterGoesOn()
     {
