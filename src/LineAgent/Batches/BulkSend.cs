@@ -135,7 +135,10 @@ public sealed class BulkSend(
         var now = time.GetUtcNow();
         var batchId = r.BatchId ?? Ids.New("batch", now);
         var addresses = found.Values.SelectMany(l => new[] { l.Phone, l.Email }).OfType<string>().ToList();
-        var blue = requested == MessageType.Auto ? await availability.KnownManyAsync(addresses, ct) : [];
+        // Auto decides by the phone, or by the email only where a lead has no phone (AutoType): only those are looked up.
+        var blue = requested == MessageType.Auto
+            ? await availability.KnownManyAsync(found.Values.Select(l => l.Phone ?? l.Email).OfType<string>().ToList(), ct)
+            : [];
         var suppressed = await SuppressedAsync(addresses, ct);
 
         var rows = new List<MessageRow>();

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using LineAgent.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LineAgent.Tests.Batches;
 
@@ -56,6 +57,42 @@ public sealed class BulkTests : AgentTest
         Assert.That(batch["rejections"]!.AsArray().Select(r => r.Str("code")), Is.EquivalentTo(new[] { "missing_field", "lead_not_found" }));
         var listed = await Client.GetJsonAsync("/api/messages?batchId=batch_spring&status=sent");
         Assert.That(listed["items"]!.AsArray(), Has.Count.EqualTo(3));
+    }
+
+    /// <summary>
+    /// type auto in a bulk asks what is known about the addresses in one lookup: a phone decides (unknown → iMessage,
+    /// known gray → SMS, whatever its email is known as); an email decides only for a lead without a phone (known blue →
+    /// iMessage, otherwise email).
+    /// </summary>
+    [Test]
+    public async Task BulkAuto_ShouldDecideEachLeadByWhatIsKnownOfTheAddressThatDecides()
+    {
+        var grayPhone = await Lead(new { firstName = "G", phone = "+12025550191" });
+        var blueEmailOnly = await Lead(new { firstName = "B", email = "blue@example.com" });
+        var unknownEmailOnly = await Lead(new { firstName = "U", email = "unknown@example.com" });
+        var unknownPhoneBlueEmail = await Lead(new { firstName = "P", phone = "+12025550192", email = "blue2@example.com" });
+        var grayPhoneBlueEmail = await Lead(new { firstName = "Q", phone = "+12025550193", email = "blue3@example.com" });
+        var now = LineAgent.Storage.Time.ToMs(Agent.Time.GetUtcNow());
+        await using (var c = await Agent.Services.GetRequiredService<LineAgent.Storage.Db>().OpenAsync())
+            await Dapper.SqlMapper.ExecuteAsync(c, "INSERT INTO availability (address, imessage, source, checked_at) VALUES (@A, @I, 'probe', @T)", new[]
+            {
+                new { A = "+12025550191", I = "unavailable", T = now }, new { A = "blue@example.com", I = "available", T = now },
+                new { A = "blue2@example.com", I = "available", T = now }, new { A = "+12025550193", I = "unavailable", T = now },
+                new { A = "blue3@example.com", I = "available", T = now },
+            });
+
+        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { grayPhone, blueEmailOnly, unknownEmailOnly, unknownPhoneBlueEmail, grayPhoneBlueEmail }, content = "Hi {{firstName}}",
+            scheduledAt = Agent.Time.GetUtcNow().AddHours(1).ToString("O"),
+        })).ExpectAsync(HttpStatusCode.Accepted);
+
+        var types = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e.Str("type"));
+        Assert.That(types[grayPhone], Is.EqualTo("sms"));
+        Assert.That(types[blueEmailOnly], Is.EqualTo("imessage"));
+        Assert.That(types[unknownEmailOnly], Is.EqualTo("email"));
+        Assert.That(types[unknownPhoneBlueEmail], Is.EqualTo("imessage"));
+        Assert.That(types[grayPhoneBlueEmail], Is.EqualTo("sms"));
     }
 
     [Test]
