@@ -254,13 +254,19 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
     // 5: idle CPU with rows scheduled far ahead.
     public async Task IdleAsync()
     {
-        Console.WriteLine($"\n[idle] CPU over {o.IdleSeconds:0} s with {o.IdleRows:N0} messages scheduled in 2030, fresh agent (bare idles alongside)");
+        Console.WriteLine($"\n[idle] CPU over {o.IdleSeconds:0} s with {o.IdleRows:N0} messages scheduled in 2030, fresh agent and bare app, each after the same {o.IdleRows:N0} POSTs");
         await using var agent = await StartAgentAsync("agent", NewDir("idle"));
         await using var bare = await StartBareAsync();
         using var api = agent.Client(Token, 32);
         var clock = Stopwatch.StartNew();
         var (ids, errors, first) = await PostManyAsync(api, o.IdleRows, i => SendBody(i, "2030-01-01T00:00:00Z"), ct);
         Console.WriteLine($"  stored {ids.Count:N0} in {clock.Elapsed.TotalSeconds:0.0} s, {errors} errors{(first is null ? "" : $" (first: {Trim(first)})")}");
+        // The bare app gets the same requests, so both idle with the same code paths run (and the same tiered JIT to finish).
+        using (var bareApi = bare.Client(Token, 32))
+        {
+            var (bareIds, bareErrors, _) = await PostManyAsync(bareApi, o.IdleRows, i => SendBody(i, "2030-01-01T00:00:00Z"), ct);
+            Console.WriteLine($"  bare answered {bareIds.Count:N0}, {bareErrors} errors");
+        }
         await Task.Delay(TimeSpan.FromSeconds(o.Quick ? 2 : 5), ct); // let the last requests and GC settle
         // Two windows: the first still holds the tail of tiered JIT for the code the load ran (its methods are
         // recompiled in the background once called often enough), the second is the agent as it idles for hours.
