@@ -6,7 +6,7 @@ namespace LineAgent.Bench;
 
 /// <summary>What the history step queries for: values that exist in the generated rows.</summary>
 public sealed record HistorySample(DateOnly Day, string Recipient, string Word, string LineId, string BatchId, int Rows, TimeSpan FillTime,
-    long DbBytes, IReadOnlyDictionary<string, int> ByStatus);
+    long DbBytes, IReadOnlyDictionary<string, int> ByStatus, IReadOnlyList<string> Phones);
 
 /// <summary>
 /// Fills the agent's own database (schema created by the agent's migrations, agent stopped) with a year of
@@ -244,7 +244,9 @@ public static class HistoryFill
         var recipient = Phone(contacts / 4)[5..]; // the 7 local digits of one contact who got ~rows/contacts messages
         var day = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(baseMs + 180L * 86_400_000).UtcDateTime);
         var batchBlock = Math.Min(150, (rows - 1) / 2000 / 3 * 3);
+        // 40 contacts spread over the skew (from the busiest to the quietest), for lookups by one full address.
+        var phones = Enumerable.Range(0, 40).Select(k => Phone(k * (contacts / 40))).ToList();
         return new HistorySample(day, recipient, "invoice", "mac-3", $"batch_{batchBlock:D5}", rows, fill,
-            new FileInfo(dbPath).Length, byStatus);
+            new FileInfo(dbPath).Length, byStatus, phones);
     }
 }

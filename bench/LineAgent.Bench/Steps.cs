@@ -328,6 +328,20 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
                 $"{Report.Ms(Stats.Percentile(times, 50))} / {Report.Ms(Stats.Percentile(times, 95))}");
         }
         report.Note($"history filters used: {string.Join(" · ", filters.Select(f => f.Query))}");
+
+        // type=auto asks what this agent's own history says of an address (delivered iMessage: blue; error 22: gray):
+        // one full address at a time, each a different one (the agent keeps an answer for 10 s).
+        var lookups = new List<double>(sample.Phones.Count);
+        foreach (var phone in sample.Phones)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            using var resp = await api.GetAsync("/api/availability?address=" + Uri.EscapeDataString(phone), HttpCompletionOption.ResponseContentRead, ct);
+            resp.EnsureSuccessStatusCode();
+            lookups.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+        lookups.Sort();
+        report.Add($"history: GET /api/availability?address= ({lookups.Count} different phones) p50 / p95",
+            $"{Report.Ms(Stats.Percentile(lookups, 50))} / {Report.Ms(Stats.Percentile(lookups, 95))}");
     }
 
     // 7: bulk send to 10,000 leads.
