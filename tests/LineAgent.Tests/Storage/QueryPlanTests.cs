@@ -91,6 +91,28 @@ public sealed class QueryPlanTests
         Assert.That(plan, Does.Not.Match(@"SCAN messages"), plan);
     }
 
+    /// <summary>
+    /// Every statement of the lifecycle and delivery stores reaches `messages` through an index or its rowid, never by
+    /// reading the whole table (the agent keeps no ANALYZE statistics, so a plan is whatever the schema gives).
+    /// </summary>
+    [TestCaseSource(nameof(StoreStatements))]
+    public async Task StoreStatements_ShouldNotScanTheMessagesTable(string name, string sql)
+    {
+        var p = new DynamicParameters();
+        foreach (var n in System.Text.RegularExpressions.Regex.Matches(sql, @"@(\w+)").Select(m => m.Groups[1].Value).Distinct())
+            p.Add(n, n is "Lines" or "Keys" ? new[] { "x" } : (object)1); // the two list parameters (Dapper expands them)
+        var plan = await PlanAsync(sql, p);
+        Assert.That(plan, Does.Not.Match(@"(?m)^SCAN (messages|m)\b(?! USING)"), $"{name}:\n{plan}");
+    }
+
+    private static IEnumerable<TestCaseData> StoreStatements() =>
+        new[] { typeof(MessageSql), typeof(LineAgent.Delivery.DeliverySql) }
+            .SelectMany(t => t.GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+                .Where(f => f.IsLiteral && f.FieldType == typeof(string))
+                .Select(f => (Name: $"{t.Name}.{f.Name}", Sql: (string)f.GetRawConstantValue()!)))
+            .Where(x => System.Text.RegularExpressions.Regex.IsMatch(x.Sql, @"\b(FROM|UPDATE|INTO)\s+messages\b") && !x.Sql.TrimStart().StartsWith("INSERT INTO messages (", StringComparison.Ordinal))
+            .Select(x => new TestCaseData(x.Name, x.Sql).SetName(x.Name));
+
     private static Dictionary<string, StringValues> QueryHelpers(string query) =>
         query.Split('&').Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => new StringValues(Uri.UnescapeDataString(kv[1])));
 }
