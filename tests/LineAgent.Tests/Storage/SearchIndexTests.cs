@@ -65,14 +65,20 @@ public sealed class SearchIndexTests : LifecycleTestBase
         Assert.That(await Matches("messages_recipients_fts", "\"2025550403\""), Is.EqualTo(1), "a phone substring");
     }
 
+    /// <summary>A message row put into the table by hand (not through the writer, so in no full-text index yet).</summary>
+    private async Task InsertByHandAsync(long dueAt)
+    {
+        await using var c = await _db.OpenAsync();
+        await c.ExecuteAsync("""
+            INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
+            VALUES ('msg_by_hand', 'typed by hand', 'sms', 'auto', 'scheduled', 'default', '+12025550123', @DueAt, 1, 1)
+            """, new { DueAt = dueAt });
+    }
+
     [Test]
     public async Task ARowWrittenOutsideTheAgent_ShouldBeIndexedAtTheNextStart_SoChangingItKeepsTheIndexSound()
     {
-        await using (var c = await _db.OpenAsync())
-            await c.ExecuteAsync("""
-                INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
-                VALUES ('msg_by_hand', 'typed by hand', 'sms', 'auto', 'scheduled', 'default', '+12025550123', 1, 1, 1)
-                """);
+        await InsertByHandAsync(dueAt: 1);
 
         var db = DatabaseStartup.Open(_db.Path, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
 
@@ -87,11 +93,7 @@ public sealed class SearchIndexTests : LifecycleTestBase
     [Test]
     public async Task EditingARowPutInByHandWhileTheAgentRuns_ShouldKeepTheIndexSound()
     {
-        await using (var c = await _db.OpenAsync())
-            await c.ExecuteAsync("""
-                INSERT INTO messages (id, content, type, requested_type, status, line_id, recipient_phone, due_at, created_at, updated_at)
-                VALUES ('msg_by_hand', 'typed by hand', 'sms', 'auto', 'scheduled', 'default', '+12025550123', 9999999999999, 1, 1)
-                """);
+        await InsertByHandAsync(dueAt: 9999999999999);
 
         Assert.That(await _lifecycle.RescheduleAsync("msg_by_hand", "edited through the agent", null, null, "content changed"), Is.Not.Null);
 
