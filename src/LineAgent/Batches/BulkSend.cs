@@ -66,7 +66,7 @@ public abstract record BulkOutcome
 /// </summary>
 public sealed class BulkSend(
     LeadStore leads, MessageValidator validator, MessageIntake intake, ChannelRouter channels, AvailabilityService availability,
-    MessageLifecycle lifecycle, TimeProvider time)
+    MessageLifecycle lifecycle, Suppressions.SuppressionList suppressions, TimeProvider time)
 {
     public const int MaxLeads = 50_000;
 
@@ -139,7 +139,7 @@ public sealed class BulkSend(
         var blue = requested == MessageType.Auto
             ? await availability.KnownManyAsync(found.Values.Select(l => l.Phone ?? l.Email).OfType<string>().ToList(), ct)
             : [];
-        var suppressed = await SuppressedAsync(addresses, ct);
+        var suppressed = await suppressions.SuppressedAmongAsync(addresses, ct);
 
         var rows = new List<MessageRow>();
         var entries = new List<BulkEntry>(leadIds.Count);
@@ -263,14 +263,5 @@ public sealed class BulkSend(
                 return MessageType.Email;
         }
         return null;
-    }
-
-    private async Task<HashSet<string>> SuppressedAsync(IReadOnlyCollection<string> addresses, CancellationToken ct)
-    {
-        var set = new HashSet<string>();
-        await using var c = await lifecycle.Store.Db.OpenAsync(ct);
-        set.UnionWith(await c.QueryAsync<string>(new CommandDefinition(
-            "SELECT address FROM suppressions WHERE address IN (SELECT value FROM json_each(@A))", new { A = SqlList.Of(addresses.Distinct()) }, cancellationToken: ct)));
-        return set;
     }
 }
