@@ -105,7 +105,11 @@ finally
 {
     Child.KillAll();
     signals.ForEach(r => r.Dispose());
-    for (var attempt = 0; attempt < 5 && Directory.Exists(tempRoot); attempt++)
+    // LINEAGENT_BENCH_KEEP=1 keeps the data directories (the 1,000,000-row history database, say) for a closer look.
+    var keep = Environment.GetEnvironmentVariable("LINEAGENT_BENCH_KEEP") == "1";
+    if (keep)
+        Console.Error.WriteLine($"kept {tempRoot} (LINEAGENT_BENCH_KEEP=1)");
+    for (var attempt = 0; !keep && attempt < 5 && Directory.Exists(tempRoot); attempt++)
     {
         try { Directory.Delete(tempRoot, recursive: true); }
         catch (IOException) { Thread.Sleep(500); }

@@ -306,6 +306,8 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
             ("from/to (one day)", $"from={day}T00:00:00Z&to={next}T00:00:00Z"),
             ("recipient (substring)", $"recipient={sample.Recipient}"),
             ("q (word)", $"q={sample.Word}"),
+            ("q (two words)", $"q={sample.Word}%20march"),
+            ("q (a common word)", "q=the"),
             ("status=failed", "status=failed"),
             ("type=sms", "type=sms"),
             ("lineId", $"lineId={sample.LineId}"),

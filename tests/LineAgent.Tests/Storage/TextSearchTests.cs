@@ -1,0 +1,100 @@
+using Dapper;
+using LineAgent.Messages;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// History search (<c>q</c>): every word must occur in the content or the recipient's name, as a word or the beginning
+/// of one. A plain word is searched as the index terms it begins (read from messages_fts_vocab, migration 009) joined
+/// by OR, which FTS5 reads newest first and stops at the page; anything else stays an FTS5 prefix term. Both must
+/// find the same rows.
+/// </summary>
+public sealed class TextSearchTests : LifecycleTestBase
+{
+    private readonly Dictionary<string, string> _ids = new();
+
+    private readonly List<MessageRow> _rows = [];
+
+    private void Add(string name, string content, string? recipientName = null)
+    {
+        var now = Time.ToMs(_time.GetUtcNow());
+        var row = new MessageRow
+        {
+            Id = Ids.New("msg", _time.GetUtcNow()), Content = content, Type = MessageType.Sms, RequestedType = MessageType.Sms,
+            Status = MessageStatus.Scheduled, LineId = "default", RecipientPhone = "+12025550100", RecipientName = recipientName,
+            ScheduledAt = now + 60_000, DueAt = now + 60_000, CreatedAt = now, UpdatedAt = now,
+        };
+        _rows.Add(row);
+        _ids[name] = row.Id;
+        _time.Advance(TimeSpan.FromSeconds(1));
+    }
+
+    [SetUp]
+    public async Task SeedAsync()
+    {
+        _rows.Clear();
+        _ids.Clear();
+        Add("march", "Your invoice for March is attached");
+        Add("plural", "Two invoices are due");
+        Add("invoicing", "Invoicing starts Monday", recipientName: "Ines Invoiceson");
+        Add("cafe-accent", "Meet at the café?");
+        Add("cafe-plain", "The Cafe opens at 8");
+        Add("email", "Please e-mail me the quote");
+        Add("other", "Nothing to see");
+        // 40 different words beginning with "zor": more terms than one word is searched as (32).
+        for (var i = 0; i < 40; i++)
+            Add($"zor{i}", $"zor{(char)('a' + i / 26)}{(char)('a' + i % 26)} reading");
+        await _lifecycle.AcceptAsync(_rows); // one unit: accepted in this order, so seq (newest first) follows it
+    }
+
+    private async Task<string[]> SearchAsync(string q, int limit = 500)
+    {
+        var (rows, _) = await new MessageHistory(_db).PageAsync(new MessageFilter { Q = q, Limit = limit }, CancellationToken.None);
+        return rows.Select(r => _ids.Single(kv => kv.Value == r.Id).Key).ToArray();
+    }
+
+    [TestCase("invoice", new[] { "invoicing", "plural", "march" }, Description = "the recipient's name begins with it too")]
+    [TestCase("INVOICES", new[] { "invoicing", "plural" })]
+    [TestCase("invoic", new[] { "invoicing", "plural", "march" })]
+    [TestCase("invoice march", new[] { "march" })]
+    [TestCase("march invoice", new[] { "march" })]
+    [TestCase("invoices march", new string[0])]
+    [TestCase("café", new[] { "cafe-plain", "cafe-accent" })]
+    [TestCase("cafe", new[] { "cafe-plain", "cafe-accent" })]
+    [TestCase("e-mail", new[] { "email" })]
+    [TestCase("quote\"", new[] { "email" })]
+    [TestCase("Th", new[] { "email", "cafe-plain", "cafe-accent" })]
+    [TestCase("invoicesx", new string[0])]
+    public async Task Search_ShouldFindEachWordAsAWordOrItsBeginning_NewestFirst(string q, string[] expected)
+    {
+        Assert.That(await SearchAsync(q), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public async Task AWordBeginningMoreTermsThanAreLookedUp_ShouldStillFindEveryRow()
+    {
+        var expected = Enumerable.Range(0, 40).Reverse().Select(i => $"zor{i}").ToArray();
+        Assert.That(await SearchAsync("zor"), Is.EqualTo(expected));
+        Assert.That(await SearchAsync("zor reading"), Is.EqualTo(expected));
+        Assert.That(await SearchAsync("zorb", limit: 3), Is.EqualTo(new[] { "zor39", "zor38", "zor37" }), "14 terms, looked up; newest first");
+    }
+
+    /// <summary>What MATCH is given: the terms a plain word begins, or the prefix term where that does not apply.</summary>
+    [TestCase("invoice", "(\"invoice\" OR \"invoices\" OR \"invoiceson\")")]
+    [TestCase("Invoice March", "(\"invoice\" OR \"invoices\" OR \"invoiceson\") AND (\"march\")")]
+    [TestCase("zorb", "(\"zorb\" OR \"zorba\" OR \"zorbb\" OR \"zorbc\" OR \"zorbd\" OR \"zorbe\" OR \"zorbf\" OR \"zorbg\" OR \"zorbh\" OR \"zorbi\" OR \"zorbj\" OR \"zorbk\" OR \"zorbl\" OR \"zorbm\" OR \"zorbn\")")]
+    [TestCase("zor", "\"zor\"*")]
+    [TestCase("nomatch", "(\"nomatch\")")]
+    [TestCase("in", "\"in\"*")]
+    [TestCase("café", "\"café\"*")]
+    [TestCase("see \"hi\"", "(\"see\") AND \"\"\"hi\"\"\"*")]
+    public async Task MatchExpression_ShouldBeTheTermsAPlainWordBegins(string q, string expected)
+    {
+        var p = new DynamicParameters();
+        var expression = MessageFilter.FtsMatch(q, p);
+        await using var c = await _db.OpenAsync();
+        Assert.That(await c.ExecuteScalarAsync<string>("SELECT " + expression, p), Is.EqualTo(expected));
+    }
+}
