@@ -72,20 +72,24 @@ public sealed class MessageLifecycle
     /// <summary>A unit of this many rows or more gets a transaction of its own (see <see cref="DbWriter"/>).</summary>
     public const int AloneFrom = 200;
 
-    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct, bool alone = false) => writer.WriteAsync(s =>
+    private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct, bool alone = false, bool deferrable = false)
     {
-        _sequenceChanges.Clear();
-        try
-        {
-            var result = work(s);
-            FollowSequences(s);
-            return result;
-        }
-        finally
+        T Unit(WriteScope s)
         {
             _sequenceChanges.Clear();
+            try
+            {
+                var result = work(s);
+                FollowSequences(s);
+                return result;
+            }
+            finally
+            {
+                _sequenceChanges.Clear();
+            }
         }
-    }, alone, ct);
+        return deferrable ? writer.WriteDeferrableAsync(Unit) : writer.WriteAsync(Unit, alone, ct);
+    }
 
     private void FollowSequences(WriteScope s)
     {
@@ -190,35 +194,35 @@ public sealed class MessageLifecycle
             detail: $"handed to {channel}"), ct);
     }
 
-    public Task<MessageRow?> SentAsync(string id, string? claim, DateTimeOffset at, string? channelRef, string detail, string? code = null, CancellationToken ct = default)
+    public Task<MessageRow?> SentAsync(string id, string? claim, DateTimeOffset at, string? channelRef, string detail, string? code = null, CancellationToken ct = default, bool deferrable = false)
     {
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.Sent, MessageSql.CompleteSent,
-            new { Id = id, Claim = claim, SentAt = Time.ToMs(at), ChannelRef = channelRef, Now = now }, code: code, detail: detail), ct);
+            new { Id = id, Claim = claim, SentAt = Time.ToMs(at), ChannelRef = channelRef, Now = now }, code: code, detail: detail), ct, deferrable: deferrable);
     }
 
     /// <summary>The channel took it; its confirmation comes later (the row stays sending).</summary>
-    public Task<MessageRow?> ChannelAcceptedAsync(string id, string claim, string? channelRef, long? baseline, string detail, CancellationToken ct = default)
+    public Task<MessageRow?> ChannelAcceptedAsync(string id, string claim, string? channelRef, long? baseline, string detail, CancellationToken ct = default, bool deferrable = false)
     {
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.ChannelAccepted, MessageSql.CompleteAccepted,
-            new { Id = id, Claim = claim, ChannelRef = channelRef, Baseline = baseline, Now = now }, code: "accepted", detail: detail), ct);
+            new { Id = id, Claim = claim, ChannelRef = channelRef, Baseline = baseline, Now = now }, code: "accepted", detail: detail), ct, deferrable: deferrable);
     }
 
     /// <summary>sending (owned by <paramref name="claim"/>) → failed with a named reason.</summary>
-    public Task<MessageRow?> FailAsync(string id, string? claim, string code, string message, long? channelCode, CancellationToken ct = default)
+    public Task<MessageRow?> FailAsync(string id, string? claim, string code, string message, long? channelCode, CancellationToken ct = default, bool deferrable = false)
     {
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.Fail, MessageSql.CompleteFailed,
-            new { Id = id, Claim = claim, Code = code, Message = message, ChannelCode = channelCode, Now = now }), ct);
+            new { Id = id, Claim = claim, Code = code, Message = message, ChannelCode = channelCode, Now = now }), ct, deferrable: deferrable);
     }
 
     /// <summary>sending → queued again: nothing went out (released before the hand-off, proven not sent, circuit open).</summary>
-    public Task<MessageRow?> RequeueAsync(string id, string? claim, long dueAt, DateTimeOffset? notBefore, string code, string detail, CancellationToken ct = default)
+    public Task<MessageRow?> RequeueAsync(string id, string? claim, long dueAt, DateTimeOffset? notBefore, string code, string detail, CancellationToken ct = default, bool deferrable = false)
     {
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.Requeue, MessageSql.Requeue,
-            new { Id = id, Claim = claim, DueAt = dueAt, NotBefore = notBefore is { } nb ? Time.ToMs(nb) : (long?)null, Now = now }, code: code, detail: detail), ct);
+            new { Id = id, Claim = claim, DueAt = dueAt, NotBefore = notBefore is { } nb ? Time.ToMs(nb) : (long?)null, Now = now }, code: code, detail: detail), ct, deferrable: deferrable);
     }
 
     /// <summary>One pending message waits as queued until <paramref name="notBefore"/> (e.g. the new-conversation cap).</summary>

@@ -180,8 +180,10 @@ public sealed class Dispatcher(
 
         // From the hand-off on, this send is finished even if the agent is stopping: not the stopping token.
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim));
-        // The outcome is written behind the line's next claim rather than waited for: the writer keeps the order,
-        // and a restart before it is on disk reconciles the row with the channel (never a blind resend).
+        // The outcome is written behind the line's next claim rather than waited for, as a deferrable unit: it shares the
+        // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
+        // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with
+        // the channel (never a blind resend).
         Track(RecordOutcomeAsync(claimed, claim, channel, outcome));
     }
 
@@ -260,15 +262,15 @@ public sealed class Dispatcher(
     {
         var result = outcome switch
         {
-            SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}"),
+            SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}", deferrable: true),
             SendOutcome.Accepted a => await lifecycle.ChannelAcceptedAsync(row.Id, claim, a.ChannelRef, a.Baseline,
-                $"accepted by {channel.Name}; awaiting confirmation"),
+                $"accepted by {channel.Name}; awaiting confirmation", deferrable: true),
             SendOutcome.Deferred d => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, time.GetUtcNow() + d.RetryAfter, "deferred",
-                $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}"),
+                $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: true),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,
                 resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
-                $"{channel.Name} is failing (circuit open); waits: {f.Message}"),
-            SendOutcome.Failed f => await lifecycle.FailAsync(row.Id, claim, f.Code, f.Message, f.ChannelCode),
+                $"{channel.Name} is failing (circuit open); waits: {f.Message}", deferrable: true),
+            SendOutcome.Failed f => await lifecycle.FailAsync(row.Id, claim, f.Code, f.Message, f.ChannelCode, deferrable: true),
             _ => throw new InvalidOperationException($"Unknown outcome {outcome}"),
         };
         if (result is null)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
@@ -108,10 +109,13 @@ public sealed class DbWriter : IAsyncDisposable
     private readonly Dictionary<string, SqliteCommand> _prepared = [];
     private readonly Dictionary<string, WriterStatement> _statements = [];
     private long _commits, _units;
+    private readonly TimeSpan _deferFor;
+    private int _deferring;
 
-    public DbWriter(Db db, ILogger<DbWriter> log, StorageHealth? storage = null)
+    public DbWriter(Db db, ILogger<DbWriter> log, StorageHealth? storage = null, TimeSpan? deferFor = null)
     {
         _db = db;
+        _deferFor = deferFor ?? DeferFor;
         _log = log;
         _storage = storage;
         // Its own thread: the writer's synchronous SQLite calls never hold a thread-pool thread, and it shows by name in a profile.
@@ -135,9 +139,26 @@ public sealed class DbWriter : IAsyncDisposable
     /// every page the unit changes in the sub-journal, and truncating an in-memory sub-journal after each statement walks
     /// it from the start, so a large unit in a savepoint costs time quadratic in its size.
     /// </summary>
-    public Task<T> WriteAsync<T>(Func<WriteScope, T> work, bool alone, CancellationToken ct = default)
+    public Task<T> WriteAsync<T>(Func<WriteScope, T> work, bool alone, CancellationToken ct = default) =>
+        Enqueue(new Work<T>(work, ct) { Alone = alone });
+
+    /// <summary>How long a group of deferrable units alone waits for a unit that cannot wait, so both share a commit (the default;
+    /// the constructor takes another for tests).</summary>
+    public static readonly TimeSpan DeferFor = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// As <see cref="WriteAsync{T}(Func{WriteScope, T}, CancellationToken)"/> for a unit nobody is waiting on to go on
+    /// (the outcome of a send that already went out): when only such units are waiting, the writer holds them up to
+    /// <see cref="DeferFor"/> for the next unit that cannot wait (the line's next claim, a request), and commits them
+    /// together: one synced commit instead of two. Not for anything that answers a request or precedes a send.
+    /// </summary>
+    public Task<T> WriteDeferrableAsync<T>(Func<WriteScope, T> work) => Enqueue(new Work<T>(work, CancellationToken.None) { Deferrable = true });
+
+    /// <summary>Deferrable units the writer holds back right now, waiting for one that cannot wait (a test hook).</summary>
+    public int Deferring => Volatile.Read(ref _deferring);
+
+    private Task<T> Enqueue<T>(Work<T> item)
     {
-        var item = new Work<T>(work, ct) { Alone = alone };
         if (!_queue.Writer.TryWrite(item))
             throw new ObjectDisposedException(nameof(DbWriter));
         return item.Task;
@@ -155,19 +176,40 @@ public sealed class DbWriter : IAsyncDisposable
                 group.Add(held);
                 held = null;
             }
-            while (group.Count < MaxGroup && !(group.Count == 1 && group[0].Alone) && _queue.Reader.TryRead(out var item))
+            Gather(group, ref held);
+            // Only deferrable units (outcomes of sends that went out): wait a moment for one that cannot wait, to share its commit.
+            var deadline = Stopwatch.GetTimestamp() + (long)(_deferFor.TotalSeconds * Stopwatch.Frequency);
+            while (held is null && group.Count is > 0 and < MaxGroup && group.TrueForAll(w => w.Deferrable))
             {
-                if (item.Cancelled())
-                    continue;
-                if (item.Alone && group.Count > 0)
-                {
-                    held = item;
+                var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                if (left <= TimeSpan.Zero)
                     break;
-                }
-                group.Add(item);
+                var more = _queue.Reader.WaitToReadAsync().AsTask();
+                Volatile.Write(ref _deferring, group.Count);
+                var arrived = more.Wait(left) && more.Result;
+                Volatile.Write(ref _deferring, 0);
+                if (!arrived)
+                    break;
+                Gather(group, ref held);
             }
             if (group.Count > 0)
                 WriteGroup(group);
+        }
+    }
+
+    /// <summary>Adds what has arrived to <paramref name="group"/>; a unit that must run alone is held for the next group.</summary>
+    private void Gather(List<Work> group, ref Work? held)
+    {
+        while (group.Count < MaxGroup && !(group.Count == 1 && group[0].Alone) && _queue.Reader.TryRead(out var item))
+        {
+            if (item.Cancelled())
+                continue;
+            if (item.Alone && group.Count > 0)
+            {
+                held = item;
+                break;
+            }
+            group.Add(item);
         }
     }
 
@@ -312,6 +354,8 @@ public sealed class DbWriter : IAsyncDisposable
     {
         /// <summary>Runs in a transaction of its own (see <see cref="WriteAsync{T}(Func{WriteScope, T}, bool, CancellationToken)"/>).</summary>
         public bool Alone { get; init; }
+        /// <summary>May wait for the next unit that cannot (see <see cref="WriteDeferrableAsync{T}"/>).</summary>
+        public bool Deferrable { get; init; }
         public abstract bool Cancelled();
         public abstract void Run(WriteScope scope);
         public abstract void Fail(Exception e);

@@ -46,7 +46,9 @@ public sealed class BulkTests : AgentTest
             ["eve@example.com"] = "Hi Eve, your silver plan at Echo renews soon.",
         }));
 
-        var batch = await Client.GetJsonAsync("/api/batches/batch_spring");
+        // The outbox file is written before the outcome is committed (a moment later, with the writer's next commit).
+        var batch = await Eventually.ValueAsync(async () => (JsonObject?)await Client.GetJsonAsync("/api/batches/batch_spring"),
+            b => b["byStatus"]?["sent"]?.GetValue<int>() == 3, "the three outcomes recorded");
         Assert.That(batch["total"]!.GetValue<int>(), Is.EqualTo(6));
         Assert.That(batch["byStatus"]!["sent"]!.GetValue<int>(), Is.EqualTo(3));
         Assert.That(batch["byStatus"]!["failed"]!.GetValue<int>(), Is.EqualTo(1));
