@@ -72,6 +72,8 @@ public sealed class MessageLifecycle
     /// <summary>A unit of this many rows or more gets a transaction of its own (see <see cref="DbWriter"/>).</summary>
     public const int AloneFrom = 200;
 
+    /// <summary>One unit through the writer; a <paramref name="deferrable"/> one (see <see cref="DbWriter.WriteDeferrableAsync{T}"/>) is not
+    /// cancellable: <paramref name="ct"/> is not used for it.</summary>
     private Task<T> Write<T>(Func<WriteScope, T> work, CancellationToken ct, bool alone = false, bool deferrable = false)
     {
         T Unit(WriteScope s)

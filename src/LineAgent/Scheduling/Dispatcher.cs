@@ -171,7 +171,8 @@ public sealed class Dispatcher(
         {
             if (await lifecycle.ClaimAsync(due.Id, claim, "claimed to record the opt-out", ct) is { } held)
                 await RecordOutcomeAsync(held, claim, channel, new SendOutcome.Failed(FailureCodes.Suppressed,
-                    $"{held.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true));
+                    $"{held.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true),
+                    deferrable: false); // the line waits for this one: nothing would come to share its commit
             return;
         }
         var claimed = await lifecycle.ClaimAndHandOffAsync(due.Id, claim, channel.Name, channel.Capabilities.IsDryRun, newConversation, ct);
@@ -240,13 +241,13 @@ public sealed class Dispatcher(
     /// Writes the outcome, retrying while the database refuses (busy, I/O): it is compare-and-set, so a
     /// repeat is harmless, and a send that went out must not end up looking interrupted.
     /// </summary>
-    private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
+    private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable = true)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await WriteOutcomeAsync(row, claim, channel, outcome);
+                await WriteOutcomeAsync(row, claim, channel, outcome, deferrable);
                 return;
             }
             catch (Exception e) when (attempt < 8)
@@ -258,19 +259,19 @@ public sealed class Dispatcher(
         }
     }
 
-    private async Task WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
+    private async Task WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {
         var result = outcome switch
         {
-            SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}", deferrable: true),
+            SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}", deferrable: deferrable),
             SendOutcome.Accepted a => await lifecycle.ChannelAcceptedAsync(row.Id, claim, a.ChannelRef, a.Baseline,
-                $"accepted by {channel.Name}; awaiting confirmation", deferrable: true),
+                $"accepted by {channel.Name}; awaiting confirmation", deferrable: deferrable),
             SendOutcome.Deferred d => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, time.GetUtcNow() + d.RetryAfter, "deferred",
-                $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: true),
+                $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: deferrable),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,
                 resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
-                $"{channel.Name} is failing (circuit open); waits: {f.Message}", deferrable: true),
-            SendOutcome.Failed f => await lifecycle.FailAsync(row.Id, claim, f.Code, f.Message, f.ChannelCode, deferrable: true),
+                $"{channel.Name} is failing (circuit open); waits: {f.Message}", deferrable: deferrable),
+            SendOutcome.Failed f => await lifecycle.FailAsync(row.Id, claim, f.Code, f.Message, f.ChannelCode, deferrable: deferrable),
             _ => throw new InvalidOperationException($"Unknown outcome {outcome}"),
         };
         if (result is null)

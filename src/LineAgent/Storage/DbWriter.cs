@@ -116,6 +116,8 @@ public sealed class DbWriter : IAsyncDisposable
     {
         _db = db;
         _deferFor = deferFor ?? DeferFor;
+        if (_deferFor < TimeSpan.Zero || _deferFor > TimeSpan.FromDays(1))
+            throw new ArgumentOutOfRangeException(nameof(deferFor), deferFor, "The deferral must be between 0 and 1 day.");
         _log = log;
         _storage = storage;
         // Its own thread: the writer's synchronous SQLite calls never hold a thread-pool thread, and it shows by name in a profile.

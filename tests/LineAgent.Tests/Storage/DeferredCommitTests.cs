@@ -56,6 +56,27 @@ public sealed class DeferredCommitTests
     }
 
     [Test]
+    public async Task AUnitThatMustRunAlone_ShouldEndTheWait_AndBeCommittedOnItsOwn()
+    {
+        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
+        var deferred = writer.WriteDeferrableAsync(Insert("deferred-test-outcome"));
+        await Eventually.TrueAsync(() => writer.Deferring == 1, "the writer holds the deferrable unit back");
+
+        await writer.WriteAsync(Insert("deferred-test-bulk"), alone: true);
+
+        Assert.That(deferred.IsCompletedSuccessfully, Is.True, "committed first, without the lone unit");
+        Assert.That(writer.Counters, Is.EqualTo((2L, 2L)), "two commits: the lone unit has a transaction of its own");
+        Assert.That(await RowsAsync(), Is.EqualTo(2));
+    }
+
+    [Test]
+    public void ADeferralOutsideZeroToADay_ShouldBeRefused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromDays(30)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromMilliseconds(-1)));
+    }
+
+    [Test]
     public async Task ADeferrableUnitAlone_ShouldBeCommittedWhenTheDeferralEnds()
     {
         await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromMilliseconds(50));

@@ -43,7 +43,10 @@ public sealed class TextSearchTests : LifecycleTestBase
         Add("cafe-plain", "The Cafe opens at 8");
         Add("email", "Please e-mail me the quote");
         Add("other", "Nothing to see");
-        // 40 different words beginning with "zor": more terms than one word is searched as (32).
+        Add("buzz", "Buzz me at 10am");
+        Add("digits", "Call 9090 or 90901 now");
+        Add("keywords", "cats AND dogs OR birds NEAR");
+        // 40 different words beginning with "zor": more longer terms than one word is searched as (16).
         for (var i = 0; i < 40; i++)
             Add($"zor{i}", $"zor{(char)('a' + i / 26)}{(char)('a' + i % 26)} reading");
         await _lifecycle.AcceptAsync(_rows); // one unit: accepted in this order, so seq (newest first) follows it
@@ -67,9 +70,26 @@ public sealed class TextSearchTests : LifecycleTestBase
     [TestCase("quote\"", new[] { "email" })]
     [TestCase("Th", new[] { "email", "cafe-plain", "cafe-accent" })]
     [TestCase("invoicesx", new string[0])]
+    [TestCase("buz", new[] { "buzz" }, Description = "the range's end past a z")]
+    [TestCase("909", new[] { "digits" }, Description = "digits, and the range's end past a 9")]
+    [TestCase("9090", new[] { "digits" })]
+    [TestCase("10a", new[] { "buzz" })]
+    [TestCase("AND OR NEAR", new[] { "keywords" }, Description = "FTS5 keywords are words here")]
+    [TestCase("near cats", new[] { "keywords" })]
     public async Task Search_ShouldFindEachWordAsAWordOrItsBeginning_NewestFirst(string q, string[] expected)
     {
         Assert.That(await SearchAsync(q), Is.EqualTo(expected));
+        Assert.That(await PrefixSearchAsync(q), Is.EqualTo(expected), "the same rows as every word as an FTS5 prefix term");
+    }
+
+    /// <summary>The search as it was before the vocabulary: every word an FTS5 prefix term.</summary>
+    private async Task<string[]> PrefixSearchAsync(string q)
+    {
+        var match = string.Join(" ", q.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Select(w => "\"" + w.Replace("\"", "\"\"") + "\"*"));
+        await using var c = await _db.OpenAsync();
+        var ids = await c.QueryAsync<string>(
+            "SELECT m.id FROM messages m JOIN messages_fts f ON f.rowid = m.seq WHERE messages_fts MATCH @Match ORDER BY f.rowid DESC", new { Match = match });
+        return ids.Select(id => _ids.Single(kv => kv.Value == id).Key).ToArray();
     }
 
     [Test]
