@@ -1,0 +1,48 @@
+using LineAgent.Batches;
+using LineAgent.Leads;
+
+namespace LineAgent.Tests.Batches;
+
+/// <summary>Personalisation, one lead at a time: values, fallbacks, fields by header, and the first missing field named.</summary>
+public sealed class TemplatesTests
+{
+    private static readonly LeadRow Ana = new()
+    {
+        Id = "lead_ana", FirstName = "Ana", LastName = "Ruiz", Phone = "+12025550101", Email = "ana@example.com", Company = "  ",
+        Fields = """{"Plan":"gold","Renewal Date":"May 1","empty":""}""",
+    };
+
+    private static readonly LeadRow Bob = new() { Id = "lead_bob", FirstName = "Bob", Fields = "{}" };
+
+    [TestCase("Hi {{firstName}}!", "Hi Ana!")]
+    [TestCase("{{fullName}} <{{email}}> {{phone}}", "Ana Ruiz <ana@example.com> +12025550101")]
+    [TestCase("Hi {{ firstName }}, {{firstName}} again", "Hi Ana, Ana again")]
+    [TestCase("at {{company|your team}}", "at your team", Description = "a blank value takes the fallback")]
+    [TestCase("at {{company|}}.", "at .", Description = "an empty fallback is a fallback")]
+    [TestCase("{{fields.Plan}} / {{fields.plan}} / {{fields.renewal_date}} / {{fields.RenewalDate}}", "gold / gold / May 1 / May 1",
+        Description = "a field by its header exactly, else ignoring case and punctuation")]
+    [TestCase("{{fields.empty|none}} {{fields.absent|n/a}}", "none n/a")]
+    [TestCase("no placeholders at all", "no placeholders at all")]
+    [TestCase("{{ not a placeholder }} {x} {{}}", "{{ not a placeholder }} {x} {{}}")]
+    [TestCase("Hi {{firstName|there}}, {{lastName|}}", "Hi Ana, Ruiz")]
+    public void Render_ShouldFillEachPlaceholder(string template, string expected)
+    {
+        Assert.That(Templates.Render(template, Ana), Is.EqualTo(((string?)expected, (string?)null)));
+    }
+
+    [TestCase("Hi {{firstName}} at {{company}}", "company")]
+    [TestCase("{{lastName}} {{company}}", "lastName", Description = "the first missing one is named")]
+    [TestCase("{{fields.plan}}", "fields.plan")]
+    [TestCase("{{unknownName}}", "unknownName", Description = "a name a lead cannot have is missing for every lead")]
+    public void Render_ShouldNameTheFirstMissingField(string template, string missing)
+    {
+        Assert.That(Templates.Render(template, Bob), Is.EqualTo(((string?)null, (string?)missing)));
+    }
+
+    [Test]
+    public void UnknownPlaceholders_ShouldNameEachOnce()
+    {
+        Assert.That(Templates.UnknownPlaceholders("{{fristName}} {{fields.x}} {{fristName}} {{company}} {{Phone}}"),
+            Is.EqualTo(new[] { "fristName", "Phone" }));
+    }
+}
