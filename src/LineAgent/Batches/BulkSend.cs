@@ -141,6 +141,8 @@ public sealed class BulkSend(
             : [];
         var suppressed = await suppressions.SuppressedAmongAsync(addresses, ct);
 
+        var content = Templates.Compile(r.Content!);
+        var followUpTemplates = sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList();
         var rows = new List<MessageRow>();
         var entries = new List<BulkEntry>(leadIds.Count);
         var rejections = new List<(string LeadId, string Code, string Message)>();
@@ -152,7 +154,7 @@ public sealed class BulkSend(
                 Reject(id, "lead_not_found", $"No lead '{id}'.");
                 continue;
             }
-            var (text, missing) = Templates.Render(r.Content!, lead);
+            var (text, missing) = content.Render(lead);
             if (text is null)
             {
                 Reject(id, "missing_field", $"{{{{{missing}}}}} is empty for this lead and the template gives no fallback ({{{{{missing}|...}}}}).");
@@ -166,9 +168,9 @@ public sealed class BulkSend(
                 continue;
             }
             var followUpTexts = new List<string>();
-            foreach (var (f, i) in sequence.FollowUps.Select((f, i) => (f, i)))
+            for (var i = 0; i < followUpTemplates.Count; i++)
             {
-                var (followUp, missingInFollowUp) = Templates.Render(f.Content, lead);
+                var (followUp, missingInFollowUp) = followUpTemplates[i].Render(lead);
                 if (followUp is null)
                 {
                     Reject(id, "missing_field", $"{{{{{missingInFollowUp}}}}} in followUps[{i}] is empty for this lead and the template gives no fallback.");

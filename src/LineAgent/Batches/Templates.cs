@@ -22,14 +22,80 @@ public static partial class Templates
             .Where(n => !Names.Contains(n, StringComparer.Ordinal) && !n.StartsWith("fields.", StringComparison.Ordinal))
             .Distinct().ToList();
 
-    public static (string? Text, string? MissingField) Render(string template, LeadRow lead)
+    /// <summary>For one lead; a bulk compiles its template once (<see cref="Compile"/>) and renders it per lead.</summary>
+    public static (string? Text, string? MissingField) Render(string template, LeadRow lead) => Compile(template).Render(lead);
+
+    /// <summary>The template's literal text and placeholders, found once: rendering a lead is then a walk over them.</summary>
+    public static CompiledTemplate Compile(string template)
     {
-        var fields = template.Contains("fields.", StringComparison.Ordinal) ? lead.FieldMap() : null;
-        string? missing = null;
-        var text = Placeholder().Replace(template, m =>
+        var parts = new List<CompiledTemplate.Part>();
+        var at = 0;
+        foreach (Match m in Placeholder().Matches(template))
         {
+            if (m.Index > at)
+                parts.Add(new(at, m.Index - at, null, null, null));
             var name = m.Groups[1].Value;
-            var value = name switch
+            var field = name.StartsWith("fields.", StringComparison.Ordinal) ? name["fields.".Length..] : null;
+            parts.Add(new(m.Index, m.Length, name, field, m.Groups[2].Success ? m.Groups[2].Value : null));
+            at = m.Index + m.Length;
+        }
+        if (at < template.Length)
+            parts.Add(new(at, template.Length - at, null, null, null));
+        return new CompiledTemplate(template, [.. parts]);
+    }
+
+    /// <summary>A field's value: by its CSV header exactly, else ignoring case and punctuation.</summary>
+    internal static string? Field(Dictionary<string, string> fields, string name, string simplified)
+    {
+        if (fields.TryGetValue(name, out var v)) return v;
+        foreach (var (key, value) in fields)
+            if (Simplify(key) == simplified)
+                return value;
+        return null;
+    }
+
+    internal static string Simplify(string s)
+    {
+        var b = new StringBuilder(s.Length);
+        foreach (var ch in s)
+            if (char.IsLetterOrDigit(ch)) b.Append(char.ToLowerInvariant(ch));
+        return b.ToString();
+    }
+}
+
+/// <summary>A template split into literal text and placeholders (<see cref="Templates.Compile"/>).</summary>
+public sealed class CompiledTemplate
+{
+    /// <summary>Literal text (no <see cref="Name"/>) or a placeholder, as a span of the template.</summary>
+    internal sealed record Part(int Start, int Length, string? Name, string? Field, string? Fallback)
+    {
+        public string? FieldKey { get; } = Field is null ? null : Templates.Simplify(Field);
+    }
+
+    private readonly string _template;
+    private readonly Part[] _parts;
+    private readonly bool _usesFields;
+
+    internal CompiledTemplate(string template, Part[] parts)
+    {
+        _template = template;
+        _parts = parts;
+        _usesFields = parts.Any(p => p.Field is not null);
+    }
+
+    /// <summary>The text for <paramref name="lead"/>, or the first placeholder that has no value and no fallback.</summary>
+    public (string? Text, string? MissingField) Render(LeadRow lead)
+    {
+        var fields = _usesFields ? lead.FieldMap() : null;
+        var text = new StringBuilder(_template.Length + 32);
+        foreach (var p in _parts)
+        {
+            if (p.Name is null)
+            {
+                text.Append(_template, p.Start, p.Length);
+                continue;
+            }
+            var value = p.Field is not null ? Templates.Field(fields!, p.Field, p.FieldKey!) : p.Name switch
             {
                 "firstName" => lead.FirstName,
                 "lastName" => lead.LastName,
@@ -37,32 +103,15 @@ public static partial class Templates
                 "company" => lead.Company,
                 "phone" => lead.Phone,
                 "email" => lead.Email,
-                _ when name.StartsWith("fields.", StringComparison.Ordinal) => Field(fields!, name["fields.".Length..]),
                 _ => null,
             };
             if (!string.IsNullOrWhiteSpace(value))
-                return value;
-            if (m.Groups[2].Success)
-                return m.Groups[2].Value;
-            missing ??= name;
-            return m.Value;
-        });
-        return missing is null ? (text, null) : (null, missing);
-    }
-
-    /// <summary>Fields match their CSV header exactly, else ignoring case and punctuation.</summary>
-    private static string? Field(Dictionary<string, string> fields, string name)
-    {
-        if (fields.TryGetValue(name, out var v)) return v;
-        var key = Simplify(name);
-        return fields.FirstOrDefault(f => Simplify(f.Key) == key).Value;
-    }
-
-    private static string Simplify(string s)
-    {
-        var b = new StringBuilder(s.Length);
-        foreach (var ch in s)
-            if (char.IsLetterOrDigit(ch)) b.Append(char.ToLowerInvariant(ch));
-        return b.ToString();
+                text.Append(value);
+            else if (p.Fallback is not null)
+                text.Append(p.Fallback);
+            else
+                return (null, p.Name);
+        }
+        return (text.ToString(), null);
     }
 }

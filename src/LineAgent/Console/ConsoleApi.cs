@@ -165,6 +165,7 @@ internal static class ConsoleApi
             return Problems.Validation(problems);
         var rows = await leads.GetManyAsync(body.LeadIds!.Distinct().ToList(), ct);
         var byId = rows.ToDictionary(r => r.Id);
+        var template = Templates.Compile(body.Content!);
         var items = new List<PreviewItem>();
         foreach (var id in body.LeadIds!.Distinct())
         {
@@ -173,7 +174,7 @@ internal static class ConsoleApi
                 items.Add(new(id, null, null, null, null));
                 continue;
             }
-            var (text, missing) = Templates.Render(body.Content!, lead);
+            var (text, missing) = template.Render(lead);
             items.Add(new(id, lead.FullName, lead.Phone ?? lead.Email, text, missing));
         }
         return TypedResults.Ok(new PreviewResponse(items, Templates.UnknownPlaceholders(body.Content!)));
