@@ -97,6 +97,28 @@ public sealed class BulkTests : AgentTest
         Assert.That(types[grayPhoneBlueEmail], Is.EqualTo("sms"));
     }
 
+    /// <summary>Each follow-up template is rendered per lead; a lead missing a field only a later follow-up uses is rejected, naming it.</summary>
+    [Test]
+    public async Task BulkFollowUps_ShouldBeRenderedPerLead_AndRejectALeadMissingAFieldOfALaterOne()
+    {
+        var ana = await Lead(new { firstName = "Ana", phone = "+12025550121", company = "Acme" });
+        var bob = await Lead(new { firstName = "Bob", phone = "+12025550122" });
+
+        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { ana, bob }, content = "Hi {{firstName}}", scheduledAt = Agent.Time.GetUtcNow().AddHours(1).ToString("O"),
+            followUps = new[] { new { after = "P1D", content = "Again, {{firstName}}" }, new { after = "P2D", content = "Last one for {{company}}" } },
+        })).ExpectAsync(HttpStatusCode.Accepted);
+
+        var entries = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e!);
+        Assert.That(entries[bob]["error"].Str("code"), Is.EqualTo("missing_field"));
+        Assert.That(entries[bob]["error"].Str("message"), Does.Contain("{{company}}").And.Contain("followUps[1]"));
+        var rows = (await Client.GetJsonAsync($"/api/messages?leadId={ana}"))["items"]!.AsArray()
+            .OrderBy(m => m!["sequenceStep"]!.GetValue<int>()).Select(m => m.Str("content"));
+        Assert.That(rows, Is.EqualTo(new[] { "Hi Ana", "Again, Ana", "Last one for Acme" }));
+        Assert.That((await Client.GetJsonAsync($"/api/messages?leadId={bob}"))["items"]!.AsArray(), Is.Empty);
+    }
+
     [Test]
     public async Task Bulk_ShouldSelectLeadsByFilter_AndCancelAScheduledBatch()
     {

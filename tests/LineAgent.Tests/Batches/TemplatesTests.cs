@@ -40,6 +40,29 @@ public sealed class TemplatesTests
     }
 
     [Test]
+    public void ACompiledTemplate_ShouldRenderEachLeadOnItsOwn()
+    {
+        var template = Templates.Compile("{{firstName}}{{lastName|x}} at {{fields.plan|base}}");
+        Assert.That(template.Render(Ana), Is.EqualTo(((string?)"AnaRuiz at gold", (string?)null)));
+        Assert.That(template.Render(Bob), Is.EqualTo(((string?)"Bobx at base", (string?)null)));
+        Assert.That(template.Render(Ana), Is.EqualTo(((string?)"AnaRuiz at gold", (string?)null)), "nothing left over from the lead before");
+    }
+
+    [Test]
+    public void TwoHeadersThatLookAlike_ShouldGiveTheExactOneElseTheFirst()
+    {
+        var lead = new LeadRow { Id = "lead_x", Fields = """{"renewal-date":"A","Renewal Date":"B"}""" };
+        Assert.That(Templates.Render("{{fields.Renewal Date}}", lead).Text, Is.EqualTo("B"));
+        Assert.That(Templates.Render("{{fields.renewaldate}}", lead).Text, Is.EqualTo("A"));
+    }
+
+    [Test]
+    public void AMissingFieldBeforeAFallback_ShouldBeNamed()
+    {
+        Assert.That(Templates.Render("{{company}} {{lastName|x}}", Bob), Is.EqualTo(((string?)null, (string?)"company")));
+    }
+
+    [Test]
     public void UnknownPlaceholders_ShouldNameEachOnce()
     {
         Assert.That(Templates.UnknownPlaceholders("{{fristName}} {{fields.x}} {{fristName}} {{company}} {{Phone}}"),
