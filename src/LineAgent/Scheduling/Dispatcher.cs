@@ -185,7 +185,7 @@ public sealed class Dispatcher(
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with
         // the channel (never a blind resend).
-        Track(RecordOutcomeAsync(claimed, claim, channel, outcome));
+        Track(RecordOutcomeAsync(claimed, claim, channel, outcome, deferrable: true));
     }
 
     private readonly ConcurrentDictionary<Task, bool> _outcomes = new();
@@ -241,7 +241,7 @@ public sealed class Dispatcher(
     /// Writes the outcome, retrying while the database refuses (busy, I/O): it is compare-and-set, so a
     /// repeat is harmless, and a send that went out must not end up looking interrupted.
     /// </summary>
-    private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable = true)
+    private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {
         for (var attempt = 1; ; attempt++)
         {
