@@ -17,7 +17,9 @@ const latest = new Map();
 
 function remember(m) {
   const known = latest.get(m.id);
-  if (known && Date.parse(known.updatedAt) > Date.parse(m.updatedAt)) return known;
+  // Older than the one shown, or the same version again (the live stream repeats what an action's own answer showed):
+  // keep the one shown, so its row is not rebuilt, with its buttons, under the user's pointer.
+  if (known && (Date.parse(known.updatedAt) > Date.parse(m.updatedAt) || JSON.stringify(known) === JSON.stringify(m))) return known;
   if (latest.size > 5000) latest.clear();
   latest.set(m.id, m);
   return m;
