@@ -4,12 +4,13 @@ using System.Text.RegularExpressions;
 namespace LineAgent.Messages;
 
 /// <summary>
-/// Reads `scheduledAt`: ISO 8601 with an offset or Z; or a local wall-clock time together with an
+/// Reads `scheduledAt`: ISO 8601 with an offset (±hh:mm, ±hhmm, ±hh) or Z; or a local wall-clock time together with an
 /// IANA `timeZone`, converted with that zone's rules for that date (so 09:00 stays 09:00 across DST).
 /// </summary>
 public static partial class Schedules
 {
-    [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(?<offset>Z|[+-]\d{2}:\d{2})?$", RegexOptions.IgnoreCase)]
+    // ISO 8601 allows the offset as ±hh:mm, ±hhmm (what strftime's %z writes) or ±hh; all three are read.
+    [GeneratedRegex(@"^(?<local>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?)(?<offset>Z|(?<sign>[+-])(?<hh>\d{2})(:?(?<mm>\d{2}))?)?$", RegexOptions.IgnoreCase)]
     private static partial Regex Iso();
 
     public static bool TryParse(string input, string? timeZone, out DateTimeOffset at, out string problem)
@@ -31,7 +32,11 @@ public static partial class Schedules
         var hasOffset = m.Groups["offset"].Success;
         if (hasOffset)
         {
-            if (!DateTimeOffset.TryParse(input.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.None, out at))
+            // One spelling for the parser: ±hh:mm (or Z).
+            var normalized = m.Groups["sign"].Success
+                ? $"{m.Groups["local"].Value}{m.Groups["sign"].Value}{m.Groups["hh"].Value}:{(m.Groups["mm"].Success ? m.Groups["mm"].Value : "00")}"
+                : m.Groups["local"].Value + "Z";
+            if (!DateTimeOffset.TryParse(normalized, CultureInfo.InvariantCulture, DateTimeStyles.None, out at))
             {
                 problem = $"'{input}' is not a valid date and time";
                 return false;

@@ -69,6 +69,7 @@ public sealed class HistoryTests
     [TestCase("q=off_today", new[] { "dan" })]
     [TestCase("from=2026-12-01T00:00:00Z", new[] { "later" })]
     [TestCase("from=2026-11-26T12:01:00Z&to=2026-11-26T12:03:00Z", new[] { "cara", "bob" })]
+    [TestCase("from=2026-11-26T14:01:00%2B0200&to=2026-11-26T07:03:00-05", new[] { "cara", "bob" })]
     [TestCase("direction=inbound", new string[0])]
     [TestCase("leadId=lead_x", new string[0])]
     public async Task List_ShouldFilter(string query, string[] expected)

@@ -1,0 +1,47 @@
+using LineAgent.Messages;
+
+namespace LineAgent.Tests.Api;
+
+/// <summary>
+/// The ISO 8601 spellings `scheduledAt`, `from` and `to` accept: API.md says inputs "may carry any offset", and ISO 8601
+/// writes an offset as ±hh:mm, ±hhmm (what strftime's %z gives) or ±hh.
+/// </summary>
+public sealed class ScheduleFormatTests
+{
+    private static readonly DateTimeOffset NineUtc = new(2026, 12, 1, 9, 0, 0, TimeSpan.Zero);
+
+    [TestCase("2026-12-01T09:00:00Z")]
+    [TestCase("2026-12-01T09:00:00z")]
+    [TestCase("2026-12-01T11:00:00+02:00")]
+    [TestCase("2026-12-01T11:00:00+0200")]
+    [TestCase("2026-12-01T11:00:00+02")]
+    [TestCase("2026-12-01T11:00+0200")]
+    [TestCase("2026-12-01T04:00:00-0500")]
+    [TestCase("2026-12-01T04:00:00-05")]
+    [TestCase("2026-12-01T14:30:00+0530")]
+    [TestCase("2026-12-01T09:00:00.000+0000")]
+    public void TryParse_ShouldReadEveryIsoOffsetSpelling(string input)
+    {
+        Assert.That(Schedules.TryParse(input, null, out var at, out var problem), Is.True, problem);
+        Assert.That(at.UtcDateTime, Is.EqualTo(NineUtc.UtcDateTime));
+    }
+
+    [TestCase("2026-12-01T09:00:00+2", "not an ISO 8601 time")]
+    [TestCase("2026-12-01T09:00:00+020", "not an ISO 8601 time")]
+    [TestCase("2026-12-01T09:00:00+02:0", "not an ISO 8601 time")]
+    [TestCase("2026-12-01T09:00:00+1500", "not a valid date and time")]
+    [TestCase("2026-12-01T09:00:00+0260", "not a valid date and time")]
+    [TestCase("2026-12-01T09:00:00", "has no offset")]
+    public void TryParse_ShouldRefuseOffsetsIsoDoesNotHave(string input, string expected)
+    {
+        Assert.That(Schedules.TryParse(input, null, out _, out var problem), Is.False);
+        Assert.That(problem, Does.Contain(expected));
+    }
+
+    [Test]
+    public void TryParse_ShouldStillTakeALocalTimeWithAZone()
+    {
+        Assert.That(Schedules.TryParse("2026-12-01T04:00:00", "America/New_York", out var at, out var problem), Is.True, problem);
+        Assert.That(at.UtcDateTime, Is.EqualTo(NineUtc.UtcDateTime));
+    }
+}
