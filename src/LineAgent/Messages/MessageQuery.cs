@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Dapper;
 using LineAgent.Api;
@@ -173,6 +174,28 @@ public sealed record MessageFilter
 public static class Cursor
 {
     public static string Encode(long seq) => Convert.ToBase64String(Encoding.UTF8.GetBytes($"s:{seq}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>A suppression list position (newest first: time added, then address), URL-safe like every other cursor.</summary>
+    public static string Encode(long createdAt, string address) =>
+        System.Buffers.Text.Base64Url.EncodeToString(Encoding.UTF8.GetBytes($"a:{createdAt}:{address}"));
+
+    public static bool TryDecode(string cursor, out long createdAt, out string address)
+    {
+        createdAt = 0;
+        address = "";
+        if (cursor.Length is 0 or > 1_000)
+            return false;
+        byte[] bytes;
+        try { bytes = System.Buffers.Text.Base64Url.DecodeFromChars(cursor); }
+        catch (FormatException) { return false; }
+        var text = Encoding.UTF8.GetString(bytes);
+        var colon = text.IndexOf(':', 2);
+        if (!text.StartsWith("a:", StringComparison.Ordinal) || colon < 0
+            || !long.TryParse(text.AsSpan(2, colon - 2), NumberStyles.None, CultureInfo.InvariantCulture, out createdAt))
+            return false;
+        address = text[(colon + 1)..];
+        return address.Length > 0;
+    }
 
     public static bool TryDecode(string cursor, out long seq)
     {

@@ -82,12 +82,15 @@ public sealed class SuppressionList(Db db, TimeProvider time)
             "SELECT * FROM suppressions WHERE address = @Address", new { Address = Key(address) }, cancellationToken: ct));
     }
 
-    public async Task<IReadOnlyList<SuppressionRow>> ListAsync(string? after, int limit, CancellationToken ct = default)
+    /// <summary>Newest first (time added, then address); <paramref name="after"/> is the last row of the previous page.</summary>
+    public async Task<IReadOnlyList<SuppressionRow>> ListAsync((long CreatedAt, string Address)? after, int limit, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);
         return (await c.QueryAsync<SuppressionRow>(new CommandDefinition(
-            "SELECT * FROM suppressions WHERE @After IS NULL OR address > @After ORDER BY address LIMIT @Limit",
-            new { After = after, Limit = limit }, cancellationToken: ct))).AsList();
+            after is null
+                ? "SELECT * FROM suppressions ORDER BY created_at DESC, address DESC LIMIT @Limit"
+                : "SELECT * FROM suppressions WHERE (created_at, address) < (@At, @Address) ORDER BY created_at DESC, address DESC LIMIT @Limit",
+            new { At = after?.CreatedAt, Address = after?.Address, Limit = limit }, cancellationToken: ct))).AsList();
     }
 
     /// <summary>Emails compare case-insensitively; phones are already E.164.</summary>

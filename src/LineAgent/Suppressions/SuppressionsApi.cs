@@ -16,7 +16,7 @@ internal static class SuppressionsApi
     {
         var g = app.MapGroup("/api/suppressions").WithTags("Suppressions");
         g.MapGet("/", List).WithName("ListSuppressions").WithQueryParameters(OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
-            .WithSummary("List suppressed addresses").WithDescription("The opt-out list, one page at a time (`limit`, `cursor`).");
+            .WithSummary("List suppressed addresses").WithDescription("The opt-out list, newest first, one page at a time (`limit`, `cursor`).");
         g.MapGet("/{address}", Get).WithName("GetSuppression").WithSummary("Get a suppressed address")
             .WithDescription("Whether an address (phone or email, any spelling) is suppressed, and why; 404 when it is not.");
         g.MapPost("/", Add).WithName("AddSuppression").WithSummary("Suppress an address")
@@ -31,10 +31,18 @@ internal static class SuppressionsApi
         var take = limit ?? 50;
         if (take is < 1 or > MessageFilter.MaxLimit)
             return Problems.Validation([new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")]);
-        var rows = await list.ListAsync(cursor, take + 1, ct);
+        (long, string)? after = null;
+        if (cursor is not null)
+        {
+            if (!Cursor.TryDecode(cursor, out var at, out var address))
+                return Problems.Validation([new("cursor", "invalid_cursor", "cursor is not one this agent gave out.")]);
+            after = (at, address);
+        }
+        var rows = await list.ListAsync(after, take + 1, ct);
         var more = rows.Count > take;
-        var items = rows.Take(take).Select(SuppressionDto.From).ToList();
-        return TypedResults.Ok(new SuppressionPage(items, more ? items[^1].Address : null));
+        var page = rows.Take(take).ToList();
+        return TypedResults.Ok(new SuppressionPage(page.Select(SuppressionDto.From).ToList(),
+            more ? Cursor.Encode(page[^1].CreatedAt, page[^1].Address) : null));
     }
 
     internal static async Task<Results<Ok<SuppressionDto>, ValidationProblem, ProblemHttpResult>> Get(
@@ -57,6 +65,8 @@ internal static class SuppressionsApi
                 "address must be a phone number (E.164 or national) or an email address."));
         if (body.Reason is { Length: > 500 })
             problems.Add(new("reason", "invalid_reason", "reason is longer than 500 characters."));
+        else if (body.Reason?.Contains('\0') == true)
+            problems.Add(new("reason", "invalid_reason", "reason contains a NUL character."));
         if (problems.Count > 0)
             return Problems.Validation(problems);
         await list.AddAsync(key!, body.Reason ?? "added through the API", SuppressionList.Sources.Api, null, ct);
