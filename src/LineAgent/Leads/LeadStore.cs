@@ -63,11 +63,14 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
         foreach (var (name, value) in new[] { ("firstName", input.FirstName), ("lastName", input.LastName), ("company", input.Company) })
             if (value is { Length: > 200 })
                 problems.Add(new(name, "too_long", $"{name} is longer than 200 characters."));
+            else if (value is not null && value.Any(char.IsControl))
+                problems.Add(new(name, "invalid_name", $"{name} contains a control character (a line break, tab or NUL); it is one line of text."));
         if (input.Fields is { Count: > 100 })
             problems.Add(new("fields", "too_many", "At most 100 fields."));
         foreach (var (k, v) in input.Fields ?? [])
-            if (k.Length is 0 or > 100 || v is { Length: > 2000 })
-                problems.Add(new($"fields.{k}", "invalid_field", "Field names must be 1-100 characters and values at most 2,000."));
+            if (k.Length is 0 or > 100 || v is { Length: > 2000 } || k.Any(char.IsControl) || v?.Contains('\0') == true)
+                problems.Add(new($"fields.{k}", "invalid_field",
+                    "Field names must be 1-100 printable characters and values at most 2,000 characters without NUL."));
         if (input.Tags?.Any(t => t is null) == true)
             problems.Add(new("tags", "invalid_tags", "tags must be strings; null is not a tag."));
         var tags = (input.Tags ?? []).OfType<string>().Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
@@ -191,8 +194,10 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
             }
             else
             {
-                where.Add("(l.first_name LIKE @Like OR l.last_name LIKE @Like OR l.company LIKE @Like OR l.phone LIKE @Like OR l.email LIKE @Like)");
-                p.Add("Like", "%" + text + "%");
+                // The text is matched as typed: % and _ in it are not wildcards.
+                where.Add("(l.first_name LIKE @Like ESCAPE '\\' OR l.last_name LIKE @Like ESCAPE '\\' OR l.company LIKE @Like ESCAPE '\\' " +
+                    "OR l.phone LIKE @Like ESCAPE '\\' OR l.email LIKE @Like ESCAPE '\\')");
+                p.Add("Like", "%" + text.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%");
             }
         }
         if (!string.IsNullOrWhiteSpace(tag))

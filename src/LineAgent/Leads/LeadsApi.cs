@@ -56,6 +56,8 @@ internal static class LeadsApi
         var take = limit ?? 50;
         if (take is < 1 or > MessageFilter.MaxLimit)
             problems.Add(new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}."));
+        if (q is { Length: > 500 })
+            problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
         long? before = null;
         if (cursor is not null)
         {

@@ -80,6 +80,36 @@ public sealed class LeadsTests : AgentTest
     }
 
     [Test]
+    public async Task Search_ShouldMatchPercentAndUnderscoreAsTyped_AndRefuseAnOverlongQuery()
+    {
+        await Create(new { firstName = "Ana", phone = "+12025550101" });
+        await Create(new { firstName = "Pct", lastName = "50%", email = "pct@example.com" });
+        await Create(new { firstName = "Und", email = "a_b@example.com" });
+
+        Assert.That(await Search("q=%25"), Is.EqualTo(new[] { "Pct" }), "% is not a wildcard in a short query");
+        Assert.That(await Search("q=_"), Is.EqualTo(new[] { "Und" }), "_ is not a wildcard in a short query");
+        Assert.That(await Search("q=%5C"), Is.Empty, "a backslash is matched as itself");
+
+        var problem = await (await Client.GetAsync("/api/leads?q=" + new string('a', 501))).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That((problem.ProblemFields(), problem.ProblemCodes()), Is.EqualTo((new[] { "q" }, new[] { "invalid_filter" })));
+    }
+
+    [Test]
+    public async Task Create_ShouldRefuseControlCharactersInNamesAndNulInFields_AndStoreNothing()
+    {
+        var problem = await Create(new
+        {
+            firstName = "Ana\nBcc: x@example.com", lastName = "Ru\0iz", company = "Acme\t", phone = "+12025550101",
+            fields = new Dictionary<string, string> { ["plan"] = "gold\0", ["note"] = "line one\nline two" },
+        }, HttpStatusCode.BadRequest);
+
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "firstName", "lastName", "company", "fields.plan" }));
+        Assert.That(await Search(""), Is.Empty);
+        var ok = await Create(new { firstName = "Ana", phone = "+12025550101", fields = new { note = "line one\nline two" } });
+        Assert.That(ok["fields"]!["note"]!.GetValue<string>(), Is.EqualTo("line one\nline two"), "a field value may span lines");
+    }
+
+    [Test]
     public async Task Import_ShouldMapMixedHeaders_SkipBadRowsWithReasons_AndMergeDuplicates()
     {
         await Create(new { firstName = "Eve", email = "eve@example.com" });
