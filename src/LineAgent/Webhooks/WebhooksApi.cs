@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LineAgent.Api;
+using LineAgent.Messages;
 using LineAgent.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -17,8 +18,8 @@ internal static class WebhooksApi
         g.MapDelete("/{id}", Delete).WithName("DeleteWebhook").WithSummary("Delete a subscription")
             .WithDescription("Deletes the subscription; nothing more is delivered to it.");
         g.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries")
-            .WithQueryParameters(new QueryParameter("limit", "How many, 1-1000 (default 100); other values are clamped.")
-                { Type = QueryType.Integer, Default = "100" })
+            .WithQueryParameters(new QueryParameter("limit", $"How many, 1-{MessageFilter.MaxLimit} (default 50), newest first.")
+                { Type = QueryType.Integer, Default = "50" })
             .WithSummary("List a subscription's deliveries")
             .WithDescription("The delivery log, newest first: each event's status, attempts and the receiver's last answer.");
         return app;
@@ -63,11 +64,16 @@ internal static class WebhooksApi
     }
 
     /// <summary>The delivery log of one subscription, newest first.</summary>
-    internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ProblemHttpResult>> Deliveries(
-        string id, int? limit, WebhookStore store, CancellationToken ct) =>
-        await store.DeliveriesAsync(id, Math.Clamp(limit ?? 100, 1, 1000), ct) is { } rows
+    internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ValidationProblem, ProblemHttpResult>> Deliveries(
+        string id, int? limit, WebhookStore store, CancellationToken ct)
+    {
+        var take = limit ?? 50;
+        if (take is < 1 or > MessageFilter.MaxLimit)
+            return Problems.Validation([new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")]);
+        return await store.DeliveriesAsync(id, take, ct) is { } rows
             ? TypedResults.Ok<IReadOnlyList<DeliveryDto>>(rows.Select(DeliveryDto.From).ToList())
             : NotFound(id);
+    }
 
     private static ProblemHttpResult NotFound(string id) => Problems.NotFound("webhook_not_found", $"No webhook '{id}'.");
 }

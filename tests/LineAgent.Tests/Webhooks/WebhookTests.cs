@@ -125,6 +125,14 @@ public sealed class WebhookTests
         Assert.That(cancelled.Str("status"), Is.EqualTo("scheduled"));
         log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
         Assert.That(log.Select(d => d.Str("status")), Is.All.EqualTo("delivered"));
+
+        var newest = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries?limit=1"))!;
+        Assert.That(newest.Select(d => d.Str("eventId")), Is.EqualTo(new[] { log[0].Str("eventId") }), "limit=1 is the newest delivery");
+        foreach (var bad in new[] { "0", "501", "-3" })
+        {
+            var problem = await (await api.GetAsync($"/api/webhooks/{hook.Str("id")}/deliveries?limit={bad}")).ExpectAsync(HttpStatusCode.BadRequest);
+            Assert.That((problem.ProblemFields(), problem.ProblemCodes()), Is.EqualTo((new[] { "limit" }, new[] { "invalid_filter" })), $"limit={bad}");
+        }
     }
 
     [Test]
