@@ -112,16 +112,26 @@ public sealed class DeliveryWatcher(
     private async Task MatchNewSendsAsync(List<MessageRow> awaiting, CancellationToken ct)
     {
         var claimedThisPass = new HashSet<string>();
+        long? max = null;
         foreach (var m in awaiting.Where(m => m.ChannelRef is null))
         {
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
+            var baseline = m.ChannelBaseline;
+            // A rebuilt or restored chat.db (BRIDGE.md) is numbered from 1 again: below the baseline, our row would never be
+            // seen. The position then proves nothing; the send is matched as one without a baseline (by its text).
+            if (baseline is { } b && (max ??= bridge.Reader.MaxRowId()) < b)
+            {
+                log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
+                               "restored); matching its row by text", m.Id, max, b);
+                baseline = null;
+            }
             var candidates = new List<ChatMessage>();
-            foreach (var row in bridge.Reader.OutgoingTo(m.Recipient, since, m.ChannelBaseline ?? 0))
+            foreach (var row in bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0))
                 if ((row.IsPlainMessage || row.IsGhost)
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
-            var chosen = Choose(candidates, m.Content, requireText: m.ChannelBaseline is null);
+            var chosen = Choose(candidates, m.Content, requireText: baseline is null);
             if (chosen is null)
                 continue;
             var matched = await lifecycle.MatchAsync(m.Id, chosen.Guid, $"chat.db row {chosen.RowId} ({chosen.Service}) guid {chosen.Guid}", ct);

@@ -86,6 +86,27 @@ public sealed partial class MessagesEndToEndTests
     }
 
     [Test]
+    public async Task ASendWhoseRowIsWrittenAfterChatDbIsRebuilt_ShouldStillBeConfirmed_NotFailedUnconfirmed()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(20));
+        using var api = agent.Api();
+        for (var i = 0; i < 5; i++)
+            _messages.Incoming("+12025550399", $"earlier {i}");
+        // The row is written 3 s after the script starts: chat.db is rebuilt (numbered from 1) in between, so the row gets a
+        // ROWID below the MAX(ROWID) the agent took before the send.
+        _messages.Control(new { sendDelayMs = 3000, confirmDelayMs = 50, deliverDelayMs = 50 });
+        var answer = api.SendMessageAsync(new { content = "Your table is ready", type = "imessage", recipientPhone = "+12025550304" });
+        await Eventually.TrueAsync(() => _messages.Calls().Any(c => c.Script == "send.applescript"), "the send script started");
+        Assert.That(_messages.Rebuild(keep: 0), Is.Zero);
+
+        var m = await (await answer).ExpectAsync(HttpStatusCode.Created);
+        var sent = await Until(api, m.Str("id"), x => x.Str("status") != "sending", "settled");
+        Assert.That(sent.Str("status"), Is.EqualTo("sent"), sent.ToJsonString());
+        Assert.That(sent.Str("channelRef"), Does.Match("^[0-9A-F-]{36}$"), "matched to its chat.db row");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "sent once");
+    }
+
+    [Test]
     public async Task AnUnresolvableAddress_ShouldFailAsTheRecipientsProblem_WithoutRetry_AndKeepTheLineHealthy()
     {
         using var agent = Agent(extra: new Dictionary<string, string?> { ["Bridge:HealthCacheFor"] = "01:00:00" });
