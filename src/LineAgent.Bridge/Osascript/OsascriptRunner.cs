@@ -44,14 +44,18 @@ public enum OsaErrorKind
     Other,
 }
 
-public sealed record OsascriptResult(int ExitCode, string Stdout, string Stderr, bool TimedOut, TimeSpan Elapsed, string? LaunchError = null)
+/// <param name="StderrComplete">False when stderr could not be read to its end (a process outside the killed tree kept the
+/// pipe open): what was written there, the marker included, is then unknown.</param>
+public sealed record OsascriptResult(int ExitCode, string Stdout, string Stderr, bool TimedOut, TimeSpan Elapsed, string? LaunchError = null,
+    bool StderrComplete = true)
 {
     /// <summary>The marker send.applescript logs just before `send`: without it, nothing was sent.</summary>
     public const string SendingMarker = "LINEAGENT:SENDING";
 
     public bool Succeeded => ExitCode == 0 && !TimedOut && LaunchError is null;
 
-    public bool ReachedSend => Stderr.Contains(SendingMarker, StringComparison.Ordinal);
+    /// <summary>Whether the script may have reached `send`: only a complete stderr without the marker proves it did not.</summary>
+    public bool ReachedSend => !StderrComplete || Stderr.Contains(SendingMarker, StringComparison.Ordinal);
 
     /// <summary>The number osascript reported last: a step number (1001-1003) or Apple's own.</summary>
     public int? ErrorNumber => OsascriptRunner.ParseErrorNumbers(Stderr).LastOrDefault() is var n and not 0 ? n : null;
@@ -181,15 +185,20 @@ public sealed partial class OsascriptRunner(string osascriptPath, TimeSpan timeo
             ct.ThrowIfCancellationRequested();
         }
         // Streams end when every holder of the pipes exits; after a kill that is immediate.
-        var output = await DrainAsync(stdout);
-        var errors = await DrainAsync(stderr);
-        return new OsascriptResult(timedOut ? -1 : process.ExitCode, output, errors, timedOut, clock.Elapsed);
+        var outputRead = DrainAsync(stdout);
+        var errorsRead = DrainAsync(stderr);
+        var (output, _) = await outputRead;
+        var (errors, errorsComplete) = await errorsRead;
+        return new OsascriptResult(timedOut ? -1 : process.ExitCode, output, errors, timedOut, clock.Elapsed, StderrComplete: errorsComplete);
     }
 
-    /// <summary>A grandchild that kept the pipe open must not hang the caller.</summary>
-    private static async Task<string> DrainAsync(Task<string> read)
+    /// <summary>How long the pipes are read after the process exited.</summary>
+    public static readonly TimeSpan DrainFor = TimeSpan.FromSeconds(5);
+
+    /// <summary>A grandchild that kept the pipe open must not hang the caller; what it held back is then unknown (not "nothing").</summary>
+    private static async Task<(string Text, bool Complete)> DrainAsync(Task<string> read)
     {
-        try { return await read.WaitAsync(TimeSpan.FromSeconds(5)); }
-        catch (TimeoutException) { return ""; }
+        try { return (await read.WaitAsync(DrainFor), true); }
+        catch (TimeoutException) { return ("", false); }
     }
 }

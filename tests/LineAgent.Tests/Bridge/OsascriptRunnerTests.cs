@@ -84,6 +84,28 @@ public sealed class OsascriptRunnerTests
     }
 
     [Test]
+    public async Task Run_ShouldNotTakeAnUnreadStderrAsProofThatNothingWasSent()
+    {
+        // The script fails with -609 and exits, but a process it left behind (outside the tree a timeout kills) holds
+        // stderr open past the drain: whether the marker was written is unknown, so the send may have gone out.
+        var pidFile = _dir.File("holder.pid");
+        var fake = Fake($"sleep 300 & echo $! > '{pidFile}'; echo 'execution error: Connection is invalid. (-609)' >&2; exit 1");
+        try
+        {
+            var result = await new OsascriptRunner(fake, TimeSpan.FromSeconds(60)).RunAsync("/x/send.applescript", []);
+
+            Assert.That(result.TimedOut, Is.False);
+            Assert.That(result.StderrComplete, Is.False, "stderr was still open after the drain");
+            Assert.That(result.ReachedSend, Is.True, "no marker seen is not proof when stderr was not read to its end");
+        }
+        finally
+        {
+            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid))
+                try { System.Diagnostics.Process.GetProcessById(pid).Kill(); } catch (ArgumentException) { } catch (InvalidOperationException) { }
+        }
+    }
+
+    [Test]
     public async Task Run_ShouldReportAMissingOsascript_AsLaunchFailed()
     {
         var result = await new OsascriptRunner("/nonexistent/osascript", TimeSpan.FromSeconds(5)).RunAsync("/x/status.applescript", []);
