@@ -29,15 +29,24 @@ public sealed record MessagesHealthReport(
             return Detail ?? "osascript is not available.";
         if (Messages == "not_running")
             return "Messages is not running: open Messages (the agent does not launch it for a health check; a send launches it).";
+        // The first Apple event waits for the Automation consent dialog (BRIDGE.md): a first timeout is usually that prompt.
+        if (Messages == "timed_out" && Automation == "unknown")
+            return $"Messages did not answer{(Detail is null ? "" : $" ({Detail})")}. If macOS is asking whether the agent may control Messages, " +
+                   "allow it (System Settings > Privacy & Security > Automation); otherwise Messages is hung.";
         if (Messages != "reachable")
             return $"Messages is {Messages.Replace('_', ' ')}{(Detail is null ? "" : $": {Detail}")}.";
         if (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount != "signed_in")
             return $"No signed-in iMessage account in Messages ({IMessageAccount.Replace('_', ' ')}).";
         if (type == LineAgent.Messages.MessageType.Sms && SmsAccount != "available")
             return "No SMS account in Messages: turn on Text Message Forwarding for this Mac on the iPhone.";
-        if (!CanConfirm)
-            return $"chat.db is not readable ({FullDiskAccess.Replace('_', ' ')}): sends cannot be confirmed. Give the agent Full Disk Access.";
-        return null;
+        return FullDiskAccess switch
+        {
+            "granted" => null,
+            "denied" => "chat.db cannot be read (denied): sends cannot be confirmed. Give the agent Full Disk Access.",
+            "missing_db" => "chat.db does not exist yet: sends cannot be confirmed. Open Messages once and sign in.",
+            // Busy, locked or damaged: not a permission, so no advice to grant one.
+            _ => "chat.db could not be read (it may be locked or damaged): sends cannot be confirmed until it can.",
+        };
     }
 }
 

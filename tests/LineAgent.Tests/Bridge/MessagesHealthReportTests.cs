@@ -1,0 +1,40 @@
+using LineAgent.Channels.Messages;
+using LineAgent.Messages;
+
+namespace LineAgent.Tests.Bridge;
+
+/// <summary>The reason a line gives when chat.db cannot confirm sends: advice that fits the state, not always "grant a permission".</summary>
+public sealed class MessagesHealthReportTests
+{
+    private static MessagesHealthReport Report(string fullDiskAccess) =>
+        new("reachable", "granted", "signed_in", "available", fullDiskAccess, null, AgentFactoryEpoch);
+
+    private static readonly DateTimeOffset AgentFactoryEpoch = new(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+
+    [Test]
+    public void Problem_ShouldBeNone_WhenChatDbIsReadable() =>
+        Assert.That(Report("granted").Problem(MessageType.IMessage), Is.Null);
+
+    [TestCase("denied", "Give the agent Full Disk Access")]
+    [TestCase("missing_db", "Open Messages once and sign in")]
+    [TestCase("unknown", "locked or damaged")]
+    public void Problem_ShouldGiveTheAdviceThatFitsTheState(string state, string advice)
+    {
+        foreach (var type in new[] { MessageType.IMessage, MessageType.Sms })
+        {
+            var problem = Report(state).Problem(type);
+            Assert.That(problem, Does.Contain(advice).And.Contain("sends cannot be confirmed"), type);
+            if (state != "denied")
+                Assert.That(problem, Does.Not.Contain("Full Disk Access"), "a busy, locked or missing chat.db is not a permission problem");
+        }
+    }
+
+    [Test]
+    public void Problem_ShouldPointAtTheConsentPrompt_WhenMessagesTimesOutBeforeAutomationIsKnown()
+    {
+        var first = new MessagesHealthReport("timed_out", "unknown", "unknown", "unknown", "granted", "status.applescript timed out after 30 s", AgentFactoryEpoch);
+        Assert.That(first.Problem(MessageType.IMessage), Does.Contain("Automation").And.Contain("status.applescript timed out"));
+        var later = first with { Automation = "granted" };
+        Assert.That(later.Problem(MessageType.IMessage), Does.StartWith("Messages is timed out").And.Not.Contain("Automation"));
+    }
+}
