@@ -252,7 +252,26 @@ public sealed class ChatDbReader(string path)
         return ReadAll(cmd).FirstOrDefault();
     }
 
-    private static List<ChatMessage> ReadAll(SqliteCommand cmd)
+    /// <summary>
+    /// Runs a query built from <see cref="SelectFrom"/>. A chat.db replaced by one with other columns (a restore from another
+    /// macOS version, BRIDGE.md) makes the probed list wrong: it is forgotten, so the next read probes again, and this read
+    /// fails as chat.db being unreadable for the moment instead of with an unexpected SQL error.
+    /// </summary>
+    private List<ChatMessage> ReadAll(SqliteCommand cmd)
+    {
+        try
+        {
+            return ReadRows(cmd);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == 1) // SQLITE_ERROR: no such column / table
+        {
+            lock (_gate)
+                _select = null;
+            throw new ChatDbUnavailableException(ChatDbAccess.Unreadable, $"{path} changed under the agent ({e.Message}); its columns are read again", e);
+        }
+    }
+
+    private static List<ChatMessage> ReadRows(SqliteCommand cmd)
     {
         using var r = cmd.ExecuteReader();
         var list = new List<ChatMessage>();

@@ -253,7 +253,7 @@ public sealed class MessageLifecycleTests : AgentTest
         using var second = new AgentFactory(dir, settings: new Dictionary<string, string?> { ["Lines:0:Id"] = "new-mac" });
         using var api2 = second.Api();
         var m = await api2.GetJsonAsync($"/api/messages/{id}");
-        Assert.That((m.Str("status"), m["error"].Str("code")), Is.EqualTo(("failed", "line_not_found")));
+        Assert.That((m.Str("status"), m["error"]?["code"]?.GetValue<string>()), Is.EqualTo(("failed", "line_not_found")), m.ToJsonString());
     }
 
     [Test]

@@ -64,6 +64,35 @@ public sealed class ChatDbReaderTests
     }
 
     [Test]
+    public void Reader_ShouldProbeTheColumnsAgain_WhenChatDbIsReplacedByOneWithFewer()
+    {
+        using var dir = new TempDir();
+        using (var db = new ChatDbBuilder(dir.File("chat.db"), 26))
+            db.Message("+12025550123", "Hi Ana", fromMe: true, sent: true);
+        var reader = new ChatDbReader(dir.File("chat.db"));
+        Assert.That(reader.ReadAfter(0).Single().Text, Is.EqualTo("Hi Ana"), "columns probed on the full schema");
+
+        // A restore from an older system: the file is replaced by one whose message table lacks most of those columns.
+        using (var c = new SqliteConnection($"Data Source={dir.File("restored.db")};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = """
+                CREATE TABLE handle (ROWID INTEGER PRIMARY KEY, id TEXT, service TEXT);
+                CREATE TABLE message (ROWID INTEGER PRIMARY KEY, guid TEXT, text TEXT, handle_id INTEGER, is_from_me INTEGER, date INTEGER);
+                INSERT INTO handle VALUES (1, '+12025550123', 'iMessage');
+                INSERT INTO message VALUES (1, 'G1', 'restored', 1, 0, 500000000);
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        File.Move(dir.File("restored.db"), dir.File("chat.db"), overwrite: true);
+
+        var e = Assert.Throws<ChatDbUnavailableException>(() => reader.ReadAfter(0));
+        Assert.That(e!.Access, Is.EqualTo(ChatDbAccess.Unreadable));
+        Assert.That(reader.ReadAfter(0).Single().Text, Is.EqualTo("restored"), "the next read uses the new file's columns");
+    }
+
+    [Test]
     public void Reader_ShouldReportAMissingDatabaseAsANamedState()
     {
         var reader = new ChatDbReader("/nonexistent/Library/Messages/chat.db");
