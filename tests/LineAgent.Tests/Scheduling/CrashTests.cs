@@ -13,19 +13,21 @@ public sealed class CrashTests
     public async Task SigkillDuringABurst_ThenRestart_ShouldLeaveEveryMessageInOneFinalState_AndSendNoneTwice()
     {
         using var dir = new TempDir();
-        var slow = new[] { "--dry-run", "--Agent:DryRunSendDelay=00:00:00.150" };
+        // Five rounds of 8 sends, 300 ms each: the kill after the first round lands with about a second of the burst left,
+        // even when this process is slow to act on what it saw (with 16 at 150 ms a starved test process killed too late).
+        var slow = new[] { "--dry-run", "--Agent:DryRunSendDelay=00:00:00.300", "--Agent:DryRunParallelSends=8" };
         var ids = new List<string>();
         using (var agent = await AgentProcess.StartAsync(dir.Path, args: slow))
         using (var api = agent.Api())
         {
-            var at = DateTimeOffset.UtcNow.AddSeconds(1);
-            for (var i = 0; i < 40; i++)
-            {
-                var m = await (await api.SendMessageAsync(new { content = $"burst {i:00}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
-                    .ExpectAsync(HttpStatusCode.Created);
-                ids.Add(m.Str("id"));
-            }
-            await Eventually.TrueAsync(() => Outbox(dir).Length >= 8, "a few sends before the kill");
+            // All 40 are in before they are due (posted at once, due 5 s later), so the burst starts whole after the POSTs.
+            var at = DateTimeOffset.UtcNow.AddSeconds(5);
+            var posts = Enumerable.Range(0, 40).Select(async i =>
+                (await (await api.SendMessageAsync(new { content = $"burst {i:00}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O") }))
+                    .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+            ids.AddRange(await Task.WhenAll(posts));
+            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(at), "the 40 POSTs took longer than 5 s: the burst began before they were all in");
+            await Eventually.TrueAsync(() => Outbox(dir).Length >= 8, "a few sends before the kill", TimeSpan.FromSeconds(30));
             agent.Kill();
         }
 

@@ -23,11 +23,13 @@ public sealed class ParallelDryRunTests
             ["Lines:0:Pacing:Enabled"] = "false",
         }, systemClock: true);
         using var api = agent.Api();
-        var at = DateTimeOffset.UtcNow.AddSeconds(1);
+        // All ten are in before the first is due, posted one after another (their order is the order of the waves).
+        var at = DateTimeOffset.UtcNow.AddSeconds(3);
         var ids = new List<string>();
         for (var i = 0; i < 10; i++)
             ids.Add((await (await api.SendMessageAsync(new { content = $"wave {i}", recipientPhone = $"+120255501{i:D2}", scheduledAt = at.ToString("O") }))
                 .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+        Assert.That(DateTimeOffset.UtcNow, Is.LessThan(at), "the 10 POSTs took longer than 3 s: the first wave began before they were all in");
 
         var db = agent.Services.GetRequiredService<Db>();
         var waves = new List<string[]>();

@@ -23,13 +23,15 @@ public sealed class ShutdownTests
         using (var agent = await AgentProcess.StartAsync(dir.Path, args: slow))
         using (var api = agent.Api())
         {
-            var at = DateTimeOffset.UtcNow.AddSeconds(1);
-            for (var i = 0; i < Burst; i++)
-                ids.Add((await (await api.SendMessageAsync(new
-                {
-                    content = $"burst {i:00}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O"),
-                })).ExpectAsync(HttpStatusCode.Created)).Str("id"));
-            await Eventually.TrueAsync(() => Outbox(dir).Length >= 3, "a few sends");
+            // All in before they are due (posted at once, due 5 s later): the stop comes early in a whole burst, however slow
+            // this machine is to post them.
+            var at = DateTimeOffset.UtcNow.AddSeconds(5);
+            ids.AddRange(await Task.WhenAll(Enumerable.Range(0, Burst).Select(async i => (await (await api.SendMessageAsync(new
+            {
+                content = $"burst {i:00}", recipientPhone = "+12025550123", scheduledAt = at.ToString("O"),
+            })).ExpectAsync(HttpStatusCode.Created)).Str("id"))));
+            Assert.That(DateTimeOffset.UtcNow, Is.LessThan(at), $"the {Burst} POSTs took longer than 5 s: the burst began before they were all in");
+            await Eventually.TrueAsync(() => Outbox(dir).Length >= 3, "a few sends", TimeSpan.FromSeconds(30));
 
             var exit = await agent.TerminateAsync(TimeSpan.FromSeconds(30));
 
