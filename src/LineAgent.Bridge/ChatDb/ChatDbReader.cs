@@ -263,7 +263,8 @@ public sealed class ChatDbReader(string path)
         {
             return ReadRows(cmd);
         }
-        catch (SqliteException e) when (e.SqliteErrorCode == 1) // SQLITE_ERROR: no such column / table
+        catch (SqliteException e) when (e.SqliteErrorCode == 1 // SQLITE_ERROR, and only a missing column or table: not a bug in our SQL
+                                        && (e.Message.Contains("no such column", StringComparison.Ordinal) || e.Message.Contains("no such table", StringComparison.Ordinal)))
         {
             lock (_gate)
                 _select = null;

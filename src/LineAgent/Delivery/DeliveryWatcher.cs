@@ -29,6 +29,7 @@ public sealed class DeliveryWatcher(
     ILogger<DeliveryWatcher> log) : WorkerLoop(time, log)
 {
     private string? _lastProblem;
+    private readonly HashSet<string> _rebuiltWarned = [];
     private ChatDbWatcher? _watcher;
     private DateTimeOffset _trackingExpiredAt;
 
@@ -120,15 +121,20 @@ public sealed class DeliveryWatcher(
             var baseline = m.ChannelBaseline;
             // A rebuilt or restored chat.db (BRIDGE.md) is numbered from 1 again: below the baseline, our row would never be
             // seen. The position then proves nothing; the send is matched as one without a baseline (by its text).
+            // Without a usable baseline, only rows written while the script could still run are ours: the script writes its row
+            // before it exits (Bridge:ScriptTimeout at most), so a later row to that person is someone else's (typed on the phone).
+            DateTimeOffset? until = null;
             if (baseline is { } b && (max ??= bridge.Reader.MaxRowId()) < b)
             {
-                log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
-                               "restored); matching its row by text", m.Id, max, b);
+                if (_rebuiltWarned.Add(m.Id))
+                    log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
+                                   "restored); matching its row by text", m.Id, max, b);
                 baseline = null;
+                until = Time.FromMs(m.HandedAt!.Value) + bridge.Options.ScriptTimeout;
             }
             var candidates = new List<ChatMessage>();
             foreach (var row in bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0))
-                if ((row.IsPlainMessage || row.IsGhost)
+                if ((row.IsPlainMessage || row.IsGhost) && (until is null || row.Date is null || row.Date <= until)
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
             var chosen = Choose(candidates, m.Content, requireText: baseline is null);

@@ -63,7 +63,7 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
         foreach (var (name, value) in new[] { ("firstName", input.FirstName), ("lastName", input.LastName), ("company", input.Company) })
             if (value is { Length: > 200 })
                 problems.Add(new(name, "too_long", $"{name} is longer than 200 characters."));
-            else if (value is not null && value.Any(char.IsControl))
+            else if (Clean(value) is { } cleaned && cleaned.Any(char.IsControl))
                 problems.Add(new(name, "invalid_name", $"{name} contains a control character (a line break, tab or NUL); it is one line of text."));
         if (input.Fields is { Count: > 100 })
             problems.Add(new("fields", "too_many", "At most 100 fields."));

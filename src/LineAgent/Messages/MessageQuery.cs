@@ -189,8 +189,10 @@ public static class Cursor
         try { bytes = System.Buffers.Text.Base64Url.DecodeFromChars(cursor); }
         catch (FormatException) { return false; }
         var text = Encoding.UTF8.GetString(bytes);
+        if (!text.StartsWith("a:", StringComparison.Ordinal))
+            return false;
         var colon = text.IndexOf(':', 2);
-        if (!text.StartsWith("a:", StringComparison.Ordinal) || colon < 0
+        if (colon < 0
             || !long.TryParse(text.AsSpan(2, colon - 2), NumberStyles.None, CultureInfo.InvariantCulture, out createdAt))
             return false;
         address = text[(colon + 1)..];

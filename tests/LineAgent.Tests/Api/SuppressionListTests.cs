@@ -43,6 +43,9 @@ public sealed class SuppressionListTests : AgentTest
     [TestCase("+12025550101")]
     [TestCase("zzz")]
     [TestCase("YTp4OnkK")]
+    [TestCase("YQ")]
+    [TestCase("AA")]
+    [TestCase("YTo")]
     public async Task List_ShouldRefuseACursorItDidNotGiveOut(string cursor)
     {
         await Suppress("+12025550101");

@@ -99,13 +99,14 @@ public sealed class LeadsTests : AgentTest
     {
         var problem = await Create(new
         {
-            firstName = "Ana\nBcc: x@example.com", lastName = "Ru\0iz", company = "Acme\t", phone = "+12025550101",
+            firstName = "Ana\nBcc: x@example.com", lastName = "Ru\0iz", company = "Ac\u0007me", phone = "+12025550101",
             fields = new Dictionary<string, string> { ["plan"] = "gold\0", ["note"] = "line one\nline two" },
         }, HttpStatusCode.BadRequest);
 
         Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "firstName", "lastName", "company", "fields.plan" }));
         Assert.That(await Search(""), Is.Empty);
-        var ok = await Create(new { firstName = "Ana", phone = "+12025550101", fields = new { note = "line one\nline two" } });
+        var ok = await Create(new { firstName = "Ana\n", company = "Acme\t", phone = "+12025550101", fields = new { note = "line one\nline two" } });
+        Assert.That((ok.Str("firstName"), ok.Str("company")), Is.EqualTo(("Ana", "Acme")), "a line break or tab around a name is trimmed, not refused");
         Assert.That(ok["fields"]!["note"]!.GetValue<string>(), Is.EqualTo("line one\nline two"), "a field value may span lines");
     }
 

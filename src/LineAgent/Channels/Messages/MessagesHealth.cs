@@ -29,8 +29,8 @@ public sealed record MessagesHealthReport(
             return Detail ?? "osascript is not available.";
         if (Messages == "not_running")
             return "Messages is not running: open Messages (the agent does not launch it for a health check; a send launches it).";
-        // The first Apple event waits for the Automation consent dialog (BRIDGE.md): a first timeout is usually that prompt.
-        if (Messages == "timed_out" && Automation == "unknown")
+        // The first Apple event waits for the Automation consent dialog (BRIDGE.md), so a timeout may be that prompt unanswered.
+        if (Messages == "timed_out")
             return $"Messages did not answer{(Detail is null ? "" : $" ({Detail})")}. If macOS is asking whether the agent may control Messages, " +
                    "allow it (System Settings > Privacy & Security > Automation); otherwise Messages is hung.";
         if (Messages != "reachable")
