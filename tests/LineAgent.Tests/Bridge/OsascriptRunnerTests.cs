@@ -106,6 +106,32 @@ public sealed class OsascriptRunnerTests
     }
 
     [Test]
+    public async Task Send_ShouldNeitherRetryNorCallItProvenNotSent_WhenStderrWasNotReadToItsEnd()
+    {
+        // Every call is counted; each leaves a process holding stderr, reports -609 and fails.
+        var pidFile = _dir.File("holders.pid");
+        var calls = _dir.File("calls.log");
+        var fake = Fake($"echo \"$1\" >> '{calls}'; sleep 300 & echo $! >> '{pidFile}'; echo 'execution error: Connection is invalid. (-609)' >&2; exit 1");
+        try
+        {
+            var scripts = new MessagesScripts(new OsascriptRunner(fake, TimeSpan.FromSeconds(60)), _dir.Path);
+
+            var result = await scripts.SendAsync("iMessage", "+12025550123", "hi", CancellationToken.None);
+
+            Assert.That(result.Accepted, Is.False);
+            Assert.That(result.ProvenNotSent, Is.False, "it may have reached send: the message must not be resent or called unsent");
+            Assert.That((result.Attempts, result.RestartedMessages), Is.EqualTo((1, false)));
+            Assert.That(File.ReadAllLines(calls), Has.Length.EqualTo(1), "osascript ran once");
+        }
+        finally
+        {
+            foreach (var line in File.Exists(pidFile) ? File.ReadAllLines(pidFile) : [])
+                if (int.TryParse(line.Trim(), out var pid))
+                    try { System.Diagnostics.Process.GetProcessById(pid).Kill(); } catch (ArgumentException) { } catch (InvalidOperationException) { }
+        }
+    }
+
+    [Test]
     public async Task Run_ShouldReportAMissingOsascript_AsLaunchFailed()
     {
         var result = await new OsascriptRunner("/nonexistent/osascript", TimeSpan.FromSeconds(5)).RunAsync("/x/status.applescript", []);
