@@ -39,22 +39,27 @@ public sealed class ChatDbReaderTests
         Assert.That(reader.OutgoingTo("+12025550123", sentAt.AddSeconds(-2)).Single().Guid, Is.EqualTo(first.Guid));
     }
 
+    /// <summary>A chat.db as old systems wrote it: a message table with a handful of the columns the reader probes for.</summary>
+    private static void OldStyleChatDb(string path, string text)
+    {
+        using var c = new SqliteConnection($"Data Source={path};Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = """
+            CREATE TABLE handle (ROWID INTEGER PRIMARY KEY, id TEXT, service TEXT);
+            CREATE TABLE message (ROWID INTEGER PRIMARY KEY, guid TEXT, text TEXT, handle_id INTEGER, is_from_me INTEGER, date INTEGER);
+            INSERT INTO handle VALUES (1, '+12025550123', 'iMessage');
+            INSERT INTO message VALUES (1, 'G1', @Text, 1, 0, 500000000);
+            """;
+        cmd.Parameters.AddWithValue("@Text", text);
+        cmd.ExecuteNonQuery();
+    }
+
     [Test]
     public void Reader_ShouldTreatMissingColumnsAsZero()
     {
         using var dir = new TempDir();
-        using (var c = new SqliteConnection($"Data Source={dir.File("old.db")};Pooling=False"))
-        {
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = """
-                CREATE TABLE handle (ROWID INTEGER PRIMARY KEY, id TEXT, service TEXT);
-                CREATE TABLE message (ROWID INTEGER PRIMARY KEY, guid TEXT, text TEXT, handle_id INTEGER, is_from_me INTEGER, date INTEGER);
-                INSERT INTO handle VALUES (1, '+12025550123', 'iMessage');
-                INSERT INTO message VALUES (1, 'G1', 'old style', 1, 0, 500000000);
-                """;
-            cmd.ExecuteNonQuery();
-        }
+        OldStyleChatDb(dir.File("old.db"), "old style");
         var row = new ChatDbReader(dir.File("old.db")).ReadAfter(0).Single();
         Assert.That(row.Text, Is.EqualTo("old style"));
         Assert.That(row.Error, Is.Zero);
@@ -73,18 +78,7 @@ public sealed class ChatDbReaderTests
         Assert.That(reader.ReadAfter(0).Single().Text, Is.EqualTo("Hi Ana"), "columns probed on the full schema");
 
         // A restore from an older system: the file is replaced by one whose message table lacks most of those columns.
-        using (var c = new SqliteConnection($"Data Source={dir.File("restored.db")};Pooling=False"))
-        {
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = """
-                CREATE TABLE handle (ROWID INTEGER PRIMARY KEY, id TEXT, service TEXT);
-                CREATE TABLE message (ROWID INTEGER PRIMARY KEY, guid TEXT, text TEXT, handle_id INTEGER, is_from_me INTEGER, date INTEGER);
-                INSERT INTO handle VALUES (1, '+12025550123', 'iMessage');
-                INSERT INTO message VALUES (1, 'G1', 'restored', 1, 0, 500000000);
-                """;
-            cmd.ExecuteNonQuery();
-        }
+        OldStyleChatDb(dir.File("restored.db"), "restored");
         File.Move(dir.File("restored.db"), dir.File("chat.db"), overwrite: true);
 
         var e = Assert.Throws<ChatDbUnavailableException>(() => reader.ReadAfter(0));
