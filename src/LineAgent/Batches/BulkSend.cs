@@ -90,7 +90,8 @@ public sealed class BulkSend(
         var problems = new List<FieldProblem>();
         Validated.NotFound? notFound = null;
         MessageValidator.ValidateContent(r.Content, problems, required: true);
-        if (r.Content is not null && Templates.UnknownPlaceholders(r.Content) is { Count: > 0 } unknown)
+        // Only content that passed (at most 10,000 characters) is read for placeholders.
+        if (r.Content is not null && problems.Count == 0 && Templates.UnknownPlaceholders(r.Content) is { Count: > 0 } unknown)
             problems.Add(new("content", "invalid_template",
                 $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))}; use {string.Join(", ", Templates.Names)} or fields.<name>."));
         var hasIds = r.LeadIds is { Count: > 0 };

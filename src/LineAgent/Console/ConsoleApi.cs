@@ -157,8 +157,7 @@ internal static class ConsoleApi
     internal static async Task<Results<Ok<PreviewResponse>, ValidationProblem>> Preview(PreviewRequest body, LeadStore leads, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
-        if (body.Content is null)
-            problems.Add(new("content", "missing_content", "content is required."));
+        LineAgent.Messages.MessageValidator.ValidateContent(body.Content, problems, required: true); // as /bulk: 1-10,000 characters
         if (body.LeadIds is null || body.LeadIds.Count is 0 or > 10)
             problems.Add(new("leadIds", "invalid_filter", "leadIds must list 1-10 leads."));
         if (problems.Count > 0)

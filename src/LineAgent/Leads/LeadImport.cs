@@ -23,6 +23,12 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     public const int BatchSize = 500;
     public const int MaxReportedSkips = 1000;
 
+    /// <summary>A wider header is refused before any row is read: every row would walk every column.</summary>
+    public const int MaxColumns = 200;
+
+    /// <summary>A skipped row's reason is cut here, so the report of 1,000 skips stays small whatever the rows hold.</summary>
+    public const int MaxReasonLength = 500;
+
     private static readonly Dictionary<string, string> KnownColumns = new()
     {
         ["firstname"] = "firstName", ["first"] = "firstName", ["givenname"] = "firstName", ["fname"] = "firstName", ["forename"] = "firstName",
@@ -50,6 +56,9 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
         using var csv = new CsvReader(text, config);
         if (!await csv.ReadAsync() || !csv.ReadHeader() || csv.HeaderRecord is not { Length: > 0 } header)
             return new ImportResult(0, 0, 0, 0, [], false, new Dictionary<string, string>());
+        if (header.Length > MaxColumns)
+            throw new ImportRefusedException(new("file", "too_many_columns",
+                $"The CSV header has {header.Length:N0} columns; at most {MaxColumns} (a lead keeps at most 100 fields). Nothing was imported."));
         var names = UniqueHeaders(header);
         var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
         var mapping = columns.ToDictionary(c => c.Header, c => c.Field ?? $"fields.{c.Header}");
@@ -59,7 +68,8 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
         void Skip(long row, string reason)
         {
             skipped++;
-            if (skips.Count < MaxReportedSkips) skips.Add(new SkippedRow(row, reason));
+            if (skips.Count < MaxReportedSkips)
+                skips.Add(new SkippedRow(row, reason.Length <= MaxReasonLength ? reason : reason[..(MaxReasonLength - 1)] + "…"));
         }
 
         // Rows are read into a batch first and written afterwards: the write lock is never held while
@@ -131,15 +141,26 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     public static IReadOnlyList<string> UniqueHeaders(IReadOnlyList<string> header)
     {
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var nextSuffix = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase); // a name repeated n times costs n, not n²
         var names = new List<string>(header.Count);
         for (var i = 0; i < header.Count; i++)
         {
             var name = string.IsNullOrWhiteSpace(header[i]) ? $"column_{i + 1}" : header[i].Trim();
             var unique = name;
-            for (var n = 2; !seen.Add(unique); n++)
-                unique = $"{name}_{n}";
+            if (!seen.Add(unique))
+            {
+                var n = nextSuffix.GetValueOrDefault(name, 2);
+                do unique = $"{name}_{n++}"; while (!seen.Add(unique));
+                nextSuffix[name] = n;
+            }
             names.Add(unique);
         }
         return names;
     }
+}
+
+/// <summary>An upload refused as a whole (before anything is stored); the endpoint answers 400 with the problem.</summary>
+public sealed class ImportRefusedException(FieldProblem problem) : Exception(problem.Detail)
+{
+    public FieldProblem Problem { get; } = problem;
 }

@@ -67,10 +67,15 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
                 problems.Add(new(name, "invalid_name", $"{name} contains a control character (a line break, tab or NUL); it is one line of text."));
         if (input.Fields is { Count: > 100 })
             problems.Add(new("fields", "too_many", "At most 100 fields."));
-        foreach (var (k, v) in input.Fields ?? [])
-            if (k.Length is 0 or > 100 || v is { Length: > 2000 } || k.Any(char.IsControl) || v?.Contains('\0') == true)
-                problems.Add(new($"fields.{k}", "invalid_field",
-                    "Field names must be 1-100 printable characters and values at most 2,000 characters without NUL."));
+        // One problem for all bad fields, naming a few: a CSV row of 10,000 bad columns must not give 10,000 sentences.
+        var badFields = (input.Fields ?? []).Where(f =>
+            f.Key.Length is 0 or > 100 || f.Value is { Length: > 2000 } || f.Key.Any(char.IsControl) || f.Value?.Contains('\0') == true)
+            .Select(f => f.Key).ToList();
+        if (badFields.Count > 0)
+            problems.Add(new($"fields.{Shorten(badFields[0], 100)}", "invalid_field",
+                $"Field names must be 1-100 printable characters and values at most 2,000 characters without NUL: " +
+                string.Join(", ", badFields.Take(3).Select(k => $"'{Shorten(k, 40)}'")) +
+                (badFields.Count > 3 ? $" and {badFields.Count - 3:N0} more." : ".")));
         if (input.Tags?.Any(t => t is null) == true)
             problems.Add(new("tags", "invalid_tags", "tags must be strings; null is not a tag."));
         var tags = (input.Tags ?? []).OfType<string>().Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
@@ -80,6 +85,13 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
             return (null, problems);
         return (new LeadValues(Clean(input.FirstName), Clean(input.LastName), phone, email, Clean(input.Company),
             input.Fields ?? new Dictionary<string, string?>(), tags), problems);
+    }
+
+    /// <summary>At most <paramref name="max"/> characters of <paramref name="s"/>, with an ellipsis when cut; control characters shown as '?'.</summary>
+    private static string Shorten(string s, int max)
+    {
+        var cut = s.Length <= max ? s : s[..max] + "…";
+        return cut.Any(char.IsControl) ? new string(cut.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : cut;
     }
 
     /// <summary>A region code (US) or a calling code (1, +44) for reading national numbers.</summary>

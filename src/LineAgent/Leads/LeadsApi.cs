@@ -143,7 +143,15 @@ internal static class LeadsApi
             return Problems.Validation(problems);
         using var reader = new StreamReader(body, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 64 * 1024);
         var extraTags = (tags ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        return TypedResults.Ok(await import.ImportAsync(reader, region, extraTags, ct));
+        try
+        {
+            return TypedResults.Ok(await import.ImportAsync(reader, region, extraTags, ct));
+        }
+        catch (ImportRefusedException refused)
+        {
+            problems.Add(refused.Problem);
+            return Problems.Validation(problems);
+        }
     }
 
     private static ProblemHttpResult LeadNotFound(string id) => Problems.NotFound("lead_not_found", $"No lead '{id}'.");

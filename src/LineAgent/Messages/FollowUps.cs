@@ -70,7 +70,7 @@ public sealed record SequenceFields(bool StopOnReply, IReadOnlyList<(TimeSpan Af
             MessageValidator.ValidateContent(f.Content, contentProblems, required: true);
             foreach (var p in contentProblems)
                 problems.Add(p with { Field = $"followUps[{i}].content", Detail = $"followUps[{i}]." + p.Detail });
-            if (templates && f.Content is not null && Batches.Templates.UnknownPlaceholders(f.Content) is { Count: > 0 } unknown)
+            if (templates && f.Content is not null && contentProblems.Count == 0 && Batches.Templates.UnknownPlaceholders(f.Content) is { Count: > 0 } unknown)
                 problems.Add(new($"followUps[{i}].content", "invalid_template",
                     $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))} in followUps[{i}].content."));
             if (!Durations.TryParse(f.After, out var after, out var why))

@@ -67,6 +67,10 @@ public sealed record MessageFilter
         var qtext = Get("q");
         if (qtext is { Length: > 500 })
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
+        else if (qtext?.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length is > MaxWords and var words)
+            // Every word must match; each short word is a prefix term that FTS5 answers by merging every term it begins,
+            // so 250 one-letter words cost 250 such merges.
+            problems.Add(new("q", "invalid_filter", $"q has {words} words; at most {MaxWords}."));
 
         return (new MessageFilter
         {
@@ -125,6 +129,9 @@ public sealed record MessageFilter
 
     /// <summary>Words looked up in the search vocabulary, at most this many per query (the rest stay prefix terms).</summary>
     private const int MaxExpandedWords = 8;
+
+    /// <summary>Words in one <c>q</c>; more is a 400.</summary>
+    public const int MaxWords = 16;
 
     /// <summary>A word that begins more terms of the index than this stays a prefix term.</summary>
     private const int MaxTermsPerWord = 16;

@@ -83,7 +83,7 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
         };
     }
 
-    /// <summary>The IPv4 address inside ::ffff:a.b.c.d, ::a.b.c.d, ::ffff:0:a.b.c.d and 64:ff9b::a.b.c.d; null for other IPv6.</summary>
+    /// <summary>The IPv4 address inside ::ffff:a.b.c.d, ::a.b.c.d, ::ffff:0:a.b.c.d, 64:ff9b::a.b.c.d, 64:ff9b:1::a.b.c.d, 6to4 and Teredo; null for other IPv6.</summary>
     private static IPAddress? EmbeddedIPv4(IPAddress ip)
     {
         if (ip.IsIPv4MappedToIPv6)
@@ -93,7 +93,17 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
         var compatible = Zero(0, 12);
         var translated = Zero(0, 8) && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0;
         var nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && Zero(4, 12);
-        return compatible || translated || nat64 ? new IPAddress(b.AsSpan(12, 4)) : null;
+        // RFC 8215's local-use NAT64 prefix 64:ff9b:1::/48, as deployed with a /96 (the IPv4 in the last 32 bits).
+        var localNat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0x00 && b[5] == 0x01 && Zero(6, 12);
+        if (compatible || translated || nat64 || localNat64)
+            return new IPAddress(b.AsSpan(12, 4));
+        // 6to4 (RFC 3056): 2002:AABB:CCDD::/48 reaches the IPv4 AA.BB.CC.DD through a relay.
+        if (b[0] == 0x20 && b[1] == 0x02)
+            return new IPAddress(b.AsSpan(2, 4));
+        // Teredo (RFC 4380): 2001:0::/32; the client's IPv4 is the last 32 bits, inverted.
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00)
+            return new IPAddress(b.AsSpan(12, 4).ToArray().Select(x => (byte)~x).ToArray());
+        return null;
     }
 
     /// <summary>Null when the address may be dialled; otherwise a sentence naming it and why not.</summary>

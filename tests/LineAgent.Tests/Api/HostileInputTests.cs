@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -112,6 +113,58 @@ public sealed class HostileInputTests
         many.Append("--XX--\r\n");
         var tooMany = Json(HttpMethod.Post, "/api/leads/import", many.ToString(), "multipart/form-data; boundary=XX");
         Assert.That(await AssertProblemAsync(await _api.SendAsync(tooMany), "1,100 parts"), Is.EqualTo("invalid_upload"));
+    }
+
+    // ---- work that grew faster than the input (found by a security review) -------------------------------
+
+    [TestCase("/api/messages/bulk/preview")]
+    [TestCase("/api/messages/bulk")]
+    [TestCase("/api/console/preview")]
+    public async Task AMegabyteTemplateOfUnclosedPlaceholders_ShouldBe400_BeforeAnyTemplateWork(string path)
+    {
+        // A backtracking placeholder match scanned from every "{{a." to the end of the text: quadratic, hours for 1 MB.
+        var before = await CountsAsync();
+        var content = string.Concat(Enumerable.Repeat("{{a.b", 200_000));
+        var response = await _api.PostAsJsonAsync(path, new { content, leadIds = new[] { "lead_00000000000000000000000000" } });
+        Assert.That(await AssertProblemAsync(response, path), Is.EqualTo("invalid_content"));
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task ACsvWiderThan200Columns_ShouldBe400_AndImportNothing()
+    {
+        var before = await CountsAsync();
+        var header = string.Join(",", Enumerable.Repeat("a", 300_000)); // the same name 300,000 times: the renaming was quadratic
+        var csv = $"phone,{header}\n+12025550123\n";
+        var response = await _api.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"));
+        Assert.That(await AssertProblemAsync(response, "300,001 columns"), Is.EqualTo("too_many_columns"));
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task RowsWithManyBadFields_ShouldBeSkippedWithShortReasons()
+    {
+        // 150 field names of 101 characters: each row has 150 bad fields (and more than 100), one short reason per row.
+        var names = Enumerable.Range(0, 150).Select(i => $"c{i:D3}" + new string('x', 97)).ToList();
+        var csv = new StringBuilder("phone," + string.Join(",", names) + "\n");
+        for (var r = 0; r < 20; r++)
+            csv.Append($"+120255501{r:D2},").Append(string.Join(",", Enumerable.Repeat("v", names.Count))).Append('\n');
+        var result = await (await _api.PostAsync("/api/leads/import", new StringContent(csv.ToString(), Encoding.UTF8, "text/csv")))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.That((result["rows"]!.GetValue<long>(), result["skipped"]!.GetValue<long>()), Is.EqualTo((20L, 20L)));
+        var reasons = result["skippedRows"]!.AsArray().Select(s => s.Str("reason")).ToList();
+        Assert.That(reasons, Has.All.Length.LessThanOrEqualTo(500));
+        Assert.That(reasons[0], Does.Contain("At most 100 fields").And.Contain("and 147 more"));
+    }
+
+    [Test]
+    public async Task AQueryOfMoreThan16Words_ShouldBe400()
+    {
+        var words17 = string.Join("%20", Enumerable.Range(0, 17).Select(i => ((char)('a' + i)).ToString()));
+        Assert.That(await AssertProblemAsync(await _api.GetAsync("/api/messages?q=" + words17), "17 words"), Is.EqualTo("invalid_filter"));
+        Assert.That(await AssertProblemAsync(await _api.GetAsync("/api/messages/export?q=" + words17), "export, 17 words"), Is.EqualTo("invalid_filter"));
+        var words16 = string.Join("%20", Enumerable.Range(0, 16).Select(i => ((char)('a' + i)).ToString()));
+        Assert.That((await _api.GetAsync("/api/messages?q=" + words16)).StatusCode, Is.EqualTo(HttpStatusCode.OK));
     }
 
     [Test]

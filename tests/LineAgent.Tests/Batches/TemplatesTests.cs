@@ -63,6 +63,22 @@ public sealed class TemplatesTests
     }
 
     [Test]
+    public void APlaceholder_ShouldNeverSpanABrace()
+    {
+        Assert.That(Templates.Render("{{a.b{{firstName}}", Ana).Text, Is.EqualTo("{{a.bAna"));
+        Assert.That(Templates.UnknownPlaceholders("{{fields.x{{fristName}}"), Is.EqualTo(new[] { "fristName" }));
+    }
+
+    [Test]
+    public void AMegabyteOfUnclosedPlaceholders_ShouldBeReadInOnePass()
+    {
+        // A backtracking match scanned from every "{{a." to the end of the text looking for "}}": quadratic, hours for this.
+        var text = string.Concat(Enumerable.Repeat("{{a.b", 200_000));
+        Assert.That(Templates.UnknownPlaceholders(text), Is.Empty);
+        Assert.That(Templates.Render(text, Ana).Text, Is.EqualTo(text));
+    }
+
+    [Test]
     public void UnknownPlaceholders_ShouldNameEachOnce()
     {
         Assert.That(Templates.UnknownPlaceholders("{{fristName}} {{fields.x}} {{fristName}} {{company}} {{Phone}}"),

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using LineAgent.Leads;
 using LineAgent.Tests.Support;
 
 namespace LineAgent.Tests.Leads;
@@ -176,6 +177,8 @@ public sealed class LeadsTests : AgentTest
     [Test]
     public async Task Import_ShouldCopeWithRepeatedAndBlankHeaders()
     {
+        Assert.That(LeadImport.UniqueHeaders(["a", "a_2", "a", "A", "a"]), Is.EqualTo(new[] { "a", "a_2", "a_3", "A_4", "a_5" }),
+            "a name already taken by a header is skipped");
         var csv = "First,Phone,,Phone,\nAna,+12025550101,x,+12025550199,y\n";
         var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
         Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
