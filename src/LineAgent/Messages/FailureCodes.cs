@@ -14,6 +14,7 @@ public static class FailureCodes
     public const string Interrupted = "interrupted";
     public const string MissedSchedule = "missed_schedule";
     public const string LineNotFound = "line_not_found";
+    /// <summary>The channel threw after the hand-off; it may have gone out, so it is not resent (retry needs force).</summary>
     public const string ChannelError = "channel_error";
     public const string ChannelUnavailable = "channel_unavailable";
 
@@ -50,5 +51,6 @@ public static class FailureCodes
     public static string TwilioStatus(string status) => $"twilio_{status}";
 
     /// <summary>A failure the agent may not resend blindly (it may have gone out).</summary>
-    public static bool MaybeSent(string? code) => code is Unconfirmed or Interrupted;
+    /// <remarks><see cref="ChannelError"/> is a channel that threw after the hand-off: what it did is not known.</remarks>
+    public static bool MaybeSent(string? code) => code is Unconfirmed or Interrupted or ChannelError;
 }

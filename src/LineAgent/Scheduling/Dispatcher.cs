@@ -200,6 +200,7 @@ public sealed class Dispatcher(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
+        await using var giveUp = cancellationToken.Register(() => _giveUpOutcomes.Cancel());
         await Task.WhenAll(_outcomes.Keys);
     }
 
@@ -227,7 +228,8 @@ public sealed class Dispatcher(
         catch (Exception ex)
         {
             log.LogError(ex, "Channel {Channel} threw for {Id}", channel.Name, request.Message.Id);
-            return new SendOutcome.Failed(FailureCodes.ChannelError, $"{channel.Name}: {ex.Message}", ProvenNotSent: false);
+            return new SendOutcome.Failed(FailureCodes.ChannelError,
+                $"{channel.Name} failed unexpectedly: {ex.Message} It may have been sent, so it is not sent again.", ProvenNotSent: false);
         }
         finally
         {
@@ -241,6 +243,11 @@ public sealed class Dispatcher(
     /// Writes the outcome, retrying while the database refuses (busy, I/O): it is compare-and-set, so a
     /// repeat is harmless, and a send that went out must not end up looking interrupted.
     /// </summary>
+    /// <remarks>
+    /// It does not give up while the agent runs (a full disk can take minutes to clear): a row left `sending` becomes
+    /// `interrupted` at the next start when its channel cannot tell, which is untrue of a send that went out. Only when
+    /// the host's shutdown timeout runs out does it stop trying; the restart then reconciles the row.
+    /// </remarks>
     private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {
         for (var attempt = 1; ; attempt++)
@@ -248,16 +255,32 @@ public sealed class Dispatcher(
             try
             {
                 await WriteOutcomeAsync(row, claim, channel, outcome, deferrable);
+                if (attempt > 1)
+                    log.LogWarning("Recorded the outcome of {Id} at attempt {Attempt}", row.Id, attempt);
                 return;
             }
-            catch (Exception e) when (attempt < 8)
+            catch (Exception e)
             {
-                var wait = TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt - 1));
-                log.LogError(e, "Recording the outcome of {Id} failed (attempt {Attempt}); again in {Wait}", row.Id, attempt, wait);
-                await Task.Delay(wait, CancellationToken.None); // real time: this waits out the database, not a schedule
+                var wait = TimeSpan.FromMilliseconds(Math.Min(250 * Math.Pow(2, Math.Min(attempt, 10) - 1), MaxOutcomeRetryWait.TotalMilliseconds));
+                log.LogError(e, "Recording the outcome of {Id} ({Outcome}) failed (attempt {Attempt}); again in {Wait}", row.Id, outcome, attempt, wait);
+                try
+                {
+                    await Task.Delay(wait, _giveUpOutcomes.Token); // real time: this waits out the database, not a schedule
+                }
+                catch (OperationCanceledException)
+                {
+                    log.LogCritical("The outcome of {Id} ({Outcome}) was not recorded before the agent stopped; the next start reconciles it with {Channel}",
+                        row.Id, outcome, channel.Name);
+                    return;
+                }
             }
         }
     }
+
+    private static readonly TimeSpan MaxOutcomeRetryWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>Cancelled when the host's shutdown timeout runs out: outcomes still unwritten are left to the next start.</summary>
+    private readonly CancellationTokenSource _giveUpOutcomes = new();
 
     private async Task WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {

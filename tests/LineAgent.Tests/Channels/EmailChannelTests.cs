@@ -103,6 +103,22 @@ public sealed class EmailChannelTests
     }
 
     [Test]
+    public async Task A451ToTheData_ShouldNotBeRetried()
+    {
+        // DESIGN: a retry only where the failure proves nothing was sent, "SMTP 4xx before DATA"; this 4xx came after it.
+        using var agent = Agent();
+        using var api = agent.Api();
+
+        var problem = await (await api.SendMessageAsync(new { content = "busy queue", recipientEmail = "tempfaildata@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var error = problem["message"]!["error"]!;
+        Assert.That((error.Str("code"), error["channelCode"]!.GetValue<long>()), Is.EqualTo(("smtp_temporary_failure", 451L)));
+        Assert.That(error.Str("message"), Does.Contain("not resent automatically"));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "data"), Is.EqualTo(1), "the data went once");
+    }
+
+    [Test]
     public async Task A550_ShouldFailPermanentlyWithTheServersReply()
     {
         using var agent = Agent();

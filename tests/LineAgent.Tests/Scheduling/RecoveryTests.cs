@@ -124,4 +124,28 @@ public sealed class RecoveryTests
         var error = Assert.Throws<LineAgent.Hosting.StartupRefusedException>(() => new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path)));
         Assert.That(error!.Message, Does.Contain("already running").And.Contain(dir.Path));
     }
+    [Test]
+    public async Task AChannelThatThrowsAfterTheHandOff_ShouldFailChannelError_AndARetryShouldNeedForce()
+    {
+        // What the channel did before it threw is unknown: like `unconfirmed`, resending it could send it twice.
+        var mail = new Mock<IMessageChannel>();
+        mail.SetupGet(c => c.Name).Returns("mock-mail");
+        mail.SetupGet(c => c.Capabilities).Returns(ChannelCapabilities.Immediate);
+        mail.Setup(c => c.Handles(It.IsAny<LineOptions>(), "email")).Returns(true);
+        mail.Setup(c => c.SendAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()))
+            .ThrowsAsync(new InvalidOperationException("the socket was in an unexpected state"));
+        using var agent = new AgentFactory(services: s => s.AddSingleton(mail.Object),
+            settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "false" });
+        using var api = agent.Api();
+
+        var problem = await (await api.SendMessageAsync(new { content = "did it go?", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        var message = problem["message"]!;
+        Assert.That(message["error"].Str("code"), Is.EqualTo("channel_error"));
+        Assert.That(message["error"].Str("message"), Does.Contain("may have been sent"));
+
+        var retry = await (await api.PostAsync($"/api/messages/{message.Str("id")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
+        mail.Verify(c => c.SendAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
 }

@@ -17,7 +17,7 @@ namespace LineAgent.Tests.Support;
 /// Every accepted message is written to &lt;maildir&gt;/&lt;n&gt;.eml (the raw DATA); each event goes to
 /// &lt;maildir&gt;/log.ndjson. Behaviour is chosen by the recipient's local part, so one server serves every test:
 /// <c>tempfail-once@</c> RCPT 451 the first time for that address, then 250; <c>tempfail@</c> always 451;
-/// <c>reject@</c> 550 5.1.1; <c>rejectdata@</c> 554 at the end of DATA; <c>drop@</c> the connection is
+/// <c>reject@</c> 550 5.1.1; <c>rejectdata@</c> 554 at the end of DATA; <c>tempfaildata@</c> 451 at the end of DATA; <c>drop@</c> the connection is
 /// closed after the data arrived, with no reply.
 /// </summary>
 public sealed class SmtpStandIn : IDisposable
@@ -150,6 +150,11 @@ public sealed class SmtpStandIn : IDisposable
                 owner.Log(new { @event = "data", n, reply = "dropped" });
                 context.Pipe.Dispose(); // closes the connection: the client never hears a reply to its DATA
                 throw new IOException("stand-in: connection dropped after DATA without a reply");
+            }
+            if (locals.Contains("tempfaildata"))
+            {
+                owner.Log(new { @event = "data", n, reply = 451 });
+                return new SmtpResponse(SmtpReplyCode.Aborted, "4.3.0 Queue busy, try again later");
             }
             if (locals.Contains("rejectdata"))
             {

@@ -80,9 +80,14 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                 var text = $"{status} {e.Message}".Trim();
                 if (status >= 500)
                     return new SendOutcome.Failed(FailureCodes.SmtpRejected, $"The server refused the message: {text}", ProvenNotSent: true, ChannelCode: status);
-                // An explicit 4xx reply: the server does not have the mail and asks to try later.
-                return new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure, $"The server deferred the message: {text}", ProvenNotSent: true,
-                    Retryable: true, ChannelCode: status);
+                // An explicit 4xx reply: the server does not have the mail and asks to try later. Retried only before the
+                // message data (DESIGN: "SMTP 4xx before DATA"); a 4xx to the data itself is left to whoever retries it.
+                return progress.Started
+                    ? new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure,
+                        $"The server deferred the message after receiving its data: {text}; not resent automatically.", ProvenNotSent: true,
+                        Retryable: false, ChannelCode: status)
+                    : new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure, $"The server deferred the message: {text}", ProvenNotSent: true,
+                        Retryable: true, ChannelCode: status);
             }
             catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or TimeoutException
                                           or OperationCanceledException && !ct.IsCancellationRequested)
