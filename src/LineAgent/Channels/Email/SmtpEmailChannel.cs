@@ -45,7 +45,8 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
             return new SendOutcome.Failed(FailureCodes.InvalidSender, $"Line '{request.Line.Id}' has an unreadable Email:From: {e.Message}", ProvenNotSent: true);
         }
 
-        await _gate.WaitAsync(ct);
+        if (!await ChannelGate.EnterAsync(_gate, ct))
+            return new SendOutcome.Deferred($"{Smtp.Host} is busy with another line's send", ChannelGate.RetryAfter);
         try
         {
             SmtpClient client;

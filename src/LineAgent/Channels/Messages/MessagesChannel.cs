@@ -35,7 +35,8 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         var service = MessagesBridge.ServiceType(m.Type);
         BridgeSendResult result;
         long? baseline;
-        await _oneAtATime.WaitAsync(ct);
+        if (!await ChannelGate.EnterAsync(_oneAtATime, ct))
+            return new SendOutcome.Deferred("Messages.app is busy with another line's send (it may be hung or restarting)", ChannelGate.RetryAfter);
         try
         {
             // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
