@@ -21,7 +21,7 @@ public static class Problems
         [401] = "Missing or wrong API token.",
         [404] = "Not found.",
         [409] = "The request conflicts with the current state.",
-        [500] = "The message could not be delivered.",
+        [500] = "The message failed.", // not "could not be delivered": an unconfirmed one may have gone out (its error says so)
         [503] = "Service unavailable.",
     };
 

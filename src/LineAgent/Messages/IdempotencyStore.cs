@@ -22,7 +22,7 @@ public sealed class IdempotencyRecord
 /// Idempotency keys: stored in the transaction that stores the message or batch, with the answer kept for replays.
 /// The HTTP side (header, replay, conflict) is <see cref="Api.IdempotencyFilter"/>.
 /// </summary>
-public sealed class IdempotencyStore(Db db)
+public sealed class IdempotencyStore(Db db, ILogger<IdempotencyStore> log)
 {
     public const string Header = "Idempotency-Key";
     public const int MaxKeyLength = 255;
@@ -56,6 +56,22 @@ public sealed class IdempotencyStore(Db db)
         await c.ExecuteAsync(new CommandDefinition(
             "UPDATE idempotency_keys SET response_status = @Status, response_body = @Body WHERE key = @Key AND response_status IS NULL",
             new { Key = key, Status = status, Body = body }, cancellationToken: ct));
+    }
+
+    /// <summary>
+    /// Keeps the answer of a request whose message is already stored. A storage fault here must not turn that answer
+    /// into an error (the client would send again): it is logged, and a replay answers from the message's state.
+    /// </summary>
+    public async Task TrySaveResponseAsync(string key, int status, string body)
+    {
+        try
+        {
+            await SaveResponseAsync(key, status, body, CancellationToken.None);
+        }
+        catch (Exception e) when (Storage.StorageHealth.FaultOf(e) is not null || e is SqliteException)
+        {
+            log.LogWarning(e, "The answer for Idempotency-Key {Key} was not kept; a replay answers from the message's state", key);
+        }
     }
 
     public async Task<int> PruneAsync(long olderThan, CancellationToken ct)

@@ -77,11 +77,22 @@ internal static class MessagesApi
         MessageRow row, string? key, IdempotencyStore idempotency, SendResponder responder)
     {
         // The message is on disk: a client that hangs up does not stop it, and its answer is still kept.
-        var answer = row.Status == MessageStatus.Scheduled
-            ? SendResponder.Answer(row)
-            : await responder.AwaitAsync(row.Id, CancellationToken.None);
+        SendAnswer answer;
+        try
+        {
+            answer = row.Status == MessageStatus.Scheduled
+                ? SendResponder.Answer(row)
+                : await responder.AwaitAsync(row.Id, CancellationToken.None);
+        }
+        catch (Exception e) when (Storage.StorageHealth.FaultOf(e) is not null || e is Microsoft.Data.Sqlite.SqliteException)
+        {
+            // Reading its progress failed, but the message is stored (and may go out): never the 503 "nothing was
+            // stored" that a client would answer with a second message. It is answered as stored: 202 or 201.
+            answer = SendResponder.Answer(row);
+        }
         if (key is not null)
-            await idempotency.SaveResponseAsync(key, answer.Status, answer.SerializeBody(), CancellationToken.None);
+            // Best effort: a replay without the kept answer is answered from the message's state (IdempotencyFilter).
+            await idempotency.TrySaveResponseAsync(key, answer.Status, answer.SerializeBody());
         return answer.ToResult().Result switch
         {
             Created<MessageDto> c => c,

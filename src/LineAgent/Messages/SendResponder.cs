@@ -24,7 +24,7 @@ public sealed record SendAnswer(int Status, MessageDto Message)
     public string SerializeBody() => Status == 500
         ? JsonSerializer.Serialize(new Dictionary<string, object?>
         {
-            ["type"] = "https://tools.ietf.org/html/rfc9110#section-15.6.1", ["title"] = "The message could not be delivered.",
+            ["type"] = "https://tools.ietf.org/html/rfc9110#section-15.6.1", ["title"] = "The message failed.",
             ["status"] = 500, ["detail"] = $"Message {Message.Id} failed: {Message.Error?.Message ?? Message.Error?.Code}",
             ["code"] = "delivery_failed", ["messageId"] = Message.Id, ["message"] = Message,
         }, AgentJson.Options)

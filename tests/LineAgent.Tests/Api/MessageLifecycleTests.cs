@@ -63,6 +63,23 @@ public sealed class MessageLifecycleTests : AgentTest
     }
 
     [Test]
+    public async Task AnAnswerThatCannotBeKept_ShouldStillSayTheMessageWasStored_AndAReplayShouldNotSendAgain()
+    {
+        // The message commits, then keeping its answer for the key fails (here a trigger; on a Mac a full disk): the
+        // client must not hear an error ("nothing was stored") for a message that was stored and sent.
+        await using (var c = await Agent.Services.GetRequiredService<Db>().OpenAsync())
+            await c.ExecuteAsync("CREATE TRIGGER refuse_answers BEFORE UPDATE OF response_status ON idempotency_keys BEGIN SELECT RAISE(ABORT, 'no room'); END");
+
+        var first = await (await Client.SendMessageAsync(Body(), "key-unkept")).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(first.Str("status"), Is.EqualTo("sent"));
+        var again = await (await Client.SendMessageAsync(Body(), "key-unkept")).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(again.Str("id"), Is.EqualTo(first.Str("id")), "answered from the message's state");
+        Assert.That(Agent.OutboxFiles(), Has.Length.EqualTo(1));
+        Assert.That(await CountAsync("SELECT COUNT(*) FROM messages"), Is.EqualTo(1));
+    }
+
+    [Test]
     public async Task Send_ShouldSendOnce_WhenTheSameKeyArrivesConcurrently()
     {
         var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Client.SendMessageAsync(Body(), "key-race")));
