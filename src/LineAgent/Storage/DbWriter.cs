@@ -218,6 +218,7 @@ public sealed class DbWriter : IAsyncDisposable
     private void WriteGroup(List<Work> group)
     {
         List<Action> afterCommit = [];
+        Exception? unitFault = null;
         try
         {
             var connection = _connection ??= Open();
@@ -225,9 +226,12 @@ public sealed class DbWriter : IAsyncDisposable
             {
                 // A group of one: the transaction was its savepoint (no sub-journal of everything it changes).
                 if (group.Count == 1)
+                {
                     group[0].Refused(refused!);
+                    unitFault = refused;
+                }
                 else
-                    WriteWithSavepoints(connection, group, afterCommit);
+                    unitFault = WriteWithSavepoints(connection, group, afterCommit);
             }
         }
         catch (Exception e)
@@ -240,7 +244,11 @@ public sealed class DbWriter : IAsyncDisposable
             ResetConnection();
             return;
         }
-        _storage?.ReportSuccess();
+        // A unit refused for the disk (full, read-only, I/O) says so in /api/status, although the others committed.
+        if (unitFault is not null && StorageHealth.FaultOf(unitFault) is not null)
+            _storage?.Report(unitFault);
+        else
+            _storage?.ReportSuccess();
         Interlocked.Increment(ref _commits);
         Interlocked.Add(ref _units, group.Count);
         foreach (var action in afterCommit)
@@ -285,9 +293,13 @@ public sealed class DbWriter : IAsyncDisposable
         return true;
     }
 
-    /// <summary>Each unit in a savepoint, so one that throws is undone and refused while the others are committed.</summary>
-    private void WriteWithSavepoints(SqliteConnection connection, List<Work> group, List<Action> afterCommit)
+    /// <summary>
+    /// Each unit in a savepoint, so one that throws is undone and refused while the others are committed. Returns a
+    /// refusal that was a storage fault (else any refusal, else null), for the storage health.
+    /// </summary>
+    private Exception? WriteWithSavepoints(SqliteConnection connection, List<Work> group, List<Action> afterCommit)
     {
+        Exception? fault = null;
         using var tx = connection.BeginTransaction(deferred: false);
         var scope = new WriteScope(connection, tx, _prepared, _statements);
         foreach (var item in group)
@@ -305,10 +317,13 @@ public sealed class DbWriter : IAsyncDisposable
                 scope.DiscardAfterCommit();
                 // Told after the commit: a caller that reacts by reading (a concurrent Idempotency-Key) must see the others' work.
                 item.Refused(e);
+                if (fault is null || (StorageHealth.FaultOf(fault) is null && StorageHealth.FaultOf(e) is not null))
+                    fault = e;
             }
         }
         scope.RunBeforeCommit();
         tx.Commit();
+        return fault;
     }
 
     private SqliteConnection Open()

@@ -1,0 +1,56 @@
+using Dapper;
+using LineAgent.Storage;
+using LineAgent.Tests.Support;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LineAgent.Tests.Storage;
+
+/// <summary>
+/// /api/status tells the truth about the disk: a unit the writer refused because the disk is full leaves the storage
+/// `full`, although the transaction itself committed; the next write that succeeds clears it.
+/// </summary>
+public sealed class WriterStorageHealthTests
+{
+    private TempDir _dir = null!;
+    private Db _db = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = new TempDir();
+        _db = new Db(_dir.File("lineagent.db"));
+        Migrator.Migrate(_db);
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        SqliteConnection.ClearAllPools();
+        _dir.Dispose();
+    }
+
+    [Test]
+    public async Task AUnitRefusedForAFullDisk_ShouldLeaveTheStorageFull_UntilAWriteSucceeds()
+    {
+        var health = new StorageHealth(TimeProvider.System);
+        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, health);
+
+        // SQLITE_FULL from one of the unit's own statements (a page spill of a large unit), not from BEGIN or COMMIT.
+        var full = writer.WriteAsync<int>(_ => throw new SqliteException("database or disk is full", 13));
+        Assert.ThrowsAsync<SqliteException>(async () => await full);
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Full));
+
+        await writer.WriteAsync(s => s.Connection.Execute("INSERT INTO bridge_state (key, value) VALUES ('k', 'v')", transaction: s.Transaction));
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Ok));
+    }
+
+    [Test]
+    public async Task AUnitRefusedForAnotherReason_ShouldNotTouchTheStorageState()
+    {
+        var health = new StorageHealth(TimeProvider.System);
+        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, health);
+        Assert.ThrowsAsync<InvalidOperationException>(async () => await writer.WriteAsync<int>(_ => throw new InvalidOperationException("a bug")));
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Ok));
+    }
+}
