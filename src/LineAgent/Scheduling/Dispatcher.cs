@@ -28,6 +28,7 @@ public sealed class Dispatcher(
     ChannelResilience resilience,
     SuppressionList suppressions,
     IPacer pacer,
+    StartupRecovery recovery,
     TimeProvider time,
     ILogger<Dispatcher> log) : BackgroundService
 {
@@ -51,6 +52,9 @@ public sealed class Dispatcher(
         resilience.Retrying += OnRetrying;
         try
         {
+            // Nothing is claimed before the previous run's leftovers are settled (at once, unless the disk refused it).
+            try { await recovery.Done.WaitAsync(stoppingToken); }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { return; }
             await Task.WhenAll(lines.All.Select(line => Task.Run(async () =>
             {
                 log.LogInformation("Dispatcher {Instance}: line {Line} started", _instance, line.Id);

@@ -18,7 +18,8 @@ public static class SchedulingServices
         services.TryAddSingleton<LinePacer>();
         services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<LinePacer>());
         services.TryAddSingleton<ILineUsage>(sp => sp.GetRequiredService<LinePacer>());
-        services.AddHostedService<StartupRecovery>();
+        services.TryAddSingleton<StartupRecovery>(); // the dispatcher waits for it (StartupRecovery.Done)
+        services.AddHostedService(sp => sp.GetRequiredService<StartupRecovery>());
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<Maintenance>();
         return services;

@@ -4,6 +4,7 @@ using LineAgent.Hosting;
 using LineAgent.Lines;
 using LineAgent.Messages;
 using LineAgent.Storage;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
 namespace LineAgent.Scheduling;
@@ -11,20 +12,65 @@ namespace LineAgent.Scheduling;
 /// <summary>
 /// Runs once at start, before the dispatcher: settles messages a previous run left in `sending`
 /// (never resending one blindly) and fails schedules that were missed by more than MaxLateness.
+/// When the database refuses those writes (a full disk), the agent still starts, so /api/status can say why, and
+/// tries again every <see cref="RetryEvery"/>; the dispatcher claims nothing until it has succeeded (<see cref="Done"/>).
+/// Before, the exception stopped the host and launchd restarted it every 10 s with no status to read.
 /// </summary>
 public sealed class StartupRecovery(
     MessageLifecycle lifecycle,
     LineRegistry lines,
     ChannelRouter router,
     IOptions<SchedulingOptions> options,
+    StorageHealth storage,
     TimeProvider time,
     ILogger<StartupRecovery> log) : IHostedService
 {
+    public static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(10);
+
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _retrying = Task.CompletedTask;
+
+    /// <summary>Completes once the previous run's leftovers are settled; nothing is claimed before.</summary>
+    public Task Done => _done.Task;
+
     public async Task StartAsync(CancellationToken ct)
     {
-        await RecoverSendingAsync(ct);
-        await FailMissedSchedulesAsync(ct);
-        await FailOrphansAsync(ct);
+        if (!await TryRecoverAsync(ct))
+            _retrying = RetryAsync(_stopping.Token);
+    }
+
+    private async Task<bool> TryRecoverAsync(CancellationToken ct)
+    {
+        try
+        {
+            await RecoverSendingAsync(ct);
+            await FailMissedSchedulesAsync(ct);
+            await FailOrphansAsync(ct);
+            _done.TrySetResult();
+            return true;
+        }
+        catch (Exception e) when (e is SqliteException || StorageHealth.FaultOf(e) is not null)
+        {
+            storage.Report(e);
+            log.LogCritical(e, "Recovery of the previous run could not be written; nothing is sent until it is (trying again every {Every} s)",
+                RetryEvery.TotalSeconds);
+            return false;
+        }
+    }
+
+    private async Task RetryAsync(CancellationToken ct)
+    {
+        try
+        {
+            do
+                await Task.Delay(RetryEvery, time, ct);
+            while (!await TryRecoverAsync(ct));
+            log.LogWarning("Recovery of the previous run done after a storage fault; sending resumes");
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
     }
 
     /// <summary>Pending messages of a line that is no longer configured would wait forever: say so instead.</summary>
@@ -35,7 +81,11 @@ public sealed class StartupRecovery(
             log.LogWarning("Recovery: {Count} pending messages belong to lines no longer configured; failed them", failed.Count);
     }
 
-    public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
+    public async Task StopAsync(CancellationToken ct)
+    {
+        await _stopping.CancelAsync();
+        await _retrying.WaitAsync(ct);
+    }
 
     internal async Task RecoverSendingAsync(CancellationToken ct)
     {

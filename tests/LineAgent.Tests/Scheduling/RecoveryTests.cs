@@ -148,4 +148,27 @@ public sealed class RecoveryTests
         Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
         mail.Verify(c => c.SendAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()), Times.Once);
     }
+    [Test]
+    public async Task ARecoveryTheDatabaseRefuses_ShouldNotStopTheAgent_AndNothingShouldBeSentBeforeItSucceeds()
+    {
+        // On a Mac: a full disk at start. Here a trigger refuses every UPDATE of messages, so recovery cannot requeue
+        // the row a crashed run claimed. Before, the exception stopped the host (launchd restarts it every 10 s, and
+        // /api/status never answered).
+        using var dir = new TempDir();
+        var leftover = Row("claimed by a run that crashed", "sending", Time.ToMs(T0));
+        await SeedAsync(dir, leftover);
+        await using (var c = await new Db(dir.File("lineagent.db")).OpenAsync())
+            await c.ExecuteAsync("CREATE TRIGGER refuse_updates BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'disk trouble'); END");
+
+        using var agent = new AgentFactory(dir);
+        using var api = agent.Api();
+        Assert.That((await api.GetJsonAsync($"/api/messages/{leftover.Id}")).Str("status"), Is.EqualTo("sending"), "the agent answers");
+        Assert.That(agent.OutboxFiles(), Is.Empty);
+
+        await using (var c = await new Db(dir.File("lineagent.db")).OpenAsync())
+            await c.ExecuteAsync("DROP TRIGGER refuse_updates");
+        agent.Time.Advance(LineAgent.Scheduling.StartupRecovery.RetryEvery);
+        await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{leftover.Id}")!, m => m.Str("status") == "sent", "sent once recovery succeeded");
+        Assert.That(agent.OutboxFileCount(leftover.Id), Is.EqualTo(1));
+    }
 }
