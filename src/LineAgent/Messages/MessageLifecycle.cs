@@ -395,11 +395,12 @@ public sealed class MessageLifecycle
     }
 
     /// <summary>Schedules missed by more than <paramref name="cutoff"/> while the agent was down.</summary>
-    public Task<IReadOnlyList<MessageRow>> FailMissedAsync(DateTimeOffset cutoff, string maxLatenessText, CancellationToken ct = default)
+    public Task<IReadOnlyList<MessageRow>> FailMissedAsync(DateTimeOffset cutoff, string maxLatenessText, IReadOnlyCollection<string> activeLines,
+        CancellationToken ct = default)
     {
         var now = NowMs;
         return Write(s => store.TransitionMany(s, Transitions.Fail, MessageSql.FailMissed,
-            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText }), ct);
+            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText, Active = activeLines.ToArray() }), ct);
     }
 
     /// <summary>Pending messages of lines no longer configured.</summary>

@@ -216,14 +216,17 @@ public static class MessageSql
         RETURNING *
         """;
 
-    /// <summary>Schedules missed by more than Scheduling:MaxLateness (agent was down).</summary>
+    /// <summary>
+    /// Schedules missed by more than Scheduling:MaxLateness (agent was down), on active lines: a paused line's messages
+    /// wait for it to resume whether or not the agent restarted in between (@Active: the ids of the active lines).
+    /// </summary>
     public const string FailMissed = """
         UPDATE messages
         SET status = 'failed', error_code = 'missed_schedule',
             error_message = 'The agent was not running at the scheduled time and the message is more than ' || @MaxLatenessText || ' late.',
             updated_at = @Now
         WHERE status IN ('scheduled','queued') AND due_at < @Cutoff AND scheduled_at IS NOT NULL AND scheduled_at < @Cutoff
-          AND not_before IS NULL
+          AND not_before IS NULL AND line_id IN @Active
         RETURNING *
         """;
 }

@@ -127,7 +127,7 @@ public sealed class StartupRecovery(
     {
         var now = time.GetUtcNow();
         var maxLateness = options.Value.MaxLateness;
-        var failed = await lifecycle.FailMissedAsync(now - maxLateness, FormatDuration(maxLateness), ct);
+        var failed = await lifecycle.FailMissedAsync(now - maxLateness, FormatDuration(maxLateness), lines.ActiveLines.Select(l => l.Id).ToArray(), ct);
         if (failed.Count > 0)
             log.LogWarning("Recovery: {Count} scheduled messages missed their time by more than {MaxLateness}", failed.Count, maxLateness);
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using Dapper;
 using LineAgent.Channels;
 using LineAgent.Lines;
@@ -115,6 +116,30 @@ public sealed class RecoveryTests
     }
 
     [Test]
+    public async Task Restart_ShouldLeaveTheSchedulesOfAPausedLine_ForItsResume()
+    {
+        // Without a restart a paused line's messages wait for its resume; a restart in between must not fail them as
+        // 'missed_schedule' ("the agent was not running": it was, the line was paused).
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        string id;
+        using (var first = new AgentFactory(dir, time))
+        using (var api = first.Api())
+        {
+            id = (await (await api.SendMessageAsync(new { content = "while paused", recipientPhone = "+12025550123", scheduledAt = T0.AddMinutes(10).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            await (await api.PatchAsJsonAsync("/api/lines/default", new { active = false })).ExpectAsync(HttpStatusCode.OK);
+        }
+
+        time.SetUtcNow(T0.AddHours(2));
+        using var second = new AgentFactory(dir, time);
+        using var api2 = second.Api();
+        Assert.That((await api2.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+        await (await api2.PatchAsJsonAsync("/api/lines/default", new { active = true })).ExpectAsync(HttpStatusCode.OK);
+        await Eventually.ValueAsync(() => api2.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") == "sent", "sent once the line resumed");
+    }
+
+    [Test]
     public void SecondAgentOnTheSameDataDir_ShouldRefuseToStart()
     {
         using var dir = new TempDir();
@@ -124,6 +149,7 @@ public sealed class RecoveryTests
         var error = Assert.Throws<LineAgent.Hosting.StartupRefusedException>(() => new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path)));
         Assert.That(error!.Message, Does.Contain("already running").And.Contain(dir.Path));
     }
+
     [Test]
     public async Task AChannelThatThrowsAfterTheHandOff_ShouldFailChannelError_AndARetryShouldNeedForce()
     {
