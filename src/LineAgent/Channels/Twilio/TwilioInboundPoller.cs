@@ -36,7 +36,7 @@ public sealed class TwilioInboundPoller(
         .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio && !string.IsNullOrWhiteSpace(l.Sms.From)).ToList();
 
     protected override Task<bool> StartingAsync(CancellationToken ct) =>
-        Task.FromResult(channel.Client is not null && TwilioLines.Count > 0);
+        Task.FromResult(channel.IsConfigured && TwilioLines.Count > 0);
 
     protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {

@@ -34,7 +34,7 @@ public sealed class TwilioStatusPoller(
 
     protected override Task<bool> StartingAsync(CancellationToken ct)
     {
-        if (channel.Client is null)
+        if (!channel.IsConfigured)
             return Task.FromResult(false);
         notifier.Changed += OnChanged;
         return Task.FromResult(true);
