@@ -6,9 +6,24 @@ namespace LineAgent.Storage;
 public sealed class Db
 {
     private readonly string _connectionString;
+    private readonly bool _fullFsync;
 
-    public Db(string path)
+    /// <summary>
+    /// On macOS, fsync() leaves the data in the drive's cache, where a power cut loses it; only F_FULLFSYNC flushes
+    /// it (Apple's fsync(2) man page; SQLite's PRAGMA fullfsync). SQLite's default is off, so synchronous=FULL alone
+    /// would not keep "on disk before it is answered" on a Mac. .NET's own file flush already uses F_FULLFSYNC there.
+    /// </summary>
+    public static readonly bool FullFsyncByDefault = OperatingSystem.IsMacOS();
+
+    private const string FullFsyncPragmas = "PRAGMA fullfsync=ON; PRAGMA checkpoint_fullfsync=ON;";
+
+    public Db(string path) : this(path, FullFsyncByDefault)
     {
+    }
+
+    public Db(string path, bool fullFsync)
+    {
+        _fullFsync = fullFsync;
         Path = path;
         _connectionString = new SqliteConnectionStringBuilder
         {
@@ -24,7 +39,7 @@ public sealed class Db
     public string Path { get; }
 
     /// <summary>
-    /// A pooled connection. Nothing is run per open: foreign keys come from the connection string, SQLite's
+    /// A pooled connection. Nothing is run per open (on macOS: fullfsync, see <see cref="FullFsyncByDefault"/>): foreign keys come from the connection string, SQLite's
     /// default synchronous is FULL, journal_mode=WAL is persistent (set by the migrator), and a busy database
     /// is waited out by Microsoft.Data.Sqlite for DefaultTimeout. Messages are written by <see cref="DbWriter"/>
     /// on its own connection.
@@ -33,6 +48,8 @@ public sealed class Db
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(ct);
+        if (_fullFsync)
+            SetFullFsync(connection);
         return connection;
     }
 
@@ -40,7 +57,17 @@ public sealed class Db
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
+        if (_fullFsync)
+            SetFullFsync(connection);
         return connection;
+    }
+
+    /// <summary>Per open (macOS only): a pooled connection keeps it, but the pool gives no hook for its first open.</summary>
+    private static void SetFullFsync(SqliteConnection connection)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = FullFsyncPragmas;
+        cmd.ExecuteNonQuery();
     }
 }
 
