@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using LineAgent.Messages;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -32,8 +33,11 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// Failures that say the channel is unwell (not the recipient): they count towards opening the circuit,
     /// so while Messages is wedged or not permitted, due messages wait instead of failing one by one.
     /// </summary>
+    /// <remarks>A refused login (Twilio 401/403, SMTP authentication) is the channel's, not the recipient's: a rotated token
+    /// must not fail a whole bulk one message at a time.</remarks>
     public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
-        && (f.Retryable || !f.ProvenNotSent || f.Code is "messages_timeout" or "automation_denied");
+        && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout or FailureCodes.AutomationDenied
+            or FailureCodes.TwilioAuthFailed or FailureCodes.SmtpAuthFailed);
 
     private ResiliencePipeline<SendOutcome> Build(IMessageChannel target)
     {

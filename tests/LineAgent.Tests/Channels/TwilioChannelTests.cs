@@ -78,6 +78,20 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
     }
 
+    [TestCase(TwilioStandIn.GatewayHtml, Description = "503 with an HTML body: the SDK cannot read a status or code from it")]
+    [TestCase(TwilioStandIn.ServerError, Description = "500 with Twilio's JSON error")]
+    public async Task AServerErrorAfterTheRequest_ShouldFailUnconfirmed_NotBeRetried_AndARetryShouldNeedForce(string to)
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(to))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var message = problem["message"]!;
+        Assert.That(message["error"].Str("code"), Is.EqualTo("unconfirmed"), message.ToJsonString());
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
+        var retry = await (await api.PostAsync($"/api/messages/{message.Str("id")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
+    }
+
     [Test]
     public async Task Error21610_ShouldFailAsSuppressed_AndSuppressTheNumber()
     {

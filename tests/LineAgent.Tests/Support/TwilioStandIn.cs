@@ -21,6 +21,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
     public const string RateLimitedTwice = "+12025550429";   // 429 / 20429 twice, then created
     public const string ServerError = "+12025550150";        // 500 after reading the request
     public const string Hangs = "+12025550198";              // never answers (client timeout)
+    public const string GatewayHtml = "+12025550153";        // 503 with an HTML body (a proxy's page, not Twilio's JSON), after reading the request
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _rateLimited = new();
@@ -84,6 +85,8 @@ public sealed class TwilioStandIn : IAsyncDisposable
                 return Error(429, 20429, "Too Many Requests");
             case ServerError:
                 return Error(500, 20500, "Internal Server Error");
+            case GatewayHtml:
+                return Results.Content("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html", Encoding.UTF8, 503);
             case Hangs:
                 await Task.Delay(TimeSpan.FromMinutes(5), http.RequestAborted).ContinueWith(_ => { });
                 return Results.StatusCode(504);

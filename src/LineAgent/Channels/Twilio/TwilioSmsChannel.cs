@@ -91,6 +91,12 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
 
     private async Task<SendOutcome> FromApiErrorAsync(ApiException e, MessageRow m, CancellationToken ct)
     {
+        // An error body the SDK could not read as Twilio's JSON (a proxy's 502/503/504 page, an empty body) leaves Status
+        // and Code 0: nothing says Twilio refused it, and the request did reach something, so it may have been created.
+        if (e.Status == 0)
+            return new SendOutcome.Failed(FailureCodes.Unconfirmed,
+                $"Twilio answered with an error that is not Twilio's ({Shorten(e.Message)}); it may have been processed, so it is not sent again.",
+                ProvenNotSent: false);
         var text = $"Twilio {e.Code}: {e.Message}";
         switch (e.Code)
         {
@@ -112,6 +118,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
             return new SendOutcome.Failed(FailureCodes.TwilioAuthFailed, $"{text} (check Twilio:AccountSid and Twilio:AuthToken)", ProvenNotSent: true, ChannelCode: e.Code);
         return new SendOutcome.Failed(FailureCodes.TwilioRejected, text, ProvenNotSent: true, ChannelCode: e.Code);
     }
+
+    private static string Shorten(string s) => s.Length <= 300 ? s : s[..300] + "…";
 
     /// <summary>True only when the connection itself failed: the request never reached Twilio.</summary>
     private static bool NeverReachedTwilio(Exception e) => Innermost(e) is SocketException s

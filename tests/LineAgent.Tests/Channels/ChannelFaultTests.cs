@@ -1,0 +1,25 @@
+using LineAgent.Channels;
+
+namespace LineAgent.Tests.Channels;
+
+/// <summary>What opens a channel's circuit (due messages then wait as queued) and what fails only that message.</summary>
+public sealed class ChannelFaultTests
+{
+    [TestCase("twilio_auth_failed", true, Description = "a rotated Twilio token: every message would fail the same way")]
+    [TestCase("smtp_auth_failed", true)]
+    [TestCase("automation_denied", true)]
+    [TestCase("messages_timeout", true)]
+    [TestCase("invalid_recipient", false, Description = "this recipient only")]
+    [TestCase("smtp_rejected", false)]
+    [TestCase("suppressed", false)]
+    public void AProvenFailure_ShouldCountAgainstTheChannel_OnlyWhenItIsTheChannels(string code, bool channelFault)
+    {
+        Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed(code, "x", ProvenNotSent: true)), Is.EqualTo(channelFault));
+    }
+
+    [Test]
+    public void AFailureThatMayHaveSent_ShouldCountAgainstTheChannel()
+    {
+        Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed("unconfirmed", "x", ProvenNotSent: false)), Is.True);
+    }
+}
