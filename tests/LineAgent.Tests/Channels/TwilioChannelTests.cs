@@ -93,6 +93,24 @@ public sealed class TwilioChannelTests
     }
 
     [Test]
+    public async Task TwoRepliesInOnePoll_ShouldBothBeTaken_SoAStopIsNeverLost()
+    {
+        // Twilio lists newest first; the reply intake ignores a reply older than the newest it has from that number.
+        using var agent = Agent(new Dictionary<string, string?> { ["Twilio:InboundPollInterval"] = "00:00:00.200" });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(Sms("+12025550177", "Hi, your table is ready"))).ExpectAsync(HttpStatusCode.Created);
+        var sent = DateTimeOffset.UtcNow; // a reply is one that follows a send of ours
+        _twilio.AddInbound("+12025550177", "STOP", sent.AddSeconds(1));
+        _twilio.AddInbound("+12025550177", "who is this?", sent.AddSeconds(6));
+
+        await Eventually.TrueAsync(async () => (await api.GetAsync("/api/suppressions/%2B12025550177")).StatusCode == HttpStatusCode.OK,
+            "the STOP to suppress the number");
+        var inbound = await Eventually.ValueAsync(() => api.GetJsonAsync("/api/messages?direction=inbound")!,
+            page => page["items"]!.AsArray().Count == 2, "both replies stored");
+        Assert.That(inbound["items"]!.AsArray().Select(i => i.Str("content")), Is.EquivalentTo(new[] { "STOP", "who is this?" }));
+    }
+
+    [Test]
     public async Task Error21610_ShouldFailAsSuppressed_AndSuppressTheNumber()
     {
         using var agent = Agent();

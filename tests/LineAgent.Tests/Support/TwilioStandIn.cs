@@ -45,6 +45,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
             standIn = new TwilioStandIn(app);
             app.MapPost("/2010-04-01/Accounts/{sid}/Messages.json", standIn.CreateAsync);
             app.MapGet("/2010-04-01/Accounts/{sid}/Messages/{messageSid}.json", standIn.Fetch);
+            app.MapGet("/2010-04-01/Accounts/{sid}/Messages.json", standIn.List);
             app.MapGet("/2010-04-01/Accounts/{sid}.json", (string sid) => Results.Json(new { sid, friendly_name = "Test account", status = "active" }));
         });
         standIn!.BaseUrl = baseUrl;
@@ -94,6 +95,34 @@ public sealed class TwilioStandIn : IAsyncDisposable
         var messageSid = "SM" + Guid.NewGuid().ToString("N");
         Statuses[messageSid] = ("queued", null);
         return Results.Json(Resource(messageSid, form), statusCode: 201);
+    }
+
+    /// <summary>Inbound messages the list endpoint reports (to any number), as Twilio keeps them.</summary>
+    public ConcurrentQueue<Dictionary<string, object?>> Inbound { get; } = new();
+
+    public void AddInbound(string from, string body, DateTimeOffset sent) => Inbound.Enqueue(new()
+    {
+        ["sid"] = "SM" + Guid.NewGuid().ToString("N"), ["account_sid"] = Sid, ["from"] = from, ["to"] = From, ["body"] = body,
+        ["direction"] = "inbound", ["status"] = "received", ["num_segments"] = "1", ["api_version"] = "2010-04-01",
+        ["date_sent"] = sent.ToString("R"), ["date_created"] = sent.ToString("R"), ["date_updated"] = sent.ToString("R"),
+    });
+
+    /// <summary>
+    /// GET Messages.json: one page, "sorted by DateSent, with the most recent messages appearing first" (Twilio's Message
+    /// resource, Read multiple Message resources); filtered by To.
+    /// </summary>
+    private IResult List(string sid, HttpContext http)
+    {
+        Requests.Enqueue(new Request("GET", http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
+        var to = http.Request.Query["To"].ToString();
+        var items = Inbound.Where(m => to.Length == 0 || (string?)m["to"] == to)
+            .OrderByDescending(m => DateTimeOffset.Parse((string)m["date_sent"]!, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        return Results.Json(new Dictionary<string, object?>
+        {
+            ["messages"] = items, ["page"] = 0, ["page_size"] = 100, ["start"] = 0, ["end"] = Math.Max(0, items.Count - 1),
+            ["uri"] = http.Request.Path + http.Request.QueryString, ["first_page_uri"] = http.Request.Path.ToString(),
+            ["next_page_uri"] = null, ["previous_page_uri"] = null,
+        });
     }
 
     private IResult Fetch(string sid, string messageSid, HttpContext http)

@@ -67,6 +67,9 @@ public sealed class TwilioInboundPoller(
                 log.LogWarning("Twilio inbound messages of line {Line} unavailable: {Error}", line.Id, e.Message);
                 continue;
             }
+            // Twilio lists newest first; the intake takes a sender's replies in order and ignores one older than the newest
+            // it has (history), so a STOP followed within one poll by another text was dropped. Oldest first, then by SID.
+            var inbound = new List<(DateTimeOffset Date, string From, MessageResource Message)>();
             foreach (var m in page)
             {
                 if (m.Direction != MessageResource.DirectionEnum.Inbound || m.From is null)
@@ -76,10 +79,14 @@ public sealed class TwilioInboundPoller(
                     continue;
                 if (!Recipients.TryNormalizePhone(m.From.ToString(), "US", out var from, out _))
                     continue;
-                await replies.TakeReplyAsync(new InboundMessage(from, date.Value, m.Body, MessageType.Sms, TwilioSmsChannel.ChannelName, m.Sid,
+                inbound.Add((date.Value, from, m));
+            }
+            foreach (var (date, from, m) in inbound.OrderBy(i => i.Date).ThenBy(i => i.Message.Sid, StringComparer.Ordinal))
+            {
+                await replies.TakeReplyAsync(new InboundMessage(from, date, m.Body, MessageType.Sms, TwilioSmsChannel.ChannelName, m.Sid,
                     $"Twilio {m.Sid} to {line.Sms.From}"), ct);
                 if (date > newest)
-                    newest = date.Value;
+                    newest = date;
             }
             if (newest > since)
                 await SaveWatermarkAsync(key, newest, ct);
