@@ -12,6 +12,8 @@ public static class FailureCodes
     public const string Unconfirmed = "unconfirmed";
     /// <summary>The agent stopped while sending and the channel cannot tell; not resent.</summary>
     public const string Interrupted = "interrupted";
+    /// <summary>Pending in a restored backup and due before the restore: it may have gone out after the backup; not resent.</summary>
+    public const string Restored = "restored";
     public const string MissedSchedule = "missed_schedule";
     public const string LineNotFound = "line_not_found";
     /// <summary>The channel threw after the hand-off; it may have gone out, so it is not resent (retry needs force).</summary>
@@ -52,5 +54,5 @@ public static class FailureCodes
 
     /// <summary>A failure the agent may not resend blindly (it may have gone out).</summary>
     /// <remarks><see cref="ChannelError"/> is a channel that threw after the hand-off: what it did is not known.</remarks>
-    public static bool MaybeSent(string? code) => code is Unconfirmed or Interrupted or ChannelError;
+    public static bool MaybeSent(string? code) => code is Unconfirmed or Interrupted or ChannelError or Restored;
 }

@@ -1,3 +1,4 @@
+using Dapper;
 using LineAgent.Delivery;
 using LineAgent.Storage;
 using DeliveryState = LineAgent.Messages.Delivery;
@@ -401,6 +402,21 @@ public sealed class MessageLifecycle
         var now = NowMs;
         return Write(s => store.TransitionMany(s, Transitions.Fail, MessageSql.FailMissed,
             new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText, Active = activeLines.ToArray() }), ct);
+    }
+
+    /// <summary>
+    /// The pending messages a restore left that may have gone out since the backup (<see cref="MessageSql.FailRestored"/>);
+    /// the restore's marks are removed in the same transaction, so this happens once.
+    /// </summary>
+    public Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s =>
+        {
+            var failed = store.TransitionMany(s, Transitions.Fail, MessageSql.FailRestored, new { Now = now, RestoredAt = restoredAt, Backup = backup });
+            s.Connection.Execute(DatabaseRestore.ClearMarks, transaction: s.Transaction);
+            return failed;
+        }, ct);
     }
 
     /// <summary>Pending messages of lines no longer configured.</summary>

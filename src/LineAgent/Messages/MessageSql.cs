@@ -217,6 +217,18 @@ public static class MessageSql
         """;
 
     /// <summary>
+    /// After `lineagent restore`: pending messages of the restored copy that were due by the time of the restore may have
+    /// gone out after the backup was taken (the backup still says queued). Never sent again without force.
+    /// </summary>
+    public const string FailRestored = """
+        UPDATE messages
+        SET status = 'failed', error_code = 'restored', updated_at = @Now,
+            error_message = 'The database was restored from a backup (' || @Backup || '); this message was still pending in it and was due before the restore, so it may have been sent after the backup was taken. It is not sent again (retry with force=true if it was not).'
+        WHERE status IN ('scheduled', 'queued') AND due_at <= @RestoredAt
+        RETURNING *
+        """;
+
+    /// <summary>
     /// Schedules missed by more than Scheduling:MaxLateness (agent was down), on active lines: a paused line's messages
     /// wait for it to resume whether or not the agent restarted in between (@Active: the ids of the active lines).
     /// </summary>

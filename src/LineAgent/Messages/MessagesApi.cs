@@ -45,7 +45,7 @@ internal static class MessagesApi
             .WithDescription("A `scheduled` or `queued` message becomes `cancelled`; 409 `not_cancellable` otherwise.");
         g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
             .WithQueryParameters(new QueryParameter("force",
-                "Retry a message that may have gone out (`unconfirmed`, `interrupted`, `channel_error`); without it such a retry is a 409 `maybe_sent`.")
+                "Retry a message that may have gone out (`unconfirmed`, `interrupted`, `channel_error`, `restored`); without it such a retry is a 409 `maybe_sent`.")
                 { Type = QueryType.Boolean, Default = "false" })
             .WithSummary("Retry a failed message")
             .WithDescription("Sends a failed message again as a new message (its `retryOf` names the failed one). No body, or `{}`. " +

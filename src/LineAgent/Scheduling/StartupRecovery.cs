@@ -1,5 +1,7 @@
+using System.Globalization;
 using Dapper;
 using LineAgent.Channels;
+using LineAgent.Delivery;
 using LineAgent.Hosting;
 using LineAgent.Lines;
 using LineAgent.Messages;
@@ -45,6 +47,7 @@ public sealed class StartupRecovery(
         try
         {
             await RecoverSendingAsync(ct);
+            await FailRestoredAsync(ct);
             await FailMissedSchedulesAsync(ct);
             await FailOrphansAsync(ct);
             _done.TrySetResult();
@@ -121,6 +124,21 @@ public sealed class StartupRecovery(
                     break;
             }
         }
+    }
+
+    /// <summary>The first start after `lineagent restore` (see <see cref="DatabaseRestore.RestoredAtKey"/>).</summary>
+    internal async Task FailRestoredAsync(CancellationToken ct)
+    {
+        Dictionary<string, string> marks;
+        await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
+            marks = (await c.QueryAsync<(string Key, string Value)>(new CommandDefinition(DeliverySql.GetStates,
+                new { Keys = new[] { DatabaseRestore.RestoredAtKey, DatabaseRestore.RestoredFromKey } }, cancellationToken: ct)))
+                .ToDictionary(x => x.Key, x => x.Value);
+        if (!marks.TryGetValue(DatabaseRestore.RestoredAtKey, out var at) || !long.TryParse(at, CultureInfo.InvariantCulture, out var restoredAt))
+            return;
+        var failed = await lifecycle.FailRestoredAsync(restoredAt, marks.GetValueOrDefault(DatabaseRestore.RestoredFromKey) ?? "a backup", ct);
+        log.LogWarning("Recovery after a restore: {Count} pending messages were due before the restore and may have been sent after the backup; failed them as 'restored' (not resent)",
+            failed.Count);
     }
 
     internal async Task FailMissedSchedulesAsync(CancellationToken ct)

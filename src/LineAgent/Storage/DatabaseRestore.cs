@@ -12,6 +12,15 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
 {
     public const int Refused = 1;
 
+    /// <summary>
+    /// Left in the restored database for the agent's next start (bridge_state): when the restore ran (ms) and which
+    /// backup. StartupRecovery then fails, through the lifecycle (events, webhooks), the pending messages that were due
+    /// by then: they may have gone out after the backup was taken, which still has them queued.
+    /// </summary>
+    public const string RestoredAtKey = "restore.at";
+    public const string RestoredFromKey = "restore.from";
+    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}')";
+
     private string DatabasePath => Path.Combine(dataDir, "lineagent.db");
     private string LockPath => Path.Combine(dataDir, "agent.lock");
 
@@ -48,7 +57,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             return Fail($"There is no data directory {dataDir}.");
         using var held = TryHoldLock();
         if (held is null)
-            return Fail($"An agent is running on {dataDir} (it holds {LockPath}): stop it first (launchctl bootout gui/$UID/com.lineagent.agent, or Ctrl+C), then run this again. Nothing was changed.");
+            return Fail($"An agent is running on {dataDir} (it holds {LockPath}): stop it first (installed: launchctl kill TERM gui/$UID/com.lineagent.agent, which stays stopped after a clean exit; else Ctrl+C), then run this again. Nothing was changed.");
 
         List<string> candidates;
         if (from is not null)
@@ -89,6 +98,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                 ? $"No backup in {DatabaseBackups.FolderOf(dataDir)} passed the checks. Nothing was changed."
                 : $"{candidates[0]} is not a good copy. Nothing was changed.");
 
+        var takenAt = DatabaseBackups.List(dataDir).FirstOrDefault(b => b.Path == chosen)?.TakenAt;
+        var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt);
+
         var stamp = time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var aside = $"{DatabasePath}.damaged-{stamp}";
         for (var n = 2; File.Exists(aside); n++)
@@ -110,13 +122,55 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             output.WriteLine($"There was no {DatabasePath}.");
         else
             output.WriteLine($"The current database {(current.Ok ? "passed the checks" : current.Problem)}; moved it aside to {string.Join(", ", moved)} (kept: delete it yourself once you are sure).");
-        var taken = DatabaseBackups.List(dataDir).FirstOrDefault(b => b.Path == chosen)?.TakenAt;
+        var taken = takenAt;
         var when = taken is { } t ? $", taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, {DatabaseBackups.Age(time.GetUtcNow() - t)} ago" : "";
         output.WriteLine($"Restored {chosen}{when} (quick_check ok, schema version {check!.Version}, {Messages(DatabasePath)}) as {DatabasePath} (mode 0600).");
         if (taken is not null)
             output.WriteLine("Anything the agent stored after that backup is not in it.");
-        output.WriteLine("Start the agent again: lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent).");
+        if (dueBefore > 0)
+            output.WriteLine($"{dueBefore} pending message(s) in it were due before now: they may have been sent after the backup, so the agent " +
+                             "fails them as 'restored' when it starts instead of sending them (GET /api/messages?status=failed; retry with force=true any that did not go out).");
+        if (dueLater > 0)
+            output.WriteLine($"{dueLater} message(s) are scheduled after now and will be sent: any you cancelled or changed after the backup are back as they were in it " +
+                             "(GET /api/messages?status=scheduled).");
+        output.WriteLine("Start the agent again: lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent; after a launchctl bootout: launchctl enable gui/$UID/com.lineagent.agent, then launchctl bootstrap gui/$UID ~/Library/LaunchAgents/com.lineagent.agent.plist).");
         return 0;
+    }
+
+    /// <summary>
+    /// Marks the staged copy for the agent (<see cref="RestoredAtKey"/>) and counts its pending messages due by now and
+    /// later. The WAL is folded into the file before it is moved in place (only the main file is moved).
+    /// </summary>
+    private (long DueBefore, long DueLater) MarkRestored(string staged, string backupName, DateTimeOffset? takenAt)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+        c.Open();
+        long Scalar(string sql)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            cmd.Parameters.AddWithValue("@Now", now);
+            return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+        var dueBefore = Scalar("SELECT COUNT(*) FROM messages WHERE status IN ('scheduled','queued') AND due_at <= @Now");
+        var dueLater = Scalar("SELECT COUNT(*) FROM messages WHERE status IN ('scheduled','queued') AND due_at > @Now");
+        using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES (@AtKey, @At), (@FromKey, @From) " +
+                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+            cmd.Parameters.AddWithValue("@AtKey", RestoredAtKey);
+            cmd.Parameters.AddWithValue("@At", now.ToString(CultureInfo.InvariantCulture));
+            cmd.Parameters.AddWithValue("@FromKey", RestoredFromKey);
+            cmd.Parameters.AddWithValue("@From", takenAt is { } t ? $"{backupName}, taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : backupName);
+            cmd.ExecuteNonQuery();
+        }
+        using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+            cmd.ExecuteNonQuery();
+        }
+        return (dueBefore, dueLater);
     }
 
     private string Describe(string path)

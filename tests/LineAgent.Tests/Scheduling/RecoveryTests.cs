@@ -140,6 +140,41 @@ public sealed class RecoveryTests
     }
 
     [Test]
+    public async Task ARestoredBackup_ShouldNotSendAgain_WhatWasDueBeforeTheRestore()
+    {
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        string early, late;
+        using (var first = new AgentFactory(dir, time))
+        using (var api = first.Api())
+        {
+            async Task<string> Schedule(string content, TimeSpan after) =>
+                (await (await api.SendMessageAsync(new { content, recipientPhone = "+12025550123", scheduledAt = T0.Add(after).ToString("O") }))
+                    .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            early = await Schedule("early", TimeSpan.FromMinutes(10));
+            late = await Schedule("late", TimeSpan.FromHours(3));
+            DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7); // 'early' is still scheduled in it
+            await first.AdvanceToAsync(T0.AddMinutes(11));
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{early}")!, m => m.Str("status") == "sent", "early sent");
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+
+        time.SetUtcNow(T0.AddMinutes(30));
+        var output = new StringWriter();
+        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
+        Assert.That(output.ToString(), Does.Contain("1 pending message(s) in it were due before now").And.Contain("1 message(s) are scheduled after now"));
+
+        using var second = new AgentFactory(dir, time);
+        using var api2 = second.Api();
+        var again = await api2.GetJsonAsync($"/api/messages/{early}");
+        Assert.That((again.Str("status"), again["error"].Str("code")), Is.EqualTo(("failed", "restored")), again.ToJsonString());
+        Assert.That(second.OutboxFileCount(early), Is.EqualTo(1), "sent once, before the restore; not again");
+        Assert.That((await api2.GetJsonAsync($"/api/messages/{late}")).Str("status"), Is.EqualTo("scheduled"));
+        var retry = await (await api2.PostAsync($"/api/messages/{early}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
+    }
+
+    [Test]
     public void SecondAgentOnTheSameDataDir_ShouldRefuseToStart()
     {
         using var dir = new TempDir();
