@@ -76,6 +76,9 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                     {
                         Storage.StorageState.Full => "The agent's disk is full: nothing was stored. Free some space; the agent goes on by itself.",
                         Storage.StorageState.ReadOnly => "The agent's data directory cannot be written: nothing was stored. Check its permissions.",
+                        _ when storage is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 }
+                               || storage.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 } =>
+                            $"The agent's database is damaged ({storage.Message}): nothing was stored. Stop the agent and run `lineagent restore` (it lists the backups).",
                         _ => $"The agent's database cannot be written ({storage.Message}): nothing was stored. Check the disk.",
                     },
                 };

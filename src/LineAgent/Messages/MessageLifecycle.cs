@@ -401,7 +401,7 @@ public sealed class MessageLifecycle
     {
         var now = NowMs;
         return Write(s => store.TransitionMany(s, Transitions.Fail, MessageSql.FailMissed,
-            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText, Active = activeLines.ToArray() }), ct);
+            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText, Active = SqlList.Of(activeLines) }), ct);
     }
 
     /// <summary>

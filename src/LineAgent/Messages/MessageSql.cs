@@ -230,7 +230,7 @@ public static class MessageSql
 
     /// <summary>
     /// Schedules missed by more than Scheduling:MaxLateness (agent was down), on active lines: a paused line's messages
-    /// wait for it to resume whether or not the agent restarted in between (@Active: the ids of the active lines).
+    /// wait for it to resume whether or not the agent restarted in between (@Active: the ids of the active lines, a JSON array).
     /// </summary>
     public const string FailMissed = """
         UPDATE messages
@@ -238,7 +238,7 @@ public static class MessageSql
             error_message = 'The agent was not running at the scheduled time and the message is more than ' || @MaxLatenessText || ' late.',
             updated_at = @Now
         WHERE status IN ('scheduled','queued') AND due_at < @Cutoff AND scheduled_at IS NOT NULL AND scheduled_at < @Cutoff
-          AND not_before IS NULL AND line_id IN @Active
+          AND not_before IS NULL AND line_id IN (SELECT value FROM json_each(@Active))
         RETURNING *
         """;
 }

@@ -33,6 +33,7 @@ public sealed class StorageHealth(TimeProvider time)
         SqliteException { SqliteErrorCode: 13 } => StorageState.Full,            // SQLITE_FULL
         SqliteException { SqliteErrorCode: 8 } => StorageState.ReadOnly,         // SQLITE_READONLY
         SqliteException { SqliteErrorCode: 10 } => StorageState.Error,           // SQLITE_IOERR (EROFS after a remount, EIO)
+        SqliteException { SqliteErrorCode: 11 or 26 } => StorageState.Error,     // SQLITE_CORRUPT, SQLITE_NOTADB: damaged while running
         IOException io when io.HResult is 28 or unchecked((int)0x80070070) || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) => StorageState.Full,
         IOException io when io.HResult is 30 || io.Message.Contains("Read-only file system", StringComparison.OrdinalIgnoreCase) => StorageState.ReadOnly,
         UnauthorizedAccessException => StorageState.ReadOnly,

@@ -45,6 +45,18 @@ public sealed class WriterStorageHealthTests
         Assert.That(health.State.State, Is.EqualTo(StorageState.Ok));
     }
 
+    [TestCase(11, Description = "SQLITE_CORRUPT")]
+    [TestCase(26, Description = "SQLITE_NOTADB")]
+    public async Task ADatabaseDamagedWhileRunning_ShouldShowAsAStorageError(int code)
+    {
+        // Before, damage found while running was no storage fault: /api/status said ok and requests got a 500 internal_error.
+        var health = new StorageHealth(TimeProvider.System);
+        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, health);
+        Assert.ThrowsAsync<SqliteException>(async () => await writer.WriteAsync<int>(_ => throw new SqliteException("database disk image is malformed", code)));
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Error));
+        Assert.That(health.State.Code, Is.EqualTo("storage_error"));
+    }
+
     [Test]
     public async Task AUnitRefusedForAnotherReason_ShouldNotTouchTheStorageState()
     {
