@@ -40,9 +40,16 @@ public sealed class ApiToken
         if (!OperatingSystem.IsWindows())
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         using (var stream = new FileStream(temp, options))
-        using (var writer = new StreamWriter(stream))
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
             writer.Write(token + "\n");
-        File.Move(temp, path, overwrite: false);
+            writer.Flush();
+            stream.Flush(flushToDisk: true); // on disk before the rename: a power cut must not leave an empty api-token
+        }
+        // Reached only when the file is missing or holds no token (empty or blank: written by hand, or cut short before this
+        // fsync existed). Such a file guards nothing, so it is replaced; before, the rename refused it and the agent
+        // stopped at every start.
+        File.Move(temp, path, overwrite: File.Exists(path));
         return token;
     }
 }
