@@ -19,7 +19,17 @@ public static class DatabaseStartup
         DatabaseFile.DeleteWithCompanions(creating);
 
         if (!File.Exists(path))
+        {
+            // A missing file next to backups of it is a database that went missing (moved, evicted by a sync
+            // service, a restore cut short), not a first start: a fresh one would forget every scheduled message and
+            // Idempotency-Key, and daily backups would then rotate the good copies out.
+            if (MissingButKnown(path) is { } evidence)
+                throw new DatabaseUnusableException(path, $"is missing, but {evidence}",
+                    $"Put it back, or restore the newest backup with: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)} --yes. " +
+                    $"To start with an empty database on purpose, move the backups aside first (mv {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!))} " +
+                    $"{DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!) + ".old")})");
             CreateFresh(path, creating, time, log);
+        }
         else
         {
             DatabaseFile.RestrictToOwner(path, log);
@@ -37,6 +47,13 @@ public static class DatabaseStartup
         IndexUnindexedMessages(db, log);
         DatabaseFile.RestrictToOwner(path, log);
         return db;
+    }
+
+    /// <summary>What says a missing lineagent.db existed before: backups of it. Null on a first start. (A -wal alone is kept aside, as before.)</summary>
+    private static string? MissingButKnown(string path)
+    {
+        var backups = DatabaseBackups.List(Path.GetDirectoryName(path)!);
+        return backups.Count > 0 ? $"this data directory has {backups.Count} backup(s) of it (the newest {backups[0].Name})" : null;
     }
 
     /// <summary>The one line `lineagent run` prints for a database it must not use.</summary>
@@ -97,16 +114,49 @@ public static class DatabaseStartup
         log.LogInformation("Created the database {Path} (mode 0600)", path);
     }
 
+    /// <summary>
+    /// A copy in the old schema before the migration changes it. Without one the migration does not run (before, it ran
+    /// anyway, leaving no copy the "newer schema" advice could send the user back to). A start that fails after the
+    /// copy was made (launchd restarts it every 10 s) does not make another each time: Storage:BackupsKept of those
+    /// would rotate the older good copies out.
+    /// </summary>
     private static void BackupBeforeMigration(string path, int from, int to, StorageOptions options, TimeProvider time, ILogger log)
     {
+        var newest = DatabaseBackups.List(Path.GetDirectoryName(path)!).FirstOrDefault();
+        if (newest is not null && time.GetUtcNow() - newest.TakenAt < RecentPreMigrationBackup && SchemaVersion(newest.Path) == from)
+        {
+            log.LogInformation("{Backup} (schema version {From}, {Age} old) is the copy from before the migration; not making another",
+                newest.Path, from, DatabaseBackups.Age(time.GetUtcNow() - newest.TakenAt));
+            return;
+        }
         try
         {
             var backup = DatabaseBackups.Create(path, time.GetUtcNow(), options.BackupsKept);
             log.LogInformation("Backed up {Path} (schema version {From}) to {Backup} before migrating it to version {To}", path, from, backup.Path, to);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            log.LogError(e, "The backup of {Path} before migrating it from schema version {From} to {To} failed; migrating anyway", path, from, to);
+            throw new DatabaseUnusableException(path,
+                $"was not migrated from schema version {from} to {to}: the backup before the migration failed ({e.Message.ReplaceLineEndings(" ")})",
+                "Nothing was changed. Free some space (a backup takes about the size of the database) and start the agent again.", e);
+        }
+    }
+
+    private static readonly TimeSpan RecentPreMigrationBackup = TimeSpan.FromHours(1);
+
+    private static int SchemaVersion(string path)
+    {
+        try
+        {
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "PRAGMA user_version;";
+            return Convert.ToInt32(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+        catch (SqliteException)
+        {
+            return -1;
         }
     }
 }

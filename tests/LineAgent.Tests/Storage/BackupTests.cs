@@ -155,6 +155,67 @@ public sealed class BackupTests
         Assert.That(DatabaseBackups.List(_dir.Path), Has.Count.EqualTo(1), "no migration, no backup");
     }
 
+    private void OldSchemaDatabase()
+    {
+        var migrations = Migrator.Load();
+        using var c = new SqliteConnection($"Data Source={DbPath};Pooling=False");
+        c.Open();
+        foreach (var (version, _, sql) in migrations.Take(migrations.Count - 1))
+            c.Execute(sql + $"\nPRAGMA user_version = {version};");
+    }
+
+    [Test]
+    public void AMigrationWhoseBackupFails_ShouldNotRun()
+    {
+        OldSchemaDatabase();
+        File.WriteAllText(_dir.File("backups"), "a file where the backups folder goes"); // Directory.CreateDirectory fails (also as root)
+        var before = File.ReadAllBytes(DbPath);
+
+        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+
+        Assert.That(e.Message, Does.Contain("was not migrated").And.Contain("the backup before the migration failed").And.Not.Contain('\n'));
+        SqliteConnection.ClearAllPools();
+        Assert.That(Count(DbPath, "PRAGMA user_version"), Is.EqualTo(Migrator.Load().Count - 1), "still the old schema");
+        Assert.That(File.ReadAllBytes(DbPath), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void StartsThatFailAfterTheBackup_ShouldNotRotateTheOlderBackupsOut()
+    {
+        // launchd restarts a failing agent every 10 s; each start used to back up again and prune, so within
+        // Storage:BackupsKept restarts every older copy was gone.
+        OldSchemaDatabase();
+        var older = Enumerable.Range(1, 3).Select(d => DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddDays(-d), keep: 3)).ToList();
+        var now = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var options = new StorageOptions { BackupsKept = 3 };
+        // The copy before the migration, as a start that then failed would have left it: pruning keeps 3, so one older goes.
+        DatabaseBackups.Create(DbPath, now.GetUtcNow(), keep: 3);
+        now.Advance(TimeSpan.FromSeconds(10));
+
+        DatabaseStartup.Open(DbPath, options, now, NullLogger.Instance);
+
+        var kept = DatabaseBackups.List(_dir.Path).Select(b => b.Name).ToList();
+        Assert.That(kept, Has.Count.EqualTo(3));
+        Assert.That(kept, Does.Contain(older[0].Name).And.Contain(older[1].Name), "no second pre-migration copy pushed them out");
+    }
+
+    [Test]
+    public void AMissingDatabaseWithBackups_ShouldBeRefused_NotStartedEmpty()
+    {
+        // Moved, evicted by a sync service, or a restore cut short between its two renames: a fresh database would forget
+        // every scheduled message and Idempotency-Key, and the daily backups would rotate the good copies out.
+        NewDatabase(messages: 3);
+        DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddHours(-1), keep: 7);
+        SqliteConnection.ClearAllPools();
+        DatabaseFile.DeleteWithCompanions(DbPath);
+
+        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+
+        Assert.That(e.Message, Does.Contain("is missing, but this data directory has 1 backup(s)").And.Contain("lineagent restore").And.Not.Contain('\n'));
+        Assert.That(e.ExitCode, Is.EqualTo(DatabaseUnusableException.ExitCodeConfig));
+        Assert.That(File.Exists(DbPath), Is.False, "no empty database was made");
+    }
+
     [Test]
     public void Startup_ShouldThrowTheTypedException_WithOneLine()
     {
