@@ -55,16 +55,21 @@ public sealed class TwilioChannelTests
     }
 
     [Test]
-    public async Task UndeliveredAtTwilio_ShouldFailWithTwiliosErrorCode()
+    public async Task UndeliveredAtTwilio_ShouldBeSentButNotDelivered_WithTwiliosErrorCode()
     {
+        // Twilio's `undelivered`: a carrier receipt said it was not delivered, so it left Twilio. Recorded the same whether a
+        // pass saw `sent` first or not (before, straight from queued it was `failed`, and a retry needed no force).
         using var agent = Agent();
         using var api = agent.Api();
         var m = await (await api.SendMessageAsync(Sms("+12025550124"))).ExpectAsync(HttpStatusCode.Created);
         _twilio.Statuses[m.Str("channelRef")] = ("undelivered", 30003);
 
-        var failed = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("status") == "failed", "failed");
-        Assert.That(failed["error"].Str("code"), Is.EqualTo("twilio_undelivered"));
-        Assert.That(failed["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(30003));
+        var settled = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!,
+            x => x.Str("delivery") == "not_delivered", "not delivered");
+        Assert.That(settled.Str("status"), Is.EqualTo("sent"));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/events"))!;
+        var notDelivered = events.Single(e => e.StrOrNull("code") == "twilio_undelivered");
+        Assert.That(notDelivered.Str("detail"), Does.Contain("30003"));
     }
 
     [Test]
@@ -90,6 +95,22 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
         var retry = await (await api.PostAsync($"/api/messages/{message.Str("id")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
         Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
+    }
+
+    [Test]
+    public async Task ASidTwilioNoLongerKnows_ShouldFailUnconfirmed_AfterTheConfirmTimeout()
+    {
+        // Deleted or redacted at Twilio, or the account changed: every fetch answers 404. Before, it stayed `sending` forever.
+        using var agent = Agent(new Dictionary<string, string?> { ["Twilio:ConfirmTimeout"] = "00:00:01" });
+        using var api = agent.Api();
+        var m = await (await api.SendMessageAsync(Sms("+12025550125"))).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(m.Str("status"), Is.EqualTo("sending"));
+        _twilio.Statuses.TryRemove(m.Str("channelRef"), out _);
+
+        var failed = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("status") == "failed", "failed");
+        Assert.That(failed["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        Assert.That(failed["error"].Str("message"), Does.Contain("could not be read").And.Contain("not sent again"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
     }
 
     [Test]

@@ -21,5 +21,11 @@ public sealed class TwilioOptions
     /// <summary>How often the Messages list is read for replies to a Twilio line's number (stopOnReply, STOP).</summary>
     public TimeSpan InboundPollInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a message Twilio took may stay `sending` without a final status it can read (the SID answers 404, the
+    /// login is refused, an unknown status) before it fails `unconfirmed`: above Twilio's longest queue (ValidityPeriod).
+    /// </summary>
+    public TimeSpan ConfirmTimeout { get; set; } = TimeSpan.FromHours(24);
+
     public bool IsConfigured => !string.IsNullOrWhiteSpace(AccountSid) && !string.IsNullOrWhiteSpace(AuthToken);
 }

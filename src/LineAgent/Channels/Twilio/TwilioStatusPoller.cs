@@ -13,7 +13,8 @@ namespace LineAgent.Channels.Twilio;
 
 /// <summary>
 /// Follows Twilio messages until their status is final: `sent`/`delivered` → sent (and delivered),
-/// `undelivered`/`failed` → failed with Twilio's error code (or not_delivered when already sent).
+/// `undelivered` → sent and not delivered, `failed`/`canceled` → failed with Twilio's error code (or not_delivered when already
+/// sent); no final status within Twilio:ConfirmTimeout → failed `unconfirmed`.
 /// </summary>
 public sealed class TwilioStatusPoller(
     TwilioSmsChannel channel,
@@ -81,10 +82,32 @@ public sealed class TwilioStatusPoller(
             catch (Exception e) when (e is ApiException or ApiConnectionException)
             {
                 log.LogWarning("Twilio status of {Sid} ({Id}) unavailable: {Error}", m.ChannelRef, m.Id, e.Message);
+                await GiveUpIfOverdueAsync(m, $"its status could not be read ({e.Message})", ct);
                 continue;
             }
-            await ApplyAsync(m, twilio.Status?.ToString() ?? "", twilio.ErrorCode, twilio.ErrorMessage, ct);
+            var status = twilio.Status?.ToString() ?? "";
+            await ApplyAsync(m, status, twilio.ErrorCode, twilio.ErrorMessage, ct);
+            await GiveUpIfOverdueAsync(m, $"its last status was '{status}'", ct);
         }
+    }
+
+    /// <summary>
+    /// A message still `sending` past Twilio:ConfirmTimeout after Twilio took it fails `unconfirmed` (it may have gone out:
+    /// not resent). Before, a SID that answered 404 (deleted, or another account) or 401 kept it `sending` forever.
+    /// </summary>
+    private async Task GiveUpIfOverdueAsync(MessageRow m, string why, CancellationToken ct)
+    {
+        if (m.Status != MessageStatus.Sending)
+            return;
+        var since = m.HandedAt ?? m.ClaimedAt ?? m.UpdatedAt;
+        var timeout = options.Value.ConfirmTimeout;
+        if (Clock.GetUtcNow() - Time.FromMs(since) < timeout)
+            return;
+        if (await lifecycle.Store.GetAsync(m.Id, ct) is not { Status: MessageStatus.Sending })
+            return; // settled by this pass
+        await lifecycle.FailDeliveryAsync(m.Id, FailureCodes.Unconfirmed,
+            $"Twilio took it ({m.ChannelRef}) but gave no final status within {timeout.TotalHours:0.#} h; {why}. It may have been sent, so it is not sent again.",
+            null, ct);
     }
 
     internal async Task ApplyAsync(MessageRow m, string status, int? errorCode, string? errorMessage, CancellationToken ct)
@@ -99,6 +122,13 @@ public sealed class TwilioStatusPoller(
                 break;
             case "delivered" when m.Status == MessageStatus.Sent && m.Delivery == DeliveryState.Unknown:
                 await DeliveredAsync(m, ct);
+                break;
+            case "undelivered" when m.Status == MessageStatus.Sending:
+                // Twilio: "received a delivery receipt indicating that the Message was not delivered": it left Twilio, so it was
+                // sent, and not delivered. The same as when a pass saw `sent` first (before, that order gave sent + not
+                // delivered and this one failed, with a retry that needed no force).
+                if (await lifecycle.ConfirmAsync(m.Id, Clock.GetUtcNow(), null, $"Twilio status {status}", ct) is { } confirmed)
+                    await ApplyAsync(confirmed, status, errorCode, errorMessage, ct);
                 break;
             case "undelivered" or "failed" or "canceled":
                 var reason = $"Twilio status {status}{(errorCode is null ? "" : $", error {errorCode}")}: {errorMessage ?? "no reason given"}";
