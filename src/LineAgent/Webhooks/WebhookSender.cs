@@ -43,7 +43,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
 
     private const string Due = """
         SELECT d.*, w.url AS Url, w.secret AS Secret FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-        WHERE d.status = 'pending' AND d.next_attempt_at <= @Now
+        WHERE d.webhook_id = @WebhookId AND d.status = 'pending' AND d.next_attempt_at <= @Now
           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
                           WHERE e.webhook_id = d.webhook_id AND e.message_id IS d.message_id AND e.status = 'pending' AND e.id < d.id)
         ORDER BY d.id LIMIT 50
@@ -64,26 +64,47 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
 
     public static TimeSpan BackoffFor(int attempts) => Backoff[Math.Min(attempts, Backoff.Length) - 1];
 
-    /// <summary>Delivers what is due; returns when to look again. Woken by the outbox when a commit queued events.</summary>
+    /// <summary>Subscriptions delivered to at once: a receiver that hangs (up to Webhooks:Timeout per event) holds up only its own events.</summary>
+    public const int ParallelSubscriptions = 8;
+
+    private const string DueSubscriptions = "SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= @Now";
+
+    /// <summary>
+    /// Delivers what is due; returns when to look again. Woken by the outbox when a commit queued events. Each
+    /// subscription is delivered to on its own (up to <see cref="ParallelSubscriptions"/> at once): before, one pass
+    /// tried every due event of every subscription one after the other, so a receiver that never answered cost every
+    /// other subscription 10 s per event of its own.
+    /// </summary>
     protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {
-        while (true)
-        {
-            List<DeliveryRow> due;
-            await using (var c = await db.OpenAsync(ct))
-                due = (await c.QueryAsync<DeliveryRow>(new CommandDefinition(Due, new { Now = Time.ToMs(Clock.GetUtcNow()) }, cancellationToken: ct))).AsList();
-            if (due.Count == 0)
-                break;
-            // One attempt per (subscription, message) per pass keeps each message's events in order.
-            foreach (var d in due.DistinctBy(d => (d.WebhookId, d.MessageId)))
-                await AttemptAsync(d, ct);
-        }
+        List<string> hooks;
+        await using (var c = await db.OpenAsync(ct))
+            hooks = (await c.QueryAsync<string>(new CommandDefinition(DueSubscriptions, new { Now = Time.ToMs(Clock.GetUtcNow()) }, cancellationToken: ct))).AsList();
+        await Parallel.ForEachAsync(hooks, new ParallelOptions { MaxDegreeOfParallelism = ParallelSubscriptions, CancellationToken = ct },
+            (hook, token) => new ValueTask(DeliverDueAsync(hook, token)));
         await using var conn = await db.OpenAsync(ct);
         var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(
             "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'", cancellationToken: ct));
         var now = Clock.GetUtcNow();
         var cap = now + TimeSpan.FromMinutes(1);
         return next is { } n && Time.FromMs(n) < cap ? Time.FromMs(n) : cap;
+    }
+
+    /// <summary>One subscription's due events until none is due (a failed one waits its backoff, so this ends).</summary>
+    private async Task DeliverDueAsync(string webhookId, CancellationToken ct)
+    {
+        while (true)
+        {
+            List<DeliveryRow> due;
+            await using (var c = await db.OpenAsync(ct))
+                due = (await c.QueryAsync<DeliveryRow>(new CommandDefinition(Due,
+                    new { Now = Time.ToMs(Clock.GetUtcNow()), WebhookId = webhookId }, cancellationToken: ct))).AsList();
+            if (due.Count == 0)
+                return;
+            // One attempt per message per round keeps each message's events in order.
+            foreach (var d in due.DistinctBy(d => d.MessageId))
+                await AttemptAsync(d, ct);
+        }
     }
 
     private async Task AttemptAsync(DeliveryRow d, CancellationToken ct)
@@ -133,7 +154,9 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
                 """, new { d.Id, Attempts = attempts, Now = Time.ToMs(after), Status = status }, cancellationToken: ct));
             return;
         }
-        var giveUp = after - Time.FromMs(d.CreatedAt) >= options.Value.GiveUpAfter;
+        // Both: past GiveUpAfter, and tried through the whole backoff series. An event that waited days behind an earlier
+        // one of its message (order is kept) used to be given up at its first failure.
+        var giveUp = after - Time.FromMs(d.CreatedAt) >= options.Value.GiveUpAfter && attempts >= Backoff.Length;
         await c.ExecuteAsync(new CommandDefinition("""
             UPDATE webhook_deliveries SET status = @State, attempts = @Attempts, last_attempt_at = @Now, last_status = @Status,
                 last_error = @Error, next_attempt_at = @Next WHERE id = @Id

@@ -37,8 +37,13 @@ public sealed class WebhookReceiver : IAsyncDisposable
         return receiver;
     }
 
+    /// <summary>While set and not completed, every request waits for it: a receiver that accepts and never answers.</summary>
+    public volatile TaskCompletionSource? Hold;
+
     private async Task<IResult> HandleAsync(HttpRequest request)
     {
+        if (Hold is { } hold)
+            await hold.Task.WaitAsync(request.HttpContext.RequestAborted).ContinueWith(_ => { });
         if (Down)
         {
             Interlocked.Increment(ref Refused);
@@ -155,6 +160,52 @@ public sealed class WebhookTests
         var bad = await (await api.PostAsJsonAsync("/api/webhooks", new { url = "ftp://x", events = new[] { "message.nope" }, secret = "plain" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(bad.ProblemFields(), Is.EquivalentTo(new[] { "url", "events", "secret" }));
+    }
+
+    [Test]
+    public async Task AReceiverThatNeverAnswers_ShouldNotHoldUpAnotherSubscription()
+    {
+        await using var stuck = await WebhookReceiver.StartAsync();
+        await using var healthy = await WebhookReceiver.StartAsync();
+        stuck.Hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "true", ["Webhooks:Timeout"] = "00:02:00" });
+        using var api = agent.Api();
+        foreach (var receiver in new[] { stuck, healthy })
+            receiver.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = receiver.Url.ToString(), events = new[] { "message.sent" } }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("secret");
+
+        for (var i = 0; i < 5; i++)
+            await (await api.SendMessageAsync(new { content = $"m{i}", recipientPhone = $"+1202555010{i}" })).ExpectAsync(HttpStatusCode.Created);
+
+        // Before, the stuck receiver's first attempt (2 min timeout) came before any of these, one event after another.
+        await Eventually.TrueAsync(() => healthy.Accepted.Count == 5, "the healthy subscription to get all five events");
+        Assert.That(stuck.Accepted, Is.Empty);
+        stuck.Hold.SetResult();
+        await Eventually.TrueAsync(() => stuck.Accepted.Count == 5, "the stuck one to get them once it answers");
+    }
+
+    [Test]
+    public async Task AnEventPastGiveUpAfter_ShouldStillGetTheWholeBackoffSeries()
+    {
+        // An event can wait days behind an earlier one of its message; it was given up at its first failure after that.
+        await using var receiver = await WebhookReceiver.StartAsync();
+        receiver.Down = true;
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "true" });
+        using var api = agent.Api();
+        var hook = await (await api.PostAsJsonAsync("/api/webhooks", new { url = receiver.Url.ToString(), events = new[] { "message.sent" } }))
+            .ExpectAsync(HttpStatusCode.Created);
+        receiver.Secret = hook.Str("secret");
+        await (await api.SendMessageAsync(new { content = "late", recipientPhone = "+12025550109" })).ExpectAsync(HttpStatusCode.Created);
+        await Eventually.TrueAsync(() => receiver.Refused >= 1, "the first attempt");
+
+        agent.Time.Advance(TimeSpan.FromDays(4)); // past Webhooks:GiveUpAfter (3 days)
+        await Eventually.TrueAsync(() => receiver.Refused >= 2, "an attempt after GiveUpAfter");
+        var log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
+        Assert.That(log.Single().Str("status"), Is.EqualTo("pending"), "2 of 8 attempts: not given up yet");
+
+        receiver.Down = false;
+        agent.Time.Advance(TimeSpan.FromMinutes(1));
+        await Eventually.TrueAsync(() => receiver.Accepted.Count == 1, "delivered once the receiver is back");
     }
 
     [Test]
