@@ -33,10 +33,18 @@ public static class DatabaseStartup
         else
         {
             DatabaseFile.RestrictToOwner(path, log);
+            // launchd restarts a refused agent every 10 s (exit 78 is not a clean exit): the same file is not checked again
+            // (quick_check reads all of it, seconds for a large one) until it changes.
+            if (RefusalMemo.Read(path) is { } remembered)
+                throw Refusal(remembered);
             var found = DatabaseFile.Inspect(path);
             log.LogDebug("Checked {Path} ({Bytes} bytes, schema {Version}) in {Ms:0} ms", path, found.Bytes, found.Version, found.Elapsed.TotalMilliseconds);
             if (!found.Ok)
+            {
+                RefusalMemo.Write(path, found);
                 throw Refusal(found);
+            }
+            RefusalMemo.Clear(path);
             var known = Migrator.Load().Count;
             if (found.Version > 0 && found.Version < known)
                 BackupBeforeMigration(path, found.Version, known, options, time, log);

@@ -217,6 +217,31 @@ public sealed class BackupTests
     }
 
     [Test]
+    public void ARefusedDatabase_ShouldBeRefusedAgainWithoutReadingIt_UntilTheFileChanges()
+    {
+        // launchd restarts a refused agent every 10 s; each start ran quick_check over the whole file again.
+        NewDatabase();
+        SqliteConnection.ClearAllPools();
+        Checkpoint(DbPath);
+        Overwrite(DbPath, 0, 100);
+        Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance));
+        var memo = DbPath + ".refused";
+        Assert.That(File.Exists(memo), Is.True);
+
+        // What the memo says is what the next start answers: the file is not read again.
+        var lines = File.ReadAllLines(memo);
+        lines[^1] = "is damaged (remembered)";
+        File.WriteAllLines(memo, lines);
+        var again = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        Assert.That(again.Message, Does.Contain("is damaged (remembered)"));
+
+        // A changed file is checked again.
+        File.SetLastWriteTimeUtc(DbPath, DateTime.UtcNow.AddMinutes(1));
+        var checkedAgain = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        Assert.That(checkedAgain.Message, Does.Not.Contain("remembered").And.Contain("SQLite header"));
+    }
+
+    [Test]
     public void Startup_ShouldThrowTheTypedException_WithOneLine()
     {
         NewDatabase();
