@@ -117,9 +117,11 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
                 return null;
             }
             var newestReply = await c.ExecuteScalarAsync<long?>(new CommandDefinition(DeliverySql.NewestInboundFrom, new { Address = address }, cancellationToken: ct));
-            if (newestReply is { } n && at <= n)
+            // Strictly older: Twilio dates to the second, so a STOP and another text in the same second are both replies
+            // (the same message twice is caught above by its id).
+            if (newestReply is { } n && at < n)
             {
-                log.LogInformation("Inbound {Ref} from {Address} is dated {Date:O}, not after the last reply taken from them: " +
+                log.LogInformation("Inbound {Ref} from {Address} is dated {Date:O}, before the last reply taken from them: " +
                                    "history (iCloud back-fill), suppressions unchanged", inbound.ChannelRef, address, inbound.Date);
                 return null;
             }

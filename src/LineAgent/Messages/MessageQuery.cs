@@ -71,6 +71,9 @@ public sealed record MessageFilter
             // Every word must match; each short word is a prefix term that FTS5 answers by merging every term it begins,
             // so 250 one-letter words cost 250 such merges.
             problems.Add(new("q", "invalid_filter", $"q has {words} words; at most {MaxWords}."));
+        else if (qtext is not null && Tokens(qtext) is > MaxTokens and var tokens)
+            // The index splits "a.b.c" into three terms: one word of 250 parts is a phrase of 250 terms.
+            problems.Add(new("q", "invalid_filter", $"q has {tokens} words or word parts (letters and digits between other characters); at most {MaxTokens}."));
 
         return (new MessageFilter
         {
@@ -132,6 +135,18 @@ public sealed record MessageFilter
 
     /// <summary>Words in one <c>q</c>; more is a 400.</summary>
     public const int MaxWords = 16;
+
+    /// <summary>Terms the index's tokenizer (unicode61) makes of one <c>q</c>: runs of letters and digits.</summary>
+    public const int MaxTokens = 32;
+
+    private static int Tokens(string q)
+    {
+        var count = 0;
+        for (var i = 0; i < q.Length; i++)
+            if (char.IsLetterOrDigit(q[i]) && (i == 0 || !char.IsLetterOrDigit(q[i - 1])))
+                count++;
+        return count;
+    }
 
     /// <summary>A word that begins more terms of the index than this stays a prefix term.</summary>
     private const int MaxTermsPerWord = 16;

@@ -197,7 +197,12 @@ public sealed class Dispatcher(
     private void Track(Task task)
     {
         _outcomes[task] = true;
-        _ = task.ContinueWith(t => _outcomes.TryRemove(t, out _), TaskScheduler.Default);
+        _ = task.ContinueWith(t =>
+        {
+            _outcomes.TryRemove(t, out _);
+            if (t.Exception is { } e)
+                log.LogCritical(e.GetBaseException(), "The outcome of a send was not recorded; the next start reconciles the message with its channel");
+        }, TaskScheduler.Default);
     }
 
     /// <summary>On shutdown: every outcome of a send that went out is written before the agent stops.</summary>
@@ -263,8 +268,9 @@ public sealed class Dispatcher(
                     log.LogWarning("Recorded the outcome of {Id} at attempt {Attempt}", row.Id, attempt);
                 return;
             }
-            catch (Exception e)
+            catch (Exception e) when (attempt < 8 || StorageHealth.FaultOf(e) is not null || e is SqliteException)
             {
+                // Without limit only while the database refuses (a full disk clears); any other error gives up after 8, as before.
                 var wait = TimeSpan.FromMilliseconds(Math.Min(250 * Math.Pow(2, Math.Min(attempt, 10) - 1), MaxOutcomeRetryWait.TotalMilliseconds));
                 log.LogError(e, "Recording the outcome of {Id} ({Outcome}) failed (attempt {Attempt}); again in {Wait}", row.Id, outcome, attempt, wait);
                 try

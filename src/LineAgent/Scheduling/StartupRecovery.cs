@@ -6,7 +6,6 @@ using LineAgent.Hosting;
 using LineAgent.Lines;
 using LineAgent.Messages;
 using LineAgent.Storage;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
 namespace LineAgent.Scheduling;
@@ -53,10 +52,11 @@ public sealed class StartupRecovery(
             _done.TrySetResult();
             return true;
         }
-        catch (Exception e) when (e is SqliteException || StorageHealth.FaultOf(e) is not null)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
+            // Any failure (the database refusing, a channel's reconcile throwing): the agent stays up to say so, and tries again.
             storage.Report(e);
-            log.LogCritical(e, "Recovery of the previous run could not be written; nothing is sent until it is (trying again every {Every} s)",
+            log.LogCritical(e, "Recovery of the previous run failed; nothing is sent until it succeeds (trying again every {Every} s)",
                 RetryEvery.TotalSeconds);
             return false;
         }

@@ -52,6 +52,7 @@ public static class DatabaseStartup
 
         var db = new Db(path);
         Migrator.Migrate(db);
+        File.Delete(path + ".premigration"); // migrated: the next migration makes its own copy
         IndexUnindexedMessages(db, log);
         DatabaseFile.RestrictToOwner(path, log);
         return db;
@@ -130,17 +131,23 @@ public static class DatabaseStartup
     /// </summary>
     private static void BackupBeforeMigration(string path, int from, int to, StorageOptions options, TimeProvider time, ILogger log)
     {
-        var newest = DatabaseBackups.List(Path.GetDirectoryName(path)!).FirstOrDefault();
-        if (newest is not null && time.GetUtcNow() - newest.TakenAt < RecentPreMigrationBackup && SchemaVersion(newest.Path) == from)
+        // The copy an earlier start made is used again only while the database is exactly as it was then (size and
+        // modification time of the file and of its -wal, kept in lineagent.db.premigration): not a daily backup, nor a
+        // copy older than writes made since.
+        var memo = path + ".premigration";
+        var state = FileState(path);
+        if (File.Exists(memo) && File.ReadAllLines(memo) is [var name, var recorded, ..]
+            && recorded == state && File.Exists(Path.Combine(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!), name)))
         {
-            log.LogInformation("{Backup} (schema version {From}, {Age} old) is the copy from before the migration; not making another",
-                newest.Path, from, DatabaseBackups.Age(time.GetUtcNow() - newest.TakenAt));
+            log.LogInformation("{Backup} is the copy of {Path} from before this migration, and the file has not changed since; not making another",
+                name, path);
             return;
         }
         try
         {
             var backup = DatabaseBackups.Create(path, time.GetUtcNow(), options.BackupsKept);
             log.LogInformation("Backed up {Path} (schema version {From}) to {Backup} before migrating it to version {To}", path, from, backup.Path, to);
+            File.WriteAllLines(memo, [Path.GetFileName(backup.Path), state]);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -150,21 +157,11 @@ public static class DatabaseStartup
         }
     }
 
-    private static readonly TimeSpan RecentPreMigrationBackup = TimeSpan.FromHours(1);
-
-    private static int SchemaVersion(string path)
+    private static string FileState(string path)
     {
-        try
-        {
-            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "PRAGMA user_version;";
-            return Convert.ToInt32(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
-        }
-        catch (SqliteException)
-        {
-            return -1;
-        }
+        // An empty -wal (every open makes one) holds nothing: only its content counts, not when it was made.
+        string Of(string file) => new FileInfo(file) is { Exists: true, Length: > 0 } f
+            ? $"{f.Length}@{f.LastWriteTimeUtc.Ticks.ToString(CultureInfo.InvariantCulture)}" : "none";
+        return $"{Of(path)} {Of(path + "-wal")}";
     }
 }

@@ -71,7 +71,8 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
 
     /// <summary>
     /// Delivers what is due; returns when to look again. Woken by the outbox when a commit queued events. Each
-    /// subscription is delivered to on its own (up to <see cref="ParallelSubscriptions"/> at once): before, one pass
+    /// subscription is delivered to in its own loop (up to <see cref="ParallelSubscriptions"/> at once), which the pass does
+    /// not wait for: before, one pass
     /// tried every due event of every subscription one after the other, so a receiver that never answered cost every
     /// other subscription 10 s per event of its own.
     /// </summary>
@@ -80,14 +81,51 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
         List<string> hooks;
         await using (var c = await db.OpenAsync(ct))
             hooks = (await c.QueryAsync<string>(new CommandDefinition(DueSubscriptions, new { Now = Time.ToMs(Clock.GetUtcNow()) }, cancellationToken: ct))).AsList();
-        await Parallel.ForEachAsync(hooks, new ParallelOptions { MaxDegreeOfParallelism = ParallelSubscriptions, CancellationToken = ct },
-            (hook, token) => new ValueTask(DeliverDueAsync(hook, token)));
+        // A subscription's loop runs on its own and the pass does not wait for it: a receiver that hangs holds up nothing
+        // else, not even the next pass. A loop that ends wakes the worker, so an event that came meanwhile is not left.
+        foreach (var hook in hooks)
+            if (!_running.TryGetValue(hook, out var running) || running.IsCompleted)
+                _running[hook] = RunSubscriptionAsync(hook, ct);
         await using var conn = await db.OpenAsync(ct);
         var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(
             "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'", cancellationToken: ct));
         var now = Clock.GetUtcNow();
         var cap = now + TimeSpan.FromMinutes(1);
         return next is { } n && Time.FromMs(n) < cap ? Time.FromMs(n) : cap;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _running = new();
+    private readonly SemaphoreSlim _slots = new(ParallelSubscriptions, ParallelSubscriptions);
+
+    private async Task RunSubscriptionAsync(string webhookId, CancellationToken ct)
+    {
+        await Task.Yield(); // registered in _running before it can end
+        try
+        {
+            await _slots.WaitAsync(ct);
+            try
+            {
+                await DeliverDueAsync(webhookId, ct);
+            }
+            finally
+            {
+                _slots.Release();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // stopping: an attempt cut short is not recorded and goes again after the restart, with the same webhook-id
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "Delivering the webhooks of subscription {Webhook} failed; again at the next pass", webhookId);
+        }
+        finally
+        {
+            _running.TryRemove(webhookId, out _);
+            if (!ct.IsCancellationRequested)
+                Wake();
+        }
     }
 
     /// <summary>One subscription's due events until none is due (a failed one waits its backoff, so this ends).</summary>

@@ -113,16 +113,18 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
     }
 
-    [Test]
-    public async Task TwoRepliesInOnePoll_ShouldBothBeTaken_SoAStopIsNeverLost()
+    [TestCase(5, Description = "the STOP first, listed last (Twilio lists newest first)")]
+    [TestCase(0, Description = "the same second: Twilio dates to the second")]
+    public async Task TwoRepliesInOnePoll_ShouldBothBeTaken_SoAStopIsNeverLost(int secondsBetween)
     {
         // Twilio lists newest first; the reply intake ignores a reply older than the newest it has from that number.
         using var agent = Agent(new Dictionary<string, string?> { ["Twilio:InboundPollInterval"] = "00:00:00.200" });
         using var api = agent.Api();
         await (await api.SendMessageAsync(Sms("+12025550177", "Hi, your table is ready"))).ExpectAsync(HttpStatusCode.Created);
         var sent = DateTimeOffset.UtcNow; // a reply is one that follows a send of ours
+        _twilio.Inbound.Clear();
         _twilio.AddInbound("+12025550177", "STOP", sent.AddSeconds(1));
-        _twilio.AddInbound("+12025550177", "who is this?", sent.AddSeconds(6));
+        _twilio.AddInbound("+12025550177", "who is this?", sent.AddSeconds(1 + secondsBetween));
 
         await Eventually.TrueAsync(async () => (await api.GetAsync("/api/suppressions/%2B12025550177")).StatusCode == HttpStatusCode.OK,
             "the STOP to suppress the number");

@@ -145,7 +145,8 @@ public sealed class RecoveryTests
         using var dir = new TempDir();
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
         string early, late;
-        using (var first = new AgentFactory(dir, time))
+        // No scheduled backup of its own: the one below must be the newest, the one restore picks.
+        using (var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" }))
         using (var api = first.Api())
         {
             async Task<string> Schedule(string content, TimeSpan after) =>
@@ -209,6 +210,7 @@ public sealed class RecoveryTests
         Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
         mail.Verify(c => c.SendAsync(It.IsAny<SendRequest>(), It.IsAny<CancellationToken>()), Times.Once);
     }
+
     [Test]
     public async Task ARecoveryTheDatabaseRefuses_ShouldNotStopTheAgent_AndNothingShouldBeSentBeforeItSucceeds()
     {
@@ -217,19 +219,24 @@ public sealed class RecoveryTests
         // /api/status never answered).
         using var dir = new TempDir();
         var leftover = Row("claimed by a run that crashed", "sending", Time.ToMs(T0));
-        await SeedAsync(dir, leftover);
+        var due = Row("due now", "queued", Time.ToMs(T0));
+        await SeedAsync(dir, leftover, due);
         await using (var c = await new Db(dir.File("lineagent.db")).OpenAsync())
-            await c.ExecuteAsync("CREATE TRIGGER refuse_updates BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'disk trouble'); END");
+            await c.ExecuteAsync("CREATE TRIGGER refuse_updates BEFORE UPDATE ON messages WHEN OLD.status = 'sending' BEGIN SELECT RAISE(ABORT, 'disk trouble'); END");
 
         using var agent = new AgentFactory(dir);
         using var api = agent.Api();
         Assert.That((await api.GetJsonAsync($"/api/messages/{leftover.Id}")).Str("status"), Is.EqualTo("sending"), "the agent answers");
+        // The due row could be claimed (the trigger refuses only the recovery's update): the dispatcher waits for recovery.
+        Assert.That((await api.GetJsonAsync($"/api/messages/{due.Id}")).Str("status"), Is.EqualTo("queued"));
+        Assert.That(agent.Dispatcher.SleepingUntil("default"), Is.Null, "the line's worker has not started");
         Assert.That(agent.OutboxFiles(), Is.Empty);
 
         await using (var c = await new Db(dir.File("lineagent.db")).OpenAsync())
             await c.ExecuteAsync("DROP TRIGGER refuse_updates");
         agent.Time.Advance(LineAgent.Scheduling.StartupRecovery.RetryEvery);
-        await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{leftover.Id}")!, m => m.Str("status") == "sent", "sent once recovery succeeded");
-        Assert.That(agent.OutboxFileCount(leftover.Id), Is.EqualTo(1));
+        foreach (var id in new[] { leftover.Id, due.Id })
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") == "sent", "sent once recovery succeeded");
+        Assert.That((agent.OutboxFileCount(leftover.Id), agent.OutboxFileCount(due.Id)), Is.EqualTo((1, 1)));
     }
 }

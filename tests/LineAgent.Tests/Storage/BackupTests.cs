@@ -160,6 +160,7 @@ public sealed class BackupTests
         var migrations = Migrator.Load();
         using var c = new SqliteConnection($"Data Source={DbPath};Pooling=False");
         c.Open();
+        c.Execute("PRAGMA journal_mode=WAL;"); // as the agent's database always is
         foreach (var (version, _, sql) in migrations.Take(migrations.Count - 1))
             c.Execute(sql + $"\nPRAGMA user_version = {version};");
     }
@@ -186,17 +187,33 @@ public sealed class BackupTests
         // Storage:BackupsKept restarts every older copy was gone.
         OldSchemaDatabase();
         var older = Enumerable.Range(1, 3).Select(d => DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddDays(-d), keep: 3)).ToList();
-        var now = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        // A migration that fails every time: a table in the way of the last migration's index.
+        using (var c = new SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            c.Open();
+            c.Execute("CREATE TABLE ix_suppressions_created (x)");
+        }
         var options = new StorageOptions { BackupsKept = 3 };
-        // The copy before the migration, as a start that then failed would have left it: pruning keeps 3, so one older goes.
-        DatabaseBackups.Create(DbPath, now.GetUtcNow(), keep: 3);
-        now.Advance(TimeSpan.FromSeconds(10));
 
-        DatabaseStartup.Open(DbPath, options, now, NullLogger.Instance);
+        for (var start = 0; start < 4; start++)
+        {
+            Assert.Catch(() => DatabaseStartup.Open(DbPath, options, TimeProvider.System, NullLogger.Instance), $"start {start}");
+            SqliteConnection.ClearAllPools(); // as the process exits
+        }
 
         var kept = DatabaseBackups.List(_dir.Path).Select(b => b.Name).ToList();
         Assert.That(kept, Has.Count.EqualTo(3));
-        Assert.That(kept, Does.Contain(older[0].Name).And.Contain(older[1].Name), "no second pre-migration copy pushed them out");
+        Assert.That(kept, Does.Contain(older[0].Name).And.Contain(older[1].Name), "one pre-migration copy, not one per start");
+
+        // Once the database changes, the next migration attempt makes a fresh copy.
+        using (var c = new SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            c.Open();
+            c.Execute("DROP TABLE ix_suppressions_created");
+        }
+        DatabaseStartup.Open(DbPath, options, TimeProvider.System, NullLogger.Instance);
+        Assert.That(DatabaseBackups.List(_dir.Path).Select(b => b.Name), Does.Not.Contain(older[1].Name), "a new copy, pruned to 3");
+        Assert.That(File.Exists(DbPath + ".premigration"), Is.False);
     }
 
     [Test]

@@ -127,7 +127,8 @@ public sealed class TwilioStatusPoller(
                 // Twilio: "received a delivery receipt indicating that the Message was not delivered": it left Twilio, so it was
                 // sent, and not delivered. The same as when a pass saw `sent` first (before, that order gave sent + not
                 // delivered and this one failed, with a retry that needed no force).
-                if (await lifecycle.ConfirmAsync(m.Id, Clock.GetUtcNow(), null, $"Twilio status {status}", ct) is { } confirmed)
+                // Tracked like any sent one: if the second write does not happen, the next pass still records not delivered.
+                if (await lifecycle.ConfirmAsync(m.Id, Clock.GetUtcNow(), Clock.GetUtcNow() + TimeSpan.FromDays(3), $"Twilio status {status}", ct) is { } confirmed)
                     await ApplyAsync(confirmed, status, errorCode, errorMessage, ct);
                 break;
             case "undelivered" or "failed" or "canceled":
