@@ -117,6 +117,12 @@ public static class DeliverySql
 
     public const string InboundExists = "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND channel_ref = @Guid";
 
+    /// <summary>A reply from the address with this date and text: an iCloud back-filled copy (a new guid) of one already taken.</summary>
+    public const string SameInbound = """
+        SELECT COUNT(*) FROM messages
+        WHERE direction = 'inbound' AND sent_at = @At AND content = @Text AND (recipient_phone = @Address OR recipient_email = @Address)
+        """;
+
     public const string GetState = "SELECT value FROM bridge_state WHERE key = @Key";
 
     public const string GetStates = "SELECT key AS Key, value AS Value FROM bridge_state WHERE key IN @Keys";

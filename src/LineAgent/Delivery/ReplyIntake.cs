@@ -118,8 +118,9 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             }
             var newestReply = await c.ExecuteScalarAsync<long?>(new CommandDefinition(DeliverySql.NewestInboundFrom, new { Address = address }, cancellationToken: ct));
             // Strictly older: Twilio dates to the second, so a STOP and another text in the same second are both replies
-            // (the same message twice is caught above by its id).
-            if (newestReply is { } n && at < n)
+            // (the same message twice is caught above by its id, and a back-filled copy of it, with a new id, by date and text).
+            if (newestReply is { } n && (at < n || (at == n && await c.ExecuteScalarAsync<long>(new CommandDefinition(DeliverySql.SameInbound,
+                    new { Address = address, At = at, Text = inbound.Text ?? "" }, cancellationToken: ct)) > 0)))
             {
                 log.LogInformation("Inbound {Ref} from {Address} is dated {Date:O}, before the last reply taken from them: " +
                                    "history (iCloud back-fill), suppressions unchanged", inbound.ChannelRef, address, inbound.Date);

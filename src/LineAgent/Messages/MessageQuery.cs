@@ -141,10 +141,23 @@ public sealed record MessageFilter
 
     private static int Tokens(string q)
     {
+        // unicode61's token characters: letters, numbers (², ½ and ① too) and private use, by code point.
+        static bool TokenChar(Rune r) => Rune.GetUnicodeCategory(r) switch
+        {
+            UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter
+                or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter or UnicodeCategory.DecimalDigitNumber
+                or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber or UnicodeCategory.PrivateUse => true,
+            _ => false,
+        };
         var count = 0;
-        for (var i = 0; i < q.Length; i++)
-            if (char.IsLetterOrDigit(q[i]) && (i == 0 || !char.IsLetterOrDigit(q[i - 1])))
+        var inToken = false;
+        foreach (var r in q.EnumerateRunes())
+        {
+            var token = TokenChar(r);
+            if (token && !inToken)
                 count++;
+            inToken = token;
+        }
         return count;
     }
 

@@ -210,7 +210,14 @@ public sealed class Dispatcher(
     {
         await base.StopAsync(cancellationToken);
         await using var giveUp = cancellationToken.Register(() => _giveUpOutcomes.Cancel());
-        await Task.WhenAll(_outcomes.Keys);
+        try
+        {
+            await Task.WhenAll(_outcomes.Keys);
+        }
+        catch (Exception)
+        {
+            // an outcome that gave up is already logged (Track); the others were waited for
+        }
     }
 
     private async Task<SendOutcome> SendThroughPipelineAsync(IMessageChannel channel, SendRequest request)
@@ -268,9 +275,10 @@ public sealed class Dispatcher(
                     log.LogWarning("Recorded the outcome of {Id} at attempt {Attempt}", row.Id, attempt);
                 return;
             }
-            catch (Exception e) when (attempt < 8 || StorageHealth.FaultOf(e) is not null || e is SqliteException)
+            catch (Exception e) when (attempt < 8 || StorageHealth.FaultOf(e) is not null || e is SqliteException { SqliteErrorCode: 5 or 6 })
             {
-                // Without limit only while the database refuses (a full disk clears); any other error gives up after 8, as before.
+                // Without limit only while the database refuses (full, read-only, I/O, busy, locked: these clear); any other error
+                // gives up after 8, as before.
                 var wait = TimeSpan.FromMilliseconds(Math.Min(250 * Math.Pow(2, Math.Min(attempt, 10) - 1), MaxOutcomeRetryWait.TotalMilliseconds));
                 log.LogError(e, "Recording the outcome of {Id} ({Outcome}) failed (attempt {Attempt}); again in {Wait}", row.Id, outcome, attempt, wait);
                 try

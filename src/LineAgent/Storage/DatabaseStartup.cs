@@ -135,9 +135,8 @@ public static class DatabaseStartup
         // modification time of the file and of its -wal, kept in lineagent.db.premigration): not a daily backup, nor a
         // copy older than writes made since.
         var memo = path + ".premigration";
-        var state = FileState(path);
         if (File.Exists(memo) && File.ReadAllLines(memo) is [var name, var recorded, ..]
-            && recorded == state && File.Exists(Path.Combine(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!), name)))
+            && recorded == FileState(path) && File.Exists(Path.Combine(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!), name)))
         {
             log.LogInformation("{Backup} is the copy of {Path} from before this migration, and the file has not changed since; not making another",
                 name, path);
@@ -147,7 +146,10 @@ public static class DatabaseStartup
         {
             var backup = DatabaseBackups.Create(path, time.GetUtcNow(), options.BackupsKept);
             log.LogInformation("Backed up {Path} (schema version {From}) to {Backup} before migrating it to version {To}", path, from, backup.Path, to);
-            File.WriteAllLines(memo, [Path.GetFileName(backup.Path), state]);
+            // After the copy: its connection may have checkpointed a leftover -wal into the file. Best effort: without
+            // the memo the next start only makes one more copy.
+            try { File.WriteAllLines(memo, [Path.GetFileName(backup.Path), FileState(path)]); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.LogWarning(e, "Could not write {Memo}", memo); }
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -67,7 +67,21 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
     /// <summary>Subscriptions delivered to at once: a receiver that hangs (up to Webhooks:Timeout per event) holds up only its own events.</summary>
     public const int ParallelSubscriptions = 8;
 
-    private const string DueSubscriptions = "SELECT DISTINCT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= @Now";
+    /// <summary>
+    /// The first pending event of each (subscription, message): what can be tried next (a later one waits for it, so
+    /// it must not count as due, or a loop would start and find nothing, again and again). Subscriptions whose loop is
+    /// running are left out (@Running, a JSON array): the loop wakes the worker when it ends.
+    /// </summary>
+    private const string Heads = """
+        FROM webhook_deliveries d
+        WHERE d.status = 'pending' AND d.webhook_id NOT IN (SELECT value FROM json_each(@Running))
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                          WHERE e.webhook_id = d.webhook_id AND e.message_id IS d.message_id AND e.status = 'pending' AND e.id < d.id)
+        """;
+
+    private const string DueSubscriptions = "SELECT DISTINCT d.webhook_id " + Heads + " AND d.next_attempt_at <= @Now";
+
+    private const string NextAttempt = "SELECT MIN(d.next_attempt_at) " + Heads;
 
     /// <summary>
     /// Delivers what is due; returns when to look again. Woken by the outbox when a commit queued events. Each
@@ -78,20 +92,47 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
     /// </summary>
     protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {
+        _passPending = false;
         List<string> hooks;
         await using (var c = await db.OpenAsync(ct))
-            hooks = (await c.QueryAsync<string>(new CommandDefinition(DueSubscriptions, new { Now = Time.ToMs(Clock.GetUtcNow()) }, cancellationToken: ct))).AsList();
+            hooks = (await c.QueryAsync<string>(new CommandDefinition(DueSubscriptions,
+                new { Now = Time.ToMs(Clock.GetUtcNow()), Running = RunningJson() }, cancellationToken: ct))).AsList();
         // A subscription's loop runs on its own and the pass does not wait for it: a receiver that hangs holds up nothing
         // else, not even the next pass. A loop that ends wakes the worker, so an event that came meanwhile is not left.
         foreach (var hook in hooks)
             if (!_running.TryGetValue(hook, out var running) || running.IsCompleted)
                 _running[hook] = RunSubscriptionAsync(hook, ct);
         await using var conn = await db.OpenAsync(ct);
-        var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(
-            "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'", cancellationToken: ct));
+        // Not counting running loops' events: they are due now, and the pass would spin until the loop ends.
+        var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(NextAttempt, new { Running = RunningJson() }, cancellationToken: ct));
         var now = Clock.GetUtcNow();
         var cap = now + TimeSpan.FromMinutes(1);
         return next is { } n && Time.FromMs(n) < cap ? Time.FromMs(n) : cap;
+    }
+
+    private string RunningJson() => SqlList.Of(_running.Where(r => !r.Value.IsCompleted).Select(r => r.Key));
+
+    /// <summary>Set when a subscription's loop ends, until the pass it wakes has started.</summary>
+    private volatile bool _passPending;
+
+    /// <summary>
+    /// When nothing is being delivered and the pass after the last loop has run: the time the worker wakes at. Null while
+    /// anything is in flight. Tests step a fake clock by it (<see cref="WorkerLoop.SleepingUntil"/> alone says nothing
+    /// about the subscriptions' loops).
+    /// </summary>
+    public DateTimeOffset? IdleUntil => !_passPending && _running.Values.All(t => t.IsCompleted) ? SleepingUntil : null;
+
+    /// <summary>The subscriptions' loops end with the worker's stopping token; their last writes are waited for.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        try
+        {
+            await Task.WhenAll(_running.Values).WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+        {
+        }
     }
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _running = new();
@@ -118,10 +159,13 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
         }
         catch (Exception e)
         {
-            log.LogError(e, "Delivering the webhooks of subscription {Webhook} failed; again at the next pass", webhookId);
+            log.LogError(e, "Delivering the webhooks of subscription {Webhook} failed; again in {Wait}", webhookId, RetryAfterError);
+            try { await Task.Delay(RetryAfterError, Clock, ct); } // not at once: a full disk would repeat the same delivery in a tight loop
+            catch (OperationCanceledException) { }
         }
         finally
         {
+            _passPending = true; // before this loop leaves _running (see IdleUntil)
             _running.TryRemove(webhookId, out _);
             if (!ct.IsCancellationRequested)
                 Wake();

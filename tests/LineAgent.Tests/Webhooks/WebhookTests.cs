@@ -96,14 +96,14 @@ public sealed class WebhookTests
         var downUntil = agent.Time.GetUtcNow().AddMinutes(20);
         while (agent.Time.GetUtcNow() < downUntil)
         {
-            var next = await Eventually.ValueAsync(() => sender.SleepingUntil, "sender asleep");
+            var next = await Eventually.ValueAsync(() => sender.IdleUntil, "sender idle");
             if (next > downUntil)
             {
                 agent.Time.SetUtcNow(downUntil);
                 break;
             }
             agent.Time.SetUtcNow(next);
-            await Eventually.TrueAsync(() => sender.SleepingUntil != next, "sender woke");
+            await Eventually.TrueAsync(() => sender.IdleUntil != next, "sender woke");
         }
         var log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
         var pending = log.Where(d => d.Str("status") == "pending").ToList();
@@ -114,9 +114,9 @@ public sealed class WebhookTests
         receiver.Down = false;
         for (var wakes = 0; receiver.Accepted.Count < 3 && wakes < 500; wakes++)
         {
-            var next = await Eventually.ValueAsync(() => sender.SleepingUntil, "sender asleep");
+            var next = await Eventually.ValueAsync(() => sender.IdleUntil, "sender idle");
             agent.Time.SetUtcNow(next);
-            await Eventually.TrueAsync(() => sender.SleepingUntil != next, "sender woke");
+            await Eventually.TrueAsync(() => sender.IdleUntil != next, "sender woke");
         }
         await Eventually.TrueAsync(() => receiver.Accepted.Count == 3, "the events held back");
 
@@ -180,6 +180,10 @@ public sealed class WebhookTests
         // Before, the stuck receiver's first attempt (2 min timeout) came before any of these, one event after another.
         await Eventually.TrueAsync(() => healthy.Accepted.Count == 5, "the healthy subscription to get all five events");
         Assert.That(stuck.Accepted, Is.Empty);
+        // While the stuck loop waits, the worker sleeps (the fake clock stands still): it does not spin on the stuck
+        // subscription's due events, which its own loop is sending.
+        var sender = agent.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<LineAgent.Webhooks.WebhookSender>().Single();
+        await Eventually.TrueAsync(() => sender.SleepingUntil is { } until && until > agent.Time.GetUtcNow(), "the worker to sleep while the stuck loop waits");
         stuck.Hold.SetResult();
         await Eventually.TrueAsync(() => stuck.Accepted.Count == 5, "the stuck one to get them once it answers");
     }
