@@ -153,7 +153,8 @@ public sealed record MessageFilter
         var inToken = false;
         foreach (var r in q.EnumerateRunes())
         {
-            var token = TokenChar(r);
+            // unicode61 keeps a word going through the combining accents U+0300-U+0331 (decomposed "résumé" is one term).
+            var token = TokenChar(r) || (inToken && r.Value is >= 0x300 and <= 0x331);
             if (token && !inToken)
                 count++;
             inToken = token;

@@ -81,7 +81,12 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
 
     private const string DueSubscriptions = "SELECT DISTINCT d.webhook_id " + Heads + " AND d.next_attempt_at <= @Now";
 
-    private const string NextAttempt = "SELECT MIN(d.next_attempt_at) " + Heads;
+    /// <summary>
+    /// The next attempt still to come. What is due now is either a running loop's (it wakes the worker when it ends) or
+    /// waits behind an earlier event (its loop sends it): neither may make the pass wake at once, or it would spin. Read
+    /// from the due index (a range), not per pending row: a backlog of 100,000 events costs nothing here.
+    /// </summary>
+    private const string NextAttempt = "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > @Now";
 
     /// <summary>
     /// Delivers what is due; returns when to look again. Woken by the outbox when a commit queued events. Each
@@ -94,19 +99,22 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
     {
         _passPending = false;
         List<string> hooks;
+        var now = Time.ToMs(Clock.GetUtcNow());
         await using (var c = await db.OpenAsync(ct))
             hooks = (await c.QueryAsync<string>(new CommandDefinition(DueSubscriptions,
-                new { Now = Time.ToMs(Clock.GetUtcNow()), Running = RunningJson() }, cancellationToken: ct))).AsList();
+                new { Now = now, Running = RunningJson() }, cancellationToken: ct))).AsList();
         // A subscription's loop runs on its own and the pass does not wait for it: a receiver that hangs holds up nothing
         // else, not even the next pass. A loop that ends wakes the worker, so an event that came meanwhile is not left.
         foreach (var hook in hooks)
             if (!_running.TryGetValue(hook, out var running) || running.IsCompleted)
-                _running[hook] = RunSubscriptionAsync(hook, ct);
+            {
+                var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _running[hook] = RunSubscriptionAsync(hook, registered.Task, ct);
+                registered.SetResult(); // the loop starts only once it is in _running, so its end always removes it
+            }
         await using var conn = await db.OpenAsync(ct);
-        // Not counting running loops' events: they are due now, and the pass would spin until the loop ends.
-        var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(NextAttempt, new { Running = RunningJson() }, cancellationToken: ct));
-        var now = Clock.GetUtcNow();
-        var cap = now + TimeSpan.FromMinutes(1);
+        var next = await conn.ExecuteScalarAsync<long?>(new CommandDefinition(NextAttempt, new { Now = now }, cancellationToken: ct));
+        var cap = Clock.GetUtcNow() + TimeSpan.FromMinutes(1);
         return next is { } n && Time.FromMs(n) < cap ? Time.FromMs(n) : cap;
     }
 
@@ -138,9 +146,9 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _running = new();
     private readonly SemaphoreSlim _slots = new(ParallelSubscriptions, ParallelSubscriptions);
 
-    private async Task RunSubscriptionAsync(string webhookId, CancellationToken ct)
+    private async Task RunSubscriptionAsync(string webhookId, Task registered, CancellationToken ct)
     {
-        await Task.Yield(); // registered in _running before it can end
+        await registered;
         try
         {
             await _slots.WaitAsync(ct);
@@ -167,6 +175,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
         {
             _passPending = true; // before this loop leaves _running (see IdleUntil)
             _running.TryRemove(webhookId, out _);
+            _passPending = true; // again: a pass that started in between cleared it, and the pass this wakes is still to come
             if (!ct.IsCancellationRequested)
                 Wake();
         }
@@ -224,16 +233,23 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
         {
             error = e.InnerException is WebhookTargetRefusedException refused ? refused.Message : e.Message;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Anything else (a secret that does not decode, ...) is a failed attempt too: recorded, retried with backoff,
+            // given up in the end, instead of blocking the subscription's later events for good.
+            error = $"{e.GetType().Name}: {e.Message}";
+        }
 
         var attempts = d.Attempts + 1;
         var after = Clock.GetUtcNow();
-        await using var c = await db.OpenAsync(ct);
+        // The attempt happened: its result is written even when the agent is stopping (else it would be sent again).
+        await using var c = await db.OpenAsync(CancellationToken.None);
         if (error is null)
         {
             await c.ExecuteAsync(new CommandDefinition("""
                 UPDATE webhook_deliveries SET status = 'delivered', attempts = @Attempts, last_attempt_at = @Now, last_status = @Status,
                     last_error = NULL, delivered_at = @Now WHERE id = @Id
-                """, new { d.Id, Attempts = attempts, Now = Time.ToMs(after), Status = status }, cancellationToken: ct));
+                """, new { d.Id, Attempts = attempts, Now = Time.ToMs(after), Status = status }, cancellationToken: CancellationToken.None));
             return;
         }
         // Both: past GiveUpAfter, and tried through the whole backoff series. An event that waited days behind an earlier
@@ -246,7 +262,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
         {
             d.Id, State = giveUp ? "failed" : "pending", Attempts = attempts, Now = Time.ToMs(after), Status = status, Error = error,
             Next = Time.ToMs(after + BackoffFor(attempts)),
-        }, cancellationToken: ct));
+        }, cancellationToken: CancellationToken.None));
         log.LogInformation("Webhook {Event} to {Url} failed ({Error}); {What}", d.EventId, WebhookTargetGuard.ForLog(d.Url), error,
             giveUp ? "given up" : $"retry in {BackoffFor(attempts)}");
     }

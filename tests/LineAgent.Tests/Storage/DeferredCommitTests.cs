@@ -9,32 +9,14 @@ namespace LineAgent.Tests.Storage;
 /// A deferrable unit (the outcome of a send that already went out) waits up to the writer's deferral for a unit that
 /// cannot wait and shares its commit: one synced commit instead of two. It never waits longer, and never past a stop.
 /// </summary>
-public sealed class DeferredCommitTests
+public sealed class DeferredCommitTests : MigratedDatabaseTest
 {
-    private TempDir _dir = null!;
-    private Db _db = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _dir = new TempDir();
-        _db = new Db(_dir.File("lineagent.db"));
-        Migrator.Migrate(_db);
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _dir.Dispose();
-    }
-
     private static Func<WriteScope, int> Insert(string key) => s =>
         s.Connection.Execute("INSERT INTO bridge_state (key, value) VALUES (@Key, 'v')", new { Key = key }, s.Transaction);
 
     private async Task<long> RowsAsync()
     {
-        await using var c = await _db.OpenAsync();
+        await using var c = await Db.OpenAsync();
         return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM bridge_state WHERE key LIKE 'deferred-test-%'");
     }
 
@@ -42,7 +24,7 @@ public sealed class DeferredCommitTests
     public async Task ADeferrableUnit_ShouldBeCommittedWithTheNextUnitThatCannotWait()
     {
         // A deferral far longer than the test: the deferrable unit can only be committed by the urgent unit's commit.
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
         var deferred = writer.WriteDeferrableAsync(Insert("deferred-test-outcome"));
         await Eventually.TrueAsync(() => writer.Deferring == 1, "the writer holds the deferrable unit back");
         Assert.That(deferred.IsCompleted, Is.False);
@@ -58,7 +40,7 @@ public sealed class DeferredCommitTests
     [Test]
     public async Task AUnitThatMustRunAlone_ShouldEndTheWait_AndBeCommittedOnItsOwn()
     {
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
         var deferred = writer.WriteDeferrableAsync(Insert("deferred-test-outcome"));
         await Eventually.TrueAsync(() => writer.Deferring == 1, "the writer holds the deferrable unit back");
 
@@ -72,14 +54,14 @@ public sealed class DeferredCommitTests
     [Test]
     public void ADeferralOutsideZeroToADay_ShouldBeRefused()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromDays(30)));
-        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromMilliseconds(-1)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DbWriter(Db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromDays(30)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new DbWriter(Db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromMilliseconds(-1)));
     }
 
     [Test]
     public async Task ADeferrableUnitAlone_ShouldBeCommittedWhenTheDeferralEnds()
     {
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromMilliseconds(50));
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromMilliseconds(50));
         var deferred = writer.WriteDeferrableAsync(Insert("deferred-test-alone"));
 
         Assert.That(await deferred.WaitAsync(TimeSpan.FromSeconds(30)), Is.EqualTo(1));
@@ -90,7 +72,7 @@ public sealed class DeferredCommitTests
     [Test]
     public async Task StoppingTheWriter_ShouldCommitADeferrableUnitAtOnce()
     {
-        var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
+        var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, deferFor: TimeSpan.FromHours(1));
         var deferred = writer.WriteDeferrableAsync(Insert("deferred-test-at-stop"));
         await Eventually.TrueAsync(() => writer.Deferring == 1, "the writer holds the deferrable unit back");
 

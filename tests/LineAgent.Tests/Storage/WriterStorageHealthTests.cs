@@ -10,31 +10,13 @@ namespace LineAgent.Tests.Storage;
 /// /api/status tells the truth about the disk: a unit the writer refused because the disk is full leaves the storage
 /// `full`, although the transaction itself committed; the next write that succeeds clears it.
 /// </summary>
-public sealed class WriterStorageHealthTests
+public sealed class WriterStorageHealthTests : MigratedDatabaseTest
 {
-    private TempDir _dir = null!;
-    private Db _db = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _dir = new TempDir();
-        _db = new Db(_dir.File("lineagent.db"));
-        Migrator.Migrate(_db);
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        SqliteConnection.ClearAllPools();
-        _dir.Dispose();
-    }
-
     [Test]
     public async Task AUnitRefusedForAFullDisk_ShouldLeaveTheStorageFull_UntilAWriteSucceeds()
     {
         var health = new StorageHealth(TimeProvider.System);
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, health);
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, health);
 
         // SQLITE_FULL from one of the unit's own statements (a page spill of a large unit), not from BEGIN or COMMIT.
         var full = writer.WriteAsync<int>(_ => throw new SqliteException("database or disk is full", 13));
@@ -51,7 +33,7 @@ public sealed class WriterStorageHealthTests
     {
         // Before, damage found while running was no storage fault: /api/status said ok and requests got a 500 internal_error.
         var health = new StorageHealth(TimeProvider.System);
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, health);
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, health);
         Assert.ThrowsAsync<SqliteException>(async () => await writer.WriteAsync<int>(_ => throw new SqliteException("database disk image is malformed", code)));
         Assert.That(health.State.State, Is.EqualTo(StorageState.Error));
         Assert.That(health.State.Code, Is.EqualTo("storage_error"));
@@ -61,7 +43,7 @@ public sealed class WriterStorageHealthTests
     public async Task AUnitRefusedForAnotherReason_ShouldNotTouchTheStorageState()
     {
         var health = new StorageHealth(TimeProvider.System);
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance, health);
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, health);
         Assert.ThrowsAsync<InvalidOperationException>(async () => await writer.WriteAsync<int>(_ => throw new InvalidOperationException("a bug")));
         Assert.That(health.State.State, Is.EqualTo(StorageState.Ok));
     }

@@ -200,11 +200,13 @@ public sealed class WebhookTests
             .ExpectAsync(HttpStatusCode.Created);
         receiver.Secret = hook.Str("secret");
         await (await api.SendMessageAsync(new { content = "late", recipientPhone = "+12025550109" })).ExpectAsync(HttpStatusCode.Created);
-        await Eventually.TrueAsync(() => receiver.Refused >= 1, "the first attempt");
+        // Recorded, not just answered: the fake clock moves only once the attempt's backoff is set from it.
+        Task<List<JsonObject>?> Log() => api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries");
+        await Eventually.ValueAsync(Log, l => l.Count == 1 && l[0]["attempts"]!.GetValue<int>() == 1, "the first attempt, recorded");
 
         agent.Time.Advance(TimeSpan.FromDays(4)); // past Webhooks:GiveUpAfter (3 days)
-        await Eventually.TrueAsync(() => receiver.Refused >= 2, "an attempt after GiveUpAfter");
-        var log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
+        // The second attempt recorded (not just answered by the receiver): the clock moves on only after that.
+        var log = await Eventually.ValueAsync(Log, l => l.Single()["attempts"]!.GetValue<int>() == 2, "an attempt after GiveUpAfter, recorded");
         Assert.That(log.Single().Str("status"), Is.EqualTo("pending"), "2 of 8 attempts: not given up yet");
 
         receiver.Down = false;
