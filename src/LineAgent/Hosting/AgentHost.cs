@@ -50,6 +50,11 @@ public static class AgentHost
         app.Services.GetRequiredService<Db>();
         app.UseLineAgentApi();
         var agent = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
+        if (DataDirectory.SyncedFolder(app.Services.GetRequiredService<DataDirectory>().Root) is { } synced)
+            app.Logger.LogWarning("The data directory {Root} is inside {Synced}: a sync service can evict, copy back or conflict-copy " +
+                "lineagent.db and its -wal while the agent writes them (damage, or a database that goes missing), and two Macs " +
+                "syncing it would each lock only their own copy. Use a local folder (--data-dir or Agent:DataDir).",
+                app.Services.GetRequiredService<DataDirectory>().Root, synced);
         if (agent.DryRun)
             app.Logger.LogWarning("DRY RUN: nothing is sent; every message is written to {Outbox}",
                 app.Services.GetRequiredService<DataDirectory>().Outbox);

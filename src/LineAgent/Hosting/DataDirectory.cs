@@ -28,6 +28,24 @@ public sealed class DataDirectory
     }
 
     public string Root { get; }
+
+    /// <summary>
+    /// The synced folder <paramref name="path"/> is in (iCloud Drive, File Provider folders such as Dropbox, OneDrive and
+    /// Google Drive under ~/Library/CloudStorage, or a Dropbox folder), null for a local one.
+    /// </summary>
+    public static string? SyncedFolder(string path)
+    {
+        var full = Path.GetFullPath(path).Replace('\\', '/') + "/";
+        foreach (var (marker, name) in new[]
+                 {
+                     ("/Library/Mobile Documents/", "iCloud Drive"), ("/Library/CloudStorage/", "a cloud storage folder (~/Library/CloudStorage)"),
+                     ("/Dropbox/", "a Dropbox folder"), ("/Dropbox (", "a Dropbox folder"),
+                 })
+            if (full.Contains(marker, StringComparison.OrdinalIgnoreCase))
+                return name;
+        return null;
+    }
+
     public string Database => Path.Combine(Root, "lineagent.db");
     public string Outbox => Path.Combine(Root, "outbox");
     public string TokenFile => Path.Combine(Root, "api-token");

@@ -50,4 +50,14 @@ public sealed class StartupConfigurationTests
         var line = (await api.GetJsonAsync("/api/status"))["lines"]!.AsArray().Single()!;
         Assert.That((line.Str("id"), line.Str("name")), Is.EqualTo(("default", "Office Mac")));
     }
+    [TestCase("/Users/ana/Library/Mobile Documents/com~apple~CloudDocs/LineAgent", "iCloud Drive")]
+    [TestCase("/Users/ana/Library/CloudStorage/Dropbox/LineAgent", "a cloud storage folder (~/Library/CloudStorage)")]
+    [TestCase("/Users/ana/Dropbox/agent", "a Dropbox folder")]
+    [TestCase("/Users/ana/Library/Application Support/LineAgent", null)]
+    [TestCase("/home/ana/.local/share/lineagent", null)]
+    public void ADataDirInASyncedFolder_ShouldBeNamed(string path, string? synced)
+    {
+        // A sync service evicts, copies back or conflict-copies files under the agent: lineagent.db and its -wal too.
+        Assert.That(LineAgent.Hosting.DataDirectory.SyncedFolder(path), Is.EqualTo(synced));
+    }
 }
