@@ -297,6 +297,40 @@ public sealed class ConsoleBrowserTests
     }
 
     [Test]
+    public async Task History_WhenTheEventsRequestNeverSettles_IsAskedAgain_AndAFailureIsShownWithTryAgain()
+    {
+        var word = $"held{Guid.NewGuid():N}"[..14];
+        var id = (await (await _api.SendMessageAsync(new { content = $"Hold {word}", recipientPhone = "+12025550177", scheduledAt = "2030-01-01T09:00:00Z" }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+        var page = await SignedInAsync();
+        // The first request for the events is held unanswered (as a stuck connection would be); the second is answered.
+        var asked = 0;
+        var fail = false;
+        await page.RouteAsync($"**/api/messages/{id}/events", async route =>
+        {
+            var n = Interlocked.Increment(ref asked);
+            if (fail) await route.AbortAsync();
+            else if (n > 1) await route.ContinueAsync();
+        });
+        await page.GotoAsync($"/messages?q={word}");
+        var row = page.Locator("#messages tbody tr", new() { HasText = word });
+        await Expect(row).ToHaveCountAsync(1);
+        await row.GetByRole(AriaRole.Button, new() { Name = "History" }).ClickAsync();
+        await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
+        Assert.That(Volatile.Read(ref asked), Is.EqualTo(2), "held once, then asked again");
+
+        // Every attempt fails: the row says so instead of "Loading…", and Try again asks again.
+        fail = true;
+        await row.GetByRole(AriaRole.Button, new() { Name = "History" }).ClickAsync(); // closes
+        await row.GetByRole(AriaRole.Button, new() { Name = "History" }).ClickAsync(); // opens: asks again, refused
+        await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("could not be loaded");
+        fail = false;
+        await page.Locator($"#events-{id}").GetByRole(AriaRole.Button, new() { Name = "Try again" }).ClickAsync();
+        await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
+        await Expect(page.Locator($"#events-{id}")).Not.ToContainTextAsync("could not be loaded");
+    }
+
+    [Test]
     public async Task APostFromAnotherOrigin_WithoutTheAntiForgeryHeader_ShouldBeRefused()
     {
         var page = await SignedInAsync();

@@ -19,8 +19,11 @@ export class ApiError extends Error {
 }
 
 /** Calls the agent's API; changes carry the session's anti-forgery header. Returns the parsed JSON (or null). */
-export async function api(path, { method = 'GET', body, headers = {}, idempotent = false } = {}) {
+export async function api(path, { method = 'GET', body, headers = {}, idempotent = false, timeoutMs } = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', ...headers } };
+  // Reads may give up after a while (a request that never settles would leave "Loading…" forever); changes never do,
+  // as an abandoned change may still have been made.
+  if (timeoutMs && method === 'GET') init.signal = AbortSignal.timeout(timeoutMs);
   if (method !== 'GET' && method !== 'HEAD') init.headers['X-LineAgent-CSRF'] = csrf;
   if (idempotent) init.headers['Idempotency-Key'] = crypto.randomUUID();
   if (body instanceof FormData) init.body = body;
@@ -31,7 +34,8 @@ export async function api(path, { method = 'GET', body, headers = {}, idempotent
   let response;
   try {
     response = await fetch(path, init);
-  } catch {
+  } catch (e) {
+    if (e?.name === 'TimeoutError') throw new ApiError(0, { code: 'timeout', detail: 'The agent did not answer in time.' });
     throw new ApiError(0, { detail: 'The agent does not answer. Is it running? (lineagent status)' });
   }
   const text = await response.text();

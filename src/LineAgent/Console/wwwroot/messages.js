@@ -169,12 +169,36 @@ async function cancel(entry, button) {
   }
 }
 
+// A row's history is fetched again when the row changes while it is open; only the newest request's answer is shown,
+// and a request that does not settle is tried once more before the row says so (it never stays "Loading…").
 async function loadEvents(entry) {
-  const events = await api(`/api/messages/${encodeURIComponent(entry.message.id)}/events`).catch(() => []);
-  const list = el('ol', { className: 'events' }, ...events.map((e) => el('li', {},
+  const mine = (entry.eventsRequest = (entry.eventsRequest ?? 0) + 1);
+  const path = `/api/messages/${encodeURIComponent(entry.message.id)}/events`;
+  let events;
+  let failure = null;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    try {
+      events = await api(path, { timeoutMs: 8000 });
+      failure = null;
+      break;
+    } catch (e) {
+      failure = e;
+      if (!(e instanceof ApiError && e.code === 'timeout')) break;
+    }
+  }
+  if (mine !== entry.eventsRequest || !entry.detail) return;
+  const cell = entry.detail.querySelector('td');
+  if (failure) {
+    const retry = el('button', { type: 'button', className: 'small' }, 'Try again');
+    retry.addEventListener('click', () => loadEvents(entry));
+    cell.replaceChildren(el('p', { className: 'error' }, 'The status history could not be loaded: ',
+      failure instanceof ApiError ? failure.sentences.join(' ') : String(failure), ' '), retry);
+    return;
+  }
+  const list = el('ol', { className: 'events' }, ...(Array.isArray(events) ? events : []).map((e) => el('li', {},
     el('time', { dateTime: e.at }, formatTime(e.at)), ' ', el('strong', {}, e.status),
     e.code ? ` (${e.code})` : '', e.detail ? ` — ${e.detail}` : '')));
-  entry.detail.querySelector('td').replaceChildren(el('h3', { className: 'visually-hidden' }, 'Status history'), list);
+  cell.replaceChildren(el('h3', { className: 'visually-hidden' }, 'Status history'), list);
 }
 
 async function toggleEvents(entry, button) {
