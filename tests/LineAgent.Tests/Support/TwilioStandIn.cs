@@ -47,6 +47,8 @@ public sealed class TwilioStandIn : IAsyncDisposable
             app.MapGet("/2010-04-01/Accounts/{sid}/Messages/{messageSid}.json", standIn.Fetch);
             app.MapGet("/2010-04-01/Accounts/{sid}/Messages.json", standIn.List);
             app.MapGet("/2010-04-01/Accounts/{sid}.json", (string sid) => Results.Json(new { sid, friendly_name = "Test account", status = "active" }));
+            // messaging.twilio.com (the agent sends every *.twilio.com request to Twilio:BaseUrl).
+            app.MapGet("/v1/Services/{serviceSid}/PhoneNumbers", standIn.ServicePhoneNumbers);
         });
         standIn!.BaseUrl = baseUrl;
         return standIn;
@@ -100,9 +102,9 @@ public sealed class TwilioStandIn : IAsyncDisposable
     /// <summary>Inbound messages the list endpoint reports (to any number), as Twilio keeps them.</summary>
     public ConcurrentQueue<Dictionary<string, object?>> Inbound { get; } = new();
 
-    public void AddInbound(string from, string body, DateTimeOffset sent) => Inbound.Enqueue(new()
+    public void AddInbound(string from, string body, DateTimeOffset sent, string to = From) => Inbound.Enqueue(new()
     {
-        ["sid"] = "SM" + Guid.NewGuid().ToString("N"), ["account_sid"] = Sid, ["from"] = from, ["to"] = From, ["body"] = body,
+        ["sid"] = "SM" + Guid.NewGuid().ToString("N"), ["account_sid"] = Sid, ["from"] = from, ["to"] = to, ["body"] = body,
         ["direction"] = "inbound", ["status"] = "received", ["num_segments"] = "1", ["api_version"] = "2010-04-01",
         ["date_sent"] = sent.ToString("R"), ["date_created"] = sent.ToString("R"), ["date_updated"] = sent.ToString("R"),
     });
@@ -122,6 +124,39 @@ public sealed class TwilioStandIn : IAsyncDisposable
             ["messages"] = items, ["page"] = 0, ["page_size"] = 100, ["start"] = 0, ["end"] = Math.Max(0, items.Count - 1),
             ["uri"] = http.Request.Path + http.Request.QueryString, ["first_page_uri"] = http.Request.Path.ToString(),
             ["next_page_uri"] = null, ["previous_page_uri"] = null,
+        });
+    }
+
+    /// <summary>The phone numbers of each Messaging Service (its sender pool); a service not here answers 404.</summary>
+    public ConcurrentDictionary<string, string[]> ServiceNumbers { get; } = new();
+
+    /// <summary>
+    /// GET messaging.twilio.com/v1/Services/{sid}/PhoneNumbers: Twilio's v1 list shape (the records under the `meta.key`
+    /// name, paging in `meta`), one page; fields as in Twilio's Messaging Service PhoneNumber resource.
+    /// </summary>
+    private IResult ServicePhoneNumbers(string serviceSid, HttpContext http)
+    {
+        Requests.Enqueue(new Request("GET", http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
+        var expected = "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{Sid}:{Token}"));
+        if (http.Request.Headers.Authorization != expected)
+            return Error(401, 20003, "Authenticate");
+        if (!ServiceNumbers.TryGetValue(serviceSid, out var numbers))
+            return Error(404, 20404, $"The requested resource /Services/{serviceSid}/PhoneNumbers was not found");
+        var url = $"https://messaging.twilio.com/v1/Services/{serviceSid}/PhoneNumbers?PageSize=50&Page=0";
+        return Results.Json(new Dictionary<string, object?>
+        {
+            ["phone_numbers"] = numbers.Select((n, i) => new Dictionary<string, object?>
+            {
+                ["sid"] = $"PN{i:x32}", ["account_sid"] = Sid, ["service_sid"] = serviceSid, ["phone_number"] = n,
+                ["country_code"] = "US", ["capabilities"] = new[] { "SMS", "MMS" },
+                ["date_created"] = "2026-01-01T00:00:00Z", ["date_updated"] = "2026-01-01T00:00:00Z",
+                ["url"] = $"https://messaging.twilio.com/v1/Services/{serviceSid}/PhoneNumbers/PN{i:x32}",
+            }).ToList(),
+            ["meta"] = new Dictionary<string, object?>
+            {
+                ["page"] = 0, ["page_size"] = 50, ["first_page_url"] = url, ["previous_page_url"] = null, ["url"] = url,
+                ["next_page_url"] = null, ["key"] = "phone_numbers",
+            },
         });
     }
 

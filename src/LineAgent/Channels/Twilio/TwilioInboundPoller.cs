@@ -15,9 +15,9 @@ namespace LineAgent.Channels.Twilio;
 
 /// <summary>
 /// Replies that reach a Twilio line's number. A loopback agent gets no Twilio callbacks, so it reads Twilio's Messages
-/// list (To = the line's number, sent since its watermark) every Twilio:InboundPollInterval and hands each inbound
-/// message to <see cref="ReplyIntake"/>, which stores it as a reply and cancels the sender's stop-on-reply messages in
-/// the same transaction. The watermark starts at the first start (history before the agent is not imported); a
+/// list (To = each of the line's numbers: its Sms:From and its Messaging Service's; sent since that number's
+/// watermark) every Twilio:InboundPollInterval and hands each inbound message to <see cref="ReplyIntake"/>, which
+/// stores it as a reply and cancels the sender's stop-on-reply messages in the same transaction. The watermark starts at the first start (history before the agent is not imported); a
 /// message seen twice is taken once (its SID is the reply's channel ref).
 /// </summary>
 public sealed class TwilioInboundPoller(
@@ -32,8 +32,14 @@ public sealed class TwilioInboundPoller(
     /// <summary>Twilio filters by the day sent; a message written late in a page is still found this long after.</summary>
     private static readonly TimeSpan Overlap = TimeSpan.FromMinutes(10);
 
+    /// <summary>How long a Messaging Service's list of numbers is used before it is read again.</summary>
+    internal static readonly TimeSpan ServiceNumbersFor = TimeSpan.FromMinutes(5);
+
+    private readonly Dictionary<string, (DateTimeOffset ReadAt, IReadOnlyList<string> Numbers)> _serviceNumbers = new(StringComparer.Ordinal);
+
     private IReadOnlyList<LineOptions> TwilioLines => lines.All
-        .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio && !string.IsNullOrWhiteSpace(l.Sms.From)).ToList();
+        .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio
+            && (!string.IsNullOrWhiteSpace(l.Sms.From) || !string.IsNullOrWhiteSpace(l.Sms.MessagingServiceSid))).ToList();
 
     protected override Task<bool> StartingAsync(CancellationToken ct) =>
         Task.FromResult(channel.IsConfigured && TwilioLines.Count > 0);
@@ -47,50 +53,94 @@ public sealed class TwilioInboundPoller(
     internal async Task PollOnceAsync(CancellationToken ct)
     {
         foreach (var line in TwilioLines)
+            foreach (var number in await NumbersAsync(line, ct))
+                await PollNumberAsync(line, number, ct);
+    }
+
+    /// <summary>
+    /// The numbers a line's replies reach: its Sms:From, and every number of its Messaging Service's sender pool ("Inbound
+    /// messages received on any phone number associated to a Messaging Service are passed to the inbound request URL of
+    /// the Service": Twilio, Messaging Service PhoneNumber resource), read through the Services API every few minutes.
+    /// A line with only a Messaging Service had its replies, and with them STOP, never read.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> NumbersAsync(LineOptions line, CancellationToken ct)
+    {
+        var numbers = new List<string>();
+        if (!string.IsNullOrWhiteSpace(line.Sms.From))
+            numbers.Add(line.Sms.From);
+        if (line.Sms.MessagingServiceSid is not { Length: > 0 } service)
+            return numbers;
+        var now = Clock.GetUtcNow();
+        if (!_serviceNumbers.TryGetValue(service, out var known) || now - known.ReadAt >= ServiceNumbersFor)
         {
-            var key = $"twilio.inbound.{line.Id}.since";
-            var since = await WatermarkAsync(key, ct);
-            var newest = since;
-            ResourceSetOfMessages page;
             try
             {
-                page = await MessageResource.ReadAsync(new ReadMessageOptions
-                {
-                    PathAccountSid = options.Value.AccountSid,
-                    To = new PhoneNumber(line.Sms.From),
-                    DateSentAfter = (since - Overlap).UtcDateTime.Date,
-                    PageSize = 100,
-                }, channel.Client);
+                var read = new List<string>();
+                var pool = await global::Twilio.Rest.Messaging.V1.Service.PhoneNumberResource.ReadAsync(
+                    new global::Twilio.Rest.Messaging.V1.Service.ReadPhoneNumberOptions(service) { PageSize = 400 }, channel.Client);
+                foreach (var n in pool)
+                    if (n.PhoneNumber?.ToString() is { Length: > 0 } p && Recipients.TryNormalizePhone(p, "US", out var e164, out _))
+                        read.Add(e164);
+                known = (now, read);
+                _serviceNumbers[service] = known;
             }
             catch (Exception e) when (e is ApiException or ApiConnectionException)
             {
-                log.LogWarning("Twilio inbound messages of line {Line} unavailable: {Error}", line.Id, e.Message);
-                continue;
+                // Keeps what it read last (none before the first success) and tries again at the next poll.
+                log.LogWarning("Twilio Messaging Service {Service} of line {Line}: its numbers are unavailable, so replies to them are not read yet: {Error}",
+                    service, line.Id, e.Message);
             }
-            // Twilio lists newest first; the intake takes a sender's replies in order and ignores one older than the newest
-            // it has (history), so a STOP followed within one poll by another text was dropped. Oldest first, then by SID.
-            var inbound = new List<(DateTimeOffset Date, string From, MessageResource Message)>();
-            foreach (var m in page)
-            {
-                if (m.Direction != MessageResource.DirectionEnum.Inbound || m.From is null)
-                    continue;
-                var date = Utc(m.DateSent ?? m.DateCreated);
-                if (date is null || date < since - Overlap)
-                    continue;
-                if (!Recipients.TryNormalizePhone(m.From.ToString(), "US", out var from, out _))
-                    continue;
-                inbound.Add((date.Value, from, m));
-            }
-            foreach (var (date, from, m) in inbound.OrderBy(i => i.Date).ThenBy(i => i.Message.Sid, StringComparer.Ordinal))
-            {
-                await replies.TakeReplyAsync(new InboundMessage(from, date, m.Body, MessageType.Sms, TwilioSmsChannel.ChannelName, m.Sid,
-                    $"Twilio {m.Sid} to {line.Sms.From}"), ct);
-                if (date > newest)
-                    newest = date;
-            }
-            if (newest > since)
-                await SaveWatermarkAsync(key, newest, ct);
         }
+        if (known.Numbers is not null)
+            numbers.AddRange(known.Numbers);
+        return numbers.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    private async Task PollNumberAsync(LineOptions line, string number, CancellationToken ct)
+    {
+        // Sms:From keeps the key it had before Messaging Service numbers were read.
+        var key = number == line.Sms.From ? $"twilio.inbound.{line.Id}.since" : $"twilio.inbound.{line.Id}.{number}.since";
+        var since = await WatermarkAsync(key, ct);
+        var newest = since;
+        ResourceSetOfMessages page;
+        try
+        {
+            page = await MessageResource.ReadAsync(new ReadMessageOptions
+            {
+                PathAccountSid = options.Value.AccountSid,
+                To = new PhoneNumber(number),
+                DateSentAfter = (since - Overlap).UtcDateTime.Date,
+                PageSize = 100,
+            }, channel.Client);
+        }
+        catch (Exception e) when (e is ApiException or ApiConnectionException)
+        {
+            log.LogWarning("Twilio inbound messages of line {Line} to {Number} unavailable: {Error}", line.Id, number, e.Message);
+            return;
+        }
+        // Twilio lists newest first; the intake takes a sender's replies in order and ignores one older than the newest
+        // it has (history), so a STOP followed within one poll by another text was dropped. Oldest first, then by SID.
+        var inbound = new List<(DateTimeOffset Date, string From, MessageResource Message)>();
+        foreach (var m in page)
+        {
+            if (m.Direction != MessageResource.DirectionEnum.Inbound || m.From is null)
+                continue;
+            var date = Utc(m.DateSent ?? m.DateCreated);
+            if (date is null || date < since - Overlap)
+                continue;
+            if (!Recipients.TryNormalizePhone(m.From.ToString(), "US", out var from, out _))
+                continue;
+            inbound.Add((date.Value, from, m));
+        }
+        foreach (var (date, from, m) in inbound.OrderBy(i => i.Date).ThenBy(i => i.Message.Sid, StringComparer.Ordinal))
+        {
+            await replies.TakeReplyAsync(new InboundMessage(from, date, m.Body, MessageType.Sms, TwilioSmsChannel.ChannelName, m.Sid,
+                $"Twilio {m.Sid} to {number}"), ct);
+            if (date > newest)
+                newest = date;
+        }
+        if (newest > since)
+            await SaveWatermarkAsync(key, newest, ct);
     }
 
     private static DateTimeOffset? Utc(DateTime? t) => t is not { } v ? null : v.Kind switch
