@@ -2,6 +2,7 @@ using Dapper;
 using LineAgent.Hosting;
 using LineAgent.Lines;
 using LineAgent.Messages;
+using LineAgent.Scheduling;
 using LineAgent.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -14,7 +15,8 @@ public sealed record LastError(string MessageId, string? Code, string? Message, 
 
 public sealed record AgentStatus(
     string Version, DateTimeOffset StartedAt, long UptimeSeconds, bool DryRun, string? DryRunOutbox, string DataDir,
-    IReadOnlyList<LineDto> Lines, StatusCounts Counts, DateTimeOffset? NextScheduledAt, LastError? LastError, StorageState Storage);
+    IReadOnlyList<LineDto> Lines, StatusCounts Counts, DateTimeOffset? NextScheduledAt, LastError? LastError, StorageState Storage,
+    RecoveryPending? Recovery);
 
 /// <summary>When the agent started (for uptime).</summary>
 public sealed class AgentClock(TimeProvider time)
@@ -34,7 +36,7 @@ internal static class StatusApi
 
     internal static async Task<Ok<AgentStatus>> Status(
         StatusQuery query, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, StorageHealth storage,
-        CancellationToken ct)
+        StartupRecovery recovery, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var local = TimeZoneInfo.ConvertTime(now, time.LocalTimeZone);
@@ -46,10 +48,14 @@ internal static class StatusApi
             clock.StartedAt, (long)(now - clock.StartedAt).TotalSeconds, agent.Value.DryRun,
             agent.Value.DryRun ? dataDir.Outbox : null, dataDir.Root,
             await views.AllAsync(ct), counts, next,
-            // A full disk is the error the menu bar must show first: it stops everything.
-            storage.IsHealthy
-                ? last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At))
-                : new LastError("", storage.State.Code ?? "storage_error", storage.State.Detail, storage.State.Since ?? now),
-            storage.State));
+            // A full disk is the error the menu bar must show first: it stops everything; then a recovery that has not
+            // succeeded yet (nothing is sent until it does).
+            !storage.IsHealthy
+                ? new LastError("", storage.State.Code ?? "storage_error", storage.State.Detail, storage.State.Since ?? now)
+                : recovery.Pending is { } pending
+                ? new LastError("", RecoveryPending.Code, $"Nothing is sent until the previous run's messages are settled: {pending.Detail}", pending.Since)
+                : last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At)),
+            storage.State,
+            recovery.Pending));
     }
 }

@@ -32,8 +32,13 @@ public sealed class StartupRecovery(
     private readonly CancellationTokenSource _stopping = new();
     private Task _retrying = Task.CompletedTask;
 
+    private volatile RecoveryPending? _pending;
+
     /// <summary>Completes once the previous run's leftovers are settled; nothing is claimed before.</summary>
     public Task Done => _done.Task;
+
+    /// <summary>Why recovery has not succeeded yet (shown by /api/status), or null once it has (or before it first ran).</summary>
+    public RecoveryPending? Pending => _pending;
 
     public async Task StartAsync(CancellationToken ct)
     {
@@ -49,6 +54,7 @@ public sealed class StartupRecovery(
             await FailRestoredAsync(ct);
             await FailMissedSchedulesAsync(ct);
             await FailOrphansAsync(ct);
+            _pending = null;
             _done.TrySetResult();
             return true;
         }
@@ -56,6 +62,8 @@ public sealed class StartupRecovery(
         {
             // Any failure (the database refusing, a channel's reconcile throwing): the agent stays up to say so, and tries again.
             storage.Report(e);
+            var now = time.GetUtcNow();
+            _pending = new RecoveryPending(_pending?.Since ?? now, e.Message, now + RetryEvery);
             log.LogCritical(e, "Recovery of the previous run failed; nothing is sent until it succeeds (trying again every {Every} s)",
                 RetryEvery.TotalSeconds);
             return false;
@@ -154,4 +162,13 @@ public sealed class StartupRecovery(
         t.TotalHours >= 1 && t.Minutes == 0 && t.Seconds == 0 ? $"{t.TotalHours:0.##} h"
         : t.TotalMinutes >= 1 && t.Seconds == 0 ? $"{t.TotalMinutes:0.##} min"
         : $"{t.TotalSeconds:0.##} s";
+}
+
+/// <summary>
+/// Start-up recovery that has failed and is tried again: since when, the last failure, and when it is tried next. While
+/// it is pending the dispatcher claims nothing, so /api/status says so (here and as its `lastError`).
+/// </summary>
+public sealed record RecoveryPending(DateTimeOffset Since, string Detail, DateTimeOffset NextAttemptAt)
+{
+    public const string Code = "recovery_pending";
 }

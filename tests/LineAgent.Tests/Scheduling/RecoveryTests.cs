@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using Dapper;
@@ -231,6 +232,14 @@ public sealed class RecoveryTests
         Assert.That((await api.GetJsonAsync($"/api/messages/{due.Id}")).Str("status"), Is.EqualTo("queued"));
         Assert.That(agent.Dispatcher.SleepingUntil("default"), Is.Null, "the line's worker has not started");
         Assert.That(agent.OutboxFiles(), Is.Empty);
+        // /api/status says that nothing is sent, and why (the storage itself is fine: only that update is refused).
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["recovery"]!.Str("detail"), Does.Contain("disk trouble"));
+        Assert.That(DateTimeOffset.Parse(status["recovery"]!.Str("nextAttemptAt"), CultureInfo.InvariantCulture),
+            Is.EqualTo(agent.Time.GetUtcNow() + LineAgent.Scheduling.StartupRecovery.RetryEvery));
+        Assert.That(status["lastError"]!.Str("code"), Is.EqualTo("recovery_pending"));
+        Assert.That(status["lastError"]!.Str("message"), Does.Contain("Nothing is sent").And.Contain("disk trouble"));
+        Assert.That(status["storage"]!.Str("state"), Is.EqualTo("ok"));
 
         await using (var c = await new Db(dir.File("lineagent.db")).OpenAsync())
             await c.ExecuteAsync("DROP TRIGGER refuse_updates");
@@ -238,5 +247,8 @@ public sealed class RecoveryTests
         foreach (var id in new[] { leftover.Id, due.Id })
             await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") == "sent", "sent once recovery succeeded");
         Assert.That((agent.OutboxFileCount(leftover.Id), agent.OutboxFileCount(due.Id)), Is.EqualTo((1, 1)));
+        status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["recovery"], Is.Null);
+        Assert.That(status["lastError"]?["code"]?.GetValue<string>(), Is.Not.EqualTo("recovery_pending"));
     }
 }
