@@ -33,7 +33,7 @@ public sealed class BackupService(Db db, IOptions<StorageOptions> options, TimeP
     private DateTimeOffset FirstDue(DateTimeOffset now, StorageOptions o)
     {
         var due = now + o.FirstBackupAfter;
-        if (DatabaseBackups.List(Path.GetDirectoryName(db.Path)!).FirstOrDefault() is { } newest)
+        if (DatabaseBackups.List(Path.GetDirectoryName(db.Path)!, now).FirstOrDefault() is { } newest)
         {
             var fromNewest = Min(newest.TakenAt + o.BackupEvery, now + o.BackupEvery); // a backup dated in the future (clock change) waits one period
             if (fromNewest > due)

@@ -8,6 +8,12 @@ namespace LineAgent.Storage;
 public sealed record BackupFile(string Path, DateTimeOffset TakenAt, long Bytes)
 {
     public string Name => System.IO.Path.GetFileName(Path);
+
+    /// <summary>
+    /// Named more than <see cref="DatabaseBackups.FutureSlack"/> after the time it was listed at: taken while the clock was
+    /// wrong, so its name says nothing about its age. Listed after every other backup, pruned first, restored last.
+    /// </summary>
+    public bool FutureDated { get; init; }
 }
 
 /// <summary>
@@ -29,8 +35,16 @@ public static partial class DatabaseBackups
     public static string NameFor(DateTimeOffset at) =>
         "lineagent-" + at.UtcDateTime.ToString(StampFormat, CultureInfo.InvariantCulture) + ".db";
 
-    /// <summary>The backups in &lt;data dir&gt;/backups, newest first (temporary files are not backups).</summary>
-    public static IReadOnlyList<BackupFile> List(string dataDir)
+    /// <summary>How far after now a backup's name may be dated before it counts as taken while the clock was wrong.</summary>
+    public static readonly TimeSpan FutureSlack = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The backups in &lt;data dir&gt;/backups, newest first (temporary files are not backups). Given <paramref name="now"/>,
+    /// those dated after it (see <see cref="BackupFile.FutureDated"/>) come last: a clock once set years ahead would
+    /// otherwise keep its copies "newest" for good, and each new backup would be pruned as the oldest right after it was
+    /// made, and restore would pick the stale copy first.
+    /// </summary>
+    public static IReadOnlyList<BackupFile> List(string dataDir, DateTimeOffset? now = null)
     {
         var folder = FolderOf(dataDir);
         if (!Directory.Exists(folder))
@@ -42,9 +56,9 @@ public static partial class DatabaseBackups
                 continue;
             var at = DateTimeOffset.ParseExact(m.Groups[1].Value, StampFormat, CultureInfo.InvariantCulture,
                 DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
-            list.Add(new BackupFile(file.FullName, at, file.Length));
+            list.Add(new BackupFile(file.FullName, at, file.Length) { FutureDated = now is { } n && at > n + FutureSlack });
         }
-        return list.OrderByDescending(b => b.TakenAt).ThenByDescending(b => b.Name, StringComparer.Ordinal).ToList();
+        return list.OrderBy(b => b.FutureDated).ThenByDescending(b => b.TakenAt).ThenByDescending(b => b.Name, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>
@@ -102,14 +116,17 @@ public static partial class DatabaseBackups
         {
             DatabaseFile.DeleteWithCompanions(temp);
         }
-        Prune(dataDir, keep);
+        Prune(dataDir, keep, now, made: final);
         return new BackupFile(final, at, new FileInfo(final).Length);
     }
 
-    /// <summary>Deletes all but the newest <paramref name="keep"/> backups; returns the deleted ones.</summary>
-    public static IReadOnlyList<BackupFile> Prune(string dataDir, int keep)
+    /// <summary>
+    /// Deletes all but the newest <paramref name="keep"/> backups (see <see cref="List"/> for the order); the one just
+    /// <paramref name="made"/> is never deleted. Returns the deleted ones.
+    /// </summary>
+    public static IReadOnlyList<BackupFile> Prune(string dataDir, int keep, DateTimeOffset? now = null, string? made = null)
     {
-        var old = List(dataDir).Skip(Math.Max(1, keep)).ToList();
+        var old = List(dataDir, now).OrderBy(b => b.Path != made).Skip(Math.Max(1, keep)).ToList();
         foreach (var backup in old)
             DatabaseFile.DeleteWithCompanions(backup.Path);
         return old;
@@ -128,11 +145,13 @@ public static partial class DatabaseBackups
     /// <summary>"newest backup lineagent-….db, 3 h old (7 in backups/)" for doctor and the logs.</summary>
     public static string Describe(string dataDir, DateTimeOffset now)
     {
-        var list = List(dataDir);
+        var list = List(dataDir, now);
         if (list.Count == 0)
             return $"no backup yet in {FolderOf(dataDir)} (a running agent makes one some minutes after it starts, then every Storage:BackupEvery)";
         var newest = list[0];
-        return $"newest backup {newest.Name}, {Age(now - newest.TakenAt)} old ({list.Count} in {FolderOf(dataDir)})";
+        return newest.FutureDated
+            ? $"every backup is dated in the future (taken while the clock was wrong), the first {newest.Name} ({list.Count} in {FolderOf(dataDir)})"
+            : $"newest backup {newest.Name}, {Age(now - newest.TakenAt)} old ({list.Count} in {FolderOf(dataDir)})";
     }
 
     public static string Age(TimeSpan age)

@@ -30,7 +30,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         if (!Directory.Exists(dataDir))
             return Fail($"There is no data directory {dataDir}.");
         var now = time.GetUtcNow();
-        var backups = DatabaseBackups.List(dataDir);
+        var backups = DatabaseBackups.List(dataDir, now);
         output.WriteLine($"Data directory: {dataDir}");
         output.WriteLine($"Current database: {Describe(DatabasePath)}");
         if (backups.Count == 0)
@@ -40,7 +40,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         }
         output.WriteLine($"Backups in {DatabaseBackups.FolderOf(dataDir)}, newest first:");
         foreach (var b in backups)
-            output.WriteLine($"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB");
+            output.WriteLine(b.FutureDated
+                ? $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  dated in the future (the clock was wrong when it was taken; its age is unknown)  {b.Bytes / 1024} KB"
+                : $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB");
         using (var held = TryHoldLock())
             if (held is null)
                 output.WriteLine("An agent is running on this data directory: stop it before restoring.");
@@ -69,7 +71,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         }
         else
         {
-            candidates = DatabaseBackups.List(dataDir).Select(b => b.Path).ToList();
+            candidates = DatabaseBackups.List(dataDir, time.GetUtcNow()).Select(b => b.Path).ToList();
             if (candidates.Count == 0)
                 return Fail($"There are no backups in {DatabaseBackups.FolderOf(dataDir)}. Nothing was changed.");
         }

@@ -301,6 +301,36 @@ public sealed class BackupTests
     }
 
     [Test]
+    public void BackupsDatedInTheFuture_ShouldBePrunedFirst_NeverTheOneJustMade_AndRestoredLast()
+    {
+        // Taken while the Mac's clock was set ten years ahead; the clock is right again now.
+        NewDatabase(messages: 4);
+        var now = DateTimeOffset.UtcNow;
+        var stale = DatabaseBackups.Create(DbPath, now.AddYears(10), keep: 2);
+        var staler = DatabaseBackups.Create(DbPath, now.AddYears(10).AddHours(1), keep: 2);
+
+        var made = DatabaseBackups.Create(DbPath, now, keep: 2);
+        Assert.That(File.Exists(made.Path), Is.True, "the backup just made is kept (it was pruned as the oldest)");
+        Assert.That(DatabaseBackups.List(_dir.Path, now).Select(b => (b.Path, b.FutureDated)),
+            Is.EqualTo(new[] { (made.Path, false), (staler.Path, true) }), "the real one first; a future-dated one pruned");
+        Assert.That(DatabaseBackups.Describe(_dir.Path, now), Does.StartWith($"newest backup {made.Name}"));
+
+        var listed = new StringWriter();
+        new DatabaseRestore(_dir.Path, listed, new StringWriter(), TimeProvider.System).List();
+        Assert.That(listed.ToString(), Does.Contain($"{staler.Name}  {staler.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  dated in the future"));
+        SqliteConnection.ClearAllPools();
+        Truncate(DbPath, 0);
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        Assert.That(new DatabaseRestore(_dir.Path, output, errors, TimeProvider.System).Run(from: null), Is.Zero, errors.ToString());
+        Assert.That(output.ToString(), Does.Contain($"Restored {made.Path}"), "the newest real backup, not the future-dated one");
+
+        var next = DatabaseBackups.Create(DbPath, now.AddHours(1), keep: 2);
+        Assert.That(DatabaseBackups.List(_dir.Path, now.AddHours(1)).Select(b => b.Path), Is.EqualTo(new[] { next.Path, made.Path }));
+        Assert.That(File.Exists(stale.Path) || File.Exists(staler.Path), Is.False);
+    }
+
+    [Test]
     public void Restore_FromADamagedFile_ShouldChangeNothing()
     {
         NewDatabase(messages: 3);
