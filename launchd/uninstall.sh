@@ -121,6 +121,19 @@ elif is_loaded; then
   did=1
 fi
 
+# An agent started by hand (lineagent run) on the same data directory holds agent.lock too, and launchd knows
+# nothing of it: --purge would delete the database under it, and it would go on sending from a deleted file.
+hand_started=""
+if [ "$dry_run" -eq 0 ] && [ -e "$data_dir/agent.lock" ]; then
+  hand_started=$(lsof -t -- "$data_dir/agent.lock" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//' || true)
+fi
+if [ -n "$hand_started" ]; then
+  if [ "$purge" -eq 1 ]; then
+    die "an agent not started by launchd (pid $hand_started) is running on $data_dir: stop it first (Ctrl+C where it runs, or kill -TERM $hand_started), then run this again. Nothing was deleted."
+  fi
+  echo "note: an agent not started by launchd (pid $hand_started) is still running on $data_dir; stop it with Ctrl+C where it runs, or kill -TERM $hand_started"
+fi
+
 echo "== files"
 skip_reason="$plist does not exist"
 step test -e "$plist" -- rm -f "$plist"

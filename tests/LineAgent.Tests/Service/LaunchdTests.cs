@@ -134,6 +134,47 @@ public sealed class LaunchdTests
         }
 
         public static async Task<string> InodeAsync(string file) => (await Programs.RunAsync("stat", ["-c", "%i", file])).Stdout.Trim();
+
+        public async Task<Programs.Result> UninstallAsync(params string[] args)
+        {
+            Bin.ClearCalls();
+            var env = new Dictionary<string, string?> { ["HOME"] = Home, ["PATH"] = Bin.PathVariable };
+            var result = await Programs.RunAsync("/bin/bash", [Launchd("uninstall.sh"), .. args], env);
+            TestContext.Out.WriteLine(result.Stdout + result.Stderr);
+            return result;
+        }
+    }
+
+    [Test]
+    public async Task UninstallPurge_WithAnAgentStartedByHandOnTheDataDir_ShouldDeleteNothing()
+    {
+        // `lineagent run` started in a terminal holds agent.lock; launchd knows nothing of it. lsof (macOS: /usr/sbin/lsof)
+        // names the processes that have the file open.
+        using var dir = new TempDir();
+        var mac = new FakeMac(dir.Path);
+        mac.Bin.Add("lsof", $"log_call \"$@\"\n[ -e '{mac.State}/hand-started' ] && echo 4242\nexit 0");
+        mac.Publish("apphost v1", "dll v1");
+        Assert.That((await mac.InstallAsync()).ExitCode, Is.Zero);
+        File.WriteAllText(Path.Combine(mac.Prefix, "lineagent.db"), "the messages");
+        File.WriteAllText(Path.Combine(mac.Prefix, "agent.lock"), "");
+        File.WriteAllText(Path.Combine(mac.State, "hand-started"), "");
+
+        var refused = await mac.UninstallAsync("--purge");
+        Assert.That(refused.ExitCode, Is.Not.Zero);
+        Assert.That(refused.Stderr, Does.Contain("not started by launchd (pid 4242)").And.Contain("kill -TERM 4242").And.Contain("Nothing was deleted"));
+        Assert.That(File.Exists(Path.Combine(mac.Prefix, "lineagent.db")), Is.True);
+        Assert.That(mac.Bin.Calls, Has.Some.StartsWith($"lsof -t -- {Path.Combine(mac.Prefix, "agent.lock")}"));
+
+        // Without --purge it removes the LaunchAgent and says the other agent still runs.
+        var kept = await mac.UninstallAsync();
+        Assert.That(kept.ExitCode, Is.Zero, kept.Stderr);
+        Assert.That(kept.Stdout, Does.Contain("still running on").And.Contain("4242"));
+        Assert.That(File.Exists(Path.Combine(mac.Prefix, "lineagent.db")), Is.True);
+
+        File.Delete(Path.Combine(mac.State, "hand-started"));
+        var purged = await mac.UninstallAsync("--purge");
+        Assert.That(purged.ExitCode, Is.Zero, purged.Stderr);
+        Assert.That(Directory.Exists(mac.Prefix), Is.False);
     }
 
     [Test]
