@@ -1,3 +1,6 @@
+using System.Net;
+using LineAgent.Hosting;
+using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Mvc;
 
 namespace LineAgent.Api;
@@ -59,4 +62,47 @@ public static class StatusCodes4xx
         if (!problem.Extensions.ContainsKey("code"))
             problem.Extensions["code"] = CodeFor(problem.Status ?? 500);
     }
+}
+
+/// <summary>
+/// DNS rebinding: a web page whose own name an attacker re-points at 127.0.0.1 reaches the loopback agent as its own
+/// origin, so the browser lets it read the answers. Its requests carry that name in Host; the agent answers only
+/// requests to localhost, a loopback address, or a name listed in Api:AllowedHosts. While the agent listens beyond
+/// loopback (with an explicit token) and no Api:AllowedHosts is set, any Host is taken, as clients there use this
+/// Mac's names and addresses.
+/// </summary>
+public sealed class HostGuardMiddleware(RequestDelegate next, IOptions<ApiOptions> api,
+    Microsoft.AspNetCore.Hosting.Server.IServer server)
+{
+    private readonly HashSet<string> _listed = new(
+        (api.Value.AllowedHosts ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+        StringComparer.OrdinalIgnoreCase);
+
+    private bool? _loopbackOnly;
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var host = context.Request.Host;
+        if (!host.HasValue || Allowed(host.Host))
+            return next(context);
+        var name = new string(host.Host.Where(c => !char.IsControl(c)).Take(100).ToArray());
+        return Problems.Validation([new("Host", "invalid_host",
+            $"This agent answers requests to localhost or 127.0.0.1, not to '{name}' (a name of this Mac can be added with Api:AllowedHosts).")])
+            .ExecuteAsync(context);
+    }
+
+    private bool Allowed(string host)
+    {
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+            || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase) // RFC 6761: always loopback, never looked up in DNS
+            || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip))
+            || _listed.Contains(host))
+            return true;
+        return _listed.Count == 0 && !LoopbackOnly;
+    }
+
+    /// <summary>The addresses Kestrel bound (known once it has started); none known (an in-memory test server) counts as loopback.</summary>
+    private bool LoopbackOnly => _loopbackOnly ??=
+        (server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? [])
+        .All(Hosting.AgentHost.IsLoopback);
 }

@@ -152,6 +152,7 @@ public static class AgentHost
         });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseMiddleware<HostGuardMiddleware>();
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/api"), b =>
         {
             b.UseMiddleware<TokenAuthMiddleware>();

@@ -63,6 +63,12 @@ public sealed class ApiOptions
     /// <summary>How long a send-now request waits for the channel before answering `sending`.</summary>
     [Range(0, 600)]
     public double SendWaitSeconds { get; set; } = 30;
+
+    /// <summary>
+    /// Semicolon-separated host names requests may carry besides localhost and loopback addresses (see
+    /// <see cref="LineAgent.Api.HostGuardMiddleware"/>); needed only for a name of this Mac while it listens beyond loopback.
+    /// </summary>
+    public string? AllowedHosts { get; set; }
 }
 
 public sealed class SchedulingOptions

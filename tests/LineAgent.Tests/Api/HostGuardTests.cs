@@ -1,0 +1,48 @@
+using System.Net;
+using LineAgent.Tests.Support;
+
+namespace LineAgent.Tests.Api;
+
+/// <summary>
+/// DNS rebinding: a page at evil.example re-points its name at 127.0.0.1 and then calls the agent as its own origin.
+/// The real agent process (Kestrel bound to loopback) answers only Hosts that are this machine's.
+/// </summary>
+public sealed class HostGuardTests
+{
+    [Test]
+    public async Task ARequestForAnotherName_ShouldBeRefused_EvenWithTheToken_AndLoopbackNamesAnswered()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.File("data"), args: ["--dry-run", "--Api:AllowedHosts=mymac.local"]);
+        using var api = agent.Api();
+        var port = agent.BaseAddress.Port;
+
+        async Task<HttpResponseMessage> Get(string path, string host)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Host = host;
+            return await api.SendAsync(request);
+        }
+
+        foreach (var path in new[] { "/api/status", "/healthz", "/openapi/v1.json", "/messages" })
+        {
+            var refused = await Get(path, $"evil.example:{port}");
+            var problem = await refused.ExpectAsync(HttpStatusCode.BadRequest);
+            Assert.That(problem["problems"]![0].Str("code"), Is.EqualTo("invalid_host"), path);
+            Assert.That(problem["problems"]![0].Str("detail"), Does.Contain("'evil.example'"), path);
+        }
+        var sent = await (await api.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550142" })).ExpectAsync(HttpStatusCode.Created);
+        using (var post = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+               { Content = System.Net.Http.Json.JsonContent.Create(new { content = "rebound", recipientPhone = "+12025550142" }) })
+        {
+            post.Headers.Host = "evil.example";
+            (await (await api.SendAsync(post)).ExpectAsync(HttpStatusCode.BadRequest)).Str("code");
+        }
+        var all = await api.GetJsonAsync("/api/messages");
+        Assert.That(all["items"]!.AsArray().Select(m => m.Str("content")), Is.EqualTo(new[] { "hi" }), "nothing stored from the refused POST");
+        Assert.That(sent.Str("status"), Is.EqualTo("sent"));
+
+        foreach (var host in new[] { $"127.0.0.1:{port}", $"localhost:{port}", "LOCALHOST", $"[::1]:{port}", "app.localhost", $"mymac.local:{port}" })
+            Assert.That((await Get("/api/status", host)).StatusCode, Is.EqualTo(HttpStatusCode.OK), host);
+    }
+}
