@@ -123,13 +123,21 @@ fi
 
 # An agent started by hand (lineagent run) on the same data directory holds agent.lock too, and launchd knows
 # nothing of it: --purge would delete the database under it, and it would go on sending from a deleted file.
+# lsof is /usr/sbin/lsof on every macOS; PATH first, so a test can stand one in.
+lsof_cmd=$(command -v lsof 2>/dev/null || echo /usr/sbin/lsof)
 hand_started=""
-if [ "$dry_run" -eq 0 ] && [ -e "$data_dir/agent.lock" ]; then
-  hand_started=$(lsof -t -- "$data_dir/agent.lock" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//' || true)
+if [ "$dry_run" -eq 1 ]; then
+  echo "+ $lsof_cmd -t -- $(printf '%q' "$data_dir/agent.lock")   # an agent not started by launchd still running there: --purge stops, deleting nothing"
+elif [ -e "$data_dir/agent.lock" ]; then
+  if [ -x "$lsof_cmd" ]; then
+    hand_started=$("$lsof_cmd" -t -- "$data_dir/agent.lock" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//' || true)
+  else
+    echo "note: lsof not found, so an agent started by hand on $data_dir cannot be detected"
+  fi
 fi
 if [ -n "$hand_started" ]; then
   if [ "$purge" -eq 1 ]; then
-    die "an agent not started by launchd (pid $hand_started) is running on $data_dir: stop it first (Ctrl+C where it runs, or kill -TERM $hand_started), then run this again. Nothing was deleted."
+    die "an agent not started by launchd (pid $hand_started) is running on $data_dir: stop it first (Ctrl+C where it runs, or kill -TERM $hand_started), then run this again. The LaunchAgent is stopped but still installed; nothing was deleted."
   fi
   echo "note: an agent not started by launchd (pid $hand_started) is still running on $data_dir; stop it with Ctrl+C where it runs, or kill -TERM $hand_started"
 fi

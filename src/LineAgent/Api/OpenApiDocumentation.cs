@@ -164,7 +164,8 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
 {
     private static readonly Dictionary<int, string> ProblemDescriptions = new()
     {
-        [400] = "The request is not valid: `problems` names every bad field (`field`, `code`, `detail`).",
+        [400] = "The request is not valid: `problems` names every bad field (`field`, `code`, `detail`). Any operation answers 400 " +
+            "`invalid_host` when the `Host` header is not localhost, a loopback address or one of `Api:AllowedHosts`.",
         [401] = "Missing or wrong API token (`unauthorized`).",
         [404] = "Not found: `code` says what (`message_not_found`, `lead_not_found`, `line_not_found`, ...).",
         [409] = "Conflicts with the current state (`code`, e.g. `not_scheduled`, `not_cancellable`, `maybe_sent`), or an Idempotency-Key reused with another body (`idempotency_key_reused`).",
@@ -214,7 +215,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
             ];
             Ensure(operation, 401);
         }
-        if (hasInput) Ensure(operation, 400);
+        Ensure(operation, 400); // every operation: the Host guard (invalid_host), and validation where it has input
         if (hasPathParameters) Ensure(operation, 404);
         if (idempotent) Ensure(operation, 409);
         if (operation.RequestBody is not null) Ensure(operation, 415);

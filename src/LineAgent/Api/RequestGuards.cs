@@ -67,7 +67,7 @@ public static class StatusCodes4xx
 /// <summary>
 /// DNS rebinding: a web page whose own name an attacker re-points at 127.0.0.1 reaches the loopback agent as its own
 /// origin, so the browser lets it read the answers. Its requests carry that name in Host; the agent answers only
-/// requests to localhost, a loopback address, or a name listed in Api:AllowedHosts. While the agent listens beyond
+/// requests to localhost, an IP address, or a name listed in Api:AllowedHosts. While the agent listens beyond
 /// loopback (with an explicit token) and no Api:AllowedHosts is set, any Host is taken, as clients there use this
 /// Mac's names and addresses.
 /// </summary>
@@ -87,15 +87,17 @@ public sealed class HostGuardMiddleware(RequestDelegate next, IOptions<ApiOption
             return next(context);
         var name = new string(host.Host.Where(c => !char.IsControl(c)).Take(100).ToArray());
         return Problems.Validation([new("Host", "invalid_host",
-            $"This agent answers requests to localhost or 127.0.0.1, not to '{name}' (a name of this Mac can be added with Api:AllowedHosts).")])
+            $"This agent answers requests to localhost or an IP address such as 127.0.0.1, not to '{name}' (a name of this Mac can be added with Api:AllowedHosts).")])
             .ExecuteAsync(context);
     }
 
     private bool Allowed(string host)
     {
+        // An address is never rebound (a page's origin would be that address, not a name), so any IP literal is taken:
+        // the Mac's own LAN address when it listens beyond loopback, too. Names other than localhost only when listed
+        // (*.localhost is not: Safari asks the system resolver, which a hostile DNS server answers).
         if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
-            || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase) // RFC 6761: always loopback, never looked up in DNS
-            || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip))
+            || IPAddress.TryParse(host.Trim('[', ']'), out _)
             || _listed.Contains(host))
             return true;
         return _listed.Count == 0 && !LoopbackOnly;

@@ -42,6 +42,7 @@ internal static class StatusApi
         var local = TimeZoneInfo.ConvertTime(now, time.LocalTimeZone);
         var midnight = new DateTimeOffset(local.Date, local.Offset);
         var (counts, next, last) = await query.ReadAsync(midnight, ct);
+        var pendingRecovery = recovery.Pending; // read once: the answer's two places agree
 
         return TypedResults.Ok(new AgentStatus(
             typeof(StatusApi).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
@@ -52,10 +53,10 @@ internal static class StatusApi
             // succeeded yet (nothing is sent until it does).
             !storage.IsHealthy
                 ? new LastError("", storage.State.Code ?? "storage_error", storage.State.Detail, storage.State.Since ?? now)
-                : recovery.Pending is { } pending
+                : pendingRecovery is { } pending
                 ? new LastError("", RecoveryPending.Code, $"Nothing is sent until the previous run's messages are settled: {pending.Detail}", pending.Since)
                 : last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At)),
             storage.State,
-            recovery.Pending));
+            pendingRecovery));
     }
 }

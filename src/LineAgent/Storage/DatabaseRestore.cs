@@ -125,7 +125,10 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         else
             output.WriteLine($"The current database {(current.Ok ? "passed the checks" : current.Problem)}; moved it aside to {string.Join(", ", moved)} (kept: delete it yourself once you are sure).");
         var taken = takenAt;
-        var when = taken is { } t ? $", taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, {DatabaseBackups.Age(time.GetUtcNow() - t)} ago" : "";
+        var when = taken is not { } t ? ""
+            : t > time.GetUtcNow() + DatabaseBackups.FutureSlack
+            ? $", dated {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, in the future (taken while the clock was wrong; its age is unknown)"
+            : $", taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, {DatabaseBackups.Age(time.GetUtcNow() - t)} ago";
         output.WriteLine($"Restored {chosen}{when} (quick_check ok, schema version {check!.Version}, {Messages(DatabasePath)}) as {DatabasePath} (mode 0600).");
         if (taken is not null)
             output.WriteLine("Anything the agent stored after that backup is not in it.");

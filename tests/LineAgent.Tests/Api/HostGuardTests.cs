@@ -42,7 +42,10 @@ public sealed class HostGuardTests
         Assert.That(all["items"]!.AsArray().Select(m => m.Str("content")), Is.EqualTo(new[] { "hi" }), "nothing stored from the refused POST");
         Assert.That(sent.Str("status"), Is.EqualTo("sent"));
 
-        foreach (var host in new[] { $"127.0.0.1:{port}", $"localhost:{port}", "LOCALHOST", $"[::1]:{port}", "app.localhost", $"mymac.local:{port}" })
+        // An address cannot be rebound (the page's origin would be the address), so any IP literal is taken.
+        foreach (var host in new[] { $"127.0.0.1:{port}", $"localhost:{port}", "LOCALHOST", $"[::1]:{port}", $"mymac.local:{port}", "192.0.2.7" })
             Assert.That((await Get("/api/status", host)).StatusCode, Is.EqualTo(HttpStatusCode.OK), host);
+        // Safari resolves *.localhost through the system resolver, which a hostile DNS server answers.
+        Assert.That((await Get("/api/status", "app.localhost")).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
     }
 }

@@ -163,6 +163,20 @@ public sealed class TwilioChannelTests
     }
 
     [Test]
+    public void TheDefaultBaseUrl_ShouldLeaveEachTwilioHostAsItIs_AStandInGetsThemAll()
+    {
+        // The Services API lives on messaging.twilio.com; sending it to api.twilio.com would answer 404 on a real account.
+        var messaging = new Uri("https://messaging.twilio.com/v1/Services/MG00/PhoneNumbers?PageSize=400");
+        var api = new Uri("https://api.twilio.com/2010-04-01/Accounts/AC00/Messages.json?To=%2B12025550100");
+        var real = new LineAgent.Channels.Twilio.TwilioSmsChannel.BaseUrlHandler(new Uri(LineAgent.Channels.Twilio.TwilioOptions.DefaultBaseUrl));
+        Assert.That((real.Target(messaging), real.Target(api)), Is.EqualTo((messaging, api)));
+
+        var standIn = new LineAgent.Channels.Twilio.TwilioSmsChannel.BaseUrlHandler(new Uri("http://127.0.0.1:5050/twilio/"));
+        Assert.That(standIn.Target(messaging).ToString(), Is.EqualTo("http://127.0.0.1:5050/twilio/v1/Services/MG00/PhoneNumbers?PageSize=400"));
+        Assert.That(standIn.Target(api).ToString(), Is.EqualTo("http://127.0.0.1:5050/twilio/2010-04-01/Accounts/AC00/Messages.json?To=%2B12025550100"));
+    }
+
+    [Test]
     public async Task Error21610_ShouldFailAsSuppressed_AndSuppressTheNumber()
     {
         using var agent = Agent();

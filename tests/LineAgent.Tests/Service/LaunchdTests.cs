@@ -161,7 +161,7 @@ public sealed class LaunchdTests
 
         var refused = await mac.UninstallAsync("--purge");
         Assert.That(refused.ExitCode, Is.Not.Zero);
-        Assert.That(refused.Stderr, Does.Contain("not started by launchd (pid 4242)").And.Contain("kill -TERM 4242").And.Contain("Nothing was deleted"));
+        Assert.That(refused.Stderr, Does.Contain("not started by launchd (pid 4242)").And.Contain("kill -TERM 4242").And.Contain("still installed; nothing was deleted"));
         Assert.That(File.Exists(Path.Combine(mac.Prefix, "lineagent.db")), Is.True);
         Assert.That(mac.Bin.Calls, Has.Some.StartsWith($"lsof -t -- {Path.Combine(mac.Prefix, "agent.lock")}"));
 

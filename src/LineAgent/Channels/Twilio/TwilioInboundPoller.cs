@@ -6,7 +6,6 @@ using LineAgent.Messages;
 using LineAgent.Scheduling;
 using LineAgent.Storage;
 using Microsoft.Extensions.Options;
-using ResourceSetOfMessages = Twilio.Base.ResourceSet<Twilio.Rest.Api.V2010.Account.MessageResource>;
 using Twilio.Exceptions;
 using Twilio.Rest.Api.V2010.Account;
 using Twilio.Types;
@@ -66,8 +65,8 @@ public sealed class TwilioInboundPoller(
     private async Task<IReadOnlyList<string>> NumbersAsync(LineOptions line, CancellationToken ct)
     {
         var numbers = new List<string>();
-        if (!string.IsNullOrWhiteSpace(line.Sms.From))
-            numbers.Add(line.Sms.From);
+        if (FromOf(line) is { } from)
+            numbers.Add(from);
         if (line.Sms.MessagingServiceSid is not { Length: > 0 } service)
             return numbers;
         var now = Clock.GetUtcNow();
@@ -76,15 +75,16 @@ public sealed class TwilioInboundPoller(
             try
             {
                 var read = new List<string>();
+                // Iterating reads any further page synchronously, so the whole list is read inside the try.
                 var pool = await global::Twilio.Rest.Messaging.V1.Service.PhoneNumberResource.ReadAsync(
                     new global::Twilio.Rest.Messaging.V1.Service.ReadPhoneNumberOptions(service) { PageSize = 400 }, channel.Client);
-                foreach (var n in pool)
+                foreach (var n in pool.ToList())
                     if (n.PhoneNumber?.ToString() is { Length: > 0 } p && Recipients.TryNormalizePhone(p, "US", out var e164, out _))
                         read.Add(e164);
                 known = (now, read);
                 _serviceNumbers[service] = known;
             }
-            catch (Exception e) when (e is ApiException or ApiConnectionException)
+            catch (Exception e) when (IsTwilioFault(e))
             {
                 // Keeps what it read last (none before the first success) and tries again at the next poll.
                 log.LogWarning("Twilio Messaging Service {Service} of line {Line}: its numbers are unavailable, so replies to them are not read yet: {Error}",
@@ -99,21 +99,22 @@ public sealed class TwilioInboundPoller(
     private async Task PollNumberAsync(LineOptions line, string number, CancellationToken ct)
     {
         // Sms:From keeps the key it had before Messaging Service numbers were read.
-        var key = number == line.Sms.From ? $"twilio.inbound.{line.Id}.since" : $"twilio.inbound.{line.Id}.{number}.since";
+        var key = number == FromOf(line) ? $"twilio.inbound.{line.Id}.since" : $"twilio.inbound.{line.Id}.{number}.since";
         var since = await WatermarkAsync(key, ct);
         var newest = since;
-        ResourceSetOfMessages page;
+        List<MessageResource> page;
         try
         {
-            page = await MessageResource.ReadAsync(new ReadMessageOptions
+            // Iterating a ResourceSet fetches its next pages synchronously: read them all here, where a fault is caught.
+            page = (await MessageResource.ReadAsync(new ReadMessageOptions
             {
                 PathAccountSid = options.Value.AccountSid,
                 To = new PhoneNumber(number),
                 DateSentAfter = (since - Overlap).UtcDateTime.Date,
                 PageSize = 100,
-            }, channel.Client);
+            }, channel.Client)).ToList();
         }
-        catch (Exception e) when (e is ApiException or ApiConnectionException)
+        catch (Exception e) when (IsTwilioFault(e))
         {
             log.LogWarning("Twilio inbound messages of line {Line} to {Number} unavailable: {Error}", line.Id, number, e.Message);
             return;
@@ -142,6 +143,16 @@ public sealed class TwilioInboundPoller(
         if (newest > since)
             await SaveWatermarkAsync(key, newest, ct);
     }
+
+    /// <summary>The line's Sms:From in E.164 (as the pool's numbers are), or null.</summary>
+    private static string? FromOf(LineOptions line) =>
+        string.IsNullOrWhiteSpace(line.Sms.From) ? null
+        : Recipients.TryNormalizePhone(line.Sms.From, "US", out var e164, out _) ? e164 : line.Sms.From.Trim();
+
+    /// <summary>What Twilio or the network answered; a further page's fault arrives wrapped by the SDK's reflection.</summary>
+    private static bool IsTwilioFault(Exception e) =>
+        e is ApiException or ApiConnectionException
+        || e is System.Reflection.TargetInvocationException { InnerException: ApiException or ApiConnectionException };
 
     private static DateTimeOffset? Utc(DateTime? t) => t is not { } v ? null : v.Kind switch
     {

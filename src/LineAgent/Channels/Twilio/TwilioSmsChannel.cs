@@ -170,16 +170,29 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    /// <summary>Sends what the SDK addresses to https://api.twilio.com to the configured base URL instead.</summary>
-    private sealed class BaseUrlHandler(Uri baseUrl) : DelegatingHandler
+    /// <summary>
+    /// Sends what the SDK addresses to Twilio's hosts (api.twilio.com, messaging.twilio.com, ...) to the configured base
+    /// URL instead: a stand-in or a proxy that serves every Twilio API. With the default base URL nothing is rewritten,
+    /// so each request keeps its own Twilio host (messaging.twilio.com's paths do not exist on api.twilio.com).
+    /// </summary>
+    internal sealed class BaseUrlHandler(Uri baseUrl) : DelegatingHandler
     {
+        private readonly bool _rewrite = !(baseUrl.Scheme == Uri.UriSchemeHttps && baseUrl.IsDefaultPort
+            && baseUrl.Host.Equals("api.twilio.com", StringComparison.OrdinalIgnoreCase) && baseUrl.AbsolutePath.Trim('/').Length == 0);
+
+        /// <summary>Where a request for <paramref name="uri"/> goes.</summary>
+        internal Uri Target(Uri uri)
+        {
+            if (!_rewrite || !uri.Host.EndsWith("twilio.com", StringComparison.OrdinalIgnoreCase))
+                return uri;
+            var path = baseUrl.AbsolutePath.TrimEnd('/') + uri.PathAndQuery;
+            return new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path.Split('?')[0], Query = uri.Query.TrimStart('?') }.Uri;
+        }
+
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
         {
-            if (request.RequestUri is { } uri && uri.Host.EndsWith("twilio.com", StringComparison.OrdinalIgnoreCase))
-            {
-                var path = baseUrl.AbsolutePath.TrimEnd('/') + uri.PathAndQuery;
-                request.RequestUri = new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path.Split('?')[0], Query = uri.Query.TrimStart('?') }.Uri;
-            }
+            if (request.RequestUri is { } uri)
+                request.RequestUri = Target(uri);
             return base.SendAsync(request, ct);
         }
     }

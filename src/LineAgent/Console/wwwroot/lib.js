@@ -22,8 +22,13 @@ export class ApiError extends Error {
 export async function api(path, { method = 'GET', body, headers = {}, idempotent = false, timeoutMs } = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', ...headers } };
   // Reads may give up after a while (a request that never settles would leave "Loading…" forever); changes never do,
-  // as an abandoned change may still have been made.
-  if (timeoutMs && method === 'GET') init.signal = AbortSignal.timeout(timeoutMs);
+  // as an abandoned change may still have been made. (AbortController and a timer: AbortSignal.timeout is newer.)
+  let timer = null;
+  if (timeoutMs && method === 'GET') {
+    const controller = new AbortController();
+    timer = setTimeout(() => controller.abort(), timeoutMs);
+    init.signal = controller.signal;
+  }
   if (method !== 'GET' && method !== 'HEAD') init.headers['X-LineAgent-CSRF'] = csrf;
   if (idempotent) init.headers['Idempotency-Key'] = crypto.randomUUID();
   if (body instanceof FormData) init.body = body;
@@ -32,13 +37,16 @@ export async function api(path, { method = 'GET', body, headers = {}, idempotent
     init.body = JSON.stringify(body);
   }
   let response;
+  let text;
   try {
     response = await fetch(path, init);
-  } catch (e) {
-    if (e?.name === 'TimeoutError') throw new ApiError(0, { code: 'timeout', detail: 'The agent did not answer in time.' });
+    text = await response.text();
+  } catch {
+    if (init.signal?.aborted) throw new ApiError(0, { code: 'timeout', detail: 'The agent did not answer in time.' });
     throw new ApiError(0, { detail: 'The agent does not answer. Is it running? (lineagent status)' });
+  } finally {
+    clearTimeout(timer);
   }
-  const text = await response.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
   if (response.status === 401) {
