@@ -163,7 +163,7 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
     {
         var count = o.DueCount;
         Console.WriteLine($"\n[due] {count:N0} messages scheduled for the same second, twice on one fresh agent");
-        // The bare figure: the same {count} outbox files written as the dry-run channel writes them (a temp file, written through,
+        // The bare figure: the same {count} outbox files written as the dry-run channel writes them (a temp file, written,
         // fsync, rename; 16 at a time, Agent:DryRunParallelSends' default) with no agent: what the hand-off alone costs on this disk.
         var bareOutbox = await BareOutboxSecondsAsync(NewDir("due-bare"), count, 16);
         Console.WriteLine($"  bare: {count:N0} outbox files in {bareOutbox:0.000} s");
@@ -211,7 +211,7 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, token) =>
         {
             var temp = Path.Combine(dir, $".msg_{i}.{Guid.NewGuid():N}.tmp");
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
             {
                 await stream.WriteAsync(body, token);
                 stream.Flush(flushToDisk: true);

