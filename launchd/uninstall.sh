@@ -137,7 +137,9 @@ elif [ -e "$data_dir/agent.lock" ]; then
 fi
 if [ -n "$hand_started" ]; then
   if [ "$purge" -eq 1 ]; then
-    die "an agent not started by launchd (pid $hand_started) is running on $data_dir: stop it first (Ctrl+C where it runs, or kill -TERM $hand_started), then run this again. The LaunchAgent is stopped but still installed; nothing was deleted."
+    installed_note=""
+    [ ! -e "$plist" ] || installed_note=" The LaunchAgent is stopped but still installed;"
+    die "an agent not started by launchd (pid $hand_started) is running on $data_dir: stop it first (Ctrl+C where it runs, or kill -TERM $hand_started), then run this again.$installed_note nothing was deleted."
   fi
   echo "note: an agent not started by launchd (pid $hand_started) is still running on $data_dir; stop it with Ctrl+C where it runs, or kill -TERM $hand_started"
 fi

@@ -165,7 +165,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
     private static readonly Dictionary<int, string> ProblemDescriptions = new()
     {
         [400] = "The request is not valid: `problems` names every bad field (`field`, `code`, `detail`). Any operation answers 400 " +
-            "`invalid_host` when the `Host` header is not localhost, a loopback address or one of `Api:AllowedHosts`.",
+            "`invalid_host` when the `Host` header is not localhost, an IP address or one of `Api:AllowedHosts`.",
         [401] = "Missing or wrong API token (`unauthorized`).",
         [404] = "Not found: `code` says what (`message_not_found`, `lead_not_found`, `line_not_found`, ...).",
         [409] = "Conflicts with the current state (`code`, e.g. `not_scheduled`, `not_cancellable`, `maybe_sent`), or an Idempotency-Key reused with another body (`idempotency_key_reused`).",

@@ -65,7 +65,7 @@ public sealed class ApiOptions
     public double SendWaitSeconds { get; set; } = 30;
 
     /// <summary>
-    /// Semicolon-separated host names requests may carry besides localhost and loopback addresses (see
+    /// Semicolon-separated host names requests may carry besides localhost and IP addresses (see
     /// <see cref="LineAgent.Api.HostGuardMiddleware"/>); needed only for a name of this Mac while it listens beyond loopback.
     /// </summary>
     public string? AllowedHosts { get; set; }

@@ -170,6 +170,12 @@ public sealed class TwilioChannelTests
         var api = new Uri("https://api.twilio.com/2010-04-01/Accounts/AC00/Messages.json?To=%2B12025550100");
         var real = new LineAgent.Channels.Twilio.TwilioSmsChannel.BaseUrlHandler(new Uri(LineAgent.Channels.Twilio.TwilioOptions.DefaultBaseUrl));
         Assert.That((real.Target(messaging), real.Target(api)), Is.EqualTo((messaging, api)));
+        foreach (var same in new[] { "https://API.twilio.com/", "https://api.twilio.com:443" })
+            Assert.That(new LineAgent.Channels.Twilio.TwilioSmsChannel.BaseUrlHandler(new Uri(same)).Target(api).ToString(), Is.EqualTo(api.ToString()), same);
+        // A regional edge: the API host is replaced, messaging.twilio.com is not.
+        var edge = new LineAgent.Channels.Twilio.TwilioSmsChannel.BaseUrlHandler(new Uri("https://api.dublin.ie1.twilio.com"));
+        Assert.That(edge.Target(api).ToString(), Is.EqualTo("https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/AC00/Messages.json?To=%2B12025550100"));
+        Assert.That(edge.Target(messaging), Is.EqualTo(messaging));
 
         var standIn = new LineAgent.Channels.Twilio.TwilioSmsChannel.BaseUrlHandler(new Uri("http://127.0.0.1:5050/twilio/"));
         Assert.That(standIn.Target(messaging).ToString(), Is.EqualTo("http://127.0.0.1:5050/twilio/v1/Services/MG00/PhoneNumbers?PageSize=400"));

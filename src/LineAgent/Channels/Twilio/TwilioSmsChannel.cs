@@ -171,22 +171,31 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     public void Dispose() => _http.Dispose();
 
     /// <summary>
-    /// Sends what the SDK addresses to Twilio's hosts (api.twilio.com, messaging.twilio.com, ...) to the configured base
-    /// URL instead: a stand-in or a proxy that serves every Twilio API. With the default base URL nothing is rewritten,
-    /// so each request keeps its own Twilio host (messaging.twilio.com's paths do not exist on api.twilio.com).
+    /// Where the SDK's requests go. A base URL on Twilio itself (the default https://api.twilio.com, or a regional edge
+    /// such as api.dublin.ie1.twilio.com) replaces only the api.twilio.com host: other Twilio hosts (messaging.twilio.com
+    /// for a Messaging Service's numbers) keep theirs, as their paths do not exist on the API host. Any other base URL (a
+    /// stand-in, a proxy) gets every Twilio host.
     /// </summary>
     internal sealed class BaseUrlHandler(Uri baseUrl) : DelegatingHandler
     {
-        private readonly bool _rewrite = !(baseUrl.Scheme == Uri.UriSchemeHttps && baseUrl.IsDefaultPort
-            && baseUrl.Host.Equals("api.twilio.com", StringComparison.OrdinalIgnoreCase) && baseUrl.AbsolutePath.Trim('/').Length == 0);
+        private readonly bool _onTwilio = IsTwilioHost(baseUrl.IdnHost);
+
+        private static bool IsTwilioHost(string host)
+        {
+            host = host.TrimEnd('.');
+            return host.Equals("twilio.com", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".twilio.com", StringComparison.OrdinalIgnoreCase);
+        }
 
         /// <summary>Where a request for <paramref name="uri"/> goes.</summary>
         internal Uri Target(Uri uri)
         {
-            if (!_rewrite || !uri.Host.EndsWith("twilio.com", StringComparison.OrdinalIgnoreCase))
+            var rewrite = _onTwilio
+                ? uri.IdnHost.TrimEnd('.').Equals("api.twilio.com", StringComparison.OrdinalIgnoreCase)
+                : IsTwilioHost(uri.IdnHost);
+            if (!rewrite)
                 return uri;
-            var path = baseUrl.AbsolutePath.TrimEnd('/') + uri.PathAndQuery;
-            return new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path.Split('?')[0], Query = uri.Query.TrimStart('?') }.Uri;
+            var path = baseUrl.AbsolutePath.TrimEnd('/') + uri.AbsolutePath;
+            return new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path, Query = uri.Query.TrimStart('?') }.Uri;
         }
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)

@@ -1,0 +1,84 @@
+using System.Runtime.InteropServices;
+
+namespace LineAgent.Storage;
+
+/// <summary>
+/// Makes a directory's entries durable: a file renamed into place is only on disk once its directory is synced (the
+/// file's own fsync covers its contents, not its name). macOS: F_FULLFSYNC, which also flushes the drive's cache (plain
+/// fsync does not there), else fsync. .NET opens no directory as a file, hence libc.
+/// </summary>
+public static class DirectorySync
+{
+    private const int ReadOnly = 0;   // O_RDONLY, the same on Linux and macOS
+    private const int FullFsync = 51; // F_FULLFSYNC (macOS)
+
+    public static void Flush(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+            return;
+        var fd = Native.open(directory, ReadOnly);
+        if (fd < 0)
+            throw new IOException($"Cannot open {directory} to sync it: {Marshal.GetLastPInvokeErrorMessage()}", Marshal.GetLastPInvokeError());
+        try
+        {
+            if (OperatingSystem.IsMacOS() && Native.fcntl(fd, FullFsync, 0) == 0)
+                return;
+            if (Native.fsync(fd) != 0)
+                throw new IOException($"Cannot sync {directory}: {Marshal.GetLastPInvokeErrorMessage()}", Marshal.GetLastPInvokeError());
+        }
+        finally
+        {
+            Native.close(fd);
+        }
+    }
+
+    private static class Native
+    {
+        [DllImport("libc", SetLastError = true)]
+        public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int fsync(int fd);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int fcntl(int fd, int cmd, int arg);
+
+        [DllImport("libc", SetLastError = true)]
+        public static extern int close(int fd);
+    }
+}
+
+/// <summary>
+/// One directory sync covers every rename done before it started: concurrent writers into the same directory (the
+/// dry-run line's parallel sends) share one instead of each paying for its own.
+/// </summary>
+public sealed class SharedDirectorySync(string directory)
+{
+    private readonly SemaphoreSlim _one = new(1, 1);
+    private long _renamed;
+    private long _synced;
+    private long _syncs;
+
+    /// <summary>Directory syncs done so far.</summary>
+    public long Syncs => Interlocked.Read(ref _syncs);
+
+    /// <summary>Call after a rename into the directory; returns once a sync that began after it has completed.</summary>
+    public async Task FlushAsync(CancellationToken ct = default)
+    {
+        var mine = Interlocked.Increment(ref _renamed);
+        await _one.WaitAsync(ct);
+        try
+        {
+            if (Volatile.Read(ref _synced) >= mine)
+                return; // a sync that started after this rename has finished while this one waited
+            var upTo = Volatile.Read(ref _renamed);
+            DirectorySync.Flush(directory);
+            Interlocked.Increment(ref _syncs);
+            Volatile.Write(ref _synced, upTo);
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+}
