@@ -139,6 +139,7 @@ public sealed class TwilioChannelTests
         // Replies reach whichever number of the service's pool Twilio chose; the line has no Sms:From of its own.
         const string service = "MG0000000000000000000000000000abcd";
         _twilio.ServiceNumbers[service] = ["+12025550001", "+12025550002"];
+        _twilio.ServiceShortCodes[service] = ["894546"];
         using var agent = Agent(new Dictionary<string, string?>
         {
             ["Lines:0:Sms:From"] = null, ["Lines:0:Sms:MessagingServiceSid"] = service, ["Twilio:InboundPollInterval"] = "00:00:00.200",
@@ -146,20 +147,25 @@ public sealed class TwilioChannelTests
         using var api = agent.Api();
         await (await api.SendMessageAsync(Sms("+12025550178", "Hi, your table is ready"))).ExpectAsync(HttpStatusCode.Created);
         await (await api.SendMessageAsync(Sms("+12025550179", "Hi, your table is ready"))).ExpectAsync(HttpStatusCode.Created);
+        await (await api.SendMessageAsync(Sms("+12025550180", "Hi, your table is ready"))).ExpectAsync(HttpStatusCode.Created);
         var sent = DateTimeOffset.UtcNow;
         _twilio.Inbound.Clear();
         _twilio.AddInbound("+12025550178", "STOP", sent.AddSeconds(1), to: "+12025550002");
         _twilio.AddInbound("+12025550179", "thanks", sent.AddSeconds(1), to: "+12025550001");
         _twilio.AddInbound("+12025550178", "to a number not in the pool", sent.AddSeconds(2), to: "+12025550999");
+        _twilio.AddInbound("+12025550180", "STOP", sent.AddSeconds(1), to: "894546");
 
         await Eventually.TrueAsync(async () => (await api.GetAsync("/api/suppressions/%2B12025550178")).StatusCode == HttpStatusCode.OK,
             "the STOP to the pool's second number suppresses the sender");
+        await Eventually.TrueAsync(async () => (await api.GetAsync("/api/suppressions/%2B12025550180")).StatusCode == HttpStatusCode.OK,
+            "the STOP to the service's short code suppresses the sender");
         var inbound = await Eventually.ValueAsync(() => api.GetJsonAsync("/api/messages?direction=inbound")!,
-            page => page["items"]!.AsArray().Count == 2, "both replies to the pool's numbers stored");
-        Assert.That(inbound["items"]!.AsArray().Select(i => i.Str("content")), Is.EquivalentTo(new[] { "STOP", "thanks" }));
+            page => page["items"]!.AsArray().Count == 3, "the replies to the pool's numbers and short code stored");
+        Assert.That(inbound["items"]!.AsArray().Select(i => i.Str("content")), Is.EquivalentTo(new[] { "STOP", "thanks", "STOP" }));
         Assert.That(_twilio.Requests.Any(r => r.Path == $"/v1/Services/{service}/PhoneNumbers"), Is.True);
         Assert.That(_twilio.Requests.Count(r => r.Path == $"/v1/Services/{service}/PhoneNumbers"), Is.EqualTo(1),
             "the pool is read again only after a few minutes, not at every poll");
+        Assert.That(_twilio.Requests.Count(r => r.Path == $"/v1/Services/{service}/ShortCodes"), Is.EqualTo(1));
     }
 
     [Test]

@@ -49,6 +49,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
             app.MapGet("/2010-04-01/Accounts/{sid}.json", (string sid) => Results.Json(new { sid, friendly_name = "Test account", status = "active" }));
             // messaging.twilio.com (the agent sends every *.twilio.com request to Twilio:BaseUrl).
             app.MapGet("/v1/Services/{serviceSid}/PhoneNumbers", standIn.ServicePhoneNumbers);
+            app.MapGet("/v1/Services/{serviceSid}/ShortCodes", standIn.ServiceShortCodeList);
         });
         standIn!.BaseUrl = baseUrl;
         return standIn;
@@ -130,32 +131,43 @@ public sealed class TwilioStandIn : IAsyncDisposable
     /// <summary>The phone numbers of each Messaging Service (its sender pool); a service not here answers 404.</summary>
     public ConcurrentDictionary<string, string[]> ServiceNumbers { get; } = new();
 
+    /// <summary>The short codes of each Messaging Service in <see cref="ServiceNumbers"/> (none unless set).</summary>
+    public ConcurrentDictionary<string, string[]> ServiceShortCodes { get; } = new();
+
+    private IResult ServicePhoneNumbers(string serviceSid, HttpContext http) =>
+        ServiceList(serviceSid, http, "PhoneNumbers", "phone_numbers", "PN", "phone_number", _ => ServiceNumbers.GetValueOrDefault(serviceSid));
+
+    private IResult ServiceShortCodeList(string serviceSid, HttpContext http) =>
+        ServiceList(serviceSid, http, "ShortCodes", "short_codes", "SC", "short_code", _ => ServiceShortCodes.GetValueOrDefault(serviceSid) ?? []);
+
     /// <summary>
-    /// GET messaging.twilio.com/v1/Services/{sid}/PhoneNumbers: Twilio's v1 list shape (the records under the `meta.key`
-    /// name, paging in `meta`), one page; fields as in Twilio's Messaging Service PhoneNumber resource.
+    /// GET messaging.twilio.com/v1/Services/{sid}/PhoneNumbers or /ShortCodes: Twilio's v1 list shape (the records under
+    /// the `meta.key` name, paging in `meta`), one page; fields as in Twilio's Messaging Service PhoneNumber and
+    /// ShortCode resources.
     /// </summary>
-    private IResult ServicePhoneNumbers(string serviceSid, HttpContext http)
+    private IResult ServiceList(string serviceSid, HttpContext http, string list, string key, string sidPrefix, string field,
+        Func<string, string[]?> items)
     {
         Requests.Enqueue(new Request("GET", http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
         var expected = "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{Sid}:{Token}"));
         if (http.Request.Headers.Authorization != expected)
             return Error(401, 20003, "Authenticate");
-        if (!ServiceNumbers.TryGetValue(serviceSid, out var numbers))
-            return Error(404, 20404, $"The requested resource /Services/{serviceSid}/PhoneNumbers was not found");
-        var url = $"https://messaging.twilio.com/v1/Services/{serviceSid}/PhoneNumbers?PageSize=50&Page=0";
+        if (!ServiceNumbers.ContainsKey(serviceSid) || items(serviceSid) is not { } values)
+            return Error(404, 20404, $"The requested resource /Services/{serviceSid}/{list} was not found");
+        var url = $"https://messaging.twilio.com/v1/Services/{serviceSid}/{list}?PageSize=50&Page=0";
         return Results.Json(new Dictionary<string, object?>
         {
-            ["phone_numbers"] = numbers.Select((n, i) => new Dictionary<string, object?>
+            [key] = values.Select((n, i) => new Dictionary<string, object?>
             {
-                ["sid"] = $"PN{i:x32}", ["account_sid"] = Sid, ["service_sid"] = serviceSid, ["phone_number"] = n,
+                ["sid"] = $"{sidPrefix}{i:x32}", ["account_sid"] = Sid, ["service_sid"] = serviceSid, [field] = n,
                 ["country_code"] = "US", ["capabilities"] = new[] { "SMS", "MMS" },
                 ["date_created"] = "2026-01-01T00:00:00Z", ["date_updated"] = "2026-01-01T00:00:00Z",
-                ["url"] = $"https://messaging.twilio.com/v1/Services/{serviceSid}/PhoneNumbers/PN{i:x32}",
+                ["url"] = $"https://messaging.twilio.com/v1/Services/{serviceSid}/{list}/{sidPrefix}{i:x32}",
             }).ToList(),
             ["meta"] = new Dictionary<string, object?>
             {
                 ["page"] = 0, ["page_size"] = 50, ["first_page_url"] = url, ["previous_page_url"] = null, ["url"] = url,
-                ["next_page_url"] = null, ["key"] = "phone_numbers",
+                ["next_page_url"] = null, ["key"] = key,
             },
         });
     }

@@ -57,9 +57,10 @@ public sealed class TwilioInboundPoller(
     }
 
     /// <summary>
-    /// The numbers a line's replies reach: its Sms:From, and every number of its Messaging Service's sender pool ("Inbound
-    /// messages received on any phone number associated to a Messaging Service are passed to the inbound request URL of
-    /// the Service": Twilio, Messaging Service PhoneNumber resource), read through the Services API every few minutes.
+    /// The numbers a line's replies reach: its Sms:From, and every phone number and short code of its Messaging Service
+    /// ("Inbound messages received on any phone number associated to a Messaging Service are passed to the inbound
+    /// request URL of the Service": Twilio, Messaging Service PhoneNumber resource), read through the Services API every
+    /// few minutes.
     /// A line with only a Messaging Service had its replies, and with them STOP, never read.
     /// </summary>
     private async Task<IReadOnlyList<string>> NumbersAsync(LineOptions line, CancellationToken ct)
@@ -81,6 +82,14 @@ public sealed class TwilioInboundPoller(
                 foreach (var n in pool.ToList())
                     if (n.PhoneNumber?.ToString() is { Length: > 0 } p && Recipients.TryNormalizePhone(p, "US", out var e164, out _))
                         read.Add(e164);
+                // Short codes too: "Inbound messages received on any of short codes associated with a Messaging Service are
+                // passed to the inbound request URL of the Service" (Twilio, Messaging Service ShortCode resource). A short
+                // code (5-6 digits) is no E.164 number: it is polled as Twilio lists it.
+                var shortCodes = await global::Twilio.Rest.Messaging.V1.Service.ShortCodeResource.ReadAsync(
+                    new global::Twilio.Rest.Messaging.V1.Service.ReadShortCodeOptions(service) { PageSize = 400 }, channel.Client);
+                foreach (var c in shortCodes.ToList())
+                    if (c.ShortCode?.Trim() is { Length: > 0 } code && code.TrimStart('+').All(char.IsAsciiDigit))
+                        read.Add(code);
                 known = (now, read);
                 _serviceNumbers[service] = known;
             }
