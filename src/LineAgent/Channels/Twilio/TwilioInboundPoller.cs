@@ -34,7 +34,8 @@ public sealed class TwilioInboundPoller(
     /// <summary>How long a Messaging Service's list of numbers is used before it is read again.</summary>
     internal static readonly TimeSpan ServiceNumbersFor = TimeSpan.FromMinutes(5);
 
-    private readonly Dictionary<string, (DateTimeOffset ReadAt, IReadOnlyList<string> Numbers)> _serviceNumbers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (DateTimeOffset ReadAt, IReadOnlyList<string>? Phones, IReadOnlyList<string>? Codes)> _serviceNumbers =
+        new(StringComparer.Ordinal);
 
     private IReadOnlyList<LineOptions> TwilioLines => lines.All
         .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio
@@ -73,36 +74,56 @@ public sealed class TwilioInboundPoller(
         var now = Clock.GetUtcNow();
         if (!_serviceNumbers.TryGetValue(service, out var known) || now - known.ReadAt >= ServiceNumbersFor)
         {
-            try
+            // Each list is read on its own: one that fails keeps what it read last (none before its first success) and is
+            // tried again at the next poll, without losing the other.
+            var phones = await ReadServiceListAsync(line, service, "phone numbers", async () =>
             {
                 var read = new List<string>();
-                // Iterating reads any further page synchronously, so the whole list is read inside the try.
                 var pool = await global::Twilio.Rest.Messaging.V1.Service.PhoneNumberResource.ReadAsync(
                     new global::Twilio.Rest.Messaging.V1.Service.ReadPhoneNumberOptions(service) { PageSize = 400 }, channel.Client);
-                foreach (var n in pool.ToList())
+                foreach (var n in pool.ToList()) // iterating reads any further page synchronously: inside the try
                     if (n.PhoneNumber?.ToString() is { Length: > 0 } p && Recipients.TryNormalizePhone(p, "US", out var e164, out _))
                         read.Add(e164);
-                // Short codes too: "Inbound messages received on any of short codes associated with a Messaging Service are
-                // passed to the inbound request URL of the Service" (Twilio, Messaging Service ShortCode resource). A short
-                // code (5-6 digits) is no E.164 number: it is polled as Twilio lists it.
-                var shortCodes = await global::Twilio.Rest.Messaging.V1.Service.ShortCodeResource.ReadAsync(
+                return read;
+            });
+            // Short codes too: "Inbound messages received on any of short codes associated with a Messaging Service are
+            // passed to the inbound request URL of the Service" (Twilio, Messaging Service ShortCode resource). A short code
+            // (5-6 digits) is no E.164 number: it is polled as Twilio lists it.
+            var codes = await ReadServiceListAsync(line, service, "short codes", async () =>
+            {
+                var read = new List<string>();
+                var list = await global::Twilio.Rest.Messaging.V1.Service.ShortCodeResource.ReadAsync(
                     new global::Twilio.Rest.Messaging.V1.Service.ReadShortCodeOptions(service) { PageSize = 400 }, channel.Client);
-                foreach (var c in shortCodes.ToList())
+                foreach (var c in list.ToList())
                     if (c.ShortCode?.Trim() is { Length: > 0 } code && code.TrimStart('+').All(char.IsAsciiDigit))
                         read.Add(code);
-                known = (now, read);
+                return read;
+            });
+            if (phones is not null || codes is not null)
+            {
+                // A list that failed is read again at the next poll, not after ServiceNumbersFor.
+                known = (phones is null || codes is null ? DateTimeOffset.MinValue : now, phones ?? known.Phones ?? [], codes ?? known.Codes ?? []);
                 _serviceNumbers[service] = known;
             }
-            catch (Exception e) when (IsTwilioFault(e))
-            {
-                // Keeps what it read last (none before the first success) and tries again at the next poll.
-                log.LogWarning("Twilio Messaging Service {Service} of line {Line}: its numbers are unavailable, so replies to them are not read yet: {Error}",
-                    service, line.Id, e.Message);
-            }
         }
-        if (known.Numbers is not null)
-            numbers.AddRange(known.Numbers);
+        numbers.AddRange(known.Phones ?? []);
+        numbers.AddRange(known.Codes ?? []);
         return numbers.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    private async Task<IReadOnlyList<string>?> ReadServiceListAsync(LineOptions line, string service, string what,
+        Func<Task<IReadOnlyList<string>>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (Exception e) when (IsTwilioFault(e))
+        {
+            log.LogWarning("Twilio Messaging Service {Service} of line {Line}: its {What} are unavailable, so replies to them are not read yet: {Error}",
+                service, line.Id, what, e.Message);
+            return null;
+        }
     }
 
     private async Task PollNumberAsync(LineOptions line, string number, CancellationToken ct)
