@@ -169,6 +169,27 @@ public sealed class TwilioChannelTests
     }
 
     [Test]
+    public async Task AFailingShortCodeList_ShouldNotStopRepliesToTheServicesPhoneNumbers()
+    {
+        const string service = "MG0000000000000000000000000000abce";
+        _twilio.ServiceNumbers[service] = ["+12025550003"];
+        _twilio.ShortCodesFail = true;
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Lines:0:Sms:From"] = null, ["Lines:0:Sms:MessagingServiceSid"] = service, ["Twilio:InboundPollInterval"] = "00:00:00.200",
+        });
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(Sms("+12025550181", "Hi, your table is ready"))).ExpectAsync(HttpStatusCode.Created);
+        _twilio.Inbound.Clear();
+        _twilio.AddInbound("+12025550181", "STOP", DateTimeOffset.UtcNow.AddSeconds(1), to: "+12025550003");
+
+        await Eventually.TrueAsync(async () => (await api.GetAsync("/api/suppressions/%2B12025550181")).StatusCode == HttpStatusCode.OK,
+            "the STOP to the service's phone number, while its short codes cannot be listed");
+        await Eventually.TrueAsync(() => Task.FromResult(_twilio.Requests.Count(r => r.Path == $"/v1/Services/{service}/ShortCodes") >= 2),
+            "the failed list asked again at a later poll");
+    }
+
+    [Test]
     public void TheDefaultBaseUrl_ShouldLeaveEachTwilioHostAsItIs_AStandInGetsThemAll()
     {
         // The Services API lives on messaging.twilio.com; sending it to api.twilio.com would answer 404 on a real account.

@@ -137,8 +137,12 @@ public sealed class TwilioStandIn : IAsyncDisposable
     private IResult ServicePhoneNumbers(string serviceSid, HttpContext http) =>
         ServiceList(serviceSid, http, "PhoneNumbers", "phone_numbers", "PN", "phone_number", _ => ServiceNumbers.GetValueOrDefault(serviceSid));
 
+    /// <summary>The short-code list answers 500 while set.</summary>
+    public volatile bool ShortCodesFail;
+
     private IResult ServiceShortCodeList(string serviceSid, HttpContext http) =>
-        ServiceList(serviceSid, http, "ShortCodes", "short_codes", "SC", "short_code", _ => ServiceShortCodes.GetValueOrDefault(serviceSid) ?? []);
+        ServiceList(serviceSid, http, "ShortCodes", "short_codes", "SC", "short_code", _ => ServiceShortCodes.GetValueOrDefault(serviceSid) ?? [],
+            fail: ShortCodesFail);
 
     /// <summary>
     /// GET messaging.twilio.com/v1/Services/{sid}/PhoneNumbers or /ShortCodes: Twilio's v1 list shape (the records under
@@ -146,9 +150,11 @@ public sealed class TwilioStandIn : IAsyncDisposable
     /// ShortCode resources.
     /// </summary>
     private IResult ServiceList(string serviceSid, HttpContext http, string list, string key, string sidPrefix, string field,
-        Func<string, string[]?> items)
+        Func<string, string[]?> items, bool fail = false)
     {
         Requests.Enqueue(new Request("GET", http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
+        if (fail)
+            return Error(500, 20500, "Internal Server Error");
         var expected = "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{Sid}:{Token}"));
         if (http.Request.Headers.Authorization != expected)
             return Error(401, 20003, "Authenticate");
