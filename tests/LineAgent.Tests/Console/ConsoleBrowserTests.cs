@@ -331,6 +331,31 @@ public sealed class ConsoleBrowserTests
     }
 
     [Test]
+    public async Task AnOpenHistory_ShouldStayOpenWhenTheListReloads()
+    {
+        // The page's first load waits for the line picker (/api/lines) and could answer after the user had opened a row's
+        // history; the reload then removed it (seen in CI as the history of SendLater_ThenCancelFromMessages vanishing).
+        var word = $"kept{Guid.NewGuid():N}"[..14];
+        var id = (await (await _api.SendMessageAsync(new { content = $"Keep {word}", recipientPhone = "+12025550178", scheduledAt = "2030-01-01T09:00:00Z" }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+        var page = await SignedInAsync();
+        await page.GotoAsync($"/messages?q={word}");
+        var row = page.Locator("#messages tbody tr", new() { HasText = word });
+        await Expect(row).ToHaveCountAsync(1);
+        await row.GetByRole(AriaRole.Button, new() { Name = "History" }).ClickAsync();
+        await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
+
+        // A reload of the same list (the filter form submitted again), as the late first load or a reconnect does. The row
+        // is marked first: once it is unmarked, the reload has rebuilt the table.
+        await row.EvaluateAsync("tr => tr.setAttribute('data-before-reload', '')");
+        await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Search").PressAsync("Enter"),
+            r => r.Url.Contains("/api/messages?", StringComparison.Ordinal) && r.Url.Contains(word, StringComparison.Ordinal));
+        await Expect(page.Locator("#messages tbody tr[data-before-reload]")).ToHaveCountAsync(0);
+        await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
+        await Expect(row.GetByRole(AriaRole.Button, new() { Name = "History" })).ToHaveAttributeAsync("aria-expanded", "true");
+    }
+
+    [Test]
     public async Task APostFromAnotherOrigin_WithoutTheAntiForgeryHeader_ShouldBeRefused()
     {
         var page = await SignedInAsync();

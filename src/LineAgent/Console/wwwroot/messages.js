@@ -138,11 +138,25 @@ async function load({ append = false } = {}) {
   try {
     const page = await api(`/api/messages?${query({ limit: 50, ...(append && cursor ? { cursor } : {}) })}`);
     if (mine !== loading) return;
+    // A reload (the stream came back, the filters were restored after the page's first answer) keeps the status
+    // histories the user opened on rows that are still listed, and fetches them again.
+    const opened = new Map();
     if (!append) {
+      for (const [id, entry] of rows) if (entry.detail && !entry.detail.hidden) opened.set(id, entry.detail);
       rows.clear();
       tbody.replaceChildren();
     }
     addRows(page.items);
+    for (const [id, detail] of opened) {
+      const entry = rows.get(id);
+      if (!entry) continue;
+      entry.detail = detail;
+      entry.tr.after(detail);
+      const toggle = entry.tr.querySelector('[data-action="events"]');
+      toggle?.setAttribute('aria-expanded', 'true');
+      toggle?.setAttribute('aria-controls', detail.id);
+      loadEvents(entry);
+    }
     cursor = page.nextCursor;
     more.hidden = !cursor;
     summary.textContent = rows.size === 0 ? 'No messages match these filters.'
