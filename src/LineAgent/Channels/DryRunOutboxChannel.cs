@@ -51,7 +51,12 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
         };
         try
         {
-            Directory.CreateDirectory(OutboxDir);
+            if (!Directory.Exists(OutboxDir))
+            {
+                // A new outbox folder's own name is durable only once the data dir is synced.
+                Directory.CreateDirectory(OutboxDir);
+                await SyncAsync(() => { Storage.DirectorySync.Flush(dataDir.Root); return Task.CompletedTask; }, "the data directory");
+            }
             // One fsync makes the file durable before the rename gives it its name. (It was also opened O_SYNC, which
             // synced each write before that fsync: in 16 alternating rounds of 1,000 files, 16 at a time, without it
             // 14 were faster, by 20-30 % of the disk's time while the disk was quiet.)
@@ -68,18 +73,24 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
             try { File.Delete(temp); } catch (Exception ce) when (ce is IOException or UnauthorizedAccessException) { }
             return new SendOutcome.Deferred($"the outbox could not be written: {e.Message}", TimeSpan.FromSeconds(30));
         }
+        // The name itself is durable only once the directory is synced; without it a power loss could leave a message
+        // recorded as sent with no file, or lose a file that reconcile then reads as "not sent".
+        await SyncAsync(() => _outboxSync.FlushAsync(CancellationToken.None), $"the outbox after {Path.GetFileName(file)}");
+        return new SendOutcome.Sent($"outbox/{Path.GetFileName(file)}", at);
+    }
+
+    /// <summary>A directory sync whose failure is said, not thrown: the file is in place, so it was sent; only its durability
+    /// across a power loss is not confirmed.</summary>
+    private async Task SyncAsync(Func<Task> sync, string what)
+    {
         try
         {
-            // The name itself is durable only once the directory is synced; without it a power loss could leave a message
-            // recorded as sent with no file, or lose a file that reconcile then reads as "not sent".
-            await _outboxSync.FlushAsync(CancellationToken.None);
+            await sync();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)
         {
-            // The file is in place, so it was sent; only its durability across a power loss is not confirmed.
-            log?.LogWarning("The outbox directory could not be synced after {File}: {Error}", Path.GetFileName(file), e.Message);
+            log?.LogWarning("Could not sync {What} to disk: {Error}", what, e.Message);
         }
-        return new SendOutcome.Sent($"outbox/{Path.GetFileName(file)}", at);
     }
 
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct)

@@ -12,11 +12,17 @@ public static class DirectorySync
     private const int ReadOnly = 0;   // O_RDONLY, the same on Linux and macOS
     private const int FullFsync = 51; // F_FULLFSYNC (macOS)
 
+    /// <summary>O_CLOEXEC: a process started meanwhile does not inherit the descriptor.</summary>
+    private static int CloseOnExec => OperatingSystem.IsMacOS() ? 0x1000000 : 0x80000;
+
+    /// <summary>The errno of a file system that cannot sync a directory (EINVAL; ENOTSUP: 95 on Linux, 45 on macOS).</summary>
+    public static bool IsUnsupported(IOException e) => e.HResult is 22 || e.HResult == (OperatingSystem.IsMacOS() ? 45 : 95);
+
     public static void Flush(string directory)
     {
         if (OperatingSystem.IsWindows())
             return;
-        var fd = Native.open(directory, ReadOnly);
+        var fd = Native.open(directory, ReadOnly | CloseOnExec);
         if (fd < 0)
             throw new IOException($"Cannot open {directory} to sync it: {Marshal.GetLastPInvokeErrorMessage()}", Marshal.GetLastPInvokeError());
         try
@@ -58,6 +64,7 @@ public sealed class SharedDirectorySync(string directory)
     private long _renamed;
     private long _synced;
     private long _syncs;
+    private volatile bool _unsupported;
 
     /// <summary>Directory syncs done so far.</summary>
     public long Syncs => Interlocked.Read(ref _syncs);
@@ -65,6 +72,8 @@ public sealed class SharedDirectorySync(string directory)
     /// <summary>Call after a rename into the directory; returns once a sync that began after it has completed.</summary>
     public async Task FlushAsync(CancellationToken ct = default)
     {
+        if (_unsupported)
+            return; // said once (the IOException below); retrying on every send would only repeat it
         var mine = Interlocked.Increment(ref _renamed);
         await _one.WaitAsync(ct);
         try
@@ -72,7 +81,15 @@ public sealed class SharedDirectorySync(string directory)
             if (Volatile.Read(ref _synced) >= mine)
                 return; // a sync that started after this rename has finished while this one waited
             var upTo = Volatile.Read(ref _renamed);
-            DirectorySync.Flush(directory);
+            try
+            {
+                DirectorySync.Flush(directory);
+            }
+            catch (IOException e) when (DirectorySync.IsUnsupported(e))
+            {
+                _unsupported = true; // a file system that cannot sync a directory (some network and FUSE mounts)
+                throw;
+            }
             Interlocked.Increment(ref _syncs);
             Volatile.Write(ref _synced, upTo);
         }

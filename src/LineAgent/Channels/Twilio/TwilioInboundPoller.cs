@@ -34,8 +34,8 @@ public sealed class TwilioInboundPoller(
     /// <summary>How long a Messaging Service's list of numbers is used before it is read again.</summary>
     internal static readonly TimeSpan ServiceNumbersFor = TimeSpan.FromMinutes(5);
 
-    private readonly Dictionary<string, (DateTimeOffset ReadAt, IReadOnlyList<string>? Phones, IReadOnlyList<string>? Codes)> _serviceNumbers =
-        new(StringComparer.Ordinal);
+    /// <summary>Each Messaging Service's lists ("{sid}/phone numbers", "{sid}/short codes"); only the poll loop touches it.</summary>
+    private readonly Dictionary<string, (DateTimeOffset NextRead, IReadOnlyList<string>? Items)> _serviceLists = new(StringComparer.Ordinal);
 
     private IReadOnlyList<LineOptions> TwilioLines => lines.All
         .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio
@@ -71,44 +71,50 @@ public sealed class TwilioInboundPoller(
             numbers.Add(from);
         if (line.Sms.MessagingServiceSid is not { Length: > 0 } service)
             return numbers;
-        var now = Clock.GetUtcNow();
-        if (!_serviceNumbers.TryGetValue(service, out var known) || now - known.ReadAt >= ServiceNumbersFor)
+        // Each list is read on its own: one that fails keeps what it read last (none before its first success) and is
+        // tried again after ServiceListRetry, without losing the other.
+        numbers.AddRange(await ServiceListAsync(line, service, "phone numbers", async () =>
         {
-            // Each list is read on its own: one that fails keeps what it read last (none before its first success) and is
-            // tried again at the next poll, without losing the other.
-            var phones = await ReadServiceListAsync(line, service, "phone numbers", async () =>
-            {
-                var read = new List<string>();
-                var pool = await global::Twilio.Rest.Messaging.V1.Service.PhoneNumberResource.ReadAsync(
-                    new global::Twilio.Rest.Messaging.V1.Service.ReadPhoneNumberOptions(service) { PageSize = 400 }, channel.Client);
-                foreach (var n in pool.ToList()) // iterating reads any further page synchronously: inside the try
-                    if (n.PhoneNumber?.ToString() is { Length: > 0 } p && Recipients.TryNormalizePhone(p, "US", out var e164, out _))
-                        read.Add(e164);
-                return read;
-            });
-            // Short codes too: "Inbound messages received on any of short codes associated with a Messaging Service are
-            // passed to the inbound request URL of the Service" (Twilio, Messaging Service ShortCode resource). A short code
-            // (5-6 digits) is no E.164 number: it is polled as Twilio lists it.
-            var codes = await ReadServiceListAsync(line, service, "short codes", async () =>
-            {
-                var read = new List<string>();
-                var list = await global::Twilio.Rest.Messaging.V1.Service.ShortCodeResource.ReadAsync(
-                    new global::Twilio.Rest.Messaging.V1.Service.ReadShortCodeOptions(service) { PageSize = 400 }, channel.Client);
-                foreach (var c in list.ToList())
-                    if (c.ShortCode?.Trim() is { Length: > 0 } code && code.TrimStart('+').All(char.IsAsciiDigit))
-                        read.Add(code);
-                return read;
-            });
-            if (phones is not null || codes is not null)
-            {
-                // A list that failed is read again at the next poll, not after ServiceNumbersFor.
-                known = (phones is null || codes is null ? DateTimeOffset.MinValue : now, phones ?? known.Phones ?? [], codes ?? known.Codes ?? []);
-                _serviceNumbers[service] = known;
-            }
-        }
-        numbers.AddRange(known.Phones ?? []);
-        numbers.AddRange(known.Codes ?? []);
+            var read = new List<string>();
+            var pool = await global::Twilio.Rest.Messaging.V1.Service.PhoneNumberResource.ReadAsync(
+                new global::Twilio.Rest.Messaging.V1.Service.ReadPhoneNumberOptions(service) { PageSize = 400 }, channel.Client);
+            foreach (var n in pool.ToList()) // iterating reads any further page synchronously: inside the try
+                if (n.PhoneNumber?.ToString() is { Length: > 0 } p && Recipients.TryNormalizePhone(p, "US", out var e164, out _))
+                    read.Add(e164);
+            return read;
+        }));
+        // Short codes too: "Inbound messages received on any of short codes associated with a Messaging Service are passed
+        // to the inbound request URL of the Service" (Twilio, Messaging Service ShortCode resource). A short code (5-6
+        // digits) is no E.164 number: it is polled as bare digits, as Twilio lists it.
+        numbers.AddRange(await ServiceListAsync(line, service, "short codes", async () =>
+        {
+            var read = new List<string>();
+            var list = await global::Twilio.Rest.Messaging.V1.Service.ShortCodeResource.ReadAsync(
+                new global::Twilio.Rest.Messaging.V1.Service.ReadShortCodeOptions(service) { PageSize = 400 }, channel.Client);
+            foreach (var c in list.ToList())
+                if (c.ShortCode?.Trim().TrimStart('+') is { Length: > 0 } code && code.All(char.IsAsciiDigit))
+                    read.Add(code);
+            return read;
+        }));
         return numbers.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>A failed list of a Messaging Service is asked again after this (a success is kept for ServiceNumbersFor).</summary>
+    internal static readonly TimeSpan ServiceListRetry = TimeSpan.FromMinutes(1);
+
+    /// <summary>One list of a service (its phone numbers or its short codes), read again when it is due.</summary>
+    private async Task<IReadOnlyList<string>> ServiceListAsync(LineOptions line, string service, string what,
+        Func<Task<IReadOnlyList<string>>> read)
+    {
+        var key = $"{service}/{what}";
+        var now = Clock.GetUtcNow();
+        _serviceLists.TryGetValue(key, out var known);
+        if (known.Items is not null && now < known.NextRead)
+            return known.Items;
+        var items = await ReadServiceListAsync(line, service, what, read);
+        known = items is null ? (now + ServiceListRetry, known.Items ?? []) : (now + ServiceNumbersFor, items);
+        _serviceLists[key] = known;
+        return known.Items ?? [];
     }
 
     private async Task<IReadOnlyList<string>?> ReadServiceListAsync(LineOptions line, string service, string what,

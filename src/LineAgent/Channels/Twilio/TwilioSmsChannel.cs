@@ -172,28 +172,38 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
 
     /// <summary>
     /// Where the SDK's requests go. A base URL on Twilio itself (the default https://api.twilio.com, or a regional edge
-    /// such as api.dublin.ie1.twilio.com) replaces only the api.twilio.com host: other Twilio hosts (messaging.twilio.com
-    /// for a Messaging Service's numbers) keep theirs, as their paths do not exist on the API host. Any other base URL (a
-    /// stand-in, a proxy) gets every Twilio host.
+    /// such as api.dublin.ie1.twilio.com) keeps each product's host and moves it to the same edge and region
+    /// (messaging.twilio.com → messaging.dublin.ie1.twilio.com), as the SDK's Edge and Region settings do: credentials
+    /// are per region, and messaging's paths do not exist on the API host. Any other base URL (a stand-in, a proxy)
+    /// gets every Twilio host.
     /// </summary>
     internal sealed class BaseUrlHandler(Uri baseUrl) : DelegatingHandler
     {
-        private readonly bool _onTwilio = IsTwilioHost(baseUrl.IdnHost);
+        private const string Domain = "twilio.com";
 
-        private static bool IsTwilioHost(string host)
-        {
-            host = host.TrimEnd('.');
-            return host.Equals("twilio.com", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".twilio.com", StringComparison.OrdinalIgnoreCase);
-        }
+        private static string Bare(string host) => host.TrimEnd('.');
+
+        private static bool IsTwilioHost(string host) =>
+            Bare(host).Equals(Domain, StringComparison.OrdinalIgnoreCase) || Bare(host).EndsWith("." + Domain, StringComparison.OrdinalIgnoreCase);
+
+        /// <summary>"dublin.ie1.twilio.com" for a base api.dublin.ie1.twilio.com, "twilio.com" for the default; null off Twilio.</summary>
+        private readonly string? _edgeDomain = IsTwilioHost(baseUrl.IdnHost) && Bare(baseUrl.IdnHost).StartsWith("api.", StringComparison.OrdinalIgnoreCase)
+            ? Bare(baseUrl.IdnHost)["api.".Length..]
+            : IsTwilioHost(baseUrl.IdnHost) ? Domain : null;
 
         /// <summary>Where a request for <paramref name="uri"/> goes.</summary>
         internal Uri Target(Uri uri)
         {
-            var rewrite = _onTwilio
-                ? uri.IdnHost.TrimEnd('.').Equals("api.twilio.com", StringComparison.OrdinalIgnoreCase)
-                : IsTwilioHost(uri.IdnHost);
-            if (!rewrite)
+            if (!IsTwilioHost(uri.IdnHost))
                 return uri;
+            if (_edgeDomain is not null)
+            {
+                // product.twilio.com → product.{edge.region.}twilio.com; the path and query stay as they are.
+                var host = Bare(uri.IdnHost);
+                var product = host.Length > Domain.Length ? host[..^(Domain.Length + 1)] : "";
+                var target = product.Length == 0 ? _edgeDomain : $"{product}.{_edgeDomain}";
+                return target.Equals(host, StringComparison.OrdinalIgnoreCase) ? uri : new UriBuilder(uri) { Host = target }.Uri;
+            }
             var path = baseUrl.AbsolutePath.TrimEnd('/') + uri.AbsolutePath;
             return new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path, Query = uri.Query.TrimStart('?') }.Uri;
         }

@@ -43,8 +43,9 @@ export async function api(path, { method = 'GET', body, headers = {}, idempotent
     text = await response.text();
   } catch {
     if (init.signal?.aborted) throw new ApiError(0, { code: 'timeout', detail: 'The agent did not answer in time.' });
-    // The answer to a change began, so the change was made: a retry (with a new Idempotency-Key) could make it twice.
-    if (response && method !== 'GET' && method !== 'HEAD')
+    // The answer to a change began (not a refusal), so it may have been made: a retry (with a new Idempotency-Key) could
+    // make it twice.
+    if (response && (response.ok || response.status >= 500) && method !== 'GET' && method !== 'HEAD')
       throw new ApiError(0, { code: 'answer_cut_off', detail: 'The answer was cut off; the change may have been made. Reload the page before trying again.' });
     throw new ApiError(0, { detail: 'The agent does not answer. Is it running? (lineagent status)' });
   } finally {
