@@ -183,8 +183,25 @@ public sealed class RecoveryTests
         using var first = new AgentFactory(dir);
         first.Api().Dispose();
 
-        var error = Assert.Throws<LineAgent.Hosting.StartupRefusedException>(() => new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path)));
+        var error = Assert.Throws<LineAgent.Hosting.StartupRefusedException>(() =>
+            new LineAgent.Hosting.DataDirLock(new LineAgent.Hosting.DataDirectory(dir.Path), TimeSpan.FromMilliseconds(300)));
         Assert.That(error!.Message, Does.Contain("already running").And.Contain(dir.Path));
+    }
+
+    [Test]
+    public async Task AStartWhileTheLastAgentStillStops_ShouldWaitForItsLock()
+    {
+        // In-process hosts release the lock when their disposal finishes on the entry point's thread, which raced the next
+        // test's start (MessageLifecycleTests.Restart_ShouldFailPendingMessagesOfALineThatIsGone failed so in CI); launchd's
+        // restart of an agent that is still stopping is the same case.
+        using var dir = new TempDir();
+        var data = new LineAgent.Hosting.DataDirectory(dir.Path);
+        var held = new LineAgent.Hosting.DataDirLock(data, TimeSpan.Zero);
+        var next = Task.Run(() => new LineAgent.Hosting.DataDirLock(data, TimeSpan.FromSeconds(30)));
+        Assert.That(next.IsCompleted, Is.False, () => $"it waits while the lock is held: {next.Status} {next.Exception}");
+        held.Dispose();
+        using var taken = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Throws<LineAgent.Hosting.StartupRefusedException>(() => new LineAgent.Hosting.DataDirLock(data, TimeSpan.Zero), "the waiter holds it now");
     }
 
     [Test]
