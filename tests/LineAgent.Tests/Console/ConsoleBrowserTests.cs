@@ -296,27 +296,38 @@ public sealed class ConsoleBrowserTests
         Assert.That(lines.Skip(1).Select(l => l.Split(',')[2]), Is.All.EqualTo("sent"));
     }
 
-    [Test]
-    public async Task History_WhenTheEventsRequestNeverSettles_IsAskedAgain_AndAFailureIsShownWithTryAgain()
+    /// <summary>
+    /// A message scheduled in 2030 with a unique word, the Messages page searched for it, and its row's History opened;
+    /// <paramref name="beforeOpening"/> runs on the signed-in page first (e.g. to route its requests).
+    /// </summary>
+    private async Task<(IPage Page, string Id, ILocator Row)> HistoryOpenedAsync(string prefix, string phone, Func<IPage, string, Task>? beforeOpening = null)
     {
-        var word = $"held{Guid.NewGuid():N}"[..14];
-        var id = (await (await _api.SendMessageAsync(new { content = $"Hold {word}", recipientPhone = "+12025550177", scheduledAt = "2030-01-01T09:00:00Z" }))
+        var word = $"{prefix}{Guid.NewGuid():N}"[..14];
+        var id = (await (await _api.SendMessageAsync(new { content = $"Message {word}", recipientPhone = phone, scheduledAt = "2030-01-01T09:00:00Z" }))
             .ExpectAsync(HttpStatusCode.Created)).Str("id");
         var page = await SignedInAsync();
-        // The first request for the events is held unanswered (as a stuck connection would be); the second is answered.
-        var asked = 0;
-        var fail = false;
-        await page.RouteAsync($"**/api/messages/{id}/events", async route =>
-        {
-            var n = Interlocked.Increment(ref asked);
-            if (fail) await route.AbortAsync();
-            else if (n > 1) await route.ContinueAsync();
-        });
+        if (beforeOpening is not null)
+            await beforeOpening(page, id);
         await page.GotoAsync($"/messages?q={word}");
         var row = page.Locator("#messages tbody tr", new() { HasText = word });
         await Expect(row).ToHaveCountAsync(1);
         await row.GetByRole(AriaRole.Button, new() { Name = "History" }).ClickAsync();
         await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
+        return (page, id, row);
+    }
+
+    [Test]
+    public async Task History_WhenTheEventsRequestNeverSettles_IsAskedAgain_AndAFailureIsShownWithTryAgain()
+    {
+        // The first request for the events is held unanswered (as a stuck connection would be); the second is answered.
+        var asked = 0;
+        var fail = false;
+        var (page, id, row) = await HistoryOpenedAsync("held", "+12025550177", (p, messageId) => p.RouteAsync($"**/api/messages/{messageId}/events", async route =>
+        {
+            var n = Interlocked.Increment(ref asked);
+            if (fail) await route.AbortAsync();
+            else if (n > 1) await route.ContinueAsync();
+        }));
         Assert.That(Volatile.Read(ref asked), Is.EqualTo(2), "held once, then asked again");
 
         // Every attempt fails: the row says so instead of "Loading…", and Try again asks again.
@@ -335,21 +346,13 @@ public sealed class ConsoleBrowserTests
     {
         // The page's first load waits for the line picker (/api/lines) and could answer after the user had opened a row's
         // history; the reload then removed it (seen in CI as the history of SendLater_ThenCancelFromMessages vanishing).
-        var word = $"kept{Guid.NewGuid():N}"[..14];
-        var id = (await (await _api.SendMessageAsync(new { content = $"Keep {word}", recipientPhone = "+12025550178", scheduledAt = "2030-01-01T09:00:00Z" }))
-            .ExpectAsync(HttpStatusCode.Created)).Str("id");
-        var page = await SignedInAsync();
-        await page.GotoAsync($"/messages?q={word}");
-        var row = page.Locator("#messages tbody tr", new() { HasText = word });
-        await Expect(row).ToHaveCountAsync(1);
-        await row.GetByRole(AriaRole.Button, new() { Name = "History" }).ClickAsync();
-        await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
+        var (page, id, row) = await HistoryOpenedAsync("kept", "+12025550178");
 
         // A reload of the same list (the filter form submitted again), as the late first load or a reconnect does. The row
         // is marked first: once it is unmarked, the reload has rebuilt the table.
         await row.EvaluateAsync("tr => tr.setAttribute('data-before-reload', '')");
         await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Search").PressAsync("Enter"),
-            r => r.Url.Contains("/api/messages?", StringComparison.Ordinal) && r.Url.Contains(word, StringComparison.Ordinal));
+            r => r.Url.Contains("/api/messages?", StringComparison.Ordinal) && r.Url.Contains("q=", StringComparison.Ordinal));
         await Expect(page.Locator("#messages tbody tr[data-before-reload]")).ToHaveCountAsync(0);
         await Expect(page.Locator($"#events-{id}")).ToContainTextAsync("scheduled");
         await Expect(row.GetByRole(AriaRole.Button, new() { Name = "History" })).ToHaveAttributeAsync("aria-expanded", "true");
