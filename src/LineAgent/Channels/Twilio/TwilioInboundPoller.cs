@@ -35,7 +35,7 @@ public sealed class TwilioInboundPoller(
     internal static readonly TimeSpan ServiceNumbersFor = TimeSpan.FromMinutes(5);
 
     /// <summary>Each Messaging Service's lists ("{sid}/phone numbers", "{sid}/short codes"); only the poll loop touches it.</summary>
-    private readonly Dictionary<string, (DateTimeOffset NextRead, IReadOnlyList<string>? Items)> _serviceLists = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (DateTimeOffset NextRead, IReadOnlyList<string> Items)> _serviceLists = new(StringComparer.Ordinal);
 
     private IReadOnlyList<LineOptions> TwilioLines => lines.All
         .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio
@@ -108,28 +108,21 @@ public sealed class TwilioInboundPoller(
     {
         var key = $"{service}/{what}";
         var now = Clock.GetUtcNow();
-        _serviceLists.TryGetValue(key, out var known);
-        if (known.Items is not null && now < known.NextRead)
+        var known = _serviceLists.GetValueOrDefault(key, (NextRead: DateTimeOffset.MinValue, Items: []));
+        if (now < known.NextRead)
             return known.Items;
-        var items = await ReadServiceListAsync(line, service, what, read);
-        known = items is null ? (now + ServiceListRetry, known.Items ?? []) : (now + ServiceNumbersFor, items);
-        _serviceLists[key] = known;
-        return known.Items ?? [];
-    }
-
-    private async Task<IReadOnlyList<string>?> ReadServiceListAsync(LineOptions line, string service, string what,
-        Func<Task<IReadOnlyList<string>>> read)
-    {
         try
         {
-            return await read();
+            known = (now + ServiceNumbersFor, await read());
         }
         catch (Exception e) when (IsTwilioFault(e))
         {
             log.LogWarning("Twilio Messaging Service {Service} of line {Line}: its {What} are unavailable, so replies to them are not read yet: {Error}",
                 service, line.Id, what, e.Message);
-            return null;
+            known = (now + ServiceListRetry, known.Items);
         }
+        _serviceLists[key] = known;
+        return known.Items;
     }
 
     private async Task PollNumberAsync(LineOptions line, string number, CancellationToken ct)
