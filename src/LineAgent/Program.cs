@@ -1,6 +1,8 @@
 using LineAgent.Cli;
+using LineAgent.Hosting;
 using LineAgent.Storage;
 
+ProcessMemory.LimitMallocArenas();
 SqliteSetup.BeforeFirstConnection();
 return await AgentCli.InvokeAsync(args);
 

@@ -11,21 +11,35 @@ namespace LineAgent.Api;
 /// </summary>
 public sealed class ApiToken
 {
-    private readonly byte[] _hash;
+    private readonly byte[] _bytes;
 
     public ApiToken(IOptions<ApiOptions> options, DataDirectory dataDir)
     {
         Value = string.IsNullOrWhiteSpace(options.Value.Token) ? LoadOrCreate(dataDir.TokenFile) : options.Value.Token.Trim();
         IsConfigured = !string.IsNullOrWhiteSpace(options.Value.Token);
-        _hash = SHA256.HashData(Encoding.UTF8.GetBytes(Value));
+        _bytes = Encoding.UTF8.GetBytes(Value);
     }
 
     public string Value { get; }
     public bool IsConfigured { get; }
 
-    /// <summary>Constant-time comparison (of hashes, so the length does not leak either).</summary>
-    public bool Matches(string? candidate) =>
-        candidate is not null && CryptographicOperations.FixedTimeEquals(_hash, SHA256.HashData(Encoding.UTF8.GetBytes(candidate)));
+    /// <summary>
+    /// Constant-time comparison: every byte of the token is compared whatever the candidate holds, so the time depends on
+    /// the two lengths and never on their contents (a generated token's length is public: "la_" and 48 hex digits). No
+    /// hash: SHA-256 would load OpenSSL into the process for the first request on Linux (about 4 MB, README Performance).
+    /// </summary>
+    public bool Matches(string? candidate)
+    {
+        if (candidate is null)
+            return false;
+        var length = Encoding.UTF8.GetByteCount(candidate);
+        var given = length <= 256 ? stackalloc byte[length] : new byte[length];
+        Encoding.UTF8.GetBytes(candidate, given);
+        var diff = _bytes.Length ^ given.Length;
+        for (var i = 0; i < _bytes.Length; i++)
+            diff |= _bytes[i] ^ (i < given.Length ? given[i] : 0);
+        return diff == 0;
+    }
 
     public static string? ReadFile(string path) =>
         File.Exists(path) ? File.ReadAllText(path).Trim() is { Length: > 0 } t ? t : null : null;

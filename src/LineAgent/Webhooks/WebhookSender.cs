@@ -51,7 +51,11 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
 
     // No redirects (a 3xx is a failed attempt), no proxy (it would dial the target for us, past the guard), and every
     // connection opened by the guard, which resolves the name itself and checks each address it dials.
-    private readonly HttpClient _http = new(new SocketsHttpHandler
+    // Made on the first delivery, so an agent without webhooks never loads the HTTP client stack (memory, README
+    // Performance). A plain field: a Lazy<HttpClient> field would load System.Net.Http with this class.
+    private HttpClient? _http;
+
+    private HttpClient Http() => LazyInitializer.EnsureInitialized(ref _http, () => new HttpClient(new SocketsHttpHandler
     {
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         AllowAutoRedirect = false,
@@ -60,7 +64,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
     })
     {
         Timeout = Timeout.InfiniteTimeSpan,
-    };
+    });
 
     public static TimeSpan BackoffFor(int attempts) => Backoff[Math.Min(attempts, Backoff.Length) - 1];
 
@@ -216,7 +220,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
             request.Headers.UserAgent.ParseAdd("LineAgent-Webhooks/1");
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(options.Value.Timeout);
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            using var response = await Http().SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             status = (int)response.StatusCode;
             if (!response.IsSuccessStatusCode)
                 error = $"HTTP {status} {response.ReasonPhrase}{(status is >= 300 and < 400 ? " (redirects are not followed)" : "")}";
@@ -269,7 +273,7 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
 
     public override void Dispose()
     {
-        _http.Dispose();
+        _http?.Dispose();
         base.Dispose();
     }
 }

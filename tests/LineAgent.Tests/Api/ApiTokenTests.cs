@@ -21,6 +21,33 @@ public sealed class ApiTokenTests
             Assert.That(File.GetUnixFileMode(new DataDirectory(dir.Path).TokenFile), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
     }
 
+    [TestCase("la_0123456789abcdef", true)]
+    [TestCase("la_0123456789abcdeF", false)]
+    [TestCase("la_0123456789abcde", false)]
+    [TestCase("la_0123456789abcdef0", false)]
+    [TestCase("la_0123456789abcdef\0", false)]
+    [TestCase("", false)]
+    [TestCase(null, false)]
+    [TestCase("é", false)]
+    public void Matches_ShouldAcceptOnlyTheTokenItself(string? candidate, bool expected)
+    {
+        // Compared byte by byte in constant time (no hash): a prefix, an extension or one changed byte is not the token.
+        using var dir = new TempDir();
+        var token = new ApiToken(Options.Create(new ApiOptions { Token = "la_0123456789abcdef" }), new DataDirectory(dir.Path));
+        Assert.That(token.Matches(candidate), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Matches_ShouldCompareTokensOfAnyLength()
+    {
+        using var dir = new TempDir();
+        var value = "t€" + new string('x', 300);
+        var token = new ApiToken(Options.Create(new ApiOptions { Token = value }), new DataDirectory(dir.Path));
+        Assert.That(token.Matches(value), Is.True);
+        Assert.That(token.Matches(value[..^1] + "y"), Is.False);
+        Assert.That(token.Matches(value + value), Is.False);
+    }
+
     [TestCase("")]
     [TestCase("  \n")]
     public void AnEmptyTokenFile_ShouldBeReplacedByANewToken(string content)

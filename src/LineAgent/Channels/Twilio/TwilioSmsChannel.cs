@@ -24,7 +24,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     private readonly TwilioOptions _options;
     private readonly SuppressionList _suppressions;
     private readonly TimeProvider _time;
-    private readonly System.Net.Http.HttpClient _http;
+    // Made with the client (below): an agent without Twilio never loads the HTTP client stack either.
+    private System.Net.Http.HttpClient? _http;
     private (DateTimeOffset At, ChannelHealth Health)? _health;
 
     public TwilioSmsChannel(IOptions<TwilioOptions> options, SuppressionList suppressions, TimeProvider time)
@@ -32,10 +33,6 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         _options = options.Value;
         _suppressions = suppressions;
         _time = time;
-        _http = new System.Net.Http.HttpClient(new BaseUrlHandler(new Uri(_options.BaseUrl)) { InnerHandler = new SocketsHttpHandler() })
-        {
-            Timeout = _options.Timeout,
-        };
     }
 
     public string Name => ChannelName;
@@ -53,8 +50,14 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     public ITwilioRestClient? Client => IsConfigured ? (ITwilioRestClient)(_client ??= NewClient()) : null;
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private object NewClient() =>
-        new TwilioRestClient(_options.AccountSid, _options.AuthToken, accountSid: _options.AccountSid, httpClient: new SystemNetHttpClient(_http));
+    private object NewClient()
+    {
+        _http ??= new System.Net.Http.HttpClient(new BaseUrlHandler(new Uri(_options.BaseUrl)) { InnerHandler = new SocketsHttpHandler() })
+        {
+            Timeout = _options.Timeout,
+        };
+        return new TwilioRestClient(_options.AccountSid, _options.AuthToken, accountSid: _options.AccountSid, httpClient: new SystemNetHttpClient(_http));
+    }
 
     public bool Handles(LineOptions line, string type) =>
         type == MessageType.Sms && line.Sms.Enabled && line.Sms.Via == SmsLineOptions.ViaTwilio && IsConfigured
@@ -168,7 +171,7 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         return health;
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose() => _http?.Dispose();
 
     /// <summary>
     /// Where the SDK's requests go. A base URL on Twilio itself (the default https://api.twilio.com, or a regional edge
