@@ -5,11 +5,12 @@ using LineAgent.Storage;
 namespace LineAgent.Messages;
 
 /// <summary>The history as the API reads it: a page of a filter, the whole filter for an export, a message's replies.</summary>
-public sealed class MessageHistory(Db db)
+public sealed class MessageHistory(Db db, DbWriter writer)
 {
     /// <summary>Newest first; one row more than the page is read to know whether there is a next page.</summary>
     public async Task<(List<MessageRow> Rows, bool More)> PageAsync(MessageFilter filter, CancellationToken ct)
     {
+        await CatchUpSearchIndexAsync(filter, ct);
         var (sql, p) = filter.ToSql(filter.Limit + 1);
         await using var c = await db.OpenAsync(ct);
         var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, p, cancellationToken: ct))).AsList();
@@ -24,6 +25,7 @@ public sealed class MessageHistory(Db db)
     /// </summary>
     public async Task<ExportRows> OpenExportAsync(MessageFilter filter, CancellationToken ct)
     {
+        await CatchUpSearchIndexAsync(filter, ct);
         var (sql, p) = filter.ToSql(limit: null);
         var c = await db.OpenAsync(ct);
         try
@@ -38,6 +40,10 @@ public sealed class MessageHistory(Db db)
             throw;
         }
     }
+
+    /// <summary>A filter read through a full-text index first has every message committed so far added to it (<see cref="MessageStore.SearchIndex"/>).</summary>
+    private Task CatchUpSearchIndexAsync(MessageFilter filter, CancellationToken ct) =>
+        filter.UsesSearchIndex ? writer.CatchUpAsync(MessageStore.SearchIndex, ct) : Task.CompletedTask;
 
     public async Task<IReadOnlyList<MessageRow>> RepliesAsync(string id, CancellationToken ct)
     {

@@ -82,6 +82,9 @@ public sealed record MessageFilter
         }, problems);
     }
 
+    /// <summary>Read through a full-text index: <c>q</c>, or a <c>recipient</c> substring of 3 characters or more.</summary>
+    public bool UsesSearchIndex => Q is not null || Recipient is { Length: >= 3 };
+
     /// <summary>SQL and parameters; newest first. Pass <paramref name="limit"/> null to stream every match.</summary>
     public (string Sql, DynamicParameters Parameters) ToSql(int? limit)
     {
@@ -94,7 +97,7 @@ public sealed record MessageFilter
             where.Add($"messages_fts MATCH {FtsMatch(Q, p)}");
         }
         // A substring of 3 characters or more is looked up in the trigram index; shorter ones read the rows.
-        var recipientIndexed = Recipient is { Length: >= 3 };
+        var recipientIndexed = Recipient is { Length: >= 3 }; // as UsesSearchIndex
         if (recipientIndexed)
         {
             sql.Append(" JOIN messages_recipients_fts r ON r.rowid = m.seq");

@@ -40,36 +40,30 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>Inserts a new row with its first event; two statements, prepared once, serve every row of a bulk.</summary>
     internal void Insert(WriteScope s, MessageRow row, string transition, string? detail = null)
     {
-        IndexForSearchAtCommit(s);
+        s.Owe(SearchIndex, 1);
         s.Statement(MessageSql.InsertWithoutReturning).Execute(row);
         AddEvent(s, row, row.Status, row.ErrorCode, detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage), transition);
     }
 
-    private static readonly object SearchIndex = new();
-
     /// <summary>
-    /// Messages reach the two full-text indexes once per transaction, just before COMMIT, in one statement each (no
-    /// AFTER INSERT trigger: see migration 008): every row above the highest one each index holds. Before a statement
-    /// that changes existing rows in the same transaction the new rows are indexed first, so an UPDATE trigger never
-    /// meets a row the index has not seen. Read from the indexes themselves, so a unit rolled back to its savepoint
-    /// leaves nothing half counted.
+    /// The two full-text indexes of messages (content and name; recipients), filled by the writer rather than by insert
+    /// triggers (migration 008), and not at every commit: one FTS5 insert per commit wrote a new segment of each index
+    /// and merged segments at every commit, about a sixth of the writer's time under the POST load (README Performance).
+    /// The writer adds every row above the highest one each index holds once 1,000 are owed, after 1 s without other
+    /// work, and before a search is read (<see cref="MessageHistory"/>, <see cref="DbWriter.CatchUpAsync"/>), so a search
+    /// still finds every message answered before it; at start (DatabaseStartup) for rows a stop left owed. Read from the
+    /// indexes themselves, so rows written by anything else are added too. The update and delete triggers touch only
+    /// rows an index already holds (migration 011); a row changed before it is indexed goes in with its new values.
     /// </summary>
-    private static void IndexForSearchAtCommit(WriteScope s) => s.BeforeCommit(SearchIndex, () => IndexNewForSearch(s));
+    internal static readonly DeferredWork SearchIndex = new("search index", IndexNewForSearch, batch: 1_000, idle: TimeSpan.FromSeconds(1));
 
     /// <summary>Adds every row above the highest one each index holds, now (whoever wrote them).</summary>
     internal static void IndexNewForSearch(WriteScope s) => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();
-
-    private static void IndexForSearchNow(WriteScope s)
-    {
-        if (s.HasBeforeCommit(SearchIndex))
-            IndexNewForSearch(s);
-    }
 
     /// <summary>A compare-and-set UPDATE ... RETURNING; when it changed the row, its event. Null: not in the expected state.</summary>
     internal MessageRow? Transition(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null,
         string? eventStatus = null, bool recordEvent = true)
     {
-        IndexForSearchNow(s);
         var row = s.Connection.QuerySingleOrDefault<MessageRow>(sql, parameters, s.Transaction);
         if (row is null)
             return null;
@@ -84,7 +78,6 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>Like <see cref="Transition"/> for statements that change many rows.</summary>
     internal IReadOnlyList<MessageRow> TransitionMany(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null)
     {
-        IndexForSearchNow(s);
         var rows = s.Connection.Query<MessageRow>(sql, parameters, s.Transaction).AsList();
         foreach (var row in rows)
             AddEvent(s, row, row.Status, code ?? row.ErrorCode, detail ?? row.ErrorMessage, transition);
@@ -100,7 +93,6 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>A statement without events (bookkeeping such as the end of delivery tracking).</summary>
     internal int Execute(WriteScope s, string sql, object parameters)
     {
-        IndexForSearchNow(s);
         return s.Connection.Execute(sql, parameters, s.Transaction);
     }
 

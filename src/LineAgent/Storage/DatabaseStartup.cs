@@ -83,9 +83,9 @@ public static class DatabaseStartup
     }
 
     /// <summary>
-    /// Messages reach the full-text indexes when the writer commits them (no insert trigger, migration 008). A row put
-    /// into the table by anything else (a hand edit, an old copy) is added here at start, so search finds it and a later
-    /// change of its text keeps the index consistent.
+    /// Messages reach the full-text indexes when the writer catches them up (MessageStore.SearchIndex: no insert
+    /// trigger, not at every commit). Rows a stop or a crash left owed, and rows put into the table by anything else (a
+    /// hand edit, an old copy), are added here at start.
     /// </summary>
     private static void IndexUnindexedMessages(Db db, ILogger log)
     {
@@ -94,7 +94,7 @@ public static class DatabaseStartup
         cmd.CommandText = Messages.MessageSql.IndexNewForSearch;
         var added = cmd.ExecuteNonQuery();
         if (added > 0)
-            log.LogWarning("Added {Count} index entries for messages written to the database outside the agent", added);
+            log.LogInformation("Added {Count} search index entries for messages not yet indexed (left by the last stop, or written outside the agent)", added);
     }
 
     private static void CreateFresh(string path, string creating, TimeProvider time, ILogger log)

@@ -78,6 +78,26 @@ public sealed class WriteScope
         return statement;
     }
 
+    private Dictionary<DeferredWork, int>? _owed;
+    private List<DeferredWork>? _paid;
+
+    /// <summary>This transaction leaves <paramref name="rows"/> rows of <paramref name="work"/> to do later (see <see cref="DeferredWork"/>).</summary>
+    public void Owe(DeferredWork work, int rows)
+    {
+        _owed ??= [];
+        _owed[work] = _owed.GetValueOrDefault(work) + rows;
+    }
+
+    /// <summary>Does everything owed of <paramref name="work"/> in this transaction, just before it commits (after every unit).</summary>
+    public void PayNow(DeferredWork work)
+    {
+        BeforeCommit(work, () => work.Run(this));
+        (_paid ??= []).Add(work);
+    }
+
+    internal IReadOnlyDictionary<DeferredWork, int>? Owed => _owed;
+    internal IReadOnlyList<DeferredWork>? Paid => _paid;
+
     internal List<Action> TakeAfterCommit()
     {
         var actions = _afterCommit.ToList();
@@ -109,6 +129,11 @@ public sealed class DbWriter : IAsyncDisposable
     private readonly Dictionary<string, SqliteCommand> _prepared = [];
     private readonly Dictionary<string, WriterStatement> _statements = [];
     private long _commits, _units;
+    // Deferred upkeep owed (writer thread only), and its total for readers on other threads (CatchUpAsync).
+    private readonly Dictionary<DeferredWork, int> _owed = [];
+    private int _owedRows;
+    private long _retryOwedAt;
+    private bool _owedFailing;
     private readonly TimeSpan _deferFor;
     private int _deferring;
 
@@ -170,7 +195,7 @@ public sealed class DbWriter : IAsyncDisposable
     {
         var group = new List<Work>(MaxGroup);
         Work? held = null; // a unit that must run alone, read while a group was being gathered
-        while (held is not null || _queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        while (held is not null || WaitForWork())
         {
             group.Clear();
             if (held is not null)
@@ -196,8 +221,88 @@ public sealed class DbWriter : IAsyncDisposable
             }
             if (group.Count > 0)
                 WriteGroup(group);
+            PayOwed(onlyFullBatches: true);
+        }
+        PayOwed(onlyFullBatches: false);
+    }
+
+    /// <summary>Waits for the next unit; while deferred upkeep is owed, does it once nothing has arrived for its idle time.</summary>
+    private bool WaitForWork()
+    {
+        var next = _queue.Reader.WaitToReadAsync().AsTask();
+        while (_owed.Count > 0)
+        {
+            var idle = _owed.Keys.Min(w => w.Idle);
+            var retryIn = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _retryOwedAt);
+            if (next.Wait(retryIn > idle ? retryIn : idle))
+                break;
+            PayOwed(onlyFullBatches: false);
+        }
+        return next.GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Does the deferred upkeep that is owed (with <paramref name="onlyFullBatches"/>, only what has reached its batch) in a
+    /// transaction of its own. When that fails (a full disk), it stays owed and is tried again after its idle time; the
+    /// first failure is logged as a warning, the ones after it until a success only at debug level.
+    /// </summary>
+    private void PayOwed(bool onlyFullBatches)
+    {
+        if (_owed.Count == 0 || Stopwatch.GetTimestamp() < _retryOwedAt)
+            return;
+        var due = _owed.Where(o => !onlyFullBatches || o.Value >= o.Key.Batch).Select(o => o.Key).ToList();
+        if (due.Count == 0)
+            return;
+        try
+        {
+            var connection = _connection ??= Open();
+            using (var tx = connection.BeginTransaction(deferred: false))
+            {
+                var scope = new WriteScope(connection, tx, _prepared, _statements);
+                foreach (var work in due)
+                    work.Run(scope);
+                tx.Commit();
+            }
+            foreach (var work in due)
+                _owed.Remove(work);
+            Volatile.Write(ref _owedRows, _owed.Values.Sum());
+            if (_owedFailing)
+                _log.LogInformation("Deferred upkeep ({Work}) done after earlier failures", string.Join(", ", due));
+            _owedFailing = false;
+        }
+        catch (Exception e)
+        {
+            _log.Log(_owedFailing ? LogLevel.Debug : LogLevel.Warning, e,
+                "Deferred upkeep ({Work}) failed; it stays owed and is tried again later", string.Join(", ", due));
+            _owedFailing = true;
+            _storage?.Report(e);
+            _retryOwedAt = Stopwatch.GetTimestamp() + (long)(due.Min(w => w.Idle).TotalSeconds * Stopwatch.Frequency);
+            ResetConnection();
         }
     }
+
+    /// <summary>After a commit: what its units left owed, less what one of them did (<see cref="WriteScope.PayNow"/>).</summary>
+    private void Settle(WriteScope scope)
+    {
+        if (scope.Owed is null && scope.Paid is null)
+            return;
+        foreach (var (work, rows) in scope.Owed ?? new Dictionary<DeferredWork, int>())
+            _owed[work] = _owed.GetValueOrDefault(work) + rows;
+        foreach (var work in scope.Paid ?? [])
+            _owed.Remove(work);
+        Volatile.Write(ref _owedRows, _owed.Values.Sum());
+    }
+
+    /// <summary>
+    /// For a reader that needs <paramref name="work"/> done for every row committed so far (a search that must find a
+    /// message answered a moment ago): when any is owed, does it in the writer's next transaction and returns once that
+    /// is committed; else at once.
+    /// </summary>
+    public Task CatchUpAsync(DeferredWork work, CancellationToken ct = default) =>
+        Volatile.Read(ref _owedRows) == 0 ? Task.CompletedTask : WriteAsync(s => { s.PayNow(work); return true; }, ct);
+
+    /// <summary>Rows of deferred upkeep owed right now (a test hook).</summary>
+    public int OwedRows => Volatile.Read(ref _owedRows);
 
     /// <summary>Adds what has arrived to <paramref name="group"/>; a unit that must run alone is held for the next group.</summary>
     private void Gather(List<Work> group, ref Work? held)
@@ -290,6 +395,7 @@ public sealed class DbWriter : IAsyncDisposable
         scope.RunBeforeCommit();
         afterCommit.AddRange(scope.TakeAfterCommit());
         tx.Commit();
+        Settle(scope);
         return true;
     }
 
@@ -323,6 +429,7 @@ public sealed class DbWriter : IAsyncDisposable
         }
         scope.RunBeforeCommit();
         tx.Commit();
+        Settle(scope);
         return fault;
     }
 

@@ -155,13 +155,14 @@ public sealed class BackupTests
         Assert.That(DatabaseBackups.List(_dir.Path), Has.Count.EqualTo(1), "no migration, no backup");
     }
 
-    private void OldSchemaDatabase()
+    /// <summary>The schema <paramref name="behind"/> migrations before the latest.</summary>
+    private void OldSchemaDatabase(int behind = 1)
     {
         var migrations = Migrator.Load();
         using var c = new SqliteConnection($"Data Source={DbPath};Pooling=False");
         c.Open();
         c.Execute("PRAGMA journal_mode=WAL;"); // as the agent's database always is
-        foreach (var (version, _, sql) in migrations.Take(migrations.Count - 1))
+        foreach (var (version, _, sql) in migrations.Take(migrations.Count - behind))
             c.Execute(sql + $"\nPRAGMA user_version = {version};");
     }
 
@@ -185,9 +186,9 @@ public sealed class BackupTests
     {
         // launchd restarts a failing agent every 10 s; each start used to back up again and prune, so within
         // Storage:BackupsKept restarts every older copy was gone.
-        OldSchemaDatabase();
+        OldSchemaDatabase(behind: Migrator.Load().Count - 9);
         var older = Enumerable.Range(1, 3).Select(d => DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddDays(-d), keep: 3)).ToList();
-        // A migration that fails every time: a table in the way of the last migration's index.
+        // A migration that fails every time: a table in the way of migration 010's index.
         using (var c = new SqliteConnection($"Data Source={DbPath};Pooling=False"))
         {
             c.Open();

@@ -50,11 +50,12 @@ public sealed class TextSearchTests : LifecycleTestBase
         for (var i = 0; i < 40; i++)
             Add($"zor{i}", $"zor{(char)('a' + i / 26)}{(char)('a' + i % 26)} reading");
         await _lifecycle.AcceptAsync(_rows); // one unit: accepted in this order, so seq (newest first) follows it
+        await _writer.CatchUpAsync(MessageStore.SearchIndex); // as a search does (the match expressions read the index's terms)
     }
 
     private async Task<string[]> SearchAsync(string q, int limit = 500)
     {
-        var (rows, _) = await new MessageHistory(_db).PageAsync(new MessageFilter { Q = q, Limit = limit }, CancellationToken.None);
+        var (rows, _) = await new MessageHistory(_db, _writer).PageAsync(new MessageFilter { Q = q, Limit = limit }, CancellationToken.None);
         return rows.Select(r => _ids.Single(kv => kv.Value == r.Id).Key).ToArray();
     }
 
