@@ -13,10 +13,10 @@ public static class ProcessMemory
     /// <summary>
     /// glibc only (Linux): caps malloc at <see cref="MallocArenas"/> arenas. By default it makes one per thread that
     /// allocates, up to 8 per core; under the POST load the JIT and SQLite allocate on many thread-pool threads, and each
-    /// arena kept its own free memory: 21 MB of arenas for 12 MB in use (malloc_stats). Measured with wrk, 32 connections,
-    /// 15 s: peak RSS 124-132 MB -> 121-122 MB, requests/s unchanged (README Performance). SQLite's writer allocates
-    /// on its own thread either way. macOS's malloc has no such arenas; there (and on a libc without mallopt) this does
-    /// nothing and returns false.
+    /// arena kept its own free memory: 21 MB of arenas for 12 MB in use (malloc_stats). Measured with wrk, 32
+    /// connections, 15 s: peak RSS 124-132 MB (mean 128) -> 121-126 MB (mean 124), requests/s unchanged (README
+    /// Performance). macOS's malloc has no such arenas; there (and on a libc without mallopt) this does nothing and
+    /// returns false.
     /// </summary>
     public static bool LimitMallocArenas()
     {

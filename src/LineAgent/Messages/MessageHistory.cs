@@ -5,7 +5,7 @@ using LineAgent.Storage;
 namespace LineAgent.Messages;
 
 /// <summary>The history as the API reads it: a page of a filter, the whole filter for an export, a message's replies.</summary>
-public sealed class MessageHistory(Db db, DbWriter writer)
+public sealed class MessageHistory(Db db, DbWriter writer, ILogger<MessageHistory> log)
 {
     /// <summary>Newest first; one row more than the page is read to know whether there is a next page.</summary>
     public async Task<(List<MessageRow> Rows, bool More)> PageAsync(MessageFilter filter, CancellationToken ct)
@@ -41,9 +41,24 @@ public sealed class MessageHistory(Db db, DbWriter writer)
         }
     }
 
-    /// <summary>A filter read through a full-text index first has every message committed so far added to it (<see cref="MessageStore.SearchIndex"/>).</summary>
-    private Task CatchUpSearchIndexAsync(MessageFilter filter, CancellationToken ct) =>
-        filter.UsesSearchIndex ? writer.CatchUpAsync(MessageStore.SearchIndex, ct) : Task.CompletedTask;
+    /// <summary>
+    /// A filter read through a full-text index first has every message committed so far added to it
+    /// (<see cref="MessageStore.SearchIndex"/>). When that write fails (a full disk: /api/status says so), the search
+    /// still answers from the index as it is, which may lack the messages of the last second or so; it is logged.
+    /// </summary>
+    private async Task CatchUpSearchIndexAsync(MessageFilter filter, CancellationToken ct)
+    {
+        if (!filter.UsesSearchIndex)
+            return;
+        try
+        {
+            await writer.CatchUpAsync(MessageStore.SearchIndex, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.LogWarning(e, "Search answered without the newest messages: adding them to the search index failed");
+        }
+    }
 
     public async Task<IReadOnlyList<MessageRow>> RepliesAsync(string id, CancellationToken ct)
     {

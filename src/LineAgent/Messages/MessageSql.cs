@@ -5,7 +5,7 @@ public static class MessageSql
 {
     /// <summary>
     /// Adds every message above the highest row each full-text index holds (its docsize table) to that index; run
-    /// by the writer once per transaction before COMMIT (see MessageStore).
+    /// by the writer in batches, and before a search (see MessageStore.SearchIndex).
     /// </summary>
     public const string IndexNewForSearch = """
         INSERT INTO messages_fts(rowid, content, recipient_name)

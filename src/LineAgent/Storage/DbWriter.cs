@@ -26,31 +26,6 @@ public sealed class WriteScope
     /// <summary>Runs once the transaction that holds this work is on disk (never when it is rolled back).</summary>
     public void AfterCommit(Action action) => _afterCommit.Add(action);
 
-    private List<(object Key, Action Action)>? _beforeCommit;
-
-    /// <summary>
-    /// Runs once, inside the transaction, just before it commits (after every unit of the group); a second call with the
-    /// same <paramref name="key"/> in this transaction does nothing. Work that is cheaper once per transaction than once
-    /// per unit (adding the transaction's new messages to the search indexes).
-    /// </summary>
-    public void BeforeCommit(object key, Action action)
-    {
-        _beforeCommit ??= [];
-        if (!_beforeCommit.Exists(b => ReferenceEquals(b.Key, key)))
-            _beforeCommit.Add((key, action));
-    }
-
-    public bool HasBeforeCommit(object key) => _beforeCommit?.Exists(b => ReferenceEquals(b.Key, key)) == true;
-
-    internal void RunBeforeCommit()
-    {
-        if (_beforeCommit is null)
-            return;
-        foreach (var (_, action) in _beforeCommit)
-            action();
-        _beforeCommit = null;
-    }
-
     /// <summary>
     /// A command for <paramref name="sql"/> prepared once on the writer's connection and reused by every later
     /// transaction: a 30-column INSERT is parsed once per agent run, not once per message.
@@ -88,10 +63,10 @@ public sealed class WriteScope
         _owed[work] = _owed.GetValueOrDefault(work) + rows;
     }
 
-    /// <summary>Does everything owed of <paramref name="work"/> in this transaction, just before it commits (after every unit).</summary>
-    public void PayNow(DeferredWork work)
+    /// <summary>Does everything owed of <paramref name="work"/> now; once this transaction commits, nothing of it is owed.</summary>
+    internal void PayNow(DeferredWork work)
     {
-        BeforeCommit(work, () => work.Run(this));
+        work.Run(this);
         (_paid ??= []).Add(work);
     }
 
@@ -113,7 +88,8 @@ public sealed class WriteScope
 /// work; it runs whatever has arrived together in ONE transaction on its own connection (should one unit throw,
 /// the group runs again with a savepoint per unit, so one failure does not undo the others), commits once (synchronous=FULL: on disk before
 /// anyone is answered), then completes each caller and runs their after-commit actions in order. One
-/// writer also means no two of our own transactions ever wait on each other's lock.
+/// writer also means no two of our own transactions ever wait on each other's lock. Upkeep that can wait
+/// (<see cref="DeferredWork"/>: the search index) it does in batches of its own.
 /// </summary>
 public sealed class DbWriter : IAsyncDisposable
 {
@@ -266,6 +242,7 @@ public sealed class DbWriter : IAsyncDisposable
             foreach (var work in due)
                 _owed.Remove(work);
             Volatile.Write(ref _owedRows, _owed.Values.Sum());
+            _storage?.ReportSuccess();
             if (_owedFailing)
                 _log.LogInformation("Deferred upkeep ({Work}) done after earlier failures", string.Join(", ", due));
             _owedFailing = false;
@@ -295,11 +272,11 @@ public sealed class DbWriter : IAsyncDisposable
 
     /// <summary>
     /// For a reader that needs <paramref name="work"/> done for every row committed so far (a search that must find a
-    /// message answered a moment ago): when any is owed, does it in the writer's next transaction and returns once that
-    /// is committed; else at once.
+    /// message answered a moment ago): when any is owed, does it in a transaction of its own (so a failure refuses only
+    /// this, not the units it would have shared a commit with) and returns once that is committed; else at once.
     /// </summary>
     public Task CatchUpAsync(DeferredWork work, CancellationToken ct = default) =>
-        Volatile.Read(ref _owedRows) == 0 ? Task.CompletedTask : WriteAsync(s => { s.PayNow(work); return true; }, ct);
+        Volatile.Read(ref _owedRows) == 0 ? Task.CompletedTask : WriteAsync(s => { s.PayNow(work); return true; }, alone: true, ct);
 
     /// <summary>Rows of deferred upkeep owed right now (a test hook).</summary>
     public int OwedRows => Volatile.Read(ref _owedRows);
@@ -392,7 +369,6 @@ public sealed class DbWriter : IAsyncDisposable
                 return false;
             }
         }
-        scope.RunBeforeCommit();
         afterCommit.AddRange(scope.TakeAfterCommit());
         tx.Commit();
         Settle(scope);
@@ -427,7 +403,6 @@ public sealed class DbWriter : IAsyncDisposable
                     fault = e;
             }
         }
-        scope.RunBeforeCommit();
         tx.Commit();
         Settle(scope);
         return fault;

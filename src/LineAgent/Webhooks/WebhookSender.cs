@@ -54,8 +54,10 @@ public sealed class WebhookSender(Db db, IOptions<WebhookOptions> options, Webho
     // Made on the first delivery, so an agent without webhooks never loads the HTTP client stack (memory, README
     // Performance). A plain field: a Lazy<HttpClient> field would load System.Net.Http with this class.
     private HttpClient? _http;
+    private bool _httpMade;
+    private object? _httpGate;
 
-    private HttpClient Http() => LazyInitializer.EnsureInitialized(ref _http, () => new HttpClient(new SocketsHttpHandler
+    private HttpClient Http() => LazyInitializer.EnsureInitialized(ref _http!, ref _httpMade, ref _httpGate, () => new HttpClient(new SocketsHttpHandler
     {
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         AllowAutoRedirect = false,

@@ -89,7 +89,7 @@ public sealed class SearchIndexTests : LifecycleTestBase
         Assert.That(_writer.OwedRows, Is.EqualTo(1), "one commit does not index");
         Assert.That(await CountAsync("SELECT COUNT(*) FROM messages_fts_docsize"), Is.Zero);
 
-        var history = new MessageHistory(_db, _writer);
+        var history = new MessageHistory(_db, _writer, Microsoft.Extensions.Logging.Abstractions.NullLogger<MessageHistory>.Instance);
         var (found, _) = await history.PageAsync(new MessageFilter { Q = "osprey", Limit = 10 }, CancellationToken.None);
         Assert.That(found.Select(r => r.Content), Is.EqualTo(new[] { "osprey over the lake" }), "the search caught the index up first");
         var (byPhone, _) = await history.PageAsync(new MessageFilter { Recipient = "5550111", Limit = 10 }, CancellationToken.None);
@@ -101,6 +101,26 @@ public sealed class SearchIndexTests : LifecycleTestBase
         // No search: the writer indexes it once it has had nothing else to do for a second.
         await Eventually.TrueAsync(async () => _writer.OwedRows == 0 && await CountAsync("SELECT COUNT(*) FROM messages_fts_docsize") == 2,
             "the idle writer to index the second message");
+        await IntegrityCheckAsync();
+    }
+
+    [Test]
+    public async Task ASearchWhoseCatchUpFails_ShouldAnswerFromTheIndexAsItIs_AndLaterOnesCatchUp()
+    {
+        await _lifecycle.AcceptAsync([Row("grebe on the pond", "+12025550131")]);
+        var history = new MessageHistory(_db, _writer, Microsoft.Extensions.Logging.Abstractions.NullLogger<MessageHistory>.Instance);
+        async Task<int> FoundAsync() => (await history.PageAsync(new MessageFilter { Q = "grebe", Limit = 10 }, CancellationToken.None)).Rows.Count;
+
+        // The writer's connection may not write (SQLITE_READONLY), as with a disk that refuses writes.
+        await _writer.WriteAsync(s => s.Connection.Execute("PRAGMA query_only = 1", transaction: s.Transaction));
+        Assert.That(await FoundAsync(), Is.Zero, "answered, from the index as it was");
+        Assert.That(_writer.OwedRows, Is.EqualTo(1), "still owed");
+
+        // Writable again: the refused BEGIN put the writer's connection back in the pool, which is emptied here, so the
+        // writer's next connection is a new one.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Assert.That(await FoundAsync(), Is.EqualTo(1));
+        Assert.That(_writer.OwedRows, Is.Zero);
         await IntegrityCheckAsync();
     }
 
@@ -177,6 +197,8 @@ public sealed class SearchIndexTests : LifecycleTestBase
         await InsertByHandAsync(dueAt: 9999999999999);
 
         Assert.That(await _lifecycle.RescheduleAsync("msg_by_hand", "edited through the agent", null, null, "content changed"), Is.Not.Null);
+        Assert.That(_writer.OwedRows, Is.EqualTo(1), "the edit owes the row to the index");
+        await _writer.CatchUpAsync(MessageStore.SearchIndex); // as a search does
 
         await using var conn = await _db.OpenAsync();
         await conn.ExecuteAsync("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)");

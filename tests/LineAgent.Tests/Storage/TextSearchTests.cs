@@ -55,7 +55,7 @@ public sealed class TextSearchTests : LifecycleTestBase
 
     private async Task<string[]> SearchAsync(string q, int limit = 500)
     {
-        var (rows, _) = await new MessageHistory(_db, _writer).PageAsync(new MessageFilter { Q = q, Limit = limit }, CancellationToken.None);
+        var (rows, _) = await new MessageHistory(_db, _writer, Microsoft.Extensions.Logging.Abstractions.NullLogger<MessageHistory>.Instance).PageAsync(new MessageFilter { Q = q, Limit = limit }, CancellationToken.None);
         return rows.Select(r => _ids.Single(kv => kv.Value == r.Id).Key).ToArray();
     }
 

@@ -47,7 +47,19 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     private object? _client;
 
     /// <summary>Null when Twilio is not configured.</summary>
-    public ITwilioRestClient? Client => IsConfigured ? (ITwilioRestClient)(_client ??= NewClient()) : null;
+    public ITwilioRestClient? Client
+    {
+        get
+        {
+            if (!IsConfigured)
+                return null;
+            // The pollers, a send and the health check may ask at once: one client, one HttpClient (disposed with the channel).
+            lock (_clientGate)
+                return (ITwilioRestClient)(_client ??= NewClient());
+        }
+    }
+
+    private readonly Lock _clientGate = new();
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private object NewClient()
