@@ -94,7 +94,7 @@ public static class DatabaseStartup
         cmd.CommandText = Messages.MessageSql.IndexNewForSearch;
         var added = cmd.ExecuteNonQuery();
         if (added > 0)
-            log.LogInformation("Added {Count} search index entries for messages not yet indexed (left by the last stop, or written outside the agent)", added);
+            log.LogInformation("Added {Count} entries to the two search indexes, for messages not yet in them (left by the last stop, or written outside the agent)", added);
     }
 
     private static void CreateFresh(string path, string creating, TimeProvider time, ILogger log)
