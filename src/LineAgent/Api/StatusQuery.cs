@@ -22,7 +22,7 @@ public sealed class StatusQuery(Db db)
             """, new { Midnight = Time.ToMs(midnight) }, cancellationToken: ct));
         // Follow-ups waiting for their previous step are "due" at the end of time: not the next scheduled send.
         var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-            "SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued') AND due_at < @Waiting",
+            "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting",
             new { Waiting = SequenceRows.WaitingDueAt }, cancellationToken: ct));
         var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
             "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));

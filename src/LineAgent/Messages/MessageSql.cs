@@ -114,16 +114,21 @@ public static class MessageSql
         """;
 
     /// <summary>
-    /// When this line next has something to do: a due time, or the end of a hold. INDEXED BY: without
-    /// statistics SQLite would pick the line's whole history (ix_messages_line) over its pending rows.
+    /// This line's pending rows in due order, for when it next has something to do: a due time, or the end of a hold
+    /// (not_before). Read until a row's due time reaches the earliest time found (Dispatcher.NextDueAtAsync): the rows
+    /// after it cannot be earlier. MIN(MAX(due_at, not_before)) over them all read every pending row of the line, and its
+    /// table row for not_before, at every step that found nothing due: with 10,000 scheduled, 1,100 page reads every 30
+    /// s of an idle agent. INDEXED BY: without statistics SQLite would pick the line's whole history (ix_messages_line).
     /// </summary>
-    public const string NextDueAt = """
-        SELECT MIN(MAX(due_at, COALESCE(not_before, 0))) FROM messages INDEXED BY ix_messages_due_line
+    public const string PendingDueTimes = """
+        SELECT due_at, not_before FROM messages INDEXED BY ix_messages_due_line
         WHERE line_id = @LineId AND status IN ('scheduled','queued')
+        ORDER BY due_at, seq
         """;
 
+    /// <summary>The earliest due time of any line: one step of ix_messages_due (without INDEXED BY, SQLite read every pending row through ix_messages_status).</summary>
     public const string NextDueAtAnyLine = """
-        SELECT MIN(due_at) FROM messages WHERE status IN ('scheduled','queued')
+        SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued')
         """;
 
     /// <summary>Compare-and-set claim: succeeds for exactly one dispatcher.</summary>

@@ -90,6 +90,30 @@ public sealed class Dispatcher(
     /// once, the next few: each claimed and handed off on disk before it goes, the claims committed together),
     /// hold, or say when to look again.
     /// </summary>
+    /// <summary>
+    /// When the line next has something to do (the earliest of MAX(due time, end of hold) over its pending rows), or
+    /// null when that is not before <paramref name="horizonMs"/>. The rows come in due order, so the read stops at the
+    /// first whose due time is not before the earliest found: usually the first row.
+    /// </summary>
+    internal static async Task<long?> NextDueAtAsync(Microsoft.Data.Sqlite.SqliteConnection c, string lineId, long horizonMs, CancellationToken ct)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = MessageSql.PendingDueTimes;
+        cmd.Parameters.AddWithValue("@LineId", lineId);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        long? earliest = null;
+        while (await reader.ReadAsync(ct))
+        {
+            var due = reader.GetInt64(0);
+            if (due >= (earliest ?? horizonMs))
+                break;
+            var at = reader.IsDBNull(1) ? due : Math.Max(due, reader.GetInt64(1));
+            if (at < (earliest ?? long.MaxValue))
+                earliest = at;
+        }
+        return earliest < horizonMs ? earliest : null;
+    }
+
     internal async Task<DateTimeOffset> StepAsync(LineOptions line, CancellationToken ct)
     {
         var now = time.GetUtcNow();
@@ -105,7 +129,7 @@ public sealed class Dispatcher(
             due = await PeekAsync(c, line, now, ahead, ct);
             if (due.Count == 0)
             {
-                var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(MessageSql.NextDueAt, new { LineId = line.Id }, cancellationToken: ct));
+                var next = await NextDueAtAsync(c, line.Id, Time.ToMs(now + MaxSleep), ct);
                 var until = next is { } n ? Time.FromMs(n) : now + MaxSleep;
                 return until > now + MaxSleep ? now + MaxSleep : until;
             }
