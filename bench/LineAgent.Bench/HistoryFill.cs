@@ -222,8 +222,8 @@ public static class HistoryFill
                     cmd.ExecuteNonQuery();
                     byStatus[status] = byStatus.GetValueOrDefault(status) + 1;
                 }
-                // The agent adds its own inserts to the full-text indexes at each commit (no insert trigger); rows
-                // written straight into the table are added the same way in one pass.
+                // The agent adds its own inserts to the full-text indexes in batches (no insert trigger); rows written
+                // straight into the table are added the same way in one pass.
                 using (var index = c.CreateCommand())
                 {
                     index.Transaction = tx;

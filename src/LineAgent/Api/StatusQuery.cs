@@ -9,17 +9,29 @@ public sealed class StatusQuery(Db db)
 {
     public sealed record Snapshot(StatusCounts Counts, DateTimeOffset? NextScheduledAt, MessageEventRow? LastFailure);
 
-    public async Task<Snapshot> ReadAsync(DateTimeOffset midnight, CancellationToken ct)
-    {
-        await using var c = await db.OpenAsync(ct);
-        var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition("""
+    internal const string CountsSql = """
             SELECT
               (SELECT COUNT(*) FROM messages WHERE status = 'scheduled') AS Scheduled,
               (SELECT COUNT(*) FROM messages WHERE status = 'queued') AS Queued,
               (SELECT COUNT(*) FROM messages WHERE status = 'sending') AS Sending,
-              (SELECT COUNT(*) FROM messages WHERE status = 'sent' AND sent_at >= @Midnight) AS SentToday,
-              (SELECT COUNT(*) FROM messages WHERE status = 'failed' AND updated_at >= @Midnight) AS FailedToday
-            """, new { Midnight = Time.ToMs(midnight) }, cancellationToken: ct));
+              (SELECT COUNT(*) FROM messages INDEXED BY ix_messages_time
+                 WHERE COALESCE(sent_at, scheduled_at, created_at) >= @Midnight AND COALESCE(sent_at, scheduled_at, created_at) < @Until
+                   AND status = 'sent' AND sent_at >= @Midnight) AS SentToday,
+              (SELECT COUNT(DISTINCT e.message_id) FROM message_events e INDEXED BY ix_message_events_failed CROSS JOIN messages m
+                 WHERE e.status = 'failed' AND e.at >= @Midnight AND m.id = e.message_id AND m.status = 'failed' AND m.updated_at >= @Midnight) AS FailedToday
+        """;
+
+    /// <summary>
+    /// Today's counts read only today's rows: the sent ones through the history's time index (a sent row's time is its
+    /// sent_at), the failed ones through today's failure events (every change to failed records one). Both used to read
+    /// every sent or failed row's table page: 0.26 s per call on the bench's 1,000,000-row history, which the menu-bar
+    /// plugin asks for every 30 s. A row that failed earlier and was only touched today (its delivery tracking ending)
+    /// no longer counts as failed today.
+    /// </summary>
+    public async Task<Snapshot> ReadAsync(DateTimeOffset midnight, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition(CountsSql, new { Midnight = Time.ToMs(midnight), Until = Time.ToMs(midnight.AddHours(26)) }, cancellationToken: ct));
         // Follow-ups waiting for their previous step are "due" at the end of time: not the next scheduled send.
         var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
             "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting",

@@ -54,6 +54,10 @@ public sealed class MessageHistory(Db db, DbWriter writer, ILogger<MessageHistor
         {
             await writer.CatchUpAsync(MessageStore.SearchIndex, ct);
         }
+        catch (ObjectDisposedException)
+        {
+            // The agent is stopping: the index is caught up as the writer stops, and at the next start.
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             log.LogWarning(e, "Search answered without the newest messages: adding them to the search index failed");

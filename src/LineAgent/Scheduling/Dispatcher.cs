@@ -86,14 +86,10 @@ public sealed class Dispatcher(
             $"attempt {attempt} in {delay.TotalSeconds:0.#} s after {failure.Code}: {failure.Message}");
 
     /// <summary>
-    /// One decision for a line: send the next due message (or, on an unpaced line whose channel takes several at
-    /// once, the next few: each claimed and handed off on disk before it goes, the claims committed together),
-    /// hold, or say when to look again.
-    /// </summary>
-    /// <summary>
     /// When the line next has something to do (the earliest of MAX(due time, end of hold) over its pending rows), or
     /// null when that is not before <paramref name="horizonMs"/>. The rows come in due order, so the read stops at the
-    /// first whose due time is not before the earliest found: usually the first row.
+    /// first whose due time is not before the earliest found or the horizon: usually the first row (a backlog that is
+    /// already due and held, by a daily cap or an open circuit, is read up to its first row not held).
     /// </summary>
     internal static async Task<long?> NextDueAtAsync(Microsoft.Data.Sqlite.SqliteConnection c, string lineId, long horizonMs, CancellationToken ct)
     {
@@ -105,7 +101,7 @@ public sealed class Dispatcher(
         while (await reader.ReadAsync(ct))
         {
             var due = reader.GetInt64(0);
-            if (due >= (earliest ?? horizonMs))
+            if (due >= Math.Min(earliest ?? long.MaxValue, horizonMs))
                 break;
             var at = reader.IsDBNull(1) ? due : Math.Max(due, reader.GetInt64(1));
             if (at < (earliest ?? long.MaxValue))
@@ -114,6 +110,11 @@ public sealed class Dispatcher(
         return earliest < horizonMs ? earliest : null;
     }
 
+    /// <summary>
+    /// One decision for a line: send the next due message (or, on an unpaced line whose channel takes several at
+    /// once, the next few: each claimed and handed off on disk before it goes, the claims committed together),
+    /// hold, or say when to look again.
+    /// </summary>
     internal async Task<DateTimeOffset> StepAsync(LineOptions line, CancellationToken ct)
     {
         var now = time.GetUtcNow();

@@ -242,7 +242,7 @@ public sealed class DbWriter : IAsyncDisposable
             foreach (var work in due)
                 _owed.Remove(work);
             Volatile.Write(ref _owedRows, _owed.Values.Sum());
-            _storage?.ReportSuccess();
+            // No ReportSuccess: a small index insert that fits would clear the "full" of a refused bulk a moment ago.
             if (_owedFailing)
                 _log.LogInformation("Deferred upkeep ({Work}) done after earlier failures", string.Join(", ", due));
             _owedFailing = false;

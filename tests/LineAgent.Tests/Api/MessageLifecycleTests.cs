@@ -226,6 +226,23 @@ public sealed class MessageLifecycleTests : AgentTest
     }
 
     [Test]
+    public async Task Status_ShouldCountTodaysFailuresAndSends_OnlyToday()
+    {
+        await (await Client.PostAsJsonAsync("/api/suppressions", new { address = "+12025550123", reason = "asked" })).ExpectAsync(HttpStatusCode.Created);
+        await Client.SendMessageAsync(Body()); // stored as failed (suppressed), answered as a failure
+        await (await Client.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550124" })).ExpectAsync(HttpStatusCode.Created);
+
+        var today = (await Client.GetJsonAsync("/api/status"))["counts"]!;
+        Assert.That(today["failedToday"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(today["sentToday"]!.GetValue<long>(), Is.EqualTo(1));
+
+        Agent.Time.Advance(TimeSpan.FromDays(1));
+        var tomorrow = (await Client.GetJsonAsync("/api/status"))["counts"]!;
+        Assert.That(tomorrow["failedToday"]!.GetValue<long>(), Is.Zero);
+        Assert.That(tomorrow["sentToday"]!.GetValue<long>(), Is.Zero);
+    }
+
+    [Test]
     public async Task Status_ShouldSayDryRun_AndCount()
     {
         await (await Client.SendMessageAsync(Body())).ExpectAsync(HttpStatusCode.Created);

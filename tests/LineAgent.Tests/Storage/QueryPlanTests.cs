@@ -43,7 +43,7 @@ public sealed class QueryPlanTests
     /// <summary>Each must reach only pending (or sending) rows: a status or due index, never a line's whole history.</summary>
     [TestCase(MessageSql.PeekDue, "ix_messages_due_line")]
     [TestCase(MessageSql.PendingDueTimes, "ix_messages_due_line")]
-    [TestCase(MessageSql.NextDueAtAnyLine, "ix_messages_due")]
+    [TestCase(MessageSql.NextDueAtAnyLine, "USING INDEX ix_messages_due")]
     [TestCase(MessageSql.Sending, "(status=?)")]
     [TestCase(MessageSql.FailMissed, "(status=?)")]
     [TestCase(LineAgent.Delivery.DeliverySql.AwaitingConfirmation, "(status=?)")]
@@ -53,6 +53,17 @@ public sealed class QueryPlanTests
         Assert.That(plan, Does.Contain(index), plan);
         Assert.That(plan, Does.Not.Contain("ix_messages_line"), plan);
         Assert.That(plan, Does.Not.Match(@"SCAN messages\b(?! USING)"), plan);
+    }
+
+    [Test]
+    public async Task StatusCounts_ShouldReadOnlyTodaysRows()
+    {
+        // /api/status, every 30 s from the menu bar: today's sends through the time index, today's failures through
+        // their events; before, every sent and failed row of the history was read for its sent_at / updated_at.
+        var plan = await PlanAsync(LineAgent.Api.StatusQuery.CountsSql, new { Midnight = 1L, Until = 2L });
+        Assert.That(plan, Does.Contain("USING INDEX ix_messages_time (<expr>>? AND <expr><?)"), plan);
+        Assert.That(plan, Does.Contain("SEARCH e USING INDEX ix_message_events_failed (at>?)"), plan);
+        Assert.That(plan, Does.Not.Match(@"SCAN (messages|m|e)\b(?! USING COVERING)"), plan);
     }
 
     [TestCase("status=sent", "ix_messages_status")]
