@@ -20,29 +20,38 @@ public sealed class DataDirLock : IDisposable
 
     public DataDirLock(DataDirectory dir, TimeSpan wait)
     {
+        // One line at start-up (exit 78), not a stack trace: the usual cause is a second `lineagent run`.
+        _stream = TryOpen(dir.LockFile, wait) ?? throw new StartupRefusedException(
+            $"lineagent: another LineAgent is already running with the data directory {dir.Root} (its lock {dir.LockFile} is held). " +
+            "Stop it (launchctl bootout, or Ctrl+C), or give this one another --data-dir.");
+        _stream.SetLength(0);
+        using var writer = new StreamWriter(_stream, leaveOpen: true);
+        writer.Write(Environment.ProcessId);
+    }
+
+    /// <summary>
+    /// <paramref name="lockFile"/> opened exclusively (the hold on it lasts until the stream is disposed), waiting up
+    /// to <paramref name="wait"/> for a holder that is stopping; null when it is still held then. Also for
+    /// `lineagent restore`, which must not replace the database under an agent that is still writing its last changes.
+    /// </summary>
+    public static FileStream? TryOpen(string lockFile, TimeSpan wait)
+    {
         var waited = Stopwatch.StartNew();
         while (true)
         {
             try
             {
-                _stream = new FileStream(dir.LockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                break;
+                return new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException e) when (waited.Elapsed >= wait)
-            {
-                // One line at start-up (exit 78), not a stack trace: the usual cause is a second `lineagent run`.
-                throw new StartupRefusedException(
-                    $"lineagent: another LineAgent is already running with the data directory {dir.Root} (its lock {dir.LockFile} is held). " +
-                    "Stop it (launchctl bootout, or Ctrl+C), or give this one another --data-dir.", e);
-            }
-            catch (IOException)
+            catch (IOException) when (waited.Elapsed < wait)
             {
                 Thread.Sleep(TimeSpan.FromMilliseconds(100));
             }
+            catch (IOException)
+            {
+                return null;
+            }
         }
-        _stream.SetLength(0);
-        using var writer = new StreamWriter(_stream, leaveOpen: true);
-        writer.Write(Environment.ProcessId);
     }
 
     public void Dispose() => _stream.Dispose();

@@ -44,7 +44,7 @@ public sealed class MessageHistory(Db db, DbWriter writer, ILogger<MessageHistor
     /// <summary>
     /// A filter read through a full-text index first has every message committed so far added to it
     /// (<see cref="MessageStore.SearchIndex"/>). When that write fails (a full disk: /api/status says so), the search
-    /// still answers from the index as it is, which may lack the messages of the last second or so; it is logged.
+    /// still answers from the index as it is, which lacks the messages added since it was last caught up; it is logged.
     /// </summary>
     private async Task CatchUpSearchIndexAsync(MessageFilter filter, CancellationToken ct)
     {

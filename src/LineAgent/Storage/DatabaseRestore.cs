@@ -43,7 +43,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             output.WriteLine(b.FutureDated
                 ? $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  dated in the future (the clock was wrong when it was taken; its age is unknown)  {b.Bytes / 1024} KB"
                 : $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB");
-        using (var held = TryHoldLock())
+        using (var held = Hosting.DataDirLock.TryOpen(LockPath, TimeSpan.Zero))
             if (held is null)
                 output.WriteLine("An agent is running on this data directory: stop it before restoring.");
         var dir = DatabaseFile.ShellQuote(dataDir);
@@ -57,7 +57,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     {
         if (!Directory.Exists(dataDir))
             return Fail($"There is no data directory {dataDir}.");
-        using var held = TryHoldLock();
+        // An agent that was just stopped may still be writing its last changes (the search index it owed) and releasing
+        // the lock: waited for as a start waits (DataDirLock.DefaultWait).
+        using var held = Hosting.DataDirLock.TryOpen(LockPath, Hosting.DataDirLock.DefaultWait);
         if (held is null)
             return Fail($"An agent is running on {dataDir} (it holds {LockPath}): stop it first (installed: launchctl kill TERM gui/$UID/com.lineagent.agent, which stays stopped after a clean exit; else Ctrl+C), then run this again. Nothing was changed.");
 
@@ -204,18 +206,6 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     }
 
     /// <summary>The data dir's lock, as the agent takes it (an exclusive lock on agent.lock); null while an agent holds it.</summary>
-    private FileStream? TryHoldLock()
-    {
-        try
-        {
-            return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
-
     private int Fail(string message)
     {
         errors.WriteLine(message);

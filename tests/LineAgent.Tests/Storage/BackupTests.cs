@@ -302,6 +302,27 @@ public sealed class BackupTests
     }
 
     [Test]
+    public async Task Restore_ShouldWaitForAnAgentThatIsStillStopping()
+    {
+        // A stopped agent writes what it owed (the search index) and then releases agent.lock; a restore right after
+        // the stop used to be refused at once ("An agent is running").
+        NewDatabase(messages: 3);
+        var backup = DatabaseBackups.Create(DbPath, DateTimeOffset.UtcNow.AddHours(-1), keep: 7);
+        SqliteConnection.ClearAllPools();
+        var stopping = new FileStream(Path.Combine(_dir.Path, "agent.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        var restore = Task.Run(() => new DatabaseRestore(_dir.Path, output, errors, TimeProvider.System).Run(from: null));
+        // The agent's last moments. Not a sleep to make the test pass: were the restore not started yet, this would
+        // only prove less; a restore that refuses at once has completed by then.
+        await Task.Delay(300);
+        Assert.That(restore.IsCompleted, Is.False, errors.ToString());
+        stopping.Dispose();
+        Assert.That(await restore, Is.Zero, errors.ToString());
+        Assert.That(output.ToString(), Does.Contain($"Restored {backup.Path}"));
+    }
+
+    [Test]
     public void BackupsDatedInTheFuture_ShouldBePrunedFirst_NeverTheOneJustMade_AndRestoredLast()
     {
         // Taken while the Mac's clock was set ten years ahead; the clock is right again now.
