@@ -32,10 +32,8 @@ public sealed class StatusQuery(Db db)
     {
         await using var c = await db.OpenAsync(ct);
         var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition(CountsSql, new { Midnight = Time.ToMs(midnight), Until = Time.ToMs(midnight.AddHours(26)) }, cancellationToken: ct));
-        // Follow-ups waiting for their previous step are "due" at the end of time: not the next scheduled send.
         var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-            "SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting",
-            new { Waiting = SequenceRows.WaitingDueAt }, cancellationToken: ct));
+            MessageSql.NextDueAtAnyLine, new { Waiting = SequenceRows.WaitingDueAt }, cancellationToken: ct));
         var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
             "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));
         return new Snapshot(counts, Time.FromMs(next), last);

@@ -126,9 +126,13 @@ public static class MessageSql
         ORDER BY due_at, seq
         """;
 
-    /// <summary>The earliest due time of any line: one step of ix_messages_due (without INDEXED BY, SQLite read every pending row through ix_messages_status).</summary>
+    /// <summary>
+    /// The next scheduled send of any line (/api/status): one step of ix_messages_due (without INDEXED BY, SQLite read
+    /// every pending row through ix_messages_status). Follow-ups waiting for their previous step are due at the end of
+    /// time (@Waiting), not next.
+    /// </summary>
     public const string NextDueAtAnyLine = """
-        SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued')
+        SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting
         """;
 
     /// <summary>Compare-and-set claim: succeeds for exactly one dispatcher.</summary>

@@ -38,7 +38,7 @@ public sealed class QueryPlanTests
         return string.Join("\n", rows.Select(r => (string)((IDictionary<string, object>)r)["detail"]));
     }
 
-    private static readonly object Due = new { LineId = "default", Now = 1L, Limit = 1, Id = "msg_x", Claim = "c", Cutoff = 1L, MaxLatenessText = "1 h" };
+    private static readonly object Due = new { LineId = "default", Now = 1L, Limit = 1, Id = "msg_x", Claim = "c", Cutoff = 1L, MaxLatenessText = "1 h", Waiting = 2L };
 
     /// <summary>Each must reach only pending (or sending) rows: a status or due index, never a line's whole history.</summary>
     [TestCase(MessageSql.PeekDue, "ix_messages_due_line")]
