@@ -111,10 +111,9 @@ public sealed class AvailabilityService : IDisposable
             "SELECT address AS Address, imessage AS IMessage FROM availability WHERE address IN (SELECT value FROM json_each(@A)) AND checked_at >= @Cutoff AND imessage <> 'unknown'",
             new { A = list, Cutoff = cutoff }, cancellationToken: ct)))
             known[address] = imessage;
-        var history = await c.QueryAsync<(string Address, string? ErrorCode, long UpdatedAt)>(new CommandDefinition(
-            OutcomesOfMany, new { A = list }, cancellationToken: ct));
-        foreach (var h in history.GroupBy(h => h.Address).Select(g => g.MaxBy(x => x.UpdatedAt)))
-            known[h.Address] = h.ErrorCode == FailureCodes.IMessageUnavailable ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+        foreach (var (address, unavailable) in await c.QueryAsync<(string Address, long Unavailable)>(new CommandDefinition(
+            OutcomesOfMany, new { A = list }, cancellationToken: ct)))
+            known[address] = unavailable != 0 ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
         return known;
     }
 
@@ -124,23 +123,49 @@ public sealed class AvailabilityService : IDisposable
         : imessage == IMessageAvailability.Unavailable ? MessageType.Sms : MessageType.IMessage;
 
     /// <summary>
-    /// An outbound iMessage that tells blue or gray. `+type` keeps SQLite on the address indexes (the agent keeps no
-    /// ANALYZE statistics, and without the hint it reads every iMessage row through ix_messages_type).
+    /// An outbound iMessage that tells blue or gray: the WHERE of the partial indexes ix_messages_outcome_phone and
+    /// ix_messages_outcome_email (migration 012), term for term, which SQLite needs to use them. `INDEXED BY` holds
+    /// each lookup to its index: without ANALYZE statistics SQLite may prefer ix_messages_type (every iMessage row) for
+    /// `type = 'imessage'`, and a statement that cannot use the named index fails to prepare instead of scanning.
     /// </summary>
     private const string OutcomeOfIMessage = """
-        direction = 'outbound' AND +type = 'imessage'
+        direction = 'outbound' AND type = 'imessage'
           AND ((status = 'sent' AND delivery IN ('delivered', 'read')) OR error_code = 'imessage_unavailable')
         """;
 
+    /// <summary>
+    /// The newest outcome to each address of @A (a JSON array) that has one: Unavailable 1 for error 22, else 0. One
+    /// index probe per address, to its newest outcome row; an address is a phone (recipient_phone) or an email
+    /// (recipient_email of a row without a phone: an iMessage to a lead with both went to the phone).
+    /// </summary>
     internal const string OutcomesOfMany = $"""
-        SELECT COALESCE(recipient_phone, recipient_email) AS Address, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
-        WHERE (recipient_phone IN (SELECT value FROM json_each(@A)) OR recipient_email IN (SELECT value FROM json_each(@A))) AND {OutcomeOfIMessage}
+        SELECT Address, Unavailable FROM (
+          SELECT a.value AS Address, COALESCE(
+            (SELECT m.error_code IS 'imessage_unavailable' FROM messages m INDEXED BY ix_messages_outcome_phone
+             WHERE m.recipient_phone = a.value AND {OutcomeOfIMessage}
+             ORDER BY m.updated_at DESC LIMIT 1),
+            (SELECT m.error_code IS 'imessage_unavailable' FROM messages m INDEXED BY ix_messages_outcome_email
+             WHERE m.recipient_email = a.value AND m.recipient_phone IS NULL AND {OutcomeOfIMessage}
+             ORDER BY m.updated_at DESC LIMIT 1)) AS Unavailable
+          FROM json_each(@A) a)
+        WHERE Unavailable IS NOT NULL
         """;
 
+    /// <summary>The newest outcome to @Address (a phone, or an email as in <see cref="OutcomesOfMany"/>).</summary>
     internal const string NewestOutcome = $"""
-        SELECT delivery AS Delivery, status AS Status, error_code AS ErrorCode, updated_at AS UpdatedAt FROM messages
-        WHERE (recipient_phone = @Address OR recipient_email = @Address) AND {OutcomeOfIMessage}
-        ORDER BY updated_at DESC LIMIT 1
+        SELECT Delivery, Status, ErrorCode, UpdatedAt FROM (
+          SELECT * FROM (
+            SELECT delivery AS Delivery, status AS Status, error_code AS ErrorCode, updated_at AS UpdatedAt
+            FROM messages INDEXED BY ix_messages_outcome_phone
+            WHERE recipient_phone = @Address AND {OutcomeOfIMessage}
+            ORDER BY updated_at DESC LIMIT 1)
+          UNION ALL
+          SELECT * FROM (
+            SELECT delivery AS Delivery, status AS Status, error_code AS ErrorCode, updated_at AS UpdatedAt
+            FROM messages INDEXED BY ix_messages_outcome_email
+            WHERE recipient_email = @Address AND recipient_phone IS NULL AND {OutcomeOfIMessage}
+            ORDER BY updated_at DESC LIMIT 1))
+        ORDER BY UpdatedAt DESC LIMIT 1
         """;
 
     /// <summary>The newest iMessage outcome to this address in our own records: delivered/read → blue, error 22 → gray.</summary>

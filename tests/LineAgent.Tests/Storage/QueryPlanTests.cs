@@ -87,9 +87,11 @@ public sealed class QueryPlanTests
     /// <summary>
     /// Lookups by address (availability from history, the preview's known recipients) go through the address indexes: 10,000
     /// addresses are 10,000 index probes, not a read of every iMessage row (ix_messages_type) or of a line's whole history.
+    /// Availability probes the outcome indexes (migration 012), which hold only rows that tell blue or gray, newest last,
+    /// not every message ever sent to the address.
     /// </summary>
-    [TestCase(LineAgent.Availability.AvailabilityService.OutcomesOfMany, "ix_messages_phone", "ix_messages_email")]
-    [TestCase(LineAgent.Availability.AvailabilityService.NewestOutcome, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Availability.AvailabilityService.OutcomesOfMany, "ix_messages_outcome_phone", "ix_messages_outcome_email")]
+    [TestCase(LineAgent.Availability.AvailabilityService.NewestOutcome, "ix_messages_outcome_phone", "ix_messages_outcome_email")]
     [TestCase(LineAgent.Scheduling.PacingSimulation.KnownPhones, "ix_messages_phone", null)]
     [TestCase(LineAgent.Scheduling.PacingSimulation.KnownEmails, "ix_messages_email", null)]
     public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string? alsoIndex)
