@@ -85,7 +85,9 @@ public sealed class TokenAuthMiddleware(RequestDelegate next, ApiToken token, We
             }
         context.Response.Headers.WWWAuthenticate = "Bearer";
         return Problems.Of(401, "unauthorized",
-                string.IsNullOrEmpty(header) ? "Send the API token as 'Authorization: Bearer <token>' (see `lineagent token`)." : "The API token is wrong.")
+                string.IsNullOrEmpty(header) ? "Send the API token as 'Authorization: Bearer <token>' (see `lineagent token`)."
+                : !header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) ? "The Authorization header must be 'Bearer <token>': the word Bearer, a space, then the token."
+                : "The API token is wrong.")
             .ExecuteAsync(context);
     }
 }

@@ -22,6 +22,18 @@ public static class AgentJson
         o.Converters.Add(new UtcDateTimeOffsetConverter());
     }
 
+    /// <summary>
+    /// Request bodies only: a field the request type does not have is refused rather than ignored (a misspelt
+    /// "sheduledAt" would otherwise send at once), and so is a field given twice (which one counts is not the client's
+    /// to guess). Stored JSON and responses keep <see cref="Configure"/>'s defaults.
+    /// </summary>
+    public static void ConfigureRequests(JsonSerializerOptions o)
+    {
+        Configure(o);
+        o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        o.AllowDuplicateProperties = false;
+    }
+
     public static readonly JsonSerializerOptions Options = Create();
 
     private static JsonSerializerOptions Create()

@@ -93,9 +93,20 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 details.Extensions["problems"] = new[] { query };
                 details.Extensions["errors"] = new Dictionary<string, string[]> { [query.Field] = [query.Detail] };
                 break;
+            case BadHttpRequestException { StatusCode: 413 }:
+                details = new ProblemDetails
+                {
+                    Status = 413, Title = "The request body is too large.",
+                    Detail = $"The body is larger than this route takes{(MaxBodyOf(context) is { } max ? $" ({max:N0} bytes)" : "")}; nothing was stored.",
+                };
+                details.Extensions["code"] = "payload_too_large";
+                break;
             case BadHttpRequestException b:
-                details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = Unwrap(b) };
+                var body = BodyProblem(b);
+                details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = body.Detail };
                 details.Extensions["code"] = "invalid_body";
+                details.Extensions["problems"] = new[] { body };
+                details.Extensions["errors"] = new Dictionary<string, string[]> { [body.Field] = [body.Detail] };
                 break;
             default:
                 log.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
@@ -130,10 +141,95 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         return new FieldProblem(name, "invalid_query", $"Query parameter '{name}' must be {expected}; got '{value}'.");
     }
 
-    private static string Unwrap(BadHttpRequestException b)
+    private static long? MaxBodyOf(HttpContext context) =>
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+
+    /// <summary>
+    /// What is wrong with an unreadable JSON body, in the client's terms: the field (its JSON path) and what it must be,
+    /// never a .NET type name. System.Text.Json stops at the first problem, so this names one.
+    /// </summary>
+    internal static FieldProblem BodyProblem(BadHttpRequestException b)
     {
-        // The JSON reader's message names the field (e.g. "Path: $.content").
-        var inner = b.InnerException?.Message;
-        return inner is null ? b.Message : $"{b.Message} {inner}";
+        if (b.InnerException is not System.Text.Json.JsonException json)
+            return b.Message.Contains("no body was provided", StringComparison.Ordinal) || b.Message.Contains("was not provided from body", StringComparison.Ordinal)
+                ? new FieldProblem("body", "missing_body", "This request needs a JSON body (Content-Type: application/json).")
+                : new FieldProblem("body", "invalid_body", b.Message);
+        var field = FieldOf(json.Path);
+        var message = json.Message;
+        var unmapped = System.Text.RegularExpressions.Regex.Match(message, "^The JSON property '(?<name>.*)' could not be mapped to any \\.NET member contained in type '(?<type>[^']+)'");
+        if (unmapped.Success)
+        {
+            var name = unmapped.Groups["name"].Value;
+            var known = KnownFields(unmapped.Groups["type"].Value);
+            // The path names the unknown property itself ($.followUps[0].afer), or its parent on older readers.
+            var path = field == "body" ? name : field == name || field.EndsWith("." + name, StringComparison.Ordinal) ? field : $"{field}.{name}";
+            var hint = Closest(name, known) is { } near ? $" Did you mean '{near}'?" : known.Count > 0 ? $" Known fields: {string.Join(", ", known)}." : "";
+            return new FieldProblem(path, "unknown_field", $"Unknown field '{path}': nothing was stored.{hint}");
+        }
+        if (message.StartsWith("Duplicate property", StringComparison.Ordinal) || message.Contains("duplicate", StringComparison.OrdinalIgnoreCase))
+            return new FieldProblem(field, "duplicate_field", $"'{field}' is given more than once; give each field once.");
+        // "Cannot read invalid UTF-16 JSON text as string. Invalid surrogate value", "Cannot transcode invalid UTF-8 JSON text".
+        if (json.InnerException is InvalidOperationException { Message: var text }
+                && (text.Contains("UTF-16", StringComparison.Ordinal) || text.Contains("UTF-8", StringComparison.Ordinal) || text.Contains("transcode", StringComparison.Ordinal))
+            || json.InnerException is System.Text.DecoderFallbackException)
+            return new FieldProblem(field, "invalid_text", $"'{field}' is not valid Unicode text (invalid UTF-8 or a lone surrogate).");
+        var converted = System.Text.RegularExpressions.Regex.Match(message, "^The JSON value could not be converted to (?<type>[^.]+(\\.[^. ]+)*)\\. Path:");
+        if (converted.Success)
+            return new FieldProblem(field, "invalid_type", $"'{field}' must be {Expected(converted.Groups["type"].Value)}.");
+        var position = json.LineNumber is { } line && json.BytePositionInLine is { } at ? $" (line {line + 1}, position {at + 1})" : "";
+        var reason = message.Split(" Path:")[0].Split(" LineNumber:")[0].Replace(" Change the reader options.", "").TrimEnd('.', ' ');
+        return new FieldProblem("body", "invalid_json", $"The body is not valid JSON{position}: {reason}.");
+    }
+
+    /// <summary>"$.followUps[0].after" → "followUps[0].after"; the whole body → "body".</summary>
+    private static string FieldOf(string? path) => path is null or "$" || !path.StartsWith('$') ? "body" : path[1..].TrimStart('.');
+
+    private static string Expected(string type) => type switch
+    {
+        "System.String" => "text (a JSON string)",
+        "System.Int32" or "System.Int64" or "System.Int16" => "a whole number",
+        "System.Double" or "System.Decimal" or "System.Single" => "a number",
+        "System.Boolean" => "true or false",
+        "System.DateTimeOffset" or "System.DateTime" => "an ISO 8601 time (a JSON string)",
+        _ when type.StartsWith("System.Collections.Generic.List", StringComparison.Ordinal) || type.EndsWith("[]", StringComparison.Ordinal)
+            || type.StartsWith("System.Collections.Generic.IReadOnlyList", StringComparison.Ordinal) => "an array",
+        _ => "an object",
+    };
+
+    /// <summary>The camelCase JSON names of a request type, for "did you mean".</summary>
+    private static IReadOnlyList<string> KnownFields(string typeName) =>
+        typeof(Problems).Assembly.GetType(typeName) is { } type
+            ? type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+                .Where(p => p.CanWrite || p.GetSetMethod(nonPublic: true) is not null || type.GetConstructors().Any(c => c.GetParameters().Any(a => a.Name == p.Name)))
+                .Select(p => System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToList()
+            : [];
+
+    private static string? Closest(string name, IReadOnlyList<string> known)
+    {
+        var lower = name.ToLowerInvariant().Replace("_", "").Replace("-", "");
+        string? best = null;
+        var bestDistance = int.MaxValue;
+        foreach (var k in known)
+        {
+            var d = Distance(lower, k.ToLowerInvariant());
+            if (d < bestDistance) (best, bestDistance) = (k, d);
+        }
+        return bestDistance <= Math.Max(2, name.Length / 4) ? best : null;
+    }
+
+    private static int Distance(string a, string b)
+    {
+        if (a.Length > 100 || b.Length > 100) return int.MaxValue;
+        var prev = new int[b.Length + 1];
+        var cur = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++) prev[j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            cur[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            (prev, cur) = (cur, prev);
+        }
+        return prev[b.Length];
     }
 }

@@ -33,6 +33,22 @@ public sealed class QueryGuardMiddleware(RequestDelegate next)
     private static string SafeName(string key) => new(key.Where(c => !char.IsControl(c)).Take(100).ToArray());
 }
 
+/// <summary>
+/// A compressed body (Content-Encoding gzip, br, ...) is refused with 415 before any handler reads it: the agent
+/// decompresses nothing, and reading gzip bytes as JSON or CSV gave a parse error or, for CSV, columns of binary.
+/// </summary>
+public sealed class ContentEncodingGuardMiddleware(RequestDelegate next)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        var encodings = context.Request.Headers.ContentEncoding;
+        if (encodings.Count == 0 || encodings.All(e => string.Equals(e?.Trim(), "identity", StringComparison.OrdinalIgnoreCase)))
+            return next(context);
+        var named = new string(encodings.ToString().Where(c => !char.IsControl(c)).Take(100).ToArray());
+        return Problems.Of(415, "unsupported_encoding", $"Content-Encoding '{named}' is not accepted: send the body uncompressed.").ExecuteAsync(context);
+    }
+}
+
 /// <summary>Status codes the framework answers itself, and the stable `code` each problem body carries.</summary>
 public static class StatusCodes4xx
 {
@@ -61,6 +77,24 @@ public static class StatusCodes4xx
     {
         if (!problem.Extensions.ContainsKey("code"))
             problem.Extensions["code"] = CodeFor(problem.Status ?? 500);
+    }
+
+    /// <summary>The framework's bare 415 says what the route takes (its Accepts metadata), e.g. application/json.</summary>
+    public static void Customize(ProblemDetailsContext context)
+    {
+        var problem = context.ProblemDetails;
+        AddCode(problem);
+        if (problem.Status == 415 && problem.Detail is null)
+        {
+            var accepts = (context.HttpContext.GetEndpoint()?.Metadata.GetOrderedMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() ?? [])
+                .SelectMany(m => m.ContentTypes).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            // Routing answers 415 itself (its accepts policy) with an endpoint of its own that carries no metadata: every
+            // route with a body takes JSON, except the CSV import.
+            if (accepts.Count == 0)
+                accepts = context.HttpContext.Request.Path.StartsWithSegments("/api/leads/import") ? ["text/csv", "multipart/form-data"] : ["application/json"];
+            var sent = context.HttpContext.Request.ContentType is { Length: > 0 } t ? $"'{new string(t.Where(c => !char.IsControl(c)).Take(100).ToArray())}'" : "no Content-Type";
+            problem.Detail = $"This route takes {string.Join(" or ", accepts)}; the request had {sent}. With curl, add -H 'Content-Type: {accepts[0]}'.";
+        }
     }
 }
 

@@ -91,29 +91,24 @@ public sealed class BulkSend(
         Validated.NotFound? notFound = null;
         MessageValidator.ValidateContent(r.Content, problems, required: true);
         // Only content that passed (at most 10,000 characters) is read for placeholders.
-        if (r.Content is not null && problems.Count == 0 && Templates.UnknownPlaceholders(r.Content) is { Count: > 0 } unknown)
-            problems.Add(new("content", "invalid_template",
-                $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))}; use {string.Join(", ", Templates.Names)} or fields.<name>."));
+        if (r.Content is not null && problems.Count == 0 && Templates.Problem(r.Content, "content") is { } template)
+            problems.Add(new("content", "invalid_template", template));
         var hasIds = r.LeadIds is { Count: > 0 };
         if (hasIds == (r.LeadFilter is not null))
             problems.Add(new("leadIds", "missing_leads", "Give either leadIds or leadFilter."));
+        else if (r.LeadFilter is { } filter && string.IsNullOrWhiteSpace(filter.Tag) && string.IsNullOrWhiteSpace(filter.Q))
+            // A send to every lead is never what an empty or misspelt filter meant.
+            problems.Add(new("leadFilter", "missing_leads", "leadFilter needs a tag or q; an empty filter would select every lead."));
         if (r.LeadIds is { Count: > MaxLeads })
             problems.Add(new("leadIds", "too_many", $"At most {MaxLeads:N0} leads per request."));
         if (r.LeadIds?.Any(string.IsNullOrWhiteSpace) == true)
             problems.Add(new("leadIds", "invalid_lead", "leadIds must not contain empty ids."));
         if (r.Subject is { } subject && (subject.Length > 998 || subject.Any(c => c is '\r' or '\n' or '\0')))
             problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
-        if (string.IsNullOrWhiteSpace(r.ScheduledAt) && !string.IsNullOrWhiteSpace(r.TimeZone) && !Schedules.TryFindZone(r.TimeZone, out _))
-            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{r.TimeZone}' is not an IANA time zone."));
         var requested = (r.Type ?? MessageType.Auto).Trim().ToLowerInvariant();
         if (!MessageType.Requestable.Contains(requested))
             problems.Add(new("type", "invalid_type", $"type '{r.Type}' must be one of auto, imessage, sms, email."));
-        DateTimeOffset? scheduledAt = null;
-        if (!string.IsNullOrWhiteSpace(r.ScheduledAt))
-        {
-            if (Schedules.TryParse(r.ScheduledAt, r.TimeZone, out var at, out var why)) scheduledAt = at;
-            else problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
-        }
+        var scheduledAt = Schedules.Read(r.ScheduledAt, r.TimeZone, problems);
         if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
             problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
         var line = validator.ResolveLine(r.LineId, problems, ref notFound);

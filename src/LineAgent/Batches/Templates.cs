@@ -9,7 +9,7 @@ namespace LineAgent.Batches;
 /// `{{fields.any}}`, each with an optional fallback `{{firstName|there}}`. A value that is missing
 /// without a fallback fails that lead only, naming the field.
 /// </summary>
-public static class Templates
+public static partial class Templates
 {
     public static readonly string[] Names = ["firstName", "lastName", "fullName", "company", "phone", "email"];
 
@@ -21,6 +21,44 @@ public static class Templates
         RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
 
     private static Regex Placeholder() => PlaceholderRegex;
+
+    /// <summary>
+    /// What is wrong with a template, or null: braces left over once every placeholder is read (`{{firstName`,
+    /// `{{firstName}`, `{{fields.}}`, `}}`), a known name in single braces (`{firstName}`), or placeholders that name
+    /// nothing a lead can have (`{{fristName}}`). Any of these would otherwise go out as literal text.
+    /// </summary>
+    public static string? Problem(string template, string field)
+    {
+        var at = 0;
+        foreach (Match m in Placeholder().Matches(template))
+        {
+            if (Stray(template, at, m.Index) is { } stray)
+                return Unclosed(field, stray);
+            at = m.Index + m.Length;
+        }
+        if (Stray(template, at, template.Length) is { } rest)
+            return Unclosed(field, rest);
+        if (SingleBraces().Match(template) is { Success: true } single)
+            return $"{field} has {single.Value}: placeholders take two braces, {{{{{single.Groups[1].Value}}}}}.";
+        if (UnknownPlaceholders(template) is { Count: > 0 } unknown)
+            return $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))} in {field}; use {string.Join(", ", Names)} or fields.<name>.";
+        return null;
+    }
+
+    private static string Unclosed(string field, string near) =>
+        $"{field} has a brace that opens or closes no placeholder near '{near}': write placeholders as {{{{firstName}}}} or {{{{fields.name|fallback}}}}.";
+
+    /// <summary>The first `{{` or `}}` in [from, to), with a few characters after it; null when there is none.</summary>
+    private static string? Stray(string t, int from, int to)
+    {
+        var open = t.IndexOf("{{", from, to - from, StringComparison.Ordinal);
+        var close = t.IndexOf("}}", from, to - from, StringComparison.Ordinal);
+        var k = open < 0 ? close : close < 0 ? open : Math.Min(open, close);
+        return k < 0 ? null : t.Substring(k, Math.Min(30, to - k));
+    }
+
+    [GeneratedRegex(@"(?<!\{)\{\s*(firstName|lastName|fullName|company|phone|email)\s*\}(?!\})", RegexOptions.CultureInvariant)]
+    private static partial Regex SingleBraces();
 
     /// <summary>Placeholders that name nothing a lead can have (e.g. a typo like {{fristName}}).</summary>
     public static IReadOnlyList<string> UnknownPlaceholders(string template) =>

@@ -127,9 +127,9 @@ public static class AgentHost
 
     public static IServiceCollection AddLineAgentApi(this IServiceCollection services)
     {
-        services.ConfigureHttpJsonOptions(o => AgentJson.Configure(o.SerializerOptions));
+        services.ConfigureHttpJsonOptions(o => AgentJson.ConfigureRequests(o.SerializerOptions));
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx => StatusCodes4xx.AddCode(ctx.ProblemDetails));
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = StatusCodes4xx.Customize);
         services.AddExceptionHandler<AgentExceptionHandler>();
         services.AddAgentOpenApi();
         services.AddSingleton<ApiToken>();
@@ -157,6 +157,7 @@ public static class AgentHost
         {
             b.UseMiddleware<TokenAuthMiddleware>();
             b.UseMiddleware<QueryGuardMiddleware>();
+            b.UseMiddleware<ContentEncodingGuardMiddleware>();
         });
         app.MapOpenApi();
         app.MapStatus();

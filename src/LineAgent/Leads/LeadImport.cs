@@ -1,4 +1,7 @@
 using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Dapper;
 using System.Text.RegularExpressions;
 using CsvHelper;
 using CsvHelper.Configuration;
@@ -14,9 +17,12 @@ public sealed record ImportResult(long Rows, long Created, long Updated, long Sk
     IReadOnlyDictionary<string, string> Columns);
 
 /// <summary>
-/// CSV import (CsvHelper), streamed: rows are read one at a time and written in transactions of
-/// <see cref="BatchSize"/>, so a 50,000-row file never sits in memory. Common column names map to lead
-/// fields; any other column is kept in `fields`.
+/// CSV import (CsvHelper), streamed in two steps. First every row is read and checked, and the good ones are staged
+/// in a TEMP table of the import's own connection (the main database is not written, so no lock is taken while the
+/// upload is still arriving, and a 50,000-row file never sits in memory). Only once the whole file has arrived and
+/// been read are the staged rows written, in transactions of <see cref="BatchSize"/> so that sends are not held up
+/// behind one long import. An upload that is refused, cut off, abandoned, too large or not UTF-8 therefore stores
+/// nothing. Common column names map to lead fields; any other column is kept in `fields`.
 /// </summary>
 public sealed partial class LeadImport(Db db, TimeProvider time)
 {
@@ -54,7 +60,17 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
             DetectDelimiter = true, TrimOptions = TrimOptions.Trim, BadDataFound = null, MissingFieldFound = null, IgnoreBlankLines = true,
         };
         using var csv = new CsvReader(text, config);
-        if (!await csv.ReadAsync() || !csv.ReadHeader() || csv.HeaderRecord is not { Length: > 0 } header)
+        bool hasHeader;
+        try
+        {
+            hasHeader = await csv.ReadAsync() && csv.ReadHeader();
+        }
+        catch (Exception e) when (e is DecoderFallbackException || e.InnerException is DecoderFallbackException)
+        {
+            // The first 64 KB are decoded at once: the bad byte may be in any of their rows.
+            throw NotUtf8("in the first 64 KB");
+        }
+        if (!hasHeader || csv.HeaderRecord is not { Length: > 0 } header)
             return new ImportResult(0, 0, 0, 0, [], false, new Dictionary<string, string>());
         if (header.Length > MaxColumns)
             throw new ImportRefusedException(new("file", "too_many_columns",
@@ -72,70 +88,118 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 skips.Add(new SkippedRow(row, reason.Length <= MaxReasonLength ? reason : reason[..(MaxReasonLength - 1)] + "…"));
         }
 
-        // Rows are read into a batch first and written afterwards: the write lock is never held while
-        // the upload is still arriving.
-        var batch = new List<(long Row, LeadValues Values)>(BatchSize);
         await using var c = await db.OpenAsync(ct);
-        async Task FlushAsync()
+        await c.ExecuteAsync("DROP TABLE IF EXISTS temp.import_rows; CREATE TEMP TABLE import_rows (id INTEGER PRIMARY KEY, row INTEGER NOT NULL, lead TEXT NOT NULL);");
+        try
         {
-            if (batch.Count == 0) return;
-            await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
-            foreach (var (row, values) in batch)
-                switch (await LeadStore.UpsertAsync(c, tx, values, Time.ToMs(time.GetUtcNow())))
-                {
-                    case UpsertResult.Created: created++; break;
-                    case UpsertResult.Merged: updated++; break;
-                    case UpsertResult.Conflict conflict: Skip(row, $"matches two different leads: {conflict.Detail}"); break;
-                }
-            await tx.CommitAsync(ct);
-            batch.Clear();
-        }
-
-        while (await csv.ReadAsync())
-        {
-            ct.ThrowIfCancellationRequested();
-            rows++;
-            var rowNumber = csv.Parser.Row;
-            string? first = null, last = null, name = null, phone = null, email = null, company = null;
-            var fields = new Dictionary<string, string?>();
-            var tags = new List<string>(extraTags);
-            foreach (var col in columns)
+            var staged = new List<(long Row, LeadValues Values)>(BatchSize);
+            async Task StageAsync()
             {
-                var value = csv.GetField(col.Index);
-                if (string.IsNullOrWhiteSpace(value)) continue;
-                switch (col.Field)
-                {
-                    case "firstName": first = value; break;
-                    case "lastName": last = value; break;
-                    case "name": name = value; break;
-                    case "phone": phone ??= value; break;
-                    case "email": email ??= value; break;
-                    case "company": company = value; break;
-                    case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
-                    default: fields[col.Header] = value; break;
-                }
-            }
-            if (first is null && last is null && name is not null)
-            {
-                var parts = name.Split(' ', 2, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-                first = parts.ElementAtOrDefault(0);
-                last = parts.ElementAtOrDefault(1);
+                if (staged.Count == 0) return;
+                // A transaction of the TEMP database only: the main database is neither locked nor written.
+                await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+                await c.ExecuteAsync("INSERT INTO temp.import_rows (row, lead) VALUES (@Row, @Lead)",
+                    staged.Select(x => new { x.Row, Lead = JsonSerializer.Serialize(x.Values) }), tx);
+                await tx.CommitAsync(ct);
+                staged.Clear();
             }
 
-            var (values, problems) = LeadStore.Validate(new LeadInput
+            try
             {
-                FirstName = first, LastName = last, Phone = phone, Email = email, Company = company, Fields = fields, Tags = tags,
-            }, region, partial: false);
-            if (values is null)
-                Skip(rowNumber, string.Join(" ", problems.Select(p => p.Detail)));
-            else
-                batch.Add((rowNumber, values));
-            if (batch.Count >= BatchSize)
-                await FlushAsync();
+                await ReadRowsAsync(async (row, values) =>
+                {
+                    staged.Add((row, values));
+                    if (staged.Count >= BatchSize)
+                        await StageAsync();
+                });
+            }
+            catch (Exception e) when (e is DecoderFallbackException || e.InnerException is DecoderFallbackException)
+            {
+                throw NotUtf8($"after row {csv.Parser.Row:N0}");
+            }
+            await StageAsync();
+
+            // The whole file has arrived and been read: now write it. A client that leaves now does not stop it.
+            long last = 0;
+            while (true)
+            {
+                var chunk = (await c.QueryAsync<(long Id, long Row, string Lead)>(
+                    "SELECT id AS Id, row AS Row, lead AS Lead FROM temp.import_rows WHERE id > @Last ORDER BY id LIMIT @Limit",
+                    new { Last = last, Limit = BatchSize })).AsList();
+                if (chunk.Count == 0)
+                    break;
+                await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(CancellationToken.None);
+                foreach (var (_, row, lead) in chunk)
+                    switch (await LeadStore.UpsertAsync(c, tx, JsonSerializer.Deserialize<LeadValues>(lead)!, Time.ToMs(time.GetUtcNow())))
+                    {
+                        case UpsertResult.Created: created++; break;
+                        case UpsertResult.Merged: updated++; break;
+                        case UpsertResult.Conflict conflict: Skip(row, $"matches two different leads: {conflict.Detail}"); break;
+                    }
+                await tx.CommitAsync(CancellationToken.None);
+                last = chunk[^1].Id;
+            }
         }
-        await FlushAsync();
+        finally
+        {
+            // The connection goes back to the pool: its TEMP table must not go with it.
+            await c.ExecuteAsync("DROP TABLE IF EXISTS temp.import_rows");
+        }
         return new ImportResult(rows, created, updated, skipped, skips, skipped > skips.Count, mapping);
+
+        async Task ReadRowsAsync(Func<long, LeadValues, Task> good)
+        {
+            while (await csv.ReadAsync())
+            {
+                ct.ThrowIfCancellationRequested();
+                rows++;
+                var rowNumber = csv.Parser.Row;
+                var extra = Enumerable.Range(header.Length, Math.Max(0, csv.Parser.Count - header.Length)).Count(i => !string.IsNullOrWhiteSpace(csv.Parser[i]));
+                if (extra > 0)
+                {
+                    Skip(rowNumber, $"The row has {csv.Parser.Count:N0} cells and the header {header.Length:N0}: {extra:N0} cell(s) have no column. Fix the row (a comma inside a value needs quotes).");
+                    continue;
+                }
+                string? first = null, last = null, name = null, phone = null, email = null, company = null;
+                var fields = new Dictionary<string, string?>();
+                var tags = new List<string>(extraTags);
+                foreach (var col in columns)
+                {
+                    var value = csv.GetField(col.Index);
+                    if (string.IsNullOrWhiteSpace(value)) continue;
+                    switch (col.Field)
+                    {
+                        case "firstName": first = value; break;
+                        case "lastName": last = value; break;
+                        case "name": name = value; break;
+                        case "phone": phone ??= value; break;
+                        case "email": email ??= value; break;
+                        case "company": company = value; break;
+                        case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
+                        default: fields[col.Header] = value; break;
+                    }
+                }
+                if (first is null && last is null && name is not null)
+                {
+                    var parts = name.Split(' ', 2, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                    first = parts.ElementAtOrDefault(0);
+                    last = parts.ElementAtOrDefault(1);
+                }
+
+                var (values, problems) = LeadStore.Validate(new LeadInput
+                {
+                    FirstName = first, LastName = last, Phone = phone, Email = email, Company = company, Fields = fields, Tags = tags,
+                }, region, partial: false);
+                if (values is null)
+                    Skip(rowNumber, string.Join(" ", problems.Select(p => p.Detail)));
+                else
+                    await good(rowNumber, values);
+            }
+        }
     }
+
+    private static ImportRefusedException NotUtf8(string where) => new(new("file", "invalid_encoding",
+        $"The file is not UTF-8 text (an invalid byte {where}). Save it as \"CSV UTF-8\" and upload it again. Nothing was imported."));
 
     /// <summary>Spreadsheet exports repeat and leave out header names: make every column's name unique.</summary>
     public static IReadOnlyList<string> UniqueHeaders(IReadOnlyList<string> header)

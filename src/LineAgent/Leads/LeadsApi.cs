@@ -5,6 +5,7 @@ using LineAgent.Messages;
 using LineAgent.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 
 namespace LineAgent.Leads;
 
@@ -50,12 +51,10 @@ internal static class LeadsApi
         };
     }
 
-    internal static async Task<Results<Ok<LeadPage>, ValidationProblem>> List(string? q, string? tag, int? limit, string? cursor, LeadStore leads, CancellationToken ct)
+    internal static async Task<Results<Ok<LeadPage>, ValidationProblem>> List(string? q, string? tag, string? limit, string? cursor, LeadStore leads, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
-        var take = limit ?? 50;
-        if (take is < 1 or > MessageFilter.MaxLimit)
-            problems.Add(new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}."));
+        var take = QueryValues.Limit(limit, problems);
         if (q is { Length: > 500 })
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
         long? before = null;
@@ -137,12 +136,23 @@ internal static class LeadsApi
         }
         else
         {
+            // CSV comes as text/csv; spreadsheets and browsers also label it application/csv, text/plain or
+            // application/vnd.ms-excel. No Content-Type, or JSON, is a client's mistake: nothing is read.
+            var type = request.ContentType is { } ct0 && MediaTypeHeaderValue.TryParse(ct0, out var parsed) ? parsed.MediaType.ToString().ToLowerInvariant() : null;
+            if (type is not ("text/csv" or "application/csv" or "text/plain" or "application/vnd.ms-excel" or "text/comma-separated-values"))
+                throw new AgentProblemException(415, "unsupported_media_type",
+                    $"Send the CSV as the body with Content-Type: text/csv, or as the `file` field of a multipart/form-data upload; the request had {(type is null ? "no Content-Type" : $"'{type}'")}.");
             body = request.Body;
         }
+        var extraTags = (tags ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (extraTags.Length > 50 || extraTags.Any(t => t.Length > 100 || t.Any(char.IsControl)))
+            problems.Add(new("tags", "invalid_tags", "Query parameter 'tags': at most 50 comma-separated tags of 1-100 printable characters."));
         if (problems.Count > 0)
             return Problems.Validation(problems);
-        using var reader = new StreamReader(body, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 64 * 1024);
-        var extraTags = (tags ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        // Strict UTF-8: a file in another encoding (Latin-1, Windows-1252) is refused, not stored with U+FFFD in place of
+        // its accents. A UTF-8 BOM is skipped as this encoding's preamble; a UTF-16 BOM switches to UTF-16.
+        using var reader = new StreamReader(body, new UTF8Encoding(encoderShouldEmitUTF8Identifier: true, throwOnInvalidBytes: true),
+            detectEncodingFromByteOrderMarks: true, bufferSize: 64 * 1024);
         try
         {
             return TypedResults.Ok(await import.ImportAsync(reader, region, extraTags, ct));

@@ -70,9 +70,8 @@ public sealed record SequenceFields(bool StopOnReply, IReadOnlyList<(TimeSpan Af
             MessageValidator.ValidateContent(f.Content, contentProblems, required: true);
             foreach (var p in contentProblems)
                 problems.Add(p with { Field = $"followUps[{i}].content", Detail = $"followUps[{i}]." + p.Detail });
-            if (templates && f.Content is not null && contentProblems.Count == 0 && Batches.Templates.UnknownPlaceholders(f.Content) is { Count: > 0 } unknown)
-                problems.Add(new($"followUps[{i}].content", "invalid_template",
-                    $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))} in followUps[{i}].content."));
+            if (templates && f.Content is not null && contentProblems.Count == 0 && Batches.Templates.Problem(f.Content, $"followUps[{i}].content") is { } template)
+                problems.Add(new($"followUps[{i}].content", "invalid_template", template));
             if (!Durations.TryParse(f.After, out var after, out var why))
                 problems.Add(new($"followUps[{i}].after", "invalid_duration", $"followUps[{i}].after {why}."));
             else

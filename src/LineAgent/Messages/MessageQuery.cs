@@ -24,11 +24,23 @@ public sealed record MessageFilter
 
     public const int MaxLimit = 500;
 
-    /// <summary>Reads the query string (any name/values pairs: the request's query, a CLI's options), naming every bad parameter.</summary>
-    public static (MessageFilter Filter, List<FieldProblem> Problems) Parse(IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>> query, bool paging)
+    private static readonly string[] FilterNames = ["status", "type", "direction", "lineId", "leadId", "batchId", "from", "to", "recipient", "q"];
+
+    /// <summary>
+    /// Reads the query string (any name/values pairs: the request's query, a CLI's options), naming every bad parameter.
+    /// A name it does not know is refused (a misspelt filter would otherwise list, or export, everything).
+    /// </summary>
+    public static (MessageFilter Filter, List<FieldProblem> Problems) Parse(IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>> query, bool paging,
+        IReadOnlyCollection<string>? alsoKnown = null)
     {
         var q = new Dictionary<string, Microsoft.Extensions.Primitives.StringValues>(query, StringComparer.OrdinalIgnoreCase);
         var problems = new List<FieldProblem>();
+        var known = FilterNames.Concat(paging ? ["limit", "cursor"] : []).Concat(alsoKnown ?? []).ToList();
+        foreach (var name in q.Keys.Where(k => !known.Contains(k, StringComparer.OrdinalIgnoreCase)))
+        {
+            var shown = name.Length > 50 ? name[..50] + "..." : name;
+            problems.Add(new(shown, "unknown_parameter", $"Unknown query parameter '{shown}'; this route takes {string.Join(", ", known)}."));
+        }
         string? Get(string name) => q.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 
         var statuses = Get("status");
@@ -53,11 +65,7 @@ public sealed record MessageFilter
         if (from > to)
             problems.Add(new("to", "invalid_filter", "to is before from."));
 
-        var limit = 50;
-        if (Get("limit") is { } l && !int.TryParse(l, out limit))
-            problems.Add(new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(l.Length > 100 ? l[..100] + "..." : l)}'."));
-        else if (limit is < 1 or > MaxLimit)
-            problems.Add(new("limit", "invalid_filter", $"limit must be 1-{MaxLimit}."));
+        var limit = QueryValues.Limit(Get("limit"), problems);
         long? before = null;
         if (paging && Get("cursor") is { } cursor)
         {

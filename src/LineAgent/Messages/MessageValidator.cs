@@ -79,14 +79,7 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         if (r.Subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
             problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
 
-        DateTimeOffset? scheduledAt = null;
-        if (!string.IsNullOrWhiteSpace(r.ScheduledAt))
-        {
-            if (Schedules.TryParse(r.ScheduledAt, r.TimeZone, out var at, out var why)) scheduledAt = at;
-            else problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
-        }
-        else if (!string.IsNullOrWhiteSpace(r.TimeZone) && !Schedules.TryFindZone(r.TimeZone, out _))
-            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{r.TimeZone}' is not an IANA time zone."));
+        var scheduledAt = Schedules.Read(r.ScheduledAt, r.TimeZone, problems);
 
         var line = ResolveLine(r.LineId, problems, ref notFound);
         var sequence = SequenceFields.Validate(r.StopOnReply, r.FollowUps, r.RecipientWindow, problems, templates: false);

@@ -113,7 +113,7 @@ internal static class MessagesApi
 
     internal static async Task<Results<EmptyHttpResult, ValidationProblem>> Export(HttpContext http, MessageHistory history, CancellationToken ct)
     {
-        var (filter, problems) = MessageFilter.Parse(http.Request.Query, paging: false);
+        var (filter, problems) = MessageFilter.Parse(http.Request.Query, paging: false, alsoKnown: ["format"]);
         var format = http.Request.Query["format"].ToString() is { Length: > 0 } f ? f.ToLowerInvariant() : "csv";
         if (format is not ("csv" or "ndjson"))
             problems.Add(new("format", "invalid_filter", "format must be csv or ndjson."));
@@ -194,12 +194,9 @@ internal static class MessagesApi
         if (body.Content is null && body.ScheduledAt is null)
             problems.Add(new("content", "missing_change", "Give content and/or scheduledAt to change."));
         MessageValidator.ValidateContent(body.Content, problems, required: body.Content is not null);
-        DateTimeOffset? at = null;
-        if (body.ScheduledAt is not null)
-        {
-            if (Schedules.TryParse(body.ScheduledAt, body.TimeZone, out var t, out var why)) at = t;
-            else problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
-        }
+        var at = Schedules.Read(body.ScheduledAt, body.TimeZone, problems);
+        if (body.ScheduledAt is not null && string.IsNullOrWhiteSpace(body.ScheduledAt) && !problems.Any(p => p.Field == "scheduledAt"))
+            problems.Add(new("scheduledAt", "invalid_schedule", "scheduledAt is empty; give an ISO 8601 time such as 2026-12-01T09:00:00Z."));
         if (problems.Count > 0)
             return Problems.Validation(problems);
 
@@ -231,6 +228,9 @@ internal static class MessagesApi
         // Retry takes no options: an empty body or {} only. Anything else may be a client's mistake; say so.
         if (await UnexpectedBodyAsync(http.Request, ct) is { } bodyProblem)
             return Problems.Validation([bodyProblem]);
+        var forceValues = http.Request.Query["force"];
+        if (forceValues.Count > 1 || (forceValues.Count == 1 && !bool.TryParse(forceValues[0], out _)))
+            return Problems.Validation([new("force", "invalid_query", $"Query parameter 'force' must be true or false; got '{Short(forceValues.ToString())}'.")]);
 
         var original = await store.GetAsync(id, ct);
         if (original is null)
@@ -278,6 +278,8 @@ internal static class MessagesApi
     private static string Describe(UpdateMessageRequest b, DateTimeOffset? at) =>
         string.Join("; ", new[] { b.Content is null ? null : "content edited", at is null ? null : $"rescheduled to {at.Value.ToUniversalTime():O}" }
             .Where(s => s is not null));
+
+    private static string Short(string s) => s.Length > 100 ? s[..100] + "..." : s;
 }
 
 /// <summary>One CSV line of the export.</summary>

@@ -13,6 +13,33 @@ public static partial class Schedules
     [GeneratedRegex(@"^(?<local>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?)(?<offset>Z|(?<sign>[+-])(?<hh>\d{2})(:?(?<mm>\d{2}))?)?$", RegexOptions.IgnoreCase)]
     private static partial Regex Iso();
 
+    /// <summary>
+    /// `scheduledAt` with its `timeZone` from a request body, each problem under its own field: a bad zone is the
+    /// timeZone's problem, and a scheduledAt that is not a time at all is named too. Null when absent or refused.
+    /// </summary>
+    public static DateTimeOffset? Read(string? scheduledAt, string? timeZone, List<FieldProblem> problems)
+    {
+        var zoneKnown = true;
+        if (!string.IsNullOrWhiteSpace(timeZone) && !TryFindZone(timeZone.Trim(), out _))
+        {
+            zoneKnown = false;
+            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{Quote(timeZone)}' is not an IANA time zone such as America/New_York."));
+        }
+        if (string.IsNullOrWhiteSpace(scheduledAt))
+            return null;
+        if (zoneKnown)
+        {
+            if (TryParse(scheduledAt, string.IsNullOrWhiteSpace(timeZone) ? null : timeZone.Trim(), out var at, out var why))
+                return at;
+            problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
+        }
+        else if (!Iso().IsMatch(scheduledAt.Trim()))
+            problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt '{Quote(scheduledAt)}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z."));
+        return null;
+    }
+
+    private static string Quote(string s) => s.Length > 100 ? s[..100] + "..." : s;
+
     public static bool TryParse(string input, string? timeZone, out DateTimeOffset at, out string problem)
     {
         at = default;

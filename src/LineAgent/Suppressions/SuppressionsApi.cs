@@ -26,11 +26,12 @@ internal static class SuppressionsApi
         return app;
     }
 
-    internal static async Task<Results<Ok<SuppressionPage>, ValidationProblem>> List(string? cursor, int? limit, SuppressionList list, CancellationToken ct)
+    internal static async Task<Results<Ok<SuppressionPage>, ValidationProblem>> List(string? cursor, string? limit, SuppressionList list, CancellationToken ct)
     {
-        var take = limit ?? 50;
-        if (take is < 1 or > MessageFilter.MaxLimit)
-            return Problems.Validation([new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")]);
+        var problems = new List<FieldProblem>();
+        var take = QueryValues.Limit(limit, problems);
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
         (long, string)? after = null;
         if (cursor is not null)
         {

@@ -33,9 +33,10 @@ internal static class WebhooksApi
         // SSRF guard: scheme, credentials, host spelling, and every address the host resolves to now (checked again per connection).
         if (await guard.CreationProblemAsync(body.Url, ct) is { } urlProblem)
             problems.Add(new("url", "invalid_webhook_url", urlProblem));
-        var unknown = (body.Events ?? []).Where(e => !WebhookEvents.All.Contains(e)).ToList();
+        var unknown = (body.Events ?? []).Where(e => e is null || !WebhookEvents.All.Contains(e)).ToList();
         if (unknown.Count > 0)
-            problems.Add(new("events", "invalid_events", $"Unknown events {string.Join(", ", unknown)}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
+            problems.Add(new("events", "invalid_events",
+                $"Unknown events {string.Join(", ", unknown.Select(e => e is null ? "null" : $"'{(e.Length > 100 ? e[..100] + "..." : e)}'"))}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
         if (body.Secret is not null && !WebhookSignature.TryKey(body.Secret, out _))
             problems.Add(new("secret", "invalid_secret", "secret must be whsec_ followed by base64 of at least 16 bytes (or leave it out to get one)."));
         if (problems.Count > 0)
@@ -65,11 +66,12 @@ internal static class WebhooksApi
 
     /// <summary>The delivery log of one subscription, newest first.</summary>
     internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ValidationProblem, ProblemHttpResult>> Deliveries(
-        string id, int? limit, WebhookStore store, CancellationToken ct)
+        string id, string? limit, WebhookStore store, CancellationToken ct)
     {
-        var take = limit ?? 50;
-        if (take is < 1 or > MessageFilter.MaxLimit)
-            return Problems.Validation([new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")]);
+        var problems = new List<FieldProblem>();
+        var take = QueryValues.Limit(limit, problems);
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
         return await store.DeliveriesAsync(id, take, ct) is { } rows
             ? TypedResults.Ok<IReadOnlyList<DeliveryDto>>(rows.Select(DeliveryDto.From).ToList())
             : NotFound(id);

@@ -97,6 +97,163 @@ public sealed class HostileInputTests
         Assert.That(await AssertProblemAsync(response, url), Is.EqualTo("invalid_query"));
     }
 
+    [TestCase("/api/leads?limit=abc", "limit")]
+    [TestCase("/api/leads?limit=1.5", "limit")]
+    [TestCase("/api/suppressions?limit=abc", "limit")]
+    [TestCase("/api/suppressions?limit=99999999999", "limit")]
+    [TestCase("/api/webhooks/wh_none/deliveries?limit=x", "limit")]
+    public async Task AQueryValueOfTheWrongType_ShouldBe400NamingTheParameter(string url, string parameter)
+    {
+        var response = await _api.GetAsync(url);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(await AssertProblemAsync(response, url), Is.EqualTo("invalid_query"), body);
+        Assert.That(JsonNode.Parse(body)!["problems"]![0]!["field"]!.GetValue<string>(), Is.EqualTo(parameter), body);
+    }
+
+    [Test]
+    public async Task AnImportLargerThanTheBodyLimit_ShouldBe413_AndStoreNone_OfTheRowsReadBeforeIt()
+    {
+        // 31 MB of good rows, chunked (no Content-Length): Kestrel stops the body at 30,000,000 bytes, after some
+        // 600,000 rows were read. Written 500 at a time as they were read, they stayed stored; staged, none is. A raw
+        // socket reads the answer while it writes, as curl does (HttpClient reports the closed upload instead).
+        var before = await CountsAsync();
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, _agent.BaseAddress.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /api/leads/import HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {_agent.Token}\r\nContent-Type: text/csv\r\n" +
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
+        var csv = new GeneratedCsv(31_000_000);
+        var upload = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                int n;
+                while ((n = csv.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    await stream.WriteAsync(Encoding.ASCII.GetBytes($"{n:X}\r\n"));
+                    await stream.WriteAsync(buffer.AsMemory(0, n));
+                    await stream.WriteAsync("\r\n"u8.ToArray());
+                }
+                await stream.WriteAsync("0\r\n\r\n"u8.ToArray());
+            }
+            catch (IOException)
+            {
+                // The agent closed the upload after its answer.
+            }
+        });
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        var answer = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await upload.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(answer, Does.StartWith("HTTP/1.1 413 "), answer.Length > 500 ? answer[..500] : answer);
+        Assert.That(answer, Does.Contain("\"code\":\"payload_too_large\""));
+        Assert.That(csv.Position, Is.GreaterThan(1_000_000), "rows were read before the limit");
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    /// <summary>A CSV of distinct valid leads, generated as it is read.</summary>
+    private sealed class GeneratedCsv(long length) : Stream
+    {
+        private byte[] _pending = Encoding.ASCII.GetBytes("First Name,Phone\n");
+        private int _at;
+        private long _row;
+        private long _position;
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_position >= length)
+                return 0;
+            if (_at == _pending.Length)
+            {
+                _row++;
+                _pending = Encoding.ASCII.GetBytes($"L{_row},+1415{2000000 + _row % 8000000:D7}\n");
+                _at = 0;
+            }
+            var n = (int)Math.Min(Math.Min(count, _pending.Length - _at), length - _position);
+            Array.Copy(_pending, _at, buffer, offset, n);
+            _at += n;
+            _position += n;
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [TestCase("/api/leads/import", null, null)]
+    [TestCase("/api/leads/import", "application/json", null)]
+    [TestCase("/api/leads/import", "text/csv", "gzip")]
+    [TestCase("/api/messages", "application/json", "gzip")]
+    [TestCase("/api/messages", "text/plain", null)]
+    public async Task ABodyOfTheWrongTypeOrEncoding_ShouldBe415_SayingWhatToSend(string path, string? type, string? encoding)
+    {
+        var before = await CountsAsync();
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(path.EndsWith("import") ? "phone\n+12025550123\n" : """{"content":"x","recipientPhone":"+12025550123"}"""));
+        if (type is not null) content.Headers.ContentType = new(type);
+        if (encoding is not null) content.Headers.ContentEncoding.Add(encoding);
+        using var response = await _api.PostAsync(path, content);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That((int)response.StatusCode, Is.EqualTo(415), body);
+        var detail = JsonNode.Parse(body)!["detail"]?.GetValue<string>();
+        Assert.That(detail, encoding is null ? Does.Contain("Content-Type") : Does.Contain("uncompressed"), body);
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [TestCase("http://127.0.0.1:5977/a\r\nX-Injected: yes", "control")]
+    [TestCase("http://127.0.0.1:5977/a b", "spaces")]
+    [TestCase("http://127.0.0.1:0/hook", "port")]
+    public async Task AWebhookUrlWithControlCharactersSpacesOrPort0_ShouldBe400(string url, string expected)
+    {
+        var before = await CountsAsync();
+        var response = await _api.PostAsJsonAsync("/api/webhooks", new { url });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(await AssertProblemAsync(response, url), Is.EqualTo("invalid_webhook_url"), body);
+        Assert.That(body, Does.Contain(expected));
+        var longUrl = await _api.PostAsJsonAsync("/api/webhooks", new { url = "http://127.0.0.1:5977/" + new string('a', 3_000) });
+        Assert.That(await AssertProblemAsync(longUrl, "3,000 characters"), Is.EqualTo("invalid_webhook_url"));
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [TestCase("/api/messages?search=demo", "search")]
+    [TestCase("/api/messages?stauts=failed&limit=5", "stauts")]
+    [TestCase("/api/messages/export?limit=5", "limit")]
+    public async Task AnUnknownHistoryParameter_ShouldBe400NamingIt(string url, string name)
+    {
+        // A misspelt filter used to list (or export) every message.
+        var response = await _api.GetAsync(url);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(await AssertProblemAsync(response, url), Is.EqualTo("unknown_parameter"), body);
+        Assert.That(JsonNode.Parse(body)!["problems"]![0]!["field"]!.GetValue<string>(), Is.EqualTo(name));
+    }
+
+    [Test]
+    public async Task ARetryWithAForceThatIsNotTrueOrFalse_ShouldBe400()
+    {
+        var response = await _api.PostAsync("/api/messages/msg_none/retry?force=maybe", null);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(await AssertProblemAsync(response, "force=maybe"), Is.EqualTo("invalid_query"), body);
+        Assert.That(body, Does.Contain("'force' must be true or false"));
+    }
+
+    [Test]
+    public async Task TheRightTokenWithoutBearer_ShouldBeToldTheHeaderFormat()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/status");
+        request.Headers.TryAddWithoutValidation("Authorization", _agent.Token);
+        using var bare = new HttpClient { BaseAddress = _agent.BaseAddress };
+        var response = await bare.SendAsync(request);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("the word Bearer, a space, then the token"));
+    }
+
     [Test]
     public async Task BrokenMultipartUploads_ShouldBe400()
     {

@@ -48,7 +48,7 @@ public sealed class SendValidationTests : AgentTest
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00:00" }, "scheduledAt", "invalid_schedule"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "tomorrow" }, "scheduledAt", "invalid_schedule"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-13-45T09:00:00Z" }, "scheduledAt", "invalid_schedule"),
-        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00", timeZone = "Mars/Olympus" }, "scheduledAt", "invalid_schedule"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00", timeZone = "Mars/Olympus" }, "timeZone", "invalid_schedule"),
         Case(new { content = "hi", recipientPhone = "+12025550123" }, "lineId", "missing_line"),
         Case(new { lineId = "paused", content = "hi", recipientPhone = "+12025550123" }, "lineId", "line_inactive"),
     ];
@@ -97,6 +97,39 @@ public sealed class SendValidationTests : AgentTest
 
         response = await Client.PostAsync("/api/messages", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
         Assert.That((await response.ExpectAsync(HttpStatusCode.BadRequest)).Str("code"), Is.EqualTo("invalid_body"));
+        await AssertNothingStoredOrSent();
+    }
+
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","sheduledAt":"2030-01-01T09:00:00Z"}""", "sheduledAt", "unknown_field", "Did you mean 'scheduledAt'?")]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","scheduled_at":"2030-01-01T09:00:00Z"}""", "scheduled_at", "unknown_field", "Did you mean 'scheduledAt'?")]
+    [TestCase("""{"content":"x","phone":"+12025550123"}""", "phone", "unknown_field", "'phone'")]
+    [TestCase("""{"content":"first","content":"second","recipientPhone":"+12025550123"}""", "content", "duplicate_field", "more than once")]
+    [TestCase("""{"content":5,"recipientPhone":"+12025550123"}""", "content", "invalid_type", "must be text")]
+    [TestCase("""{"content":"x","recipientPhone":["+12025550123"]}""", "recipientPhone", "invalid_type", "must be text")]
+    [TestCase("""{"content":"a\ud800b","recipientPhone":"+12025550123"}""", "content", "invalid_text", "Unicode")]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123",}""", "body", "invalid_json", "line 1")]
+    [TestCase("""null""", "body", "missing_body", "JSON body")]
+    public async Task Send_ShouldName_AnUnknownDuplicateOrMistypedField_AndStoreNothing(string json, string field, string code, string hint)
+    {
+        var response = await Client.PostAsync("/api/messages", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        var problem = await response.ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("code"), Is.EqualTo("invalid_body"));
+        Assert.That(problem["problems"]![0].Str("field"), Is.EqualTo(field), problem.ToJsonString());
+        Assert.That(problem["problems"]![0].Str("code"), Is.EqualTo(code), problem.ToJsonString());
+        Assert.That(problem.Str("detail"), Does.Contain(hint).And.Not.Contain("System.").And.Not.Contain("LineAgent."), problem.ToJsonString());
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task ABadTimeZone_ShouldBeNamedUnderTimeZone_AndABadScheduledAtToo()
+    {
+        var both = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123", scheduledAt = "yesterday", timeZone = "Mars/Base" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(both.ProblemFields(), Is.EquivalentTo(new[] { "timeZone", "scheduledAt" }));
+        var zoneOnly = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123", scheduledAt = "2030-03-15T09:00:00", timeZone = "America/NewYork" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(zoneOnly.ProblemFields(), Is.EqualTo(new[] { "timeZone" }), "a wall-clock time waits for its zone; only the zone is wrong");
+        Assert.That(zoneOnly.Str("detail"), Does.Contain("America/NewYork"));
         await AssertNothingStoredOrSent();
     }
 

@@ -156,6 +156,23 @@ public sealed class BulkTests : AgentTest
     }
 
     [Test]
+    public async Task Bulk_WithAnEmptyOrMisspeltFilter_OrAnUnclosedPlaceholder_ShouldBe400_AndSendNothing()
+    {
+        await Lead(new { firstName = "Ana", phone = "+12025550101", tags = new[] { "demo" } });
+        async Task<JsonObject> Refused(string json) => await (await Client.PostAsync("/api/messages/bulk",
+            new StringContent(json, System.Text.Encoding.UTF8, "application/json"))).ExpectAsync(HttpStatusCode.BadRequest);
+
+        Assert.That((await Refused("""{"leadFilter":{},"content":"Hi"}""")).ProblemFields(), Is.EqualTo(new[] { "leadFilter" }));
+        Assert.That((await Refused("""{"leadFilter":{"tag":" ","q":""},"content":"Hi"}""")).ProblemFields(), Is.EqualTo(new[] { "leadFilter" }));
+        var misspelt = await Refused("""{"leadFilter":{"tags":"demo"},"content":"Hi"}""");
+        Assert.That(misspelt.ProblemFields(), Is.EqualTo(new[] { "leadFilter.tags" }));
+        Assert.That(misspelt.Str("detail"), Does.Contain("Did you mean 'tag'?"));
+        var unclosed = await Refused("""{"leadFilter":{"tag":"demo"},"content":"Hi {{firstName"}""");
+        Assert.That(unclosed.ProblemCodes(), Is.EqualTo(new[] { "invalid_template" }));
+        Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
     public async Task Bulk_ShouldHonourTheIdempotencyKey()
     {
         var ana = await Lead(new { firstName = "Ana", phone = "+12025550101" });

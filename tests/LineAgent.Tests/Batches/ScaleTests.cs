@@ -61,8 +61,16 @@ public sealed class ScaleTests
             .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1])).Single();
 
     /// <summary>A CSV body written as it is sent, so the test does not hold 50,000 rows either.</summary>
-    private sealed class GeneratedCsv(int rows) : HttpContent
+    private sealed class GeneratedCsv : HttpContent
     {
+        private readonly int rows;
+
+        public GeneratedCsv(int rows)
+        {
+            this.rows = rows;
+            Headers.ContentType = new("text/csv");
+        }
+
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
         {
             await using var writer = new StreamWriter(stream, new UTF8Encoding(false), 64 * 1024, leaveOpen: true);

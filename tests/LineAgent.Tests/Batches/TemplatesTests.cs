@@ -78,6 +78,26 @@ public sealed class TemplatesTests
         Assert.That(Templates.Render(text, Ana).Text, Is.EqualTo(text));
     }
 
+    [TestCase("Hi {{firstName", "'{{firstName'")]
+    [TestCase("Hi {{firstName}", "'{{firstName}'")]
+    [TestCase("Hi {{fields.}} there", "'{{fields.}} there'")]
+    [TestCase("Hi {{|x}}", "'{{|x}}'")]
+    [TestCase("Hi }}{{firstName}}", "'}}'")]
+    [TestCase("Hi {{a.b{{firstName}}", "'{{a.b'")]
+    public void ABraceThatOpensOrClosesNoPlaceholder_ShouldBeNamed(string template, string near)
+    {
+        Assert.That(Templates.Problem(template, "content"), Does.StartWith("content has a brace").And.Contain(near));
+    }
+
+    [Test]
+    public void AKnownNameInSingleBraces_OrAnUnknownName_ShouldBeNamed_AndAGoodTemplateShouldPass()
+    {
+        Assert.That(Templates.Problem("Hi {firstName}!", "content"), Does.Contain("{firstName}").And.Contain("{{firstName}}"));
+        Assert.That(Templates.Problem("Hi {{fristName}}", "followUps[0].content"), Does.Contain("{{fristName}}").And.Contain("followUps[0].content"));
+        Assert.That(Templates.Problem("Hi {{firstName|there}}, {{fields.Plan}} {curly} {{ company }}", "content"), Is.Null);
+        Assert.That(Templates.Problem(string.Concat(Enumerable.Repeat("{{a.b", 200_000)), "content"), Does.StartWith("content has a brace"));
+    }
+
     [Test]
     public void UnknownPlaceholders_ShouldNameEachOnce()
     {

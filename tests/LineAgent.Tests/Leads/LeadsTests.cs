@@ -150,6 +150,45 @@ public sealed class LeadsTests : AgentTest
     }
 
     [Test]
+    public async Task Import_OfAFileThatIsNotUtf8_ShouldBe400_AndStoreNothing()
+    {
+        // "José" in Latin-1 (0xE9), after 6,000 good rows (about 100 KB): those were read (and staged) before the bad byte.
+        var body = new List<byte>(Encoding.UTF8.GetBytes("First Name,Phone\n"));
+        for (var i = 0; i < 6_000; i++)
+            body.AddRange(Encoding.UTF8.GetBytes($"Lead{i},+1202555{i:D4}\n"));
+        body.AddRange([.. Encoding.ASCII.GetBytes("Jos"), 0xE9, .. Encoding.ASCII.GetBytes(",+12025559999\n")]);
+        var content = new ByteArrayContent([.. body]);
+        content.Headers.ContentType = new("text/csv");
+        var problem = await (await Client.PostAsync("/api/leads/import", content)).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("code"), Is.EqualTo("invalid_encoding"));
+        Assert.That(problem.Str("detail"), Does.Contain("UTF-8").And.Contain("after row").And.Contain("Nothing was imported"));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Is.Empty);
+
+        // The same name in UTF-8, with a BOM as Excel writes it, is read as it is.
+        var utf8 = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes("First Name,Phone\nJosé,+12025559999\n")]);
+        utf8.Headers.ContentType = new("text/csv");
+        var result = await (await Client.PostAsync("/api/leads/import", utf8)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]![0].Str("firstName"), Is.EqualTo("José"));
+    }
+
+    [Test]
+    public async Task Import_ShouldSkipARowWithCellsBeyondTheHeader_AndRefuseBadTagsOnce()
+    {
+        var csv = "First Name,Phone,Plan\nAna,+12025550101,gold\nBob,+12025550102,basic,x,y\nCy,+12025550103,,,\n";
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That((result["created"]!.GetValue<long>(), result["skipped"]!.GetValue<long>()), Is.EqualTo((2L, 1L)), "empty trailing cells are not data");
+        Assert.That(result["skippedRows"]![0]!["row"]!.GetValue<long>(), Is.EqualTo(3));
+        Assert.That(result["skippedRows"]![0].Str("reason"), Does.Contain("5 cells").And.Contain("header 3"));
+
+        var tags = string.Join(",", Enumerable.Range(0, 51).Select(i => $"t{i}"));
+        var problem = await (await Client.PostAsync($"/api/leads/import?tags={tags}", new StringContent("phone\n+12025550104\n", Encoding.UTF8, "text/csv")))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { "tags" }));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Has.Count.EqualTo(2));
+    }
+
+    [Test]
     public async Task Import_ShouldReadNationalNumbersInTheGivenCountry_FromAMultipartFile()
     {
         var csv = "firstname,phone\nAda,020 7946 0958\nBen,07911 123456\n";

@@ -1,0 +1,32 @@
+using System.Globalization;
+using LineAgent.Messages;
+
+namespace LineAgent.Api;
+
+/// <summary>
+/// Query values that every list route reads the same way. Read from the raw string rather than bound as `int?`: the
+/// request delegate generator answers a bare 400 (no problem named) when an optional `int?` query value does not
+/// parse, without the exception that <see cref="AgentExceptionHandler"/> would turn into a named problem.
+/// </summary>
+public static class QueryValues
+{
+    public const int DefaultLimit = 50;
+
+    /// <summary>`limit`: absent → 50; a whole number 1-500; otherwise a problem naming it (and 50 to go on checking).</summary>
+    public static int Limit(string? raw, List<FieldProblem> problems)
+    {
+        if (raw is null)
+            return DefaultLimit;
+        if (!int.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var limit))
+        {
+            problems.Add(new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(raw.Length > 100 ? raw[..100] + "..." : raw)}'."));
+            return DefaultLimit;
+        }
+        if (limit is < 1 or > MessageFilter.MaxLimit)
+        {
+            problems.Add(new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}."));
+            return DefaultLimit;
+        }
+        return limit;
+    }
+}
