@@ -18,7 +18,7 @@ namespace LineAgent.Api;
 /// The OpenAPI document (/openapi/v1.json, `lineagent openapi`), built from the endpoints' own metadata: their
 /// TypedResults, ProducesProblem, Accepts, and the agent's <see cref="QueryParametersMetadata"/> and
 /// <see cref="IdempotencyKeyMetadata"/>. The transformers below add what applies to every route by rule (the
-/// bearer scheme and its 401, a 404 wherever the path names something, 415 wherever a body is read, the
+/// bearer scheme and its 401, a 404 wherever the path names something, 413 and 415 wherever a body is read, the
 /// problem schema on every error), so a new endpoint is described without touching this file.
 /// </summary>
 public static class OpenApiDocumentation
@@ -169,7 +169,8 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
         [401] = "Missing or wrong API token (`unauthorized`).",
         [404] = "Not found: `code` says what (`message_not_found`, `lead_not_found`, `line_not_found`, ...).",
         [409] = "Conflicts with the current state (`code`, e.g. `not_scheduled`, `not_cancellable`, `maybe_sent`), or an Idempotency-Key reused with another body (`idempotency_key_reused`).",
-        [415] = "The body's Content-Type is not one this route reads (`unsupported_media_type`).",
+        [413] = "The body is larger than the agent reads (30,000,000 bytes; `payload_too_large`): nothing was stored.",
+        [415] = "The body's Content-Type is not one this route reads (`unsupported_media_type`), or it is compressed (`unsupported_encoding`).",
         [500] = "`delivery_failed`: the message failed; `messageId` and `message` carry the failed record.",
         [503] = "The agent's storage cannot be written (`storage_full`, `storage_read_only`, `storage_error`): nothing was stored; try again after Retry-After.",
     };
@@ -218,7 +219,11 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
         Ensure(operation, 400); // every operation: the Host guard (invalid_host), and validation where it has input
         if (hasPathParameters) Ensure(operation, 404);
         if (idempotent) Ensure(operation, 409);
-        if (operation.RequestBody is not null) Ensure(operation, 415);
+        if (operation.RequestBody is not null)
+        {
+            Ensure(operation, 413);
+            Ensure(operation, 415);
+        }
         if (isApi && !HttpMethods.IsGet(method)) Ensure(operation, 503);
 
         var problem = await ProblemSchemaAsync(context, ct);

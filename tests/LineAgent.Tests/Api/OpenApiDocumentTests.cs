@@ -85,7 +85,10 @@ public sealed class OpenApiDocumentTests : AgentTest
                 if (endpoint.Metadata.GetMetadata<IdempotencyKeyMetadata>() is not null)
                     Assert.That(ProblemRef(op, "409"), Is.Not.Null, $"{op}: an idempotent route documents 409");
                 if (endpoint.Metadata.GetMetadata<IAcceptsMetadata>() is not null)
+                {
                     Assert.That(ProblemRef(op, "415"), Is.Not.Null, $"{op}: a route that reads a body documents 415");
+                    Assert.That(ProblemRef(op, "413"), Is.Not.Null, $"{op}: a route that reads a body documents 413");
+                }
             }
         });
     }
@@ -97,7 +100,7 @@ public sealed class OpenApiDocumentTests : AgentTest
     [TestCase("CancelMessage", "200", "404", "409")]
     [TestCase("CreateLead", "200", "201", "400", "409")]
     [TestCase("UpdateLead", "200", "400", "404", "409")]
-    [TestCase("ImportLeads", "200", "400", "415")]
+    [TestCase("ImportLeads", "200", "400", "413", "415")]
     [TestCase("GetSuppression", "200", "400", "404")]
     [TestCase("RemoveSuppression", "204", "400", "404")]
     [TestCase("CancelBatch", "200", "404")]
