@@ -79,6 +79,48 @@ public static class AgentCli
         return null;
     }
 
+    private const string PortAdvice = "Another program (or another agent) listens there: stop it, or give this agent another port with --urls http://127.0.0.1:<port>.";
+
+    /// <summary>The first of the listen URLs whose loopback or IP address:port another socket holds, as one line; null when all are free.</summary>
+    public static string? PortInUse(string urls)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Port <= 0)
+                continue;
+            var address = uri.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? System.Net.IPAddress.Loopback
+                : System.Net.IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) ? ip : null;
+            if (address is null)
+                continue;
+            var listener = new System.Net.Sockets.TcpListener(address, uri.Port);
+            try
+            {
+                listener.Start();
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+            {
+                return $"lineagent: {url} is in use. {PortAdvice}";
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                continue; // not this check's to judge (an address this machine does not have): Kestrel says so
+            }
+            finally
+            {
+                listener.Stop();
+            }
+        }
+        return null;
+    }
+
+    private static IOException? AddressInUse(Exception? e)
+    {
+        for (var depth = 0; e is not null && depth < 16; depth++, e = e.InnerException)
+            if (e is IOException io && io.InnerException?.GetType().Name == "AddressInUseException")
+                return io;
+        return null;
+    }
+
     /// <summary>Options given by name become configuration keys; any other tokens pass through as configuration.</summary>
     public static Dictionary<string, string?> Overrides(ParseResult result)
     {
@@ -97,8 +139,20 @@ public static class AgentCli
             // Validate the options before the host starts: a failure in StartAsync is logged with its stack trace
             // before it reaches the one-line handler below.
             app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
+            // A port in use is told in one line before the host starts (it would log a stack trace twice).
+            if (PortInUse(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiOptions>>().Value.Urls) is { } inUse)
+            {
+                Console.Error.WriteLine(inUse);
+                return 1;
+            }
             await app.RunAsync();
             return 0;
+        }
+        catch (Exception e) when (AddressInUse(e) is { } io)
+        {
+            // Taken between the check and the start.
+            Console.Error.WriteLine($"lineagent: {io.Message} {PortAdvice}");
+            return 1;
         }
         catch (Exception e) when (Storage.DatabaseUnusableException.Find(e) is { } unusable)
         {

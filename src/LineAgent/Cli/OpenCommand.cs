@@ -44,9 +44,9 @@ public static class OpenCommand
             }
             if (!TryOpenBrowser(url))
             {
-                Console.Error.WriteLine("Could not start a browser here. Open this link yourself (it works once, for a minute):");
+                Console.Error.WriteLine("Could not open a browser here. Open this link yourself (it works once, for a minute):");
                 Console.WriteLine(url);
-                return 0;
+                return 1;
             }
             Console.WriteLine("Opened the console in your browser (the link works once, for a minute).");
             return 0;
@@ -54,7 +54,11 @@ public static class OpenCommand
         return open;
     }
 
-    /// <summary>`open` on macOS, `xdg-open` elsewhere; not waited for (a browser may keep it running).</summary>
+    /// <summary>
+    /// `open` on macOS, `xdg-open` elsewhere. Both return once the browser has the link, or fail (xdg-open: "no method
+    /// available" without a desktop, exit 3): a failure is reported and the link printed. An opener still running after
+    /// 5 s (some hand the link to a browser they then wait for) is taken as success.
+    /// </summary>
     private static bool TryOpenBrowser(string url)
     {
         var opener = OperatingSystem.IsMacOS() ? "/usr/bin/open" : "xdg-open";
@@ -63,7 +67,9 @@ public static class OpenCommand
             var psi = new ProcessStartInfo(opener) { UseShellExecute = false };
             psi.ArgumentList.Add(url);
             using var process = Process.Start(psi);
-            return process is not null;
+            if (process is null)
+                return false;
+            return !process.WaitForExit(TimeSpan.FromSeconds(5)) || process.ExitCode == 0;
         }
         catch (System.ComponentModel.Win32Exception)
         {

@@ -28,6 +28,28 @@ public sealed class ConsoleCliTests
         Assert.That(otherLink.Stdout.Trim(), Is.Not.EqualTo(url), "a new code each time");
     }
 
+    [TestCase(3, 1, "Could not open a browser")]
+    [TestCase(0, 0, "Opened the console")]
+    public async Task Open_ShouldTellTheTruthAboutTheBrowser(int openerExit, int expectedExit, string expected)
+    {
+        // xdg-open without a desktop prints "no method available" and exits 3: the link must then be printed, not
+        // "Opened". A fake opener (first on PATH) stands in for the browser.
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("api-token"), "proc-token\n");
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var bin = new LineAgent.Tests.Service.FakeBin(dir.Path).Add("xdg-open", $"log_call \"$@\"\nexit {openerExit}");
+        var env = new Dictionary<string, string?>
+        {
+            ["LINEAGENT__Api__Urls"] = agent.BaseAddress.ToString().TrimEnd('/'), ["PATH"] = bin.PathVariable,
+        };
+        var result = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, "open", "--data-dir", dir.Path], env, TimeSpan.FromSeconds(30));
+        Assert.That(result.ExitCode, Is.EqualTo(expectedExit), result.Stderr);
+        Assert.That(result.Stdout + result.Stderr, Does.Contain(expected));
+        Assert.That(bin.Calls.Single(), Does.Contain("/login?code="));
+        if (openerExit != 0)
+            Assert.That(result.Stdout, Does.Contain("/login?code="), "the link, to open by hand");
+    }
+
     [Test]
     public async Task Open_ShouldSaySoWhenNoAgentAnswers_OrTheTokenIsMissing()
     {

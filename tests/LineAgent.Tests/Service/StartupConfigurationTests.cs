@@ -41,6 +41,30 @@ public sealed class StartupConfigurationTests
     }
 
     [Test]
+    public async Task APortInUse_ShouldSayOneLine_NamingItAndTheWayOut()
+    {
+        using var dir = new TempDir();
+        var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        holder.Start();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
+            var result = await Programs.RunAsync("dotnet",
+                [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", $"http://127.0.0.1:{port}"], timeout: TimeSpan.FromSeconds(60));
+
+            Assert.That(result.ExitCode, Is.EqualTo(1), result.Stderr);
+            var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            Assert.That(lines, Has.Length.EqualTo(1), result.Stderr);
+            Assert.That(lines[0], Does.Contain($"127.0.0.1:{port} is in use").And.Contain("--urls"));
+            Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Now listening"));
+        }
+        finally
+        {
+            holder.Stop();
+        }
+    }
+
+    [Test]
     public async Task OnePropertyOfLine0FromTheEnvironment_ShouldKeepTheDefaultLine()
     {
         using var dir = new TempDir();
