@@ -25,6 +25,9 @@ public sealed class IdempotencyFilter : IEndpointFilter
         var http = context.HttpContext;
         if (!http.Request.Headers.TryGetValue(Header, out var values))
             return await next(context);
+        if (values.Count > 1)
+            // Two keys would be joined into one ("a,b"): neither would be the key the client meant.
+            return Problems.Validation([new FieldProblem(Header, "invalid_idempotency_key", "Give one Idempotency-Key header, not several.")]);
         var key = values.ToString().Trim();
         if (key.Length is 0 or > MaxKeyLength || key.Any(char.IsControl))
             return Problems.Validation([new FieldProblem(Header, "invalid_idempotency_key", $"Idempotency-Key must be 1-{MaxKeyLength} printable characters.")]);

@@ -1,3 +1,4 @@
+using Dapper;
 using System.Text;
 using LineAgent.Api;
 using LineAgent.Hosting;
@@ -97,7 +98,14 @@ internal static class LeadsApi
         }
         catch (Microsoft.Data.Sqlite.SqliteException e) when (IdempotencyStore.IsUniqueViolation(e))
         {
-            return Problems.Conflict("duplicate_lead", "Another lead already has that phone or email.");
+            // Name the field and the lead that holds it, as a create's conflict does.
+            var holder = await c.QueryFirstOrDefaultAsync<(string Id, string Field)>(
+                "SELECT id AS Id, CASE WHEN @Phone IS NOT NULL AND phone = @Phone THEN 'phone' ELSE 'email' END AS Field FROM leads " +
+                "WHERE id <> @Id AND ((@Phone IS NOT NULL AND phone = @Phone) OR (@Email IS NOT NULL AND email = @Email)) LIMIT 1",
+                new { merged.Id, merged.Phone, merged.Email }, tx);
+            return Problems.Conflict("duplicate_lead", holder.Id is null
+                ? "Another lead already has that phone or email."
+                : $"Lead {holder.Id} already has this {holder.Field} ({(holder.Field == "phone" ? merged.Phone : merged.Email)}); merge the two or change one.");
         }
         await tx.CommitAsync(ct);
         return TypedResults.Ok(LeadDto.From(merged));

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using LineAgent.Api;
 using LineAgent.Channels;
@@ -74,6 +75,8 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             problems.Add(new("recipientName", "invalid_name", "recipientName is longer than 200 characters."));
         if (r.RecipientName?.Contains('\0') == true)
             problems.Add(new("recipientName", "invalid_name", "recipientName contains a NUL character."));
+        else if (r.RecipientName?.Trim().Any(char.IsControl) == true)
+            problems.Add(new("recipientName", "invalid_name", "recipientName must be one line of printable characters (no line breaks or tabs inside it)."));
         if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
             problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
         if (r.Subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
@@ -116,6 +119,11 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         }
         if (string.IsNullOrWhiteSpace(content))
             problems.Add(new("content", "invalid_content", "content is only whitespace."));
+        else if (!content.EnumerateRunes().Any(r => !Rune.IsWhiteSpace(r) && Rune.GetUnicodeCategory(r) is not (UnicodeCategory.Format or UnicodeCategory.Control)))
+            // Zero-width spaces, joiners and BOMs only: the recipient would get a message that shows nothing.
+            problems.Add(new("content", "invalid_content", "content has no visible character (only zero-width or format characters)."));
+        if (content.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t' or '\0')))
+            problems.Add(new("content", "invalid_content", "content contains a control character other than line breaks and tabs (ESC, BEL, ...)."));
         var length = content.EnumerateRunes().Count();
         if (length > MaxContentLength)
             problems.Add(new("content", "invalid_content", $"content has {length} characters; the limit is {MaxContentLength:N0}."));

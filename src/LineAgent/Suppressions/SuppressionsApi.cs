@@ -20,7 +20,7 @@ internal static class SuppressionsApi
         g.MapGet("/{address}", Get).WithName("GetSuppression").WithSummary("Get a suppressed address")
             .WithDescription("Whether an address (phone or email, any spelling) is suppressed, and why; 404 when it is not.");
         g.MapPost("/", Add).WithName("AddSuppression").WithSummary("Suppress an address")
-            .WithDescription("Adds a phone number or email address to the opt-out list: sends to it fail with `suppressed`.");
+            .WithDescription("Adds a phone number or email address to the opt-out list: sends to it fail with `suppressed`. 201 when added; 200 with the existing entry when it was already there.");
         g.MapDelete("/{address}", Remove).WithName("RemoveSuppression").WithSummary("Remove a suppressed address")
             .WithDescription("Takes an address off the opt-out list.");
         return app;
@@ -56,7 +56,8 @@ internal static class SuppressionsApi
             : Problems.NotFound("suppression_not_found", $"{key} is not suppressed.");
     }
 
-    internal static async Task<Results<Created<SuppressionDto>, ValidationProblem>> Add(
+    /// <summary>201 when the address is added; 200 with the existing entry (its first reason and time) when it was already there.</summary>
+    internal static async Task<Results<Created<SuppressionDto>, Ok<SuppressionDto>, ValidationProblem>> Add(
         AddSuppressionRequest body, SuppressionList list, IOptions<AgentOptions> agent, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
@@ -70,9 +71,11 @@ internal static class SuppressionsApi
             problems.Add(new("reason", "invalid_reason", "reason contains a NUL character."));
         if (problems.Count > 0)
             return Problems.Validation(problems);
-        await list.AddAsync(key!, body.Reason ?? "added through the API", SuppressionList.Sources.Api, null, ct);
+        var added = await list.AddAsync(key!, body.Reason ?? "added through the API", SuppressionList.Sources.Api, null, ct);
         var row = (await list.GetAsync(key!, ct))!;
-        return TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(key!)}", SuppressionDto.From(row));
+        return added
+            ? TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(key!)}", SuppressionDto.From(row))
+            : TypedResults.Ok(SuppressionDto.From(row));
     }
 
     internal static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> Remove(

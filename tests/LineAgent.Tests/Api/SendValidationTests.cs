@@ -120,6 +120,38 @@ public sealed class SendValidationTests : AgentTest
         await AssertNothingStoredOrSent();
     }
 
+    [TestCase("\u200b\ufeff\u200d", "content", "no visible character")]
+    [TestCase("Hi\u001b[31m red", "content", "control character")]
+    [TestCase("Ring\u0007", "content", "control character")]
+    public async Task ContentThatShowsNothingOrHoldsControlCharacters_ShouldBe400(string content, string field, string expected)
+    {
+        var problem = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content, recipientPhone = "+12025550123" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { field }));
+        Assert.That(problem.Str("detail"), Does.Contain(expected));
+        await AssertNothingStoredOrSent();
+    }
+
+    [Test]
+    public async Task ContentWithLineBreaksTabsAndEmoji_AndANameWithALineBreakInside_ShouldBeTold()
+    {
+        var ok = await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "Line one\r\nLine two\t👋🏽 \u200d", recipientPhone = "+12025550123" });
+        Assert.That(ok.StatusCode, Is.EqualTo(HttpStatusCode.Created), await ok.Content.ReadAsStringAsync());
+        var name = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123", recipientName = "Ana\nRuiz" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(name.ProblemFields(), Is.EqualTo(new[] { "recipientName" }));
+    }
+
+    [Test]
+    public async Task TwoIdempotencyKeyHeaders_ShouldBe400()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages") { Content = JsonContent.Create(new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123" }) };
+        request.Headers.Add("Idempotency-Key", ["a", "b"]);
+        var problem = await (await Client.SendAsync(request)).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("code"), Is.EqualTo("invalid_idempotency_key"));
+        await AssertNothingStoredOrSent();
+    }
+
     [Test]
     public async Task ABadTimeZone_ShouldBeNamedUnderTimeZone_AndABadScheduledAtToo()
     {

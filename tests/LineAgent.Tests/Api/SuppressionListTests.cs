@@ -11,6 +11,16 @@ public sealed class SuppressionListTests : AgentTest
         await (await Client.PostAsJsonAsync("/api/suppressions", new { address, reason })).ExpectAsync(HttpStatusCode.Created);
 
     [Test]
+    public async Task AddingAnAddressAgain_ShouldAnswer200WithTheEntryAsItWas()
+    {
+        await Suppress("+12025550101", "first reason");
+        Agent.Time.Advance(TimeSpan.FromMinutes(5));
+        var again = await (await Client.PostAsJsonAsync("/api/suppressions", new { address = "(202) 555-0101", reason = "second" })).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(again.Str("reason"), Is.EqualTo("first reason"));
+        Assert.That((await Client.GetJsonAsync("/api/suppressions"))["items"]!.AsArray(), Has.Count.EqualTo(1));
+    }
+
+    [Test]
     public async Task List_ShouldPageNewestFirst_WithACursorThatNeedsNoEncoding()
     {
         // Two added in the same millisecond (then by address, descending), the rest a minute apart.

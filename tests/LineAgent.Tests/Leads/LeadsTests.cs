@@ -150,6 +150,15 @@ public sealed class LeadsTests : AgentTest
     }
 
     [Test]
+    public async Task EditingALeadToAnotherLeadsEmail_ShouldNameTheFieldAndTheLead()
+    {
+        var ana = await Create(new { firstName = "Ana", phone = "+12025550101", email = "ana@example.com" });
+        var bob = await Create(new { firstName = "Bob", phone = "+12025550102" });
+        var problem = await (await Client.PatchAsJsonAsync($"/api/leads/{bob.Str("id")}", new { email = "ANA@example.com" })).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(problem.Str("detail"), Does.Contain(ana.Str("id")).And.Contain("email").And.Contain("ana@example.com"));
+    }
+
+    [Test]
     public async Task Import_OfAFileThatIsNotUtf8_ShouldBe400_AndStoreNothing()
     {
         // "José" in Latin-1 (0xE9), after 6,000 good rows (about 100 KB): those were read (and staged) before the bad byte.
