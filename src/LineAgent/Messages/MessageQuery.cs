@@ -57,7 +57,9 @@ public sealed record MessageFilter
             var s = Get(name);
             if (s is null) return null;
             if (Schedules.TryParse(s, null, out var t, out var why)) return t;
-            problems.Add(new(name, "invalid_filter", $"{name} {why}."));
+            // An unencoded '+' of an offset arrives as a space ("...T00:00:00 02:00").
+            var hint = System.Text.RegularExpressions.Regex.IsMatch(s, @"T[\d:.]+ \d{2}(:?\d{2})?$") ? " (a '+' in a URL must be written %2B)" : "";
+            problems.Add(new(name, "invalid_filter", $"{name} {why}{hint}."));
             return null;
         }
         var from = Time("from");
@@ -86,8 +88,20 @@ public sealed record MessageFilter
         return (new MessageFilter
         {
             Status = statuses, Type = types, LineId = Get("lineId"), LeadId = Get("leadId"), BatchId = Get("batchId"),
-            Direction = direction, From = from, To = to, Recipient = Get("recipient"), Q = qtext, Before = before, Limit = limit,
+            Direction = direction, From = from, To = to, Recipient = RecipientText(Get("recipient")), Q = qtext, Before = before, Limit = limit,
         }, problems);
+    }
+
+    /// <summary>
+    /// A phone number as people write it ("(202) 555-0199", "+1 202 555 0199") is searched by its digits, as the
+    /// numbers are stored (E.164): a value of only digits, spaces and ()+.- with 3 digits or more. Anything else as given.
+    /// </summary>
+    internal static string? RecipientText(string? value)
+    {
+        if (value is null || !value.Any(char.IsAsciiDigit) || !value.All(c => char.IsAsciiDigit(c) || c is ' ' or '(' or ')' or '+' or '-' or '.'))
+            return value;
+        var digits = new string(value.Where(char.IsAsciiDigit).ToArray());
+        return digits.Length >= 3 ? digits : value;
     }
 
     /// <summary>Read through a full-text index: <c>q</c>, or a <c>recipient</c> substring of 3 characters or more.</summary>

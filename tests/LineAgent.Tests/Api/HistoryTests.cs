@@ -60,6 +60,9 @@ public sealed class HistoryTests
     [TestCase("recipient=Ruiz", new[] { "ana" })]
     [TestCase("recipient=cara@", new[] { "cara" })]
     [TestCase("recipient=5550102", new[] { "bob" })]
+    [TestCase("recipient=(202)%20555-0102", new[] { "bob" })]
+    [TestCase("recipient=%2B1%20202%20555%200102", new[] { "bob" })]
+    [TestCase("recipient=202.555.0102", new[] { "bob" })]
     [TestCase("recipient=%25", new string[0])]
     [TestCase("q=contract", new[] { "bob" })]
     [TestCase("q=que", new[] { "ana" })]
@@ -101,6 +104,13 @@ public sealed class HistoryTests
         var problem = await (await _api.GetAsync("/api/messages?status=lost&type=fax&limit=9999&from=yesterday&cursor=zzz&direction=up"))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "status", "type", "limit", "from", "cursor", "direction" }));
+    }
+
+    [Test]
+    public async Task AnOffsetWithAnUnencodedPlus_ShouldBeToldToWriteItAs2B()
+    {
+        var problem = await (await _api.GetAsync("/api/messages?from=2026-12-05T00:00:00+02:00")).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("detail"), Does.Contain("%2B"));
     }
 
     [Test]
