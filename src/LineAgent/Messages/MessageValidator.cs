@@ -151,7 +151,8 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         if (active.Count == 1)
             return active[0];
         problems.Add(active.Count == 0
-            ? new("lineId", "line_inactive", "Every line of this agent is paused.")
+            ? new("lineId", "line_inactive",
+                $"Every line of this agent is paused; resume one with PATCH /api/lines/<id> {{\"active\":true}} ({string.Join(", ", lines.All.Select(l => l.Id))}).")
             : new("lineId", "missing_line", $"This agent has {active.Count} active lines; give lineId ({string.Join(", ", active.Select(l => l.Id))})."));
         return null;
     }

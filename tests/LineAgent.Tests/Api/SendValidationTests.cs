@@ -233,5 +233,10 @@ public sealed class SendValidationTests : AgentTest
         await Client.PatchAsJsonAsync("/api/lines/mac-2", new { active = false });
         var message = await (await Client.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
         Assert.That(message.Str("lineId"), Is.EqualTo("mac-1"));
+
+        await Client.PatchAsJsonAsync("/api/lines/mac-1", new { active = false });
+        var problem = await (await Client.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("code"), Is.EqualTo("line_inactive"));
+        Assert.That(problem.Str("detail"), Does.Contain("PATCH /api/lines/").And.Contain("mac-1").And.Contain("mac-2"), "how to resume one, and which");
     }
 }
