@@ -98,7 +98,7 @@ public static class ClientCommands
                 followUps = fields.FollowUps,
                 recipientWindow = fields.RecipientWindow,
             }, ct);
-            if (code is not (201 or 202)) return Fail(code, body);
+            if (code is not (201 or 202)) return FailAsOptions(code, body);
             if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
             Console.WriteLine(Describe(body!));
             if (S(body, "sequenceId") is { } sequenceId && fields.FollowUps is { Count: > 0 } steps)
@@ -145,7 +145,7 @@ public static class ClientCommands
                 followUps = fields.FollowUps,
                 recipientWindow = fields.RecipientWindow,
             }, ct);
-            if (code != 200) return Fail(code, body);
+            if (code != 200) return FailAsOptions(code, body);
             if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
             var entries = body!["messages"]!.AsArray().Select(e => e!).ToList();
             var contacts = await LeadsAsync(client, entries.Select(e => S(e, "leadId")!).ToHashSet(), result.GetValue(tag), result.GetValue(leadQuery), ct);
@@ -340,6 +340,23 @@ public static class ClientCommands
     private static int Fail(int code, JsonNode? body)
     {
         Console.Error.WriteLine(AgentClient.Describe(code, body));
+        return 1;
+    }
+
+    /// <summary>The API's field names in a send's or a preview's problem, as this command's options ("scheduledAt" → "--at").</summary>
+    private static readonly (string Field, string Option)[] SendOptions =
+    [
+        ("scheduledAt", "--at"), ("timeZone", "--time-zone"), ("recipientPhone", "the recipient"), ("recipientEmail", "the recipient"),
+        ("recipientName", "--name"), ("lineId", "--line"), ("recipientWindow", "--recipient-window"), ("followUps", "--follow-up"),
+        ("stopOnReply", "--stop-on-reply"), ("subject", "--subject"), ("type", "--type"), ("leadIds", "--lead"), ("leadFilter", "--tag or --search"),
+    ];
+
+    private static int FailAsOptions(int code, JsonNode? body)
+    {
+        var text = AgentClient.Describe(code, body);
+        foreach (var (field, option) in SendOptions)
+            text = System.Text.RegularExpressions.Regex.Replace(text, $@"(?<![A-Za-z_.]){field}(?![A-Za-z_])", option);
+        Console.Error.WriteLine(text);
         return 1;
     }
 

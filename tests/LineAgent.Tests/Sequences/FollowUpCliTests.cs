@@ -156,7 +156,7 @@ public sealed class FollowUpCliTests
             (["--follow-up", "P1M=Any news?"], "--follow-up 'P1M=Any news?': 'P1M' uses years or months, which have no fixed length; give days (e.g. P30D)."),
             (["--follow-up", "P1D=ok", "--follow-up", "PT4H="], "--follow-up 'PT4H=': the text after '=' is empty."),
             (["--recipient-window", "0900"], "--recipient-window '0900': give FROM-TO as HH:mm-HH:mm, e.g. 09:00-20:00."),
-            (["--recipient-window", "9-5pm"], "HTTP 400 invalid_window: recipientWindow needs from and to as HH:mm"), // the agent's own check
+            (["--recipient-window", "9-5pm"], "HTTP 400 invalid_window: --recipient-window needs from and to as HH:mm"), // the agent's own check
         };
         foreach (var (options, error) in cases)
         {

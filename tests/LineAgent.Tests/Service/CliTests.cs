@@ -42,7 +42,11 @@ public sealed class CliTests
 
         var bad = await Programs.LineAgentAsync(["send", "12", "x", .. Common()]);
         Assert.That(bad.ExitCode, Is.EqualTo(1));
-        Assert.That(bad.Stderr, Does.Contain("400 invalid_recipient"));
+        Assert.That(bad.Stderr, Does.Contain("400 invalid_recipient").And.Not.Contain("recipientPhone"));
+        var noZone = await Programs.LineAgentAsync(["send", "+12025550123", "x", "--at", "2030-01-01T09:00:00", .. Common()]);
+        Assert.That(noZone.ExitCode, Is.EqualTo(1));
+        Assert.That(noZone.Stderr, Does.Contain("--at").And.Contain("--time-zone").And.Not.Contain("scheduledAt").And.Not.Contain("timeZone"),
+            "the CLI's problems name its options, not the API's fields");
 
         var none = await Programs.LineAgentAsync("token", "--data-dir", dir.Path);
         Assert.That((none.ExitCode, none.Stderr), Is.EqualTo((1, "No token yet: start the agent once (lineagent run) and it writes one.\n")),
