@@ -6,7 +6,8 @@ namespace LineAgent.Storage;
 /// <summary>
 /// `lineagent restore`: puts a backup back as &lt;data dir&gt;/lineagent.db. Refuses while an agent holds the data dir's
 /// agent.lock (and holds it itself meanwhile, so none starts half-way); checks the copy before it goes in place; moves
-/// the current lineagent.db (and its -wal/-shm) aside to lineagent.db.damaged-&lt;UTC time&gt;, never deletes it.
+/// the current lineagent.db (and its -wal/-shm) aside to lineagent.db.damaged-&lt;UTC time&gt; (.replaced-&lt;UTC time&gt;
+/// when it passed the checks), never deletes it.
 /// </summary>
 public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWriter errors, TimeProvider time)
 {
@@ -106,10 +107,12 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt);
 
         var stamp = time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-        var aside = $"{DatabasePath}.damaged-{stamp}";
-        for (var n = 2; File.Exists(aside); n++)
-            aside = $"{DatabasePath}.damaged-{stamp}-{n}";
         var current = File.Exists(DatabasePath) ? DatabaseFile.Inspect(DatabasePath) : null;
+        // A database that passed the checks is not called damaged: it was replaced by the user's choice.
+        var label = current is { Ok: true } ? "replaced" : "damaged";
+        var aside = $"{DatabasePath}.{label}-{stamp}";
+        for (var n = 2; File.Exists(aside); n++)
+            aside = $"{DatabasePath}.{label}-{stamp}-{n}";
         var moved = new List<string>();
         foreach (var suffix in DatabaseFile.Companions.Prepend(""))
         {

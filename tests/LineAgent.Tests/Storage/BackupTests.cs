@@ -320,6 +320,9 @@ public sealed class BackupTests
         stopping.Dispose();
         Assert.That(await restore, Is.Zero, errors.ToString());
         Assert.That(output.ToString(), Does.Contain($"Restored {backup.Path}"));
+        // The database it replaced passed the checks: it is kept as "replaced", not called damaged.
+        Assert.That(Directory.GetFiles(_dir.Path, "lineagent.db.replaced-*").Select(Path.GetFileName), Has.Exactly(1).Matches<string>(f => !f.EndsWith("-wal") && !f.EndsWith("-shm")));
+        Assert.That(Directory.GetFiles(_dir.Path, "lineagent.db.damaged-*"), Is.Empty);
     }
 
     [Test]
