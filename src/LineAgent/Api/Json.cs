@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace LineAgent.Api;
 
@@ -23,16 +24,26 @@ public static class AgentJson
     }
 
     /// <summary>
-    /// Request bodies only: a field the request type does not have is refused rather than ignored (a misspelt
-    /// "sheduledAt" would otherwise send at once), and so is a field given twice (which one counts is not the client's
-    /// to guess). Stored JSON and responses keep <see cref="Configure"/>'s defaults.
+    /// The HTTP API's options. A request body's type (<see cref="IsRequestBody"/>) refuses a field it does not have
+    /// rather than ignoring it (a misspelt "sheduledAt" would otherwise send at once), and no body may give a field
+    /// twice (which one counts is not the client's to guess). Only request types are closed: the OpenAPI document is
+    /// built from these options, and the answers' schemas stay open to fields added later. Stored JSON uses
+    /// <see cref="Options"/>.
     /// </summary>
     public static void ConfigureRequests(JsonSerializerOptions o)
     {
         Configure(o);
-        o.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         o.AllowDuplicateProperties = false;
+        o.TypeInfoResolver = (o.TypeInfoResolver ?? new DefaultJsonTypeInfoResolver()).WithAddedModifier(info =>
+        {
+            if (info.Kind == JsonTypeInfoKind.Object && IsRequestBody(info.Type))
+                info.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        });
     }
+
+    /// <summary>The agent's request bodies and the objects inside them: *Request types and LeadInput (ApiRequestTypesTests checks every route's body).</summary>
+    public static bool IsRequestBody(Type type) =>
+        type.Assembly == typeof(AgentJson).Assembly && (type.Name.EndsWith("Request", StringComparison.Ordinal) || type.Name == "LeadInput");
 
     public static readonly JsonSerializerOptions Options = Create();
 

@@ -101,6 +101,10 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 };
                 details.Extensions["code"] = "payload_too_large";
                 break;
+            case BadHttpRequestException { StatusCode: 415 }:
+                // A JSON route read without a JSON Content-Type (routing let it through: it had none).
+                details = new ProblemDetails { Status = 415, Title = "Unsupported Media Type" };
+                break;
             case BadHttpRequestException b:
                 var body = BodyProblem(b);
                 details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = body.Detail };
@@ -156,10 +160,12 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 : new FieldProblem("body", "invalid_body", b.Message);
         var field = FieldOf(json.Path);
         var message = json.Message;
-        var unmapped = System.Text.RegularExpressions.Regex.Match(message, "^The JSON property '(?<name>.*)' could not be mapped to any \\.NET member contained in type '(?<type>[^']+)'");
+        var unmapped = System.Text.RegularExpressions.Regex.Match(message,
+            "^The JSON property '(?<name>.*)' could not be mapped to any \\.NET member contained in type '(?<type>[^']+)'", System.Text.RegularExpressions.RegexOptions.Singleline);
         if (unmapped.Success)
         {
-            var name = unmapped.Groups["name"].Value;
+            var name = Short(unmapped.Groups["name"].Value);
+            field = Short(field);
             var known = KnownFields(unmapped.Groups["type"].Value);
             // The path names the unknown property itself ($.followUps[0].afer), or its parent on older readers.
             var path = field == "body" ? name : field == name || field.EndsWith("." + name, StringComparison.Ordinal) ? field : $"{field}.{name}";
@@ -173,7 +179,7 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 && (text.Contains("UTF-16", StringComparison.Ordinal) || text.Contains("UTF-8", StringComparison.Ordinal) || text.Contains("transcode", StringComparison.Ordinal))
             || json.InnerException is System.Text.DecoderFallbackException)
             return new FieldProblem(field, "invalid_text", $"'{field}' is not valid Unicode text (invalid UTF-8 or a lone surrogate).");
-        var converted = System.Text.RegularExpressions.Regex.Match(message, "^The JSON value could not be converted to (?<type>[^.]+(\\.[^. ]+)*)\\. Path:");
+        var converted = System.Text.RegularExpressions.Regex.Match(message, "^The JSON value could not be converted to (?<type>[^.]+(\\.[^. ]+)*)\\. Path:", System.Text.RegularExpressions.RegexOptions.Singleline);
         if (converted.Success)
             return new FieldProblem(field, "invalid_type", $"'{field}' must be {Expected(converted.Groups["type"].Value)}.");
         var position = json.LineNumber is { } line && json.BytePositionInLine is { } at ? $" (line {line + 1}, position {at + 1})" : "";
@@ -181,10 +187,16 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         return new FieldProblem("body", "invalid_json", $"The body is not valid JSON{position}: {reason}.");
     }
 
-    /// <summary>"$.followUps[0].after" → "followUps[0].after"; the whole body → "body".</summary>
-    private static string FieldOf(string? path) => path is null or "$" || !path.StartsWith('$') ? "body" : path[1..].TrimStart('.');
+    /// <summary>"$.followUps[0].after" → "followUps[0].after", "$['sheduled at']" → "sheduled at"; the whole body → "body".</summary>
+    private static string FieldOf(string? path) => path is null or "$" || !path.StartsWith('$')
+        ? "body"
+        : Short(path[1..].Replace("['", ".", StringComparison.Ordinal).Replace("']", "", StringComparison.Ordinal).TrimStart('.'));
 
-    private static string Expected(string type) => type switch
+    private static string Short(string s) => s.Length > 100 ? s[..100] + "..." : s;
+
+    private static string Expected(string type) => System.Text.RegularExpressions.Regex.Match(type, @"^System\.Nullable`1\[(?<inner>.+)\]$") is { Success: true } nullable
+        ? Expected(nullable.Groups["inner"].Value)
+        : type switch
     {
         "System.String" => "text (a JSON string)",
         "System.Int32" or "System.Int64" or "System.Int16" => "a whole number",

@@ -15,8 +15,9 @@ public static class QueryValues
     /// <summary>`limit`: absent → 50; a whole number 1-500; otherwise a problem naming it (and 50 to go on checking).</summary>
     public static int Limit(string? raw, List<FieldProblem> problems)
     {
-        if (raw is null)
-            return DefaultLimit;
+        if (string.IsNullOrWhiteSpace(raw))
+            return DefaultLimit; // ?limit= is no limit given, as on every list
+        raw = raw.Trim();
         if (!int.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var limit))
         {
             problems.Add(new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(raw.Length > 100 ? raw[..100] + "..." : raw)}'."));

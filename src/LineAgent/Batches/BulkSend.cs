@@ -193,7 +193,7 @@ public sealed class BulkSend(
                 continue;
             }
             var draft = new MessageDraft(text, type, requested, line!, lead.Id, batchId,
-                type == MessageType.Email ? null : lead.Phone, lead.Email, lead.FullName, scheduledAt, r.TimeZone,
+                type == MessageType.Email ? null : lead.Phone, lead.Email, lead.FullName, scheduledAt, string.IsNullOrWhiteSpace(r.TimeZone) ? null : r.TimeZone.Trim(),
                 type == MessageType.Email ? r.Subject ?? line!.Email.DefaultSubject : null,
                 sequence, sequence.RecipientZoneFor(line!, type, lead.Phone, () => RecipientZones.LeadZone(lead.FieldMap())));
             var to = type == MessageType.Email ? lead.Email : lead.Phone ?? lead.Email;

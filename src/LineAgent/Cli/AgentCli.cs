@@ -140,7 +140,9 @@ public static class AgentCli
             // before it reaches the one-line handler below.
             app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
             // A port in use is told in one line before the host starts (it would log a stack trace twice).
-            if (PortInUse(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiOptions>>().Value.Urls) is { } inUse)
+            // Kestrel:Endpoints, when set, replaces Api:Urls: the addresses to check are then Kestrel's to name.
+            if (!app.Configuration.GetSection("Kestrel:Endpoints").Exists()
+                && PortInUse(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiOptions>>().Value.Urls) is { } inUse)
             {
                 Console.Error.WriteLine(inUse);
                 return 1;

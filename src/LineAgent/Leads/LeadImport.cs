@@ -96,11 +96,12 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
             async Task StageAsync()
             {
                 if (staged.Count == 0) return;
-                // A transaction of the TEMP database only: the main database is neither locked nor written.
-                await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+                // A deferred transaction that writes only the TEMP database: the main database is neither locked nor
+                // written (BEGIN IMMEDIATE, the default here, would take main's write lock and wait on the writer).
+                await using var tx = c.BeginTransaction(deferred: true);
                 await c.ExecuteAsync("INSERT INTO temp.import_rows (row, lead) VALUES (@Row, @Lead)",
                     staged.Select(x => new { x.Row, Lead = JsonSerializer.Serialize(x.Values) }), tx);
-                await tx.CommitAsync(ct);
+                tx.Commit();
                 staged.Clear();
             }
 

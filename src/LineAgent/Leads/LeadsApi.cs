@@ -22,7 +22,7 @@ internal static class LeadsApi
             .WithQueryParameters(new QueryParameter("q", "Substring of the names, company, phone or email."),
                 new QueryParameter("tag", "Only leads with this tag."), OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
             .WithSummary("List leads").WithDescription("Leads, newest first, one page at a time (`limit`, `cursor`).");
-        g.MapPost("/import", Import).WithName("ImportLeads").Accepts<IFormFile>("text/csv", "multipart/form-data").DisableAntiforgery()
+        g.MapPost("/import", Import).WithName("ImportLeads").Accepts<IFormFile>(CsvTypes[0], [.. CsvTypes[1..], "multipart/form-data"]).DisableAntiforgery()
             .WithQueryParameters(
                 new QueryParameter("defaultCountryCode", "Region (US, GB) or calling code (1, 44) for national phone numbers; default Agent:DefaultRegion."),
                 new QueryParameter("tags", "Tags to add to every imported lead, comma-separated."))
@@ -128,7 +128,7 @@ internal static class LeadsApi
             {
                 form = await request.ReadFormAsync(ct);
             }
-            catch (Exception e) when (e is InvalidDataException or IOException && !ct.IsCancellationRequested)
+            catch (Exception e) when (e is InvalidDataException or IOException && e is not BadHttpRequestException && !ct.IsCancellationRequested)
             {
                 // No boundary, a truncated body, more than 1,024 parts: the upload itself is unreadable.
                 problems.Add(new("file", "invalid_upload", $"The multipart upload cannot be read: {e.Message}"));
@@ -147,7 +147,7 @@ internal static class LeadsApi
             // CSV comes as text/csv; spreadsheets and browsers also label it application/csv, text/plain or
             // application/vnd.ms-excel. No Content-Type, or JSON, is a client's mistake: nothing is read.
             var type = request.ContentType is { } ct0 && MediaTypeHeaderValue.TryParse(ct0, out var parsed) ? parsed.MediaType.ToString().ToLowerInvariant() : null;
-            if (type is not ("text/csv" or "application/csv" or "text/plain" or "application/vnd.ms-excel" or "text/comma-separated-values"))
+            if (type is null || !CsvTypes.Contains(type))
                 throw new AgentProblemException(415, "unsupported_media_type",
                     $"Send the CSV as the body with Content-Type: text/csv, or as the `file` field of a multipart/form-data upload; the request had {(type is null ? "no Content-Type" : $"'{type}'")}.");
             body = request.Body;
@@ -171,6 +171,9 @@ internal static class LeadsApi
             return Problems.Validation(problems);
         }
     }
+
+    /// <summary>What a CSV body may be labelled: text/csv, and what spreadsheets and browsers also send for a .csv file.</summary>
+    private static readonly string[] CsvTypes = ["text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/comma-separated-values"];
 
     private static ProblemHttpResult LeadNotFound(string id) => Problems.NotFound("lead_not_found", $"No lead '{id}'.");
 }

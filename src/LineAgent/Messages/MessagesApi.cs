@@ -200,7 +200,7 @@ internal static class MessagesApi
         if (problems.Count > 0)
             return Problems.Validation(problems);
 
-        var changed = await lifecycle.RescheduleAsync(id, body.Content, at is { } a ? Time.ToMs(a) : null, body.TimeZone, Describe(body, at), ct);
+        var changed = await lifecycle.RescheduleAsync(id, body.Content, at is { } a ? Time.ToMs(a) : null, string.IsNullOrWhiteSpace(body.TimeZone) ? null : body.TimeZone.Trim(), Describe(body, at), ct);
         if (changed is null)
             return await lifecycle.Store.GetAsync(id, ct) is { } current
                 ? Problems.Conflict("not_scheduled", $"Message {id} is {current.Status}; only a scheduled message can be edited.",
@@ -229,7 +229,8 @@ internal static class MessagesApi
         if (await UnexpectedBodyAsync(http.Request, ct) is { } bodyProblem)
             return Problems.Validation([bodyProblem]);
         var forceValues = http.Request.Query["force"];
-        if (forceValues.Count > 1 || (forceValues.Count == 1 && !bool.TryParse(forceValues[0], out _)))
+        var force = false;
+        if (forceValues.Count > 1 || (forceValues.Count == 1 && !bool.TryParse(forceValues[0]?.Trim(), out force)))
             return Problems.Validation([new("force", "invalid_query", $"Query parameter 'force' must be true or false; got '{Short(forceValues.ToString())}'.")]);
 
         var original = await store.GetAsync(id, ct);
@@ -238,7 +239,7 @@ internal static class MessagesApi
         if (original.Status != MessageStatus.Failed)
             return Problems.Conflict("not_failed", $"Message {id} is {original.Status}; only a failed message can be retried.",
                 new Dictionary<string, object?> { ["messageStatus"] = original.Status });
-        if (FailureCodes.MaybeSent(original.ErrorCode) && !string.Equals(http.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase))
+        if (FailureCodes.MaybeSent(original.ErrorCode) && !force)
             return Problems.Conflict("maybe_sent", $"Message {id} may have gone out ({original.ErrorCode}); retrying could send it twice. " +
                 "Check with the recipient, then retry with ?force=true.", new Dictionary<string, object?> { ["messageStatus"] = original.Status });
         var line = lines.Find(original.LineId);

@@ -125,19 +125,12 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
     /// <summary>Longer URLs are refused: the receiver's own servers refuse them too, and the URL is in every delivery log line.</summary>
     public const int MaxUrlLength = 2_048;
 
-    /// <summary>What is wrong with the URL itself (no DNS): length, characters, scheme, port, credentials, host spelling. Null when nothing.</summary>
+    /// <summary>What is wrong with the URL itself (no DNS): scheme, credentials, host spelling. Null when nothing.</summary>
     public static string? UrlProblem(string? url, out Uri? uri)
     {
         uri = null;
-        if (url is { Length: > MaxUrlLength })
-            return $"url is {url.Length:N0} characters long; at most {MaxUrlLength:N0}.";
-        // System.Uri escapes a space, CR/LF or NUL in the path and accepts it: the stored URL would not be the one used.
-        if (url is not null && url.Trim().Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
-            return "url must not contain spaces or control characters (percent-encode them).";
         if (string.IsNullOrWhiteSpace(url) || !Uri.TryCreate(url.Trim(), UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
             return "url must be an absolute http(s) URL.";
-        if (u.Port is < 1 or > 65535)
-            return $"url's port must be 1-65535; got {u.Port}.";
         if (u.GetComponents(UriComponents.UserInfo | UriComponents.KeepDelimiter, UriFormat.UriEscaped).Length > 0)
             return "url must not carry credentials (a user name or password before the host); the receiver can check the webhook signature instead.";
         var host = HostOf(u);
@@ -176,8 +169,16 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
     /// </summary>
     public async Task<string?> CreationProblemAsync(string? url, CancellationToken ct)
     {
+        // Checked when a subscription is made, not at each delivery: one stored before these checks still delivers.
+        if (url is { Length: > MaxUrlLength })
+            return $"url is {url.Length:N0} characters long; at most {MaxUrlLength:N0}.";
+        // System.Uri escapes a space, CR/LF or NUL in the path and accepts it: the stored URL would not be the one used.
+        if (url is not null && url.Trim().Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+            return "url must not contain spaces or control characters (percent-encode them).";
         if (UrlProblem(url, out var uri) is { } problem)
             return problem;
+        if (uri!.Port is < 1 or > 65535)
+            return $"url's port must be 1-65535; got {uri.Port}.";
         var host = HostOf(uri!);
         if (IPAddress.TryParse(host, out var literal))
             return Refusal(literal) is { } r ? $"url points at a refused address: {r}" : null;

@@ -109,6 +109,9 @@ public sealed class SendValidationTests : AgentTest
     [TestCase("""{"content":"a\ud800b","recipientPhone":"+12025550123"}""", "content", "invalid_text", "Unicode")]
     [TestCase("""{"content":"x","recipientPhone":"+12025550123",}""", "body", "invalid_json", "line 1")]
     [TestCase("""null""", "body", "missing_body", "JSON body")]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","a\nb":1}""", "a\nb", "unknown_field", "Unknown field")]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","sheduled at":"2030-01-01T09:00:00Z"}""", "sheduled at", "unknown_field", "Did you mean 'scheduledAt'?")]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","stopOnReply":"yes"}""", "stopOnReply", "invalid_type", "must be true or false")]
     public async Task Send_ShouldName_AnUnknownDuplicateOrMistypedField_AndStoreNothing(string json, string field, string code, string hint)
     {
         var response = await Client.PostAsync("/api/messages", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));

@@ -149,6 +149,17 @@ public sealed class LeadsTests : AgentTest
         Assert.That((await Client.GetJsonAsync("/api/leads?limit=500"))["items"]!.AsArray(), Has.Count.EqualTo(5));
     }
 
+    [TestCase("text/plain")]
+    [TestCase("application/vnd.ms-excel")]
+    public async Task Import_ShouldTakeTheTypesSpreadsheetsAndBrowsersGiveACsv(string type)
+    {
+        var content = new StringContent("First Name,Phone\nAna,+12025550101\n", Encoding.UTF8);
+        content.Headers.ContentType = new(type);
+        var result = await (await Client.PostAsync("/api/leads/import", content)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That((await Client.GetAsync("/api/leads?limit=")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "an empty limit is no limit, as on /api/messages");
+    }
+
     [Test]
     public async Task EditingALeadToAnotherLeadsEmail_ShouldNameTheFieldAndTheLead()
     {
