@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Dapper;
 using System.Text.RegularExpressions;
 using CsvHelper;
 using CsvHelper.Configuration;
+using Dapper;
 using LineAgent.Api;
 using LineAgent.Storage;
 using Microsoft.Data.Sqlite;
