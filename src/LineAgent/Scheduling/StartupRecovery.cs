@@ -145,8 +145,11 @@ public sealed class StartupRecovery(
         if (!marks.TryGetValue(DatabaseRestore.RestoredAtKey, out var at) || !long.TryParse(at, CultureInfo.InvariantCulture, out var restoredAt))
             return;
         var failed = await lifecycle.FailRestoredAsync(restoredAt, marks.GetValueOrDefault(DatabaseRestore.RestoredFromKey) ?? "a backup", ct);
-        log.LogWarning("Recovery after a restore: {Count} pending messages were due before the restore and may have been sent after the backup; failed them as 'restored' (not resent)",
-            failed.Count);
+        if (failed.Count > 0)
+            log.LogWarning("Recovery after a restore: {Count} pending messages were due before the restore and may have been sent after the backup; failed them as 'restored' (not resent)",
+                failed.Count);
+        else
+            log.LogInformation("Recovery after a restore: no pending message was due before the restore; nothing to fail");
     }
 
     internal async Task FailMissedSchedulesAsync(CancellationToken ct)

@@ -143,7 +143,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         if (dueLater > 0)
             output.WriteLine($"{dueLater} message(s) are scheduled after now and will be sent: any you cancelled or changed after the backup are back as they were in it " +
                              "(GET /api/messages?status=scheduled).");
-        output.WriteLine("Start the agent again: lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent; after a launchctl bootout: launchctl enable gui/$UID/com.lineagent.agent, then launchctl bootstrap gui/$UID ~/Library/LaunchAgents/com.lineagent.agent.plist).");
+        output.WriteLine("Start the agent again: lineagent run, with the options you start it with (--dry-run, --data-dir) (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent; after a launchctl bootout: launchctl enable gui/$UID/com.lineagent.agent, then launchctl bootstrap gui/$UID ~/Library/LaunchAgents/com.lineagent.agent.plist).");
         return 0;
     }
 
