@@ -49,7 +49,9 @@ public static class AgentJson
 
     private static JsonSerializerOptions Create()
     {
-        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        // As the HTTP answers are written (ASP.NET Core's own default): "+12025550123", not "\u002B12025550123", in
+        // webhook payloads, the event stream, the NDJSON export and replayed answers. None of them is embedded in HTML.
+        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         Configure(o);
         return o;
     }

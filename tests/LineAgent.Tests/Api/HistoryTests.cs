@@ -138,6 +138,7 @@ public sealed class HistoryTests
 
         var all = (await _api.GetStringAsync("/api/messages/export?format=ndjson")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(all, Has.Length.EqualTo(5));
+        Assert.That(string.Join("\n", all), Does.Contain("\"+1202").And.Not.Contain("\\u002B"), "phones as the API writes them");
     }
 
     [Test]
