@@ -25,9 +25,10 @@ public sealed class IdempotencyFilter : IEndpointFilter
         var http = context.HttpContext;
         if (!http.Request.Headers.TryGetValue(Header, out var values))
             return await next(context);
-        if (values.Count > 1)
-            // Two keys would be joined into one ("a,b"): neither would be the key the client meant.
-            return Problems.Validation([new FieldProblem(Header, "invalid_idempotency_key", "Give one Idempotency-Key header, not several.")]);
+        // Two keys arrive joined ("a, b"), as several header lines or as one line that a client or proxy combined: neither
+        // would be the key the client meant. A comma is therefore not part of a key.
+        if (values.Count > 1 || values.ToString().Contains(','))
+            return Problems.Validation([new FieldProblem(Header, "invalid_idempotency_key", "Give one Idempotency-Key, without commas (several keys are joined by them).")]);
         var key = values.ToString().Trim();
         if (key.Length is 0 or > MaxKeyLength || key.Any(char.IsControl))
             return Problems.Validation([new FieldProblem(Header, "invalid_idempotency_key", $"Idempotency-Key must be 1-{MaxKeyLength} printable characters.")]);

@@ -21,6 +21,8 @@ public static class Problems
         [401] = "Missing or wrong API token.",
         [404] = "Not found.",
         [409] = "The request conflicts with the current state.",
+        [413] = "The request body is too large.",
+        [415] = "Unsupported Media Type",
         [500] = "The message failed.", // not "could not be delivered": an unconfirmed one may have gone out (its error says so)
         [503] = "Service unavailable.",
     };
@@ -181,7 +183,15 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
             return new FieldProblem(field, "invalid_text", $"'{field}' is not valid Unicode text (invalid UTF-8 or a lone surrogate).");
         var converted = System.Text.RegularExpressions.Regex.Match(message, "^The JSON value could not be converted to (?<type>[^.]+(\\.[^. ]+)*)\\. Path:", System.Text.RegularExpressions.RegexOptions.Singleline);
         if (converted.Success)
-            return new FieldProblem(field, "invalid_type", $"'{field}' must be {Expected(converted.Groups["type"].Value)}.");
+        {
+            // A record bound through its constructor is named instead of the property's type: look the property up.
+            var type = converted.Groups["type"].Value;
+            var last = System.Text.RegularExpressions.Regex.Replace(field.Split('.')[^1], @"\[\d+\]$", "");
+            if (typeof(Problems).Assembly.GetType(type) is { } owner
+                && owner.GetProperty(last, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase) is { } property)
+                type = property.PropertyType.ToString();
+            return new FieldProblem(field, "invalid_type", $"'{field}' must be {Expected(type)}.");
+        }
         var position = json.LineNumber is { } line && json.BytePositionInLine is { } at ? $" (line {line + 1}, position {at + 1})" : "";
         var reason = message.Split(" Path:")[0].Split(" LineNumber:")[0].Replace(" Change the reader options.", "").TrimEnd('.', ' ');
         return new FieldProblem("body", "invalid_json", $"The body is not valid JSON{position}: {reason}.");

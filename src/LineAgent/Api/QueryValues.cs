@@ -12,6 +12,19 @@ public static class QueryValues
 {
     public const int DefaultLimit = 50;
 
+    /// <summary>
+    /// A query parameter the route does not take is named (a misspelt `tags=` on a list would otherwise list everything,
+    /// on the import tag nothing).
+    /// </summary>
+    public static void Unknown(IEnumerable<string> names, IReadOnlyCollection<string> known, List<FieldProblem> problems)
+    {
+        foreach (var name in names.Where(k => !known.Contains(k, StringComparer.OrdinalIgnoreCase)))
+        {
+            var shown = name.Length > 50 ? name[..50] + "..." : name;
+            problems.Add(new(shown, "unknown_parameter", $"Unknown query parameter '{shown}'; this route takes {(known.Count == 0 ? "none" : string.Join(", ", known))}."));
+        }
+    }
+
     /// <summary>`limit`: absent → 50; a whole number 1-500; otherwise a problem naming it (and 50 to go on checking).</summary>
     public static int Limit(string? raw, List<FieldProblem> problems)
     {

@@ -34,18 +34,31 @@ public sealed class QueryGuardMiddleware(RequestDelegate next)
 }
 
 /// <summary>
-/// A compressed body (Content-Encoding gzip, br, ...) is refused with 415 before any handler reads it: the agent
-/// decompresses nothing, and reading gzip bytes as JSON or CSV gave a parse error or, for CSV, columns of binary.
+/// A body the agent cannot read as sent is refused with 415 before any handler reads it: a compressed one
+/// (Content-Encoding gzip, br, ...; reading gzip bytes as JSON or CSV gave a parse error or columns of binary), and
+/// one whose Content-Type names a charset other than UTF-8 (the API is UTF-8; an unknown charset on a JSON route was
+/// a 500 from the framework's transcoding).
 /// </summary>
 public sealed class ContentEncodingGuardMiddleware(RequestDelegate next)
 {
     public Task InvokeAsync(HttpContext context)
     {
         var encodings = context.Request.Headers.ContentEncoding;
-        if (encodings.Count == 0 || encodings.All(e => string.Equals(e?.Trim(), "identity", StringComparison.OrdinalIgnoreCase)))
-            return next(context);
-        var named = new string(encodings.ToString().Where(c => !char.IsControl(c)).Take(100).ToArray());
-        return Problems.Of(415, "unsupported_encoding", $"Content-Encoding '{named}' is not accepted: send the body uncompressed.").ExecuteAsync(context);
+        if (encodings.Count > 0 && !encodings.All(e => string.Equals(e?.Trim(), "identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            var named = new string(encodings.ToString().Where(c => !char.IsControl(c)).Take(100).ToArray());
+            return Problems.Of(415, "unsupported_encoding", $"Content-Encoding '{named}' is not accepted: send the body uncompressed.").ExecuteAsync(context);
+        }
+        if (context.Request.ContentType is { Length: > 0 } type
+            && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(type, out var media)
+            && media.Charset.HasValue
+            && media.Charset.Value.Trim('"', ' ') is var charset
+            && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+        {
+            var named = new string(charset.Where(c => !char.IsControl(c)).Take(50).ToArray());
+            return Problems.Of(415, "unsupported_charset", $"charset '{named}' is not accepted: send the body as UTF-8 (charset=utf-8, or no charset).").ExecuteAsync(context);
+        }
+        return next(context);
     }
 }
 
@@ -84,6 +97,8 @@ public static class StatusCodes4xx
     {
         var problem = context.ProblemDetails;
         AddCode(problem);
+        if (problem.Status == 413 && problem.Detail is null)
+            problem.Detail = $"The body is larger than the agent reads ({context.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize ?? 30_000_000:N0} bytes); nothing was stored.";
         if (problem.Status == 415 && problem.Detail is null)
         {
             var accepts = (context.HttpContext.GetEndpoint()?.Metadata.GetOrderedMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() ?? [])

@@ -109,8 +109,8 @@ public sealed class BulkSend(
         if (!MessageType.Requestable.Contains(requested))
             problems.Add(new("type", "invalid_type", $"type '{r.Type}' must be one of auto, imessage, sms, email."));
         var scheduledAt = Schedules.Read(r.ScheduledAt, r.TimeZone, problems);
-        if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
-            problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
+        if (MessageValidator.BatchIdProblem(r.BatchId) is { } batchProblem)
+            problems.Add(batchProblem);
         var line = validator.ResolveLine(r.LineId, problems, ref notFound);
         var sequence = SequenceFields.Validate(r.StopOnReply, r.FollowUps, r.RecipientWindow, problems, templates: true);
         if (line is not null && requested != MessageType.Auto && MessageType.Requestable.Contains(requested)

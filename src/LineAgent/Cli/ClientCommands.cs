@@ -353,11 +353,23 @@ public static class ClientCommands
 
     private static int FailAsOptions(int code, JsonNode? body)
     {
-        var text = AgentClient.Describe(code, body);
-        foreach (var (field, option) in SendOptions)
-            text = System.Text.RegularExpressions.Regex.Replace(text, $@"(?<![A-Za-z_.]){field}(?![A-Za-z_])", option);
-        Console.Error.WriteLine(text);
-        return 1;
+        // Only each problem's own subject (the field name its sentence starts with) and the agent's "give a timeZone"
+        // hint are rewritten: the user's text, template snippets and a channel's error stay as they are.
+        if (body?["problems"] is JsonArray { Count: > 0 } problems && body["code"]?.GetValue<string>() is { } problemCode)
+        {
+            var sentences = problems.Select(p =>
+            {
+                var field = p?["field"]?.GetValue<string>() ?? "";
+                var detail = p?["detail"]?.GetValue<string>() ?? "";
+                var option = SendOptions.FirstOrDefault(o => o.Field == field).Option;
+                if (option is not null && detail.StartsWith(field, StringComparison.Ordinal))
+                    detail = option + detail[field.Length..];
+                return detail.Replace("give a timeZone", "give --time-zone", StringComparison.Ordinal);
+            });
+            Console.Error.WriteLine($"HTTP {code} {problemCode}: {string.Join(" ", sentences)}");
+            return 1;
+        }
+        return Fail(code, body);
     }
 
     private static async Task<int> WithClient(ParseResult result, Func<AgentClient, Task<int>> action)

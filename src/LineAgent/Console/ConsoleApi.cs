@@ -160,6 +160,11 @@ internal static class ConsoleApi
         LineAgent.Messages.MessageValidator.ValidateContent(body.Content, problems, required: true); // as /bulk: 1-10,000 characters
         if (body.LeadIds is null || body.LeadIds.Count is 0 or > 10)
             problems.Add(new("leadIds", "invalid_filter", "leadIds must list 1-10 leads."));
+        else if (body.LeadIds.Any(string.IsNullOrWhiteSpace))
+            problems.Add(new("leadIds", "invalid_lead", "leadIds must not contain empty ids."));
+        // The same template checks as /bulk, so the preview never shows as fine what the send refuses.
+        if (problems.Count == 0 && Templates.Problem(body.Content!, "content") is { } templateProblem)
+            problems.Add(new("content", "invalid_template", templateProblem));
         if (problems.Count > 0)
             return Problems.Validation(problems);
         var rows = await leads.GetManyAsync(body.LeadIds!.Distinct().ToList(), ct);

@@ -32,6 +32,9 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     /// <summary>A wider header is refused before any row is read: every row would walk every column.</summary>
     public const int MaxColumns = 200;
 
+    /// <summary>More line breaks than this inside one row is a quote left open, not a value spanning lines (an address).</summary>
+    public const int MaxLinesInARow = 20;
+
     /// <summary>A skipped row's reason is cut here, so the report of 1,000 skips stays small whatever the rows hold.</summary>
     public const int MaxReasonLength = 500;
 
@@ -155,6 +158,13 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 ct.ThrowIfCancellationRequested();
                 rows++;
                 var rowNumber = csv.Parser.Row;
+                if (csv.Parser.RawRecord.Count(c => c == '\n') is > MaxLinesInARow and var lines)
+                {
+                    // A quote opened and never closed: CsvHelper reads on to the next quote or the end of the file.
+                    Skip(rowNumber, $"The row opens a quote that is not closed: it runs over {lines:N0} lines, and the rows in them " +
+                        "were read as part of it, not imported. Close the quote (or double a quote inside a value) and import the file again.");
+                    continue;
+                }
                 var extra = Enumerable.Range(header.Length, Math.Max(0, csv.Parser.Count - header.Length)).Count(i => !string.IsNullOrWhiteSpace(csv.Parser[i]));
                 if (extra > 0)
                 {

@@ -52,9 +52,10 @@ internal static class LeadsApi
         };
     }
 
-    internal static async Task<Results<Ok<LeadPage>, ValidationProblem>> List(string? q, string? tag, string? limit, string? cursor, LeadStore leads, CancellationToken ct)
+    internal static async Task<Results<Ok<LeadPage>, ValidationProblem>> List(string? q, string? tag, string? limit, string? cursor, HttpRequest request, LeadStore leads, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
+        QueryValues.Unknown(request.Query.Keys, ["q", "tag", "limit", "cursor"], problems);
         var take = QueryValues.Limit(limit, problems);
         if (q is { Length: > 500 })
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
@@ -119,6 +120,7 @@ internal static class LeadsApi
         HttpRequest request, string? defaultCountryCode, string? tags, LeadImport import, IOptions<AgentOptions> agent, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
+        QueryValues.Unknown(request.Query.Keys, ["defaultCountryCode", "tags"], problems);
         var region = LeadStore.RegionOf(defaultCountryCode, agent.Value.DefaultRegion, problems);
         Stream body;
         if (request.HasFormContentType)

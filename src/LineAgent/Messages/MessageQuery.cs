@@ -35,12 +35,7 @@ public sealed record MessageFilter
     {
         var q = new Dictionary<string, Microsoft.Extensions.Primitives.StringValues>(query, StringComparer.OrdinalIgnoreCase);
         var problems = new List<FieldProblem>();
-        var known = FilterNames.Concat(paging ? ["limit", "cursor"] : []).Concat(alsoKnown ?? []).ToList();
-        foreach (var name in q.Keys.Where(k => !known.Contains(k, StringComparer.OrdinalIgnoreCase)))
-        {
-            var shown = name.Length > 50 ? name[..50] + "..." : name;
-            problems.Add(new(shown, "unknown_parameter", $"Unknown query parameter '{shown}'; this route takes {string.Join(", ", known)}."));
-        }
+        QueryValues.Unknown(q.Keys, FilterNames.Concat(paging ? ["limit", "cursor"] : []).Concat(alsoKnown ?? []).ToList(), problems);
         string? Get(string name) => q.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 
         var statuses = Get("status");
@@ -93,15 +88,16 @@ public sealed record MessageFilter
     }
 
     /// <summary>
-    /// A phone number as people write it ("(202) 555-0199", "+1 202 555 0199") is searched by its digits, as the
-    /// numbers are stored (E.164): a value of only digits, spaces and ()+.- with 3 digits or more. Anything else as given.
+    /// A phone number written with spaces, brackets, dots or dashes ("(202) 555-0199", "+1 202 555 0199") is searched
+    /// without them, as numbers are stored (E.164): a value of only digits, spaces and ()+.- with 3 digits or more. A
+    /// leading + stays (a country prefix: "+44 7" is UK numbers only). National forms with a trunk 0 are not rewritten.
     /// </summary>
     internal static string? RecipientText(string? value)
     {
         if (value is null || !value.Any(char.IsAsciiDigit) || !value.All(c => char.IsAsciiDigit(c) || c is ' ' or '(' or ')' or '+' or '-' or '.'))
             return value;
         var digits = new string(value.Where(char.IsAsciiDigit).ToArray());
-        return digits.Length >= 3 ? digits : value;
+        return digits.Length < 3 ? value : value.TrimStart().StartsWith('+') ? "+" + digits : digits;
     }
 
     /// <summary>Read through a full-text index: <c>q</c>, or a <c>recipient</c> substring of 3 characters or more.</summary>

@@ -77,8 +77,8 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             problems.Add(new("recipientName", "invalid_name", "recipientName contains a NUL character."));
         else if (r.RecipientName?.Trim().Any(char.IsControl) == true)
             problems.Add(new("recipientName", "invalid_name", "recipientName must be one line of printable characters (no line breaks or tabs inside it)."));
-        if (r.BatchId is { } b && (b.Length is 0 or > 100 || b.Any(char.IsControl)))
-            problems.Add(new("batchId", "invalid_batch", "batchId must be 1-100 printable characters."));
+        if (BatchIdProblem(r.BatchId) is { } batchProblem)
+            problems.Add(batchProblem);
         if (r.Subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
             problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
 
@@ -110,6 +110,15 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             sequence, sequence.RecipientZoneFor(line!, type, phone, lead?.TimeZone)));
     }
 
+    /// <summary>
+    /// A batch id is a path segment of /api/batches/{id}: 1-100 printable characters, none of / \ ? # (a batch stored
+    /// under "a/b" could never be read or cancelled).
+    /// </summary>
+    public static FieldProblem? BatchIdProblem(string? batchId) =>
+        batchId is { } b && (b.Length is 0 or > 100 || b.Any(c => char.IsControl(c) || c is '/' or '\\' or '?' or '#'))
+            ? new("batchId", "invalid_batch", "batchId must be 1-100 printable characters, without / \\ ? or #.")
+            : null;
+
     public static void ValidateContent(string? content, List<FieldProblem> problems, bool required)
     {
         if (content is null || content.Length == 0)
@@ -122,7 +131,8 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         else if (!content.EnumerateRunes().Any(r => !Rune.IsWhiteSpace(r) && Rune.GetUnicodeCategory(r) is not (UnicodeCategory.Format or UnicodeCategory.Control)))
             // Zero-width spaces, joiners and BOMs only: the recipient would get a message that shows nothing.
             problems.Add(new("content", "invalid_content", "content has no visible character (only zero-width or format characters)."));
-        if (content.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t' or '\0')))
+        // Line breaks of every kind pass: CR, LF, VT (FileMaker's and PowerPoint's), FF, NEL; and tabs.
+        if (content.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t' or '\v' or '\f' or '\u0085' or '\0')))
             problems.Add(new("content", "invalid_content", "content contains a control character other than line breaks and tabs (ESC, BEL, ...)."));
         var length = content.EnumerateRunes().Count();
         if (length > MaxContentLength)

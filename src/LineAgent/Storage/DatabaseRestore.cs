@@ -108,8 +108,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
 
         var stamp = time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var current = File.Exists(DatabasePath) ? DatabaseFile.Inspect(DatabasePath) : null;
-        // A database that passed the checks is not called damaged: it was replaced by the user's choice.
-        var label = current is { Ok: true } ? "replaced" : "damaged";
+        // Only a database found damaged (or empty) is called so; one that passed the checks, is newer than this agent
+        // or could not be read (not proof of damage) was replaced by the user's choice.
+        var label = current?.State is DatabaseState.Damaged or DatabaseState.Empty ? "damaged" : "replaced";
         var aside = $"{DatabasePath}.{label}-{stamp}";
         for (var n = 2; File.Exists(aside); n++)
             aside = $"{DatabasePath}.{label}-{stamp}-{n}";

@@ -26,9 +26,10 @@ internal static class SuppressionsApi
         return app;
     }
 
-    internal static async Task<Results<Ok<SuppressionPage>, ValidationProblem>> List(string? cursor, string? limit, SuppressionList list, CancellationToken ct)
+    internal static async Task<Results<Ok<SuppressionPage>, ValidationProblem>> List(string? cursor, string? limit, HttpRequest request, SuppressionList list, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
+        QueryValues.Unknown(request.Query.Keys, ["limit", "cursor"], problems);
         var take = QueryValues.Limit(limit, problems);
         if (problems.Count > 0)
             return Problems.Validation(problems);

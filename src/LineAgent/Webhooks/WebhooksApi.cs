@@ -41,9 +41,10 @@ internal static class WebhooksApi
             problems.Add(new("secret", "invalid_secret", "secret must be whsec_ followed by base64 of at least 16 bytes (or leave it out to get one)."));
         if (problems.Count > 0)
             return Problems.Validation(problems);
+        // The URL is stored escaped as sent (AbsoluteUri): ToString() would turn %20 back into a space.
         var row = new WebhookRow
         {
-            Id = Ids.New("wh", time.GetUtcNow()), Url = new Uri(body.Url!.Trim()).ToString(), Events = JsonSerializer.Serialize((body.Events ?? []).Distinct().ToArray()),
+            Id = Ids.New("wh", time.GetUtcNow()), Url = new Uri(body.Url!.Trim()).AbsoluteUri, Events = JsonSerializer.Serialize((body.Events ?? []).Distinct().ToArray()),
             Secret = body.Secret ?? WebhookSignature.NewSecret(), CreatedAt = Time.ToMs(time.GetUtcNow()),
         };
         await store.AddAsync(row, ct);
@@ -66,9 +67,10 @@ internal static class WebhooksApi
 
     /// <summary>The delivery log of one subscription, newest first.</summary>
     internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ValidationProblem, ProblemHttpResult>> Deliveries(
-        string id, string? limit, WebhookStore store, CancellationToken ct)
+        string id, string? limit, HttpRequest request, WebhookStore store, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
+        QueryValues.Unknown(request.Query.Keys, ["limit"], problems);
         var take = QueryValues.Limit(limit, problems);
         if (problems.Count > 0)
             return Problems.Validation(problems);

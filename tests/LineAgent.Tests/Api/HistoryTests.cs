@@ -63,6 +63,7 @@ public sealed class HistoryTests
     [TestCase("recipient=(202)%20555-0102", new[] { "bob" })]
     [TestCase("recipient=%2B1%20202%20555%200102", new[] { "bob" })]
     [TestCase("recipient=202.555.0102", new[] { "bob" })]
+    [TestCase("recipient=%2B2025", new string[0])]
     [TestCase("recipient=%25", new string[0])]
     [TestCase("q=contract", new[] { "bob" })]
     [TestCase("q=que", new[] { "ana" })]

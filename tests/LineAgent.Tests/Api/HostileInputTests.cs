@@ -106,6 +106,9 @@ public sealed class HostileInputTests
     [TestCase("/api/messages?search=demo", "search", "unknown_parameter")]
     [TestCase("/api/messages?stauts=failed&limit=5", "stauts", "unknown_parameter")]
     [TestCase("/api/messages/export?limit=5", "limit", "unknown_parameter")]
+    [TestCase("/api/leads?tags=zzz", "tags", "unknown_parameter")]
+    [TestCase("/api/suppressions?foo=1", "foo", "unknown_parameter")]
+    [TestCase("/api/webhooks/wh_none/deliveries?max=5", "max", "unknown_parameter")]
     public async Task AQueryValueOfTheWrongTypeOrAnUnknownParameter_ShouldBe400NamingIt(string url, string parameter, string code)
     {
         var response = await _api.GetAsync(url);
@@ -219,6 +222,22 @@ public sealed class HostileInputTests
         Assert.That((int)response.StatusCode, Is.EqualTo(415), body);
         var detail = JsonNode.Parse(body)!["detail"]?.GetValue<string>();
         Assert.That(detail, encoding is null ? Does.Contain("Content-Type") : Does.Contain("uncompressed"), body);
+        Assert.That(await CountsAsync(), Is.EqualTo(before));
+    }
+
+    [TestCase("/api/messages", "application/json; charset=foo")]
+    [TestCase("/api/messages", "application/json; charset=utf-16")]
+    [TestCase("/api/leads/import", "text/csv; charset=windows-1252")]
+    public async Task ACharsetOtherThanUtf8_ShouldBe415_AndStoreNothing(string path, string type)
+    {
+        // An unknown charset on a JSON route was a 500 (the framework's transcoding); the API reads UTF-8 only.
+        var before = await CountsAsync();
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(path.EndsWith("import") ? "phone\n+12025550123\n" : """{"content":"x","recipientPhone":"+12025550123"}"""));
+        content.Headers.TryAddWithoutValidation("Content-Type", type);
+        using var response = await _api.PostAsync(path, content);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That((int)response.StatusCode, Is.EqualTo(415), body);
+        Assert.That(JsonNode.Parse(body)!["code"]!.GetValue<string>(), Is.EqualTo("unsupported_charset"));
         Assert.That(await CountsAsync(), Is.EqualTo(before));
     }
 

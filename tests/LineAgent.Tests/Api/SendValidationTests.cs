@@ -126,6 +126,7 @@ public sealed class SendValidationTests : AgentTest
     [TestCase("\u200b\ufeff\u200d", "content", "no visible character")]
     [TestCase("Hi\u001b[31m red", "content", "control character")]
     [TestCase("Ring\u0007", "content", "control character")]
+    [TestCase("\u000b\u000c", "content", "only whitespace")]
     public async Task ContentThatShowsNothingOrHoldsControlCharacters_ShouldBe400(string content, string field, string expected)
     {
         var problem = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content, recipientPhone = "+12025550123" }))
@@ -138,20 +139,37 @@ public sealed class SendValidationTests : AgentTest
     [Test]
     public async Task ContentWithLineBreaksTabsAndEmoji_AndANameWithALineBreakInside_ShouldBeTold()
     {
-        var ok = await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "Line one\r\nLine two\t👋🏽 \u200d", recipientPhone = "+12025550123" });
+        var ok = await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "Line one\r\nLine two\t👋🏽 \u200d\vsoft break\u2028line separator\fpage", recipientPhone = "+12025550123" });
         Assert.That(ok.StatusCode, Is.EqualTo(HttpStatusCode.Created), await ok.Content.ReadAsStringAsync());
         var name = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123", recipientName = "Ana\nRuiz" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(name.ProblemFields(), Is.EqualTo(new[] { "recipientName" }));
     }
 
-    [Test]
-    public async Task TwoIdempotencyKeyHeaders_ShouldBe400()
+    [TestCase("/api/messages", "POST", """{"lineId":"mac-1","content":"x","recipientPhone":"+12025550123","batchId":"a/b"}""", "batchId", "without /")]
+    [TestCase("/api/suppressions", "POST", """{"address":5}""", "address", "must be text")]
+    [TestCase("/api/lines/mac-1", "PATCH", """{"active":"false"}""", "active", "must be true or false")]
+    [TestCase("/api/messages/bulk", "POST", """{"leadFilter":{"tag":5},"content":"Hi"}""", "leadFilter.tag", "must be text")]
+    public async Task AWrongTypeInARecordBody_OrAnUnaddressableBatchId_ShouldSayWhatTheFieldTakes(string path, string method, string json, string field, string expected)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages") { Content = JsonContent.Create(new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123" }) };
-        request.Headers.Add("Idempotency-Key", ["a", "b"]);
-        var problem = await (await Client.SendAsync(request)).ExpectAsync(HttpStatusCode.BadRequest);
-        Assert.That(problem.Str("code"), Is.EqualTo("invalid_idempotency_key"));
+        // Records bound through their constructor: System.Text.Json names the record, not the field's type.
+        var response = await Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") });
+        var problem = await response.ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem["problems"]![0].Str("field"), Is.EqualTo(field));
+        Assert.That(problem.Str("detail"), Does.Contain(expected).And.Not.Contain("an object"), problem.ToJsonString());
+    }
+
+    [Test]
+    public async Task TwoIdempotencyKeys_AsTwoHeadersOrJoinedInOne_ShouldBe400()
+    {
+        // HttpClient over the network (and proxies) join two values into one line "a, b"; the test server keeps two.
+        foreach (var keys in new[] { new[] { "a", "b" }, ["a, b"] })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages") { Content = JsonContent.Create(new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123" }) };
+            request.Headers.TryAddWithoutValidation("Idempotency-Key", keys);
+            var problem = await (await Client.SendAsync(request)).ExpectAsync(HttpStatusCode.BadRequest);
+            Assert.That(problem.Str("code"), Is.EqualTo("invalid_idempotency_key"), string.Join("|", keys));
+        }
         await AssertNothingStoredOrSent();
     }
 

@@ -169,6 +169,13 @@ public sealed class BulkTests : AgentTest
         Assert.That(misspelt.Str("detail"), Does.Contain("Did you mean 'tag'?"));
         var unclosed = await Refused("""{"leadFilter":{"tag":"demo"},"content":"Hi {{firstName"}""");
         Assert.That(unclosed.ProblemCodes(), Is.EqualTo(new[] { "invalid_template" }));
+        // The console's preview says the same, and names an empty lead id instead of failing on it.
+        var ana = (await Client.GetJsonAsync("/api/leads"))["items"]![0].Str("id");
+        var preview = await (await Client.PostAsJsonAsync("/api/console/preview", new { content = "Hi {{firstName", leadIds = new[] { ana } })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(preview.ProblemCodes(), Is.EqualTo(new[] { "invalid_template" }));
+        var nullId = await (await Client.PostAsync("/api/console/preview", new StringContent("""{"content":"Hi","leadIds":[null]}""", System.Text.Encoding.UTF8, "application/json")))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(nullId.ProblemFields(), Is.EqualTo(new[] { "leadIds" }));
         Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
     }
 

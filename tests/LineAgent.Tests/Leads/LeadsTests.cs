@@ -161,6 +161,22 @@ public sealed class LeadsTests : AgentTest
     }
 
     [Test]
+    public async Task Import_WithAQuoteNeverClosed_ShouldSayWhichRow_AndAnUnknownParameterShouldBe400()
+    {
+        var csv = new StringBuilder("First Name,Phone\nOk,+12025550101\n\"Broken,+12025550102\n");
+        for (var i = 0; i < 50; i++)
+            csv.Append($"Later{i},+1202555{1000 + i}\n");
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv.ToString(), Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(result["skippedRows"]![0].Str("reason"), Does.Contain("opens a quote that is not closed"));
+
+        var problem = await (await Client.PostAsync("/api/leads/import?tag=x", new StringContent("phone\n+12025550199\n", Encoding.UTF8, "text/csv")))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { "tag" }));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Has.Count.EqualTo(1), "nothing imported untagged");
+    }
+
+    [Test]
     public async Task EditingALeadToAnotherLeadsEmail_ShouldNameTheFieldAndTheLead()
     {
         var ana = await Create(new { firstName = "Ana", phone = "+12025550101", email = "ana@example.com" });

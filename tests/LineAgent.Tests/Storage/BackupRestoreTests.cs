@@ -91,7 +91,7 @@ public sealed class BackupRestoreTests
 
         Assert.That(restore.ExitCode, Is.Not.Zero);
         Assert.That(restore.Stderr, Does.Contain("An agent is running on").And.Contain("Nothing was changed"));
-        Assert.That(Directory.GetFiles(dir.Path, "lineagent.db.damaged-*"), Is.Empty);
+        Assert.That(Directory.GetFiles(dir.Path, "lineagent.db.damaged-*").Concat(Directory.GetFiles(dir.Path, "lineagent.db.replaced-*")), Is.Empty);
         using (var api = agent.Api())
             Assert.That((await api.GetAsync("/api/status")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "the agent is untouched");
 
