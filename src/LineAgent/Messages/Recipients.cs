@@ -65,6 +65,20 @@ public static class Recipients
             problem = $"'{input}' is not an email address (it needs a user and a domain such as example.com)";
             return false;
         }
+        // What a mail server refuses anyway (RFC 5321 and the DNS): a user part over 64 characters, an address literal
+        // such as [127.0.0.1], a domain label that is empty, over 63 characters, or begins or ends with a hyphen.
+        var domain = mailbox.Address[(at + 1)..];
+        if (at > 64)
+        {
+            problem = $"'{input}' is not an email address (the part before @ has {at} characters; at most 64)";
+            return false;
+        }
+        if (domain.StartsWith('[') || domain.Split('.') is var labels && labels.Any(l => l.Length is 0 or > 63 || l.StartsWith('-') || l.EndsWith('-'))
+            || labels[^1].All(char.IsAsciiDigit))
+        {
+            problem = $"'{input}' is not an email address (its domain '{domain}' is not a valid host name)";
+            return false;
+        }
         address = mailbox.Address.ToLowerInvariant();
         return true;
     }
