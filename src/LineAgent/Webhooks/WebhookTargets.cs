@@ -179,6 +179,8 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
             return problem;
         if (uri!.Port is < 1 or > 65535)
             return $"url's port must be 1-65535; got {uri.Port}.";
+        if (uri.Fragment.Length > 0)
+            return "url has a #fragment, which is never sent to the receiver: leave it out.";
         var host = HostOf(uri!);
         if (IPAddress.TryParse(host, out var literal))
             return Refusal(literal) is { } r ? $"url points at a refused address: {r}" : null;

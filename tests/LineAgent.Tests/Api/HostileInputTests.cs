@@ -232,6 +232,7 @@ public sealed class HostileInputTests
     [TestCase("http://127.0.0.1:5977/a\r\nX-Injected: yes", "control")]
     [TestCase("http://127.0.0.1:5977/a b", "spaces")]
     [TestCase("http://127.0.0.1:0/hook", "port")]
+    [TestCase("http://127.0.0.1:5977/hook#part", "fragment")]
     public async Task AWebhookUrlWithControlCharactersSpacesOrPort0_ShouldBe400(string url, string expected)
     {
         var before = await CountsAsync();
