@@ -31,9 +31,17 @@ public static class QueryValues
         if (string.IsNullOrWhiteSpace(raw))
             return DefaultLimit; // ?limit= is no limit given, as on every list
         raw = raw.Trim();
+        if (raw.Contains(','))
+        {
+            // ?limit=5&limit=6 arrives joined: say so rather than "not a whole number".
+            problems.Add(new("limit", "invalid_query", "Query parameter 'limit' is given more than once; give it once."));
+            return DefaultLimit;
+        }
         if (!int.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var limit))
         {
-            problems.Add(new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(raw.Length > 100 ? raw[..100] + "..." : raw)}'."));
+            problems.Add(raw.TrimStart('-', '+').All(char.IsAsciiDigit) && raw.TrimStart('-', '+').Length > 0
+                ? new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")
+                : new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(raw.Length > 100 ? raw[..100] + "..." : raw)}'."));
             return DefaultLimit;
         }
         if (limit is < 1 or > MessageFilter.MaxLimit)

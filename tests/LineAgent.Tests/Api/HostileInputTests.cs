@@ -100,7 +100,8 @@ public sealed class HostileInputTests
     [TestCase("/api/leads?limit=abc", "limit", "invalid_query")]
     [TestCase("/api/leads?limit=1.5", "limit", "invalid_query")]
     [TestCase("/api/suppressions?limit=abc", "limit", "invalid_query")]
-    [TestCase("/api/suppressions?limit=99999999999", "limit", "invalid_query")]
+    [TestCase("/api/suppressions?limit=99999999999", "limit", "invalid_filter")]
+    [TestCase("/api/leads?limit=5&limit=6", "limit", "invalid_query")]
     [TestCase("/api/webhooks/wh_none/deliveries?limit=x", "limit", "invalid_query")]
     // A misspelt history filter used to list (or export) every message.
     [TestCase("/api/messages?search=demo", "search", "unknown_parameter")]
