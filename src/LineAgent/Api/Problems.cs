@@ -33,6 +33,9 @@ public static class Problems
         return TypedResults.Problem(detail: detail, statusCode: status, title: Titles.GetValueOrDefault(status, "Error"), extensions: ext);
     }
 
+    /// <summary>Client input repeated in a problem's sentence, cut so a huge value never makes a huge answer.</summary>
+    public static string Echo(string s, int max = 100) => s.Length > max ? s[..max] + "..." : s;
+
     public static ProblemHttpResult NotFound(string code, string detail) => Of(404, code, detail);
 
     public static ProblemHttpResult Conflict(string code, string detail, IDictionary<string, object?>? extensions = null) =>
@@ -166,8 +169,8 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
             "^The JSON property '(?<name>.*)' could not be mapped to any \\.NET member contained in type '(?<type>[^']+)'", System.Text.RegularExpressions.RegexOptions.Singleline);
         if (unmapped.Success)
         {
-            var name = Short(unmapped.Groups["name"].Value);
-            field = Short(field);
+            var name = Problems.Echo(unmapped.Groups["name"].Value);
+            field = Problems.Echo(field);
             var known = KnownFields(unmapped.Groups["type"].Value);
             // The path names the unknown property itself ($.followUps[0].afer), or its parent on older readers.
             var path = field == "body" ? name : field == name || field.EndsWith("." + name, StringComparison.Ordinal) ? field : $"{field}.{name}";
@@ -200,9 +203,8 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
     /// <summary>"$.followUps[0].after" → "followUps[0].after", "$['sheduled at']" → "sheduled at"; the whole body → "body".</summary>
     private static string FieldOf(string? path) => path is null or "$" || !path.StartsWith('$')
         ? "body"
-        : Short(path[1..].Replace("['", ".", StringComparison.Ordinal).Replace("']", "", StringComparison.Ordinal).TrimStart('.'));
+        : Problems.Echo(path[1..].Replace("['", ".", StringComparison.Ordinal).Replace("']", "", StringComparison.Ordinal).TrimStart('.'));
 
-    private static string Short(string s) => s.Length > 100 ? s[..100] + "..." : s;
 
     private static string Expected(string type) => System.Text.RegularExpressions.Regex.Match(type, @"^System\.Nullable`1\[(?<inner>.+)\]$") is { Success: true } nullable
         ? Expected(nullable.Groups["inner"].Value)

@@ -20,7 +20,7 @@ public static class QueryValues
     {
         foreach (var name in names.Where(k => !known.Contains(k, StringComparer.OrdinalIgnoreCase)))
         {
-            var shown = name.Length > 50 ? name[..50] + "..." : name;
+            var shown = Problems.Echo(name, 50);
             problems.Add(new(shown, "unknown_parameter", $"Unknown query parameter '{shown}'; this route takes {(known.Count == 0 ? "none" : string.Join(", ", known))}."));
         }
     }
@@ -41,7 +41,7 @@ public static class QueryValues
         {
             problems.Add(raw.TrimStart('-', '+').All(char.IsAsciiDigit) && raw.TrimStart('-', '+').Length > 0
                 ? new("limit", "invalid_filter", $"limit must be 1-{MessageFilter.MaxLimit}.")
-                : new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{(raw.Length > 100 ? raw[..100] + "..." : raw)}'."));
+                : new("limit", "invalid_query", $"Query parameter 'limit' must be a whole number; got '{Problems.Echo(raw)}'."));
             return DefaultLimit;
         }
         if (limit is < 1 or > MessageFilter.MaxLimit)

@@ -231,7 +231,7 @@ internal static class MessagesApi
         var forceValues = http.Request.Query["force"];
         var force = false;
         if (forceValues.Count > 1 || (forceValues.Count == 1 && !bool.TryParse(forceValues[0]?.Trim(), out force)))
-            return Problems.Validation([new("force", "invalid_query", $"Query parameter 'force' must be true or false; got '{Short(forceValues.ToString())}'.")]);
+            return Problems.Validation([new("force", "invalid_query", $"Query parameter 'force' must be true or false; got '{Problems.Echo(forceValues.ToString())}'.")]);
 
         var original = await store.GetAsync(id, ct);
         if (original is null)
@@ -280,7 +280,6 @@ internal static class MessagesApi
         string.Join("; ", new[] { b.Content is null ? null : "content edited", at is null ? null : $"rescheduled to {at.Value.ToUniversalTime():O}" }
             .Where(s => s is not null));
 
-    private static string Short(string s) => s.Length > 100 ? s[..100] + "..." : s;
 }
 
 /// <summary>One CSV line of the export.</summary>

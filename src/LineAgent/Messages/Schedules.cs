@@ -23,7 +23,7 @@ public static partial class Schedules
         if (!string.IsNullOrWhiteSpace(timeZone) && !TryFindZone(timeZone.Trim(), out _))
         {
             zoneKnown = false;
-            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{Quote(timeZone)}' is not an IANA time zone such as America/New_York."));
+            problems.Add(new("timeZone", "invalid_schedule", $"timeZone '{Api.Problems.Echo(timeZone)}' is not an IANA time zone such as America/New_York."));
         }
         if (string.IsNullOrWhiteSpace(scheduledAt))
             return null;
@@ -34,11 +34,9 @@ public static partial class Schedules
             problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
         }
         else if (!Iso().IsMatch(scheduledAt.Trim()))
-            problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt '{Quote(scheduledAt)}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z."));
+            problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt '{Api.Problems.Echo(scheduledAt)}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z."));
         return null;
     }
-
-    private static string Quote(string s) => s.Length > 100 ? s[..100] + "..." : s;
 
     public static bool TryParse(string input, string? timeZone, out DateTimeOffset at, out string problem)
     {

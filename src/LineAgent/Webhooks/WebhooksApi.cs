@@ -36,7 +36,7 @@ internal static class WebhooksApi
         var unknown = (body.Events ?? []).Where(e => e is null || !WebhookEvents.All.Contains(e)).ToList();
         if (unknown.Count > 0)
             problems.Add(new("events", "invalid_events",
-                $"Unknown events {string.Join(", ", unknown.Select(e => e is null ? "null" : $"'{(e.Length > 100 ? e[..100] + "..." : e)}'"))}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
+                $"Unknown events {string.Join(", ", unknown.Select(e => e is null ? "null" : $"'{Problems.Echo(e)}'"))}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
         if (body.Secret is not null && !WebhookSignature.TryKey(body.Secret, out _))
             problems.Add(new("secret", "invalid_secret", "secret must be whsec_ followed by base64 of at least 16 bytes (or leave it out to get one)."));
         if (problems.Count > 0)
