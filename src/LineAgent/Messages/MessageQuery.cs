@@ -24,7 +24,9 @@ public sealed record MessageFilter
 
     public const int MaxLimit = 500;
 
-    private static readonly string[] FilterNames = ["status", "type", "direction", "lineId", "leadId", "batchId", "from", "to", "recipient", "q"];
+    /// <summary>The parameters the list (paging) and the export take: the ones their OpenAPI operations declare.</summary>
+    private static readonly string[] ListParameters = [.. OpenApiMetadata.MessageFilters(paging: true).Select(p => p.Name)];
+    private static readonly string[] ExportFilters = [.. OpenApiMetadata.MessageFilters(paging: false).Select(p => p.Name)];
 
     /// <summary>
     /// Reads the query string (any name/values pairs: the request's query, a CLI's options), naming every bad parameter.
@@ -35,7 +37,7 @@ public sealed record MessageFilter
     {
         var q = new Dictionary<string, Microsoft.Extensions.Primitives.StringValues>(query, StringComparer.OrdinalIgnoreCase);
         var problems = new List<FieldProblem>();
-        QueryValues.Unknown(q.Keys, FilterNames.Concat(paging ? ["limit", "cursor"] : []).Concat(alsoKnown ?? []).ToList(), problems);
+        QueryValues.Unknown(q.Keys, (paging ? ListParameters : ExportFilters).Concat(alsoKnown ?? []).ToList(), problems);
         string? Get(string name) => q.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 
         var statuses = Get("status");
