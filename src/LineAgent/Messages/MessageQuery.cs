@@ -111,10 +111,18 @@ public sealed record MessageFilter
         var sql = new StringBuilder("SELECT m.* FROM messages m");
         var where = new List<string>();
         var p = new DynamicParameters();
-        if (Q is not null)
+        // Words without a letter or digit (an emoji, "?!") are no term of the index: FTS5 finds nothing for them, and nothing
+        // at all for a query that has one. They are looked for as text in the rows the other words select.
+        var (indexed, literal) = SplitQ(Q);
+        if (indexed is not null)
         {
             sql.Append(" JOIN messages_fts f ON f.rowid = m.seq");
-            where.Add($"messages_fts MATCH {FtsMatch(Q, p)}");
+            where.Add($"messages_fts MATCH {FtsMatch(indexed, p)}");
+        }
+        for (var i = 0; i < literal.Count; i++)
+        {
+            where.Add($"(instr(m.content, @Literal{i}) > 0 OR instr(coalesce(m.recipient_name, ''), @Literal{i}) > 0)");
+            p.Add($"Literal{i}", literal[i]);
         }
         // A substring of 3 characters or more is looked up in the trigram index; shorter ones read the rows.
         var recipientIndexed = Recipient is { Length: >= 3 }; // as UsesSearchIndex
@@ -148,7 +156,7 @@ public sealed record MessageFilter
         if (where.Count > 0)
             sql.Append(" WHERE ").Append(string.Join(" AND ", where));
         // With a text search, FTS5 hands out its matches newest first (rowid = seq) and stops at the limit.
-        sql.Append(Q is not null ? " ORDER BY f.rowid DESC" : recipientIndexed ? " ORDER BY r.rowid DESC" : " ORDER BY m.seq DESC");
+        sql.Append(indexed is not null ? " ORDER BY f.rowid DESC" : recipientIndexed ? " ORDER BY r.rowid DESC" : " ORDER BY m.seq DESC");
         if (limit is not null) { sql.Append(" LIMIT @Limit"); p.Add("Limit", limit.Value); }
         return (sql.ToString(), p);
     }
@@ -161,6 +169,21 @@ public sealed record MessageFilter
 
     /// <summary>Terms the index's tokenizer (unicode61) makes of one <c>q</c>: runs of letters and digits.</summary>
     public const int MaxTokens = 32;
+
+    /// <summary>
+    /// The words of <paramref name="q"/> the full-text index can answer (joined by spaces; null when none), and the words
+    /// it cannot: those with no letter or digit, which its tokenizer drops.
+    /// </summary>
+    internal static (string? Indexed, List<string> Literal) SplitQ(string? q)
+    {
+        var literal = new List<string>();
+        if (q is null)
+            return (null, literal);
+        var indexed = new List<string>();
+        foreach (var word in q.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+            (Tokens(word) > 0 ? indexed : literal).Add(word);
+        return (indexed.Count > 0 ? string.Join(' ', indexed) : null, literal);
+    }
 
     private static int Tokens(string q)
     {
