@@ -70,6 +70,12 @@ public sealed class BulkSend(
 {
     public const int MaxLeads = 50_000;
 
+    private static string FilterText(LeadFilterRequest f) => string.Join(", ", new[]
+    {
+        string.IsNullOrWhiteSpace(f.Tag) ? null : $"tag '{Api.Problems.Echo(f.Tag)}'",
+        string.IsNullOrWhiteSpace(f.Q) ? null : $"q '{Api.Problems.Echo(f.Q)}'",
+    }.OfType<string>());
+
     public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct, string? idempotencyKey = null, string? requestHash = null)
     {
         return await PlanAsync(r, ct) switch
@@ -126,6 +132,9 @@ public sealed class BulkSend(
             : (await leads.SearchAsync(r.LeadFilter!.Q, r.LeadFilter.Tag, null, MaxLeads + 1, ct)).Select(l => l.Id).ToList();
         if (leadIds.Count > MaxLeads)
             return new BulkPlanOutcome.Invalid([new("leadFilter", "too_many", $"The filter matches more than {MaxLeads:N0} leads.")]);
+        if (leadIds.Count == 0)
+            // Nothing to store: a 202 would hand out a batch id that names no batch.
+            return new BulkPlanOutcome.NotFound("lead_not_found", $"No lead matches leadFilter ({FilterText(r.LeadFilter!)}); nothing was stored or sent.");
         var found = (await leads.GetManyAsync(leadIds, ct)).ToDictionary(l => l.Id);
 
         var now = time.GetUtcNow();

@@ -180,6 +180,21 @@ public sealed class BulkTests : AgentTest
     }
 
     [Test]
+    public async Task Bulk_WhoseFilterMatchesNoLead_ShouldBe404_AndStoreNoBatch()
+    {
+        await Lead(new { firstName = "Ana", phone = "+12025550101", tags = new[] { "demo" } });
+        var body = new { leadFilter = new { tag = "nobody" }, content = "Hi {{firstName}}", batchId = "batch_empty" };
+
+        var problem = await (await Client.PostAsJsonAsync("/api/messages/bulk", body)).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That(problem.Str("code"), Is.EqualTo("lead_not_found"));
+        Assert.That(problem.Str("detail"), Does.Contain("tag 'nobody'"));
+        var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", body)).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That(preview.Str("code"), Is.EqualTo("lead_not_found"));
+        await (await Client.GetAsync("/api/batches/batch_empty")).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
     public async Task Bulk_ShouldHonourTheIdempotencyKey()
     {
         var ana = await Lead(new { firstName = "Ana", phone = "+12025550101" });
