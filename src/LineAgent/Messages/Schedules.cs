@@ -114,8 +114,19 @@ public static partial class Schedules
         return new DateTimeOffset(local, offset);
     }
 
+    /// <summary>
+    /// A zone by its IANA (or Windows) id. The zoneinfo directory also holds files that are no zone a user means:
+    /// posixrules and localtime (whatever this machine's default is), Factory (no offset, "-00"), and the posix/ and
+    /// right/ trees (right/ counts leap seconds, so its clocks run 27 s off UTC's). .NET opens any of them by name.
+    /// </summary>
     public static bool TryFindZone(string id, out TimeZoneInfo? zone)
     {
+        zone = null;
+        if (id.Length is 0 or > 64 || id.Contains("..", StringComparison.Ordinal) || id[0] is '/' or '\\'
+            || id.Equals("posixrules", StringComparison.OrdinalIgnoreCase) || id.Equals("localtime", StringComparison.OrdinalIgnoreCase)
+            || id.Equals("Factory", StringComparison.OrdinalIgnoreCase)
+            || id.StartsWith("posix/", StringComparison.OrdinalIgnoreCase) || id.StartsWith("right/", StringComparison.OrdinalIgnoreCase))
+            return false;
         try
         {
             zone = TimeZoneInfo.FindSystemTimeZoneById(id);

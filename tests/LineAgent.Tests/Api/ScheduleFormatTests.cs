@@ -38,6 +38,21 @@ public sealed class ScheduleFormatTests
         Assert.That(problem, Does.Contain(expected));
     }
 
+    [TestCase("America/New_York", true)]
+    [TestCase("US/Eastern", true)]
+    [TestCase("Etc/GMT+5", true)]
+    [TestCase("UTC", true)]
+    [TestCase("posixrules", false)]
+    [TestCase("localtime", false)]
+    [TestCase("Factory", false)]
+    [TestCase("right/America/New_York", false, Description = "leap seconds: 27 s off")]
+    [TestCase("posix/America/New_York", false)]
+    [TestCase("../zoneinfo/UTC", false)]
+    [TestCase("/usr/share/zoneinfo/UTC", false)]
+    [TestCase("zone.tab", false)]
+    public void TryFindZone_ShouldTakeZonesOnly_NotTheOtherFilesOfTheZoneDirectory(string id, bool expected) =>
+        Assert.That(Schedules.TryFindZone(id, out _), Is.EqualTo(expected));
+
     [Test]
     public void TryParse_ShouldStillTakeALocalTimeWithAZone()
     {
