@@ -143,7 +143,11 @@ internal static class ConsoleApi
             return TypedResults.Problem(detail: "A console link is made with the API token (lineagent open), not from a console session.",
                 statusCode: 403, title: "Forbidden.", extensions: new Dictionary<string, object?> { ["code"] = "token_required" });
         var (code, expiresAt) = sessions.CreateLink();
-        return TypedResults.Ok(new ConsoleLink($"{http.Request.Scheme}://{http.Request.Host}/login?code={Uri.EscapeDataString(code)}", expiresAt));
+        // /login answers only to a trusted host; under any other Host header the link names the address the request came in on.
+        var host = ConsoleSessions.TrustedHost(http) || http.Connection.LocalIpAddress is not { } local
+            ? http.Request.Host.ToString()
+            : new System.Net.IPEndPoint(local.IsIPv4MappedToIPv6 ? local.MapToIPv4() : local, http.Connection.LocalPort).ToString();
+        return TypedResults.Ok(new ConsoleLink($"{http.Request.Scheme}://{host}/login?code={Uri.EscapeDataString(code)}", expiresAt));
     }
 
     internal static NoContent Logout(HttpContext http, ConsoleSessions sessions)

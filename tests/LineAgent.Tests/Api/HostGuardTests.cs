@@ -47,5 +47,16 @@ public sealed class HostGuardTests
             Assert.That((await Get("/api/status", host)).StatusCode, Is.EqualTo(HttpStatusCode.OK), host);
         // Safari resolves *.localhost through the system resolver, which a hostile DNS server answers.
         Assert.That((await Get("/api/status", "app.localhost")).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+
+        // The console's /login answers only to loopback names and addresses: a link asked for under an allowed name of the Mac
+        // names the address the request came in on, and works there (it named mymac.local, where /login refused it).
+        using (var linkRequest = new HttpRequestMessage(HttpMethod.Post, "/api/console/link"))
+        {
+            linkRequest.Headers.Host = $"mymac.local:{port}";
+            var url = new Uri((await (await api.SendAsync(linkRequest)).ExpectAsync(HttpStatusCode.OK)).Str("url"));
+            Assert.That(url.Authority, Is.EqualTo($"127.0.0.1:{port}"));
+            using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+            Assert.That((await browser.GetAsync(url)).StatusCode, Is.EqualTo(HttpStatusCode.Redirect));
+        }
     }
 }
