@@ -228,7 +228,7 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 .Select(p => System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToList()
             : [];
 
-    private static string? Closest(string name, IReadOnlyList<string> known)
+    internal static string? Closest(string name, IReadOnlyList<string> known)
     {
         var lower = name.ToLowerInvariant().Replace("_", "").Replace("-", "");
         string? best = null;

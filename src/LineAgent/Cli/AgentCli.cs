@@ -39,42 +39,68 @@ public static class AgentCli
         run.SetAction((result, _) => RunAgentAsync(result));
         root.Subcommands.Add(run);
 
-        foreach (var command in ClientCommands.Create())
-            root.Subcommands.Add(command);
+        foreach (var client in ClientCommands.Create())
+            root.Subcommands.Add(client);
         root.Subcommands.Add(MenuBarRecords.Create());
         root.Subcommands.Add(RestoreCommand.Create());
         root.Subcommands.Add(OpenApiCommand.Create());
         root.Subcommands.Add(OpenCommand.Create());
 
         var parsed = root.Parse(args);
-        // `run` and the bare command take settings as tokens (--Section:Key=value); a word that is not one is a
-        // command this build does not have, and must never start a second agent.
-        if ((parsed.CommandResult.Command == root || parsed.CommandResult.Command == run) && UnknownWord(parsed.UnmatchedTokens) is { } word)
+        // Every command takes settings as tokens (--Section:Key=value). Anything else the parser did not match is a typo:
+        // a word after `run` is a command this build does not have (it must never start a second agent), `--dryrun`
+        // must not start a live agent, and `send ... --att 2030-...` must not send now what was meant for later.
+        var command = parsed.CommandResult.Command;
+        if (UnmatchedProblem(parsed.UnmatchedTokens, command, root,
+                agentCommand: command == root || command == run) is { } problem)
         {
-            Console.Error.WriteLine($"lineagent: '{word}' is not a lineagent command. Commands: " +
-                $"{string.Join(", ", root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))} (lineagent --help).");
+            Console.Error.WriteLine(problem);
             return 1;
         }
         // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
         return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
     }
 
+    /// <summary>The configuration sections a setting on the command line may name.</summary>
+    public static readonly string[] SettingSections =
+    [
+        AgentOptions.Section, ApiOptions.Section, SchedulingOptions.Section, Storage.StorageOptions.Section, "Lines",
+        Webhooks.WebhookOptions.Section, Channels.Email.EmailOptions.Section, Channels.Twilio.TwilioOptions.Section,
+        Channels.ResilienceOptions.Section, WebConsole.ConsoleOptions.Section, Bridge.BridgeOptions.Section, "Logging", "Kestrel",
+    ];
+
     /// <summary>
-    /// The first token the configuration's command-line reader would not take as a setting: it takes `--key=value`,
-    /// `--key value`, `/key value` and `key=value`, and skips anything else.
+    /// The first token the parser left that is no setting, as one line; null when every one is. The configuration's
+    /// command-line reader takes `--key=value`, `--key value`, `/key value` and `key=value`; here the key must also name
+    /// one of <see cref="SettingSections"/> (`--Agent:DryRun=true`), so that a misspelt option is not read as a setting.
     /// </summary>
-    public static string? UnknownWord(IReadOnlyList<string> tokens)
+    public static string? UnmatchedProblem(IReadOnlyList<string> tokens, Command command, RootCommand root, bool agentCommand)
     {
+        var name = agentCommand ? "lineagent" : $"lineagent {command.Name}";
         for (var i = 0; i < tokens.Count; i++)
         {
             var token = tokens[i];
-            if (token.StartsWith('-') || token.StartsWith('/'))
-            {
-                if (!token.Contains('=')) i++; // the next token is its value
+            var dashed = token.StartsWith('-') || token.StartsWith('/');
+            if (!dashed && !token.Contains('='))
+                return agentCommand
+                    ? $"lineagent: '{token}' is not a lineagent command. Commands: {string.Join(", ", root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))} (lineagent --help)."
+                    : $"{name}: unexpected '{token}'. A message with spaces goes in quotes; {name} --help lists what it takes.";
+            var key = token.TrimStart('-', '/');
+            if (key.IndexOf('=') is var equals and >= 0)
+                key = key[..equals];
+            else if (dashed)
+                i++; // the next token is its value
+            if (key.IndexOf(':') is var colon and > 0 && SettingSections.Contains(key[..colon], StringComparer.OrdinalIgnoreCase))
                 continue;
-            }
-            if (!token.Contains('='))
-                return token;
+            // The host's own settings, which test hosts and tools (WebApplicationFactory, the OpenAPI generator) pass.
+            if (key.Equals("environment", StringComparison.OrdinalIgnoreCase) || key.Equals("contentRoot", StringComparison.OrdinalIgnoreCase)
+                || key.Equals("applicationName", StringComparison.OrdinalIgnoreCase))
+                continue;
+            var options = command.Options.Concat(command == root ? [] : root.Options.Where(o => o.Recursive)).Where(o => !o.Hidden)
+                .SelectMany(o => o.Aliases.Prepend(o.Name)).Select(n => n.TrimStart('-')).Where(n => n.Length > 1).Distinct().ToList();
+            var near = Api.AgentExceptionHandler.Closest(key, options) is { } closest ? $" Did you mean --{closest}?" : "";
+            return $"{name}: unknown option '{Api.Problems.Echo(token)}'.{near} Settings are given as --Section:Key=value " +
+                $"(such as --Agent:DryRun=true); {name} --help lists the options.";
         }
         return null;
     }

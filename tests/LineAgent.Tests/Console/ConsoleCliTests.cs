@@ -82,11 +82,46 @@ public sealed class ConsoleCliTests
 
     [TestCase(new string[0], null)]
     [TestCase(new[] { "--Api:Token=x", "--Agent:DryRun", "true" }, null)]
-    [TestCase(new[] { "/Agent:DryRun", "true", "Api:Token=y" }, null)]
-    [TestCase(new[] { "--Agent:DryRun=true", "opne" }, "opne")]
-    [TestCase(new[] { "stats", "--Api:Token=x" }, "stats")]
-    public void UnknownWord_ShouldFindTheFirstTokenThatIsNoSetting(string[] tokens, string? expected) =>
-        Assert.That(LineAgent.Cli.AgentCli.UnknownWord(tokens), Is.EqualTo(expected));
+    [TestCase(new[] { "/Agent:DryRun", "true", "Api:Token=y", "--lines:0:Id=a" }, null)]
+    [TestCase(new[] { "--Agent:DryRun=true", "opne" }, "'opne' is not a lineagent command")]
+    [TestCase(new[] { "stats", "--Api:Token=x" }, "'stats' is not a lineagent command")]
+    [TestCase(new[] { "--dryrun" }, "unknown option '--dryrun'. Did you mean --dry-run?")]
+    [TestCase(new[] { "--Agnet:DryRun=true" }, "unknown option '--Agnet:DryRun=true'.")]
+    [TestCase(new[] { "DryRun=true" }, "unknown option 'DryRun=true'.")]
+    public void UnmatchedTokens_ShouldAllBeSettingsOfAKnownSection(string[] tokens, string? expected)
+    {
+        var root = new System.CommandLine.RootCommand { LineAgent.Cli.AgentCli.DryRun, LineAgent.Cli.AgentCli.DataDir };
+        var problem = LineAgent.Cli.AgentCli.UnmatchedProblem(tokens, root, root, agentCommand: true);
+        Assert.That(problem, expected is null ? Is.Null : Does.Contain(expected));
+    }
+
+    /// <summary>
+    /// A misspelt option was read as a setting of no section and ignored: `send ... --att 2030-...` sent at once, `run
+    /// --dryrun` started a live agent, `list --stauts failed` listed everything. Each is now refused before anything runs.
+    /// </summary>
+    [Test]
+    public async Task AMisspeltOption_ShouldBeRefused_BeforeAnythingIsSentOrStarted()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("api-token"), "some-token\n");
+        foreach (var (args, expected) in new[]
+                 {
+                     (new[] { "send", "+12025550306", "meant for later", "--att", "2030-01-01T09:00:00Z" }, "lineagent send: unknown option '--att'. Did you mean --at?"),
+                     (["send", "+12025550307", "x", "--schedule=2030-01-01T09:00:00Z"], "lineagent send: unknown option '--schedule=2030-01-01T09:00:00Z'."),
+                     (["send", "+12025550308", "extra", "words", "here"], "lineagent send: unexpected 'words'. A message with spaces goes in quotes"),
+                     (["list", "--stauts", "failed"], "lineagent list: unknown option '--stauts'. Did you mean --status?"),
+                     (["run", "--dryrun"], "lineagent: unknown option '--dryrun'. Did you mean --dry-run?"),
+                 })
+        {
+            var result = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, .. args, "--data-dir", dir.Path, "--url" + (args[0] == "run" ? "s" : ""), "http://127.0.0.1:9"],
+                timeout: TimeSpan.FromSeconds(30));
+            Assert.That(result.ExitCode, Is.EqualTo(1), string.Join(' ', args));
+            Assert.That(result.Stderr, Does.StartWith(expected), string.Join(' ', args));
+            Assert.That(result.Stderr, Does.Not.Contain("does not answer"), "refused before the agent was asked");
+            Assert.That(result.Stdout, Does.Not.Contain("Now listening"));
+        }
+        Assert.That(File.Exists(dir.File("lineagent.db")), Is.False, "no agent started");
+    }
 
     [Test]
     public async Task SettingsOnTheCommandLine_ShouldStillStartTheAgent()
