@@ -70,16 +70,34 @@ public sealed class MessageIntake(MessageLifecycle lifecycle, TimeProvider time,
         return rows;
     }
 
+    /// <summary>
+    /// Stores a new message (and its follow-ups). With <paramref name="retryOf"/> it is that failed message's retry, and
+    /// is refused with <see cref="AlreadyRetriedException"/> when the message already has one: looked for in the same
+    /// transaction, so two retries at once (a double click) make one message, not two sends.
+    /// </summary>
     public async Task<MessageRow> AcceptAsync(MessageDraft draft, string? idempotencyKey, string? requestHash, CancellationToken ct,
-        Action<MessageRow>? customize = null)
+        string? retryOf = null)
     {
         var now = time.GetUtcNow();
         var rows = NewRows(draft, now);
         var row = rows[0];
-        customize?.Invoke(row);
-        var stored = await lifecycle.AcceptAsync(rows, idempotencyKey is null ? null
-            : s => IdempotencyStore.Insert(s.Connection, s.Transaction, idempotencyKey, requestHash!, row.Id, Time.ToMs(now)), ct);
+        row.RetryOf = retryOf;
+        var stored = await lifecycle.AcceptAsync(rows, idempotencyKey is null && retryOf is null ? null : s =>
+        {
+            if (retryOf is not null && MessageStore.RetryOf(s, retryOf, except: row.Id) is { } existing)
+                throw new AlreadyRetriedException(retryOf, existing);
+            if (idempotencyKey is not null)
+                IdempotencyStore.Insert(s.Connection, s.Transaction, idempotencyKey, requestHash!, row.Id, Time.ToMs(now));
+        }, ct);
         return stored[0];
     }
+}
+
+/// <summary>A failed message that already has a retry (<see cref="RetryId"/>); retrying it again would send twice.</summary>
+public sealed class AlreadyRetriedException(string messageId, string retryId)
+    : Exception($"Message {messageId} was already retried as {retryId}.")
+{
+    public string MessageId { get; } = messageId;
+    public string RetryId { get; } = retryId;
 
 }

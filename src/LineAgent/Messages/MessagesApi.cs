@@ -251,7 +251,17 @@ internal static class MessagesApi
         var draft = new MessageDraft(original.Content, original.Type, original.RequestedType, line, original.LeadId, original.BatchId,
             original.RecipientPhone, original.RecipientEmail, original.RecipientName, null, null, original.Subject);
         var key = http.Features.Get<IdempotencyRequest>();
-        var row = await intake.AcceptAsync(draft, key?.Key, key?.Hash, ct, r => r.RetryOf = original.Id);
+        MessageRow row;
+        try
+        {
+            row = await intake.AcceptAsync(draft, key?.Key, key?.Hash, ct, retryOf: original.Id);
+        }
+        catch (AlreadyRetriedException e)
+        {
+            // A second click, or a client's retry loop: the first retry is the one that sends.
+            return Problems.Conflict("already_retried", $"Message {id} was already retried as {e.RetryId}; see that message. " +
+                $"If it failed too, retry it instead.", new Dictionary<string, object?> { ["messageStatus"] = original.Status, ["retryId"] = e.RetryId });
+        }
         return await AnswerAsync(row, key?.Key, idempotency, responder);
     }
 

@@ -223,6 +223,25 @@ public sealed class MessageLifecycleTests : AgentTest
         Assert.That(conflict.Str("code"), Is.EqualTo("not_failed"));
         var missing = await (await Client.PostAsync("/api/messages/msg_nope/retry", null)).ExpectAsync(HttpStatusCode.NotFound);
         Assert.That(missing.Str("code"), Is.EqualTo("message_not_found"));
+
+        // Retried once: a second retry of the same failed message would send it twice.
+        var again = await (await Client.PostAsync($"/api/messages/{failedId}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(again.Str("code"), Is.EqualTo("already_retried"));
+        Assert.That(again.Str("retryId"), Is.EqualTo(retried.Str("id")));
+        Assert.That(again.Str("detail"), Does.Contain(retried.Str("id")));
+    }
+
+    /// <summary>A double click, or a client's retry loop without an Idempotency-Key: one retry is stored and sent.</summary>
+    [Test]
+    public async Task RetriesAtOnce_ShouldMakeOneMessage()
+    {
+        var failedId = await InsertFailedAsync();
+        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Client.PostAsync($"/api/messages/{failedId}/retry", null)));
+
+        Assert.That(answers.Count(a => a.StatusCode == HttpStatusCode.Created), Is.EqualTo(1));
+        Assert.That(answers.Count(a => a.StatusCode == HttpStatusCode.Conflict), Is.EqualTo(5));
+        var all = (await Client.GetJsonAsync("/api/messages?limit=500"))["items"]!.AsArray();
+        Assert.That(all.Count(m => m!["retryOf"]?.GetValue<string>() == failedId), Is.EqualTo(1));
     }
 
     [Test]
