@@ -54,6 +54,25 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     [GeneratedRegex("[^a-z0-9]")]
     private static partial Regex NonAlphanumeric();
 
+    /// <summary>
+    /// The lines a row runs over when it is a quote left open rather than a value that spans lines (an address): its quotes
+    /// do not pair up (the quote ran to the end of the file), a line inside it has as many delimiters as a row of the file
+    /// (rows read as part of a value), or it runs over more than <see cref="MaxLinesInARow"/> lines. Null for any other row.
+    /// </summary>
+    internal static int? OpenQuoteLines(string raw, string delimiter, int columns)
+    {
+        var text = raw.TrimEnd('\r', '\n');
+        var lines = text.Split('\n');
+        if (lines.Length < 2)
+            return null;
+        if (lines.Length > MaxLinesInARow || text.Count(c => c == '"') % 2 == 1)
+            return lines.Length;
+        if (columns >= 3 && delimiter.Length > 0
+            && lines.Skip(1).Any(line => line.Split(delimiter).Length >= columns && !line.TrimStart().StartsWith('"')))
+            return lines.Length;
+        return null;
+    }
+
     public static string? MapColumn(string header) => KnownColumns.GetValueOrDefault(NonAlphanumeric().Replace(header.ToLowerInvariant(), ""));
 
     public async Task<ImportResult> ImportAsync(TextReader text, string region, IReadOnlyList<string> extraTags, CancellationToken ct)
@@ -158,7 +177,7 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 ct.ThrowIfCancellationRequested();
                 rows++;
                 var rowNumber = csv.Parser.Row;
-                if (csv.Parser.RawRecord.Count(c => c == '\n') is > MaxLinesInARow and var lines)
+                if (OpenQuoteLines(csv.Parser.RawRecord, csv.Parser.Delimiter, header.Length) is { } lines)
                 {
                     // A quote opened and never closed: CsvHelper reads on to the next quote or the end of the file.
                     Skip(rowNumber, $"The row opens a quote that is not closed: it runs over {lines:N0} lines, and the rows in them " +

@@ -176,6 +176,31 @@ public sealed class LeadsTests : AgentTest
         Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Has.Count.EqualTo(1), "nothing imported untagged");
     }
 
+    /// <summary>
+    /// A quote left open near the end of a file swallowed the rows after it into one value, and nothing said so: the check
+    /// only looked at rows running over more than 20 lines. A value spanning lines (an address) still imports.
+    /// </summary>
+    [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"note starts\nQb,+12025550421,second\nQc,+12025550422,third\n", "Qa")]
+    [TestCase("First Name,Phone,Notes\n\"Qa,+12025550420,note\nQb,+12025550421,second\n", "Qa")]
+    [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"opens\nQb,+12025550421,\"closes\"\nQc,+12025550422,third\n", "Qa")]
+    public async Task Import_WithAQuoteLeftOpenAFewLinesBeforeTheEnd_ShouldSkipTheRowAndSaySo(string csv, string skippedName)
+    {
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["skipped"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(result["skippedRows"]![0].Str("reason"), Does.Contain("opens a quote that is not closed"));
+        Assert.That((await Client.GetJsonAsync($"/api/leads?q={skippedName}"))["items"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
+    public async Task Import_AValueSpanningLines_ShouldStillImport()
+    {
+        const string csv = "First Name,Phone,Address\nAna,+12025550101,\"12 Main St\nApt 4, Springfield\"\nBob,+12025550102,\"1 \"\"Elm\"\" Rd\nBox 7\"\n";
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That((result["created"]!.GetValue<long>(), result["skipped"]!.GetValue<long>()), Is.EqualTo((2L, 0L)));
+        var ana = (await Client.GetJsonAsync("/api/leads?q=Ana"))["items"]!.AsArray().Single()!;
+        Assert.That(ana["fields"]!["Address"]!.GetValue<string>(), Is.EqualTo("12 Main St\nApt 4, Springfield"));
+    }
+
     [Test]
     public async Task EditingALeadToAnotherLeadsEmail_ShouldNameTheFieldAndTheLead()
     {
