@@ -99,7 +99,10 @@ public sealed class PacingSimulation(LinePacer pacer, Db db, Suppressions.Suppre
     private static void Simulate(List<Item> pending, List<HandOff> history, DateTimeOffset now, TimeSpan jitter, TimeZoneInfo zone,
         Func<MessageRow, bool> known, Action<MessageRow> handedTo, Func<MessageRow, bool> isSuppressed)
     {
-        var t = now;
+        // The simulation runs on whole milliseconds, as the rows' times are: a hold that ends 5 s after a hand-off at a
+        // fraction of a millisecond, cut down to its millisecond, ended just before the gap had passed, and the next
+        // decision held again to the same millisecond until the guard below gave up (every later lead had no estimate).
+        var t = Time.FromMs(CeilingMs(now));
         var end = now + Horizon;
         var nowMs = Time.ToMs(now);
         for (var guard = 0; pending.Count > 0 && guard < 1_000_000; guard++)
@@ -123,7 +126,7 @@ public sealed class PacingSimulation(LinePacer pacer, Db db, Suppressions.Suppre
                 : next.Rules!.Decide(history, new PacedMessage(next.Paced && !known(next.Row), jitter, next.Hours), t);
             if (decision.Hold is { } hold)
             {
-                var until = Time.ToMs(hold.NotBefore);
+                var until = CeilingMs(hold.NotBefore);
                 if (hold.LineWide)
                 {
                     foreach (var i in pending.Where(i => i.Due <= tMs))
@@ -150,6 +153,8 @@ public sealed class PacingSimulation(LinePacer pacer, Db db, Suppressions.Suppre
             }
         }
     }
+
+    private static long CeilingMs(DateTimeOffset t) => Time.ToMs(t) + (t.UtcTicks % TimeSpan.TicksPerMillisecond == 0 ? 0 : 1);
 
     private sealed class Item(MessageRow row, long seq, bool existing)
     {

@@ -129,6 +129,28 @@ public sealed class PreviewTests
             Is.All.InRange(TimeSpan.FromHours(9), TimeSpan.FromHours(17)), "inside 09:00-17:00 New York time on both sides of DST");
     }
 
+    /// <summary>
+    /// A clock between two milliseconds (as a real one nearly always is) on an idle paced line: every lead after the first
+    /// had no estimate, because the simulated gap, cut to whole milliseconds, never quite passed.
+    /// </summary>
+    [Test]
+    public async Task Preview_AtAClockBetweenMilliseconds_ShouldEstimateEveryLead()
+    {
+        var t0 = new DateTimeOffset(2026, 12, 10, 14, 0, 0, TimeSpan.Zero).AddTicks(4_567);
+        using var agent = Agent(t0, new() { ["MinGap"] = "00:00:05", ["Jitter"] = "00:00:00", ["MaxPerHour"] = "3", ["MaxNewConversationsPerDay"] = "0" });
+        using var api = agent.Api();
+        await ImportAsync(api, "pace", Enumerable.Range(0, 5).Select(i => $"Lead{i},+1202555{1000 + i}"));
+
+        var preview = await (await api.PostAsJsonAsync("/api/messages/bulk/preview", new { leadFilter = new { tag = "pace" }, content = "Hi {{firstName}}" }))
+            .ExpectAsync(HttpStatusCode.OK);
+        var estimates = preview["messages"]!.AsArray().Select(m => m!["estimatedSendAt"]?.GetValue<string>()).ToList();
+        Assert.That(estimates, Has.All.Not.Null, preview.ToJsonString());
+        var times = estimates.Select(e => DateTimeOffset.Parse(e!)).Order().ToList();
+        Assert.That(times[1] - times[0], Is.EqualTo(TimeSpan.FromSeconds(5)).Within(TimeSpan.FromMilliseconds(1)));
+        Assert.That(times[2] - times[1], Is.EqualTo(TimeSpan.FromSeconds(5)).Within(TimeSpan.FromMilliseconds(1)));
+        Assert.That(times[3] - times[0], Is.GreaterThanOrEqualTo(TimeSpan.FromHours(1)), "three an hour");
+    }
+
     [Test]
     public async Task Preview_ShouldCountWhatIsAlreadyQueued_NewConversations_RecipientHours_AndFollowUps()
     {
