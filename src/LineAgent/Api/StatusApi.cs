@@ -39,8 +39,8 @@ internal static class StatusApi
         StartupRecovery recovery, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var local = TimeZoneInfo.ConvertTime(now, time.LocalTimeZone);
-        var midnight = new DateTimeOffset(local.Date, local.Offset);
+        // Today's start at today's offset at midnight, not now's: on a DST change day the two differ by an hour.
+        var midnight = Scheduling.SendWindow.DayStart(now, time.LocalTimeZone);
         var (counts, next, last) = await query.ReadAsync(midnight, ct);
         var pendingRecovery = recovery.Pending; // read once: the answer's two places agree
 

@@ -28,12 +28,31 @@ public sealed class StatusQuery(Db db)
     /// plugin asks for every 30 s. A row that failed earlier and was only touched today (its delivery tracking ending)
     /// no longer counts as failed today.
     /// </summary>
+    /// <summary>When any line next has something to send: the earliest due time or hold end (<see cref="MessageSql.PendingDueTimesAnyLine"/>).</summary>
+    internal static async Task<long?> NextDueAtAsync(Microsoft.Data.Sqlite.SqliteConnection c, CancellationToken ct)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = MessageSql.PendingDueTimesAnyLine;
+        cmd.Parameters.AddWithValue("@Waiting", SequenceRows.WaitingDueAt);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        long? earliest = null;
+        while (await reader.ReadAsync(ct))
+        {
+            var due = reader.GetInt64(0);
+            if (due >= (earliest ?? long.MaxValue))
+                break;
+            var at = reader.IsDBNull(1) ? due : Math.Max(due, reader.GetInt64(1));
+            if (at < (earliest ?? long.MaxValue))
+                earliest = at;
+        }
+        return earliest;
+    }
+
     public async Task<Snapshot> ReadAsync(DateTimeOffset midnight, CancellationToken ct)
     {
         await using var c = await db.OpenAsync(ct);
         var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition(CountsSql, new { Midnight = Time.ToMs(midnight), Until = Time.ToMs(midnight.AddHours(26)) }, cancellationToken: ct));
-        var next = await c.ExecuteScalarAsync<long?>(new CommandDefinition(
-            MessageSql.NextDueAtAnyLine, new { Waiting = SequenceRows.WaitingDueAt }, cancellationToken: ct));
+        var next = await NextDueAtAsync(c, ct);
         var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
             "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));
         return new Snapshot(counts, Time.FromMs(next), last);

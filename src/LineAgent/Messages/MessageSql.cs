@@ -127,12 +127,15 @@ public static class MessageSql
         """;
 
     /// <summary>
-    /// The next scheduled send of any line (/api/status): one step of ix_messages_due (without INDEXED BY, SQLite read
-    /// every pending row through ix_messages_status). Follow-ups waiting for their previous step are due at the end of
-    /// time (@Waiting), not next.
+    /// Every line's pending rows in due order, for the next scheduled send (/api/status): a due time, or the end of a
+    /// hold (not_before), read as <see cref="PendingDueTimes"/> is, until a due time reaches the earliest found
+    /// (StatusQuery). MIN(due_at) alone named a queued message held until tomorrow as next, at a time already past.
+    /// Through ix_messages_due (without INDEXED BY, SQLite read every pending row through ix_messages_status).
+    /// Follow-ups waiting for their previous step are due at the end of time (@Waiting), not next.
     /// </summary>
-    public const string NextDueAtAnyLine = """
-        SELECT MIN(due_at) FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting
+    public const string PendingDueTimesAnyLine = """
+        SELECT due_at, not_before FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting
+        ORDER BY due_at
         """;
 
     /// <summary>Compare-and-set claim: succeeds for exactly one dispatcher.</summary>

@@ -261,6 +261,43 @@ public sealed class MessageLifecycleTests : AgentTest
         Assert.That(tomorrow["sentToday"]!.GetValue<long>(), Is.Zero);
     }
 
+    /// <summary>
+    /// On the day clocks go back (New York, 1 November 2026), today began at 00:00 EDT (04:00Z). It was taken at now's
+    /// offset (EST, 05:00Z), so a message sent at 00:30 was not counted as sent today; the line's own usage counted it.
+    /// </summary>
+    [Test]
+    public async Task Status_OnADstChangeDay_ShouldCountFromThatDaysMidnight()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 11, 1, 4, 30, 0, TimeSpan.Zero));
+        time.SetLocalTimeZone(TimeZoneInfo.FindSystemTimeZoneById("America/New_York"));
+        using var agent = new AgentFactory(time: time);
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(new { content = "hi", recipientPhone = "+12025550124" })).ExpectAsync(HttpStatusCode.Created);
+
+        time.SetUtcNow(new DateTimeOffset(2026, 11, 1, 17, 0, 0, TimeSpan.Zero)); // noon EST
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["counts"]!["sentToday"]!.GetValue<long>(), Is.EqualTo(1));
+        time.SetUtcNow(new DateTimeOffset(2026, 11, 2, 5, 0, 0, TimeSpan.Zero)); // the next midnight, EST
+        Assert.That((await api.GetJsonAsync("/api/status"))["counts"]!["sentToday"]!.GetValue<long>(), Is.Zero);
+    }
+
+    /// <summary>A message held for its recipient's hours is next at the hold's end, not at its due time already past.</summary>
+    [Test]
+    public async Task Status_NextScheduledAt_ShouldBeTheEndOfAHold()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 10, 20, 0, 0, TimeSpan.Zero)); // 15:00 New York
+        using var agent = new AgentFactory(time: time);
+        using var api = agent.Api();
+        var held = await (await api.SendMessageAsync(new { content = "w", recipientPhone = "+12125550123", recipientWindow = new { from = "09:00", to = "10:00" } }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(DateTimeOffset.Parse(held.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 11, 14, 0, 0, TimeSpan.Zero)), "09:00 tomorrow in New York");
+
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(DateTimeOffset.Parse(status.Str("nextScheduledAt")), Is.EqualTo(DateTimeOffset.Parse(held.Str("notBefore"))));
+        await (await api.SendMessageAsync(new { content = "sooner", recipientPhone = "+12025550124", scheduledAt = "2026-12-10T21:00:00Z" })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(DateTimeOffset.Parse((await api.GetJsonAsync("/api/status")).Str("nextScheduledAt")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 21, 0, 0, TimeSpan.Zero)));
+    }
+
     [Test]
     public async Task Status_ShouldSayDryRun_AndCount()
     {

@@ -43,7 +43,7 @@ public sealed class QueryPlanTests
     /// <summary>Each must reach only pending (or sending) rows: a status or due index, never a line's whole history.</summary>
     [TestCase(MessageSql.PeekDue, "ix_messages_due_line")]
     [TestCase(MessageSql.PendingDueTimes, "ix_messages_due_line")]
-    [TestCase(MessageSql.NextDueAtAnyLine, "USING INDEX ix_messages_due")]
+    [TestCase(MessageSql.PendingDueTimesAnyLine, "USING INDEX ix_messages_due")]
     [TestCase(MessageSql.Sending, "(status=?)")]
     [TestCase(MessageSql.FailMissed, "(status=?)")]
     [TestCase(LineAgent.Delivery.DeliverySql.AwaitingConfirmation, "(status=?)")]
