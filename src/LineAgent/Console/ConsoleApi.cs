@@ -118,10 +118,11 @@ internal static class ConsoleApi
         return TypedResults.Redirect("/");
     }
 
-    internal static IResult Asset(HttpContext http, string file, ConsoleAssets assets)
+    internal static IResult Asset(HttpContext http, string? file, ConsoleAssets assets)
     {
-        // The .html files are parts of pages put together by ServePage (with its headers), never pages of their own.
-        if (file.EndsWith(".html", StringComparison.OrdinalIgnoreCase) || assets.Find(file) is not { } asset)
+        // /console/ names no file (a 404, not the framework's 400 about a missing parameter). The .html files are parts of
+        // pages put together by ServePage (with its headers), never pages of their own.
+        if (string.IsNullOrEmpty(file) || file.EndsWith(".html", StringComparison.OrdinalIgnoreCase) || assets.Find(file) is not { } asset)
             return TypedResults.NotFound();
         var h = http.Response.Headers;
         h.CacheControl = "no-cache";

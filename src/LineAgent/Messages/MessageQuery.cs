@@ -53,7 +53,7 @@ public sealed record MessageFilter
         {
             var s = Get(name);
             if (s is null) return null;
-            if (Schedules.TryParse(s, null, out var t, out var why)) return t;
+            if (Schedules.TryParse(s, null, out var t, out var why, takesTimeZone: false)) return t;
             // An unencoded '+' of an offset arrives as a space ("...T00:00:00 02:00").
             var hint = System.Text.RegularExpressions.Regex.IsMatch(s, @"T[\d:.]+ \d{2}(:?\d{2})?$") ? " (a '+' in a URL must be written %2B)" : "";
             problems.Add(new(name, "invalid_filter", $"{name} {why}{hint}."));

@@ -10,7 +10,8 @@ namespace LineAgent.Messages;
 public static partial class Schedules
 {
     // ISO 8601 allows the offset as ±hh:mm, ±hhmm (what strftime's %z writes) or ±hh; all three are read.
-    [GeneratedRegex(@"^(?<local>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?)(?<offset>Z|(?<sign>[+-])(?<hh>\d{2})(:?(?<mm>\d{2}))?)?$", RegexOptions.IgnoreCase)]
+    // Fractions past 7 digits (100 ns, what .NET keeps) are dropped: Go's RFC3339Nano writes 9.
+    [GeneratedRegex(@"^(?<local>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?)((?<=\.\d{7})\d+)?(?<offset>Z|(?<sign>[+-])(?<hh>\d{2})(:?(?<mm>\d{2}))?)?$", RegexOptions.IgnoreCase)]
     private static partial Regex Iso();
 
     /// <summary>
@@ -38,7 +39,8 @@ public static partial class Schedules
         return null;
     }
 
-    public static bool TryParse(string input, string? timeZone, out DateTimeOffset at, out string problem)
+    /// <param name="takesTimeZone">Whether the caller takes a timeZone for a time without an offset (a send does; a history filter does not).</param>
+    public static bool TryParse(string input, string? timeZone, out DateTimeOffset at, out string problem, bool takesTimeZone = true)
     {
         at = default;
         problem = "";
@@ -70,10 +72,10 @@ public static partial class Schedules
         }
         if (zone is null)
         {
-            problem = $"'{input}' has no offset: add Z or an offset such as +02:00, or give a timeZone";
+            problem = $"'{input}' has no offset: add Z or an offset such as +02:00{(takesTimeZone ? ", or give a timeZone" : "")}";
             return false;
         }
-        if (!DateTime.TryParse(input.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
+        if (!DateTime.TryParse(m.Groups["local"].Value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
         {
             problem = $"'{input}' is not a valid date and time";
             return false;

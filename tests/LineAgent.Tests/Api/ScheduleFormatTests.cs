@@ -20,6 +20,8 @@ public sealed class ScheduleFormatTests
     [TestCase("2026-12-01T04:00:00-05")]
     [TestCase("2026-12-01T14:30:00+0530")]
     [TestCase("2026-12-01T09:00:00.000+0000")]
+    [TestCase("2026-12-01T09:00:00.000000000Z")]
+    [TestCase("2026-12-01T11:00:00.0000000001+02:00")]
     public void TryParse_ShouldReadEveryIsoOffsetSpelling(string input)
     {
         Assert.That(Schedules.TryParse(input, null, out var at, out var problem), Is.True, problem);
@@ -52,6 +54,18 @@ public sealed class ScheduleFormatTests
     [TestCase("zone.tab", false)]
     public void TryFindZone_ShouldTakeZonesOnly_NotTheOtherFilesOfTheZoneDirectory(string id, bool expected) =>
         Assert.That(Schedules.TryFindZone(id, out _), Is.EqualTo(expected));
+
+    [Test]
+    public void TryParse_ShouldKeep100NanosecondsOfALongerFraction_AndNotOfferATimeZoneWhereNoneIsTaken()
+    {
+        Assert.That(Schedules.TryParse("2026-12-01T09:00:00.123456789Z", null, out var at, out _), Is.True);
+        Assert.That(at, Is.EqualTo(NineUtc.AddTicks(1_234_567)));
+        Assert.That(Schedules.TryParse("2026-12-01T04:00:00.123456789", "America/New_York", out var local, out _), Is.True);
+        Assert.That(local, Is.EqualTo(NineUtc.AddTicks(1_234_567)));
+        Assert.That(Schedules.TryParse("2026-12-01T09:00:00.1234567Z1", null, out _, out _), Is.False);
+        Assert.That(Schedules.TryParse("2026-12-01T09:00:00", null, out _, out var problem, takesTimeZone: false), Is.False);
+        Assert.That(problem, Does.Not.Contain("timeZone"));
+    }
 
     [Test]
     public void TryParse_ShouldStillTakeALocalTimeWithAZone()

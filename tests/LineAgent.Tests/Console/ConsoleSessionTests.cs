@@ -87,7 +87,7 @@ public sealed partial class ConsoleSessionTests
     public async Task Assets_ShouldBeOnlyTheScriptsStylesAndIcon_WithThePagesPolicy()
     {
         using var client = Browser(new CookieContainer());
-        foreach (var part in new[] { "send.html", "leads.html", "layout.html", "nosession.html", "../appsettings.json", "%2e%2e/lineagent.dll" })
+        foreach (var part in new[] { "send.html", "leads.html", "layout.html", "nosession.html", "../appsettings.json", "%2e%2e/lineagent.dll", "" })
             Assert.That((await client.GetAsync($"/console/{part}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound), part);
         foreach (var asset in new[] { "lib.js", "app.css", "icon.svg" })
         {
