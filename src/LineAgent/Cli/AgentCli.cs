@@ -58,7 +58,22 @@ public static class AgentCli
             return 1;
         }
         // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
-        return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+        try
+        {
+            return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
+        }
+        catch (CliProblem e)
+        {
+            // Input a command cannot use (an --url that is no URL, a file it cannot write): one line, no stack trace.
+            Console.Error.WriteLine(e.Message);
+            return 1;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Anything else is a bug: its stack trace, as the parser's own handler printed it, and exit 1.
+            Console.Error.WriteLine($"lineagent: unexpected error: {e}");
+            return 1;
+        }
     }
 
     /// <summary>The configuration sections a setting on the command line may name.</summary>

@@ -6,6 +6,9 @@ using LineAgent.Hosting;
 
 namespace LineAgent.Cli;
 
+/// <summary>A command's input it cannot use: its message is the one line the CLI prints (exit 1).</summary>
+public sealed class CliProblem(string message) : Exception(message);
+
 /// <summary>The CLI's way to the running agent: its URL from Api:Urls (or --url) and its token from the data dir.</summary>
 public sealed class AgentClient : IDisposable
 {
@@ -13,8 +16,12 @@ public sealed class AgentClient : IDisposable
 
     public AgentClient(IConfiguration config, string? url)
     {
-        BaseUrl = new Uri(url ?? LocalUrl(config["Api:Urls"] ?? ApiOptions.DefaultUrl));
-        Token = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(new DataDirectory(ClientCommands.DataDirOf(config)).TokenFile);
+        var address = url ?? LocalUrl(config["Api:Urls"] ?? ApiOptions.DefaultUrl);
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var baseUrl) || (baseUrl.Scheme != Uri.UriSchemeHttp && baseUrl.Scheme != Uri.UriSchemeHttps))
+            throw new CliProblem($"lineagent: {(url is null ? "Api:Urls" : "--url")} '{Problems.Echo(address)}' is not an http:// address such as {ApiOptions.DefaultUrl}.");
+        BaseUrl = baseUrl;
+        // Read without creating the data directory: a mistyped --data-dir must not leave an empty one behind.
+        Token = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(DataDirectory.TokenFileIn(ClientCommands.DataDirOf(config)));
         _http = new HttpClient { BaseAddress = BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
         if (Token is not null)
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);

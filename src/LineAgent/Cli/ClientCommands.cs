@@ -14,13 +14,19 @@ public static class ClientCommands
     public static readonly Option<string?> Url = new("--url") { Description = "The agent's URL; default: the first of Api:Urls." };
     public static readonly Option<bool> Json = new("--json") { Description = "Print the API's JSON as is." };
 
+    private static readonly System.Text.Json.JsonSerializerOptions JsonOut = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly System.Text.Json.JsonSerializerOptions JsonOutIndented = new(JsonOut) { WriteIndented = true };
+
+    /// <summary>The API's JSON as the API writes it: "+1202..." and "Привет", not "\u002B1202..." and "\u041F...".</summary>
+    internal static string JsonText(JsonNode body, bool indented = false) => body.ToJsonString(indented ? JsonOutIndented : JsonOut);
+
     public static IEnumerable<Command> Create()
     {
         var token = new Command("token", "Print the API token of the agent (from Api:Token or <data dir>/api-token).");
         token.SetAction(result =>
         {
             var config = LoadConfiguration(result);
-            var value = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(new DataDirectory(DataDirOf(config)).TokenFile);
+            var value = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(DataDirectory.TokenFileIn(DataDirOf(config)));
             if (value is null)
             {
                 Console.Error.WriteLine("No token yet: start the agent once (lineagent run) and it writes one.");
@@ -36,7 +42,7 @@ public static class ClientCommands
         {
             var (code, body) = await client.SendAsync(HttpMethod.Get, "/api/status", ct: ct);
             if (code != 200) return Fail(code, body);
-            if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true })); return 0; }
+            if (result.GetValue(Json)) { Console.WriteLine(JsonText(body!, indented: true)); return 0; }
             Console.WriteLine($"LineAgent {S(body, "version")} at {client.BaseUrl} — up {TimeSpan.FromSeconds(body!["uptimeSeconds"]!.GetValue<long>()):d\\.hh\\:mm\\:ss}");
             if (body["dryRun"]!.GetValue<bool>())
                 Console.WriteLine($"DRY RUN: sends are written to {S(body, "dryRunOutbox")}");
@@ -99,7 +105,7 @@ public static class ClientCommands
                 recipientWindow = fields.RecipientWindow,
             }, ct);
             if (code is not (201 or 202)) return FailAsOptions(code, body);
-            if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
+            if (result.GetValue(Json)) { Console.WriteLine(JsonText(body!)); return 0; }
             Console.WriteLine(Describe(body!));
             if (S(body, "sequenceId") is { } sequenceId && fields.FollowUps is { Count: > 0 } steps)
                 Console.WriteLine($"  sequence {sequenceId}: {steps.Count} follow-up(s), " +
@@ -146,7 +152,7 @@ public static class ClientCommands
                 recipientWindow = fields.RecipientWindow,
             }, ct);
             if (code != 200) return FailAsOptions(code, body);
-            if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
+            if (result.GetValue(Json)) { Console.WriteLine(JsonText(body!)); return 0; }
             var entries = body!["messages"]!.AsArray().Select(e => e!).ToList();
             var contacts = await LeadsAsync(client, entries.Select(e => S(e, "leadId")!).ToHashSet(), result.GetValue(tag), result.GetValue(leadQuery), ct);
             PrintPreview(body, entries, contacts);
@@ -156,7 +162,14 @@ public static class ClientCommands
 
         var statusFilter = new Option<string?>("--status") { Description = "scheduled, queued, sending, sent, failed, cancelled (comma-separated)." };
         var query = new Option<string?>("--search", "-q") { Description = "Full-text search over content and names." };
-        var limit = new Option<int>("--limit") { Description = "How many (newest first).", DefaultValueFactory = _ => 20 };
+        var limit = new Option<int>("--limit")
+        {
+            Description = "How many (newest first), 1-500.", DefaultValueFactory = _ => 20,
+            // The parser's own message names System.Int32.
+            CustomParser = r => r.Tokens is [var token] && int.TryParse(token.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 500
+                ? n
+                : Refuse(r, $"--limit takes a number from 1 to 500; got '{string.Join(' ', r.Tokens.Select(t => t.Value))}'."),
+        };
         var list = new Command("list", "List messages, newest first.") { statusFilter, query, limit, Url, Json };
         list.SetAction((result, ct) => WithClient(result, async client =>
         {
@@ -165,9 +178,12 @@ public static class ClientCommands
             if (result.GetValue(query) is { } q) qs.Add("q=" + Uri.EscapeDataString(q));
             var (code, body) = await client.SendAsync(HttpMethod.Get, "/api/messages?" + string.Join("&", qs), ct: ct);
             if (code != 200) return Fail(code, body);
-            if (result.GetValue(Json)) { Console.WriteLine(body!.ToJsonString()); return 0; }
-            foreach (var m in body!["items"]!.AsArray())
+            if (result.GetValue(Json)) { Console.WriteLine(JsonText(body!)); return 0; }
+            var items = body!["items"]!.AsArray();
+            foreach (var m in items)
                 Console.WriteLine(Describe(m!));
+            if (items.Count == 0)
+                Console.Error.WriteLine("No messages match.");
             return 0;
         }));
         yield return list;
@@ -198,6 +214,12 @@ public static class ClientCommands
             return Math.Max(code, await new LiveCheck(config, client, Console.Out).RunAsync(address, ct));
         }));
         yield return doctor;
+    }
+
+    private static int Refuse(System.CommandLine.Parsing.ArgumentResult r, string error)
+    {
+        r.AddError(error);
+        return 0;
     }
 
     private static string Describe(JsonNode m)

@@ -37,7 +37,16 @@ public static class OpenApiCommand
                     json = await OpenApiDocumentation.WriteJsonAsync(app.Services, ct);
                 }
                 if (result.GetValue(output) is { } file)
-                    await File.WriteAllTextAsync(file, json + "\n", ct);
+                {
+                    try
+                    {
+                        await File.WriteAllTextAsync(file, json + "\n", ct);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new CliProblem($"lineagent openapi: cannot write {file}: {e.Message}");
+                    }
+                }
                 else
                     await Console.Out.WriteLineAsync(json);
                 return 0;

@@ -48,6 +48,9 @@ public sealed class DataDirectory
 
     public string Database => Path.Combine(Root, "lineagent.db");
     public string Outbox => Path.Combine(Root, "outbox");
-    public string TokenFile => Path.Combine(Root, "api-token");
+    public string TokenFile => TokenFileIn(Root);
+
+    /// <summary>The token file of the data directory <paramref name="root"/>, for readers that must not create the directory (the CLI).</summary>
+    public static string TokenFileIn(string root) => Path.Combine(root, "api-token");
     public string LockFile => Path.Combine(Root, "agent.lock");
 }

@@ -28,6 +28,13 @@ public sealed class CliTests
 
         var filtered = await Programs.LineAgentAsync(["list", "--status", "sent", .. Common()]);
         Assert.That(filtered.Lines.Single(), Does.Contain("Hello from the CLI"));
+        var json = await Programs.LineAgentAsync(["list", "--status", "sent", "--json", .. Common()]);
+        Assert.That(json.Stdout, Does.Contain("\"recipientPhone\":\"+12025550123\"").And.Not.Contain("\\u002B"), "the API's JSON as it is");
+        var none = await Programs.LineAgentAsync(["list", "--status", "failed", .. Common()]);
+        Assert.That((none.ExitCode, none.Stdout, none.Stderr.Trim()), Is.EqualTo((0, "", "No messages match.")));
+        var badLimit = await Programs.LineAgentAsync(["list", "--limit", "abc", .. Common()]);
+        Assert.That(badLimit.ExitCode, Is.Not.Zero);
+        Assert.That(badLimit.Stderr, Does.Contain("--limit takes a number from 1 to 500; got 'abc'").And.Not.Contain("System.Int32"));
 
         var status = await Programs.LineAgentAsync(["status", .. Common()]);
         Assert.That(status.ExitCode, Is.Zero, status.Stderr);
@@ -48,11 +55,31 @@ public sealed class CliTests
         Assert.That(noZone.Stderr, Does.Contain("--at").And.Contain("--time-zone").And.Not.Contain("scheduledAt").And.Not.Contain("timeZone"),
             "the CLI's problems name its options, not the API's fields");
 
-        var none = await Programs.LineAgentAsync("token", "--data-dir", dir.Path);
-        Assert.That((none.ExitCode, none.Stderr), Is.EqualTo((1, "No token yet: start the agent once (lineagent run) and it writes one.\n")),
+        var noToken = await Programs.LineAgentAsync("token", "--data-dir", dir.Path);
+        Assert.That((noToken.ExitCode, noToken.Stderr), Is.EqualTo((1, "No token yet: start the agent once (lineagent run) and it writes one.\n")),
             "this agent got its token from configuration, so its data dir has none");
         var token = await Programs.LineAgentAsync("token", "--data-dir", dir.Path, $"--Api:Token={agent.Token}");
         Assert.That(token.Stdout.Trim(), Is.EqualTo(agent.Token));
+    }
+
+    /// <summary>Input a command cannot use is one line and exit 1 (it was a stack trace), and reading commands leave no data dir behind.</summary>
+    [Test]
+    public async Task BadUrlsAndFiles_ShouldBeOneLine_AndATypoedDataDirShouldNotBeCreated()
+    {
+        using var dir = new TempDir();
+        var badUrl = await Programs.LineAgentAsync("status", "--url", "not-a-url", "--data-dir", dir.Path);
+        Assert.That((badUrl.ExitCode, badUrl.Stderr.Trim()), Is.EqualTo((1, "lineagent: --url 'not-a-url' is not an http:// address such as http://127.0.0.1:5117.")));
+        var badFile = await Programs.LineAgentAsync("openapi", "-o", dir.File("no/such/dir/x.json"));
+        Assert.That(badFile.ExitCode, Is.EqualTo(1));
+        Assert.That(badFile.Stderr.Trim(), Does.StartWith($"lineagent openapi: cannot write {dir.File("no/such/dir/x.json")}:").And.Not.Contain("   at "));
+
+        var typo = dir.File("typo-dir");
+        foreach (var command in new[] { "token", "status", "list" })
+        {
+            var result = await Programs.LineAgentAsync(command, "--data-dir", typo, "--url", "http://127.0.0.1:9");
+            Assert.That(result.ExitCode, Is.EqualTo(1), command);
+            Assert.That(Directory.Exists(typo), Is.False, $"{command} created {typo}");
+        }
     }
 
     [Test]
