@@ -12,7 +12,7 @@ public sealed class UtcDateTimeOffsetConverter : JsonConverter<DateTimeOffset>
         DateTimeOffset.Parse(reader.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
 
     public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) =>
-        writer.WriteStringValue(value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        writer.WriteStringValue(Storage.Time.Iso(value));
 }
 
 public static class AgentJson

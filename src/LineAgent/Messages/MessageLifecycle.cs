@@ -114,7 +114,7 @@ public sealed class MessageLifecycle
             new { sent.SequenceId, Step = sent.SequenceStep ?? 0, SentAt = sentAt, Now = now, Waiting = SequenceRows.WaitingDueAt }, recordEvent: false);
         if (next is not null)
             store.Note(s, next.Id, now, next.Status, "follow_up",
-                $"due {Time.FromMs(next.DueAt):O}: {Durations.Format(TimeSpan.FromMilliseconds(next.FollowUpAfter ?? 0))} after step {sent.SequenceStep} ({sent.Id}) was sent at {Time.FromMs(sentAt):O}");
+                $"due {Time.Iso(next.DueAt)}: {Durations.Format(TimeSpan.FromMilliseconds(next.FollowUpAfter ?? 0))} after step {sent.SequenceStep} ({sent.Id}) was sent at {Time.Iso(sentAt)}");
     }
 
     /// <summary>Transition sequence-stop: a failed or cancelled step cancels the steps after it.</summary>

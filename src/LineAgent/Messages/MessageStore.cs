@@ -115,7 +115,7 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     {
         MessageStatus.Scheduled when r.IsWaiting =>
             $"accepted, follow-up {r.SequenceStep} of {r.SequenceId}: due {Durations.Format(TimeSpan.FromMilliseconds(r.FollowUpAfter ?? 0))} after step {r.SequenceStep - 1} is sent",
-        MessageStatus.Scheduled => $"accepted, scheduled for {Storage.Time.FromMs(r.ScheduledAt):O}",
+        MessageStatus.Scheduled => $"accepted, scheduled for {(r.ScheduledAt is { } at ? Storage.Time.Iso(at) : "")}",
         MessageStatus.Received => "received",
         _ => "accepted",
     };

@@ -202,10 +202,14 @@ internal static class MessagesApi
 
         var changed = await lifecycle.RescheduleAsync(id, body.Content, at is { } a ? Time.ToMs(a) : null, string.IsNullOrWhiteSpace(body.TimeZone) ? null : body.TimeZone.Trim(), Describe(body, at), ct);
         if (changed is null)
-            return await lifecycle.Store.GetAsync(id, ct) is { } current
-                ? Problems.Conflict("not_scheduled", $"Message {id} is {current.Status}; only a scheduled message can be edited.",
-                    new Dictionary<string, object?> { ["messageStatus"] = current.Status })
-                : MessageNotFound(id);
+            return await lifecycle.Store.GetAsync(id, ct) is not { } current ? MessageNotFound(id)
+                : current.IsWaiting && current.Status == MessageStatus.Scheduled
+                // A follow-up's time is set when its previous step is sent ('after' that send); it has none to move yet.
+                ? Problems.Conflict("waiting_for_previous_step", $"Message {id} is step {current.SequenceStep} of sequence {current.SequenceId}: it is due " +
+                    $"{Durations.Format(TimeSpan.FromMilliseconds(current.FollowUpAfter ?? 0))} after step {current.SequenceStep - 1} is sent, so its time cannot be set. " +
+                    "Its content can be edited; or cancel it.", new Dictionary<string, object?> { ["messageStatus"] = current.Status })
+                : Problems.Conflict("not_scheduled", $"Message {id} is {current.Status}; only a scheduled message can be edited.",
+                    new Dictionary<string, object?> { ["messageStatus"] = current.Status });
         return TypedResults.Ok(MessageDto.From(changed));
     }
 
@@ -287,7 +291,7 @@ internal static class MessagesApi
     internal static ProblemHttpResult MessageNotFound(string id) => Problems.NotFound("message_not_found", $"No message '{id}'.");
 
     private static string Describe(UpdateMessageRequest b, DateTimeOffset? at) =>
-        string.Join("; ", new[] { b.Content is null ? null : "content edited", at is null ? null : $"rescheduled to {at.Value.ToUniversalTime():O}" }
+        string.Join("; ", new[] { b.Content is null ? null : "content edited", at is null ? null : $"rescheduled to {Time.Iso(at.Value)}" }
             .Where(s => s is not null));
 
 }
@@ -304,7 +308,5 @@ public sealed record MessageCsvRow(
         r.RecipientName, r.Content, r.Subject, r.LeadId, r.BatchId, Iso(r.ScheduledAt), Iso(r.SentAt), Iso(r.DeliveredAt),
         Iso(r.ReadAt), Iso(r.CreatedAt)!, r.ErrorCode, r.ErrorMessage, r.FallbackFrom, r.RetryOf, r.DryRun);
 
-    private static string? Iso(long? ms) => ms is { } v
-        ? Time.FromMs(v).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture)
-        : null;
+    private static string? Iso(long? ms) => ms is { } v ? Time.Iso(v) : null;
 }

@@ -140,7 +140,7 @@ public sealed class Dispatcher(
         var channel = router.Resolve(line, first.Type);
         if (resilience.OpenUntil(channel.Name) is { } open)
         {
-            await lifecycle.HoldLineAsync(line.Id, open, $"held until {open:O}: {channel.Name} is failing (circuit open)", ct);
+            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {channel.Name} is failing (circuit open)", ct);
             return now;
         }
 
@@ -166,7 +166,7 @@ public sealed class Dispatcher(
                 var decision = await pacer.CheckAsync(line, m, now, ct);
                 if (decision.Hold is { } hold)
                 {
-                    var detail = $"held until {hold.NotBefore:O}: {hold.Reason}";
+                    var detail = $"held until {Time.Iso(hold.NotBefore)}: {hold.Reason}";
                     if (hold.LineWide)
                     {
                         await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);

@@ -162,6 +162,26 @@ public sealed class FollowUpTests
         await (await api.GetAsync("/api/sequences/seq_nope")).ExpectAsync(HttpStatusCode.NotFound);
     }
 
+    [Test]
+    public async Task AWaitingStepsTime_ShouldBeRefusedWithItsOwnReason_ItsContentEditable()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var first = await (await api.SendMessageAsync(new
+        {
+            content = "Hello", recipientPhone = "+12025550101", scheduledAt = "2030-01-01T09:00:00Z",
+            followUps = new[] { new { after = "P2D", content = "Again" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+        var sequence = await api.GetJsonAsync($"/api/sequences/{first.Str("sequenceId")}");
+        var waiting = sequence["steps"]!.AsArray()[1].Str("id");
+
+        var moved = await (await api.PatchAsJsonAsync($"/api/messages/{waiting}", new { scheduledAt = "2030-02-01T09:00:00Z" })).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(moved.Str("code"), Is.EqualTo("waiting_for_previous_step"));
+        Assert.That(moved.Str("detail"), Does.Contain("due P2D after step 0 is sent").And.Not.Contain("only a scheduled message"));
+        var edited = await (await api.PatchAsJsonAsync($"/api/messages/{waiting}", new { content = "Again, edited" })).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(edited.Str("content"), Is.EqualTo("Again, edited"));
+    }
+
     [TestCase("P1M", "invalid_duration")]
     [TestCase("2 days", "invalid_duration")]
     [TestCase("PT0S", "invalid_duration")]
