@@ -112,7 +112,8 @@ public sealed record MessageFilter
         var where = new List<string>();
         var p = new DynamicParameters();
         // Words without a letter or digit (an emoji, "?!") are no term of the index: FTS5 finds nothing for them, and nothing
-        // at all for a query that has one. They are looked for as text in the rows the other words select.
+        // at all for a query that has one; nor is a word inside unspaced Chinese, Japanese or Thai text. They are looked for
+        // as text in the rows the other words select.
         var (indexed, literal) = SplitQ(Q);
         if (indexed is not null)
         {
@@ -181,9 +182,18 @@ public sealed record MessageFilter
             return (null, literal);
         var indexed = new List<string>();
         foreach (var word in q.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
-            (Tokens(word) > 0 ? indexed : literal).Add(word);
+            (Tokens(word) > 0 && !word.Any(Unspaced) ? indexed : literal).Add(word);
         return (indexed.Count > 0 ? string.Join(' ', indexed) : null, literal);
     }
+
+    /// <summary>
+    /// A letter of a script written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Burmese). unicode61
+    /// makes one term of a whole run of them, so a word inside a sentence ("会議" in "明日の会議は10時です") is no term's
+    /// beginning; such words are looked for as text. Surrogate halves are the ideographs past U+FFFF.
+    /// </summary>
+    private static bool Unspaced(char c) => c is >= '\u3040' and <= '\u30FF' or >= '\u3400' and <= '\u4DBF' or >= '\u4E00' and <= '\u9FFF'
+        or >= '\uF900' and <= '\uFAFF' or >= '\u0E00' and <= '\u0EFF' or >= '\u1780' and <= '\u17FF' or >= '\u1000' and <= '\u109F'
+        or >= '\uD840' and <= '\uD87F';
 
     private static int Tokens(string q)
     {

@@ -48,6 +48,8 @@ public sealed class TextSearchTests : LifecycleTestBase
         Add("keywords", "cats AND dogs OR birds NEAR");
         Add("emoji", "Party time \U0001F389 tonight");
         Add("emoji-name", "Hello", recipientName: "Ana \U0001F338");
+        Add("japanese", "明日の会議は10時です");
+        Add("chinese", "今天天气很好", recipientName: "王小明");
         // 40 different words beginning with "zor": more longer terms than one word is searched as (16).
         for (var i = 0; i < 40; i++)
             Add($"zor{i}", $"zor{(char)('a' + i / 26)}{(char)('a' + i % 26)} reading");
@@ -96,7 +98,13 @@ public sealed class TextSearchTests : LifecycleTestBase
     [TestCase("\U0001F389 \U0001F338", new string[0], Description = "every word must occur")]
     [TestCase("\U0001F389 nothing", new string[0])]
     [TestCase("?", new[] { "cafe-accent" })]
-    public async Task AWordWithoutLettersOrDigits_ShouldBeFoundAsText(string q, string[] expected) =>
+    [TestCase("会議", new[] { "japanese" }, Description = "a word inside unspaced text: one term of the index")]
+    [TestCase("明日", new[] { "japanese" })]
+    [TestCase("10時", new[] { "japanese" })]
+    [TestCase("天气", new[] { "chinese" })]
+    [TestCase("小明", new[] { "chinese" }, Description = "in the name")]
+    [TestCase("天气 hello", new string[0])]
+    public async Task AWordWithoutLettersOrDigits_OrInUnspacedText_ShouldBeFoundAsText(string q, string[] expected) =>
         Assert.That(await SearchAsync(q), Is.EqualTo(expected));
 
     /// <summary>The search as it was before the vocabulary: every word an FTS5 prefix term.</summary>
