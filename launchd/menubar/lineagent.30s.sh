@@ -348,7 +348,11 @@ param() {
 }
 
 local_time() {
-  date -r "$1" '+%a %d %b %H:%M' 2>/dev/null || date -d "@$1" '+%a %d %b %H:%M' 2>/dev/null || printf '%s' "$1"
+  # With the year when it is not this one: in December "Tue 01 Jan 10:00" of a later year reads as next month.
+  local format='+%a %d %b %H:%M' year
+  year=$(date -r "$1" '+%Y' 2>/dev/null || date -d "@$1" '+%Y' 2>/dev/null)
+  if [ -n "$year" ] && [ "$year" != "$(date '+%Y')" ]; then format='+%a %d %b %Y %H:%M'; fi
+  date -r "$1" "$format" 2>/dev/null || date -d "@$1" "$format" 2>/dev/null || printf '%s' "$1"
 }
 
 uptime_text() {

@@ -156,6 +156,12 @@ internal static class MessagesApi
             {
                 InjectionOptions = CsvHelper.Configuration.InjectionOptions.Escape,
             });
+            // true/false as in the JSON, not .NET's True/False.
+            var booleans = csv.Context.TypeConverterOptionsCache.GetOptions<bool>();
+            booleans.BooleanTrueValues.Clear();
+            booleans.BooleanTrueValues.Add("true");
+            booleans.BooleanFalseValues.Clear();
+            booleans.BooleanFalseValues.Add("false");
             csv.WriteHeader<MessageCsvRow>();
             await csv.NextRecordAsync();
             await foreach (var row in rows.WithCancellation(ct))

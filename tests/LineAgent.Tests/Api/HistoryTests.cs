@@ -127,6 +127,7 @@ public sealed class HistoryTests
         Assert.That(csv.HeaderRecord, Does.Contain("Id").And.Contain("Status").And.Contain("Content").And.Contain("RecipientPhone"));
         Assert.That(rows.Select(r => (string)r["Id"]), Is.EqualTo(new[] { _ids["dan"], _ids["bob"], _ids["ana"] }));
         Assert.That(rows.Single(r => (string)r["Id"] == _ids["ana"])["Content"], Is.EqualTo("Hola Ana, ¿qué tal la demo?"));
+        Assert.That(rows.Select(r => (string)r["DryRun"]).Distinct(), Is.SubsetOf(new[] { "true", "false" }), "as in the JSON, not True/False");
     }
 
     [Test]

@@ -289,7 +289,7 @@ public sealed class LaunchdTests
         Assert.That(lines, Has.Some.EqualTo("Scheduled: 1"));
         Assert.That(lines, Has.Some.EqualTo("Sent today: 1"));
         Assert.That(lines, Has.Some.EqualTo("Failed today: 0"));
-        Assert.That(lines, Has.Some.Match(@"^Next scheduled: \S"));
+        Assert.That(lines, Has.Some.Match(@"^Next scheduled: \w{3} \d{2} \w{3}( " + DateTime.Now.AddHours(2).Year + @")? \d{2}:\d{2}$"));
         Assert.That(lines, Has.Some.EqualTo("Last error: none"));
         Assert.That(lines, Has.Some.Match(@"^Open log in Console \| bash=/usr/bin/open param1=-a param2=Console param3=.*lineagent\.log terminal=false$"));
         Assert.That(lines, Has.Some.EqualTo($"Open API docs | href={agent.BaseAddress.ToString().TrimEnd('/')}/openapi/v1.json"));
@@ -308,6 +308,17 @@ public sealed class LaunchdTests
         Assert.That(unknown.ExitCode, Is.EqualTo(1));
         Assert.That(unknown.Stdout, Does.Contain("HTTP 404: "), "the problem's detail, read by the agent binary");
         Assert.That(File.Exists(pythonRan), Is.False, "the plugin read every answer without Python");
+
+        // A next send in another year says which.
+        using (var api = agent.Api())
+        {
+            foreach (var m in (await api.GetJsonAsync("/api/messages?status=scheduled"))["items"]!.AsArray())
+                await (await api.PostAsync($"/api/messages/{m.Str("id")}/cancel", null)).ExpectAsync(System.Net.HttpStatusCode.OK);
+            await (await api.SendMessageAsync(new { content = "far", recipientPhone = "+12025550123", scheduledAt = "2040-01-01T12:00:00Z" }))
+                .ExpectAsync(System.Net.HttpStatusCode.Created);
+        }
+        var far = await Programs.RunAsync("/bin/bash", [plugin], env);
+        Assert.That(far.Lines, Has.Some.Match(@"^Next scheduled: \w{3} 01 Jan 2040 \d{2}:\d{2}$"), far.Stdout);
     }
 
     [Test]
