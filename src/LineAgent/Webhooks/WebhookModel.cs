@@ -20,6 +20,8 @@ public static class WebhookEvents
 
 public sealed class WebhookRow
 {
+    /// <summary>The row's position (rowid), read only for paging.</summary>
+    public long Seq { get; set; }
     public string Id { get; set; } = "";
     public string Url { get; set; } = "";
     public string Events { get; set; } = "[]";
@@ -51,6 +53,10 @@ public sealed class DeliveryRow
 }
 
 public sealed record WebhookRequest(string? Url, IReadOnlyList<string>? Events, string? Secret);
+
+public sealed record WebhookPage(IReadOnlyList<WebhookDto> Items, string? NextCursor);
+
+public sealed record DeliveryPage(IReadOnlyList<DeliveryDto> Items, string? NextCursor);
 
 public sealed record WebhookDto(string Id, string Url, IReadOnlyList<string> Events, DateTimeOffset CreatedAt, string? Secret)
 {

@@ -19,6 +19,15 @@ public sealed class WebhookStore(Db db)
         return (await c.QueryAsync<WebhookRow>(new CommandDefinition("SELECT * FROM webhooks ORDER BY created_at", cancellationToken: ct))).AsList();
     }
 
+    /// <summary>Newest first, before the position <paramref name="before"/> (a rowid) when given.</summary>
+    public async Task<IReadOnlyList<WebhookRow>> PageAsync(long? before, int limit, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return (await c.QueryAsync<WebhookRow>(new CommandDefinition(
+            "SELECT rowid AS Seq, * FROM webhooks WHERE @Before IS NULL OR rowid < @Before ORDER BY rowid DESC LIMIT @Limit",
+            new { Before = before, Limit = limit }, cancellationToken: ct))).AsList();
+    }
+
     public async Task<WebhookRow?> GetAsync(string id, CancellationToken ct)
     {
         await using var c = await db.OpenAsync(ct);
@@ -33,12 +42,13 @@ public sealed class WebhookStore(Db db)
     }
 
     /// <summary>Newest first; null when there is no such subscription.</summary>
-    public async Task<IReadOnlyList<DeliveryRow>?> DeliveriesAsync(string id, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<DeliveryRow>?> DeliveriesAsync(string id, long? before, int limit, CancellationToken ct)
     {
         await using var c = await db.OpenAsync(ct);
         if (await c.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM webhooks WHERE id = @Id", new { Id = id }, cancellationToken: ct)) == 0)
             return null;
         return (await c.QueryAsync<DeliveryRow>(new CommandDefinition(
-            "SELECT * FROM webhook_deliveries WHERE webhook_id = @Id ORDER BY id DESC LIMIT @Limit", new { Id = id, Limit = limit }, cancellationToken: ct))).AsList();
+            "SELECT * FROM webhook_deliveries WHERE webhook_id = @Id AND (@Before IS NULL OR id < @Before) ORDER BY id DESC LIMIT @Limit",
+            new { Id = id, Before = before, Limit = limit }, cancellationToken: ct))).AsList();
     }
 }

@@ -13,15 +13,15 @@ internal static class WebhooksApi
         var g = app.MapGroup("/api/webhooks").WithTags("Webhooks");
         g.MapPost("/", Create).WithName("CreateWebhook").WithSummary("Subscribe to events")
             .WithDescription("Creates a subscription for `url` (checked against the SSRF guard). The answer shows the signing `secret` once.");
-        g.MapGet("/", List).WithName("ListWebhooks").WithSummary("List subscriptions").WithDescription("Every subscription, oldest first, without secrets.");
+        g.MapGet("/", List).WithName("ListWebhooks").WithQueryParameters(OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
+            .WithSummary("List subscriptions").WithDescription("Subscriptions without their secrets, newest first, one page at a time (`limit`, `cursor`).");
         g.MapGet("/{id}", Get).WithName("GetWebhook").WithSummary("Get a subscription").WithDescription("One subscription, without its secret.");
         g.MapDelete("/{id}", Delete).WithName("DeleteWebhook").WithSummary("Delete a subscription")
             .WithDescription("Deletes the subscription; nothing more is delivered to it.");
         g.MapGet("/{id}/deliveries", Deliveries).WithName("ListWebhookDeliveries")
-            .WithQueryParameters(new QueryParameter("limit", $"How many, 1-{MessageFilter.MaxLimit} (default 50), newest first.")
-                { Type = QueryType.Integer, Default = "50" })
+            .WithQueryParameters(OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
             .WithSummary("List a subscription's deliveries")
-            .WithDescription("The delivery log, newest first: each event's status, attempts and the receiver's last answer.");
+            .WithDescription("The delivery log, newest first, one page at a time (`limit`, `cursor`): each event's status, attempts and the receiver's last answer.");
         return app;
     }
 
@@ -52,8 +52,33 @@ internal static class WebhooksApi
         return TypedResults.Created($"/api/webhooks/{row.Id}", WebhookDto.From(row, withSecret: true));
     }
 
-    internal static async Task<Ok<IReadOnlyList<WebhookDto>>> List(WebhookStore store, CancellationToken ct) =>
-        TypedResults.Ok<IReadOnlyList<WebhookDto>>((await store.ListAsync(ct)).Select(r => WebhookDto.From(r, withSecret: false)).ToList());
+    /// <summary>Newest first, paged like every list of the API: <c>{ items, nextCursor }</c>.</summary>
+    internal static async Task<Results<Ok<WebhookPage>, ValidationProblem>> List(
+        string? limit, string? cursor, HttpRequest request, WebhookStore store, CancellationToken ct)
+    {
+        var problems = new List<FieldProblem>();
+        var (take, before) = Paging(request, limit, cursor, problems);
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
+        var rows = (await store.PageAsync(before, take + 1, ct)).ToList();
+        var more = rows.Count > take;
+        if (more) rows.RemoveAt(rows.Count - 1);
+        return TypedResults.Ok(new WebhookPage(rows.Select(r => WebhookDto.From(r, withSecret: false)).ToList(), more ? Cursor.Encode(rows[^1].Seq) : null));
+    }
+
+    /// <summary>The page size and position asked for; what is refused is added to <paramref name="problems"/>.</summary>
+    private static (int Take, long? Before) Paging(HttpRequest request, string? limit, string? cursor, List<FieldProblem> problems)
+    {
+        QueryValues.Unknown(request.Query.Keys, ["limit", "cursor"], problems);
+        var take = QueryValues.Limit(limit, problems);
+        long? before = null;
+        if (cursor is not null)
+        {
+            if (Cursor.TryDecode(cursor, out var seq)) before = seq;
+            else problems.Add(new("cursor", "invalid_cursor", "cursor is not one this agent gave out."));
+        }
+        return (take, before);
+    }
 
     internal static async Task<Results<Ok<WebhookDto>, ProblemHttpResult>> Get(string id, WebhookStore store, CancellationToken ct) =>
         await store.GetAsync(id, ct) is { } row ? TypedResults.Ok(WebhookDto.From(row, withSecret: false)) : NotFound(id);
@@ -66,17 +91,19 @@ internal static class WebhooksApi
     }
 
     /// <summary>The delivery log of one subscription, newest first.</summary>
-    internal static async Task<Results<Ok<IReadOnlyList<DeliveryDto>>, ValidationProblem, ProblemHttpResult>> Deliveries(
-        string id, string? limit, HttpRequest request, WebhookStore store, CancellationToken ct)
+    internal static async Task<Results<Ok<DeliveryPage>, ValidationProblem, ProblemHttpResult>> Deliveries(
+        string id, string? limit, string? cursor, HttpRequest request, WebhookStore store, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
-        QueryValues.Unknown(request.Query.Keys, ["limit"], problems);
-        var take = QueryValues.Limit(limit, problems);
+        var (take, before) = Paging(request, limit, cursor, problems);
         if (problems.Count > 0)
             return Problems.Validation(problems);
-        return await store.DeliveriesAsync(id, take, ct) is { } rows
-            ? TypedResults.Ok<IReadOnlyList<DeliveryDto>>(rows.Select(DeliveryDto.From).ToList())
-            : NotFound(id);
+        if (await store.DeliveriesAsync(id, before, take + 1, ct) is not { } found)
+            return NotFound(id);
+        var rows = found.ToList();
+        var more = rows.Count > take;
+        if (more) rows.RemoveAt(rows.Count - 1);
+        return TypedResults.Ok(new DeliveryPage(rows.Select(DeliveryDto.From).ToList(), more ? Cursor.Encode(rows[^1].Id) : null));
     }
 
     private static ProblemHttpResult NotFound(string id) => Problems.NotFound("webhook_not_found", $"No webhook '{id}'.");

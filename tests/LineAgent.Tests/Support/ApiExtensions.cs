@@ -31,6 +31,10 @@ public static class ApiExtensions
         return JsonNode.Parse(text)?.AsObject() ?? new JsonObject();
     }
 
+    /// <summary>The items of one page of a list (<c>{ items, nextCursor }</c>).</summary>
+    public static async Task<List<JsonObject>?> GetItemsAsync(this HttpClient client, string url) =>
+        (await client.GetJsonAsync(url))["items"]!.AsArray().Select(n => n!.AsObject()).ToList();
+
     public static async Task<JsonObject> GetJsonAsync(this HttpClient client, string url) =>
         await (await client.GetAsync(url)).ExpectAsync(HttpStatusCode.OK);
 

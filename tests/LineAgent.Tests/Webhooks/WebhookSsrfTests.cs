@@ -89,7 +89,7 @@ public sealed class WebhookSsrfTests
         Assert.That(problem.Str("code"), Is.EqualTo("invalid_webhook_url"), problem.ToJsonString());
         Assert.That(problem.ProblemFields(), Is.EqualTo(new[] { "url" }));
         Assert.That(problem.ProblemCodes(), Is.EqualTo(new[] { "invalid_webhook_url" }));
-        var stored = (await api.GetFromJsonAsync<List<JsonObject>>("/api/webhooks"))!;
+        var stored = (await api.GetItemsAsync("/api/webhooks"))!;
         Assert.That(stored, Is.Empty, "nothing stored");
         return problem;
     }
@@ -274,7 +274,7 @@ public sealed class WebhookSsrfTests
 
     private static async Task<JsonObject> FirstAttemptAsync(HttpClient api, string hookId)
     {
-        var log = await Eventually.ValueAsync(() => api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hookId}/deliveries"),
+        var log = await Eventually.ValueAsync(() => api.GetItemsAsync($"/api/webhooks/{hookId}/deliveries"),
             l => l.Count == 1 && l[0]["attempts"]!.GetValue<int>() >= 1, "the first delivery attempt");
         return log.Single();
     }

@@ -105,7 +105,7 @@ public sealed class WebhookTests
             agent.Time.SetUtcNow(next);
             await Eventually.TrueAsync(() => sender.IdleUntil != next, "sender woke");
         }
-        var log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
+        var log = (await api.GetItemsAsync($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
         var pending = log.Where(d => d.Str("status") == "pending").ToList();
         Assert.That(pending, Has.Count.EqualTo(2));
         Assert.That(pending.Select(d => d["attempts"]!.GetValue<int>()), Is.All.GreaterThanOrEqualTo(4));
@@ -128,16 +128,44 @@ public sealed class WebhookTests
             ("message.sent", first.Str("id")), ("message.sent", second.Str("id")), ("message.sent", third.Str("id")),
         }));
         Assert.That(cancelled.Str("status"), Is.EqualTo("scheduled"));
-        log = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
+        log = (await api.GetItemsAsync($"/api/webhooks/{hook.Str("id")}/deliveries"))!;
         Assert.That(log.Select(d => d.Str("status")), Is.All.EqualTo("delivered"));
 
-        var newest = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries?limit=1"))!;
+        var newest = (await api.GetItemsAsync($"/api/webhooks/{hook.Str("id")}/deliveries?limit=1"))!;
         Assert.That(newest.Select(d => d.Str("eventId")), Is.EqualTo(new[] { log[0].Str("eventId") }), "limit=1 is the newest delivery");
+        // Paged like every list: one at a time, the cursor walks the whole log once.
+        var walked = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var page = await api.GetJsonAsync($"/api/webhooks/{hook.Str("id")}/deliveries?limit=1" + (cursor is null ? "" : $"&cursor={cursor}"));
+            walked.AddRange(page["items"]!.AsArray().Select(d => d.Str("eventId")));
+            cursor = page["nextCursor"]?.GetValue<string>();
+        } while (cursor is not null && walked.Count < 10);
+        Assert.That(walked, Is.EqualTo(log.Select(d => d.Str("eventId"))));
+        await (await api.GetAsync($"/api/webhooks/{hook.Str("id")}/deliveries?cursor=abc")).ExpectAsync(HttpStatusCode.BadRequest);
         foreach (var bad in new[] { "0", "501", "-3" })
         {
             var problem = await (await api.GetAsync($"/api/webhooks/{hook.Str("id")}/deliveries?limit={bad}")).ExpectAsync(HttpStatusCode.BadRequest);
             Assert.That((problem.ProblemFields(), problem.ProblemCodes()), Is.EqualTo((new[] { "limit" }, new[] { "invalid_filter" })), $"limit={bad}");
         }
+    }
+
+    [Test]
+    public async Task Subscriptions_ShouldBeListedNewestFirst_OnePageAtATime()
+    {
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "true" });
+        using var api = agent.Api();
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+            ids.Add((await (await api.PostAsJsonAsync("/api/webhooks", new { url = $"http://127.0.0.1:9/hook{i}" })).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        var first = await api.GetJsonAsync("/api/webhooks?limit=2");
+        Assert.That(first["items"]!.AsArray().Select(w => w.Str("id")), Is.EqualTo(new[] { ids[2], ids[1] }));
+        Assert.That(first["items"]!.AsArray().Select(w => w!["secret"]), Is.All.Null, "no secrets in the list");
+        var second = await api.GetJsonAsync($"/api/webhooks?limit=2&cursor={first.Str("nextCursor")}");
+        Assert.That(second["items"]!.AsArray().Select(w => w.Str("id")), Is.EqualTo(new[] { ids[0] }));
+        Assert.That(second["nextCursor"], Is.Null);
     }
 
     [Test]
@@ -201,7 +229,7 @@ public sealed class WebhookTests
         receiver.Secret = hook.Str("secret");
         await (await api.SendMessageAsync(new { content = "late", recipientPhone = "+12025550109" })).ExpectAsync(HttpStatusCode.Created);
         // Recorded, not just answered: the fake clock moves only once the attempt's backoff is set from it.
-        Task<List<JsonObject>?> Log() => api.GetFromJsonAsync<List<JsonObject>>($"/api/webhooks/{hook.Str("id")}/deliveries");
+        Task<List<JsonObject>?> Log() => api.GetItemsAsync($"/api/webhooks/{hook.Str("id")}/deliveries");
         await Eventually.ValueAsync(Log, l => l.Count == 1 && l[0]["attempts"]!.GetValue<int>() == 1, "the first attempt, recorded");
 
         agent.Time.Advance(TimeSpan.FromDays(4)); // past Webhooks:GiveUpAfter (3 days)
