@@ -205,6 +205,11 @@ public sealed class BulkSend(
                 type == MessageType.Email ? null : lead.Phone, lead.Email, lead.FullName, scheduledAt, string.IsNullOrWhiteSpace(r.TimeZone) ? null : r.TimeZone.Trim(),
                 type == MessageType.Email ? r.Subject ?? line!.Email.DefaultSubject : null,
                 sequence, sequence.RecipientZoneFor(line!, type, lead.Phone, () => RecipientZones.LeadZone(lead.FieldMap())));
+            if (intake.NeverInWindow(draft, now) is { } never)
+            {
+                Reject(id, "window_never_open", never);
+                continue;
+            }
             var to = type == MessageType.Email ? lead.Email : lead.Phone ?? lead.Email;
             var leadRows = to is not null && suppressed.Contains(to) ? [intake.NewRow(draft, now)] : intake.NewRows(draft, now, followUpTexts);
             var row = leadRows[0];

@@ -56,7 +56,7 @@ internal static class MessagesApi
     /// <summary>Idempotency-Key: <see cref="IdempotencyFilter"/> replays or refuses before this runs.</summary>
     internal static async Task<Results<Created<MessageDto>, Accepted<MessageDto>, ValidationProblem, ProblemHttpResult>> Send(
         SendMessageRequest body, HttpContext http, MessageValidator validator, MessageIntake intake, SendResponder responder,
-        IdempotencyStore idempotency, CancellationToken ct)
+        IdempotencyStore idempotency, TimeProvider time, CancellationToken ct)
     {
         var validated = await validator.ValidateAsync(body, ct);
         switch (validated)
@@ -67,6 +67,8 @@ internal static class MessagesApi
                 return Problems.NotFound(nf.Code, nf.Detail);
         }
         var draft = ((Validated.Ok)validated).Draft;
+        if (intake.NeverInWindow(draft, time.GetUtcNow()) is { } never)
+            return Problems.Validation([new("recipientWindow", "window_never_open", never)]);
         var key = http.Features.Get<IdempotencyRequest>();
         var row = await intake.AcceptAsync(draft, key?.Key, key?.Hash, ct);
         return await AnswerAsync(row, key?.Key, idempotency, responder);

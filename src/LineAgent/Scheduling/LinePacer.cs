@@ -241,6 +241,26 @@ public static class SendWindow
         return t; // no day is allowed: treat as always open rather than never sending
     }
 
+    /// <summary>
+    /// The first time at or after <paramref name="t"/> when both windows are open, looked for up to <paramref name="within"/>
+    /// ahead; null when they never are (09:00-10:00 in Sydney against 08:00-21:00 UTC). Each step moves to the next
+    /// opening of one of them, so it ends in a few steps per day.
+    /// </summary>
+    public static DateTimeOffset? FirstOpenInBoth(SendWindowOptions a, TimeZoneInfo zoneA, SendWindowOptions b, TimeZoneInfo zoneB,
+        DateTimeOffset t, TimeSpan within)
+    {
+        var end = t + within;
+        for (var step = 0; t <= end && step < 1_000; step++)
+        {
+            var openA = NextOpen(a, zoneA, t);
+            var openB = NextOpen(b, zoneB, openA);
+            if (openB == openA)
+                return openA;
+            t = openB;
+        }
+        return null;
+    }
+
     private static bool IsOpen(SendWindowOptions w, TimeZoneInfo zone, DateTimeOffset t, TimeSpan from, TimeSpan to, bool hasHours)
     {
         var local = TimeZoneInfo.ConvertTime(t, zone);

@@ -53,6 +53,40 @@ public sealed class RecipientWindowTests
         Assert.That(HandedAt(agent, held.Str("id")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero)));
     }
 
+    /// <summary>
+    /// On a paced line whose window is 08:00-21:00 UTC, Sydney's 09:00-10:00 (22:00-23:00 UTC) never comes: such a send was
+    /// accepted and held again and again. Now a 400 on the send, a rejected lead in a bulk (and its preview).
+    /// </summary>
+    [Test]
+    public async Task RecipientHoursThatNeverMeetTheLinesWindow_ShouldBeRefused_AndHoursThatDoShouldNot()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Agent:DryRunPacing"] = "true", ["Lines:0:Pacing:Window:From"] = "08:00", ["Lines:0:Pacing:Window:To"] = "21:00",
+            ["Lines:0:Pacing:Window:TimeZone"] = "UTC",
+        });
+        using var api = agent.Api();
+        var never = new { from = "09:00", to = "10:00" };
+
+        var refused = await (await api.SendMessageAsync(new { content = "never", recipientPhone = "+61 2 9123 4567", recipientWindow = never }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That((refused.ProblemFields(), refused.ProblemCodes()), Is.EqualTo((new[] { "recipientWindow" }, new[] { "window_never_open" })));
+        Assert.That(refused.Str("detail"), Does.Contain("09:00-10:00 (Australia/Sydney)").And.Contain("08:00-21:00 (UTC)"));
+        Assert.That((await api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty, "nothing stored");
+
+        // 19:00-20:00 in Sydney is 08:00-09:00 UTC: inside the line's window.
+        var meets = await (await api.SendMessageAsync(new { content = "ok", recipientPhone = "+61 2 9123 4567", recipientWindow = new { from = "19:00", to = "20:00" } }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(DateTimeOffset.Parse(meets.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 11, 8, 0, 0, TimeSpan.Zero)));
+
+        (await (await api.PostAsJsonAsync("/api/leads", new { firstName = "Syd", phone = "+61291234500", tags = new[] { "au" } })).ExpectAsync(HttpStatusCode.Created)).Str("id");
+        var body = new { leadFilter = new { tag = "au" }, content = "Hi {{firstName}}", recipientWindow = never };
+        var bulk = await (await api.PostAsJsonAsync("/api/messages/bulk", body)).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(bulk["messages"]![0]!["error"].Str("code"), Is.EqualTo("window_never_open"));
+        var preview = await (await api.PostAsJsonAsync("/api/messages/bulk/preview", body)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(preview["messages"]![0]!["error"].Str("code"), Is.EqualTo("window_never_open"));
+    }
+
     [Test]
     public async Task NewYorkNumber_ShouldUseNewYork()
     {
