@@ -76,6 +76,12 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
                 $"Field names must be 1-100 printable characters and values at most 2,000 characters without NUL: " +
                 string.Join(", ", badFields.Take(3).Select(k => $"'{Shorten(k, 40)}'")) +
                 (badFields.Count > 3 ? $" and {badFields.Count - 3:N0} more." : ".")));
+        // The field recipient hours read the lead's zone from (RecipientZones.LeadZone): a zone no one can find would
+        // silently be the line's.
+        foreach (var (key, value) in input.Fields ?? [])
+            if (value is { } zone && Scheduling.RecipientZones.LeadZone(new Dictionary<string, string> { [key] = zone }) is { } id && !Schedules.TryFindZone(id, out _))
+                problems.Add(new($"fields.{Shorten(key, 100)}", "invalid_time_zone",
+                    $"fields.{Shorten(key, 100)} '{Shorten(id, 100)}' is not an IANA time zone such as America/New_York (it sets the lead's hours for recipientWindow)."));
         if (input.Tags?.Any(t => t is null) == true)
             problems.Add(new("tags", "invalid_tags", "tags must be strings; null is not a tag."));
         var tags = (input.Tags ?? []).OfType<string>().Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();

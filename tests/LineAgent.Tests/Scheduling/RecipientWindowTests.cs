@@ -115,6 +115,16 @@ public sealed class RecipientWindowTests
         Assert.That(DateTimeOffset.Parse(byLead.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 15, 0, 0, TimeSpan.Zero)), "09:00 CST");
         Assert.That((byLine.Str("recipientTimeZone"), byLine.Str("recipientTimeZoneSource")), Is.EqualTo(("Asia/Tokyo", "line")));
         Assert.That(DateTimeOffset.Parse(byLine.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 11, 0, 0, 0, TimeSpan.Zero)), "21:00 in Tokyo: 09:00 the next day");
+
+        // A zone no one can find was stored, and the lead's hours were silently the line's.
+        var bad = await (await api.PostAsJsonAsync("/api/leads", new { firstName = "Ivy", phone = "+12085550144", fields = new { tz = "Invalid/Zone" } }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That((bad.ProblemFields(), bad.ProblemCodes()), Is.EqualTo((new[] { "fields.tz" }, new[] { "invalid_time_zone" })));
+        var patch = await (await api.PatchAsJsonAsync($"/api/leads/{withZone}", new { fields = new { timeZone = "posixrules" } })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(patch.ProblemCodes(), Is.EqualTo(new[] { "invalid_time_zone" }));
+        var import = await (await api.PostAsync("/api/leads/import", new StringContent("First Name,Phone,Time Zone\nJo,+12085550145,Mars/Base\n",
+            System.Text.Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(import["skippedRows"]![0].Str("reason"), Does.Contain("not an IANA time zone"));
     }
 
     [Test]
