@@ -237,6 +237,11 @@ public static class SendWindow
             var opening = Schedules.FromLocal(date + from, zone);
             if (opening > t)
                 return opening;
+            // On the night clocks go back, an opening time in the repeated hour comes twice (01:30 EDT, then 01:30 EST):
+            // after the first has passed, the second is still ahead.
+            if (zone.IsAmbiguousTime(date + from)
+                && new DateTimeOffset(date + from, zone.GetAmbiguousTimeOffsets(date + from).Min()) is var again && again > t)
+                return again;
         }
         return t; // no day is allowed: treat as always open rather than never sending
     }
