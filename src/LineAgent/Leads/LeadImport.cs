@@ -55,22 +55,47 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     private static partial Regex NonAlphanumeric();
 
     /// <summary>
-    /// The lines a row runs over when it is a quote left open rather than a value that spans lines (an address): its quotes
-    /// do not pair up (the quote ran to the end of the file), a line inside it has as many delimiters as a row of the file
-    /// (rows read as part of a value), or it runs over more than <see cref="MaxLinesInARow"/> lines. Null for any other row.
+    /// The lines a row runs over when it is a quote left open rather than a value that spans lines (an address): read as
+    /// RFC 4180 reads it, the row ends inside a quoted value (the quote ran to the end of the file), or it runs over more
+    /// than <see cref="MaxLinesInARow"/> lines. Null for any other row. A quote inside an unquoted value (27" screen) is a
+    /// character, as CsvHelper reads it.
     /// </summary>
-    internal static int? OpenQuoteLines(string raw, string delimiter, int columns)
+    internal static int? OpenQuoteLines(string raw, string delimiter)
     {
-        var text = raw.TrimEnd('\r', '\n');
-        var lines = text.Split('\n');
-        if (lines.Length < 2)
-            return null;
-        if (lines.Length > MaxLinesInARow || text.Count(c => c == '"') % 2 == 1)
-            return lines.Length;
-        if (columns >= 3 && delimiter.Length > 0
-            && lines.Skip(1).Any(line => line.Split(delimiter).Length >= columns && !line.TrimStart().StartsWith('"')))
-            return lines.Length;
-        return null;
+        var lines = raw.TrimEnd('\r', '\n').Split('\n').Length;
+        return lines > MaxLinesInARow || EndsInsideQuotes(raw, delimiter) ? lines : null;
+    }
+
+    private static bool EndsInsideQuotes(string raw, string delimiter)
+    {
+        var inQuotes = false;
+        var fieldStart = true;
+        for (var i = 0; i < raw.Length; i++)
+        {
+            var c = raw[i];
+            if (inQuotes)
+            {
+                if (c == '"')
+                {
+                    if (i + 1 < raw.Length && raw[i + 1] == '"') i++; // a doubled quote inside the value
+                    else inQuotes = false;
+                }
+                continue;
+            }
+            if (delimiter.Length > 0 && string.CompareOrdinal(raw, i, delimiter, 0, delimiter.Length) == 0)
+            {
+                fieldStart = true;
+                i += delimiter.Length - 1;
+                continue;
+            }
+            if (c is '\r' or '\n')
+                fieldStart = true;
+            else if (fieldStart && c == '"')
+                (inQuotes, fieldStart) = (true, false);
+            else if (!(fieldStart && c is ' ' or '\t')) // spaces before a value's quote are trimmed (TrimOptions.Trim)
+                fieldStart = false;
+        }
+        return inQuotes;
     }
 
     public static string? MapColumn(string header) => KnownColumns.GetValueOrDefault(NonAlphanumeric().Replace(header.ToLowerInvariant(), ""));
@@ -177,7 +202,7 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 ct.ThrowIfCancellationRequested();
                 rows++;
                 var rowNumber = csv.Parser.Row;
-                if (OpenQuoteLines(csv.Parser.RawRecord, csv.Parser.Delimiter, header.Length) is { } lines)
+                if (OpenQuoteLines(csv.Parser.RawRecord, csv.Parser.Delimiter) is { } lines)
                 {
                     // A quote opened and never closed: CsvHelper reads on to the next quote or the end of the file.
                     Skip(rowNumber, $"The row opens a quote that is not closed: it runs over {lines:N0} lines, and the rows in them " +

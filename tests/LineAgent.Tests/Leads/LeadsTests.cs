@@ -182,7 +182,8 @@ public sealed class LeadsTests : AgentTest
     /// </summary>
     [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"note starts\nQb,+12025550421,second\nQc,+12025550422,third\n", "Qa")]
     [TestCase("First Name,Phone,Notes\n\"Qa,+12025550420,note\nQb,+12025550421,second\n", "Qa")]
-    [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"opens\nQb,+12025550421,\"closes\"\nQc,+12025550422,third\n", "Qa")]
+    [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"Open\n", "Qa", Description = "the last row, on one line")]
+    [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"Open", "Qa", Description = "and without the last line break")]
     public async Task Import_WithAQuoteLeftOpenAFewLinesBeforeTheEnd_ShouldSkipTheRowAndSaySo(string csv, string skippedName)
     {
         var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
@@ -194,9 +195,15 @@ public sealed class LeadsTests : AgentTest
     [Test]
     public async Task Import_AValueSpanningLines_ShouldStillImport()
     {
-        const string csv = "First Name,Phone,Address\nAna,+12025550101,\"12 Main St\nApt 4, Springfield\"\nBob,+12025550102,\"1 \"\"Elm\"\" Rd\nBox 7\"\n";
+        // Values over lines whose last line holds as many commas as a row (a heuristic once took them for open quotes), a
+        // doubled quote inside a value, and a literal quote in an unquoted value of a row with a value over lines.
+        const string csv = "First Name,Phone,Address\nAna,+12025550101,\"12 Main St\nApt 4, Springfield\"\nBob,+12025550102,\"1 \"\"Elm\"\" Rd\nBox 7\"\n" +
+            "Cy,+12025550103,\"Acme Corp\n12 Main St, Springfield, IL\"\nDee,+12025550104,\"Called\nmornings, evenings, weekends\"\n";
+        const string other = "Name,Address,Phone,Screen\nEd,\"12 Main St\nSpringfield, IL\",+12025550105,27\" wide\n";
         var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
-        Assert.That((result["created"]!.GetValue<long>(), result["skipped"]!.GetValue<long>()), Is.EqualTo((2L, 0L)));
+        Assert.That((result["created"]!.GetValue<long>(), result["skipped"]!.GetValue<long>()), Is.EqualTo((4L, 0L)), result.ToJsonString());
+        var second = await (await Client.PostAsync("/api/leads/import", new StringContent(other, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That((second["created"]!.GetValue<long>(), second["skipped"]!.GetValue<long>()), Is.EqualTo((1L, 0L)), second.ToJsonString());
         var ana = (await Client.GetJsonAsync("/api/leads?q=Ana"))["items"]!.AsArray().Single()!;
         Assert.That(ana["fields"]!["Address"]!.GetValue<string>(), Is.EqualTo("12 Main St\nApt 4, Springfield"));
     }
