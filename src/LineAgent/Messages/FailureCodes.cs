@@ -15,6 +15,8 @@ public static class FailureCodes
     /// <summary>Pending in a restored backup and due before the restore: it may have gone out after the backup; not resent.</summary>
     public const string Restored = "restored";
     public const string MissedSchedule = "missed_schedule";
+    /// <summary>The recipient's hours never fall within the line's send window: it would wait for ever (refused on accept; failed on dispatch when a change made it so).</summary>
+    public const string WindowNeverOpen = "window_never_open";
     public const string LineNotFound = "line_not_found";
     /// <summary>The channel threw after the hand-off; it may have gone out, so it is not resent (retry needs force).</summary>
     public const string ChannelError = "channel_error";

@@ -9,28 +9,12 @@ namespace LineAgent.Messages;
 /// <summary>Turns validated drafts into stored rows (on disk before any answer) and wakes the dispatcher.</summary>
 public sealed class MessageIntake(MessageLifecycle lifecycle, TimeProvider time, IOptions<AgentOptions> agent, LinePacer pacer)
 {
-    /// <summary>How far ahead a message's recipient hours are looked for inside its line's send window.</summary>
-    public static readonly TimeSpan WindowSearch = TimeSpan.FromDays(14);
-
     /// <summary>
     /// Why <paramref name="d"/> could never be sent: its recipient's hours never fall within the line's send window (on
-    /// a paced line) in the next <see cref="WindowSearch"/>. Such a message was accepted and held again and again, for ever.
-    /// Null when it can be sent.
+    /// a paced line; <see cref="LinePacer.NeverInWindow"/>). Such a message was accepted and held again and again, for
+    /// ever. Null when it can be sent.
     /// </summary>
-    public string? NeverInWindow(MessageDraft d, DateTimeOffset now)
-    {
-        var row = NewRow(d, now);
-        var paced = pacer.Applies(d.Line, row.Type);
-        if (!paced || PacingRules.RecipientHours(d.Line, row, paced) is not { } hours)
-            return null;
-        var line = d.Line.Pacing.Window;
-        var lineZone = SendWindow.Zone(line);
-        var from = Time.FromMs(Math.Max(row.DueAt, Time.ToMs(now)));
-        return SendWindow.FirstOpenInBoth(line, lineZone, hours.Window, hours.Zone, from, WindowSearch) is null
-            ? $"The recipient's hours {hours.Window.From}-{hours.Window.To} ({hours.Zone.Id}) never fall within line '{d.Line.Id}''s send window " +
-              $"{line.From}-{line.To} ({lineZone.Id}) in the next {WindowSearch.TotalDays:0} days, so it would never be sent. Widen either window."
-            : null;
-    }
+    public string? NeverInWindow(MessageDraft d, DateTimeOffset now) => pacer.NeverInWindow(d.Line, NewRow(d, now), now);
 
     public MessageRow NewRow(MessageDraft d, DateTimeOffset now)
     {
@@ -107,10 +91,11 @@ public sealed class MessageIntake(MessageLifecycle lifecycle, TimeProvider time,
         row.RetryOf = retryOf;
         var stored = await lifecycle.AcceptAsync(rows, idempotencyKey is null && retryOf is null ? null : s =>
         {
-            if (retryOf is not null && MessageStore.RetryOf(s, retryOf, except: row.Id) is { } existing)
-                throw new AlreadyRetriedException(retryOf, existing);
+            // The key first: a second request with the same key is a replay of the first (its unique key), not a second retry.
             if (idempotencyKey is not null)
                 IdempotencyStore.Insert(s.Connection, s.Transaction, idempotencyKey, requestHash!, row.Id, Time.ToMs(now));
+            if (retryOf is not null && MessageStore.RetryOf(s, retryOf, except: row.Id) is { } existing)
+                throw new AlreadyRetriedException(retryOf, existing);
         }, ct);
         return stored[0];
     }

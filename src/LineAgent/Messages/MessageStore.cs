@@ -57,9 +57,12 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// </summary>
     internal static readonly DeferredWork SearchIndex = new("search index", IndexNewForSearch, batch: 1_000, idle: TimeSpan.FromSeconds(1));
 
-    /// <summary>The id of a message other than <paramref name="except"/> that retries <paramref name="id"/>, in the writer's transaction; null when none does.</summary>
+    /// <summary>
+    /// The id of a message other than <paramref name="except"/> that retries <paramref name="id"/> and was not cancelled (a
+    /// cancelled retry sent nothing; the message may be retried again), in the writer's transaction; null when none does.
+    /// </summary>
     internal static string? RetryOf(WriteScope s, string id, string except) =>
-        s.Connection.QueryFirstOrDefault<string>("SELECT id FROM messages INDEXED BY ix_messages_retry_of WHERE retry_of = @Id AND id <> @Except LIMIT 1",
+        s.Connection.QueryFirstOrDefault<string>("SELECT id FROM messages INDEXED BY ix_messages_retry_of WHERE retry_of = @Id AND id <> @Except AND status <> 'cancelled' LIMIT 1",
             new { Id = id, Except = except }, s.Transaction);
 
     /// <summary>Adds every row above the highest one each index holds, now (whoever wrote them).</summary>

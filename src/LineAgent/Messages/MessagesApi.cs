@@ -68,7 +68,8 @@ internal static class MessagesApi
         }
         var draft = ((Validated.Ok)validated).Draft;
         if (intake.NeverInWindow(draft, time.GetUtcNow()) is { } never)
-            return Problems.Validation([new("recipientWindow", "window_never_open", never)]);
+            // The hours are the send's own, or the line's (Pacing:RecipientWindow).
+            return Problems.Validation([new(draft.Sequence?.Window is null ? "lineId" : "recipientWindow", FailureCodes.WindowNeverOpen, never)]);
         var key = http.Features.Get<IdempotencyRequest>();
         var row = await intake.AcceptAsync(draft, key?.Key, key?.Hash, ct);
         return await AnswerAsync(row, key?.Key, idempotency, responder);
@@ -196,7 +197,8 @@ internal static class MessagesApi
     }
 
     internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
-        string id, UpdateMessageRequest body, MessageLifecycle lifecycle, CancellationToken ct)
+        string id, UpdateMessageRequest body, MessageLifecycle lifecycle, LineRegistry lines, Scheduling.LinePacer pacer, TimeProvider time,
+        CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
         if (body.Content is null && body.ScheduledAt is null)
@@ -207,6 +209,10 @@ internal static class MessagesApi
             problems.Add(new("scheduledAt", "invalid_schedule", "scheduledAt is empty; give an ISO 8601 time such as 2026-12-01T09:00:00Z."));
         if (problems.Count > 0)
             return Problems.Validation(problems);
+        // Moved to a time (another season) where its recipient's hours never meet the line's window: it would wait for ever.
+        if (at is { } moved && await lifecycle.Store.GetAsync(id, ct) is { } before && lines.Find(before.LineId) is { } line
+            && pacer.NeverInWindow(line, before, time.GetUtcNow(), Time.ToMs(moved)) is { } never)
+            return Problems.Validation([new("scheduledAt", FailureCodes.WindowNeverOpen, never)]);
 
         var changed = await lifecycle.RescheduleAsync(id, body.Content, at is { } a ? Time.ToMs(a) : null, string.IsNullOrWhiteSpace(body.TimeZone) ? null : body.TimeZone.Trim(), Describe(body, at), ct);
         if (changed is null)
@@ -262,6 +268,8 @@ internal static class MessagesApi
 
         var draft = new MessageDraft(original.Content, original.Type, original.RequestedType, line, original.LeadId, original.BatchId,
             original.RecipientPhone, original.RecipientEmail, original.RecipientName, null, null, original.Subject);
+        if (intake.NeverInWindow(draft, time.GetUtcNow()) is { } never)
+            return Problems.Validation([new("lineId", FailureCodes.WindowNeverOpen, never)]);
         var key = http.Features.Get<IdempotencyRequest>();
         MessageRow row;
         try

@@ -175,7 +175,10 @@ public sealed class Dispatcher(
                     await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
                     continue;
                 }
-                sends.Add(SendAsync(line, m, channel, decision.NewConversation, suppressed.Contains(m.Recipient), ct));
+                var refused = suppressed.Contains(m.Recipient)
+                    ? new SendOutcome.Failed(FailureCodes.Suppressed, $"{m.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true)
+                    : decision.Never is { } never ? new SendOutcome.Failed(FailureCodes.WindowNeverOpen, never, ProvenNotSent: true) : null;
+                sends.Add(SendAsync(line, m, channel, decision.NewConversation, refused, ct));
             }
         }
         finally
@@ -192,15 +195,17 @@ public sealed class Dispatcher(
         (await c.QueryAsync<MessageRow>(new CommandDefinition(
             MessageSql.PeekDue, new { LineId = line.Id, Now = Time.ToMs(now), Limit = limit }, cancellationToken: ct))).AsList();
 
-    /// <summary>One send; <paramref name="suppressed"/>: the recipient is on the suppression list (asked for the step's batch at once).</summary>
-    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, bool suppressed, CancellationToken ct)
+    /// <summary>
+    /// One send; <paramref name="refused"/>: it is failed without a hand-off (the recipient is on the suppression list, asked
+    /// for the step's batch at once; or its recipient's hours never meet the line's window).
+    /// </summary>
+    internal async Task SendAsync(LineOptions line, MessageRow due, IMessageChannel channel, bool newConversation, SendOutcome.Failed? refused, CancellationToken ct)
     {
         var claim = $"{_instance}-{Guid.NewGuid():N}";
-        if (suppressed)
+        if (refused is not null)
         {
-            if (await lifecycle.ClaimAsync(due.Id, claim, "claimed to record the opt-out", ct) is { } held)
-                await RecordOutcomeAsync(held, claim, channel, new SendOutcome.Failed(FailureCodes.Suppressed,
-                    $"{held.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true),
+            if (await lifecycle.ClaimAsync(due.Id, claim, $"claimed to record why it is not sent ({refused.Code})", ct) is { } held)
+                await RecordOutcomeAsync(held, claim, channel, refused,
                     deferrable: false); // the line waits for this one: nothing would come to share its commit
             return;
         }

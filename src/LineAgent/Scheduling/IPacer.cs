@@ -14,8 +14,9 @@ public interface IPacer
 
 /// <summary>
 /// Null <see cref="Hold"/> = send now. <see cref="NewConversation"/>: the line never wrote to this address.
+/// <see cref="Never"/>: why the message can never go (its recipient's hours never meet the line's window); it is failed.
 /// </summary>
-public sealed record PacingDecision(PacingHold? Hold, bool NewConversation)
+public sealed record PacingDecision(PacingHold? Hold, bool NewConversation, string? Never = null)
 {
     public static readonly PacingDecision Go = new(null, false);
 }

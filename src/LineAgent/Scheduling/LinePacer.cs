@@ -45,7 +45,34 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         var rules = PacingRules.For(line, paced);
         var history = paced ? await HistoryAsync(line.Id, PacingRules.HistorySince(now, rules.Zone), ct) : [];
         var isNew = paced && !await KnownAsync(line.Id, message, ct);
-        return rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(message.Id, line.Pacing.Jitter), recipient), now);
+        var decision = rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(message.Id, line.Pacing.Jitter), recipient), now);
+        // Held for its recipient's hours: if they never meet the line's window (a line's window changed, a reschedule into
+        // another season), holding again and again would keep it for ever; it fails with the reason instead.
+        if (decision.Hold is { LineWide: false } && NeverInWindow(line, message, now) is { } never)
+            return decision with { Hold = null, Never = never };
+        return decision;
+    }
+
+    /// <summary>How far ahead a message's recipient hours are looked for inside its line's send window.</summary>
+    public static readonly TimeSpan WindowSearch = TimeSpan.FromDays(14);
+
+    /// <summary>
+    /// Why <paramref name="row"/> could never be sent: its recipient's hours never fall within the line's send window (on a
+    /// paced line) in the <see cref="WindowSearch"/> from its due time. Null when it can be.
+    /// </summary>
+    /// <param name="dueAt">A due time to judge instead of the row's (an edit that moves it).</param>
+    public string? NeverInWindow(LineOptions line, MessageRow row, DateTimeOffset now, long? dueAt = null)
+    {
+        var paced = Applies(line, row.Type);
+        if (!paced || PacingRules.RecipientHours(line, row, paced) is not { } hours)
+            return null;
+        var window = line.Pacing.Window;
+        var lineZone = SendWindow.Zone(window);
+        var from = Time.FromMs(Math.Max(dueAt ?? row.DueAt, Time.ToMs(now)));
+        return SendWindow.FirstOpenInBoth(window, lineZone, hours.Window, hours.Zone, from, WindowSearch) is null
+            ? $"The recipient's hours {hours.Window.From}-{hours.Window.To} ({hours.Zone.Id}) never fall within line '{line.Id}''s send window " +
+              $"{window.From}-{window.To} ({lineZone.Id}) in the {WindowSearch.TotalDays:0} days from {Time.Iso(from)}, so it would never be sent. Widen either window."
+            : null;
     }
 
     public async Task<object?> TodayAsync(LineOptions line, CancellationToken ct)

@@ -242,6 +242,34 @@ public sealed class MessageLifecycleTests : AgentTest
         Assert.That(answers.Count(a => a.StatusCode == HttpStatusCode.Conflict), Is.EqualTo(5));
         var all = (await Client.GetJsonAsync("/api/messages?limit=500"))["items"]!.AsArray();
         Assert.That(all.Count(m => m!["retryOf"]?.GetValue<string>() == failedId), Is.EqualTo(1));
+
+        // With one Idempotency-Key, every answer is the first one (a replay), not already_retried.
+        var keyed = await InsertFailedAsync();
+        var replays = await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/messages/{keyed}/retry") { Headers = { { "Idempotency-Key", "retry-1" } } };
+            var response = await Client.SendAsync(request);
+            return (response.StatusCode, Body: await response.Content.ReadAsStringAsync());
+        }));
+        Assert.That(replays.Select(r => r.StatusCode), Is.All.EqualTo(HttpStatusCode.Created), string.Join("\n", replays.Select(r => r.Body)));
+        Assert.That(replays.Select(r => System.Text.Json.Nodes.JsonNode.Parse(r.Body).Str("id")).Distinct().Count(), Is.EqualTo(1));
+    }
+
+    /// <summary>A cancelled retry sent nothing: the failed message may be retried again.</summary>
+    [Test]
+    public async Task AMessageWhoseRetryWasCancelled_ShouldBeRetriableAgain()
+    {
+        var failedId = await InsertFailedAsync();
+        var now = Time.ToMs(Agent.Time.GetUtcNow());
+        var cancelled = new LineAgent.Messages.MessageRow
+        {
+            Id = Ids.New("msg", Agent.Time.GetUtcNow()), Content = "failed earlier", Type = "imessage", RequestedType = "auto",
+            Status = "cancelled", LineId = "default", RecipientPhone = "+12025550123", DueAt = now, CreatedAt = now, UpdatedAt = now, RetryOf = failedId,
+        };
+        await Agent.Services.GetRequiredService<LineAgent.Messages.MessageLifecycle>().AcceptAsync([cancelled]);
+
+        var retried = await (await Client.PostAsync($"/api/messages/{failedId}/retry", null)).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(retried.Str("retryOf"), Is.EqualTo(failedId));
     }
 
     [Test]

@@ -87,6 +87,48 @@ public sealed class RecipientWindowTests
         Assert.That(preview["messages"]![0]!["error"].Str("code"), Is.EqualTo("window_never_open"));
     }
 
+    /// <summary>
+    /// Accepted in December for July, when Sydney's 18:00-18:30 (AEST) is 08:00-08:30 UTC, inside 08:00-21:00 UTC. Moved to
+    /// now (AEDT: 07:00-07:30 UTC) it could never go: the edit is refused. A message that gets there anyway (the line's
+    /// window narrowed while it waited) is failed with the reason when it comes up, not held for ever.
+    /// </summary>
+    [Test]
+    public async Task AnEditOrAWindowChangeThatLeavesNoSendTime_ShouldBeRefused_OrFailTheMessage()
+    {
+        var paced = new Dictionary<string, string?>
+        {
+            ["Agent:DryRunPacing"] = "true", ["Lines:0:Pacing:Window:From"] = "08:00", ["Lines:0:Pacing:Window:To"] = "21:00",
+            ["Lines:0:Pacing:Window:TimeZone"] = "UTC",
+        };
+        using var dir = new TempDir();
+        var time = new FakeTimeProvider(Noon);
+        string late;
+        using (var agent = new AgentFactory(dir, time, new Dictionary<string, string?>(paced) { ["Lines:0:Id"] = "default", ["Lines:0:Pacing:Window:To"] = "23:30" }))
+        using (var api = agent.Api())
+        {
+            // Sydney 09:00-10:00 is 22:00-23:00 UTC: inside this line's 08:00-23:30.
+            late = (await (await api.SendMessageAsync(new { content = "late", recipientPhone = "+61291234567", recipientWindow = new { from = "09:00", to = "10:00" } }))
+                .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        }
+
+        // The line's window narrowed to 08:00-21:00 while they waited.
+        using var narrowed = new AgentFactory(dir, time, new Dictionary<string, string?>(paced) { ["Lines:0:Id"] = "default" });
+        using var client = narrowed.Api();
+        var july2 = await (await client.SendMessageAsync(new { content = "july", recipientPhone = "+61291234567", scheduledAt = "2027-07-01T08:05:00Z",
+            recipientWindow = new { from = "18:00", to = "18:30" } })).ExpectAsync(HttpStatusCode.Created);
+        var refused = await (await client.PatchAsJsonAsync($"/api/messages/{july2.Str("id")}", new { scheduledAt = "2026-12-10T12:00:05Z" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That((refused.ProblemFields(), refused.ProblemCodes()), Is.EqualTo((new[] { "scheduledAt" }, new[] { "window_never_open" })));
+        Assert.That((await client.GetJsonAsync($"/api/messages/{july2.Str("id")}")).Str("scheduledAt"), Does.StartWith("2027-07-01"), "unchanged");
+
+        await narrowed.AdvanceToAsync(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero));
+        await Eventually.TrueAsync(async () => (await client.GetJsonAsync($"/api/messages/{late}")).Str("status") == "failed", "the late one failed");
+        var failed = await client.GetJsonAsync($"/api/messages/{late}");
+        Assert.That(failed["error"].Str("code"), Is.EqualTo("window_never_open"));
+        Assert.That(failed["error"].Str("message"), Does.Contain("09:00-10:00 (Australia/Sydney)"));
+        Assert.That(narrowed.OutboxFileCount(late), Is.Zero, "nothing was handed over");
+    }
+
     [Test]
     public async Task NewYorkNumber_ShouldUseNewYork()
     {
