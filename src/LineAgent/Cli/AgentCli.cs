@@ -76,13 +76,65 @@ public static class AgentCli
         }
     }
 
-    /// <summary>The configuration sections a setting on the command line may name.</summary>
-    public static readonly string[] SettingSections =
-    [
-        AgentOptions.Section, ApiOptions.Section, SchedulingOptions.Section, Storage.StorageOptions.Section, "Lines",
-        Webhooks.WebhookOptions.Section, Channels.Email.EmailOptions.Section, Channels.Twilio.TwilioOptions.Section,
-        Channels.ResilienceOptions.Section, WebConsole.ConsoleOptions.Section, Bridge.BridgeOptions.Section, "Logging", "Kestrel",
-    ];
+    /// <summary>
+    /// The configuration sections a setting on the command line may name, with the options type each binds to (its
+    /// properties are the keys under it); null: any key (Logging, Kestrel). Lines are keyed by index or name.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, Type?> SettingSections = new Dictionary<string, Type?>(StringComparer.OrdinalIgnoreCase)
+    {
+        [AgentOptions.Section] = typeof(AgentOptions), [ApiOptions.Section] = typeof(ApiOptions), [SchedulingOptions.Section] = typeof(SchedulingOptions),
+        [Storage.StorageOptions.Section] = typeof(Storage.StorageOptions), ["Lines"] = typeof(Dictionary<string, Lines.LineOptions>),
+        [Webhooks.WebhookOptions.Section] = typeof(Webhooks.WebhookOptions), [Channels.Email.EmailOptions.Section] = typeof(Channels.Email.EmailOptions),
+        [Channels.Twilio.TwilioOptions.Section] = typeof(Channels.Twilio.TwilioOptions), [Channels.ResilienceOptions.Section] = typeof(Channels.ResilienceOptions),
+        [WebConsole.ConsoleOptions.Section] = typeof(WebConsole.ConsoleOptions), [Bridge.BridgeOptions.Section] = typeof(Bridge.BridgeOptions),
+        ["Logging"] = null, ["Kestrel"] = null,
+    };
+
+    /// <summary>The host's own settings (ASP.NET Core reads them), which tools such as WebApplicationFactory pass too.</summary>
+    private static readonly string[] HostSettings =
+        ["environment", "contentRoot", "applicationName", "urls", "http_ports", "https_ports", "AllowedHosts", "shutdownTimeoutSeconds", "webroot", "hostBuilder"];
+
+    /// <summary>
+    /// Why <paramref name="key"/> (Section:Key:...) names no setting, read against the options types' properties; null when
+    /// it names one. `Agent:DryRunn=true` was taken and ignored: a live agent where a dry run was meant.
+    /// </summary>
+    public static string? SettingProblem(string key)
+    {
+        var parts = key.Split(':');
+        if (HostSettings.Contains(parts[0], StringComparer.OrdinalIgnoreCase))
+            return null;
+        if (parts.Length < 2 || !SettingSections.TryGetValue(parts[0], out var type))
+            return "";
+        for (var i = 1; i < parts.Length && type is not null; i++)
+        {
+            type = Nullable.GetUnderlyingType(type) ?? type;
+            if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>))
+            {
+                type = type.GetGenericArguments()[1]; // any key
+                continue;
+            }
+            if (type != typeof(string) && type.GetInterfaces().FirstOrDefault(t => t.IsGenericType && t.GetGenericTypeDefinition() == typeof(IEnumerable<>)) is { } list)
+            {
+                if (!int.TryParse(parts[i], out _))
+                    return $" '{string.Join(':', parts[..i])}' is a list: its entries are numbered ({string.Join(':', parts[..i])}:0).";
+                type = list.GetGenericArguments()[0];
+                continue;
+            }
+            if (type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(TimeSpan) || type == typeof(decimal) || type == typeof(Uri))
+                return $" '{string.Join(':', parts[..i])}' is a single value.";
+            var properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance).Where(p => p.CanWrite).ToList();
+            var property = properties.FirstOrDefault(p => string.Equals(p.Name, parts[i], StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                var near = Api.AgentExceptionHandler.Closest(parts[i], properties.Select(p => p.Name).ToList());
+                return near is null
+                    ? $" {string.Join(':', parts[..i])} has no setting '{parts[i]}' (it has {string.Join(", ", properties.Select(p => p.Name))})."
+                    : $" {string.Join(':', parts[..i])} has no setting '{parts[i]}'. Did you mean {string.Join(':', parts[..i])}:{near}?";
+            }
+            type = property.PropertyType;
+        }
+        return null;
+    }
 
     /// <summary>
     /// The first token the parser left that is no setting, as one line; null when every one is. The configuration's
@@ -105,14 +157,15 @@ public static class AgentCli
                 key = key[..equals];
             else if (dashed)
                 i++; // the next token is its value
-            if (key.IndexOf(':') is var colon and > 0 && SettingSections.Contains(key[..colon], StringComparer.OrdinalIgnoreCase))
+            if (SettingProblem(key) is not { } settingProblem)
                 continue;
-            // The host's own settings, which test hosts and tools (WebApplicationFactory, the OpenAPI generator) pass.
-            if (key.Equals("environment", StringComparison.OrdinalIgnoreCase) || key.Equals("contentRoot", StringComparison.OrdinalIgnoreCase)
-                || key.Equals("applicationName", StringComparison.OrdinalIgnoreCase))
-                continue;
+            if (settingProblem.Length > 0)
+                return $"{name}: unknown setting '{Api.Problems.Echo(token)}':{settingProblem}";
             var options = command.Options.Concat(command == root ? [] : root.Options.Where(o => o.Recursive)).Where(o => !o.Hidden)
                 .SelectMany(o => o.Aliases.Prepend(o.Name)).Select(n => n.TrimStart('-')).Where(n => n.Length > 1).Distinct().ToList();
+            if (options.Contains(key, StringComparer.OrdinalIgnoreCase))
+                // The option itself, after "--" (which makes every later token an argument).
+                return $"{name}: '{Api.Problems.Echo(token)}' comes after '--', which ends the options; put the options before it.";
             var near = Api.AgentExceptionHandler.Closest(key, options) is { } closest ? $" Did you mean --{closest}?" : "";
             return $"{name}: unknown option '{Api.Problems.Echo(token)}'.{near} Settings are given as --Section:Key=value " +
                 $"(such as --Agent:DryRun=true); {name} --help lists the options.";

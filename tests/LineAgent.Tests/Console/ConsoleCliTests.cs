@@ -88,6 +88,13 @@ public sealed class ConsoleCliTests
     [TestCase(new[] { "--dryrun" }, "unknown option '--dryrun'. Did you mean --dry-run?")]
     [TestCase(new[] { "--Agnet:DryRun=true" }, "unknown option '--Agnet:DryRun=true'.")]
     [TestCase(new[] { "DryRun=true" }, "unknown option 'DryRun=true'.")]
+    [TestCase(new[] { "--Agent:DryRunn=true" }, "unknown setting '--Agent:DryRunn=true': Agent has no setting 'DryRunn'. Did you mean Agent:DryRun?")]
+    [TestCase(new[] { "--Agent:Dry-Run", "true" }, "Did you mean Agent:DryRun?")]
+    [TestCase(new[] { "--Api:SendWaitSecond=5" }, "Did you mean Api:SendWaitSeconds?")]
+    [TestCase(new[] { "--Lines:0:Pacing:Window:Form=09:00" }, "Did you mean Lines:0:Pacing:Window:From?")]
+    [TestCase(new[] { "--Lines:0:Pacing:MinGap:Seconds=5" }, "'Lines:0:Pacing:MinGap' is a single value.")]
+    [TestCase(new[] { "--Lines:mac:Pacing:MinGap=00:00:05", "--lines:0:pacing:window:days:0=Monday", "--Logging:LogLevel:Default=Warning" }, null)]
+    [TestCase(new[] { "--AllowedHosts=mac.local", "--urls=http://127.0.0.1:1", "--Kestrel:Limits:MaxRequestBodySize=1" }, null)]
     public void UnmatchedTokens_ShouldAllBeSettingsOfAKnownSection(string[] tokens, string? expected)
     {
         var root = new System.CommandLine.RootCommand { LineAgent.Cli.AgentCli.DryRun, LineAgent.Cli.AgentCli.DataDir };
