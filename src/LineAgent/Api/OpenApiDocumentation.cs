@@ -168,7 +168,7 @@ internal sealed class AgentOperationTransformer : IOpenApiOperationTransformer
             "`invalid_host` when the `Host` header is not localhost, an IP address or one of `Api:AllowedHosts`.",
         [401] = "Missing or wrong API token (`unauthorized`).",
         [404] = "Not found: `code` says what (`message_not_found`, `lead_not_found`, `line_not_found`, ...).",
-        [409] = "Conflicts with the current state (`code`, e.g. `not_scheduled`, `not_cancellable`, `maybe_sent`), or an Idempotency-Key reused with another body (`idempotency_key_reused`).",
+        [409] = "Conflicts with the current state (`code`, e.g. `not_scheduled`, `not_cancellable`, `maybe_sent`, `already_retried`, `waiting_for_previous_step`), or an Idempotency-Key reused with another body (`idempotency_key_reused`).",
         [413] = "The body is larger than the agent reads (30,000,000 bytes; `payload_too_large`): nothing was stored.",
         [415] = "The body's Content-Type is not one this route reads (`unsupported_media_type`), or it is compressed (`unsupported_encoding`).",
         [500] = "`delivery_failed`: the message failed; `messageId` and `message` carry the failed record.",

@@ -38,6 +38,8 @@ public static class OpenApiCommand
                 }
                 if (result.GetValue(output) is { } file)
                 {
+                    if (Directory.Exists(file))
+                        throw new CliProblem($"lineagent openapi: {file} is a directory; give a file name (-o {Path.Combine(file, "lineagent.json")}).");
                     try
                     {
                         await File.WriteAllTextAsync(file, json + "\n", ct);

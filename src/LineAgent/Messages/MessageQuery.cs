@@ -103,7 +103,7 @@ public sealed record MessageFilter
     }
 
     /// <summary>Read through a full-text index: <c>q</c>, or a <c>recipient</c> substring of 3 characters or more.</summary>
-    public bool UsesSearchIndex => Q is not null || Recipient is { Length: >= 3 };
+    public bool UsesSearchIndex => SplitQ(Q).Indexed is not null || Recipient is { Length: >= 3 };
 
     /// <summary>SQL and parameters; newest first. Pass <paramref name="limit"/> null to stream every match.</summary>
     public (string Sql, DynamicParameters Parameters) ToSql(int? limit)

@@ -24,7 +24,8 @@ internal static class MessagesApi
             .WithSummary("Send a message")
             .WithDescription("Sends now or at `scheduledAt`. Now: waits for the channel and answers 201 `sent` (or `sending` after " +
                 "Api:SendWaitSeconds), 202 `queued` with `notBefore` when the line's pacing holds it, or 500 `delivery_failed` with the " +
-                "failed record. Scheduled: 201 `scheduled`. 404 for an unknown `leadId` or `lineId`.");
+                "failed record. Scheduled: 201 `scheduled`. 404 for an unknown `leadId` or `lineId`. 400 `window_never_open` when the " +
+                "recipient's hours (`recipientWindow`, or the line's) never fall within the line's send window.");
         g.MapGet("/", List).WithName("ListMessages").WithQueryParameters(OpenApiMetadata.MessageFilters(paging: true))
             .WithSummary("List messages")
             .WithDescription("The history, newest first, one page at a time (`limit`, `cursor`), with filters.");
@@ -40,7 +41,9 @@ internal static class MessagesApi
         g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies").WithSummary("List replies to a message")
             .WithDescription("Inbound messages matched to this message, oldest first.");
         g.MapPatch("/{id}", Update).WithName("UpdateMessage").ProducesProblem(409).WithSummary("Edit a scheduled message")
-            .WithDescription("Changes `content` and/or `scheduledAt` of a `scheduled` message; 409 `not_scheduled` otherwise.");
+            .WithDescription("Changes `content` and/or `scheduledAt` of a `scheduled` message; 409 `not_scheduled` otherwise, and 409 " +
+                "`waiting_for_previous_step` for the time of a follow-up still waiting for its previous step. 400 `window_never_open` when " +
+                "the new time leaves the recipient's hours no moment inside the line's send window.");
         g.MapPost("/{id}/cancel", Cancel).WithName("CancelMessage").ProducesProblem(409).WithSummary("Cancel a message")
             .WithDescription("A `scheduled` or `queued` message becomes `cancelled`; 409 `not_cancellable` otherwise.");
         g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
@@ -49,7 +52,8 @@ internal static class MessagesApi
                 { Type = QueryType.Boolean, Default = "false" })
             .WithSummary("Retry a failed message")
             .WithDescription("Sends a failed message again as a new message (its `retryOf` names the failed one). No body, or `{}`. " +
-                "409 `not_failed` for a message that did not fail.");
+                "409 `not_failed` for a message that did not fail; 409 `already_retried` (with `retryId`) for one retried before (a " +
+                "cancelled retry does not count).");
         return app;
     }
 

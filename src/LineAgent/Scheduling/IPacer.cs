@@ -18,6 +18,9 @@ public interface IPacer
 /// </summary>
 public sealed record PacingDecision(PacingHold? Hold, bool NewConversation, string? Never = null)
 {
+    /// <summary>The decision stopped before every limit agreed on one time (they may never agree).</summary>
+    public bool Unsettled { get; init; }
+
     public static readonly PacingDecision Go = new(null, false);
 }
 

@@ -48,7 +48,7 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         var decision = rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(message.Id, line.Pacing.Jitter), recipient), now);
         // Held for its recipient's hours: if they never meet the line's window (a line's window changed, a reschedule into
         // another season), holding again and again would keep it for ever; it fails with the reason instead.
-        if (decision.Hold is { LineWide: false } && NeverInWindow(line, message, now) is { } never)
+        if (decision is { Unsettled: true, Hold.LineWide: false } && NeverInWindow(line, message, now) is { } never)
             return decision with { Hold = null, Never = never };
         return decision;
     }
@@ -180,7 +180,8 @@ public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool L
         var t = now;
         string? reason = null;
         var lineWide = true;
-        for (var i = 0; i < 20; i++)
+        var settled = false;
+        for (var i = 0; i < 20 && !settled; i++)
         {
             var before = t;
             if (LinePaced)
@@ -219,10 +220,10 @@ public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool L
                     lineWide = false;
                 }
             }
-            if (t == before)
-                break;
+            settled = t == before;
         }
-        return new PacingDecision(t > now ? new PacingHold(t, reason!, lineWide) : null, m.IsNew);
+        // Twenty steps without a time every limit agrees on: the limits may never agree (CheckAsync looks).
+        return new PacingDecision(t > now ? new PacingHold(t, reason!, lineWide) : null, m.IsNew) { Unsettled = !settled };
     }
 }
 
