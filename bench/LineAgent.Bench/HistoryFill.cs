@@ -68,7 +68,7 @@ public static class HistoryFill
         "Hi {0}, your invoice is ready in the portal. Questions? Just reply here.",
     ];
 
-    private static readonly string[] Replies = ["Thanks!", "Sounds good", "Can we do Friday instead?", "Who is this?", "STOP", "ok", "Yes please, send the invoice", "Call me later"];
+    private static readonly string[] Replies = ["Thanks!", "Sounds good", "Can we do Friday instead?", "Who is this?", "STOP", "ok", "Yes please, send the invoice", "Call me later", "See you there \U0001F389"];
 
     private static readonly (string Code, string Message)[] Failures =
     [

@@ -308,6 +308,9 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
             ("q (word)", $"q={sample.Word}"),
             ("q (two words)", $"q={sample.Word}%20march"),
             ("q (a common word)", "q=the"),
+            // No term of the index: read as text, newest first, until a page is found (every row when none matches).
+            ("q (an emoji in some replies)", "q=%F0%9F%8E%89"),
+            ("q (an emoji in no message)", "q=%F0%9F%A6%84"),
             ("status=failed", "status=failed"),
             ("type=sms", "type=sms"),
             ("lineId", $"lineId={sample.LineId}"),

@@ -8,15 +8,28 @@ namespace LineAgent.Messages;
 public sealed class MessageHistory(Db db, DbWriter writer, ILogger<MessageHistory> log)
 {
     /// <summary>Newest first; one row more than the page is read to know whether there is a next page.</summary>
-    public async Task<(List<MessageRow> Rows, bool More)> PageAsync(MessageFilter filter, CancellationToken ct)
+    /// <summary>One page, and the position the next page starts below (null: nothing more).</summary>
+    public async Task<(List<MessageRow> Rows, long? NextBefore)> PageAsync(MessageFilter filter, CancellationToken ct)
     {
         await CatchUpSearchIndexAsync(filter, ct);
-        var (sql, p) = filter.ToSql(filter.Limit + 1);
         await using var c = await db.OpenAsync(ct);
+        long? floor = null;
+        if (filter.ScansText)
+        {
+            // A text scan reads at most TextScanSpan positions per page.
+            var top = filter.Before ?? (await c.ExecuteScalarAsync<long?>(new CommandDefinition("SELECT MAX(seq) FROM messages", cancellationToken: ct)) ?? 0) + 1;
+            floor = top - filter.TextScanSpan;
+            filter = filter with { After = floor };
+        }
+        var (sql, p) = filter.ToSql(filter.Limit + 1);
         var rows = (await c.QueryAsync<MessageRow>(new CommandDefinition(sql, p, cancellationToken: ct))).AsList();
-        var more = rows.Count > filter.Limit;
-        if (more) rows.RemoveAt(rows.Count - 1);
-        return (rows, more);
+        if (rows.Count > filter.Limit)
+        {
+            rows.RemoveAt(rows.Count - 1);
+            return (rows, rows[^1].Seq);
+        }
+        // The span read without filling the page: the next page goes on below it, while there are rows below.
+        return (rows, floor is > 0 ? floor + 1 : null);
     }
 
     /// <summary>

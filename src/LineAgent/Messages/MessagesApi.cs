@@ -114,8 +114,8 @@ internal static class MessagesApi
         var (filter, problems) = MessageFilter.Parse(request.Query, paging: true);
         if (problems.Count > 0)
             return Problems.Validation(problems);
-        var (rows, more) = await history.PageAsync(filter, ct);
-        return TypedResults.Ok(new MessagePage(rows.Select(MessageDto.From).ToList(), more ? Cursor.Encode(rows[^1].Seq) : null));
+        var (rows, next) = await history.PageAsync(filter, ct);
+        return TypedResults.Ok(new MessagePage(rows.Select(MessageDto.From).ToList(), next is { } before ? Cursor.Encode(before) : null));
     }
 
     internal static async Task<Results<EmptyHttpResult, ValidationProblem>> Export(HttpContext http, MessageHistory history, CancellationToken ct)

@@ -107,6 +107,32 @@ public sealed class TextSearchTests : LifecycleTestBase
     public async Task AWordWithoutLettersOrDigits_OrInUnspacedText_ShouldBeFoundAsText(string q, string[] expected) =>
         Assert.That(await SearchAsync(q), Is.EqualTo(expected));
 
+    /// <summary>
+    /// A text scan reads at most TextScanSpan positions per page: pages may come back short, even empty, with a next
+    /// position, and walking them finds every match once and then ends.
+    /// </summary>
+    [TestCase("\U0001F389", new[] { "emoji" })]
+    [TestCase("?", new[] { "cafe-accent" })]
+    [TestCase("\U0001F984", new string[0])]
+    public async Task ATextScan_ShouldReadABoundedSpanPerPage_AndItsPagesFindEveryMatchOnce(string q, string[] expected)
+    {
+        var history = new MessageHistory(_db, _writer, Microsoft.Extensions.Logging.Abstractions.NullLogger<MessageHistory>.Instance);
+        var found = new List<string>();
+        long? before = null;
+        var pages = 0;
+        do
+        {
+            var (rows, next) = await history.PageAsync(new MessageFilter { Q = q, Limit = 50, TextScanSpan = 5, Before = before }, CancellationToken.None);
+            Assert.That(rows.Count, Is.LessThanOrEqualTo(5), "no more than the span");
+            found.AddRange(rows.Select(r => _ids.Single(kv => kv.Value == r.Id).Key));
+            before = next;
+            pages++;
+        } while (before is not null && pages < 100);
+        Assert.That(found, Is.EqualTo(expected));
+        Assert.That(before, Is.Null, "the walk ends");
+        Assert.That(pages, Is.GreaterThanOrEqualTo((int)Math.Ceiling(_rows.Count / 5.0)), "one page per span of positions at least");
+    }
+
     /// <summary>The search as it was before the vocabulary: every word an FTS5 prefix term.</summary>
     private async Task<string[]> PrefixSearchAsync(string q)
     {

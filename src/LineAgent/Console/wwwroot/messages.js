@@ -159,7 +159,8 @@ async function load({ append = false } = {}) {
     }
     cursor = page.nextCursor;
     more.hidden = !cursor;
-    summary.textContent = rows.size === 0 ? 'No messages match these filters.'
+    // A search for text no index holds (an emoji) reads a span of messages per page: a page may be empty with more below.
+    summary.textContent = rows.size === 0 ? (cursor ? 'None found yet among the newest messages; load more to search older ones.' : 'No messages match these filters.')
       : `${rows.size} message${rows.size === 1 ? '' : 's'}${cursor ? ' shown (more below)' : ''}.`;
   } catch (e) {
     if (mine !== loading) return;
