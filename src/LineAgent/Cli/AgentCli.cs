@@ -90,9 +90,18 @@ public static class AgentCli
         ["Logging"] = null, ["Kestrel"] = null,
     };
 
-    /// <summary>The host's own settings (ASP.NET Core reads them), which tools such as WebApplicationFactory pass too.</summary>
-    private static readonly string[] HostSettings =
-        ["environment", "contentRoot", "applicationName", "urls", "http_ports", "https_ports", "AllowedHosts", "shutdownTimeoutSeconds", "webroot", "hostBuilder"];
+    /// <summary>The host's own settings that tools such as WebApplicationFactory pass.</summary>
+    private static readonly string[] HostSettings = ["environment", "contentRoot", "applicationName", "hostBuilder"];
+
+    /// <summary>
+    /// ASP.NET Core's settings that this agent replaces by its own: `AllowedHosts` would answer 400 to 127.0.0.1 itself,
+    /// and the others are overridden (Api:Urls, Agent:ShutdownTimeout), so they would be taken and then ignored.
+    /// </summary>
+    private static readonly Dictionary<string, string> ReplacedSettings = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["AllowedHosts"] = "--Api:AllowedHosts", ["urls"] = "--urls", ["http_ports"] = "--urls", ["https_ports"] = "--urls",
+        ["shutdownTimeoutSeconds"] = "--Agent:ShutdownTimeout",
+    };
 
     /// <summary>
     /// Why <paramref name="key"/> (Section:Key:...) names no setting, read against the options types' properties; null when
@@ -103,6 +112,8 @@ public static class AgentCli
         var parts = key.Split(':');
         if (HostSettings.Contains(parts[0], StringComparer.OrdinalIgnoreCase))
             return null;
+        if (ReplacedSettings.TryGetValue(parts[0], out var instead))
+            return $" this agent does not read it; use {instead}.";
         if (parts.Length < 2 || !SettingSections.TryGetValue(parts[0], out var type))
             return "";
         for (var i = 1; i < parts.Length && type is not null; i++)
@@ -120,7 +131,7 @@ public static class AgentCli
                 type = list.GetGenericArguments()[0];
                 continue;
             }
-            if (type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(TimeSpan) || type == typeof(decimal) || type == typeof(Uri))
+            if (SingleValue(type))
                 return $" '{string.Join(':', parts[..i])}' is a single value.";
             var properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance).Where(p => p.CanWrite).ToList();
             var property = properties.FirstOrDefault(p => string.Equals(p.Name, parts[i], StringComparison.OrdinalIgnoreCase));
@@ -133,8 +144,15 @@ public static class AgentCli
             }
             type = property.PropertyType;
         }
+        // A value given to a group of settings (Window, Days) is dropped by the binder: `Days=Monday` left every day open.
+        if (type is not null && !SingleValue(Nullable.GetUnderlyingType(type) ?? type))
+            return $" {key} is a group of settings; give one of them ({key}:{(type.IsGenericType && type != typeof(string) && type.GetGenericTypeDefinition() != typeof(Dictionary<,>) ? "0" : "...")}=value).";
         return null;
     }
+
+    private static bool SingleValue(Type type) =>
+        type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(TimeSpan) || type == typeof(decimal) || type == typeof(Uri)
+        || type == typeof(DateTimeOffset) || type == typeof(DateTime);
 
     /// <summary>
     /// The first token the parser left that is no setting, as one line; null when every one is. The configuration's

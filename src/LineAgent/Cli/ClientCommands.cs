@@ -179,10 +179,21 @@ public static class ClientCommands
             var (code, body) = await client.SendAsync(HttpMethod.Get, "/api/messages?" + string.Join("&", qs), ct: ct);
             if (code != 200) return Fail(code, body);
             if (result.GetValue(Json)) { Console.WriteLine(JsonText(body!)); return 0; }
-            var items = body!["items"]!.AsArray();
-            foreach (var m in items)
-                Console.WriteLine(Describe(m!));
-            if (items.Count == 0)
+            var shown = 0;
+            while (true)
+            {
+                foreach (var m in body!["items"]!.AsArray().Take(result.GetValue(limit) - shown))
+                {
+                    Console.WriteLine(Describe(m!));
+                    shown++;
+                }
+                // A search for text no index holds (an emoji) answers a span of the history per page, maybe short: read on.
+                if (shown >= result.GetValue(limit) || body["nextCursor"]?.GetValue<string>() is not { } cursor)
+                    break;
+                (code, body) = await client.SendAsync(HttpMethod.Get, "/api/messages?" + string.Join("&", qs.Append("cursor=" + Uri.EscapeDataString(cursor))), ct: ct);
+                if (code != 200) return Fail(code, body);
+            }
+            if (shown == 0)
                 Console.Error.WriteLine("No messages match.");
             return 0;
         }));

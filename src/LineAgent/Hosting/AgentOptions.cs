@@ -32,6 +32,12 @@ public sealed class AgentOptions
     /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(25);
 
+    /// <summary>The LaunchAgent's label the doctor checks (default com.lineagent.agent; InstallChecks).</summary>
+    public string? LaunchdLabel { get; set; }
+
+    /// <summary>Where the doctor looks for the installed agent (default: what the installed plist says; InstallChecks).</summary>
+    public string? InstallPrefix { get; set; }
+
     /// <summary>ISO 3166 region used to read national phone numbers, e.g. "US" or "GB".</summary>
     [Required, RegularExpression("^[A-Z]{2}$")]
     public string DefaultRegion { get; set; } = "US";

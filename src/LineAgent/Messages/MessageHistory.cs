@@ -7,8 +7,10 @@ namespace LineAgent.Messages;
 /// <summary>The history as the API reads it: a page of a filter, the whole filter for an export, a message's replies.</summary>
 public sealed class MessageHistory(Db db, DbWriter writer, ILogger<MessageHistory> log)
 {
-    /// <summary>Newest first; one row more than the page is read to know whether there is a next page.</summary>
-    /// <summary>One page, and the position the next page starts below (null: nothing more).</summary>
+    /// <summary>
+    /// One page, newest first, and the position the next page starts below (null: nothing more); one row more than the
+    /// page is read to know whether there is one.
+    /// </summary>
     public async Task<(List<MessageRow> Rows, long? NextBefore)> PageAsync(MessageFilter filter, CancellationToken ct)
     {
         await CatchUpSearchIndexAsync(filter, ct);

@@ -214,7 +214,8 @@ internal static class MessagesApi
         if (problems.Count > 0)
             return Problems.Validation(problems);
         // Moved to a time (another season) where its recipient's hours never meet the line's window: it would wait for ever.
-        if (at is { } moved && await lifecycle.Store.GetAsync(id, ct) is { } before && lines.Find(before.LineId) is { } line
+        if (at is { } moved && await lifecycle.Store.GetAsync(id, ct) is { Status: MessageStatus.Scheduled, IsWaiting: false } before
+            && lines.Find(before.LineId) is { } line
             && pacer.NeverInWindow(line, before, time.GetUtcNow(), Time.ToMs(moved)) is { } never)
             return Problems.Validation([new("scheduledAt", FailureCodes.WindowNeverOpen, never)]);
 

@@ -94,7 +94,11 @@ public sealed class ConsoleCliTests
     [TestCase(new[] { "--Lines:0:Pacing:Window:Form=09:00" }, "Did you mean Lines:0:Pacing:Window:From?")]
     [TestCase(new[] { "--Lines:0:Pacing:MinGap:Seconds=5" }, "'Lines:0:Pacing:MinGap' is a single value.")]
     [TestCase(new[] { "--Lines:mac:Pacing:MinGap=00:00:05", "--lines:0:pacing:window:days:0=Monday", "--Logging:LogLevel:Default=Warning" }, null)]
-    [TestCase(new[] { "--AllowedHosts=mac.local", "--urls=http://127.0.0.1:1", "--Kestrel:Limits:MaxRequestBodySize=1" }, null)]
+    [TestCase(new[] { "--Kestrel:Limits:MaxRequestBodySize=1", "--Agent:LaunchdLabel=com.example.agent", "--Agent:InstallPrefix=/opt/la", "--environment=Testing" }, null)]
+    [TestCase(new[] { "--AllowedHosts=mac.local" }, "unknown setting '--AllowedHosts=mac.local': this agent does not read it; use --Api:AllowedHosts.")]
+    [TestCase(new[] { "urls=http://127.0.0.1:1" }, "use --urls.")]
+    [TestCase(new[] { "--Lines:0:Pacing:Window:Days=Monday" }, "Lines:0:Pacing:Window:Days is a group of settings; give one of them (Lines:0:Pacing:Window:Days:0=value).")]
+    [TestCase(new[] { "--Lines:0:Pacing:Window=x" }, "is a group of settings")]
     public void UnmatchedTokens_ShouldAllBeSettingsOfAKnownSection(string[] tokens, string? expected)
     {
         var root = new System.CommandLine.RootCommand { LineAgent.Cli.AgentCli.DryRun, LineAgent.Cli.AgentCli.DataDir };
