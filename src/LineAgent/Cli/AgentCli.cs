@@ -169,13 +169,22 @@ public static class AgentCli
             if (!dashed && !token.Contains('='))
                 return agentCommand
                     ? $"lineagent: '{token}' is not a lineagent command. Commands: {string.Join(", ", root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))} (lineagent --help)."
-                    : $"{name}: unexpected '{token}'. A message with spaces goes in quotes; {name} --help lists what it takes.";
+                    : $"{name}: unexpected '{token}'.{(command.Arguments.Count > 0 ? " A message with spaces goes in quotes;" : "")} {name} --help lists what it takes.";
             var key = token.TrimStart('-', '/');
+            var needsValue = false;
             if (key.IndexOf('=') is var equals and >= 0)
                 key = key[..equals];
             else if (dashed)
-                i++; // the next token is its value
-            if (SettingProblem(key) is not { } settingProblem)
+            {
+                // The next token is its value. None, or another option, is a flag-like setting the reader drops without a
+                // word: `run --Agent:DryRun` last started a live agent, and `--Api:Token --Agent:DryRunn=true` took the typo as a token.
+                needsValue = i + 1 >= tokens.Count || tokens[i + 1].StartsWith("--", StringComparison.Ordinal);
+                i++;
+            }
+            var settingProblem = SettingProblem(key);
+            if (settingProblem is null && needsValue)
+                return $"{name}: the setting '{Api.Problems.Echo(token)}' has no value; write {Api.Problems.Echo(token)}=value (such as --Agent:DryRun=true).";
+            if (settingProblem is null)
                 continue;
             if (settingProblem.Length > 0)
                 return $"{name}: unknown setting '{Api.Problems.Echo(token)}':{settingProblem}";

@@ -17,7 +17,10 @@ public static class ClientCommands
     private static readonly System.Text.Json.JsonSerializerOptions JsonOut = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly System.Text.Json.JsonSerializerOptions JsonOutIndented = new(JsonOut) { WriteIndented = true };
 
-    /// <summary>The API's JSON as the API writes it: "+1202..." and "Привет", not "\u002B1202..." and "\u041F...".</summary>
+    /// <summary>
+    /// The API's JSON as the API writes it: "+1202..." and "Привет", not "\u002B1202..." and "\u041F..." (characters past
+    /// U+FFFF, such as emoji, stay \u escapes, as in the API's answers).
+    /// </summary>
     internal static string JsonText(JsonNode body, bool indented = false) => body.ToJsonString(indented ? JsonOutIndented : JsonOut);
 
     public static IEnumerable<Command> Create()

@@ -95,6 +95,8 @@ public sealed class ConsoleCliTests
     [TestCase(new[] { "--Lines:0:Pacing:MinGap:Seconds=5" }, "'Lines:0:Pacing:MinGap' is a single value.")]
     [TestCase(new[] { "--Lines:mac:Pacing:MinGap=00:00:05", "--lines:0:pacing:window:days:0=Monday", "--Logging:LogLevel:Default=Warning" }, null)]
     [TestCase(new[] { "--Kestrel:Limits:MaxRequestBodySize=1", "--Agent:LaunchdLabel=com.example.agent", "--Agent:InstallPrefix=/opt/la", "--environment=Testing" }, null)]
+    [TestCase(new[] { "--Agent:DryRun" }, "the setting '--Agent:DryRun' has no value; write --Agent:DryRun=value")]
+    [TestCase(new[] { "--Api:Token", "--Agent:DryRunn=true" }, "the setting '--Api:Token' has no value")]
     [TestCase(new[] { "--AllowedHosts=mac.local" }, "unknown setting '--AllowedHosts=mac.local': this agent does not read it; use --Api:AllowedHosts.")]
     [TestCase(new[] { "urls=http://127.0.0.1:1" }, "use --urls.")]
     [TestCase(new[] { "--Lines:0:Pacing:Window:Days=Monday" }, "Lines:0:Pacing:Window:Days is a group of settings; give one of them (Lines:0:Pacing:Window:Days:0=value).")]
