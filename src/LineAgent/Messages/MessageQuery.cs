@@ -33,8 +33,12 @@ public sealed record MessageFilter
     /// </summary>
     public long TextScanSpan { get; init; } = 50_000;
 
-    /// <summary>The search has words and none of them is in the index: it reads the rows themselves.</summary>
-    public bool ScansText => Q is not null && SplitQ(Q).Indexed is null && Recipient is not { Length: >= 3 };
+    /// <summary>
+    /// The search has words and none of them is in the index, and nothing else narrows it to a few rows: it reads the
+    /// rows themselves. A lead's or a batch's messages are found through their own index (ix_messages_lead, _batch) and
+    /// read whole, in one page: spans over the whole history would give one of an old lead's pages per 50,000 positions.
+    /// </summary>
+    public bool ScansText => Q is not null && SplitQ(Q).Indexed is null && Recipient is not { Length: >= 3 } && LeadId is null && BatchId is null;
 
     public const int MaxLimit = 500;
 

@@ -130,6 +130,10 @@ public sealed class TextSearchTests : LifecycleTestBase
         } while (before is not null && pages < 100);
         Assert.That(found, Is.EqualTo(expected));
         Assert.That(before, Is.Null, "the walk ends");
+
+        // Narrowed to a batch (its own index), the search is one page, whatever the span.
+        var (inBatch, after) = await history.PageAsync(new MessageFilter { Q = q, BatchId = "batch_none", Limit = 50, TextScanSpan = 5 }, CancellationToken.None);
+        Assert.That((inBatch, after), Is.EqualTo((new List<MessageRow>(), (long?)null)));
         Assert.That(pages, Is.GreaterThanOrEqualTo((int)Math.Ceiling(_rows.Count / 5.0)), "one page per span of positions at least");
     }
 
