@@ -21,7 +21,8 @@ public sealed class AgentClient : IDisposable
             throw new CliProblem($"lineagent: {(url is null ? "Api:Urls" : "--url")} '{Problems.Echo(address)}' is not an http:// address such as {ApiOptions.DefaultUrl}.");
         BaseUrl = baseUrl;
         // Read without creating the data directory: a mistyped --data-dir must not leave an empty one behind.
-        Token = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(DataDirectory.TokenFileIn(ClientCommands.DataDirOf(config)));
+        TokenFile = DataDirectory.TokenFileIn(ClientCommands.DataDirOf(config));
+        Token = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(TokenFile);
         _http = new HttpClient { BaseAddress = BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
         if (Token is not null)
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
@@ -29,6 +30,13 @@ public sealed class AgentClient : IDisposable
 
     public Uri BaseUrl { get; }
     public string? Token { get; }
+
+    /// <summary>Where the token is read from when Api:Token is not set.</summary>
+    public string TokenFile { get; }
+
+    /// <summary>What to say when there is no token to send (every /api route answers 401 without one).</summary>
+    public string NoToken =>
+        $"No API token: {TokenFile} does not exist. Start the agent once (lineagent run) and it writes one, or pass the agent's --data-dir or --Api:Token.";
 
     /// <summary>The first listen URL, with a wildcard host turned into loopback.</summary>
     public static string LocalUrl(string urls)

@@ -226,7 +226,7 @@ public static class ClientCommands
                 return code;
             Console.WriteLine();
             return Math.Max(code, await new LiveCheck(config, client, Console.Out).RunAsync(address, ct));
-        }));
+        }, needsToken: false));
         yield return doctor;
     }
 
@@ -408,9 +408,16 @@ public static class ClientCommands
         return Fail(code, body);
     }
 
-    private static async Task<int> WithClient(ParseResult result, Func<AgentClient, Task<int>> action)
+    /// <param name="needsToken">False for the doctor, which reports what it can without one.</param>
+    private static async Task<int> WithClient(ParseResult result, Func<AgentClient, Task<int>> action, bool needsToken = true)
     {
         using var client = new AgentClient(LoadConfiguration(result), result.GetValue(Url));
+        if (needsToken && client.Token is null)
+        {
+            // It would be a 401 from the agent, which says nothing about where the token was looked for.
+            Console.Error.WriteLine(client.NoToken);
+            return 1;
+        }
         try
         {
             return await action(client);

@@ -18,7 +18,7 @@ public static class OpenCommand
             using var client = new AgentClient(ClientCommands.LoadConfiguration(result), result.GetValue(ClientCommands.Url));
             if (client.Token is null)
             {
-                Console.Error.WriteLine("No API token in the data dir yet: start the agent once (lineagent run), or pass --data-dir.");
+                Console.Error.WriteLine(client.NoToken);
                 return 1;
             }
             int code;

@@ -73,6 +73,10 @@ public sealed class CliTests
         Assert.That(badFile.ExitCode, Is.EqualTo(1));
         Assert.That(badFile.Stderr.Trim(), Does.StartWith($"lineagent openapi: cannot write {dir.File("no/such/dir/x.json")}:").And.Not.Contain("   at "));
 
+        var noToken = await Programs.LineAgentAsync("status", "--data-dir", dir.Path, "--url", "http://127.0.0.1:9");
+        Assert.That((noToken.ExitCode, noToken.Stderr.Trim()), Is.EqualTo((1, $"No API token: {dir.File("api-token")} does not exist. " +
+            "Start the agent once (lineagent run) and it writes one, or pass the agent's --data-dir or --Api:Token.")), "said before asking the agent, which would answer 401");
+
         var typo = dir.File("typo-dir");
         foreach (var command in new[] { "token", "status", "list" })
         {
