@@ -69,7 +69,21 @@ public sealed class PreviewTests
             if (at <= agent.Time.GetUtcNow())
             {
                 // Something is due now: the worker was just woken for it; let it act at this time.
-                await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") != sleeping, "the dispatcher to act on what is due");
+                try
+                {
+                    await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") != sleeping, "the dispatcher to act on what is due");
+                }
+                catch (AssertionException)
+                {
+                    // Timed out once in a loaded full run (not reproduced alone): say what the dispatcher and the rows were doing.
+                    await using var d = await db.OpenAsync();
+                    var pending = await d.QueryAsync<(string Id, string Status, long DueAt, long? NotBefore)>(
+                        "SELECT id AS Id, status AS Status, due_at AS DueAt, not_before AS NotBefore FROM messages " +
+                        "WHERE line_id = 'default' AND status IN ('scheduled','queued','sending') ORDER BY MAX(due_at, COALESCE(not_before, 0)) LIMIT 5");
+                    Assert.Fail($"The dispatcher did not act on what is due. now {agent.Time.GetUtcNow():O}, it slept until {sleeping:O} and now " +
+                        $"{agent.Dispatcher.SleepingUntil("default"):O}; next due {at:O}; first pending: " +
+                        string.Join("; ", pending.Select(r => $"{r.Id} {r.Status} due {Time.FromMs(r.DueAt):O} notBefore {Time.FromMs(r.NotBefore):O}")));
+                }
                 continue;
             }
             agent.Time.SetUtcNow(at);
