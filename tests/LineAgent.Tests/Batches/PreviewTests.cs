@@ -68,14 +68,24 @@ public sealed class PreviewTests
             var at = next is { } n && Time.FromMs(n) < target ? Time.FromMs(n) : target;
             if (at <= agent.Time.GetUtcNow())
             {
-                // Something is due now: the worker was just woken for it; let it act at this time.
+                // Something is due now: the worker was just woken for it; let it act at this time. Acting may leave it asleep
+                // until the same instant as before (a line-wide hold, its wake capped 30 s ahead of a clock that has not
+                // moved), so what is waited for is the rows: none due now any more (handed over or held), the worker asleep.
                 try
                 {
-                    await Eventually.TrueAsync(() => agent.Dispatcher.SleepingUntil("default") != sleeping, "the dispatcher to act on what is due");
+                    await Eventually.TrueAsync(async () =>
+                    {
+                        if (agent.Dispatcher.SleepingUntil("default") is null)
+                            return false;
+                        await using var d = await db.OpenAsync();
+                        var due = await d.ExecuteScalarAsync<long?>(
+                            "SELECT MIN(MAX(due_at, COALESCE(not_before, 0))) FROM messages WHERE line_id = 'default' AND status IN ('scheduled','queued')");
+                        return due is null || Time.FromMs(due.Value) > agent.Time.GetUtcNow();
+                    }, "the dispatcher to act on what is due");
                 }
                 catch (AssertionException)
                 {
-                    // Timed out once in a loaded full run (not reproduced alone): say what the dispatcher and the rows were doing.
+                    // Say what the dispatcher and the rows were doing (how the race above was found).
                     await using var d = await db.OpenAsync();
                     var pending = await d.QueryAsync<(string Id, string Status, long DueAt, long? NotBefore)>(
                         "SELECT id AS Id, status AS Status, due_at AS DueAt, not_before AS NotBefore FROM messages " +
