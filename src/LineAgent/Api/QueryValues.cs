@@ -25,6 +25,17 @@ public static class QueryValues
         }
     }
 
+    /// <summary>`cursor` of a seq-ordered list: the position the page starts below; null when absent, or refused (a problem names it).</summary>
+    public static long? Before(string? cursor, List<FieldProblem> problems)
+    {
+        if (cursor is null)
+            return null;
+        if (Messages.Cursor.TryDecode(cursor, out var seq))
+            return seq;
+        problems.Add(new("cursor", "invalid_cursor", "cursor is not one this agent gave out."));
+        return null;
+    }
+
     /// <summary>`limit`: absent → 50; a whole number 1-500; otherwise a problem naming it (and 50 to go on checking).</summary>
     public static int Limit(string? raw, List<FieldProblem> problems)
     {

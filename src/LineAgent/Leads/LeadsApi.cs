@@ -59,12 +59,7 @@ internal static class LeadsApi
         var take = QueryValues.Limit(limit, problems);
         if (q is { Length: > 500 })
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
-        long? before = null;
-        if (cursor is not null)
-        {
-            if (Cursor.TryDecode(cursor, out var seq)) before = seq;
-            else problems.Add(new("cursor", "invalid_cursor", "cursor is not one this agent gave out."));
-        }
+        var before = QueryValues.Before(cursor, problems);
         if (problems.Count > 0)
             return Problems.Validation(problems);
         var rows = (await leads.SearchAsync(q, tag, before, take + 1, ct)).ToList();

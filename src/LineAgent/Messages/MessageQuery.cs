@@ -83,12 +83,7 @@ public sealed record MessageFilter
             problems.Add(new("to", "invalid_filter", "to is before from."));
 
         var limit = QueryValues.Limit(Get("limit"), problems);
-        long? before = null;
-        if (paging && Get("cursor") is { } cursor)
-        {
-            if (Cursor.TryDecode(cursor, out var seq)) before = seq;
-            else problems.Add(new("cursor", "invalid_cursor", "cursor is not one this agent gave out."));
-        }
+        var before = paging ? QueryValues.Before(Get("cursor"), problems) : null;
         var qtext = Get("q");
         if (qtext is { Length: > 500 })
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));

@@ -70,14 +70,7 @@ internal static class WebhooksApi
     private static (int Take, long? Before) Paging(HttpRequest request, string? limit, string? cursor, List<FieldProblem> problems)
     {
         QueryValues.Unknown(request.Query.Keys, ["limit", "cursor"], problems);
-        var take = QueryValues.Limit(limit, problems);
-        long? before = null;
-        if (cursor is not null)
-        {
-            if (Cursor.TryDecode(cursor, out var seq)) before = seq;
-            else problems.Add(new("cursor", "invalid_cursor", "cursor is not one this agent gave out."));
-        }
-        return (take, before);
+        return (QueryValues.Limit(limit, problems), QueryValues.Before(cursor, problems));
     }
 
     internal static async Task<Results<Ok<WebhookDto>, ProblemHttpResult>> Get(string id, WebhookStore store, CancellationToken ct) =>
