@@ -20,6 +20,10 @@ public sealed class IdempotencyFilter : IEndpointFilter
     private const string Header = IdempotencyStore.Header;
     private const int MaxKeyLength = IdempotencyStore.MaxKeyLength;
 
+    /// <summary>The filter holds no state: one instance serves every route (the generic AddEndpointFilter would build it through
+    /// ActivatorUtilities, which loads and compiles expression trees at start).</summary>
+    public static readonly IdempotencyFilter Instance = new();
+
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;

@@ -59,7 +59,7 @@ public static class OpenApiMetadata
     /// The route honours <c>Idempotency-Key</c> (<see cref="IdempotencyFilter"/>): the document shows the header and the 409 on reuse.
     /// </summary>
     public static RouteHandlerBuilder AcceptsIdempotencyKey(this RouteHandlerBuilder builder) =>
-        builder.WithMetadata(IdempotencyKeyMetadata.Instance).AddEndpointFilter<IdempotencyFilter>();
+        builder.WithMetadata(IdempotencyKeyMetadata.Instance).AddEndpointFilter(IdempotencyFilter.Instance);
 
     public static QueryParameter Limit(int @default = 50, int maximum = MessageFilter.MaxLimit) =>
         new("limit", $"Page size, 1-{maximum} (default {@default}).")

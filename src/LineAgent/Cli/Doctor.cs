@@ -47,7 +47,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
 
     public async Task<IReadOnlyList<Check>> ChecksAsync(CancellationToken ct)
     {
-        var agent = Bind<AgentOptions>(AgentOptions.Section);
+        var agent = config.GetSection(AgentOptions.Section).Get<AgentOptions>() ?? new();
         var lines = new List<LineOptions>();
         config.GetSection("Lines").Bind(lines);
         if (lines.Count == 0) lines.Add(LinesOptions.DefaultLine());
@@ -104,7 +104,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         }
         else
         {
-            var bridge = new MessagesBridge(Options.Create(Bind<BridgeOptions>(BridgeOptions.Section)));
+            var bridge = new MessagesBridge(Options.Create(config.GetSection(BridgeOptions.Section).Get<BridgeOptions>() ?? new()));
             report = await new MessagesHealth(bridge, TimeProvider.System).CheckAsync(ct, fresh: true);
             source = "checked from this terminal (the agent is not answering; its permissions may differ)";
         }
@@ -146,7 +146,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
 
     private async Task<Check> SmtpCheckAsync(List<LineOptions> lines, bool dryRun, CancellationToken ct)
     {
-        var email = Bind<EmailOptions>(EmailOptions.Section);
+        var email = config.GetSection(EmailOptions.Section).Get<EmailOptions>() ?? new();
         var line = lines.FirstOrDefault(l => !string.IsNullOrWhiteSpace(l.Email.From));
         if (!email.IsConfigured || line is null)
             return new("SMTP login", Check.Skip, "email is not configured (Email:Smtp:Host and a line's Email:From)", Required: false);
@@ -161,7 +161,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
 
     private async Task<Check> TwilioCheckAsync(List<LineOptions> lines, bool dryRun, CancellationToken ct)
     {
-        var twilio = Bind<TwilioOptions>(TwilioOptions.Section);
+        var twilio = config.GetSection(TwilioOptions.Section).Get<TwilioOptions>() ?? new();
         var line = lines.FirstOrDefault(l => l.Sms.Via == SmsLineOptions.ViaTwilio);
         if (line is null)
             return new("Twilio credentials", Check.Skip, "no line sends SMS through Twilio", Required: false);
@@ -230,12 +230,5 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         {
             return new("Database integrity", Check.Fail, $"cannot open {path}: {e.Message}; {backups}", $"Check the file's permissions. If it is damaged: {restore}");
         }
-    }
-
-    private T Bind<T>(string section) where T : new()
-    {
-        var value = new T();
-        config.GetSection(section).Bind(value);
-        return value;
     }
 }

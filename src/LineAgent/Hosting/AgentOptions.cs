@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
 
 namespace LineAgent.Hosting;
 
@@ -87,3 +88,14 @@ public sealed class SchedulingOptions
     /// <summary>Idempotency keys are kept at least this long.</summary>
     public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(48);
 }
+
+/// <summary>
+/// The DataAnnotations checks of <see cref="AgentOptions"/>, generated at build time: ValidateDataAnnotations() would read
+/// them by reflection at start (TypeDescriptor and its converters, about 1 MB of memory at start; README Performance).
+/// </summary>
+[OptionsValidator]
+public sealed partial class AgentOptionsValidator : IValidateOptions<AgentOptions>;
+
+/// <summary>The DataAnnotations checks of <see cref="ApiOptions"/>, generated at build time.</summary>
+[OptionsValidator]
+public sealed partial class ApiOptionsValidator : IValidateOptions<ApiOptions>;

@@ -16,7 +16,7 @@ public static partial class ConfigurationProblem
             switch (e)
             {
                 case OptionsValidationException invalid:
-                    return "lineagent: configuration: " + string.Join(" ", invalid.Failures.Select(f => f.Trim()));
+                    return "lineagent: configuration: " + string.Join(" ", invalid.Failures.Select(f => Setting(f.Trim())));
                 case InvalidOperationException when ConvertFailure().Match(e.Message) is { Success: true } m:
                     var key = m.Groups["key"].Value;
                     return $"lineagent: configuration: {key} must be {Expected(m.Groups["type"].Value)} " +
@@ -28,6 +28,26 @@ public static partial class ConfigurationProblem
         }
         return null;
     }
+
+    // The generated DataAnnotations validators say "Port: The field EmailOptions.Smtp.Port must be between 0 and 65535.":
+    // the user wrote Email:Smtp:Port.
+    private static string Setting(string failure)
+    {
+        if (AnnotationFailure().Match(failure) is not { Success: true } m || !Sections.TryGetValue(m.Groups["type"].Value, out var section))
+            return failure;
+        var key = section + ":" + m.Groups["path"].Value.Replace('.', ':');
+        return $"{key} {m.Groups["rest"].Value} (set by {EnvironmentName(key)}, lineagent.json or --{key}=...).";
+    }
+
+    private static readonly Dictionary<string, string> Sections = new()
+    {
+        [nameof(AgentOptions)] = AgentOptions.Section,
+        [nameof(ApiOptions)] = ApiOptions.Section,
+        [nameof(Channels.Email.EmailOptions)] = Channels.Email.EmailOptions.Section,
+    };
+
+    [GeneratedRegex(@"^\w+: The field (?<type>\w+)\.(?<path>[\w.]+) (?<rest>.+?)\.?$")]
+    private static partial Regex AnnotationFailure();
 
     public static string EnvironmentName(string key) => "LINEAGENT__" + key.Replace(":", "__");
 

@@ -13,7 +13,7 @@ public static class SchedulingServices
     /// </summary>
     public static IServiceCollection AddScheduling(this IServiceCollection services)
     {
-        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SchedulingOptions>, SchedulingOptionsValidator>());
         services.TryAddSingleton<LinePacer>();
         services.TryAddSingleton<IPacer>(sp => sp.GetRequiredService<LinePacer>());

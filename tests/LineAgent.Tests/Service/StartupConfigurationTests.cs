@@ -13,6 +13,10 @@ public sealed class StartupConfigurationTests
     [TestCase("LINEAGENT__Lines__1__Name", "Second Mac", "Lines:1:Id is missing")]
     [TestCase("LINEAGENT__Lines__0__Pacing__Window__To", "25:00", "Window:To '25:00' is not HH:mm")]
     [TestCase("LINEAGENT__Scheduling__MaxLateness", "-00:01:00", "Scheduling:MaxLateness must not be negative")]
+    [TestCase("LINEAGENT__Agent__DryRunParallelSends", "0", "Agent:DryRunParallelSends must be between 1 and 64 (set by LINEAGENT__Agent__DryRunParallelSends")]
+    [TestCase("LINEAGENT__Agent__DefaultRegion", "usa", "Agent:DefaultRegion must match the regular expression '^[A-Z]{2}$'")]
+    [TestCase("LINEAGENT__Email__Smtp__Port", "70000", "Email:Smtp:Port must be between 0 and 65535")]
+    [TestCase("LINEAGENT__Api__SendWaitSeconds", "900", "Api:SendWaitSeconds must be between 0 and 600")]
     public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
     {
         using var dir = new TempDir();

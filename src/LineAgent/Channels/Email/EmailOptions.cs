@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
 
 namespace LineAgent.Channels.Email;
 
@@ -9,6 +10,7 @@ public sealed class EmailOptions
 {
     public const string Section = "Email";
 
+    [ValidateObjectMembers]
     public SmtpOptions Smtp { get; set; } = new();
 
     public bool IsConfigured => !string.IsNullOrWhiteSpace(Smtp.Host);
@@ -31,3 +33,7 @@ public sealed class SmtpOptions
     /// <summary>A connection idle this long is closed; a burst of sends reuses one connection.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }
+
+/// <summary>The [Range] checks above, generated at build time (no reflection over DataAnnotations at start).</summary>
+[OptionsValidator]
+public sealed partial class EmailOptionsValidator : IValidateOptions<EmailOptions>;
