@@ -65,6 +65,34 @@ public sealed class WriterStatementTests : LifecycleTestBase
         Assert.That((await ReadAsync("msg_min")).DryRun, Is.False);
     }
 
+    /// <summary>
+    /// The statement is prepared once and reset between rows, which keeps the last row's bindings: a row with empty
+    /// columns after one with every column set must not inherit its values.
+    /// </summary>
+    [Test]
+    public async Task ARowAfterAFullOne_ShouldNotInheritItsValues()
+    {
+        var minimal = new MessageRow
+        {
+            Id = "msg_after", Content = "x", Type = MessageType.Sms, RequestedType = MessageType.Sms, Status = MessageStatus.Queued,
+            LineId = "default", DueAt = 1, CreatedAt = 1, UpdatedAt = 1,
+        };
+        await _writer.WriteAsync(s =>
+        {
+            s.Statement(MessageSql.InsertWithoutReturning).Execute(EveryFieldSet("msg_before"));
+            return s.Statement(MessageSql.InsertWithoutReturning).Execute(minimal);
+        });
+
+        var stored = await ReadAsync("msg_after");
+        var named = System.Text.RegularExpressions.Regex.Matches(MessageSql.InsertWithoutReturning, @"@(\w+)").Select(m => m.Groups[1].Value).ToList();
+        foreach (var name in named)
+        {
+            var p = typeof(MessageRow).GetProperty(name, BindingFlags.Public | BindingFlags.Instance)!;
+            Assert.That(p.GetValue(stored), Is.EqualTo(p.GetValue(minimal)), name);
+        }
+        Assert.That(stored.Subject, Is.Null);
+    }
+
     /// <summary>An empty text stays an empty text (an empty span would bind NULL): a reply with only an attachment has content "".</summary>
     [Test]
     public async Task EmptyStrings_ShouldStayEmptyText()
