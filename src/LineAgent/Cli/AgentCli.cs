@@ -107,8 +107,12 @@ public static class AgentCli
     /// Why <paramref name="key"/> (Section:Key:...) names no setting, read against the options types' properties; null when
     /// it names one. `Agent:DryRunn=true` was taken and ignored: a live agent where a dry run was meant.
     /// </summary>
-    public static string? SettingProblem(string key)
+    public static string? SettingProblem(string key) => SettingProblem(key, out _);
+
+    /// <summary>As <see cref="SettingProblem(string)"/>; <paramref name="leaf"/>: the type of the value the key names (null: unknown).</summary>
+    public static string? SettingProblem(string key, out Type? leaf)
     {
+        leaf = null;
         var parts = key.Split(':');
         if (HostSettings.Contains(parts[0], StringComparer.OrdinalIgnoreCase))
             return null;
@@ -147,6 +151,7 @@ public static class AgentCli
         // A value given to a group of settings (Window, Days) is dropped by the binder: `Days=Monday` left every day open.
         if (type is not null && !SingleValue(Nullable.GetUnderlyingType(type) ?? type))
             return $" {key} is a group of settings; give one of them ({key}:{(type.IsGenericType && type != typeof(string) && type.GetGenericTypeDefinition() != typeof(Dictionary<,>) ? "0" : "...")}=value).";
+        leaf = type;
         return null;
     }
 

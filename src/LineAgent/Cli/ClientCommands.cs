@@ -225,7 +225,16 @@ public static class ClientCommands
             if (result.GetValue(live) is not { } address)
                 return code;
             Console.WriteLine();
-            return Math.Max(code, await new LiveCheck(config, client, Console.Out).RunAsync(address, ct));
+            try
+            {
+                return Math.Max(code, await new LiveCheck(config, client, Console.Out).RunAsync(address, ct));
+            }
+            catch (Exception e) when (ConfigurationProblem.Describe(e) is { } problem)
+            {
+                // The doctor has just said it as a failed check; the live send cannot go on without the setting.
+                Console.Error.WriteLine(problem);
+                return Storage.DatabaseUnusableException.ExitCodeConfig;
+            }
         }, needsToken: false));
         yield return doctor;
     }

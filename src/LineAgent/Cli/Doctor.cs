@@ -47,12 +47,12 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
 
     public async Task<IReadOnlyList<Check>> ChecksAsync(CancellationToken ct)
     {
-        var agent = config.GetSection(AgentOptions.Section).Get<AgentOptions>() ?? new();
-        var lines = new List<LineOptions>();
-        config.GetSection("Lines").Bind(lines);
+        var checks = new List<Check>();
+        Read(() => { AgentHost.RefuseEmptyValues(config); return true; }, false);
+        var agent = Read(() => config.GetSection(AgentOptions.Section).Get<AgentOptions>(), null) ?? new();
+        var lines = Read(() => config.GetSection("Lines").Get<List<LineOptions>>(), null) ?? [];
         if (lines.Count == 0) lines.Add(LinesOptions.DefaultLine());
         var dataDir = agent.ResolveDataDir();
-        var checks = new List<Check>();
 
         JsonNode? status = null;
         if (!await client.HealthyAsync(ct))
@@ -83,7 +83,27 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
                 $"the agent cannot write its database ({storage}{(status["storage"]?["detail"] is { } d ? $": {d}" : "")}); requests get 503 and due messages wait",
                 storage == "full" ? "Free some disk space; the agent goes on by itself." : "Make the data directory writable again; the agent goes on by itself."));
         checks.Add(DatabaseCheck(dataDir));
+        if (_configProblems.Count > 0)
+            // First: the checks after it read the defaults in place of the settings that failed.
+            checks.Insert(0, new("Configuration", Check.Fail, string.Join(" ", _configProblems.Distinct()),
+                "Fix the setting named (the agent refuses to start with it: lineagent run exits 78)."));
         return checks;
+    }
+
+    private readonly List<string> _configProblems = [];
+
+    /// <summary>A section as the agent would bind it; a setting it would refuse is a failed check, and the default is used.</summary>
+    private T? Read<T>(Func<T?> read, T? fallback)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (ConfigurationProblem.Describe(e) is { } problem)
+        {
+            _configProblems.Add(problem.Replace("lineagent: configuration: ", ""));
+            return fallback;
+        }
     }
 
     private async Task<IReadOnlyList<Check>> MessagesChecksAsync(List<LineOptions> lines, JsonNode? status, bool dryRun, CancellationToken ct)
@@ -104,7 +124,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         }
         else
         {
-            var bridge = new MessagesBridge(Options.Create(config.GetSection(BridgeOptions.Section).Get<BridgeOptions>() ?? new()));
+            var bridge = new MessagesBridge(Options.Create(Read(() => config.GetSection(BridgeOptions.Section).Get<BridgeOptions>(), null) ?? new()));
             report = await new MessagesHealth(bridge, TimeProvider.System).CheckAsync(ct, fresh: true);
             source = "checked from this terminal (the agent is not answering; its permissions may differ)";
         }
@@ -146,7 +166,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
 
     private async Task<Check> SmtpCheckAsync(List<LineOptions> lines, bool dryRun, CancellationToken ct)
     {
-        var email = config.GetSection(EmailOptions.Section).Get<EmailOptions>() ?? new();
+        var email = Read(() => config.GetSection(EmailOptions.Section).Get<EmailOptions>(), null) ?? new();
         var line = lines.FirstOrDefault(l => !string.IsNullOrWhiteSpace(l.Email.From));
         if (!email.IsConfigured || line is null)
             return new("SMTP login", Check.Skip, "email is not configured (Email:Smtp:Host and a line's Email:From)", Required: false);
@@ -161,7 +181,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
 
     private async Task<Check> TwilioCheckAsync(List<LineOptions> lines, bool dryRun, CancellationToken ct)
     {
-        var twilio = config.GetSection(TwilioOptions.Section).Get<TwilioOptions>() ?? new();
+        var twilio = Read(() => config.GetSection(TwilioOptions.Section).Get<TwilioOptions>(), null) ?? new();
         var line = lines.FirstOrDefault(l => l.Sms.Via == SmsLineOptions.ViaTwilio);
         if (line is null)
             return new("Twilio credentials", Check.Skip, "no line sends SMS through Twilio", Required: false);

@@ -37,6 +37,7 @@ public static class AgentHost
         };
         var builder = WebApplication.CreateBuilder(options);
         builder.AddAgentConfiguration(args, overrides);
+        RefuseEmptyValues(builder.Configuration);
         builder.Services.AddLineAgent(builder.Configuration);
         builder.Services.AddLineAgentApi();
 
@@ -76,6 +77,23 @@ public static class AgentHost
         config.AddInMemoryCollection(overrides);
     }
 
+    /// <summary>
+    /// A number, switch, duration or choice set to nothing (`LINEAGENT__Email__Smtp__Port=`, `"MaxPerHour": ""`): the
+    /// generated configuration binder skips an empty value and keeps the default, which would start the agent with a
+    /// setting other than the one the user thinks they gave. Refused like a value that does not convert (exit 78, one line).
+    /// </summary>
+    public static void RefuseEmptyValues(IConfiguration config)
+    {
+        foreach (var (key, value) in config.AsEnumerable())
+        {
+            if (value is not { Length: 0 } || Cli.AgentCli.SettingProblem(key, out var leaf) is not null || leaf is null)
+                continue;
+            var type = Nullable.GetUnderlyingType(leaf) ?? leaf;
+            if (type.IsValueType)
+                throw new InvalidOperationException($"Failed to convert configuration value '' at '{key}' to type '{type.FullName}'.");
+        }
+    }
+
     /// <summary>Storage, scheduling and channels: everything but HTTP.</summary>
     public static IServiceCollection AddLineAgent(this IServiceCollection services, IConfiguration configuration)
     {
@@ -85,6 +103,7 @@ public static class AgentHost
         services.AddOptions<ApiOptions>().BindConfiguration(ApiOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ApiOptions>, ApiOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ApiOptions>, ApiOptionsLimits>());
         services.AddOptions<HostOptions>().Configure<IOptions<AgentOptions>>((host, agent) => host.ShutdownTimeout = agent.Value.ShutdownTimeout);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<DataDirectory>();

@@ -68,7 +68,6 @@ public sealed class ApiOptions
     public string? Token { get; set; }
 
     /// <summary>How long a send-now request waits for the channel before answering `sending`.</summary>
-    [Range(0, 600)]
     public double SendWaitSeconds { get; set; } = 30;
 
     /// <summary>
@@ -99,3 +98,14 @@ public sealed partial class AgentOptionsValidator : IValidateOptions<AgentOption
 /// <summary>The DataAnnotations checks of <see cref="ApiOptions"/>, generated at build time.</summary>
 [OptionsValidator]
 public sealed partial class ApiOptionsValidator : IValidateOptions<ApiOptions>;
+
+/// <summary>
+/// Api:SendWaitSeconds as a finite 0-600 ([Range] on a double throws OverflowException for NaN instead of failing).
+/// </summary>
+public sealed class ApiOptionsLimits : IValidateOptions<ApiOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ApiOptions options) =>
+        double.IsFinite(options.SendWaitSeconds) && options.SendWaitSeconds is >= 0 and <= 600
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail($"Api:SendWaitSeconds must be between 0 and 600 (seconds; set by {ConfigurationProblem.EnvironmentName("Api:SendWaitSeconds")}, lineagent.json or --Api:SendWaitSeconds=...).");
+}

@@ -29,7 +29,8 @@ public static partial class ConfigurationProblem
         return null;
     }
 
-    // The generated DataAnnotations validators say "Port: The field EmailOptions.Smtp.Port must be between 0 and 65535.":
+    // The generated DataAnnotations validators say "Port: The field EmailOptions.Smtp.Port must be between 0 and 65535.", or
+    // "DefaultRegion: The AgentOptions.DefaultRegion field is required.":
     // the user wrote Email:Smtp:Port.
     private static string Setting(string failure)
     {
@@ -46,7 +47,8 @@ public static partial class ConfigurationProblem
         [nameof(Channels.Email.EmailOptions)] = Channels.Email.EmailOptions.Section,
     };
 
-    [GeneratedRegex(@"^\w+: The field (?<type>\w+)\.(?<path>[\w.]+) (?<rest>.+?)\.?$")]
+    // "The field AgentOptions.X must be ..." ([Range], [RegularExpression]) and "The AgentOptions.X field is required." ([Required]).
+    [GeneratedRegex(@"^\w+: The (?:field )?(?<type>\w+)\.(?<path>[\w.]+) (?:field )?(?<rest>.+?)\.?$")]
     private static partial Regex AnnotationFailure();
 
     public static string EnvironmentName(string key) => "LINEAGENT__" + key.Replace(":", "__");

@@ -30,8 +30,7 @@ public sealed class SmsLineOptions
     public const string ViaMessages = "messages";
     public const string ViaTwilio = "twilio";
 
-    /// <summary>`messages` (iPhone text forwarding) or `twilio`.</summary>
-    [RegularExpression("^(messages|twilio)$")]
+    /// <summary>`messages` (iPhone text forwarding) or `twilio` (checked by LinesOptionsValidator).</summary>
     public string Via { get; set; } = ViaMessages;
     public bool Enabled { get; set; } = true;
     /// <summary>Twilio sender number (E.164) when Via = twilio.</summary>

@@ -42,6 +42,8 @@ public sealed class LinesOptionsValidator : IValidateOptions<LinesOptions>
                 problems.Add($"{at}:Id is missing: every line but the first (Lines:0) needs an Id ({Hosting.ConfigurationProblem.EnvironmentName(at + ":Id")}, or \"Id\" in lineagent.json).");
             else if (!IdPattern.IsMatch(line.Id))
                 problems.Add($"{at}:Id '{line.Id}' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+            else if (line.Sms.Via is not (SmsLineOptions.ViaMessages or SmsLineOptions.ViaTwilio))
+                problems.Add($"{at}:Sms:Via '{line.Sms.Via}' must be {SmsLineOptions.ViaMessages} (the Mac's iPhone relay) or {SmsLineOptions.ViaTwilio}.");
             else if (Hosting.AgentHost.PacingProblems(line) is { Count: > 0 } pacing)
                 problems.Add($"{at} ('{line.Id}'): the pacing is invalid: {string.Join("; ", pacing)} " +
                     "(Window:From/To as HH:mm 00:00-23:59, an IANA Window:TimeZone, non-negative gaps and caps).");

@@ -86,6 +86,21 @@ public sealed class CliTests
         }
     }
 
+    /// <summary>A setting the agent would refuse is the doctor's first failed check, not a stack trace (the checks go on with defaults).</summary>
+    [Test]
+    public async Task Doctor_WithASettingTheAgentWouldRefuse_ShouldFailACheckNamingIt()
+    {
+        using var dir = new TempDir();
+        var result = await Programs.LineAgentAsync("doctor", "--data-dir", dir.Path, "--url", "http://127.0.0.1:9",
+            "--Lines:0:Pacing:MinGap=abc", "--Email:Smtp:Port=");
+        TestContext.Out.WriteLine(result.Stdout + result.Stderr);
+        Assert.That(result.ExitCode, Is.EqualTo(1));
+        Assert.That(result.Lines[0], Does.StartWith("[fail] Configuration: ")
+            .And.Contain("Lines:0:Pacing:MinGap must be a duration").And.Contain("Email:Smtp:Port must be a whole number"));
+        Assert.That(result.Stdout, Does.Contain("[fail] Agent reachable"));
+        Assert.That(result.Stdout + result.Stderr, Does.Not.Contain("   at ").And.Not.Contain("Exception"));
+    }
+
     [Test]
     public async Task Doctor_ShouldNameEachCheck_AndExitNonZeroWhenARequiredOneFails()
     {

@@ -17,6 +17,15 @@ public sealed class StartupConfigurationTests
     [TestCase("LINEAGENT__Agent__DefaultRegion", "usa", "Agent:DefaultRegion must match the regular expression '^[A-Z]{2}$'")]
     [TestCase("LINEAGENT__Email__Smtp__Port", "70000", "Email:Smtp:Port must be between 0 and 65535")]
     [TestCase("LINEAGENT__Api__SendWaitSeconds", "900", "Api:SendWaitSeconds must be between 0 and 600")]
+    [TestCase("LINEAGENT__Api__SendWaitSeconds", "NaN", "Api:SendWaitSeconds must be between 0 and 600")]
+    [TestCase("LINEAGENT__Agent__DefaultRegion", "", "Agent:DefaultRegion is required (set by LINEAGENT__Agent__DefaultRegion")]
+    // An empty number, duration or choice is refused, not read as "keep the default" (the generated binder skips it).
+    [TestCase("LINEAGENT__Email__Smtp__Port", "", "Email:Smtp:Port must be a whole number")]
+    [TestCase("LINEAGENT__Lines__0__Pacing__MaxPerHour", "", "Lines:0:Pacing:MaxPerHour must be a whole number")]
+    [TestCase("LINEAGENT__Scheduling__MaxLateness", "", "Scheduling:MaxLateness must be a duration")]
+    [TestCase("LINEAGENT__Email__Smtp__Security", "", "Email:Smtp:Security must be a valid SmtpSecurity")]
+    [TestCase("LINEAGENT__Lines__0__Pacing__Window__Days__1", "Funday", "Lines:0:Pacing:Window:Days:1 must be a day name")]
+    [TestCase("LINEAGENT__Lines__0__Sms__Via", "sms", "Lines:0:Sms:Via 'sms' must be messages (the Mac's iPhone relay) or twilio")]
     public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
     {
         using var dir = new TempDir();
