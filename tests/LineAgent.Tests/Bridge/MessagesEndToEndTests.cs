@@ -294,6 +294,24 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "not retried");
     }
 
+    /// <summary>A chat.db that is not a database: the script never ran, so the failure says nothing was sent and a retry is allowed.</summary>
+    [Test]
+    public async Task AChatDbThatIsNotADatabase_ShouldFailBeforeTheScript_AsNotSent()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        File.WriteAllText(_messages.ChatDb, "garbage, not SQLite\n");
+        var problem = await (await api.SendMessageAsync(new { content = "hello", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("messages_error"));
+        Assert.That(error.Str("message"), Does.Contain("chat.db could not be read before the send").And.Contain("nothing was sent"));
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.Zero, "the script never ran");
+        var retry = await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null);
+        Assert.That((int)retry.StatusCode, Is.EqualTo(201).Or.EqualTo(202).Or.EqualTo(500), await retry.Content.ReadAsStringAsync());
+        Assert.That(await retry.Content.ReadAsStringAsync(), Does.Not.Contain("maybe_sent"), "nothing was sent: a retry needs no force");
+    }
+
     [Test]
     public async Task GhostRow_ShouldFail()
     {

@@ -40,7 +40,18 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         try
         {
             // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
-            baseline = bridge.TryMaxRowId();
+            try
+            {
+                baseline = bridge.TryMaxRowId();
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException e)
+            {
+                // A file that is there but not a database SQLite can read (damaged, replaced by something else): the script
+                // has not run, so nothing was sent; and a send now could never be confirmed from it.
+                health.Invalidate();
+                return new SendOutcome.Failed(FailureCodes.MessagesError,
+                    $"chat.db could not be read before the send ({e.Message}); nothing was sent. Check {bridge.Reader.Path}.", ProvenNotSent: true);
+            }
             result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct);
         }
         finally
