@@ -114,7 +114,15 @@ public sealed class DeliveryWatcher(
     {
         var claimedThisPass = new HashSet<string>();
         long? max = null;
-        foreach (var m in awaiting.Where(m => m.ChannelRef is null))
+        // Sends with a baseline newest first: one script runs at a time and writes its row before it exits, so a row above a
+        // later send's baseline was written after the earlier script had ended: it is the later send's, even when an earlier
+        // send of the same text to the same person is still waiting for a row that never came (oldest first, that earlier
+        // send took it, and the later one failed unconfirmed and invited a forced resend). Sends without a baseline after
+        // them, in hand-off order.
+        var order = awaiting.Where(m => m.ChannelRef is null)
+            .OrderByDescending(m => m.ChannelBaseline is not null)
+            .ThenByDescending(m => m.ChannelBaseline is not null ? m.HandedAt : -m.HandedAt);
+        foreach (var m in order)
         {
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);

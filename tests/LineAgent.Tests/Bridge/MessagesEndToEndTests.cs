@@ -294,6 +294,30 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "not retried");
     }
 
+    /// <summary>
+    /// The same text to the same person again while the first send still waits for a row that never came: the row the
+    /// second script wrote is the second message's (the first ends unconfirmed), not the first's (which left the second
+    /// unconfirmed, inviting a forced resend of a message that went out).
+    /// </summary>
+    [Test]
+    public async Task ARowWrittenByALaterSendOfTheSameText_ShouldGoToThatSend_NotToAnEarlierOneStillWaiting()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(8));
+        using var api = agent.Api();
+        _messages.Control(new { recordOnly = true });
+        var first = api.SendMessageAsync(new { content = "same text", type = "imessage", recipientPhone = "+12025550902" });
+        await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "the first script ran (no row)");
+        _messages.Control(new { });
+
+        var second = await (await api.SendMessageAsync(new { content = "same text", type = "imessage", recipientPhone = "+12025550902" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.That(second.Str("status"), Is.EqualTo("sent"), second.ToJsonString());
+        var firstProblem = await (await first).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(firstProblem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"), firstProblem.ToJsonString());
+        Assert.That(firstProblem["message"]!["channelRef"], Is.Null, "the row is not the first send's");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(2), "each sent once");
+    }
+
     /// <summary>A chat.db that is not a database: the script never ran, so the failure says nothing was sent and a retry is allowed.</summary>
     [Test]
     public async Task AChatDbThatIsNotADatabase_ShouldFailBeforeTheScript_AsNotSent()
