@@ -14,8 +14,10 @@ public abstract record SendOutcome
     /// <summary>
     /// The channel accepted it; confirmation comes later (the message stays `sending`). <paramref name="Baseline"/>
     /// is the channel's own position just before the send (chat.db MAX(ROWID)), kept to find the send's row later.
+    /// <paramref name="Detail"/>: why it is only maybe sent, when the channel did not simply accept it (the script failed
+    /// after `send`); recorded in the message's event.
     /// </summary>
-    public sealed record Accepted(string? ChannelRef, long? Baseline = null) : SendOutcome;
+    public sealed record Accepted(string? ChannelRef, long? Baseline = null, string? Detail = null) : SendOutcome;
 
     /// <summary>
     /// Not sent, because of this machine, not the message (the outbox could not be written: disk full): it goes

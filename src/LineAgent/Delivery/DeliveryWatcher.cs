@@ -288,7 +288,7 @@ public sealed class DeliveryWatcher(
         // From the channel's acceptance: a send held by a consent dialog has not started its clock yet.
         foreach (var m in awaiting.Where(m => now - Time.FromMs(m.AcceptedAt!.Value) >= timeout))
             await lifecycle.FailUnconfirmedAsync(m.Id, m.ChannelRef is null
-                    ? $"Messages accepted the send but no matching row appeared in chat.db within {timeout.TotalSeconds:0} s. It may or may not have gone out; it is not resent automatically (chat.db is still watched for it)."
+                    ? $"The send was handed to Messages but no matching row appeared in chat.db within {timeout.TotalSeconds:0} s. It may or may not have gone out; it is not resent automatically (chat.db is still watched for it)."
                     : $"chat.db has the row ({m.ChannelRef}) but Messages did not mark it sent within {timeout.TotalSeconds:0} s. Not resent automatically (still watched).",
                 now + bridge.Options.TrackDeliveryFor, ct);
     }

@@ -336,7 +336,8 @@ public sealed class Dispatcher(
         {
             SendOutcome.Sent s => await lifecycle.SentAsync(row.Id, claim, s.At, s.ChannelRef, $"sent by {channel.Name}", deferrable: deferrable),
             SendOutcome.Accepted a => await lifecycle.ChannelAcceptedAsync(row.Id, claim, a.ChannelRef, a.Baseline,
-                $"accepted by {channel.Name}; awaiting confirmation", deferrable: deferrable),
+                a.Detail is null ? $"accepted by {channel.Name}; awaiting confirmation" : $"{a.Detail}; awaiting confirmation",
+                deferrable: deferrable),
             SendOutcome.Deferred d => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, time.GetUtcNow() + d.RetryAfter, "deferred",
                 $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: deferrable),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,

@@ -347,6 +347,28 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("ghost_row"));
     }
 
+    /// <summary>
+    /// A script that fails after it reached `send` (-609: Messages quit) may have sent: it waits for chat.db like an accepted
+    /// send, but its event says what happened, with the error, not "accepted by messages".
+    /// </summary>
+    [Test]
+    public async Task AScriptThatFailsAfterSend_ShouldSaySoInItsEvent_AndFailUnconfirmedWithoutResending()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(2));
+        using var api = agent.Api();
+        _messages.Control(new { failWith = -609, failStep = "send", failCount = 1 });
+
+        var problem = await (await api.SendMessageAsync(new { content = "maybe", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        Assert.That(problem["message"]!["error"].Str("message"), Does.StartWith("The send was handed to Messages but no matching row appeared"));
+        var details = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{problem.Str("messageId")}/events"))!
+            .Select(e => e["detail"]?.GetValue<string>() ?? "").ToList();
+        Assert.That(details, Has.Some.StartWith("the script failed after it reached send (").And.Contains("-609"), string.Join("\n", details));
+        Assert.That(details, Has.None.Contains("accepted by messages"), string.Join("\n", details));
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "not resent");
+    }
+
     [Test]
     public async Task NoConfirmationWithinTheTimeout_ShouldFailAsUnconfirmed_WithoutResending()
     {

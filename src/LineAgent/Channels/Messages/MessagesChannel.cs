@@ -67,11 +67,12 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         if (run.ErrorKind is OsaErrorKind.NotAuthorized or OsaErrorKind.AccountMissing or OsaErrorKind.NotRunning
             or OsaErrorKind.TimedOut or OsaErrorKind.AppleEventTimeout)
             health.Invalidate();
+        long? raw = run.RawErrorNumber;
         if (!result.ProvenNotSent)
             // It reached `send` and then failed or hung: Messages may have sent it. chat.db decides, within ConfirmTimeout.
-            return new SendOutcome.Accepted(null, baseline);
+            return new SendOutcome.Accepted(null, baseline,
+                $"the script failed after it reached send ({detail}{(raw is { } n ? $", error {n}" : "")}): Messages may have sent it");
 
-        long? raw = run.RawErrorNumber;
         return run.ErrorKind switch
         {
             OsaErrorKind.NotAuthorized => new SendOutcome.Failed(FailureCodes.AutomationDenied,
