@@ -118,10 +118,10 @@ public sealed class DeliveryWatcher(
         // later send's baseline was written after the earlier script had ended: it is the later send's, even when an earlier
         // send of the same text to the same person is still waiting for a row that never came (oldest first, that earlier
         // send took it, and the later one failed unconfirmed and invited a forced resend). Sends without a baseline after
-        // them, in hand-off order.
-        var order = awaiting.Where(m => m.ChannelRef is null)
-            .OrderByDescending(m => m.ChannelBaseline is not null)
-            .ThenByDescending(m => m.ChannelBaseline is not null ? m.HandedAt : -m.HandedAt);
+        // them, in the order they were read.
+        var unmatched = awaiting.Where(m => m.ChannelRef is null).ToList();
+        var order = unmatched.Where(m => m.ChannelBaseline is not null).OrderByDescending(m => m.HandedAt)
+            .Concat(unmatched.Where(m => m.ChannelBaseline is null));
         foreach (var m in order)
         {
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.

@@ -40,12 +40,9 @@ public static partial class ConfigurationProblem
         return $"{key} {m.Groups["rest"].Value} (set by {EnvironmentName(key)}, lineagent.json or --{key}=...).";
     }
 
-    private static readonly Dictionary<string, string> Sections = new()
-    {
-        [nameof(AgentOptions)] = AgentOptions.Section,
-        [nameof(ApiOptions)] = ApiOptions.Section,
-        [nameof(Channels.Email.EmailOptions)] = Channels.Email.EmailOptions.Section,
-    };
+    /// <summary>Options type name → its section, from the CLI's one list of sections (AgentOptions → Agent).</summary>
+    private static readonly Dictionary<string, string> Sections = Cli.AgentCli.SettingSections
+        .Where(s => s.Value is not null).ToDictionary(s => s.Value!.Name, s => s.Key);
 
     // "The field AgentOptions.X must be ..." ([Range], [RegularExpression]) and "The AgentOptions.X field is required." ([Required]).
     [GeneratedRegex(@"^\w+: The (?:field )?(?<type>\w+)\.(?<path>[\w.]+) (?:field )?(?<rest>.+?)\.?$")]
