@@ -261,13 +261,18 @@ public sealed class AvailabilityService : IDisposable
 /// <summary>
 /// `auto` by availability and by what the line can carry: a phone gets iMessage unless known
 /// unavailable (then SMS), an email gets iMessage only if known available (else email). When the
-/// preferred type has no working channel on the line, the next one that has is taken.
+/// preferred type has no channel on the line, or its channel has a lasting problem (iMessage signed out, no Full Disk
+/// Access), the next one that has a usable channel is taken.
 /// </summary>
 public sealed class AvailabilityTypeRouter(AvailabilityService availability, ChannelRouter channels) : ITypeRouter
 {
     public async Task<string> ResolveAutoAsync(LineOptions line, string? phone, string? email, CancellationToken ct)
     {
         var candidates = new List<string>();
+        // A type whose channel has a lasting problem (iMessage signed out, no Full Disk Access) is skipped: the health
+        // check says so, and sending it anyway would fail or end unconfirmed.
+        var usable = await channels.UsableTypesAsync(line, ct);
+        bool Usable(string type) => usable.Contains(type);
         bool Carries(string type) => channels.Resolve(line, type) is not UnavailableChannel;
         if (phone is not null)
         {
@@ -285,6 +290,10 @@ public sealed class AvailabilityTypeRouter(AvailabilityService availability, Cha
                 candidates.Add(MessageType.IMessage);
             candidates.Add(MessageType.Email);
         }
-        return candidates.FirstOrDefault(Carries) ?? candidates.First();
+        // None usable: the first that a channel carries, whose send then fails with its own reason; else the first choice,
+        // which the validator answers with a 400 naming why no channel carries it.
+        return candidates.FirstOrDefault(Usable)
+               ?? candidates.FirstOrDefault(Carries)
+               ?? candidates.First();
     }
 }

@@ -145,6 +145,7 @@ public sealed class BulkSend(
             ? await availability.KnownManyAsync(found.Values.Select(l => l.Phone ?? l.Email).OfType<string>().ToList(), ct)
             : [];
         var suppressed = await suppressions.SuppressedAmongAsync(addresses, ct);
+        var usable = requested == MessageType.Auto ? await channels.UsableTypesAsync(line!, ct) : null;
 
         var content = Templates.Compile(r.Content!);
         var followUpTemplates = sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList();
@@ -192,7 +193,7 @@ public sealed class BulkSend(
             }
             if (followUpTexts.Count < sequence.FollowUps.Count)
                 continue;
-            var type = requested == MessageType.Auto ? AutoType(line!, lead, blue) : requested;
+            var type = requested == MessageType.Auto ? AutoType(line!, lead, blue, usable!) : requested;
             if (type is null || (type is MessageType.Sms && lead.Phone is null) || (type is MessageType.Email && lead.Email is null)
                 || (type is MessageType.IMessage && lead.Phone is null && lead.Email is null))
             {
@@ -256,22 +257,28 @@ public sealed class BulkSend(
         return new BulkOutcome.Done(response);
     }
 
-    /// <summary>A phone gets iMessage unless known unavailable, then SMS; an email-only lead gets email (iMessage when known blue).</summary>
-    private string? AutoType(LineOptions line, LeadRow lead, Dictionary<string, string> blue)
+    /// <summary>
+    /// A phone gets iMessage unless known unavailable, then SMS; an email-only lead gets email (iMessage when known blue).
+    /// Types whose channel has a lasting problem (<paramref name="usable"/>) are skipped, as for one message; when that
+    /// leaves none, the first that a channel carries, whose send then fails with its own reason.
+    /// </summary>
+    private string? AutoType(LineOptions line, LeadRow lead, Dictionary<string, string> blue, IReadOnlySet<string> usable) =>
+        AutoType(line, lead, blue, usable.Contains) ?? AutoType(line, lead, blue, t => channels.Resolve(line, t) is not UnavailableChannel);
+
+    private static string? AutoType(LineOptions line, LeadRow lead, Dictionary<string, string> blue, Func<string, bool> carries)
     {
-        bool Carries(string t) => channels.Resolve(line, t) is not UnavailableChannel;
         if (lead.Phone is not null)
         {
-            if (line.IMessage.Enabled && Carries(MessageType.IMessage) && blue.GetValueOrDefault(lead.Phone) != IMessageAvailability.Unavailable)
+            if (line.IMessage.Enabled && carries(MessageType.IMessage) && blue.GetValueOrDefault(lead.Phone) != IMessageAvailability.Unavailable)
                 return MessageType.IMessage;
-            if (Carries(MessageType.Sms))
+            if (carries(MessageType.Sms))
                 return MessageType.Sms;
         }
         if (lead.Email is not null)
         {
-            if (lead.Phone is null && line.IMessage.Enabled && Carries(MessageType.IMessage) && blue.GetValueOrDefault(lead.Email) == IMessageAvailability.Available)
+            if (lead.Phone is null && line.IMessage.Enabled && carries(MessageType.IMessage) && blue.GetValueOrDefault(lead.Email) == IMessageAvailability.Available)
                 return MessageType.IMessage;
-            if (Carries(MessageType.Email))
+            if (carries(MessageType.Email))
                 return MessageType.Email;
         }
         return null;

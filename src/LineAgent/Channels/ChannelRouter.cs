@@ -23,6 +23,22 @@ public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunO
             ?? new UnavailableChannel(type, UnavailableReason(line, type));
     }
 
+    /// <summary>
+    /// The types <paramref name="line"/> can send now: a channel carries them and knows no lasting problem with them
+    /// (<see cref="IMessageChannel.LastingProblemAsync"/>: iMessage signed out, no Full Disk Access). What `auto` picks from.
+    /// </summary>
+    public async Task<IReadOnlySet<string>> UsableTypesAsync(LineOptions line, CancellationToken ct)
+    {
+        var usable = new HashSet<string>(3);
+        foreach (var type in MessageType.Concrete)
+        {
+            var channel = Resolve(line, type);
+            if (channel is not UnavailableChannel && await channel.LastingProblemAsync(line, type, ct) is null)
+                usable.Add(type);
+        }
+        return usable;
+    }
+
     /// <summary>The channel that recorded <paramref name="channelName"/> on a row, for reconciling it.</summary>
     public IMessageChannel? ByName(string? channelName) =>
         channelName == DryRunOutboxChannel.ChannelName ? dryRun : _channels.FirstOrDefault(c => c.Name == channelName);

@@ -87,4 +87,11 @@ public interface IMessageChannel
     Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct);
 
     Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct);
+
+    /// <summary>
+    /// Why this channel cannot carry <paramref name="type"/> until someone fixes something (an account signed out, a
+    /// permission missing), as far as the channel knows without delaying the caller; null when nothing such is known.
+    /// `auto` skips a type with one. Not for passing trouble: an open circuit, a server that is down for the moment.
+    /// </summary>
+    Task<string?> LastingProblemAsync(LineOptions line, string type, CancellationToken ct) => Task.FromResult<string?>(null);
 }

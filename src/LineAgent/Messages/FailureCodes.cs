@@ -35,6 +35,8 @@ public static class FailureCodes
     public const string MessagesNotRunning = "messages_not_running";
     public const string MessagesTimeout = "messages_timeout";
     public const string InvalidService = "invalid_service";
+    /// <summary>chat.db is missing or not readable (no Full Disk Access): a send could not be confirmed, so none is made.</summary>
+    public const string ChatDbUnavailable = "chatdb_unavailable";
 
     // SMTP
     public const string SmtpUnreachable = "smtp_unreachable";

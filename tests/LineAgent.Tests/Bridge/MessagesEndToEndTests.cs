@@ -193,7 +193,7 @@ public sealed partial class MessagesEndToEndTests
         using var api = agent.Api();
         _messages.Control(new { hang = "before_send" });
 
-        var problem = await (await api.SendMessageAsync(new { content = "anyone there?", recipientPhone = "+12025550155" }))
+        var problem = await (await api.SendMessageAsync(new { content = "anyone there?", type = "imessage", recipientPhone = "+12025550155" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
 
         var message = problem["message"]!;
@@ -213,7 +213,7 @@ public sealed partial class MessagesEndToEndTests
         using var api = agent.Api();
         _messages.Control(new { hang = "after_send", confirmDelayMs = 100 });
 
-        var m = await (await api.SendMessageAsync(new { content = "sent, then wedged", recipientPhone = "+12025550166" })).ExpectAsync(HttpStatusCode.Created);
+        var m = await (await api.SendMessageAsync(new { content = "sent, then wedged", type = "imessage", recipientPhone = "+12025550166" })).ExpectAsync(HttpStatusCode.Created);
 
         var sent = await Until(api, m.Str("id"), x => x.Str("status") == "sent", "confirmed");
         Assert.That(sent.Str("channelRef"), Is.Not.Null);
@@ -231,7 +231,7 @@ public sealed partial class MessagesEndToEndTests
         using var api = agent.Api();
         _messages.Control(new { hang = "before_send", hangCount = 1, confirmDelayMs = 100 });
 
-        var m = await (await api.SendMessageAsync(new { content = "second time lucky", recipientPhone = "+12025550177" })).ExpectAsync(HttpStatusCode.Created);
+        var m = await (await api.SendMessageAsync(new { content = "second time lucky", type = "imessage", recipientPhone = "+12025550177" })).ExpectAsync(HttpStatusCode.Created);
 
         Assert.That(m.Str("status"), Is.EqualTo("sent"));
         Assert.That(_messages.Calls().Select(c => c.Script),
@@ -316,6 +316,117 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(firstProblem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"), firstProblem.ToJsonString());
         Assert.That(firstProblem["message"]!["channelRef"], Is.Null, "the row is not the first send's");
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(2), "each sent once");
+    }
+
+    /// <summary>
+    /// `auto` does not pick a type that the line's health says cannot go out: with iMessage signed out, a phone gets SMS
+    /// (the line has an SMS account), and the one script run is an SMS send. Before, auto took iMessage and the send
+    /// failed `imessage_account_missing`.
+    /// </summary>
+    [Test]
+    public async Task Auto_ShouldSendSms_WhenTheLineSaysIMessageIsSignedOut()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { imessageSignedIn = false, confirmDelayMs = 200 });
+
+        var m = await (await api.SendMessageAsync(new { content = "Running late", recipientPhone = "+12025550142" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(m.Str("requestedType"), Is.EqualTo("auto"));
+        Assert.That(m.Str("type"), Is.EqualTo("sms"));
+        Assert.That(m.Str("status"), Is.EqualTo("sent"));
+        var sends = _messages.Calls().Where(c => c.Script == "send.applescript").ToList();
+        Assert.That(sends.Select(c => MessagesEmulator.Utf8(c.Argv[0])), Is.EqualTo(new[] { "SMS" }), "no iMessage attempt");
+    }
+
+    /// <summary>A bulk with `auto` decides the same way for each lead: iMessage signed out, so every lead with a phone gets SMS.</summary>
+    [Test]
+    public async Task BulkAuto_ShouldSendSms_WhenTheLineSaysIMessageIsSignedOut()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { imessageSignedIn = false, confirmDelayMs = 100 });
+        var leadIds = new List<string>();
+        foreach (var (name, phone) in new[] { ("Ana", "+12025550151"), ("Ben", "+12025550152") })
+            leadIds.Add((await (await api.PostAsJsonAsync("/api/leads", new { firstName = name, phone })).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        var bulk = await (await api.PostAsJsonAsync("/api/messages/bulk", new { leadIds, content = "Hi {{firstName}}" }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+
+        var entries = bulk["messages"]!.AsArray().Select(e => e!.AsObject()).ToList();
+        Assert.That(entries.Select(e => e.Str("type")), Is.EqualTo(new[] { "sms", "sms" }));
+        foreach (var e in entries)
+            await Until(api, e.Str("messageId"), x => x.Str("status") == "sent", "sent");
+        Assert.That(_messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[0])),
+            Is.EqualTo(new[] { "SMS", "SMS" }));
+    }
+
+    /// <summary>
+    /// `auto` asks the line's health, but a hung Messages holds status.applescript for up to Bridge:ScriptTimeout: the
+    /// request waits at most MessagesChannel.HealthWaitForRouting (2 s) and then routes on what is known (nothing: iMessage).
+    /// </summary>
+    [Test]
+    public async Task Auto_ShouldNotWaitForAHungHealthCheck()
+    {
+        using var agent = Agent(scriptTimeout: TimeSpan.FromSeconds(60));
+        using var api = agent.Api();
+        _messages.Control(new { hang = "status", confirmDelayMs = 100 });
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var m = await (await api.SendMessageAsync(new { content = "Running late", recipientPhone = "+12025550144" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(started.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), "answered long before the hung status script's 60 s");
+        Assert.That((m.Str("type"), m.Str("status")), Is.EqualTo(("imessage", "sent")));
+    }
+
+    /// <summary>With neither account, auto keeps its first choice, and the send fails with that choice's own reason.</summary>
+    [Test]
+    public async Task Auto_ShouldKeepIMessage_AndFailWithItsReason_WhenNoTypeIsUsable()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { imessageSignedIn = false, smsAccount = false });
+
+        var problem = await (await api.SendMessageAsync(new { content = "Running late", recipientPhone = "+12025550143" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        Assert.That(problem["message"].Str("type"), Is.EqualTo("imessage"));
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("imessage_account_missing"));
+    }
+
+    /// <summary>
+    /// Without chat.db (Messages never set up, or no Full Disk Access: the reader tells the two apart) a send could never
+    /// be confirmed: it would go out and end `unconfirmed`, maybe sent and not to be retried. So the script is not run;
+    /// the failure names the fix, and a retry needs no force.
+    /// </summary>
+    [TestCase("missing")]
+    [TestCase("denied")]
+    public async Task ASendWhileChatDbCannotBeRead_ShouldFailBeforeTheScript_AsNotSent(string how)
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        foreach (var f in new[] { "", "-wal", "-shm" })
+            File.Delete(_messages.ChatDb + f);
+        if (how == "denied")
+            Directory.CreateDirectory(_messages.ChatDb); // listed but not openable: what a refused read looks like (ChatDbReaderTests)
+
+        var problem = await (await api.SendMessageAsync(new { content = "hello", type = "imessage", recipientPhone = "+12025550198" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("chatdb_unavailable"));
+        Assert.That(error.Str("message"), Does.Contain("nothing was sent")
+            .And.Contain(how == "denied" ? "Full Disk Access" : "does not exist"));
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.Zero, "the script never ran");
+        var retry = await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null);
+        Assert.That(await retry.Content.ReadAsStringAsync(), Does.Not.Contain("maybe_sent"), "nothing was sent: a retry needs no force");
+
+        // auto does not pick a type that Messages could not confirm: with no other channel it keeps iMessage (and fails the same way).
+        var auto = await (await api.SendMessageAsync(new { content = "hello", recipientPhone = "+12025550197" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(auto["message"]!["error"].Str("code"), Is.EqualTo("chatdb_unavailable"));
     }
 
     /// <summary>A chat.db that is not a database: the script never ran, so the failure says nothing was sent and a retry is allowed.</summary>

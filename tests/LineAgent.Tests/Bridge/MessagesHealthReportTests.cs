@@ -29,6 +29,23 @@ public sealed class MessagesHealthReportTests
         }
     }
 
+    /// <summary>What `auto` skips a type for: a state someone has to fix, not one that passes (a send launches Messages).</summary>
+    [TestCase("reachable", "granted", "signed_out", "available", "granted", "No signed-in iMessage account", null)]
+    [TestCase("reachable", "granted", "missing", "missing", "granted", "No signed-in iMessage account", "No SMS account")]
+    [TestCase("reachable", "denied", "unknown", "unknown", "granted", "Automation", "Automation")]
+    [TestCase("not_running", "unknown", "unknown", "unknown", "granted", null, null)]
+    [TestCase("timed_out", "unknown", "unknown", "unknown", "granted", null, null)]
+    [TestCase("not_running", "unknown", "unknown", "unknown", "denied", "Full Disk Access", "Full Disk Access")]
+    [TestCase("reachable", "granted", "signed_in", "available", "missing_db", "Open Messages once", "Open Messages once")]
+    [TestCase("reachable", "granted", "signed_in", "available", "unknown", null, null)]
+    public void LastingProblem_ShouldNameOnlyWhatSomeoneMustFix(string messages, string automation, string imessage, string sms, string fda,
+        string? forIMessage, string? forSms)
+    {
+        var report = new MessagesHealthReport(messages, automation, imessage, sms, fda, null, AgentFactoryEpoch);
+        foreach (var (type, expected) in new[] { (MessageType.IMessage, forIMessage), (MessageType.Sms, forSms) })
+            Assert.That(report.LastingProblem(type), expected is null ? Is.Null : Does.Contain(expected), type);
+    }
+
     [Test]
     public void Problem_ShouldPointAtTheConsentPrompt_WhenMessagesTimesOut()
     {

@@ -24,12 +24,6 @@ public sealed class MessagesBridge
     /// <summary>Whether there is an osascript (or stand-in) to run at all; whether it answers is health.</summary>
     public bool IsConfigured => File.Exists(OsascriptPath);
 
-    /// <summary>chat.db's MAX(ROWID) now, or null when it cannot be read.</summary>
-    public long? TryMaxRowId()
-    {
-        try { return Reader.MaxRowId(); }
-        catch (ChatDbUnavailableException) { return null; }
-    }
 
     public static string ServiceType(string messageType) => messageType == LineAgent.Messages.MessageType.IMessage ? "iMessage" : "SMS";
 }

@@ -42,7 +42,22 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
             try
             {
-                baseline = bridge.TryMaxRowId();
+                baseline = bridge.Reader.MaxRowId();
+            }
+            catch (Bridge.ChatDb.ChatDbUnavailableException e) when (e.Access is Bridge.ChatDb.ChatDbAccess.Denied or Bridge.ChatDb.ChatDbAccess.Missing)
+            {
+                // No Full Disk Access, or no chat.db at all: Messages might well send it, but the agent could never confirm
+                // it, and the message would end `unconfirmed` (maybe sent, not to be retried) for something that is the
+                // machine's setup. So it is not handed over; the failure says what to fix, and a retry needs no force.
+                health.Invalidate();
+                return new SendOutcome.Failed(FailureCodes.ChatDbUnavailable,
+                    $"chat.db cannot be read, so a send could not be confirmed; nothing was sent. {e.Message}", ProvenNotSent: true);
+            }
+            catch (Bridge.ChatDb.ChatDbUnavailableException)
+            {
+                // Busy for the moment, or changed under the agent (rebuilt): the send goes on, and the watcher matches its
+                // row by text among the rows written after the hand-off.
+                baseline = null;
             }
             catch (Microsoft.Data.Sqlite.SqliteException e)
             {
@@ -101,6 +116,12 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     /// <summary>After a restart chat.db decides; the delivery watcher confirms or times the message out.</summary>
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
         Task.FromResult<ReconcileOutcome>(new ReconcileOutcome.Pending());
+
+    /// <summary>How long `auto` waits for a health check that is not cached: a hung Messages must not hold every request.</summary>
+    public static readonly TimeSpan HealthWaitForRouting = TimeSpan.FromSeconds(2);
+
+    public async Task<string?> LastingProblemAsync(LineOptions line, string type, CancellationToken ct) =>
+        (await health.CheckWithinAsync(HealthWaitForRouting, ct))?.LastingProblem(type);
 
     public async Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct)
     {

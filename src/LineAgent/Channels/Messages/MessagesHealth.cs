@@ -39,15 +39,37 @@ public sealed record MessagesHealthReport(
             return $"No signed-in iMessage account in Messages ({IMessageAccount.Replace('_', ' ')}).";
         if (type == LineAgent.Messages.MessageType.Sms && SmsAccount != "available")
             return "No SMS account in Messages: turn on Text Message Forwarding for this Mac on the iPhone.";
-        return FullDiskAccess switch
-        {
-            "granted" => null,
-            "denied" => "chat.db cannot be read (denied): sends cannot be confirmed. Give the agent Full Disk Access.",
-            "missing_db" => "chat.db does not exist yet: sends cannot be confirmed. Open Messages once and sign in.",
+        return ChatDbProblem ?? (FullDiskAccess == "granted" ? null
             // Busy, locked or damaged: not a permission, so no advice to grant one.
-            _ => "chat.db could not be read (it may be locked or damaged): sends cannot be confirmed until it can.",
-        };
+            : "chat.db could not be read (it may be locked or damaged): sends cannot be confirmed until it can.");
     }
+
+    /// <summary>
+    /// Why <paramref name="type"/> cannot go out until someone changes something on this Mac (an account signed out, a
+    /// permission missing, no chat.db), or null. Not for a state that may pass by itself or by the send: Messages not
+    /// running (a send launches it), timed out (it may be the consent prompt), a chat.db that is busy for the moment.
+    /// `auto` skips a type with such a problem.
+    /// </summary>
+    public string? LastingProblem(string type)
+    {
+        if (Automation == "denied" || Messages == "not_installed")
+            return Problem(type);
+        if (ChatDbProblem is { } chatDb)
+            return chatDb;
+        if (Messages != "reachable")
+            return null;
+        return (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount != "signed_in")
+               || (type == LineAgent.Messages.MessageType.Sms && SmsAccount != "available")
+            ? Problem(type)
+            : null;
+    }
+
+    private string? ChatDbProblem => FullDiskAccess switch
+    {
+        "denied" => "chat.db cannot be read (denied): sends cannot be confirmed. Give the agent Full Disk Access.",
+        "missing_db" => "chat.db does not exist yet: sends cannot be confirmed. Open Messages once and sign in.",
+        _ => null,
+    };
 }
 
 /// <summary>Runs status.applescript and probes chat.db; cached for Bridge:HealthCacheFor so the API stays cheap.</summary>
@@ -72,6 +94,27 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time)
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// The health as a request may wait for it: the cached answer while it is fresh, else a new check, but no longer than
+    /// <paramref name="wait"/> (a hung Messages holds status.applescript for up to Bridge:ScriptTimeout); past that, the
+    /// last answer of any age, or null when there has been none. The check goes on and fills the cache.
+    /// </summary>
+    public async Task<MessagesHealthReport?> CheckWithinAsync(TimeSpan wait, CancellationToken ct)
+    {
+        if (_cached is { } c && time.GetUtcNow() - c.CheckedAt < bridge.Options.HealthCacheFor)
+            return c;
+        var last = _cached;
+        var check = CheckAsync(CancellationToken.None);
+        try
+        {
+            return await check.WaitAsync(wait, time, ct);
+        }
+        catch (TimeoutException)
+        {
+            return last;
         }
     }
 
