@@ -269,10 +269,6 @@ public sealed class AvailabilityTypeRouter(AvailabilityService availability, Cha
     public async Task<string> ResolveAutoAsync(LineOptions line, string? phone, string? email, CancellationToken ct)
     {
         var candidates = new List<string>();
-        // A type whose channel has a lasting problem (iMessage signed out, no Full Disk Access) is skipped: the health
-        // check says so, and sending it anyway would fail or end unconfirmed.
-        var usable = await channels.UsableTypesAsync(line, ct);
-        bool Usable(string type) => usable.Contains(type);
         bool Carries(string type) => channels.Resolve(line, type) is not UnavailableChannel;
         if (phone is not null)
         {
@@ -290,8 +286,12 @@ public sealed class AvailabilityTypeRouter(AvailabilityService availability, Cha
                 candidates.Add(MessageType.IMessage);
             candidates.Add(MessageType.Email);
         }
-        // None usable: the first that a channel carries, whose send then fails with its own reason; else the first choice,
-        // which the validator answers with a 400 naming why no channel carries it.
+        // A type whose channel has a lasting problem (iMessage signed out, no Full Disk Access) is skipped: the health
+        // check says so, and sending it anyway would fail or end unconfirmed. None usable: the first that a channel
+        // carries, whose send then fails with its own reason; else the first choice, which the validator answers with a
+        // 400 naming why no channel carries it.
+        var usable = await channels.UsableTypesAsync(line, candidates, ct);
+        bool Usable(string type) => usable.Contains(type);
         return candidates.FirstOrDefault(Usable)
                ?? candidates.FirstOrDefault(Carries)
                ?? candidates.First();

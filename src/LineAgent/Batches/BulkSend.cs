@@ -145,7 +145,7 @@ public sealed class BulkSend(
             ? await availability.KnownManyAsync(found.Values.Select(l => l.Phone ?? l.Email).OfType<string>().ToList(), ct)
             : [];
         var suppressed = await suppressions.SuppressedAmongAsync(addresses, ct);
-        var usable = requested == MessageType.Auto ? await channels.UsableTypesAsync(line!, ct) : null;
+        var usable = requested == MessageType.Auto ? await channels.UsableTypesAsync(line!, MessageType.Concrete, ct) : null;
 
         var content = Templates.Compile(r.Content!);
         var followUpTemplates = sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList();

@@ -24,19 +24,19 @@ public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunO
     }
 
     /// <summary>
-    /// The types <paramref name="line"/> can send now: a channel carries them and knows no lasting problem with them
-    /// (<see cref="IMessageChannel.LastingProblemAsync"/>: iMessage signed out, no Full Disk Access). What `auto` picks from.
+    /// Which of <paramref name="types"/> <paramref name="line"/> can send now: a channel carries them and knows no lasting
+    /// problem with them (<see cref="IMessageChannel.LastingProblemAsync"/>: iMessage signed out, no Full Disk Access). What
+    /// `auto` picks from. The channels are asked together, so a slow answer (a health check of a hung Messages) is waited
+    /// for once, not once per type.
     /// </summary>
-    public async Task<IReadOnlySet<string>> UsableTypesAsync(LineOptions line, CancellationToken ct)
+    public async Task<IReadOnlySet<string>> UsableTypesAsync(LineOptions line, IEnumerable<string> types, CancellationToken ct)
     {
-        var usable = new HashSet<string>(3);
-        foreach (var type in MessageType.Concrete)
-        {
-            var channel = Resolve(line, type);
-            if (channel is not UnavailableChannel && await channel.LastingProblemAsync(line, type, ct) is null)
-                usable.Add(type);
-        }
-        return usable;
+        var asked = types.Distinct().Select(type => (Type: type, Channel: Resolve(line, type)))
+            .Where(x => x.Channel is not UnavailableChannel)
+            .Select(async x => (x.Type, Problem: await x.Channel.LastingProblemAsync(line, x.Type, ct)))
+            .ToList();
+        var answers = await Task.WhenAll(asked);
+        return answers.Where(a => a.Problem is null).Select(a => a.Type).ToHashSet();
     }
 
     /// <summary>The channel that recorded <paramref name="channelName"/> on a row, for reconciling it.</summary>

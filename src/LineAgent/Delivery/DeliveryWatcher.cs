@@ -82,7 +82,7 @@ public sealed class DeliveryWatcher(
         catch (ChatDbUnavailableException e)
         {
             if (_lastProblem != e.Message)
-                log.LogWarning("chat.db unreadable: {Problem}. Sends cannot be confirmed and will fail as unconfirmed.", e.Message);
+                log.LogWarning("chat.db unreadable: {Problem}. Sends in flight cannot be confirmed and will fail as unconfirmed; new sends are refused while it is missing or denied.", e.Message);
             _lastProblem = e.Message;
         }
 

@@ -237,12 +237,16 @@ public sealed class MessageLifecycle
     }
 
     /// <summary>Everything due on a line waits as queued until the hold ends; each message is told once.</summary>
-    public Task<IReadOnlyList<MessageRow>> HoldLineAsync(string lineId, DateTimeOffset notBefore, string detail, CancellationToken ct = default)
+    /// <param name="types">Only the due messages of these types (the ones an open circuit's channel carries); null: all.</param>
+    public Task<IReadOnlyList<MessageRow>> HoldLineAsync(string lineId, DateTimeOffset notBefore, string detail, CancellationToken ct = default,
+        IReadOnlyCollection<string>? types = null)
     {
         var now = NowMs;
+        // A JSON array for json_each: the types are MessageType's constants, never input.
+        var typeList = types is null ? null : "[" + string.Join(",", types.Select(t => $"\"{t}\"")) + "]";
         return Write<IReadOnlyList<MessageRow>>(s =>
         {
-            var p = new { LineId = lineId, NotBefore = Time.ToMs(notBefore), Now = now };
+            var p = new { LineId = lineId, NotBefore = Time.ToMs(notBefore), Now = now, Types = typeList };
             var announced = store.TransitionMany(s, Transitions.Hold, MessageSql.HoldNewlyHeld, p, code: "paced", detail: detail);
             store.Execute(s, MessageSql.HoldLine, p);
             return announced;

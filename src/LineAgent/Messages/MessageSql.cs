@@ -170,6 +170,7 @@ public static class MessageSql
         UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
           AND (status = 'scheduled' OR not_before IS NULL)
+          AND (@Types IS NULL OR type IN (SELECT value FROM json_each(@Types)))
         RETURNING *
         """;
 
@@ -178,6 +179,7 @@ public static class MessageSql
         UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
         WHERE line_id = @LineId AND status IN ('scheduled','queued') AND due_at <= @Now
           AND (not_before IS NULL OR not_before < @NotBefore)
+          AND (@Types IS NULL OR type IN (SELECT value FROM json_each(@Types)))
         """;
 
     public const string CompleteSent = """

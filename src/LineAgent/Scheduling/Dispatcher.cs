@@ -140,7 +140,9 @@ public sealed class Dispatcher(
         var channel = router.Resolve(line, first.Type);
         if (resilience.OpenUntil(channel.Name) is { } open)
         {
-            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {channel.Name} is failing (circuit open)", ct);
+            // Only what that channel carries: the line's other types (email while Messages is failing) go on.
+            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {channel.Name} is failing (circuit open)", ct,
+                MessageType.Concrete.Where(t => router.Resolve(line, t).Name == channel.Name).ToList());
             return now;
         }
 

@@ -377,7 +377,8 @@ public sealed partial class MessagesEndToEndTests
         var m = await (await api.SendMessageAsync(new { content = "Running late", recipientPhone = "+12025550144" }))
             .ExpectAsync(HttpStatusCode.Created);
 
-        Assert.That(started.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), "answered long before the hung status script's 60 s");
+        // One wait for both Messages types (ChannelRouterTests shows they are asked together), far below the status script's 30 s kill.
+        Assert.That(started.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)), "answered long before the hung status script is killed");
         Assert.That((m.Str("type"), m.Str("status")), Is.EqualTo(("imessage", "sent")));
     }
 
@@ -427,6 +428,72 @@ public sealed partial class MessagesEndToEndTests
         var auto = await (await api.SendMessageAsync(new { content = "hello", recipientPhone = "+12025550197" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
         Assert.That(auto["message"]!["error"].Str("code"), Is.EqualTo("chatdb_unavailable"));
+    }
+
+    /// <summary>
+    /// Messages failing in a way that opens its circuit (Automation denied) holds the line's Messages sends, not its email:
+    /// the held iMessages wait as `queued` with `notBefore`, while the emails due at the same time go out.
+    /// </summary>
+    [Test]
+    public async Task AnOpenMessagesCircuit_ShouldHoldOnlyMessagesSends_NotTheLinesEmail()
+    {
+        using var smtp = new SmtpStandIn(_dir.File("mail"));
+        var extra = smtp.Settings();
+        extra["Resilience:MaxRetries"] = "0";
+        extra["Resilience:MinimumThroughput"] = "2";
+        extra["Resilience:FailureRatio"] = "0.5";
+        extra["Resilience:BreakDuration"] = "00:10:00";
+        using var agent = Agent(extra: extra);
+        using var api = agent.Api();
+        _messages.Control(new { failWith = -1743 });
+
+        var at = DateTimeOffset.UtcNow.AddSeconds(2).ToString("O");
+        var imessages = new List<string>();
+        for (var i = 0; i < 4; i++)
+            imessages.Add((await (await api.SendMessageAsync(new { content = $"imsg {i}", type = "imessage", recipientPhone = $"+1202555017{i}", scheduledAt = at }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+        var emails = new List<string>();
+        for (var i = 0; i < 2; i++)
+            emails.Add((await (await api.SendMessageAsync(new { content = $"mail {i}", type = "email", recipientEmail = $"b{i}@example.com", scheduledAt = at }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        foreach (var id in emails)
+            await Until(api, id, x => x.Str("status") == "sent", "the email sent while Messages' circuit is open");
+        var states = new List<JsonObject>();
+        foreach (var id in imessages)
+            states.Add(await Until(api, id, x => x.Str("status") is "failed" or "queued" && (x.Str("status") == "failed" || x["notBefore"] is not null), "settled or held"));
+        Assert.That(states.Count(x => x.Str("status") == "queued"), Is.GreaterThan(0), "the circuit opened and held the rest");
+        Assert.That(states.Where(x => x.Str("status") == "failed").Select(x => x["error"].Str("code")), Is.All.EqualTo("automation_denied"));
+    }
+
+    /// <summary>
+    /// chatdb_unavailable is not counted towards the circuit: `auto` already steers away from it, and an open circuit would
+    /// only delay the same answer. Each due Messages send fails with it, saying what to fix.
+    /// </summary>
+    [Test]
+    public async Task ScheduledSendsWhileChatDbIsDenied_ShouldEachFailWithTheReason_NotWaitOnACircuit()
+    {
+        using var agent = Agent(extra: new Dictionary<string, string?>
+        {
+            ["Resilience:MaxRetries"] = "0", ["Resilience:MinimumThroughput"] = "2", ["Resilience:FailureRatio"] = "0.5",
+            ["Resilience:BreakDuration"] = "00:10:00",
+        });
+        using var api = agent.Api();
+        foreach (var f in new[] { "", "-wal", "-shm" })
+            File.Delete(_messages.ChatDb + f);
+        Directory.CreateDirectory(_messages.ChatDb);
+        var at = DateTimeOffset.UtcNow.AddSeconds(2).ToString("O");
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++)
+            ids.Add((await (await api.SendMessageAsync(new { content = $"imsg {i}", type = "imessage", recipientPhone = $"+1202555018{i}", scheduledAt = at }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        foreach (var id in ids)
+        {
+            var m = await Until(api, id, x => x.Str("status") == "failed", "failed");
+            Assert.That(m["error"].Str("code"), Is.EqualTo("chatdb_unavailable"));
+        }
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.Zero);
     }
 
     /// <summary>A chat.db that is not a database: the script never ran, so the failure says nothing was sent and a retry is allowed.</summary>

@@ -31,6 +31,7 @@ public sealed class MessagesHealthReportTests
 
     /// <summary>What `auto` skips a type for: a state someone has to fix, not one that passes (a send launches Messages).</summary>
     [TestCase("reachable", "granted", "signed_out", "available", "granted", "No signed-in iMessage account", null)]
+    [TestCase("reachable", "granted", "connecting", "available", "granted", null, null)]
     [TestCase("reachable", "granted", "missing", "missing", "granted", "No signed-in iMessage account", "No SMS account")]
     [TestCase("reachable", "denied", "unknown", "unknown", "granted", "Automation", "Automation")]
     [TestCase("not_running", "unknown", "unknown", "unknown", "granted", null, null)]

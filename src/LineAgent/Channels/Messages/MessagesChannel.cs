@@ -8,7 +8,7 @@ namespace LineAgent.Channels.Messages;
 /// iMessage, and SMS through the iPhone's text forwarding, via Messages.app. A send that Messages
 /// accepts stays `sending` until chat.db confirms it (see DeliveryWatcher): exit 0 is not delivery.
 /// </summary>
-public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health) : IMessageChannel
+public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health, TimeProvider time) : IMessageChannel
 {
     public const string ChannelName = "messages";
 
@@ -40,33 +40,21 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         try
         {
             // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
-            try
+            long? read;
+            (read, var refused) = ReadBaseline();
+            if (refused is not null)
             {
-                baseline = bridge.Reader.MaxRowId();
+                // A restore that is not one rename leaves no file for a moment, and a read error in the middle of a copy looks
+                // like a refusal: asked once more before the send is refused.
+                await Task.Delay(ChatDbRecheckAfter, time, ct);
+                (read, refused) = ReadBaseline();
+                if (refused is not null)
+                {
+                    health.Invalidate();
+                    return refused;
+                }
             }
-            catch (Bridge.ChatDb.ChatDbUnavailableException e) when (e.Access is Bridge.ChatDb.ChatDbAccess.Denied or Bridge.ChatDb.ChatDbAccess.Missing)
-            {
-                // No Full Disk Access, or no chat.db at all: Messages might well send it, but the agent could never confirm
-                // it, and the message would end `unconfirmed` (maybe sent, not to be retried) for something that is the
-                // machine's setup. So it is not handed over; the failure says what to fix, and a retry needs no force.
-                health.Invalidate();
-                return new SendOutcome.Failed(FailureCodes.ChatDbUnavailable,
-                    $"chat.db cannot be read, so a send could not be confirmed; nothing was sent. {e.Message}", ProvenNotSent: true);
-            }
-            catch (Bridge.ChatDb.ChatDbUnavailableException)
-            {
-                // Busy for the moment, or changed under the agent (rebuilt): the send goes on, and the watcher matches its
-                // row by text among the rows written after the hand-off.
-                baseline = null;
-            }
-            catch (Microsoft.Data.Sqlite.SqliteException e)
-            {
-                // A file that is there but not a database SQLite can read (damaged, replaced by something else): the script
-                // has not run, so nothing was sent; and a send now could never be confirmed from it.
-                health.Invalidate();
-                return new SendOutcome.Failed(FailureCodes.MessagesError,
-                    $"chat.db could not be read before the send ({e.Message}); nothing was sent. Check {bridge.Reader.Path}.", ProvenNotSent: true);
-            }
+            baseline = read;
             result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct);
         }
         finally
@@ -116,6 +104,39 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     /// <summary>After a restart chat.db decides; the delivery watcher confirms or times the message out.</summary>
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
         Task.FromResult<ReconcileOutcome>(new ReconcileOutcome.Pending());
+
+    /// <summary>How long a send waits to read a chat.db that is missing or refused a second time before it is refused.</summary>
+    public static readonly TimeSpan ChatDbRecheckAfter = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>chat.db's MAX(ROWID) now (null: busy or changed under the agent, so the row is matched by text), or why no send can be made.</summary>
+    private (long? Baseline, SendOutcome.Failed? Refused) ReadBaseline()
+    {
+        try
+        {
+            return (bridge.Reader.MaxRowId(), null);
+        }
+        catch (Bridge.ChatDb.ChatDbUnavailableException e) when (e.Access is Bridge.ChatDb.ChatDbAccess.Denied or Bridge.ChatDb.ChatDbAccess.Missing)
+        {
+            // No Full Disk Access, or no chat.db at all: Messages might well send it, but the agent could never confirm
+            // it, and the message would end `unconfirmed` (maybe sent, not to be retried) for something that is the
+            // machine's setup. So it is not handed over; the failure says what to fix, and a retry needs no force.
+            return (null, new SendOutcome.Failed(FailureCodes.ChatDbUnavailable,
+                $"chat.db cannot be read, so a send could not be confirmed; nothing was sent. {e.Message}", ProvenNotSent: true));
+        }
+        catch (Bridge.ChatDb.ChatDbUnavailableException)
+        {
+            // Busy for the moment, or its columns changed under the agent: the send goes on, and the watcher matches its
+            // row by text among the rows written after the hand-off.
+            return (null, null);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e)
+        {
+            // A file that is there but not a database SQLite can read (damaged, replaced by something else): the script
+            // has not run, so nothing was sent; and a send now could never be confirmed from it.
+            return (null, new SendOutcome.Failed(FailureCodes.MessagesError,
+                $"chat.db could not be read before the send ({e.Message}); nothing was sent. Check {bridge.Reader.Path}.", ProvenNotSent: true));
+        }
+    }
 
     /// <summary>How long `auto` waits for a health check that is not cached: a hung Messages must not hold every request.</summary>
     public static readonly TimeSpan HealthWaitForRouting = TimeSpan.FromSeconds(2);

@@ -7,7 +7,7 @@ namespace LineAgent.Channels.Messages;
 public sealed record MessagesHealthReport(
     string Messages,        // reachable | not_running | timed_out | not_installed | error
     string Automation,      // granted | denied | unknown
-    string IMessageAccount, // signed_in | signed_out | missing | unknown
+    string IMessageAccount, // signed_in | connecting | signed_out | missing | unknown
     string SmsAccount,      // available | missing | unknown
     string FullDiskAccess,  // granted | denied | missing_db | unknown
     string? Detail,
@@ -36,7 +36,9 @@ public sealed record MessagesHealthReport(
         if (Messages != "reachable")
             return $"Messages is {Messages.Replace('_', ' ')}{(Detail is null ? "" : $": {Detail}")}.";
         if (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount != "signed_in")
-            return $"No signed-in iMessage account in Messages ({IMessageAccount.Replace('_', ' ')}).";
+            return IMessageAccount == "connecting"
+                ? "The iMessage account in Messages is still connecting (after Messages starts, a wake or a network change); it usually takes seconds."
+                : $"No signed-in iMessage account in Messages ({IMessageAccount.Replace('_', ' ')}).";
         if (type == LineAgent.Messages.MessageType.Sms && SmsAccount != "available")
             return "No SMS account in Messages: turn on Text Message Forwarding for this Mac on the iPhone.";
         return ChatDbProblem ?? (FullDiskAccess == "granted" ? null
@@ -47,7 +49,8 @@ public sealed record MessagesHealthReport(
     /// <summary>
     /// Why <paramref name="type"/> cannot go out until someone changes something on this Mac (an account signed out, a
     /// permission missing, no chat.db), or null. Not for a state that may pass by itself or by the send: Messages not
-    /// running (a send launches it), timed out (it may be the consent prompt), a chat.db that is busy for the moment.
+    /// running (a send launches it), timed out (it may be the consent prompt), iMessage still connecting, a chat.db that is
+    /// busy for the moment.
     /// `auto` skips a type with such a problem.
     /// </summary>
     public string? LastingProblem(string type)
@@ -58,7 +61,7 @@ public sealed record MessagesHealthReport(
             return chatDb;
         if (Messages != "reachable")
             return null;
-        return (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount != "signed_in")
+        return (type == LineAgent.Messages.MessageType.IMessage && IMessageAccount is not ("signed_in" or "connecting"))
                || (type == LineAgent.Messages.MessageType.Sms && SmsAccount != "available")
             ? Problem(type)
             : null;
@@ -66,51 +69,44 @@ public sealed record MessagesHealthReport(
 
     private string? ChatDbProblem => FullDiskAccess switch
     {
-        "denied" => "chat.db cannot be read (denied): sends cannot be confirmed. Give the agent Full Disk Access.",
-        "missing_db" => "chat.db does not exist yet: sends cannot be confirmed. Open Messages once and sign in.",
+        "denied" => "chat.db cannot be read (denied): sends cannot be confirmed, so none is made. Give the agent Full Disk Access.",
+        "missing_db" => "chat.db does not exist yet: sends cannot be confirmed, so none is made. Open Messages once and sign in.",
         _ => null,
     };
 }
 
-/// <summary>Runs status.applescript and probes chat.db; cached for Bridge:HealthCacheFor so the API stays cheap.</summary>
-public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time)
+/// <summary>
+/// Runs status.applescript and probes chat.db; cached for Bridge:HealthCacheFor so the API stays cheap. One check runs at
+/// a time, and every caller that needs a new answer meanwhile waits for that one (status.applescript is killed after
+/// MessagesScripts.StatusHardTimeout, 30 s, when Messages hangs). A check in flight at shutdown is cancelled.
+/// </summary>
+public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : IDisposable
 {
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Lock _lock = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Task<MessagesHealthReport>? _inFlight;
     private MessagesHealthReport? _cached;
 
     public async Task<MessagesHealthReport> CheckAsync(CancellationToken ct, bool fresh = false)
     {
-        var now = time.GetUtcNow();
-        if (!fresh && _cached is { } c && now - c.CheckedAt < bridge.Options.HealthCacheFor)
+        if (!fresh && Fresh() is { } c)
             return c;
-        await _gate.WaitAsync(ct);
-        try
-        {
-            if (!fresh && _cached is { } again && time.GetUtcNow() - again.CheckedAt < bridge.Options.HealthCacheFor)
-                return again;
-            _cached = await ProbeAsync(ct);
-            return _cached;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return await Check(fresh).WaitAsync(ct);
     }
 
     /// <summary>
-    /// The health as a request may wait for it: the cached answer while it is fresh, else a new check, but no longer than
-    /// <paramref name="wait"/> (a hung Messages holds status.applescript for up to Bridge:ScriptTimeout); past that, the
-    /// last answer of any age, or null when there has been none. The check goes on and fills the cache.
+    /// The health as a request may wait for it: the cached answer while it is fresh, else the check in flight (or a new
+    /// one), but no longer than <paramref name="wait"/>; past that, the last answer of any age, or null when there has been
+    /// none. The check goes on and fills the cache.
     /// </summary>
     public async Task<MessagesHealthReport?> CheckWithinAsync(TimeSpan wait, CancellationToken ct)
     {
-        if (_cached is { } c && time.GetUtcNow() - c.CheckedAt < bridge.Options.HealthCacheFor)
+        if (Fresh() is { } c)
             return c;
         var last = _cached;
-        var check = CheckAsync(CancellationToken.None);
         try
         {
-            return await check.WaitAsync(wait, time, ct);
+            return await Check(fresh: false).WaitAsync(wait, time, ct);
         }
         catch (TimeoutException)
         {
@@ -120,6 +116,43 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time)
 
     /// <summary>Forget the cached answer (after a send failed in a way that says health changed).</summary>
     public void Invalidate() => _cached = null;
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
+
+    private MessagesHealthReport? Fresh() =>
+        _cached is { } c && time.GetUtcNow() - c.CheckedAt < bridge.Options.HealthCacheFor ? c : null;
+
+    /// <summary>The check in flight, else a new one (else, unless <paramref name="fresh"/>, a cached answer that turned fresh).</summary>
+    private Task<MessagesHealthReport> Check(bool fresh)
+    {
+        lock (_lock)
+        {
+            if (_inFlight is { } running)
+                return running;
+            if (!fresh && Fresh() is { } c)
+                return Task.FromResult(c);
+            return _inFlight = RunAsync();
+        }
+    }
+
+    private async Task<MessagesHealthReport> RunAsync()
+    {
+        // Off the caller's lock: the rest runs on the pool, and clears _inFlight only after Check has set it.
+        await Task.Yield();
+        try
+        {
+            return _cached = await ProbeAsync(_stopping.Token);
+        }
+        finally
+        {
+            lock (_lock)
+                _inFlight = null;
+        }
+    }
 
     private async Task<MessagesHealthReport> ProbeAsync(CancellationToken ct)
     {
@@ -150,7 +183,13 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time)
         if (!status.Running)
             // Not launched on purpose: the user may have quit it. Whether Automation is granted is unknown until it runs.
             return new("not_running", "unknown", "unknown", "unknown", fda, "Messages is not running", time.GetUtcNow());
-        var imessage = status.Account("iMessage") is { } im ? im.IsConnected ? "signed_in" : "signed_out" : "missing";
+        // `connecting` (for a few seconds after Messages starts, after wake or a network change) passes by itself; a send takes
+        // the account whatever its connection status.
+        var imessage = status.Account("iMessage") is { } im
+            ? im.IsConnected ? "signed_in"
+            : im.Enabled && im.ConnectionStatus.Equals("connecting", StringComparison.OrdinalIgnoreCase) ? "connecting"
+            : "signed_out"
+            : "missing";
         var sms = status.Account("SMS") is { } sm ? sm.Enabled ? "available" : "missing" : "missing";
         var rcs = status.Account("RCS") is { } rc ? rc.Enabled ? "available" : "missing" : "missing";
         return new("reachable", "granted", imessage, sms, fda, null, time.GetUtcNow()) { RcsAccount = rcs };
