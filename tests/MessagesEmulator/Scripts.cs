@@ -208,9 +208,10 @@ public static partial class Scripts
         var state = State.Read(call.Home);
         var control = call.Control;
         var signedIn = !control.IsFalse("imessageSignedIn");
+        var connection = signedIn ? control.String("imessageConnection") ?? "connected" : "disconnected";
         var lines = new List<string>
         {
-            $"iMessage\tE:{State.Me(state)}\t{(signedIn ? "true" : "false")}\t{(signedIn ? "connected" : "disconnected")}",
+            $"iMessage\tE:{State.Me(state)}\t{(signedIn ? "true" : "false")}\t{connection}",
         };
         if (!control.IsFalse("smsAccount"))
             lines.Add($"SMS\tP:{State.SmsNumber(state)}\ttrue\tconnected");

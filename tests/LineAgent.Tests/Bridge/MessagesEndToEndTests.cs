@@ -340,6 +340,25 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(sends.Select(c => MessagesEmulator.Utf8(c.Argv[0])), Is.EqualTo(new[] { "SMS" }), "no iMessage attempt");
     }
 
+    /// <summary>
+    /// An iMessage account still `connecting` (seconds after Messages starts, a wake, a network change) passes by itself:
+    /// the line shows it, and `auto` still picks iMessage rather than sending SMS for those seconds.
+    /// </summary>
+    [Test]
+    public async Task Auto_ShouldKeepIMessage_WhileTheAccountIsConnecting()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { imessageConnection = "connecting", confirmDelayMs = 100 });
+
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        Assert.That(line["messages"].Str("iMessageAccount"), Is.EqualTo("connecting"));
+        var m = await (await api.SendMessageAsync(new { content = "Running late", recipientPhone = "+12025550146" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That((m.Str("type"), m.Str("status")), Is.EqualTo(("imessage", "sent")));
+    }
+
     /// <summary>A bulk with `auto` decides the same way for each lead: iMessage signed out, so every lead with a phone gets SMS.</summary>
     [Test]
     public async Task BulkAuto_ShouldSendSms_WhenTheLineSaysIMessageIsSignedOut()
