@@ -139,19 +139,25 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             ReplyTo = original?.Id, Channel = inbound.Channel, ChannelRef = inbound.ChannelRef,
         };
         var keyword = OptOutKeywords.Classify(inbound.Text);
+        string Both() => SuppressionList.Key(about.Recipient) is { Length: > 0 } written && written != address ? $"{address} and {written}" : address;
         var detail = (original is null ? $"message from {address} before any send of ours reached them" : $"reply to {original.Id}")
             + $" ({inbound.Source})" + keyword switch
         {
-            OptOutKeywords.Kind.OptOut => $"; opt-out: {address} added to suppressions",
-            OptOutKeywords.Kind.OptIn => $"; opt-in: {address} removed from suppressions",
+            OptOutKeywords.Kind.OptOut => $"; opt-out: {Both()} added to suppressions",
+            OptOutKeywords.Kind.OptIn => $"; opt-in: {Both()} removed from suppressions",
             _ => "",
         };
+        // The person may answer from another handle than the one written to (an iPhone whose iMessage caller ID is the Apple
+        // ID email answers a text to its number from the email): STOP and START count for the address written to as well.
+        var addresses = new[] { address, SuppressionList.Key(about.Recipient) }.Where(a => a.Length > 0).Distinct().ToArray();
         await lifecycle.ReceiveAsync(reply, detail, s =>
         {
-            if (keyword == OptOutKeywords.Kind.OptOut)
-                SuppressionList.Add(s.Connection, s.Transaction, address, $"replied {inbound.Text?.Trim()}", SuppressionList.Sources.Reply, reply.Id, now);
-            else if (keyword == OptOutKeywords.Kind.OptIn)
-                SuppressionList.Remove(s.Connection, s.Transaction, address);
+            foreach (var a in addresses)
+                if (keyword == OptOutKeywords.Kind.OptOut)
+                    SuppressionList.Add(s.Connection, s.Transaction, a, $"replied {inbound.Text?.Trim()}{(a == address ? "" : $" from {address}")}",
+                        SuppressionList.Sources.Reply, reply.Id, now);
+                else if (keyword == OptOutKeywords.Kind.OptIn)
+                    SuppressionList.Remove(s.Connection, s.Transaction, a);
         }, ct);
         if (keyword != OptOutKeywords.Kind.None)
             log.LogInformation("{Address} replied {Keyword}: suppression list updated", address, inbound.Text?.Trim());

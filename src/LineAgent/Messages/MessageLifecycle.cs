@@ -357,6 +357,10 @@ public sealed class MessageLifecycle
             fallback.RecipientTimeZone ??= failed.RecipientTimeZone;
             fallback.RecipientTimeZoneSource ??= failed.RecipientTimeZoneSource;
             store.Insert(s, fallback, Transitions.Fallback, fallbackDetail);
+            // The address has no iMessage: the later steps that `auto` routed to iMessage go as SMS too, not each through its own error 22.
+            if (failed.SequenceId is not null && fallback.Type == MessageType.Sms)
+                store.TransitionMany(s, Transitions.Note, MessageSql.RouteLaterStepsAsSms, new { failed.SequenceId, Step = failed.SequenceStep ?? 0, Now = now },
+                    code: "rerouted", detail: $"type auto: SMS, as step {failed.SequenceStep} ({failed.Id}) could not go over iMessage (error 22)");
             return (failed, fallback);
         }, ct);
     }

@@ -77,6 +77,14 @@ public static class MessageSql
         RETURNING *
         """;
 
+    /// <summary>A step fell back from iMessage to SMS: its later `auto` steps that were routed to iMessage go as SMS.</summary>
+    public const string RouteLaterStepsAsSms = """
+        UPDATE messages SET type = 'sms', updated_at = @Now
+        WHERE sequence_id = @SequenceId AND sequence_step > @Step AND status IN ('scheduled','queued')
+          AND requested_type = 'auto' AND type = 'imessage' AND recipient_phone IS NOT NULL
+        RETURNING *
+        """;
+
     /// <summary>A step failed or was cancelled: the pending steps after it are cancelled.</summary>
     public const string StopSequence = """
         UPDATE messages

@@ -12,7 +12,8 @@ namespace LineAgent.Scheduling;
 
 /// <summary>
 /// Runs once at start, before the dispatcher: settles messages a previous run left in `sending`
-/// (never resending one blindly) and fails schedules that were missed by more than MaxLateness.
+/// (never resending one blindly), takes in the replies that reached chat.db meanwhile (a STOP during a restart), and
+/// fails schedules that were missed by more than MaxLateness.
 /// When the database refuses those writes (a full disk), the agent still starts, so /api/status can say why, and
 /// tries again every <see cref="RetryEvery"/>; the dispatcher claims nothing until it has succeeded (<see cref="Done"/>).
 /// Before, the exception stopped the host and launchd restarted it every 10 s with no status to read.
@@ -21,6 +22,9 @@ public sealed class StartupRecovery(
     MessageLifecycle lifecycle,
     LineRegistry lines,
     ChannelRouter router,
+    ReplyIntake replies,
+    Channels.Messages.MessagesBridge bridge,
+    IOptions<AgentOptions> agent,
     IOptions<SchedulingOptions> options,
     StorageHealth storage,
     TimeProvider time,
@@ -51,6 +55,7 @@ public sealed class StartupRecovery(
         try
         {
             await RecoverSendingAsync(ct);
+            await TakeInRepliesAsync(ct);
             await FailRestoredAsync(ct);
             await FailMissedSchedulesAsync(ct);
             await FailOrphansAsync(ct);
@@ -81,6 +86,26 @@ public sealed class StartupRecovery(
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>
+    /// The replies that reached chat.db while the agent was down, before the dispatcher claims anything: a STOP sent
+    /// during a restart (or while the Mac slept) must suppress the follow-up that fell due meanwhile, and a reply must
+    /// cancel the stop-on-reply messages. The delivery watcher would read them too, but only after the dispatcher had
+    /// started. A chat.db that cannot be read is left to the watcher, which says so.
+    /// </summary>
+    internal async Task TakeInRepliesAsync(CancellationToken ct)
+    {
+        if (agent.Value.DryRun || !bridge.IsConfigured || bridge.Reader.CheckAccess() != Bridge.ChatDb.ChatDbAccess.Ok)
+            return;
+        try
+        {
+            await replies.TakeInAsync(ct);
+        }
+        catch (Bridge.ChatDb.ChatDbUnavailableException e)
+        {
+            log.LogWarning("Recovery: the replies in chat.db could not be read before sending resumes ({Problem}); the delivery watcher reads them", e.Message);
         }
     }
 

@@ -111,4 +111,145 @@ public sealed class FollowUpRepliesTests
             .ToDictionary(g => g.Key, g => g.Count());
         Assert.That(sendsTo, Is.EquivalentTo(new Dictionary<string, int> { [phones["Ana"]] = 1, [phones["Ben"]] = 3, [phones["Cleo"]] = 3 }));
     }
+
+    /// <summary>The agent and the emulator on one FakeTimeProvider (control.json clockOffsetMs moves the emulator with it).</summary>
+    private sealed class Campaign : IDisposable
+    {
+        public readonly MessagesEmulator Messages;
+        public readonly FakeTimeProvider Time = new(DateTimeOffset.UtcNow);
+        public readonly TempDir Data = new();
+        public AgentFactory? Agent;
+
+        private readonly object? _control;
+
+        /// <param name="control">control.json for the emulator (the clock offset is added); default: quick confirmations.</param>
+        public Campaign(string home, object? control = null)
+        {
+            Messages = new MessagesEmulator(home);
+            _control = control;
+            ClockAt(Time.GetUtcNow());
+        }
+
+        /// <summary>Moves the agent's clock and the emulator's together.</summary>
+        public void ClockAt(DateTimeOffset fake)
+        {
+            var node = _control is null
+                ? new JsonObject { ["confirmDelayMs"] = 100, ["deliverDelayMs"] = 100 }
+                : System.Text.Json.JsonSerializer.SerializeToNode(_control)!.AsObject();
+            node["clockOffsetMs"] = (fake - DateTimeOffset.UtcNow).TotalMilliseconds;
+            Messages.Control(node);
+            Time.SetUtcNow(fake);
+        }
+
+        public HttpClient Start()
+        {
+            Agent = new AgentFactory(Data, Time, Messages.Settings());
+            return Agent.Api();
+        }
+
+        public void Stop()
+        {
+            Agent?.Dispose();
+            Agent = null;
+        }
+
+        public int SendsTo(string recipient) =>
+            Messages.Calls().Count(c => c.Script == "send.applescript" && MessagesEmulator.Utf8(c.Argv[1]) == recipient);
+
+        public void Dispose()
+        {
+            Stop();
+            Data.Dispose();
+        }
+    }
+
+    private static async Task<List<JsonObject>> StepsAsync(HttpClient api, string sequenceId) =>
+        (await api.GetJsonAsync($"/api/sequences/{sequenceId}"))["steps"]!.AsArray().Select(s => s!.AsObject()).ToList();
+
+    private static Task<List<JsonObject>> UntilAsync(HttpClient api, string sequenceId, Func<List<JsonObject>, bool> done, string what) =>
+        Eventually.ValueAsync(() => StepsAsync(api, sequenceId)!, done, what, TimeSpan.FromSeconds(40));
+
+    private static async Task<string> SequenceToAsync(HttpClient api, object lead, string? type = null)
+    {
+        var leadId = (await (await api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id");
+        var bulk = await (await api.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { leadId }, content = "Hi {{firstName}}, are you free Friday?", type, stopOnReply = true,
+            followUps = new[] { new { after = "P1D", content = "{{firstName}}, any thoughts on Friday?" } },
+        })).ExpectAsync(HttpStatusCode.Accepted);
+        return bulk["messages"]![0].Str("sequenceId");
+    }
+
+    /// <summary>
+    /// A STOP that reaches chat.db while the agent is down (a restart, a Mac asleep) is read before the dispatcher claims
+    /// anything: the follow-up that fell due meanwhile is not sent, and the sender is suppressed. Before, the dispatcher
+    /// started first and handed the follow-up to Messages 19 ms before the watcher read the STOP.
+    /// </summary>
+    [Test]
+    public async Task AStopThatArrivesWhileTheAgentIsDown_ShouldStopTheFollowUpThatFellDueMeanwhile()
+    {
+        using var campaign = new Campaign(_dir.File("messages"));
+        const string phone = "+12025550501";
+        var api = campaign.Start();
+        var sequence = await SequenceToAsync(api, new { firstName = "Finn", phone });
+        var first = (await UntilAsync(api, sequence, s => s[0].Str("status") == "sent", "step 0 sent"))[0];
+        var followUpDue = At((await StepsAsync(api, sequence))[1], "scheduledAt");
+        campaign.Stop();
+
+        campaign.Messages.Incoming(phone, "STOP", date: At(first, "sentAt") + TimeSpan.FromMinutes(5));
+        campaign.ClockAt(followUpDue + TimeSpan.FromMinutes(1)); // the follow-up is due when the agent comes back
+        api = campaign.Start();
+
+        var steps = await UntilAsync(api, sequence, s => s[1].Str("status") is "cancelled" or "failed" or "sent", "the follow-up settled");
+        Assert.That((steps[1].Str("status"), steps[1]["error"].Str("code")), Is.EqualTo(("cancelled", "replied")));
+        Assert.That(campaign.SendsTo(phone), Is.EqualTo(1), "only the first message");
+        var suppression = await api.GetAsync($"/api/suppressions/{Uri.EscapeDataString(phone)}");
+        Assert.That(suppression.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    /// <summary>
+    /// A STOP from another handle of the person written to (an iPhone whose iMessage caller ID is the Apple ID email answers
+    /// a text to its number from the email) suppresses the number that was written to as well, not only the email.
+    /// </summary>
+    [Test]
+    public async Task AStopFromTheLeadsOtherHandle_ShouldSuppressTheAddressThatWasWrittenTo()
+    {
+        using var campaign = new Campaign(_dir.File("messages"));
+        const string phone = "+12025550302";
+        var api = campaign.Start();
+        var sequence = await SequenceToAsync(api, new { firstName = "Eve", phone, email = "eve@example.org" });
+        var first = (await UntilAsync(api, sequence, s => s[0].Str("status") == "sent", "step 0 sent"))[0];
+
+        campaign.Messages.Incoming("eve@example.org", "STOP", date: At(first, "sentAt") + TimeSpan.FromSeconds(30));
+
+        await UntilAsync(api, sequence, s => s[1].Str("status") == "cancelled", "the follow-up cancelled by the reply");
+        foreach (var address in new[] { "eve@example.org", phone })
+            Assert.That((await Eventually.ValueAsync(() => api.GetAsync($"/api/suppressions/{Uri.EscapeDataString(address)}")!,
+                r => r.StatusCode == HttpStatusCode.OK, $"{address} suppressed", TimeSpan.FromSeconds(10))).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    /// <summary>
+    /// A step that `auto` routed to iMessage and that fell back to SMS (error 22: the number has no iMessage) takes its
+    /// later `auto` steps with it: the follow-up goes as SMS at once, not as an iMessage that fails with 22 again.
+    /// </summary>
+    [Test]
+    public async Task AFollowUpAfterAnSmsFallback_ShouldGoAsSms_NotTryIMessageAgain()
+    {
+        const string phone = "+12025550107";
+        using var campaign = new Campaign(_dir.File("messages"), new { confirmDelayMs = 100, deliverDelayMs = 100, nonImessage = new[] { phone } });
+        var api = campaign.Start();
+        var sequence = await SequenceToAsync(api, new { firstName = "Gus", phone });
+
+        // The steps in order: the failed iMessage and the SMS that took its place (both step 0), then step 1.
+        var steps = await UntilAsync(api, sequence, s => s.Count == 3 && s[1].Str("status") == "sent", "step 0 sent as the SMS fallback");
+        Assert.That(steps.Select(x => (x["sequenceStep"]!.GetValue<int>(), x.Str("type"), x.Str("status"))),
+            Is.EqualTo(new[] { (0, "imessage", "failed"), (0, "sms", "sent"), (1, "sms", "scheduled") }), "the follow-up rerouted with it");
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{steps[2].Str("id")}/events"))!;
+        Assert.That(events.Any(e => e["code"]?.GetValue<string>() == "rerouted" && e["detail"]!.GetValue<string>().Contains("error 22")), Is.True, "its events say why");
+        campaign.ClockAt(At(steps[2], "scheduledAt") + TimeSpan.FromSeconds(1));
+        await UntilAsync(api, sequence, s => s[2].Str("status") == "sent", "step 1 sent");
+
+        var services = campaign.Messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[0])).ToList();
+        Assert.That(services, Is.EqualTo(new[] { "iMessage", "SMS", "SMS" }), "one iMessage attempt (error 22), then SMS for both steps");
+    }
 }
