@@ -30,7 +30,23 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
 
     private sealed record Position(long RowId, string? Guid, long DateMs);
 
+    /// <summary>One reader at a time: start-up recovery and the delivery watcher may both read, and each must see the other's position.</summary>
+    private readonly SemaphoreSlim _oneReader = new(1, 1);
+
     public async Task TakeInAsync(CancellationToken ct)
+    {
+        await _oneReader.WaitAsync(ct);
+        try
+        {
+            await TakeInOnceAsync(ct);
+        }
+        finally
+        {
+            _oneReader.Release();
+        }
+    }
+
+    private async Task TakeInOnceAsync(CancellationToken ct)
     {
         var at = await PositionAsync(ct);
         var max = bridge.Reader.MaxRowId();
@@ -139,7 +155,13 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             ReplyTo = original?.Id, Channel = inbound.Channel, ChannelRef = inbound.ChannelRef,
         };
         var keyword = OptOutKeywords.Classify(inbound.Text);
-        string Both() => SuppressionList.Key(about.Recipient) is { Length: > 0 } written && written != address ? $"{address} and {written}" : address;
+        // The person may answer a text from another handle than the one written to (an iPhone whose iMessage caller ID is
+        // its Apple ID email answers a text to its number from the email): STOP counts for the number written to as well,
+        // and START lifts what a reply put there. Only for a text (iMessage, SMS): the last message to a lead may be an email
+        // to an address of theirs that a STOP texted from their phone says nothing about.
+        var written = about.Type is MessageType.IMessage or MessageType.Sms && SuppressionList.Key(about.Recipient) is { Length: > 0 } w && w != address
+            ? w : null;
+        string Both() => written is null ? address : $"{address} and {written}";
         var detail = (original is null ? $"message from {address} before any send of ours reached them" : $"reply to {original.Id}")
             + $" ({inbound.Source})" + keyword switch
         {
@@ -147,17 +169,20 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             OptOutKeywords.Kind.OptIn => $"; opt-in: {Both()} removed from suppressions",
             _ => "",
         };
-        // The person may answer from another handle than the one written to (an iPhone whose iMessage caller ID is the Apple
-        // ID email answers a text to its number from the email): STOP and START count for the address written to as well.
-        var addresses = new[] { address, SuppressionList.Key(about.Recipient) }.Where(a => a.Length > 0).Distinct().ToArray();
         await lifecycle.ReceiveAsync(reply, detail, s =>
         {
-            foreach (var a in addresses)
-                if (keyword == OptOutKeywords.Kind.OptOut)
-                    SuppressionList.Add(s.Connection, s.Transaction, a, $"replied {inbound.Text?.Trim()}{(a == address ? "" : $" from {address}")}",
-                        SuppressionList.Sources.Reply, reply.Id, now);
-                else if (keyword == OptOutKeywords.Kind.OptIn)
-                    SuppressionList.Remove(s.Connection, s.Transaction, a);
+            if (keyword == OptOutKeywords.Kind.OptOut)
+            {
+                SuppressionList.Add(s.Connection, s.Transaction, address, $"replied {inbound.Text?.Trim()}", SuppressionList.Sources.Reply, reply.Id, now);
+                if (written is not null)
+                    SuppressionList.Add(s.Connection, s.Transaction, written, $"replied {inbound.Text?.Trim()} from {address}", SuppressionList.Sources.Reply, reply.Id, now);
+            }
+            else if (keyword == OptOutKeywords.Kind.OptIn)
+            {
+                SuppressionList.Remove(s.Connection, s.Transaction, address);
+                if (written is not null)
+                    SuppressionList.RemoveReplied(s.Connection, s.Transaction, written); // never one the user or Twilio added
+            }
         }, ct);
         if (keyword != OptOutKeywords.Kind.None)
             log.LogInformation("{Address} replied {Keyword}: suppression list updated", address, inbound.Text?.Trim());

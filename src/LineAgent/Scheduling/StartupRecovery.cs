@@ -103,9 +103,12 @@ public sealed class StartupRecovery(
         {
             await replies.TakeInAsync(ct);
         }
-        catch (Bridge.ChatDb.ChatDbUnavailableException e)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            log.LogWarning("Recovery: the replies in chat.db could not be read before sending resumes ({Problem}); the delivery watcher reads them", e.Message);
+            // Best effort: a chat.db damaged past its first page (SQLite error 11 from the read) must not hold back every
+            // channel's sends, email included, nor be reported as the agent's own storage failing.
+            log.LogWarning(e, "Recovery: the replies in chat.db could not be read before sending resumes ({Problem}); the delivery watcher tries again",
+                e.Message);
         }
     }
 

@@ -75,6 +75,10 @@ public sealed class SuppressionList(Db db, TimeProvider time)
     public static bool Remove(IDbConnection c, IDbTransaction? tx, string address) =>
         c.Execute("DELETE FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
 
+    /// <summary>Only a suppression that a reply made (a START lifts what a STOP did, never one added through the API or by Twilio).</summary>
+    public static bool RemoveReplied(IDbConnection c, IDbTransaction? tx, string address) =>
+        c.Execute("DELETE FROM suppressions WHERE address = @Address AND source = @Source", new { Address = Key(address), Source = Sources.Reply }, tx) > 0;
+
     public async Task<SuppressionRow?> GetAsync(string address, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);

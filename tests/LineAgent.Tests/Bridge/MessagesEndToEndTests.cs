@@ -649,6 +649,61 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "never resent");
     }
 
+    /// <summary>
+    /// Start-up recovery reads chat.db's new replies before sending resumes, but only as far as it can: a chat.db damaged
+    /// past its first page (SQLite error 11 while reading the new rows) must not hold back every channel. Before, recovery
+    /// failed on it for ever, /api/status blamed the agent's own storage, and an email was never sent.
+    /// </summary>
+    [Test]
+    public async Task AChatDbDamagedWhileTheAgentWasDown_ShouldNotHoldBackEmail()
+    {
+        using var dir = new TempDir();
+        using var smtp = new SmtpStandIn(_dir.File("mail"));
+        var first = Agent(dataDir: dir, extra: smtp.Settings());
+        _messages.Control(new { confirmDelayMs = 50 });
+        using (var api = first.Api())
+            await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550199" })).ExpectAsync(HttpStatusCode.Created);
+        first.Dispose();
+
+        // Many rows arrive while the agent is down; then one of their pages is damaged (the first page still reads).
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_messages.ChatDb};Pooling=False"))
+        {
+            c.Open();
+            using var tx = c.BeginTransaction();
+            for (var i = 0; i < 3000; i++)
+            {
+                using var cmd = c.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = "INSERT INTO message (guid, text, is_from_me, date) VALUES ($g, $t, 0, 0)";
+                cmd.Parameters.AddWithValue("$g", $"damaged-{i}");
+                cmd.Parameters.AddWithValue("$t", new string('x', 300));
+                cmd.ExecuteNonQuery();
+            }
+            tx.Commit();
+            using var checkpoint = c.CreateCommand();
+            checkpoint.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+            checkpoint.ExecuteNonQuery();
+        }
+        var length = new FileInfo(_messages.ChatDb).Length;
+        using (var f = new FileStream(_messages.ChatDb, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Seek(length - 4096 * 40, SeekOrigin.Begin);
+            f.Write(Enumerable.Repeat((byte)0xFF, 4096).ToArray());
+        }
+
+        var settings = _messages.Settings();
+        foreach (var (k, v) in smtp.Settings())
+            settings[k] = v;
+        using var second = new AgentFactory(dir, settings: settings, systemClock: true);
+        using var api2 = second.Api();
+        var mail = await (await api2.SendMessageAsync(new { content = "hello by mail", type = "email", recipientEmail = "ana@example.com", subject = "Hello" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(mail.Str("status"), Is.EqualTo("sent"));
+        Assert.That(smtp.Received(), Has.Count.EqualTo(1));
+        Assert.That((await api2.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.Not.EqualTo("error"), "not blamed on the agent's own database");
+    }
+
     private IEnumerable<int> EmulatorPids()
     {
         var path = Path.Combine(_messages.Home, "calls.ndjson");

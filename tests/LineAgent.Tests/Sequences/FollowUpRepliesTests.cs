@@ -229,6 +229,35 @@ public sealed class FollowUpRepliesTests
     }
 
     /// <summary>
+    /// START from the other handle lifts what a reply's STOP put on the number written to, but never a suppression that
+    /// was added another way (here through the API).
+    /// </summary>
+    [Test]
+    public async Task AStartFromTheLeadsOtherHandle_ShouldLiftOnlyWhatARepliesStopAdded()
+    {
+        using var campaign = new Campaign(_dir.File("messages"));
+        var api = campaign.Start();
+        async Task<string> FirstSentTo(string name, string phone, string email)
+        {
+            var sequence = await SequenceToAsync(api, new { firstName = name, phone, email });
+            return (await UntilAsync(api, sequence, s => s[0].Str("status") == "sent", $"{name}: step 0 sent"))[0].Str("sentAt");
+        }
+        async Task<HttpStatusCode> Suppressed(string address) => (await api.GetAsync($"/api/suppressions/{Uri.EscapeDataString(address)}")).StatusCode;
+
+        var eveSent = DateTimeOffset.Parse(await FirstSentTo("Eve", "+12025550302", "eve@example.org"));
+        campaign.Messages.Incoming("eve@example.org", "STOP", date: eveSent + TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(async () => await Suppressed("+12025550302") == HttpStatusCode.OK, "Eve's number suppressed by her STOP");
+        campaign.Messages.Incoming("eve@example.org", "START", date: eveSent + TimeSpan.FromSeconds(60));
+        await Eventually.TrueAsync(async () => await Suppressed("+12025550302") == HttpStatusCode.NotFound, "Eve's START lifts it");
+
+        var zoeSent = DateTimeOffset.Parse(await FirstSentTo("Zoe", "+12025550303", "zoe@example.org"));
+        (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550303", reason = "asked on the phone" })).EnsureSuccessStatusCode();
+        campaign.Messages.Incoming("zoe@example.org", "START", date: zoeSent + TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?direction=inbound"))["items"]!.AsArray().Count == 3, "the START taken in");
+        Assert.That(await Suppressed("+12025550303"), Is.EqualTo(HttpStatusCode.OK), "added through the API: not lifted by a reply from another handle");
+    }
+
+    /// <summary>
     /// A step that `auto` routed to iMessage and that fell back to SMS (error 22: the number has no iMessage) takes its
     /// later `auto` steps with it: the follow-up goes as SMS at once, not as an iMessage that fails with 22 again.
     /// </summary>
