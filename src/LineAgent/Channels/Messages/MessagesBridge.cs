@@ -24,6 +24,5 @@ public sealed class MessagesBridge
     /// <summary>Whether there is an osascript (or stand-in) to run at all; whether it answers is health.</summary>
     public bool IsConfigured => File.Exists(OsascriptPath);
 
-
     public static string ServiceType(string messageType) => messageType == LineAgent.Messages.MessageType.IMessage ? "iMessage" : "SMS";
 }

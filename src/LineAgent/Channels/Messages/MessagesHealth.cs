@@ -117,11 +117,8 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
     /// <summary>Forget the cached answer (after a send failed in a way that says health changed).</summary>
     public void Invalidate() => _cached = null;
 
-    public void Dispose()
-    {
-        _stopping.Cancel();
-        _stopping.Dispose();
-    }
+    // Cancelled, not disposed: a request that asks during shutdown gets a cancelled check, not an ObjectDisposedException.
+    public void Dispose() => _stopping.Cancel();
 
     private MessagesHealthReport? Fresh() =>
         _cached is { } c && time.GetUtcNow() - c.CheckedAt < bridge.Options.HealthCacheFor ? c : null;
