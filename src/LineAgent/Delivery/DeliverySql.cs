@@ -52,6 +52,20 @@ public static class DeliverySql
         RETURNING *
         """;
 
+    /// <summary>
+    /// An unconfirmed iMessage turns out to have failed with error 22 (no iMessage): its reason is replaced and the SMS that
+    /// goes out instead is named, unless the message was retried meanwhile (a retry that was not cancelled sends it
+    /// already; a fallback as well would send it twice).
+    /// </summary>
+    public const string FailLateWithFallback = """
+        UPDATE messages
+        SET error_code = @Code, error_message = @Message, channel_error = @ChannelError, track_until = NULL, fallback_to = @FallbackTo,
+            updated_at = @Now
+        WHERE id = @Id AND status = 'failed' AND error_code = 'unconfirmed'
+          AND NOT EXISTS (SELECT 1 FROM messages AS r INDEXED BY ix_messages_retry_of WHERE r.retry_of = @Id AND r.status <> 'cancelled')
+        RETURNING *
+        """;
+
     public const string ConfirmSent = """
         UPDATE messages
         SET status = 'sent', sent_at = @SentAt, claim = NULL, track_until = @TrackUntil, updated_at = @Now

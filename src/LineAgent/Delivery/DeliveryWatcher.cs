@@ -195,10 +195,11 @@ public sealed class DeliveryWatcher(
     {
         if (m.Status == MessageStatus.Failed && m.ErrorCode == FailureCodes.Unconfirmed)
         {
-            if (row.Error != 0 || row.IsGhost)
-                await lifecycle.FailLateAsync(m.Id, row.IsGhost ? FailureCodes.GhostRow : ErrorCodeFor(row),
-                    row.IsGhost ? "Messages wrote an empty SMS row outside any chat (macOS 26 fault); not delivered." : $"Messages error {row.Error}: the send failed.",
-                    row.Error, "chat.db settled an unconfirmed send: it failed", ct);
+            if (row.IsGhost)
+                await lifecycle.FailLateAsync(m.Id, FailureCodes.GhostRow,
+                    "Messages wrote an empty SMS row outside any chat (macOS 26 fault); not delivered.", row.Error, "chat.db settled an unconfirmed send: it failed", ct);
+            else if (row.Error != 0)
+                await FailWithErrorAsync(m, row, ct, settlingUnconfirmed: true);
             else if (row.IsConfirmedSent && await lifecycle.ConfirmLateAsync(m.Id, row.Date ?? Clock.GetUtcNow(),
                          Clock.GetUtcNow() + bridge.Options.TrackDeliveryFor, "chat.db confirmed it after the confirmation timeout", ct) is { } late)
                 await ApplyAsync(late, row, ct);
@@ -242,7 +243,12 @@ public sealed class DeliveryWatcher(
             await lifecycle.DeliveredAsync(m.Id, row.DateDelivered ?? Clock.GetUtcNow(), "delivered (chat.db is_delivered)", ct: ct);
     }
 
-    private async Task FailWithErrorAsync(MessageRow m, ChatMessage row, CancellationToken ct)
+    /// <summary>
+    /// A send chat.db shows failed: its reason, and for an iMessage to a number without iMessage the SMS that goes out
+    /// instead (where the line falls back). <paramref name="settlingUnconfirmed"/>: the send had already failed `unconfirmed`
+    /// (the error came after the confirmation timeout); it falls back the same way unless it was retried meanwhile.
+    /// </summary>
+    private async Task FailWithErrorAsync(MessageRow m, ChatMessage row, CancellationToken ct, bool settlingUnconfirmed = false)
     {
         var code = ErrorCodeFor(row);
         var reason = code switch
@@ -257,10 +263,13 @@ public sealed class DeliveryWatcher(
             && channels.Resolve(line, Messages.MessageType.Sms) is not Channels.UnavailableChannel;
         if (!fallback)
         {
-            await FailAsync(m, code, row.Error,
-                reason + (code == NoIMessage && m.Type == Messages.MessageType.IMessage
-                    ? m.RecipientPhone is null ? " No phone number to fall back to SMS." : $" Line '{m.LineId}' does not fall back to SMS."
-                    : ""), ct);
+            var why = reason + (code == NoIMessage && m.Type == Messages.MessageType.IMessage
+                ? m.RecipientPhone is null ? " No phone number to fall back to SMS." : $" Line '{m.LineId}' does not fall back to SMS."
+                : "");
+            if (settlingUnconfirmed)
+                await lifecycle.FailLateAsync(m.Id, code, why, row.Error, "chat.db settled an unconfirmed send: it failed", ct);
+            else
+                await FailAsync(m, code, row.Error, why, ct);
             return;
         }
 
@@ -273,9 +282,13 @@ public sealed class DeliveryWatcher(
             DueAt = Time.ToMs(now), CreatedAt = Time.ToMs(now), UpdatedAt = Time.ToMs(now), FallbackFrom = m.Id, DryRun = m.DryRun,
         };
         var done = await lifecycle.FallbackAsync(m.Id, code, reason + $" Sent again as SMS: {sms.Id}.", row.Error, sms,
-            $"SMS fallback for {m.Id} (iMessage error 22)", ct);
+            $"SMS fallback for {m.Id} (iMessage error 22)", ct, settlingUnconfirmed);
         if (done is not null)
             log.LogInformation("{Id}: no iMessage for {Recipient}; falling back to SMS {Sms}", m.Id, m.Recipient, sms.Id);
+        else if (settlingUnconfirmed)
+            // Retried meanwhile: the retry is the message that goes out; this one only gets its real reason.
+            await lifecycle.FailLateAsync(m.Id, code, reason + " Not sent again as SMS: it was retried.", row.Error,
+                "chat.db settled an unconfirmed send: it failed", ct);
     }
 
     private Task<MessageRow?> FailAsync(MessageRow m, string code, long channelError, string message, CancellationToken ct) =>

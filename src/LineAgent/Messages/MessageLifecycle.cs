@@ -338,15 +338,23 @@ public sealed class MessageLifecycle
             new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = (string?)null, Now = now }), ct);
     }
 
-    /// <summary>sending → failed, and in the same transaction the message that goes out instead (an SMS for an iMessage).</summary>
+    /// <summary>
+    /// sending → failed, and in the same transaction the message that goes out instead (an SMS for an iMessage). With
+    /// <paramref name="settlingUnconfirmed"/>: a send already failed `unconfirmed` whose error 22 chat.db showed after the
+    /// confirmation timeout; refused (null) when that message has a retry.
+    /// </summary>
     public Task<(MessageRow Failed, MessageRow Fallback)?> FallbackAsync(string id, string code, string message, long channelError, MessageRow fallback,
-        string fallbackDetail, CancellationToken ct = default)
+        string fallbackDetail, CancellationToken ct = default, bool settlingUnconfirmed = false)
     {
         var now = NowMs;
         return Write<(MessageRow, MessageRow)?>(s =>
         {
-            var failed = store.Transition(s, Transitions.Fail, DeliverySql.Fail,
-                new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = fallback.Id, Now = now });
+            var failed = settlingUnconfirmed
+                ? store.Transition(s, Transitions.Fail, DeliverySql.FailLateWithFallback,
+                    new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = fallback.Id, Now = now },
+                    code: "settled", detail: "chat.db settled an unconfirmed send: it failed")
+                : store.Transition(s, Transitions.Fail, DeliverySql.Fail,
+                    new { Id = id, Code = code, Message = message, ChannelError = channelError, FallbackTo = fallback.Id, Now = now });
             if (failed is null)
                 return null;
             // The fallback takes the failed step's place in its sequence (and its stop-on-reply and recipient hours).

@@ -58,12 +58,17 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     internal static readonly DeferredWork SearchIndex = new("search index", IndexNewForSearch, batch: 1_000, idle: TimeSpan.FromSeconds(1));
 
     /// <summary>
-    /// The id of a message other than <paramref name="except"/> that retries <paramref name="id"/> and was not cancelled (a
-    /// cancelled retry sent nothing; the message may be retried again), in the writer's transaction; null when none does.
+    /// The id of a message other than <paramref name="except"/> that sends <paramref name="id"/> again and was not cancelled
+    /// (a cancelled one sent nothing; the message may be retried again), in the writer's transaction; null when none does:
+    /// a retry of it, or the SMS it fell back to (an iMessage to a number without iMessage, error 22).
     /// </summary>
     internal static string? RetryOf(WriteScope s, string id, string except) =>
-        s.Connection.QueryFirstOrDefault<string>("SELECT id FROM messages INDEXED BY ix_messages_retry_of WHERE retry_of = @Id AND id <> @Except AND status <> 'cancelled' LIMIT 1",
-            new { Id = id, Except = except }, s.Transaction);
+        s.Connection.QueryFirstOrDefault<string>("""
+            SELECT id FROM messages INDEXED BY ix_messages_retry_of WHERE retry_of = @Id AND id <> @Except AND status <> 'cancelled'
+            UNION ALL
+            SELECT f.id FROM messages AS o JOIN messages AS f ON f.id = o.fallback_to WHERE o.id = @Id AND f.status <> 'cancelled'
+            LIMIT 1
+            """, new { Id = id, Except = except }, s.Transaction);
 
     /// <summary>Adds every row above the highest one each index holds, now (whoever wrote them).</summary>
     internal static void IndexNewForSearch(WriteScope s) => s.Prepared(MessageSql.IndexNewForSearch).ExecuteNonQuery();

@@ -52,8 +52,8 @@ internal static class MessagesApi
                 { Type = QueryType.Boolean, Default = "false" })
             .WithSummary("Retry a failed message")
             .WithDescription("Sends a failed message again as a new message (its `retryOf` names the failed one). No body, or `{}`. " +
-                "409 `not_failed` for a message that did not fail; 409 `already_retried` (with `retryId`) for one retried before (a " +
-                "cancelled retry does not count).");
+                "409 `not_failed` for a message that did not fail; 409 `already_retried` (with `retryId`) for one retried before, or sent " +
+                "again as SMS by its fallback (`fallbackTo`; a cancelled retry or fallback does not count).");
         return app;
     }
 
@@ -284,7 +284,8 @@ internal static class MessagesApi
         catch (AlreadyRetriedException e)
         {
             // A second click, or a client's retry loop: the first retry is the one that sends.
-            return Problems.Conflict("already_retried", $"Message {id} was already retried as {e.RetryId}; see that message. " +
+            var how = e.RetryId == original.FallbackTo ? $"was already sent again as SMS {e.RetryId} (its fallback)" : $"was already retried as {e.RetryId}";
+            return Problems.Conflict("already_retried", $"Message {id} {how}; see that message. " +
                 $"If it failed too, retry it instead.", new Dictionary<string, object?> { ["messageStatus"] = original.Status, ["retryId"] = e.RetryId });
         }
         return await AnswerAsync(row, key?.Key, idempotency, responder);

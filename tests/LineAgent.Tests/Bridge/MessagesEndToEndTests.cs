@@ -94,6 +94,54 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(auto.StrOrNull("fallbackFrom"), Is.Null);
     }
 
+    /// <summary>
+    /// The failed iMessage went out as SMS: retrying it would send the text a second time (and, over iMessage, fail with 22
+    /// and fall back again). Its retry is refused, naming the SMS.
+    /// </summary>
+    [Test]
+    public async Task RetryOfAnIMessageThatFellBackToSms_ShouldBeRefused_NamingTheSms()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 100 });
+        var sms = await (await api.SendMessageAsync(new { content = "Are you free Friday?", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.That(sms.Str("type"), Is.EqualTo("sms"));
+
+        var refused = await (await api.PostAsync($"/api/messages/{sms.Str("fallbackFrom")}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That(refused.Str("code"), Is.EqualTo("already_retried"));
+        Assert.That(refused.Str("retryId"), Is.EqualTo(sms.Str("id")));
+        Assert.That(refused.Str("detail"), Does.Contain("sent again as SMS"));
+        Assert.That(_messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[0])),
+            Is.EqualTo(new[] { "iMessage", "SMS" }));
+    }
+
+    /// <summary>
+    /// Error 22 can reach chat.db after the agent's confirmation deadline: the send is already `unconfirmed` (maybe sent).
+    /// chat.db then proves it was not delivered over iMessage, so it falls back to SMS as an on-time 22 would.
+    /// </summary>
+    [Test]
+    public async Task Error22AfterTheConfirmTimeout_ShouldStillFallBackToSms()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
+        using var api = agent.Api();
+        _messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 2500 });
+
+        var problem = await (await api.SendMessageAsync(new { content = "Are you free Friday?", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+
+        var original = await Until(api, problem.Str("messageId"), x => x.StrOrNull("fallbackTo") is not null, "settled by the late error 22");
+        Assert.That(original.Str("status"), Is.EqualTo("failed"));
+        Assert.That(original["error"].Str("code"), Is.EqualTo("imessage_unavailable"));
+        Assert.That(original["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(22));
+        var sms = await Until(api, original.Str("fallbackTo"), x => x.Str("status") == "sent", "the SMS sent");
+        Assert.That(sms.Str("type"), Is.EqualTo("sms"));
+        Assert.That(sms.Str("fallbackFrom"), Is.EqualTo(original.Str("id")));
+        Assert.That(_messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[0])),
+            Is.EqualTo(new[] { "iMessage", "SMS" }));
+    }
+
     [Test]
     public async Task IMessageWithout22Fallback_ShouldAnswer500_WhenTheLineDoesNotFallBack()
     {

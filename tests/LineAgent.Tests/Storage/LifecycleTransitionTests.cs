@@ -10,14 +10,14 @@ namespace LineAgent.Tests.Storage;
 /// </summary>
 public sealed class LifecycleTransitionTests : LifecycleTestBase
 {
-    private async Task<MessageRow> NewAsync(string status = MessageStatus.Queued)
+    private async Task<MessageRow> NewAsync(string status = MessageStatus.Queued, string? retryOf = null)
     {
         var now = Time.ToMs(_time.GetUtcNow());
         var row = new MessageRow
         {
             Id = Ids.New("msg", _time.GetUtcNow()), Content = "hi", Type = MessageType.IMessage, RequestedType = MessageType.Auto, Status = status,
             LineId = "default", RecipientPhone = "+12025550123", DueAt = now, CreatedAt = now, UpdatedAt = now,
-            ScheduledAt = status == MessageStatus.Scheduled ? now + 60_000 : null,
+            ScheduledAt = status == MessageStatus.Scheduled ? now + 60_000 : null, RetryOf = retryOf,
         };
         if (status == MessageStatus.Scheduled) row.DueAt = now + 60_000;
         return (await _lifecycle.AcceptAsync([row]))[0];
@@ -101,6 +101,33 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
         Assert.That(await EventsAsync(m.Id), Is.EqualTo(events));
         await AssertRefusedAsync(m.Id, async () => await _lifecycle.FailDeliveryAsync(m.Id, FailureCodes.MessagesError, "x", 1), MessageStatus.Queued);
         await AssertRefusedAsync(m.Id, async () => await _lifecycle.FailUnconfirmedAsync(m.Id, "x", _time.GetUtcNow()), MessageStatus.Queued);
+    }
+
+    /// <summary>An unconfirmed send that chat.db later shows failed with 22 falls back to SMS, unless it was retried meanwhile.</summary>
+    [Test]
+    public async Task LateFallback_ShouldBeRefused_WhenTheUnconfirmedSendWasRetried()
+    {
+        MessageRow Sms(MessageRow of) => new()
+        {
+            Id = Ids.New("msg", _time.GetUtcNow()), Content = "hi", Type = MessageType.Sms, RequestedType = MessageType.Auto, Status = MessageStatus.Queued,
+            LineId = "default", RecipientPhone = "+12025550123", DueAt = of.DueAt, CreatedAt = of.DueAt, UpdatedAt = of.DueAt, FallbackFrom = of.Id,
+        };
+        var retried = await HandedAsync();
+        Assert.That(await _lifecycle.FailUnconfirmedAsync(retried.Id, "no row", _time.GetUtcNow().AddDays(1)), Is.Not.Null);
+        await NewAsync(retryOf: retried.Id);
+        var sms = Sms(retried);
+        await AssertRefusedAsync(retried.Id, async () => await _lifecycle.FallbackAsync(retried.Id, FailureCodes.IMessageUnavailable, "22", 22, sms, "fallback",
+            settlingUnconfirmed: true), MessageStatus.Failed);
+        Assert.That(await _lifecycle.Store.GetAsync(sms.Id), Is.Null, "no SMS: the retry sends it");
+
+        var alone = await HandedAsync();
+        Assert.That(await _lifecycle.FailUnconfirmedAsync(alone.Id, "no row", _time.GetUtcNow().AddDays(1)), Is.Not.Null);
+        var fallback = await _lifecycle.FallbackAsync(alone.Id, FailureCodes.IMessageUnavailable, "22", 22, Sms(alone), "fallback", settlingUnconfirmed: true);
+        Assert.That(fallback, Is.Not.Null, "not retried: it falls back");
+        Assert.That(fallback!.Value.Failed.ErrorCode, Is.EqualTo(FailureCodes.IMessageUnavailable));
+        Assert.That(fallback.Value.Failed.FallbackTo, Is.EqualTo(fallback.Value.Fallback.Id));
+        await AssertRefusedAsync(alone.Id, async () => await _lifecycle.FallbackAsync(alone.Id, FailureCodes.IMessageUnavailable, "22", 22, Sms(alone), "again",
+            settlingUnconfirmed: true), MessageStatus.Failed);
     }
 
     [Test]
