@@ -243,8 +243,10 @@ public sealed class BulkSend(
 
         var nowMs = Time.ToMs(now);
         var accepted = entries.Count(x => x.Status != MessageStatus.Failed);
+        // By status as GET /api/batches/{id} counts them: a lead refused before any message was made is `rejected` there
+        // (its entry says `failed`, as API.md has it), a suppressed lead's stored message `failed`.
         var response = new BulkResponse(batchId, entries.Count, accepted, entries.Count - accepted,
-            entries.GroupBy(e => e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
+            entries.GroupBy(e => e.MessageId is null ? "rejected" : e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
         await lifecycle.AcceptAsync(rows, s =>
         {
             foreach (var x in rejections)

@@ -166,10 +166,13 @@ public static class MessageSql
         RETURNING *
         """;
 
-    /// <summary>Holds one message (e.g. the new-conversation cap): it waits as `queued` until @NotBefore.</summary>
+    /// <summary>
+    /// Holds one message (e.g. the new-conversation cap): it waits as `queued` until @NotBefore. Only while it is due: the
+    /// dispatcher decided on the row it peeked, and a PATCH that moved it later in between keeps it `scheduled` (and editable).
+    /// </summary>
     public const string Hold = """
         UPDATE messages SET status = 'queued', not_before = @NotBefore, updated_at = @Now
-        WHERE id = @Id AND status IN ('scheduled','queued')
+        WHERE id = @Id AND status IN ('scheduled','queued') AND due_at <= @Now
         RETURNING *
         """;
 

@@ -29,6 +29,9 @@ public sealed class BulkTests : AgentTest
 
         Assert.That(response.Str("batchId"), Is.EqualTo("batch_spring"));
         Assert.That((response["total"]!.GetValue<int>(), response["accepted"]!.GetValue<int>(), response["rejected"]!.GetValue<int>()), Is.EqualTo((6, 3, 3)));
+        // Counted as the batch counts them (below): two leads refused without a message, one suppressed message failed.
+        Assert.That(response["byStatus"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>()),
+            Is.EquivalentTo(new Dictionary<string, int> { ["queued"] = 3, ["failed"] = 1, ["rejected"] = 2 }));
         var entries = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e!);
         Assert.That(entries[cara]["error"].Str("code"), Is.EqualTo("missing_field"));
         Assert.That(entries[cara]["error"].Str("message"), Does.Contain("{{company}}"));

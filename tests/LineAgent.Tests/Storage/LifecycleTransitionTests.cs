@@ -86,6 +86,17 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
         await AssertRefusedAsync(m.Id, async () => await _lifecycle.HoldAsync(m.Id, _time.GetUtcNow().AddMinutes(5), "paced"), MessageStatus.Sending);
     }
 
+    /// <summary>
+    /// The dispatcher decides a hold on the row it peeked while it was due; a reschedule that moved it later in between
+    /// must keep it scheduled (a held row is `queued` and can no longer be edited). Found by a race probe: 3-15 of 400.
+    /// </summary>
+    [Test]
+    public async Task Hold_ShouldBeRefused_ForARowNotDue()
+    {
+        var m = await NewAsync(MessageStatus.Scheduled);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.HoldAsync(m.Id, _time.GetUtcNow().AddHours(1), "recipient's hours"), MessageStatus.Scheduled);
+    }
+
     [Test]
     public async Task FallbackAndDeliveryFailure_ShouldBeRefused_UnlessSending()
     {
