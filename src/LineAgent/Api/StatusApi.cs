@@ -11,7 +11,7 @@ namespace LineAgent.Api;
 
 public sealed record StatusCounts(long Scheduled, long Queued, long Sending, long SentToday, long FailedToday);
 
-public sealed record LastError(string MessageId, string? Code, string? Message, DateTimeOffset At);
+public sealed record LastError(string? MessageId, string? Code, string? Message, DateTimeOffset At);
 
 public sealed record AgentStatus(
     string Version, DateTimeOffset StartedAt, long UptimeSeconds, bool DryRun, string? DryRunOutbox, string DataDir,
@@ -52,9 +52,9 @@ internal static class StatusApi
             // A full disk is the error the menu bar must show first: it stops everything; then a recovery that has not
             // succeeded yet (nothing is sent until it does).
             !storage.IsHealthy
-                ? new LastError("", storage.State.Code ?? "storage_error", storage.State.Detail, storage.State.Since ?? now)
+                ? new LastError(null, storage.State.Code ?? "storage_error", storage.State.Detail, storage.State.Since ?? now)
                 : pendingRecovery is { } pending
-                ? new LastError("", RecoveryPending.Code, $"Nothing is sent until the previous run's messages are settled: {pending.Detail}", pending.Since)
+                ? new LastError(null, RecoveryPending.Code, $"Nothing is sent until the previous run's messages are settled: {pending.Detail}", pending.Since)
                 : last is null ? null : new LastError(last.MessageId, last.Code, last.Detail, Time.FromMs(last.At)),
             storage.State,
             pendingRecovery));

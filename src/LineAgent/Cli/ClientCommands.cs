@@ -59,7 +59,8 @@ public static class ClientCommands
             Console.WriteLine($"scheduled {c["scheduled"]}, queued {c["queued"]}, sending {c["sending"]}, sent today {c["sentToday"]}, failed today {c["failedToday"]}");
             Console.WriteLine($"next scheduled: {Local(S(body, "nextScheduledAt")) ?? "none"}");
             var last = body["lastError"];
-            Console.WriteLine(last is null ? "last error: none" : $"last error: {S(last, "code")} — {S(last, "message")} ({S(last, "messageId")})");
+            Console.WriteLine(last is null ? "last error: none"
+                : $"last error: {S(last, "code")} — {S(last, "message")}{(last["messageId"] is null ? "" : $" ({S(last, "messageId")})")}");
             return 0;
         }));
         yield return status;

@@ -211,8 +211,9 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     private static Check DiskCheck(string dataDir)
     {
         var dir = Directory.Exists(dataDir) ? dataDir : Path.GetDirectoryName(dataDir) ?? "/";
-        var free = new DriveInfo(Path.GetPathRoot(Path.GetFullPath(dir)) ?? "/").AvailableFreeSpace;
-        // DriveInfo on the root is coarse on macOS (APFS volumes share space), which is what matters here.
+        // The volume the data dir is on (statvfs of the directory itself): a data dir on another disk than / has that
+        // disk's room, which is what SQLite writes to. (Path.GetPathRoot is "/" for every path on macOS and Linux.)
+        var free = new DriveInfo(Path.GetFullPath(dir)).AvailableFreeSpace;
         var mb = free / (1024 * 1024);
         return mb switch
         {

@@ -435,6 +435,17 @@ public sealed class MessageLifecycle
         }, ct);
     }
 
+    /// <summary>
+    /// The writer owes the search indexes the rows left out of them (start-up could not add them: a full disk); it adds
+    /// them when idle or before a search, and keeps trying while the disk refuses. Writes nothing itself.
+    /// </summary>
+    public Task OweSearchIndexAsync(CancellationToken ct = default) =>
+        Write(s =>
+        {
+            s.Owe(MessageStore.SearchIndex, 1);
+            return true;
+        }, ct);
+
     /// <summary>Pending messages of lines no longer configured.</summary>
     public Task<IReadOnlyList<MessageRow>> FailOrphansAsync(IReadOnlyCollection<string> lineIds, CancellationToken ct = default)
     {

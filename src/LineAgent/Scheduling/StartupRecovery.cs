@@ -54,6 +54,11 @@ public sealed class StartupRecovery(
     {
         try
         {
+            if (lifecycle.Store.Db.SearchIndexBehind)
+            {
+                await lifecycle.OweSearchIndexAsync(ct);
+                lifecycle.Store.Db.SearchIndexBehind = false;
+            }
             await RecoverSendingAsync(ct);
             await TakeInRepliesAsync(ct);
             await FailRestoredAsync(ct);

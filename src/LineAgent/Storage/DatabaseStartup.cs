@@ -85,16 +85,27 @@ public static class DatabaseStartup
     /// <summary>
     /// Messages reach the full-text indexes when the writer catches them up (MessageStore.SearchIndex: no insert
     /// trigger, not at every commit). Rows a stop or a crash left owed, and rows put into the table by anything else (a
-    /// hand edit, an old copy), are added here at start.
+    /// hand edit, an old copy), are added here at start. When the disk refuses that write (full, read-only, an I/O
+    /// error), the agent still starts, so /api/status can say why: the rows stay owed (<see cref="Db.SearchIndexBehind"/>)
+    /// and the writer adds them once the disk takes the write.
     /// </summary>
     private static void IndexUnindexedMessages(Db db, ILogger log)
     {
-        using var c = db.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = Messages.MessageSql.IndexNewForSearch;
-        var added = cmd.ExecuteNonQuery();
-        if (added > 0)
-            log.LogInformation("Added {Count} entries to the two search indexes, for messages not yet in them (left by the last stop, or written outside the agent)", added);
+        try
+        {
+            using var c = db.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = Messages.MessageSql.IndexNewForSearch;
+            var added = cmd.ExecuteNonQuery();
+            if (added > 0)
+                log.LogInformation("Added {Count} entries to the two search indexes, for messages not yet in them (left by the last stop, or written outside the agent)", added);
+        }
+        catch (SqliteException e) when (StorageHealth.FaultOf(e) is { } fault)
+        {
+            db.SearchIndexBehind = true;
+            log.LogWarning("Could not add the messages left out of the search indexes ({Fault}: {Error}); the agent starts, and adds them once the disk takes the write",
+                fault, e.Message);
+        }
     }
 
     private static void CreateFresh(string path, string creating, TimeProvider time, ILogger log)

@@ -39,6 +39,12 @@ public sealed class Db
     public string Path { get; }
 
     /// <summary>
+    /// Messages left out of the search indexes could not be added at start (the disk refused the write): the writer owes
+    /// them (MessageStore.SearchIndex) until it can.
+    /// </summary>
+    public bool SearchIndexBehind { get; internal set; }
+
+    /// <summary>
     /// A pooled connection. Nothing is run per open (on macOS: fullfsync, see <see cref="FullFsyncByDefault"/>): foreign keys come from the connection string, SQLite's
     /// default synchronous is FULL, journal_mode=WAL is persistent (set by the migrator), and a busy database
     /// is waited out by Microsoft.Data.Sqlite for DefaultTimeout. Messages are written by <see cref="DbWriter"/>

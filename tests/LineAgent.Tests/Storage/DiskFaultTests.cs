@@ -107,6 +107,44 @@ public sealed class DiskFaultTests
             "none sent twice");
     }
 
+    /// <summary>
+    /// A crash leaves the newest messages out of the search indexes, which the next start adds. On a full disk that write
+    /// failed and the start ended with a stack trace (exit 1; under launchd a restart loop, the menu bar "not running").
+    /// Now the agent starts, says the disk is full, and adds them once there is room.
+    /// </summary>
+    [Test]
+    public async Task AStartOnAFullDisk_WithSearchIndexingOwed_ShouldStartAndSaySo_AndIndexOnceThereIsRoom()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        string id;
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
+        using (var api = agent.Api())
+        {
+            id = (await (await api.SendMessageAsync(new { content = "zanzibar quarterly", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            agent.Kill(); // before the writer's idle catch-up (1 s) could index it
+        }
+        Fill(Path.Combine(_mount, "filler"));
+
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
+        using (var api = agent.Api())
+        {
+            await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/status"))["storage"].Str("state") == "full",
+                "the status says the disk is full", TimeSpan.FromSeconds(30));
+            var status = await api.GetJsonAsync("/api/status");
+            Assert.That(status["lastError"].Str("code"), Is.EqualTo("storage_full"));
+            Assert.That(status["lastError"]!["messageId"], Is.Null, "no message is at fault");
+            // doctor measures the disk the data dir is on, not /.
+            var doctor = await Programs.LineAgentAsync("doctor", "--data-dir", dataDir, "--url", "http://127.0.0.1:9");
+            Assert.That(doctor.Lines.Single(l => l.Contains("Disk space")), Does.StartWith("[fail] Disk space: 0 MB free for"), doctor.Stdout);
+            Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+
+            File.Delete(Path.Combine(_mount, "filler"));
+            await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?q=zanzibar"))["items"]!.AsArray().Count == 1,
+                "the search finds the message once the disk has room", TimeSpan.FromSeconds(30));
+        }
+    }
+
     [Test]
     public async Task AReadOnlyDataDir_ShouldStopTheAgentWithOneClearLine_AndLoseNothing()
     {
