@@ -424,14 +424,20 @@ public sealed class MessageLifecycle
     /// The pending messages a restore left that may have gone out since the backup (<see cref="MessageSql.FailRestored"/>);
     /// the restore's marks are removed in the same transaction, so this happens once.
     /// </summary>
-    public Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, CancellationToken ct = default)
+    /// <param name="wentOn">JSON array: the ids the replaced database showed sent, sending or failed after the backup.</param>
+    /// <param name="cancelled">JSON array: the ids it showed cancelled after the backup; cancelled again.</param>
+    public Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, string wentOn = "[]", string cancelled = "[]",
+        CancellationToken ct = default)
     {
         var now = NowMs;
         return Write(s =>
         {
-            var failed = store.TransitionMany(s, Transitions.Fail, MessageSql.FailRestored, new { Now = now, RestoredAt = restoredAt, Backup = backup });
+            store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelRestored, new { Now = now, Ids = cancelled },
+                detail: $"cancelled after the backup ({backup}) the database was restored from, as the database it replaced shows");
+            var failed = store.TransitionMany(s, Transitions.Fail, MessageSql.FailRestoredWentOn, new { Now = now, Ids = wentOn, Backup = backup }).ToList();
+            failed.AddRange(store.TransitionMany(s, Transitions.Fail, MessageSql.FailRestored, new { Now = now, RestoredAt = restoredAt, Backup = backup }));
             s.Connection.Execute(DatabaseRestore.ClearMarks, transaction: s.Transaction);
-            return failed;
+            return (IReadOnlyList<MessageRow>)failed;
         }, ct);
     }
 

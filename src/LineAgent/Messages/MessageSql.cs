@@ -253,6 +253,22 @@ public static class MessageSql
         RETURNING *
         """;
 
+    /// <summary>Pending messages of a restored backup that the database it replaced showed sent, sending or failed (@Ids: JSON array).</summary>
+    public const string FailRestoredWentOn = """
+        UPDATE messages
+        SET status = 'failed', error_code = 'restored', updated_at = @Now,
+            error_message = 'The database was restored from a backup (' || @Backup || '); this message was still pending in it, but the database it replaced shows it sent, sending or failed after the backup was taken. It is not sent again (retry with force=true if it did not go out).'
+        WHERE status IN ('scheduled', 'queued') AND id IN (SELECT value FROM json_each(@Ids))
+        RETURNING *
+        """;
+
+    /// <summary>Pending messages of a restored backup that were cancelled after it, as the database it replaced showed (@Ids: JSON array).</summary>
+    public const string CancelRestored = """
+        UPDATE messages SET status = 'cancelled', not_before = NULL, updated_at = @Now
+        WHERE status IN ('scheduled', 'queued') AND id IN (SELECT value FROM json_each(@Ids))
+        RETURNING *
+        """;
+
     /// <summary>
     /// Schedules missed by more than Scheduling:MaxLateness (agent was down), on active lines: a paused line's messages
     /// wait for it to resume whether or not the agent restarted in between (@Active: the ids of the active lines, a JSON array).

@@ -20,7 +20,14 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     /// </summary>
     public const string RestoredAtKey = "restore.at";
     public const string RestoredFromKey = "restore.from";
-    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}')";
+
+    /// <summary>
+    /// Also left for the next start: the pending messages of the backup that the database it replaced shows sent, in
+    /// sending or failed (JSON array of ids; failed as `restored`, never sent again), and cancelled (cancelled again).
+    /// </summary>
+    public const string WentOnKey = "restore.went_on";
+    public const string CancelledKey = "restore.cancelled";
+    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}', '{WentOnKey}', '{CancelledKey}')";
 
     private string DatabasePath => Path.Combine(dataDir, "lineagent.db");
     private string LockPath => Path.Combine(dataDir, "agent.lock");
@@ -104,7 +111,8 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                 : $"{candidates[0]} is not a good copy. Nothing was changed.");
 
         var takenAt = DatabaseBackups.List(dataDir).FirstOrDefault(b => b.Path == chosen)?.TakenAt;
-        var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt);
+        var compared = CompareWithReplaced(staged);
+        var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared);
 
         var stamp = time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var current = File.Exists(DatabasePath) ? DatabaseFile.Inspect(DatabasePath) : null;
@@ -138,12 +146,22 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         output.WriteLine($"Restored {chosen}{when} (quick_check ok, schema version {check!.Version}, {Messages(DatabasePath)}) as {DatabasePath} (mode 0600).");
         if (taken is not null)
             output.WriteLine("Anything the agent stored after that backup is not in it.");
+        if (compared.WentOn.Count > 0)
+            output.WriteLine($"{compared.WentOn.Count} pending message(s) in it were sent, sending or failed after the backup, as the database it replaces shows: " +
+                             "the agent fails them as 'restored' when it starts instead of sending them again (retry with force=true any that did not go out).");
+        if (compared.Cancelled.Count > 0)
+            output.WriteLine($"{compared.Cancelled.Count} pending message(s) in it were cancelled after the backup, as the database it replaces shows: the agent cancels them again when it starts.");
         if (dueBefore > 0)
-            output.WriteLine($"{dueBefore} pending message(s) in it were due before now: they may have been sent after the backup, so the agent " +
+            output.WriteLine($"{dueBefore} other pending message(s) in it were due before now: they may have been sent after the backup, so the agent " +
                              "fails them as 'restored' when it starts instead of sending them (GET /api/messages?status=failed; retry with force=true any that did not go out).");
         if (dueLater > 0)
-            output.WriteLine($"{dueLater} message(s) are scheduled after now and will be sent: any you cancelled or changed after the backup are back as they were in it " +
-                             "(GET /api/messages?status=scheduled).");
+            output.WriteLine($"{dueLater} message(s) are scheduled after now and will be sent" + (compared.Changed > 0
+                ? $"; {compared.Changed} pending message(s) had been changed after the backup (time or text) and are back as they were in it (GET /api/messages?status=scheduled)."
+                : "."));
+        if (compared.Problem is not null)
+            output.WriteLine($"{compared.Unchecked} pending message(s) in it could not be checked against the database it replaces ({compared.Problem}): " +
+                             "any of them cancelled or changed after the backup is back as it was in it, and one moved earlier and sent after the backup " +
+                             "would go out again at its old time: check them (GET /api/messages?status=scheduled).");
         output.WriteLine("Start the agent again: lineagent run, with the options you start it with (--dry-run, --data-dir) (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent; after a launchctl bootout: launchctl enable gui/$UID/com.lineagent.agent, then launchctl bootstrap gui/$UID ~/Library/LaunchAgents/com.lineagent.agent.plist).");
         return 0;
     }
@@ -152,28 +170,35 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     /// Marks the staged copy for the agent (<see cref="RestoredAtKey"/>) and counts its pending messages due by now and
     /// later. The WAL is folded into the file before it is moved in place (only the main file is moved).
     /// </summary>
-    private (long DueBefore, long DueLater) MarkRestored(string staged, string backupName, DateTimeOffset? takenAt)
+    private (long DueBefore, long DueLater) MarkRestored(string staged, string backupName, DateTimeOffset? takenAt, Comparison compared)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
         c.Open();
+        var settled = System.Text.Json.JsonSerializer.Serialize(compared.WentOn.Concat(compared.Cancelled).ToArray());
         long Scalar(string sql)
         {
             using var cmd = c.CreateCommand();
             cmd.CommandText = sql;
             cmd.Parameters.AddWithValue("@Now", now);
+            cmd.Parameters.AddWithValue("@Settled", settled);
             return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
         }
-        var dueBefore = Scalar("SELECT COUNT(*) FROM messages WHERE status IN ('scheduled','queued') AND due_at <= @Now");
-        var dueLater = Scalar("SELECT COUNT(*) FROM messages WHERE status IN ('scheduled','queued') AND due_at > @Now");
+        const string others = "status IN ('scheduled','queued') AND id NOT IN (SELECT value FROM json_each(@Settled))";
+        var dueBefore = Scalar($"SELECT COUNT(*) FROM messages WHERE {others} AND due_at <= @Now");
+        var dueLater = Scalar($"SELECT COUNT(*) FROM messages WHERE {others} AND due_at > @Now");
         using (var cmd = c.CreateCommand())
         {
-            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES (@AtKey, @At), (@FromKey, @From) " +
+            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES (@AtKey, @At), (@FromKey, @From), (@WentOnKey, @WentOn), (@CancelledKey, @Cancelled) " +
                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
             cmd.Parameters.AddWithValue("@AtKey", RestoredAtKey);
             cmd.Parameters.AddWithValue("@At", now.ToString(CultureInfo.InvariantCulture));
             cmd.Parameters.AddWithValue("@FromKey", RestoredFromKey);
             cmd.Parameters.AddWithValue("@From", takenAt is { } t ? $"{backupName}, taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : backupName);
+            cmd.Parameters.AddWithValue("@WentOnKey", WentOnKey);
+            cmd.Parameters.AddWithValue("@WentOn", System.Text.Json.JsonSerializer.Serialize(compared.WentOn));
+            cmd.Parameters.AddWithValue("@CancelledKey", CancelledKey);
+            cmd.Parameters.AddWithValue("@Cancelled", System.Text.Json.JsonSerializer.Serialize(compared.Cancelled));
             cmd.ExecuteNonQuery();
         }
         using (var cmd = c.CreateCommand())
@@ -182,6 +207,85 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             cmd.ExecuteNonQuery();
         }
         return (dueBefore, dueLater);
+    }
+
+    /// <summary>
+    /// What the database being replaced says of the backup's pending messages. <see cref="WentOn"/>: sent, sending or
+    /// failed after the backup (may have gone out: never sent again); <see cref="Cancelled"/>: cancelled after it;
+    /// <see cref="Changed"/>: still pending but edited or rescheduled; <see cref="Unchecked"/>: not readable there (a
+    /// damaged page, no such file), with <see cref="Problem"/> saying why.
+    /// </summary>
+    private sealed record Comparison(List<string> WentOn, List<string> Cancelled, int Changed, int Unchecked, string? Problem);
+
+    /// <summary>
+    /// Reads the backup's pending messages back from the database the restore replaces, one id at a time (a damaged page
+    /// costs only the rows on it), opened read-only: the file is left as it was. Without this, a message moved earlier and
+    /// sent after the backup went out a second time at its old time.
+    /// </summary>
+    private Comparison CompareWithReplaced(string staged)
+    {
+        var pending = new List<(string Id, long UpdatedAt)>();
+        using (var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT id, updated_at FROM messages WHERE status IN ('scheduled','queued')";
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+                pending.Add((reader.GetString(0), reader.GetInt64(1)));
+        }
+        List<string> wentOn = [], cancelled = [];
+        if (pending.Count == 0)
+            return new Comparison(wentOn, cancelled, 0, 0, null);
+        if (!File.Exists(DatabasePath))
+            return new Comparison(wentOn, cancelled, 0, pending.Count, $"there is no {DatabasePath}");
+        int changed = 0, unchecked_ = 0;
+        string? problem = null;
+        try
+        {
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT status, updated_at FROM messages WHERE id = @Id";
+            var id = cmd.Parameters.Add("@Id", SqliteType.Text);
+            foreach (var m in pending)
+            {
+                id.Value = m.Id;
+                try
+                {
+                    using var reader = cmd.ExecuteReader();
+                    if (!reader.Read())
+                    {
+                        unchecked_++;
+                        problem ??= "some of them are not in it";
+                        continue;
+                    }
+                    switch (reader.GetString(0))
+                    {
+                        case "scheduled" or "queued":
+                            if (reader.GetInt64(1) != m.UpdatedAt)
+                                changed++;
+                            break;
+                        case "cancelled":
+                            cancelled.Add(m.Id);
+                            break;
+                        default:
+                            wentOn.Add(m.Id);
+                            break;
+                    }
+                }
+                catch (SqliteException e)
+                {
+                    unchecked_++;
+                    problem ??= $"SQLite: {e.Message}";
+                }
+            }
+        }
+        catch (SqliteException e)
+        {
+            return new Comparison([], [], 0, pending.Count, $"SQLite: {e.Message}");
+        }
+        return new Comparison(wentOn, cancelled, changed, unchecked_, problem);
     }
 
     private string Describe(string path)

@@ -160,11 +160,15 @@ public sealed class RecoveryTests
             await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{early}")!, m => m.Str("status") == "sent", "early sent");
         }
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        // The database is gone (not just damaged): nothing tells what became of 'early' after the backup.
+        foreach (var file in Directory.GetFiles(dir.Path, "lineagent.db*"))
+            File.Delete(file);
 
         time.SetUtcNow(T0.AddMinutes(30));
         var output = new StringWriter();
         Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
-        Assert.That(output.ToString(), Does.Contain("1 pending message(s) in it were due before now").And.Contain("1 message(s) are scheduled after now"));
+        Assert.That(output.ToString(), Does.Contain("1 other pending message(s) in it were due before now").And.Contain("1 message(s) are scheduled after now")
+            .And.Contain("2 pending message(s) in it could not be checked against the database it replaces (there is no"));
 
         using var second = new AgentFactory(dir, time);
         using var api2 = second.Api();
@@ -174,6 +178,61 @@ public sealed class RecoveryTests
         Assert.That((await api2.GetJsonAsync($"/api/messages/{late}")).Str("status"), Is.EqualTo("scheduled"));
         var retry = await (await api2.PostAsync($"/api/messages/{early}/retry", null)).ExpectAsync(HttpStatusCode.Conflict);
         Assert.That(retry.Str("code"), Is.EqualTo("maybe_sent"));
+    }
+
+    /// <summary>
+    /// A restore reads the backup's pending messages back from the database it replaces: one moved earlier and sent after
+    /// the backup is not sent again at its old time (a race probe sent it twice: two outbox files), one cancelled after
+    /// the backup stays cancelled, one edited is counted, the rest go out as planned.
+    /// </summary>
+    [Test]
+    public async Task ARestoredBackup_ShouldNotSendAgain_AMessageMovedEarlierAndSentAfterTheBackup_NorOneCancelledAfterIt()
+    {
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        string moved, cancelled, edited, untouched;
+        var planned = T0.AddHours(3);
+        using (var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" }))
+        using (var api = first.Api())
+        {
+            async Task<string> Schedule(string content) =>
+                (await (await api.SendMessageAsync(new { content, recipientPhone = "+12025550123", scheduledAt = planned.ToString("O") }))
+                    .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            moved = await Schedule("moved");
+            cancelled = await Schedule("cancelled");
+            edited = await Schedule("edited");
+            untouched = await Schedule("untouched");
+            DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7); // all four scheduled at +3 h in it
+            time.Advance(TimeSpan.FromMinutes(2));
+            await (await api.PatchAsJsonAsync($"/api/messages/{moved}", new { scheduledAt = T0.AddMinutes(10).ToString("O") })).ExpectAsync(HttpStatusCode.OK);
+            await (await api.PostAsync($"/api/messages/{cancelled}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+            await (await api.PatchAsJsonAsync($"/api/messages/{edited}", new { content = "edited, after the backup" })).ExpectAsync(HttpStatusCode.OK);
+            await first.AdvanceToAsync(T0.AddMinutes(11));
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{moved}")!, m => m.Str("status") == "sent", "moved sent");
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+
+        time.SetUtcNow(T0.AddMinutes(30));
+        var output = new StringWriter();
+        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
+        TestContext.Out.WriteLine(output);
+        Assert.That(output.ToString(), Does.Contain("1 pending message(s) in it were sent, sending or failed after the backup")
+            .And.Contain("1 pending message(s) in it were cancelled after the backup")
+            .And.Contain("2 message(s) are scheduled after now and will be sent; 1 pending message(s) had been changed after the backup")
+            .And.Not.Contain("could not be checked").And.Not.Contain("were due before now"));
+
+        using var second = new AgentFactory(dir, time);
+        using var api2 = second.Api();
+        var again = await api2.GetJsonAsync($"/api/messages/{moved}");
+        Assert.That((again.Str("status"), again["error"].Str("code")), Is.EqualTo(("failed", "restored")), again.ToJsonString());
+        Assert.That(again["error"].Str("message"), Does.Contain("shows it sent, sending or failed after the backup"));
+        Assert.That((await api2.GetJsonAsync($"/api/messages/{cancelled}")).Str("status"), Is.EqualTo("cancelled"));
+        await second.AdvanceToAsync(planned.AddMinutes(1));
+        foreach (var id in new[] { edited, untouched })
+            await Eventually.ValueAsync(() => api2.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") == "sent", "sent as planned");
+        Assert.That(second.OutboxFileCount(moved), Is.EqualTo(1), "sent once, after the backup; not again at its old time");
+        Assert.That(second.OutboxFileCount(cancelled), Is.Zero);
+        Assert.That((await api2.GetJsonAsync($"/api/messages/{moved}")).Str("status"), Is.EqualTo("failed"));
     }
 
     [Test]
