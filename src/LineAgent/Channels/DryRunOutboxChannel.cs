@@ -13,7 +13,7 @@ namespace LineAgent.Channels;
 /// File names carry the attempt's claim, so a second hand-off of one message would show as a second file.
 /// </summary>
 public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOptions> options, TimeProvider time,
-    ILogger<DryRunOutboxChannel>? log = null) : IMessageChannel
+    ILogger<DryRunOutboxChannel>? log = null, Storage.StorageHealth? storage = null) : IMessageChannel
 {
     private readonly Storage.SharedDirectorySync _outboxSync = new(dataDir.Outbox);
 
@@ -71,8 +71,11 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
         {
             // Nothing was "sent": the file is the send. No half-written file is left behind; the message waits.
             try { File.Delete(temp); } catch (Exception ce) when (ce is IOException or UnauthorizedAccessException) { }
+            // A full or read-only disk stops every send: /api/status and the menu bar say so (not the database's "ok").
+            storage?.ReportOutbox(e);
             return new SendOutcome.Deferred($"the outbox could not be written: {e.Message}", TimeSpan.FromSeconds(30));
         }
+        storage?.ReportOutboxSuccess();
         // The name itself is durable only once the directory is synced; without it a power loss could leave a message
         // recorded as sent with no file, or lose a file that reconcile then reads as "not sent".
         await SyncAsync(() => _outboxSync.FlushAsync(CancellationToken.None), $"the outbox after {Path.GetFileName(file)}");
@@ -106,7 +109,9 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
         Directory.Exists(OutboxDir) ? Directory.EnumerateFiles(OutboxDir, messageId + ".*.json") : [];
 
     public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct) =>
-        Task.FromResult(new ChannelHealth(Name, ChannelHealth.Ok, $"dry run: sends are written to {OutboxDir}"));
+        Task.FromResult(storage?.OutboxState is { State: not Storage.StorageState.Ok } refused
+            ? new ChannelHealth(Name, ChannelHealth.Unavailable, $"dry run: {refused.Detail}")
+            : new ChannelHealth(Name, ChannelHealth.Ok, $"dry run: sends are written to {OutboxDir}"));
 
     private static string ClaimSuffix(string claim) => claim.Length <= 12 ? claim : claim[^12..];
 }

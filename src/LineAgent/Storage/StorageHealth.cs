@@ -21,11 +21,19 @@ public sealed record StorageState(string State, DateTimeOffset? Since, string? D
 /// </summary>
 public sealed class StorageHealth(TimeProvider time)
 {
-    private volatile StorageState _state = new(StorageState.Ok, null, null);
+    private static readonly StorageState Fine = new(StorageState.Ok, null, null);
+    private volatile StorageState _state = Fine;
+    // The dry-run outbox, in the data dir too: a full disk can refuse its files while the database still has room in its
+    // WAL, and the database's next good write must not clear what stops every send. Cleared by the next file written.
+    private volatile StorageState _outbox = Fine;
 
-    public StorageState State => _state;
+    /// <summary>The database's state; while that is fine, the outbox's.</summary>
+    public StorageState State => _state.State != StorageState.Ok ? _state : _outbox;
 
-    public bool IsHealthy => _state.State == StorageState.Ok;
+    public bool IsHealthy => State.State == StorageState.Ok;
+
+    /// <summary>The dry-run outbox's own state (the line's channel health shows it).</summary>
+    public StorageState OutboxState => _outbox;
 
     /// <summary>The storage fault behind <paramref name="e"/> (full, read-only), or null for any other error.</summary>
     public static string? FaultOf(Exception e) => e switch
@@ -53,6 +61,21 @@ public sealed class StorageHealth(TimeProvider time)
     public void ReportSuccess()
     {
         if (_state.State != StorageState.Ok)
-            _state = new StorageState(StorageState.Ok, null, null);
+            _state = Fine;
+    }
+
+    /// <summary>The dry-run outbox could not take a file (<paramref name="e"/>): sends wait until it can.</summary>
+    public void ReportOutbox(Exception e)
+    {
+        if (FaultOf(e) is not { } fault)
+            return;
+        if (_outbox.State != fault)
+            _outbox = new StorageState(fault, time.GetUtcNow(), $"the dry-run outbox cannot be written, so nothing is sent: {e.Message}");
+    }
+
+    public void ReportOutboxSuccess()
+    {
+        if (_outbox.State != StorageState.Ok)
+            _outbox = Fine;
     }
 }

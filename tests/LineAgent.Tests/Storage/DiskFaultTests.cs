@@ -145,6 +145,47 @@ public sealed class DiskFaultTests
         }
     }
 
+    /// <summary>
+    /// A full disk can refuse the dry-run outbox's files while the database still writes (into WAL room it already has):
+    /// every send waits, and /api/status said storage "ok" because the database's next good write cleared the state.
+    /// Here the outbox is its own tiny disk, full from the start, so only the outbox is refused.
+    /// </summary>
+    [Test]
+    public async Task AnOutboxThatCannotBeWritten_ShouldShowInTheStatus_UntilAFileIsWrittenAgain()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        var outbox = Path.Combine(dataDir, "outbox");
+        Directory.CreateDirectory(outbox);
+        Assert.That((await Run("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", outbox)).ExitCode, Is.Zero);
+        try
+        {
+            Fill(Path.Combine(outbox, "filler"));
+            using var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
+            using var api = agent.Api();
+            var queued = await (await api.SendMessageAsync(new { content = "waits for room", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Accepted);
+            Assert.That(queued.Str("status"), Is.EqualTo("queued"));
+
+            var status = await api.GetJsonAsync("/api/status");
+            Assert.That(status["storage"].Str("state"), Is.EqualTo("full"), status.ToJsonString());
+            Assert.That(status["lastError"].Str("code"), Is.EqualTo("storage_full"));
+            Assert.That(status["lastError"].Str("message"), Does.Contain("outbox"));
+            Assert.That(status["lines"]![0]!["health"]!.AsArray().Select(h => h.Str("state")), Is.All.EqualTo("unavailable"), "the line cannot send");
+            // The database's own writes go on (the message and its events are stored) and do not clear it.
+            await (await api.SendMessageAsync(new { content = "stored", recipientPhone = "+12025550124", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created);
+            Assert.That((await api.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.EqualTo("full"));
+
+            File.Delete(Path.Combine(outbox, "filler"));
+            await Eventually.TrueAsync(async () => (await api.GetJsonAsync($"/api/messages/{queued.Str("id")}")).Str("status") == "sent",
+                "sent at the retry once the outbox has room", TimeSpan.FromSeconds(90));
+            Assert.That((await api.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.EqualTo("ok"));
+        }
+        finally
+        {
+            await Run("umount", "-l", outbox);
+        }
+    }
+
     [Test]
     public async Task AReadOnlyDataDir_ShouldStopTheAgentWithOneClearLine_AndLoseNothing()
     {
