@@ -74,17 +74,20 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 break;
             case var storage when Storage.StorageHealth.FaultOf(storage) is { } fault:
                 // Nothing was stored: the disk is full (or the data dir read-only). Try again later; the agent recovers by itself.
+                // (A read stores nothing anyway: it says it could not be answered.)
+                var read = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
+                var outcome = read ? "this could not be read" : "nothing was stored";
                 details = new ProblemDetails
                 {
                     Status = 503, Title = "Storage unavailable.",
                     Detail = fault switch
                     {
-                        Storage.StorageState.Full => "The agent's disk is full: nothing was stored. Free some space; the agent goes on by itself.",
-                        Storage.StorageState.ReadOnly => "The agent's data directory cannot be written: nothing was stored. Check its permissions.",
+                        Storage.StorageState.Full => $"The agent's disk is full: {outcome}. Free some space; the agent goes on by itself.",
+                        Storage.StorageState.ReadOnly => $"The agent's data directory cannot be written: {outcome}. Check its permissions.",
                         _ when storage is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 }
                                || storage.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 } =>
-                            $"The agent's database is damaged ({storage.Message}): nothing was stored. Stop the agent and run `lineagent restore` (it lists the backups).",
-                        _ => $"The agent's database cannot be written ({storage.Message}): nothing was stored. Check the disk.",
+                            $"The agent's database is damaged ({storage.Message}): {outcome}. Stop the agent and run `lineagent restore` (it lists the backups).",
+                        _ => $"The agent's database cannot be {(read ? "read" : "written")} ({storage.Message}): {outcome}. Check the disk.",
                     },
                 };
                 details.Extensions["code"] = new Storage.StorageState(fault, null, null).Code ?? "storage_error";

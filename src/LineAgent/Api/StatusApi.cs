@@ -15,7 +15,7 @@ public sealed record LastError(string? MessageId, string? Code, string? Message,
 
 public sealed record AgentStatus(
     string Version, DateTimeOffset StartedAt, long UptimeSeconds, bool DryRun, string? DryRunOutbox, string DataDir,
-    IReadOnlyList<LineDto> Lines, StatusCounts Counts, DateTimeOffset? NextScheduledAt, LastError? LastError, StorageState Storage,
+    IReadOnlyList<LineDto> Lines, StatusCounts? Counts, DateTimeOffset? NextScheduledAt, LastError? LastError, StorageState Storage,
     RecoveryPending? Recovery);
 
 /// <summary>When the agent started (for uptime).</summary>
@@ -41,7 +41,19 @@ internal static class StatusApi
         var now = time.GetUtcNow();
         // Today's start at today's offset at midnight, not now's: on a DST change day the two differ by an hour.
         var midnight = Scheduling.SendWindow.DayStart(now, time.LocalTimeZone);
-        var (counts, next, last) = await query.ReadAsync(midnight, ct);
+        StatusCounts? counts = null;
+        DateTimeOffset? next = null;
+        MessageEventRow? last = null;
+        try
+        {
+            (counts, next, last) = await query.ReadAsync(midnight, ct);
+        }
+        catch (Exception e) when (StorageHealth.FaultOf(e) is not null)
+        {
+            // The database cannot be read (damaged while the agent runs, an I/O error): the status still answers, with the
+            // storage state first and no counts, so the menu bar and doctor say what is wrong instead of "not running".
+            storage.Report(e);
+        }
         var pendingRecovery = recovery.Pending; // read once: the answer's two places agree
 
         return TypedResults.Ok(new AgentStatus(

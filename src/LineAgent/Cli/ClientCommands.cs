@@ -55,8 +55,9 @@ public static class ClientCommands
                 foreach (var h in line["health"]!.AsArray())
                     Console.WriteLine($"  {S(h, "type"),-9} {S(h, "state"),-12} {S(h, "detail")}");
             }
-            var c = body["counts"]!;
-            Console.WriteLine($"scheduled {c["scheduled"]}, queued {c["queued"]}, sending {c["sending"]}, sent today {c["sentToday"]}, failed today {c["failedToday"]}");
+            Console.WriteLine(body["counts"] is JsonObject c
+                ? $"scheduled {c["scheduled"]}, queued {c["queued"]}, sending {c["sending"]}, sent today {c["sentToday"]}, failed today {c["failedToday"]}"
+                : "counts: unknown (the database cannot be read; see storage)");
             Console.WriteLine($"next scheduled: {Local(S(body, "nextScheduledAt")) ?? "none"}");
             var last = body["lastError"];
             Console.WriteLine(last is null ? "last error: none"

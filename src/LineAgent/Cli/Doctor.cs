@@ -66,9 +66,12 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
                 status = body;
                 checks.Add(new("Agent reachable", Check.Ok, $"{client.BaseUrl} — version {body!["version"]}, up {body["uptimeSeconds"]} s{(body["dryRun"]!.GetValue<bool>() ? ", DRY RUN" : "")}"));
             }
-            else
+            else if (code is 401 or 403)
                 checks.Add(new("Agent reachable", Check.Fail, $"{client.BaseUrl} answers but refuses the token ({AgentClient.Describe(code, body)})",
                     "Use the token of this agent's data dir: lineagent token --data-dir <dir>, or set LINEAGENT__Api__Token for both."));
+            else
+                checks.Add(new("Agent reachable", Check.Fail, $"{client.BaseUrl} answers its status with an error ({AgentClient.Describe(code, body)})",
+                    "See the agent's log (~/Library/Logs/LineAgent/); a storage error: stop it and run lineagent restore --data-dir <dir>."));
         }
 
         checks.AddRange(InstallChecks.Run(config, dataDir));
@@ -81,7 +84,13 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         if (status?["storage"]?["state"]?.GetValue<string>() is { } storage && storage != "ok")
             checks.Add(new("Storage writable", Check.Fail,
                 $"the agent cannot write its database ({storage}{(status["storage"]?["detail"] is { } d ? $": {d}" : "")}); requests get 503 and due messages wait",
-                storage == "full" ? "Free some disk space; the agent goes on by itself." : "Make the data directory writable again; the agent goes on by itself."));
+                storage switch
+                {
+                    "full" => "Free some disk space; the agent goes on by itself.",
+                    "read_only" => "Make the data directory writable again; the agent goes on by itself.",
+                    // A damaged file does not mend itself; an I/O error may be the disk.
+                    _ => $"Check the disk. If the database is damaged ('malformed'): stop the agent and restore the last good copy: lineagent restore --data-dir {DatabaseFile.ShellQuote(dataDir)}",
+                }));
         checks.Add(DatabaseCheck(dataDir));
         if (_configProblems.Count > 0)
             // First: the checks after it read the defaults in place of the settings that failed.

@@ -40,7 +40,10 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
         var p = line.Pacing;
         var messages = agent.Value.DryRun ? null : await messagesHealth.CheckAsync(ct);
         // One answer to "is this line paced": the pacer's (the dry-run outbox is not paced unless Agent:DryRunPacing).
-        var today = await usage.TodayAsync(line, ct) as Scheduling.LineUsage;
+        Scheduling.LineUsage? today;
+        // A database that cannot be read (damaged while the agent runs) leaves the usage out; the rest of the view is live.
+        try { today = await usage.TodayAsync(line, ct) as Scheduling.LineUsage; }
+        catch (Exception e) when (Storage.StorageHealth.FaultOf(e) is not null) { today = null; }
         var paced = today?.PacingEnabled ?? p.Enabled;
         var note = paced ? null
             : !p.Enabled ? "Pacing is switched off for this line (Lines:N:Pacing:Enabled)."

@@ -80,6 +80,43 @@ public sealed class BackupRestoreTests
         }
     }
 
+    /// <summary>
+    /// The database damaged under a running agent: /api/status answered 503, so the menu bar said "Agent not running" and
+    /// doctor "refuses the token". It answers 200 with storage `error` first (no counts: they cannot be read), and a read
+    /// that fails says it could not be read, not "nothing was stored".
+    /// </summary>
+    [Test]
+    public async Task ADatabaseDamagedWhileTheAgentRuns_ShouldShowInTheStatus_NotAsAnAgentDown()
+    {
+        using var dir = new TempDir();
+        var db = dir.File("lineagent.db");
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(new { content = "before", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+            .ExpectAsync(HttpStatusCode.Created);
+        // Every page of the file but the header page: what the WAL does not hold now reads as garbage.
+        var length = new FileInfo(db).Length;
+        Overwrite(db, 4096, (int)(length - 4096));
+        // A write changes the WAL, so the pooled readers drop their page caches and read the file again.
+        await api.SendMessageAsync(new { content = "after", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") });
+
+        var response = await api.GetAsync("/api/status");
+        var status = await response.ExpectAsync(HttpStatusCode.OK);
+        Assert.That(status["storage"].Str("state"), Is.EqualTo("error"), status.ToJsonString());
+        Assert.That(status["lastError"].Str("code"), Is.EqualTo("storage_error"));
+        Assert.That(status["counts"], Is.Null, "not zeros: they could not be read");
+        Assert.That(status["lines"]!.AsArray(), Has.Count.EqualTo(1));
+
+        var doctor = await Programs.LineAgentAsync("doctor", "--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}");
+        TestContext.Out.WriteLine(doctor.Stdout);
+        Assert.That(doctor.Stdout, Does.Contain("[  ok] Agent reachable").And.Not.Contain("refuses the token"));
+        Assert.That(doctor.Stdout, Does.Contain("[fail] Storage writable"));
+
+        var list = await api.GetAsync("/api/messages?status=scheduled");
+        if (list.StatusCode == HttpStatusCode.ServiceUnavailable)
+            Assert.That(await list.Content.ReadAsStringAsync(), Does.Contain("could not be read").And.Not.Contain("nothing was stored"));
+    }
+
     [Test]
     public async Task Restore_WhileTheAgentRuns_ShouldRefuseAndChangeNothing()
     {
