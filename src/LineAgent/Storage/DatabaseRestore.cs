@@ -224,15 +224,18 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     /// </summary>
     private Comparison CompareWithReplaced(string staged)
     {
-        var pending = new List<(string Id, long UpdatedAt)>();
+        // What a user changes of a pending message (PATCH): its text, subject and time. Not updated_at: a pacing hold
+        // changes that too, and is no edit.
+        const string Version = "json_array(content, subject, scheduled_at)";
+        var pending = new List<(string Id, string Version)>();
         using (var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
         {
             c.Open();
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "SELECT id, updated_at FROM messages WHERE status IN ('scheduled','queued')";
+            cmd.CommandText = $"SELECT id, {Version} FROM messages WHERE status IN ('scheduled','queued')";
             using var reader = cmd.ExecuteReader();
             while (reader.Read())
-                pending.Add((reader.GetString(0), reader.GetInt64(1)));
+                pending.Add((reader.GetString(0), reader.GetString(1)));
         }
         List<string> wentOn = [], cancelled = [];
         if (pending.Count == 0)
@@ -246,7 +249,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             c.Open();
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "SELECT status, updated_at FROM messages WHERE id = @Id";
+            cmd.CommandText = $"SELECT status, {Version} FROM messages WHERE id = @Id";
             var id = cmd.Parameters.Add("@Id", SqliteType.Text);
             foreach (var m in pending)
             {
@@ -263,7 +266,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                     switch (reader.GetString(0))
                     {
                         case "scheduled" or "queued":
-                            if (reader.GetInt64(1) != m.UpdatedAt)
+                            if (reader.GetString(1) != m.Version)
                                 changed++;
                             break;
                         case "cancelled":
