@@ -424,14 +424,17 @@ public sealed class MessageLifecycle
     /// The pending messages a restore left that may have gone out since the backup (<see cref="MessageSql.FailRestored"/>);
     /// the restore's marks are removed in the same transaction, so this happens once.
     /// </summary>
-    /// <param name="wentOn">JSON array: the ids the replaced database showed sent, sending or failed after the backup.</param>
+    /// <param name="sent">JSON array of {id, sentAt, ref}: the ones the replaced database showed sent after the backup; sent again.</param>
+    /// <param name="wentOn">JSON array: the ids the replaced database showed sending or failed after the backup.</param>
     /// <param name="cancelled">JSON array: the ids it showed cancelled after the backup; cancelled again.</param>
-    public Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, string wentOn = "[]", string cancelled = "[]",
+    public Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, string sent = "[]", string wentOn = "[]", string cancelled = "[]",
         CancellationToken ct = default)
     {
         var now = NowMs;
         return Write(s =>
         {
+            store.TransitionMany(s, Transitions.Sent, MessageSql.SentRestored, new { Now = now, Sent = sent },
+                detail: $"sent after the backup ({backup}) the database was restored from, as the database it replaced shows; not sent again");
             store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelRestored, new { Now = now, Ids = cancelled },
                 detail: $"cancelled after the backup ({backup}) the database was restored from, as the database it replaced shows");
             var failed = store.TransitionMany(s, Transitions.Fail, MessageSql.FailRestoredWentOn, new { Now = now, Ids = wentOn, Backup = backup }).ToList();

@@ -253,12 +253,25 @@ public static class MessageSql
         RETURNING *
         """;
 
-    /// <summary>Pending messages of a restored backup that the database it replaced showed sent, sending or failed (@Ids: JSON array).</summary>
+    /// <summary>Pending messages of a restored backup that the database it replaced showed sending or failed (@Ids: JSON array).</summary>
     public const string FailRestoredWentOn = """
         UPDATE messages
         SET status = 'failed', error_code = 'restored', updated_at = @Now,
-            error_message = 'The database was restored from a backup (' || @Backup || '); this message was still pending in it, but the database it replaced shows it sent, sending or failed after the backup was taken. It is not sent again (retry with force=true if it did not go out).'
+            error_message = 'The database was restored from a backup (' || @Backup || '); this message was still pending in it, but the database it replaced shows it sending or failed after the backup was taken. It is not sent again (retry with force=true if it did not go out).'
         WHERE status IN ('scheduled', 'queued') AND id IN (SELECT value FROM json_each(@Ids))
+        RETURNING *
+        """;
+
+    /// <summary>
+    /// Pending messages of a restored backup that the database it replaced showed sent after the backup (@Sent: JSON array
+    /// of {id, sentAt, ref}): sent, at that time, so a sequence's next step is due from it.
+    /// </summary>
+    public const string SentRestored = """
+        UPDATE messages
+        SET status = 'sent', sent_at = j.value ->> '$.sentAt', channel_ref = COALESCE(j.value ->> '$.ref', channel_ref),
+            not_before = NULL, updated_at = @Now
+        FROM json_each(@Sent) AS j
+        WHERE messages.id = j.value ->> '$.id' AND messages.status IN ('scheduled', 'queued')
         RETURNING *
         """;
 

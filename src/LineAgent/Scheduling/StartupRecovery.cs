@@ -173,13 +173,14 @@ public sealed class StartupRecovery(
         Dictionary<string, string> marks;
         await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
             marks = (await c.QueryAsync<(string Key, string Value)>(new CommandDefinition(DeliverySql.GetStates,
-                new { Keys = new[] { DatabaseRestore.RestoredAtKey, DatabaseRestore.RestoredFromKey, DatabaseRestore.WentOnKey, DatabaseRestore.CancelledKey } },
+                new { Keys = new[] { DatabaseRestore.RestoredAtKey, DatabaseRestore.RestoredFromKey, DatabaseRestore.SentKey, DatabaseRestore.WentOnKey, DatabaseRestore.CancelledKey } },
                 cancellationToken: ct)))
                 .ToDictionary(x => x.Key, x => x.Value);
         if (!marks.TryGetValue(DatabaseRestore.RestoredAtKey, out var at) || !long.TryParse(at, CultureInfo.InvariantCulture, out var restoredAt))
             return;
         var failed = await lifecycle.FailRestoredAsync(restoredAt, marks.GetValueOrDefault(DatabaseRestore.RestoredFromKey) ?? "a backup",
-            marks.GetValueOrDefault(DatabaseRestore.WentOnKey) ?? "[]", marks.GetValueOrDefault(DatabaseRestore.CancelledKey) ?? "[]", ct);
+            marks.GetValueOrDefault(DatabaseRestore.SentKey) ?? "[]", marks.GetValueOrDefault(DatabaseRestore.WentOnKey) ?? "[]",
+            marks.GetValueOrDefault(DatabaseRestore.CancelledKey) ?? "[]", ct);
         if (failed.Count > 0)
             log.LogWarning("Recovery after a restore: {Count} pending messages were due before the restore, or went on after the backup in the database it replaced, " +
                 "and may have been sent; failed them as 'restored' (not resent)", failed.Count);

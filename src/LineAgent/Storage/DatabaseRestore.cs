@@ -22,12 +22,14 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     public const string RestoredFromKey = "restore.from";
 
     /// <summary>
-    /// Also left for the next start: the pending messages of the backup that the database it replaced shows sent, in
-    /// sending or failed (JSON array of ids; failed as `restored`, never sent again), and cancelled (cancelled again).
+    /// Also left for the next start: the pending messages of the backup that the database it replaced shows sent (JSON
+    /// array of {id, sentAt, ref}; marked sent again), in sending or failed (JSON array of ids; failed as `restored`, never
+    /// sent again), and cancelled (cancelled again).
     /// </summary>
+    public const string SentKey = "restore.sent";
     public const string WentOnKey = "restore.went_on";
     public const string CancelledKey = "restore.cancelled";
-    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}', '{WentOnKey}', '{CancelledKey}')";
+    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}', '{SentKey}', '{WentOnKey}', '{CancelledKey}')";
 
     private string DatabasePath => Path.Combine(dataDir, "lineagent.db");
     private string LockPath => Path.Combine(dataDir, "agent.lock");
@@ -146,8 +148,11 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         output.WriteLine($"Restored {chosen}{when} (quick_check ok, schema version {check!.Version}, {Messages(DatabasePath)}) as {DatabasePath} (mode 0600).");
         if (taken is not null)
             output.WriteLine("Anything the agent stored after that backup is not in it.");
+        if (compared.Sent.Count > 0)
+            output.WriteLine($"{compared.Sent.Count} pending message(s) in it were sent after the backup, as the database it replaces shows: " +
+                             "the agent marks them sent again when it starts (their follow-ups go on from there), instead of sending them again.");
         if (compared.WentOn.Count > 0)
-            output.WriteLine($"{compared.WentOn.Count} pending message(s) in it were sent, sending or failed after the backup, as the database it replaces shows: " +
+            output.WriteLine($"{compared.WentOn.Count} pending message(s) in it were sending or failed after the backup, as the database it replaces shows: " +
                              "the agent fails them as 'restored' when it starts instead of sending them again (retry with force=true any that did not go out).");
         if (compared.Cancelled.Count > 0)
             output.WriteLine($"{compared.Cancelled.Count} pending message(s) in it were cancelled after the backup, as the database it replaces shows: the agent cancels them again when it starts.");
@@ -175,7 +180,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
         c.Open();
-        var settled = System.Text.Json.JsonSerializer.Serialize(compared.WentOn.Concat(compared.Cancelled).ToArray());
+        var settled = System.Text.Json.JsonSerializer.Serialize(compared.Settled.ToArray());
         long Scalar(string sql)
         {
             using var cmd = c.CreateCommand();
@@ -189,8 +194,10 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         var dueLater = Scalar($"SELECT COUNT(*) FROM messages WHERE {others} AND due_at > @Now");
         using (var cmd = c.CreateCommand())
         {
-            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES (@AtKey, @At), (@FromKey, @From), (@WentOnKey, @WentOn), (@CancelledKey, @Cancelled) " +
-                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+            cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES (@AtKey, @At), (@FromKey, @From), (@SentKey, @Sent), (@WentOnKey, @WentOn), " +
+                              "(@CancelledKey, @Cancelled) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+            cmd.Parameters.AddWithValue("@SentKey", SentKey);
+            cmd.Parameters.AddWithValue("@Sent", System.Text.Json.JsonSerializer.Serialize(compared.Sent, MarkJson));
             cmd.Parameters.AddWithValue("@AtKey", RestoredAtKey);
             cmd.Parameters.AddWithValue("@At", now.ToString(CultureInfo.InvariantCulture));
             cmd.Parameters.AddWithValue("@FromKey", RestoredFromKey);
@@ -209,18 +216,26 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         return (dueBefore, dueLater);
     }
 
+    /// <summary>A pending message of the backup that the database it replaces shows sent: when, and the channel's reference.</summary>
+    public sealed record SentAfterBackup(string Id, long SentAt, string? Ref);
+
     /// <summary>
-    /// What the database being replaced says of the backup's pending messages. <see cref="WentOn"/>: sent, sending or
-    /// failed after the backup (may have gone out: never sent again); <see cref="Cancelled"/>: cancelled after it;
+    /// What the database being replaced says of the backup's pending messages. <see cref="Sent"/>: sent after the backup
+    /// (marked sent again, with its time, so a sequence's next step follows it); <see cref="WentOn"/>: sending or failed
+    /// after it (may have gone out: failed as `restored`, never sent again); <see cref="Cancelled"/>: cancelled after it;
     /// <see cref="Changed"/>: still pending but edited or rescheduled; <see cref="Unchecked"/>: not readable there (a
     /// damaged page, no such file), with <see cref="Problem"/> saying why.
     /// </summary>
-    private sealed record Comparison(List<string> WentOn, List<string> Cancelled, int Changed, int Unchecked, string? Problem);
+    private sealed record Comparison(List<SentAfterBackup> Sent, List<string> WentOn, List<string> Cancelled, int Changed, int Unchecked, string? Problem)
+    {
+        public IEnumerable<string> Settled => Sent.Select(x => x.Id).Concat(WentOn).Concat(Cancelled);
+    }
 
     /// <summary>
     /// Reads the backup's pending messages back from the database the restore replaces, one id at a time (a damaged page
     /// costs only the rows on it), opened read-only: the file is left as it was. Without this, a message moved earlier and
-    /// sent after the backup went out a second time at its old time.
+    /// sent after the backup went out a second time at its old time. When the database being replaced is itself a restored
+    /// copy the agent has not started on yet (a second restore), what the first restore found is kept.
     /// </summary>
     private Comparison CompareWithReplaced(string staged)
     {
@@ -237,19 +252,21 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             while (reader.Read())
                 pending.Add((reader.GetString(0), reader.GetString(1)));
         }
+        List<SentAfterBackup> sent = [];
         List<string> wentOn = [], cancelled = [];
         if (pending.Count == 0)
-            return new Comparison(wentOn, cancelled, 0, 0, null);
+            return new Comparison(sent, wentOn, cancelled, 0, 0, null);
         if (!File.Exists(DatabasePath))
-            return new Comparison(wentOn, cancelled, 0, pending.Count, $"there is no {DatabasePath}");
+            return new Comparison(sent, wentOn, cancelled, 0, pending.Count, $"there is no {DatabasePath}");
         int changed = 0, unchecked_ = 0;
         string? problem = null;
         try
         {
             using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             c.Open();
+            var earlier = EarlierRestoreMarks(c);
             using var cmd = c.CreateCommand();
-            cmd.CommandText = $"SELECT status, {Version} FROM messages WHERE id = @Id";
+            cmd.CommandText = $"SELECT status, {Version}, sent_at, channel_ref FROM messages WHERE id = @Id";
             var id = cmd.Parameters.Add("@Id", SqliteType.Text);
             foreach (var m in pending)
             {
@@ -263,21 +280,35 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                         problem ??= "some of them are not in it";
                         continue;
                     }
-                    switch (reader.GetString(0))
+                    // A damaged record can read back as NULL without an error from SQLite: unchecked, not a crash.
+                    var status = reader.IsDBNull(0) ? null : reader.GetString(0);
+                    switch (status)
                     {
+                        case "scheduled" or "queued" when earlier.TryGetValue(m.Id, out var mark):
+                            if (mark is SentAfterBackup s) sent.Add(s);
+                            else if (mark is "cancelled") cancelled.Add(m.Id);
+                            else wentOn.Add(m.Id);
+                            break;
                         case "scheduled" or "queued":
-                            if (reader.GetString(1) != m.Version)
+                            if (reader.IsDBNull(1) || reader.GetString(1) != m.Version)
                                 changed++;
                             break;
                         case "cancelled":
                             cancelled.Add(m.Id);
                             break;
-                        default:
+                        case "sent" when !reader.IsDBNull(2):
+                            sent.Add(new SentAfterBackup(m.Id, reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+                            break;
+                        case "sent" or "sending" or "failed":
                             wentOn.Add(m.Id);
+                            break;
+                        default:
+                            unchecked_++;
+                            problem ??= $"a record reads back as status '{status ?? "NULL"}'";
                             break;
                     }
                 }
-                catch (SqliteException e)
+                catch (Exception e) when (e is SqliteException or InvalidOperationException or InvalidCastException or FormatException)
                 {
                     unchecked_++;
                     problem ??= $"SQLite: {e.Message}";
@@ -286,10 +317,51 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         }
         catch (SqliteException e)
         {
-            return new Comparison([], [], 0, pending.Count, $"SQLite: {e.Message}");
+            return new Comparison([], [], [], 0, pending.Count, $"SQLite: {e.Message}");
         }
-        return new Comparison(wentOn, cancelled, changed, unchecked_, problem);
+        return new Comparison(sent, wentOn, cancelled, changed, unchecked_, problem);
     }
+
+    /// <summary>
+    /// The marks a restore left in <paramref name="c"/> that no agent has acted on yet (it is a restored copy, and this is a
+    /// second restore before a start): id → a <see cref="SentAfterBackup"/>, "went_on" or "cancelled". Empty when none.
+    /// </summary>
+    private static Dictionary<string, object> EarlierRestoreMarks(SqliteConnection c)
+    {
+        var marks = new Dictionary<string, object>();
+        try
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"SELECT key, value FROM bridge_state WHERE key IN ('{SentKey}', '{WentOnKey}', '{CancelledKey}')";
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                var value = reader.GetString(1);
+                switch (reader.GetString(0))
+                {
+                    case SentKey:
+                        foreach (var s in System.Text.Json.JsonSerializer.Deserialize<List<SentAfterBackup>>(value, MarkJson) ?? [])
+                            marks[s.Id] = s;
+                        break;
+                    case WentOnKey:
+                        foreach (var x in System.Text.Json.JsonSerializer.Deserialize<List<string>>(value) ?? [])
+                            marks[x] = "went_on";
+                        break;
+                    case CancelledKey:
+                        foreach (var x in System.Text.Json.JsonSerializer.Deserialize<List<string>>(value) ?? [])
+                            marks[x] = "cancelled";
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is SqliteException or InvalidOperationException or System.Text.Json.JsonException)
+        {
+            // No marks to keep (an older schema, a damaged page): the rows themselves are compared as usual.
+        }
+        return marks;
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions MarkJson = new(System.Text.Json.JsonSerializerDefaults.Web);
 
     private string Describe(string path)
     {
