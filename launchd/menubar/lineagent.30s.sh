@@ -585,7 +585,8 @@ while IFS="$US" read -r kind f1 f2 f3 f4 f5 f6; do
         if [ -n "$f6" ]; then add "--send window closed, opens $(local_time "$f6")"; else add "--send window closed"; fi
       fi
       ;;
-    C) scheduled=${f1:-0} queued=${f2:-0} sent_today=${f4:-0} failed_today=${f5:-0} ;;
+    # Empty: the agent could not read them (counts null: a damaged database); "?" rather than a 0 that is not known.
+    C) scheduled=${f1:-?} queued=${f2:-?} sent_today=${f4:-?} failed_today=${f5:-?} ;;
     N) next=$f1 ;;
     E) have_error=1 err_code=$f1 err_message=$f2 ;;
   esac

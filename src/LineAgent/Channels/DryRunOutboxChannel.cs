@@ -108,10 +108,37 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
     public IEnumerable<string> FilesFor(string messageId) =>
         Directory.Exists(OutboxDir) ? Directory.EnumerateFiles(OutboxDir, messageId + ".*.json") : [];
 
-    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct) =>
-        Task.FromResult(storage?.OutboxState is { State: not Storage.StorageState.Ok } refused
-            ? new ChannelHealth(Name, ChannelHealth.Unavailable, $"dry run: {refused.Detail}")
-            : new ChannelHealth(Name, ChannelHealth.Ok, $"dry run: sends are written to {OutboxDir}"));
+    public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct)
+    {
+        // While the outbox is refused, each health check (the status the menu bar asks for every 30 s) tries a small file:
+        // with room again the state clears now, not only at the next send (which may be hours away).
+        if (storage?.OutboxState is { State: not Storage.StorageState.Ok } && OutboxTakesAFile() is { } refused)
+            return Task.FromResult(new ChannelHealth(Name, ChannelHealth.Unavailable, $"dry run: the outbox cannot be written, so nothing is sent: {refused}"));
+        return Task.FromResult(new ChannelHealth(Name, ChannelHealth.Ok, $"dry run: sends are written to {OutboxDir}"));
+    }
+
+    /// <summary>Writes and removes a 4 KB file in the outbox; null when that worked (and the refusal is cleared), else why not.</summary>
+    private string? OutboxTakesAFile()
+    {
+        var probe = Path.Combine(OutboxDir, $".probe-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
+            {
+                stream.Write(new byte[4096]);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Delete(probe);
+            storage?.ReportOutboxSuccess();
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(probe); } catch (Exception ce) when (ce is IOException or UnauthorizedAccessException) { }
+            storage?.ReportOutbox(e);
+            return e.Message;
+        }
+    }
 
     private static string ClaimSuffix(string claim) => claim.Length <= 12 ? claim : claim[^12..];
 }

@@ -83,7 +83,9 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         checks.Add(DiskCheck(dataDir));
         if (status?["storage"]?["state"]?.GetValue<string>() is { } storage && storage != "ok")
             checks.Add(new("Storage writable", Check.Fail,
-                $"the agent cannot write its database ({storage}{(status["storage"]?["detail"] is { } d ? $": {d}" : "")}); requests get 503 and due messages wait",
+                status["storage"]?["detail"]?.GetValue<string>() is { } detail && detail.Contains("outbox", StringComparison.Ordinal)
+                    ? $"the agent cannot write its dry-run outbox ({storage}: {detail}); due messages wait"
+                    : $"the agent cannot write its database ({storage}{(status["storage"]?["detail"] is { } d ? $": {d}" : "")}); requests get 503 and due messages wait",
                 storage switch
                 {
                     "full" => "Free some disk space; the agent goes on by itself.",
@@ -222,7 +224,11 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         var dir = Directory.Exists(dataDir) ? dataDir : Path.GetDirectoryName(dataDir) ?? "/";
         // The volume the data dir is on (statvfs of the directory itself): a data dir on another disk than / has that
         // disk's room, which is what SQLite writes to. (Path.GetPathRoot is "/" for every path on macOS and Linux.)
-        var free = new DriveInfo(Path.GetFullPath(dir)).AvailableFreeSpace;
+        // The nearest folder that exists (a data dir not made yet: its parents), else "/": DriveInfo of a missing path throws.
+        var existing = Path.GetFullPath(dir);
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+            existing = parent;
+        var free = new DriveInfo(Directory.Exists(existing) ? existing : "/").AvailableFreeSpace;
         var mb = free / (1024 * 1024);
         return mb switch
         {

@@ -87,6 +87,17 @@ public sealed class CliTests
     }
 
     /// <summary>A setting the agent would refuse is the doctor's first failed check, not a stack trace (the checks go on with defaults).</summary>
+    /// <summary>A data dir not made yet (nor its parent): the disk check measures the nearest folder that exists.</summary>
+    [Test]
+    public async Task Doctor_WithADataDirNotMadeYet_ShouldMeasureTheDiskItWouldBeOn()
+    {
+        using var dir = new TempDir();
+        var result = await Programs.LineAgentAsync("doctor", "--data-dir", Path.Combine(dir.Path, "not", "yet"), "--url", "http://127.0.0.1:9");
+        TestContext.Out.WriteLine(result.Stdout + result.Stderr);
+        Assert.That(result.Stdout + result.Stderr, Does.Not.Contain("   at ").And.Not.Contain("unexpected error"));
+        Assert.That(result.Lines, Has.Some.Contains("Disk space: ").And.Contains("free for"));
+    }
+
     [Test]
     public async Task Doctor_WithASettingTheAgentWouldRefuse_ShouldFailACheckNamingIt()
     {

@@ -176,6 +176,9 @@ public sealed class DiskFaultTests
             Assert.That((await api.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.EqualTo("full"));
 
             File.Delete(Path.Combine(outbox, "filler"));
+            // The status itself tries the outbox again: clear at once, not only at the next send (30 s later here).
+            Assert.That((await api.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.EqualTo("ok"));
+            Assert.That(Directory.GetFiles(outbox, "*.tmp"), Is.Empty, "the status's trial file is removed");
             await Eventually.TrueAsync(async () => (await api.GetJsonAsync($"/api/messages/{queued.Str("id")}")).Str("status") == "sent",
                 "sent at the retry once the outbox has room", TimeSpan.FromSeconds(90));
             Assert.That((await api.GetJsonAsync("/api/status"))["storage"].Str("state"), Is.EqualTo("ok"));

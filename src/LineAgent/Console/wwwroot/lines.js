@@ -118,9 +118,11 @@ async function load() {
   error.hidden = true;
   try {
     const status = await api('/api/status');
+    // counts is null when the agent cannot read its database (storage says why, first as lastError).
+    const c = status.counts;
     document.getElementById('agent-summary').textContent =
-      `LineAgent ${status.version}${status.dryRun ? ' — DRY RUN' : ''}: ${status.counts.scheduled} scheduled, ${status.counts.queued} queued, ` +
-      `${status.counts.sentToday} sent today, ${status.counts.failedToday} failed today.` +
+      `LineAgent ${status.version}${status.dryRun ? ' — DRY RUN' : ''}: ` +
+      (c ? `${c.scheduled} scheduled, ${c.queued} queued, ${c.sentToday} sent today, ${c.failedToday} failed today.` : 'counts unknown (the database cannot be read).') +
       (status.lastError ? ` Last error: ${status.lastError.code ?? ''} ${status.lastError.message ?? ''}` : '');
     container.replaceChildren(...status.lines.map((l) => lineCard(l, status.dryRun)));
   } catch (e) {
