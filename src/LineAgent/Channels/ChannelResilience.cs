@@ -35,9 +35,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// </summary>
     /// <remarks>A refused login (Twilio 401/403, SMTP authentication) is the channel's, not the recipient's: a rotated token
     /// must not fail a whole bulk one message at a time.</remarks>
-    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
+    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed { RecipientOnly: false } f
         && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout or FailureCodes.AutomationDenied
-            or FailureCodes.TwilioAuthFailed or FailureCodes.SmtpAuthFailed);
+            or FailureCodes.TwilioAuthFailed or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported);
 
     private ResiliencePipeline<SendOutcome> Build(IMessageChannel target)
     {

@@ -43,6 +43,8 @@ public static class FailureCodes
     public const string SmtpTemporaryFailure = "smtp_temporary_failure";
     public const string SmtpRejected = "smtp_rejected";
     public const string SmtpAuthFailed = "smtp_auth_failed";
+    /// <summary>The server does not offer what Email:Smtp asks for (STARTTLS, AUTH): refused before anything was sent.</summary>
+    public const string SmtpUnsupported = "smtp_unsupported";
     public const string InvalidSender = "invalid_sender";
     public const string InvalidRecipient = "invalid_recipient";
 

@@ -7,6 +7,7 @@ public sealed class ChannelFaultTests
 {
     [TestCase("twilio_auth_failed", true, Description = "a rotated Twilio token: every message would fail the same way")]
     [TestCase("smtp_auth_failed", true)]
+    [TestCase("smtp_unsupported", true, Description = "STARTTLS or AUTH not offered: every message would fail the same way")]
     [TestCase("automation_denied", true)]
     [TestCase("messages_timeout", true)]
     [TestCase("invalid_recipient", false, Description = "this recipient only")]
@@ -15,6 +16,14 @@ public sealed class ChannelFaultTests
     public void AProvenFailure_ShouldCountAgainstTheChannel_OnlyWhenItIsTheChannels(string code, bool channelFault)
     {
         Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed(code, "x", ProvenNotSent: true)), Is.EqualTo(channelFault));
+    }
+
+    [Test]
+    public void ATransientFailure_ShouldCountAgainstTheChannel_UnlessItIsAboutTheRecipient()
+    {
+        Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed("smtp_temporary_failure", "x", ProvenNotSent: true, Retryable: true)), Is.True);
+        Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed("smtp_temporary_failure", "x", ProvenNotSent: true, Retryable: true,
+            RecipientOnly: true)), Is.False);
     }
 
     [Test]

@@ -102,6 +102,48 @@ public sealed class EmailChannelTests
         Assert.That(events.Single(e => e.StrOrNull("code") == "retry").Str("detail"), Does.Contain("451"));
     }
 
+    /// <summary>
+    /// One recipient whose server keeps answering 4xx to RCPT TO (a full mailbox) is that recipient's problem: it ends
+    /// `smtp_temporary_failure` and the next email goes out. A probe found it counted against the channel: the circuit
+    /// opened during its own retries, and it came back as the half-open trial every minute, holding all email for ever.
+    /// </summary>
+    [Test]
+    public async Task A4xxToOneRecipient_ShouldFailThatMessage_NotHoldTheChannel()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(new { content = "first", recipientEmail = "ok@example.com" })).ExpectAsync(HttpStatusCode.Created);
+
+        var problem = await (await api.SendMessageAsync(new { content = "mailbox full", recipientEmail = "tempfail@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That((error.Str("code"), error["channelCode"]!.GetValue<long>()), Is.EqualTo(("smtp_temporary_failure", 451L)));
+
+        var after = await (await api.SendMessageAsync(new { content = "after", recipientEmail = "after@example.com" })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(after.Str("status"), Is.EqualTo("sent"));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "rcpt" && e["address"]?.GetValue<string>() == "tempfail@example.com"),
+            Is.EqualTo(4), "the first try and Resilience:MaxRetries (3) more, then it stops");
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state"), Is.EqualTo("ok"));
+    }
+
+    /// <summary>STARTTLS asked for and not offered: refused before MAIL FROM, so nothing was sent; said so, retried without force.</summary>
+    [Test]
+    public async Task StartTlsNotOffered_ShouldFailAsUnsupported_NotAsMaybeSent()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Email:Smtp:Security"] = "StartTls" });
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(new { content = "tls please", recipientEmail = "ok@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("smtp_unsupported"));
+        Assert.That(error.Str("message"), Does.Contain("STARTTLS").And.Contain("Nothing was sent"));
+        // Taken without ?force=true (not a 409 maybe_sent); the server still lacks STARTTLS, so the retry fails the same way.
+        var retry = await (await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null)).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That((retry["message"].Str("retryOf"), retry["message"]!["error"].Str("code")), Is.EqualTo((problem.Str("messageId"), "smtp_unsupported")));
+        Assert.That(_smtp.Received(), Is.Empty);
+    }
+
     [Test]
     public async Task A451ToTheData_ShouldNotBeRetried()
     {

@@ -59,6 +59,13 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                 await RecycleAsync();
                 return new SendOutcome.Failed(FailureCodes.SmtpAuthFailed, $"SMTP login to {Smtp.Host} failed: {e.Message}", ProvenNotSent: true);
             }
+            catch (NotSupportedException e)
+            {
+                // MailKit: STARTTLS asked for and not offered, a user set and no AUTH offered. Before MAIL FROM: nothing was sent.
+                await RecycleAsync();
+                return new SendOutcome.Failed(FailureCodes.SmtpUnsupported,
+                    $"{Smtp.Host}:{Smtp.Port} does not support what Email:Smtp asks for: {e.Message} Nothing was sent.", ProvenNotSent: true);
+            }
             catch (Exception e) when (e is SocketException or IOException or SslHandshakeException or SmtpProtocolException or TimeoutException
                                           or SmtpCommandException or OperationCanceledException && !ct.IsCancellationRequested)
             {
@@ -88,7 +95,9 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                         $"The server deferred the message after receiving its data: {text}; not resent automatically.", ProvenNotSent: true,
                         Retryable: false, ChannelCode: status)
                     : new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure, $"The server deferred the message: {text}", ProvenNotSent: true,
-                        Retryable: true, ChannelCode: status);
+                        Retryable: true, ChannelCode: status,
+                        // A 4xx to RCPT TO is about this recipient (greylisting, a full mailbox): not the channel's fault.
+                        RecipientOnly: e.ErrorCode == SmtpErrorCode.RecipientNotAccepted);
             }
             catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or TimeoutException
                                           or OperationCanceledException && !ct.IsCancellationRequested)
