@@ -9,8 +9,8 @@ using Polly.Timeout;
 namespace LineAgent.Channels;
 
 /// <summary>
-/// A Polly v8 pipeline per channel: retry only what proves nothing was sent (with exponential
-/// backoff), a circuit breaker on channel-level failures, and an outer timeout per attempt.
+/// A Polly v8 pipeline per channel: a circuit breaker on channel-level failures (one sample per message), inside it retries
+/// only of what proves nothing was sent (with exponential backoff), and a timeout per attempt.
 /// While a circuit is open, due messages wait as `queued` instead of failing.
 /// </summary>
 public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeProvider time, ILogger<ChannelResilience> log)
@@ -35,7 +35,7 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// </summary>
     /// <remarks>A refused login (Twilio 401/403, SMTP authentication) is the channel's, not the recipient's: a rotated token
     /// must not fail a whole bulk one message at a time.</remarks>
-    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed { RecipientOnly: false } f
+    public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
         && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout or FailureCodes.AutomationDenied
             or FailureCodes.TwilioAuthFailed or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported);
 
@@ -44,21 +44,10 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         var channel = target.Name;
         var o = options.Value;
         var builder = new ResiliencePipelineBuilder<SendOutcome> { TimeProvider = time, Name = channel };
-        if (o.MaxRetries > 0)
-            builder.AddRetry(new RetryStrategyOptions<SendOutcome>
-            {
-                MaxRetryAttempts = o.MaxRetries,
-                Delay = o.RetryBaseDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is SendOutcome.Failed { MayRetry: true }),
-                OnRetry = args =>
-                {
-                    if (args.Outcome.Result is SendOutcome.Failed f && args.Context.Properties.TryGetValue(MessageId, out var id))
-                        Retrying?.Invoke(id, args.AttemptNumber + 1, args.RetryDelay, f);
-                    return default;
-                },
-            });
+        // The circuit outside the retries: it counts messages, not attempts. Inside them, one recipient whose server kept
+        // answering 4xx (four attempts) opened it alone, and that message, refused by the open circuit on its next retry,
+        // came back as the half-open trial every minute, holding the channel for ever (a probe). Now its final outcome is
+        // one sample; a server that fails every message still opens it after Resilience:MinimumThroughput messages.
         builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<SendOutcome>
         {
             FailureRatio = o.FailureRatio,
@@ -84,6 +73,21 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
                 return default;
             },
         });
+        if (o.MaxRetries > 0)
+            builder.AddRetry(new RetryStrategyOptions<SendOutcome>
+            {
+                MaxRetryAttempts = o.MaxRetries,
+                Delay = o.RetryBaseDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is SendOutcome.Failed { MayRetry: true }),
+                OnRetry = args =>
+                {
+                    if (args.Outcome.Result is SendOutcome.Failed f && args.Context.Properties.TryGetValue(MessageId, out var id))
+                        Retrying?.Invoke(id, args.AttemptNumber + 1, args.RetryDelay, f);
+                    return default;
+                },
+            });
         // Never shorter than what the channel itself may take (Messages: a send, a restart, a second send).
         var attempt = target.LongestAttempt is { } longest && longest > o.AttemptTimeout ? longest : o.AttemptTimeout;
         builder.AddTimeout(new TimeoutStrategyOptions { Timeout = attempt });

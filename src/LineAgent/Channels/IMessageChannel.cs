@@ -29,12 +29,9 @@ public abstract record SendOutcome
     /// Not sent. <paramref name="ProvenNotSent"/> is true only when the failure proves nothing left
     /// this machine (connection refused, rejected before the send). <paramref name="Retryable"/> marks
     /// the transient ones among those (SMTP 4xx before DATA, Twilio 429): only they are retried.
-    /// <paramref name="ChannelCode"/> keeps the provider's raw code (SMTP status, Twilio error). <paramref name="RecipientOnly"/>:
-    /// the reply was about this recipient (SMTP 4xx to RCPT TO: a full mailbox, greylisting), not the channel; it does not
-    /// count towards opening the channel's circuit, which would hold every other message.
+    /// <paramref name="ChannelCode"/> keeps the provider's raw code (SMTP status, Twilio error).
     /// </summary>
-    public sealed record Failed(string Code, string Message, bool ProvenNotSent, bool Retryable = false, long? ChannelCode = null,
-        bool RecipientOnly = false) : SendOutcome
+    public sealed record Failed(string Code, string Message, bool ProvenNotSent, bool Retryable = false, long? ChannelCode = null) : SendOutcome
     {
         public bool MayRetry => ProvenNotSent && Retryable;
     }

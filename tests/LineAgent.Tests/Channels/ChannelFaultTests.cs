@@ -19,14 +19,6 @@ public sealed class ChannelFaultTests
     }
 
     [Test]
-    public void ATransientFailure_ShouldCountAgainstTheChannel_UnlessItIsAboutTheRecipient()
-    {
-        Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed("smtp_temporary_failure", "x", ProvenNotSent: true, Retryable: true)), Is.True);
-        Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed("smtp_temporary_failure", "x", ProvenNotSent: true, Retryable: true,
-            RecipientOnly: true)), Is.False);
-    }
-
-    [Test]
     public void AFailureThatMayHaveSent_ShouldCountAgainstTheChannel()
     {
         Assert.That(ChannelResilience.IsChannelFault(new SendOutcome.Failed("unconfirmed", "x", ProvenNotSent: false)), Is.True);

@@ -103,9 +103,9 @@ public sealed class EmailChannelTests
     }
 
     /// <summary>
-    /// One recipient whose server keeps answering 4xx to RCPT TO (a full mailbox) is that recipient's problem: it ends
-    /// `smtp_temporary_failure` and the next email goes out. A probe found it counted against the channel: the circuit
-    /// opened during its own retries, and it came back as the half-open trial every minute, holding all email for ever.
+    /// One recipient whose server keeps answering 4xx to RCPT TO (a full mailbox) ends `smtp_temporary_failure` and the
+    /// next email goes out. A probe found its four attempts opened the circuit alone, and it came back as the half-open
+    /// trial every minute, holding all email for ever.
     /// </summary>
     [Test]
     public async Task A4xxToOneRecipient_ShouldFailThatMessage_NotHoldTheChannel()
@@ -125,6 +125,28 @@ public sealed class EmailChannelTests
             Is.EqualTo(4), "the first try and Resilience:MaxRetries (3) more, then it stops");
         var status = await api.GetJsonAsync("/api/status");
         Assert.That(status["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state"), Is.EqualTo("ok"));
+    }
+
+    /// <summary>
+    /// A server that answers 4xx to every recipient (throttled, out of space) is the channel's problem: once
+    /// Resilience:MinimumThroughput (4) messages failed, the circuit opens and the rest wait as queued instead of failing.
+    /// The circuit counts messages (their outcome after the retries), not attempts (a review of ac2c475).
+    /// </summary>
+    [Test]
+    public async Task A4xxToEveryRecipient_ShouldOpenTheCircuit_AfterFourMessages_AndTheRestWait()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        for (var i = 0; i < 4; i++)
+        {
+            var failed = await (await api.SendMessageAsync(new { content = $"throttled {i}", recipientEmail = $"tempfail@s{i}.example.com" }))
+                .ExpectAsync(HttpStatusCode.InternalServerError);
+            Assert.That(failed["message"]!["error"].Str("code"), Is.EqualTo("smtp_temporary_failure"));
+        }
+        var waiting = await (await api.SendMessageAsync(new { content = "waits", recipientEmail = "tempfail@s4.example.com" })).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(waiting.Str("status"), Is.EqualTo("queued"));
+        var status = await api.GetJsonAsync("/api/status");
+        Assert.That(status["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state"), Is.EqualTo("degraded"));
     }
 
     /// <summary>STARTTLS asked for and not offered: refused before MAIL FROM, so nothing was sent; said so, retried without force.</summary>

@@ -95,9 +95,7 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                         $"The server deferred the message after receiving its data: {text}; not resent automatically.", ProvenNotSent: true,
                         Retryable: false, ChannelCode: status)
                     : new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure, $"The server deferred the message: {text}", ProvenNotSent: true,
-                        Retryable: true, ChannelCode: status,
-                        // A 4xx to RCPT TO is about this recipient (greylisting, a full mailbox): not the channel's fault.
-                        RecipientOnly: e.ErrorCode == SmtpErrorCode.RecipientNotAccepted);
+                        Retryable: true, ChannelCode: status);
             }
             catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or TimeoutException
                                           or OperationCanceledException && !ct.IsCancellationRequested)
