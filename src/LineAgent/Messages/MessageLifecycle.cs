@@ -427,14 +427,17 @@ public sealed class MessageLifecycle
     /// <param name="sent">JSON array of {id, sentAt, ref}: the ones the replaced database showed sent after the backup; sent again.</param>
     /// <param name="wentOn">JSON array: the ids the replaced database showed sending or failed after the backup.</param>
     /// <param name="cancelled">JSON array: the ids it showed cancelled after the backup; cancelled again.</param>
-    public Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, string sent = "[]", string wentOn = "[]", string cancelled = "[]",
+    public async Task<IReadOnlyList<MessageRow>> FailRestoredAsync(long restoredAt, string backup, string sent = "[]", string wentOn = "[]", string cancelled = "[]",
         CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s =>
+        // First, on its own: the ones sent after the backup. Their unit gives their sequences' next steps a due time, and
+        // a next step due before the restore may have gone out too (unreadable in the replaced file): the second unit's
+        // FailRestored must see that due time (a review found such a follow-up sent a second time).
+        await Write(s => store.TransitionMany(s, Transitions.Sent, MessageSql.SentRestored, new { Now = now, Sent = sent },
+            detail: $"sent after the backup ({backup}) the database was restored from, as the database it replaced shows; not sent again"), ct);
+        return await Write(s =>
         {
-            store.TransitionMany(s, Transitions.Sent, MessageSql.SentRestored, new { Now = now, Sent = sent },
-                detail: $"sent after the backup ({backup}) the database was restored from, as the database it replaced shows; not sent again");
             store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelRestored, new { Now = now, Ids = cancelled },
                 detail: $"cancelled after the backup ({backup}) the database was restored from, as the database it replaced shows");
             var failed = store.TransitionMany(s, Transitions.Fail, MessageSql.FailRestoredWentOn, new { Now = now, Ids = wentOn, Backup = backup }).ToList();

@@ -60,8 +60,10 @@ public sealed class StartupRecovery(
                 lifecycle.Store.Db.SearchIndexBehind = false;
             }
             await RecoverSendingAsync(ct);
-            await TakeInRepliesAsync(ct);
+            // A restore's marks before the replies: a restored copy reads chat.db from its older cursor, and a reply already
+            // taken in before the damage would otherwise cancel, as `replied`, a message that had in fact gone out.
             await FailRestoredAsync(ct);
+            await TakeInRepliesAsync(ct);
             await FailMissedSchedulesAsync(ct);
             await FailOrphansAsync(ct);
             _pending = null;

@@ -245,6 +245,54 @@ public sealed class RecoveryTests
     }
 
     /// <summary>
+    /// Both steps of a sequence sent after the backup, the second unreadable in the replaced file (here: its row gone):
+    /// restoring step 0 as sent gives step 1 a due time before the restore, and step 1 may have gone out too, so it is
+    /// failed `restored`, not sent a second time (a review found it sent again).
+    /// </summary>
+    [Test]
+    public async Task ARestoredBackup_ShouldNotSendAgain_AFollowUpDueBeforeTheRestore_ThatTheReplacedFileCannotTell()
+    {
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        string step0, step1;
+        using (var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" }))
+        using (var api = first.Api())
+        {
+            var sent = await (await api.SendMessageAsync(new
+            {
+                content = "Hi", recipientPhone = "+12025550123", scheduledAt = T0.AddHours(3).ToString("O"),
+                followUps = new[] { new { after = "PT5M", content = "Any thoughts?" } },
+            })).ExpectAsync(HttpStatusCode.Created);
+            var steps = (await api.GetJsonAsync($"/api/sequences/{sent.Str("sequenceId")}"))["steps"]!.AsArray();
+            (step0, step1) = (steps[0].Str("id"), steps[1].Str("id"));
+            DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7);
+            time.Advance(TimeSpan.FromMinutes(2));
+            await (await api.PatchAsJsonAsync($"/api/messages/{step0}", new { scheduledAt = T0.AddMinutes(10).ToString("O") })).ExpectAsync(HttpStatusCode.OK);
+            await first.AdvanceToAsync(T0.AddMinutes(17));
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{step1}")!, m => m.Str("status") == "sent", "step 1 sent");
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={dir.File("lineagent.db")};Pooling=False;Foreign Keys=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"DELETE FROM messages WHERE id = '{step1}'";
+            Assert.That(cmd.ExecuteNonQuery(), Is.EqualTo(1));
+        }
+        time.SetUtcNow(T0.AddMinutes(30));
+        var output = new StringWriter();
+        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
+
+        using var second = new AgentFactory(dir, time);
+        using var api2 = second.Api();
+        await second.AdvanceToAsync(T0.AddMinutes(32));
+        Assert.That((await api2.GetJsonAsync($"/api/messages/{step0}")).Str("status"), Is.EqualTo("sent"));
+        var s1 = await api2.GetJsonAsync($"/api/messages/{step1}");
+        Assert.That((s1.Str("status"), s1["error"].Str("code")), Is.EqualTo(("failed", "restored")), s1.ToJsonString());
+        Assert.That(second.OutboxFileCount(step1), Is.EqualTo(1), "step 1 went out once, after the backup; not again after the restore");
+    }
+
+    /// <summary>
     /// A sequence's first step sent after the backup: restored as sent, its follow-up is due from that send, not
     /// cancelled as if the step had failed (a review found it cancelled `sequence_stopped`).
     /// </summary>
