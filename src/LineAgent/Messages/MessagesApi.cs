@@ -271,8 +271,13 @@ internal static class MessagesApi
         if (!lines.IsActive(line.Id))
             return Problems.Validation([new("lineId", "line_inactive", $"Line '{line.Id}' is paused.")]);
 
+        // The same message again: its recipient's hours and zone as they were worked out for it (a probe found a retry sent
+        // outside them, at once), and its stop-on-reply. Not its follow-ups: those stay with the sequence.
+        RecipientZone? zone = original.RecipientTimeZone is { } zoneId && Schedules.TryFindZone(zoneId, out var tz)
+            ? new RecipientZone(tz!, original.RecipientTimeZoneSource ?? RecipientZones.FromLine) : null;
         var draft = new MessageDraft(original.Content, original.Type, original.RequestedType, line, original.LeadId, original.BatchId,
-            original.RecipientPhone, original.RecipientEmail, original.RecipientName, null, null, original.Subject);
+            original.RecipientPhone, original.RecipientEmail, original.RecipientName, null, null, original.Subject,
+            new SequenceFields(original.StopOnReply, [], RecipientWindowDto.Parse(original.RecipientWindow)), zone);
         if (intake.NeverInWindow(draft, time.GetUtcNow()) is { } never)
             return Problems.Validation([new("lineId", FailureCodes.WindowNeverOpen, never)]);
         var key = http.Features.Get<IdempotencyRequest>();

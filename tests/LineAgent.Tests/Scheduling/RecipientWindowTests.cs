@@ -54,6 +54,33 @@ public sealed class RecipientWindowTests
     }
 
     /// <summary>
+    /// A retry is the same message: it keeps its recipient's hours and zone (a probe found a retry sent at once, outside
+    /// them: the retry's draft carried neither).
+    /// </summary>
+    [Test]
+    public async Task ARetry_ShouldKeepTheRecipientsHoursAndZone()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+61291234567", reason = "for the test" })).ExpectAsync(HttpStatusCode.Created);
+        var held = await (await api.SendMessageAsync(new { content = "G'day", recipientPhone = "+61 2 9123 4567", recipientWindow = Window }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        await agent.AdvanceToAsync(new DateTimeOffset(2026, 12, 10, 22, 0, 0, TimeSpan.Zero));
+        var failed = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{held.Str("id")}")!, m => m.Str("status") == "failed", "failed: suppressed");
+        Assert.That(failed["error"].Str("code"), Is.EqualTo("suppressed"));
+        Assert.That((await api.DeleteAsync("/api/suppressions/%2B61291234567")).IsSuccessStatusCode, Is.True);
+
+        // 21:00 in Sydney: outside 09:00-20:00 there.
+        await agent.AdvanceToAsync(new DateTimeOffset(2026, 12, 11, 10, 0, 0, TimeSpan.Zero));
+        var retry = await (await api.PostAsync($"/api/messages/{held.Str("id")}/retry", null)).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(retry.Str("status"), Is.EqualTo("queued"));
+        Assert.That(DateTimeOffset.Parse(retry.Str("notBefore")), Is.EqualTo(new DateTimeOffset(2026, 12, 11, 22, 0, 0, TimeSpan.Zero)), "09:00 in Sydney");
+        Assert.That((retry.Str("recipientTimeZone"), retry.Str("recipientTimeZoneSource"), retry["recipientWindow"].Str("from")),
+            Is.EqualTo(("Australia/Sydney", "number", "09:00")));
+        Assert.That(agent.OutboxFileCount(retry.Str("id")), Is.Zero);
+    }
+
+    /// <summary>
     /// On a paced line whose window is 08:00-21:00 UTC, Sydney's 09:00-10:00 (22:00-23:00 UTC) never comes: such a send was
     /// accepted and held again and again. Now a 400 on the send, a rejected lead in a bulk (and its preview).
     /// </summary>
