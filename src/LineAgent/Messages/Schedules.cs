@@ -31,7 +31,13 @@ public static partial class Schedules
         if (zoneKnown)
         {
             if (TryParse(scheduledAt, string.IsNullOrWhiteSpace(timeZone) ? null : timeZone.Trim(), out var at, out var why))
-                return at;
+            {
+                // The last instant of year 9999 marks a follow-up waiting for its previous step: a message scheduled then
+                // showed as such a follow-up (and could not be moved). No send is that far ahead.
+                if (at.UtcDateTime.Year < 9999)
+                    return at;
+                why = $"'{Api.Problems.Echo(scheduledAt)}' is in the year 9999 or later; give a time before 9999-01-01";
+            }
             problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
         }
         else if (!Iso().IsMatch(scheduledAt.Trim()))

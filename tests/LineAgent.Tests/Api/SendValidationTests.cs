@@ -47,6 +47,8 @@ public sealed class SendValidationTests : AgentTest
         Case(new { lineId = "mac-1", content = "hi", type = "email", recipientPhone = "+12025550123" }, "recipientEmail", "missing_recipient"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00:00" }, "scheduledAt", "invalid_schedule"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "tomorrow" }, "scheduledAt", "invalid_schedule"),
+        // The instant that marks a follow-up waiting for its previous step (a probe: accepted, then shown as one).
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "9999-12-31T23:59:59.999Z" }, "scheduledAt", "invalid_schedule"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-13-45T09:00:00Z" }, "scheduledAt", "invalid_schedule"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+12025550123", scheduledAt = "2026-12-01T09:00", timeZone = "Mars/Olympus" }, "timeZone", "invalid_schedule"),
         Case(new { content = "hi", recipientPhone = "+12025550123" }, "lineId", "missing_line"),
