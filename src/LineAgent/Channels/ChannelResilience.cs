@@ -9,8 +9,9 @@ using Polly.Timeout;
 namespace LineAgent.Channels;
 
 /// <summary>
-/// A Polly v8 pipeline per channel: a circuit breaker on channel-level failures (one sample per message), inside it retries
-/// only of what proves nothing was sent (with exponential backoff), and a timeout per attempt.
+/// A Polly v8 pipeline per channel: retry only what proves nothing was sent (with exponential backoff), a circuit breaker
+/// on channel-level failures (each attempt counts: on a paced line a message per 45 s would rarely fill its sample),
+/// and a timeout per attempt.
 /// While a circuit is open, due messages wait as `queued` instead of failing.
 /// </summary>
 public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeProvider time, ILogger<ChannelResilience> log)
@@ -29,6 +30,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 
     public static readonly ResiliencePropertyKey<string> MessageId = new("lineagent.message-id");
 
+    /// <summary>The last failed attempt of this send, set before each retry (see <see cref="Build"/>).</summary>
+    public static readonly ResiliencePropertyKey<SendOutcome.Failed> LastFailure = new("lineagent.last-failure");
+
     /// <summary>
     /// Failures that say the channel is unwell (not the recipient): they count towards opening the circuit,
     /// so while Messages is wedged or not permitted, due messages wait instead of failing one by one.
@@ -44,10 +48,27 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         var channel = target.Name;
         var o = options.Value;
         var builder = new ResiliencePipelineBuilder<SendOutcome> { TimeProvider = time, Name = channel };
-        // The circuit outside the retries: it counts messages, not attempts. Inside them, one recipient whose server kept
-        // answering 4xx (four attempts) opened it alone, and that message, refused by the open circuit on its next retry,
-        // came back as the half-open trial every minute, holding the channel for ever (a probe). Now its final outcome is
-        // one sample; a server that fails every message still opens it after Resilience:MinimumThroughput messages.
+        if (o.MaxRetries > 0)
+            builder.AddRetry(new RetryStrategyOptions<SendOutcome>
+            {
+                MaxRetryAttempts = o.MaxRetries,
+                Delay = o.RetryBaseDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is SendOutcome.Failed { MayRetry: true }),
+                OnRetry = args =>
+                {
+                    if (args.Outcome.Result is SendOutcome.Failed f)
+                    {
+                        // Kept for the dispatcher: when this message's own failures open the circuit, its next attempt is
+                        // refused, and the message ends with this failure instead of waiting as the next half-open trial.
+                        args.Context.Properties.Set(LastFailure, f);
+                        if (args.Context.Properties.TryGetValue(MessageId, out var id))
+                            Retrying?.Invoke(id, args.AttemptNumber + 1, args.RetryDelay, f);
+                    }
+                    return default;
+                },
+            });
         builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<SendOutcome>
         {
             FailureRatio = o.FailureRatio,
@@ -73,21 +94,6 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
                 return default;
             },
         });
-        if (o.MaxRetries > 0)
-            builder.AddRetry(new RetryStrategyOptions<SendOutcome>
-            {
-                MaxRetryAttempts = o.MaxRetries,
-                Delay = o.RetryBaseDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is SendOutcome.Failed { MayRetry: true }),
-                OnRetry = args =>
-                {
-                    if (args.Outcome.Result is SendOutcome.Failed f && args.Context.Properties.TryGetValue(MessageId, out var id))
-                        Retrying?.Invoke(id, args.AttemptNumber + 1, args.RetryDelay, f);
-                    return default;
-                },
-            });
         // Never shorter than what the channel itself may take (Messages: a send, a restart, a second send).
         var attempt = target.LongestAttempt is { } longest && longest > o.AttemptTimeout ? longest : o.AttemptTimeout;
         builder.AddTimeout(new TimeoutStrategyOptions { Timeout = attempt });

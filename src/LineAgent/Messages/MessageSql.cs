@@ -269,6 +269,7 @@ public static class MessageSql
     public const string SentRestored = """
         UPDATE messages
         SET status = 'sent', sent_at = j.value ->> '$.sentAt', channel_ref = COALESCE(j.value ->> '$.ref', channel_ref),
+            handed_at = COALESCE(handed_at, j.value ->> '$.sentAt'), -- what a reply answers, and the line's pacing history
             not_before = NULL, updated_at = @Now
         FROM json_each(@Sent) AS j
         WHERE messages.id = j.value ->> '$.id' AND messages.status IN ('scheduled', 'queued')

@@ -263,7 +263,11 @@ public sealed class Dispatcher(
         }
         catch (BrokenCircuitException e)
         {
-            // The circuit opened before this attempt: nothing was handed over.
+            // The circuit opened before this attempt: nothing was handed over. When this message's own failed attempts
+            // opened it (one recipient's server answering 4xx), it ends with its last failure: requeued, it would be the
+            // half-open trial every time the circuit closed, and fail and reopen it, holding the channel for ever (a probe).
+            if (context.Properties.TryGetValue(ChannelResilience.LastFailure, out var last))
+                return last;
             return new SendOutcome.Failed(CircuitOpenCode, e.Message, ProvenNotSent: true);
         }
         catch (TimeoutRejectedException)
