@@ -245,6 +245,32 @@ public sealed class RecoveryTests
     }
 
     /// <summary>
+    /// A two-step sequence scheduled at T0 + 3 h, a backup at T0 + 1 min (both steps pending in it), then step 0 moved to
+    /// T0 + 10 min and the clock run to <paramref name="runTo"/> until step <paramref name="untilStep"/> is sent: what goes
+    /// out after the backup. The agent is stopped before it returns.
+    /// </summary>
+    private static async Task<(string Step0, string Step1, DateTimeOffset Step0SentAt)> SequenceSentAfterABackupAsync(
+        TempDir dir, Microsoft.Extensions.Time.Testing.FakeTimeProvider time, string after, DateTimeOffset runTo, int untilStep)
+    {
+        using var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" });
+        using var api = first.Api();
+        var sent = await (await api.SendMessageAsync(new
+        {
+            content = "Hi", recipientPhone = "+12025550123", scheduledAt = T0.AddHours(3).ToString("O"),
+            followUps = new[] { new { after, content = "Any thoughts?" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+        var steps = (await api.GetJsonAsync($"/api/sequences/{sent.Str("sequenceId")}"))["steps"]!.AsArray();
+        var ids = new[] { steps[0].Str("id"), steps[1].Str("id") };
+        DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7);
+        time.Advance(TimeSpan.FromMinutes(2));
+        await (await api.PatchAsJsonAsync($"/api/messages/{ids[0]}", new { scheduledAt = T0.AddMinutes(10).ToString("O") })).ExpectAsync(HttpStatusCode.OK);
+        await first.AdvanceToAsync(runTo);
+        await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{ids[untilStep]}")!, m => m.Str("status") == "sent", $"step {untilStep} sent");
+        var sentAt = DateTimeOffset.Parse((await api.GetJsonAsync($"/api/messages/{ids[0]}")).Str("sentAt"), System.Globalization.CultureInfo.InvariantCulture);
+        return (ids[0], ids[1], sentAt);
+    }
+
+    /// <summary>
     /// Both steps of a sequence sent after the backup, the second unreadable in the replaced file (here: its row gone):
     /// restoring step 0 as sent gives step 1 a due time before the restore, and step 1 may have gone out too, so it is
     /// failed `restored`, not sent a second time (a review found it sent again).
@@ -254,23 +280,7 @@ public sealed class RecoveryTests
     {
         using var dir = new TempDir();
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
-        string step0, step1;
-        using (var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" }))
-        using (var api = first.Api())
-        {
-            var sent = await (await api.SendMessageAsync(new
-            {
-                content = "Hi", recipientPhone = "+12025550123", scheduledAt = T0.AddHours(3).ToString("O"),
-                followUps = new[] { new { after = "PT5M", content = "Any thoughts?" } },
-            })).ExpectAsync(HttpStatusCode.Created);
-            var steps = (await api.GetJsonAsync($"/api/sequences/{sent.Str("sequenceId")}"))["steps"]!.AsArray();
-            (step0, step1) = (steps[0].Str("id"), steps[1].Str("id"));
-            DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7);
-            time.Advance(TimeSpan.FromMinutes(2));
-            await (await api.PatchAsJsonAsync($"/api/messages/{step0}", new { scheduledAt = T0.AddMinutes(10).ToString("O") })).ExpectAsync(HttpStatusCode.OK);
-            await first.AdvanceToAsync(T0.AddMinutes(17));
-            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{step1}")!, m => m.Str("status") == "sent", "step 1 sent");
-        }
+        var (step0, step1, _) = await SequenceSentAfterABackupAsync(dir, time, "PT5M", T0.AddMinutes(17), untilStep: 1);
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={dir.File("lineagent.db")};Pooling=False;Foreign Keys=False"))
         {
@@ -301,25 +311,7 @@ public sealed class RecoveryTests
     {
         using var dir = new TempDir();
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
-        string step0, step1;
-        DateTimeOffset sentAt;
-        using (var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" }))
-        using (var api = first.Api())
-        {
-            var sent = await (await api.SendMessageAsync(new
-            {
-                content = "Hi", recipientPhone = "+12025550123", scheduledAt = T0.AddHours(3).ToString("O"),
-                followUps = new[] { new { after = "P1D", content = "Any thoughts?" } },
-            })).ExpectAsync(HttpStatusCode.Created);
-            var steps = (await api.GetJsonAsync($"/api/sequences/{sent.Str("sequenceId")}"))["steps"]!.AsArray();
-            (step0, step1) = (steps[0].Str("id"), steps[1].Str("id"));
-            DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7);
-            time.Advance(TimeSpan.FromMinutes(2));
-            await (await api.PatchAsJsonAsync($"/api/messages/{step0}", new { scheduledAt = T0.AddMinutes(10).ToString("O") })).ExpectAsync(HttpStatusCode.OK);
-            await first.AdvanceToAsync(T0.AddMinutes(11));
-            sentAt = DateTimeOffset.Parse((await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{step0}")!, m => m.Str("status") == "sent", "step 0 sent"))
-                .Str("sentAt"), System.Globalization.CultureInfo.InvariantCulture);
-        }
+        var (step0, step1, sentAt) = await SequenceSentAfterABackupAsync(dir, time, "P1D", T0.AddMinutes(11), untilStep: 0);
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         time.SetUtcNow(T0.AddMinutes(30));
         var output = new StringWriter();
