@@ -164,10 +164,8 @@ public sealed class RecoveryTests
         foreach (var file in Directory.GetFiles(dir.Path, "lineagent.db*"))
             File.Delete(file);
 
-        time.SetUtcNow(T0.AddMinutes(30));
-        var output = new StringWriter();
-        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
-        Assert.That(output.ToString(), Does.Contain("1 other pending message(s) in it were due before now").And.Contain("1 message(s) are scheduled after now")
+        var output = RestoreAt(dir, time, T0.AddMinutes(30));
+        Assert.That(output, Does.Contain("1 other pending message(s) in it were due before now").And.Contain("1 message(s) are scheduled after now")
             .And.Contain("2 pending message(s) in it could not be checked against the database it replaces (there is no"));
 
         using var second = new AgentFactory(dir, time);
@@ -213,22 +211,17 @@ public sealed class RecoveryTests
         }
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
-        time.SetUtcNow(T0.AddMinutes(30));
-        var output = new StringWriter();
         // A second restore before the agent starts (--yes again, another --from) compares with the first one's copy: it
         // must keep what the first found, not forget it.
+        var output = "";
         for (var i = 0; i < restores; i++)
-        {
-            output = new StringWriter();
-            Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
-            TestContext.Out.WriteLine(output);
-        }
-        Assert.That(output.ToString(), Does.Contain("1 pending message(s) in it were sent after the backup")
+            output = RestoreAt(dir, time, T0.AddMinutes(30));
+        Assert.That(output, Does.Contain("1 pending message(s) in it were sent after the backup")
             .And.Contain("1 pending message(s) in it were cancelled after the backup")
             .And.Contain("2 message(s) are scheduled after now and will be sent")
             .And.Not.Contain("could not be checked").And.Not.Contain("were due before now"));
         if (restores == 1)
-            Assert.That(output.ToString(), Does.Contain("; 1 pending message(s) had been changed after the backup"));
+            Assert.That(output, Does.Contain("; 1 pending message(s) had been changed after the backup"));
 
         using var second = new AgentFactory(dir, time);
         using var api2 = second.Api();
@@ -242,6 +235,16 @@ public sealed class RecoveryTests
         Assert.That(second.OutboxFileCount(moved), Is.EqualTo(1), "sent once, after the backup; not again at its old time");
         Assert.That(second.OutboxFileCount(cancelled), Is.Zero);
         Assert.That((await api2.GetJsonAsync($"/api/messages/{moved}")).Str("status"), Is.EqualTo("sent"));
+    }
+
+    /// <summary>`lineagent restore --yes` at <paramref name="at"/>, as the CLI runs it; its output (it must succeed).</summary>
+    private static string RestoreAt(TempDir dir, Microsoft.Extensions.Time.Testing.FakeTimeProvider time, DateTimeOffset at)
+    {
+        time.SetUtcNow(at);
+        var output = new StringWriter();
+        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
+        TestContext.Out.WriteLine(output);
+        return output.ToString();
     }
 
     /// <summary>
@@ -289,9 +292,7 @@ public sealed class RecoveryTests
             cmd.CommandText = $"DELETE FROM messages WHERE id = '{step1}'";
             Assert.That(cmd.ExecuteNonQuery(), Is.EqualTo(1));
         }
-        time.SetUtcNow(T0.AddMinutes(30));
-        var output = new StringWriter();
-        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
+        RestoreAt(dir, time, T0.AddMinutes(30));
 
         using var second = new AgentFactory(dir, time);
         using var api2 = second.Api();
@@ -313,9 +314,7 @@ public sealed class RecoveryTests
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
         var (step0, step1, sentAt) = await SequenceSentAfterABackupAsync(dir, time, "P1D", T0.AddMinutes(11), untilStep: 0);
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        time.SetUtcNow(T0.AddMinutes(30));
-        var output = new StringWriter();
-        Assert.That(new DatabaseRestore(dir.Path, output, output, time).Run(from: null), Is.Zero, output.ToString());
+        RestoreAt(dir, time, T0.AddMinutes(30));
 
         using var second = new AgentFactory(dir, time);
         using var api2 = second.Api();
