@@ -134,8 +134,7 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> AcceptAsync(IReadOnlyList<MessageRow> rows, Action<WriteScope>? alsoInTransaction = null, CancellationToken ct = default) =>
         Write<IReadOnlyList<MessageRow>>(s =>
         {
-            foreach (var row in rows)
-                store.Insert(s, row, Transitions.Accept);
+            store.InsertMany(s, rows, Transitions.Accept);
             alsoInTransaction?.Invoke(s);
             return rows;
         }, ct, alone: rows.Count >= AloneFrom);

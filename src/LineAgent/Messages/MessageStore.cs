@@ -45,6 +45,53 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
         AddEvent(s, row, row.Status, row.ErrorCode, detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage), transition);
     }
 
+    /// <summary>Rows per INSERT statement for many new rows (<see cref="InsertMany"/>).</summary>
+    internal const int RowsPerInsert = 25;
+
+    /// <summary>
+    /// As <see cref="Insert"/> for each of <paramref name="rows"/>, in order: the rows and then their first events go in
+    /// <see cref="RowsPerInsert"/> at a time (one statement start instead of 25; a 10,000-lead bulk spent most of its
+    /// writer's time starting statements), the rest one at a time; then each row's hooks, as for one.
+    /// </summary>
+    internal void InsertMany(WriteScope s, IReadOnlyList<MessageRow> rows, string transition)
+    {
+        if (rows.Count < RowsPerInsert)
+        {
+            foreach (var row in rows)
+                Insert(s, row, transition);
+            return;
+        }
+        s.Owe(SearchIndex, rows.Count);
+        var events = new MessageEventRow[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var row = rows[i];
+            events[i] = new MessageEventRow
+            {
+                MessageId = row.Id, At = row.UpdatedAt, Status = row.Status, Code = row.ErrorCode,
+                Detail = row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage,
+            };
+        }
+        InsertRows(s, MessageSql.InsertWithoutReturning, rows);
+        InsertRows(s, MessageSql.InsertEvent, events);
+        foreach (var row in rows)
+        {
+            ChangedInTransaction?.Invoke(s, row, row.Status);
+            Announce(s, row, transition);
+        }
+    }
+
+    private static void InsertRows<T>(WriteScope s, string sql, IReadOnlyList<T> rows)
+    {
+        var many = s.Statement(sql, RowsPerInsert);
+        var i = 0;
+        for (; i + RowsPerInsert <= rows.Count; i += RowsPerInsert)
+            many.ExecuteRows(rows, i);
+        var one = s.Statement(sql);
+        for (; i < rows.Count; i++)
+            one.Execute(rows[i]);
+    }
+
     /// <summary>
     /// The two full-text indexes of messages (content and name; recipients), filled by the writer rather than by insert
     /// triggers (migration 008), and not at every commit: one FTS5 insert per commit wrote a new segment of each index

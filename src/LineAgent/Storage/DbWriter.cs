@@ -53,6 +53,17 @@ public sealed class WriteScope
         return statement;
     }
 
+    /// <summary>As <see cref="Statement(string)"/> for an INSERT of <paramref name="rowsPer"/> rows at a time (<see cref="WriterStatement.ExecuteRows{T}"/>).</summary>
+    public WriterStatement Statement(string sql, int rowsPer)
+    {
+        if (rowsPer == 1)
+            return Statement(sql);
+        var key = $"{rowsPer} rows\0{sql}";
+        if (!_statements.TryGetValue(key, out var statement))
+            _statements[key] = statement = new WriterStatement(Connection, sql, rowsPer);
+        return statement;
+    }
+
     private Dictionary<DeferredWork, int>? _owed;
     private List<DeferredWork>? _paid;
 

@@ -139,6 +139,112 @@ public sealed class WriterStatementTests : LifecycleTestBase
         Assert.That(await c.QuerySingleAsync<long>("SELECT COUNT(*) FROM messages"), Is.EqualTo(2));
     }
 
+    private static MessageRow Minimal(string id) => new()
+    {
+        Id = id, Content = "x", Type = MessageType.Sms, RequestedType = MessageType.Sms, Status = MessageStatus.Queued,
+        LineId = "default", DueAt = 1, CreatedAt = 1, UpdatedAt = 1,
+    };
+
+    /// <summary>
+    /// Several rows per statement: row k's copy of each parameter is bound from row k, full rows and empty ones alternating
+    /// (a copy must not take a neighbour's value, nor a value left bound by the run before), in the order given.
+    /// </summary>
+    [Test]
+    public async Task SeveralRowsPerStatement_ShouldStoreEachRowAsGiven_InOrder()
+    {
+        var rows = Enumerable.Range(0, 10).Select(i =>
+        {
+            var row = i % 3 == 0 ? Minimal($"msg_{i:D2}") : EveryFieldSet($"msg_{i:D2}");
+            row.Content = $"row {i}";
+            row.DueAt = 1000 + i;
+            return row;
+        }).ToList();
+        var changed = await _writer.WriteAsync(s =>
+        {
+            var five = s.Statement(MessageSql.InsertWithoutReturning, 5);
+            Assert.That(five.RowsPer, Is.EqualTo(5));
+            return five.ExecuteRows(rows, 0) + five.ExecuteRows(rows, 5);
+        });
+
+        Assert.That(changed, Is.EqualTo(10));
+        await using var c = await _db.OpenAsync();
+        var stored = (await c.QueryAsync<MessageRow>("SELECT * FROM messages ORDER BY seq")).ToList();
+        Assert.That(stored.Select(r => r.Id), Is.EqualTo(rows.Select(r => r.Id)));
+        var named = System.Text.RegularExpressions.Regex.Matches(MessageSql.InsertWithoutReturning, @"@(\w+)").Select(m => m.Groups[1].Value).ToList();
+        for (var i = 0; i < rows.Count; i++)
+            foreach (var name in named)
+            {
+                var p = typeof(MessageRow).GetProperty(name, BindingFlags.Public | BindingFlags.Instance)!;
+                Assert.That(p.GetValue(stored[i]), Is.EqualTo(p.GetValue(rows[i])), $"row {i}: {name}");
+            }
+    }
+
+    [Test]
+    public void SeveralRowsPerStatement_ShouldBeRefused_ForAnythingButOneInsertRow_AndForTheWrongCount()
+    {
+        var notInsert = Assert.ThrowsAsync<ArgumentException>(() => _writer.WriteAsync(s =>
+            s.Statement("UPDATE messages SET content = @Content WHERE id = @Id", 2)));
+        Assert.That(notInsert!.Message, Does.Contain("INSERT ... VALUES"));
+        var tail = Assert.ThrowsAsync<ArgumentException>(() => _writer.WriteAsync(s =>
+            s.Statement("INSERT INTO message_events (message_id, at, status) VALUES (@MessageId, @At, @Status) ON CONFLICT DO NOTHING", 2)));
+        Assert.That(tail!.Message, Does.Contain("nothing after the row"));
+        var rows = new[] { Minimal("msg_1"), Minimal("msg_2"), Minimal("msg_3") };
+        Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => _writer.WriteAsync(s => s.Statement(MessageSql.InsertWithoutReturning, 2).ExecuteRows(rows, 2)));
+        Assert.ThrowsAsync<InvalidOperationException>(() => _writer.WriteAsync(s => s.Statement(MessageSql.InsertWithoutReturning, 2).Execute(rows[0])));
+    }
+
+    /// <summary>
+    /// A bulk's rows go in 25 per statement, the rest one by one: each row and its first event must be what inserting it
+    /// alone stores (the same columns, the same event), for a count that leaves a remainder.
+    /// </summary>
+    [Test]
+    public async Task InsertMany_ShouldStoreWhatInsertStores_RowByRowAndEventByEvent()
+    {
+        var store = _lifecycle.Store;
+        MessageRow Row(string prefix, int i)
+        {
+            var row = i % 4 == 0 ? Minimal($"{prefix}{i:D3}") : EveryFieldSet($"{prefix}{i:D3}");
+            row.Content = $"row {i}";
+            row.SequenceId = null;
+            if (i % 7 == 0)
+            {
+                row.Status = MessageStatus.Failed;
+                row.ErrorCode = FailureCodes.Suppressed;
+                row.ErrorMessage = $"suppressed {i}";
+            }
+            else
+            {
+                row.ErrorCode = null;
+                row.ErrorMessage = null;
+            }
+            return row;
+        }
+        const int n = MessageStore.RowsPerInsert * 2 + 7;
+        var one = Enumerable.Range(0, n).Select(i => Row("msg_one_", i)).ToList();
+        var many = Enumerable.Range(0, n).Select(i => Row("msg_many_", i)).ToList();
+        await _writer.WriteAsync(s =>
+        {
+            foreach (var row in one)
+                store.Insert(s, row, "accept");
+            return true;
+        });
+        await _writer.WriteAsync(s => { store.InsertMany(s, many, "accept"); return true; });
+
+        await using var c = await _db.OpenAsync();
+        var columns = (await c.QueryAsync<string>("SELECT name FROM pragma_table_info('messages') WHERE name NOT IN ('seq', 'id')")).ToList();
+        var select = string.Join(", ", columns.Select(x => $"quote({x})"));
+        string Strip(string id) => id.Replace("msg_one_", "").Replace("msg_many_", "");
+        var rowsOne = (await c.QueryAsync<string>($"SELECT id || '|' || concat_ws('|', {select}) FROM messages WHERE id LIKE 'msg_one_%' ORDER BY seq")).Select(Strip).ToList();
+        var rowsMany = (await c.QueryAsync<string>($"SELECT id || '|' || concat_ws('|', {select}) FROM messages WHERE id LIKE 'msg_many_%' ORDER BY seq")).Select(Strip).ToList();
+        Assert.That(rowsMany, Has.Count.EqualTo(n));
+        Assert.That(rowsMany, Is.EqualTo(rowsOne));
+        const string events = "SELECT message_id || '|' || at || '|' || status || '|' || quote(code) || '|' || quote(detail) FROM message_events WHERE message_id LIKE @P ORDER BY id";
+        var eventsOne = (await c.QueryAsync<string>(events, new { P = "msg_one_%" })).Select(Strip).ToList();
+        var eventsMany = (await c.QueryAsync<string>(events, new { P = "msg_many_%" })).Select(Strip).ToList();
+        Assert.That(eventsMany, Has.Count.EqualTo(n));
+        Assert.That(eventsMany, Is.EqualTo(eventsOne));
+    }
+
     [Test]
     public void AParameterWithoutAProperty_ShouldBeNamedInTheError()
     {
