@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Dapper;
 using LineAgent.Api;
 using LineAgent.Availability;
@@ -76,15 +77,29 @@ public sealed class BulkSend(
         string.IsNullOrWhiteSpace(f.Q) ? null : $"q '{Api.Problems.Echo(f.Q)}'",
     }.OfType<string>());
 
+    /// <summary>
+    /// Leads planned at a time: their leads, blue/gray and suppressions are read for them together, and (with more than
+    /// this many leads) the writer stores each part while the next is planned (<see cref="StoreWhilePlanningAsync"/>).
+    /// Settable for tests, so that a few leads take that path too.
+    /// </summary>
+    internal int LeadsPerPart { get; set; } = 500;
+
     public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct, string? idempotencyKey = null, string? requestHash = null)
     {
-        return await PlanAsync(r, ct) switch
+        switch (await PrepareAsync(r, ct))
         {
-            BulkPlanOutcome.Planned p => await StoreAsync(p.Plan, idempotencyKey, requestHash, ct),
-            BulkPlanOutcome.Invalid i => new BulkOutcome.Invalid(i.Problems),
-            BulkPlanOutcome.NotFound n => new BulkOutcome.NotFound(n.Code, n.Detail),
-            _ => throw new InvalidOperationException(),
-        };
+            case Prepared { LeadIds.Count: var count } p when count > LeadsPerPart:
+                return await StoreWhilePlanningAsync(p, idempotencyKey, requestHash, ct);
+            case Prepared p:
+                await PlanPartsAsync(p, ct);
+                return await StoreAsync(p.Plan, idempotencyKey, requestHash, ct);
+            case Refused { Outcome: BulkPlanOutcome.Invalid i }:
+                return new BulkOutcome.Invalid(i.Problems);
+            case Refused { Outcome: BulkPlanOutcome.NotFound n }:
+                return new BulkOutcome.NotFound(n.Code, n.Detail);
+            default:
+                throw new InvalidOperationException();
+        }
     }
 
     /// <summary>
@@ -92,6 +107,36 @@ public sealed class BulkSend(
     /// runs exactly this, then simulates the line's pacer instead of storing.
     /// </summary>
     public async Task<BulkPlanOutcome> PlanAsync(BulkRequest r, CancellationToken ct)
+    {
+        switch (await PrepareAsync(r, ct))
+        {
+            case Prepared p:
+                await PlanPartsAsync(p, ct);
+                return new BulkPlanOutcome.Planned(p.Plan);
+            case Refused refused:
+                return refused.Outcome;
+            default:
+                throw new InvalidOperationException();
+        }
+    }
+
+    private abstract record Preparation;
+
+    private sealed record Refused(BulkPlanOutcome Outcome) : Preparation;
+
+    /// <summary>A valid request, with what every part of its plan shares; <see cref="Plan"/> fills as the parts are planned.</summary>
+    private sealed record Prepared(
+        BulkRequest Request, List<string> LeadIds, LineOptions Line, string Requested, DateTimeOffset? ScheduledAt, SequenceFields Sequence,
+        IReadOnlySet<string>? Usable, CompiledTemplate Content, List<CompiledTemplate> FollowUps, BulkPlan Plan) : Preparation;
+
+    private async Task PlanPartsAsync(Prepared p, CancellationToken ct)
+    {
+        for (var start = 0; start < p.LeadIds.Count; start += LeadsPerPart)
+            await PlanPartAsync(p, start, ct);
+    }
+
+    /// <summary>Validation, the lead ids (a filter is searched here), the line's usable types, the compiled templates.</summary>
+    private async Task<Preparation> PrepareAsync(BulkRequest r, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
         Validated.NotFound? notFound = null;
@@ -123,36 +168,45 @@ public sealed class BulkSend(
             && channels.Resolve(line, requested) is UnavailableChannel u)
             problems.Add(new("type", UnavailableChannel.Code, $"Line '{line.Id}' cannot send {requested}: {u.Reason}"));
         if (problems.Count > 0)
-            return new BulkPlanOutcome.Invalid(problems);
+            return new Refused(new BulkPlanOutcome.Invalid(problems));
         if (notFound is not null)
-            return new BulkPlanOutcome.NotFound(notFound.Code, notFound.Detail);
+            return new Refused(new BulkPlanOutcome.NotFound(notFound.Code, notFound.Detail));
 
         var leadIds = hasIds
             ? r.LeadIds!.Distinct().ToList()
             : (await leads.SearchAsync(r.LeadFilter!.Q, r.LeadFilter.Tag, null, MaxLeads + 1, ct)).Select(l => l.Id).ToList();
         if (leadIds.Count > MaxLeads)
-            return new BulkPlanOutcome.Invalid([new("leadFilter", "too_many", $"The filter matches more than {MaxLeads:N0} leads.")]);
+            return new Refused(new BulkPlanOutcome.Invalid([new("leadFilter", "too_many", $"The filter matches more than {MaxLeads:N0} leads.")]));
         if (leadIds.Count == 0)
             // Nothing to store: a 202 would hand out a batch id that names no batch.
-            return new BulkPlanOutcome.NotFound("lead_not_found", $"No lead matches leadFilter ({FilterText(r.LeadFilter!)}); nothing was stored or sent.");
-        var found = (await leads.GetManyAsync(leadIds, ct)).ToDictionary(l => l.Id);
+            return new Refused(new BulkPlanOutcome.NotFound("lead_not_found", $"No lead matches leadFilter ({FilterText(r.LeadFilter!)}); nothing was stored or sent."));
 
         var now = time.GetUtcNow();
         var batchId = r.BatchId ?? Ids.New("batch", now);
+        var usable = requested == MessageType.Auto ? await channels.UsableTypesAsync(line!, MessageType.Concrete, ct) : null;
+        var plan = new BulkPlan(batchId, line!, now, [], new List<BulkEntry>(leadIds.Count), [], new List<PlannedLead>(leadIds.Count));
+        return new Prepared(r, leadIds, line!, requested, scheduledAt, sequence, usable,
+            Templates.Compile(r.Content!), sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList(), plan);
+    }
+
+    /// <summary>
+    /// Plans the leads <paramref name="start"/> to <paramref name="start"/> + <see cref="LeadsPerPart"/>: their rows, entries
+    /// and rejections are added to the plan, in the order of the lead ids. Every lead is planned on its own, so parts give
+    /// the plan one plan of all the leads would.
+    /// </summary>
+    private async Task PlanPartAsync(Prepared p, int start, CancellationToken ct)
+    {
+        var (r, line, requested, scheduledAt, sequence, usable, content, followUpTemplates) =
+            (p.Request, p.Line, p.Requested, p.ScheduledAt, p.Sequence, p.Usable, p.Content, p.FollowUps);
+        var (batchId, now, rows, entries, rejections, planned) = (p.Plan.BatchId, p.Plan.Now, p.Plan.Rows, p.Plan.Entries, p.Plan.Rejections, p.Plan.Leads);
+        var leadIds = p.LeadIds.GetRange(start, Math.Min(LeadsPerPart, p.LeadIds.Count - start));
+        var found = (await leads.GetManyAsync(leadIds, ct)).ToDictionary(l => l.Id);
         var addresses = found.Values.SelectMany(l => new[] { l.Phone, l.Email }).OfType<string>().ToList();
         // Auto decides by the phone, or by the email only where a lead has no phone (AutoType): only those are looked up.
         var blue = requested == MessageType.Auto
             ? await availability.KnownManyAsync(found.Values.Select(l => l.Phone ?? l.Email).OfType<string>().ToList(), ct)
             : [];
         var suppressed = await suppressions.SuppressedAmongAsync(addresses, ct);
-        var usable = requested == MessageType.Auto ? await channels.UsableTypesAsync(line!, MessageType.Concrete, ct) : null;
-
-        var content = Templates.Compile(r.Content!);
-        var followUpTemplates = sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList();
-        var rows = new List<MessageRow>();
-        var entries = new List<BulkEntry>(leadIds.Count);
-        var rejections = new List<(string LeadId, string Code, string Message)>();
-        var planned = new List<PlannedLead>(leadIds.Count);
         foreach (var id in leadIds)
         {
             if (!found.TryGetValue(id, out var lead))
@@ -232,31 +286,83 @@ public sealed class BulkSend(
             entries.Add(new BulkEntry(leadId, null, MessageStatus.Failed, null, new MessageError(code, message)));
             planned.Add(new PlannedLead(leadId, [], new MessageError(code, message)));
         }
-
-        return new BulkPlanOutcome.Planned(new BulkPlan(batchId, line!, now, rows, entries, rejections, planned));
     }
 
     /// <summary>The plan's rows, rejections and the answer (for its Idempotency-Key) in one transaction.</summary>
     private async Task<BulkOutcome> StoreAsync(BulkPlan plan, string? idempotencyKey, string? requestHash, CancellationToken ct)
     {
-        var (batchId, rows, entries, rejections, now) = (plan.BatchId, plan.Rows, plan.Entries, plan.Rejections, plan.Now);
-
-        var nowMs = Time.ToMs(now);
-        var accepted = entries.Count(x => x.Status != MessageStatus.Failed);
-        // By status as GET /api/batches/{id} counts them: a lead refused before any message was made is `rejected` there
-        // (its entry says `failed`, as API.md has it), a suppressed lead's stored message `failed`.
-        var response = new BulkResponse(batchId, entries.Count, accepted, entries.Count - accepted,
-            entries.GroupBy(e => e.MessageId is null ? "rejected" : e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
-        await lifecycle.AcceptAsync(rows, s =>
-        {
-            foreach (var x in rejections)
-                s.Connection.Execute("INSERT INTO batch_rejections (batch_id, lead_id, code, message, created_at) VALUES (@B, @L, @C, @M, @T)",
-                    new { B = batchId, L = x.LeadId, C = x.Code, M = x.Message, T = nowMs }, s.Transaction);
-            if (idempotencyKey is not null)
-                IdempotencyStore.InsertAnswered(s.Connection, s.Transaction, idempotencyKey, requestHash!, 202,
-                    System.Text.Json.JsonSerializer.Serialize(response, AgentJson.Options), nowMs);
-        }, ct);
+        var response = Response(plan);
+        await lifecycle.AcceptAsync(plan.Rows, s => StoreTheRest(s, plan, response, idempotencyKey, requestHash), ct);
         return new BulkOutcome.Done(response);
+    }
+
+    /// <summary>
+    /// A bulk of more leads than one part: the writer's transaction takes each part's rows while the next part is planned
+    /// (both cores at work: one after the other, a 10,000-lead bulk took the plan's time plus the writer's), then the
+    /// rejections and the answer, and commits; the bulk is answered after the commit, as any. The writer waits on the plan
+    /// meanwhile, so what the plan awaits must not need the writer: it only reads (leads, blue/gray, suppressions), and the
+    /// lead filter's search is done before (<see cref="PrepareAsync"/>). A plan that throws abandons the transaction: nothing
+    /// of it is stored.
+    /// </summary>
+    private async Task<BulkOutcome> StoreWhilePlanningAsync(Prepared p, string? idempotencyKey, string? requestHash, CancellationToken ct)
+    {
+        var parts = Channel.CreateUnbounded<IReadOnlyList<MessageRow>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        BulkResponse? response = null;
+        // Runs on the writer's thread once the last part is in, so after the response below is made (the channel's completion orders them).
+        var stored = lifecycle.AcceptAsync(parts.Reader, s => StoreTheRest(s, p.Plan, response!, idempotencyKey, requestHash), ct);
+        try
+        {
+            // A writer that failed or was cancelled (stored completed) needs no more parts: its error is the answer.
+            for (var start = 0; start < p.LeadIds.Count && !stored.IsCompleted; start += LeadsPerPart)
+            {
+                var from = p.Plan.Rows.Count;
+                await PlanPartAsync(p, start, ct);
+                parts.Writer.TryWrite(p.Plan.Rows.GetRange(from, p.Plan.Rows.Count - from));
+            }
+            response = Response(p.Plan);
+        }
+        catch (Exception e)
+        {
+            parts.Writer.TryComplete(new PlanAbandonedException(e));
+            try
+            {
+                await stored;
+            }
+            catch (Exception)
+            {
+                // Rolled back (or never started): the plan's own error is the answer.
+            }
+            throw;
+        }
+        parts.Writer.TryComplete();
+        await stored;
+        return new BulkOutcome.Done(response);
+    }
+
+    /// <summary>Ends the writer's transaction of a bulk whose plan failed: nothing of it is stored.</summary>
+    private sealed class PlanAbandonedException(Exception inner) : Exception("The bulk's plan failed; nothing of it was stored.", inner);
+
+    /// <summary>The answer: the entries, and their counts by status as GET /api/batches/{id} counts them.</summary>
+    private static BulkResponse Response(BulkPlan plan)
+    {
+        var entries = plan.Entries;
+        var accepted = entries.Count(x => x.Status != MessageStatus.Failed);
+        // A lead refused before any message was made is `rejected` there (its entry says `failed`, as API.md has it), a
+        // suppressed lead's stored message `failed`.
+        return new BulkResponse(plan.BatchId, entries.Count, accepted, entries.Count - accepted,
+            entries.GroupBy(e => e.MessageId is null ? "rejected" : e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
+    }
+
+    /// <summary>After the rows, in their transaction: the rejected leads, and the answer for the request's Idempotency-Key.</summary>
+    private static void StoreTheRest(WriteScope s, BulkPlan plan, BulkResponse response, string? idempotencyKey, string? requestHash)
+    {
+        var nowMs = Time.ToMs(plan.Now);
+        foreach (var x in plan.Rejections)
+            s.Connection.Execute("INSERT INTO batch_rejections (batch_id, lead_id, code, message, created_at) VALUES (@B, @L, @C, @M, @T)",
+                new { B = plan.BatchId, L = x.LeadId, C = x.Code, M = x.Message, T = nowMs }, s.Transaction);
+        if (idempotencyKey is not null)
+            IdempotencyStore.InsertAnswered(s.Connection, s.Transaction, idempotencyKey, requestHash!, 202,
+                System.Text.Json.JsonSerializer.Serialize(response, AgentJson.Options), nowMs);
     }
 
     /// <summary>

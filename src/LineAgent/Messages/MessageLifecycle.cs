@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Dapper;
 using LineAgent.Delivery;
 using LineAgent.Storage;
@@ -138,6 +139,28 @@ public sealed class MessageLifecycle
             alsoInTransaction?.Invoke(s);
             return rows;
         }, ct, alone: rows.Count >= AloneFrom);
+
+    /// <summary>
+    /// As <see cref="AcceptAsync(IReadOnlyList{MessageRow}, Action{WriteScope}?, CancellationToken)"/> for rows that arrive in
+    /// parts while they are still being made (a large bulk): one transaction of its own takes each part as it comes, then
+    /// <paramref name="alsoInTransaction"/>, and commits once <paramref name="parts"/> is completed; completed with an error,
+    /// it is rolled back and nothing is stored. The writer waits for the parts meanwhile: whoever writes them must not wait
+    /// for the writer before completing them.
+    /// </summary>
+    public Task<int> AcceptAsync(ChannelReader<IReadOnlyList<MessageRow>> parts, Action<WriteScope>? alsoInTransaction = null, CancellationToken ct = default) =>
+        Write(s =>
+        {
+            var count = 0;
+            // On the writer's own thread: blocking here holds no thread-pool thread.
+            while (parts.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+                while (parts.TryRead(out var rows))
+                {
+                    store.InsertMany(s, rows, Transitions.Accept);
+                    count += rows.Count;
+                }
+            alsoInTransaction?.Invoke(s);
+            return count;
+        }, ct, alone: true);
 
     /// <summary>
     /// An inbound reply, with what it implies in the same transaction: the sender's pending stop-on-reply messages

@@ -1,13 +1,29 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Dapper;
+using LineAgent.Batches;
+using LineAgent.Storage;
 using LineAgent.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace LineAgent.Tests.Batches;
 
-public sealed class BulkTests : AgentTest
+/// <summary>
+/// Every test twice: as the agent plans a bulk of a few leads (all of it, then stored), and with parts of two leads, as it
+/// plans a large one (the writer stores each part while the next is planned, in one transaction).
+/// </summary>
+[TestFixture(0)]
+[TestFixture(2)]
+public sealed class BulkTests(int leadsPerPart) : AgentTest
 {
+    [SetUp]
+    public void PlanInParts()
+    {
+        if (leadsPerPart > 0)
+            Agent.Services.GetRequiredService<BulkSend>().LeadsPerPart = leadsPerPart;
+    }
+
     private async Task<string> Lead(object lead) => (await (await Client.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id");
 
     private const string Template = "Hi {{firstName|there}}, your {{fields.plan|standard}} plan at {{company}} renews soon.";
@@ -195,6 +211,32 @@ public sealed class BulkTests : AgentTest
         Assert.That(preview.Str("code"), Is.EqualTo("lead_not_found"));
         await (await Client.GetAsync("/api/batches/batch_empty")).ExpectAsync(HttpStatusCode.NotFound);
         Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+    }
+
+    /// <summary>
+    /// A plan that fails after the writer has taken earlier parts (a lead whose stored fields are not JSON, read for a
+    /// {{fields.x}} placeholder): the transaction is abandoned, nothing of the bulk is stored or sent, and the writer goes on.
+    /// </summary>
+    [Test]
+    public async Task ABulkWhosePlanFailsPartWay_ShouldStoreNothing_AndTheWriterGoesOn()
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < 6; i++)
+            ids.Add(await Lead(new { firstName = $"L{i}", phone = $"+1202555013{i}", company = "Acme" }));
+        await using (var c = await Agent.Services.GetRequiredService<Db>().OpenAsync())
+            await c.ExecuteAsync("UPDATE leads SET fields = '{not json' WHERE id = @Id", new { Id = ids[4] });
+
+        var failed = await Client.PostAsJsonAsync("/api/messages/bulk", new { leadIds = ids, content = Template, batchId = "batch_broken" });
+
+        Assert.That(failed.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError), await failed.Content.ReadAsStringAsync());
+        await (await Client.GetAsync("/api/batches/batch_broken")).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+        var after = await (await Client.PostAsJsonAsync("/api/messages/bulk", new { leadIds = ids.Take(4), content = Template, batchId = "batch_after" }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(after["accepted"]!.GetValue<int>(), Is.EqualTo(4));
+        await Eventually.TrueAsync(() => Agent.OutboxFiles().Length == 4, "the next bulk's four sends");
+        Assert.That((await Client.GetJsonAsync("/api/messages?limit=100"))["items"]!.AsArray().Select(m => m.Str("batchId")).Distinct(),
+            Is.EqualTo(new[] { "batch_after" }));
     }
 
     [Test]
