@@ -124,7 +124,7 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     internal MessageRow? Transition(WriteScope s, string transition, string sql, object parameters, string? code = null, string? detail = null,
         string? eventStatus = null, bool recordEvent = true)
     {
-        var row = s.Connection.QuerySingleOrDefault<MessageRow>(sql, parameters, s.Transaction);
+        var row = QueryRow(s, sql, parameters);
         if (row is null)
             return null;
         if (recordEvent)
@@ -132,6 +132,21 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
                 detail ?? (row.Status == MessageStatus.Failed ? row.ErrorMessage : null), transition);
         else
             Announce(s, row, transition);
+        return row;
+    }
+
+    /// <summary>
+    /// The row a transition's UPDATE ... RETURNING * changed, or null; through a command prepared once on the writer's
+    /// connection (<see cref="WriteScope.Bound"/>), read with Dapper's mapping. More than one row is a bug in the SQL.
+    /// </summary>
+    private static MessageRow? QueryRow(WriteScope s, string sql, object parameters)
+    {
+        using var reader = s.Bound(sql, parameters).ExecuteReader();
+        if (!reader.Read())
+            return null;
+        var row = reader.GetRowParser<MessageRow>()(reader);
+        if (reader.Read())
+            throw new InvalidOperationException($"A transition changed more than one row: {sql}");
         return row;
     }
 

@@ -245,6 +245,40 @@ public sealed class WriterStatementTests : LifecycleTestBase
         Assert.That(eventsMany, Is.EqualTo(eventsOne));
     }
 
+    /// <summary>
+    /// A transition's statement is prepared once and its parameters set from each call's object: a later call with an
+    /// object that lacks a parameter must fail as Dapper would, not run with the value the call before left bound.
+    /// </summary>
+    [Test]
+    public async Task Bound_ShouldTakeOnlyThisCallsValues_AndRefuseALeftOverParameter()
+    {
+        await _writer.WriteAsync(s => s.Statement(MessageSql.InsertWithoutReturning).Execute(EveryFieldSet("msg_bound")));
+        const string sql = "UPDATE messages SET content = @Content, subject = @Subject WHERE id = @Id RETURNING content, subject";
+
+        var first = await _writer.WriteAsync(s =>
+        {
+            using var r = s.Bound(sql, new { Id = "msg_bound", Content = "one", Subject = (string?)"s1" }).ExecuteReader();
+            r.Read();
+            return (r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1));
+        });
+        var second = await _writer.WriteAsync(s =>
+        {
+            using var r = s.Bound(sql, new { Id = "msg_bound", Content = "two", Subject = (string?)null }).ExecuteReader();
+            r.Read();
+            return (r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1));
+        });
+        var leftOver = Assert.ThrowsAsync<InvalidOperationException>(() => _writer.WriteAsync(s =>
+            s.Bound(sql, new { Id = "msg_bound", Content = "three" }).ExecuteNonQuery()));
+        var list = Assert.ThrowsAsync<ArgumentException>(() => _writer.WriteAsync(s =>
+            s.Bound("UPDATE messages SET content = 'x' WHERE id IN (@Ids)", new { Ids = new[] { "a", "b" } }).ExecuteNonQuery()));
+
+        Assert.That(first, Is.EqualTo(("one", (string?)"s1")));
+        Assert.That(second, Is.EqualTo(("two", (string?)null)));
+        Assert.That(leftOver!.Message, Does.Contain("@Subject"));
+        Assert.That(list!.Message, Does.Contain("@Ids is a list"));
+        Assert.That((await ReadAsync("msg_bound")).Content, Is.EqualTo("two"));
+    }
+
     [Test]
     public void AParameterWithoutAProperty_ShouldBeNamedInTheError()
     {
