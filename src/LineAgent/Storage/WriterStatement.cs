@@ -93,7 +93,7 @@ public sealed partial class WriterStatement : IDisposable
             throw new InvalidOperationException($"This statement inserts {RowsPer} rows at a time: ExecuteRows.");
         var bind = Binders<T>();
         for (var i = 1; i < bind.Length; i++)
-            bind[i](_stmt, i, row);
+            bind[i](this, i, row);
         return Step();
     }
 
@@ -108,13 +108,16 @@ public sealed partial class WriterStatement : IDisposable
         {
             var row = rows[start + k];
             for (var i = 1; i <= count; i++)
-                bind[i](_stmt, k * count + i, row);
+                bind[i](this, k * count + i, row);
         }
         return Step();
     }
 
-    private Action<sqlite3_stmt, int, T>[] Binders<T>() =>
-        _binder as Action<sqlite3_stmt, int, T>[] ?? (Action<sqlite3_stmt, int, T>[])(_binder = CompileBinders<T>());
+    private Action<WriterStatement, int, T>[] Binders<T>()
+    {
+        EnsureHeld();
+        return _binder as Action<WriterStatement, int, T>[] ?? (Action<WriterStatement, int, T>[])(_binder = CompileBinders<T>());
+    }
 
     private int Step()
     {
@@ -142,9 +145,9 @@ public sealed partial class WriterStatement : IDisposable
     /// is given, no boxing. Each is its property's getter (an open delegate to the get method) feeding the typed bind: no
     /// expression tree is compiled (measured: compiling them touched a megabyte of System.Linq.Expressions and the JIT's code heap).
     /// </summary>
-    private Action<sqlite3_stmt, int, T>[] CompileBinders<T>()
+    private Action<WriterStatement, int, T>[] CompileBinders<T>()
     {
-        var binders = new Action<sqlite3_stmt, int, T>[_names.Length];
+        var binders = new Action<WriterStatement, int, T>[_names.Length];
         for (var i = 1; i < _names.Length; i++)
         {
             var name = _names[i];
@@ -156,45 +159,80 @@ public sealed partial class WriterStatement : IDisposable
         return binders;
     }
 
-    private static Action<sqlite3_stmt, int, T>? Binder<T>(PropertyInfo property)
+    private static Action<WriterStatement, int, T>? Binder<T>(PropertyInfo property)
     {
         var type = property.PropertyType;
-        if (type == typeof(string)) return Bind<T, string?>(property, BindValue);
-        if (type == typeof(long)) return Bind<T, long>(property, BindValue);
-        if (type == typeof(long?)) return Bind<T, long?>(property, BindValue);
-        if (type == typeof(int)) return Bind<T, int>(property, BindValue);
-        if (type == typeof(int?)) return Bind<T, int?>(property, BindValue);
-        if (type == typeof(bool)) return Bind<T, bool>(property, BindValue);
+        if (type == typeof(string)) return Bind<T, string?>(property, static (s, i, v) => s.BindText(i, v));
+        if (type == typeof(long)) return Bind<T, long>(property, static (s, i, v) => s.BindInteger(i, v));
+        if (type == typeof(long?)) return Bind<T, long?>(property, static (s, i, v) => s.BindInteger(i, v));
+        if (type == typeof(int)) return Bind<T, int>(property, static (s, i, v) => s.BindInteger(i, v));
+        if (type == typeof(int?)) return Bind<T, int?>(property, static (s, i, v) => s.BindInteger(i, v));
+        if (type == typeof(bool)) return Bind<T, bool>(property, static (s, i, v) => s.BindInteger(i, v ? 1 : 0));
         return null;
     }
 
-    private static Action<sqlite3_stmt, int, T> Bind<T, TValue>(PropertyInfo property, Action<sqlite3_stmt, int, TValue> bind)
+    private static Action<WriterStatement, int, T> Bind<T, TValue>(PropertyInfo property, Action<WriterStatement, int, TValue> bind)
     {
         if (typeof(T).IsValueType || property.GetMethod is not { IsStatic: false } getter)
             throw new InvalidOperationException($"{typeof(T).Name}.{property.Name}: the writer binds readable properties of classes.");
         var get = getter.CreateDelegate<Func<T, TValue>>();
-        return (stmt, i, row) => bind(stmt, i, get(row));
+        return (statement, i, row) => bind(statement, i, get(row));
     }
 
-    // SQLite binds a null pointer as NULL and an empty span may pin to one: "" goes through the zero-terminated overload.
-    private static void BindValue(sqlite3_stmt stmt, int i, string? value) => Check(value switch
+    // What each parameter holds now. SQLite keeps a statement's bindings across runs (sqlite3_reset leaves them), so a
+    // value the parameter already holds is not bound again: a bulk's rows share their line, batch, type, status, times
+    // and NULLs, and binding only what differs saves most of the calls into SQLite (each one a P/Invoke with its handle
+    // counted up and down). Text counts as the same only as the same string object (a copy is bound again).
+    private enum Held : byte { Unknown, Null, Text, Integer }
+    private Held[]? _held;
+    private string?[]? _heldText;
+    private long[]? _heldInteger;
+
+    private void EnsureHeld()
     {
-        null => raw.sqlite3_bind_null(stmt, i),
-        "" => raw.sqlite3_bind_text(stmt, i, ""),
-        _ => raw.sqlite3_bind_text16(stmt, i, value.AsSpan()),
-    });
+        if (_held is not null)
+            return;
+        var count = raw.sqlite3_bind_parameter_count(_stmt) + 1;
+        (_held, _heldText, _heldInteger) = (new Held[count], new string?[count], new long[count]);
+    }
 
-    private static void BindValue(sqlite3_stmt stmt, int i, long value) => Check(raw.sqlite3_bind_int64(stmt, i, value));
+    private void BindText(int i, string? value)
+    {
+        if (value is null)
+        {
+            BindNull(i);
+            return;
+        }
+        if (_held![i] == Held.Text && ReferenceEquals(_heldText![i], value))
+            return;
+        _held[i] = Held.Unknown;
+        // SQLite binds a null pointer as NULL and an empty span may pin to one: "" goes through the zero-terminated overload.
+        Check(value.Length == 0 ? raw.sqlite3_bind_text(_stmt, i, "") : raw.sqlite3_bind_text16(_stmt, i, value.AsSpan()));
+        (_held[i], _heldText![i]) = (Held.Text, value);
+    }
 
-    private static void BindValue(sqlite3_stmt stmt, int i, long? value) =>
-        Check(value is { } v ? raw.sqlite3_bind_int64(stmt, i, v) : raw.sqlite3_bind_null(stmt, i));
+    private void BindInteger(int i, long? value)
+    {
+        if (value is not { } v)
+        {
+            BindNull(i);
+            return;
+        }
+        if (_held![i] == Held.Integer && _heldInteger![i] == v)
+            return;
+        _held[i] = Held.Unknown;
+        Check(raw.sqlite3_bind_int64(_stmt, i, v));
+        (_held[i], _heldInteger![i], _heldText![i]) = (Held.Integer, v, null);
+    }
 
-    private static void BindValue(sqlite3_stmt stmt, int i, int value) => Check(raw.sqlite3_bind_int64(stmt, i, value));
-
-    private static void BindValue(sqlite3_stmt stmt, int i, int? value) =>
-        Check(value is { } v ? raw.sqlite3_bind_int64(stmt, i, v) : raw.sqlite3_bind_null(stmt, i));
-
-    private static void BindValue(sqlite3_stmt stmt, int i, bool value) => Check(raw.sqlite3_bind_int64(stmt, i, value ? 1 : 0));
+    private void BindNull(int i)
+    {
+        if (_held![i] == Held.Null)
+            return;
+        _held[i] = Held.Unknown;
+        Check(raw.sqlite3_bind_null(_stmt, i));
+        (_held[i], _heldText![i]) = (Held.Null, null);
+    }
 
     private static void Check(int rc)
     {

@@ -179,6 +179,41 @@ public sealed class WriterStatementTests : LifecycleTestBase
             }
     }
 
+    /// <summary>
+    /// A value the parameter already holds is not bound again (SQLite keeps bindings between runs): a value that comes
+    /// back after another (the same string object, the same number, NULL) must still be what is stored.
+    /// </summary>
+    [Test]
+    public async Task AValueThatComesBack_ShouldBeStored_AfterTheParameterHeldAnother()
+    {
+        const string a = "the same text object", b = "another text";
+        var values = new (string Content, long? NotBefore, string? Subject)[]
+        {
+            // one row per run
+            (a, 5, null), (a, 5, null), (b, 7, "s"), (a, null, null), (a, 5, "s"),
+            // three rows per run, twice: each copy of a parameter holds its own value
+            (b, 7, null), (a, 5, "s"), (b, null, null),
+            (a, 8, null), (a, 5, "s"), (b, 7, "x"),
+        };
+        var rows = values.Select((v, i) =>
+        {
+            var row = Minimal($"msg_back_{i}");
+            (row.Content, row.NotBefore, row.Subject) = v;
+            return row;
+        }).ToList();
+        await _writer.WriteAsync(s =>
+        {
+            foreach (var row in rows.Take(5))
+                s.Statement(MessageSql.InsertWithoutReturning).Execute(row);
+            return s.Statement(MessageSql.InsertWithoutReturning, 3).ExecuteRows(rows, 5) + s.Statement(MessageSql.InsertWithoutReturning, 3).ExecuteRows(rows, 8);
+        });
+
+        await using var c = await _db.OpenAsync();
+        var stored = (await c.QueryAsync<(string Content, long? NotBefore, string? Subject)>(
+            "SELECT content, not_before, subject FROM messages WHERE id LIKE 'msg_back_%' ORDER BY seq")).ToList();
+        Assert.That(stored, Is.EqualTo(values));
+    }
+
     [Test]
     public void SeveralRowsPerStatement_ShouldBeRefused_ForAnythingButOneInsertRow_AndForTheWrongCount()
     {
