@@ -7,15 +7,15 @@ namespace LineAgent.Storage;
 /// several such jobs run at once without holding thread-pool threads. On a small machine the thread pool starts with
 /// one worker per core and adds more only slowly while they are blocked: 1,000 outbox files, 16 at a time, took
 /// 145-545 ms through the pool (more the colder it was) and 87-117 ms on 16 threads of their own (a standalone
-/// program on the 2-core build machine, five rounds each, README Performance). The threads start on first use, one per
-/// job running at once up to <c>threads</c>, and stay (idle, they cost a blocked wait and their stacks).
+/// program on the 2-core build machine, five rounds each, README Performance). All <c>threads</c> start at the first job
+/// and stay until <see cref="Dispose"/> (idle, they cost a blocked wait and their stacks). A job given after that runs on
+/// the caller's thread: it is still done, so a send in flight while the agent stops is not refused half-way.
 /// </summary>
 public sealed class BlockingFileWork(string name, int threads) : IDisposable
 {
     private readonly BlockingCollection<Action> _jobs = new();
     private readonly object _start = new();
     private int _threads;
-    private int _waiting;
 
     /// <summary>Threads started so far (a test hook).</summary>
     public int Threads => Volatile.Read(ref _threads);
@@ -24,8 +24,7 @@ public sealed class BlockingFileWork(string name, int threads) : IDisposable
     public Task<T> RunAsync<T>(Func<T> work)
     {
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        EnsureThread();
-        _jobs.Add(() =>
+        void Job()
         {
             try
             {
@@ -35,45 +34,35 @@ public sealed class BlockingFileWork(string name, int threads) : IDisposable
             {
                 done.TrySetException(e);
             }
-        });
+        }
+        StartThreads();
+        try
+        {
+            _jobs.Add(Job);
+        }
+        catch (InvalidOperationException) when (_jobs.IsAddingCompleted)
+        {
+            Job(); // disposed (the agent is stopping): done here rather than refused
+        }
         return done.Task;
     }
 
-    /// <summary>A thread more when none is waiting for a job and fewer than the most have started.</summary>
-    private void EnsureThread()
+    private void StartThreads()
     {
-        if (Volatile.Read(ref _waiting) > _jobs.Count || Volatile.Read(ref _threads) >= threads)
+        if (Volatile.Read(ref _threads) > 0)
             return;
         lock (_start)
         {
-            if (_threads >= threads)
-                return;
-            _threads++;
-            new Thread(Run) { Name = $"{name} {_threads}", IsBackground = true }.Start();
+            for (; _threads < threads; _threads++)
+                new Thread(Run) { Name = $"{name} {_threads + 1}", IsBackground = true }.Start();
         }
     }
 
     private void Run()
     {
-        while (true)
-        {
-            Interlocked.Increment(ref _waiting);
-            Action job;
-            try
-            {
-                if (!_jobs.TryTake(out job!, Timeout.Infinite))
-                    return; // disposed
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _waiting);
-            }
+        // After Dispose the jobs already given are still taken; then TryTake answers false.
+        while (_jobs.TryTake(out var job, Timeout.Infinite))
             job();
-        }
     }
 
     public void Dispose()

@@ -32,6 +32,30 @@ public sealed class BlockingFileWorkTests
         Assert.That(work.Threads, Is.EqualTo(4));
     }
 
+    /// <summary>
+    /// The agent stopping disposes the channel, and with it these threads, while a send may still be on its way to them:
+    /// its file must still be written (a refused job surfaced as an unexpected error: "may have been sent", never retried).
+    /// </summary>
+    [Test]
+    public async Task AJobGivenAfterDispose_ShouldStillBeDone()
+    {
+        var work = new BlockingFileWork("test files", 2);
+        Assert.That(await work.RunAsync(() => 1), Is.EqualTo(1));
+        work.Dispose();
+
+        var file = Path.Combine(Path.GetTempPath(), $"blocking-file-work-{Guid.NewGuid():N}");
+        try
+        {
+            var done = await work.RunAsync(() => { File.WriteAllText(file, "sent"); return true; });
+            Assert.That(done, Is.True);
+            Assert.That(File.ReadAllText(file), Is.EqualTo("sent"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     [Test]
     public void AJobsException_ShouldBeItsTasks_AndTheThreadGoesOn()
     {
