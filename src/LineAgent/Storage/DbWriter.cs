@@ -380,8 +380,8 @@ public sealed class DbWriter : IAsyncDisposable
         // A unit refused for the disk (full, read-only, I/O) says so in /api/status, although the others committed.
         if (unitFault is not null && StorageHealth.FaultOf(unitFault) is not null)
             _storage?.Report(unitFault);
-        else
-            _storage?.ReportSuccess();
+        else if (unitFault is null || group.Count > 1)
+            _storage?.ReportSuccess(); // something was committed (a group of one that was refused wrote nothing)
         Interlocked.Increment(ref _commits);
         Interlocked.Add(ref _units, group.Count);
         foreach (var action in afterCommit)

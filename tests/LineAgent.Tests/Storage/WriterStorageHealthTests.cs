@@ -39,6 +39,23 @@ public sealed class WriterStorageHealthTests : MigratedDatabaseTest
         Assert.That(health.State.Code, Is.EqualTo("storage_error"));
     }
 
+    /// <summary>
+    /// A unit refused for something else (a bulk whose plan failed and was rolled back) wrote nothing, so it says nothing
+    /// about the disk: a `full` from before stays until a write succeeds (a review found it cleared).
+    /// </summary>
+    [Test]
+    public async Task AUnitRefusedForAnotherReason_AfterAFullDisk_ShouldLeaveTheStorageFull()
+    {
+        var health = new StorageHealth(TimeProvider.System);
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, health);
+        Assert.ThrowsAsync<SqliteException>(async () => await writer.WriteAsync<int>(_ => throw new SqliteException("database or disk is full", 13)));
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Full));
+
+        Assert.ThrowsAsync<InvalidOperationException>(async () => await writer.WriteAsync<int>(_ => throw new InvalidOperationException("the plan failed")));
+
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Full));
+    }
+
     [Test]
     public async Task AUnitRefusedForAnotherReason_ShouldNotTouchTheStorageState()
     {
