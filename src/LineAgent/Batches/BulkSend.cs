@@ -84,6 +84,20 @@ public sealed class BulkSend(
     /// </summary>
     internal int LeadsPerPart { get; set; } = 500;
 
+    /// <summary>
+    /// How long the writer waits for the next part before it gives up and the bulk is stored once it is planned, as a
+    /// small one (a part takes 10-20 ms here; reads that stall must not hold every other write). Settable for tests.
+    /// </summary>
+    internal TimeSpan PartWait { get; set; } = TimeSpan.FromSeconds(2);
+
+    private int _storedAfterPlanning;
+
+    /// <summary>Bulks whose writer gave up waiting for a part and which were stored after their plan instead (a test hook).</summary>
+    internal int StoredAfterPlanning => Volatile.Read(ref _storedAfterPlanning);
+
+    /// <summary>A test hook: awaited before each part after the first, given the writer's task (to order a test's steps).</summary>
+    internal Func<Task, Task>? BeforeNextPart { get; set; }
+
     public async Task<BulkOutcome> SendAsync(BulkRequest r, CancellationToken ct, string? idempotencyKey = null, string? requestHash = null)
     {
         switch (await PrepareAsync(r, ct))
@@ -309,15 +323,22 @@ public sealed class BulkSend(
         var parts = Channel.CreateUnbounded<IReadOnlyList<MessageRow>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         BulkResponse? response = null;
         // Runs on the writer's thread once the last part is in, so after the response below is made (the channel's completion orders them).
-        var stored = lifecycle.AcceptAsync(parts.Reader, s => StoreTheRest(s, p.Plan, response!, idempotencyKey, requestHash), ct);
+        var stored = lifecycle.AcceptAsync(parts.Reader, PartWait, s => StoreTheRest(s, p.Plan, response!, idempotencyKey, requestHash), ct);
+        bool WriterGaveUp() => stored.IsFaulted && stored.Exception!.InnerException is MessageLifecycle.PartsTooSlowException;
         try
         {
-            // A writer that failed or was cancelled (stored completed) needs no more parts: its error is the answer.
-            for (var start = 0; start < p.LeadIds.Count && !stored.IsCompleted; start += LeadsPerPart)
+            for (var start = 0; start < p.LeadIds.Count; start += LeadsPerPart)
             {
+                // A writer that failed or was cancelled needs no more parts: its error is the answer. One that gave up
+                // waiting stored nothing: the plan goes on, and is stored once it is done.
+                if (stored.IsCompleted && !WriterGaveUp())
+                    break;
+                if (start > 0 && BeforeNextPart is { } hook)
+                    await hook(stored);
                 var from = p.Plan.Rows.Count;
                 await PlanPartAsync(p, start, ct);
-                parts.Writer.TryWrite(p.Plan.Rows.GetRange(from, p.Plan.Rows.Count - from));
+                if (!stored.IsCompleted)
+                    parts.Writer.TryWrite(p.Plan.Rows.GetRange(from, p.Plan.Rows.Count - from));
             }
             response = Response(p.Plan);
         }
@@ -335,7 +356,15 @@ public sealed class BulkSend(
             throw;
         }
         parts.Writer.TryComplete();
-        await stored;
+        try
+        {
+            await stored;
+        }
+        catch (MessageLifecycle.PartsTooSlowException)
+        {
+            Interlocked.Increment(ref _storedAfterPlanning);
+            return await StoreAsync(p.Plan, idempotencyKey, requestHash, ct);
+        }
         return new BulkOutcome.Done(response);
     }
 

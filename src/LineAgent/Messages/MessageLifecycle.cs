@@ -144,23 +144,37 @@ public sealed class MessageLifecycle
     /// As <see cref="AcceptAsync(IReadOnlyList{MessageRow}, Action{WriteScope}?, CancellationToken)"/> for rows that arrive in
     /// parts while they are still being made (a large bulk): one transaction of its own takes each part as it comes, then
     /// <paramref name="alsoInTransaction"/>, and commits once <paramref name="parts"/> is completed; completed with an error,
-    /// it is rolled back and nothing is stored. The writer waits for the parts meanwhile: whoever writes them must not wait
-    /// for the writer before completing them.
+    /// it is rolled back and nothing is stored. The writer waits for the parts meanwhile, and every other write waits behind
+    /// it: whoever writes them must not wait for the writer before completing them, and when a part takes longer than
+    /// <paramref name="partWait"/> the writer gives up (<see cref="PartsTooSlowException"/>: rolled back, nothing stored),
+    /// so a slow plan holds the agent's writes for that long at most.
     /// </summary>
-    public Task<int> AcceptAsync(ChannelReader<IReadOnlyList<MessageRow>> parts, Action<WriteScope>? alsoInTransaction = null, CancellationToken ct = default) =>
+    public Task<int> AcceptAsync(ChannelReader<IReadOnlyList<MessageRow>> parts, TimeSpan partWait, Action<WriteScope>? alsoInTransaction = null,
+        CancellationToken ct = default) =>
         Write(s =>
         {
             var count = 0;
-            // On the writer's own thread: blocking here holds no thread-pool thread.
-            while (parts.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+            while (true)
+            {
+                // On the writer's own thread: blocking here holds no thread-pool thread.
+                var next = parts.WaitToReadAsync().AsTask();
+                if (Task.WaitAny([next], partWait) < 0)
+                    throw new PartsTooSlowException(partWait);
+                if (!next.GetAwaiter().GetResult())
+                    break;
                 while (parts.TryRead(out var rows))
                 {
                     store.InsertMany(s, rows, Transitions.Accept);
                     count += rows.Count;
                 }
+            }
             alsoInTransaction?.Invoke(s);
             return count;
         }, ct, alone: true);
+
+    /// <summary>The writer stopped waiting for the next part of rows (<see cref="AcceptAsync(ChannelReader{IReadOnlyList{MessageRow}}, TimeSpan, Action{WriteScope}?, CancellationToken)"/>); nothing of them was stored.</summary>
+    public sealed class PartsTooSlowException(TimeSpan waited)
+        : Exception($"The next part of the rows did not come within {waited.TotalSeconds:0.###} s; nothing of them was stored.");
 
     /// <summary>
     /// An inbound reply, with what it implies in the same transaction: the sender's pending stop-on-reply messages

@@ -259,3 +259,39 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Has.Count.EqualTo(1));
     }
 }
+
+/// <summary>A bulk planned in parts whose writer stops waiting for the next part.</summary>
+public sealed class BulkPartsTests : AgentTest
+{
+    /// <summary>
+    /// The writer waits for each part at most BulkSend.PartWait (every other write waits behind it). Here no wait at all,
+    /// and the second part is planned only once the writer has given up: it rolls back, and the bulk is stored once it
+    /// is planned, whole and once.
+    /// </summary>
+    [Test]
+    public async Task ABulkWhoseWriterGivesUpWaitingForAPart_ShouldBeStoredWhole_Once()
+    {
+        var bulk = Agent.Services.GetRequiredService<BulkSend>();
+        bulk.LeadsPerPart = 2;
+        bulk.PartWait = TimeSpan.Zero;
+        bulk.BeforeNextPart = writer => writer.ContinueWith(_ => { }, TaskScheduler.Default);
+        var ids = new List<string>();
+        for (var i = 0; i < 7; i++)
+            ids.Add((await (await Client.PostAsJsonAsync("/api/leads", new { firstName = $"L{i}", phone = $"+1202555014{i}" }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        var answer = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = ids.Append("lead_missing"), content = "Hi {{firstName}}", batchId = "batch_parts", scheduledAt = "2030-01-01T00:00:00Z",
+        })).ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(bulk.StoredAfterPlanning, Is.EqualTo(1));
+        Assert.That((answer["accepted"]!.GetValue<int>(), answer["rejected"]!.GetValue<int>()), Is.EqualTo((7, 1)));
+        var batch = await Client.GetJsonAsync("/api/batches/batch_parts");
+        Assert.That(batch["total"]!.GetValue<int>(), Is.EqualTo(8));
+        Assert.That(batch["messages"]!.AsArray().Select(m => m.Str("content")), Is.EquivalentTo(Enumerable.Range(0, 7).Select(i => $"Hi L{i}")));
+        Assert.That((await Client.GetJsonAsync("/api/messages?limit=200"))["items"]!.AsArray(), Has.Count.EqualTo(7), "each message once");
+        Assert.That(answer["messages"]!.AsArray().Where(m => m!["messageId"] is not null).Select(m => m.Str("messageId")),
+            Is.EquivalentTo(batch["messages"]!.AsArray().Select(m => m.Str("id"))), "the answer names the stored messages");
+    }
+}
