@@ -320,7 +320,8 @@ public sealed class BulkSend(
     /// </summary>
     private async Task<BulkOutcome> StoreWhilePlanningAsync(Prepared p, string? idempotencyKey, string? requestHash, CancellationToken ct)
     {
-        var parts = Channel.CreateUnbounded<IReadOnlyList<MessageRow>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // Synchronous continuations: a part written wakes the waiting writer at once (see DbWriter's queue).
+        var parts = Channel.CreateUnbounded<IReadOnlyList<MessageRow>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
         BulkResponse? response = null;
         // Runs on the writer's thread once the last part is in, so after the response below is made (the channel's completion orders them).
         var stored = lifecycle.AcceptAsync(parts.Reader, PartWait, s => StoreTheRest(s, p.Plan, response!, idempotencyKey, requestHash), ct);
