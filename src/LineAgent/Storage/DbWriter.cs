@@ -383,8 +383,8 @@ public sealed class DbWriter : IAsyncDisposable
         // A unit refused for the disk (full, read-only, I/O) says so in /api/status, although the others committed.
         if (unitFault is not null && StorageHealth.FaultOf(unitFault) is not null)
             _storage?.Report(unitFault);
-        else if (unitFault is null || group.Count > 1)
-            _storage?.ReportSuccess(); // something was committed (a group of one that was refused wrote nothing)
+        else if (!group.TrueForAll(w => w.IsRefused))
+            _storage?.ReportSuccess(); // something was committed (units that were all refused wrote nothing)
         Interlocked.Increment(ref _commits);
         Interlocked.Add(ref _units, group.Count);
         foreach (var action in afterCommit)
@@ -515,6 +515,8 @@ public sealed class DbWriter : IAsyncDisposable
         public abstract void Fail(Exception e);
         /// <summary>Its own work threw (rolled back to its savepoint); reported once the group is committed.</summary>
         public abstract void Refused(Exception e);
+        /// <summary>Its own work threw and was undone: nothing of it reached the disk.</summary>
+        public abstract bool IsRefused { get; }
         public abstract void Complete();
     }
 
@@ -544,6 +546,7 @@ public sealed class DbWriter : IAsyncDisposable
         private Exception? _refused;
 
         public override void Refused(Exception e) => _refused = e;
+        public override bool IsRefused => _refused is not null;
 
         public override void Fail(Exception e)
         {

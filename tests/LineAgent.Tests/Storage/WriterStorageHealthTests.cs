@@ -56,6 +56,34 @@ public sealed class WriterStorageHealthTests : MigratedDatabaseTest
         Assert.That(health.State.State, Is.EqualTo(StorageState.Full));
     }
 
+    /// <summary>As above for a group of several units that were all refused (each rolled back to its savepoint): the empty
+    /// commit wrote nothing either (a review found it reported ok).</summary>
+    [Test]
+    public async Task AGroupWhoseUnitsWereAllRefused_AfterAFullDisk_ShouldLeaveTheStorageFull()
+    {
+        var health = new StorageHealth(TimeProvider.System);
+        await using var writer = new DbWriter(Db, NullLogger<DbWriter>.Instance, health);
+        using var started = new ManualResetEventSlim();
+        using var gate = new ManualResetEventSlim();
+        // Holds the writer until the next two are queued, so they come as one group; then refused for a full disk.
+        var full = writer.WriteAsync<int>(_ =>
+        {
+            started.Set();
+            gate.Wait(TimeSpan.FromSeconds(30));
+            throw new SqliteException("database or disk is full", 13);
+        });
+        Assert.That(started.Wait(TimeSpan.FromSeconds(30)), Is.True, "the first unit started");
+        var a = writer.WriteAsync<int>(_ => throw new InvalidOperationException("refused a"));
+        var b = writer.WriteAsync<int>(_ => throw new InvalidOperationException("refused b"));
+        gate.Set();
+
+        Assert.ThrowsAsync<SqliteException>(async () => await full);
+        Assert.ThrowsAsync<InvalidOperationException>(async () => await a);
+        Assert.ThrowsAsync<InvalidOperationException>(async () => await b);
+        Assert.That(writer.Counters, Is.EqualTo((2L, 3L)), "the two refused units came as one group");
+        Assert.That(health.State.State, Is.EqualTo(StorageState.Full));
+    }
+
     [Test]
     public async Task AUnitRefusedForAnotherReason_ShouldNotTouchTheStorageState()
     {
