@@ -216,6 +216,8 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         if (now.UtcDateTime < built.AddDays(-1))
             return new("Clock", Check.Fail, $"the clock says {now:O}, before this agent was built ({built:yyyy-MM-dd})",
                 "Set the date and time automatically: System Settings > General > Date & Time.");
+        if (Hosting.LocalZone.Problem() is { } problem)
+            return new("Clock", Check.Warn, problem, "Unset TZ, or set it to a zone name such as America/New_York.", Required: false);
         return new("Clock", Check.Ok, $"{now:yyyy-MM-dd HH:mm:ss zzz} ({zone.Id}); schedules and send windows use this zone unless they name one");
     }
 

@@ -59,6 +59,8 @@ public static class AgentHost
         if (agent.DryRun)
             app.Logger.LogWarning("DRY RUN: nothing is sent; every message is written to {Outbox}",
                 app.Services.GetRequiredService<DataDirectory>().Outbox);
+        if (LocalZone.Problem() is { } zone)
+            app.Logger.LogWarning("{Problem} Unset TZ or give it a zone name.", zone);
         return app;
     }
 
