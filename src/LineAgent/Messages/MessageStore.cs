@@ -42,8 +42,16 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     {
         s.Owe(SearchIndex, 1);
         s.Statement(MessageSql.InsertWithoutReturning).Execute(row);
-        AddEvent(s, row, row.Status, row.ErrorCode, detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage), transition);
+        s.Statement(MessageSql.InsertEvent).Execute(FirstEvent(row, detail));
+        Changed(s, row, row.Status, transition);
     }
+
+    /// <summary>A new row's first event: its status, and why (or how it is scheduled).</summary>
+    private static MessageEventRow FirstEvent(MessageRow row, string? detail = null) => new()
+    {
+        MessageId = row.Id, At = row.UpdatedAt, Status = row.Status, Code = row.ErrorCode,
+        Detail = detail ?? (row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage),
+    };
 
     /// <summary>Rows per INSERT statement for many new rows (<see cref="InsertMany"/>).</summary>
     internal const int RowsPerInsert = 25;
@@ -64,21 +72,11 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
         s.Owe(SearchIndex, rows.Count);
         var events = new MessageEventRow[rows.Count];
         for (var i = 0; i < rows.Count; i++)
-        {
-            var row = rows[i];
-            events[i] = new MessageEventRow
-            {
-                MessageId = row.Id, At = row.UpdatedAt, Status = row.Status, Code = row.ErrorCode,
-                Detail = row.ErrorCode is null ? InsertDetail(row) : row.ErrorMessage,
-            };
-        }
+            events[i] = FirstEvent(rows[i]);
         InsertRows(s, MessageSql.InsertWithoutReturning, rows);
         InsertRows(s, MessageSql.InsertEvent, events);
         foreach (var row in rows)
-        {
-            ChangedInTransaction?.Invoke(s, row, row.Status);
-            Announce(s, row, transition);
-        }
+            Changed(s, row, row.Status, transition);
     }
 
     private static void InsertRows<T>(WriteScope s, string sql, IReadOnlyList<T> rows)
@@ -174,6 +172,12 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     private void AddEvent(WriteScope s, MessageRow row, string status, string? code, string? detail, string transition)
     {
         Note(s, row.Id, row.UpdatedAt, status, code, detail);
+        Changed(s, row, status, transition);
+    }
+
+    /// <summary>After a change's event: the in-transaction hooks (webhook outbox, sequences), and the news after the commit.</summary>
+    private void Changed(WriteScope s, MessageRow row, string status, string transition)
+    {
         ChangedInTransaction?.Invoke(s, row, status);
         Announce(s, row, transition);
     }
