@@ -112,8 +112,8 @@ public static class DeliverySql
     /// <summary>The last of our sends to an address handed over at or before a reply's date: what the reply answers.</summary>
     public const string LastOutboundBefore = """
         SELECT * FROM messages
-        WHERE direction = 'outbound' AND handed_at IS NOT NULL AND handed_at <= @At
-          AND (recipient_phone = @Address OR recipient_email = @Address)
+        WHERE direction = 'outbound' AND handed_at <= @At
+          AND ((recipient_phone = @Address AND handed_at IS NOT NULL) OR (recipient_email = @Address AND handed_at IS NOT NULL))
         ORDER BY handed_at DESC, seq DESC LIMIT 1
         """;
 
@@ -126,7 +126,8 @@ public static class DeliverySql
         """;
 
     public const string NewestInboundFrom = """
-        SELECT MAX(sent_at) FROM messages WHERE direction = 'inbound' AND (recipient_phone = @Address OR recipient_email = @Address)
+        SELECT MAX(sent_at) FROM messages
+        WHERE (recipient_phone = @Address AND direction = 'inbound') OR (recipient_email = @Address AND direction = 'inbound')
         """;
 
     public const string InboundExists = "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND channel_ref = @Guid";
@@ -134,7 +135,8 @@ public static class DeliverySql
     /// <summary>A reply from the address with this date and text: an iCloud back-filled copy (a new guid) of one already taken.</summary>
     public const string SameInbound = """
         SELECT COUNT(*) FROM messages
-        WHERE direction = 'inbound' AND sent_at = @At AND content = @Text AND (recipient_phone = @Address OR recipient_email = @Address)
+        WHERE sent_at = @At AND content = @Text
+          AND ((recipient_phone = @Address AND direction = 'inbound') OR (recipient_email = @Address AND direction = 'inbound'))
         """;
 
     public const string GetState = "SELECT value FROM bridge_state WHERE key = @Key";

@@ -25,10 +25,11 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         ORDER BY handed_at
         """;
 
-    private const string KnownAddress = """
+    internal const string KnownAddress = """
         SELECT COUNT(*) FROM messages
-        WHERE line_id = @LineId AND direction = 'outbound' AND handed_at IS NOT NULL AND id <> @Id
-          AND ((@Phone IS NOT NULL AND recipient_phone = @Phone) OR (@Email IS NOT NULL AND recipient_email = @Email))
+        WHERE +line_id = @LineId AND direction = 'outbound' AND id <> @Id
+          AND ((@Phone IS NOT NULL AND recipient_phone = @Phone AND handed_at IS NOT NULL)
+            OR (@Email IS NOT NULL AND recipient_email = @Email AND handed_at IS NOT NULL))
         """;
 
     public PacingJitter Jitter { get; } = jitter ?? new PacingJitter();

@@ -88,15 +88,25 @@ public sealed class QueryPlanTests
     /// Lookups by address (availability from history, the preview's known recipients) go through the address indexes: 10,000
     /// addresses are 10,000 index probes, not a read of every iMessage row (ix_messages_type) or of a line's whole history.
     /// Availability probes the outcome indexes (migration 012), which hold only rows that tell blue or gray, newest last,
-    /// not every message ever sent to the address.
+    /// not every message ever sent to the address. The address indexes hold only handed-over and inbound rows (migration 014):
+    /// each lookup says so beside the address in each OR branch, or SQLite would not use them and would read a line's whole
+    /// history (ix_messages_handed) or every row.
     /// </summary>
     [TestCase(LineAgent.Availability.AvailabilityService.OutcomesOfMany, "ix_messages_outcome_phone", "ix_messages_outcome_email")]
     [TestCase(LineAgent.Availability.AvailabilityService.NewestOutcome, "ix_messages_outcome_phone", "ix_messages_outcome_email")]
     [TestCase(LineAgent.Scheduling.PacingSimulation.KnownPhones, "ix_messages_phone", null)]
     [TestCase(LineAgent.Scheduling.PacingSimulation.KnownEmails, "ix_messages_email", null)]
+    [TestCase(LineAgent.Scheduling.LinePacer.KnownAddress, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Delivery.DeliverySql.LastOutboundBefore, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Delivery.DeliverySql.NewestInboundFrom, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Delivery.DeliverySql.SameInbound, "ix_messages_phone", "ix_messages_email")]
     public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string? alsoIndex)
     {
-        var plan = await PlanAsync(sql, new { A = "[\"+14155550100\"]", Addresses = "[\"+14155550100\"]", Address = "+14155550100", LineId = "default" });
+        var plan = await PlanAsync(sql, new
+        {
+            A = "[\"+14155550100\"]", Addresses = "[\"+14155550100\"]", Address = "+14155550100", LineId = "default",
+            Phone = "+14155550100", Email = "ana@example.com", Id = "msg_x", At = 1L, Text = "hi",
+        });
         Assert.That(plan, Does.Contain(index), plan);
         if (alsoIndex is not null)
             Assert.That(plan, Does.Contain(alsoIndex), plan);
