@@ -11,8 +11,12 @@ public sealed class UtcDateTimeOffsetConverter : JsonConverter<DateTimeOffset>
     public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
         DateTimeOffset.Parse(reader.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
 
-    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) =>
-        writer.WriteStringValue(Storage.Time.Iso(value));
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options)
+    {
+        Span<byte> iso = stackalloc byte[Storage.Time.IsoLength];
+        Storage.Time.WriteIso(value, iso);
+        writer.WriteStringValue(iso);
+    }
 }
 
 public static class AgentJson
