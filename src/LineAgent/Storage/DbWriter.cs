@@ -471,14 +471,8 @@ public sealed class DbWriter : IAsyncDisposable
         // A 1 MB page cache holds what inserts touch (the right edge of each index); 16 MB only cost memory and
         // page-cache upkeep (bench, same evening: peak RSS 152-164 -> 147 MB, CPU per POST 0.27-0.32 -> 0.25-0.26 ms), and
         // 4 MB -> 1 MB took 3 MB off the peak with requests/s, the 10,000-lead bulk and the 1,000 due unchanged (2026-12-05).
-        // A checkpoint every 10,000 WAL pages (40 MB) instead of SQLite's 1,000: a page that every commit changes (the
-        // right edge of each index) is copied to the database once per checkpoint, and the database file is synced once,
-        // so fewer checkpoints write less (bench, POST load, 5 s of the writer: pwrite 418,000 -> 388,000-405,000,
-        // pread 75,000 -> 44,000-48,000; requests/s +3-8 %, four runs each). A WAL file that one large transaction (a bulk)
-        // grew past 64 MB is cut back to that after the next checkpoint (journal_size_limit); the usual 40 MB is kept, as
-        // cutting it at every checkpoint cost the writer 1.3 % of its time in ftruncate (perf).
-        cmd.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-1024; PRAGMA temp_store=MEMORY; " +
-            "PRAGMA wal_autocheckpoint=10000; PRAGMA journal_size_limit=67108864;";
+        // The WAL's checkpoint threshold is every connection's (Db.WalCheckpointPages).
+        cmd.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-1024; PRAGMA temp_store=MEMORY;";
         cmd.ExecuteNonQuery();
         return connection;
     }
