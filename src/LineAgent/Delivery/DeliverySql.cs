@@ -120,8 +120,9 @@ public static class DeliverySql
     /// <summary>A pending stop-on-reply message to an address, created before @At: an inbound message then stops it even before any send reached them.</summary>
     public const string PendingStopOnReply = """
         SELECT * FROM messages
-        WHERE stop_on_reply = 1 AND status IN ('scheduled','queued') AND direction = 'outbound'
-          AND (recipient_phone = @Address OR recipient_email = @Address) AND created_at < @At
+        WHERE direction = 'outbound' AND created_at < @At
+          AND ((recipient_phone = @Address AND stop_on_reply = 1 AND status IN ('scheduled','queued'))
+            OR (recipient_email = @Address AND stop_on_reply = 1 AND status IN ('scheduled','queued')))
         ORDER BY seq LIMIT 1
         """;
 

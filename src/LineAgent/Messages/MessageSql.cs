@@ -103,8 +103,9 @@ public static class MessageSql
     public const string CancelOnReply = """
         UPDATE messages
         SET status = 'cancelled', not_before = NULL, error_code = 'replied', error_message = @Message, updated_at = @Now
-        WHERE stop_on_reply = 1 AND status IN ('scheduled','queued') AND direction = 'outbound'
-          AND (recipient_phone = @Address OR recipient_email = @Address) AND created_at < @ReplyAt
+        WHERE direction = 'outbound' AND created_at < @ReplyAt
+          AND ((recipient_phone = @Address AND stop_on_reply = 1 AND status IN ('scheduled','queued'))
+            OR (recipient_email = @Address AND stop_on_reply = 1 AND status IN ('scheduled','queued')))
         RETURNING *
         """;
 

@@ -100,17 +100,20 @@ public sealed class QueryPlanTests
     [TestCase(LineAgent.Delivery.DeliverySql.LastOutboundBefore, "ix_messages_phone", "ix_messages_email")]
     [TestCase(LineAgent.Delivery.DeliverySql.NewestInboundFrom, "ix_messages_phone", "ix_messages_email")]
     [TestCase(LineAgent.Delivery.DeliverySql.SameInbound, "ix_messages_phone", "ix_messages_email")]
+    [TestCase(LineAgent.Delivery.DeliverySql.PendingStopOnReply, "ix_messages_stop_phone", "ix_messages_stop_email")]
+    [TestCase(MessageSql.CancelOnReply, "ix_messages_stop_phone", "ix_messages_stop_email")]
     public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string? alsoIndex)
     {
         var plan = await PlanAsync(sql, new
         {
             A = "[\"+14155550100\"]", Addresses = "[\"+14155550100\"]", Address = "+14155550100", LineId = "default",
-            Phone = "+14155550100", Email = "ana@example.com", Id = "msg_x", At = 1L, Text = "hi",
+            Phone = "+14155550100", Email = "ana@example.com", Id = "msg_x", At = 1L, Text = "hi", ReplyAt = 1L, Now = 1L, Message = "m",
         });
         Assert.That(plan, Does.Contain(index), plan);
         if (alsoIndex is not null)
             Assert.That(plan, Does.Contain(alsoIndex), plan);
-        Assert.That(plan, Does.Not.Contain("ix_messages_type").And.Not.Contain("ix_messages_handed").And.Not.Contain("ix_messages_line"), plan);
+        Assert.That(plan, Does.Not.Contain("ix_messages_type").And.Not.Contain("ix_messages_handed").And.Not.Contain("ix_messages_line")
+            .And.Not.Contain("ix_messages_status"), plan);
         Assert.That(plan, Does.Not.Match(@"SCAN messages"), plan);
     }
 
