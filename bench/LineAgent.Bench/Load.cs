@@ -8,6 +8,17 @@ public sealed record LoadResult(long Requests, long Errors, double Seconds, doub
     public long AllRequests { get; init; }
 
     public double PerSecond => Requests / Seconds;
+
+    /// <summary>Two measured windows of one target as one: their requests, errors, seconds and latencies added up.</summary>
+    public LoadResult Plus(LoadResult other)
+    {
+        var all = LatenciesMs.Concat(other.LatenciesMs).ToArray();
+        Array.Sort(all);
+        return new LoadResult(Requests + other.Requests, Errors + other.Errors, Seconds + other.Seconds, all, FirstError ?? other.FirstError)
+        {
+            AllRequests = AllRequests + other.AllRequests,
+        };
+    }
 }
 
 /// <summary>N workers, each sending one request after another for the whole run; the warm-up is not counted.</summary>
