@@ -40,7 +40,16 @@ public sealed class ChannelRouter(IEnumerable<IMessageChannel> channels, DryRunO
             var channel = Resolve(line, type);
             if (channel is UnavailableChannel)
                 continue;
-            var problem = channel.LastingProblemAsync(line, type, ct);
+            Task<string?> problem;
+            try
+            {
+                problem = channel.LastingProblemAsync(line, type, ct);
+            }
+            catch (Exception e)
+            {
+                // As from an async method: the others are still asked, and the caller sees it when it awaits.
+                problem = Task.FromException<string?>(e);
+            }
             if (!problem.IsCompletedSuccessfully)
                 (waiting ??= []).Add((type, problem));
             else if (problem.Result is null)

@@ -31,6 +31,17 @@ public sealed class ChannelRouterTests
         public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct) => throw new NotSupportedException();
     }
 
+    /// <summary>A channel whose check throws before it returns a task (not an async method).</summary>
+    private sealed class ThrowingHealthChannel(string name, string type) : IMessageChannel
+    {
+        public string Name => name;
+        public bool Handles(LineOptions line, string t) => t == type;
+        public Task<string?> LastingProblemAsync(LineOptions line, string t, CancellationToken ct) => throw new InvalidOperationException("the check broke");
+        public Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ChannelHealth> CheckHealthAsync(LineOptions line, string t, CancellationToken ct) => throw new NotSupportedException();
+    }
+
     private static ChannelRouter Router(TempDir dir, params IMessageChannel[] channels)
     {
         var options = Options.Create(new AgentOptions { DryRun = false });
@@ -70,5 +81,24 @@ public sealed class ChannelRouterTests
 
         Assert.That(usable, Is.EquivalentTo(new[] { MessageType.Email }), "iMessage has a lasting problem; nothing carries SMS");
         Assert.That(messages.Asked.Concat(email.Asked), Is.EquivalentTo(new[] { MessageType.IMessage, MessageType.Email }), "SMS has no channel to ask");
+    }
+
+    /// <summary>
+    /// A check that throws instead of returning a faulted task does not stop the others being asked (their tasks would be
+    /// left unobserved), and the caller sees the exception when it awaits, as from the async method this was (a review).
+    /// </summary>
+    [Test]
+    public async Task UsableTypes_WhenOneCheckThrows_ShouldStillAskTheOthers_AndFailTheTask()
+    {
+        using var dir = new TempDir();
+        var email = new SlowHealthChannel("smtp", MessageType.Email);
+        var router = Router(dir, new ThrowingHealthChannel("messages", MessageType.IMessage), email);
+
+        Task<IReadOnlySet<string>>? usable = null;
+        Assert.DoesNotThrow(() => usable = router.UsableTypesAsync(new LineOptions { Id = "default" }, [MessageType.IMessage, MessageType.Email], CancellationToken.None));
+
+        Assert.That(email.Asked, Is.EqualTo(new[] { MessageType.Email }), "asked although the iMessage check threw");
+        email.Answer.SetResult(null);
+        Assert.That(async () => await usable!, Throws.InvalidOperationException.With.Message.EqualTo("the check broke"));
     }
 }
