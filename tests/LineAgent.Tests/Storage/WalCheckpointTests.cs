@@ -12,44 +12,20 @@ namespace LineAgent.Tests.Storage;
 /// commit on whichever connection finds the WAL past its own threshold, so every connection must have the same one:
 /// else a request's small write (an Idempotency-Key's answer) copies the writer's WAL into the database.
 /// </summary>
-public sealed class WalCheckpointTests
+public sealed class WalCheckpointTests : LifecycleTestBase
 {
-    private TempDir _dir = null!;
-    private string _path = null!;
-    private Db _db = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _dir = new TempDir();
-        _path = _dir.File("wal.db");
-        _db = new Db(_path, fullFsync: false);
-        Migrator.Migrate(_db);
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        SqliteConnection.ClearAllPools();
-        _dir.Dispose();
-    }
-
-    private long MainFilePages() => new FileInfo(_path).Length / 4096;
+    private long MainFilePages() => new FileInfo(_db.Path).Length / 4096;
 
     [Test]
     public async Task ARequestsWrite_AfterTheWritersCommits_ShouldNotCheckpointTheirWal()
     {
-        await using var writer = new DbWriter(_db, NullLogger<DbWriter>.Instance);
-        await writer.WriteAsync(s => { IdempotencyStore.Insert(s.Connection, s.Transaction, "key-1", "hash", null, 1); return 0; });
+        await _writer.WriteAsync(s => { IdempotencyStore.Insert(s.Connection, s.Transaction, "key-1", "hash", null, 1); return 0; });
         var value = new string('x', 3000);
         // More than SQLite's default of 1,000 WAL pages, fewer than the agent's threshold.
         for (var i = 0; i < 1500; i++)
-            await writer.WriteAsync(s => s.Connection.Execute("INSERT INTO bridge_state (key, value) VALUES (@K, @V)", new { K = "k" + i, V = value }, s.Transaction));
-        await using (var c = await _db.OpenAsync())
-        {
-            var walPages = new FileInfo(_path + "-wal").Length / (4096 + 24);
-            Assert.That(walPages, Is.GreaterThan(1_000).And.LessThan(Db.WalCheckpointPages), "the test's premise");
-        }
+            await _writer.WriteAsync(s => s.Connection.Execute("INSERT INTO bridge_state (key, value) VALUES (@K, @V)", new { K = "k" + i, V = value }, s.Transaction));
+        var walPages = new FileInfo(_db.Path + "-wal").Length / (4096 + 24);
+        Assert.That(walPages, Is.GreaterThan(1_000).And.LessThan(Db.WalCheckpointPages), "the test's premise");
         var before = MainFilePages();
 
         // What POST /api/messages awaits before it answers a request with an Idempotency-Key: a pooled connection's commit.
