@@ -7,6 +7,9 @@ namespace LineAgent.Scheduling;
 /// </summary>
 public sealed class Wakeup(TimeProvider time)
 {
+    /// <summary>How far the clock may move while a timer is armed before it is armed again (a real clock moves microseconds).</summary>
+    private static readonly TimeSpan ArmingSlack = TimeSpan.FromMilliseconds(1);
+
     private readonly Lock _gate = new();
     private TaskCompletionSource? _sleeping;
     private DateTimeOffset? _until;
@@ -42,10 +45,15 @@ public sealed class Wakeup(TimeProvider time)
         }
     }
 
+    /// <summary>
+    /// Sleeps until <paramref name="until"/> or a wake. <see cref="SleepingUntil"/> is published only once the timer
+    /// is armed, so whoever sees it and moves the clock there (a test's FakeTimeProvider) always fires it. A timer
+    /// is armed for a duration from the clock's time at that moment; if the clock moved while it was being armed,
+    /// it is armed again, so it never fires later than <paramref name="until"/>. The timer is armed outside the
+    /// gate (a fake clock may run other timers' callbacks in the arming thread); a wake in the meantime is pending.
+    /// </summary>
     public async Task SleepAsync(DateTimeOffset until, CancellationToken ct)
     {
-        TaskCompletionSource woken;
-        TimeSpan wait;
         lock (_gate)
         {
             if (_pending)
@@ -53,16 +61,41 @@ public sealed class Wakeup(TimeProvider time)
                 _pending = false;
                 return;
             }
-            wait = until - time.GetUtcNow();
+        }
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task delay;
+        while (true)
+        {
+            var now = time.GetUtcNow();
+            var wait = until - now;
             if (wait <= TimeSpan.Zero)
+            {
+                cts.Dispose();
                 return;
+            }
+            delay = Task.Delay(wait, time, cts.Token);
+            if (time.GetUtcNow() - now <= ArmingSlack)
+                break;
+            cts.Cancel();
+            cts.Dispose();
+            cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        }
+        TaskCompletionSource woken;
+        lock (_gate)
+        {
+            if (_pending)
+            {
+                _pending = false;
+                cts.Cancel();
+                cts.Dispose();
+                return;
+            }
             woken = _sleeping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _until = until;
         }
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         try
         {
-            await Task.WhenAny(woken.Task, Task.Delay(wait, time, cts.Token));
+            await Task.WhenAny(woken.Task, delay);
         }
         finally
         {
@@ -72,6 +105,7 @@ public sealed class Wakeup(TimeProvider time)
                 _until = null;
             }
             cts.Cancel();
+            cts.Dispose();
         }
         ct.ThrowIfCancellationRequested();
     }
