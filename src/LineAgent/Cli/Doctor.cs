@@ -48,7 +48,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     public async Task<IReadOnlyList<Check>> ChecksAsync(CancellationToken ct)
     {
         var checks = new List<Check>();
-        Read(() => { AgentHost.RefuseEmptyValues(config); return true; }, false);
+        Read(() => { AgentHost.RefuseBadValues(config); return true; }, false);
         var agent = Read(() => config.GetSection(AgentOptions.Section).Get<AgentOptions>(), null) ?? new();
         var lines = Read(() => config.GetSection("Lines").Get<List<LineOptions>>(), null) ?? [];
         if (lines.Count == 0) lines.Add(LinesOptions.DefaultLine());

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using Dapper;
 using LineAgent.Api;
@@ -37,7 +38,7 @@ public static class AgentHost
         };
         var builder = WebApplication.CreateBuilder(options);
         builder.AddAgentConfiguration(args, overrides);
-        RefuseEmptyValues(builder.Configuration);
+        RefuseBadValues(builder.Configuration);
         builder.Services.AddLineAgent(builder.Configuration);
         builder.Services.AddLineAgentApi();
 
@@ -80,19 +81,51 @@ public static class AgentHost
     }
 
     /// <summary>
-    /// A number, switch, duration or choice set to nothing (`LINEAGENT__Email__Smtp__Port=`, `"MaxPerHour": ""`): the
-    /// generated configuration binder skips an empty value and keeps the default, which would start the agent with a
-    /// setting other than the one the user thinks they gave. Refused like a value that does not convert (exit 78, one line).
+    /// Every setting whose value the configuration binder would not convert, all at once: the binder stops at the first,
+    /// so a user with two mistakes learnt of the second only after fixing the first. The checks are the generated
+    /// binder's own parsers (invariant culture; enums by name or number, ignoring case). A number, switch, duration or
+    /// choice set to nothing (`LINEAGENT__Email__Smtp__Port=`, `"MaxPerHour": ""`) is refused too: the generated binder
+    /// skips an empty value and keeps the default, which would start the agent with a setting other than the one the
+    /// user thinks they gave. Exit 78, one line (<see cref="ConfigurationProblem"/>).
     /// </summary>
-    public static void RefuseEmptyValues(IConfiguration config)
+    public static void RefuseBadValues(IConfiguration config)
     {
+        var bad = new List<ConfigurationValuesException.Value>();
         foreach (var (key, value) in config.AsEnumerable())
         {
-            if (value is not { Length: 0 } || Cli.AgentCli.SettingProblem(key, out var leaf) is not null || leaf is null)
+            if (value is null || Cli.AgentCli.SettingProblem(key, out var leaf) is not null || leaf is null)
                 continue;
             var type = Nullable.GetUnderlyingType(leaf) ?? leaf;
-            if (type.IsValueType)
-                throw new InvalidOperationException($"Failed to convert configuration value '' at '{key}' to type '{type.FullName}'.");
+            if (type.IsValueType && (value.Length == 0 || !Converts(type, value)))
+                bad.Add(new(key, type));
+        }
+        if (bad.Count > 0)
+            throw new ConfigurationValuesException(bad.OrderBy(b => b.Key, ConfigurationKeyComparer.Instance).ToList());
+    }
+
+    private static bool Converts(Type type, string value)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (type.IsEnum)
+            return Enum.TryParse(type, value, ignoreCase: true, out _);
+        if (type == typeof(int))
+            return int.TryParse(value, NumberStyles.Integer, inv, out _);
+        if (type == typeof(long))
+            return long.TryParse(value, NumberStyles.Integer, inv, out _);
+        if (type == typeof(double))
+            return double.TryParse(value, NumberStyles.Float, inv, out _);
+        if (type == typeof(TimeSpan))
+            return TimeSpan.TryParse(value, inv, out _);
+        if (type == typeof(bool))
+            return bool.TryParse(value, out _);
+        try
+        {
+            System.ComponentModel.TypeDescriptor.GetConverter(type).ConvertFromInvariantString(value);
+            return true;
+        }
+        catch (Exception e) when (e is FormatException or NotSupportedException or ArgumentException or OverflowException)
+        {
+            return false;
         }
     }
 

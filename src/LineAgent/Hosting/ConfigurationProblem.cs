@@ -17,10 +17,10 @@ public static partial class ConfigurationProblem
             {
                 case OptionsValidationException invalid:
                     return "lineagent: configuration: " + string.Join(" ", invalid.Failures.Select(f => Setting(f.Trim())));
+                case ConfigurationValuesException values:
+                    return "lineagent: configuration: " + string.Join(" ", values.Values.Select(v => MustBe(v.Key, v.Type.FullName!)));
                 case InvalidOperationException when ConvertFailure().Match(e.Message) is { Success: true } m:
-                    var key = m.Groups["key"].Value;
-                    return $"lineagent: configuration: {key} must be {Expected(m.Groups["type"].Value)} " +
-                        $"(set by {EnvironmentName(key)}, lineagent.json or --{key}=...).";
+                    return "lineagent: configuration: " + MustBe(m.Groups["key"].Value, m.Groups["type"].Value);
                 case AggregateException { InnerExceptions.Count: > 0 } aggregate:
                     return aggregate.InnerExceptions.Select(Describe).FirstOrDefault(x => x is not null);
             }
@@ -48,6 +48,9 @@ public static partial class ConfigurationProblem
     [GeneratedRegex(@"^\w+: The (?:field )?(?<type>\w+)\.(?<path>[\w.]+) (?:field )?(?<rest>.+?)\.?$")]
     private static partial Regex AnnotationFailure();
 
+    private static string MustBe(string key, string type) =>
+        $"{key} must be {Expected(type)} (set by {EnvironmentName(key)}, lineagent.json or --{key}=...).";
+
     public static string EnvironmentName(string key) => "LINEAGENT__" + key.Replace(":", "__");
 
     private static string Expected(string type) => type switch
@@ -63,4 +66,13 @@ public static partial class ConfigurationProblem
     // .NET 10 writes the value too: "Failed to convert configuration value 'abc' at 'Lines:0:Pacing:MinGap' to type 'System.TimeSpan'."
     [GeneratedRegex("^Failed to convert configuration value (?:'.*?' )?at '(?<key>[^']+)' to type '(?<type>[^']+)'")]
     private static partial Regex ConvertFailure();
+}
+
+/// <summary>Settings whose values the configuration binder would not convert (<see cref="AgentHost.RefuseBadValues"/>), every one of them.</summary>
+public sealed class ConfigurationValuesException(IReadOnlyList<ConfigurationValuesException.Value> values)
+    : InvalidOperationException(string.Join(" ", values.Select(v => $"Failed to convert configuration value at '{v.Key}' to type '{v.Type.FullName}'.")))
+{
+    public sealed record Value(string Key, Type Type);
+
+    public IReadOnlyList<Value> Values { get; } = values;
 }

@@ -41,6 +41,33 @@ public sealed class StartupConfigurationTests
         Assert.That(result.Stdout, Does.Not.Contain("Now listening"));
     }
 
+    /// <summary>The binder stops at the first value it cannot convert; the agent names them all, in one line.</summary>
+    [Test]
+    public async Task ThreeSettingsThatDoNotConvert_ShouldAllBeNamed_InOneLine()
+    {
+        using var dir = new TempDir();
+        var result = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"],
+            new Dictionary<string, string?>
+            {
+                ["LINEAGENT__Lines__0__Pacing__Window__Days__0"] = "Monday",
+                ["LINEAGENT__Lines__0__Pacing__Window__Days__1"] = "Funday",
+                ["LINEAGENT__Lines__0__Pacing__MinGap"] = "abc",
+                ["LINEAGENT__Email__Smtp__Port"] = "",
+                ["LINEAGENT__Lines__0__Pacing__MaxPerHour"] = "12",
+            }, TimeSpan.FromSeconds(60));
+
+        Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), result.Stderr);
+        Assert.That(lines[0], Does.StartWith("lineagent: configuration: ")
+            .And.Contain("Email:Smtp:Port must be a whole number (set by LINEAGENT__Email__Smtp__Port")
+            .And.Contain("Lines:0:Pacing:MinGap must be a duration")
+            .And.Contain("Lines:0:Pacing:Window:Days:1 must be a day name"));
+        Assert.That(lines[0], Does.Not.Contain("Days:0").And.Not.Contain("MaxPerHour"), "the values that convert are not named");
+        Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"));
+    }
+
     [Test]
     public async Task ASecondAgentOnTheSameDataDir_ShouldSayOneLine()
     {
