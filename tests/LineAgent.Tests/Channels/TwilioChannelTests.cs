@@ -238,6 +238,34 @@ public sealed class TwilioChannelTests
         Assert.That(events.Count(e => e.StrOrNull("code") == "retry"), Is.EqualTo(2));
     }
 
+    /// <summary>
+    /// A 4xx page that is not Twilio's JSON (the SDK says status 0 for it): something in front of Twilio refused the
+    /// request, so nothing was sent, and it is the path to Twilio that is wrong: retried, then `twilio_unreachable` (a
+    /// channel fault). Before, it ended `unconfirmed` at once and a retry needed force.
+    /// </summary>
+    [Test]
+    public async Task A403PageThatIsNotTwilios_ShouldBeRetried_ThenFailAsUnreachable_ProvenNotSent()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Resilience:MaxRetries"] = "1" });
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.ForbiddenHtml))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("twilio_unreachable"), problem.ToJsonString());
+        Assert.That(error.Str("message"), Does.Contain("HTTP 403").And.Contain("not Twilio's").And.Contain("nothing was sent"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(2), "the first attempt and one retry");
+    }
+
+    [Test]
+    public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var m = await (await api.SendMessageAsync(Sms(TwilioStandIn.RateLimitedHtmlOnce))).ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(m.Str("channelRef"), Does.StartWith("SM"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(2));
+    }
+
     [Test]
     public async Task A5xxAfterTheRequest_ShouldFailUnconfirmed_WithoutRetry()
     {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using LineAgent.Lines;
 using LineAgent.Messages;
 using LineAgent.Suppressions;
@@ -83,6 +84,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
             create.MessagingServiceSid = request.Line.Sms.MessagingServiceSid;
         else
             create.From = new PhoneNumber(request.Line.Sms.From);
+        // The HTTP status of Twilio's answer, for an error body the SDK cannot read (it then says status 0).
+        var answered = ResponseStatus.Value = new StrongBox<int>();
         try
         {
             var created = await MessageResource.CreateAsync(create, Client);
@@ -92,7 +95,7 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         }
         catch (ApiException e)
         {
-            return await FromApiErrorAsync(e, m, ct);
+            return await FromApiErrorAsync(e, answered.Value, m, ct);
         }
         catch (ApiConnectionException e)
         {
@@ -104,10 +107,21 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         }
     }
 
-    private async Task<SendOutcome> FromApiErrorAsync(ApiException e, MessageRow m, CancellationToken ct)
+    private async Task<SendOutcome> FromApiErrorAsync(ApiException e, int httpStatus, MessageRow m, CancellationToken ct)
     {
-        // An error body the SDK could not read as Twilio's JSON (a proxy's 502/503/504 page, an empty body) leaves Status
-        // and Code 0: nothing says Twilio refused it, and the request did reach something, so it may have been created.
+        // An error body the SDK could not read as Twilio's JSON leaves Status and Code 0. A 4xx page (a proxy's or
+        // firewall's 401/403/407, a Twilio:BaseUrl that is no Twilio API: 404) refused the request, so nothing was sent,
+        // and the path to Twilio is what is wrong, for every message: retried, then counted towards the circuit like a
+        // connection refused, so the rest wait as `queued` instead of failing one by one. A 429 page is a rate limit.
+        // A 5xx page (a proxy's 502/503/504) or no status at all: the request reached something and may have been created.
+        if (e.Status == 0 && httpStatus is >= 400 and < 500)
+        {
+            var refused = $"{_options.BaseUrl} answered HTTP {httpStatus} ({(HttpStatusCode)httpStatus}) with a page that is not Twilio's " +
+                $"(a proxy or firewall?): {Shorten(e.Message)}; the request was refused, so nothing was sent.";
+            return httpStatus == (int)HttpStatusCode.TooManyRequests
+                ? new SendOutcome.Failed(FailureCodes.TwilioRateLimited, refused, ProvenNotSent: true, Retryable: true)
+                : new SendOutcome.Failed(FailureCodes.TwilioUnreachable, refused, ProvenNotSent: true, Retryable: true);
+        }
         if (e.Status == 0)
             return new SendOutcome.Failed(FailureCodes.Unconfirmed,
                 $"Twilio answered with an error that is not Twilio's ({Shorten(e.Message)}); it may have been processed, so it is not sent again.",
@@ -133,6 +147,13 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
             return new SendOutcome.Failed(FailureCodes.TwilioAuthFailed, $"{text} (check Twilio:AccountSid and Twilio:AuthToken)", ProvenNotSent: true, ChannelCode: e.Code);
         return new SendOutcome.Failed(FailureCodes.TwilioRejected, text, ProvenNotSent: true, ChannelCode: e.Code);
     }
+
+    /// <summary>
+    /// Set by a send to a box of its own; <see cref="BaseUrlHandler"/> writes each response's status into it. The box is
+    /// the send's alone (an async-local value flows into the SDK's calls, and the box is shared by reference), so
+    /// concurrent sends and the pollers never see each other's.
+    /// </summary>
+    private static readonly AsyncLocal<StrongBox<int>?> ResponseStatus = new();
 
     private static string Shorten(string s) => s.Length <= 300 ? s : s[..300] + "…";
 
@@ -223,11 +244,14 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
             return new UriBuilder(baseUrl.Scheme, baseUrl.Host, baseUrl.Port) { Path = path, Query = uri.Query.TrimStart('?') }.Uri;
         }
 
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
         {
             if (request.RequestUri is { } uri)
                 request.RequestUri = Target(uri);
-            return base.SendAsync(request, ct);
+            var response = await base.SendAsync(request, ct);
+            if (ResponseStatus.Value is { } answered)
+                answered.Value = (int)response.StatusCode;
+            return response;
         }
     }
 }
