@@ -33,6 +33,7 @@ public static class Transitions
     public const string FollowUp = "follow-up";
     /// <summary>A step failed or was cancelled: the rest of its sequence is cancelled.</summary>
     public const string SequenceStop = "sequence-stop";
+    public const string SequenceResume = "sequence-resume";
     /// <summary>The recipient replied: their pending stop-on-reply messages are cancelled.</summary>
     public const string ReplyCancel = "reply-cancel";
 }
@@ -102,7 +103,10 @@ public sealed class MessageLifecycle
         {
             var (row, status) = _sequenceChanges[i];
             if (status == MessageStatus.Sent && row.SentAt is { } sentAt)
+            {
+                ResumeSequence(s, row);
                 ScheduleFollowUp(s, row, sentAt);
+            }
             else if (status != MessageStatus.Sent && row.FallbackTo is null)
                 StopSequence(s, row);
         }
@@ -117,6 +121,18 @@ public sealed class MessageLifecycle
         if (next is not null)
             store.Note(s, next.Id, now, next.Status, "follow_up",
                 $"due {Time.Iso(next.DueAt)}: {Durations.Format(TimeSpan.FromMilliseconds(next.FollowUpAfter ?? 0))} after step {sent.SequenceStep} ({sent.Id}) was sent at {Time.Iso(sentAt)}");
+    }
+
+    /// <summary>
+    /// Transition sequence-resume: a step sent after it had stopped its sequence (failed `unconfirmed`, then confirmed by
+    /// the channel's own record) lets the steps it stopped wait again. Nothing to do for any other sent step: only a
+    /// failed or cancelled step stops a sequence, and a cancelled one is never sent.
+    /// </summary>
+    private void ResumeSequence(WriteScope s, MessageRow sent)
+    {
+        store.TransitionMany(s, Transitions.SequenceResume, MessageSql.ResumeSequence,
+            new { sent.SequenceId, Step = sent.SequenceStep ?? 0, Now = NowMs, Waiting = SequenceRows.WaitingDueAt },
+            code: "sequence_resumed", detail: $"step {sent.SequenceStep} ({sent.Id}) was confirmed sent after all: waiting again for its turn");
     }
 
     /// <summary>Transition sequence-stop: a failed or cancelled step cancels the steps after it.</summary>

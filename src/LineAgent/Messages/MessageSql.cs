@@ -93,6 +93,24 @@ public static class MessageSql
         RETURNING *
         """;
 
+    /// <summary>
+    /// A step that stopped its sequence by failing `unconfirmed` was confirmed sent after all: the steps it stopped wait
+    /// again for their due time (<see cref="ScheduleFollowUp"/> gives the next one its own). A stop-on-reply step whose
+    /// recipient has written since it was created stays cancelled, as <see cref="CancelOnReply"/> would have left it.
+    /// </summary>
+    public const string ResumeSequence = """
+        UPDATE messages
+        SET status = 'scheduled', due_at = @Waiting, scheduled_at = NULL, not_before = NULL, error_code = NULL, error_message = NULL,
+            updated_at = @Now
+        WHERE sequence_id = @SequenceId AND sequence_step > @Step AND status = 'cancelled' AND error_code = 'sequence_stopped'
+          AND NOT (stop_on_reply = 1 AND EXISTS (
+            SELECT 1 FROM messages AS r
+            WHERE r.direction = 'inbound' AND r.created_at > messages.created_at
+              AND ((r.recipient_phone = messages.recipient_phone AND r.recipient_phone IS NOT NULL AND (r.handed_at IS NOT NULL OR r.direction = 'inbound'))
+                OR (r.recipient_email = messages.recipient_email AND r.recipient_email IS NOT NULL AND (r.handed_at IS NOT NULL OR r.direction = 'inbound')))))
+        RETURNING *
+        """;
+
     public const string CancelSequence = """
         UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
         WHERE sequence_id = @SequenceId AND status IN ('scheduled','queued')
