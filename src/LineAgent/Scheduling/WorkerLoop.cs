@@ -7,8 +7,18 @@ namespace LineAgent.Scheduling;
 /// </summary>
 public sealed class Wakeup(TimeProvider time)
 {
-    /// <summary>How far the clock may move while a timer is armed before it is armed again (a real clock moves microseconds).</summary>
-    private static readonly TimeSpan ArmingSlack = TimeSpan.FromMilliseconds(1);
+    /// <summary>
+    /// The longest single timer: Task.Delay refuses more than about 49.7 days (uint milliseconds), which a worker may
+    /// ask for (Storage:BackupEvery of 60 days). A longer sleep wakes after this and its worker's pass runs early.
+    /// </summary>
+    internal static readonly TimeSpan LongestTimer = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// How far the clock may move while a timer is armed before it is armed again: the system clock moves microseconds
+    /// meanwhile, which is no lateness; any other clock (a test's fake one) must not have moved at all, or its timer
+    /// would be due after the time the sleeper published.
+    /// </summary>
+    private readonly TimeSpan _armingSlack = time == TimeProvider.System ? TimeSpan.FromMilliseconds(1) : TimeSpan.Zero;
 
     private readonly Lock _gate = new();
     private TaskCompletionSource? _sleeping;
@@ -73,8 +83,8 @@ public sealed class Wakeup(TimeProvider time)
                 cts.Dispose();
                 return;
             }
-            delay = Task.Delay(wait, time, cts.Token);
-            if (time.GetUtcNow() - now <= ArmingSlack)
+            delay = Task.Delay(wait < LongestTimer ? wait : LongestTimer, time, cts.Token);
+            if (time.GetUtcNow() - now <= _armingSlack)
                 break;
             cts.Cancel();
             cts.Dispose();

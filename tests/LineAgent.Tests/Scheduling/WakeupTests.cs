@@ -83,6 +83,51 @@ public sealed class WakeupTests
         Assert.That(clock.Timers, Is.EqualTo(2), "armed again after the clock moved");
     }
 
+    /// <summary>Found by review: a fake clock moved by 1 ms or less while arming left the timer due that much after `until`.</summary>
+    [TestCase(1)]
+    [TestCase(1_000)]
+    [TestCase(10_000)]
+    public async Task Sleep_WhenAFakeClockMovesALittleWhileItArms_ShouldStillEndAtItsTime(long microseconds)
+    {
+        var fake = new FakeTimeProvider(T0);
+        var clock = new ArmingClock(fake);
+        var wakeup = new Wakeup(clock);
+        var moved = false;
+        clock.Arming = () =>
+        {
+            if (!moved)
+            {
+                moved = true;
+                fake.Advance(TimeSpan.FromMicroseconds(microseconds));
+            }
+        };
+
+        var sleep = wakeup.SleepAsync(T0.AddSeconds(10), CancellationToken.None);
+        var until = await Eventually.ValueAsync(() => wakeup.SleepingUntil, "the sleeper to arm its timer");
+        fake.SetUtcNow(until);
+
+        await Eventually.TrueAsync(() => sleep.IsCompleted, "the sleep to end at the time it published");
+    }
+
+    /// <summary>
+    /// Found by review: Task.Delay refuses more than about 49.7 days, so a worker asking for 60 days (a backup every 60
+    /// days) threw out of its loop. Now its timer is capped and it still ends at its time.
+    /// </summary>
+    [Test]
+    public async Task Sleep_OfSixtyDays_ShouldNotThrow_AndShouldEndAtItsTime()
+    {
+        var fake = new FakeTimeProvider(T0);
+        var wakeup = new Wakeup(fake);
+
+        var sleep = wakeup.SleepAsync(T0.AddDays(60), CancellationToken.None);
+        Assert.That(await Eventually.ValueAsync(() => wakeup.SleepingUntil, "the sleep to start"), Is.EqualTo(T0.AddDays(60)));
+        Assert.That(sleep.IsFaulted, Is.False, sleep.Exception?.ToString());
+        fake.SetUtcNow(T0.AddDays(60));
+
+        await Eventually.TrueAsync(() => sleep.IsCompleted, "the sleep to end");
+        Assert.That(sleep.IsCompletedSuccessfully, Is.True, sleep.Exception?.ToString());
+    }
+
     [Test]
     public async Task Sleep_WhenWokenWhileItArms_ShouldReturnWithoutTheClockMoving()
     {
