@@ -240,19 +240,36 @@ public sealed class TwilioChannelTests
 
     /// <summary>
     /// A 4xx page that is not Twilio's JSON (the SDK says status 0 for it): something in front of Twilio refused the
-    /// request, so nothing was sent, and it is the path to Twilio that is wrong: retried, then `twilio_unreachable` (a
-    /// channel fault). Before, it ended `unconfirmed` at once and a retry needed force.
+    /// request, so nothing was sent; before, it ended `unconfirmed` and a retry needed force. A 403 may refuse this
+    /// request alone (its text): the message fails `twilio_rejected`, not retried, and the next message goes (a first
+    /// version retried it as a channel fault, which opened the circuit and held every other message: review).
     /// </summary>
     [Test]
-    public async Task A403PageThatIsNotTwilios_ShouldBeRetried_ThenFailAsUnreachable_ProvenNotSent()
+    public async Task A403PageThatIsNotTwilios_ShouldFailThatMessageAsRejected_AndTheNextShouldGo()
     {
-        using var agent = Agent(new Dictionary<string, string?> { ["Resilience:MaxRetries"] = "1" });
+        using var agent = Agent();
         using var api = agent.Api();
         var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.ForbiddenHtml))).ExpectAsync(HttpStatusCode.InternalServerError);
         var error = problem["message"]!["error"]!;
-        Assert.That(error.Str("code"), Is.EqualTo("twilio_unreachable"), problem.ToJsonString());
+        Assert.That(error.Str("code"), Is.EqualTo("twilio_rejected"), problem.ToJsonString());
         Assert.That(error.Str("message"), Does.Contain("HTTP 403").And.Contain("not Twilio's").And.Contain("nothing was sent"));
-        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(2), "the first attempt and one retry");
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "not retried");
+
+        await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST" && r.Form["To"] == "+12025550123"), Is.EqualTo(1));
+    }
+
+    /// <summary>A proxy that wants a login refuses every request: like Twilio's own 401, a channel fault, not sent.</summary>
+    [Test]
+    public async Task A407PageFromAProxy_ShouldFailAsAuthFailed_ProvenNotSent()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.ProxyLoginHtml))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("twilio_auth_failed"), problem.ToJsonString());
+        Assert.That(error.Str("message"), Does.Contain("HTTP 407").And.Contain("Check the proxy"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
     }
 
     [Test]

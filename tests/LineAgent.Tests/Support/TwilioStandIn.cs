@@ -23,6 +23,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
     public const string Hangs = "+12025550198";              // never answers (client timeout)
     public const string GatewayHtml = "+12025550153";        // 503 with an HTML body (a proxy's page, not Twilio's JSON), after reading the request
     public const string ForbiddenHtml = "+12025550403";      // 403 with an HTML body (a proxy or firewall refusing it)
+    public const string ProxyLoginHtml = "+12025550407";     // 407 with an HTML body (a proxy that wants a login)
     public const string RateLimitedHtmlOnce = "+12025550430"; // 429 with an HTML body once, then created
 
     private readonly WebApplication _app;
@@ -93,6 +94,8 @@ public sealed class TwilioStandIn : IAsyncDisposable
                 return Error(500, 20500, "Internal Server Error");
             case ForbiddenHtml:
                 return Results.Content("<html><body><h1>403 Forbidden</h1><p>Blocked by policy.</p></body></html>", "text/html", Encoding.UTF8, 403);
+            case ProxyLoginHtml:
+                return Results.Content("<html><body><h1>407 Proxy Authentication Required</h1></body></html>", "text/html", Encoding.UTF8, 407);
             case RateLimitedHtmlOnce when _rateLimited.AddOrUpdate(to, 1, (_, n) => n + 1) <= 1:
                 return Results.Content("<html><body>Too many requests</body></html>", "text/html", Encoding.UTF8, 429);
             case GatewayHtml:

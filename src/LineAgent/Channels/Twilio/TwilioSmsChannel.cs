@@ -110,17 +110,22 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     private async Task<SendOutcome> FromApiErrorAsync(ApiException e, int httpStatus, MessageRow m, CancellationToken ct)
     {
         // An error body the SDK could not read as Twilio's JSON leaves Status and Code 0. A 4xx page (a proxy's or
-        // firewall's 401/403/407, a Twilio:BaseUrl that is no Twilio API: 404) refused the request, so nothing was sent,
-        // and the path to Twilio is what is wrong, for every message: retried, then counted towards the circuit like a
-        // connection refused, so the rest wait as `queued` instead of failing one by one. A 429 page is a rate limit.
-        // A 5xx page (a proxy's 502/503/504) or no status at all: the request reached something and may have been created.
+        // firewall's page, a Twilio:BaseUrl that is no Twilio API) refused the request, so nothing was sent, as with
+        // Twilio's own 4xx. As there: 401 and 407 (a proxy that wants a login) are the path's, a channel fault that counts
+        // towards the circuit; 429 is a rate limit, retried; any other (403, 404, 413: possibly this request only, for
+        // its text or size) fails this message alone, not retried. A 5xx page (a proxy's 502/503/504) or no status at
+        // all: the request reached something and may have been created.
         if (e.Status == 0 && httpStatus is >= 400 and < 500)
         {
             var refused = $"{_options.BaseUrl} answered HTTP {httpStatus} ({(HttpStatusCode)httpStatus}) with a page that is not Twilio's " +
                 $"(a proxy or firewall?): {Shorten(e.Message)}; the request was refused, so nothing was sent.";
-            return httpStatus == (int)HttpStatusCode.TooManyRequests
-                ? new SendOutcome.Failed(FailureCodes.TwilioRateLimited, refused, ProvenNotSent: true, Retryable: true)
-                : new SendOutcome.Failed(FailureCodes.TwilioUnreachable, refused, ProvenNotSent: true, Retryable: true);
+            return httpStatus switch
+            {
+                (int)HttpStatusCode.TooManyRequests => new SendOutcome.Failed(FailureCodes.TwilioRateLimited, refused, ProvenNotSent: true, Retryable: true),
+                (int)HttpStatusCode.Unauthorized or (int)HttpStatusCode.ProxyAuthenticationRequired =>
+                    new SendOutcome.Failed(FailureCodes.TwilioAuthFailed, $"{refused} Check the proxy, Twilio:BaseUrl and Twilio:AccountSid/AuthToken.", ProvenNotSent: true),
+                _ => new SendOutcome.Failed(FailureCodes.TwilioRejected, refused, ProvenNotSent: true),
+            };
         }
         if (e.Status == 0)
             return new SendOutcome.Failed(FailureCodes.Unconfirmed,
