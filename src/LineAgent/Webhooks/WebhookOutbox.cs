@@ -64,7 +64,7 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
         if (subscriptions.Count == 0 || EventType(row, status) is not { } type)
             return;
         var now = time.GetUtcNow();
-        var eventId = Ids.ForEvent(row.Id, type, now);
+        var eventId = Ids.New("evt", now);
         var payload = JsonSerializer.Serialize(new
         {
             id = eventId, type, createdAt = now, data = MessageDto.From(row),

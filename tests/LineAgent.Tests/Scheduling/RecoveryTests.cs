@@ -237,47 +237,6 @@ public sealed class RecoveryTests
         Assert.That((await api2.GetJsonAsync($"/api/messages/{moved}")).Str("status"), Is.EqualTo("sent"));
     }
 
-    /// <summary>
-    /// A message sent after the backup is marked sent again by the first start after the restore, and its `message.sent`
-    /// goes to the webhook again (the replaced database may not have delivered it). It carries the webhook-id the receiver
-    /// already has, so the receiver can tell it is the same event; before, each recording of it had a new random id.
-    /// </summary>
-    [Test]
-    public async Task ARestoredBackup_ShouldSendTheWebhookOfAMessageSentAfterIt_WithTheSameWebhookId()
-    {
-        await using var receiver = await Webhooks.WebhookReceiver.StartAsync();
-        using var dir = new TempDir();
-        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
-        string moved;
-        using (var first = new AgentFactory(dir, time, settings: new Dictionary<string, string?> { ["Storage:BackupEvery"] = "00:00:00" }))
-        using (var api = first.Api())
-        {
-            var hook = await (await api.PostAsJsonAsync("/api/webhooks", new { url = receiver.Url.ToString(), events = new[] { "message.sent" } }))
-                .ExpectAsync(HttpStatusCode.Created);
-            receiver.Secret = hook.Str("secret");
-            moved = (await (await api.SendMessageAsync(new { content = "moved", recipientPhone = "+12025550123", scheduledAt = T0.AddHours(3).ToString("O") }))
-                .ExpectAsync(HttpStatusCode.Created)).Str("id");
-            DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7); // scheduled at +3 h in it
-            time.Advance(TimeSpan.FromMinutes(2));
-            await (await api.PatchAsJsonAsync($"/api/messages/{moved}", new { scheduledAt = T0.AddMinutes(10).ToString("O") })).ExpectAsync(HttpStatusCode.OK);
-            await first.AdvanceToAsync(T0.AddMinutes(11));
-            await Eventually.TrueAsync(() => receiver.Accepted.Count(a => a.MessageId == moved) == 1, "message.sent delivered once");
-        }
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-
-        Assert.That(RestoreAt(dir, time, T0.AddMinutes(30)), Does.Contain("1 pending message(s) in it were sent after the backup"));
-        using var second = new AgentFactory(dir, time);
-        using var api2 = second.Api();
-        Assert.That((await api2.GetJsonAsync($"/api/messages/{moved}")).Str("status"), Is.EqualTo("sent"));
-        await Eventually.TrueAsync(() => receiver.Accepted.Count(a => a.MessageId == moved) == 2, "message.sent again after the restore");
-
-        var events = receiver.Accepted.Where(a => a.MessageId == moved).ToList();
-        Assert.That(events.Select(e => e.Type), Is.All.EqualTo("message.sent"));
-        Assert.That(events.Select(e => e.SignatureValid), Is.All.True);
-        Assert.That(events[1].Id, Is.EqualTo(events[0].Id), "the same event, so the same webhook-id");
-        Assert.That(second.OutboxFileCount(moved), Is.EqualTo(1), "sent once");
-    }
-
     /// <summary>`lineagent restore --yes` at <paramref name="at"/>, as the CLI runs it; its output (it must succeed).</summary>
     private static string RestoreAt(TempDir dir, Microsoft.Extensions.Time.Testing.FakeTimeProvider time, DateTimeOffset at)
     {
