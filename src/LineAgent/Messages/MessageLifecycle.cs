@@ -131,7 +131,7 @@ public sealed class MessageLifecycle
     private void ResumeSequence(WriteScope s, MessageRow sent)
     {
         store.TransitionMany(s, Transitions.SequenceResume, MessageSql.ResumeSequence,
-            new { sent.SequenceId, Step = sent.SequenceStep ?? 0, Now = NowMs, Waiting = SequenceRows.WaitingDueAt },
+            new { sent.SequenceId, Step = sent.SequenceStep ?? 0, sent.Id, Now = NowMs, Waiting = SequenceRows.WaitingDueAt },
             code: "sequence_resumed", detail: $"step {sent.SequenceStep} ({sent.Id}) was confirmed sent after all: waiting again for its turn");
     }
 
@@ -230,7 +230,12 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelSequenceAsync(string sequenceId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail), ct);
+        return Write(s =>
+        {
+            var cancelled = store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail);
+            KeepStopped(s, MessageSql.KeepSequenceStopped, new { SequenceId = sequenceId, Now = now }, now, detail);
+            return cancelled;
+        }, ct);
     }
 
     // ---- the dispatcher -----------------------------------------------------------------------------
@@ -329,8 +334,20 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelBatchAsync(string batchId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail), ct, alone: true);
+        return Write(s =>
+        {
+            var cancelled = store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail);
+            KeepStopped(s, MessageSql.KeepBatchStopped, new { BatchId = batchId, Now = now }, now, detail);
+            return cancelled;
+        }, ct, alone: true);
     }
+
+    /// <summary>
+    /// A cancel of a sequence or batch also reaches its steps that a failed step had stopped: they are cancelled already,
+    /// but no longer for a reason a late confirmation of that step would undo (<see cref="MessageSql.ResumeSequence"/>).
+    /// </summary>
+    private void KeepStopped(WriteScope s, string sql, object parameters, long now, string detail) =>
+        store.NoteMany(s, sql, parameters, now, "cancelled_while_stopped", $"{detail}; this step had been stopped, and stays cancelled whatever happens to the step that stopped it");
 
     /// <summary>New content and/or time of a scheduled message; null when it is no longer scheduled.</summary>
     public Task<MessageRow?> RescheduleAsync(string id, string? content, long? scheduledAt, string? timeZone, string detail, CancellationToken ct = default)

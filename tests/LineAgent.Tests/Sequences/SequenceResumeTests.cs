@@ -13,7 +13,7 @@ public sealed class SequenceResumeTests : LifecycleTestBase
 {
     private static readonly TimeSpan After1 = TimeSpan.FromHours(2), After2 = TimeSpan.FromDays(1);
 
-    private async Task<MessageRow[]> SequenceAsync(string phone = "+12025550123")
+    private async Task<MessageRow[]> SequenceAsync(string phone = "+12025550123", string? batchId = null)
     {
         var now = Time.ToMs(_time.GetUtcNow());
         var seq = Ids.New("seq", _time.GetUtcNow());
@@ -22,7 +22,7 @@ public sealed class SequenceResumeTests : LifecycleTestBase
             Id = Ids.New("msg", _time.GetUtcNow()), Content = $"step {n}", Type = MessageType.IMessage, RequestedType = MessageType.Auto,
             Status = n == 0 ? MessageStatus.Queued : MessageStatus.Scheduled, LineId = "default", RecipientPhone = phone,
             DueAt = n == 0 ? now : SequenceRows.WaitingDueAt, CreatedAt = now, UpdatedAt = now, SequenceId = seq, SequenceStep = n,
-            FollowUpAfter = after is { } a ? (long)a.TotalMilliseconds : null, StopOnReply = n > 0,
+            FollowUpAfter = after is { } a ? (long)a.TotalMilliseconds : null, StopOnReply = n > 0, BatchId = batchId,
         };
         return (await _lifecycle.AcceptAsync([Step(0, null), Step(1, After1), Step(2, After2)])).ToArray();
     }
@@ -87,6 +87,53 @@ public sealed class SequenceResumeTests : LifecycleTestBase
 
         foreach (var s in steps[1..])
             Assert.That((await GetAsync(s.Id)).Status, Is.EqualTo(MessageStatus.Cancelled), "the lead answered: stopOnReply keeps it stopped");
+    }
+
+    /// <summary>Review: the user cancelled the (already stopped) sequence; a late confirmation must not bring it back.</summary>
+    [Test]
+    public async Task ASequenceTheUserCancelledWhileStopped_ShouldStayCancelled()
+    {
+        var steps = await SequenceAsync();
+        await FailUnconfirmedAsync(steps[0]);
+        Assert.That(await _lifecycle.CancelSequenceAsync(steps[0].SequenceId!, "cancelled through the API"), Is.Empty, "nothing pending to cancel");
+        await _lifecycle.ConfirmLateAsync(steps[0].Id, _time.GetUtcNow(), _time.GetUtcNow().AddDays(7), "late");
+
+        foreach (var s in steps[1..])
+        {
+            var row = await GetAsync(s.Id);
+            Assert.That((row.Status, row.ErrorCode), Is.EqualTo((MessageStatus.Cancelled, (string?)null)));
+            Assert.That((await _lifecycle.Store.EventsAsync(s.Id)).Select(e => e.Code), Does.Contain("cancelled_while_stopped"));
+        }
+    }
+
+    /// <summary>Review: the same for a cancel of the batch the sequence belongs to.</summary>
+    [Test]
+    public async Task ABatchTheUserCancelledWhileStopped_ShouldStayCancelled()
+    {
+        var steps = await SequenceAsync(batchId: "batch_review");
+        await FailUnconfirmedAsync(steps[0]);
+        await _lifecycle.CancelBatchAsync("batch_review", "cancelled through the API");
+        await _lifecycle.ConfirmLateAsync(steps[0].Id, _time.GetUtcNow(), _time.GetUtcNow().AddDays(7), "late");
+
+        foreach (var s in steps[1..])
+            Assert.That((await GetAsync(s.Id)).Status, Is.EqualTo(MessageStatus.Cancelled));
+    }
+
+    /// <summary>
+    /// Review: the user cancelled step 1 while step 0 was still queued, which stopped step 2. Step 0 then sent must not
+    /// bring step 2 back (it would wait forever behind the cancelled step 1): only the steps a step stopped resume.
+    /// </summary>
+    [Test]
+    public async Task AStepAnotherStepStopped_ShouldNotResume_WhenAnEarlierStepIsSent()
+    {
+        var steps = await SequenceAsync();
+        Assert.That(await _lifecycle.CancelAsync(steps[1].Id, "the user cancelled step 1"), Is.Not.Null);
+        Assert.That((await GetAsync(steps[2].Id)).ErrorCode, Is.EqualTo("sequence_stopped"));
+        Assert.That(await _lifecycle.ClaimAndHandOffAsync(steps[0].Id, "c1", "messages", false, false), Is.Not.Null);
+        Assert.That(await _lifecycle.SentAsync(steps[0].Id, "c1", _time.GetUtcNow(), null, "sent"), Is.Not.Null);
+
+        Assert.That((await GetAsync(steps[1].Id)).Status, Is.EqualTo(MessageStatus.Cancelled));
+        Assert.That((await GetAsync(steps[2].Id)).Status, Is.EqualTo(MessageStatus.Cancelled));
     }
 
     [Test]
