@@ -128,6 +128,23 @@ public sealed class WakeupTests
         Assert.That(sleep.IsCompletedSuccessfully, Is.True, sleep.Exception?.ToString());
     }
 
+    /// <summary>Review: a clock that moves on every read (FakeTimeProvider.AutoAdvanceAmount) must not keep the sleeper arming forever.</summary>
+    [Test]
+    public async Task Sleep_OnAClockThatMovesOnEveryRead_ShouldArmAFewTimes_ThenSleep()
+    {
+        var fake = new FakeTimeProvider(T0) { AutoAdvanceAmount = TimeSpan.FromMilliseconds(1) };
+        var clock = new ArmingClock(fake);
+        var wakeup = new Wakeup(clock);
+
+        var sleep = wakeup.SleepAsync(T0.AddSeconds(10), CancellationToken.None);
+        await Eventually.ValueAsync(() => wakeup.SleepingUntil, "the sleeper to give up re-arming and sleep");
+        Assert.That(clock.Timers, Is.EqualTo(4));
+        fake.AutoAdvanceAmount = TimeSpan.Zero;
+        fake.SetUtcNow(T0.AddSeconds(11));
+
+        await Eventually.TrueAsync(() => sleep.IsCompleted, "the sleep to end");
+    }
+
     [Test]
     public async Task Sleep_WhenWokenWhileItArms_ShouldReturnWithoutTheClockMoving()
     {
