@@ -33,7 +33,6 @@ public static class Transitions
     public const string FollowUp = "follow-up";
     /// <summary>A step failed or was cancelled: the rest of its sequence is cancelled.</summary>
     public const string SequenceStop = "sequence-stop";
-    public const string SequenceResume = "sequence-resume";
     /// <summary>The recipient replied: their pending stop-on-reply messages are cancelled.</summary>
     public const string ReplyCancel = "reply-cancel";
 }
@@ -103,10 +102,7 @@ public sealed class MessageLifecycle
         {
             var (row, status) = _sequenceChanges[i];
             if (status == MessageStatus.Sent && row.SentAt is { } sentAt)
-            {
-                ResumeSequence(s, row);
                 ScheduleFollowUp(s, row, sentAt);
-            }
             else if (status != MessageStatus.Sent && row.FallbackTo is null)
                 StopSequence(s, row);
         }
@@ -121,18 +117,6 @@ public sealed class MessageLifecycle
         if (next is not null)
             store.Note(s, next.Id, now, next.Status, "follow_up",
                 $"due {Time.Iso(next.DueAt)}: {Durations.Format(TimeSpan.FromMilliseconds(next.FollowUpAfter ?? 0))} after step {sent.SequenceStep} ({sent.Id}) was sent at {Time.Iso(sentAt)}");
-    }
-
-    /// <summary>
-    /// Transition sequence-resume: a step sent after it had stopped its sequence (failed `unconfirmed`, then confirmed by
-    /// the channel's own record) lets the steps it stopped wait again. Nothing to do for any other sent step: only a
-    /// failed or cancelled step stops a sequence, and a cancelled one is never sent.
-    /// </summary>
-    private void ResumeSequence(WriteScope s, MessageRow sent)
-    {
-        store.TransitionMany(s, Transitions.SequenceResume, MessageSql.ResumeSequence,
-            new { sent.SequenceId, Step = sent.SequenceStep ?? 0, sent.Id, Now = NowMs, Waiting = SequenceRows.WaitingDueAt },
-            code: "sequence_resumed", detail: $"step {sent.SequenceStep} ({sent.Id}) was confirmed sent after all: waiting again for its turn");
     }
 
     /// <summary>Transition sequence-stop: a failed or cancelled step cancels the steps after it.</summary>
@@ -230,12 +214,7 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelSequenceAsync(string sequenceId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s =>
-        {
-            var cancelled = store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail);
-            KeepStopped(s, MessageSql.KeepSequenceStopped, new { SequenceId = sequenceId, Now = now }, now, detail);
-            return cancelled;
-        }, ct);
+        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail), ct);
     }
 
     // ---- the dispatcher -----------------------------------------------------------------------------
@@ -334,20 +313,8 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelBatchAsync(string batchId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s =>
-        {
-            var cancelled = store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail);
-            KeepStopped(s, MessageSql.KeepBatchStopped, new { BatchId = batchId, Now = now }, now, detail);
-            return cancelled;
-        }, ct, alone: true);
+        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail), ct, alone: true);
     }
-
-    /// <summary>
-    /// A cancel of a sequence or batch also reaches its steps that a failed step had stopped: they are cancelled already,
-    /// but no longer for a reason a late confirmation of that step would undo (<see cref="MessageSql.ResumeSequence"/>).
-    /// </summary>
-    private void KeepStopped(WriteScope s, string sql, object parameters, long now, string detail) =>
-        store.NoteMany(s, sql, parameters, now, "cancelled_while_stopped", $"{detail}; this step had been stopped, and stays cancelled whatever happens to the step that stopped it");
 
     /// <summary>New content and/or time of a scheduled message; null when it is no longer scheduled.</summary>
     public Task<MessageRow?> RescheduleAsync(string id, string? content, long? scheduledAt, string? timeZone, string detail, CancellationToken ct = default)

@@ -53,13 +53,6 @@ public static class MessageSql
         RETURNING *
         """;
 
-    /// <summary>A cancel of the batch reaches its stopped sequence steps too (see <see cref="KeepSequenceStopped"/>).</summary>
-    public const string KeepBatchStopped = """
-        UPDATE messages SET error_code = NULL, updated_at = @Now
-        WHERE batch_id = @BatchId AND status = 'cancelled' AND error_code = 'sequence_stopped'
-        RETURNING *
-        """;
-
     public const string Reschedule = """
         UPDATE messages
         SET content = COALESCE(@Content, content),
@@ -97,35 +90,6 @@ public static class MessageSql
         UPDATE messages
         SET status = 'cancelled', not_before = NULL, error_code = 'sequence_stopped', error_message = @Message, updated_at = @Now
         WHERE sequence_id = @SequenceId AND sequence_step > @Step AND status IN ('scheduled','queued')
-        RETURNING *
-        """;
-
-    /// <summary>
-    /// A step that stopped its sequence by failing `unconfirmed` was confirmed sent after all: the steps it stopped (its
-    /// id in their <see cref="StopSequence"/> message, written by MessageLifecycle.StopSequence as "(msg_...)") wait
-    /// again for their due time (<see cref="ScheduleFollowUp"/> gives the next one its own). Not the steps another step
-    /// stopped (one the user cancelled), not those a cancel of their sequence or batch reached while stopped
-    /// (<see cref="KeepSequenceStopped"/>, <see cref="KeepBatchStopped"/> clear the mark), and not a stop-on-reply step
-    /// whose recipient has written since it was created, as <see cref="CancelOnReply"/> would have left it.
-    /// </summary>
-    public const string ResumeSequence = """
-        UPDATE messages
-        SET status = 'scheduled', due_at = @Waiting, scheduled_at = NULL, not_before = NULL, error_code = NULL, error_message = NULL,
-            updated_at = @Now
-        WHERE sequence_id = @SequenceId AND sequence_step > @Step AND status = 'cancelled' AND error_code = 'sequence_stopped'
-          AND instr(error_message, '(' || @Id || ')') > 0
-          AND NOT (stop_on_reply = 1 AND EXISTS (
-            SELECT 1 FROM messages AS r
-            WHERE r.direction = 'inbound' AND r.created_at > messages.created_at
-              AND ((r.recipient_phone = messages.recipient_phone AND r.recipient_phone IS NOT NULL AND (r.handed_at IS NOT NULL OR r.direction = 'inbound'))
-                OR (r.recipient_email = messages.recipient_email AND r.recipient_email IS NOT NULL AND (r.handed_at IS NOT NULL OR r.direction = 'inbound')))))
-        RETURNING *
-        """;
-
-    /// <summary>A cancel of the sequence reaches its stopped steps too: they lose the mark a late confirmation resumes.</summary>
-    public const string KeepSequenceStopped = """
-        UPDATE messages SET error_code = NULL, updated_at = @Now
-        WHERE sequence_id = @SequenceId AND status = 'cancelled' AND error_code = 'sequence_stopped'
         RETURNING *
         """;
 

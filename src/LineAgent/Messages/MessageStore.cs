@@ -157,18 +157,6 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
         return rows;
     }
 
-    /// <summary>
-    /// A bookkeeping UPDATE ... RETURNING * of rows whose status stays as it is: each changed row gets an event, and
-    /// nothing is announced (no webhook: nothing happened to the message itself).
-    /// </summary>
-    internal IReadOnlyList<MessageRow> NoteMany(WriteScope s, string sql, object parameters, long at, string code, string detail)
-    {
-        var rows = s.Connection.Query<MessageRow>(sql, parameters, s.Transaction).AsList();
-        foreach (var row in rows)
-            Note(s, row.Id, at, row.Status, code, detail);
-        return rows;
-    }
-
     /// <summary>An event without a status change of its own (a retry, a pacing hold).</summary>
     internal void Note(WriteScope s, string messageId, long at, string status, string? code, string? detail)
     {

@@ -102,12 +102,10 @@ public sealed class QueryPlanTests
     [TestCase(LineAgent.Delivery.DeliverySql.SameInbound, "ix_messages_phone", "ix_messages_email")]
     [TestCase(LineAgent.Delivery.DeliverySql.PendingStopOnReply, "ix_messages_stop_phone", "ix_messages_stop_email")]
     [TestCase(MessageSql.CancelOnReply, "ix_messages_stop_phone", "ix_messages_stop_email")]
-    [TestCase(MessageSql.ResumeSequence, "ix_messages_phone", "ix_messages_email")]
     public async Task AddressLookups_ShouldProbeTheAddressIndexes(string sql, string index, string? alsoIndex)
     {
         var plan = await PlanAsync(sql, new
         {
-            SequenceId = "seq_x", Step = 0L, Waiting = 1L,
             A = "[\"+14155550100\"]", Addresses = "[\"+14155550100\"]", Address = "+14155550100", LineId = "default",
             Phone = "+14155550100", Email = "ana@example.com", Id = "msg_x", At = 1L, Text = "hi", ReplyAt = 1L, Now = 1L, Message = "m",
         });
