@@ -56,7 +56,16 @@ public static partial class DatabaseBackups
                 continue;
             var at = DateTimeOffset.ParseExact(m.Groups[1].Value, StampFormat, CultureInfo.InvariantCulture,
                 DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
-            list.Add(new BackupFile(file.FullName, at, file.Length) { FutureDated = now is { } n && at > n + FutureSlack });
+            long length;
+            try
+            {
+                length = file.Length; // read from the file now, not from the listing
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                continue; // pruned since it was listed (a running agent's backup service, while `restore --list` reads the folder)
+            }
+            list.Add(new BackupFile(file.FullName, at, length) { FutureDated = now is { } n && at > n + FutureSlack });
         }
         return list.OrderBy(b => b.FutureDated).ThenByDescending(b => b.TakenAt).ThenByDescending(b => b.Name, StringComparer.Ordinal).ToList();
     }
