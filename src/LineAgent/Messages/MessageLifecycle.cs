@@ -57,7 +57,7 @@ public sealed class MessageLifecycle
         this.writer = writer;
         this.store = store;
         this.time = time;
-        store.ChangedInTransaction += (_, row, status) =>
+        store.ChangedInTransaction += (_, row, status, _) =>
         {
             if (row.SequenceId is not null && status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled)
                 _sequenceChanges.Add((row, status));

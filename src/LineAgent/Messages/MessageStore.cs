@@ -14,8 +14,8 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
 {
     public Db Db => db;
 
-    /// <summary>Hooks that run inside a status-change transaction (webhook outbox).</summary>
-    public event Action<WriteScope, MessageRow, string>? ChangedInTransaction;
+    /// <summary>Hooks that run inside a status-change transaction (webhook outbox): the row, its event's status, and the transition.</summary>
+    public event Action<WriteScope, MessageRow, string, string>? ChangedInTransaction;
 
     public async Task<MessageRow?> GetAsync(string id, CancellationToken ct = default)
     {
@@ -178,7 +178,7 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     /// <summary>After a change's event: the in-transaction hooks (webhook outbox, sequences), and the news after the commit.</summary>
     private void Changed(WriteScope s, MessageRow row, string status, string transition)
     {
-        ChangedInTransaction?.Invoke(s, row, status);
+        ChangedInTransaction?.Invoke(s, row, status, transition);
         Announce(s, row, transition);
     }
 

@@ -45,8 +45,12 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
         }
     }
 
-    /// <summary>The webhook event a message event stands for, if any.</summary>
-    public static string? EventType(MessageRow row, string status) => status switch
+    /// <summary>
+    /// The webhook event a message event stands for, if any. `message.fallback` is the fallback row's insert alone: a row
+    /// held (paced) in the same millisecond it was created is still `queued` with created_at = updated_at, and was
+    /// announced a second time when this was read from the row.
+    /// </summary>
+    public static string? EventType(MessageRow row, string status, string transition) => status switch
     {
         MessageStatus.Sent => WebhookEvents.Sent,
         MessageStatus.Failed => WebhookEvents.Failed,
@@ -54,14 +58,14 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
         Messages.Delivery.Read => WebhookEvents.Read,
         MessageStatus.Received => WebhookEvents.Reply,
         MessageStatus.Cancelled => WebhookEvents.Cancelled,
-        MessageStatus.Queued when row.FallbackFrom is not null && row.CreatedAt == row.UpdatedAt => WebhookEvents.Fallback,
+        MessageStatus.Queued when transition == Transitions.Fallback => WebhookEvents.Fallback,
         _ => null,
     };
 
-    private void OnChange(WriteScope s, MessageRow row, string status)
+    private void OnChange(WriteScope s, MessageRow row, string status, string transition)
     {
         var subscriptions = _subscriptions;
-        if (subscriptions.Count == 0 || EventType(row, status) is not { } type)
+        if (subscriptions.Count == 0 || EventType(row, status, transition) is not { } type)
             return;
         var now = time.GetUtcNow();
         var eventId = Ids.New("evt", now);

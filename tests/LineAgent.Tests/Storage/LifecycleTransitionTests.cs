@@ -141,6 +141,33 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
             settlingUnconfirmed: true), MessageStatus.Failed);
     }
 
+    /// <summary>
+    /// `message.fallback` is announced for the fallback's insert alone. A fallback row held by the pacer in the same
+    /// millisecond it was created is still queued with created_at = updated_at; read from the row, that hold was a second
+    /// `message.fallback` to every receiver (found by a review).
+    /// </summary>
+    [Test]
+    public async Task FallbackEvent_ShouldBeAnnouncedOnce_WhenTheFallbackIsHeldInTheSameMillisecond()
+    {
+        var announced = new List<(string Id, string Type)>();
+        _lifecycle.Store.ChangedInTransaction += (_, row, status, transition) =>
+        {
+            if (LineAgent.Webhooks.WebhookOutbox.EventType(row, status, transition) is { } type)
+                announced.Add((row.Id, type));
+        };
+        var m = await HandedAsync();
+        var sms = new MessageRow
+        {
+            Id = Ids.New("msg", _time.GetUtcNow()), Content = "hi", Type = MessageType.Sms, RequestedType = MessageType.Auto, Status = MessageStatus.Queued,
+            LineId = "default", RecipientPhone = "+12025550123", DueAt = m.DueAt, CreatedAt = m.DueAt, UpdatedAt = m.DueAt, FallbackFrom = m.Id,
+        };
+        Assert.That(await _lifecycle.FallbackAsync(m.Id, FailureCodes.IMessageUnavailable, "22", 22, sms, "fallback"), Is.Not.Null);
+        var held = await _lifecycle.HoldAsync(sms.Id, _time.GetUtcNow().AddSeconds(30), "paced");
+        Assert.That(held, Is.Not.Null, "the pacer holds the fallback in the same millisecond");
+        Assert.That(held!.CreatedAt, Is.EqualTo(held.UpdatedAt));
+        Assert.That(announced, Is.EqualTo(new[] { (m.Id, "message.failed"), (sms.Id, "message.fallback") }));
+    }
+
     [Test]
     public async Task Match_ShouldBeRefused_OnceTheRowHasItsChannelRecord()
     {
