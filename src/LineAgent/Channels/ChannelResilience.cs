@@ -41,7 +41,7 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// must not fail a whole bulk one message at a time.</remarks>
     public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
         && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout or FailureCodes.AutomationDenied
-            or FailureCodes.TwilioAuthFailed or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported);
+            or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported);
 
     private ResiliencePipeline<SendOutcome> Build(IMessageChannel target)
     {

@@ -54,6 +54,11 @@ public static class FailureCodes
     public const string TwilioRejected = "twilio_rejected";
     public const string TwilioFailed = "twilio_failed";
     public const string TwilioAuthFailed = "twilio_auth_failed";
+    /// <summary>
+    /// Twilio:BaseUrl answered 404 or 405 with a page that is not Twilio's JSON: the Messages API is not there (a wrong
+    /// BaseUrl, a proxy without that route), so every message would fail the same way; nothing was sent.
+    /// </summary>
+    public const string TwilioEndpointNotFound = "twilio_endpoint_not_found";
 
     /// <summary>Twilio's own final status (undelivered, failed, canceled) as a code.</summary>
     public static string TwilioStatus(string status) => $"twilio_{status}";

@@ -272,6 +272,22 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1));
     }
 
+    /// <summary>
+    /// A Twilio:BaseUrl where the Messages API is not answers 404 to every message: a fault of the channel, proven not
+    /// sent, named as such (before, each message failed `twilio_rejected` on its own and the circuit never opened).
+    /// </summary>
+    [Test]
+    public async Task A404FromABaseUrlWithoutTheMessagesApi_ShouldFailAsEndpointNotFound_ProvenNotSent()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Twilio:BaseUrl"] = new Uri(_twilio.BaseUrl, "no-api-here/").ToString() });
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("twilio_endpoint_not_found"), problem.ToJsonString());
+        Assert.That(error.Str("message"), Does.Contain("HTTP 404").And.Contain("nothing was sent").And.Contain("Twilio:BaseUrl"));
+        Assert.That(_twilio.Requests, Is.Empty, "the stand-in's Messages API was never reached");
+    }
+
     [Test]
     public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
     {

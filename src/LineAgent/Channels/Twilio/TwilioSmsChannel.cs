@@ -112,9 +112,10 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         // An error body the SDK could not read as Twilio's JSON leaves Status and Code 0. A 4xx page (a proxy's or
         // firewall's page, a Twilio:BaseUrl that is no Twilio API) refused the request, so nothing was sent, as with
         // Twilio's own 4xx. As there: 401 and 407 (a proxy that wants a login) are the path's, a channel fault that counts
-        // towards the circuit; 429 is a rate limit, retried; any other (403, 404, 413: possibly this request only, for
-        // its text or size) fails this message alone, not retried. A 5xx page (a proxy's 502/503/504) or no status at
-        // all: the request reached something and may have been created.
+        // towards the circuit; so are 404 and 405, which say the Messages API is not at that URL (a wrong BaseUrl: it
+        // failed each message `twilio_rejected` alone, and a bulk one message at a time); 429 is a rate limit, retried;
+        // any other (403, 413: possibly this request only, for its text or size) fails this message alone, not retried.
+        // A 5xx page (a proxy's 502/503/504) or no status at all: the request reached something and may have been created.
         if (e.Status == 0 && httpStatus is >= 400 and < 500)
         {
             var refused = $"{_options.BaseUrl} answered HTTP {httpStatus} ({(HttpStatusCode)httpStatus}) with a page that is not Twilio's " +
@@ -124,6 +125,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
                 (int)HttpStatusCode.TooManyRequests => new SendOutcome.Failed(FailureCodes.TwilioRateLimited, refused, ProvenNotSent: true, Retryable: true),
                 (int)HttpStatusCode.Unauthorized or (int)HttpStatusCode.ProxyAuthenticationRequired =>
                     new SendOutcome.Failed(FailureCodes.TwilioAuthFailed, $"{refused} Check the proxy, Twilio:BaseUrl and Twilio:AccountSid/AuthToken.", ProvenNotSent: true),
+                (int)HttpStatusCode.NotFound or (int)HttpStatusCode.MethodNotAllowed =>
+                    new SendOutcome.Failed(FailureCodes.TwilioEndpointNotFound, $"{refused} The Messages API is not there: check Twilio:BaseUrl and the proxy.", ProvenNotSent: true),
                 _ => new SendOutcome.Failed(FailureCodes.TwilioRejected, refused, ProvenNotSent: true),
             };
         }
