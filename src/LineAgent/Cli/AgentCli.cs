@@ -239,6 +239,11 @@ public static class AgentCli
         return null;
     }
 
+    /// <summary>Whether the host's server is Kestrel, which binds Api:Urls (resolving it creates the one the host then starts).</summary>
+    private static bool ListensOnSockets(WebApplication app) =>
+        app.Services.GetService<Microsoft.AspNetCore.Hosting.Server.IServer>()?.GetType().Assembly.GetName().Name?
+            .StartsWith("Microsoft.AspNetCore.Server.Kestrel", StringComparison.Ordinal) ?? true;
+
     private static IOException? AddressInUse(Exception? e)
     {
         for (var depth = 0; e is not null && depth < 16; depth++, e = e.InnerException)
@@ -266,8 +271,10 @@ public static class AgentCli
             // before it reaches the one-line handler below.
             app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
             // A port in use is told in one line before the host starts (it would log a stack trace twice).
-            // Kestrel:Endpoints, when set, replaces Api:Urls: the addresses to check are then Kestrel's to name.
-            if (!app.Configuration.GetSection("Kestrel:Endpoints").Exists()
+            // Kestrel:Endpoints, when set, replaces Api:Urls: the addresses to check are then Kestrel's to name. Only Kestrel
+            // listens on them: a host given another server (the tests' in-memory one) must not refuse to start because
+            // something else, such as the agent the README starts, holds the default port.
+            if (!app.Configuration.GetSection("Kestrel:Endpoints").Exists() && ListensOnSockets(app)
                 && PortInUse(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiOptions>>().Value.Urls) is { } inUse)
             {
                 Console.Error.WriteLine(inUse);

@@ -101,8 +101,13 @@ public static class DeliverySql
         RETURNING *
         """;
 
+    /// <summary>
+    /// Sent, and the channel reported it not delivered (a carrier receipt, Messages' error after sending): the reason goes
+    /// on the row as its `error` (the status stays `sent`), so the message itself says why, not only its events.
+    /// </summary>
     public const string NotDelivered = """
-        UPDATE messages SET delivery = 'not_delivered', channel_error = @ChannelError, track_until = NULL, updated_at = @Now
+        UPDATE messages SET delivery = 'not_delivered', error_code = @Code, error_message = @Message, channel_error = @ChannelError,
+            track_until = NULL, updated_at = @Now
         WHERE id = @Id AND delivery <> 'not_delivered'
         RETURNING *
         """;

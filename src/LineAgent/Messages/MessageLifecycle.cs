@@ -432,7 +432,7 @@ public sealed class MessageLifecycle
     {
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.NotDelivered, DeliverySql.NotDelivered,
-            new { Id = id, ChannelError = channelError, Now = now }, code: code, detail: detail, eventStatus: DeliveryState.NotDelivered), ct);
+            new { Id = id, Code = code, Message = detail, ChannelError = channelError, Now = now }, code: code, detail: detail, eventStatus: DeliveryState.NotDelivered), ct);
     }
 
     /// <summary>Delivery tracking past its time ends (no event: nothing happened to the message).</summary>

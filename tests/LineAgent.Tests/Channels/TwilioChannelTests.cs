@@ -70,6 +70,10 @@ public sealed class TwilioChannelTests
         var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{m.Str("id")}/events"))!;
         var notDelivered = events.Single(e => e.StrOrNull("code") == "twilio_undelivered");
         Assert.That(notDelivered.Str("detail"), Does.Contain("30003"));
+        // The message itself says why (before, only its events did: `error` was null).
+        Assert.That(settled["error"].Str("code"), Is.EqualTo("twilio_undelivered"), settled.ToJsonString());
+        Assert.That(settled["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(30003));
+        Assert.That(settled["error"].Str("message"), Does.Contain("30003"));
     }
 
     [Test]

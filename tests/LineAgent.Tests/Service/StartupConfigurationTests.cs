@@ -104,6 +104,34 @@ public sealed class StartupConfigurationTests
         }
     }
 
+    /// <summary>
+    /// The port check is Kestrel's: an agent hosted on another server (the tests' in-memory one) listens on no port. With
+    /// the README's agent running on the default port, every in-process test failed ("The server has not been started").
+    /// </summary>
+    [Test]
+    public async Task AnInProcessAgent_ShouldStart_WhileSomethingHoldsTheDefaultPort()
+    {
+        var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 5117);
+        try
+        {
+            holder.Start();
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            holder = null; // something holds it already: the same condition
+        }
+        try
+        {
+            using var agent = new AgentFactory();
+            using var api = agent.Api();
+            (await api.GetAsync("/api/status")).EnsureSuccessStatusCode();
+        }
+        finally
+        {
+            holder?.Stop();
+        }
+    }
+
     [Test]
     public async Task OnePropertyOfLine0FromTheEnvironment_ShouldKeepTheDefaultLine()
     {
