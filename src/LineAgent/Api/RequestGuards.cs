@@ -8,18 +8,26 @@ namespace LineAgent.Api;
 /// <summary>
 /// Query strings come from the network: a value with a NUL or another control character is refused before
 /// any handler sees it (SQLite would read a NUL as the end of a string). Every such parameter is named.
+/// A route that takes no query parameter (none declared with <see cref="OpenApiMetadata.WithQueryParameters{TBuilder}"/>)
+/// refuses any, each named as `unknown_parameter`: `POST /api/messages?scheduledAt=...` sent at once what was meant for
+/// later, and `POST /api/messages/bulk?dryRun=true` sent for real. A route that declares some checks them itself, with
+/// its other problems (<see cref="QueryValues.Unknown"/>).
 /// </summary>
 public sealed class QueryGuardMiddleware(RequestDelegate next)
 {
     public Task InvokeAsync(HttpContext context)
     {
+        if (context.Request.Query.Count == 0)
+            return next(context);
         List<FieldProblem>? problems = null;
         foreach (var (key, values) in context.Request.Query)
         {
             if (HasControl(key) || values.Any(v => v is not null && HasControl(v)))
                 (problems ??= []).Add(new(SafeName(key), "invalid_query", $"Query parameter '{SafeName(key)}' contains a control character."));
         }
-        return problems is null ? next(context) : Problems.Validation(problems).ExecuteAsync(context);
+        if (problems is null && context.GetEndpoint() is { } endpoint && endpoint.Metadata.GetMetadata<QueryParametersMetadata>() is null)
+            QueryValues.Unknown(context.Request.Query.Keys, [], problems = []);
+        return problems is not { Count: > 0 } ? next(context) : Problems.Validation(problems).ExecuteAsync(context);
     }
 
     private static bool HasControl(string s)

@@ -25,9 +25,11 @@ internal static class AvailabilityApi
     }
 
     internal static async Task<Results<Ok<AvailabilityResult>, ValidationProblem>> CheckOne(
-        string? address, AvailabilityService service, IOptions<AgentOptions> agent, CancellationToken ct)
+        string? address, HttpRequest request, AvailabilityService service, IOptions<AgentOptions> agent, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
+        // `?addresses=` (the POST's field) named as what it is, not only as a missing address.
+        QueryValues.Unknown(request.Query.Keys, ["address"], problems);
         var normalized = Normalize(address, "address", agent.Value.DefaultRegion, problems);
         if (problems.Count > 0)
             return Problems.Validation(problems);

@@ -248,13 +248,17 @@ internal static class MessagesApi
         string id, HttpContext http, MessageStore store, LineRegistry lines, MessageIntake intake, SendResponder responder,
         IdempotencyStore idempotency, TimeProvider time, CancellationToken ct)
     {
-        // Retry takes no options: an empty body or {} only. Anything else may be a client's mistake; say so.
+        // Retry takes no options: an empty body or {} only, and ?force. Anything else may be a client's mistake; say so, all of it.
+        var problems = new List<FieldProblem>();
         if (await UnexpectedBodyAsync(http.Request, ct) is { } bodyProblem)
-            return Problems.Validation([bodyProblem]);
+            problems.Add(bodyProblem);
+        QueryValues.Unknown(http.Request.Query.Keys, ["force"], problems);
         var forceValues = http.Request.Query["force"];
         var force = false;
         if (forceValues.Count > 1 || (forceValues.Count == 1 && !bool.TryParse(forceValues[0]?.Trim(), out force)))
-            return Problems.Validation([new("force", "invalid_query", $"Query parameter 'force' must be true or false; got '{Problems.Echo(forceValues.ToString())}'.")]);
+            problems.Add(new("force", "invalid_query", $"Query parameter 'force' must be true or false; got '{Problems.Echo(forceValues.ToString())}'."));
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
 
         var original = await store.GetAsync(id, ct);
         if (original is null)

@@ -118,6 +118,55 @@ public sealed class HostileInputTests
         Assert.That(JsonNode.Parse(body)!["problems"]![0]!["field"]!.GetValue<string>(), Is.EqualTo(parameter), body);
     }
 
+    /// <summary>
+    /// A setting put in the query string instead of the body was ignored and the message went out at once: a schedule
+    /// (`?scheduledAt=2030-...` sent now), a dry run of a bulk (`?dryRun=true` sent for real). Found by a new-user pass.
+    /// </summary>
+    [TestCase("/api/messages?scheduledAt=2030-01-01T09:00:00Z", """{"content":"See you Friday","recipientPhone":"+12025550123"}""", "scheduledAt")]
+    [TestCase("/api/messages/bulk?dryRun=true", """{"leadFilter":{},"content":"Hi {{firstName|there}}"}""", "dryRun")]
+    [TestCase("/api/leads?foo=1", """{"firstName":"Ana","phone":"+12025550123"}""", "foo")]
+    public async Task AQueryParameterOnARouteThatTakesNone_ShouldBe400NamingIt_AndNothingStoredOrSent(string url, string body, string parameter)
+    {
+        var before = await CountsAsync();
+        var response = await _api.SendAsync(Json(HttpMethod.Post, url, body));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.That(await AssertProblemAsync(response, url), Is.EqualTo("validation_failed").Or.EqualTo("unknown_parameter"), text);
+        var problem = JsonNode.Parse(text)!["problems"]!.AsArray().Single();
+        Assert.That((problem!["field"]!.GetValue<string>(), problem["code"]!.GetValue<string>()), Is.EqualTo((parameter, "unknown_parameter")), text);
+        Assert.That(await CountsAsync(), Is.EqualTo(before), "nothing stored");
+        var outbox = Path.Combine(_dir.Path, "outbox");
+        Assert.That(Directory.Exists(outbox) ? Directory.GetFiles(outbox, "*", SearchOption.AllDirectories) : [], Is.Empty, "nothing sent");
+    }
+
+    /// <summary>Every route of the OpenAPI document names a query parameter it does not take, whatever else is wrong.</summary>
+    [Test]
+    public async Task EveryRoute_ShouldNameAQueryParameterItDoesNotTake()
+    {
+        var document = JsonNode.Parse(await _api.GetStringAsync("/openapi/v1.json"))!;
+        var checkedRoutes = new List<string>();
+        foreach (var (path, operations) in document["paths"]!.AsObject())
+        {
+            if (!path.StartsWith("/api/", StringComparison.Ordinal))
+                continue;
+            foreach (var (method, _) in operations!.AsObject())
+            {
+                if (method is "parameters")
+                    continue;
+                var url = System.Text.RegularExpressions.Regex.Replace(path, "{[^}]+}", "x") + "?zzz=1";
+                var request = method is "get" or "delete" ? new HttpRequestMessage(new HttpMethod(method.ToUpperInvariant()), url)
+                    : Json(new HttpMethod(method.ToUpperInvariant()), url, "{}");
+                using var response = await _api.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                var text = await response.Content.ReadAsStringAsync();
+                Assert.That((int)response.StatusCode, Is.EqualTo(400), $"{method} {url}: {text}");
+                var problems = JsonNode.Parse(text)!["problems"]!.AsArray();
+                Assert.That(problems.Any(p => p!["field"]!.GetValue<string>() == "zzz" && p["code"]!.GetValue<string>() == "unknown_parameter"),
+                    Is.True, $"{method} {url}: {text}");
+                checkedRoutes.Add($"{method} {path}");
+            }
+        }
+        Assert.That(checkedRoutes, Has.Count.GreaterThan(35), string.Join(", ", checkedRoutes));
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public async Task AnImportLargerThanTheBodyLimit_ShouldBe413_AndStoreNone_OfTheRowsReadBeforeIt(bool multipart)
