@@ -205,7 +205,10 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         var health = await channel.CheckHealthAsync(line, Messages.MessageType.Sms, ct);
         return health.State == ChannelHealth.Ok
             ? new("Twilio credentials", Check.Ok, health.Detail ?? "ok")
-            : new("Twilio credentials", Check.Fail, health.Detail ?? "failed", "Check Twilio:AccountSid, Twilio:AuthToken and the line's Sms:From.");
+            : new("Twilio credentials", Check.Fail, health.Detail ?? "failed",
+                health.Detail?.Contains("check Twilio:BaseUrl", StringComparison.Ordinal) == true
+                    ? $"Twilio:BaseUrl is {twilio.BaseUrl}; unset, it is Twilio itself ({TwilioOptions.DefaultBaseUrl})."
+                    : "Check Twilio:AccountSid, Twilio:AuthToken and the line's Sms:From.");
     }
 
     private static Check ClockCheck()

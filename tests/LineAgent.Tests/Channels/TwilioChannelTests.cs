@@ -290,6 +290,29 @@ public sealed class TwilioChannelTests
         Assert.That(error.Str("code"), Is.EqualTo("twilio_endpoint_not_found"), problem.ToJsonString());
         Assert.That(error.Str("message"), Does.Contain("HTTP 404").And.Contain("nothing was sent").And.Contain("Twilio:BaseUrl"));
         Assert.That(_twilio.Requests, Is.Empty, "the stand-in's Messages API was never reached");
+
+        // The line's health (and so `lineagent doctor`) points at the setting too, not at the credentials.
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        var sms = line["health"]!.AsArray().Single(h => h.Str("type") == "sms")!;
+        Assert.That(sms.Str("state"), Is.Not.EqualTo("ok"));
+        Assert.That(sms.Str("detail"), Does.Contain("HTTP 404").And.Contain("check Twilio:BaseUrl"), sms.ToJsonString());
+    }
+
+    /// <summary>
+    /// The same in JSON: an API gateway's own 404, Twilio's 20404 behind a proxy with a wrong path. The SDK reads a
+    /// status from these, so the HTML-page rule did not see them and each message failed `twilio_rejected` (review).
+    /// </summary>
+    [TestCase(TwilioStandIn.GatewayJson404)]
+    [TestCase(TwilioStandIn.Twilio20404)]
+    public async Task A404InJson_ShouldFailAsEndpointNotFound_ProvenNotSent(string to)
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(to))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("twilio_endpoint_not_found"), problem.ToJsonString());
+        Assert.That(error.Str("message"), Does.Contain("HTTP 404").And.Contain("nothing was sent").And.Contain("Twilio:BaseUrl"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "not retried");
     }
 
     [Test]

@@ -25,6 +25,8 @@ public sealed class TwilioStandIn : IAsyncDisposable
     public const string ForbiddenHtml = "+12025550403";      // 403 with an HTML body (a proxy or firewall refusing it)
     public const string ProxyLoginHtml = "+12025550407";     // 407 with an HTML body (a proxy that wants a login)
     public const string RateLimitedHtmlOnce = "+12025550430"; // 429 with an HTML body once, then created
+    public const string GatewayJson404 = "+12025550404";     // 404 with an API gateway's JSON (Kong: {"message":"no Route matched with those values"})
+    public const string Twilio20404 = "+12025550424";        // Twilio's own 404 / 20404 (a proxy forwarding under a wrong path)
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _rateLimited = new();
@@ -96,6 +98,10 @@ public sealed class TwilioStandIn : IAsyncDisposable
                 return Results.Content("<html><body><h1>403 Forbidden</h1><p>Blocked by policy.</p></body></html>", "text/html", Encoding.UTF8, 403);
             case ProxyLoginHtml:
                 return Results.Content("<html><body><h1>407 Proxy Authentication Required</h1></body></html>", "text/html", Encoding.UTF8, 407);
+            case GatewayJson404:
+                return Results.Json(new { message = "no Route matched with those values" }, statusCode: 404);
+            case Twilio20404:
+                return Error(404, 20404, "The requested resource /2010-04-01/Accounts/AC00/Messages.json was not found");
             case RateLimitedHtmlOnce when _rateLimited.AddOrUpdate(to, 1, (_, n) => n + 1) <= 1:
                 return Results.Content("<html><body>Too many requests</body></html>", "text/html", Encoding.UTF8, 429);
             case GatewayHtml:

@@ -147,6 +147,13 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         }
         if (e.Status == (int)HttpStatusCode.TooManyRequests)
             return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+        // The create URL itself not found, in JSON: a gateway's own 404 ({"message":"no Route matched"}), a 405, or
+        // Twilio's 20404 behind a proxy with a wrong path prefix. The URL is the same for every message: the channel's
+        // fault, like an HTML 404 page above (the review of 717e5cf found these still failing `twilio_rejected` one by one).
+        if (e.Status is (int)HttpStatusCode.NotFound or (int)HttpStatusCode.MethodNotAllowed)
+            return new SendOutcome.Failed(FailureCodes.TwilioEndpointNotFound,
+                $"{_options.BaseUrl} answered HTTP {e.Status} ({text}) to the Messages API's create URL; nothing was sent. " +
+                "The Messages API is not there: check Twilio:BaseUrl and the proxy.", ProvenNotSent: true, ChannelCode: e.Code == 0 ? null : e.Code);
         if (e.Status >= 500)
             return new SendOutcome.Failed(FailureCodes.Unconfirmed,
                 $"Twilio answered {e.Status} after receiving the request ({text}); it may have been processed, so it is not sent again.",
@@ -194,11 +201,18 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         if (_health is { } h && _time.GetUtcNow() - h.At < TimeSpan.FromMinutes(5))
             return h.Health;
         ChannelHealth health;
+        var answered = ResponseStatus.Value = new StrongBox<int>();
         try
         {
             var account = await AccountResource.FetchAsync(_options.AccountSid, Client);
             health = new ChannelHealth(Name, account.Status == AccountResource.StatusEnum.Active ? ChannelHealth.Ok : ChannelHealth.Unavailable,
                 $"account {account.FriendlyName} ({account.Status})");
+        }
+        catch (ApiException e) when ((e.Status != 0 ? e.Status : answered.Value) is (int)HttpStatusCode.NotFound or (int)HttpStatusCode.MethodNotAllowed)
+        {
+            health = new ChannelHealth(Name, ChannelHealth.Unavailable,
+                $"{_options.BaseUrl} answered HTTP {(e.Status != 0 ? e.Status : answered.Value)} for account {_options.AccountSid} ({Shorten(e.Message)}): " +
+                "Twilio's API is not there; check Twilio:BaseUrl and any proxy in between, and Twilio:AccountSid.");
         }
         catch (ApiException e)
         {
