@@ -68,6 +68,12 @@ public static class AgentCli
             Console.Error.WriteLine(e.Message);
             return 1;
         }
+        catch (Exception e) when (ConfigurationProblem.UnreadableFile(e) is { } unreadable)
+        {
+            // <data dir>/lineagent.json that is not JSON: every command reads it (run, doctor, token, ...).
+            Console.Error.WriteLine(unreadable);
+            return Storage.DatabaseUnusableException.ExitCodeConfig;
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Anything else is a bug: its stack trace, as the parser's own handler printed it, and exit 1.

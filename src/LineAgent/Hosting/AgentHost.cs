@@ -72,7 +72,9 @@ public static class AgentHost
         config.AddEnvironmentVariables(EnvPrefix);
         config.AddCommandLine(args);
         config.AddInMemoryCollection(overrides);
-        var dataDir = config.GetSection(AgentOptions.Section).Get<AgentOptions>()?.ResolveDataDir() ?? AgentOptions.DefaultDataDir();
+        // Only Agent:DataDir is read here: binding the whole section stopped at its first bad value (Agent:ShutdownTimeout=abc)
+        // before RefuseBadValues could name every one.
+        var dataDir = new AgentOptions { DataDir = config[$"{AgentOptions.Section}:{nameof(AgentOptions.DataDir)}"] }.ResolveDataDir();
         config.AddJsonFile(Path.Combine(dataDir, "lineagent.json"), optional: true, reloadOnChange: false);
         // Re-add so the environment and the command line win over the data-dir file.
         config.AddEnvironmentVariables(EnvPrefix);

@@ -9,6 +9,28 @@ namespace LineAgent.Hosting;
 /// </summary>
 public static partial class ConfigurationProblem
 {
+    /// <summary>
+    /// A settings file the configuration could not parse (<c>&lt;data dir&gt;/lineagent.json</c> with a missing brace), as one
+    /// line naming the file and where the parser stopped; null for anything else. The framework says "Failed to load
+    /// configuration from file '...'" with the JSON reader's error inside.
+    /// </summary>
+    public static string? UnreadableFile(Exception? e)
+    {
+        for (var depth = 0; e is not null && depth < 16; depth++, e = e.InnerException)
+        {
+            if (e is not InvalidDataException || FileLoadFailure().Match(e.Message) is not { Success: true } m)
+                continue;
+            var reason = e.InnerException?.InnerException as System.Text.Json.JsonException;
+            var at = reason?.LineNumber is { } line ? $" at line {line + 1}, byte {reason.BytePositionInLine + 1}" : "";
+            var why = reason?.Message is { } text ? ": " + text.Split(" LineNumber:", 2)[0] : "";
+            return $"lineagent: configuration: {m.Groups["file"].Value} is not valid JSON{at}{why} Fix it, or move it aside to start with the defaults.";
+        }
+        return null;
+    }
+
+    [GeneratedRegex(@"^Failed to load configuration from file '(?<file>.+)'\.$")]
+    private static partial Regex FileLoadFailure();
+
     public static string? Describe(Exception? e)
     {
         for (var depth = 0; e is not null && depth < 16; depth++)

@@ -68,6 +68,44 @@ public sealed class StartupConfigurationTests
         Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"));
     }
 
+    /// <summary>
+    /// The same when a bad value is in the Agent section: reading the data directory bound the whole section first and
+    /// stopped at it, so only Agent:ShutdownTimeout was named (found by a new-user pass).
+    /// </summary>
+    [Test]
+    public async Task BadValuesInTheAgentSectionAndAnother_ShouldAllBeNamed_InOneLine()
+    {
+        using var dir = new TempDir();
+        var result = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0",
+                "--Agent:ShutdownTimeout=abc", "--Agent:DryRunParallelSends=lots", "--Scheduling:MaxLateness=xyz"], timeout: TimeSpan.FromSeconds(60));
+
+        Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), result.Stderr);
+        Assert.That(lines[0], Does.Contain("Agent:ShutdownTimeout must be a duration").And.Contain("Agent:DryRunParallelSends must be a whole number")
+            .And.Contain("Scheduling:MaxLateness must be a duration"));
+    }
+
+    /// <summary>A lineagent.json that is not JSON: one line naming the file and where, exit 78; it was a 25-line stack trace.</summary>
+    [TestCase("run")]
+    [TestCase("doctor")]
+    [TestCase("token")]
+    public async Task ASettingsFileThatIsNotJson_ShouldSayOneLine_NamingItAndWhere(string command)
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir.File("lineagent.json"), "{\n  \"Agent\": { \"DryRun\": true\n");
+        var result = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, command, "--data-dir", dir.Path, .. command == "run" ? new[] { "--dry-run", "--urls", "http://127.0.0.1:0" } : []],
+            timeout: TimeSpan.FromSeconds(60));
+
+        Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), result.Stderr);
+        Assert.That(lines[0], Does.StartWith($"lineagent: configuration: {dir.File("lineagent.json")} is not valid JSON at line 3"));
+        Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"));
+    }
+
     [Test]
     public async Task ASecondAgentOnTheSameDataDir_ShouldSayOneLine()
     {
