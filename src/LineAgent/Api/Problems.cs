@@ -59,7 +59,8 @@ public static class Problems
 }
 
 /// <summary>Maps the agent's own errors and unreadable requests to problem responses; anything else is a 500 without internals.</summary>
-public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogger<AgentExceptionHandler> log) : IExceptionHandler
+public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogger<AgentExceptionHandler> log,
+    Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken ct)
     {
@@ -115,10 +116,16 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 break;
             case BadHttpRequestException b:
                 var body = BodyProblem(b);
-                details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = body.Detail };
+                // System.Text.Json stops at the first problem; a body kept by JsonBodyBufferMiddleware is read again for all of them.
+                var all = b.InnerException is System.Text.Json.JsonException && body.Code != "invalid_json"
+                    ? await BodyShapeProblems.FindAsync(context, json.Value.SerializerOptions, ct)
+                    : null;
+                if (all is not { Count: > 0 })
+                    all = [body];
+                details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = string.Join(" ", all.Select(p => p.Detail)) };
                 details.Extensions["code"] = "invalid_body";
-                details.Extensions["problems"] = new[] { body };
-                details.Extensions["errors"] = new Dictionary<string, string[]> { [body.Field] = [body.Detail] };
+                details.Extensions["problems"] = all;
+                details.Extensions["errors"] = all.GroupBy(p => p.Field).ToDictionary(g => g.Key, g => g.Select(p => p.Detail).ToArray());
                 break;
             default:
                 log.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
@@ -139,7 +146,9 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         var name = match.Groups["name"].Value;
         var value = match.Groups["value"].Value;
         if (value.Length > 100) value = value[..100] + "...";
-        var parameter = context.GetEndpoint()?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters()
+        // The exception handler has cleared the request's endpoint; its feature keeps the one that failed.
+        var endpoint = context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
+        var parameter = endpoint?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters()
             .FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
         var type = parameter is null ? null : Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
         var expected = type switch
@@ -158,7 +167,8 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
 
     /// <summary>
     /// What is wrong with an unreadable JSON body, in the client's terms: the field (its JSON path) and what it must be,
-    /// never a .NET type name. System.Text.Json stops at the first problem, so this names one.
+    /// never a .NET type name. System.Text.Json stops at the first problem, so this names one; <see cref="BodyShapeProblems"/>
+    /// then reads a kept body again for the others.
     /// </summary>
     internal static FieldProblem BodyProblem(BadHttpRequestException b)
     {
@@ -166,7 +176,13 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
             return b.Message.Contains("no body was provided", StringComparison.Ordinal) || b.Message.Contains("was not provided from body", StringComparison.Ordinal)
                 ? new FieldProblem("body", "missing_body", "This request needs a JSON body (Content-Type: application/json).")
                 : new FieldProblem("body", "invalid_body", b.Message);
-        var field = FieldOf(json.Path);
+        return JsonProblem(json, null);
+    }
+
+    /// <summary>As <see cref="BodyProblem"/> for an error of the value at <paramref name="prefix"/> (its path in the body; null: the body).</summary>
+    internal static FieldProblem JsonProblem(System.Text.Json.JsonException json, string? prefix)
+    {
+        var field = Within(prefix, FieldOf(json.Path));
         var message = json.Message;
         var unmapped = System.Text.RegularExpressions.Regex.Match(message,
             "^The JSON property '(?<name>.*)' could not be mapped to any \\.NET member contained in type '(?<type>[^']+)'", System.Text.RegularExpressions.RegexOptions.Singleline);
@@ -202,6 +218,13 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         var reason = message.Split(" Path:")[0].Split(" LineNumber:")[0].Replace(" Change the reader options.", "").TrimEnd('.', ' ');
         return new FieldProblem("body", "invalid_json", $"The body is not valid JSON{position}: {reason}.");
     }
+
+    /// <summary>A path inside the value at <paramref name="prefix"/>: "followUps[0]" + "after" → "followUps[0].after".</summary>
+    internal static string Within(string? prefix, string field) =>
+        string.IsNullOrEmpty(prefix) ? field
+        : field == "body" ? prefix
+        : field.StartsWith('[') ? prefix + field
+        : $"{prefix}.{field}";
 
     /// <summary>"$.followUps[0].after" → "followUps[0].after", "$['sheduled at']" → "sheduled at"; the whole body → "body".</summary>
     private static string FieldOf(string? path) => path is null or "$" || !path.StartsWith('$')

@@ -216,6 +216,7 @@ public static class AgentHost
             b.UseMiddleware<TokenAuthMiddleware>();
             b.UseMiddleware<QueryGuardMiddleware>();
             b.UseMiddleware<ContentEncodingGuardMiddleware>();
+            b.UseMiddleware<JsonBodyBufferMiddleware>();
         });
         app.MapOpenApi();
         app.MapStatus();

@@ -125,6 +125,28 @@ public sealed class SendValidationTests : AgentTest
         await AssertNothingStoredOrSent();
     }
 
+    /// <summary>
+    /// Every problem of shape in the one 400, at any depth: the JSON reader stops at the first, so a body with three
+    /// mistakes took three round trips (found by a new-user pass).
+    /// </summary>
+    [TestCase("""{"content":5,"recipientPhone":12025550123,"scheduledAt":true}""",
+        new[] { "content:invalid_type", "recipientPhone:invalid_type", "scheduledAt:invalid_type" })]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","foo":1,"sheduledAt":"2030-01-01T09:00:00Z"}""",
+        new[] { "foo:unknown_field", "sheduledAt:unknown_field" })]
+    [TestCase("""{"content":"x","content":"y","content":"z","recipientPhone":"+12025550123","stopOnReply":"yes"}""",
+        new[] { "content:duplicate_field", "stopOnReply:invalid_type" })]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","followUps":[{"after":"P1D","content":3,"afer":1}],"recipientWindow":{"from":9,"x":1}}""",
+        new[] { "followUps[0].content:invalid_type", "followUps[0].afer:unknown_field", "recipientWindow.from:invalid_type", "recipientWindow.x:unknown_field" })]
+    public async Task Send_ShouldNameEveryProblemOfShape_InTheOne400(string json, string[] expected)
+    {
+        var response = await Client.PostAsync("/api/messages", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        var problem = await response.ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.Str("code"), Is.EqualTo("invalid_body"));
+        Assert.That(problem["problems"]!.AsArray().Select(p => $"{p.Str("field")}:{p.Str("code")}"), Is.EqualTo(expected), problem.ToJsonString());
+        Assert.That(problem.Str("detail"), Does.Not.Contain("System.").And.Not.Contain("LineAgent."), problem.ToJsonString());
+        await AssertNothingStoredOrSent();
+    }
+
     [TestCase("\u200b\ufeff\u200d", "content", "no visible character")]
     [TestCase("Hi\u001b[31m red", "content", "control character")]
     [TestCase("Ring\u0007", "content", "control character")]

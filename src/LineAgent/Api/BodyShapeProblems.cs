@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace LineAgent.Api;
+
+/// <summary>
+/// Keeps a JSON request body readable a second time (up to <see cref="MaxBuffered"/> bytes, in memory), so that when it
+/// cannot be bound, <see cref="BodyShapeProblems"/> can name every problem in it rather than the first the reader met.
+/// </summary>
+public sealed class JsonBodyBufferMiddleware(RequestDelegate next)
+{
+    public const int MaxBuffered = 1 << 20;
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (request.ContentLength is > 0 and <= MaxBuffered
+            && (HttpMethods.IsPost(request.Method) || HttpMethods.IsPatch(request.Method) || HttpMethods.IsPut(request.Method))
+            && request.HasJsonContentType())
+            request.EnableBuffering(bufferThreshold: MaxBuffered, bufferLimit: MaxBuffered);
+        return next(context);
+    }
+}
+
+/// <summary>
+/// Every problem of shape in a JSON body the route could not bind: each unknown or repeated field and each value of
+/// the wrong type, at any depth (System.Text.Json stops at the first: `{"content":5,"recipientPhone":12025550123}` named
+/// only `content`). Read from the body kept by <see cref="JsonBodyBufferMiddleware"/>, against the route's body type
+/// as the HTTP JSON options see it (the same names, the same closed request types).
+/// </summary>
+internal static class BodyShapeProblems
+{
+    /// <summary>The problems; null when the body was not kept, is not JSON, or the route has no body type.</summary>
+    public static async Task<List<FieldProblem>?> FindAsync(HttpContext context, JsonSerializerOptions options, CancellationToken ct)
+    {
+        var body = context.Request.Body;
+        // The exception handler has cleared the request's endpoint; its feature keeps the one that failed.
+        var endpoint = context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
+        if (!body.CanSeek || BodyType(endpoint) is not { } type)
+            return null;
+        try
+        {
+            body.Position = 0;
+            using var document = await JsonDocument.ParseAsync(body, new JsonDocumentOptions
+            {
+                AllowTrailingCommas = options.AllowTrailingCommas, CommentHandling = options.ReadCommentHandling,
+                MaxDepth = options.MaxDepth == 0 ? 64 : options.MaxDepth,
+            }, ct);
+            var problems = new List<FieldProblem>();
+            Walk(document.RootElement, type, null, options, problems);
+            return problems;
+        }
+        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException or NotSupportedException)
+        {
+            return null; // not JSON after all, or unreadable: the reader's first problem stands
+        }
+    }
+
+    /// <summary>The route's JSON body type: its handler's request-body argument (every route's is one, ApiRequestTypesTests).</summary>
+    private static Type? BodyType(Endpoint? endpoint) =>
+        endpoint?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters().Select(p => p.ParameterType).FirstOrDefault(AgentJson.IsRequestBody)
+        ?? endpoint?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>()?.RequestType;
+
+    private static void Walk(JsonElement element, Type type, string? path, JsonSerializerOptions options, List<FieldProblem> problems)
+    {
+        var before = problems.Count;
+        var info = options.GetTypeInfo(type);
+        if (info.Kind == JsonTypeInfoKind.Object && element.ValueKind == JsonValueKind.Object)
+        {
+            var comparer = options.PropertyNameCaseInsensitive ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+            var seen = new HashSet<string>(comparer);
+            var repeated = new HashSet<string>(comparer);
+            foreach (var property in element.EnumerateObject())
+            {
+                var at = Problems.Echo(string.IsNullOrEmpty(path) ? property.Name : $"{path}.{property.Name}");
+                if (!seen.Add(property.Name))
+                {
+                    if (repeated.Add(property.Name))
+                        problems.Add(new FieldProblem(at, "duplicate_field", $"'{at}' is given more than once; give each field once."));
+                    continue;
+                }
+                var member = info.Properties.FirstOrDefault(p => string.Equals(p.Name, property.Name,
+                    options.PropertyNameCaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal));
+                if (member is null)
+                {
+                    if (info.UnmappedMemberHandling == System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow)
+                    {
+                        var known = info.Properties.Select(p => p.Name).ToList();
+                        var hint = AgentExceptionHandler.Closest(property.Name, known) is { } near ? $" Did you mean '{near}'?"
+                            : known.Count > 0 ? $" Known fields: {string.Join(", ", known)}." : "";
+                        problems.Add(new FieldProblem(at, "unknown_field", $"Unknown field '{at}': nothing was stored.{hint}"));
+                    }
+                    continue;
+                }
+                Walk(property.Value, member.PropertyType, at, options, problems);
+            }
+        }
+        else if (info.Kind == JsonTypeInfoKind.Enumerable && info.ElementType is { } item && element.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var value in element.EnumerateArray())
+                Walk(value, item, $"{path}[{i++}]", options, problems);
+        }
+        if (problems.Count > before)
+            return;
+        // Nothing wrong inside (or a single value): the value as a whole, for what only it can say (a wrong type, a
+        // required field missing).
+        try
+        {
+            element.Deserialize(type, options);
+        }
+        catch (JsonException e)
+        {
+            problems.Add(AgentExceptionHandler.JsonProblem(e, path));
+        }
+    }
+}
