@@ -43,6 +43,10 @@ public sealed record MessageFilter
 
     public const int MaxLimit = 500;
 
+    /// <summary>The parameters that take several values, comma-separated or repeated.</summary>
+    private static readonly HashSet<string> Lists = new(
+        OpenApiMetadata.MessageFilters(paging: true).Where(p => p.Type == QueryType.EnumList).Select(p => p.Name), StringComparer.OrdinalIgnoreCase);
+
     /// <summary>The parameters the list (paging) and the export take: the ones their OpenAPI operations declare.</summary>
     private static readonly string[] ListParameters = [.. OpenApiMetadata.MessageFilters(paging: true).Select(p => p.Name)];
     private static readonly string[] ExportFilters = [.. OpenApiMetadata.MessageFilters(paging: false).Select(p => p.Name)];
@@ -57,14 +61,21 @@ public sealed record MessageFilter
         var q = new Dictionary<string, Microsoft.Extensions.Primitives.StringValues>(query, StringComparer.OrdinalIgnoreCase);
         var problems = new List<FieldProblem>();
         QueryValues.Unknown(q.Keys, (paging ? ListParameters : ExportFilters).Concat(alsoKnown ?? []).ToList(), problems);
-        string? Get(string name) => q.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
+        // Only the lists (status, type) take the parameter repeated; any other given twice arrives joined with a comma
+        // (`q=ana&q=demo` searched for "ana,demo" and found nothing, silently). `limit` says so itself.
+        foreach (var (name, values) in q)
+            if (values.Count > 1 && !Lists.Contains(name) && !name.Equals("limit", StringComparison.OrdinalIgnoreCase))
+                problems.Add(new(Problems.Echo(name, 50), "invalid_query", $"Query parameter '{Problems.Echo(name, 50)}' is given more than once; give it once."));
+        string? Get(string name) => q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 
         var statuses = Get("status");
-        if (statuses is not null && statuses.Split(',').Any(s => !MessageStatus.All.Contains(s.Trim())))
-            problems.Add(new("status", "invalid_filter", $"status must be among {string.Join(", ", MessageStatus.All)} (comma-separated)."));
+        if (statuses is not null && statuses.Split(',').Select(s => s.Trim()).Where(s => !MessageStatus.All.Contains(s)).ToList() is { Count: > 0 } badStatuses)
+            problems.Add(new("status", "invalid_filter",
+                $"status '{Problems.Echo(string.Join(",", badStatuses), 50)}' is not one; status must be among {string.Join(", ", MessageStatus.All)} (comma-separated, lower case)."));
         var types = Get("type");
-        if (types is not null && types.Split(',').Any(s => !MessageType.Concrete.Contains(s.Trim())))
-            problems.Add(new("type", "invalid_filter", "type must be among imessage, sms, email (comma-separated)."));
+        if (types is not null && types.Split(',').Select(s => s.Trim()).Where(s => !MessageType.Concrete.Contains(s)).ToList() is { Count: > 0 } badTypes)
+            problems.Add(new("type", "invalid_filter",
+                $"type '{Problems.Echo(string.Join(",", badTypes), 50)}' is not one; type must be among imessage, sms, email (comma-separated, lower case)."));
         var direction = Get("direction");
         if (direction is not null && direction is not ("inbound" or "outbound"))
             problems.Add(new("direction", "invalid_filter", "direction must be inbound or outbound."));

@@ -122,7 +122,7 @@ internal static class MessagesApi
     {
         var (filter, problems) = MessageFilter.Parse(http.Request.Query, paging: false, alsoKnown: ["format"]);
         var format = http.Request.Query["format"].ToString() is { Length: > 0 } f ? f.ToLowerInvariant() : "csv";
-        if (format is not ("csv" or "ndjson"))
+        if (format is not ("csv" or "ndjson") && http.Request.Query["format"].Count <= 1) // twice: Parse said so
             problems.Add(new("format", "invalid_filter", "format must be csv or ndjson."));
         if (problems.Count > 0)
             return Problems.Validation(problems);

@@ -110,6 +110,11 @@ public sealed class HostileInputTests
     [TestCase("/api/leads?tags=zzz", "tags", "unknown_parameter")]
     [TestCase("/api/suppressions?foo=1", "foo", "unknown_parameter")]
     [TestCase("/api/webhooks/wh_none/deliveries?max=5", "max", "unknown_parameter")]
+    // Given twice, a filter that takes one value arrived joined ("ana,demo") and matched nothing, silently.
+    [TestCase("/api/messages?q=ana&q=demo", "q", "invalid_query")]
+    [TestCase("/api/messages?recipient=0199&recipient=0123", "recipient", "invalid_query")]
+    [TestCase("/api/messages/export?format=csv&format=ndjson", "format", "invalid_query")]
+    [TestCase("/api/messages?status=snet", "status", "invalid_filter")]
     public async Task AQueryValueOfTheWrongTypeOrAnUnknownParameter_ShouldBe400NamingIt(string url, string parameter, string code)
     {
         var response = await _api.GetAsync(url);
