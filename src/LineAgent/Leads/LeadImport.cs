@@ -118,12 +118,20 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
             throw NotUtf8("in the first 64 KB");
         }
         if (!hasHeader || csv.HeaderRecord is not { Length: > 0 } header)
-            return new ImportResult(0, 0, 0, 0, [], false, new Dictionary<string, string>());
+            throw new ImportRefusedException(new("file", "empty_file",
+                "The CSV is empty: it needs a header row (such as first name, phone, email) and a row per lead. Nothing was imported."));
         if (header.Length > MaxColumns)
             throw new ImportRefusedException(new("file", "too_many_columns",
                 $"The CSV header has {header.Length:N0} columns; at most {MaxColumns} (a lead keeps at most 100 fields). Nothing was imported."));
         var names = UniqueHeaders(header);
-        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
+        // A field is read from its first column only: a second one that means the same (Cell after Mobile Phone) is kept
+        // as a field of its own under its header, and the mapping in the answer says so (it was dropped without a word).
+        var taken = new HashSet<string>();
+        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h) is { } f && taken.Add(f) ? f : null)).ToList();
+        if (!taken.Contains("phone") && !taken.Contains("email"))
+            throw new ImportRefusedException(new("file", "no_contact_column",
+                $"No column is a phone or an email, so no row could be a lead. The header has: {string.Join(", ", names.Take(20).Select(n => $"'{Api.Problems.Echo(n, 40)}'"))}" +
+                $"{(names.Count > 20 ? ", ..." : "")}. Name the column phone, mobile, cell or tel, or email or e-mail. Nothing was imported."));
         var mapping = columns.ToDictionary(c => c.Header, c => c.Field ?? $"fields.{c.Header}");
 
         long rows = 0, created = 0, updated = 0, skipped = 0;

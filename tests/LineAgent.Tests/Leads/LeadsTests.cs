@@ -281,6 +281,30 @@ public sealed class LeadsTests : AgentTest
         Assert.That(byLead["items"]!.AsArray().Single()!.Str("id"), Is.EqualTo(m.Str("id")));
     }
 
+    /// <summary>
+    /// Found by a new-user pass: an empty body answered 200 with 0 rows, a file whose header has no phone or email column
+    /// 200 with every row skipped one by one, and a second column meaning phone (Cell after Mobile Phone) was dropped.
+    /// </summary>
+    [Test]
+    public async Task Import_ShouldRefuseAnEmptyFileOrOneWithoutAContactColumn_AndKeepASecondPhoneColumnAsAField()
+    {
+        var empty = await (await Client.PostAsync("/api/leads/import", new StringContent("", Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That((empty.ProblemFields(), empty["problems"]![0].Str("code")), Is.EqualTo((new[] { "file" }, "empty_file")), empty.ToJsonString());
+
+        var noContact = await (await Client.PostAsync("/api/leads/import",
+            new StringContent("First Name,Company,Number\nAna,Acme,+12025550101\n", Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(noContact["problems"]![0].Str("code"), Is.EqualTo("no_contact_column"), noContact.ToJsonString());
+        Assert.That(noContact.Str("detail"), Does.Contain("'First Name', 'Company', 'Number'").And.Contain("Nothing was imported"));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Is.Empty);
+
+        var csv = "First,Mobile Phone,Cell\nAna,+12025550101,+12025550199\n";
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["columns"]!.AsObject().Select(c => (c.Key, c.Value!.GetValue<string>())),
+            Is.EqualTo(new[] { ("First", "firstName"), ("Mobile Phone", "phone"), ("Cell", "fields.Cell") }), result.ToJsonString());
+        var ana = (await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray().Single()!;
+        Assert.That((ana.Str("phone"), ana["fields"]!["Cell"]!.GetValue<string>()), Is.EqualTo(("+12025550101", "+12025550199")));
+    }
+
     [Test]
     public async Task Import_ShouldCopeWithRepeatedAndBlankHeaders()
     {
