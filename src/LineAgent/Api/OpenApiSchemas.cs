@@ -123,7 +123,7 @@ internal static class OpenApiSchemas
         [Key<WebhookRequest>(nameof(WebhookRequest.Events))] = "The events to receive; none or empty = all.",
         [Key<WebhookRequest>(nameof(WebhookRequest.Secret))] = "`whsec_` + base64 of at least 16 bytes; generated (and shown once) when absent.",
         [Key<MessageDto>(nameof(MessageDto.NotBefore))] = "A message held by its line's pacing goes out at or after this time.",
-        [Key<MessageDto>(nameof(MessageDto.Error))] = "Why the message failed or was cancelled.",
+        [Key<MessageDto>(nameof(MessageDto.Error))] = "Why the message failed or was cancelled, or, on a sent message whose delivery is not_delivered, why it was not delivered.",
         [Key<PacingDto>(nameof(PacingDto.Enabled))] =
             "Whether pacing holds this line's sends now: false when Lines:N:Pacing:Enabled is false, and in dry run unless Agent:DryRunPacing (see `note`).",
     };

@@ -25,7 +25,9 @@ public sealed class QueryGuardMiddleware(RequestDelegate next)
             if (HasControl(key) || values.Any(v => v is not null && HasControl(v)))
                 (problems ??= []).Add(new(SafeName(key), "invalid_query", $"Query parameter '{SafeName(key)}' contains a control character."));
         }
-        if (problems is null && context.GetEndpoint() is { } endpoint && endpoint.Metadata.GetMetadata<QueryParametersMetadata>() is null)
+        // A route handler's endpoint only (it has its MethodInfo): routing's own 405 endpoint declares nothing and must stay a 405.
+        if (problems is null && context.GetEndpoint() is { } endpoint && endpoint.Metadata.GetMetadata<System.Reflection.MethodInfo>() is not null
+            && endpoint.Metadata.GetMetadata<QueryParametersMetadata>() is null)
             QueryValues.Unknown(context.Request.Query.Keys, [], problems = []);
         return problems is not { Count: > 0 } ? next(context) : Problems.Validation(problems).ExecuteAsync(context);
     }

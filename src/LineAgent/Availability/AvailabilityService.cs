@@ -55,10 +55,13 @@ public sealed class AvailabilityService : IDisposable
         notifier.Changed += OnChanged;
     }
 
-    /// <summary>An outcome of an iMessage (delivered, read, failed) or a reply can change the answer for its address; a new message cannot.</summary>
+    /// <summary>
+    /// An outcome of an iMessage (delivered, read, failed, not delivered: error 22 after sending is recorded as
+    /// imessage_unavailable on the sent row) or a reply can change the answer for its address; a new message cannot.
+    /// </summary>
     private void OnChanged(MessageChange change)
     {
-        if (change.Transition is not (Transitions.Delivered or Transitions.Read or Transitions.Fail or Transitions.Receive))
+        if (change.Transition is not (Transitions.Delivered or Transitions.Read or Transitions.Fail or Transitions.NotDelivered or Transitions.Receive))
             return;
         if (change.Row.RecipientPhone is { } phone) _memo.TryRemove(phone, out _);
         if (change.Row.RecipientEmail is { } email) _memo.TryRemove(email, out _);

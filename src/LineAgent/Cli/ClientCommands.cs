@@ -449,6 +449,7 @@ public static class ClientCommands
         return builder.Configuration;
     }
 
+    /// <summary>Agent:DataDir alone: binding the whole section stopped at any bad value in it with a stack trace (review).</summary>
     public static string DataDirOf(IConfiguration config) =>
-        (config.GetSection(AgentOptions.Section).Get<AgentOptions>() ?? new AgentOptions()).ResolveDataDir();
+        new AgentOptions { DataDir = config[$"{AgentOptions.Section}:{nameof(AgentOptions.DataDir)}"] }.ResolveDataDir();
 }

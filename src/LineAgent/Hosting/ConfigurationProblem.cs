@@ -20,10 +20,17 @@ public static partial class ConfigurationProblem
         {
             if (e is not InvalidDataException || FileLoadFailure().Match(e.Message) is not { Success: true } m)
                 continue;
-            var reason = e.InnerException?.InnerException as System.Text.Json.JsonException;
-            var at = reason?.LineNumber is { } line ? $" at line {line + 1}, byte {reason.BytePositionInLine + 1}" : "";
-            var why = reason?.Message is { } text ? ": " + text.Split(" LineNumber:", 2)[0] : "";
-            return $"lineagent: configuration: {m.Groups["file"].Value} is not valid JSON{at}{why} Fix it, or move it aside to start with the defaults.";
+            // Not JSON: the reader's error (a FormatException around a JsonException). JSON the configuration cannot take (an
+            // array at the top, a key given twice): the FormatException alone says why.
+            if (e.InnerException?.InnerException is System.Text.Json.JsonException reason)
+            {
+                var at = reason.LineNumber is { } line ? $" at line {line + 1}, byte {reason.BytePositionInLine + 1}" : "";
+                return $"lineagent: configuration: {m.Groups["file"].Value} is not valid JSON{at}: {reason.Message.Split(" LineNumber:", 2)[0].TrimEnd()} " +
+                    "Fix it, or move it aside to start with the defaults.";
+            }
+            var why = (e.InnerException?.InnerException ?? e.InnerException)?.Message.TrimEnd('.', ' ') ?? "it could not be read";
+            return $"lineagent: configuration: {m.Groups["file"].Value} cannot be used as settings: {why}. " +
+                "It must be one JSON object of sections (such as {\"Agent\": {\"DryRun\": true}}). Fix it, or move it aside to start with the defaults.";
         }
         return null;
     }

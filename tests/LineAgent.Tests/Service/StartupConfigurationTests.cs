@@ -106,6 +106,23 @@ public sealed class StartupConfigurationTests
         Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at ").And.Not.Contain("Exception"));
     }
 
+    /// <summary>JSON that is no settings object, and a bad value in the file for the CLI's commands: one line each (review).</summary>
+    [TestCase("[1, 2]", "token", "cannot be used as settings: Top-level JSON element must be an object")]
+    [TestCase("{\"Agent\": {\"DryRun\": true, \"DryRun\": false}}", "run", "cannot be used as settings: A duplicate key")]
+    [TestCase("{\"Agent\": {\"ShutdownTimeout\": \"abc\"}}", "token", "No token yet")] // it reads only the data dir: no stack trace
+    [TestCase("{\"Agent\": {\"ShutdownTimeout\": \"abc\"}}", "doctor", "Agent:ShutdownTimeout must be a duration")]
+    public async Task ASettingsFileTheAgentCannotUse_ShouldSayOneLine(string json, string command, string expected)
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir.File("lineagent.json"), json);
+        var result = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, command, "--data-dir", dir.Path, .. command == "run" ? new[] { "--dry-run", "--urls", "http://127.0.0.1:0" } : []],
+            timeout: TimeSpan.FromSeconds(60));
+
+        Assert.That(result.Stderr + result.Stdout, Does.Contain(expected).And.Not.Contain("   at ").And.Not.Contain("Exception"), result.Stderr);
+        Assert.That(result.ExitCode, Is.Not.EqualTo(0));
+    }
+
     [Test]
     public async Task ASecondAgentOnTheSameDataDir_ShouldSayOneLine()
     {
