@@ -211,6 +211,17 @@ public static class AgentCli
         return null;
     }
 
+    /// <summary>
+    /// How to start the agent, for the commands that found it not running: on a Mac the LaunchAgent too; elsewhere the
+    /// dry run (there is no Messages.app: a live `run` fails each iMessage channel_unavailable), as the README begins.
+    /// </summary>
+    internal static string StartAdvice => OperatingSystem.IsMacOS()
+        ? "lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent)"
+        : "lineagent run --dry-run (this is not a Mac: nothing can go through Messages here)";
+
+    /// <summary>Where the agent's log is: the LaunchAgent's files on a Mac; elsewhere the terminal that runs it.</summary>
+    internal static string LogAdvice => OperatingSystem.IsMacOS() ? "~/Library/Logs/LineAgent/" : "the output of the terminal that runs it";
+
     private const string PortAdvice = "Another program (or another agent) listens there: stop it, or give this agent another port with --urls http://127.0.0.1:<port>.";
 
     /// <summary>The first of the listen URLs whose loopback or IP address:port another socket holds, as one line; null when all are free.</summary>

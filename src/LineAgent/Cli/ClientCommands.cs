@@ -435,7 +435,7 @@ public static class ClientCommands
         }
         catch (HttpRequestException e)
         {
-            Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: lineagent run (or launchctl kickstart -k gui/$UID/com.lineagent.agent).");
+            Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: {AgentCli.StartAdvice}.");
             return 1;
         }
     }

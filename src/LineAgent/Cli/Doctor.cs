@@ -57,7 +57,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         JsonNode? status = null;
         if (!await client.HealthyAsync(ct))
             checks.Add(new("Agent reachable", Check.Fail, $"nothing answers at {client.BaseUrl}",
-                "Start it: lineagent run (installed: launchctl kickstart -k gui/$UID/com.lineagent.agent); logs in ~/Library/Logs/LineAgent/"));
+                $"Start it: {AgentCli.StartAdvice}; its log: {AgentCli.LogAdvice}"));
         else
         {
             var (code, body) = await client.SendAsync(HttpMethod.Get, "/api/status", ct: ct);
@@ -71,7 +71,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
                     "Use the token of this agent's data dir: lineagent token --data-dir <dir>, or set LINEAGENT__Api__Token for both."));
             else
                 checks.Add(new("Agent reachable", Check.Fail, $"{client.BaseUrl} answers its status with an error ({AgentClient.Describe(code, body)})",
-                    "See the agent's log (~/Library/Logs/LineAgent/); a storage error: stop it and run lineagent restore --data-dir <dir>."));
+                    $"See the agent's log ({AgentCli.LogAdvice}); a storage error: stop it and run lineagent restore --data-dir <dir>."));
         }
 
         checks.AddRange(InstallChecks.Run(config, dataDir));

@@ -29,7 +29,7 @@ public static class OpenCommand
             }
             catch (HttpRequestException e)
             {
-                Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: lineagent run (or launchctl kickstart -k gui/$UID/com.lineagent.agent).");
+                Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: {AgentCli.StartAdvice}.");
                 return 1;
             }
             if (code != 200 || body?["url"]?.GetValue<string>() is not { } url)

@@ -100,6 +100,20 @@ public sealed partial class AgentOptionsValidator : IValidateOptions<AgentOption
 public sealed partial class ApiOptionsValidator : IValidateOptions<ApiOptions>;
 
 /// <summary>
+/// Agent:DefaultRegion as a region libphonenumber has numbers for: `ZZ` (its "unknown region") passed the pattern, and
+/// every national number was then refused as "unknown country code" with no word about the setting (new-user pass).
+/// </summary>
+public sealed class AgentOptionsRegion : IValidateOptions<AgentOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AgentOptions options) =>
+        options.DefaultRegion is not { Length: 2 } region || !region.All(char.IsAsciiLetterUpper)
+            || PhoneNumbers.PhoneNumberUtil.GetInstance().GetSupportedRegions().Contains(region)
+            ? ValidateOptionsResult.Success // the pattern's own check names any other value
+            : ValidateOptionsResult.Fail($"Agent:DefaultRegion '{region}' is not a region with phone numbers; give an ISO 3166 code such as US, GB or DE " +
+                $"(set by {ConfigurationProblem.EnvironmentName("Agent:DefaultRegion")}, lineagent.json or --Agent:DefaultRegion=...).");
+}
+
+/// <summary>
 /// Api:SendWaitSeconds as a finite 0-600 ([Range] on a double throws OverflowException for NaN instead of failing).
 /// </summary>
 public sealed class ApiOptionsLimits : IValidateOptions<ApiOptions>

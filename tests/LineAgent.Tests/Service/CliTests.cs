@@ -121,6 +121,10 @@ public sealed class CliTests
         Assert.That(down.ExitCode, Is.EqualTo(1));
         Assert.That(down.Lines[0], Does.StartWith("[fail] Agent reachable: nothing answers"));
         Assert.That(down.Stdout, Does.Contain("fix: Start it"));
+        // Not a Mac: the dry run (a live run has no Messages here) and no ~/Library/Logs (new-user pass).
+        Assert.That(down.Stdout, OperatingSystem.IsMacOS()
+            ? Does.Contain("launchctl kickstart")
+            : Does.Contain("lineagent run --dry-run").And.Not.Contain("~/Library/Logs"));
         Assert.That(down.Stdout, Does.Contain("[fail] Messages running: unavailable: Messages.app needs macOS"), "a real (not dry-run) line on Linux");
 
         using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);

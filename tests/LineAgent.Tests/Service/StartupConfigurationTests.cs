@@ -15,6 +15,7 @@ public sealed class StartupConfigurationTests
     [TestCase("LINEAGENT__Scheduling__MaxLateness", "-00:01:00", "Scheduling:MaxLateness must not be negative")]
     [TestCase("LINEAGENT__Agent__DryRunParallelSends", "0", "Agent:DryRunParallelSends must be between 1 and 64 (set by LINEAGENT__Agent__DryRunParallelSends")]
     [TestCase("LINEAGENT__Agent__DefaultRegion", "usa", "Agent:DefaultRegion must match the regular expression '^[A-Z]{2}$'")]
+    [TestCase("LINEAGENT__Agent__DefaultRegion", "ZZ", "Agent:DefaultRegion 'ZZ' is not a region with phone numbers")]
     [TestCase("LINEAGENT__Email__Smtp__Port", "70000", "Email:Smtp:Port must be between 0 and 65535")]
     [TestCase("LINEAGENT__Api__SendWaitSeconds", "900", "Api:SendWaitSeconds must be between 0 and 600")]
     [TestCase("LINEAGENT__Api__SendWaitSeconds", "NaN", "Api:SendWaitSeconds must be between 0 and 600")]

@@ -19,7 +19,17 @@ public static class Programs
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(timeout ?? TimeSpan.FromSeconds(120));
+        try
+        {
+            await p.WaitForExitAsync().WaitAsync(timeout ?? TimeSpan.FromSeconds(120));
+        }
+        catch (TimeoutException)
+        {
+            // A program that did not stop (an agent that started when the test expected a refusal) must not outlive the
+            // test: it kept its port, its data dir, and any lock it inherited (the build's flock) for good.
+            p.Kill(entireProcessTree: true);
+            throw;
+        }
         return new Result(p.ExitCode, await stdout, await stderr);
     }
 
