@@ -195,6 +195,11 @@ public sealed class BulkSend(
         if (leadIds.Count == 0)
             // Nothing to store: a 202 would hand out a batch id that names no batch.
             return new Refused(new BulkPlanOutcome.NotFound("lead_not_found", $"No lead matches leadFilter ({FilterText(r.LeadFilter!)}); nothing was stored or sent."));
+        if (hasIds && !await leads.AnyOfAsync(leadIds, ct))
+            // The same when not one of the ids is a lead (a list from another agent, ids of deleted leads): it answered 202
+            // with a batch of rejections only (new-user pass). Some unknown among real ones each get their failed entry.
+            return new Refused(new BulkPlanOutcome.NotFound("lead_not_found",
+                leadIds.Count == 1 ? $"No lead '{leadIds[0]}'; nothing was stored or sent." : $"None of the {leadIds.Count:N0} leadIds is a lead; nothing was stored or sent."));
 
         var now = time.GetUtcNow();
         var batchId = r.BatchId ?? Ids.New("batch", now);

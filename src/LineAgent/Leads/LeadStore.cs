@@ -33,6 +33,15 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
         return await c.QuerySingleOrDefaultAsync<LeadRow>(new CommandDefinition("SELECT * FROM leads WHERE id = @Id", new { Id = id }, cancellationToken: ct));
     }
 
+    /// <summary>Whether any of <paramref name="ids"/> is a lead: stops at the first one found (usually the first id).</summary>
+    public async Task<bool> AnyOfAsync(IReadOnlyCollection<string> ids, CancellationToken ct)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "SELECT 1 FROM json_each(@Ids) AS i WHERE EXISTS (SELECT 1 FROM leads WHERE id = i.value) LIMIT 1",
+            new { Ids = SqlList.Of(ids) }, cancellationToken: ct)) is not null;
+    }
+
     public async Task<IReadOnlyList<LeadRow>> GetManyAsync(IReadOnlyCollection<string> ids, CancellationToken ct)
     {
         var result = new List<LeadRow>(ids.Count);

@@ -198,6 +198,21 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
     }
 
+    /// <summary>Not one of the ids is a lead: 404 like a filter that matches none (it was a 202 with a batch of rejections only).</summary>
+    [Test]
+    public async Task Bulk_WhoseLeadIdsAreNoneOfThemLeads_ShouldBe404_AndStoreNoBatch()
+    {
+        await Lead(new { firstName = "Ana", phone = "+12025550101" });
+        var body = new { leadIds = new[] { "lead_gone1", "lead_gone2" }, content = "Hi {{firstName|there}}", batchId = "batch_ghosts" };
+
+        var problem = await (await Client.PostAsJsonAsync("/api/messages/bulk", body)).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That((problem.Str("code"), problem.Str("detail")), Is.EqualTo(("lead_not_found", "None of the 2 leadIds is a lead; nothing was stored or sent.")));
+        var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", body)).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That(preview.Str("code"), Is.EqualTo("lead_not_found"));
+        await (await Client.GetAsync("/api/batches/batch_ghosts")).ExpectAsync(HttpStatusCode.NotFound);
+        Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
+    }
+
     [Test]
     public async Task Bulk_WhoseFilterMatchesNoLead_ShouldBe404_AndStoreNoBatch()
     {
