@@ -57,6 +57,18 @@ public static class AgentCli
             Console.Error.WriteLine(problem);
             return 1;
         }
+        // A parse error (a value out of range, an argument missing): each once, and where to look, not the whole help
+        // after it (40 lines for `list --limit 100000` buried the one that mattered).
+        if (parsed.Errors.Count > 0 && parsed.Action is System.CommandLine.Invocation.ParseErrorAction)
+        {
+            foreach (var message in parsed.Errors.Select(e => e.Message).Distinct())
+                Console.Error.WriteLine(message);
+            var path = new List<string>();
+            for (var r = parsed.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+                path.Insert(0, r.Command == root ? "lineagent" : r.Command.Name);
+            Console.Error.WriteLine($"{string.Join(' ', path)} --help lists what it takes.");
+            return 1;
+        }
         // The host handles SIGTERM/Ctrl+C itself (graceful shutdown); the parser must not.
         try
         {

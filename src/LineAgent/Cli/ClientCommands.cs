@@ -165,7 +165,7 @@ public static class ClientCommands
         }));
         yield return preview;
 
-        var statusFilter = new Option<string?>("--status") { Description = "scheduled, queued, sending, sent, failed, cancelled (comma-separated)." };
+        var statusFilter = new Option<string?>("--status") { Description = $"{string.Join(", ", MessageStatus.All)} (comma-separated)." };
         var query = new Option<string?>("--search", "-q") { Description = "Full-text search over content and names." };
         var limit = new Option<int>("--limit")
         {

@@ -35,6 +35,12 @@ public sealed class CliTests
         var badLimit = await Programs.LineAgentAsync(["list", "--limit", "abc", .. Common()]);
         Assert.That(badLimit.ExitCode, Is.Not.Zero);
         Assert.That(badLimit.Stderr, Does.Contain("--limit takes a number from 1 to 500; got 'abc'").And.Not.Contain("System.Int32"));
+        // The error and where to look, not the whole help after it (new-user pass).
+        Assert.That(badLimit.Stderr.Trim().Split('\n'), Is.EqualTo(new[] { "--limit takes a number from 1 to 500; got 'abc'.", "lineagent list --help lists what it takes." }),
+            badLimit.Stderr + badLimit.Stdout);
+        Assert.That(badLimit.Stdout, Does.Not.Contain("Usage:"));
+        var listHelp = await Programs.LineAgentAsync(["list", "--help"]);
+        Assert.That(listHelp.Stdout, Does.Contain("cancelled, received (comma-separated)"));
 
         var status = await Programs.LineAgentAsync(["status", .. Common()]);
         Assert.That(status.ExitCode, Is.Zero, status.Stderr);
