@@ -138,6 +138,7 @@ public static partial class Scripts
             Util.Sleep(control.Number("sendDelayMs") ?? 0);
             WriteSent(call, service, recipient);
             MaybeHang(call, "after_send");
+            Util.Sleep(control.Number("returnDelayMs") ?? 0);
         });
         return 0;
     }

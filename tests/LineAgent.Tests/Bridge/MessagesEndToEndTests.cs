@@ -347,15 +347,20 @@ public sealed partial class MessagesEndToEndTests
     /// second script wrote is the second message's (the first ends unconfirmed), not the first's (which left the second
     /// unconfirmed, inviting a forced resend of a message that went out).
     /// </summary>
-    [Test]
-    public async Task ARowWrittenByALaterSendOfTheSameText_ShouldGoToThatSend_NotToAnEarlierOneStillWaiting()
+    /// <remarks>
+    /// With <paramref name="returnDelayMs"/>, the second script answers 3 s after its row is in chat.db (a loaded machine):
+    /// the watcher saw the row before the second send's baseline was written and gave it to the first (a CI failure).
+    /// </remarks>
+    [TestCase(0)]
+    [TestCase(3000)]
+    public async Task ARowWrittenByALaterSendOfTheSameText_ShouldGoToThatSend_NotToAnEarlierOneStillWaiting(int returnDelayMs)
     {
         using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(8));
         using var api = agent.Api();
         _messages.Control(new { recordOnly = true });
         var first = api.SendMessageAsync(new { content = "same text", type = "imessage", recipientPhone = "+12025550902" });
         await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "the first script ran (no row)");
-        _messages.Control(new { });
+        _messages.Control(new { returnDelayMs });
 
         var second = await (await api.SendMessageAsync(new { content = "same text", type = "imessage", recipientPhone = "+12025550902" }))
             .ExpectAsync(HttpStatusCode.Created);
