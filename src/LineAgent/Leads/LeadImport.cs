@@ -124,11 +124,8 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
             throw new ImportRefusedException(new("file", "too_many_columns",
                 $"The CSV header has {header.Length:N0} columns; at most {MaxColumns} (a lead keeps at most 100 fields). Nothing was imported."));
         var names = UniqueHeaders(header);
-        // A field is read from its first column only: a second one that means the same (Cell after Mobile Phone) is kept
-        // as a field of its own under its header, and the mapping in the answer says so (it was dropped without a word).
-        var taken = new HashSet<string>();
-        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h) is { } f && taken.Add(f) ? f : null)).ToList();
-        if (!taken.Contains("phone") && !taken.Contains("email"))
+        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
+        if (!columns.Any(c => c.Field is "phone" or "email"))
             throw new ImportRefusedException(new("file", "no_contact_column",
                 $"No column is a phone or an email, so no row could be a lead. The header has: {string.Join(", ", names.Take(20).Select(n => $"'{Api.Problems.Echo(n, 40)}'"))}" +
                 $"{(names.Count > 20 ? ", ..." : "")}. Name the column phone, mobile, cell or tel, or email or e-mail. Nothing was imported."));
@@ -235,8 +232,11 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                         case "firstName": first = value; break;
                         case "lastName": last = value; break;
                         case "name": name = value; break;
-                        case "phone": phone ??= value; break;
-                        case "email": email ??= value; break;
+                        // Several phone (email) columns: the first filled one is the lead's (Phone empty, Mobile filled:
+                        // Mobile), and another number in the same row is kept as a field under its header, not dropped.
+                        case "phone" when phone is null: phone = value; break;
+                        case "email" when email is null: email = value; break;
+                        case "phone" or "email": fields[col.Header] = value; break;
                         case "company": company = value; break;
                         case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
                         default: fields[col.Header] = value; break;

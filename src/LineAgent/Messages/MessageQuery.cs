@@ -64,7 +64,7 @@ public sealed record MessageFilter
         // Only the lists (status, type) take the parameter repeated; any other given twice arrives joined with a comma
         // (`q=ana&q=demo` searched for "ana,demo" and found nothing, silently). `limit` says so itself.
         foreach (var (name, values) in q)
-            if (values.Count > 1 && !Lists.Contains(name) && !name.Equals("limit", StringComparison.OrdinalIgnoreCase))
+            if (values.Count > 1 && !Lists.Contains(name))
                 problems.Add(new(Problems.Echo(name, 50), "invalid_query", $"Query parameter '{Problems.Echo(name, 50)}' is given more than once; give it once."));
         string? Get(string name) => q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 

@@ -112,6 +112,7 @@ public sealed class HostileInputTests
     [TestCase("/api/webhooks/wh_none/deliveries?max=5", "max", "unknown_parameter")]
     // Given twice, a filter that takes one value arrived joined ("ana,demo") and matched nothing, silently.
     [TestCase("/api/messages?q=ana&q=demo", "q", "invalid_query")]
+    [TestCase("/api/messages?limit=1&limit=2", "limit", "invalid_query")]
     [TestCase("/api/messages?recipient=0199&recipient=0123", "recipient", "invalid_query")]
     [TestCase("/api/messages/export?format=csv&format=ndjson", "format", "invalid_query")]
     [TestCase("/api/messages?status=snet", "status", "invalid_filter")]
