@@ -122,20 +122,25 @@ public sealed class DeliveryWatcher(
         var unmatched = awaiting.Where(m => m.ChannelRef is null).ToList();
         var order = unmatched.Where(m => m.ChannelBaseline is not null).OrderByDescending(m => m.HandedAt)
             .Concat(unmatched.Where(m => m.ChannelBaseline is null));
-        // A later send to the same person whose outcome (and so its baseline) is not written yet may own a new row: its
-        // script writes the row before it answers, and the answer reaches the writer a moment later. Until then the earlier
-        // send waits a pass (a loaded CI machine gave the later send's row to the earlier one, which left the later one
-        // unconfirmed: a test failed 1 in ~10 full runs).
+        // Another send to the same person whose outcome (and so its baseline) is not written yet may own a new row: its
+        // script writes the row before it answers, and the answer reaches the writer a moment later. A row dated from that
+        // send's hand-off on is not given to anyone until then (a loaded CI machine gave the later send's row to an earlier
+        // send of the same text still waiting, which left the later one unconfirmed). Rows dated before it stay matchable,
+        // so a send whose row is there is not held up by the next send's script (review). Only hand-offs within the longest
+        // attempt count: a send whose outcome was never written (the writer gave up) must not hold the person for good.
         List<(string? Phone, string? Email, long HandedAt)>? inFlight = null;
         if (unmatched.Count > 0)
         {
             await using var c = await Store.Db.OpenAsync(ct);
-            inFlight = (await c.QueryAsync<(string? Phone, string? Email, long HandedAt)>(new CommandDefinition(DeliverySql.InFlight, cancellationToken: ct))).AsList();
+            var since = Time.ToMs(Clock.GetUtcNow() - (bridge.Options.ScriptTimeout * 2 + TimeSpan.FromMinutes(5)));
+            inFlight = (await c.QueryAsync<(string? Phone, string? Email, long HandedAt)>(new CommandDefinition(DeliverySql.InFlight,
+                new { Since = since }, cancellationToken: ct))).AsList();
         }
         foreach (var m in order)
         {
-            if (inFlight?.Any(f => f.HandedAt >= m.HandedAt && (f.Phone ?? f.Email) == m.Recipient) == true)
-                continue;
+            var heldFrom = inFlight?.Where(f => (f.Phone ?? f.Email) == m.Recipient).Select(f => (long?)f.HandedAt).Min() is { } h
+                ? Time.FromMs(h) // its row is written after its hand-off; on one line, the previous send's script ended before it
+                : (DateTimeOffset?)null;
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
             var baseline = m.ChannelBaseline;
@@ -155,6 +160,7 @@ public sealed class DeliveryWatcher(
             var candidates = new List<ChatMessage>();
             foreach (var row in bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0))
                 if ((row.IsPlainMessage || row.IsGhost) && (until is null || row.Date is null || row.Date <= until)
+                    && (heldFrom is null || row.Date is { } dated && dated < heldFrom)
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
             var chosen = Choose(candidates, m.Content, requireText: baseline is null);

@@ -372,6 +372,33 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// A send whose row is already in chat.db is not held up by the next send to the same person while that one's script
+    /// is still running: each script here answers 10 s after its row, so the first send's outcome and the second's
+    /// hand-off commit together, and the first's confirmation deadline (8 s after it) falls before the second answers.
+    /// A first fix of the race above held the first send until then, and it failed unconfirmed (review).
+    /// </summary>
+    [Test]
+    public async Task ASendWhoseRowIsThere_ShouldBeConfirmed_WhileTheNextSendToThePersonIsStillRunning()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(8));
+        using var api = agent.Api();
+        _messages.Control(new { returnDelayMs = 10_000, confirmDelayMs = 300 });
+        var first = api.SendMessageAsync(new { content = "first text", type = "imessage", recipientPhone = "+12025550903" });
+        var second = api.SendMessageAsync(new { content = "second text", type = "imessage", recipientPhone = "+12025550903" });
+        var ids = new List<string>();
+        foreach (var answer in new[] { await first, await second })
+        {
+            var body = JsonNode.Parse(await answer.Content.ReadAsStringAsync())!.AsObject();
+            ids.Add(body.StrOrNull("id") ?? body.Str("messageId"));
+        }
+        foreach (var id in ids)
+        {
+            var settled = await Until(api, id, x => x.Str("status") is "sent" or "failed", $"{id} settled");
+            Assert.That((settled.Str("status"), settled.StrOrNull("channelRef") is not null), Is.EqualTo(("sent", true)), settled.ToJsonString());
+        }
+    }
+
+    /// <summary>
     /// `auto` does not pick a type that the line's health says cannot go out: with iMessage signed out, a phone gets SMS
     /// (the line has an SMS account), and the one script run is an SMS send. Before, auto took iMessage and the send
     /// failed `imessage_account_missing`.
