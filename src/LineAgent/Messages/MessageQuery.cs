@@ -68,14 +68,15 @@ public sealed record MessageFilter
                 problems.Add(new(Problems.Echo(name, 50), "invalid_query", $"Query parameter '{Problems.Echo(name, 50)}' is given more than once; give it once."));
         string? Get(string name) => q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 
-        var statuses = Get("status");
+        // Names are taken in any case, as format=CSV is (status=SENT was refused).
+        var statuses = Get("status")?.ToLowerInvariant();
         if (statuses is not null && statuses.Split(',').Select(s => s.Trim()).Where(s => !MessageStatus.All.Contains(s)).ToList() is { Count: > 0 } badStatuses)
             problems.Add(new("status", "invalid_filter",
-                $"status '{Problems.Echo(string.Join(",", badStatuses), 50)}' is not one; status must be among {string.Join(", ", MessageStatus.All)} (comma-separated, lower case)."));
-        var types = Get("type");
+                $"status '{Problems.Echo(string.Join(",", badStatuses), 50)}' is not one; status must be among {string.Join(", ", MessageStatus.All)} (comma-separated)."));
+        var types = Get("type")?.ToLowerInvariant();
         if (types is not null && types.Split(',').Select(s => s.Trim()).Where(s => !MessageType.Concrete.Contains(s)).ToList() is { Count: > 0 } badTypes)
             problems.Add(new("type", "invalid_filter",
-                $"type '{Problems.Echo(string.Join(",", badTypes), 50)}' is not one; type must be among imessage, sms, email (comma-separated, lower case)."));
+                $"type '{Problems.Echo(string.Join(",", badTypes), 50)}' is not one; type must be among imessage, sms, email (comma-separated)."));
         var direction = Get("direction");
         if (direction is not null && direction is not ("inbound" or "outbound"))
             problems.Add(new("direction", "invalid_filter", "direction must be inbound or outbound."));

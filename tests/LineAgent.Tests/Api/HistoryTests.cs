@@ -53,6 +53,7 @@ public sealed class HistoryTests
     [TestCase("status=sent", new[] { "dan", "cara", "bob", "ana" })]
     [TestCase("status=scheduled", new[] { "later" })]
     [TestCase("status=scheduled,sent&type=sms", new[] { "bob" })]
+    [TestCase("status=Scheduled,SENT&type=SMS", new[] { "bob" })] // any case, as format=CSV
     [TestCase("type=email", new[] { "cara" })]
     [TestCase("type=imessage", new[] { "dan", "later", "ana" })]
     [TestCase("lineId=mac-2", new[] { "later", "cara" })]

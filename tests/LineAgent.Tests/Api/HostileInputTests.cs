@@ -116,6 +116,7 @@ public sealed class HostileInputTests
     [TestCase("/api/messages?recipient=0199&recipient=0123", "recipient", "invalid_query")]
     [TestCase("/api/messages/export?format=csv&format=ndjson", "format", "invalid_query")]
     [TestCase("/api/messages?status=snet", "status", "invalid_filter")]
+    [TestCase("/api/messages?status=SENT,snet", "status", "invalid_filter")]
     public async Task AQueryValueOfTheWrongTypeOrAnUnknownParameter_ShouldBe400NamingIt(string url, string parameter, string code)
     {
         var response = await _api.GetAsync(url);
