@@ -42,9 +42,7 @@ internal static class BodyShapeProblems
     public static async Task<List<FieldProblem>?> FindAsync(HttpContext context, JsonSerializerOptions options, CancellationToken ct)
     {
         var body = context.Request.Body;
-        // The exception handler has cleared the request's endpoint; its feature keeps the one that failed.
-        var endpoint = context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
-        if (!body.CanSeek || BodyType(endpoint) is not { } type)
+        if (!body.CanSeek || BodyType(AgentExceptionHandler.FailedEndpoint(context)) is not { } type)
             return null;
         try
         {

@@ -146,9 +146,7 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         var name = match.Groups["name"].Value;
         var value = match.Groups["value"].Value;
         if (value.Length > 100) value = value[..100] + "...";
-        // The exception handler has cleared the request's endpoint; its feature keeps the one that failed.
-        var endpoint = context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
-        var parameter = endpoint?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters()
+        var parameter = FailedEndpoint(context)?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters()
             .FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
         var type = parameter is null ? null : Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
         var expected = type switch
@@ -161,6 +159,10 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
         };
         return new FieldProblem(name, "invalid_query", $"Query parameter '{name}' must be {expected}; got '{value}'.");
     }
+
+    /// <summary>The endpoint that threw: the exception handler has cleared the request's, and its feature keeps it.</summary>
+    internal static Endpoint? FailedEndpoint(HttpContext context) =>
+        context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
 
     private static long? MaxBodyOf(HttpContext context) =>
         context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;

@@ -449,7 +449,5 @@ public static class ClientCommands
         return builder.Configuration;
     }
 
-    /// <summary>Agent:DataDir alone: binding the whole section stopped at any bad value in it with a stack trace (review).</summary>
-    public static string DataDirOf(IConfiguration config) =>
-        new AgentOptions { DataDir = config[$"{AgentOptions.Section}:{nameof(AgentOptions.DataDir)}"] }.ResolveDataDir();
+    public static string DataDirOf(IConfiguration config) => AgentOptions.DataDirFrom(config);
 }

@@ -72,9 +72,7 @@ public static class AgentHost
         config.AddEnvironmentVariables(EnvPrefix);
         config.AddCommandLine(args);
         config.AddInMemoryCollection(overrides);
-        // Only Agent:DataDir is read here: binding the whole section stopped at its first bad value (Agent:ShutdownTimeout=abc)
-        // before RefuseBadValues could name every one.
-        var dataDir = new AgentOptions { DataDir = config[$"{AgentOptions.Section}:{nameof(AgentOptions.DataDir)}"] }.ResolveDataDir();
+        var dataDir = AgentOptions.DataDirFrom(config);
         config.AddJsonFile(Path.Combine(dataDir, "lineagent.json"), optional: true, reloadOnChange: false);
         // Re-add so the environment and the command line win over the data-dir file.
         config.AddEnvironmentVariables(EnvPrefix);

@@ -45,6 +45,12 @@ public sealed class AgentOptions
 
     public string ResolveDataDir() => string.IsNullOrWhiteSpace(DataDir) ? DefaultDataDir() : Path.GetFullPath(DataDir);
 
+    /// <summary>
+    /// The data directory from Agent:DataDir alone: binding the whole section stopped at its first bad value (a stack
+    /// trace in the CLI, and only that value named at start, before AgentHost.RefuseBadValues could name them all).
+    /// </summary>
+    public static string DataDirFrom(IConfiguration config) => new AgentOptions { DataDir = config[$"{Section}:{nameof(DataDir)}"] }.ResolveDataDir();
+
     public static string DefaultDataDir()
     {
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
