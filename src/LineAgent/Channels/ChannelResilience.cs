@@ -24,9 +24,80 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 
     public ResiliencePipeline<SendOutcome> For(IMessageChannel channel) => _pipelines.GetOrAdd(channel.Name, _ => Build(channel));
 
-    /// <summary>When the channel's circuit is open: until when. Null while it is closed or half-open.</summary>
-    public DateTimeOffset? OpenUntil(string channelName) =>
-        _openUntil.TryGetValue(channelName, out var until) && until > time.GetUtcNow() ? until : null;
+    /// <summary>
+    /// When the channel's circuit is open, or it is held by a settings fault (<see cref="AfterAttempt"/>): until when.
+    /// Null while it is closed or half-open.
+    /// </summary>
+    public DateTimeOffset? OpenUntil(string channelName)
+    {
+        var now = time.GetUtcNow();
+        DateTimeOffset? open = _openUntil.TryGetValue(channelName, out var until) && until > now ? until : null;
+        if (_settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > now && (open is null || fault.Until > open))
+            open = fault.Until;
+        return open;
+    }
+
+    /// <summary>Why the channel's due messages wait (<see cref="OpenUntil"/>), in a sentence.</summary>
+    public string WhyHeld(string channelName) =>
+        _settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > time.GetUtcNow()
+            ? $"{channelName} refuses every send until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
+            : $"{channelName} is failing (circuit open)";
+
+    /// <summary>
+    /// Failures that no send on the channel can get past until someone changes a setting or a permission: a refused login
+    /// (Twilio, SMTP), a Twilio:BaseUrl without the Messages API, an SMTP server without what Email:Smtp asks for,
+    /// Automation denied. Nothing was sent, and the next message would meet the same answer.
+    /// </summary>
+    public static bool IsSettingsFault(SendOutcome outcome) => outcome is SendOutcome.Failed { ProvenNotSent: true } f
+        && f.Code is FailureCodes.AutomationDenied or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound
+            or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported;
+
+    private sealed record SettingsFault(SendOutcome.Failed Failure, DateTimeOffset Until, TimeSpan Hold);
+
+    /// <summary>
+    /// The longest wait between two trials of a settings fault (they double from BreakDuration): a permission granted in
+    /// System Settings is picked up within it, and a trial that keeps failing adds an event to its message only this often.
+    /// </summary>
+    public static readonly TimeSpan LongestSettingsHold = TimeSpan.FromMinutes(5);
+
+    private readonly ConcurrentDictionary<string, SettingsFault> _settingsFaults = new();
+
+    /// <summary>
+    /// Notes what a send on <paramref name="channel"/> came to. On a settings fault (<see cref="IsSettingsFault"/>) the
+    /// channel's due messages are held for <see cref="ResilienceOptions.BreakDuration"/> at once, whatever the pacing: the
+    /// message that found the fault fails with it (its sender learns why), and every later one that meets it again, as
+    /// the trial after a break or sent at the same time, waits instead (returned: how long), until a send goes out. Before,
+    /// only the circuit held them, and on a paced line (one attempt per 30-60 s) it never opened: each due message failed
+    /// in turn. Kept in memory: after a restart the first send finds the fault again.
+    /// </summary>
+    public TimeSpan? AfterAttempt(IMessageChannel channel, SendOutcome outcome)
+    {
+        if (outcome is SendOutcome.Sent or SendOutcome.Accepted)
+        {
+            if (_settingsFaults.TryRemove(channel.Name, out var cleared))
+                log.LogInformation("Channel {Channel} sends again after {Code}", channel.Name, cleared.Failure.Code);
+            return null;
+        }
+        if (!IsSettingsFault(outcome))
+            return null;
+        var failure = (SendOutcome.Failed)outcome;
+        var now = time.GetUtcNow();
+        var first = options.Value.BreakDuration;
+        var known = false;
+        var fault = _settingsFaults.AddOrUpdate(channel.Name, new SettingsFault(failure, now + first, first), (_, old) =>
+        {
+            known = true;
+            // A second send refused while the first hold runs (sent at the same time) does not lengthen it.
+            var hold = old.Until > now ? old.Hold
+                : TimeSpan.FromTicks(Math.Min(old.Hold.Ticks * 2, Math.Max(first.Ticks, LongestSettingsHold.Ticks)));
+            return new SettingsFault(failure, now + hold, hold);
+        });
+        if (known)
+            return fault.Hold;
+        log.LogWarning("Channel {Channel} refused a send ({Code}: {Reason}); its due messages wait as queued until a send goes out, tried again after {Break}, then less often",
+            channel.Name, failure.Code, failure.Message, options.Value.BreakDuration);
+        return null;
+    }
 
     public static readonly ResiliencePropertyKey<string> MessageId = new("lineagent.message-id");
 
@@ -40,8 +111,7 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// <remarks>A refused login (Twilio 401/403, SMTP authentication) is the channel's, not the recipient's: a rotated token
     /// must not fail a whole bulk one message at a time.</remarks>
     public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
-        && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout or FailureCodes.AutomationDenied
-            or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported);
+        && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout || IsSettingsFault(f));
 
     private ResiliencePipeline<SendOutcome> Build(IMessageChannel target)
     {

@@ -141,7 +141,7 @@ public sealed class Dispatcher(
         if (resilience.OpenUntil(channel.Name) is { } open)
         {
             // Only what that channel carries: the line's other types (email while Messages is failing) go on.
-            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {channel.Name} is failing (circuit open)", ct,
+            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {resilience.WhyHeld(channel.Name)}", ct,
                 MessageType.Concrete.Where(t => router.Resolve(line, t).Name == channel.Name).ToList());
             return now;
         }
@@ -217,6 +217,9 @@ public sealed class Dispatcher(
 
         // From the hand-off on, this send is finished even if the agent is stopping: not the stopping token.
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim));
+        // A settings fault met again (a refused login): this one waits with the rest instead of failing (ChannelResilience).
+        if (resilience.AfterAttempt(channel, outcome) is { } wait)
+            outcome = new SendOutcome.Deferred(resilience.WhyHeld(channel.Name), wait);
         // The outcome is written behind the line's next claim rather than waited for, as a deferrable unit: it shares the
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with

@@ -162,9 +162,13 @@ public sealed class EmailChannelTests
         var error = problem["message"]!["error"]!;
         Assert.That(error.Str("code"), Is.EqualTo("smtp_unsupported"));
         Assert.That(error.Str("message"), Does.Contain("STARTTLS").And.Contain("Nothing was sent"));
-        // Taken without ?force=true (not a 409 maybe_sent); the server still lacks STARTTLS, so the retry fails the same way.
-        var retry = await (await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null)).ExpectAsync(HttpStatusCode.InternalServerError);
-        Assert.That((retry["message"].Str("retryOf"), retry["message"]!["error"].Str("code")), Is.EqualTo((problem.Str("messageId"), "smtp_unsupported")));
+        // Taken without ?force=true (not a 409 maybe_sent). The server still lacks STARTTLS, and every send would meet the
+        // same refusal: the retry waits as queued, saying why, instead of failing again.
+        var retry = await (await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null)).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That((retry.Str("retryOf"), retry.Str("status")), Is.EqualTo((problem.Str("messageId"), "queued")));
+        Assert.That(retry.Str("notBefore"), Is.Not.Null);
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{retry.Str("id")}/events"))!;
+        Assert.That(events.Last().Str("detail"), Does.Contain("smtp_unsupported").And.Contain("STARTTLS"), events.Last().ToJsonString());
         Assert.That(_smtp.Received(), Is.Empty);
     }
 

@@ -315,6 +315,55 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "not retried");
     }
 
+    /// <summary>
+    /// A refused login on a paced line: its sends are a pacing gap apart, too far apart to open the circuit, so each due
+    /// message failed `twilio_auth_failed` in turn. Now the first fails with it and the rest wait as `queued`, the line's
+    /// health saying why; one is tried again after each break, and all go once Twilio takes the login again.
+    /// </summary>
+    [Test]
+    public async Task ARefusedLoginOnAPacedLine_ShouldFailOnlyTheFirstMessage_AndTheRestWaitUntilItIsFixed()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Lines:0:Pacing:Enabled"] = "true", ["Lines:0:Pacing:MinGap"] = "00:00:01", ["Lines:0:Pacing:Jitter"] = "00:00:00",
+            ["Lines:0:Pacing:MaxPerHour"] = "1000", ["Lines:0:Pacing:MaxPerDay"] = "1000", ["Lines:0:Pacing:MaxNewConversationsPerDay"] = "1000",
+            ["Lines:0:Pacing:Window:TimeZone"] = "UTC", ["Lines:0:Pacing:Window:From"] = "", ["Lines:0:Pacing:Window:To"] = "",
+            ["Resilience:BreakDuration"] = "00:00:01",
+        });
+        using var api = agent.Api();
+        _twilio.TokenRevoked = true;
+        var at = DateTimeOffset.UtcNow.AddSeconds(1).ToString("O");
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++)
+            ids.Add((await (await api.SendMessageAsync(new { content = $"sms {i}", recipientPhone = $"+1202555013{i}", scheduledAt = at }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        // Four refused attempts (the trials 1, 2 and 4 s apart): under the old rule each was a message failed.
+        await Eventually.TrueAsync(() => _twilio.Requests.Count(r => r.Method == "POST") >= 4, "four refused attempts", TimeSpan.FromSeconds(30));
+        var states = new List<JsonObject>();
+        foreach (var id in ids)
+            states.Add(await api.GetJsonAsync($"/api/messages/{id}"));
+        Assert.That(states.Count(m => m.Str("status") == "failed"), Is.EqualTo(1), string.Join("\n", states.Select(m => m.ToJsonString())));
+        Assert.That(states.Single(m => m.Str("status") == "failed")["error"].Str("code"), Is.EqualTo("twilio_auth_failed"));
+        Assert.That(states.Count(m => m.Str("status") is "queued" or "sending"), Is.EqualTo(3), "the rest wait");
+        var sms = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["health"]!.AsArray().Single(h => h.Str("type") == "sms")!;
+        Assert.That(sms.Str("state"), Is.EqualTo("degraded"), sms.ToJsonString());
+        Assert.That(sms.Str("detail"), Does.Contain("refuses every send until a setting is fixed").And.Contain("twilio_auth_failed"), sms.ToJsonString());
+        var waiting = states.First(m => m.Str("status") == "queued").Str("id");
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{waiting}/events"))!;
+        Assert.That(events.Any(e => e.StrOrNull("detail")?.Contains("twilio_auth_failed") == true), Is.True,
+            string.Join("\n", events.Select(e => e.ToJsonString())));
+
+        _twilio.TokenRevoked = false;
+        foreach (var id in ids.Where(id => states.Single(m => m.Str("id") == id).Str("status") != "failed"))
+        {
+            var m = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, x => x["channelRef"] is not null || x.Str("status") == "failed",
+                "handed to Twilio once the login is taken", TimeSpan.FromSeconds(30));
+            Assert.That(m.Str("status"), Is.Not.EqualTo("failed"), m.ToJsonString());
+            Assert.That(m.Str("channelRef"), Does.StartWith("SM"));
+        }
+    }
+
     [Test]
     public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
     {

@@ -33,6 +33,9 @@ public sealed class TwilioStandIn : IAsyncDisposable
 
     public ConcurrentQueue<Request> Requests { get; } = new();
 
+    /// <summary>The account's token was rotated: every POST is refused 401 / 20003, as for a wrong token, until cleared.</summary>
+    public volatile bool TokenRevoked;
+
     /// <summary>Status (and error code) the fetch endpoint reports per SID; "queued" until set.</summary>
     public ConcurrentDictionary<string, (string Status, int? ErrorCode)> Statuses { get; } = new();
 
@@ -81,7 +84,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
         var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
         Requests.Enqueue(new Request("POST", http.Request.Path, http.Request.Headers.Authorization, form));
         var expected = "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{Sid}:{Token}"));
-        if (sid != Sid || http.Request.Headers.Authorization != expected)
+        if (sid != Sid || http.Request.Headers.Authorization != expected || TokenRevoked)
             return Error(401, 20003, "Authenticate");
         var to = form.GetValueOrDefault("To");
         switch (to)
