@@ -25,28 +25,33 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     public ResiliencePipeline<SendOutcome> For(IMessageChannel channel) => _pipelines.GetOrAdd(channel.Name, _ => Build(channel));
 
     /// <summary>
-    /// When the channel's circuit is open, or it is held by a settings fault (<see cref="AfterAttempt"/>): until when.
-    /// Null while it is closed or half-open.
+    /// Until when the line's messages on this channel wait: the channel's circuit is open, or a settings fault holds the
+    /// channel on that line (<see cref="AfterAttempt"/>). Null while neither holds it.
     /// </summary>
-    public DateTimeOffset? OpenUntil(string channelName)
+    public DateTimeOffset? OpenUntil(string channelName, string lineId)
     {
         var now = time.GetUtcNow();
         DateTimeOffset? open = _openUntil.TryGetValue(channelName, out var until) && until > now ? until : null;
-        if (_settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > now && (open is null || fault.Until > open))
-            open = fault.Until;
+        lock (_settingsFaults)
+            if (_settingsFaults.TryGetValue((channelName, lineId), out var fault) && fault.Until > now && (open is null || fault.Until > open))
+                open = fault.Until;
         return open;
     }
 
-    /// <summary>Why the channel's due messages wait (<see cref="OpenUntil"/>), in a sentence.</summary>
-    public string WhyHeld(string channelName) =>
-        _settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > time.GetUtcNow()
-            ? $"{channelName} refuses every send until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
-            : $"{channelName} is failing (circuit open)";
+    /// <summary>Why the line's messages on this channel wait (<see cref="OpenUntil"/>), in a sentence.</summary>
+    public string WhyHeld(string channelName, string lineId)
+    {
+        lock (_settingsFaults)
+            return _settingsFaults.TryGetValue((channelName, lineId), out var fault) && fault.Until > time.GetUtcNow()
+                ? $"{channelName} refuses every send of this line until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
+                : $"{channelName} is failing (circuit open)";
+    }
 
     /// <summary>
     /// Failures that no send on the channel can get past until someone changes a setting or a permission: a refused login
-    /// (Twilio, SMTP), a Twilio:BaseUrl without the Messages API, an SMTP server without what Email:Smtp asks for,
-    /// Automation denied. Nothing was sent, and the next message would meet the same answer.
+    /// (Twilio, SMTP), a Twilio:BaseUrl without the Messages API (or a line's Messaging Service that is not there), an SMTP
+    /// server without what Email:Smtp asks for, Automation denied. Nothing was sent, and the next message would meet the
+    /// same answer.
     /// </summary>
     public static bool IsSettingsFault(SendOutcome outcome) => outcome is SendOutcome.Failed { ProvenNotSent: true } f
         && f.Code is FailureCodes.AutomationDenied or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound
@@ -56,26 +61,35 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 
     /// <summary>
     /// The longest wait between two trials of a settings fault (they double from BreakDuration): a permission granted in
-    /// System Settings is picked up within it, and a trial that keeps failing adds an event to its message only this often.
+    /// System Settings is picked up within it, and a trial that keeps failing adds events to its message only this often.
+    /// A fault not met again within this time after its hold ended (nothing was waiting) is forgotten: the next send fails
+    /// with it again, so a send-now request hours later is told what to fix instead of waiting.
     /// </summary>
     public static readonly TimeSpan LongestSettingsHold = TimeSpan.FromMinutes(5);
 
-    private readonly ConcurrentDictionary<string, SettingsFault> _settingsFaults = new();
+    // By channel and line: a line's own setting (its Twilio Messaging Service) can be the fault, and must not hold the others.
+    private readonly Dictionary<(string Channel, string Line), SettingsFault> _settingsFaults = new();
 
     /// <summary>
-    /// Notes what a send on <paramref name="channel"/> came to. On a settings fault (<see cref="IsSettingsFault"/>) the
-    /// channel's due messages are held for <see cref="ResilienceOptions.BreakDuration"/> at once, whatever the pacing: the
-    /// message that found the fault fails with it (its sender learns why), and every later one that meets it again, as
-    /// the trial after a break or sent at the same time, waits instead (returned: how long), until a send goes out. Before,
-    /// only the circuit held them, and on a paced line (one attempt per 30-60 s) it never opened: each due message failed
-    /// in turn. Kept in memory: after a restart the first send finds the fault again.
+    /// Notes what a send of <paramref name="lineId"/> on <paramref name="channel"/> came to. On a settings fault
+    /// (<see cref="IsSettingsFault"/>) that line's due messages on the channel are held for BreakDuration at once, whatever
+    /// the pacing (then twice as long after each trial that meets one again, up to <see cref="LongestSettingsHold"/>): the
+    /// message that found the fault fails with it (its sender learns why), and every later one that meets it, as the trial
+    /// after a hold or sent during one, waits instead (returned: how long), until a send goes out. Before, only the circuit
+    /// held them, and on a paced line (one attempt per 30-60 s) it never opened: each due message failed in turn. Kept in
+    /// memory: after a restart the first send finds the fault again.
     /// </summary>
-    public TimeSpan? AfterAttempt(IMessageChannel channel, SendOutcome outcome)
+    public TimeSpan? AfterAttempt(IMessageChannel channel, string lineId, SendOutcome outcome)
     {
+        var key = (channel.Name, lineId);
         if (outcome is SendOutcome.Sent or SendOutcome.Accepted)
         {
-            if (_settingsFaults.TryRemove(channel.Name, out var cleared))
-                log.LogInformation("Channel {Channel} sends again after {Code}", channel.Name, cleared.Failure.Code);
+            bool cleared;
+            SettingsFault? was;
+            lock (_settingsFaults)
+                cleared = _settingsFaults.Remove(key, out was);
+            if (cleared)
+                log.LogInformation("Channel {Channel} sends again for line {Line} after {Code}", channel.Name, lineId, was!.Failure.Code);
             return null;
         }
         if (!IsSettingsFault(outcome))
@@ -83,20 +97,31 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         var failure = (SendOutcome.Failed)outcome;
         var now = time.GetUtcNow();
         var first = options.Value.BreakDuration;
-        var known = false;
-        var fault = _settingsFaults.AddOrUpdate(channel.Name, new SettingsFault(failure, now + first, first), (_, old) =>
+        TimeSpan? wait;
+        lock (_settingsFaults)
         {
-            known = true;
-            // A second send refused while the first hold runs (sent at the same time) does not lengthen it.
-            var hold = old.Until > now ? old.Hold
-                : TimeSpan.FromTicks(Math.Min(old.Hold.Ticks * 2, Math.Max(first.Ticks, LongestSettingsHold.Ticks)));
-            return new SettingsFault(failure, now + hold, hold);
-        });
-        if (known)
-            return fault.Hold;
-        log.LogWarning("Channel {Channel} refused a send ({Code}: {Reason}); its due messages wait as queued until a send goes out, tried again after {Break}, then less often",
-            channel.Name, failure.Code, failure.Message, options.Value.BreakDuration);
-        return null;
+            if (!_settingsFaults.TryGetValue(key, out var old) || old.Until + LongestSettingsHold < now)
+            {
+                _settingsFaults[key] = new SettingsFault(failure, now + first, first);
+                wait = null;
+            }
+            else if (old.Until > now)
+            {
+                // Sent while the hold runs (a send-now as the hold began): it waits out the same hold, not a longer one.
+                _settingsFaults[key] = old with { Failure = failure };
+                wait = old.Until - now;
+            }
+            else
+            {
+                var hold = TimeSpan.FromTicks(Math.Min(old.Hold.Ticks * 2, Math.Max(first.Ticks, LongestSettingsHold.Ticks)));
+                _settingsFaults[key] = new SettingsFault(failure, now + hold, hold);
+                wait = hold;
+            }
+        }
+        if (wait is null)
+            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); the line's due messages on it wait as queued " +
+                "until a send goes out, tried again after {Break}, then less often", channel.Name, lineId, failure.Code, failure.Message, first);
+        return wait;
     }
 
     public static readonly ResiliencePropertyKey<string> MessageId = new("lineagent.message-id");

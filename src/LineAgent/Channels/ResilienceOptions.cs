@@ -22,6 +22,6 @@ public sealed class ResilienceOptions
 
     public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>How long an open circuit holds messages back (they wait as `queued`).</summary>
+    /// <summary>How long an open circuit holds messages back (they wait as `queued`), and the first hold of a settings fault (ChannelResilience.AfterAttempt).</summary>
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromMinutes(1);
 }
