@@ -212,7 +212,8 @@ public static class AgentCli
             if (settingProblem.Length > 0)
                 return $"{name}: unknown setting '{Api.Problems.Echo(token)}':{settingProblem}";
             var options = command.Options.Concat(command == root ? [] : root.Options.Where(o => o.Recursive)).Where(o => !o.Hidden)
-                .SelectMany(o => o.Aliases.Prepend(o.Name)).Select(n => n.TrimStart('-')).Where(n => n.Length > 1).Distinct().ToList();
+                .SelectMany(o => o.Aliases.Prepend(o.Name)).Select(n => n.TrimStart('-'))
+                .Where(n => n.Length > 1 && char.IsAsciiLetter(n[0])).Distinct().ToList(); // not help's "/h" and "-?": `-x` was told "Did you mean --/h?"
             if (options.Contains(key, StringComparer.OrdinalIgnoreCase))
                 // The option itself, after "--" (which makes every later token an argument).
                 return $"{name}: '{Api.Problems.Echo(token)}' comes after '--', which ends the options; put the options before it.";
@@ -309,7 +310,7 @@ public static class AgentCli
                 Console.Error.WriteLine(inUse);
                 return 1;
             }
-            await app.RunAsync();
+            await AgentHost.Prepare(app).RunAsync();
             return 0;
         }
         catch (Exception e) when (AddressInUse(e) is { } io)

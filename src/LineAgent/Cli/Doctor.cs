@@ -49,6 +49,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     {
         var checks = new List<Check>();
         Read(() => { AgentHost.RefuseBadValues(config); return true; }, false);
+        ValidateAsRunWould();
         var agent = Read(() => config.GetSection(AgentOptions.Section).Get<AgentOptions>(), null) ?? new();
         var lines = Read(() => config.GetSection("Lines").Get<List<LineOptions>>(), null) ?? [];
         if (lines.Count == 0) lines.Add(LinesOptions.DefaultLine());
@@ -102,6 +103,25 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     }
 
     private readonly List<string> _configProblems = [];
+
+    /// <summary>
+    /// The checks `lineagent run` makes before it starts (every options validator: ranges, Agent:DefaultRegion, the lines'
+    /// pacing, Resilience:BreakDuration...), each one it would refuse named. Before, doctor read the settings but did not
+    /// validate them: `Agent:DefaultRegion=ZZ` passed here and `run` refused it.
+    /// </summary>
+    private void ValidateAsRunWould()
+    {
+        try
+        {
+            using var services = new ServiceCollection().AddSingleton(config).AddLogging().AddLineAgent(config).BuildServiceProvider();
+            services.GetService<IStartupValidator>()?.Validate();
+        }
+        catch (Exception e)
+        {
+            foreach (var one in e is AggregateException all ? all.InnerExceptions : [e])
+                _configProblems.Add((ConfigurationProblem.Describe(one) ?? $"the settings could not be checked: {one.Message}").Replace("lineagent: configuration: ", ""));
+        }
+    }
 
     /// <summary>A section as the agent would bind it; a setting it would refuse is a failed check, and the default is used.</summary>
     private T? Read<T>(Func<T?> read, T? fallback)

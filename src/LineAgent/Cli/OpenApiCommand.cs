@@ -29,7 +29,7 @@ public static class OpenApiCommand
                 overrides["Api:Token"] = "openapi";
                 overrides["Logging:LogLevel:Default"] = "None";
                 string json;
-                await using (var app = AgentHost.Build(result.UnmatchedTokens.ToArray(), overrides))
+                await using (var app = AgentHost.Prepare(AgentHost.Build(result.UnmatchedTokens.ToArray(), overrides)))
                 {
                     // The host hands the mapped endpoints to routing when it starts; this app never starts, so do it here.
                     app.UseRouting();

@@ -57,14 +57,17 @@ public static class OpenCommand
     /// <summary>
     /// `open` on macOS, `xdg-open` elsewhere. Both return once the browser has the link, or fail (xdg-open: "no method
     /// available" without a desktop, exit 3): a failure is reported and the link printed. An opener still running after
-    /// 5 s (some hand the link to a browser they then wait for) is taken as success.
+    /// 5 s (some hand the link to a browser they then wait for) is taken as success. xdg-open's own words ("xdg-open: no
+    /// method available for opening ...", a browser's log lines) go to /dev/null through sh: this command says what
+    /// happened itself. Not through a pipe of ours: a browser it starts keeps the pipe and would write to it after we exit.
     /// </summary>
     private static bool TryOpenBrowser(string url)
     {
-        var opener = OperatingSystem.IsMacOS() ? "/usr/bin/open" : "xdg-open";
         try
         {
-            var psi = new ProcessStartInfo(opener) { UseShellExecute = false };
+            var psi = OperatingSystem.IsMacOS()
+                ? new ProcessStartInfo("/usr/bin/open") { UseShellExecute = false }
+                : new ProcessStartInfo("/bin/sh", ["-c", "exec xdg-open \"$1\" >/dev/null 2>&1", "sh"]) { UseShellExecute = false };
             psi.ArgumentList.Add(url);
             using var process = Process.Start(psi);
             if (process is null)

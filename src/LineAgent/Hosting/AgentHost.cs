@@ -48,9 +48,19 @@ public static class AgentHost
         builder.WebHost.ConfigureKestrel(o => o.ConfigureEndpointDefaults(KestrelRejections.Use));
 
         var app = builder.Build();
-        // The database is checked (and migrated) here, before the host starts: a damaged file stops `run` with one line, not a host failure.
-        app.Services.GetRequiredService<Db>();
         app.UseLineAgentApi();
+        return app;
+    }
+
+    /// <summary>
+    /// What comes after the settings and the port are checked and before the host starts: the data directory is locked,
+    /// the database checked (and migrated), and the warnings about them logged. A damaged file stops `run` with one line,
+    /// not a host failure; a start refused for a setting or a port leaves no data directory or database behind (before,
+    /// it left a new, empty database in a new data dir).
+    /// </summary>
+    public static WebApplication Prepare(WebApplication app)
+    {
+        app.Services.GetRequiredService<Db>();
         var agent = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
         if (DataDirectory.SyncedFolder(app.Services.GetRequiredService<DataDirectory>().Root) is { } synced)
             app.Logger.LogWarning("The data directory {Root} is inside {Synced}: a sync service can evict, copy back or conflict-copy " +

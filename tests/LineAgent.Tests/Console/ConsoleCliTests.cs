@@ -37,7 +37,8 @@ public sealed class ConsoleCliTests
         using var dir = new TempDir();
         File.WriteAllText(dir.File("api-token"), "proc-token\n");
         using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
-        var bin = new LineAgent.Tests.Service.FakeBin(dir.Path).Add("xdg-open", $"log_call \"$@\"\nexit {openerExit}");
+        var bin = new LineAgent.Tests.Service.FakeBin(dir.Path)
+            .Add("xdg-open", $"log_call \"$@\"\necho 'xdg-open: no method available for opening' >&2\necho 'Opening in existing browser session.'\nexit {openerExit}");
         var env = new Dictionary<string, string?>
         {
             ["LINEAGENT__Api__Urls"] = agent.BaseAddress.ToString().TrimEnd('/'), ["PATH"] = bin.PathVariable,
@@ -46,6 +47,8 @@ public sealed class ConsoleCliTests
         Assert.That(result.ExitCode, Is.EqualTo(expectedExit), result.Stderr);
         Assert.That(result.Stdout + result.Stderr, Does.Contain(expected));
         Assert.That(bin.Calls.Single(), Does.Contain("/login?code="));
+        Assert.That(result.Stdout + result.Stderr, Does.Not.Contain("no method available").And.Not.Contain("existing browser session"),
+            "the opener's own words are not ours to print");
         if (openerExit != 0)
             Assert.That(result.Stdout, Does.Contain("/login?code="), "the link, to open by hand");
     }
@@ -106,6 +109,17 @@ public sealed class ConsoleCliTests
         var root = new System.CommandLine.RootCommand { LineAgent.Cli.AgentCli.DryRun, LineAgent.Cli.AgentCli.DataDir };
         var problem = LineAgent.Cli.AgentCli.UnmatchedProblem(tokens, root, root, agentCommand: true);
         Assert.That(problem, expected is null ? Is.Null : Does.Contain(expected));
+    }
+
+    /// <summary>Help's aliases "/h" and "-?" are not suggested for a short typo: `lineagent -x` said "Did you mean --/h?".</summary>
+    [TestCase("-x")]
+    [TestCase("-j")]
+    [TestCase("-hh")]
+    public void AShortUnknownOption_ShouldNotBeToldToTryHelpsSlashAliases(string token)
+    {
+        var root = new System.CommandLine.RootCommand { LineAgent.Cli.AgentCli.DryRun, LineAgent.Cli.AgentCli.DataDir };
+        var problem = LineAgent.Cli.AgentCli.UnmatchedProblem([token], root, root, agentCommand: true);
+        Assert.That(problem, Does.Contain($"unknown option '{token}'.").And.Not.Contain("--/").And.Not.Contain("--?"));
     }
 
     /// <summary>

@@ -30,9 +30,12 @@ public sealed class StartupConfigurationTests
     public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
     {
         using var dir = new TempDir();
+        var dataDir = dir.File("new-data-dir");
         var result = await Programs.RunAsync("dotnet",
-            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"],
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0"],
             new Dictionary<string, string?> { [variable] = value }, TimeSpan.FromSeconds(60));
+        // Refused before anything is made: before, a new data dir with an empty database (and a token) was left behind.
+        Assert.That(Directory.Exists(dataDir), Is.False, "no data dir left behind");
 
         Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr);
         var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -112,6 +115,11 @@ public sealed class StartupConfigurationTests
     [TestCase("{\"Agent\": {\"DryRun\": true, \"DryRun\": false}}", "run", "cannot be used as settings: A duplicate key")]
     [TestCase("{\"Agent\": {\"ShutdownTimeout\": \"abc\"}}", "token", "No token yet")] // it reads only the data dir: no stack trace
     [TestCase("{\"Agent\": {\"ShutdownTimeout\": \"abc\"}}", "doctor", "Agent:ShutdownTimeout must be a duration")]
+    // What only the validators `run` calls at start refuse: doctor passed them (new-user pass).
+    [TestCase("{\"Agent\": {\"DefaultRegion\": \"ZZ\"}}", "doctor", "Agent:DefaultRegion 'ZZ' is not a region with phone numbers")]
+    [TestCase("{\"Resilience\": {\"BreakDuration\": \"00:00:00.1\"}}", "doctor", "Resilience:BreakDuration must be at least")]
+    [TestCase("{\"Lines\": [{\"Id\": \"mac\", \"Pacing\": {\"Window\": {\"From\": \"25:00\", \"To\": \"26:00\"}}}]}", "doctor",
+        "Lines:mac:Pacing:Window:From '25:00' is not HH:mm")]
     public async Task ASettingsFileTheAgentCannotUse_ShouldSayOneLine(string json, string command, string expected)
     {
         using var dir = new TempDir();
@@ -145,10 +153,12 @@ public sealed class StartupConfigurationTests
         try
         {
             var port = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
+            var dataDir = dir.File("new-data-dir");
             var result = await Programs.RunAsync("dotnet",
-                [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", $"http://127.0.0.1:{port}"], timeout: TimeSpan.FromSeconds(60));
+                [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dataDir, "--urls", $"http://127.0.0.1:{port}"], timeout: TimeSpan.FromSeconds(60));
 
             Assert.That(result.ExitCode, Is.EqualTo(1), result.Stderr);
+            Assert.That(Directory.Exists(dataDir), Is.False, "no data dir with an empty database left behind");
             var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             Assert.That(lines, Has.Length.EqualTo(1), result.Stderr);
             Assert.That(lines[0], Does.Contain($"127.0.0.1:{port} is in use").And.Contain("--urls"));
