@@ -29,6 +29,7 @@ public static class ChannelServices
         services.TryAddSingleton<ChannelResilience>();
         services.TryAddSingleton<MessagesBridge>();
         services.TryAddSingleton<MessagesHealth>();
+        services.TryAddSingleton<MessagesSendsInFlight>();
         services.AddSingleton<IMessageChannel, MessagesChannel>();
         services.TryAddSingleton<SmtpEmailChannel>();
         services.AddSingleton<IMessageChannel>(sp => sp.GetRequiredService<SmtpEmailChannel>());

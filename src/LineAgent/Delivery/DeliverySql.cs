@@ -19,15 +19,6 @@ public static class DeliverySql
         SELECT * FROM messages WHERE track_until IS NOT NULL AND track_until > @Now AND channel_ref IS NOT NULL
         """;
 
-    /// <summary>
-    /// Messages sends handed over whose outcome is not written yet (the script may be running, or has written its row and
-    /// its answer is on its way to the writer): their baseline is not known, so a new row may be theirs.
-    /// </summary>
-    public const string InFlight = """
-        SELECT recipient_phone AS Phone, recipient_email AS Email, handed_at AS HandedAt FROM messages
-        WHERE status = 'sending' AND channel = 'messages' AND accepted_at IS NULL AND handed_at > @Since
-        """;
-
     /// <summary>The oldest acceptance still waiting for chat.db: when the next confirmation deadline falls.</summary>
     public const string OldestAwaiting = "SELECT MIN(accepted_at) FROM messages WHERE status = 'sending' AND channel = 'messages'";
 

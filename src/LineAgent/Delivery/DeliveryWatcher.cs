@@ -24,6 +24,7 @@ public sealed class DeliveryWatcher(
     LineRegistry lines,
     ReplyIntake replies,
     Channels.ChannelRouter channels,
+    MessagesSendsInFlight sendsInFlight,
     IOptions<AgentOptions> agent,
     TimeProvider time,
     ILogger<DeliveryWatcher> log) : WorkerLoop(time, log)
@@ -69,12 +70,14 @@ public sealed class DeliveryWatcher(
     {
         var now = Clock.GetUtcNow();
         var next = now + bridge.Options.PollInterval;
+        // Before the sends are read: an outcome recorded after this is one they may not show (MatchNewSendsAsync).
+        var mark = sendsInFlight.Mark;
         var awaiting = (await Store.QueryAsync(DeliverySql.AwaitingConfirmation, ct: ct)).ToList();
         awaiting.AddRange(await Store.QueryAsync(DeliverySql.UnconfirmedStillWatched, new { Now = Time.ToMs(now) }, ct));
 
         try
         {
-            await MatchNewSendsAsync(awaiting, ct);
+            await MatchNewSendsAsync(awaiting, mark, ct);
             await ApplyChatDbStateAsync(ct);
             await replies.TakeInAsync(ct);
             _lastProblem = null;
@@ -110,7 +113,7 @@ public sealed class DeliveryWatcher(
     /// from what was sent (a real attributedBody decodes doubled; link previews add rows), so normalised text
     /// only chooses between candidates. Without a baseline (a crash before it was stored) the text must agree.
     /// </summary>
-    private async Task MatchNewSendsAsync(List<MessageRow> awaiting, CancellationToken ct)
+    private async Task MatchNewSendsAsync(List<MessageRow> awaiting, long mark, CancellationToken ct)
     {
         var claimedThisPass = new HashSet<string>();
         long? max = null;
@@ -122,25 +125,9 @@ public sealed class DeliveryWatcher(
         var unmatched = awaiting.Where(m => m.ChannelRef is null).ToList();
         var order = unmatched.Where(m => m.ChannelBaseline is not null).OrderByDescending(m => m.HandedAt)
             .Concat(unmatched.Where(m => m.ChannelBaseline is null));
-        // Another send to the same person whose outcome (and so its baseline) is not written yet may own a new row: its
-        // script writes the row before it answers, and the answer reaches the writer a moment later. A row dated from that
-        // send's hand-off on is not given to anyone until then (a loaded CI machine gave the later send's row to an earlier
-        // send of the same text still waiting, which left the later one unconfirmed). Rows dated before it stay matchable,
-        // so a send whose row is there is not held up by the next send's script (review). Only hand-offs within the longest
-        // attempt count: a send whose outcome was never written (the writer gave up) must not hold the person for good.
-        List<(string? Phone, string? Email, long HandedAt)>? inFlight = null;
-        if (unmatched.Count > 0)
-        {
-            await using var c = await Store.Db.OpenAsync(ct);
-            var since = Time.ToMs(Clock.GetUtcNow() - (bridge.Options.ScriptTimeout * 2 + TimeSpan.FromMinutes(5)));
-            inFlight = (await c.QueryAsync<(string? Phone, string? Email, long HandedAt)>(new CommandDefinition(DeliverySql.InFlight,
-                new { Since = since }, cancellationToken: ct))).AsList();
-        }
+        var seen = awaiting.Select(m => m.Id).ToHashSet();
         foreach (var m in order)
         {
-            var heldFrom = inFlight?.Where(f => (f.Phone ?? f.Email) == m.Recipient).Select(f => (long?)f.HandedAt).Min() is { } h
-                ? Time.FromMs(h) // its row is written after its hand-off; on one line, the previous send's script ended before it
-                : (DateTimeOffset?)null;
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
             var baseline = m.ChannelBaseline;
@@ -157,10 +144,16 @@ public sealed class DeliveryWatcher(
                 baseline = null;
                 until = Time.FromMs(m.HandedAt!.Value) + bridge.Options.ScriptTimeout;
             }
+            var rows = bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0).ToList();
+            // Read after the rows: a send whose script wrote one of them had started by then. A send to the same person (any
+            // person, for a ghost row that names nobody) whose outcome this pass has not read may own a row above its
+            // baseline: that row waits for the outcome (MessagesSendsInFlight). A loaded CI machine gave a later send's row
+            // to an earlier send of the same text still waiting, which left the later one unconfirmed.
+            var others = sendsInFlight.UnseenBy(mark).Where(f => !seen.Contains(f.MessageId)).ToList();
             var candidates = new List<ChatMessage>();
-            foreach (var row in bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0))
+            foreach (var row in rows)
                 if ((row.IsPlainMessage || row.IsGhost) && (until is null || row.Date is null || row.Date <= until)
-                    && (heldFrom is null || row.Date is { } dated && dated < heldFrom)
+                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient))
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
             var chosen = Choose(candidates, m.Content, requireText: baseline is null);
@@ -171,6 +164,11 @@ public sealed class DeliveryWatcher(
                 claimedThisPass.Add(chosen.Guid);
         }
     }
+
+    /// <summary>Whether <paramref name="row"/> may have been written by the script of <paramref name="send"/> (whose outcome is not read yet).</summary>
+    internal static bool MayBeItsRow(MessagesSendsInFlight.Send send, ChatMessage row, string recipient) =>
+        (row.IsGhost || send.Recipient == recipient)
+        && (send.Baseline is { } b ? row.RowId > b : row.Date is not { } dated || dated >= send.StartedAt - TimeSpan.FromSeconds(2));
 
     /// <summary>
     /// Same text first, then a row whose text holds ours (doubled decode), then the oldest candidate. A link's

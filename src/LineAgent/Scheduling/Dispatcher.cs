@@ -224,7 +224,20 @@ public sealed class Dispatcher(
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with
         // the channel (never a blind resend).
-        Track(RecordOutcomeAsync(claimed, claim, channel, outcome, deferrable: true));
+        Track(RecordThenTellAsync(claimed, claim, channel, outcome));
+    }
+
+    /// <summary>The outcome, then the channel is told it is on disk (Messages: its chat.db rows are then the database's to match).</summary>
+    private async Task RecordThenTellAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
+    {
+        try
+        {
+            await RecordOutcomeAsync(row, claim, channel, outcome, deferrable: true);
+        }
+        finally
+        {
+            channel.OutcomeRecorded(row.Id);
+        }
     }
 
     private readonly ConcurrentDictionary<Task, bool> _outcomes = new();

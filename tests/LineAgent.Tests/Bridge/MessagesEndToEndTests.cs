@@ -399,6 +399,40 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// Two lines send to the same person at once: line 2's send is handed off while line 1's script has not written its row
+    /// yet (line 2 then waits at the Messages gate), and each script answers 5 s after its row. Line 1's row is dated after
+    /// line 2's hand-off, so the rule of 216d228 (rows dated from an unfinished send's hand-off wait for its outcome) held it
+    /// until line 2's script answered, after line 1's confirmation deadline: line 1 failed `unconfirmed` (a false "maybe
+    /// sent"; the same with line 2's script hung for minutes). A row is now held only above the chat.db baseline of a send
+    /// whose script has started (MessagesSendsInFlight), and line 2's baseline is above line 1's row.
+    /// </summary>
+    [Test]
+    public async Task ARowOfOneLine_ShouldNotWaitForAnotherLinesScriptToThePerson()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(4), extra: new Dictionary<string, string?>
+        {
+            ["Lines:1:Id"] = "second", ["Lines:1:Pacing:Enabled"] = "false",
+        });
+        using var api = agent.Api();
+        _messages.Control(new { sendDelayMs = 2000, returnDelayMs = 5000, confirmDelayMs = 200 });
+        var first = api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = "+12025550904", lineId = "default" });
+        await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?status=sending"))["items"]!.AsArray().Count == 1,
+            "line one's send handed off");
+        var second = api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = "+12025550904", lineId = "second" });
+        await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?status=sending"))["items"]!.AsArray().Count == 2,
+            "line two's send handed off while line one's script runs");
+        Assert.That(_messages.CallRecords().Count(c => c["script"]!.GetValue<string>() == "send.applescript"), Is.LessThanOrEqualTo(1),
+            "line two's script waits for line one's");
+
+        foreach (var (answer, line) in new[] { (await first, "one"), (await second, "two") })
+        {
+            var body = JsonNode.Parse(await answer.Content.ReadAsStringAsync())!.AsObject();
+            Assert.That((int)answer.StatusCode, Is.EqualTo(201), $"line {line}: {body.ToJsonString()}");
+            Assert.That((body.Str("status"), body.StrOrNull("channelRef") is not null), Is.EqualTo(("sent", true)), body.ToJsonString());
+        }
+    }
+
+    /// <summary>
     /// `auto` does not pick a type that the line's health says cannot go out: with iMessage signed out, a phone gets SMS
     /// (the line has an SMS account), and the one script run is an SMS send. Before, auto took iMessage and the send
     /// failed `imessage_account_missing`.

@@ -8,7 +8,7 @@ namespace LineAgent.Channels.Messages;
 /// iMessage, and SMS through the iPhone's text forwarding, via Messages.app. A send that Messages
 /// accepts stays `sending` until chat.db confirms it (see DeliveryWatcher): exit 0 is not delivery.
 /// </summary>
-public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health, TimeProvider time) : IMessageChannel
+public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health, MessagesSendsInFlight inFlight, TimeProvider time) : IMessageChannel
 {
     public const string ChannelName = "messages";
 
@@ -55,6 +55,8 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
                 }
             }
             baseline = read;
+            // From here a new chat.db row above the baseline may be this send's: held from other sends until the outcome is written.
+            inFlight.Started(m.Id, m.Recipient, baseline, time.GetUtcNow());
             result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct);
         }
         finally
@@ -100,6 +102,8 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             _ => new SendOutcome.Failed(FailureCodes.MessagesError, detail, true, ChannelCode: raw),
         };
     }
+
+    public void OutcomeRecorded(string messageId) => inFlight.Recorded(messageId);
 
     /// <summary>After a restart chat.db decides; the delivery watcher confirms or times the message out.</summary>
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
