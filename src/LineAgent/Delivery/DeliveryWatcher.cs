@@ -125,7 +125,9 @@ public sealed class DeliveryWatcher(
         var unmatched = awaiting.Where(m => m.ChannelRef is null).ToList();
         var order = unmatched.Where(m => m.ChannelBaseline is not null).OrderByDescending(m => m.HandedAt)
             .Concat(unmatched.Where(m => m.ChannelBaseline is null));
-        var seen = awaiting.Select(m => m.Id).ToHashSet();
+        // The sends whose baseline this pass reads from the database: they are matched in the order above, not held.
+        var withBaseline = awaiting.Where(m => m.ChannelBaseline is not null).Select(m => m.Id).ToHashSet();
+        var withoutBaseline = awaiting.Where(m => m.ChannelBaseline is null).Select(m => m.Id).ToHashSet();
         foreach (var m in order)
         {
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
@@ -149,11 +151,16 @@ public sealed class DeliveryWatcher(
             // person, for a ghost row that names nobody) whose outcome this pass has not read may own a row above its
             // baseline: that row waits for the outcome (MessagesSendsInFlight). A loaded CI machine gave a later send's row
             // to an earlier send of the same text still waiting, which left the later one unconfirmed.
-            var others = sendsInFlight.UnseenBy(mark).Where(f => !seen.Contains(f.MessageId)).ToList();
+            // Also a send whose outcome was written without its baseline (its attempt timed out): the baseline kept in memory
+            // still says which rows may be its (review).
+            var others = sendsInFlight.Snapshot().Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
+                && (MessagesSendsInFlight.UnseenBy(f, mark) || (withoutBaseline.Contains(f.MessageId) && f.Baseline is not null))).ToList();
+            if (others.Count > 0)
+                max ??= bridge.Reader.MaxRowId();
             var candidates = new List<ChatMessage>();
             foreach (var row in rows)
                 if ((row.IsPlainMessage || row.IsGhost) && (until is null || row.Date is null || row.Date <= until)
-                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient))
+                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0))
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
             var chosen = Choose(candidates, m.Content, requireText: baseline is null);
@@ -165,10 +172,23 @@ public sealed class DeliveryWatcher(
         }
     }
 
-    /// <summary>Whether <paramref name="row"/> may have been written by the script of <paramref name="send"/> (whose outcome is not read yet).</summary>
-    internal static bool MayBeItsRow(MessagesSendsInFlight.Send send, ChatMessage row, string recipient) =>
-        (row.IsGhost || send.Recipient == recipient)
-        && (send.Baseline is { } b ? row.RowId > b : row.Date is not { } dated || dated >= send.StartedAt - TimeSpan.FromSeconds(2));
+    /// <summary>
+    /// Whether <paramref name="row"/>, a candidate of a send to <paramref name="recipient"/> (its baseline
+    /// <paramref name="ownBaseline"/>, handed off at <paramref name="ownHandOff"/>), may have been written by the script of
+    /// <paramref name="send"/>, whose outcome is not read. Only a script that started after this send's can have: scripts run
+    /// one at a time, so an earlier one wrote its rows below this send's baseline. By position when the baselines hold
+    /// (chat.db's MAX(ROWID) <paramref name="max"/> is not below them: a rebuilt chat.db numbers from 1 again), else by date.
+    /// </summary>
+    internal static bool MayBeItsRow(MessagesSendsInFlight.Send send, ChatMessage row, string recipient, long? ownBaseline, DateTimeOffset ownHandOff, long max)
+    {
+        if (!row.IsGhost && send.Recipient != recipient)
+            return false;
+        var its = send.Baseline is { } b && b <= max ? b : (long?)null;
+        var later = its is { } theirs && ownBaseline is { } own && own <= max ? theirs >= own : send.StartedAt >= ownHandOff;
+        if (!later)
+            return false;
+        return its is { } from ? row.RowId > from : row.Date is not { } dated || dated >= send.StartedAt - TimeSpan.FromSeconds(2);
+    }
 
     /// <summary>
     /// Same text first, then a row whose text holds ours (doubled decode), then the oldest candidate. A link's

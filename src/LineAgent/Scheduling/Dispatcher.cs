@@ -227,17 +227,15 @@ public sealed class Dispatcher(
         Track(RecordThenTellAsync(claimed, claim, channel, outcome));
     }
 
-    /// <summary>The outcome, then the channel is told it is on disk (Messages: its chat.db rows are then the database's to match).</summary>
+    /// <summary>
+    /// The outcome, then the channel is told it is on disk (Messages: its chat.db rows are then the database's to match).
+    /// Not told when it was not written (the claim was lost, the writer gave up): its rows stay held until the channel's
+    /// own limit (review: told in a finally, a later send's row could go to an earlier send of the same text).
+    /// </summary>
     private async Task RecordThenTellAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome)
     {
-        try
-        {
-            await RecordOutcomeAsync(row, claim, channel, outcome, deferrable: true);
-        }
-        finally
-        {
+        if (await RecordOutcomeAsync(row, claim, channel, outcome, deferrable: true))
             channel.OutcomeRecorded(row.Id);
-        }
     }
 
     private readonly ConcurrentDictionary<Task, bool> _outcomes = new();
@@ -316,16 +314,16 @@ public sealed class Dispatcher(
     /// `interrupted` at the next start when its channel cannot tell, which is untrue of a send that went out. Only when
     /// the host's shutdown timeout runs out does it stop trying; the restart then reconciles the row.
     /// </remarks>
-    private async Task RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
+    private async Task<bool> RecordOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await WriteOutcomeAsync(row, claim, channel, outcome, deferrable);
+                var written = await WriteOutcomeAsync(row, claim, channel, outcome, deferrable);
                 if (attempt > 1)
                     log.LogWarning("Recorded the outcome of {Id} at attempt {Attempt}", row.Id, attempt);
-                return;
+                return written;
             }
             catch (Exception e) when (attempt < 8 || StorageHealth.FaultOf(e) is not null || e is SqliteException { SqliteErrorCode: 5 or 6 })
             {
@@ -341,7 +339,7 @@ public sealed class Dispatcher(
                 {
                     log.LogCritical("The outcome of {Id} ({Outcome}) was not recorded before the agent stopped; the next start reconciles it with {Channel}",
                         row.Id, outcome, channel.Name);
-                    return;
+                    return false;
                 }
             }
         }
@@ -352,7 +350,8 @@ public sealed class Dispatcher(
     /// <summary>Cancelled when the host's shutdown timeout runs out: outcomes still unwritten are left to the next start.</summary>
     private readonly CancellationTokenSource _giveUpOutcomes = new();
 
-    private async Task WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
+    /// <returns>False when the claim is no longer held (nothing was written).</returns>
+    private async Task<bool> WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {
         var result = outcome switch
         {
@@ -370,5 +369,6 @@ public sealed class Dispatcher(
         };
         if (result is null)
             log.LogWarning("Outcome of {Id} not recorded: the claim {Claim} is no longer held", row.Id, claim);
+        return result is not null;
     }
 }

@@ -21,8 +21,11 @@ public sealed class MessagesSendsInFlight
     private readonly Dictionary<string, Send> _sends = [];
     private long _recorded;
 
-    /// <summary>Kept this long after its outcome is written (a watcher pass that began before it must still see it), or after it started at most.</summary>
-    private static readonly TimeSpan KeepRecorded = TimeSpan.FromMinutes(2);
+    /// <summary>
+    /// Kept this long after its outcome is written: a watcher pass that began before must still see it, and a send whose
+    /// outcome was written without its baseline (the attempt timed out) is still held by the baseline kept here.
+    /// </summary>
+    private static readonly TimeSpan KeepRecorded = TimeSpan.FromMinutes(10);
 
     private static readonly TimeSpan KeepStarted = TimeSpan.FromHours(1);
 
@@ -47,18 +50,18 @@ public sealed class MessagesSendsInFlight
         get { lock (_sends) return _recorded; }
     }
 
-    /// <summary>
-    /// The sends whose outcome a pass that read its messages after <paramref name="mark"/> may not have seen: not recorded,
-    /// or recorded after the mark.
-    /// </summary>
-    public IReadOnlyList<Send> UnseenBy(long mark)
+    /// <summary>The sends known now (those past their time dropped).</summary>
+    public IReadOnlyList<Send> Snapshot()
     {
         var now = Environment.TickCount64;
         lock (_sends)
         {
             foreach (var old in _sends.Values.Where(s => now - s.ChangedTicks > (s.RecordedAt is null ? KeepStarted : KeepRecorded).TotalMilliseconds).ToList())
                 _sends.Remove(old.MessageId);
-            return _sends.Values.Where(s => s.RecordedAt is null || s.RecordedAt > mark).ToList();
+            return _sends.Values.ToList();
         }
     }
+
+    /// <summary>Whether a pass that read its sends after <paramref name="mark"/> may not have seen this send's outcome.</summary>
+    public static bool UnseenBy(Send send, long mark) => send.RecordedAt is null || send.RecordedAt > mark;
 }
