@@ -33,7 +33,7 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         var now = time.GetUtcNow();
         DateTimeOffset? open = _openUntil.TryGetValue(channelName, out var until) && until > now ? until : null;
         lock (_settingsFaults)
-            if (_settingsFaults.TryGetValue((channelName, lineId), out var fault) && fault.Until > now && (open is null || fault.Until > open))
+            if (FaultOf(channelName, lineId, now) is { } fault && (open is null || fault.Until > open))
                 open = fault.Until;
         return open;
     }
@@ -42,10 +42,27 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     public string WhyHeld(string channelName, string lineId)
     {
         lock (_settingsFaults)
-            return _settingsFaults.TryGetValue((channelName, lineId), out var fault) && fault.Until > time.GetUtcNow()
-                ? $"{channelName} refuses every send of this line until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
+            return FaultOf(channelName, lineId, time.GetUtcNow()) is { } fault
+                ? $"{channelName} refuses every send {(fault.Line.Length > 0 ? "of this line " : "")}until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
                 : $"{channelName} is failing (circuit open)";
     }
+
+    /// <summary>The hold on this line's sends through the channel now: its own, or the channel's (the later one). Under the lock.</summary>
+    private SettingsFault? FaultOf(string channelName, string lineId, DateTimeOffset now)
+    {
+        SettingsFault? found = null;
+        foreach (var key in new[] { (channelName, lineId), (channelName, "") })
+            if (_settingsFaults.TryGetValue(key, out var fault) && fault.Until > now && (found is null || fault.Until > found.Until))
+                found = fault;
+        return found;
+    }
+
+    /// <summary>
+    /// Whose setting the fault is: the line's own (a Twilio Messaging Service or sender that is not at Twilio:BaseUrl can be
+    /// one line's) or the channel's for every line (Twilio's and SMTP's logins, Email:Smtp, one Messages.app's Automation
+    /// permission): one refused login must not fail a message on each line, and a send that goes out on any line proves it fixed.
+    /// </summary>
+    private static string HolderOf(SendOutcome.Failed failure, string lineId) => failure.Code == FailureCodes.TwilioEndpointNotFound ? lineId : "";
 
     /// <summary>
     /// Failures that no send on the channel can get past until someone changes a setting or a permission: a refused login
@@ -57,22 +74,28 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         && f.Code is FailureCodes.AutomationDenied or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound
             or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported;
 
-    private sealed record SettingsFault(SendOutcome.Failed Failure, DateTimeOffset Until, TimeSpan Hold);
+    private sealed record SettingsFault(SendOutcome.Failed Failure, DateTimeOffset Until, TimeSpan Hold, string Line);
 
     /// <summary>
     /// The longest wait between two trials of a settings fault (they double from BreakDuration): a permission granted in
     /// System Settings is picked up within it, and a trial that keeps failing adds events to its message only this often.
-    /// A fault not met again within this time after its hold ended (nothing was waiting) is forgotten: the next send fails
-    /// with it again, so a send-now request hours later is told what to fix instead of waiting.
     /// </summary>
     public static readonly TimeSpan LongestSettingsHold = TimeSpan.FromMinutes(5);
 
-    // By channel and line: a line's own setting (its Twilio Messaging Service) can be the fault, and must not hold the others.
+    /// <summary>
+    /// A fault not met again within this time after its hold ended is forgotten: the next send fails with it again, so a
+    /// send-now request hours later is told what to fix instead of waiting. Long enough that messages held meanwhile by a
+    /// pacing cap (an hour's) do not each start it again (review: 5 minutes did).
+    /// </summary>
+    public static readonly TimeSpan ForgetSettingsFaultAfter = TimeSpan.FromHours(1);
+
+    // By channel, and line for a fault of the line's own setting (HolderOf); "" for the channel's on every line.
     private readonly Dictionary<(string Channel, string Line), SettingsFault> _settingsFaults = new();
 
     /// <summary>
     /// Notes what a send of <paramref name="lineId"/> on <paramref name="channel"/> came to. On a settings fault
-    /// (<see cref="IsSettingsFault"/>) that line's due messages on the channel are held for BreakDuration at once, whatever
+    /// (<see cref="IsSettingsFault"/>) the channel's due messages (of that line only, when the fault is the line's own setting:
+    /// <see cref="HolderOf"/>) are held for BreakDuration at once, whatever
     /// the pacing (then twice as long after each trial that meets one again, up to <see cref="LongestSettingsHold"/>): the
     /// message that found the fault fails with it (its sender learns why), and every later one that meets it, as the trial
     /// after a hold or sent during one, waits instead (returned: how long), until a send goes out. Before, only the circuit
@@ -81,28 +104,29 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// </summary>
     public TimeSpan? AfterAttempt(IMessageChannel channel, string lineId, SendOutcome outcome)
     {
-        var key = (channel.Name, lineId);
         if (outcome is SendOutcome.Sent or SendOutcome.Accepted)
         {
-            bool cleared;
-            SettingsFault? was;
+            var cleared = new List<SettingsFault>();
             lock (_settingsFaults)
-                cleared = _settingsFaults.Remove(key, out was);
-            if (cleared)
-                log.LogInformation("Channel {Channel} sends again for line {Line} after {Code}", channel.Name, lineId, was!.Failure.Code);
+                foreach (var held in new[] { (channel.Name, lineId), (channel.Name, "") })
+                    if (_settingsFaults.Remove(held, out var was))
+                        cleared.Add(was);
+            foreach (var was in cleared)
+                log.LogInformation("Channel {Channel} sends again (line {Line}) after {Code}", channel.Name, lineId, was.Failure.Code);
             return null;
         }
         if (!IsSettingsFault(outcome))
             return null;
         var failure = (SendOutcome.Failed)outcome;
+        var key = (channel.Name, HolderOf(failure, lineId));
         var now = time.GetUtcNow();
         var first = options.Value.BreakDuration;
         TimeSpan? wait;
         lock (_settingsFaults)
         {
-            if (!_settingsFaults.TryGetValue(key, out var old) || old.Until + LongestSettingsHold < now)
+            if (!_settingsFaults.TryGetValue(key, out var old) || old.Until + ForgetSettingsFaultAfter < now)
             {
-                _settingsFaults[key] = new SettingsFault(failure, now + first, first);
+                _settingsFaults[key] = new SettingsFault(failure, now + first, first, key.Item2);
                 wait = null;
             }
             else if (old.Until > now)
@@ -114,12 +138,12 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
             else
             {
                 var hold = TimeSpan.FromTicks(Math.Min(old.Hold.Ticks * 2, Math.Max(first.Ticks, LongestSettingsHold.Ticks)));
-                _settingsFaults[key] = new SettingsFault(failure, now + hold, hold);
+                _settingsFaults[key] = new SettingsFault(failure, now + hold, hold, key.Item2);
                 wait = hold;
             }
         }
         if (wait is null)
-            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); the line's due messages on it wait as queued " +
+            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); its due messages wait as queued " +
                 "until a send goes out, tried again after {Break}, then less often", channel.Name, lineId, failure.Code, failure.Message, first);
         return wait;
     }

@@ -50,8 +50,10 @@ public sealed class ChannelFaultTests
         Assert.That(holds, Is.EqualTo(new TimeSpan?[] { TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(5) }));
         Assert.That(resilience.OpenUntil("twilio", "a"), Is.EqualTo(time.GetUtcNow().AddMinutes(5)));
 
-        Assert.That(resilience.AfterAttempt(twilio, "a", new SendOutcome.Accepted("SM1")), Is.Null);
-        Assert.That(resilience.OpenUntil("twilio", "a"), Is.Null, "a send that went out ends the hold");
+        Assert.That(resilience.OpenUntil("twilio", "b"), Is.EqualTo(time.GetUtcNow().AddMinutes(5)),
+            "a refused login is the channel's: line b waits too instead of failing a message of its own (review)");
+        Assert.That(resilience.AfterAttempt(twilio, "b", new SendOutcome.Accepted("SM1")), Is.Null);
+        Assert.That(resilience.OpenUntil("twilio", "a"), Is.Null, "a send that went out, on any line, ends the hold");
         Assert.That(resilience.WhyHeld("twilio", "a"), Does.Contain("circuit open"));
         Assert.That(resilience.AfterAttempt(twilio, "a", refused), Is.Null, "a new fault fails its first send again");
     }
@@ -62,7 +64,7 @@ public sealed class ChannelFaultTests
     /// wait instead of saying what to fix.
     /// </summary>
     [Test]
-    public void ASettingsFault_ShouldHoldOnlyItsLine_AndBeForgottenWhenNothingMetItForFiveMinutes()
+    public void AFaultOfALinesOwnSetting_ShouldHoldOnlyThatLine_AndBeForgottenWhenNothingMetItForAnHour()
     {
         var (time, resilience, twilio) = Parts();
         var notThere = new SendOutcome.Failed("twilio_endpoint_not_found", "HTTP 404", ProvenNotSent: true);
@@ -72,10 +74,12 @@ public sealed class ChannelFaultTests
         Assert.That(resilience.AfterAttempt(twilio, "b", new SendOutcome.Accepted("SM1")), Is.Null);
         Assert.That(resilience.OpenUntil("twilio", "a"), Is.Not.Null, "line b's send does not end line a's hold");
 
-        time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromMinutes(4));
-        Assert.That(resilience.AfterAttempt(twilio, "a", notThere), Is.EqualTo(TimeSpan.FromMinutes(2)), "met again within 5 minutes of the hold: waits");
-        time.Advance(TimeSpan.FromMinutes(2) + TimeSpan.FromMinutes(5) + TimeSpan.FromSeconds(1));
-        Assert.That(resilience.AfterAttempt(twilio, "a", notThere), Is.Null, "not met for over 5 minutes after its hold: this send fails and says why");
+        Assert.That(resilience.WhyHeld("twilio", "a"), Does.Contain("refuses every send of this line"));
+        time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromMinutes(50));
+        Assert.That(resilience.AfterAttempt(twilio, "a", notThere), Is.EqualTo(TimeSpan.FromMinutes(2)),
+            "met again within the hour after its hold (messages held by a pacing cap meanwhile): waits");
+        time.Advance(TimeSpan.FromMinutes(2) + TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+        Assert.That(resilience.AfterAttempt(twilio, "a", notThere), Is.Null, "not met for over an hour after its hold: this send fails and says why");
         Assert.That(resilience.OpenUntil("twilio", "a"), Is.EqualTo(time.GetUtcNow().AddMinutes(1)), "and the hold starts again from BreakDuration");
     }
 

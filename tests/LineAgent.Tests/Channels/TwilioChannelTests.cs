@@ -348,7 +348,7 @@ public sealed class TwilioChannelTests
         Assert.That(states.Count(m => m.Str("status") is "queued" or "sending"), Is.EqualTo(3), "the rest wait");
         var sms = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["health"]!.AsArray().Single(h => h.Str("type") == "sms")!;
         Assert.That(sms.Str("state"), Is.EqualTo("degraded"), sms.ToJsonString());
-        Assert.That(sms.Str("detail"), Does.Contain("refuses every send of this line until a setting is fixed").And.Contain("twilio_auth_failed"), sms.ToJsonString());
+        Assert.That(sms.Str("detail"), Does.Contain("twilio refuses every send until a setting is fixed").And.Contain("twilio_auth_failed"), sms.ToJsonString());
         var waiting = states.First(m => m.Str("status") == "queued").Str("id");
         var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{waiting}/events"))!;
         Assert.That(events.Any(e => e.StrOrNull("detail")?.Contains("twilio_auth_failed") == true), Is.True,
