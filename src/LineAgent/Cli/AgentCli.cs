@@ -300,6 +300,10 @@ public static class AgentCli
             // Validate the options before the host starts: a failure in StartAsync is logged with its stack trace
             // before it reaches the one-line handler below.
             app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
+            // A second agent on a data dir that exists is told so (exit 78) before the port is checked: "port in use, give
+            // another port" would only lead it to the lock. A new data dir is nobody's yet, and is not made before the checks.
+            if (Directory.Exists(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AgentOptions>>().Value.ResolveDataDir()))
+                app.Services.GetRequiredService<DataDirLock>();
             // A port in use is told in one line before the host starts (it would log a stack trace twice).
             // Kestrel:Endpoints, when set, replaces Api:Urls: the addresses to check are then Kestrel's to name. Only Kestrel
             // listens on them: a host given another server (the tests' in-memory one) must not refuse to start because

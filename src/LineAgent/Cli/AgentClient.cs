@@ -36,7 +36,7 @@ public sealed class AgentClient : IDisposable
 
     /// <summary>What to say when there is no token to send (every /api route answers 401 without one).</summary>
     public string NoToken =>
-        $"No API token: {TokenFile} does not exist. Start the agent once ({AgentCli.StartAdvice}) and it writes one, or pass the agent's --data-dir or --Api:Token.";
+        $"No API token: {TokenFile} does not exist. The agent writes it when it first starts: {AgentCli.StartAdvice}. Or pass the agent's --data-dir or --Api:Token.";
 
     /// <summary>The first listen URL, with a wildcard host turned into loopback.</summary>
     public static string LocalUrl(string urls)

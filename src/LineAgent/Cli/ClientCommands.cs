@@ -32,7 +32,7 @@ public static class ClientCommands
             var value = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(DataDirectory.TokenFileIn(DataDirOf(config)));
             if (value is null)
             {
-                Console.Error.WriteLine("No token yet: start the agent once (lineagent run) and it writes one.");
+                Console.Error.WriteLine($"No token yet. The agent writes it when it first starts: {AgentCli.StartAdvice}.");
                 return 1;
             }
             Console.WriteLine(value);

@@ -113,7 +113,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     {
         try
         {
-            using var services = new ServiceCollection().AddSingleton(config).AddLogging().AddLineAgent(config).BuildServiceProvider();
+            using var services = new ServiceCollection().AddSingleton(config).AddLogging().AddLineAgent(config).AddLineAgentApi().BuildServiceProvider();
             services.GetService<IStartupValidator>()?.Validate();
         }
         catch (Exception e)

@@ -38,7 +38,7 @@ internal static class ConsoleApi
     public static IServiceCollection AddLineAgentConsole(this IServiceCollection services)
     {
         services.AddOptions<ConsoleOptions>().BindConfiguration(ConsoleOptions.Section)
-            .Validate(o => o.SessionIdleTimeout > TimeSpan.Zero && o.SessionLifetime > TimeSpan.Zero, "Console session timeouts must be positive.")
+            .Validate(o => o.SessionIdleTimeout > TimeSpan.Zero && o.SessionLifetime > TimeSpan.Zero, "Console:SessionIdleTimeout and Console:SessionLifetime must be positive durations.")
             .ValidateOnStart();
         services.AddSingleton<ConsoleSessions>();
         services.AddSingleton<ConsoleAssets>();

@@ -62,7 +62,7 @@ public sealed class CliTests
             "the CLI's problems name its options, not the API's fields");
 
         var noToken = await Programs.LineAgentAsync("token", "--data-dir", dir.Path);
-        Assert.That((noToken.ExitCode, noToken.Stderr), Is.EqualTo((1, "No token yet: start the agent once (lineagent run) and it writes one.\n")),
+        Assert.That((noToken.ExitCode, noToken.Stderr), Is.EqualTo((1, $"No token yet. The agent writes it when it first starts: {LineAgent.Cli.AgentCli.StartAdvice}.\n")),
             "this agent got its token from configuration, so its data dir has none");
         var token = await Programs.LineAgentAsync("token", "--data-dir", dir.Path, $"--Api:Token={agent.Token}");
         Assert.That(token.Stdout.Trim(), Is.EqualTo(agent.Token));
@@ -81,7 +81,8 @@ public sealed class CliTests
 
         var noToken = await Programs.LineAgentAsync("status", "--data-dir", dir.Path, "--url", "http://127.0.0.1:9");
         Assert.That((noToken.ExitCode, noToken.Stderr.Trim()), Is.EqualTo((1, $"No API token: {dir.File("api-token")} does not exist. " +
-            "Start the agent once (lineagent run) and it writes one, or pass the agent's --data-dir or --Api:Token.")), "said before asking the agent, which would answer 401");
+            $"The agent writes it when it first starts: {LineAgent.Cli.AgentCli.StartAdvice}. Or pass the agent's --data-dir or --Api:Token.")),
+            "said before asking the agent, which would answer 401; off a Mac it says run --dry-run");
 
         var typo = dir.File("typo-dir");
         foreach (var command in new[] { "token", "status", "list" })

@@ -118,6 +118,7 @@ public sealed class StartupConfigurationTests
     // What only the validators `run` calls at start refuse: doctor passed them (new-user pass).
     [TestCase("{\"Agent\": {\"DefaultRegion\": \"ZZ\"}}", "doctor", "Agent:DefaultRegion 'ZZ' is not a region with phone numbers")]
     [TestCase("{\"Resilience\": {\"BreakDuration\": \"00:00:00.1\"}}", "doctor", "Resilience:BreakDuration must be at least")]
+    [TestCase("{\"Console\": {\"SessionIdleTimeout\": \"00:00:00\"}}", "doctor", "Console:SessionIdleTimeout")]
     [TestCase("{\"Lines\": [{\"Id\": \"mac\", \"Pacing\": {\"Window\": {\"From\": \"25:00\", \"To\": \"26:00\"}}}]}", "doctor",
         "Lines:mac:Pacing:Window:From '25:00' is not HH:mm")]
     public async Task ASettingsFileTheAgentCannotUse_ShouldSayOneLine(string json, string command, string expected)
@@ -132,13 +133,19 @@ public sealed class StartupConfigurationTests
         Assert.That(result.ExitCode, Is.Not.EqualTo(0));
     }
 
-    [Test]
-    public async Task ASecondAgentOnTheSameDataDir_ShouldSayOneLine()
+    /// <summary>
+    /// Also on the first one's port (the usual case: the same command twice): it is told another agent runs there, not that the
+    /// port is in use, whose advice (another port) would only meet the lock (review of 805cbbc).
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ASecondAgentOnTheSameDataDir_ShouldSayOneLine(bool samePort)
     {
         using var dir = new TempDir();
         using var first = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        var urls = samePort ? first.BaseAddress.ToString().TrimEnd('/') : "http://127.0.0.1:0";
         var second = await Programs.RunAsync("dotnet",
-            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"], timeout: TimeSpan.FromSeconds(60));
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", urls], timeout: TimeSpan.FromSeconds(60));
 
         Assert.That(second.ExitCode, Is.EqualTo(78), second.Stderr);
         Assert.That(second.Stderr.Trim(), Does.Contain("another LineAgent is already running").And.Contain(dir.Path).And.Not.Contain("   at "));
