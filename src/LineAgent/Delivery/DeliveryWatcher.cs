@@ -146,21 +146,28 @@ public sealed class DeliveryWatcher(
                 baseline = null;
                 until = Time.FromMs(m.HandedAt!.Value) + bridge.Options.ScriptTimeout;
             }
+            else if (baseline is null)
+                // No baseline at all (chat.db busy at the send, or its attempt timed out): only rows written while its script
+                // could still run, at most the channel's longest attempt (review: any later row of the same text matched it
+                // for as long as it was watched).
+                until = Time.FromMs(m.HandedAt!.Value) + (channels.ByName(MessagesChannel.ChannelName)?.LongestAttempt ?? bridge.Options.ScriptTimeout);
             var rows = bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0).ToList();
             // Read after the rows: a send whose script wrote one of them had started by then. A send to the same person (any
             // person, for a ghost row that names nobody) whose outcome this pass has not read may own a row above its
             // baseline: that row waits for the outcome (MessagesSendsInFlight). A loaded CI machine gave a later send's row
             // to an earlier send of the same text still waiting, which left the later one unconfirmed.
-            // Also a send whose outcome was written without its baseline (its attempt timed out): the baseline kept in memory
-            // still says which rows may be its (review).
-            var others = sendsInFlight.Snapshot().Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
-                && (MessagesSendsInFlight.UnseenBy(f, mark) || (withoutBaseline.Contains(f.MessageId) && f.Baseline is not null))).ToList();
+            // Also a send whose outcome was written without a baseline (chat.db busy, or its attempt timed out): the baseline
+            // kept in memory, or else the time its script started, still says which rows may be its (review).
+            var known = sendsInFlight.Snapshot();
+            var own = known.FirstOrDefault(f => f.MessageId == m.Id);
+            var others = known.Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
+                && (MessagesSendsInFlight.UnseenBy(f, mark) || withoutBaseline.Contains(f.MessageId))).ToList();
             if (others.Count > 0)
                 max ??= bridge.Reader.MaxRowId();
             var candidates = new List<ChatMessage>();
             foreach (var row in rows)
                 if ((row.IsPlainMessage || row.IsGhost) && (until is null || row.Date is null || row.Date <= until)
-                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0))
+                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient, own, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0))
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
             var chosen = Choose(candidates, m.Content, requireText: baseline is null);
@@ -173,18 +180,23 @@ public sealed class DeliveryWatcher(
     }
 
     /// <summary>
-    /// Whether <paramref name="row"/>, a candidate of a send to <paramref name="recipient"/> (its baseline
-    /// <paramref name="ownBaseline"/>, handed off at <paramref name="ownHandOff"/>), may have been written by the script of
-    /// <paramref name="send"/>, whose outcome is not read. Only a script that started after this send's can have: scripts run
-    /// one at a time, so an earlier one wrote its rows below this send's baseline. By position when the baselines hold
-    /// (chat.db's MAX(ROWID) <paramref name="max"/> is not below them: a rebuilt chat.db numbers from 1 again), else by date.
+    /// Whether <paramref name="row"/>, a candidate of a send to <paramref name="recipient"/> (in memory as <paramref name="own"/>
+    /// when its script ran in this process; its baseline <paramref name="ownBaseline"/>, handed off at <paramref name="ownHandOff"/>),
+    /// may have been written by the script of <paramref name="send"/>, whose outcome (or baseline) the database does not have.
+    /// Only a script that started after this send's can have: scripts run one at a time, so an earlier one wrote its rows
+    /// below this send's baseline. Which started later: the order they started in, when both are in memory (equal
+    /// baselines, or none, say nothing: review); else the baselines; else the times. Then by position when its baseline
+    /// holds (chat.db's MAX(ROWID) <paramref name="max"/> is not below it: a rebuilt chat.db numbers from 1 again), else by date.
     /// </summary>
-    internal static bool MayBeItsRow(MessagesSendsInFlight.Send send, ChatMessage row, string recipient, long? ownBaseline, DateTimeOffset ownHandOff, long max)
+    internal static bool MayBeItsRow(MessagesSendsInFlight.Send send, ChatMessage row, string recipient, MessagesSendsInFlight.Send? own,
+        long? ownBaseline, DateTimeOffset ownHandOff, long max)
     {
         if (!row.IsGhost && send.Recipient != recipient)
             return false;
         var its = send.Baseline is { } b && b <= max ? b : (long?)null;
-        var later = its is { } theirs && ownBaseline is { } own && own <= max ? theirs >= own : send.StartedAt >= ownHandOff;
+        var later = own is not null ? send.Order > own.Order
+            : its is { } theirs && ownBaseline is { } mine && mine <= max ? theirs >= mine
+            : send.StartedAt >= ownHandOff;
         if (!later)
             return false;
         return its is { } from ? row.RowId > from : row.Date is not { } dated || dated >= send.StartedAt - TimeSpan.FromSeconds(2);

@@ -21,7 +21,7 @@ public sealed class SendsInFlightTests
     {
         var other = new MessagesSendsInFlight.Send("msg_b", "+12025550904", Baseline: 100, StartedAt: T0, RecordedAt: null, ChangedTicks: 0);
         bool Kept(ChatMessage row, string recipient = "+12025550904", long? own = 90, long max = 120) =>
-            DeliveryWatcher.MayBeItsRow(other, row, recipient, own, T0.AddSeconds(-10), max);
+            DeliveryWatcher.MayBeItsRow(other, row, recipient, null, own, T0.AddSeconds(-10), max);
 
         Assert.That(Kept(Row(100, "+12025550904", "hi", T0.AddSeconds(5))), Is.False, "at or below its baseline: written before its script started");
         Assert.That(Kept(Row(101, "+12025550904", "hi", T0.AddSeconds(-60))), Is.True, "above it, whatever its date");
@@ -32,7 +32,7 @@ public sealed class SendsInFlightTests
             "whose outcome lost its baseline held the rows of every later send to the person)");
 
         var noBaseline = other with { Baseline = null };
-        bool KeptByDate(ChatMessage row) => DeliveryWatcher.MayBeItsRow(noBaseline, row, "+12025550904", 90, T0.AddSeconds(-10), 120);
+        bool KeptByDate(ChatMessage row) => DeliveryWatcher.MayBeItsRow(noBaseline, row, "+12025550904", null, 90, T0.AddSeconds(-10), 120);
         Assert.That(KeptByDate(Row(5, "+12025550904", "hi", T0.AddSeconds(-3))), Is.False,
             "without a baseline: rows dated before its script started (2 s of slack) are not its");
         Assert.That(KeptByDate(Row(5, "+12025550904", "hi", T0.AddSeconds(-1))), Is.True);
@@ -40,6 +40,28 @@ public sealed class SendsInFlightTests
         // chat.db rebuilt under the sends: MAX(ROWID) is below the baselines, which then say nothing; the dates decide.
         Assert.That(Kept(Row(3, "+12025550904", "hi", T0.AddSeconds(1)), max: 3), Is.True, "a new row after a rebuild: by date, its");
         Assert.That(Kept(Row(2, "+12025550904", "hi", T0.AddSeconds(-30)), max: 3), Is.False, "an older one: not its");
+    }
+
+    /// <summary>
+    /// Equal baselines (nothing was written between two scripts), or none (chat.db busy), do not say which send is the later:
+    /// the order their scripts started in does, when both ran in this process (review: with equal baselines, a later send's
+    /// row counted as an earlier timed-out send's, which then took it by its text).
+    /// </summary>
+    [Test]
+    public void WhichSendIsTheLater_ShouldBeTheOrderTheScriptsStartedIn_WhenBothAreKnown()
+    {
+        var sends = new MessagesSendsInFlight();
+        sends.Started("msg_early", "+12025550904", 100, T0);
+        sends.Started("msg_late", "+12025550904", 100, T0);
+        var early = sends.Snapshot().Single(s => s.MessageId == "msg_early");
+        var late = sends.Snapshot().Single(s => s.MessageId == "msg_late");
+        var row = Row(101, "+12025550904", "same text", T0.AddSeconds(1));
+
+        Assert.That(DeliveryWatcher.MayBeItsRow(late, row, "+12025550904", early, 100, T0, 120), Is.True, "the later send's row is held from the earlier");
+        Assert.That(DeliveryWatcher.MayBeItsRow(early, row, "+12025550904", late, 100, T0, 120), Is.False, "the earlier one does not hold the later's row");
+        var noBaselines = (early: early with { Baseline = null }, late: late with { Baseline = null });
+        Assert.That(DeliveryWatcher.MayBeItsRow(noBaselines.late, row, "+12025550904", noBaselines.early, null, T0, 120), Is.True);
+        Assert.That(DeliveryWatcher.MayBeItsRow(noBaselines.early, row, "+12025550904", noBaselines.late, null, T0, 120), Is.False);
     }
 
     [Test]

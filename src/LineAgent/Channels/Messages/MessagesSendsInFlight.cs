@@ -16,10 +16,12 @@ public sealed class MessagesSendsInFlight
     /// <param name="Recipient">As the message row has it (<c>MessageRow.Recipient</c>).</param>
     /// <param name="Baseline">chat.db's MAX(ROWID) before the script; null when it could not be read (busy): then rows dated from <paramref name="StartedAt"/>.</param>
     /// <param name="RecordedAt">The registry's count of recorded outcomes when this one was recorded; null while it is not.</param>
-    public sealed record Send(string MessageId, string Recipient, long? Baseline, DateTimeOffset StartedAt, long? RecordedAt, long ChangedTicks);
+    /// <param name="Order">The order in which the scripts started (one runs at a time): which of two sends is the later.</param>
+    public sealed record Send(string MessageId, string Recipient, long? Baseline, DateTimeOffset StartedAt, long? RecordedAt, long ChangedTicks, long Order = 0);
 
     private readonly Dictionary<string, Send> _sends = [];
     private long _recorded;
+    private long _started;
 
     /// <summary>
     /// Kept this long after its outcome is written: a watcher pass that began before must still see it, and a send whose
@@ -33,7 +35,7 @@ public sealed class MessagesSendsInFlight
     public void Started(string messageId, string recipient, long? baseline, DateTimeOffset at)
     {
         lock (_sends)
-            _sends[messageId] = new Send(messageId, recipient, baseline, at, null, Environment.TickCount64);
+            _sends[messageId] = new Send(messageId, recipient, baseline, at, null, Environment.TickCount64, ++_started);
     }
 
     /// <summary>The send's outcome is on disk (or will never be: the agent stops): its baseline is the database's to tell.</summary>
