@@ -25,56 +25,39 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     public ResiliencePipeline<SendOutcome> For(IMessageChannel channel) => _pipelines.GetOrAdd(channel.Name, _ => Build(channel));
 
     /// <summary>
-    /// Until when the line's messages on this channel wait: the channel's circuit is open, or a settings fault holds the
-    /// channel on that line (<see cref="AfterAttempt"/>). Null while neither holds it.
+    /// Until when the channel's messages wait: its circuit is open, or a settings fault holds it (<see cref="AfterAttempt"/>).
+    /// Null while neither holds it.
     /// </summary>
-    public DateTimeOffset? OpenUntil(string channelName, string lineId)
+    public DateTimeOffset? OpenUntil(string channelName)
     {
         var now = time.GetUtcNow();
         DateTimeOffset? open = _openUntil.TryGetValue(channelName, out var until) && until > now ? until : null;
         lock (_settingsFaults)
-            if (FaultOf(channelName, lineId, now) is { } fault && (open is null || fault.Until > open))
+            if (_settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > now && (open is null || fault.Until > open))
                 open = fault.Until;
         return open;
     }
 
-    /// <summary>Why the line's messages on this channel wait (<see cref="OpenUntil"/>), in a sentence.</summary>
-    public string WhyHeld(string channelName, string lineId)
+    /// <summary>Why the channel's messages wait (<see cref="OpenUntil"/>), in a sentence.</summary>
+    public string WhyHeld(string channelName)
     {
         lock (_settingsFaults)
-            return FaultOf(channelName, lineId, time.GetUtcNow()) is { } fault
-                ? $"{channelName} refuses every send {(fault.Line.Length > 0 ? "of this line " : "")}until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
+            return _settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > time.GetUtcNow()
+                ? $"{channelName} refuses every send until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
                 : $"{channelName} is failing (circuit open)";
     }
 
-    /// <summary>The hold on this line's sends through the channel now: its own, or the channel's (the later one). Under the lock.</summary>
-    private SettingsFault? FaultOf(string channelName, string lineId, DateTimeOffset now)
-    {
-        SettingsFault? found = null;
-        foreach (var key in new[] { (channelName, lineId), (channelName, "") })
-            if (_settingsFaults.TryGetValue(key, out var fault) && fault.Until > now && (found is null || fault.Until > found.Until))
-                found = fault;
-        return found;
-    }
-
-    /// <summary>
-    /// Whose setting the fault is: the line's own (a Twilio Messaging Service or sender that is not at Twilio:BaseUrl can be
-    /// one line's) or the channel's for every line (Twilio's and SMTP's logins, Email:Smtp, one Messages.app's Automation
-    /// permission): one refused login must not fail a message on each line, and a send that goes out on any line proves it fixed.
-    /// </summary>
-    private static string HolderOf(SendOutcome.Failed failure, string lineId) => failure.Code == FailureCodes.TwilioEndpointNotFound ? lineId : "";
-
     /// <summary>
     /// Failures that no send on the channel can get past until someone changes a setting or a permission: a refused login
-    /// (Twilio, SMTP), a Twilio:BaseUrl without the Messages API (or a line's Messaging Service that is not there), an SMTP
-    /// server without what Email:Smtp asks for, Automation denied. Nothing was sent, and the next message would meet the
-    /// same answer.
+    /// (Twilio, SMTP), a Twilio:BaseUrl without the Messages API, an SMTP server without what Email:Smtp asks for,
+    /// Automation denied. Nothing was sent, and the next message would meet the same answer. Each is the channel's, the
+    /// same for every line (one login, one create URL, one Email:Smtp, one Messages.app's permission).
     /// </summary>
     public static bool IsSettingsFault(SendOutcome outcome) => outcome is SendOutcome.Failed { ProvenNotSent: true } f
         && f.Code is FailureCodes.AutomationDenied or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound
             or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported;
 
-    private sealed record SettingsFault(SendOutcome.Failed Failure, DateTimeOffset Until, TimeSpan Hold, string Line);
+    private sealed record SettingsFault(SendOutcome.Failed Failure, DateTimeOffset Until, TimeSpan Hold);
 
     /// <summary>
     /// The longest wait between two trials of a settings fault (they double from BreakDuration): a permission granted in
@@ -89,13 +72,13 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// </summary>
     public static readonly TimeSpan ForgetSettingsFaultAfter = TimeSpan.FromHours(1);
 
-    // By channel, and line for a fault of the line's own setting (HolderOf); "" for the channel's on every line.
-    private readonly Dictionary<(string Channel, string Line), SettingsFault> _settingsFaults = new();
+    // By channel: a settings fault is the same for every line (review: kept by line, one refused login failed a message on
+    // each line, and a send that went out on one line did not end the others' holds).
+    private readonly Dictionary<string, SettingsFault> _settingsFaults = new();
 
     /// <summary>
-    /// Notes what a send of <paramref name="lineId"/> on <paramref name="channel"/> came to. On a settings fault
-    /// (<see cref="IsSettingsFault"/>) the channel's due messages (of that line only, when the fault is the line's own setting:
-    /// <see cref="HolderOf"/>) are held for BreakDuration at once, whatever
+    /// Notes what a send (of line <paramref name="lineId"/>) on <paramref name="channel"/> came to. On a settings fault
+    /// (<see cref="IsSettingsFault"/>) the channel's due messages, on every line, are held for BreakDuration at once, whatever
     /// the pacing (then twice as long after each trial that meets one again, up to <see cref="LongestSettingsHold"/>): the
     /// message that found the fault fails with it (its sender learns why), and every later one that meets it, as the trial
     /// after a hold or sent during one, waits instead (returned: how long), until a send goes out. Before, only the circuit
@@ -106,44 +89,42 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     {
         if (outcome is SendOutcome.Sent or SendOutcome.Accepted)
         {
-            var cleared = new List<SettingsFault>();
+            bool cleared;
+            SettingsFault? was;
             lock (_settingsFaults)
-                foreach (var held in new[] { (channel.Name, lineId), (channel.Name, "") })
-                    if (_settingsFaults.Remove(held, out var was))
-                        cleared.Add(was);
-            foreach (var was in cleared)
-                log.LogInformation("Channel {Channel} sends again (line {Line}) after {Code}", channel.Name, lineId, was.Failure.Code);
+                cleared = _settingsFaults.Remove(channel.Name, out was);
+            if (cleared)
+                log.LogInformation("Channel {Channel} sends again (line {Line}) after {Code}", channel.Name, lineId, was!.Failure.Code);
             return null;
         }
         if (!IsSettingsFault(outcome))
             return null;
         var failure = (SendOutcome.Failed)outcome;
-        var key = (channel.Name, HolderOf(failure, lineId));
         var now = time.GetUtcNow();
         var first = options.Value.BreakDuration;
         TimeSpan? wait;
         lock (_settingsFaults)
         {
-            if (!_settingsFaults.TryGetValue(key, out var old) || old.Until + ForgetSettingsFaultAfter < now)
+            if (!_settingsFaults.TryGetValue(channel.Name, out var old) || old.Until + ForgetSettingsFaultAfter < now)
             {
-                _settingsFaults[key] = new SettingsFault(failure, now + first, first, key.Item2);
+                _settingsFaults[channel.Name] = new SettingsFault(failure, now + first, first);
                 wait = null;
             }
             else if (old.Until > now)
             {
-                // Sent while the hold runs (a send-now as the hold began): it waits out the same hold, not a longer one.
-                _settingsFaults[key] = old with { Failure = failure };
+                // Sent while the hold runs (a send-now as the hold began, another line's trial): it waits out the same hold.
+                _settingsFaults[channel.Name] = old with { Failure = failure };
                 wait = old.Until - now;
             }
             else
             {
                 var hold = TimeSpan.FromTicks(Math.Min(old.Hold.Ticks * 2, Math.Max(first.Ticks, LongestSettingsHold.Ticks)));
-                _settingsFaults[key] = new SettingsFault(failure, now + hold, hold, key.Item2);
+                _settingsFaults[channel.Name] = new SettingsFault(failure, now + hold, hold);
                 wait = hold;
             }
         }
         if (wait is null)
-            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); its due messages wait as queued " +
+            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); its due messages on every line wait as queued " +
                 "until a send goes out, tried again after {Break}, then less often", channel.Name, lineId, failure.Code, failure.Message, first);
         return wait;
     }

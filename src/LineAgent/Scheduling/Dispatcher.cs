@@ -138,10 +138,10 @@ public sealed class Dispatcher(
 
         var first = due[0];
         var channel = router.Resolve(line, first.Type);
-        if (resilience.OpenUntil(channel.Name, line.Id) is { } open)
+        if (resilience.OpenUntil(channel.Name) is { } open)
         {
             // Only what that channel carries: the line's other types (email while Messages is failing) go on.
-            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {resilience.WhyHeld(channel.Name, line.Id)}", ct,
+            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {resilience.WhyHeld(channel.Name)}", ct,
                 MessageType.Concrete.Where(t => router.Resolve(line, t).Name == channel.Name).ToList());
             return now;
         }
@@ -219,7 +219,7 @@ public sealed class Dispatcher(
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim));
         // A settings fault met again (a refused login): this one waits with the rest instead of failing (ChannelResilience).
         if (resilience.AfterAttempt(channel, line.Id, outcome) is { } wait)
-            outcome = new SendOutcome.Deferred(resilience.WhyHeld(channel.Name, line.Id), wait);
+            outcome = new SendOutcome.Deferred(resilience.WhyHeld(channel.Name), wait);
         // The outcome is written behind the line's next claim rather than waited for, as a deferrable unit: it shares the
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with
@@ -362,7 +362,7 @@ public sealed class Dispatcher(
             SendOutcome.Deferred d => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, time.GetUtcNow() + d.RetryAfter, "deferred",
                 $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: deferrable),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,
-                resilience.OpenUntil(channel.Name, row.LineId) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
+                resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
                 $"{channel.Name} is failing (circuit open); waits: {f.Message}", deferrable: deferrable),
             SendOutcome.Failed f => await lifecycle.FailAsync(row.Id, claim, f.Code, f.Message, f.ChannelCode, deferrable: deferrable),
             _ => throw new InvalidOperationException($"Unknown outcome {outcome}"),
