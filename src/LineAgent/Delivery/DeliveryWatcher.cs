@@ -117,57 +117,63 @@ public sealed class DeliveryWatcher(
     {
         var claimedThisPass = new HashSet<string>();
         long? max = null;
-        // Sends with a baseline newest first: one script runs at a time and writes its row before it exits, so a row above a
-        // later send's baseline was written after the earlier script had ended: it is the later send's, even when an earlier
-        // send of the same text to the same person is still waiting for a row that never came (oldest first, that earlier
-        // send took it, and the later one failed unconfirmed and invited a forced resend). Sends without a baseline after
-        // them, in the order they were read.
+        var longest = channels.ByName(MessagesChannel.ChannelName)?.LongestAttempt ?? bridge.Options.ScriptTimeout;
+        // What this process knows of each send's script: its baseline (also when the outcome was written without one: the
+        // attempt timed out) and the order the scripts started in.
+        var known = sendsInFlight.Snapshot().ToDictionary(f => f.MessageId);
+        long? BaselineOf(MessageRow m) => m.ChannelBaseline ?? (known.TryGetValue(m.Id, out var f) ? f.Baseline : null);
+        // Sends with a baseline newest first (by baseline, then by the order their scripts started, which retries and the
+        // Messages gate can make differ from the hand-offs': review): one script runs at a time and writes its row before
+        // it exits, so a row above a later send's baseline was written after the earlier script had ended: it is the later
+        // send's, even when an earlier send of the same text to the same person is still waiting for a row that never came
+        // (oldest first, that earlier send took it, and the later one failed unconfirmed and invited a forced resend).
+        // Sends without a baseline after them, in the order they were read.
         var unmatched = awaiting.Where(m => m.ChannelRef is null).ToList();
-        var order = unmatched.Where(m => m.ChannelBaseline is not null).OrderByDescending(m => m.HandedAt)
-            .Concat(unmatched.Where(m => m.ChannelBaseline is null));
-        // The sends whose baseline this pass reads from the database: they are matched in the order above, not held.
-        var withBaseline = awaiting.Where(m => m.ChannelBaseline is not null).Select(m => m.Id).ToHashSet();
-        var withoutBaseline = awaiting.Where(m => m.ChannelBaseline is null).Select(m => m.Id).ToHashSet();
+        var order = unmatched.Where(m => BaselineOf(m) is not null)
+            .OrderByDescending(m => BaselineOf(m)).ThenByDescending(m => known.TryGetValue(m.Id, out var f) ? f.Order : 0).ThenByDescending(m => m.HandedAt)
+            .Concat(unmatched.Where(m => BaselineOf(m) is null));
+        // Matched in that order, not held: the sends whose baseline this pass has. The others hold rows that may be theirs,
+        // including a send whose baseline was never written and that this process did not run (recovered after a crash:
+        // its script may have written its row before the agent died; review), by the time it was handed off.
+        var withBaseline = awaiting.Where(m => BaselineOf(m) is not null).Select(m => m.Id).ToHashSet();
+        var withoutBaseline = awaiting.Where(m => BaselineOf(m) is null).ToList();
+        var recovered = withoutBaseline.Where(m => !known.ContainsKey(m.Id))
+            .Select(m => new MessagesSendsInFlight.Send(m.Id, m.Recipient, null, Time.FromMs(m.HandedAt!.Value), 0, 0)).ToList();
+        var withoutIds = withoutBaseline.Select(m => m.Id).ToHashSet();
         foreach (var m in order)
         {
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
-            var baseline = m.ChannelBaseline;
+            known.TryGetValue(m.Id, out var own);
+            var baseline = BaselineOf(m);
+            // Without a usable baseline, only rows written while the script could still run are ours: the script writes its
+            // row before it exits (the channel's longest attempt at most, from its start when this process ran it, else from
+            // the hand-off), so a later row to that person is someone else's (typed on the phone). Before, a send without a
+            // baseline matched any later row of its text for as long as it was watched (review).
+            var until = (own?.StartedAt ?? Time.FromMs(m.HandedAt!.Value)) + longest;
             // A rebuilt or restored chat.db (BRIDGE.md) is numbered from 1 again: below the baseline, our row would never be
             // seen. The position then proves nothing; the send is matched as one without a baseline (by its text).
-            // Without a usable baseline, only rows written while the script could still run are ours: the script writes its row
-            // before it exits (Bridge:ScriptTimeout at most), so a later row to that person is someone else's (typed on the phone).
-            DateTimeOffset? until = null;
             if (baseline is { } b && (max ??= bridge.Reader.MaxRowId()) < b)
             {
                 if (_rebuiltWarned.Add(m.Id))
                     log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
                                    "restored); matching its row by text", m.Id, max, b);
                 baseline = null;
-                until = Time.FromMs(m.HandedAt!.Value) + bridge.Options.ScriptTimeout;
             }
-            else if (baseline is null)
-                // No baseline at all (chat.db busy at the send, or its attempt timed out): only rows written while its script
-                // could still run, at most the channel's longest attempt (review: any later row of the same text matched it
-                // for as long as it was watched).
-                until = Time.FromMs(m.HandedAt!.Value) + (channels.ByName(MessagesChannel.ChannelName)?.LongestAttempt ?? bridge.Options.ScriptTimeout);
             var rows = bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0).ToList();
             // Read after the rows: a send whose script wrote one of them had started by then. A send to the same person (any
             // person, for a ghost row that names nobody) whose outcome this pass has not read may own a row above its
             // baseline: that row waits for the outcome (MessagesSendsInFlight). A loaded CI machine gave a later send's row
             // to an earlier send of the same text still waiting, which left the later one unconfirmed.
-            // Also a send whose outcome was written without a baseline (chat.db busy, or its attempt timed out): the baseline
-            // kept in memory, or else the time its script started, still says which rows may be its (review).
-            var known = sendsInFlight.Snapshot();
-            var own = known.FirstOrDefault(f => f.MessageId == m.Id);
-            var others = known.Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
-                && (MessagesSendsInFlight.UnseenBy(f, mark) || withoutBaseline.Contains(f.MessageId))).ToList();
+            var others = sendsInFlight.Snapshot().Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
+                && (MessagesSendsInFlight.UnseenBy(f, mark) || withoutIds.Contains(f.MessageId)))
+                .Concat(recovered.Where(f => f.MessageId != m.Id)).ToList();
             if (others.Count > 0)
                 max ??= bridge.Reader.MaxRowId();
             var candidates = new List<ChatMessage>();
             foreach (var row in rows)
-                if ((row.IsPlainMessage || row.IsGhost) && (until is null || row.Date is null || row.Date <= until)
-                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient, own, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0))
+                if ((row.IsPlainMessage || row.IsGhost) && (baseline is not null || row.Date is null || row.Date <= until)
+                    && !others.Any(f => MayBeItsRow(f, row, m.Recipient, own, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0, longest))
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
             var chosen = Choose(candidates, m.Content, requireText: baseline is null);
@@ -181,15 +187,16 @@ public sealed class DeliveryWatcher(
 
     /// <summary>
     /// Whether <paramref name="row"/>, a candidate of a send to <paramref name="recipient"/> (in memory as <paramref name="own"/>
-    /// when its script ran in this process; its baseline <paramref name="ownBaseline"/>, handed off at <paramref name="ownHandOff"/>),
+    /// while this process remembers its script: not after a restart, nor 10 minutes after its outcome; its baseline <paramref name="ownBaseline"/>, handed off at <paramref name="ownHandOff"/>),
     /// may have been written by the script of <paramref name="send"/>, whose outcome (or baseline) the database does not have.
     /// Only a script that started after this send's can have: scripts run one at a time, so an earlier one wrote its rows
     /// below this send's baseline. Which started later: the order they started in, when both are in memory (equal
     /// baselines, or none, say nothing: review); else the baselines; else the times. Then by position when its baseline
     /// holds (chat.db's MAX(ROWID) <paramref name="max"/> is not below it: a rebuilt chat.db numbers from 1 again), else by date.
     /// </summary>
+    /// <param name="longest">How long one script may run (the channel's longest attempt): a row dated later is not its.</param>
     internal static bool MayBeItsRow(MessagesSendsInFlight.Send send, ChatMessage row, string recipient, MessagesSendsInFlight.Send? own,
-        long? ownBaseline, DateTimeOffset ownHandOff, long max)
+        long? ownBaseline, DateTimeOffset ownHandOff, long max, TimeSpan longest)
     {
         if (!row.IsGhost && send.Recipient != recipient)
             return false;
@@ -199,7 +206,8 @@ public sealed class DeliveryWatcher(
             : send.StartedAt >= ownHandOff;
         if (!later)
             return false;
-        return its is { } from ? row.RowId > from : row.Date is not { } dated || dated >= send.StartedAt - TimeSpan.FromSeconds(2);
+        return its is { } from ? row.RowId > from
+            : row.Date is not { } dated || (dated >= send.StartedAt - TimeSpan.FromSeconds(2) && dated <= send.StartedAt + longest);
     }
 
     /// <summary>

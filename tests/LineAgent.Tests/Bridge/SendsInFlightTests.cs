@@ -11,6 +11,7 @@ namespace LineAgent.Tests.Bridge;
 public sealed class SendsInFlightTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 12, 6, 12, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Longest = TimeSpan.FromMinutes(7);
 
     private static ChatMessage Row(long rowId, string? handle, string? text, DateTimeOffset date, bool inChat = true) =>
         new(rowId, $"G-{rowId}", text, handle, "iMessage", IsFromMe: true, Error: 0, IsSent: true, IsFinished: true, IsDelivered: false,
@@ -21,7 +22,7 @@ public sealed class SendsInFlightTests
     {
         var other = new MessagesSendsInFlight.Send("msg_b", "+12025550904", Baseline: 100, StartedAt: T0, RecordedAt: null, ChangedTicks: 0);
         bool Kept(ChatMessage row, string recipient = "+12025550904", long? own = 90, long max = 120) =>
-            DeliveryWatcher.MayBeItsRow(other, row, recipient, null, own, T0.AddSeconds(-10), max);
+            DeliveryWatcher.MayBeItsRow(other, row, recipient, null, own, T0.AddSeconds(-10), max, Longest);
 
         Assert.That(Kept(Row(100, "+12025550904", "hi", T0.AddSeconds(5))), Is.False, "at or below its baseline: written before its script started");
         Assert.That(Kept(Row(101, "+12025550904", "hi", T0.AddSeconds(-60))), Is.True, "above it, whatever its date");
@@ -32,10 +33,12 @@ public sealed class SendsInFlightTests
             "whose outcome lost its baseline held the rows of every later send to the person)");
 
         var noBaseline = other with { Baseline = null };
-        bool KeptByDate(ChatMessage row) => DeliveryWatcher.MayBeItsRow(noBaseline, row, "+12025550904", null, 90, T0.AddSeconds(-10), 120);
+        bool KeptByDate(ChatMessage row) => DeliveryWatcher.MayBeItsRow(noBaseline, row, "+12025550904", null, 90, T0.AddSeconds(-10), 120, Longest);
         Assert.That(KeptByDate(Row(5, "+12025550904", "hi", T0.AddSeconds(-3))), Is.False,
             "without a baseline: rows dated before its script started (2 s of slack) are not its");
         Assert.That(KeptByDate(Row(5, "+12025550904", "hi", T0.AddSeconds(-1))), Is.True);
+        Assert.That(KeptByDate(Row(6, "+12025550904", "hi", T0 + Longest + TimeSpan.FromSeconds(1))), Is.False,
+            "dated after its script could have run: not its (a send recovered after a crash holds rows only that long)");
 
         // chat.db rebuilt under the sends: MAX(ROWID) is below the baselines, which then say nothing; the dates decide.
         Assert.That(Kept(Row(3, "+12025550904", "hi", T0.AddSeconds(1)), max: 3), Is.True, "a new row after a rebuild: by date, its");
@@ -57,11 +60,11 @@ public sealed class SendsInFlightTests
         var late = sends.Snapshot().Single(s => s.MessageId == "msg_late");
         var row = Row(101, "+12025550904", "same text", T0.AddSeconds(1));
 
-        Assert.That(DeliveryWatcher.MayBeItsRow(late, row, "+12025550904", early, 100, T0, 120), Is.True, "the later send's row is held from the earlier");
-        Assert.That(DeliveryWatcher.MayBeItsRow(early, row, "+12025550904", late, 100, T0, 120), Is.False, "the earlier one does not hold the later's row");
+        Assert.That(DeliveryWatcher.MayBeItsRow(late, row, "+12025550904", early, 100, T0, 120, Longest), Is.True, "the later send's row is held from the earlier");
+        Assert.That(DeliveryWatcher.MayBeItsRow(early, row, "+12025550904", late, 100, T0, 120, Longest), Is.False, "the earlier one does not hold the later's row");
         var noBaselines = (early: early with { Baseline = null }, late: late with { Baseline = null });
-        Assert.That(DeliveryWatcher.MayBeItsRow(noBaselines.late, row, "+12025550904", noBaselines.early, null, T0, 120), Is.True);
-        Assert.That(DeliveryWatcher.MayBeItsRow(noBaselines.early, row, "+12025550904", noBaselines.late, null, T0, 120), Is.False);
+        Assert.That(DeliveryWatcher.MayBeItsRow(noBaselines.late, row, "+12025550904", noBaselines.early, null, T0, 120, Longest), Is.True);
+        Assert.That(DeliveryWatcher.MayBeItsRow(noBaselines.early, row, "+12025550904", noBaselines.late, null, T0, 120, Longest), Is.False);
     }
 
     [Test]

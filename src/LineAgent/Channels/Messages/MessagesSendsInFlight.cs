@@ -1,7 +1,8 @@
 namespace LineAgent.Channels.Messages;
 
 /// <summary>
-/// Messages sends whose script has started and whose outcome (with its chat.db baseline) is not yet on disk, in memory.
+/// Messages sends whose script has started, in memory: until their outcome (with its chat.db baseline) is on disk, and 10
+/// minutes more (a pass that began before must still see it, and an outcome written without a baseline keeps it here).
 /// A chat.db row above such a send's baseline may be that send's own: the delivery watcher does not give it to another
 /// send of the same person (or, for a ghost row that names nobody, of anyone) until the outcome is written.
 /// </summary>
@@ -25,7 +26,8 @@ public sealed class MessagesSendsInFlight
 
     /// <summary>
     /// Kept this long after its outcome is written: a watcher pass that began before must still see it, and a send whose
-    /// outcome was written without its baseline (the attempt timed out) is still held by the baseline kept here.
+    /// outcome was written without its baseline (the attempt timed out) is still held by the baseline kept here, or by the
+    /// time its script started when chat.db was busy.
     /// </summary>
     private static readonly TimeSpan KeepRecorded = TimeSpan.FromMinutes(10);
 
