@@ -132,14 +132,12 @@ public sealed class DeliveryWatcher(
         var order = unmatched.Where(m => BaselineOf(m) is not null)
             .OrderByDescending(m => BaselineOf(m)).ThenByDescending(m => known.TryGetValue(m.Id, out var f) ? f.Order : 0).ThenByDescending(m => m.HandedAt)
             .Concat(unmatched.Where(m => BaselineOf(m) is null));
-        // Matched in that order, not held: the sends whose baseline this pass has. The others hold rows that may be theirs,
-        // including a send whose baseline was never written and that this process did not run (recovered after a crash:
-        // its script may have written its row before the agent died; review), by the time it was handed off.
-        var withBaseline = awaiting.Where(m => BaselineOf(m) is not null).Select(m => m.Id).ToHashSet();
-        var withoutBaseline = awaiting.Where(m => BaselineOf(m) is null).ToList();
-        var recovered = withoutBaseline.Where(m => !known.ContainsKey(m.Id))
-            .Select(m => new MessagesSendsInFlight.Send(m.Id, m.Recipient, null, Time.FromMs(m.HandedAt!.Value), 0, 0)).ToList();
-        var withoutIds = withoutBaseline.Select(m => m.Id).ToHashSet();
+        // Not held by: the sends whose baseline the database gives this pass (matched in the order above). Held by: a send
+        // whose outcome this pass has not read, or whose outcome was written without a baseline, while this process knows
+        // its script (its baseline or start; a killed osascript's row can come after the outcome). A send recovered after a
+        // crash without a baseline holds nothing (a hold by its hand-off time held other sends' own rows for good: review).
+        var withBaseline = awaiting.Where(m => m.ChannelBaseline is not null).Select(m => m.Id).ToHashSet();
+        var withoutIds = awaiting.Where(m => m.ChannelBaseline is null).Select(m => m.Id).ToHashSet();
         foreach (var m in order)
         {
             // Messages' clock and ours are the same clock, but a date is written when the row is, not when we asked.
@@ -166,8 +164,7 @@ public sealed class DeliveryWatcher(
             // baseline: that row waits for the outcome (MessagesSendsInFlight). A loaded CI machine gave a later send's row
             // to an earlier send of the same text still waiting, which left the later one unconfirmed.
             var others = sendsInFlight.Snapshot().Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
-                && (MessagesSendsInFlight.UnseenBy(f, mark) || withoutIds.Contains(f.MessageId)))
-                .Concat(recovered.Where(f => f.MessageId != m.Id)).ToList();
+                && (MessagesSendsInFlight.UnseenBy(f, mark) || withoutIds.Contains(f.MessageId))).ToList();
             if (others.Count > 0)
                 max ??= bridge.Reader.MaxRowId();
             var candidates = new List<ChatMessage>();

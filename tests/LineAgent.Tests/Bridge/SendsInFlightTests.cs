@@ -38,7 +38,7 @@ public sealed class SendsInFlightTests
             "without a baseline: rows dated before its script started (2 s of slack) are not its");
         Assert.That(KeptByDate(Row(5, "+12025550904", "hi", T0.AddSeconds(-1))), Is.True);
         Assert.That(KeptByDate(Row(6, "+12025550904", "hi", T0 + Longest + TimeSpan.FromSeconds(1))), Is.False,
-            "dated after its script could have run: not its (a send recovered after a crash holds rows only that long)");
+            "dated after its script could have run: not its");
 
         // chat.db rebuilt under the sends: MAX(ROWID) is below the baselines, which then say nothing; the dates decide.
         Assert.That(Kept(Row(3, "+12025550904", "hi", T0.AddSeconds(1)), max: 3), Is.True, "a new row after a rebuild: by date, its");
