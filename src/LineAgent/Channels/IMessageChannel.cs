@@ -86,7 +86,7 @@ public interface IMessageChannel
 
     Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct);
 
-    /// <summary>The outcome of this channel's send of <paramref name="messageId"/> is on disk (or the agent stopped before it could be).</summary>
+    /// <summary>The outcome of this channel's send of <paramref name="messageId"/> is on disk (not called when it could not be written).</summary>
     void OutcomeRecorded(string messageId) { }
 
     Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct);

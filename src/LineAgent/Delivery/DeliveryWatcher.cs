@@ -122,6 +122,11 @@ public sealed class DeliveryWatcher(
         // attempt timed out) and the order the scripts started in.
         var known = sendsInFlight.Snapshot().ToDictionary(f => f.MessageId);
         long? BaselineOf(MessageRow m) => m.ChannelBaseline ?? (known.TryGetValue(m.Id, out var f) ? f.Baseline : null);
+        // A baseline above chat.db's MAX(ROWID) says nothing (rebuilt or restored: numbered from 1 again), and would put an
+        // old send before a new one in the order below (review: a send from before a restore took its resend's row).
+        if (awaiting.Any(m => BaselineOf(m) is not null))
+            max = bridge.Reader.MaxRowId();
+        long? UsableBaselineOf(MessageRow m) => BaselineOf(m) is { } b && b <= max ? b : null;
         // Sends with a baseline newest first (by baseline, then by the order their scripts started, which retries and the
         // Messages gate can make differ from the hand-offs': review): one script runs at a time and writes its row before
         // it exits, so a row above a later send's baseline was written after the earlier script had ended: it is the later
@@ -129,9 +134,9 @@ public sealed class DeliveryWatcher(
         // (oldest first, that earlier send took it, and the later one failed unconfirmed and invited a forced resend).
         // Sends without a baseline after them, in the order they were read.
         var unmatched = awaiting.Where(m => m.ChannelRef is null).ToList();
-        var order = unmatched.Where(m => BaselineOf(m) is not null)
-            .OrderByDescending(m => BaselineOf(m)).ThenByDescending(m => known.TryGetValue(m.Id, out var f) ? f.Order : 0).ThenByDescending(m => m.HandedAt)
-            .Concat(unmatched.Where(m => BaselineOf(m) is null));
+        var order = unmatched.Where(m => UsableBaselineOf(m) is not null)
+            .OrderByDescending(m => UsableBaselineOf(m)).ThenByDescending(m => known.TryGetValue(m.Id, out var f) ? f.Order : 0).ThenByDescending(m => m.HandedAt)
+            .Concat(unmatched.Where(m => UsableBaselineOf(m) is null));
         // Not held by: the sends whose baseline the database gives this pass (matched in the order above). Held by: a send
         // whose outcome this pass has not read, or whose outcome was written without a baseline, while this process knows
         // its script (its baseline or start; a killed osascript's row can come after the outcome). A send recovered after a

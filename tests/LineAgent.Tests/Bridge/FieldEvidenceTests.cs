@@ -125,6 +125,34 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "sent once");
     }
 
+    /// <summary>
+    /// A send whose row never came, still watched after it failed `unconfirmed`; chat.db is restored (numbered from 1
+    /// again); the same text is sent to the person again. The new row is the new send's: the old send's baseline, above
+    /// chat.db's MAX(ROWID) now, says nothing and must not put it first (review: ordered by baseline, the old send took the
+    /// new send's row, a false `sent`, and the new one ended unconfirmed).
+    /// </summary>
+    [Test]
+    public async Task AfterARestoreOfChatDb_TheResendsRow_ShouldGoToTheResend_NotToTheOldSendStillWatched()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(3));
+        using var api = agent.Api();
+        for (var i = 0; i < 20; i++)
+            _messages.Incoming("+12025550305", $"earlier {i}");
+        _messages.Control(new { recordOnly = true });
+        var old = await (await api.SendMessageAsync(new { content = "See you at 8", type = "imessage", recipientPhone = "+12025550305" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(old["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+
+        Assert.That(_messages.Rebuild(keep: 0), Is.Zero);
+        _messages.Control(new { confirmDelayMs = 50 });
+        var resend = await (await api.SendMessageAsync(new { content = "See you at 8", type = "imessage", recipientPhone = "+12025550305" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That((resend.Str("status"), resend.StrOrNull("channelRef") is not null), Is.EqualTo(("sent", true)), resend.ToJsonString());
+        var oldNow = await api.GetJsonAsync($"/api/messages/{old.Str("messageId")}");
+        Assert.That((oldNow.Str("status"), oldNow.StrOrNull("channelRef")), Is.EqualTo(("failed", (string?)null)), oldNow.ToJsonString());
+    }
+
     [Test]
     public async Task AnUnresolvableAddress_ShouldFailAsTheRecipientsProblem_WithoutRetry_AndKeepTheLineHealthy()
     {
