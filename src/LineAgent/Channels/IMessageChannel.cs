@@ -3,8 +3,12 @@ using LineAgent.Messages;
 
 namespace LineAgent.Channels;
 
-/// <summary>What a channel is asked to send: the stored row, its line, and the claim of this attempt.</summary>
-public sealed record SendRequest(MessageRow Message, LineOptions Line, string Claim);
+/// <summary>
+/// What a channel is asked to send: the stored row, its line, and the claim of this attempt. <paramref name="KeepBaseline"/>
+/// stores the channel's own position (chat.db's MAX(ROWID)) on the message, on disk, before the send goes out; false when the
+/// row is no longer this attempt's. Null where nothing stores it (recovery).
+/// </summary>
+public sealed record SendRequest(MessageRow Message, LineOptions Line, string Claim, Func<long, CancellationToken, Task<bool>>? KeepBaseline = null);
 
 public abstract record SendOutcome
 {

@@ -121,7 +121,9 @@ public sealed class DeliveryWatcher(
         // What this process knows of each send's script: its baseline (also when the outcome was written without one: the
         // attempt timed out) and the order the scripts started in.
         var known = sendsInFlight.Snapshot().ToDictionary(f => f.MessageId);
-        long? BaselineOf(MessageRow m) => m.ChannelBaseline ?? (known.TryGetValue(m.Id, out var f) ? f.Baseline : null);
+        // A send that a crash cut off before its outcome was written has only the baseline stored before its script.
+        long? ScriptRanAbove(MessageRow m) => m.ChannelBaseline ?? (known.TryGetValue(m.Id, out var f) ? f.Baseline : null);
+        long? BaselineOf(MessageRow m) => ScriptRanAbove(m) ?? m.ScriptBaseline;
         // A baseline above chat.db's MAX(ROWID) says nothing (rebuilt or restored: numbered from 1 again), and would put an
         // old send before a new one in the order below (review: a send from before a restore took its resend's row).
         if (awaiting.Any(m => BaselineOf(m) is not null))
@@ -149,6 +151,10 @@ public sealed class DeliveryWatcher(
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
             known.TryGetValue(m.Id, out var own);
             var baseline = BaselineOf(m);
+            // Its script ran to the send (its outcome says so, or this process ran it): a row above the baseline is its own
+            // whatever its text. Else (recovered after a crash, the outcome never written: the script may not have run at all)
+            // the baseline only bounds the rows; the text must agree and the row's date fall within the attempt.
+            var ran = ScriptRanAbove(m) is not null;
             // Without a usable baseline, only rows written while the script could still run are ours: the script writes its
             // row before it exits (the channel's longest attempt at most, from its start when this process ran it, else from
             // the hand-off), so a later row to that person is someone else's (typed on the phone). Before, a send without a
@@ -162,6 +168,7 @@ public sealed class DeliveryWatcher(
                     log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
                                    "restored); matching its row by text", m.Id, max, b);
                 baseline = null;
+                ran = false;
             }
             var rows = bridge.Reader.OutgoingTo(m.Recipient, since, baseline ?? 0).ToList();
             // Read after the rows: a send whose script wrote one of them had started by then. A send to the same person (any
@@ -174,11 +181,11 @@ public sealed class DeliveryWatcher(
                 max ??= bridge.Reader.MaxRowId();
             var candidates = new List<ChatMessage>();
             foreach (var row in rows)
-                if ((row.IsPlainMessage || row.IsGhost) && (baseline is not null || row.Date is null || row.Date <= until)
+                if ((row.IsPlainMessage || row.IsGhost) && (ran || row.Date is null || row.Date <= until)
                     && !others.Any(f => MayBeItsRow(f, row, m.Recipient, own, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0, longest))
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
-            var chosen = Choose(candidates, m.Content, requireText: baseline is null);
+            var chosen = Choose(candidates, m.Content, requireText: !ran);
             if (chosen is null)
                 continue;
             var matched = await lifecycle.MatchAsync(m.Id, chosen.Guid, $"chat.db row {chosen.RowId} ({chosen.Service}) guid {chosen.Guid}", ct);

@@ -77,6 +77,11 @@ public sealed class MessageRow
     public string? ChannelRef { get; set; }
     /// <summary>The channel's position just before the hand-off (chat.db MAX(ROWID) for Messages).</summary>
     public long? ChannelBaseline { get; set; }
+    /// <summary>
+    /// chat.db's MAX(ROWID) read just before the Messages script ran, on disk before the script started (so a send that a
+    /// crash cut off has it too, unlike <see cref="ChannelBaseline"/>, written with the outcome).
+    /// </summary>
+    public long? ScriptBaseline { get; set; }
     /// <summary>When the channel accepted the send (its confirmation comes later); null until then.</summary>
     public long? AcceptedAt { get; set; }
     public long? ChannelError { get; set; }

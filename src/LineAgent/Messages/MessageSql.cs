@@ -202,6 +202,12 @@ public static class MessageSql
         RETURNING *
         """;
 
+    /// <summary>Bookkeeping before a Messages script runs (no event): the row is still this attempt's, handed off, not yet accepted.</summary>
+    public const string KeepScriptBaseline = """
+        UPDATE messages SET script_baseline = @Baseline
+        WHERE id = @Id AND status = 'sending' AND claim IS @Claim AND handed_at IS NOT NULL AND accepted_at IS NULL
+        """;
+
     public const string CompleteAccepted = """
         UPDATE messages
         SET channel_ref = COALESCE(@ChannelRef, channel_ref), channel_baseline = COALESCE(@Baseline, channel_baseline),

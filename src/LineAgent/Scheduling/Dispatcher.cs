@@ -216,7 +216,8 @@ public sealed class Dispatcher(
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
 
         // From the hand-off on, this send is finished even if the agent is stopping: not the stopping token.
-        var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim));
+        var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim,
+            (baseline, token) => lifecycle.KeepScriptBaselineAsync(claimed.Id, claim, baseline, token)));
         // A settings fault met again (a refused login): this one waits with the rest instead of failing (ChannelResilience).
         if (resilience.AfterAttempt(channel, line.Id, outcome) is { } wait)
             outcome = new SendOutcome.Deferred(resilience.WhyHeld(channel.Name), wait);

@@ -767,6 +767,65 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// SIGKILL while a Messages script runs, after it wrote its row: that send's outcome (which carried its chat.db
+    /// baseline) never reached the disk. An earlier send of the same text to the same person was accepted and is still
+    /// waiting for a row that never came. After the restart the row is the later send's: its baseline, read before the
+    /// script, is now on disk before the script runs (migration 015). Before, the recovered send had no baseline, the
+    /// earlier send (which had one) was matched first and took the row: a false `sent`, and the send that wrote it ended
+    /// `unconfirmed`.
+    /// </summary>
+    [Test]
+    public async Task ASendCutOffByACrashWhileItsScriptRan_ShouldGetItsOwnRow_NotAnEarlierSendOfTheSameText()
+    {
+        using var dataDir = new TempDir();
+        _messages = new MessagesEmulator(_dir.File("messages"));
+        var args = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(90), scriptTimeout: TimeSpan.FromSeconds(60))
+            .Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+        const string phone = "+12025550911";
+        string earlier, later;
+        using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
+        using (var api = agent.Api())
+        {
+            // Messages takes the earlier send, and no row comes for it.
+            _messages.Control(new { recordOnly = true });
+            var first = api.SendMessageAsync(new { content = "same words", type = "imessage", recipientPhone = phone });
+            earlier = (await Eventually.ValueAsync(() => api.GetJsonAsync("/api/messages?status=sending")!, x => x["items"]!.AsArray().Count == 1,
+                "the earlier send handed off"))["items"]![0].Str("id");
+            await Eventually.TrueAsync(async () => (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{earlier}/events"))!
+                .Any(e => e.StrOrNull("code") == "accepted"), "the earlier send accepted, with its baseline");
+
+            // The later send's script writes its row, then takes 30 s to answer: the agent dies in between.
+            _messages.Control(new { returnDelayMs = 30_000, confirmDelayMs = 200 });
+            var second = api.SendMessageAsync(new { content = "same words", type = "imessage", recipientPhone = phone });
+            await Eventually.TrueAsync(() => _messages.Query("SELECT COUNT(*) FROM message WHERE is_from_me = 1") == "1", "the later send's row in chat.db");
+            later = (await api.GetJsonAsync("/api/messages?status=sending"))["items"]!.AsArray().Select(m => m.Str("id")).Single(id => id != earlier);
+            agent.Kill();
+            foreach (var answer in new[] { first, second })
+                Assert.That(async () => { await answer; }, Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<TaskCanceledException>(), "no answer: killed");
+        }
+        var row = _messages.Query("SELECT guid FROM message WHERE is_from_me = 1");
+
+        using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
+        using (var api = agent.Api())
+        {
+            // Whichever send takes the row: the first match decides (the earlier one would never give it back).
+            await Eventually.TrueAsync(async () =>
+            {
+                foreach (var id in new[] { earlier, later })
+                    if ((await api.GetJsonAsync($"/api/messages/{id}")).StrOrNull("channelRef") is not null)
+                        return true;
+                return false;
+            }, "the row matched to a send", TimeSpan.FromSeconds(30));
+            Assert.That((await api.GetJsonAsync($"/api/messages/{earlier}")).StrOrNull("channelRef"), Is.Null, "the earlier send took the later send's row");
+            var settled = await Until(api, later, x => x.Str("status") is "sent" or "failed", "the later send settled");
+            Assert.That((settled.Str("status"), settled.StrOrNull("channelRef")), Is.EqualTo(("sent", row)), settled.ToJsonString());
+            var old = await api.GetJsonAsync($"/api/messages/{earlier}");
+            Assert.That((old.Str("status"), old.StrOrNull("channelRef")), Is.EqualTo(("sending", (string?)null)), "the earlier send still waits for its own row");
+        }
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(2), "neither was sent again");
+    }
+
+    /// <summary>
     /// Start-up recovery reads chat.db's new replies before sending resumes, but only as far as it can: a chat.db damaged
     /// past its first page (SQLite error 11 while reading the new rows) must not hold back every channel. Before, recovery
     /// failed on it for ever, /api/status blamed the agent's own storage, and an email was never sent.

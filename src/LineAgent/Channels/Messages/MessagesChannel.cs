@@ -55,6 +55,10 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
                 }
             }
             baseline = read;
+            // On disk before the script: a crash while it runs would otherwise leave the send with no position among chat.db's
+            // rows, and after the restart an earlier send of the same text to that person could take the row it wrote.
+            if (baseline is { } position && request.KeepBaseline is { } keep && await KeepAsync(keep, position, ct) is { } notKept)
+                return notKept;
             // From here a new chat.db row above the baseline may be this send's: held from other sends until the outcome is written.
             inFlight.Started(m.Id, m.Recipient, baseline, time.GetUtcNow());
             result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct);
@@ -104,6 +108,22 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     }
 
     public void OutcomeRecorded(string messageId) => inFlight.Recorded(messageId);
+
+    /// <summary>Stores the baseline before the script; null when it is on disk, else why nothing is sent.</summary>
+    private static async Task<SendOutcome?> KeepAsync(Func<long, CancellationToken, Task<bool>> keep, long baseline, CancellationToken ct)
+    {
+        try
+        {
+            return await keep(baseline, ct) ? null
+                : new SendOutcome.Deferred("the message is no longer this attempt's (cancelled or taken over); nothing was sent", ChannelGate.RetryAfter);
+        }
+        catch (Exception e)
+        {
+            // A full or failing disk: the script has not run, so nothing was sent; it waits with the rest (StorageHealth says why).
+            return new SendOutcome.Deferred($"its chat.db position could not be stored before the script ({e.Message}); nothing was sent",
+                ChannelGate.RetryAfter);
+        }
+    }
 
     /// <summary>After a restart chat.db decides; the delivery watcher confirms or times the message out.</summary>
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
