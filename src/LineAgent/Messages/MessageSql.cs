@@ -162,7 +162,7 @@ public static class MessageSql
     public const string ClaimAndHandOff = """
         UPDATE messages
         SET status = 'sending', claim = @Claim, claimed_at = @Now, handed_at = @Now, not_before = NULL,
-            channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, updated_at = @Now
+            channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, script_baseline = NULL, updated_at = @Now
         WHERE id = @Id AND status IN ('scheduled','queued') AND due_at <= @Now
         RETURNING *
         """;
@@ -202,10 +202,13 @@ public static class MessageSql
         RETURNING *
         """;
 
-    /// <summary>Bookkeeping before a Messages script runs (no event): the row is still this attempt's, handed off, not yet accepted.</summary>
+    /// <summary>
+    /// Bookkeeping before a Messages script runs (no event): the row is still this attempt's, handed off. The hand-off clears
+    /// it (<see cref="ClaimAndHandOff"/>), so an earlier attempt's value never stands for this one's (review).
+    /// </summary>
     public const string KeepScriptBaseline = """
         UPDATE messages SET script_baseline = @Baseline
-        WHERE id = @Id AND status = 'sending' AND claim IS @Claim AND handed_at IS NOT NULL AND accepted_at IS NULL
+        WHERE id = @Id AND status = 'sending' AND claim IS @Claim AND handed_at IS NOT NULL
         """;
 
     public const string CompleteAccepted = """

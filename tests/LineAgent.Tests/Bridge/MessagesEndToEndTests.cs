@@ -794,10 +794,13 @@ public sealed partial class MessagesEndToEndTests
             await Eventually.TrueAsync(async () => (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{earlier}/events"))!
                 .Any(e => e.StrOrNull("code") == "accepted"), "the earlier send accepted, with its baseline");
 
-            // The later send's script writes its row, then takes 30 s to answer: the agent dies in between.
+            // A row from someone else: the later send's baseline is above the earlier one's (each is placed by its own).
+            _messages.Incoming("+12025550999", "unrelated");
+            // The later send's script writes its row, then takes 30 s to answer: the agent dies in between (once Messages has
+            // marked the row sent: the emulator's timeline that does it is started by the script, which the kill ends).
             _messages.Control(new { returnDelayMs = 30_000, confirmDelayMs = 200 });
             var second = api.SendMessageAsync(new { content = "same words", type = "imessage", recipientPhone = phone });
-            await Eventually.TrueAsync(() => _messages.Query("SELECT COUNT(*) FROM message WHERE is_from_me = 1") == "1", "the later send's row in chat.db");
+            await Eventually.TrueAsync(() => _messages.Query("SELECT is_sent FROM message WHERE is_from_me = 1") == "1", "the later send's row in chat.db, sent");
             later = (await api.GetJsonAsync("/api/messages?status=sending"))["items"]!.AsArray().Select(m => m.Str("id")).Single(id => id != earlier);
             agent.Kill();
             foreach (var answer in new[] { first, second })

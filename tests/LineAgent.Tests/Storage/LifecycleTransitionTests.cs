@@ -72,6 +72,28 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
         await AssertRefusedAsync(m.Id, async () => await _lifecycle.ChannelAcceptedAsync(m.Id, "someone-else", null, 1, "x"), MessageStatus.Sending);
     }
 
+    /// <summary>
+    /// The chat.db baseline stored before a Messages script (on disk before it runs) belongs to this attempt only: refused
+    /// without the claim, and cleared by the next hand-off, so a send cut off by a crash is never placed by an earlier
+    /// attempt's position (review of 0bff746: a requeued attempt's value outlived it).
+    /// </summary>
+    [Test]
+    public async Task ScriptBaseline_ShouldBeRefusedWithoutTheClaim_AndNotOutliveItsAttempt()
+    {
+        var m = await HandedAsync();
+        var events = await EventsAsync(m.Id);
+        Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "someone-else", 41), Is.False);
+        Assert.That((await _lifecycle.Store.GetAsync(m.Id))!.ScriptBaseline, Is.Null);
+        Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "c1", 42), Is.True);
+        Assert.That((await _lifecycle.Store.GetAsync(m.Id))!.ScriptBaseline, Is.EqualTo(42));
+        Assert.That(await EventsAsync(m.Id), Is.EqualTo(events), "bookkeeping, not a transition: no event");
+
+        Assert.That(await _lifecycle.RequeueAsync(m.Id, "c1", m.DueAt, null, "deferred", "settings fault"), Is.Not.Null);
+        Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "c1", 43), Is.False, "not while queued");
+        var again = await _lifecycle.ClaimAndHandOffAsync(m.Id, "c2", "messages", false, false);
+        Assert.That(again!.ScriptBaseline, Is.Null, "the next attempt starts without one");
+    }
+
     [Test]
     public async Task Reschedule_ShouldBeRefused_OnceQueued()
     {

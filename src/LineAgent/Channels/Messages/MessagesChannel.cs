@@ -114,8 +114,13 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     {
         try
         {
-            return await keep(baseline, ct) ? null
-                : new SendOutcome.Deferred("the message is no longer this attempt's (cancelled or taken over); nothing was sent", ChannelGate.RetryAfter);
+            if (!await keep(baseline, ct))
+                return new SendOutcome.Deferred("the message is no longer this attempt's (cancelled or taken over); nothing was sent", ChannelGate.RetryAfter);
+            // The attempt's time ran out while the write waited: a script started now would be killed at once, and whether it
+            // reached `send` would be unknown (review). It is not started.
+            return ct.IsCancellationRequested
+                ? new SendOutcome.Deferred("the attempt's time ran out while its chat.db position was stored; nothing was sent", ChannelGate.RetryAfter)
+                : null;
         }
         catch (Exception e)
         {
