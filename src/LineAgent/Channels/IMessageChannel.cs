@@ -5,10 +5,12 @@ namespace LineAgent.Channels;
 
 /// <summary>
 /// What a channel is asked to send: the stored row, its line, and the claim of this attempt. <paramref name="KeepBaseline"/>
-/// stores the channel's own position (chat.db's MAX(ROWID)) on the message, on disk, before the send goes out; false when the
-/// row is no longer this attempt's. Null where nothing stores it (recovery).
+/// stores the channel's own position (chat.db's MAX(ROWID), null when unread) on the message, on disk, before the send goes
+/// out; false when the row is no longer this attempt's. Every send the dispatcher hands to Messages has it: a handed-off
+/// Messages send without a stored baseline is taken after a crash as one whose script never started (MessagesChannel.ReconcileAsync).
+/// Null only in recovery, which sends nothing.
 /// </summary>
-public sealed record SendRequest(MessageRow Message, LineOptions Line, string Claim, Func<long, CancellationToken, Task<bool>>? KeepBaseline = null);
+public sealed record SendRequest(MessageRow Message, LineOptions Line, string Claim, Func<long?, CancellationToken, Task<bool>>? KeepBaseline = null);
 
 public abstract record SendOutcome
 {

@@ -123,7 +123,7 @@ public sealed class DeliveryWatcher(
         var known = sendsInFlight.Snapshot().ToDictionary(f => f.MessageId);
         // A send that a crash cut off before its outcome was written has only the baseline stored before its script.
         long? ScriptRanAbove(MessageRow m) => m.ChannelBaseline ?? (known.TryGetValue(m.Id, out var f) ? f.Baseline : null);
-        long? BaselineOf(MessageRow m) => ScriptRanAbove(m) ?? m.ScriptBaseline;
+        long? BaselineOf(MessageRow m) => ScriptRanAbove(m) ?? m.ScriptPosition;
         // A baseline above chat.db's MAX(ROWID) says nothing (rebuilt or restored: numbered from 1 again), and would put an
         // old send before a new one in the order below (review: a send from before a restore took its resend's row).
         if (awaiting.Any(m => BaselineOf(m) is not null))

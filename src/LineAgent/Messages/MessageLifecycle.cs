@@ -246,12 +246,14 @@ public sealed class MessageLifecycle
     }
 
     /// <summary>
-    /// Before a channel's send goes out: its own position now (chat.db's MAX(ROWID) before a Messages script), on disk before
-    /// the send, so that after a crash the rows the send can have written are known. Not a transition (no event, no news).
+    /// Before a channel's send goes out: its own position now (chat.db's MAX(ROWID) before a Messages script; null when it
+    /// could not be read), on disk before the send, so that after a crash the rows the send can have written are known,
+    /// and a send whose script never started is known too. Not a transition (no event, no news).
     /// False: the row is no longer this attempt's, and nothing may be sent.
     /// </summary>
-    public Task<bool> KeepScriptBaselineAsync(string id, string claim, long baseline, CancellationToken ct = default) =>
-        Write(s => store.Execute(s, MessageSql.KeepScriptBaseline, new { Id = id, Claim = claim, Baseline = baseline }) == 1, ct);
+    public Task<bool> KeepScriptBaselineAsync(string id, string claim, long? baseline, CancellationToken ct = default) =>
+        Write(s => store.Execute(s, MessageSql.KeepScriptBaseline,
+            new { Id = id, Claim = claim, Baseline = baseline ?? MessageRow.BaselineUnread }) == 1, ct);
 
     /// <summary>The channel took it; its confirmation comes later (the row stays sending).</summary>
     public Task<MessageRow?> ChannelAcceptedAsync(string id, string claim, string? channelRef, long? baseline, string detail, CancellationToken ct = default, bool deferrable = false)

@@ -79,9 +79,16 @@ public sealed class MessageRow
     public long? ChannelBaseline { get; set; }
     /// <summary>
     /// chat.db's MAX(ROWID) read just before the Messages script ran, on disk before the script started (so a send that a
-    /// crash cut off has it too, unlike <see cref="ChannelBaseline"/>, written with the outcome).
+    /// crash cut off has it too, unlike <see cref="ChannelBaseline"/>, written with the outcome); <see cref="BaselineUnread"/>
+    /// when it could not be read. Null while this attempt's script has not started (the hand-off clears it).
     /// </summary>
     public long? ScriptBaseline { get; set; }
+
+    /// <summary><see cref="ScriptBaseline"/> of a script that started without one (chat.db busy).</summary>
+    public const long BaselineUnread = -1;
+
+    /// <summary>The stored script baseline, when there is one to place rows by.</summary>
+    public long? ScriptPosition => ScriptBaseline is >= 0 and var b ? b : null;
     /// <summary>When the channel accepted the send (its confirmation comes later); null until then.</summary>
     public long? AcceptedAt { get; set; }
     public long? ChannelError { get; set; }

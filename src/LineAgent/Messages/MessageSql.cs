@@ -211,6 +211,14 @@ public static class MessageSql
         WHERE id = @Id AND status = 'sending' AND claim IS @Claim AND handed_at IS NOT NULL
         """;
 
+    /// <summary>
+    /// Handed-off sends without a stored script baseline in a restored backup: they may have gone out after it was taken,
+    /// so they are not taken as never started (<see cref="MessageRow.BaselineUnread"/>; DatabaseRestore).
+    /// </summary>
+    public const string ScriptMayHaveStarted = """
+        UPDATE messages SET script_baseline = @Unread WHERE status = 'sending' AND handed_at IS NOT NULL AND script_baseline IS NULL
+        """;
+
     public const string CompleteAccepted = """
         UPDATE messages
         SET channel_ref = COALESCE(@ChannelRef, channel_ref), channel_baseline = COALESCE(@Baseline, channel_baseline),

@@ -208,6 +208,16 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             cmd.Parameters.AddWithValue("@Cancelled", System.Text.Json.JsonSerializer.Serialize(compared.Cancelled));
             cmd.ExecuteNonQuery();
         }
+        // A Messages send in the backup that was handed off but had not stored its script's chat.db baseline yet may have
+        // gone out after the backup was taken: the start after the restore must not take it as never sent (review). A backup
+        // from before migration 016 gets the same at its migration.
+        if (Scalar("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'script_baseline'") == 1)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = LineAgent.Messages.MessageSql.ScriptMayHaveStarted;
+            cmd.Parameters.AddWithValue("@Unread", LineAgent.Messages.MessageRow.BaselineUnread);
+            cmd.ExecuteNonQuery();
+        }
         using (var cmd = c.CreateCommand())
         {
             cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";

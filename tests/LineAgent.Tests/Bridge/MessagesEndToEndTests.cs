@@ -829,6 +829,53 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// SIGKILL while a send waits at the Messages gate (another line's script holds Messages): it was handed off, but its
+    /// script never started. Its baseline is stored just before the script, so after the restart a handed-off send without
+    /// one is proven not sent: it goes out, once. Before, it stayed `sending` and failed `unconfirmed` ("maybe sent", a
+    /// resend only with force) after Bridge:ConfirmTimeout.
+    /// </summary>
+    [Test]
+    public async Task ASendKilledWhileWaitingForMessages_ShouldGoOutAfterTheRestart_Once()
+    {
+        using var dataDir = new TempDir();
+        _messages = new MessagesEmulator(_dir.File("messages"));
+        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(3), scriptTimeout: TimeSpan.FromSeconds(60));
+        settings["Lines:1:Id"] = "second";
+        settings["Lines:1:Pacing:Enabled"] = "false";
+        var args = settings.Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+        string waiting;
+        using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
+        using (var api = agent.Api())
+        {
+            // Line one's script holds Messages for 30 s before it sends; line two's send waits for it.
+            _messages.Control(new { sendDelayMs = 30_000 });
+            var first = api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = "+12025550912", lineId = "default" });
+            await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "line one's script running");
+            var second = api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = "+12025550913", lineId = "second" });
+            var sending = await Eventually.ValueAsync(() => api.GetJsonAsync("/api/messages?status=sending")!, x => x["items"]!.AsArray().Count == 2,
+                "line two's send handed off");
+            waiting = sending["items"]!.AsArray().Single(m => m.Str("lineId") == "second").Str("id");
+            Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
+            agent.Kill();
+            foreach (var answer in new[] { first, second })
+                Assert.That(async () => { await answer; }, Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<TaskCanceledException>(), "no answer: killed");
+        }
+
+        _messages.Control(new { confirmDelayMs = 200 });
+        using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
+        using (var api = agent.Api())
+        {
+            var settled = await Until(api, waiting, x => x.Str("status") is "sent" or "failed", "line two's send settled");
+            Assert.That((settled.Str("status"), settled.StrOrNull("channelRef") is not null), Is.EqualTo(("sent", true)), settled.ToJsonString());
+            var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{waiting}/events"))!;
+            Assert.That(events.Select(e => e.StrOrNull("detail") ?? ""), Has.Some.Contains("proves it was not sent"), "requeued by the recovery");
+        }
+        var sends = _messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[2])).ToList();
+        Assert.That(sends.Count(t => t == "from line two"), Is.EqualTo(1), string.Join(", ", sends));
+        Assert.That(sends.Count(t => t == "from line one"), Is.EqualTo(1), "line one's script had started: not resent (" + string.Join(", ", sends) + ")");
+    }
+
+    /// <summary>
     /// Start-up recovery reads chat.db's new replies before sending resumes, but only as far as it can: a chat.db damaged
     /// past its first page (SQLite error 11 while reading the new rows) must not hold back every channel. Before, recovery
     /// failed on it for ever, /api/status blamed the agent's own storage, and an email was never sent.

@@ -237,6 +237,33 @@ public sealed class RecoveryTests
         Assert.That((await api2.GetJsonAsync($"/api/messages/{moved}")).Str("status"), Is.EqualTo("sent"));
     }
 
+    /// <summary>
+    /// A handed-off Messages send without a stored script baseline is taken after a crash as one whose script never started
+    /// (MessagesChannel.ReconcileAsync: sent again). In a restored backup that is not so: the send may have gone out after
+    /// the backup was taken. The restore marks it as a send whose script may have started (review).
+    /// </summary>
+    [Test]
+    public async Task ARestoredBackup_ShouldNotTakeAHandedOffMessagesSend_AsNeverStarted()
+    {
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        var waiting = Row("waiting at the Messages gate", "sending", Time.ToMs(T0), "messages", handed: true);
+        var claimedOnly = Row("claimed, not handed off", "sending", Time.ToMs(T0));
+        await SeedAsync(dir, waiting, claimedOnly);
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        DatabaseBackups.Create(dir.File("lineagent.db"), T0.AddMinutes(1), keep: 7);
+        foreach (var file in Directory.GetFiles(dir.Path, "lineagent.db*"))
+            File.Delete(file);
+
+        RestoreAt(dir, time, T0.AddMinutes(30));
+
+        var db = new Db(dir.File("lineagent.db"));
+        await using var c = await db.OpenAsync();
+        var baselines = (await c.QueryAsync<(string Id, long? Baseline)>("SELECT id, script_baseline FROM messages")).ToDictionary(x => x.Id, x => x.Baseline);
+        Assert.That(baselines[waiting.Id], Is.EqualTo(MessageRow.BaselineUnread), "may have gone out after the backup");
+        Assert.That(baselines[claimedOnly.Id], Is.Null, "never handed off: released at the start, as before");
+    }
+
     /// <summary>`lineagent restore --yes` at <paramref name="at"/>, as the CLI runs it; its output (it must succeed).</summary>
     private static string RestoreAt(TempDir dir, Microsoft.Extensions.Time.Testing.FakeTimeProvider time, DateTimeOffset at)
     {

@@ -56,8 +56,9 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             }
             baseline = read;
             // On disk before the script: a crash while it runs would otherwise leave the send with no position among chat.db's
-            // rows, and after the restart an earlier send of the same text to that person could take the row it wrote.
-            if (baseline is { } position && request.KeepBaseline is { } keep && await KeepAsync(keep, position, ct) is { } notKept)
+            // rows, and after the restart an earlier send of the same text to that person could take the row it wrote. And
+            // a send without it after a crash never reached the script (ReconcileAsync).
+            if (request.KeepBaseline is { } keep && await KeepAsync(keep, baseline, ct) is { } notKept)
                 return notKept;
             // From here a new chat.db row above the baseline may be this send's: held from other sends until the outcome is written.
             inFlight.Started(m.Id, m.Recipient, baseline, time.GetUtcNow());
@@ -110,7 +111,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     public void OutcomeRecorded(string messageId) => inFlight.Recorded(messageId);
 
     /// <summary>Stores the baseline before the script; null when it is on disk, else why nothing is sent.</summary>
-    private static async Task<SendOutcome?> KeepAsync(Func<long, CancellationToken, Task<bool>> keep, long baseline, CancellationToken ct)
+    private static async Task<SendOutcome?> KeepAsync(Func<long?, CancellationToken, Task<bool>> keep, long? baseline, CancellationToken ct)
     {
         try
         {
@@ -130,9 +131,16 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         }
     }
 
-    /// <summary>After a restart chat.db decides; the delivery watcher confirms or times the message out.</summary>
+    /// <summary>
+    /// After a restart chat.db decides (the delivery watcher confirms or times the message out), unless the send never
+    /// reached its script: its baseline is stored before the script starts, so a handed-off send without one that Messages
+    /// never accepted (it waited at the Messages gate, or the agent died first) was not sent, and goes out again. Before,
+    /// it ended `unconfirmed` ("maybe sent") after Bridge:ConfirmTimeout.
+    /// </summary>
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
-        Task.FromResult<ReconcileOutcome>(new ReconcileOutcome.Pending());
+        Task.FromResult<ReconcileOutcome>(request.Message is { ScriptBaseline: null, AcceptedAt: null }
+            ? new ReconcileOutcome.NotSent()
+            : new ReconcileOutcome.Pending());
 
     /// <summary>How long a send waits to read a chat.db that is missing or refused a second time before it is refused.</summary>
     public static readonly TimeSpan ChatDbRecheckAfter = TimeSpan.FromMilliseconds(250);
