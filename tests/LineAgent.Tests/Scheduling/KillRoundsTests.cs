@@ -12,16 +12,25 @@ namespace LineAgent.Tests.Scheduling;
 /// </summary>
 public sealed class KillRoundsTests
 {
-    [Test]
-    public async Task TwentyKillRoundsDuringABurstThroughMessages_ShouldLoseNothing_AndSendNothingTwice()
+    /// <param name="lines">Unpaced lines sharing Messages: with more than one, kills also hit sends that wait at the Messages
+    /// gate (handed off, script not started), which the restart proves unsent and sends again (MessagesChannel.ReconcileAsync).</param>
+    [TestCase(1)]
+    [TestCase(3)]
+    public async Task TwentyKillRoundsDuringABurstThroughMessages_ShouldLoseNothing_AndSendNothingTwice(int lines)
     {
         if (Environment.GetEnvironmentVariable("LINEAGENT_LONG_TESTS") != "1")
             Assert.Ignore("long test: set LINEAGENT_LONG_TESTS=1");
         using var dir = new TempDir();
         var messages = new MessagesEmulator(dir.File("messages"));
         messages.Control(new { confirmDelayMs = 50, deliverDelayMs = 50 });
-        var settings = messages.Settings(confirmTimeout: TimeSpan.FromSeconds(5))
-            .Select(kv => $"--{kv.Key}={kv.Value}").ToArray();
+        var configured = messages.Settings(confirmTimeout: TimeSpan.FromSeconds(5));
+        for (var l = 1; l < lines; l++)
+        {
+            configured[$"Lines:{l}:Id"] = $"line{l}";
+            configured[$"Lines:{l}:Pacing:Enabled"] = "false";
+        }
+        var settings = configured.Select(kv => $"--{kv.Key}={kv.Value}").ToArray();
+        string LineOf(int i) => i % lines == 0 ? "default" : $"line{i % lines}";
         var dataDir = dir.File("data");
         var random = new Random(20261204);
 
@@ -31,7 +40,7 @@ public sealed class KillRoundsTests
         {
             var at = DateTimeOffset.UtcNow.AddSeconds(5).ToString("O");
             for (var i = 0; i < 200; i++)
-                ids.Add((await (await api.SendMessageAsync(new { content = $"round message {i:000}", type = "imessage", recipientPhone = $"+120255501{i % 100:00}", scheduledAt = at }))
+                ids.Add((await (await api.SendMessageAsync(new { content = $"round message {i:000}", type = "imessage", recipientPhone = $"+120255501{i % 100:00}", scheduledAt = at, lineId = LineOf(i) }))
                     .ExpectAsync(HttpStatusCode.Created)).Str("id"));
             agent.Kill();
         }
@@ -64,6 +73,8 @@ public sealed class KillRoundsTests
         var sends = messages.Calls().Where(c => c.Script == "send.applescript").GroupBy(c => MessagesEmulator.Utf8(c.Argv[2])).ToList();
         Assert.That(sends.Where(g => g.Count() > 1).Select(g => g.Key), Is.Empty, "handed to Messages twice");
         TestContext.Out.WriteLine(string.Join(", ", rows.GroupBy(r => r.Status + (r.ErrorCode is null ? "" : "/" + r.ErrorCode)).Select(g => $"{g.Key} {g.Count()}")));
+        TestContext.Out.WriteLine($"{await conn.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM message_events WHERE detail LIKE '%proves it was not sent%'")} " +
+                                  "sends proven unsent after a kill and queued again");
         Assert.That(rows.Where(r => r.Status == "failed").Select(r => r.ErrorCode), Is.All.AnyOf("unconfirmed", "interrupted"),
             "only a send cut off by a kill may end as maybe-sent; nothing else fails");
     }
