@@ -111,7 +111,8 @@ public sealed class DeliveryWatcher(
     /// Finds the chat.db row of each send not yet matched by position, not by text: our own row to that handle,
     /// above the MAX(ROWID) taken just before the send, dated at or after the hand-off. Decoded text can differ
     /// from what was sent (a real attributedBody decodes doubled; link previews add rows), so normalised text
-    /// only chooses between candidates. Without a baseline (a crash before it was stored) the text must agree.
+    /// only chooses between candidates. A send whose script this process did not see run to its outcome (recovered after
+    /// a crash: it may not have run at all), or that has no baseline, must agree by text too.
     /// </summary>
     private async Task MatchNewSendsAsync(List<MessageRow> awaiting, long mark, CancellationToken ct)
     {
@@ -121,9 +122,11 @@ public sealed class DeliveryWatcher(
         // What this process knows of each send's script: its baseline (also when the outcome was written without one: the
         // attempt timed out) and the order the scripts started in.
         var known = sendsInFlight.Snapshot().ToDictionary(f => f.MessageId);
-        // A send that a crash cut off before its outcome was written has only the baseline stored before its script.
-        long? ScriptRanAbove(MessageRow m) => m.ChannelBaseline ?? (known.TryGetValue(m.Id, out var f) ? f.Baseline : null);
-        long? BaselineOf(MessageRow m) => ScriptRanAbove(m) ?? m.ScriptPosition;
+        // Its script ran (its outcome was written with the baseline, or this process ran it and read one): a row above the
+        // baseline is its own whatever its text.
+        bool ScriptRan(MessageRow m) => m.ChannelBaseline is not null || (known.TryGetValue(m.Id, out var f) && f.Baseline is not null);
+        // The baseline, also of a send that a crash cut off before its outcome was written: stored before its script.
+        long? BaselineOf(MessageRow m) => m.ChannelBaseline ?? m.ScriptPosition;
         // A baseline above chat.db's MAX(ROWID) says nothing (rebuilt or restored: numbered from 1 again), and would put an
         // old send before a new one in the order below (review: a send from before a restore took its resend's row).
         if (awaiting.Any(m => BaselineOf(m) is not null))
@@ -151,10 +154,9 @@ public sealed class DeliveryWatcher(
             var since = Time.FromMs(m.HandedAt!.Value) - TimeSpan.FromSeconds(2);
             known.TryGetValue(m.Id, out var own);
             var baseline = BaselineOf(m);
-            // Its script ran to the send (its outcome says so, or this process ran it): a row above the baseline is its own
-            // whatever its text. Else (recovered after a crash, the outcome never written: the script may not have run at all)
-            // the baseline only bounds the rows; the text must agree and the row's date fall within the attempt.
-            var ran = ScriptRanAbove(m) is not null;
+            // Else (recovered after a crash, the outcome never written: the script may not have run at all) the baseline
+            // only bounds the rows; the text must agree and the row's date fall within the attempt.
+            var ran = ScriptRan(m);
             // Without a usable baseline, only rows written while the script could still run are ours: the script writes its
             // row before it exits (the channel's longest attempt at most, from its start when this process ran it, else from
             // the hand-off), so a later row to that person is someone else's (typed on the phone). Before, a send without a

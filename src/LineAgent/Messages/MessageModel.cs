@@ -84,7 +84,11 @@ public sealed class MessageRow
     /// </summary>
     public long? ScriptBaseline { get; set; }
 
-    /// <summary><see cref="ScriptBaseline"/> of a script that started without one (chat.db busy).</summary>
+    /// <summary>
+    /// <see cref="ScriptBaseline"/> of a script that may have started without a position to place its row by: chat.db's
+    /// MAX(ROWID) could not be read (busy), or the send was in flight under a build that did not store it (migration 016)
+    /// or in a restored backup (DatabaseRestore).
+    /// </summary>
     public const long BaselineUnread = -1;
 
     /// <summary>The stored script baseline, when there is one to place rows by.</summary>

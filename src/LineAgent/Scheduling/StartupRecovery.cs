@@ -136,11 +136,17 @@ public sealed class StartupRecovery(
     internal async Task RecoverSendingAsync(CancellationToken ct)
     {
         var sending = await lifecycle.Store.QueryAsync(MessageSql.Sending, ct: ct);
+        // A message queued again is due from when it was last on its way (its hand-off or claim), not from its due time: one
+        // held for hours (pacing, a window, a cap) and then cut off by a crash is not "missed" (FailMissedSchedulesAsync,
+        // which skips rows with a not_before); one whose agent stayed down longer than MaxLateness since then still is.
+        var cutoff = time.GetUtcNow() - options.Value.MaxLateness;
+        DateTimeOffset? ResumeAt(MessageRow row) =>
+            (row.HandedAt ?? row.ClaimedAt) is { } at && Time.FromMs(at) >= cutoff ? Time.FromMs(at) : null;
         foreach (var row in sending)
         {
             if (row.HandedAt is null)
             {
-                await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, null, "released", "claimed by a previous run but never handed to a channel", ct);
+                await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, ResumeAt(row), "released", "claimed by a previous run but never handed to a channel", ct);
                 continue;
             }
 
@@ -156,7 +162,7 @@ public sealed class StartupRecovery(
                     await lifecycle.SentAsync(row.Id, row.Claim, s.At, s.ChannelRef, $"found sent by {row.Channel} after a restart", code: "reconciled", ct: ct);
                     break;
                 case ReconcileOutcome.NotSent:
-                    await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, null, "released", $"{row.Channel} proves it was not sent before the restart", ct);
+                    await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, ResumeAt(row), "released", $"{row.Channel} proves it was not sent before the restart", ct);
                     break;
                 case ReconcileOutcome.Unknown u:
                     await lifecycle.FailAsync(row.Id, row.Claim, FailureCodes.Interrupted,

@@ -63,6 +63,43 @@ public sealed class RecoveryTests
         Assert.That(events.Str("channelRef"), Does.Contain("old-run-claim"));
     }
 
+    /// <summary>
+    /// A message due hours ago that waited (pacing, a window, a cap) and was then handed off, or claimed, just before a crash
+    /// is queued again as due from that moment: it goes out, and is not failed `missed_schedule` ("the agent was not running
+    /// at the scheduled time") for its old due time (review). One handed off long before the restart still is.
+    /// </summary>
+    [Test]
+    public async Task Restart_ShouldSendAHeldMessageCutOffJustAfterItsHandOff_NotFailItAsMissed()
+    {
+        using var dir = new TempDir();
+        var dueLongAgo = Time.ToMs(T0.AddHours(-3));
+        MessageRow Held(string content, bool handed, TimeSpan onItsWayAgo)
+        {
+            var row = Row(content, "sending", dueLongAgo, handed ? "dry-run" : null, handed, scheduledAt: dueLongAgo);
+            row.ClaimedAt = Time.ToMs(T0 - onItsWayAgo);
+            row.HandedAt = handed ? row.ClaimedAt : null;
+            return row;
+        }
+        var handedJustBefore = Held("handed off 5 s before the crash", handed: true, TimeSpan.FromSeconds(5));
+        var claimedJustBefore = Held("claimed 5 s before the crash", handed: false, TimeSpan.FromSeconds(5));
+        var handedLongBefore = Held("handed off 2 h before the restart", handed: true, TimeSpan.FromHours(2));
+        await SeedAsync(dir, handedJustBefore, claimedJustBefore, handedLongBefore);
+
+        using var agent = new AgentFactory(dir);
+        using var api = agent.Api();
+        foreach (var r in new[] { handedJustBefore, claimedJustBefore })
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{r.Id}")!, m => m.Str("status") is "sent" or "failed", $"{r.Content} settled");
+        foreach (var r in new[] { handedJustBefore, claimedJustBefore })
+        {
+            var m = await api.GetJsonAsync($"/api/messages/{r.Id}");
+            Assert.That(m.Str("status"), Is.EqualTo("sent"), m.ToJsonString());
+            Assert.That(agent.OutboxFileCount(r.Id), Is.EqualTo(1));
+        }
+        var late = await api.GetJsonAsync($"/api/messages/{handedLongBefore.Id}");
+        Assert.That((late.Str("status"), late["error"].Str("code")), Is.EqualTo(("failed", "missed_schedule")), late.ToJsonString());
+        Assert.That(agent.OutboxFileCount(handedLongBefore.Id), Is.Zero);
+    }
+
     [Test]
     public async Task Restart_ShouldFailAsInterrupted_WhenTheChannelCannotTell()
     {

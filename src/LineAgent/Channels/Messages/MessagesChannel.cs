@@ -32,6 +32,11 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     public async Task<SendOutcome> SendAsync(SendRequest request, CancellationToken ct)
     {
         var m = request.Message;
+        // Without a place to store the baseline before the script, a crash during it would later read as "never started"
+        // (ReconcileAsync) and the message would go out twice: nothing is sent (review).
+        if (request.KeepBaseline is not { } keep)
+            return new SendOutcome.Failed(FailureCodes.MessagesError,
+                "internal error: a Messages send was asked for without storing its chat.db position first; nothing was sent", ProvenNotSent: true);
         var service = MessagesBridge.ServiceType(m.Type);
         BridgeSendResult result;
         long? baseline;
@@ -46,7 +51,15 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             {
                 // A restore that is not one rename leaves no file for a moment, and a read error in the middle of a copy looks
                 // like a refusal: asked once more before the send is refused.
-                await Task.Delay(ChatDbRecheckAfter, time, ct);
+                try
+                {
+                    await Task.Delay(ChatDbRecheckAfter, time, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The attempt's time ran out before the script: taken as "maybe sent" it would end unconfirmed (review).
+                    return new SendOutcome.Deferred("the attempt's time ran out while chat.db was read again; nothing was sent", ChannelGate.RetryAfter);
+                }
                 (read, refused) = ReadBaseline();
                 if (refused is not null)
                 {
@@ -58,7 +71,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             // On disk before the script: a crash while it runs would otherwise leave the send with no position among chat.db's
             // rows, and after the restart an earlier send of the same text to that person could take the row it wrote. And
             // a send without it after a crash never reached the script (ReconcileAsync).
-            if (request.KeepBaseline is { } keep && await KeepAsync(keep, baseline, ct) is { } notKept)
+            if (await KeepAsync(keep, baseline, ct) is { } notKept)
                 return notKept;
             // From here a new chat.db row above the baseline may be this send's: held from other sends until the outcome is written.
             inFlight.Started(m.Id, m.Recipient, baseline, time.GetUtcNow());

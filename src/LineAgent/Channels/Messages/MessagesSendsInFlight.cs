@@ -1,7 +1,8 @@
 namespace LineAgent.Channels.Messages;
 
 /// <summary>
-/// Messages sends whose script has started, in memory: until their outcome (with its chat.db baseline) is on disk, and 10
+/// Messages sends whose script has started, in memory: until their outcome is on disk (their chat.db baseline is stored
+/// before the script, but a pass reads only sends whose outcome is written), and 10
 /// minutes more (a pass that began before must still see it, and an outcome written without a baseline keeps it here).
 /// A chat.db row above such a send's baseline may be that send's own: the delivery watcher does not give it to another
 /// send of the same person (or, for a ghost row that names nobody, of anyone) until the outcome is written.
