@@ -463,12 +463,13 @@ public sealed class MessageLifecycle
     }
 
     /// <summary>Schedules missed by more than <paramref name="cutoff"/> while the agent was down.</summary>
+    /// <param name="except">Messages not to fail (queued again by the recovery that was on their way within the limit).</param>
     public Task<IReadOnlyList<MessageRow>> FailMissedAsync(DateTimeOffset cutoff, string maxLatenessText, IReadOnlyCollection<string> activeLines,
-        CancellationToken ct = default)
+        IReadOnlyCollection<string> except, CancellationToken ct = default)
     {
         var now = NowMs;
         return Write(s => store.TransitionMany(s, Transitions.Fail, MessageSql.FailMissed,
-            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText, Active = SqlList.Of(activeLines) }), ct);
+            new { Cutoff = Time.ToMs(cutoff), Now = now, MaxLatenessText = maxLatenessText, Active = SqlList.Of(activeLines), Except = SqlList.Of(except) }), ct);
     }
 
     /// <summary>

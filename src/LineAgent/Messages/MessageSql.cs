@@ -311,7 +311,7 @@ public static class MessageSql
             error_message = 'The agent was not running at the scheduled time and the message is more than ' || @MaxLatenessText || ' late.',
             updated_at = @Now
         WHERE status IN ('scheduled','queued') AND due_at < @Cutoff AND scheduled_at IS NOT NULL AND scheduled_at < @Cutoff
-          AND not_before IS NULL AND line_id IN (SELECT value FROM json_each(@Active))
+          AND not_before IS NULL AND line_id IN (SELECT value FROM json_each(@Active)) AND id NOT IN (SELECT value FROM json_each(@Except))
         RETURNING *
         """;
 }

@@ -38,6 +38,12 @@ public sealed class StartupRecovery(
 
     private volatile RecoveryPending? _pending;
 
+    /// <summary>
+    /// Messages this start queued again (not sent, or never handed off) that were on their way within MaxLateness: not
+    /// failed as missed for an older due time. Kept across the retries of a start that the disk refused.
+    /// </summary>
+    private readonly HashSet<string> _resumed = [];
+
     /// <summary>Completes once the previous run's leftovers are settled; nothing is claimed before.</summary>
     public Task Done => _done.Task;
 
@@ -136,17 +142,20 @@ public sealed class StartupRecovery(
     internal async Task RecoverSendingAsync(CancellationToken ct)
     {
         var sending = await lifecycle.Store.QueryAsync(MessageSql.Sending, ct: ct);
-        // A message queued again is due from when it was last on its way (its hand-off or claim), not from its due time: one
-        // held for hours (pacing, a window, a cap) and then cut off by a crash is not "missed" (FailMissedSchedulesAsync,
-        // which skips rows with a not_before); one whose agent stayed down longer than MaxLateness since then still is.
         var cutoff = time.GetUtcNow() - options.Value.MaxLateness;
-        DateTimeOffset? ResumeAt(MessageRow row) =>
-            (row.HandedAt ?? row.ClaimedAt) is { } at && Time.FromMs(at) >= cutoff ? Time.FromMs(at) : null;
+        async Task ReleaseAsync(MessageRow row, string detail)
+        {
+            // One that was on its way (handed off or claimed) within MaxLateness is not "missed" for its older due time (it
+            // waited for pacing, a window or a cap): FailMissedSchedulesAsync leaves it out (review).
+            if (await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, null, "released", detail, ct) is not null
+                && (row.HandedAt ?? row.ClaimedAt) is { } at && Time.FromMs(at) >= cutoff)
+                _resumed.Add(row.Id);
+        }
         foreach (var row in sending)
         {
             if (row.HandedAt is null)
             {
-                await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, ResumeAt(row), "released", "claimed by a previous run but never handed to a channel", ct);
+                await ReleaseAsync(row, "claimed by a previous run but never handed to a channel");
                 continue;
             }
 
@@ -162,7 +171,7 @@ public sealed class StartupRecovery(
                     await lifecycle.SentAsync(row.Id, row.Claim, s.At, s.ChannelRef, $"found sent by {row.Channel} after a restart", code: "reconciled", ct: ct);
                     break;
                 case ReconcileOutcome.NotSent:
-                    await lifecycle.RequeueAsync(row.Id, row.Claim, row.DueAt, ResumeAt(row), "released", $"{row.Channel} proves it was not sent before the restart", ct);
+                    await ReleaseAsync(row, $"{row.Channel} proves it was not sent before the restart");
                     break;
                 case ReconcileOutcome.Unknown u:
                     await lifecycle.FailAsync(row.Id, row.Claim, FailureCodes.Interrupted,
@@ -200,7 +209,8 @@ public sealed class StartupRecovery(
     {
         var now = time.GetUtcNow();
         var maxLateness = options.Value.MaxLateness;
-        var failed = await lifecycle.FailMissedAsync(now - maxLateness, FormatDuration(maxLateness), lines.ActiveLines.Select(l => l.Id).ToArray(), ct);
+        var failed = await lifecycle.FailMissedAsync(now - maxLateness, FormatDuration(maxLateness), lines.ActiveLines.Select(l => l.Id).ToArray(),
+            _resumed, ct);
         if (failed.Count > 0)
             log.LogWarning("Recovery: {Count} scheduled messages missed their time by more than {MaxLateness}", failed.Count, maxLateness);
     }

@@ -65,8 +65,8 @@ public sealed class RecoveryTests
 
     /// <summary>
     /// A message due hours ago that waited (pacing, a window, a cap) and was then handed off, or claimed, just before a crash
-    /// is queued again as due from that moment: it goes out, and is not failed `missed_schedule` ("the agent was not running
-    /// at the scheduled time") for its old due time (review). One handed off long before the restart still is.
+    /// is queued again and goes out: it is not failed `missed_schedule` ("the agent was not running at the scheduled time")
+    /// for its old due time (review). One handed off longer than MaxLateness before the restart still is.
     /// </summary>
     [Test]
     public async Task Restart_ShouldSendAHeldMessageCutOffJustAfterItsHandOff_NotFailItAsMissed()
