@@ -779,8 +779,7 @@ public sealed partial class MessagesEndToEndTests
     {
         using var dataDir = new TempDir();
         _messages = new MessagesEmulator(_dir.File("messages"));
-        var args = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(90), scriptTimeout: TimeSpan.FromSeconds(60))
-            .Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+        var args = AgentProcess.Args(_messages.Settings(confirmTimeout: TimeSpan.FromSeconds(90), scriptTimeout: TimeSpan.FromSeconds(60)));
         const string phone = "+12025550911";
         string earlier, later;
         using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
@@ -802,9 +801,7 @@ public sealed partial class MessagesEndToEndTests
             var second = api.SendMessageAsync(new { content = "same words", type = "imessage", recipientPhone = phone });
             await Eventually.TrueAsync(() => _messages.Query("SELECT is_sent FROM message WHERE is_from_me = 1") == "1", "the later send's row in chat.db, sent");
             later = (await api.GetJsonAsync("/api/messages?status=sending"))["items"]!.AsArray().Select(m => m.Str("id")).Single(id => id != earlier);
-            agent.Kill();
-            foreach (var answer in new[] { first, second })
-                Assert.That(async () => { await answer; }, Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<TaskCanceledException>(), "no answer: killed");
+            agent.Kill(first, second);
         }
         var row = _messages.Query("SELECT guid FROM message WHERE is_from_me = 1");
 
@@ -842,7 +839,7 @@ public sealed partial class MessagesEndToEndTests
         var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(3), scriptTimeout: TimeSpan.FromSeconds(60));
         settings["Lines:1:Id"] = "second";
         settings["Lines:1:Pacing:Enabled"] = "false";
-        var args = settings.Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+        var args = AgentProcess.Args(settings);
         string waiting;
         using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
         using (var api = agent.Api())
@@ -856,9 +853,7 @@ public sealed partial class MessagesEndToEndTests
                 "line two's send handed off");
             waiting = sending["items"]!.AsArray().Single(m => m.Str("lineId") == "second").Str("id");
             Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
-            agent.Kill();
-            foreach (var answer in new[] { first, second })
-                Assert.That(async () => { await answer; }, Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<TaskCanceledException>(), "no answer: killed");
+            agent.Kill(first, second);
         }
 
         _messages.Control(new { confirmDelayMs = 200 });

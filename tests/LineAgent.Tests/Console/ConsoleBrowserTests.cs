@@ -44,7 +44,7 @@ public sealed class ConsoleBrowserTests
         _dir = new TempDir();
         _messages = new MessagesEmulator(_dir.File("messages"));
         _messages.Control(new { confirmDelayMs = 100, deliverDelayMs = 1500, nonImessage = new[] { NoIMessage } });
-        var settings = _messages.Settings().Select(kv => $"--{kv.Key}={kv.Value}");
+        var settings = AgentProcess.Args(_messages.Settings());
         _agent = await AgentProcess.StartAsync(_dir.File("data"), args: [.. settings, "--Logging:LogLevel:Default=Warning"]);
         _api = _agent.Api();
 

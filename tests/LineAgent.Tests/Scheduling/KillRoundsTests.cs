@@ -29,7 +29,7 @@ public sealed class KillRoundsTests
             configured[$"Lines:{l}:Id"] = $"line{l}";
             configured[$"Lines:{l}:Pacing:Enabled"] = "false";
         }
-        var settings = configured.Select(kv => $"--{kv.Key}={kv.Value}").ToArray();
+        var settings = AgentProcess.Args(configured);
         string LineOf(int i) => i % lines == 0 ? "default" : $"line{i % lines}";
         var dataDir = dir.File("data");
         var random = new Random(20261204);

@@ -76,6 +76,9 @@ public sealed partial class AgentProcess : IDisposable
         return agent;
     }
 
+    /// <summary>Configuration settings (as <see cref="AgentFactory"/> takes them) as the agent's command-line arguments.</summary>
+    public static string[] Args(IEnumerable<KeyValuePair<string, string?>> settings) => settings.Select(kv => $"--{kv.Key}={kv.Value}").ToArray();
+
     public HttpClient Api()
     {
         var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
@@ -88,6 +91,14 @@ public sealed partial class AgentProcess : IDisposable
     {
         _process.Kill(entireProcessTree: true);
         _process.WaitForExit();
+    }
+
+    /// <summary>SIGKILL with requests in flight: each of them must end without an answer.</summary>
+    public void Kill(params Task<HttpResponseMessage>[] inFlight)
+    {
+        Kill();
+        foreach (var request in inFlight)
+            Assert.That(async () => { await request; }, Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<TaskCanceledException>(), "no answer: killed");
     }
 
     /// <summary>SIGTERM, as launchd sends on unload; returns the exit code.</summary>
