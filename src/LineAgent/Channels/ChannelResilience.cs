@@ -18,6 +18,14 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 {
     private readonly ConcurrentDictionary<string, ResiliencePipeline<SendOutcome>> _pipelines = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _openUntil = new();
+    // Channels whose circuit opened and has not closed since (a half-open trial included): an outage under way, since when.
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _outages = new();
+
+    /// <summary>
+    /// Whether the channel's circuit has opened and not closed since, its half-open trials included: asked before a send, so
+    /// that a send meeting an outage that was already under way waits (<see cref="AfterAttempt"/>).
+    /// </summary>
+    public bool InOutage(string channelName) => _outages.ContainsKey(channelName);
 
     /// <summary>Raised before each retry: (message id, attempt number, delay, the failure that caused it).</summary>
     public event Action<string, int, TimeSpan, SendOutcome.Failed>? Retrying;
@@ -84,8 +92,15 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// after a hold or sent during one, waits instead (returned: how long), until a send goes out. Before, only the circuit
     /// held them, and on a paced line (one attempt per 30-60 s) it never opened: each due message failed in turn. Kept in
     /// memory: after a restart the first send finds the fault again.
+    /// <para>An outage (<see cref="SendOutcome.Failed.Outage"/>: the SMTP server or Twilio could not be reached, Twilio's rate
+    /// limit) goes the same way: the send whose attempts opened the circuit fails with it, and a send that meets it when it
+    /// was already under way (<paramref name="outageBefore"/>: <see cref="InOutage"/> before the send), as the trial after a
+    /// break, waits until the circuit's next trial. Before, each held message became the trial in turn and failed: an hour's
+    /// outage failed one message a minute (review). Only such failures: nothing of the message reached the channel, so it
+    /// cannot be the message's own fault, and a message that is (a recipient the server refuses) still fails instead of
+    /// being the trial for ever.</para>
     /// </summary>
-    public TimeSpan? AfterAttempt(IMessageChannel channel, string lineId, SendOutcome outcome)
+    public TimeSpan? AfterAttempt(IMessageChannel channel, string lineId, SendOutcome outcome, bool outageBefore = false)
     {
         if (outcome is SendOutcome.Sent or SendOutcome.Accepted)
         {
@@ -96,6 +111,11 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
             if (cleared)
                 log.LogInformation("Channel {Channel} sends again (line {Line}) after {Code}", channel.Name, lineId, was!.Failure.Code);
             return null;
+        }
+        if (outageBefore && outcome is SendOutcome.Failed { Outage: true, ProvenNotSent: true })
+        {
+            var open = OpenUntil(channel.Name) - time.GetUtcNow();
+            return open > TimeSpan.Zero ? open : options.Value.BreakDuration;
         }
         if (!IsSettingsFault(outcome))
             return null;
@@ -179,12 +199,14 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
             OnOpened = args =>
             {
                 _openUntil[channel] = time.GetUtcNow() + args.BreakDuration;
+                _outages.TryAdd(channel, time.GetUtcNow());
                 log.LogWarning("Circuit of channel {Channel} opened for {Duration}: due messages wait as queued", channel, args.BreakDuration);
                 return default;
             },
             OnClosed = _ =>
             {
                 _openUntil.TryRemove(channel, out DateTimeOffset _);
+                _outages.TryRemove(channel, out DateTimeOffset _);
                 log.LogInformation("Circuit of channel {Channel} closed", channel);
                 return default;
             },

@@ -35,9 +35,12 @@ public abstract record SendOutcome
     /// Not sent. <paramref name="ProvenNotSent"/> is true only when the failure proves nothing left
     /// this machine (connection refused, rejected before the send). <paramref name="Retryable"/> marks
     /// the transient ones among those (SMTP 4xx before DATA, Twilio 429): only they are retried.
-    /// <paramref name="ChannelCode"/> keeps the provider's raw code (SMTP status, Twilio error).
+    /// <paramref name="ChannelCode"/> keeps the provider's raw code (SMTP status, Twilio error). <paramref name="Outage"/>: the
+    /// channel could not be reached at all (no connection to the SMTP server or to Twilio, Twilio's rate limit), so nothing of
+    /// this message reached it and the same answer awaits every message: never a failure of the message itself.
     /// </summary>
-    public sealed record Failed(string Code, string Message, bool ProvenNotSent, bool Retryable = false, long? ChannelCode = null) : SendOutcome
+    public sealed record Failed(string Code, string Message, bool ProvenNotSent, bool Retryable = false, long? ChannelCode = null,
+        bool Outage = false) : SendOutcome
     {
         public bool MayRetry => ProvenNotSent && Retryable;
     }

@@ -216,11 +216,15 @@ public sealed class Dispatcher(
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
 
         // From the hand-off on, this send is finished even if the agent is stopping: not the stopping token.
+        var outageBefore = resilience.InOutage(channel.Name);
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim,
             (baseline, token) => lifecycle.KeepScriptBaselineAsync(claimed.Id, claim, baseline, token)));
-        // A settings fault met again (a refused login): this one waits with the rest instead of failing (ChannelResilience).
-        if (resilience.AfterAttempt(channel, line.Id, outcome) is { } wait)
-            outcome = new SendOutcome.Deferred(resilience.WhyHeld(channel.Name), wait);
+        // A settings fault met again (a refused login), or an outage that was already under way: this one waits with the rest
+        // instead of failing (ChannelResilience.AfterAttempt).
+        if (resilience.AfterAttempt(channel, line.Id, outcome, outageBefore) is { } wait)
+            outcome = new SendOutcome.Deferred(outcome is SendOutcome.Failed { Outage: true } down
+                ? $"{resilience.WhyHeld(channel.Name)}, the next try after its break: {down.Code}: {down.Message}"
+                : resilience.WhyHeld(channel.Name), wait);
         // The outcome is written behind the line's next claim rather than waited for, as a deferrable unit: it shares the
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with

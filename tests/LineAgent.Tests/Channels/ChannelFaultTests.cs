@@ -22,6 +22,26 @@ public sealed class ChannelFaultTests
     }
 
     /// <summary>
+    /// An outage (Twilio cannot be reached): only a send that meets one already under way waits, until the circuit's next
+    /// trial; a failure that may be the message's own fails it even then, so it cannot be the trial for ever.
+    /// </summary>
+    [Test]
+    public void AnOutage_ShouldHoldOnlyASendThatMetItAlreadyUnderWay_AndOnlyForAFailureThatCannotBeTheMessages()
+    {
+        var (_, resilience, twilio) = Parts();
+        var down = new SendOutcome.Failed("twilio_unreachable", "Cannot reach Twilio", ProvenNotSent: true, Retryable: true, Outage: true);
+
+        Assert.That(resilience.AfterAttempt(twilio, "a", down, outageBefore: false), Is.Null, "the send that found it fails with it");
+        Assert.That(resilience.AfterAttempt(twilio, "a", down, outageBefore: true), Is.EqualTo(TimeSpan.FromMinutes(1)),
+            "met when already under way: it waits a break (the circuit is not open here, so BreakDuration)");
+        Assert.That(resilience.AfterAttempt(twilio, "a", new SendOutcome.Failed("twilio_rejected", "x", ProvenNotSent: true), outageBefore: true),
+            Is.Null, "a failure that may be the message's own");
+        Assert.That(resilience.AfterAttempt(twilio, "a", down with { ProvenNotSent = false }, outageBefore: true), Is.Null,
+            "not proven unsent: never waits to be sent again");
+        Assert.That(resilience.OpenUntil("twilio"), Is.Null, "an outage holds through the circuit, not as a settings fault");
+    }
+
+    /// <summary>
     /// A settings fault (a refused login): the send that found it fails, the channel is held for that line for BreakDuration,
     /// and each trial that meets it again waits, twice as long as the last, up to 5 minutes; a send that goes out ends it.
     /// </summary>

@@ -273,4 +273,53 @@ public sealed class CircuitBreakerTests
             "sent after the break", TimeSpan.FromSeconds(30));
         Assert.That(sent.Str("type"), Is.EqualTo("email"));
     }
+
+    /// <summary>
+    /// An SMTP server down for longer than a break: the message whose attempts opened the circuit fails with the reason
+    /// (its sender learns why), and the ones held behind it wait through the trials after each break instead of failing in
+    /// turn as each trial (review: an hour's outage failed one never-sent message a minute), then go out once it is back.
+    /// </summary>
+    [Test]
+    public async Task AnOutageLongerThanABreak_ShouldFailOnlyTheMessageThatFoundIt_AndTheRestGoOnceTheServerIsBack()
+    {
+        using var dir = new TempDir();
+        int port;
+        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;   // a port with nobody listening now
+        var settings = new Dictionary<string, string?>
+        {
+            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None",
+            ["Lines:0:Id"] = "default", ["Lines:0:Email:From"] = "sales@example.com", ["Lines:0:Pacing:Enabled"] = "false",
+            ["Agent:DryRun"] = "false", ["Resilience:MaxRetries"] = "1", ["Resilience:RetryBaseDelay"] = "00:00:00.050",
+            ["Resilience:MinimumThroughput"] = "2", ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = "00:00:01",
+        };
+        using var agent = new AgentFactory(settings: settings, systemClock: true);
+        using var api = agent.Api();
+        var first = await (await api.SendMessageAsync(new { content = "finds the outage", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(first["message"]!["error"].Str("code"), Is.EqualTo("smtp_unreachable"));
+        var held = new List<string>();
+        for (var i = 0; i < 3; i++)
+            held.Add((await (await api.SendMessageAsync(new { content = $"waits {i}", recipientEmail = $"b{i}@example.com" }))
+                .ExpectAsync(HttpStatusCode.Accepted)).Str("id"));
+
+        // Two trials after a break have met the server still down (or, before the fix, one of them failed).
+        async Task<List<JsonObject>> EventsAsync() =>
+            (await Task.WhenAll(held.Select(id => api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{id}/events")))).SelectMany(e => e!).ToList();
+        await Eventually.ValueAsync<List<JsonObject>>(async () => await EventsAsync(), events => events.Count(e => e.StrOrNull("code") == "deferred") >= 2
+            || events.Any(e => e.Str("status") == "failed"), "two trials after a break", TimeSpan.FromSeconds(30));
+        foreach (var id in held)
+        {
+            var m = await api.GetJsonAsync($"/api/messages/{id}");
+            Assert.That(m.Str("status"), Is.EqualTo("queued"), $"{id} waits: {m.ToJsonString()}");
+        }
+        Assert.That((await EventsAsync()).First(e => e.StrOrNull("code") == "deferred").Str("detail"),
+            Does.Contain("smtp_unreachable").And.Contain("circuit open"));
+
+        using var smtp = new SmtpStandIn(dir.File("mail"), port);
+        foreach (var id in held)
+            await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") == "sent", $"{id} sent once the server is back",
+                TimeSpan.FromSeconds(30));
+        Assert.That(smtp.Log().Count(e => e["event"]!.GetValue<string>() == "data"), Is.EqualTo(3), "the three held ones, each once; not the failed one");
+        Assert.That((await api.GetJsonAsync($"/api/messages/{first["message"].Str("id")}")).Str("status"), Is.EqualTo("failed"));
+    }
 }

@@ -70,7 +70,9 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                                           or SmtpCommandException or OperationCanceledException && !ct.IsCancellationRequested)
             {
                 await RecycleAsync();
-                return new SendOutcome.Failed(FailureCodes.SmtpUnreachable, $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}", ProvenNotSent: true, Retryable: true);
+                // Before MAIL FROM: nothing of this message reached the server (connect, TLS, EHLO).
+                return new SendOutcome.Failed(FailureCodes.SmtpUnreachable, $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}", ProvenNotSent: true, Retryable: true,
+                    Outage: true);
             }
 
             var progress = new DataProgress();

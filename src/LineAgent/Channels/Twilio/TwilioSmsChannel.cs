@@ -100,7 +100,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         catch (ApiConnectionException e)
         {
             return NeverReachedTwilio(e)
-                ? new SendOutcome.Failed(FailureCodes.TwilioUnreachable, $"Cannot reach Twilio at {_options.BaseUrl}: {Innermost(e).Message}", ProvenNotSent: true, Retryable: true)
+                ? new SendOutcome.Failed(FailureCodes.TwilioUnreachable, $"Cannot reach Twilio at {_options.BaseUrl}: {Innermost(e).Message}", ProvenNotSent: true, Retryable: true,
+                    Outage: true)
                 : new SendOutcome.Failed(FailureCodes.Unconfirmed,
                     $"Twilio did not answer after receiving the request ({Innermost(e).Message}); it may have been sent, so it is not sent again.",
                     ProvenNotSent: false);
@@ -122,7 +123,7 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
                 $"(a proxy or firewall?): {Shorten(e.Message)}; the request was refused, so nothing was sent.";
             return httpStatus switch
             {
-                (int)HttpStatusCode.TooManyRequests => new SendOutcome.Failed(FailureCodes.TwilioRateLimited, refused, ProvenNotSent: true, Retryable: true),
+                (int)HttpStatusCode.TooManyRequests => new SendOutcome.Failed(FailureCodes.TwilioRateLimited, refused, ProvenNotSent: true, Retryable: true, Outage: true),
                 (int)HttpStatusCode.Unauthorized or (int)HttpStatusCode.ProxyAuthenticationRequired =>
                     new SendOutcome.Failed(FailureCodes.TwilioAuthFailed, $"{refused} Check the proxy, Twilio:BaseUrl and Twilio:AccountSid/AuthToken.", ProvenNotSent: true),
                 (int)HttpStatusCode.NotFound or (int)HttpStatusCode.MethodNotAllowed =>
@@ -143,10 +144,10 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
                 await _suppressions.AddAsync(m.RecipientPhone!, "Twilio 21610: the recipient replied STOP to this number", SuppressionList.Sources.Twilio, m.Id, ct);
                 return new SendOutcome.Failed(FailureCodes.Suppressed, text, ProvenNotSent: true, ChannelCode: e.Code);
             case 20429:
-                return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+                return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code, Outage: true);
         }
         if (e.Status == (int)HttpStatusCode.TooManyRequests)
-            return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code);
+            return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code, Outage: true);
         // The create URL itself not found, in JSON: a gateway's own 404 ({"message":"no Route matched"}), a 405, or
         // Twilio's 20404 behind a proxy with a wrong path prefix. The URL is the same for every message: the channel's
         // fault, like an HTML 404 page above (the review of 717e5cf found these still failing `twilio_rejected` one by one).
