@@ -10,12 +10,14 @@ public static class WebhookEvents
     public const string Failed = "message.failed";
     public const string Delivered = "message.delivered";
     public const string Read = "message.read";
+    /// <summary>It was sent, and then the channel said it did not reach the recipient (Twilio `undelivered`, a Messages error after sending).</summary>
+    public const string NotDelivered = "message.not_delivered";
     public const string Fallback = "message.fallback";
     public const string Reply = "message.reply";
     /// <summary>A pending message was cancelled (through the API, a reply under stopOnReply, or a stopped sequence).</summary>
     public const string Cancelled = "message.cancelled";
 
-    public static readonly string[] All = [Sent, Failed, Delivered, Read, Fallback, Reply, Cancelled];
+    public static readonly string[] All = [Sent, Failed, Delivered, Read, NotDelivered, Fallback, Reply, Cancelled];
 }
 
 public sealed class WebhookRow

@@ -56,6 +56,8 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
         MessageStatus.Failed => WebhookEvents.Failed,
         Messages.Delivery.Delivered => WebhookEvents.Delivered,
         Messages.Delivery.Read => WebhookEvents.Read,
+        // Review: after `message.sent` nothing told a receiver that the message never arrived.
+        Messages.Delivery.NotDelivered => WebhookEvents.NotDelivered,
         MessageStatus.Received => WebhookEvents.Reply,
         MessageStatus.Cancelled => WebhookEvents.Cancelled,
         MessageStatus.Queued when transition == Transitions.Fallback => WebhookEvents.Fallback,

@@ -61,6 +61,8 @@ public sealed class TwilioChannelTests
         // pass saw `sent` first or not (before, straight from queued it was `failed`, and a retry needed no force).
         using var agent = Agent();
         using var api = agent.Api();
+        await using var hooks = await LineAgent.Tests.Webhooks.WebhookReceiver.StartAsync();
+        hooks.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = hooks.Url })).ExpectAsync(HttpStatusCode.Created)).Str("secret");
         var m = await (await api.SendMessageAsync(Sms("+12025550124"))).ExpectAsync(HttpStatusCode.Created);
         _twilio.Statuses[m.Str("channelRef")] = ("undelivered", 30003);
 
@@ -74,6 +76,10 @@ public sealed class TwilioChannelTests
         Assert.That(settled["error"].Str("code"), Is.EqualTo("twilio_undelivered"), settled.ToJsonString());
         Assert.That(settled["error"]!["channelCode"]!.GetValue<long>(), Is.EqualTo(30003));
         Assert.That(settled["error"].Str("message"), Does.Contain("30003"));
+        // A subscriber hears it too (review: it got `message.sent` and then nothing, as if the message had arrived).
+        await Eventually.TrueAsync(() => hooks.Accepted.Any(h => h.Type == "message.not_delivered"), "a message.not_delivered webhook");
+        Assert.That(hooks.Accepted.Single(h => h.Type == "message.not_delivered"), Is.EqualTo(
+            hooks.Accepted.Single(h => h.Type == "message.not_delivered") with { MessageId = m.Str("id"), SignatureValid = true }));
     }
 
     [Test]
