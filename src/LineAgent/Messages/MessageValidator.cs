@@ -150,7 +150,12 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             var line = lines.Find(lineId);
             if (line is null)
             {
-                notFound ??= new("line_not_found", $"No line '{lineId}' on this agent (see GET /api/lines).");
+                const string detail = "on this agent (see GET /api/lines).";
+                // With an unknown lead already found, both are named in a 400 (review: the line was dropped).
+                if (notFound is null)
+                    notFound = new("line_not_found", $"No line '{lineId}' {detail}");
+                else
+                    problems.Add(new("lineId", "line_not_found", $"No line '{lineId}' {detail}"));
                 return null;
             }
             if (!lines.IsActive(line.Id))

@@ -236,6 +236,26 @@ public sealed class SendValidationTests : AgentTest
         Assert.That(problem.ProblemCodes(), Is.EquivalentTo(new[] { "missing_content", "line_not_found" }));
     }
 
+    /// <summary>Review: with an unknown lead too, the unknown line was dropped (a 404 lead_not_found alone).</summary>
+    [Test]
+    public async Task Send_ShouldNameAnUnknownLineAndAnUnknownLead_Both()
+    {
+        var problem = await (await Client.SendMessageAsync(new { lineId = "nope", content = "hi", leadId = "lead_missing" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Is.EquivalentTo(new[] { "line_not_found", "lead_not_found" }));
+        await AssertNothingStoredOrSent();
+    }
+
+    /// <summary>Review: a bulk's unknown line was dropped from a 400 about other fields.</summary>
+    [Test]
+    public async Task Bulk_ShouldListAnUnknownLineAmongOtherProblems()
+    {
+        var problem = await (await Client.PostAsJsonAsync("/api/messages/bulk", new { lineId = "nope", content = "", leadIds = new[] { "lead_x" } }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemCodes(), Does.Contain("line_not_found").And.Contain("missing_content"), problem.ToJsonString());
+        await AssertNothingStoredOrSent();
+    }
+
     [Test]
     public async Task Send_ShouldAcceptTenThousandCharacters_CountingEmojiAsOne()
     {

@@ -44,8 +44,9 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         })).ExpectAsync(HttpStatusCode.Accepted);
 
         Assert.That(response.Str("batchId"), Is.EqualTo("batch_spring"));
-        Assert.That((response["total"]!.GetValue<int>(), response["accepted"]!.GetValue<int>(), response["rejected"]!.GetValue<int>()), Is.EqualTo((6, 3, 3)));
-        // Counted as the batch counts them (below): two leads refused without a message, one suppressed message failed.
+        // Counted as the batch counts them: two leads refused without a message, one suppressed message stored `failed` (review:
+        // the answer said 3 rejected and GET /api/batches/{id} 2).
+        Assert.That((response["total"]!.GetValue<int>(), response["accepted"]!.GetValue<int>(), response["rejected"]!.GetValue<int>()), Is.EqualTo((6, 4, 2)));
         Assert.That(response["byStatus"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>()),
             Is.EquivalentTo(new Dictionary<string, int> { ["queued"] = 3, ["failed"] = 1, ["rejected"] = 2 }));
         var entries = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e!);
@@ -72,6 +73,7 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         Assert.That(batch["byStatus"]!["sent"]!.GetValue<int>(), Is.EqualTo(3));
         Assert.That(batch["byStatus"]!["failed"]!.GetValue<int>(), Is.EqualTo(1));
         Assert.That(batch["byStatus"]!["rejected"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(batch["rejected"]!.GetValue<int>(), Is.EqualTo(response["rejected"]!.GetValue<int>()), "one count for the batch in both answers");
         Assert.That(batch["byType"]!["imessage"]!.GetValue<int>(), Is.EqualTo(3), "Ana, Bob and suppressed Dan");
         Assert.That(batch["byType"]!["email"]!.GetValue<int>(), Is.EqualTo(1));
         Assert.That(batch["messages"]!.AsArray(), Has.Count.EqualTo(4));
