@@ -219,6 +219,29 @@ public sealed class EmailChannelTests
         Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "data"), Is.EqualTo(1), "never sent twice");
     }
 
+    /// <summary>
+    /// The attempt's time (Resilience:AttemptTimeout) runs out while the server is slow to answer RCPT: before the message
+    /// data, so nothing was sent and it says so (review: it failed `unconfirmed`, "it may have been sent").
+    /// </summary>
+    [Test]
+    public async Task AnAttemptThatRunsOutBeforeTheData_ShouldFailProvenNotSent_NotAsMaybeSent()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Resilience:AttemptTimeout"] = "00:00:01", ["Email:Smtp:Timeout"] = "00:00:10", ["Resilience:MaxRetries"] = "0",
+        });
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(new { content = "slow", recipientEmail = "slow@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("smtp_unreachable"), error.ToJsonString());
+        Assert.That(error.Str("message"), Does.Contain("nothing was sent"));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "data"), Is.EqualTo(0));
+        // Proven not sent: a retry needs no force.
+        await (await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null)).ExpectAsync(HttpStatusCode.InternalServerError);
+    }
+
     [Test]
     public async Task AServerThatIsDown_ShouldBeRetried_ThenFailWithAReason()
     {

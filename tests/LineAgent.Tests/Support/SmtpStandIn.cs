@@ -18,7 +18,7 @@ namespace LineAgent.Tests.Support;
 /// &lt;maildir&gt;/log.ndjson. Behaviour is chosen by the recipient's local part, so one server serves every test:
 /// <c>tempfail-once@</c> RCPT 451 the first time for that address, then 250; <c>tempfail@</c> always 451;
 /// <c>reject@</c> 550 5.1.1; <c>rejectdata@</c> 554 at the end of DATA; <c>tempfaildata@</c> 451 at the end of DATA; <c>drop@</c> the connection is
-/// closed after the data arrived, with no reply.
+/// closed after the data arrived, with no reply; <c>slow@</c> RCPT answered after 3 s (a server that tarpits).
 /// </summary>
 public sealed class SmtpStandIn : IDisposable
 {
@@ -117,10 +117,12 @@ public sealed class SmtpStandIn : IDisposable
             return Task.FromResult(true);
         }
 
-        public Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken ct)
+        public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken ct)
         {
             var address = $"{to.User}@{to.Host}";
             var local = Local(to);
+            if (local == "slow")
+                await Task.Delay(TimeSpan.FromSeconds(3), ct);
             bool firstTime;
             lock (owner._tempfailed)
                 firstTime = local == "tempfail-once" && owner._tempfailed.Add(address);
@@ -129,7 +131,7 @@ public sealed class SmtpStandIn : IDisposable
             if (local == "reject")
                 Refuse(address, 550, new SmtpResponse(SmtpReplyCode.MailboxUnavailable, $"5.1.1 <{address}>: Recipient address rejected: User unknown"));
             owner.Log(new { @event = "rcpt", address, reply = 250 });
-            return Task.FromResult(true);
+            return true;
         }
 
         private void Refuse(string address, int reply, SmtpResponse response)

@@ -66,6 +66,15 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                 return new SendOutcome.Failed(FailureCodes.SmtpUnsupported,
                     $"{Smtp.Host}:{Smtp.Port} does not support what Email:Smtp asks for: {e.Message} Nothing was sent.", ProvenNotSent: true);
             }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // The attempt's time ran out (Resilience:AttemptTimeout) before MAIL FROM: nothing of the message reached the
+                // server. Before, it escaped as a timeout and the message ended `unconfirmed`, "maybe sent" (review).
+                await RecycleAsync();
+                return new SendOutcome.Failed(FailureCodes.SmtpUnreachable,
+                    $"{Smtp.Host}:{Smtp.Port} did not answer within the attempt's time while connecting; nothing was sent.", ProvenNotSent: true,
+                    Retryable: true, Outage: true);
+            }
             catch (Exception e) when (e is SocketException or IOException or SslHandshakeException or SmtpProtocolException or TimeoutException
                                           or SmtpCommandException or OperationCanceledException && !ct.IsCancellationRequested)
             {
@@ -98,6 +107,18 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                         Retryable: false, ChannelCode: status)
                     : new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure, $"The server deferred the message: {text}", ProvenNotSent: true,
                         Retryable: true, ChannelCode: status);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // The attempt's time ran out mid-transaction: before the message data nothing was sent (a server slow to answer
+                // RCPT, a tarpit), after it the server may have it. Before, both ended `unconfirmed` (review).
+                await RecycleAsync();
+                return progress.Started
+                    ? new SendOutcome.Failed(FailureCodes.Unconfirmed,
+                        $"{Smtp.Host} did not finish within the attempt's time after the message data was sent; the server may have it, so it is not sent again.",
+                        ProvenNotSent: false)
+                    : new SendOutcome.Failed(FailureCodes.SmtpUnreachable,
+                        $"{Smtp.Host} did not answer within the attempt's time, before the message data; nothing was sent.", ProvenNotSent: true, Retryable: true);
             }
             catch (Exception e) when (e is SmtpProtocolException or IOException or SocketException or TimeoutException
                                           or OperationCanceledException && !ct.IsCancellationRequested)
