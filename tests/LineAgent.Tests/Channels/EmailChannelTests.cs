@@ -242,6 +242,31 @@ public sealed class EmailChannelTests
         await (await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null)).ExpectAsync(HttpStatusCode.InternalServerError);
     }
 
+    /// <summary>
+    /// "454 4.7.0 Temporary authentication failure" (RFC 4954: the server's trouble, try later) to the login of one attempt:
+    /// retried and sent, not taken for a wrong password (review: it failed `smtp_auth_failed` and held email as a settings
+    /// fault, "until a setting is fixed").
+    /// </summary>
+    [Test]
+    public async Task A454ToTheLogin_ShouldBeRetried_NotTakenForAWrongPassword()
+    {
+        var logins = 0;
+        _smtp.Dispose();
+        _smtp = new SmtpStandIn(_dir.File("mail-auth"), login: (_, _) => Interlocked.Increment(ref logins) <= 2   // PLAIN, then LOGIN: one attempt
+            ? throw new SmtpServer.Protocol.SmtpResponseException(new SmtpServer.Protocol.SmtpResponse((SmtpServer.Protocol.SmtpReplyCode)454, "4.7.0 Temporary authentication failure"))
+            : true);
+        using var agent = Agent(new Dictionary<string, string?> { ["Email:Smtp:User"] = "sales", ["Email:Smtp:Password"] = "right" });
+        using var api = agent.Api();
+
+        var sent = await (await api.SendMessageAsync(new { content = "after a 454", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        Assert.That(sent.Str("status"), Is.EqualTo("sent"));
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{sent.Str("id")}/events"))!;
+        Assert.That(events.Single(e => e.StrOrNull("code") == "retry").Str("detail"), Does.Contain("454"));
+        Assert.That(_smtp.Log().Count(e => e["event"]!.GetValue<string>() == "data"), Is.EqualTo(1));
+    }
+
     [Test]
     public async Task AServerThatIsDown_ShouldBeRetried_ThenFailWithAReason()
     {

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using MimeKit;
 using SmtpServer;
+using SmtpServer.Authentication;
 using SmtpServer.ComponentModel;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
@@ -29,18 +30,27 @@ public sealed class SmtpStandIn : IDisposable
     private readonly HashSet<string> _tempfailed = [];
     private int _count;
 
-    public SmtpStandIn(string maildir, int port = 0)
+    /// <param name="login">When given, the server asks for AUTH (offered without TLS) and answers each login with it: true
+    /// 235, false 535, or it throws (an <see cref="SmtpResponseException"/> for another reply, such as 454).</param>
+    public SmtpStandIn(string maildir, int port = 0, Func<string, string, bool>? login = null)
     {
         Maildir = maildir;
         Directory.CreateDirectory(maildir);
         Port = port == 0 ? FreePort() : port;
         var options = new SmtpServerOptionsBuilder()
             .ServerName("smtp.test")
-            .Endpoint(e => e.Endpoint(new IPEndPoint(IPAddress.Loopback, Port)))
+            .Endpoint(e =>
+            {
+                e.Endpoint(new IPEndPoint(IPAddress.Loopback, Port));
+                if (login is not null)
+                    e.AllowUnsecureAuthentication(true).AuthenticationRequired(true);
+            })
             .Build();
         var services = new ServiceProvider();
         services.Add(new Filter(this));
         services.Add(new Store(this));
+        if (login is not null)
+            services.Add(new Login(this, login));
         _server = new SmtpServer.SmtpServer(options, services);
         _running = _server.StartAsync(_stop.Token);
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -108,6 +118,15 @@ public sealed class SmtpStandIn : IDisposable
     }
 
     private static string Local(IMailbox m) => m.User.ToLowerInvariant();
+
+    private sealed class Login(SmtpStandIn owner, Func<string, string, bool> answer) : IUserAuthenticator
+    {
+        public Task<bool> AuthenticateAsync(ISessionContext context, string user, string password, CancellationToken ct)
+        {
+            owner.Log(new { @event = "auth", user });
+            return Task.FromResult(answer(user, password));
+        }
+    }
 
     private sealed class Filter(SmtpStandIn owner) : IMailboxFilter
     {

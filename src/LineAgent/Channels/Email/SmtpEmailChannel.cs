@@ -54,6 +54,15 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
             {
                 client = await ConnectedClientAsync(ct);
             }
+            catch (AuthenticationException e) when (e.InnerException is SmtpCommandException { StatusCode: var code } && (int)code is >= 400 and < 500)
+            {
+                // 454 "Temporary authentication failure" (RFC 4954): the server's passing trouble, not a wrong login. Before
+                // MAIL FROM, so nothing was sent; retried, and not held as a settings fault (review).
+                await RecycleAsync();
+                return new SendOutcome.Failed(FailureCodes.SmtpTemporaryFailure,
+                    $"SMTP login to {Smtp.Host} was answered {(int)code} {e.InnerException.Message}: the server's temporary failure; nothing was sent.",
+                    ProvenNotSent: true, Retryable: true, ChannelCode: (int)code, Outage: true);
+            }
             catch (AuthenticationException e)
             {
                 await RecycleAsync();
