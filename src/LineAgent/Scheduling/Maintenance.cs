@@ -5,8 +5,9 @@ using Microsoft.Extensions.Options;
 
 namespace LineAgent.Scheduling;
 
-/// <summary>Hourly housekeeping: forgets idempotency keys past their lifetime.</summary>
-public sealed class Maintenance(IdempotencyStore keys, IOptions<SchedulingOptions> options, TimeProvider time, ILogger<Maintenance> log)
+/// <summary>Hourly housekeeping: forgets idempotency keys past their lifetime and webhook deliveries past Webhooks:KeepDeliveriesFor.</summary>
+public sealed class Maintenance(IdempotencyStore keys, Webhooks.WebhookOutbox webhooks, IOptions<SchedulingOptions> options,
+    IOptions<Webhooks.WebhookOptions> webhookOptions, TimeProvider time, ILogger<Maintenance> log)
     : WorkerLoop(time, log)
 {
     protected override TimeSpan RetryAfterError => TimeSpan.FromMinutes(5);
@@ -17,6 +18,10 @@ public sealed class Maintenance(IdempotencyStore keys, IOptions<SchedulingOption
         var removed = await keys.PruneAsync(Time.ToMs(cutoff), ct);
         if (removed > 0)
             log.LogInformation("Maintenance: forgot {Count} idempotency keys older than {Cutoff:O}", removed, cutoff);
+        var before = Clock.GetUtcNow() - webhookOptions.Value.KeepDeliveriesFor;
+        var deliveries = await webhooks.PruneAsync(before, ct);
+        if (deliveries > 0)
+            log.LogInformation("Maintenance: deleted {Count} webhook deliveries settled before {Cutoff:O}", deliveries, before);
         return Clock.GetUtcNow() + TimeSpan.FromHours(1);
     }
 }

@@ -30,6 +30,28 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
 
     private readonly SemaphoreSlim _reload = new(1, 1);
 
+    /// <summary>
+    /// Deletes delivered and given-up events whose last attempt is before <paramref name="olderThan"/> (pending ones stay),
+    /// a few thousand per transaction so that sends and requests are not held up behind one long delete. Review: nothing
+    /// ever deleted them, each row holding a copy of its message.
+    /// </summary>
+    public async Task<int> PruneAsync(DateTimeOffset olderThan, CancellationToken ct)
+    {
+        var removed = 0;
+        await using var c = await db.OpenAsync(ct);
+        while (true)
+        {
+            var n = await c.ExecuteAsync(new CommandDefinition("""
+                DELETE FROM webhook_deliveries WHERE id IN (
+                    SELECT id FROM webhook_deliveries
+                    WHERE status IN ('delivered', 'failed') AND COALESCE(last_attempt_at, created_at) < @OlderThan LIMIT 5000)
+                """, new { OlderThan = Time.ToMs(olderThan) }, cancellationToken: ct));
+            removed += n;
+            if (n < 5000)
+                return removed;
+        }
+    }
+
     /// <summary>Serialised, so the last reload always reads after every change that asked for one.</summary>
     public async Task ReloadAsync(CancellationToken ct)
     {

@@ -17,6 +17,12 @@ public sealed class WebhookOptions
     /// <summary>An event still failing after this long is given up (marked failed). At least 24 h.</summary>
     public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromDays(3);
 
+    /// <summary>
+    /// A delivered or given-up event's row (its payload: the message, content and address included) is deleted this long
+    /// after its last attempt (Maintenance, hourly); the delivery log reaches back this far. Pending ones are kept.
+    /// </summary>
+    public TimeSpan KeepDeliveriesFor { get; set; } = TimeSpan.FromDays(30);
+
     /// <summary>Private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): LAN services are what SSRF goes after.</summary>
     public bool AllowPrivateTargets { get; set; }
 

@@ -33,6 +33,8 @@ public sealed class WebhookOptionsValidator : IValidateOptions<WebhookOptions>
             problems.Add("Webhooks:GiveUpAfter must be at least 24 h.");
         if (o.Timeout <= TimeSpan.Zero)
             problems.Add("Webhooks:Timeout must be positive.");
+        if (o.KeepDeliveriesFor < TimeSpan.FromDays(1))
+            problems.Add("Webhooks:KeepDeliveriesFor must be at least 1 day.");
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

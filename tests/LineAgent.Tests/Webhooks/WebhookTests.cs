@@ -242,6 +242,38 @@ public sealed class WebhookTests
         await Eventually.TrueAsync(() => receiver.Accepted.Count == 1, "delivered once the receiver is back");
     }
 
+    /// <summary>
+    /// Review: nothing deleted webhook_deliveries, each row a copy of its message (content, address) kept for ever. A settled
+    /// one goes Webhooks:KeepDeliveriesFor (30 days) after its last attempt; one still pending stays.
+    /// </summary>
+    [Test]
+    public async Task ASettledDelivery_ShouldBeDeletedAfterKeepDeliveriesFor_APendingOneKept()
+    {
+        await using var up = await WebhookReceiver.StartAsync();
+        await using var down = await WebhookReceiver.StartAsync();
+        down.Down = true;
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "true" });
+        using var api = agent.Api();
+        var delivered = await (await api.PostAsJsonAsync("/api/webhooks", new { url = up.Url.ToString(), events = new[] { "message.sent" } }))
+            .ExpectAsync(HttpStatusCode.Created);
+        up.Secret = delivered.Str("secret");
+        var pending = await (await api.PostAsJsonAsync("/api/webhooks", new { url = down.Url.ToString(), events = new[] { "message.sent" } }))
+            .ExpectAsync(HttpStatusCode.Created);
+        await (await api.SendMessageAsync(new { content = "kept a while", recipientPhone = "+12025550108" })).ExpectAsync(HttpStatusCode.Created);
+        Task<List<JsonObject>?> Log(JsonObject hook) => api.GetItemsAsync($"/api/webhooks/{hook.Str("id")}/deliveries");
+        await Eventually.ValueAsync(() => Log(delivered), l => l.Count == 1 && l[0].Str("status") == "delivered", "delivered");
+        await Eventually.ValueAsync(() => Log(pending), l => l.Count == 1 && l[0]["attempts"]!.GetValue<int>() == 1, "the first failed attempt, recorded");
+
+        agent.Time.Advance(TimeSpan.FromDays(29));
+        var maintenance = agent.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<LineAgent.Scheduling.Maintenance>().Single();
+        await Eventually.TrueAsync(() => maintenance.SleepingUntil > agent.Time.GetUtcNow(), "a maintenance pass after 29 days");
+        Assert.That(await Log(delivered), Has.Count.EqualTo(1), "kept for 30 days");
+
+        agent.Time.Advance(TimeSpan.FromDays(2));
+        await Eventually.ValueAsync(() => Log(delivered), l => l.Count == 0, "deleted after 30 days");
+        Assert.That(await Log(pending), Has.Count.EqualTo(1), "a pending (or just given up) delivery stays");
+    }
+
     [Test]
     public void Signature_ShouldMatchTheStandardWebhooksExample()
     {
