@@ -82,6 +82,24 @@ public sealed class TwilioChannelTests
             hooks.Accepted.Single(h => h.Type == "message.not_delivered") with { MessageId = m.Str("id"), SignatureValid = true }));
     }
 
+    /// <summary>
+    /// Twilio's `read` (RCS, WhatsApp) seen while the message is still `sending`: it was sent, delivered and read (review:
+    /// nothing changed, and after Twilio:ConfirmTimeout it failed `unconfirmed`).
+    /// </summary>
+    [Test]
+    public async Task ReadAtTwilio_SeenFirst_ShouldBeSentAndRead()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var m = await (await api.SendMessageAsync(Sms("+12025550125"))).ExpectAsync(HttpStatusCode.Created);
+        _twilio.Statuses[m.Str("channelRef")] = ("read", null);
+
+        var read = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{m.Str("id")}")!, x => x.Str("delivery") == "read", "read");
+        Assert.That(read.Str("status"), Is.EqualTo("sent"));
+        Assert.That(read.Str("readAt"), Is.Not.Null);
+        Assert.That(read.Str("deliveredAt"), Is.Not.Null);
+    }
+
     [Test]
     public async Task Error21211_ShouldFailAsInvalidRecipient_WithoutRetry()
     {

@@ -115,10 +115,18 @@ public sealed class TwilioStatusPoller(
         var now = NowMs;
         switch (status)
         {
-            case "sent" or "delivered" when m.Status == MessageStatus.Sending:
+            // `read` (RCS, WhatsApp: it was delivered and read) and `partially_delivered` (part of it delivered) both say it left
+            // Twilio. Review: a first look that saw them while `sending` changed nothing, and after Twilio:ConfirmTimeout the
+            // message failed `unconfirmed`, though it had been read.
+            case "sent" or "delivered" or "read" or "partially_delivered" when m.Status == MessageStatus.Sending:
                 var sent = await lifecycle.ConfirmAsync(m.Id, Clock.GetUtcNow(), Clock.GetUtcNow() + TimeSpan.FromDays(3), $"Twilio status {status}", ct);
                 if (sent is not null && status == "delivered")
                     await DeliveredAsync(sent, ct);
+                else if (sent is not null && status == "read")
+                    await lifecycle.ReadAsync(sent.Id, Clock.GetUtcNow(), "Twilio status read", ct);
+                break;
+            case "read" when m.Status == MessageStatus.Sent && m.Delivery is DeliveryState.Unknown or DeliveryState.Delivered:
+                await lifecycle.ReadAsync(m.Id, Clock.GetUtcNow(), "Twilio status read", ct);
                 break;
             case "delivered" when m.Status == MessageStatus.Sent && m.Delivery == DeliveryState.Unknown:
                 await DeliveredAsync(m, ct);
