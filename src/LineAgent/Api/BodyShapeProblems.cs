@@ -67,6 +67,63 @@ internal static class BodyShapeProblems
         }
     }
 
+    /// <summary>
+    /// <paramref name="shape"/>, and then the route's field problems (<see cref="IFieldValidation"/>) of the fields that are
+    /// well formed: each top-level field with a problem of its own (unknown, repeated, or wrong inside) is left out, the rest
+    /// bound and checked as a request without it would be, and a problem about a field left out is not named twice.
+    /// </summary>
+    public static async Task<List<FieldProblem>> WithFieldProblemsAsync(HttpContext context, JsonSerializerOptions options, List<FieldProblem> shape,
+        CancellationToken ct)
+    {
+        var body = context.Request.Body;
+        if (AgentExceptionHandler.FailedEndpoint(context)?.Metadata.GetMetadata<IFieldValidation>() is not { } validation
+            || shape.Count >= MaxProblems || !body.CanSeek)
+            return shape;
+        try
+        {
+            body.Position = 0;
+            using var document = await JsonDocument.ParseAsync(body, new JsonDocumentOptions
+            {
+                AllowTrailingCommas = options.AllowTrailingCommas, CommentHandling = options.ReadCommentHandling,
+                MaxDepth = options.MaxDepth == 0 ? 64 : options.MaxDepth,
+            }, ct);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                return shape;
+            var info = options.GetTypeInfo(validation.BodyType);
+            var comparison = options.PropertyNameCaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+            var comparer = options.PropertyNameCaseInsensitive ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+            var times = document.RootElement.EnumerateObject().GroupBy(p => p.Name, comparer).ToDictionary(g => g.Key, g => g.Count(), comparer);
+            var kept = new System.Text.Json.Nodes.JsonObject();
+            var left = new HashSet<string>(comparer);
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                var member = info.Properties.FirstOrDefault(p => string.Equals(p.Name, property.Name, comparison));
+                var inner = new List<FieldProblem>();
+                if (member is not null && times[property.Name] == 1)
+                    Walk(property.Value, member.PropertyType, member.Name, options, inner);
+                if (member is null || times[property.Name] > 1 || inner.Count > 0)
+                {
+                    left.Add(member?.Name ?? property.Name);
+                    continue;
+                }
+                kept[member.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
+            }
+            if (kept.Deserialize(validation.BodyType, options) is not { } bound)
+                return shape;
+            var named = shape.Select(p => p.Field).ToHashSet(comparer);
+            var more = (await validation.ValidateAsync(bound, context, ct))
+                .Where(p => !left.Contains(TopField(p.Field)) && !named.Contains(p.Field));
+            return [.. shape, .. more];
+        }
+        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException or NotSupportedException or ArgumentException)
+        {
+            return shape; // what the shape walk found stands
+        }
+    }
+
+    /// <summary>`followUps[0].after` → `followUps`.</summary>
+    private static string TopField(string field) => field.IndexOfAny(['.', '[']) is var i and > 0 ? field[..i] : field;
+
     /// <summary>The route's JSON body type: its handler's request-body argument (every route's is one, ApiRequestTypesTests).</summary>
     private static Type? BodyType(Endpoint? endpoint) =>
         endpoint?.Metadata.GetMetadata<System.Reflection.MethodInfo>()?.GetParameters().Select(p => p.ParameterType).FirstOrDefault(AgentJson.IsRequestBody)

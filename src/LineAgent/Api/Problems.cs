@@ -120,6 +120,8 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                 var all = b.InnerException is System.Text.Json.JsonException && body.Code != "invalid_json"
                     ? await BodyShapeProblems.FindAsync(context, json.Value.SerializerOptions, ct)
                     : null;
+                if (all is { Count: > 0 })
+                    all = await BodyShapeProblems.WithFieldProblemsAsync(context, json.Value.SerializerOptions, all, ct);
                 if (all is not { Count: > 0 })
                     all = [body];
                 details = new ProblemDetails { Status = 400, Title = "The request is not valid.", Detail = string.Join(" ", all.Select(p => p.Detail)) };

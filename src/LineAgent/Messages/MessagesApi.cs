@@ -20,6 +20,13 @@ internal static class MessagesApi
     {
         var g = app.MapGroup("/api/messages").WithTags("Messages");
         g.MapPost("/", Send).WithName("SendMessage")
+            .WithMetadata(new FieldValidation<SendMessageRequest>(async (body, http, ct) =>
+                await http.RequestServices.GetRequiredService<MessageValidator>().ValidateAsync(body, ct) switch
+                {
+                    Validated.Invalid invalid => invalid.Problems,
+                    Validated.NotFound nf => [new(nf.Code == "line_not_found" ? "lineId" : "leadId", nf.Code, nf.Detail)],
+                    _ => [],
+                }))
             .ProducesProblem(404).ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
             .WithSummary("Send a message")
             .WithDescription("Sends now or at `scheduledAt`. Now: waits for the channel and answers 201 `sent` (or `sending` after " +
@@ -40,7 +47,8 @@ internal static class MessagesApi
             .WithDescription("Every status change of the message with its time, oldest first.");
         g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies").WithSummary("List replies to a message")
             .WithDescription("Inbound messages matched to this message, oldest first.");
-        g.MapPatch("/{id}", Update).WithName("UpdateMessage").ProducesProblem(409).WithSummary("Edit a scheduled message")
+        g.MapPatch("/{id}", Update).WithName("UpdateMessage")
+            .WithMetadata(new FieldValidation<UpdateMessageRequest>((body, _, _) => Task.FromResult<IReadOnlyList<FieldProblem>>(UpdateProblems(body, out _)))).ProducesProblem(409).WithSummary("Edit a scheduled message")
             .WithDescription("Changes `content` and/or `scheduledAt` of a `scheduled` message; 409 `not_scheduled` otherwise, and 409 " +
                 "`waiting_for_previous_step` for the time of a follow-up still waiting for its previous step. 400 `window_never_open` when " +
                 "the new time leaves the recipient's hours no moment inside the line's send window.");
@@ -200,17 +208,24 @@ internal static class MessagesApi
         return TypedResults.Ok<IReadOnlyList<MessageDto>>(rows.Select(MessageDto.From).ToList());
     }
 
-    internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
-        string id, UpdateMessageRequest body, MessageLifecycle lifecycle, LineRegistry lines, Scheduling.LinePacer pacer, TimeProvider time,
-        CancellationToken ct)
+    /// <summary>What is wrong with an edit's fields; <paramref name="at"/>: its new time, when it has a valid one.</summary>
+    internal static List<FieldProblem> UpdateProblems(UpdateMessageRequest body, out DateTimeOffset? at)
     {
         var problems = new List<FieldProblem>();
         if (body.Content is null && body.ScheduledAt is null)
             problems.Add(new("content", "missing_change", "Give content and/or scheduledAt to change."));
         MessageValidator.ValidateContent(body.Content, problems, required: body.Content is not null);
-        var at = Schedules.Read(body.ScheduledAt, body.TimeZone, problems);
+        at = Schedules.Read(body.ScheduledAt, body.TimeZone, problems);
         if (body.ScheduledAt is not null && string.IsNullOrWhiteSpace(body.ScheduledAt) && !problems.Any(p => p.Field == "scheduledAt"))
             problems.Add(new("scheduledAt", "invalid_schedule", "scheduledAt is empty; give an ISO 8601 time such as 2026-12-01T09:00:00Z."));
+        return problems;
+    }
+
+    internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
+        string id, UpdateMessageRequest body, MessageLifecycle lifecycle, LineRegistry lines, Scheduling.LinePacer pacer, TimeProvider time,
+        CancellationToken ct)
+    {
+        var problems = UpdateProblems(body, out var at);
         if (problems.Count > 0)
             return Problems.Validation(problems);
         // Moved to a time (another season) where its recipient's hours never meet the line's window: it would wait for ever.
