@@ -30,6 +30,13 @@ internal static class AvailabilityApi
         var problems = new List<FieldProblem>();
         // `?addresses=` (the POST's field) named as what it is, not only as a missing address.
         QueryValues.Unknown(request.Query.Keys, ["address"], problems);
+        if (request.Query["address"].Count > 1)
+        {
+            // They arrive joined with a comma, which read as one address that is no phone number (review).
+            problems.Add(new("address", "invalid_query",
+                $"Query parameter 'address' is given {request.Query["address"].Count} times; give one, or check several with POST /api/availability {{\"addresses\":[...]}}."));
+            return Problems.Validation(problems);
+        }
         var normalized = Normalize(address, "address", agent.Value.DefaultRegion, problems);
         if (problems.Count > 0)
             return Problems.Validation(problems);

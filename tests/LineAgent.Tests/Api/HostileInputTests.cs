@@ -87,6 +87,16 @@ public sealed class HostileInputTests
         Assert.That(code, Is.EqualTo("invalid_tags"));
     }
 
+    /// <summary>Review: two `address` values arrived joined and were answered "'+1...,+1...' is not a phone number".</summary>
+    [Test]
+    public async Task AnAddressGivenTwice_ShouldBe400SayingSo()
+    {
+        var response = await _api.GetAsync("/api/availability?address=%2B12025550123&address=%2B12025550124");
+        Assert.That(await AssertProblemAsync(response, "address twice"), Is.EqualTo("invalid_query"));
+        var again = await _api.GetAsync("/api/availability?address=%2B12025550123&address=%2B12025550124");
+        Assert.That(await again.Content.ReadAsStringAsync(), Does.Contain("given 2 times").And.Contain("POST /api/availability"));
+    }
+
     [TestCase("/api/messages?q=a%00b")]
     [TestCase("/api/leads?q=a%00b")]
     [TestCase("/api/messages/export?q=a%00b")]
