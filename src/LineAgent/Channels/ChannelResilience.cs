@@ -18,12 +18,14 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 {
     private readonly ConcurrentDictionary<string, ResiliencePipeline<SendOutcome>> _pipelines = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _openUntil = new();
-    // Channels whose circuit opened and has not closed since (a half-open trial included): an outage under way, since when.
+    // Channels whose circuit opened with no answer from the channel since: an outage under way, since when. Ended by an answer
+    // (AfterAttempt), not by the circuit closing: a half-open trial that never reached the channel (it waited for the SMTP
+    // gate and was deferred) counts as a success for the circuit (review).
     private readonly ConcurrentDictionary<string, DateTimeOffset> _outages = new();
 
     /// <summary>
-    /// Whether the channel's circuit has opened and not closed since, its half-open trials included: asked before a send, so
-    /// that a send meeting an outage that was already under way waits (<see cref="AfterAttempt"/>).
+    /// Whether the channel's circuit has opened and the channel has not answered since (a send out, or a reply with a code):
+    /// asked before a send, so that a send meeting an outage that was already under way waits (<see cref="AfterAttempt"/>).
     /// </summary>
     public bool InOutage(string channelName) => _outages.ContainsKey(channelName);
 
@@ -102,6 +104,8 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// </summary>
     public TimeSpan? AfterAttempt(IMessageChannel channel, string lineId, SendOutcome outcome, bool outageBefore = false)
     {
+        if (outcome is SendOutcome.Sent or SendOutcome.Accepted or SendOutcome.Failed { Outage: false, ChannelCode: not null })
+            _outages.TryRemove(channel.Name, out _); // the channel answered: the outage is over
         if (outcome is SendOutcome.Sent or SendOutcome.Accepted)
         {
             bool cleared;
@@ -150,6 +154,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     }
 
     public static readonly ResiliencePropertyKey<string> MessageId = new("lineagent.message-id");
+
+    /// <summary>Set on the send whose attempt opened the circuit: only that one ends with its last failure when an outage refuses its retry.</summary>
+    public static readonly ResiliencePropertyKey<bool> OpenedTheCircuit = new("lineagent.opened-the-circuit");
 
     /// <summary>The last failed attempt of this send, set before each retry (see <see cref="Build"/>).</summary>
     public static readonly ResiliencePropertyKey<SendOutcome.Failed> LastFailure = new("lineagent.last-failure");
@@ -200,13 +207,13 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
             {
                 _openUntil[channel] = time.GetUtcNow() + args.BreakDuration;
                 _outages.TryAdd(channel, time.GetUtcNow());
+                args.Context.Properties.Set(OpenedTheCircuit, true);
                 log.LogWarning("Circuit of channel {Channel} opened for {Duration}: due messages wait as queued", channel, args.BreakDuration);
                 return default;
             },
             OnClosed = _ =>
             {
                 _openUntil.TryRemove(channel, out DateTimeOffset _);
-                _outages.TryRemove(channel, out DateTimeOffset _);
                 log.LogInformation("Circuit of channel {Channel} closed", channel);
                 return default;
             },

@@ -285,7 +285,10 @@ public sealed class Dispatcher(
             // The circuit opened before this attempt: nothing was handed over. When this message's own failed attempts
             // opened it (one recipient's server answering 4xx), it ends with its last failure: requeued, it would be the
             // half-open trial every time the circuit closed, and fail and reopen it, holding the channel for ever (a probe).
-            if (context.Properties.TryGetValue(ChannelResilience.LastFailure, out var last))
+            // Review: with two lines, a send in its retry backoff when the other line's attempt opened the circuit for an outage
+            // also ended failed; only the send whose attempt opened it does (the sender learns why), the others wait.
+            if (context.Properties.TryGetValue(ChannelResilience.LastFailure, out var last)
+                && (!last.Outage || context.Properties.TryGetValue(ChannelResilience.OpenedTheCircuit, out _)))
                 return last;
             return new SendOutcome.Failed(CircuitOpenCode, e.Message, ProvenNotSent: true);
         }

@@ -323,6 +323,35 @@ public sealed class CircuitBreakerTests
     }
 
     /// <summary>
+    /// Two lines each with an email in flight when the server goes away: their attempts interleave (each retry waits 2 s), the
+    /// second failure opens the circuit, and only the send whose attempt opened it fails; the other line's, refused by the
+    /// open circuit at its retry, waits (review: both failed, one per line).
+    /// </summary>
+    [Test]
+    public async Task AnOutageMetByTwoLinesAtOnce_ShouldFailOnlyTheSendWhoseAttemptOpenedTheCircuit()
+    {
+        using var dir = new TempDir();
+        int port;
+        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;   // a port with nobody listening now
+        var settings = new Dictionary<string, string?>
+        {
+            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None",
+            ["Lines:0:Id"] = "one", ["Lines:0:Email:From"] = "one@example.com", ["Lines:0:Pacing:Enabled"] = "false",
+            ["Lines:1:Id"] = "two", ["Lines:1:Email:From"] = "two@example.com", ["Lines:1:Pacing:Enabled"] = "false",
+            ["Agent:DryRun"] = "false", ["Resilience:MaxRetries"] = "1", ["Resilience:RetryBaseDelay"] = "00:00:02",
+            ["Resilience:MinimumThroughput"] = "2", ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = "00:01:00",
+        };
+        using var agent = new AgentFactory(settings: settings, systemClock: true);
+        using var api = agent.Api();
+        var answers = await Task.WhenAll(new[] { "one", "two" }.Select(line =>
+            api.SendMessageAsync(new { content = $"from {line}", recipientEmail = "ana@example.com", lineId = line })));
+        var codes = answers.Select(a => (int)a.StatusCode).Order().ToList();
+        var bodies = await Task.WhenAll(answers.Select(a => a.Content.ReadAsStringAsync()));
+        Assert.That(codes, Is.EqualTo(new[] { 202, 500 }), string.Join("\n", bodies));
+        Assert.That(bodies.Single(b => b.Contains("\"status\":500")), Does.Contain("smtp_unreachable"));
+    }
+
+    /// <summary>
     /// An SMTP server down for longer than a break: the message whose attempts opened the circuit fails with the reason
     /// (its sender learns why), and the ones held behind it wait through the trials after each break instead of failing in
     /// turn as each trial (review: an hour's outage failed one never-sent message a minute), then go out once it is back.
