@@ -112,12 +112,17 @@ internal static class BodyShapeProblems
                 return shape;
             var named = shape.Select(p => p.Field).ToHashSet(comparer);
             var more = (await validation.ValidateAsync(bound, context, ct))
-                .Where(p => !left.Contains(TopField(p.Field)) && !named.Contains(p.Field));
+                .Where(p => !left.Contains(TopField(p.Field)) && !named.Contains(p.Field)
+                    && !(validation.DependsOn.TryGetValue(p.Code, out var on) && on.Any(left.Contains)));
             return [.. shape, .. more];
         }
-        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException or NotSupportedException or ArgumentException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            return shape; // what the shape walk found stands
+            // Whatever it was (a database that refuses the lead lookup): what the shape walk found stands, rather than an
+            // exception out of the exception handler, which left an empty 400 (review).
+            context.RequestServices.GetService<ILoggerFactory>()?.CreateLogger(typeof(BodyShapeProblems))
+                .LogWarning(e, "The field checks of a body with problems of shape failed; only those are named");
+            return shape;
         }
     }
 

@@ -27,7 +27,9 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
 {
     public const int MaxContentLength = 10_000;
 
-    public async Task<Validated> ValidateAsync(SendMessageRequest r, CancellationToken ct)
+    /// <param name="fieldsOnly">Only the fields' own checks: no routing (which may wait for a channel's health check). Ok is
+    /// then an empty <see cref="Validated.Invalid"/>.</param>
+    public async Task<Validated> ValidateAsync(SendMessageRequest r, CancellationToken ct, bool fieldsOnly = false)
     {
         var problems = new List<FieldProblem>();
         Validated.NotFound? notFound = null;
@@ -95,6 +97,8 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         }
         if (notFound is not null)
             return notFound;
+        if (fieldsOnly)
+            return new Validated.Invalid([]);
 
         var type = requested == MessageType.Auto
             ? await router.ResolveAutoAsync(line!, phone, email, ct)

@@ -21,11 +21,15 @@ internal static class MessagesApi
         var g = app.MapGroup("/api/messages").WithTags("Messages");
         g.MapPost("/", Send).WithName("SendMessage")
             .WithMetadata(new FieldValidation<SendMessageRequest>(async (body, http, ct) =>
-                await http.RequestServices.GetRequiredService<MessageValidator>().ValidateAsync(body, ct) switch
+                await http.RequestServices.GetRequiredService<MessageValidator>().ValidateAsync(body, ct, fieldsOnly: true) switch
                 {
                     Validated.Invalid invalid => invalid.Problems,
                     Validated.NotFound nf => [new(nf.Code == "line_not_found" ? "lineId" : "leadId", nf.Code, nf.Detail)],
                     _ => [],
+                }, new Dictionary<string, string[]>
+                {
+                    ["missing_recipient"] = ["recipientPhone", "recipientEmail", "leadId", "type"],
+                    ["invalid_schedule"] = ["scheduledAt", "timeZone"],
                 }))
             .ProducesProblem(404).ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
             .WithSummary("Send a message")
@@ -48,7 +52,8 @@ internal static class MessagesApi
         g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies").WithSummary("List replies to a message")
             .WithDescription("Inbound messages matched to this message, oldest first.");
         g.MapPatch("/{id}", Update).WithName("UpdateMessage")
-            .WithMetadata(new FieldValidation<UpdateMessageRequest>((body, _, _) => Task.FromResult<IReadOnlyList<FieldProblem>>(UpdateProblems(body, out _)))).ProducesProblem(409).WithSummary("Edit a scheduled message")
+            .WithMetadata(new FieldValidation<UpdateMessageRequest>((body, _, _) => Task.FromResult<IReadOnlyList<FieldProblem>>(UpdateProblems(body, out _)),
+                new Dictionary<string, string[]> { ["missing_change"] = ["content", "scheduledAt"], ["invalid_schedule"] = ["scheduledAt", "timeZone"] })).ProducesProblem(409).WithSummary("Edit a scheduled message")
             .WithDescription("Changes `content` and/or `scheduledAt` of a `scheduled` message; 409 `not_scheduled` otherwise, and 409 " +
                 "`waiting_for_previous_step` for the time of a follow-up still waiting for its previous step. 400 `window_never_open` when " +
                 "the new time leaves the recipient's hours no moment inside the line's send window.");
