@@ -33,7 +33,7 @@ public sealed record BulkPreviewResponse(
     [property: Description("The line's zone: byDay counts days there.")] string TimeZone,
     [property: Description("Leads in the request.")] int Total,
     [property: Description("Leads that would get a message.")] int Sendable,
-    [property: Description("Leads that would be rejected (see each entry's error).")] int Rejected,
+    [property: Description("Leads that would be refused without a message (see each entry's error), as /bulk counts them: a suppressed lead gets a failed message, so it is neither sendable nor rejected.")] int Rejected,
     [property: Description("Messages already pending on the line, which go first where they are due first.")] int AlreadyQueued,
     [property: Description("The first estimated hand-off of any message the request would create (follow-ups included).")] DateTimeOffset? FirstSendAt,
     [property: Description("The last estimated hand-off of any message the request would create (follow-ups included).")] DateTimeOffset? LastSendAt,
@@ -71,7 +71,7 @@ public sealed class BulkPreview(BulkSend bulk, PacingSimulation simulation)
         var sends = plan.Rows.Where(r => MessageStatus.IsPending(r.Status)).Select(r => (Row: r, At: At(r))).ToList();
         var estimated = sends.Where(s => s.At is not null).Select(s => s.At!.Value).ToList();
         return new BulkPreviewResponse(
-            plan.Line.Id, result.Zone.Id, plan.Leads.Count, plan.Leads.Count(l => l.Error is null), plan.Leads.Count(l => l.Error is not null),
+            plan.Line.Id, result.Zone.Id, plan.Leads.Count, plan.Leads.Count(l => l.Error is null), plan.Leads.Count(l => l.Rows.Count == 0),
             result.AlreadyPending,
             estimated.Count > 0 ? estimated.Min() : null, estimated.Count > 0 ? estimated.Max() : null,
             sends.GroupBy(s => s.Row.Type).ToDictionary(g => g.Key, g => g.Count()),

@@ -38,10 +38,16 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         var dan = await Lead(new { firstName = "Dan", phone = "+12025550104", company = "Delta" });
         await (await Client.PostAsJsonAsync("/api/suppressions", new { address = "+12025550104", reason = "asked us to stop" })).ExpectAsync(HttpStatusCode.Created);
 
+        var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", new
+        {
+            leadIds = new[] { ana, bob, eve, cara, dan, "lead_missing" }, content = Template, batchId = "batch_spring",
+        })).ExpectAsync(HttpStatusCode.OK);
         var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
         {
             leadIds = new[] { ana, bob, eve, cara, dan, "lead_missing" }, content = Template, batchId = "batch_spring",
         })).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That((preview["sendable"]!.GetValue<int>(), preview["rejected"]!.GetValue<int>()), Is.EqualTo((3, 2)),
+            "the preview counts as the bulk does (review): suppressed Dan is neither sendable nor rejected");
 
         Assert.That(response.Str("batchId"), Is.EqualTo("batch_spring"));
         // Counted as the batch counts them: two leads refused without a message, one suppressed message stored `failed` (review:
