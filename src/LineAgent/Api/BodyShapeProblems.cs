@@ -46,12 +46,7 @@ internal static class BodyShapeProblems
             return null;
         try
         {
-            body.Position = 0;
-            using var document = await JsonDocument.ParseAsync(body, new JsonDocumentOptions
-            {
-                AllowTrailingCommas = options.AllowTrailingCommas, CommentHandling = options.ReadCommentHandling,
-                MaxDepth = options.MaxDepth == 0 ? 64 : options.MaxDepth,
-            }, ct);
+            using var document = await ReadAgainAsync(body, options, ct);
             var problems = new List<FieldProblem>();
             Walk(document.RootElement, type, null, options, problems);
             if (problems.Count > MaxProblems)
@@ -81,12 +76,7 @@ internal static class BodyShapeProblems
             return shape;
         try
         {
-            body.Position = 0;
-            using var document = await JsonDocument.ParseAsync(body, new JsonDocumentOptions
-            {
-                AllowTrailingCommas = options.AllowTrailingCommas, CommentHandling = options.ReadCommentHandling,
-                MaxDepth = options.MaxDepth == 0 ? 64 : options.MaxDepth,
-            }, ct);
+            using var document = await ReadAgainAsync(body, options, ct);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
                 return shape;
             var info = options.GetTypeInfo(validation.BodyType);
@@ -124,6 +114,17 @@ internal static class BodyShapeProblems
                 .LogWarning(e, "The field checks of a body with problems of shape failed; only those are named");
             return shape;
         }
+    }
+
+    /// <summary>The kept body from its start, read as the HTTP JSON options read it.</summary>
+    private static Task<JsonDocument> ReadAgainAsync(Stream body, JsonSerializerOptions options, CancellationToken ct)
+    {
+        body.Position = 0;
+        return JsonDocument.ParseAsync(body, new JsonDocumentOptions
+        {
+            AllowTrailingCommas = options.AllowTrailingCommas, CommentHandling = options.ReadCommentHandling,
+            MaxDepth = options.MaxDepth == 0 ? 64 : options.MaxDepth,
+        }, ct);
     }
 
     /// <summary>`followUps[0].after` → `followUps`.</summary>

@@ -288,19 +288,34 @@ public sealed class EmailChannelTests
 
 public sealed class CircuitBreakerTests
 {
+    /// <summary>
+    /// Settings for an SMTP server on a port with nobody listening now (a stand-in started there and stopped), one unpaced
+    /// line per id (From: id@example.com), and a circuit that opens after two failures of two attempts.
+    /// </summary>
+    private static Dictionary<string, string?> ServerDown(TempDir dir, out int port, int maxRetries, string retryBaseDelay, string breakDuration,
+        params string[] lines)
+    {
+        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;
+        var settings = new Dictionary<string, string?>
+        {
+            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None", ["Agent:DryRun"] = "false",
+            ["Resilience:MaxRetries"] = maxRetries.ToString(), ["Resilience:RetryBaseDelay"] = retryBaseDelay,
+            ["Resilience:MinimumThroughput"] = "2", ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = breakDuration,
+        };
+        for (var i = 0; i < lines.Length; i++)
+        {
+            settings[$"Lines:{i}:Id"] = lines[i];
+            settings[$"Lines:{i}:Email:From"] = $"{lines[i]}@example.com";
+            settings[$"Lines:{i}:Pacing:Enabled"] = "false";
+        }
+        return settings;
+    }
+
     [Test]
     public async Task RepeatedChannelFailures_ShouldOpenTheCircuit_HoldDueMessagesAsQueued_AndShowInLines()
     {
         using var dir = new TempDir();
-        int port;
-        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;   // a port with nobody listening now
-        var settings = new Dictionary<string, string?>
-        {
-            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None",
-            ["Lines:0:Id"] = "default", ["Lines:0:Email:From"] = "sales@example.com", ["Lines:0:Pacing:Enabled"] = "false",
-            ["Agent:DryRun"] = "false", ["Resilience:MaxRetries"] = "0", ["Resilience:MinimumThroughput"] = "2",
-            ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = "00:00:03",
-        };
+        var settings = ServerDown(dir, out var port, maxRetries: 0, retryBaseDelay: "00:00:02", breakDuration: "00:00:03", "default");
         using var agent = new AgentFactory(settings: settings, systemClock: true);
         using var api = agent.Api();
         for (var i = 0; i < 2; i++)
@@ -331,16 +346,7 @@ public sealed class CircuitBreakerTests
     public async Task AnOutageMetByTwoLinesAtOnce_ShouldFailOnlyTheSendWhoseAttemptOpenedTheCircuit()
     {
         using var dir = new TempDir();
-        int port;
-        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;   // a port with nobody listening now
-        var settings = new Dictionary<string, string?>
-        {
-            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None",
-            ["Lines:0:Id"] = "one", ["Lines:0:Email:From"] = "one@example.com", ["Lines:0:Pacing:Enabled"] = "false",
-            ["Lines:1:Id"] = "two", ["Lines:1:Email:From"] = "two@example.com", ["Lines:1:Pacing:Enabled"] = "false",
-            ["Agent:DryRun"] = "false", ["Resilience:MaxRetries"] = "1", ["Resilience:RetryBaseDelay"] = "00:00:02",
-            ["Resilience:MinimumThroughput"] = "2", ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = "00:01:00",
-        };
+        var settings = ServerDown(dir, out _, maxRetries: 1, retryBaseDelay: "00:00:02", breakDuration: "00:01:00", "one", "two");
         using var agent = new AgentFactory(settings: settings, systemClock: true);
         using var api = agent.Api();
         var answers = await Task.WhenAll(new[] { "one", "two" }.Select(line =>
@@ -360,15 +366,7 @@ public sealed class CircuitBreakerTests
     public async Task AnOutageLongerThanABreak_ShouldFailOnlyTheMessageThatFoundIt_AndTheRestGoOnceTheServerIsBack()
     {
         using var dir = new TempDir();
-        int port;
-        using (var probe = new SmtpStandIn(dir.File("probe"))) port = probe.Port;   // a port with nobody listening now
-        var settings = new Dictionary<string, string?>
-        {
-            ["Email:Smtp:Host"] = "127.0.0.1", ["Email:Smtp:Port"] = port.ToString(), ["Email:Smtp:Security"] = "None",
-            ["Lines:0:Id"] = "default", ["Lines:0:Email:From"] = "sales@example.com", ["Lines:0:Pacing:Enabled"] = "false",
-            ["Agent:DryRun"] = "false", ["Resilience:MaxRetries"] = "1", ["Resilience:RetryBaseDelay"] = "00:00:00.050",
-            ["Resilience:MinimumThroughput"] = "2", ["Resilience:FailureRatio"] = "0.5", ["Resilience:BreakDuration"] = "00:00:01",
-        };
+        var settings = ServerDown(dir, out var port, maxRetries: 1, retryBaseDelay: "00:00:00.050", breakDuration: "00:00:01", "default");
         using var agent = new AgentFactory(settings: settings, systemClock: true);
         using var api = agent.Api();
         var first = await (await api.SendMessageAsync(new { content = "finds the outage", recipientEmail = "ana@example.com" }))
