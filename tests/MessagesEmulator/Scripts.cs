@@ -34,8 +34,17 @@ public static partial class Scripts
     /// <summary>Runs a script call as osascript would: exit 0, 1 (execution error) or 2 (emulator problem, thrown).</summary>
     public static int Run(string home, byte[] rawScriptPath, byte[][] rawArgs, Stream stdout, Stream stderr)
     {
-        CallLog.Append(home, rawScriptPath, rawArgs);
-        var control = Control.Load(home);
+        // control.json is read before the call is logged: a test that waits for the call and then changes the control
+        // changes the next call, never this one (a CI failure: a recordOnly send read the next send's control and wrote a row).
+        Control control;
+        try
+        {
+            control = Control.Load(home);
+        }
+        finally
+        {
+            CallLog.Append(home, rawScriptPath, rawArgs);
+        }
         ChatDbDates.OffsetMs = control.Number("clockOffsetMs", negative: true) ?? 0;
         var path = Util.Clean(rawScriptPath);
         var args = new string[rawArgs.Length];
