@@ -109,14 +109,16 @@ public sealed partial class MessagesEndToEndTests
         using var api = agent.Api();
         for (var i = 0; i < 5; i++)
             _messages.Incoming("+12025550399", $"earlier {i}");
-        // The row is written 8 s after the script starts: chat.db is rebuilt (numbered from 1) in between, so the row gets a
+        // The row is written 12 s after the script starts: chat.db is rebuilt (numbered from 1) in between, so the row gets a
         // ROWID below the MAX(ROWID) the agent took before the send.
-        _messages.Control(new { sendDelayMs = 8000, confirmDelayMs = 50, deliverDelayMs = 50 });
+        _messages.Control(new { sendDelayMs = 12_000, confirmDelayMs = 50, deliverDelayMs = 50 });
         var answer = api.SendMessageAsync(new { content = "Your table is ready", type = "imessage", recipientPhone = "+12025550304" });
-        await Eventually.TrueAsync(() => _messages.Calls().Any(c => c.Script == "send.applescript"), "the send script started");
-        var seen = System.Diagnostics.Stopwatch.StartNew();
+        var call = await Eventually.ValueAsync(() => Task.FromResult(_messages.CallRecords().FirstOrDefault(c => c["script"]!.GetValue<string>() == "send.applescript")),
+            c => c is not null, "the send script started");
         Assert.That(_messages.Rebuild(keep: 0), Is.Zero);
-        Assert.That(seen.Elapsed, Is.LessThan(TimeSpan.FromSeconds(7)), "the rebuild came after the script could have written its row");
+        // Timed from the call itself (logged before its sendDelayMs), not from when this test noticed it.
+        var started = DateTimeOffset.UnixEpoch + TimeSpan.FromSeconds(call!["t"]!.GetValue<double>());
+        Assert.That(DateTimeOffset.UtcNow - started, Is.LessThan(TimeSpan.FromSeconds(11)), "the rebuild came before the script could have written its row");
 
         var m = await (await answer).ExpectAsync(HttpStatusCode.Created);
         var sent = await Until(api, m.Str("id"), x => x.Str("status") != "sending", "settled");

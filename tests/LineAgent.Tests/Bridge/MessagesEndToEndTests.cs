@@ -125,7 +125,8 @@ public sealed partial class MessagesEndToEndTests
     {
         using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
         using var api = agent.Api();
-        _messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 2500 });
+        // Well after the 1 s deadline, which starts only once the script has exited (a loaded machine takes a while).
+        _messages.Control(new { nonImessage = new[] { "+12025550199" }, confirmDelayMs = 6000 });
 
         var problem = await (await api.SendMessageAsync(new { content = "Are you free Friday?", type = "imessage", recipientPhone = "+12025550199" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
@@ -504,7 +505,8 @@ public sealed partial class MessagesEndToEndTests
     {
         using var agent = Agent(scriptTimeout: TimeSpan.FromSeconds(60));
         using var api = agent.Api();
-        _messages.Control(new { hang = "status", confirmDelayMs = 100 });
+        // Hung until the agent kills it (the script's own 20 s `with timeout` would end it sooner: the window below).
+        _messages.Control(new { hang = "status", hangMaxMs = 120_000, confirmDelayMs = 100 });
 
         var m = await (await api.SendMessageAsync(new { content = "Running late", recipientPhone = "+12025550144" }))
             .ExpectAsync(HttpStatusCode.Created);
@@ -706,7 +708,7 @@ public sealed partial class MessagesEndToEndTests
         using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
         using var api = agent.Api();
         // The row is there at once, but Messages marks it sent only after the agent's confirmation deadline.
-        _messages.Control(new { confirmDelayMs = 2500 });
+        _messages.Control(new { confirmDelayMs = 6000 });
 
         var problem = await (await api.SendMessageAsync(new { content = "slow Messages", recipientPhone = "+12025550199" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
@@ -779,7 +781,10 @@ public sealed partial class MessagesEndToEndTests
     {
         using var dataDir = new TempDir();
         _messages = new MessagesEmulator(_dir.File("messages"));
-        var args = AgentProcess.Args(_messages.Settings(confirmTimeout: TimeSpan.FromSeconds(90), scriptTimeout: TimeSpan.FromSeconds(60)));
+        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(90), scriptTimeout: TimeSpan.FromSeconds(60));
+        // The sends in flight must not be answered (202 sending after Api:SendWaitSeconds) before the kill on a slow machine.
+        settings["Api:SendWaitSeconds"] = "600";
+        var args = AgentProcess.Args(settings);
         const string phone = "+12025550911";
         string earlier, later;
         using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
@@ -839,6 +844,7 @@ public sealed partial class MessagesEndToEndTests
         var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(3), scriptTimeout: TimeSpan.FromSeconds(60));
         settings["Lines:1:Id"] = "second";
         settings["Lines:1:Pacing:Enabled"] = "false";
+        settings["Api:SendWaitSeconds"] = "600";
         var args = AgentProcess.Args(settings);
         string waiting;
         using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))

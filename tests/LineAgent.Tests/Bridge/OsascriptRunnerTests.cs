@@ -72,7 +72,8 @@ public sealed class OsascriptRunnerTests
         var fake = Fake($"echo LINEAGENT:SENDING >&2; sleep 300 & echo $! > '{pidFile}'; wait");
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
-        var result = await new OsascriptRunner(fake, TimeSpan.FromMilliseconds(500)).RunAsync("/x/send.applescript", []);
+        // Long enough for a loaded machine to start sh, write the marker and the pid file before the kill.
+        var result = await new OsascriptRunner(fake, TimeSpan.FromSeconds(3)).RunAsync("/x/send.applescript", []);
 
         Assert.That(result.TimedOut, Is.True);
         Assert.That(result.ErrorKind, Is.EqualTo(OsaErrorKind.TimedOut));

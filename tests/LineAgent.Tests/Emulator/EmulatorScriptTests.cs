@@ -263,10 +263,10 @@ public sealed class EmulatorScriptTests() : EmulatorTest(26)
     [Test]
     public async Task Send_ShouldReleaseTheCallersPipesAtOnce_WhileTheTimelineRuns()
     {
-        Emu.Control(new { confirmDelayMs = 2500, deliverDelayMs = 50 });
+        Emu.Control(new { confirmDelayMs = 8000, deliverDelayMs = 50 });
         var (run, elapsed) = await TimedAsync(() => SendAsync("iMessage", "+12025550999", "pipes"));
         Assert.That(run, Is.EqualTo(new ScriptRun(0, "", Sending)));
-        Assert.That(elapsed, Is.LessThan(TimeSpan.FromSeconds(2)), "stdout/stderr reached EOF without waiting for the timeline");
+        Assert.That(elapsed, Is.LessThan(TimeSpan.FromSeconds(4)), "stdout/stderr reached EOF without waiting for the timeline");
         Assert.That(Emu.Query("SELECT is_sent FROM message"), Is.EqualTo("0"), "not sent yet: the caller did not wait for it");
         await WaitForAsync("SELECT is_sent, is_delivered FROM message", "1|1", "the late confirmation still happens");
     }
@@ -283,12 +283,12 @@ public sealed class EmulatorScriptTests() : EmulatorTest(26)
     [Test]
     public async Task ConsentPrompt_ShouldHoldOnlyTheFirstCalls_AfterControlIsWritten()
     {
-        Emu.Control(new { consentPromptMs = 1500 });
+        Emu.Control(new { consentPromptMs = 3000 });
         var (first, firstTook) = await TimedAsync(StatusAsync);
         var (second, secondTook) = await TimedAsync(StatusAsync);
         Assert.That((first.ExitCode, second.ExitCode), Is.EqualTo((0, 0)));
-        Assert.That(firstTook, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(1500)));
-        Assert.That(secondTook, Is.LessThan(firstTook - TimeSpan.FromMilliseconds(700)), "consentCount defaults to 1");
+        Assert.That(firstTook, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(3000)));
+        Assert.That(secondTook, Is.LessThan(firstTook - TimeSpan.FromMilliseconds(1500)), "consentCount defaults to 1");
 
         Emu.Control(new { consentPromptMs = 600, consentCount = 2, confirmDelayMs = 20, deliverDelayMs = 20 });
         Assert.That((await TimedAsync(() => SendAsync("iMessage", R, "1"))).Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(600)));

@@ -82,9 +82,12 @@ public sealed class TwilioStandIn : IAsyncDisposable
     private async Task<IResult> CreateAsync(string sid, HttpContext http)
     {
         var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
-        Requests.Enqueue(new Request("POST", http.Request.Path, http.Request.Headers.Authorization, form));
+        // Its answer to the credentials is decided before the request is logged: a test that sees the request and then
+        // changes TokenRevoked changes the next answer, not this one.
         var expected = "Basic " + Convert.ToBase64String(Encoding.ASCII.GetBytes($"{Sid}:{Token}"));
-        if (sid != Sid || http.Request.Headers.Authorization != expected || TokenRevoked)
+        var refused = sid != Sid || http.Request.Headers.Authorization != expected || TokenRevoked;
+        Requests.Enqueue(new Request("POST", http.Request.Path, http.Request.Headers.Authorization, form));
+        if (refused)
             return Error(401, 20003, "Authenticate");
         var to = form.GetValueOrDefault("To");
         switch (to)
