@@ -34,18 +34,27 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
 
     public PacingJitter Jitter { get; } = jitter ?? new PacingJitter();
 
-    public bool Applies(LineOptions line, string type) =>
-        line.Pacing.Enabled && (agent.Value.DryRunPacing || !router.Resolve(line, type).Capabilities.IsDryRun);
+    public bool Applies(LineOptions line, string type) => line.Pacing.Enabled && Counts(line, type);
+
+    /// <summary>
+    /// Whether the line's sends of <paramref name="type"/> reach an account that pacing protects (every channel but the
+    /// dry-run outbox, unless Agent:DryRunPacing): then each hand-off records whether it opened a new conversation, also
+    /// while the line is not paced, so pacing turned on later that day counts what already went out.
+    /// </summary>
+    private bool Counts(LineOptions line, string type) => agent.Value.DryRunPacing || !router.Resolve(line, type).Capabilities.IsDryRun;
 
     public async Task<PacingDecision> CheckAsync(LineOptions line, MessageRow message, DateTimeOffset now, CancellationToken ct)
     {
-        var paced = Applies(line, message.Type);
+        var counts = Counts(line, message.Type);
+        var paced = line.Pacing.Enabled && counts;
         var recipient = PacingRules.RecipientHours(line, message, paced);
+        // Asked before the early return below: an unpaced line's first message to an address was recorded as no new
+        // conversation, so its newConversationsToday stayed 0, and a restart with pacing on started that day's cap from 0.
+        var isNew = counts && !await KnownAsync(line.Id, message, ct);
         if (!paced && recipient is null)
-            return PacingDecision.Go;
+            return isNew ? new PacingDecision(null, NewConversation: true) : PacingDecision.Go;
         var rules = PacingRules.For(line, paced);
         var history = paced ? await HistoryAsync(line.Id, PacingRules.HistorySince(now, rules.Zone), ct) : [];
-        var isNew = paced && !await KnownAsync(line.Id, message, ct);
         var decision = rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(message.Id, line.Pacing.Jitter), recipient), now);
         // Held for its recipient's hours: if they never meet the line's window (a line's window changed, a reschedule into
         // another season), holding again and again would keep it for ever; it fails with the reason instead.

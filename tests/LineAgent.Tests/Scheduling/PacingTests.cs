@@ -9,7 +9,7 @@ namespace LineAgent.Tests.Scheduling;
 /// <summary>Per-line pacing with FakeTimeProvider, through the API, on the dry-run outbox with Agent:DryRunPacing.</summary>
 public sealed class PacingTests
 {
-    private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing)
+    private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing, TempDir? dir = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -26,7 +26,7 @@ public sealed class PacingTests
         };
         foreach (var (k, v) in pacing)
             settings["Lines:0:Pacing:" + k] = v;
-        return new AgentFactory(time: new FakeTimeProvider(start), settings: settings);
+        return new AgentFactory(dir, time: new FakeTimeProvider(start), settings: settings);
     }
 
     private static object To(string phone, string content = "hi", DateTimeOffset? at = null) =>
@@ -124,6 +124,35 @@ public sealed class PacingTests
         Assert.That(toAnaAgain.Str("status"), Is.EqualTo("sent"), "an existing conversation is not held by the new-conversation cap");
         var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
         Assert.That(usage["newConversationsToday"]!.GetValue<int>(), Is.EqualTo(1));
+    }
+
+    /// <summary>
+    /// A line that is not paced still records which sends opened a conversation: turned on later that day (a restart), the
+    /// new-conversation cap counts them. Before, an unpaced line recorded none (newConversationsToday 0), and the cap
+    /// started from 0.
+    /// </summary>
+    [Test]
+    public async Task AnUnpacedLine_ShouldCountItsNewConversations_SoPacingTurnedOnLaterThatDayKnowsThem()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var dir = new TempDir();
+        using (var unpaced = Agent(t0, new() { ["Enabled"] = "false", ["MaxNewConversationsPerDay"] = "2" }, dir))
+        {
+            using var api = unpaced.Api();
+            foreach (var (phone, text) in new[] { ("+12025550101", "to Ana"), ("+12025550101", "to Ana again"), ("+12025550102", "to Bob") })
+                Assert.That((await (await api.SendMessageAsync(To(phone, text))).ExpectAsync(HttpStatusCode.Created)).Str("status"), Is.EqualTo("sent"));
+            var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
+            Assert.That((usage["pacingEnabled"]!.GetValue<bool>(), usage["sentToday"]!.GetValue<int>(), usage["newConversationsToday"]!.GetValue<int>()),
+                Is.EqualTo((false, 3, 2)), usage.ToJsonString());
+        }
+
+        using var paced = Agent(t0.AddMinutes(5), new() { ["MaxNewConversationsPerDay"] = "2" }, dir);
+        using var pacedApi = paced.Api();
+        var toCarol = await (await pacedApi.SendMessageAsync(To("+12025550103", "to Carol"))).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That((toCarol.Str("status"), DateTimeOffset.Parse(toCarol.Str("notBefore"))),
+            Is.EqualTo(("queued", new DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero))), toCarol.ToJsonString());
+        var toBob = await (await pacedApi.SendMessageAsync(To("+12025550102", "to Bob again"))).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(toBob.Str("status"), Is.EqualTo("sent"), "Bob's conversation is known");
     }
 
     [TestCase("2027-03-13T23:00:00Z", "2027-03-14T13:00:00Z", TestName = "Window_ShouldOpenAt9InNewYork_AcrossTheSpringDstChange")]
