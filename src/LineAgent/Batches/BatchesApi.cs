@@ -17,7 +17,8 @@ internal static class BatchesApi
 {
     public static IEndpointRouteBuilder MapBatches(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/messages/bulk", Bulk).WithTags("Batches").WithName("SendBulk").ProducesProblem(404).AcceptsIdempotencyKey()
+        app.MapPost("/api/messages/bulk", Bulk).WithTags("Batches").WithName("SendBulk").WithMetadata(BulkSend.FieldValidation)
+            .ProducesProblem(404).AcceptsIdempotencyKey()
             .WithSummary("Send to many leads")
             .WithDescription("Renders `content` for each lead (`leadIds` or `leadFilter`) and stores one message per lead in one batch; " +
                 "answers 202 once all are stored, and sending goes on per line, paced. A lead that cannot be sent gets a rejected entry with the reason.");

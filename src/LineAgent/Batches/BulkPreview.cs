@@ -86,7 +86,7 @@ internal static class BulkPreviewApi
     public static IEndpointRouteBuilder MapBulkPreview(this IEndpointRouteBuilder app)
     {
         app.MapPost("/api/messages/bulk/preview", Preview).WithTags("Batches").WithName("PreviewBulk")
-            .ProducesProblem(404)
+            .WithMetadata(BulkSend.FieldValidation).ProducesProblem(404)
             .WithSummary("Preview a bulk send")
             .WithDescription("What /bulk would do with this body, and when each message would go (the line's pacer, simulated); stores and sends nothing.");
         return app;

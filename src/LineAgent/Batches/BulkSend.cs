@@ -150,8 +150,31 @@ public sealed class BulkSend(
             await PlanPartAsync(p, start, ct);
     }
 
-    /// <summary>Validation, the lead ids (a filter is searched here), the line's usable types, the compiled templates.</summary>
-    private async Task<Preparation> PrepareAsync(BulkRequest r, CancellationToken ct)
+    /// <summary>The request's own checks (no lead is read): its problems, an unknown line, and what they read.</summary>
+    private sealed record Checked(List<FieldProblem> Problems, Validated.NotFound? NotFound, LineOptions? Line, string Requested,
+        DateTimeOffset? ScheduledAt, SequenceFields Sequence);
+
+    /// <summary>
+    /// Every problem of the request's fields, an unknown line among them: what a 400 about a body with problems of shape
+    /// (a wrong type, an unknown field) also names (<see cref="IFieldValidation"/> on /bulk and /bulk/preview).
+    /// </summary>
+    internal IReadOnlyList<FieldProblem> FieldProblems(BulkRequest r)
+    {
+        var c = Check(r);
+        return c.NotFound is { } nf && c.Problems.Count == 0 ? [new("lineId", nf.Code, nf.Detail)] : c.Problems;
+    }
+
+    /// <summary>What a body with problems of shape is still checked for (<see cref="FieldProblems"/>).</summary>
+    internal static IFieldValidation FieldValidation { get; } = new FieldValidation<BulkRequest>(
+        (body, http, _) => Task.FromResult(http.RequestServices.GetRequiredService<BulkSend>().FieldProblems(body)),
+        new Dictionary<string, string[]>
+        {
+            ["missing_leads"] = ["leadIds", "leadFilter"],
+            ["invalid_schedule"] = ["scheduledAt", "timeZone"],
+            [UnavailableChannel.Code] = ["lineId", "type"],
+        });
+
+    private Checked Check(BulkRequest r)
     {
         var problems = new List<FieldProblem>();
         Validated.NotFound? notFound = null;
@@ -182,13 +205,19 @@ public sealed class BulkSend(
         if (line is not null && requested != MessageType.Auto && MessageType.Requestable.Contains(requested)
             && channels.Resolve(line, requested) is UnavailableChannel u)
             problems.Add(new("type", UnavailableChannel.Code, $"Line '{line.Id}' cannot send {requested}: {u.Reason}"));
+        // An unknown line among other problems is named with them (review: it was dropped from the 400).
+        if (problems.Count > 0 && notFound is not null)
+            problems.Add(new("lineId", notFound.Code, notFound.Detail));
+        return new Checked(problems, notFound, line, requested, scheduledAt, sequence);
+    }
+
+    /// <summary>Validation, the lead ids (a filter is searched here), the line's usable types, the compiled templates.</summary>
+    private async Task<Preparation> PrepareAsync(BulkRequest r, CancellationToken ct)
+    {
+        var (problems, notFound, line, requested, scheduledAt, sequence) = Check(r);
+        var hasIds = r.LeadIds is { Count: > 0 };
         if (problems.Count > 0)
-        {
-            // An unknown line among other problems is named with them (review: it was dropped from the 400).
-            if (notFound is not null)
-                problems.Add(new("lineId", notFound.Code, notFound.Detail));
             return new Refused(new BulkPlanOutcome.Invalid(problems));
-        }
         if (notFound is not null)
             return new Refused(new BulkPlanOutcome.NotFound(notFound.Code, notFound.Detail));
 
