@@ -298,9 +298,17 @@ public static class ClientCommands
         WindowOption? hours = null;
         if (result.GetValue(window) is { } w)
         {
-            if (w.Split('-', StringSplitOptions.TrimEntries) is not [{ Length: > 0 } from, { Length: > 0 } to])
+            // Checked here as the agent checks it, so that the answer speaks of this option, not of the API's JSON
+            // ({"from": "09:00", "to": "20:00"}).
+            if (w.Split('-', StringSplitOptions.TrimEntries) is not [{ Length: > 0 } from, { Length: > 0 } to]
+                || !Scheduling.SendWindow.TryParse(from, out var start) || !Scheduling.SendWindow.TryParse(to, out var end))
             {
-                Console.Error.WriteLine($"--recipient-window '{w}': give FROM-TO as HH:mm-HH:mm, e.g. 09:00-20:00.");
+                Console.Error.WriteLine($"--recipient-window '{w}': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00.");
+                return false;
+            }
+            if (start == end)
+            {
+                Console.Error.WriteLine($"--recipient-window '{w}': FROM and TO are equal; give the hours the recipient may be written to.");
                 return false;
             }
             hours = new WindowOption(from, to);

@@ -155,8 +155,11 @@ public sealed class FollowUpCliTests
             (["--follow-up", "2d=Any news?"], "--follow-up '2d=Any news?': '2d' is not an ISO 8601 duration such as P2D, PT4H or P1DT12H."),
             (["--follow-up", "P1M=Any news?"], "--follow-up 'P1M=Any news?': 'P1M' uses years or months, which have no fixed length; give days (e.g. P30D)."),
             (["--follow-up", "P1D=ok", "--follow-up", "PT4H="], "--follow-up 'PT4H=': the text after '=' is empty."),
-            (["--recipient-window", "0900"], "--recipient-window '0900': give FROM-TO as HH:mm-HH:mm, e.g. 09:00-20:00."),
-            (["--recipient-window", "9-5pm"], "HTTP 400 invalid_window: --recipient-window needs from and to as HH:mm"), // the agent's own check
+            (["--recipient-window", "0900"], "--recipient-window '0900': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00."),
+            // Checked by the command as the agent checks it: it answered with the API's JSON form, {"from": "09:00", "to": "20:00"}.
+            (["--recipient-window", "9-5pm"], "--recipient-window '9-5pm': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00."),
+            (["--recipient-window", "09:00-24:00"], "--recipient-window '09:00-24:00': give FROM-TO as HH:mm-HH:mm"),
+            (["--recipient-window", "09:00-09:00"], "--recipient-window '09:00-09:00': FROM and TO are equal"),
         };
         foreach (var (options, error) in cases)
         {
