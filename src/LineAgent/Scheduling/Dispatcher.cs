@@ -159,6 +159,9 @@ public sealed class Dispatcher(
         var candidates = due.Take(parallel).ToList();
         var suppressed = await suppressions.SuppressedAmongAsync(candidates.Select(m => m.Recipient), ct);
         var sends = new List<Task>(candidates.Count);
+        // Sends started together are each checked before the others' hand-offs are written: two to one new address (two
+        // leads sharing a phone) would each count as a new conversation (review).
+        var opened = new HashSet<(string?, string?)>();
         try
         {
             foreach (var m in candidates)
@@ -180,7 +183,8 @@ public sealed class Dispatcher(
                 var refused = suppressed.Contains(m.Recipient)
                     ? new SendOutcome.Failed(FailureCodes.Suppressed, $"{m.Recipient} opted out (suppression list); nothing was sent.", ProvenNotSent: true)
                     : decision.Never is { } never ? new SendOutcome.Failed(FailureCodes.WindowNeverOpen, never, ProvenNotSent: true) : null;
-                sends.Add(SendAsync(line, m, channel, decision.NewConversation, refused, ct));
+                var newConversation = decision.NewConversation && opened.Add(PacingRules.ConversationKey(m.Type, m.RecipientPhone, m.RecipientEmail));
+                sends.Add(SendAsync(line, m, channel, newConversation, refused, ct));
             }
         }
         finally

@@ -26,10 +26,10 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         """;
 
     internal const string KnownAddress = """
-        SELECT COUNT(*) FROM messages
+        SELECT EXISTS (SELECT 1 FROM messages
         WHERE +line_id = @LineId AND direction = 'outbound' AND id <> @Id
           AND ((@Phone IS NOT NULL AND recipient_phone = @Phone AND handed_at IS NOT NULL)
-            OR (@Email IS NOT NULL AND recipient_email = @Email AND handed_at IS NOT NULL))
+            OR (@Email IS NOT NULL AND recipient_email = @Email AND handed_at IS NOT NULL)))
         """;
 
     public PacingJitter Jitter { get; } = jitter ?? new PacingJitter();

@@ -202,6 +202,9 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         }), all.ToJsonString());
         var leadIds = await Refused("""{"leadIds":"lead_x","content":"Hi","scheduledAt":"2030-01-01T09:00","timeZone":3}""");
         Assert.That(leadIds.ProblemFields(), Is.EquivalentTo(new[] { "leadIds", "timeZone" }), "no missing_leads, no invalid_schedule: " + leadIds.ToJsonString());
+        // missing_leads is named on leadIds: with leadFilter left out for its shape, it follows from that alone.
+        var filter = await Refused("""{"leadFilter":"vip","content":"Hi"}""");
+        Assert.That(filter.ProblemFields(), Is.EqualTo(new[] { "leadFilter" }), filter.ToJsonString());
         Assert.That((await Client.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty);
     }
 

@@ -155,6 +155,26 @@ public sealed class PacingTests
         Assert.That(toBob.Str("status"), Is.EqualTo("sent"), "Bob's conversation is known");
     }
 
+    /// <summary>
+    /// Sends started together on an unpaced line (up to 16 on the dry-run outbox) are checked before each other's hand-offs
+    /// are written: two messages to one new address (two leads sharing a phone) counted as two new conversations (review).
+    /// </summary>
+    [Test]
+    public async Task TwoMessagesToOneNewAddress_SentTogether_ShouldOpenOneConversation()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["Enabled"] = "false" });
+        using var api = agent.Api();
+        var ids = new List<string>();
+        foreach (var (phone, text) in new[] { ("+12025550101", "one"), ("+12025550101", "two"), ("+12025550102", "three") })
+            ids.Add((await (await api.SendMessageAsync(To(phone, text, t0.AddMinutes(1)))).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        await agent.AdvanceToAsync(t0.AddMinutes(1));
+        await Eventually.TrueAsync(() => ids.All(id => agent.OutboxFileCount(id) == 1), "all three sent");
+        var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
+        Assert.That((usage["sentToday"]!.GetValue<int>(), usage["newConversationsToday"]!.GetValue<int>()), Is.EqualTo((3, 2)), usage.ToJsonString());
+    }
+
     [TestCase("2027-03-13T23:00:00Z", "2027-03-14T13:00:00Z", TestName = "Window_ShouldOpenAt9InNewYork_AcrossTheSpringDstChange")]
     [TestCase("2027-11-06T22:00:00Z", "2027-11-07T14:00:00Z", TestName = "Window_ShouldOpenAt9InNewYork_AcrossTheAutumnDstChange")]
     [TestCase("2027-03-12T23:00:00Z", "2027-03-15T13:00:00Z", TestName = "Window_ShouldSkipDaysThatAreNotAllowed")]
