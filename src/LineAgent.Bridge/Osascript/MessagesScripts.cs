@@ -26,6 +26,9 @@ public sealed record BridgeSendResult(OsascriptResult Last, int Attempts, bool R
 
     /// <summary>The iMessage account's connection status after a restart (connected, connecting, disconnected), if restarted.</summary>
     public string? StatusAfterRestart { get; init; }
+
+    /// <summary>Why the send was not tried again after the restart (the caller's check before a retry), if it was not.</summary>
+    public string? RetryWithheld { get; init; }
 }
 
 /// <summary>
@@ -54,9 +57,11 @@ public sealed class MessagesScripts(OsascriptRunner runner, string scriptsDir)
     /// <summary>
     /// Asks Messages to send. When Messages is wedged (-1712, our hard timeout) or went away mid-call (-600/-609),
     /// it is restarted once, and the send is retried only if the first attempt provably did not reach `send`
-    /// (its marker is absent) and the account is connected again.
+    /// (its marker is absent) and the account is connected again, and <paramref name="beforeRetry"/> gives no reason not to
+    /// (the recipient may have opted out while the first attempt hung).
     /// </summary>
-    public async Task<BridgeSendResult> SendAsync(string serviceType, string recipient, string text, CancellationToken ct)
+    public async Task<BridgeSendResult> SendAsync(string serviceType, string recipient, string text, CancellationToken ct,
+        Func<CancellationToken, Task<string?>>? beforeRetry = null)
     {
         if (!ServiceTypes.Contains(serviceType, StringComparer.Ordinal))
             throw new ArgumentOutOfRangeException(nameof(serviceType), serviceType, "iMessage, SMS or RCS");
@@ -71,6 +76,8 @@ public sealed class MessagesScripts(OsascriptRunner runner, string scriptsDir)
             return new BridgeSendResult(first, 1, true) { ProvenNotSent = false, StatusAfterRestart = status };
         if (status != "connected")
             return new BridgeSendResult(first, 1, true) { ProvenNotSent = true, StatusAfterRestart = status };
+        if (beforeRetry is not null && await beforeRetry(ct) is { } withheld)
+            return new BridgeSendResult(first, 1, true) { ProvenNotSent = true, StatusAfterRestart = status, RetryWithheld = withheld };
         var second = await runner.RunAsync(ScriptPath(Send), [serviceType, recipient, text], ct);
         return new BridgeSendResult(second, 2, true) { ProvenNotSent = !second.Succeeded && !second.ReachedSend, StatusAfterRestart = status };
     }

@@ -210,6 +210,19 @@ public sealed class MessageLifecycle
         }, detail: $"cancelled: {address} replied ({reply.Id})");
     }
 
+    /// <summary>
+    /// Transition reply-cancel of one stop-on-reply message that its recipient's reply <paramref name="replyId"/> found
+    /// not pending (it was being sent; see <see cref="MessageSql.ReplySince"/>), now back in the queue: → cancelled `replied`.
+    /// </summary>
+    public Task<MessageRow?> CancelRepliedAsync(MessageRow m, string replyId, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write(s => store.Transition(s, Transitions.ReplyCancel, MessageSql.CancelReplied, new
+        {
+            m.Id, Now = now, Message = $"{m.Recipient} replied ({replyId}) while this message was being sent; stopOnReply cancelled it before it went out.",
+        }, detail: $"cancelled: {m.Recipient} replied ({replyId})"), ct);
+    }
+
     /// <summary>The API stops a sequence: its pending steps → cancelled.</summary>
     public Task<IReadOnlyList<MessageRow>> CancelSequenceAsync(string sequenceId, string detail, CancellationToken ct = default)
     {

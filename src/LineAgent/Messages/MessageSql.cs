@@ -111,6 +111,26 @@ public static class MessageSql
 
     public const string SequenceSteps = "SELECT * FROM messages WHERE sequence_id = @SequenceId ORDER BY sequence_step, seq";
 
+    /// <summary>
+    /// The newest reply from a message's recipient sent after @Since (its creation): the reply that would have cancelled it
+    /// had it been pending then (<see cref="CancelOnReply"/>). A message being sent when the reply came (its script hung and
+    /// Messages was restarted, or it was deferred and came back to the queue) is not pending, and went out afterwards (review).
+    /// </summary>
+    public const string ReplySince = """
+        SELECT id FROM messages
+        WHERE ((recipient_phone = @Phone AND direction = 'inbound') OR (recipient_email = @Email AND direction = 'inbound'))
+          AND sent_at > @Since
+        ORDER BY sent_at DESC LIMIT 1
+        """;
+
+    /// <summary>One stop-on-reply message that a reply found not pending (see <see cref="ReplySince"/>) → cancelled `replied`.</summary>
+    public const string CancelReplied = """
+        UPDATE messages
+        SET status = 'cancelled', not_before = NULL, error_code = 'replied', error_message = @Message, updated_at = @Now
+        WHERE id = @Id AND stop_on_reply = 1 AND status IN ('scheduled','queued')
+        RETURNING *
+        """;
+
     // ---- dispatcher ----
 
     /// <summary>The next message this line may take, by due time then acceptance order.</summary>

@@ -23,6 +23,14 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
         return await c.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(MessageSql.GetById, new { Id = id }, cancellationToken: ct));
     }
 
+    /// <summary>The id of the newest reply from <paramref name="m"/>'s recipient since it was created (<see cref="MessageSql.ReplySince"/>); null when none.</summary>
+    public async Task<string?> ReplySinceAsync(MessageRow m, CancellationToken ct = default)
+    {
+        await using var c = await db.OpenAsync(ct);
+        return await c.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(MessageSql.ReplySince,
+            new { Phone = m.RecipientPhone, Email = m.RecipientEmail, Since = m.CreatedAt }, cancellationToken: ct));
+    }
+
     public async Task<IReadOnlyList<MessageEventRow>> EventsAsync(string id, CancellationToken ct = default)
     {
         await using var c = await db.OpenAsync(ct);

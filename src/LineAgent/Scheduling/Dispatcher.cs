@@ -168,6 +168,13 @@ public sealed class Dispatcher(
             {
                 if (sends.Count > 0 && (!ReferenceEquals(router.Resolve(line, m.Type), channel) || pacer.Applies(line, m.Type)))
                     break;
+                // A reply cancels pending stop-on-reply messages as it is taken in; one being sent then (deferred, or its
+                // script retried after Messages was restarted) came back to the queue uncancelled (review).
+                if (m.StopOnReply && await Store.ReplySinceAsync(m, ct) is { } replyId)
+                {
+                    await lifecycle.CancelRepliedAsync(m, replyId, ct);
+                    continue;
+                }
                 var decision = await pacer.CheckAsync(line, m, now, ct);
                 if (decision.Hold is { } hold)
                 {
@@ -222,7 +229,7 @@ public sealed class Dispatcher(
         // From the hand-off on, this send is finished even if the agent is stopping: not the stopping token.
         var outageBefore = resilience.InOutage(channel.Name);
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim,
-            (baseline, token) => lifecycle.KeepScriptBaselineAsync(claimed.Id, claim, baseline, token)));
+            (baseline, token) => lifecycle.KeepScriptBaselineAsync(claimed.Id, claim, baseline, token), token => WhyNotNowAsync(claimed, token)));
         // A settings fault met again (a refused login), or an outage that was already under way: this one waits with the rest
         // instead of failing (ChannelResilience.AfterAttempt).
         if (resilience.AfterAttempt(channel, line.Id, outcome, outageBefore) is { } wait)
@@ -234,6 +241,14 @@ public sealed class Dispatcher(
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with
         // the channel (never a blind resend).
         Track(RecordThenTellAsync(claimed, claim, channel, outcome));
+    }
+
+    /// <summary>What the dispatcher checked before the hand-off, asked again before a channel's second try (<see cref="SendRequest.WhyNotNow"/>).</summary>
+    private async Task<string?> WhyNotNowAsync(MessageRow m, CancellationToken ct)
+    {
+        if ((await suppressions.SuppressedAmongAsync([m.Recipient], ct)).Count > 0)
+            return $"{m.Recipient} opted out (suppression list)";
+        return m.StopOnReply && await Store.ReplySinceAsync(m, ct) is { } replyId ? $"{m.Recipient} replied ({replyId}) and the message stops on a reply" : null;
     }
 
     /// <summary>

@@ -287,6 +287,38 @@ public sealed partial class MessagesEndToEndTests
             Is.EqualTo(new[] { "send.applescript", "restart-messages.applescript", "send.applescript" }));
     }
 
+    /// <summary>
+    /// The recipient opts out (STOP), or answers a stop-on-reply message, while its script hangs before `send`: Messages is
+    /// restarted and the send is not tried again; it fails `suppressed` or is cancelled `replied`, and nothing is sent. Before,
+    /// the retry after the restart skipped the checks the dispatcher made before the hand-off, and the message went out to a
+    /// number that had just replied STOP (black-box probe).
+    /// </summary>
+    [TestCase("STOP", false, "failed", "suppressed")]
+    [TestCase("no thanks", true, "cancelled", "replied")]
+    public async Task AReplyWhileTheScriptHangsBeforeSend_ShouldStopTheRetryAfterTheRestart(string reply, bool stopOnReply, string status, string code)
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        const string phone = "+12025550181";
+        await (await api.SendMessageAsync(new { content = "first", type = "imessage", recipientPhone = phone })).ExpectAsync(HttpStatusCode.Created);
+        _messages.Control(new { hang = "before_send", hangCount = 1, confirmDelayMs = 100 });
+        var answer = api.SendMessageAsync(new { content = "second", type = "imessage", recipientPhone = phone, stopOnReply });
+        await Eventually.TrueAsync(() => _messages.State()["counters"]?["hang"]?.GetValue<long>() == 1, "the second script hangs before send");
+
+        _messages.Incoming(phone, reply);
+        await Eventually.TrueAsync(async () => (await api.GetJsonAsync($"/api/messages?direction=inbound"))["items"]!.AsArray().Count == 1, "the reply taken in");
+        _messages.Quit(); // the hung Apple event ends with -609; the agent restarts Messages
+
+        await answer;
+        var second = (await api.GetJsonAsync("/api/messages?direction=outbound"))["items"]!.AsArray().Single(m => m.Str("content") == "second")!.AsObject();
+        var settled = await Until(api, second.Str("id"), x => x.Str("status") is "failed" or "cancelled" or "sent", "settled");
+        Assert.That((settled.Str("status"), settled["error"].Str("code")), Is.EqualTo((status, code)), settled.ToJsonString());
+        Assert.That(_messages.Calls().Select(c => c.Script), Is.EqualTo(new[] { "send.applescript", "send.applescript", "restart-messages.applescript" }),
+            "the second message's script ran once and was not tried again");
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{second.Str("id")}/events"))!;
+        Assert.That(events.Any(e => e.Str("detail").Contains("not tried again")), Is.True, string.Join("\n", events.Select(e => e.ToJsonString())));
+    }
+
     [Test]
     public async Task MissingAutomationPermission_ShouldShowInLines_AndFailSendsWithAReason()
     {

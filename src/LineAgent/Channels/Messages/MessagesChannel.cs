@@ -75,7 +75,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
                 return notKept;
             // From here a new chat.db row above the baseline may be this send's: held from other sends until the outcome is written.
             inFlight.Started(m.Id, m.Recipient, baseline, time.GetUtcNow());
-            result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct);
+            result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct, request.WhyNotNow is { } why ? token => WhyNotNowAsync(why, token) : null);
         }
         finally
         {
@@ -83,6 +83,10 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         }
         if (result.Accepted)
             return new SendOutcome.Accepted(null, baseline);
+        if (result.RetryWithheld is { } withheld)
+            // The dispatcher decides again (a suppressed recipient fails `suppressed`, a reply cancels it `replied`).
+            return new SendOutcome.Deferred($"Messages hung before `send` and was restarted; the send was not tried again: {withheld}. Nothing was sent.",
+                WithheldRetryAfter);
 
         var run = result.Last;
         var detail = $"{run.ErrorText}{(result.RestartedMessages ? $" (Messages was restarted once; iMessage account: {result.StatusAfterRestart})" : "")}";
@@ -122,6 +126,22 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     }
 
     public void OutcomeRecorded(string messageId) => inFlight.Recorded(messageId);
+
+    /// <summary>A withheld retry goes back to the dispatcher at once: it fails or cancels the message (nothing waits on Messages).</summary>
+    private static readonly TimeSpan WithheldRetryAfter = TimeSpan.FromSeconds(1);
+
+    /// <summary>The dispatcher's check before a retry; when it cannot be made (a storage fault), the retry is withheld too.</summary>
+    private static async Task<string?> WhyNotNowAsync(Func<CancellationToken, Task<string?>> why, CancellationToken ct)
+    {
+        try
+        {
+            return await why(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return $"whether it may still go could not be checked ({e.Message})";
+        }
+    }
 
     /// <summary>Stores the baseline before the script; null when it is on disk, else why nothing is sent.</summary>
     private static async Task<SendOutcome?> KeepAsync(Func<long?, CancellationToken, Task<bool>> keep, long? baseline, CancellationToken ct)
