@@ -35,6 +35,8 @@ public static class Transitions
     public const string SequenceStop = "sequence-stop";
     /// <summary>The recipient replied: their pending stop-on-reply messages are cancelled.</summary>
     public const string ReplyCancel = "reply-cancel";
+    /// <summary>A step that had stopped its sequence was sent after all: the steps it stopped wait again.</summary>
+    public const string SequenceResume = "sequence-resume";
 }
 
 /// <summary>
@@ -102,7 +104,10 @@ public sealed class MessageLifecycle
         {
             var (row, status) = _sequenceChanges[i];
             if (status == MessageStatus.Sent && row.SentAt is { } sentAt)
+            {
+                ResumeSequence(s, row);
                 ScheduleFollowUp(s, row, sentAt);
+            }
             else if (status != MessageStatus.Sent && row.FallbackTo is null)
                 StopSequence(s, row);
         }
@@ -117,6 +122,23 @@ public sealed class MessageLifecycle
         if (next is not null)
             store.Note(s, next.Id, now, next.Status, "follow_up",
                 $"due {Time.Iso(next.DueAt)}: {Durations.Format(TimeSpan.FromMilliseconds(next.FollowUpAfter ?? 0))} after step {sent.SequenceStep} ({sent.Id}) was sent at {Time.Iso(sentAt)}");
+    }
+
+    /// <summary>
+    /// Transition sequence-resume: a step sent after it had stopped its sequence (failed `unconfirmed`, then confirmed late by
+    /// chat.db, or replaced by its SMS fallback after a late error 22) lets the steps it stopped wait for it again (review:
+    /// the sequence stayed stopped, `stoppedBy` `sequence_stopped`, though no step had failed). A reply since is still
+    /// honoured: the dispatcher cancels a stop-on-reply step whose recipient replied (<see cref="MessageSql.ReplySince"/>).
+    /// </summary>
+    private void ResumeSequence(WriteScope s, MessageRow sent)
+    {
+        var resumed = store.TransitionMany(s, Transitions.SequenceResume, MessageSql.ResumeSequence,
+            new { sent.SequenceId, Step = sent.SequenceStep ?? 0, Now = NowMs, Waiting = SequenceRows.WaitingDueAt },
+            code: "resumed", detail: $"step {sent.SequenceStep} ({sent.Id}) was sent after all: this step waits for its previous one again");
+        // The late error 22 found the later steps stopped, so they were not routed to SMS with the fallback.
+        if (resumed.Count > 0 && sent.FallbackFrom is not null && sent.Type == MessageType.Sms)
+            store.TransitionMany(s, Transitions.Note, MessageSql.RouteLaterStepsAsSms, new { sent.SequenceId, Step = sent.SequenceStep ?? 0, Now = NowMs },
+                code: "rerouted", detail: $"type auto: SMS, as step {sent.SequenceStep} went as SMS ({sent.Id}) after error 22");
     }
 
     /// <summary>Transition sequence-stop: a failed or cancelled step cancels the steps after it.</summary>

@@ -93,6 +93,21 @@ public static class MessageSql
         RETURNING *
         """;
 
+    /// <summary>
+    /// A step that had stopped its sequence (it failed `unconfirmed`: maybe sent) was sent after all (chat.db confirmed it
+    /// late, or its SMS fallback after a late error 22 went): the steps it stopped wait for their previous step again. Only
+    /// those before any later step stopped for a reason of its own (cancelled through the API), whose stop stands.
+    /// </summary>
+    public const string ResumeSequence = """
+        UPDATE messages AS m
+        SET status = 'scheduled', due_at = @Waiting, not_before = NULL, error_code = NULL, error_message = NULL, updated_at = @Now
+        WHERE m.sequence_id = @SequenceId AND m.sequence_step > @Step AND m.status = 'cancelled' AND m.error_code = 'sequence_stopped'
+          AND NOT EXISTS (SELECT 1 FROM messages o
+                          WHERE o.sequence_id = @SequenceId AND o.sequence_step > @Step AND o.sequence_step < m.sequence_step
+                            AND NOT (o.status = 'cancelled' AND o.error_code = 'sequence_stopped'))
+        RETURNING *
+        """;
+
     public const string CancelSequence = """
         UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
         WHERE sequence_id = @SequenceId AND status IN ('scheduled','queued')

@@ -16,7 +16,7 @@ public sealed record SequenceDto(
     string? BatchId,
     string? RecipientPhone,
     string? RecipientEmail,
-    [property: Description("Why it stopped: the code of the step that stopped it (replied, sequence_stopped, a failure code) or cancelled.")]
+    [property: Description("Why it stopped (only when `status` is stopped): the code of the step that stopped it (replied, sequence_stopped, a failure code) or cancelled.")]
     string? StoppedBy,
     [property: Description("Every step in order (an SMS that replaced a failed iMessage follows it with the same sequenceStep).")]
     IReadOnlyList<MessageDto> Steps);
@@ -56,7 +56,8 @@ internal static class SequencesApi
         var status = steps.Any(s => MessageStatus.IsPending(s.Status) || s.Status == MessageStatus.Sending) ? "active"
             : stopper is null ? "completed" : "stopped";
         return new SequenceDto(id, status, first.LineId, first.LeadId, first.BatchId, first.RecipientPhone, first.RecipientEmail,
-            stopper is null ? null : stopper.ErrorCode ?? "cancelled", steps.Select(MessageDto.From).ToList());
+            // Only a stopped sequence names what stopped it (an active one said `stoppedBy` while a step was still to go).
+            status != "stopped" || stopper is null ? null : stopper.ErrorCode ?? "cancelled", steps.Select(MessageDto.From).ToList());
     }
 
     private static ProblemHttpResult NotFound(string id) => Problems.NotFound("sequence_not_found", $"No sequence '{id}'.");

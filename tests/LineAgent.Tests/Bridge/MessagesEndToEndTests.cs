@@ -734,6 +734,38 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1));
     }
 
+    /// <summary>
+    /// A first step that fails `unconfirmed` stops its follow-ups; when chat.db confirms it after all (or error 22 comes
+    /// late and its SMS fallback goes), the follow-up waits for it again and is due `after` its actual send. Before, the
+    /// sequence stayed stopped (`stoppedBy` `sequence_stopped`) though no step had failed (black-box probe).
+    /// </summary>
+    [TestCase(false, "imessage")]
+    [TestCase(true, "sms")]
+    public async Task AStepConfirmedLate_ShouldResumeItsFollowUps(bool noIMessage, string followUpType)
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
+        using var api = agent.Api();
+        const string phone = "+12025550188";
+        _messages.Control(noIMessage ? new { nonImessage = new[] { phone }, confirmDelayMs = 6000 } : (object)new { confirmDelayMs = 6000 });
+
+        var problem = await (await api.SendMessageAsync(new { content = "step zero", recipientPhone = phone, followUps = new[] { new { after = "PT1H", content = "step one" } } }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        var sequence = problem["message"].Str("sequenceId");
+        var stopped = await api.GetJsonAsync($"/api/sequences/{sequence}");
+        Assert.That((stopped.Str("status"), stopped["steps"]![1]!["error"].Str("code")), Is.EqualTo(("stopped", "sequence_stopped")), stopped.ToJsonString());
+
+        var resumed = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/sequences/{sequence}")!,
+            s => s["steps"]!.AsArray().Any(x => x.Str("content") == "step one" && x.Str("status") == "scheduled"), "the follow-up waits again", TimeSpan.FromSeconds(30));
+        var sent = resumed["steps"]!.AsArray().Single(x => x.Str("status") == "sent")!;
+        var followUp = resumed["steps"]!.AsArray().Single(x => x.Str("content") == "step one")!;
+        Assert.That((resumed.Str("status"), resumed["stoppedBy"]), Is.EqualTo(("active", (JsonNode?)null)), resumed.ToJsonString());
+        Assert.That(sent.Str("type"), Is.EqualTo(noIMessage ? "sms" : "imessage"));
+        Assert.That(DateTimeOffset.Parse(followUp.Str("scheduledAt")), Is.EqualTo(DateTimeOffset.Parse(sent.Str("sentAt")) + TimeSpan.FromHours(1)));
+        Assert.That(followUp.Str("type"), Is.EqualTo(followUpType), "after error 22 the follow-up goes as SMS too");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(noIMessage ? 2 : 1));
+    }
+
     [Test]
     public async Task ASendMarkedSentAfterTheConfirmTimeout_ShouldTurnUnconfirmedIntoSent()
     {
