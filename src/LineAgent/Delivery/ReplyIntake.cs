@@ -166,7 +166,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             + $" ({inbound.Source})" + keyword switch
         {
             OptOutKeywords.Kind.OptOut => $"; opt-out: {Both()} added to suppressions",
-            OptOutKeywords.Kind.OptIn => $"; opt-in: {Both()} removed from suppressions",
+            OptOutKeywords.Kind.OptIn => $"; opt-in: {Both()} removed from suppressions (not one added through the API)",
             _ => "",
         };
         await lifecycle.ReceiveAsync(reply, detail, s =>
@@ -179,7 +179,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             }
             else if (keyword == OptOutKeywords.Kind.OptIn)
             {
-                SuppressionList.Remove(s.Connection, s.Transaction, address);
+                SuppressionList.RemoveOnOptIn(s.Connection, s.Transaction, address); // not one added through the API
                 if (written is not null)
                     SuppressionList.RemoveReplied(s.Connection, s.Transaction, written); // never one the user or Twilio added
             }

@@ -75,6 +75,13 @@ public sealed class SuppressionList(Db db, TimeProvider time)
     public static bool Remove(IDbConnection c, IDbTransaction? tx, string address) =>
         c.Execute("DELETE FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
 
+    /// <summary>
+    /// What the sender's own START lifts: a suppression a reply or Twilio (the carrier's STOP, which Twilio itself lifts on
+    /// START) made, never one added through the API (an operator's do-not-contact: a START lifted it, black-box probe).
+    /// </summary>
+    public static bool RemoveOnOptIn(IDbConnection c, IDbTransaction? tx, string address) =>
+        c.Execute("DELETE FROM suppressions WHERE address = @Address AND source <> @Api", new { Address = Key(address), Api = Sources.Api }, tx) > 0;
+
     /// <summary>Only a suppression that a reply made (a START lifts what a STOP did, never one added through the API or by Twilio).</summary>
     public static bool RemoveReplied(IDbConnection c, IDbTransaction? tx, string address) =>
         c.Execute("DELETE FROM suppressions WHERE address = @Address AND source = @Source", new { Address = Key(address), Source = Sources.Reply }, tx) > 0;

@@ -218,6 +218,27 @@ public sealed partial class MessagesEndToEndTests
             "opted back in", TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// START lifts what a STOP (or Twilio) put on the list, not an operator's do-not-contact added through the API (it did:
+    /// black-box probe).
+    /// </summary>
+    [Test]
+    public async Task StartReply_ShouldNotLiftASuppressionAddedThroughTheApi()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 100 });
+        await (await api.SendMessageAsync(new { content = "Our offer ends Friday", recipientPhone = "+12025550135" })).ExpectAsync(HttpStatusCode.Created);
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550135", reason = "asked the office not to be contacted" }))
+            .ExpectAsync(HttpStatusCode.Created);
+
+        _messages.Incoming("+12025550135", "START", "iMessage");
+        await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?direction=inbound"))["items"]!.AsArray().Count == 1, "the START taken in");
+
+        var suppression = await (await api.GetAsync("/api/suppressions/%2B12025550135")).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(suppression.Str("source"), Is.EqualTo("api"), suppression.ToJsonString());
+    }
+
     [Test]
     public async Task RepliesFromStrangers_ShouldNotBeStored()
     {
