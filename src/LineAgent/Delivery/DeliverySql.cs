@@ -114,12 +114,25 @@ public static class DeliverySql
 
     public const string ExpireTracking = "UPDATE messages SET track_until = NULL WHERE track_until IS NOT NULL AND track_until <= @Now";
 
-    /// <summary>The last of our sends to an address handed over at or before a reply's date: what the reply answers.</summary>
+    /// <summary>
+    /// What a reply answers: of our sends to the address handed over at or before the reply's date, the last that reached
+    /// them before it (sent at or before the reply); else the last that may have (still sending, or failed maybe sent:
+    /// FailureCodes.MaybeSent); else one sent only after the reply; else one that provably never left. By the hand-off alone,
+    /// a reply went to a send that failed `recipient_unresolvable` after the one they read, or to a follow-up handed over
+    /// before the reply but sent after it (black-box probe). Every reply linked before is still linked (to some send).
+    /// </summary>
     public const string LastOutboundBefore = """
         SELECT * FROM messages
         WHERE direction = 'outbound' AND handed_at <= @At
           AND ((recipient_phone = @Address AND handed_at IS NOT NULL) OR (recipient_email = @Address AND handed_at IS NOT NULL))
-        ORDER BY handed_at DESC, seq DESC LIMIT 1
+        ORDER BY CASE
+                   WHEN sent_at IS NOT NULL AND sent_at <= @At THEN 0
+                   WHEN sent_at IS NULL AND (status <> 'failed' OR error_code IN ('unconfirmed', 'interrupted', 'channel_error', 'restored')) THEN 1
+                   WHEN sent_at IS NOT NULL THEN 2
+                   ELSE 3
+                 END,
+                 COALESCE(sent_at, handed_at) DESC, seq DESC
+        LIMIT 1
         """;
 
     /// <summary>A pending stop-on-reply message to an address, created before @At: an inbound message then stops it even before any send reached them.</summary>

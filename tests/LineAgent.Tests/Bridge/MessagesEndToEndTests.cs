@@ -239,6 +239,29 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(suppression.Str("source"), Is.EqualTo("api"), suppression.ToJsonString());
     }
 
+    /// <summary>
+    /// A reply answers the last message that reached the person, not the last one handed over: a later send that failed
+    /// `recipient_unresolvable` (it never left) took the reply (black-box probe).
+    /// </summary>
+    [Test]
+    public async Task AReply_ShouldGoToTheLastMessageThatReachedThem_NotToALaterOneThatNeverLeft()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        const string phone = "+12025550136";
+        _messages.Control(new { confirmDelayMs = 100 });
+        var good = await (await api.SendMessageAsync(new { content = "good one", type = "imessage", recipientPhone = phone })).ExpectAsync(HttpStatusCode.Created);
+        _messages.Control(new { confirmDelayMs = 100, unresolvable = new[] { phone } });
+        var bad = await (await api.SendMessageAsync(new { content = "bad one", type = "imessage", recipientPhone = phone })).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(bad["message"]!["error"].Str("code"), Is.EqualTo("recipient_unresolvable"));
+
+        _messages.Incoming(phone, "sure, sounds good");
+        var reply = await Eventually.ValueAsync(async () => (await api.GetJsonAsync("/api/messages?direction=inbound"))["items"]!.AsArray().FirstOrDefault()?.AsObject(),
+            _ => true, "the reply taken in");
+        Assert.That(reply!.Str("replyTo"), Is.EqualTo(good.Str("id")), reply.ToJsonString());
+        Assert.That((await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{bad["message"].Str("id")}/replies"))!, Is.Empty);
+    }
+
     [Test]
     public async Task RepliesFromStrangers_ShouldNotBeStored()
     {
