@@ -115,23 +115,23 @@ public static class DeliverySql
     public const string ExpireTracking = "UPDATE messages SET track_until = NULL WHERE track_until IS NOT NULL AND track_until <= @Now";
 
     /// <summary>
-    /// What a reply answers: of our sends to the address handed over at or before the reply's date, the last that reached
-    /// them before it (sent at or before the reply); else the last that may have (still sending, or failed maybe sent:
-    /// FailureCodes.MaybeSent); else one sent only after the reply; else one that provably never left. By the hand-off alone,
-    /// a reply went to a send that failed `recipient_unresolvable` after the one they read, or to a follow-up handed over
-    /// before the reply but sent after it (black-box probe). Every reply linked before is still linked (to some send).
+    /// What a reply answers: of our sends to the address handed over at or before the reply's date, the last handed over,
+    /// except that a Messages send that chat.db dates after the reply comes after the others, and one that provably never
+    /// left (failed, not maybe sent: FailureCodes.MaybeSent) comes last. By the hand-off alone, a reply went to a send that
+    /// failed `recipient_unresolvable` after the one they read, or to a follow-up handed over before the reply but sent after
+    /// it (black-box probe). Only Messages' sent_at is the channel's own date (Twilio's is when the status poll saw it, so a
+    /// Twilio send of the moment would lose its reply to an older one: review). Every reply linked before is still linked.
     /// </summary>
     public const string LastOutboundBefore = """
         SELECT * FROM messages
         WHERE direction = 'outbound' AND handed_at <= @At
           AND ((recipient_phone = @Address AND handed_at IS NOT NULL) OR (recipient_email = @Address AND handed_at IS NOT NULL))
         ORDER BY CASE
-                   WHEN sent_at IS NOT NULL AND sent_at <= @At THEN 0
-                   WHEN sent_at IS NULL AND (status <> 'failed' OR error_code IN ('unconfirmed', 'interrupted', 'channel_error', 'restored')) THEN 1
-                   WHEN sent_at IS NOT NULL THEN 2
-                   ELSE 3
+                   WHEN status = 'failed' AND COALESCE(error_code, '') NOT IN ('unconfirmed', 'interrupted', 'channel_error', 'restored') THEN 2
+                   WHEN channel = 'messages' AND sent_at > @At THEN 1
+                   ELSE 0
                  END,
-                 COALESCE(sent_at, handed_at) DESC, seq DESC
+                 handed_at DESC, seq DESC
         LIMIT 1
         """;
 

@@ -166,7 +166,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             + $" ({inbound.Source})" + keyword switch
         {
             OptOutKeywords.Kind.OptOut => $"; opt-out: {Both()} added to suppressions",
-            OptOutKeywords.Kind.OptIn => $"; opt-in: {Both()} removed from suppressions (not one added through the API)",
+            OptOutKeywords.Kind.OptIn => $"; opt-in: what a STOP put on the suppression list for {Both()} is lifted (not an entry added through the API)",
             _ => "",
         };
         await lifecycle.ReceiveAsync(reply, detail, s =>
@@ -179,7 +179,8 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
             }
             else if (keyword == OptOutKeywords.Kind.OptIn)
             {
-                SuppressionList.RemoveOnOptIn(s.Connection, s.Transaction, address); // not one added through the API
+                // Not one added through the API; Twilio's own only when the START came through Twilio.
+                SuppressionList.RemoveOnOptIn(s.Connection, s.Transaction, address, inbound.Channel == Channels.Twilio.TwilioSmsChannel.ChannelName);
                 if (written is not null)
                     SuppressionList.RemoveReplied(s.Connection, s.Transaction, written); // never one the user or Twilio added
             }

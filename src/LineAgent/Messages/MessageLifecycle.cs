@@ -241,7 +241,7 @@ public sealed class MessageLifecycle
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.ReplyCancel, MessageSql.CancelReplied, new
         {
-            m.Id, Now = now, Message = $"{m.Recipient} replied ({replyId}) while this message was being sent; stopOnReply cancelled it before it went out.",
+            m.Id, Now = now, Message = $"{m.Recipient} replied ({replyId}) before this message went out; stopOnReply cancelled it.",
         }, detail: $"cancelled: {m.Recipient} replied ({replyId})"), ct);
     }
 
@@ -249,7 +249,19 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelSequenceAsync(string sequenceId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail), ct);
+        return Write(s =>
+        {
+            var cancelled = store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelSequence, new { SequenceId = sequenceId, Now = now }, detail: detail);
+            SealStoppedSteps(s, MessageSql.SealStoppedStepsOfSequence, new { SequenceId = sequenceId, Now = now }, now, detail);
+            return cancelled;
+        }, ct);
+    }
+
+    /// <summary>Steps a failed step stopped stay cancelled even if that step is confirmed late (<see cref="MessageSql.SealStoppedStepsOfSequence"/>); an event each, no webhook.</summary>
+    private void SealStoppedSteps(WriteScope s, string sql, object parameters, long now, string detail)
+    {
+        foreach (var row in s.Connection.Query<MessageRow>(sql, parameters, s.Transaction))
+            store.Note(s, row.Id, now, row.Status, "cancelled", $"{detail}: stays cancelled if the step that stopped it is confirmed late");
     }
 
     // ---- the dispatcher -----------------------------------------------------------------------------
@@ -358,7 +370,12 @@ public sealed class MessageLifecycle
     public Task<IReadOnlyList<MessageRow>> CancelBatchAsync(string batchId, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        return Write(s => store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail), ct, alone: true);
+        return Write(s =>
+        {
+            var cancelled = store.TransitionMany(s, Transitions.Cancel, MessageSql.CancelBatch, new { BatchId = batchId, Now = now }, detail: detail);
+            SealStoppedSteps(s, MessageSql.SealStoppedStepsOfBatch, new { BatchId = batchId, Now = now }, now, detail);
+            return cancelled;
+        }, ct, alone: true);
     }
 
     /// <summary>New content and/or time of a scheduled message; null when it is no longer scheduled.</summary>

@@ -108,6 +108,24 @@ public static class MessageSql
         RETURNING *
         """;
 
+    /// <summary>
+    /// A sequence cancelled through the API: its steps that a failed `unconfirmed` step had stopped can no longer
+    /// be resumed by that step's late confirmation (<see cref="ResumeSequence"/>; review: the cancel found nothing pending,
+    /// answered 0, and the steps went out when chat.db confirmed the first). error_code NULL, as the API's cancels.
+    /// </summary>
+    public const string SealStoppedStepsOfSequence = """
+        UPDATE messages SET error_code = NULL, updated_at = @Now
+        WHERE sequence_id = @SequenceId AND status = 'cancelled' AND error_code = 'sequence_stopped'
+        RETURNING *
+        """;
+
+    /// <summary>The same for a batch (<see cref="SealStoppedStepsOfSequence"/>).</summary>
+    public const string SealStoppedStepsOfBatch = """
+        UPDATE messages SET error_code = NULL, updated_at = @Now
+        WHERE batch_id = @BatchId AND status = 'cancelled' AND error_code = 'sequence_stopped'
+        RETURNING *
+        """;
+
     public const string CancelSequence = """
         UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
         WHERE sequence_id = @SequenceId AND status IN ('scheduled','queued')
@@ -131,10 +149,16 @@ public static class MessageSql
     /// had it been pending then (<see cref="CancelOnReply"/>). A message being sent when the reply came (its script hung and
     /// Messages was restarted, or it was deferred and came back to the queue) is not pending, and went out afterwards (review).
     /// </summary>
+    /// <remarks>
+    /// An SMS fallback counts from the failed message it replaces (a reply while the iMessage was in flight: review), and
+    /// only a reply taken in (updated_at) after that creation counts, as CancelOnReply, run at intake, never saw a message
+    /// that did not exist yet.
+    /// </remarks>
     public const string ReplySince = """
         SELECT id FROM messages
         WHERE ((recipient_phone = @Phone AND direction = 'inbound') OR (recipient_email = @Email AND direction = 'inbound'))
-          AND sent_at > @Since
+          AND sent_at > COALESCE((SELECT f.created_at FROM messages f WHERE f.id = @FallbackFrom), @Since)
+          AND updated_at >= COALESCE((SELECT f.created_at FROM messages f WHERE f.id = @FallbackFrom), @Since)
         ORDER BY sent_at DESC LIMIT 1
         """;
 

@@ -28,7 +28,7 @@ public sealed class MessageStore(Db db, MessageNotifier notifier)
     {
         await using var c = await db.OpenAsync(ct);
         return await c.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(MessageSql.ReplySince,
-            new { Phone = m.RecipientPhone, Email = m.RecipientEmail, Since = m.CreatedAt }, cancellationToken: ct));
+            new { Phone = m.RecipientPhone, Email = m.RecipientEmail, Since = m.CreatedAt, m.FallbackFrom }, cancellationToken: ct));
     }
 
     public async Task<IReadOnlyList<MessageEventRow>> EventsAsync(string id, CancellationToken ct = default)

@@ -58,13 +58,22 @@ public sealed class SuppressionList(Db db, TimeProvider time)
         return Add(c, null, address, reason, source, messageId, Time.ToMs(time.GetUtcNow()));
     }
 
-    public static bool Add(IDbConnection c, IDbTransaction? tx, string address, string reason, string source, string? messageId, long now) =>
+    /// <summary>
+    /// Adds an address; true when it was not suppressed before. An address added through the API that a reply or Twilio put
+    /// there first becomes the API's (with its reason), so a START no longer lifts it (review: it stayed `reply`).
+    /// </summary>
+    public static bool Add(IDbConnection c, IDbTransaction? tx, string address, string reason, string source, string? messageId, long now)
+    {
+        var existed = c.ExecuteScalar<long>("SELECT COUNT(*) FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
         c.Execute(
             """
             INSERT INTO suppressions (address, reason, source, message_id, created_at) VALUES (@Address, @Reason, @Source, @MessageId, @Now)
-            ON CONFLICT (address) DO NOTHING
+            ON CONFLICT (address) DO UPDATE SET source = excluded.source, reason = excluded.reason
+              WHERE excluded.source = 'api' AND suppressions.source <> 'api'
             """,
-            new { Address = Key(address), Reason = reason, Source = source, MessageId = messageId, Now = now }, tx) > 0;
+            new { Address = Key(address), Reason = reason, Source = source, MessageId = messageId, Now = now }, tx);
+        return !existed;
+    }
 
     public async Task<bool> RemoveAsync(string address, CancellationToken ct = default)
     {
@@ -76,11 +85,13 @@ public sealed class SuppressionList(Db db, TimeProvider time)
         c.Execute("DELETE FROM suppressions WHERE address = @Address", new { Address = Key(address) }, tx) > 0;
 
     /// <summary>
-    /// What the sender's own START lifts: a suppression a reply or Twilio (the carrier's STOP, which Twilio itself lifts on
-    /// START) made, never one added through the API (an operator's do-not-contact: a START lifted it, black-box probe).
+    /// What the sender's own START lifts: a suppression a STOP reply made, and Twilio's (the carrier's STOP) when the START
+    /// came through Twilio, which lifts its own block on it; never one added through the API (an operator's do-not-contact:
+    /// a START lifted it, black-box probe).
     /// </summary>
-    public static bool RemoveOnOptIn(IDbConnection c, IDbTransaction? tx, string address) =>
-        c.Execute("DELETE FROM suppressions WHERE address = @Address AND source <> @Api", new { Address = Key(address), Api = Sources.Api }, tx) > 0;
+    public static bool RemoveOnOptIn(IDbConnection c, IDbTransaction? tx, string address, bool throughTwilio) =>
+        c.Execute("DELETE FROM suppressions WHERE address = @Address AND (source = @Reply OR (@Twilio AND source = @TwilioSource))",
+            new { Address = Key(address), Reply = Sources.Reply, Twilio = throughTwilio, TwilioSource = Sources.Twilio }, tx) > 0;
 
     /// <summary>Only a suppression that a reply made (a START lifts what a STOP did, never one added through the API or by Twilio).</summary>
     public static bool RemoveReplied(IDbConnection c, IDbTransaction? tx, string address) =>

@@ -57,7 +57,10 @@ internal static class SuppressionsApi
             : Problems.NotFound("suppression_not_found", $"{key} is not suppressed.");
     }
 
-    /// <summary>201 when the address is added; 200 with the existing entry (its first reason and time) when it was already there.</summary>
+    /// <summary>
+    /// 201 when the address is added; 200 with the existing entry (its first reason and time) when it was already there; an
+    /// entry a STOP reply or Twilio made becomes the API's, with this reason, so a START no longer lifts it.
+    /// </summary>
     internal static async Task<Results<Created<SuppressionDto>, Ok<SuppressionDto>, ValidationProblem>> Add(
         AddSuppressionRequest body, SuppressionList list, IOptions<AgentOptions> agent, CancellationToken ct)
     {

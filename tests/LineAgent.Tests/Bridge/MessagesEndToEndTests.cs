@@ -219,24 +219,33 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
-    /// START lifts what a STOP (or Twilio) put on the list, not an operator's do-not-contact added through the API (it did:
-    /// black-box probe).
+    /// START lifts what a STOP put on the list, not an operator's do-not-contact added through the API (it did: black-box
+    /// probe), also when the operator adds an address a STOP had put there first (it stayed the reply's: review).
     /// </summary>
-    [Test]
-    public async Task StartReply_ShouldNotLiftASuppressionAddedThroughTheApi()
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task StartReply_ShouldNotLiftASuppressionAddedThroughTheApi(bool stopFirst)
     {
         using var agent = Agent();
         using var api = agent.Api();
         _messages.Control(new { confirmDelayMs = 100 });
         await (await api.SendMessageAsync(new { content = "Our offer ends Friday", recipientPhone = "+12025550135" })).ExpectAsync(HttpStatusCode.Created);
+        var replies = 0;
+        async Task TakenInAsync(string text)
+        {
+            _messages.Incoming("+12025550135", text, "iMessage");
+            replies++;
+            await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?direction=inbound"))["items"]!.AsArray().Count == replies, $"the {text} taken in");
+        }
+        if (stopFirst)
+            await TakenInAsync("STOP");
         await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550135", reason = "asked the office not to be contacted" }))
-            .ExpectAsync(HttpStatusCode.Created);
+            .ExpectAsync(stopFirst ? HttpStatusCode.OK : HttpStatusCode.Created);
 
-        _messages.Incoming("+12025550135", "START", "iMessage");
-        await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?direction=inbound"))["items"]!.AsArray().Count == 1, "the START taken in");
+        await TakenInAsync("START");
 
         var suppression = await (await api.GetAsync("/api/suppressions/%2B12025550135")).ExpectAsync(HttpStatusCode.OK);
-        Assert.That(suppression.Str("source"), Is.EqualTo("api"), suppression.ToJsonString());
+        Assert.That((suppression.Str("source"), suppression.Str("reason")), Is.EqualTo(("api", "asked the office not to be contacted")), suppression.ToJsonString());
     }
 
     /// <summary>
@@ -808,6 +817,54 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(DateTimeOffset.Parse(followUp.Str("scheduledAt")), Is.EqualTo(DateTimeOffset.Parse(sent.Str("sentAt")) + TimeSpan.FromHours(1)));
         Assert.That(followUp.Str("type"), Is.EqualTo(followUpType), "after error 22 the follow-up goes as SMS too");
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(noIMessage ? 2 : 1));
+    }
+
+    /// <summary>
+    /// A sequence cancelled through the API while its first step's `unconfirmed` held the rest stopped stays cancelled when
+    /// chat.db confirms that step late (review: the cancel found nothing pending, and the resume sent the follow-up).
+    /// </summary>
+    [Test]
+    public async Task ASequenceCancelledWhileStopped_ShouldNotResumeWhenItsStepIsConfirmedLate()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 6000 });
+        var problem = await (await api.SendMessageAsync(new { content = "step zero", recipientPhone = "+12025550189", followUps = new[] { new { after = "PT1H", content = "step one" } } }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        var sequence = problem["message"].Str("sequenceId");
+        await (await api.PostAsync($"/api/sequences/{sequence}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+
+        await Until(api, problem["message"].Str("id"), x => x.Str("status") == "sent", "step zero confirmed late");
+        // The late confirmation's unit of work (the resume included) is committed with the status: nothing is still to come.
+        var steps = (await api.GetJsonAsync($"/api/sequences/{sequence}"))["steps"]!.AsArray();
+        var followUp = steps.Single(x => x.Str("content") == "step one")!;
+        Assert.That(followUp.Str("status"), Is.EqualTo("cancelled"), steps.ToJsonString());
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{followUp.Str("id")}/events"))!;
+        Assert.That(events.Select(e => e.StrOrNull("code")), Has.No.Member("resumed"));
+    }
+
+    /// <summary>
+    /// A reply while a stop-on-reply iMessage was in flight (it failed `unconfirmed`: nothing pending to cancel), then a late
+    /// error 22: the SMS fallback counts the reply from the iMessage's creation and is cancelled `replied`, not sent (review:
+    /// it counted from its own creation, after the reply).
+    /// </summary>
+    [Test]
+    public async Task AFallbackAfterAReplyToItsIMessage_ShouldBeCancelled_NotSent()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
+        using var api = agent.Api();
+        const string phone = "+12025550187";
+        _messages.Control(new { nonImessage = new[] { phone }, confirmDelayMs = 6000 });
+        var problem = await (await api.SendMessageAsync(new { content = "are you in?", recipientPhone = phone, stopOnReply = true }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        _messages.Incoming(phone, "not interested", "SMS");
+        await Eventually.TrueAsync(async () => (await api.GetJsonAsync("/api/messages?direction=inbound"))["items"]!.AsArray().Count == 1, "the reply taken in");
+
+        var original = await Until(api, problem["message"].Str("id"), x => x.StrOrNull("fallbackTo") is not null, "the late error 22's fallback");
+        var fallback = await Until(api, original.Str("fallbackTo"), x => x.Str("status") is "sent" or "failed" or "cancelled", "the fallback settled");
+        Assert.That((fallback.Str("status"), fallback["error"].Str("code")), Is.EqualTo(("cancelled", "replied")), fallback.ToJsonString());
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "the SMS was not sent");
     }
 
     [Test]

@@ -84,9 +84,12 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         if (result.Accepted)
             return new SendOutcome.Accepted(null, baseline);
         if (result.RetryWithheld is { } withheld)
+        {
+            health.Invalidate(); // Messages was restarted
             // The dispatcher decides again (a suppressed recipient fails `suppressed`, a reply cancels it `replied`).
             return new SendOutcome.Deferred($"Messages hung before `send` and was restarted; the send was not tried again: {withheld}. Nothing was sent.",
                 WithheldRetryAfter);
+        }
 
         var run = result.Last;
         var detail = $"{run.ErrorText}{(result.RestartedMessages ? $" (Messages was restarted once; iMessage account: {result.StatusAfterRestart})" : "")}";
