@@ -122,14 +122,26 @@ public sealed class SuppressionList(Db db, TimeProvider time)
 /// <summary>STOP-style replies (US carrier and CTIA keywords), and START to opt back in.</summary>
 public static class OptOutKeywords
 {
-    private static readonly HashSet<string> Stop = new(StringComparer.OrdinalIgnoreCase) { "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT" };
+    /// <summary>Twilio's default opt-out keywords (Advanced Opt-Out docs: STOP, UNSUBSCRIBE, END, QUIT, STOPALL, REVOKE, OPTOUT, CANCEL).</summary>
+    private static readonly HashSet<string> Stop = new(StringComparer.OrdinalIgnoreCase) { "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT" };
     private static readonly HashSet<string> Start = new(StringComparer.OrdinalIgnoreCase) { "START", "UNSTOP" };
 
     public enum Kind { None, OptOut, OptIn }
 
+    /// <summary>
+    /// A reply that is one keyword, in any case, with nothing but punctuation, symbols or emoji around it ("Stop.", "STOP 🛑",
+    /// "\"stop\""): single-word matching, as Twilio and the carriers do ("stop please" is not one; "STOP 🛑" was not either:
+    /// black-box probe).
+    /// </summary>
     public static Kind Classify(string? text)
     {
-        var word = (text ?? "").Trim().TrimEnd('.', '!', ' ').Trim();
+        var s = text ?? "";
+        int from = 0, to = s.Length;
+        while (from < to && !char.IsLetterOrDigit(s[from]))
+            from++;
+        while (to > from && !char.IsLetterOrDigit(s[to - 1]))
+            to--;
+        var word = s[from..to];
         return Stop.Contains(word) ? Kind.OptOut : Start.Contains(word) ? Kind.OptIn : Kind.None;
     }
 }

@@ -1,0 +1,27 @@
+using LineAgent.Suppressions;
+
+namespace LineAgent.Tests.Suppressions;
+
+/// <summary>Which replies are an opt-out or an opt-in: one keyword, any case, with punctuation, symbols or emoji around it.</summary>
+public sealed class OptOutKeywordsTests
+{
+    [TestCase("STOP", OptOutKeywords.Kind.OptOut)]
+    [TestCase(" stop. ", OptOutKeywords.Kind.OptOut)]
+    [TestCase("Stop!!", OptOutKeywords.Kind.OptOut)]
+    [TestCase("STOP 🛑", OptOutKeywords.Kind.OptOut)]
+    [TestCase("\"stop\"", OptOutKeywords.Kind.OptOut)]
+    [TestCase("Unsubscribe", OptOutKeywords.Kind.OptOut)]
+    [TestCase("revoke", OptOutKeywords.Kind.OptOut)]
+    [TestCase("OptOut", OptOutKeywords.Kind.OptOut)]
+    [TestCase("START", OptOutKeywords.Kind.OptIn)]
+    [TestCase("unstop!", OptOutKeywords.Kind.OptIn)]
+    [TestCase("stop please", OptOutKeywords.Kind.None)]
+    [TestCase("don't stop", OptOutKeywords.Kind.None)]
+    [TestCase("STOP STOP", OptOutKeywords.Kind.None)]
+    [TestCase("stopped", OptOutKeywords.Kind.None)]
+    [TestCase("🛑", OptOutKeywords.Kind.None)]
+    [TestCase("", OptOutKeywords.Kind.None)]
+    [TestCase(null, OptOutKeywords.Kind.None)]
+    public void Classify_ShouldFindOneKeyword_WithWhatSurroundsIt(string? text, OptOutKeywords.Kind kind) =>
+        Assert.That(OptOutKeywords.Classify(text), Is.EqualTo(kind));
+}
