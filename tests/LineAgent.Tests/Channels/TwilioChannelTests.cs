@@ -162,6 +162,29 @@ public sealed class TwilioChannelTests
     }
 
     [Test]
+    public async Task AReply_ShouldGoToTheLastTwilioSendHandedOver_EvenBeforeItsStatusPollSawItSent()
+    {
+        // Twilio's sent_at is when the agent's status poll saw the send `sent`, not Twilio's own date: a send of the moment
+        // that the person answers at once is still `sending` here. Ranking by sent_at gave the reply to the older send (review).
+        using var agent = Agent(new Dictionary<string, string?> { ["Twilio:InboundPollInterval"] = "00:00:00.200" });
+        using var api = agent.Api();
+        var older = await (await api.SendMessageAsync(Sms("+12025550176", "Your table is ready"))).ExpectAsync(HttpStatusCode.Created);
+        _twilio.Statuses[older.Str("channelRef")] = ("sent", null);
+        await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{older.Str("id")}")!, x => x.Str("status") == "sent", "the first sent");
+        var latest = await (await api.SendMessageAsync(Sms("+12025550176", "We close at 11 tonight, shall we keep it?"))).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(latest.Str("status"), Is.EqualTo("sending"), "Twilio has not said it is sent yet");
+
+        _twilio.Inbound.Clear();
+        _twilio.AddInbound("+12025550176", "yes please", DateTimeOffset.UtcNow.AddSeconds(2));
+
+        var reply = await Eventually.ValueAsync(() => api.GetJsonAsync("/api/messages?direction=inbound")!,
+            page => page["items"]!.AsArray().Count == 1, "the reply stored");
+        Assert.That(reply["items"]![0].Str("replyTo"), Is.EqualTo(latest.Str("id")), "the reply answers the text just sent");
+        Assert.That((await api.GetJsonAsync($"/api/messages/{latest.Str("id")}")).Str("status"), Is.EqualTo("sending"),
+            "still not seen sent by the status poll when the reply was taken in");
+    }
+
+    [Test]
     public async Task ALineWithOnlyAMessagingService_ReadsRepliesToEveryNumberOfItsPool()
     {
         // Replies reach whichever number of the service's pool Twilio chose; the line has no Sms:From of its own.
