@@ -96,6 +96,41 @@ public sealed class ChannelFaultTests
         Assert.That(resilience.OpenUntil("twilio"), Is.EqualTo(time.GetUtcNow().AddMinutes(1)), "and the hold starts again from BreakDuration");
     }
 
+    /// <summary>
+    /// The outage ends when the channel answers, not when the circuit closes: a half-open trial that never reached the
+    /// channel (it waited for the SMTP gate behind a health check and was deferred) counts as a success for the circuit,
+    /// and the next send then met the outage "first" and failed (review of b141254).
+    /// </summary>
+    [Test]
+    public async Task AnOutage_ShouldGoOn_WhenTheCircuitsTrialNeverReachedTheChannel_AndEndWhenASendGoesOut()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 6, 12, 0, 0, TimeSpan.Zero));
+        var resilience = new ChannelResilience(Microsoft.Extensions.Options.Options.Create(new ResilienceOptions
+            { MaxRetries = 0, MinimumThroughput = 2, BreakDuration = TimeSpan.FromMinutes(1) }),
+            time, Microsoft.Extensions.Logging.Abstractions.NullLogger<ChannelResilience>.Instance);
+        var email = Mock.Of<IMessageChannel>(c => c.Name == "email" && c.Capabilities == new ChannelCapabilities(false, false, false, 1));
+        var down = new SendOutcome.Failed("smtp_unreachable", "Connection refused", ProvenNotSent: true, Retryable: true, Outage: true);
+        async Task<SendOutcome> Attempt(SendOutcome outcome) => await resilience.For(email).ExecuteAsync(_ => ValueTask.FromResult(outcome));
+
+        await Attempt(down);
+        await Attempt(down);
+        Assert.That(resilience.InOutage("email"), Is.True, "two unreachable attempts opened the circuit");
+
+        time.Advance(TimeSpan.FromMinutes(1));
+        var gated = await Attempt(new SendOutcome.Deferred("the SMTP connection is busy with a health check", TimeSpan.FromSeconds(5)));
+        Assert.That(gated, Is.InstanceOf<SendOutcome.Deferred>());
+        Assert.That(resilience.OpenUntil("email"), Is.Null, "the deferred trial closed the circuit");
+        Assert.That(resilience.AfterAttempt(email, "a", gated, outageBefore: true), Is.Null);
+        Assert.That(resilience.InOutage("email"), Is.True, "nothing reached the server: the outage goes on");
+        Assert.That(resilience.AfterAttempt(email, "a", await Attempt(down), outageBefore: resilience.InOutage("email")), Is.Not.Null,
+            "the next send meets the outage under way: it waits instead of failing");
+
+        time.Advance(TimeSpan.FromMinutes(1));
+        var sent = await Attempt(new SendOutcome.Sent("250 2.0.0 queued", time.GetUtcNow()));
+        Assert.That(resilience.AfterAttempt(email, "a", sent, outageBefore: true), Is.Null);
+        Assert.That(resilience.InOutage("email"), Is.False, "the server answered: the outage is over");
+    }
+
     private static (Microsoft.Extensions.Time.Testing.FakeTimeProvider, ChannelResilience, IMessageChannel) Parts()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 6, 12, 0, 0, TimeSpan.Zero));
