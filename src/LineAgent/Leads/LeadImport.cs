@@ -55,21 +55,26 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     private static partial Regex NonAlphanumeric();
 
     /// <summary>
-    /// The lines a row runs over when it is a quote left open rather than a value that spans lines (an address): read as
-    /// RFC 4180 reads it, the row ends inside a quoted value (the quote ran to the end of the file), or it runs over more
-    /// than <see cref="MaxLinesInARow"/> lines. Null for any other row. A quote inside an unquoted value (27" screen) is a
-    /// character, as CsvHelper reads it.
+    /// Why a row is a quote gone wrong rather than a value that spans lines (an address), with the lines it runs over; null
+    /// for any other row. Read as RFC 4180 reads it: the row ends inside a quoted value (the quote ran to the end of the
+    /// file), it runs over more than <see cref="MaxLinesInARow"/> lines, or a quoted value goes on after its closing quote
+    /// (`"first` left open closes at the quote of a later row's `27" screen`: CsvHelper reads the rows between as part of
+    /// the value and goes on, so they were neither imported nor reported: black-box probe). A quote inside an unquoted
+    /// value (27" screen) is a character, as CsvHelper reads it.
     /// </summary>
-    internal static int? OpenQuoteLines(string raw, string delimiter)
+    internal static (int Lines, bool Stray)? QuoteProblem(string raw, string delimiter)
     {
         var lines = raw.TrimEnd('\r', '\n').Split('\n').Length;
-        return lines > MaxLinesInARow || EndsInsideQuotes(raw, delimiter) ? lines : null;
+        var (open, stray) = ScanQuotes(raw, delimiter);
+        return lines > MaxLinesInARow || open || stray ? (lines, stray && !open && lines <= MaxLinesInARow) : null;
     }
 
-    private static bool EndsInsideQuotes(string raw, string delimiter)
+    /// <summary>Whether the row ends inside a quoted value, and whether a quoted value has text after its closing quote.</summary>
+    private static (bool Open, bool Stray) ScanQuotes(string raw, string delimiter)
     {
         var inQuotes = false;
         var fieldStart = true;
+        var stray = false;
         for (var i = 0; i < raw.Length; i++)
         {
             var c = raw[i];
@@ -78,7 +83,15 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 if (c == '"')
                 {
                     if (i + 1 < raw.Length && raw[i + 1] == '"') i++; // a doubled quote inside the value
-                    else inQuotes = false;
+                    else
+                    {
+                        inQuotes = false;
+                        // After the closing quote: spaces (trimmed), then the delimiter or the end of the row.
+                        var j = i + 1;
+                        while (j < raw.Length && raw[j] is ' ' or '\t') j++;
+                        if (j < raw.Length && raw[j] is not ('\r' or '\n') && !(delimiter.Length > 0 && string.CompareOrdinal(raw, j, delimiter, 0, delimiter.Length) == 0))
+                            stray = true;
+                    }
                 }
                 continue;
             }
@@ -95,7 +108,7 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
             else if (!(fieldStart && c is ' ' or '\t')) // spaces before a value's quote are trimmed (TrimOptions.Trim)
                 fieldStart = false;
         }
-        return inQuotes;
+        return (inQuotes, stray);
     }
 
     public static string? MapColumn(string header) => KnownColumns.GetValueOrDefault(NonAlphanumeric().Replace(header.ToLowerInvariant(), ""));
@@ -207,11 +220,19 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 ct.ThrowIfCancellationRequested();
                 rows++;
                 var rowNumber = csv.Parser.Row;
-                if (OpenQuoteLines(csv.Parser.RawRecord, csv.Parser.Delimiter) is { } lines)
+                if (QuoteProblem(csv.Parser.RawRecord, csv.Parser.Delimiter) is { } quote)
                 {
                     // A quote opened and never closed: CsvHelper reads on to the next quote or the end of the file.
-                    Skip(rowNumber, $"The row opens a quote that is not closed: it runs over {lines:N0} lines, and the rows in them " +
-                        "were read as part of it, not imported. Close the quote (or double a quote inside a value) and import the file again.");
+                    Skip(rowNumber, quote switch
+                    {
+                        { Stray: true, Lines: 1 } => "A quoted value goes on after its closing quote (a quote inside a quoted value must be doubled: " +
+                            "\"27\"\" screen\"). The row was not imported; fix the quotes and import the file again.",
+                        { Stray: true } => $"The row opens a quote that is not closed where it should be: it runs over {quote.Lines:N0} lines, up to a " +
+                            "quote in a later line, and the rows in them were read as part of it, not imported. Close the quote (or double a quote " +
+                            "inside a value) and import the file again.",
+                        _ => $"The row opens a quote that is not closed: it runs over {quote.Lines:N0} lines, and the rows in them " +
+                            "were read as part of it, not imported. Close the quote (or double a quote inside a value) and import the file again.",
+                    });
                     continue;
                 }
                 var extra = Enumerable.Range(header.Length, Math.Max(0, csv.Parser.Count - header.Length)).Count(i => !string.IsNullOrWhiteSpace(csv.Parser[i]));

@@ -78,6 +78,13 @@ public sealed class LeadsTests : AgentTest
         Assert.That(await Search("tag=vip"), Is.EqualTo(new[] { "Cara", "Ana" }));
         Assert.That(await Search("tag=uk&q=79460"), Is.EqualTo(new[] { "Cara" }));
         Assert.That(await Search("q=nobody"), Is.Empty);
+        // Each word in some field: a full name, and a phone as people write it (both found nothing: black-box probe).
+        Assert.That(await Search("q=Ana%20Ruiz"), Is.EqualTo(new[] { "Ana" }));
+        Assert.That(await Search("q=ruiz%20acme"), Is.EqualTo(new[] { "Ana" }));
+        Assert.That(await Search("q=Ana%20Stone"), Is.Empty, "every word must match");
+        Assert.That(await Search("q=%28202%29%20555-0101"), Is.EqualTo(new[] { "Ana" }));
+        Assert.That(await Search("q=%2B44%2020%207946%200958"), Is.EqualTo(new[] { "Cara" }));
+        Assert.That(await Search("q=Bob%20St"), Is.EqualTo(new[] { "Bob" }), "a short word beside a long one");
     }
 
     [Test]
@@ -182,6 +189,10 @@ public sealed class LeadsTests : AgentTest
     /// </summary>
     [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"note starts\nQb,+12025550421,second\nQc,+12025550422,third\n", "Qa")]
     [TestCase("First Name,Phone,Notes\n\"Qa,+12025550420,note\nQb,+12025550421,second\n", "Qa")]
+    [TestCase("name,phone,note\nQa R,+12025559101,\"first\nQb R,+12025559102,second\nQc R,+12025559103,third\nQd R,+12025559104,has a 27\" screen\nQe R,+12025559105,fifth\n",
+        "Qa", Description = "closed by the quote of a later row's 27\" screen: the rows between were neither imported nor reported (probe)")]
+    [TestCase("name,phone,note\nQa R,\"+12025559001,first\nQb R,+12025559102,has a 27\" screen\nQe R,+12025559105,fifth\n",
+        "Qb", Description = "the same from the phone's cell: only the first row was reported, as not a phone number")]
     [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"Open\n", "Qa", Description = "the last row, on one line")]
     [TestCase("First Name,Phone,Notes\nQa,+12025550420,\"Open", "Qa", Description = "and without the last line break")]
     public async Task Import_WithAQuoteLeftOpenAFewLinesBeforeTheEnd_ShouldSkipTheRowAndSaySo(string csv, string skippedName)
@@ -190,6 +201,18 @@ public sealed class LeadsTests : AgentTest
         Assert.That(result["skipped"]!.GetValue<long>(), Is.EqualTo(1));
         Assert.That(result["skippedRows"]![0].Str("reason"), Does.Contain("opens a quote that is not closed"));
         Assert.That((await Client.GetJsonAsync($"/api/leads?q={skippedName}"))["items"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
+    public async Task Import_AQuotedValueWithTextAfterItsClosingQuote_ShouldSkipTheRowAndSaySo()
+    {
+        const string csv = "First Name,Phone,Notes\nQf,+12025550430,\"He said \"hi\" twice\"\nQg,+12025550431,has a 27\" screen\n";
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That((result["created"]!.GetValue<long>(), result["skipped"]!.GetValue<long>()), Is.EqualTo((1L, 1L)));
+        Assert.That(result["skippedRows"]![0]!["row"]!.GetValue<long>(), Is.EqualTo(2));
+        Assert.That(result["skippedRows"]![0].Str("reason"), Does.Contain("goes on after its closing quote"));
+        var kept = (await Client.GetJsonAsync("/api/leads?q=Qg"))["items"]!.AsArray().Single();
+        Assert.That(kept!["fields"]!["Notes"]!.GetValue<string>(), Is.EqualTo("has a 27\" screen"), "a quote inside an unquoted value is a character");
     }
 
     [Test]
