@@ -24,6 +24,7 @@ public sealed record BulkRequest
     public string? ScheduledAt { get; init; }
     public string? TimeZone { get; init; }
     public string? BatchId { get; init; }
+    [System.ComponentModel.Description("Email subject, a template like content (`{{firstName}}`, `{{company|your team}}`); the line's default subject when absent.")]
     public string? Subject { get; init; }
     [System.ComponentModel.Description("Cancel each lead's first message (while scheduled or queued) when that lead replies. Default false; follow-ups always stop on a reply.")]
     public bool? StopOnReply { get; init; }
@@ -142,7 +143,7 @@ public sealed class BulkSend(
     /// <summary>A valid request, with what every part of its plan shares; <see cref="Plan"/> fills as the parts are planned.</summary>
     private sealed record Prepared(
         BulkRequest Request, List<string> LeadIds, LineOptions Line, string Requested, DateTimeOffset? ScheduledAt, SequenceFields Sequence,
-        IReadOnlySet<string>? Usable, CompiledTemplate Content, List<CompiledTemplate> FollowUps, BulkPlan Plan) : Preparation;
+        IReadOnlySet<string>? Usable, CompiledTemplate Content, List<CompiledTemplate> FollowUps, CompiledTemplate? Subject, BulkPlan Plan) : Preparation;
 
     private async Task PlanPartsAsync(Prepared p, CancellationToken ct)
     {
@@ -194,6 +195,9 @@ public sealed class BulkSend(
             problems.Add(new("leadIds", "invalid_lead", "leadIds must not contain empty ids."));
         if (r.Subject is { } subject && (subject.Length > 998 || subject.Any(c => c is '\r' or '\n' or '\0')))
             problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
+        // A template like content: its placeholders were sent as typed ({{firstName}} in the customer's inbox: black-box probe).
+        else if (r.Subject is not null && Templates.Problem(r.Subject, "subject") is { } subjectTemplate)
+            problems.Add(new("subject", "invalid_template", subjectTemplate));
         var requested = (r.Type ?? MessageType.Auto).Trim().ToLowerInvariant();
         if (!MessageType.Requestable.Contains(requested))
             problems.Add(new("type", "invalid_type", $"type '{r.Type}' must be one of auto, imessage, sms, email."));
@@ -240,7 +244,8 @@ public sealed class BulkSend(
         var usable = requested == MessageType.Auto ? await channels.UsableTypesAsync(line!, MessageType.Concrete, ct) : null;
         var plan = new BulkPlan(batchId, line!, now, [], new List<BulkEntry>(leadIds.Count), [], new List<PlannedLead>(leadIds.Count));
         return new Prepared(r, leadIds, line!, requested, scheduledAt, sequence, usable,
-            Templates.Compile(r.Content!), sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList(), plan);
+            Templates.Compile(r.Content!), sequence.FollowUps.Select(f => Templates.Compile(f.Content)).ToList(),
+            r.Subject is null ? null : Templates.Compile(r.Subject), plan);
     }
 
     /// <summary>
@@ -310,9 +315,25 @@ public sealed class BulkSend(
                     : $"The lead has no {(type == MessageType.Email ? "email" : "phone")} for {type}.");
                 continue;
             }
+            string? subject = null;
+            if (type == MessageType.Email)
+            {
+                var (rendered, missingInSubject) = p.Subject?.Render(lead) ?? (line!.Email.DefaultSubject, null);
+                if (missingInSubject is not null)
+                {
+                    Reject(id, "missing_field", $"{{{{{missingInSubject}}}}} in subject is empty for this lead and the template gives no fallback.");
+                    continue;
+                }
+                if (rendered is { } one && (one.Length > 998 || one.Any(c => c is '\r' or '\n' or '\0')))
+                {
+                    Reject(id, "invalid_subject", "The subject for this lead is not one line of at most 998 characters (a field it takes holds a line break, or is long).");
+                    continue;
+                }
+                subject = rendered;
+            }
             var draft = new MessageDraft(text, type, requested, line!, lead.Id, batchId,
                 type == MessageType.Email ? null : lead.Phone, lead.Email, lead.FullName, scheduledAt, string.IsNullOrWhiteSpace(r.TimeZone) ? null : r.TimeZone.Trim(),
-                type == MessageType.Email ? r.Subject ?? line!.Email.DefaultSubject : null,
+                subject,
                 sequence, sequence.RecipientZoneFor(line!, type, lead.Phone, () => RecipientZones.LeadZone(lead.FieldMap())));
             if (intake.NeverInWindow(draft, now) is { } never)
             {
@@ -421,9 +442,13 @@ public sealed class BulkSend(
         // A lead refused before any message was made is `rejected` there (its entry says `failed`, as API.md has it), a
         // suppressed lead's stored message `failed`: accepted (stored) and not rejected, as the batch counts it (review: the
         // answer counted that message rejected, and GET /api/batches/{id} did not: two numbers for one batch).
+        // Every message stored counts, follow-ups too, as the batch counts its rows (probe: 2 accepted, the batch 6); the
+        // entries stay one per lead.
         var rejected = entries.Count(x => x.MessageId is null);
-        return new BulkResponse(plan.BatchId, entries.Count, entries.Count - rejected, rejected,
-            entries.GroupBy(e => e.MessageId is null ? "rejected" : e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
+        var byStatus = plan.Rows.GroupBy(m => m.Status).ToDictionary(g => g.Key, g => g.Count());
+        if (rejected > 0)
+            byStatus["rejected"] = rejected;
+        return new BulkResponse(plan.BatchId, plan.Rows.Count + rejected, plan.Rows.Count, rejected, byStatus, entries);
     }
 
     /// <summary>After the rows, in their transaction: the rejected leads, and the answer for the request's Idempotency-Key.</summary>

@@ -39,7 +39,12 @@ public static partial class Templates
         if (Stray(template, at, template.Length) is { } rest)
             return Unclosed(field, rest);
         if (SingleBraces().Match(template) is { Success: true } single)
-            return $"{field} has {single.Value}: placeholders take two braces, {{{{{single.Groups[1].Value}}}}}.";
+        {
+            // In the name's own case: {FirstName} is to become {{firstName}}, not the unknown {{FirstName}}.
+            var name = single.Groups[1].Value;
+            var canonical = Names.FirstOrDefault(n => n.Equals(name, StringComparison.OrdinalIgnoreCase)) ?? name;
+            return $"{field} has {single.Value}: placeholders take two braces, {{{{{canonical}{single.Groups[2].Value}}}}}.";
+        }
         if (UnknownPlaceholders(template) is { Count: > 0 } unknown)
             return $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))} in {field}; use {string.Join(", ", Names)} or fields.<name>.";
         return null;
@@ -57,7 +62,12 @@ public static partial class Templates
         return k < 0 ? null : t.Substring(k, Math.Min(30, to - k));
     }
 
-    [GeneratedRegex(@"(?<!\{)\{\s*(firstName|lastName|fullName|company|phone|email)\s*\}(?!\})", RegexOptions.CultureInvariant)]
+    /// <summary>
+    /// A placeholder in single braces: a known name in any case, or fields.name, with or without a fallback ({firstName},
+    /// {FirstName}, {firstName|there}, {fields.plan}). Only the bare names were caught; the others went out as typed (probe).
+    /// </summary>
+    [GeneratedRegex(@"(?<!\{)\{\s*(firstName|lastName|fullName|company|phone|email|fields\.[^\s{}|]+)\s*(\|[^{}]*)?\}(?!\})",
+        RegexOptions.CultureInvariant | RegexOptions.IgnoreCase)]
     private static partial Regex SingleBraces();
 
     /// <summary>Placeholders that name nothing a lead can have (e.g. a typo like {{fristName}}).</summary>
@@ -80,7 +90,8 @@ public static partial class Templates
                 parts.Add(new(at, m.Index - at, null, null, null));
             var name = m.Groups[1].Value;
             var field = name.StartsWith("fields.", StringComparison.Ordinal) ? name["fields.".Length..] : null;
-            parts.Add(new(m.Index, m.Length, name, field, m.Groups[2].Success ? m.Groups[2].Value : null));
+            // The fallback without the spaces around it, as the name: {{ firstName | there }} gives "there" (probe: " there ").
+            parts.Add(new(m.Index, m.Length, name, field, m.Groups[2].Success ? m.Groups[2].Value.Trim() : null));
             at = m.Index + m.Length;
         }
         if (at < template.Length)

@@ -77,7 +77,7 @@ public sealed record MessageFilter
         if (types is not null && types.Split(',').Select(s => s.Trim()).Where(s => !MessageType.Concrete.Contains(s)).ToList() is { Count: > 0 } badTypes)
             problems.Add(new("type", "invalid_filter",
                 $"type '{Problems.Echo(string.Join(",", badTypes), 50)}' is not one; type must be among imessage, sms, email (comma-separated)."));
-        var direction = Get("direction");
+        var direction = Get("direction")?.Trim().ToLowerInvariant();
         if (direction is not null && direction is not ("inbound" or "outbound"))
             problems.Add(new("direction", "invalid_filter", "direction must be inbound or outbound."));
         DateTimeOffset? Time(string name)

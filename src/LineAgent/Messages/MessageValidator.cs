@@ -116,11 +116,12 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
 
     /// <summary>
     /// A batch id is a path segment of /api/batches/{id}: 1-100 printable characters, none of / \ ? # (a batch stored
-    /// under "a/b" could never be read or cancelled).
+    /// under "a/b" could never be read or cancelled), and not "." or ".." (a client or proxy removes such a segment: the
+    /// batch answered 404 to every GET and cancel, black-box probe).
     /// </summary>
     public static FieldProblem? BatchIdProblem(string? batchId) =>
-        batchId is { } b && (b.Length is 0 or > 100 || b.Any(c => char.IsControl(c) || c is '/' or '\\' or '?' or '#'))
-            ? new("batchId", "invalid_batch", "batchId must be 1-100 printable characters, without / \\ ? or #.")
+        batchId is { } b && (b.Length is 0 or > 100 || b is "." or ".." || b.Any(c => char.IsControl(c) || c is '/' or '\\' or '?' or '#'))
+            ? new("batchId", "invalid_batch", "batchId must be 1-100 printable characters, without / \\ ? or #, and not \".\" or \"..\".")
             : null;
 
     public static void ValidateContent(string? content, List<FieldProblem> problems, bool required)

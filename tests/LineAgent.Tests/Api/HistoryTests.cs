@@ -76,6 +76,7 @@ public sealed class HistoryTests
     [TestCase("from=2026-11-26T12:01:00Z&to=2026-11-26T12:03:00Z", new[] { "cara", "bob" })]
     [TestCase("from=2026-11-26T14:01:00%2B0200&to=2026-11-26T07:03:00-05", new[] { "cara", "bob" })]
     [TestCase("direction=inbound", new string[0])]
+    [TestCase("direction=OUTBOUND&leadId=lead_x", new string[0], Description = "names in any case, as status and type (probe: 400)")]
     [TestCase("leadId=lead_x", new string[0])]
     public async Task List_ShouldFilter(string query, string[] expected)
     {

@@ -144,6 +144,40 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
             .OrderBy(m => m!["sequenceStep"]!.GetValue<int>()).Select(m => m.Str("content"));
         Assert.That(rows, Is.EqualTo(new[] { "Hi Ana", "Again, Ana", "Last one for Acme" }));
         Assert.That((await Client.GetJsonAsync($"/api/messages?leadId={bob}"))["items"]!.AsArray(), Is.Empty);
+
+        // The 202 counts as the batch does: each stored message, follow-ups too (probe: accepted 2, the batch 6).
+        var batch = await Client.GetJsonAsync($"/api/batches/{response.Str("batchId")}");
+        Assert.That((response["total"]!.GetValue<int>(), response["accepted"]!.GetValue<int>(), response["rejected"]!.GetValue<int>()),
+            Is.EqualTo((4, 3, 1)));
+        Assert.That(response["total"]!.GetValue<int>(), Is.EqualTo(batch["total"]!.GetValue<int>()));
+        Assert.That(response["byStatus"]!.ToJsonString(), Is.EqualTo(batch["byStatus"]!.ToJsonString()));
+    }
+
+    /// <summary>An email's subject is a template like its content: it went out as typed, {{firstName}} and all (black-box probe).</summary>
+    [Test]
+    public async Task BulkEmail_ShouldRenderTheSubjectPerLead_AndRefuseABrokenOne()
+    {
+        var ana = await Lead(new { firstName = "Ana", email = "ana@example.com", company = "Acme" });
+        var sam = await Lead(new { firstName = "Sam", email = "sam@example.com" });
+        var noName = await Lead(new { email = "who@example.com" });
+
+        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { ana, sam, noName }, type = "email", content = "Hi {{firstName|there}}",
+            subject = "Offer for {{firstName}} at {{company|your team}}", scheduledAt = Agent.Time.GetUtcNow().AddHours(1).ToString("O"),
+        })).ExpectAsync(HttpStatusCode.Accepted);
+
+        var entries = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e!);
+        Assert.That(entries[noName]["error"].Str("code"), Is.EqualTo("missing_field"));
+        Assert.That(entries[noName]["error"].Str("message"), Does.Contain("{{firstName}}").And.Contain("subject"));
+        var subjects = new[] { ana, sam }.Select(async id => (await Client.GetJsonAsync($"/api/messages?leadId={id}"))["items"]![0].Str("subject"));
+        Assert.That(await Task.WhenAll(subjects), Is.EqualTo(new[] { "Offer for Ana at Acme", "Offer for Sam at your team" }));
+
+        var problem = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { ana }, type = "email", content = "Hi", subject = "Offer for {firstName}", batchId = "..",
+        })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "subject", "batchId" }), "a batch id of .. could never be read back (probe)");
     }
 
     [Test]

@@ -25,6 +25,7 @@ public sealed class TemplatesTests
     [TestCase("no placeholders at all", "no placeholders at all")]
     [TestCase("{{ not a placeholder }} {x} {{}}", "{{ not a placeholder }} {x} {{}}")]
     [TestCase("Hi {{firstName|there}}, {{lastName|}}", "Hi Ana, Ruiz")]
+    [TestCase("Hi {{ company | there }}, welcome", "Hi there, welcome", Description = "the spaces around a fallback are not kept, as around a name (probe)")]
     public void Render_ShouldFillEachPlaceholder(string template, string expected)
     {
         Assert.That(Templates.Render(template, Ana), Is.EqualTo(((string?)expected, (string?)null)));
@@ -96,6 +97,16 @@ public sealed class TemplatesTests
         Assert.That(Templates.Problem("Hi {{fristName}}", "followUps[0].content"), Does.Contain("{{fristName}}").And.Contain("followUps[0].content"));
         Assert.That(Templates.Problem("Hi {{firstName|there}}, {{fields.Plan}} {curly} {{ company }}", "content"), Is.Null);
         Assert.That(Templates.Problem(string.Concat(Enumerable.Repeat("{{a.b", 200_000)), "content"), Does.StartWith("content has a brace"));
+    }
+
+    /// <summary>Only the six bare names were caught in single braces; the rest went out as typed (black-box probe).</summary>
+    [TestCase("Your plan: {fields.plan}", "{{fields.plan}}")]
+    [TestCase("Hi {firstName|there}", "{{firstName|there}}")]
+    [TestCase("Hi {FirstName}", "{{firstName}}", Description = "any case; the fix named in the name's own case")]
+    [TestCase("Hi { email }", "{{email}}")]
+    public void APlaceholderInSingleBraces_ShouldBeNamed_WithItsTwoBraceForm(string template, string fix)
+    {
+        Assert.That(Templates.Problem(template, "content"), Does.Contain("placeholders take two braces").And.Contain(fix));
     }
 
     [Test]
