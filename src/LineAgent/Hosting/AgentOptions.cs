@@ -51,13 +51,22 @@ public sealed class AgentOptions
     /// </summary>
     public static string DataDirFrom(IConfiguration config) => new AgentOptions { DataDir = config[$"{Section}:{nameof(DataDir)}"] }.ResolveDataDir();
 
+    /// <remarks>
+    /// The home directory as HOME (or the user database) names it, whether or not it exists yet (it is created with the data
+    /// dir): verified, a HOME that did not exist came back empty, and the data dir became ".local/share/lineagent" under the
+    /// working directory (black-box probe). With no home at all, nothing relative is guessed: Agent:DataDir is asked for.
+    /// An XDG_DATA_HOME that is not absolute is ignored, as the XDG Base Directory specification says.
+    /// </remarks>
     public static string DefaultDataDir()
     {
-        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile, Environment.SpecialFolderOption.DoNotVerify);
+        if (string.IsNullOrWhiteSpace(home) || !Path.IsPathRooted(home))
+            throw new InvalidOperationException(
+                "lineagent: no home directory (HOME is not set), so there is no default data directory; set Agent:DataDir (--data-dir, or LINEAGENT__Agent__DataDir).");
         if (OperatingSystem.IsMacOS())
             return Path.Combine(home, "Library", "Application Support", "LineAgent");
         var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
-        return Path.Combine(string.IsNullOrWhiteSpace(xdg) ? Path.Combine(home, ".local", "share") : xdg, "lineagent");
+        return Path.Combine(string.IsNullOrWhiteSpace(xdg) || !Path.IsPathRooted(xdg) ? Path.Combine(home, ".local", "share") : xdg, "lineagent");
     }
 }
 
