@@ -85,6 +85,8 @@ public sealed class LeadsTests : AgentTest
         Assert.That(await Search("q=%28202%29%20555-0101"), Is.EqualTo(new[] { "Ana" }));
         Assert.That(await Search("q=%2B44%2020%207946%200958"), Is.EqualTo(new[] { "Cara" }));
         Assert.That(await Search("q=Bob%20St"), Is.EqualTo(new[] { "Bob" }), "a short word beside a long one");
+        Assert.That(await Search("q=diaz"), Is.EqualTo(new[] { "Cara" }), "accents and case ignored, as the history's q (probe)");
+        Assert.That(await Search("q=D%C3%8DAZ"), Is.EqualTo(new[] { "Cara" }));
     }
 
     [Test]
