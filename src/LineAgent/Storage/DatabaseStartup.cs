@@ -17,6 +17,8 @@ public static class DatabaseStartup
         path = Path.GetFullPath(path);
         var creating = path + ".creating";
         DatabaseFile.DeleteWithCompanions(creating);
+        if (!File.Exists(path) && File.Exists(path + ".restoring"))
+            FinishRestore(path, log);
 
         if (!File.Exists(path))
         {
@@ -27,7 +29,8 @@ public static class DatabaseStartup
                 throw new DatabaseUnusableException(path, $"is missing, but {evidence}",
                     $"Put it back, or restore the newest backup with: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)} --yes. " +
                     $"To start with an empty database on purpose, move the backups aside first (mv {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!))} " +
-                    $"{DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!) + ".old")})");
+                    $"{DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!) + ".old")})" +
+                    (MovedAside(path).Count > 0 ? $", and the databases a restore moved aside ({Path.GetFileName(path)}.replaced-*, .damaged-*)" : ""));
             CreateFresh(path, creating, time, log);
         }
         else
@@ -58,11 +61,53 @@ public static class DatabaseStartup
         return db;
     }
 
-    /// <summary>What says a missing lineagent.db existed before: backups of it. Null on a first start. (A -wal alone is kept aside, as before.)</summary>
+    /// <summary>
+    /// What says a missing lineagent.db existed before: backups of it, or a copy a restore moved aside (.replaced-*,
+    /// .damaged-*). Null on a first start. (A -wal alone is kept aside, as before.)
+    /// </summary>
     private static string? MissingButKnown(string path)
     {
         var backups = DatabaseBackups.List(Path.GetDirectoryName(path)!);
-        return backups.Count > 0 ? $"this data directory has {backups.Count} backup(s) of it (the newest {backups[0].Name})" : null;
+        if (backups.Count > 0)
+            return $"this data directory has {backups.Count} backup(s) of it (the newest {backups[0].Name})";
+        var aside = MovedAside(path);
+        return aside.Count > 0 ? $"a restore moved it aside as {Path.GetFileName(aside[0])}" : null;
+    }
+
+    /// <summary>Databases a restore moved aside (lineagent.db.replaced-*, .damaged-*), newest name first; not their -wal or -shm.</summary>
+    private static List<string> MovedAside(string path) =>
+        Directory.EnumerateFiles(Path.GetDirectoryName(path)!, Path.GetFileName(path) + ".*")
+            .Where(f => Path.GetFileName(f).Length > Path.GetFileName(path).Length + 1 // the pattern also matches lineagent.db itself
+                        && Path.GetFileName(f)[(Path.GetFileName(path).Length + 1)..] is var rest
+                        && (rest.StartsWith("replaced-", StringComparison.Ordinal) || rest.StartsWith("damaged-", StringComparison.Ordinal))
+                        && !DatabaseFile.Companions.Any(c => rest.EndsWith(c, StringComparison.Ordinal)))
+            .OrderByDescending(f => f, StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// A restore cut short (a crash or a kill) after it moved the database aside and before it moved its checked copy,
+    /// lineagent.db.restoring, into place: that copy is put in place now. A fresh empty database was created instead
+    /// (black-box probe, with a kill injected at the rename): every scheduled message and Idempotency-Key gone. The copy
+    /// was checked and marked before the database was moved aside; it is checked again here. When a -wal or -shm of the
+    /// database moved aside is still under the database's own name (the crash came between those moves), nothing is
+    /// moved: it would be replayed into the restored copy.
+    /// </summary>
+    private static void FinishRestore(string path, ILogger log)
+    {
+        var staged = path + ".restoring";
+        var stray = DatabaseFile.Companions.Select(c => path + c).Where(File.Exists).ToList();
+        if (stray.Count > 0)
+            throw new DatabaseUnusableException(path, $"is missing: a restore was cut short while it moved the database aside ({string.Join(", ", stray.Select(Path.GetFileName))} " +
+                $"of it still there), and {Path.GetFileName(staged)} is the checked copy it was putting in place",
+                $"Move {string.Join(" and ", stray.Select(f => DatabaseFile.ShellQuote(f)))} next to the database they belong to (the newest {Path.GetFileName(path)}.replaced-* " +
+                $"or .damaged-* file: the same name with -wal or -shm after it), then start again: the restore is finished then");
+        var found = DatabaseFile.Inspect(staged);
+        if (!found.Ok)
+            throw new DatabaseUnusableException(path, $"is missing: a restore was cut short, and {Path.GetFileName(staged)}, the copy it was putting in place, {found.Problem}",
+                $"Run the restore again: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)}");
+        File.Move(staged, path);
+        DatabaseFile.DeleteWithCompanions(staged);
+        log.LogWarning("Finished a restore that was cut short: moved its checked copy {Staged} to {Path} (the database it replaced is {Aside})",
+            staged, path, MovedAside(path).FirstOrDefault() ?? "not there");
     }
 
     /// <summary>The one line `lineagent run` prints for a database it must not use.</summary>

@@ -155,6 +155,47 @@ public sealed class BackupTests
         Assert.That(DatabaseBackups.List(_dir.Path), Has.Count.EqualTo(1), "no migration, no backup");
     }
 
+    /// <summary>
+    /// A restore cut short between moving the database aside and moving its checked copy in (black-box probe, a kill
+    /// injected at that rename): the next start created a fresh, empty database. It finishes the restore instead.
+    /// </summary>
+    [Test]
+    public void AStartAfterARestoreCutShort_ShouldFinishIt_NotStartEmpty()
+    {
+        NewDatabase(messages: 7);
+        SqliteConnection.ClearAllPools();
+        File.Copy(DbPath, DbPath + ".restoring"); // the checked copy the restore was putting in place
+        File.Move(DbPath, DbPath + ".replaced-20261207T020000Z");
+
+        DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+
+        SqliteConnection.ClearAllPools();
+        Assert.That(Count(DbPath, "SELECT COUNT(*) FROM messages"), Is.EqualTo(7), "the restored copy, not an empty database");
+        Assert.That(File.Exists(DbPath + ".restoring"), Is.False);
+        Assert.That(File.Exists(DbPath + ".replaced-20261207T020000Z"), Is.True, "the database it replaced is kept");
+    }
+
+    [Test]
+    public void AStartAfterARestoreCutShortWhileMovingTheWal_ShouldRefuse_AndAMovedAsideDatabaseAloneShouldNotStartEmpty()
+    {
+        NewDatabase(messages: 3);
+        SqliteConnection.ClearAllPools();
+        File.Copy(DbPath, DbPath + ".restoring");
+        File.Move(DbPath, DbPath + ".replaced-20261207T020000Z");
+        File.WriteAllBytes(DbPath + "-wal", new byte[100]); // the replaced database's -wal, not moved yet
+
+        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        Assert.That(e.Message, Does.Contain("a restore was cut short").And.Contain("lineagent.db-wal").And.Not.Contain('\n'));
+        Assert.That(File.Exists(DbPath), Is.False, "nothing created");
+        Assert.That(File.Exists(DbPath + ".restoring"), Is.True, "nothing moved");
+
+        File.Delete(DbPath + "-wal");
+        File.Delete(DbPath + ".restoring");
+        e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        Assert.That(e.Message, Does.Contain("is missing, but a restore moved it aside as lineagent.db.replaced-20261207T020000Z"));
+        Assert.That(File.Exists(DbPath), Is.False, "no empty database in its place");
+    }
+
     /// <summary>The schema <paramref name="behind"/> migrations before the latest.</summary>
     private void OldSchemaDatabase(int behind = 1)
     {
