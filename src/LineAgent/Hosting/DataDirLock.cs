@@ -24,9 +24,17 @@ public sealed class DataDirLock : IDisposable
         _stream = TryOpen(dir.LockFile, wait) ?? throw new StartupRefusedException(
             $"lineagent: another LineAgent is already running with the data directory {dir.Root} (its lock {dir.LockFile} is held). " +
             "Stop it (launchctl bootout, or Ctrl+C), or give this one another --data-dir.");
-        _stream.SetLength(0);
-        using var writer = new StreamWriter(_stream, leaveOpen: true);
-        writer.Write(Environment.ProcessId);
+        try
+        {
+            _stream.SetLength(0);
+            using var writer = new StreamWriter(_stream, leaveOpen: true);
+            writer.Write(Environment.ProcessId);
+        }
+        catch (IOException)
+        {
+            // A full disk (probe: a stack trace and exit 1). The pid is a note for people; the lock is the open file. What a full
+            // disk stops is said by the database's own check next, in one line.
+        }
     }
 
     /// <summary>

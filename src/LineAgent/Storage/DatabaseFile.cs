@@ -14,6 +14,8 @@ public enum DatabaseState
     Damaged,
     /// <summary>SQLite cannot open or read it (permissions, I/O): not proof of damage.</summary>
     Unreadable,
+    /// <summary>SQLite cannot open it and the disk holding it has no room (for its -wal and -shm): nothing wrong with the file.</summary>
+    DiskFull,
     /// <summary>Its schema version is higher than this agent's migrations.</summary>
     Newer,
 }
@@ -93,6 +95,13 @@ public static class DatabaseFile
         {
             return Result(DatabaseState.Damaged, $"is damaged (quick_check: {SqliteMessage(e)}{cutShort})");
         }
+        catch (SqliteException e) when (FreeBytes(path) is { } free && free < FullBelow)
+        {
+            // SQLite creates the -wal and -shm it needs on open, and reports ENOSPC as an I/O error (10): a start on a full disk
+            // was told to check the file and restore a backup (black-box probe), which would throw away everything since it.
+            return Result(DatabaseState.DiskFull, string.Create(CultureInfo.InvariantCulture,
+                $"cannot be opened: the disk holding it is full ({free / 1024} KB free), so SQLite could not make room for its -wal and -shm files (SQLite error {e.SqliteErrorCode}: {SqliteMessage(e)})"));
+        }
         catch (SqliteException e)
         {
             return Result(DatabaseState.Unreadable, $"cannot be opened (SQLite error {e.SqliteErrorCode}: {SqliteMessage(e)})");
@@ -102,6 +111,22 @@ public static class DatabaseFile
         if (version > known)
             return Result(DatabaseState.Newer, $"has schema version {version}, newer than this agent knows ({known}): a newer LineAgent wrote it", version);
         return Result(DatabaseState.Ok, null, version);
+    }
+
+    /// <summary>Below this much free space on its disk, a database SQLite cannot open is taken as a full disk, not a bad file.</summary>
+    public const long FullBelow = 1024 * 1024;
+
+    /// <summary>The free space of the disk holding <paramref name="path"/> (statvfs); null when it cannot be asked.</summary>
+    public static long? FreeBytes(string path)
+    {
+        try
+        {
+            return new DriveInfo(Path.GetDirectoryName(Path.GetFullPath(path))!).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

@@ -215,4 +215,39 @@ public sealed class DiskFaultTests
         using (var api = agent.Api())
             Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
     }
+
+    /// <summary>
+    /// After a clean stop (no -wal or -shm left) a start on a full disk cannot open the database: SQLite cannot create them
+    /// and says "disk I/O error". The agent said to check the file and restore a backup, which would throw away everything
+    /// since it; with its lock file gone too it crashed with a stack trace (black-box probe). Now one line saying the disk
+    /// is full and that nothing is lost; once there is room it starts with everything.
+    /// </summary>
+    [Test]
+    public async Task AStartOnAFullDisk_AfterACleanStop_ShouldSayTheDiskIsFull_NotAdviseARestore()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        string id;
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
+        using (var api = agent.Api())
+        {
+            id = (await (await api.SendMessageAsync(new { content = "kept", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id");
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+        Assert.That(File.Exists(Path.Combine(dataDir, "lineagent.db-wal")), Is.False, "a clean stop leaves no -wal");
+        File.Delete(Path.Combine(dataDir, "agent.lock"));
+        Fill(Path.Combine(_mount, "filler"));
+
+        var refused = await Programs.LineAgentAsync("run", "--dry-run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0");
+        var output = (refused.Stdout + refused.Stderr).Trim();
+        TestContext.Out.WriteLine(output);
+        Assert.That(refused.ExitCode, Is.EqualTo(78));
+        Assert.That(output, Does.Contain("the disk holding it is full").And.Contain("Nothing is lost").And.Not.Contain("restore the last good copy"));
+        Assert.That(output, Does.Not.Contain("   at "), "one clear line, no stack trace");
+
+        File.Delete(Path.Combine(_mount, "filler"));
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
+        using (var api = agent.Api())
+            Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+    }
 }
