@@ -107,6 +107,13 @@ public sealed class DryRunOutboxChannel(DataDirectory dataDir, IOptions<AgentOpt
 
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct)
     {
+        // A temp file the crash left before its rename is no send: removed, or each such crash left one for good (probe).
+        if (Directory.Exists(OutboxDir))
+            foreach (var temp in Directory.EnumerateFiles(OutboxDir, $".{request.Message.Id}.*.tmp"))
+            {
+                try { File.Delete(temp); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log?.LogWarning("Could not remove {Temp}: {Error}", temp, e.Message); }
+            }
         var found = FilesFor(request.Message.Id).FirstOrDefault();
         ReconcileOutcome outcome = found is null
             ? new ReconcileOutcome.NotSent()

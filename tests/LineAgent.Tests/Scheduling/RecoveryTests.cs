@@ -49,6 +49,7 @@ public sealed class RecoveryTests
         await SeedAsync(dir, alreadyInOutbox, handedNoFile, claimedOnly);
         Directory.CreateDirectory(dir.File("outbox"));
         File.WriteAllText(dir.File($"outbox/{alreadyInOutbox.Id}.old-run-claim.json"), "{}");
+        File.WriteAllText(dir.File($"outbox/.{handedNoFile.Id}.{Guid.NewGuid():N}.tmp"), "{"); // killed before its rename
 
         using var agent = new AgentFactory(dir);
         using var api = agent.Api();
@@ -61,6 +62,7 @@ public sealed class RecoveryTests
 
         var events = await api.GetJsonAsync($"/api/messages/{alreadyInOutbox.Id}");
         Assert.That(events.Str("channelRef"), Does.Contain("old-run-claim"));
+        Assert.That(Directory.GetFiles(dir.File("outbox"), ".*.tmp"), Is.Empty, "the temp file a crash left is removed (probe: left for good)");
     }
 
     /// <summary>
