@@ -40,6 +40,12 @@ public static class DatabaseStartup
             // (quick_check reads all of it, seconds for a large one) until it changes.
             if (RefusalMemo.Read(path) is { } remembered)
                 throw Refusal(remembered);
+            // Before SQLite opens it: it would keep what comes before the damage and reset the -wal at its next checkpoint.
+            if (WalFile.Damage(path + "-wal") is { } walDamage)
+                throw new DatabaseUnusableException(path, walDamage,
+                    $"Nothing was changed. Keep the files; restore the last good copy with: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)}, " +
+                    $"or, to go on with what comes before the damage, copy the data directory aside, then run sqlite3 {DatabaseFile.ShellQuote(path)} " +
+                    "'PRAGMA wal_checkpoint(TRUNCATE);' and start again");
             var found = DatabaseFile.Inspect(path);
             log.LogDebug("Checked {Path} ({Bytes} bytes, schema {Version}) in {Ms:0} ms", path, found.Bytes, found.Version, found.Elapsed.TotalMilliseconds);
             if (!found.Ok)

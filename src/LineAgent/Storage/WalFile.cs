@@ -1,0 +1,99 @@
+using System.Buffers.Binary;
+using System.Globalization;
+
+namespace LineAgent.Storage;
+
+/// <summary>
+/// A look at a database's -wal before SQLite opens it. SQLite replays a WAL's frames up to the first one whose salts or
+/// checksum do not match and takes the rest as never written (a transaction torn by a power loss), then resets the WAL
+/// at its next checkpoint: a WAL damaged in the middle (a flipped sector) silently lost every transaction after the
+/// damage, and the agent started with "storage ok" (black-box probe: 20 of 40 answered messages gone, the -wal deleted by
+/// the clean stop that followed). Frames of the WAL's own generation (its header's salts) that commit a transaction after
+/// the first bad frame are what a torn write never leaves behind under synchronous=FULL short of a power loss in the
+/// middle of a commit, so they are taken as damage. A WAL cut short leaves no such trace and is not caught here.
+/// Format: sqlite.org/fileformat2.html, "WAL File Format" (32-byte header; frames of a 24-byte header and a page;
+/// cumulative checksums over 32-bit words in the byte order the magic number names).
+/// </summary>
+public static class WalFile
+{
+    private const int HeaderSize = 32, FrameHeaderSize = 24;
+
+    /// <summary>What is wrong with <paramref name="walPath"/>, read after the database's path ("… has a -wal that …"); null when nothing is.</summary>
+    public static string? Damage(string walPath)
+    {
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(walPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null; // SQLite's own open says what it cannot read (DatabaseFile.Inspect)
+        }
+        using (stream)
+        {
+            var header = new byte[HeaderSize];
+            if (stream.Length < HeaderSize || stream.ReadAtLeast(header, HeaderSize, throwOnEndOfStream: false) < HeaderSize)
+                return null; // no frame was ever written: SQLite ignores it, and loses nothing
+            var magic = BinaryPrimitives.ReadUInt32BigEndian(header);
+            var pageSize = (int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(8));
+            var frameSize = (long)FrameHeaderSize + pageSize;
+            var frames = (stream.Length - HeaderSize) / (frameSize > FrameHeaderSize ? frameSize : 1);
+            if (magic is not (0x377f0682 or 0x377f0683) || pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) != 0)
+                return frames > 0 ? $"has a -wal whose header is damaged (not a WAL header), so SQLite would ignore its {stream.Length:N0} bytes" : null;
+            var bigEndian = magic == 0x377f0683;
+            var (s0, s1) = Checksum(header.AsSpan(0, 24), bigEndian, 0, 0);
+            if (s0 != BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(24)) || s1 != BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(28)))
+                return frames > 0 ? $"has a -wal whose header fails its checksum, so SQLite would ignore all {frames:N0} frames in it" : null;
+            var salts = header.AsSpan(16, 8).ToArray();
+
+            var frame = new byte[frameSize];
+            long bad = -1, commitsAfter = 0, goodCommits = 0;
+            for (long i = 0; i < frames; i++)
+            {
+                stream.ReadExactly(frame);
+                var sameGeneration = frame.AsSpan(8, 8).SequenceEqual(salts);
+                var commit = BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(4)) != 0;
+                if (bad >= 0)
+                {
+                    if (sameGeneration && commit)
+                        commitsAfter++;
+                    continue;
+                }
+                if (!sameGeneration)
+                    break; // the end of this generation: frames of an earlier one follow (a WAL is reused from its start)
+                (s0, s1) = Checksum(frame.AsSpan(0, 8), bigEndian, s0, s1);
+                (s0, s1) = Checksum(frame.AsSpan(FrameHeaderSize), bigEndian, s0, s1);
+                if (s0 != BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(16)) || s1 != BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(20)))
+                    bad = i;
+                else if (commit)
+                    goodCommits++;
+            }
+            return commitsAfter > 0
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"has a damaged -wal: frame {bad + 1:N0} of {frames:N0} fails its checksum, and {commitsAfter:N0} transaction(s) committed after it would be lost " +
+                    $"if SQLite opened it (it keeps the {goodCommits:N0} before the damage)")
+                : null;
+        }
+    }
+
+    /// <summary>SQLite's WAL checksum: over 32-bit words, two at a time, in the WAL's byte order, continuing from (s0, s1).</summary>
+    private static (uint, uint) Checksum(ReadOnlySpan<byte> data, bool bigEndian, uint s0, uint s1)
+    {
+        for (var i = 0; i + 8 <= data.Length; i += 8)
+        {
+            var x0 = bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(data[i..]) : BinaryPrimitives.ReadUInt32LittleEndian(data[i..]);
+            var x1 = bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(data[(i + 4)..]) : BinaryPrimitives.ReadUInt32LittleEndian(data[(i + 4)..]);
+            unchecked
+            {
+                s0 += x0 + s1;
+                s1 += x1 + s0;
+            }
+        }
+        return (s0, s1);
+    }
+}
