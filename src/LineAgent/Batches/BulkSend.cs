@@ -442,13 +442,12 @@ public sealed class BulkSend(
         // A lead refused before any message was made is `rejected` there (its entry says `failed`, as API.md has it), a
         // suppressed lead's stored message `failed`: accepted (stored) and not rejected, as the batch counts it (review: the
         // answer counted that message rejected, and GET /api/batches/{id} did not: two numbers for one batch).
-        // Every message stored counts, follow-ups too, as the batch counts its rows (probe: 2 accepted, the batch 6); the
-        // entries stay one per lead.
+        // Per lead, as the request names them and `messages` lists them: a lead's follow-ups are not counted here, while
+        // GET /api/batches/{id} counts every stored message (README says both; a client checks total against its leadIds:
+        // review).
         var rejected = entries.Count(x => x.MessageId is null);
-        var byStatus = plan.Rows.GroupBy(m => m.Status).ToDictionary(g => g.Key, g => g.Count());
-        if (rejected > 0)
-            byStatus["rejected"] = rejected;
-        return new BulkResponse(plan.BatchId, plan.Rows.Count + rejected, plan.Rows.Count, rejected, byStatus, entries);
+        return new BulkResponse(plan.BatchId, entries.Count, entries.Count - rejected, rejected,
+            entries.GroupBy(e => e.MessageId is null ? "rejected" : e.Status).ToDictionary(g => g.Key, g => g.Count()), entries);
     }
 
     /// <summary>After the rows, in their transaction: the rejected leads, and the answer for the request's Idempotency-Key.</summary>

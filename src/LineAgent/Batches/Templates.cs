@@ -42,7 +42,8 @@ public static partial class Templates
         {
             // In the name's own case: {FirstName} is to become {{firstName}}, not the unknown {{FirstName}}.
             var name = single.Groups[1].Value;
-            var canonical = Names.FirstOrDefault(n => n.Equals(name, StringComparison.OrdinalIgnoreCase)) ?? name;
+            var canonical = Names.FirstOrDefault(n => n.Equals(name, StringComparison.OrdinalIgnoreCase))
+                ?? (name.StartsWith("fields.", StringComparison.OrdinalIgnoreCase) ? "fields." + name["fields.".Length..] : name);
             return $"{field} has {single.Value}: placeholders take two braces, {{{{{canonical}{single.Groups[2].Value}}}}}.";
         }
         if (UnknownPlaceholders(template) is { Count: > 0 } unknown)

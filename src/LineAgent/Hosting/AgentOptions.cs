@@ -61,7 +61,7 @@ public sealed class AgentOptions
     {
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile, Environment.SpecialFolderOption.DoNotVerify);
         if (string.IsNullOrWhiteSpace(home) || !Path.IsPathRooted(home))
-            throw new InvalidOperationException(
+            throw new StartupRefusedException(
                 "lineagent: no home directory (HOME is not set), so there is no default data directory; set Agent:DataDir (--data-dir, or LINEAGENT__Agent__DataDir).");
         if (OperatingSystem.IsMacOS())
             return Path.Combine(home, "Library", "Application Support", "LineAgent");

@@ -49,7 +49,8 @@ public sealed class DataDirLock : IDisposable
         {
             try
             {
-                return new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                // Unbuffered: a pid note that could not be written (a full disk) must not be flushed again, and throw, at Dispose (review).
+                return new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
             }
             catch (IOException) when (waited.Elapsed < wait)
             {

@@ -86,9 +86,10 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                     else
                     {
                         inQuotes = false;
-                        // After the closing quote: spaces (trimmed), then the delimiter or the end of the row.
+                        // After the closing quote: spaces (trimmed: CsvHelper's WhiteSpaceChars is a space only, and a tab may be
+                        // the delimiter itself: review), then the delimiter or the end of the row.
                         var j = i + 1;
-                        while (j < raw.Length && raw[j] is ' ' or '\t') j++;
+                        while (j < raw.Length && raw[j] == ' ' && delimiter != " ") j++;
                         if (j < raw.Length && raw[j] is not ('\r' or '\n') && !(delimiter.Length > 0 && string.CompareOrdinal(raw, j, delimiter, 0, delimiter.Length) == 0))
                             stray = true;
                     }
@@ -105,7 +106,7 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 fieldStart = true;
             else if (fieldStart && c == '"')
                 (inQuotes, fieldStart) = (true, false);
-            else if (!(fieldStart && c is ' ' or '\t')) // spaces before a value's quote are trimmed (TrimOptions.Trim)
+            else if (!(fieldStart && c == ' ')) // spaces before a value's quote are trimmed (TrimOptions.Trim; a space only, as CsvHelper)
                 fieldStart = false;
         }
         return (inQuotes, stray);

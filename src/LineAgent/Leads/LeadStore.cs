@@ -205,10 +205,9 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
     }
 
     /// <summary>
-    /// Search (substring over names, company, phone, email) and tag filter, newest first. Each word of <paramref name="q"/>
-    /// must be in one of them, so a full name finds the lead (first and last name are columns of their own: "Maria Lopez"
-    /// as one phrase found nothing: black-box probe); a phone written with spaces, brackets or dashes is searched by its
-    /// digits, as <c>recipient=</c> on the history is.
+    /// Search (substring over names, company, phone, email) and tag filter, newest first. The text is one phrase, found
+    /// within one field, the full name being one ("Maria Lopez": migration 017), accents and case aside; a phone written
+    /// with brackets, spaces or dashes is searched by its digits, as <c>recipient=</c> on the history is (black-box probe).
     /// </summary>
     public static (string Sql, DynamicParameters P) SearchSql(string? q, string? tag, long? before, int? limit)
     {
@@ -217,22 +216,20 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
         var from = "leads l";
         if (!string.IsNullOrWhiteSpace(q))
         {
-            var words = Messages.MessageFilter.RecipientText(q.Trim())!.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            // Three characters and more through the trigram index, one phrase per word (FTS5 joins them with AND).
-            var indexed = words.Where(w => w.Length >= 3).ToList();
-            if (indexed.Count > 0)
+            var text = string.Join(' ', Messages.MessageFilter.RecipientText(q.Trim())!.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+            // The trigram index takes three characters (code points: an emoji is one) and more.
+            if (text.EnumerateRunes().Count() >= 3)
             {
                 from += " JOIN leads_fts f ON f.rowid = l.seq";
                 where.Add("leads_fts MATCH @Match");
-                p.Add("Match", string.Join(" ", indexed.Select(w => "\"" + w.Replace("\"", "\"\"") + "\"")));
+                p.Add("Match", "\"" + text.Replace("\"", "\"\"") + "\"");
             }
-            var shorter = words.Where(w => w.Length < 3).Distinct().ToList();
-            for (var i = 0; i < shorter.Count; i++)
+            else
             {
                 // The text is matched as typed: % and _ in it are not wildcards.
-                where.Add($"(l.first_name LIKE @Like{i} ESCAPE '\\' OR l.last_name LIKE @Like{i} ESCAPE '\\' OR l.company LIKE @Like{i} ESCAPE '\\' " +
-                    $"OR l.phone LIKE @Like{i} ESCAPE '\\' OR l.email LIKE @Like{i} ESCAPE '\\')");
-                p.Add($"Like{i}", "%" + shorter[i].Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%");
+                where.Add("(l.first_name LIKE @Like ESCAPE '\\' OR l.last_name LIKE @Like ESCAPE '\\' OR l.company LIKE @Like ESCAPE '\\' " +
+                    "OR l.phone LIKE @Like ESCAPE '\\' OR l.email LIKE @Like ESCAPE '\\')");
+                p.Add("Like", "%" + text.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%");
             }
         }
         if (!string.IsNullOrWhiteSpace(tag))

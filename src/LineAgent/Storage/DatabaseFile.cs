@@ -95,12 +95,14 @@ public static class DatabaseFile
         {
             return Result(DatabaseState.Damaged, $"is damaged (quick_check: {SqliteMessage(e)}{cutShort})");
         }
-        catch (SqliteException e) when (FreeBytes(path) is { } free && free < FullBelow)
+        catch (SqliteException e) when (e.SqliteErrorCode is 10 or 13 or 14 && NoRoom(path) is { } free)
         {
             // SQLite creates the -wal and -shm it needs on open, and reports ENOSPC as an I/O error (10): a start on a full disk
             // was told to check the file and restore a backup (black-box probe), which would throw away everything since it.
+            // Only when a small file cannot be written there either, for want of room (not a busy lock, a refused permission, a
+            // read-only volume whose free space also reads 0, or a failing disk: review).
             return Result(DatabaseState.DiskFull, string.Create(CultureInfo.InvariantCulture,
-                $"cannot be opened: the disk holding it is full ({free / 1024} KB free), so SQLite could not make room for its -wal and -shm files (SQLite error {e.SqliteErrorCode}: {SqliteMessage(e)})"));
+                $"cannot be opened: the disk holding it is full ({free / 1024} KB free), so SQLite could not make room for its -wal and -shm files; the file was not checked (SQLite error {e.SqliteErrorCode}: {SqliteMessage(e)})"));
         }
         catch (SqliteException e)
         {
@@ -115,6 +117,31 @@ public static class DatabaseFile
 
     /// <summary>Below this much free space on its disk, a database SQLite cannot open is taken as a full disk, not a bad file.</summary>
     public const long FullBelow = 1024 * 1024;
+
+    /// <summary>The free space of the disk holding <paramref name="path"/> when it is under <see cref="FullBelow"/> and a 64 KB file cannot be written next to it for want of room; else null.</summary>
+    private static long? NoRoom(string path)
+    {
+        if (FreeBytes(path) is not { } free || free >= FullBelow)
+            return null;
+        var probe = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".lineagent-room-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None))
+            {
+                stream.Write(new byte[64 * 1024]);
+                stream.Flush(flushToDisk: true);
+            }
+            return null; // there was room after all
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return StorageHealth.FaultOf(e) == StorageState.Full ? free : null;
+        }
+        finally
+        {
+            try { File.Delete(probe); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+    }
 
     /// <summary>The free space of the disk holding <paramref name="path"/> (statvfs); null when it cannot be asked.</summary>
     public static long? FreeBytes(string path)

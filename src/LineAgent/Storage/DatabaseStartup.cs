@@ -80,6 +80,23 @@ public static class DatabaseStartup
         return aside.Count > 0 ? $"a restore moved it aside as {Path.GetFileName(aside[0])}" : null;
     }
 
+    private static bool RestoreMarked(string staged)
+    {
+        try
+        {
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM bridge_state WHERE key = @Key";
+            cmd.Parameters.AddWithValue("@Key", DatabaseRestore.RestoredAtKey);
+            return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
+        }
+        catch (SqliteException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Databases a restore moved aside (lineagent.db.replaced-*, .damaged-*), newest name first; not their -wal or -shm.</summary>
     private static List<string> MovedAside(string path) =>
         Directory.EnumerateFiles(Path.GetDirectoryName(path)!, Path.GetFileName(path) + ".*")
@@ -110,6 +127,11 @@ public static class DatabaseStartup
         if (!found.Ok)
             throw new DatabaseUnusableException(path, $"is missing: a restore was cut short, and {Path.GetFileName(staged)}, the copy it was putting in place, {found.Problem}",
                 $"Run the restore again: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)}");
+        // Only a copy the restore had finished preparing (marked), with the database it replaces moved aside: a restore killed
+        // earlier leaves an unmarked copy next to a database still in place, and that database going missing weeks later
+        // must not bring an old backup back unmarked (review). That is refused as a missing database, as before.
+        if (MovedAside(path).Count == 0 || !RestoreMarked(staged))
+            return;
         File.Move(staged, path);
         DatabaseFile.DeleteWithCompanions(staged);
         log.LogWarning("Finished a restore that was cut short: moved its checked copy {Staged} to {Path} (the database it replaced is {Aside})",
@@ -125,7 +147,7 @@ public static class DatabaseStartup
         var advice = found.State switch
         {
             DatabaseState.Newer => $"Run the newer LineAgent again, or go back to a backup made by this version with: {restore}",
-            DatabaseState.DiskFull => $"Nothing is lost and the file is fine: make room on that disk (df -h {DatabaseFile.ShellQuote(dataDir)}), then start again " +
+            DatabaseState.DiskFull => $"Nothing of it was changed: make room on that disk (df -h {DatabaseFile.ShellQuote(dataDir)}), then start again " +
                 "(launchd does, every 10 s); do not restore a backup for this",
             DatabaseState.Unreadable => $"Check the file's owner and mode (ls -l {DatabaseFile.ShellQuote(found.Path)}) and the disk; if it is damaged, restore the last good copy with: {restore}",
             _ when hasBackup => $"Stop here; restore the last good copy with: {restore}",

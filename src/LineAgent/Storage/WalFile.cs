@@ -8,9 +8,12 @@ namespace LineAgent.Storage;
 /// checksum do not match and takes the rest as never written (a transaction torn by a power loss), then resets the WAL
 /// at its next checkpoint: a WAL damaged in the middle (a flipped sector) silently lost every transaction after the
 /// damage, and the agent started with "storage ok" (black-box probe: 20 of 40 answered messages gone, the -wal deleted by
-/// the clean stop that followed). Frames of the WAL's own generation (its header's salts) that commit a transaction after
-/// the first bad frame are what a torn write never leaves behind under synchronous=FULL short of a power loss in the
-/// middle of a commit, so they are taken as damage. A WAL cut short leaves no such trace and is not caught here.
+/// the clean stop that followed). The last transaction can legitimately hold a bad frame before its commit frame: SQLite
+/// overwrites a page it spilled earlier in the same transaction in place and fixes the checksums only after writing the
+/// commit frame (walRewriteChecksums), so a kill in between leaves exactly that, and it was never answered (review). Damage
+/// is therefore a bad frame followed by at least two commit frames of the WAL's own generation (its header's salts): a
+/// transaction committed after the one the bad frame is in. A WAL cut short, or damaged in its last transaction only,
+/// leaves no such trace and is not caught here.
 /// Format: sqlite.org/fileformat2.html, "WAL File Format" (32-byte header; frames of a 24-byte header and a page;
 /// cumulative checksums over 32-bit words in the byte order the magic number names).
 /// </summary>
@@ -55,7 +58,14 @@ public static class WalFile
             long bad = -1, commitsAfter = 0, goodCommits = 0;
             for (long i = 0; i < frames; i++)
             {
-                stream.ReadExactly(frame);
+                try
+                {
+                    stream.ReadExactly(frame);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return null; // unreadable (a bad sector, a file shrinking under the read): SQLite's own open says so (review)
+                }
                 var sameGeneration = frame.AsSpan(8, 8).SequenceEqual(salts);
                 var commit = BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(4)) != 0;
                 if (bad >= 0)
@@ -73,10 +83,10 @@ public static class WalFile
                 else if (commit)
                     goodCommits++;
             }
-            return commitsAfter > 0
+            return commitsAfter >= 2
                 ? string.Create(CultureInfo.InvariantCulture,
-                    $"has a damaged -wal: frame {bad + 1:N0} of {frames:N0} fails its checksum, and {commitsAfter:N0} transaction(s) committed after it would be lost " +
-                    $"if SQLite opened it (it keeps the {goodCommits:N0} before the damage)")
+                    $"has a damaged -wal: frame {bad + 1:N0} of {frames:N0} fails its checksum, and at least {commitsAfter - 1:N0} committed transaction(s) after it " +
+                    $"would be lost if SQLite opened it (it keeps the {goodCommits:N0} before the damage)")
                 : null;
         }
     }

@@ -145,12 +145,11 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         Assert.That(rows, Is.EqualTo(new[] { "Hi Ana", "Again, Ana", "Last one for Acme" }));
         Assert.That((await Client.GetJsonAsync($"/api/messages?leadId={bob}"))["items"]!.AsArray(), Is.Empty);
 
-        // The 202 counts as the batch does: each stored message, follow-ups too (probe: accepted 2, the batch 6).
+        // The 202 counts leads, one entry each; the batch counts every stored message, follow-ups too (README says both).
         var batch = await Client.GetJsonAsync($"/api/batches/{response.Str("batchId")}");
         Assert.That((response["total"]!.GetValue<int>(), response["accepted"]!.GetValue<int>(), response["rejected"]!.GetValue<int>()),
-            Is.EqualTo((4, 3, 1)));
-        Assert.That(response["total"]!.GetValue<int>(), Is.EqualTo(batch["total"]!.GetValue<int>()));
-        Assert.That(response["byStatus"]!.ToJsonString(), Is.EqualTo(batch["byStatus"]!.ToJsonString()));
+            Is.EqualTo((2, 1, 1)));
+        Assert.That((batch["total"]!.GetValue<int>(), batch["byStatus"]!["scheduled"]!.GetValue<int>()), Is.EqualTo((4, 3)));
     }
 
     /// <summary>An email's subject is a template like its content: it went out as typed, {{firstName}} and all (black-box probe).</summary>

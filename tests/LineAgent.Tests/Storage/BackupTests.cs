@@ -167,6 +167,14 @@ public sealed class BackupTests
         File.Copy(DbPath, DbPath + ".restoring"); // the checked copy the restore was putting in place
         File.Move(DbPath, DbPath + ".replaced-20261207T020000Z");
 
+        // Unmarked, it is not a copy the restore had finished preparing (killed before MarkRestored, the database still in
+        // place then and missing only later): refused as a missing database, never put in place (review).
+        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        Assert.That(e.Message, Does.Contain("is missing, but a restore moved it aside"));
+        Assert.That(File.Exists(DbPath + ".restoring"), Is.True);
+
+        using (var c = new SqliteConnection($"Data Source={DbPath}.restoring;Pooling=False"))
+            c.Execute("INSERT INTO bridge_state (key, value) VALUES (@Key, '2026-12-07T02:00:00Z')", new { Key = DatabaseRestore.RestoredAtKey });
         DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
 
         SqliteConnection.ClearAllPools();
@@ -235,6 +243,19 @@ public sealed class BackupTests
         }
         var walBefore = File.ReadAllBytes(damaged + "-wal");
 
+        // A bad frame in the last transaction only is what a kill between its commit frame and SQLite's rewrite of the
+        // checksums of pages it overwrote in place leaves (review): SQLite's own recovery, no refusal.
+        var lastOnly = Path.Combine(_dir.File("last"), "lineagent.db");
+        Directory.CreateDirectory(Path.GetDirectoryName(lastOnly)!);
+        File.Copy(whole, lastOnly);
+        File.Copy(whole + "-wal", lastOnly + "-wal");
+        using (var wal = new FileStream(lastOnly + "-wal", FileMode.Open, FileAccess.ReadWrite))
+        {
+            var frame = 24 + 4096L;
+            wal.Position = wal.Length - frame - 100; // inside the page of the frame before the last
+            wal.Write([0xff, 0xff, 0xff, 0xff]);
+        }
+
         var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(damaged, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
         Assert.That(e.Message, Does.Contain("has a damaged -wal").And.Contain("would be lost").And.Contain("Nothing was changed").And.Not.Contain('\n'));
         Assert.That(File.ReadAllBytes(damaged + "-wal"), Is.EqualTo(walBefore), "the -wal is left as it was");
@@ -242,6 +263,9 @@ public sealed class BackupTests
         DatabaseStartup.Open(whole, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
         SqliteConnection.ClearAllPools();
         Assert.That(Count(whole), Is.EqualTo(40), "a -wal a crash left whole is replayed");
+        DatabaseStartup.Open(lastOnly, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+        SqliteConnection.ClearAllPools();
+        Assert.That(Count(lastOnly), Is.InRange(38, 39), "the torn last transaction dropped, as SQLite does");
     }
 
     /// <summary>The schema <paramref name="behind"/> migrations before the latest.</summary>

@@ -242,7 +242,7 @@ public sealed class DiskFaultTests
         var output = (refused.Stdout + refused.Stderr).Trim();
         TestContext.Out.WriteLine(output);
         Assert.That(refused.ExitCode, Is.EqualTo(78));
-        Assert.That(output, Does.Contain("the disk holding it is full").And.Contain("Nothing is lost").And.Not.Contain("restore the last good copy"));
+        Assert.That(output, Does.Contain("the disk holding it is full").And.Contain("Nothing of it was changed").And.Not.Contain("restore the last good copy"));
         Assert.That(output, Does.Not.Contain("   at "), "one clear line, no stack trace");
 
         File.Delete(Path.Combine(_mount, "filler"));
