@@ -143,7 +143,7 @@ urlencode() {
 #   A version uptimeSeconds dryRun dryRunOutbox      C scheduled queued sending sentToday failedToday
 #   L id name active                                 N nextScheduledAt (epoch seconds, empty = none)
 #   H type channel state detail                      E code message (only when lastError is set)
-#   U sentToday maxPerDay sentLastHour maxPerHour windowOpen windowOpensAt(epoch)
+#   U sentToday maxPerDay sentLastHour maxPerHour windowOpen windowOpensAt(epoch) pacingEnabled (empty from an older agent)
 #   P detail-or-title of an RFC 7807 problem (mode "problem")      X why the JSON could not be read
 
 python_reader() {
@@ -202,7 +202,7 @@ elif d is not None:
         u = l.get('usage')
         if isinstance(u, dict):
             rec('U', clean(u.get('sentToday')), clean(u.get('maxPerDay')), clean(u.get('sentLastHour')), clean(u.get('maxPerHour')),
-                clean(u.get('windowOpen')), epoch(u.get('windowOpensAt')))
+                clean(u.get('windowOpen')), epoch(u.get('windowOpensAt')), clean(u.get('pacingEnabled')))
     c = obj(d.get('counts'))
     rec('C', *[clean(c.get(k)) for k in ('scheduled', 'queued', 'sending', 'sentToday', 'failedToday')])
     rec('N', epoch(d.get('nextScheduledAt')))
@@ -254,7 +254,8 @@ function run(argv) {
       });
       var u = l.usage;
       if (u && typeof u === 'object')
-        rec('U', clean(u.sentToday), clean(u.maxPerDay), clean(u.sentLastHour), clean(u.maxPerHour), clean(u.windowOpen), epoch(u.windowOpensAt));
+        rec('U', clean(u.sentToday), clean(u.maxPerDay), clean(u.sentLastHour), clean(u.maxPerHour), clean(u.windowOpen), epoch(u.windowOpensAt),
+          clean(u.pacingEnabled));
     });
     var c = obj(d.counts);
     rec('C', clean(c.scheduled), clean(c.queued), clean(c.sending), clean(c.sentToday), clean(c.failedToday));
@@ -555,7 +556,7 @@ end_line() {
   cur_ok=0
 }
 
-while IFS="$US" read -r kind f1 f2 f3 f4 f5 f6; do
+while IFS="$US" read -r kind f1 f2 f3 f4 f5 f6 f7; do
   case "$kind" in H|U) ;; *) flush_action ;; esac
   case "$kind" in
     A) version=$f1 uptime=$f2 dry_run=$f3 outbox=$f4 ;;
@@ -580,8 +581,13 @@ while IFS="$US" read -r kind f1 f2 f3 f4 f5 f6; do
       if [ -n "$f4" ]; then add "--$(txt "$f1: $f3 — $f4")"; else add "--$(txt "$f1: $f3")"; fi
       ;;
     U)
-      add "--sent today ${f1:-0}/${f2:-?}, this hour ${f3:-0}/${f4:-?}"
-      if [ "$f5" = false ]; then
+      # An unpaced line has no caps (probe: "4/200" on a line that sends as soon as messages are due).
+      if [ "$f7" = false ]; then
+        add "--sent today ${f1:-0}, this hour ${f3:-0} (not paced)"
+      else
+        add "--sent today ${f1:-0}/${f2:-?}, this hour ${f3:-0}/${f4:-?}"
+      fi
+      if [ "$f5" = false ] && [ "$f7" != false ]; then
         if [ -n "$f6" ]; then add "--send window closed, opens $(local_time "$f6")"; else add "--send window closed"; fi
       fi
       ;;

@@ -272,28 +272,30 @@ public static class ClientCommands
         out SequenceOptions fields)
     {
         fields = new SequenceOptions(null, null, null);
+        // Every bad option is named, not only the first (probe: a bad --recipient-window went unsaid behind a bad --follow-up).
+        var ok = true;
+        void Bad(string line)
+        {
+            Console.Error.WriteLine(line);
+            ok = false;
+        }
         var steps = new List<FollowUpOption>();
         foreach (var given in result.GetValue(followUp) ?? [])
         {
             var eq = given.IndexOf('=');
             if (eq < 0)
             {
-                Console.Error.WriteLine($"--follow-up '{given}': give AFTER=TEXT, e.g. --follow-up \"P2D=Any thoughts?\" (AFTER an ISO 8601 duration such as P2D, PT4H or P1DT12H).");
-                return false;
+                Bad($"--follow-up '{given}': give AFTER=TEXT, e.g. --follow-up \"P2D=Any thoughts?\" (AFTER an ISO 8601 duration such as P2D, PT4H or P1DT12H).");
+                continue;
             }
             var after = given[..eq].Trim();
             var text = given[(eq + 1)..];
             if (!Durations.TryParse(after, out _, out var why))
-            {
-                Console.Error.WriteLine($"--follow-up '{given}': {why}.");
-                return false;
-            }
-            if (string.IsNullOrWhiteSpace(text))
-            {
-                Console.Error.WriteLine($"--follow-up '{given}': the text after '=' is empty.");
-                return false;
-            }
-            steps.Add(new FollowUpOption(after, text));
+                Bad($"--follow-up '{given}': {why}.");
+            else if (string.IsNullOrWhiteSpace(text))
+                Bad($"--follow-up '{given}': the text after '=' is empty.");
+            else
+                steps.Add(new FollowUpOption(after, text));
         }
         WindowOption? hours = null;
         if (result.GetValue(window) is { } w)
@@ -302,17 +304,14 @@ public static class ClientCommands
             // ({"from": "09:00", "to": "20:00"}).
             if (w.Split('-', StringSplitOptions.TrimEntries) is not [{ Length: > 0 } from, { Length: > 0 } to]
                 || !Scheduling.SendWindow.TryParse(from, out var start) || !Scheduling.SendWindow.TryParse(to, out var end))
-            {
-                Console.Error.WriteLine($"--recipient-window '{w}': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00.");
-                return false;
-            }
-            if (start == end)
-            {
-                Console.Error.WriteLine($"--recipient-window '{w}': FROM and TO are equal; give the hours the recipient may be written to.");
-                return false;
-            }
-            hours = new WindowOption(from, to);
+                Bad($"--recipient-window '{w}': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00.");
+            else if (start == end)
+                Bad($"--recipient-window '{w}': FROM and TO are equal; give the hours the recipient may be written to.");
+            else
+                hours = new WindowOption(from, to);
         }
+        if (!ok)
+            return false;
         fields = new SequenceOptions(result.GetValue(stopOnReply) ? true : null, steps.Count > 0 ? steps : null, hours);
         return true;
     }

@@ -105,7 +105,7 @@ public static partial class MenuBarRecords
             }
             if (Get(l, "usage") is { ValueKind: JsonValueKind.Object } u)
                 rec(["U", Clean(Get(u, "sentToday")), Clean(Get(u, "maxPerDay")), Clean(Get(u, "sentLastHour")), Clean(Get(u, "maxPerHour")),
-                    Clean(Get(u, "windowOpen")), Epoch(Get(u, "windowOpensAt"))]);
+                    Clean(Get(u, "windowOpen")), Epoch(Get(u, "windowOpensAt")), Clean(Get(u, "pacingEnabled"))]);
         }
         var c = Obj(Get(d, "counts"));
         rec(["C", .. new[] { "scheduled", "queued", "sending", "sentToday", "failedToday" }.Select(k => Clean(Get(c, k)))]);

@@ -40,8 +40,10 @@ public static partial class Schedules
             }
             problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {why}."));
         }
-        else if (!Iso().IsMatch(scheduledAt.Trim()))
-            problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt '{Api.Problems.Echo(scheduledAt)}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z."));
+        // The zone is unknown: the time is still checked on its own (read as if in UTC), so a bad one is named beside the zone
+        // (probe: 2031-13-45T10:00 with timeZone Mars/Base named only the zone).
+        else if (!TryParse(scheduledAt, "UTC", out _, out var alone))
+            problems.Add(new("scheduledAt", "invalid_schedule", $"scheduledAt {alone}."));
         return null;
     }
 

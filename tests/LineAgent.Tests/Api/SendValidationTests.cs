@@ -263,6 +263,10 @@ public sealed class SendValidationTests : AgentTest
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(zoneOnly.ProblemFields(), Is.EqualTo(new[] { "timeZone" }), "a wall-clock time waits for its zone; only the zone is wrong");
         Assert.That(zoneOnly.Str("detail"), Does.Contain("America/NewYork"));
+        // An ISO-shaped time that is no date, beside a bad zone: both named (probe: only the zone).
+        var badDate = await (await Client.PostAsJsonAsync("/api/messages", new { lineId = "mac-1", content = "x", recipientPhone = "+12025550123", scheduledAt = "2031-13-45T10:00", timeZone = "Mars/Base" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(badDate.ProblemFields(), Is.EquivalentTo(new[] { "timeZone", "scheduledAt" }));
         await AssertNothingStoredOrSent();
     }
 

@@ -160,6 +160,10 @@ public sealed class FollowUpCliTests
             (["--recipient-window", "9-5pm"], "--recipient-window '9-5pm': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00."),
             (["--recipient-window", "09:00-24:00"], "--recipient-window '09:00-24:00': give FROM-TO as HH:mm-HH:mm"),
             (["--recipient-window", "09:00-09:00"], "--recipient-window '09:00-09:00': FROM and TO are equal"),
+            // Every bad option named, one line each (probe: only the first).
+            (["--follow-up", "P2M=hi", "--recipient-window", "25:00-20:00"],
+                "--follow-up 'P2M=hi': 'P2M' uses years or months, which have no fixed length; give days (e.g. P30D).\n" +
+                "--recipient-window '25:00-20:00': give FROM-TO as HH:mm-HH:mm (00:00-23:59), e.g. 09:00-20:00."),
         };
         foreach (var (options, error) in cases)
         {

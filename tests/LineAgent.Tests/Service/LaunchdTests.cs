@@ -285,6 +285,7 @@ public sealed class LaunchdTests
         Assert.That(lines, Has.Some.EqualTo("Default line: active"));
         Assert.That(lines, Has.Some.Match(@"^--imessage: ok"));
         Assert.That(lines, Has.None.Contains("window closed"), "the dry-run outbox is not paced");
+        Assert.That(lines, Has.Some.Match(@"^--sent today 1, this hour 1 \(not paced\)$"), "no caps for a line that is not paced (probe: 1/200)");
         Assert.That(lines, Has.Some.Match(@"^--Pause line \| bash=.*lineagent\.30s\.sh param1=pause param2=default terminal=false refresh=true$"));
         Assert.That(lines, Has.Some.EqualTo("Scheduled: 1"));
         Assert.That(lines, Has.Some.EqualTo("Sent today: 1"));

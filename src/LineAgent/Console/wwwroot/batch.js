@@ -65,6 +65,8 @@ async function load() {
   } catch (e) {
     error.textContent = e instanceof ApiError ? e.sentences.join(' ') : String(e);
     error.hidden = false;
+    // No batch of that id (or none could be read): nothing to count or cancel (probe: the button stayed enabled and 404'd).
+    if (messages.size === 0 && !rejected) renderCounts();
   }
 }
 

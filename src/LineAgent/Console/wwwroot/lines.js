@@ -1,4 +1,4 @@
-import { api, ApiError, el, formatTime, onMessageChange, typeWords } from './lib.js';
+import { api, ApiError, el, formatTime, onMessageChange, typeWords, userTimeZone } from './lib.js';
 
 const container = document.getElementById('lines');
 const error = document.getElementById('lines-error');
@@ -62,6 +62,21 @@ function messagesReport(report) {
     el('p', { className: 'hint' }, `Checked ${formatTime(report.checkedAt)}.`));
 }
 
+/**
+ * When the line's window opens, in the line's own zone, and in the browser's when that differs (probe: the browser's time
+ * was labelled with the line's zone, "opens 3:00 AM (Europe/London)" for 08:00 there).
+ */
+function windowOpens(iso, zone) {
+  if (!iso) return 'at its next opening';
+  let there;
+  try {
+    there = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZone: zone }).format(new Date(iso));
+  } catch {
+    return formatTime(iso); // a zone this browser does not know: the browser's own time, unlabelled
+  }
+  return !zone || zone === userTimeZone ? `${there} (${zone})` : `${there} in ${zone} (${formatTime(iso)} your time)`;
+}
+
 function usage(u) {
   if (!u) return el('p', { className: 'hint' }, 'No usage yet.');
   const capped = (label, n, max) => {
@@ -76,7 +91,7 @@ function usage(u) {
     capped('New conversations today', u.newConversationsToday, u.maxNewConversationsPerDay),
   ];
   if (!u.pacingEnabled) items.push(el('li', {}, 'No pacing: messages go out as soon as they are due.'));
-  else items.push(el('li', {}, u.windowOpen ? 'Send window open now.' : `Send window closed; opens ${formatTime(u.windowOpensAt)} (${u.timeZone}).`));
+  else items.push(el('li', {}, u.windowOpen ? 'Send window open now.' : `Send window closed; opens ${windowOpens(u.windowOpensAt, u.timeZone)}.`));
   if (u.lastSendAt) items.push(el('li', {}, `Last send ${formatTime(u.lastSendAt)}.`));
   return el('ul', { className: 'usage' }, ...items);
 }
@@ -99,7 +114,9 @@ function lineCard(line, dryRun) {
   });
   const good = line.health.filter((h) => !notSetUp(h)).every((h) => h.state === 'ok') && line.health.some((h) => h.state === 'ok');
   const state = !line.active ? 'Paused: nothing goes out from this line until you resume it.'
-    : good ? 'Working: it can send now.' : 'Needs attention: some messages cannot go out (see below).';
+    : !good ? 'Needs attention: some messages cannot go out (see below).'
+    : line.usage?.pacingEnabled && line.usage.windowOpen === false ? 'Working: it sends once its send window opens (see Today).'
+    : 'Working: it can send now.';
   return el('section', { className: `card line ${line.active ? (good ? 'good' : 'warn') : 'paused'}`, ariaLabelledby: headingId },
     el('div', { className: 'line-head' },
       el('h2', { id: headingId }, heading, line.name && line.name !== line.id ? el('span', { className: 'muted' }, ` (${line.id})`) : ''),
