@@ -61,7 +61,7 @@ public static partial class Schedules
         var m = Iso().Match(input.Trim());
         if (!m.Success)
         {
-            problem = $"'{input}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z";
+            problem = $"'{Api.Problems.Echo(input)}' is not an ISO 8601 time such as 2026-12-01T09:00:00Z";
             return false;
         }
         var hasOffset = m.Groups["offset"].Success;
@@ -73,19 +73,19 @@ public static partial class Schedules
                 : m.Groups["local"].Value + "Z";
             if (!DateTimeOffset.TryParse(normalized, CultureInfo.InvariantCulture, DateTimeStyles.None, out at))
             {
-                problem = $"'{input}' is not a valid date and time";
+                problem = $"'{Api.Problems.Echo(input)}' is not a valid date and time";
                 return false;
             }
             return InRange(input, ref at, out problem);
         }
         if (zone is null)
         {
-            problem = $"'{input}' has no offset: add Z or an offset such as +02:00{(takesTimeZone ? ", or give a timeZone" : "")}";
+            problem = $"'{Api.Problems.Echo(input)}' has no offset: add Z or an offset such as +02:00{(takesTimeZone ? ", or give a timeZone" : "")}";
             return false;
         }
         if (!DateTime.TryParse(m.Groups["local"].Value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
         {
-            problem = $"'{input}' is not a valid date and time";
+            problem = $"'{Api.Problems.Echo(input)}' is not a valid date and time";
             return false;
         }
         try
@@ -94,7 +94,7 @@ public static partial class Schedules
         }
         catch (ArgumentOutOfRangeException)
         {
-            problem = $"'{input}' in {zone.Id} falls outside the years 1-9999 in UTC";
+            problem = $"'{Api.Problems.Echo(input)}' in {zone.Id} falls outside the years 1-9999 in UTC";
             return false;
         }
         return InRange(input, ref at, out problem);
@@ -107,7 +107,7 @@ public static partial class Schedules
         var utcTicks = at.Ticks - at.Offset.Ticks;
         if (utcTicks is < 0 || utcTicks > DateTime.MaxValue.Ticks)
         {
-            problem = $"'{input}' falls outside the years 1-9999 in UTC";
+            problem = $"'{Api.Problems.Echo(input)}' falls outside the years 1-9999 in UTC";
             at = default;
             return false;
         }

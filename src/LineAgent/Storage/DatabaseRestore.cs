@@ -29,7 +29,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     public const string SentKey = "restore.sent";
     public const string WentOnKey = "restore.went_on";
     public const string CancelledKey = "restore.cancelled";
-    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}', '{SentKey}', '{WentOnKey}', '{CancelledKey}')";
+    /// <summary>The file name the database this restore replaces is moved to ("" when there was none): see DatabaseStartup.FinishRestore.</summary>
+    public const string AsideKey = "restore.aside";
+    public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}', '{SentKey}', '{WentOnKey}', '{CancelledKey}', '{AsideKey}')";
 
     private string DatabasePath => Path.Combine(dataDir, "lineagent.db");
     private string LockPath => Path.Combine(dataDir, "agent.lock");
@@ -114,7 +116,6 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
 
         var takenAt = DatabaseBackups.List(dataDir).FirstOrDefault(b => b.Path == chosen)?.TakenAt;
         var compared = CompareWithReplaced(staged);
-        var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared);
 
         var stamp = time.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var current = File.Exists(DatabasePath) ? DatabaseFile.Inspect(DatabasePath) : null;
@@ -124,6 +125,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         var aside = $"{DatabasePath}.{label}-{stamp}";
         for (var n = 2; File.Exists(aside); n++)
             aside = $"{DatabasePath}.{label}-{stamp}-{n}";
+        // The copy says where the database it replaces goes (or that there is none), so that a start after a kill between
+        // the two moves finishes this restore, and only this one (DatabaseStartup.FinishRestore; review).
+        var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared, current is null ? "" : Path.GetFileName(aside));
         var moved = new List<string>();
         foreach (var suffix in DatabaseFile.Companions.Prepend(""))
         {
@@ -175,7 +179,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     /// Marks the staged copy for the agent (<see cref="RestoredAtKey"/>) and counts its pending messages due by now and
     /// later. The WAL is folded into the file before it is moved in place (only the main file is moved).
     /// </summary>
-    private (long DueBefore, long DueLater) MarkRestored(string staged, string backupName, DateTimeOffset? takenAt, Comparison compared)
+    private (long DueBefore, long DueLater) MarkRestored(string staged, string backupName, DateTimeOffset? takenAt, Comparison compared, string asideName)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
@@ -195,7 +199,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         using (var cmd = c.CreateCommand())
         {
             cmd.CommandText = "INSERT INTO bridge_state (key, value) VALUES (@AtKey, @At), (@FromKey, @From), (@SentKey, @Sent), (@WentOnKey, @WentOn), " +
-                              "(@CancelledKey, @Cancelled) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+                              "(@CancelledKey, @Cancelled), (@AsideKey, @Aside) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+            cmd.Parameters.AddWithValue("@AsideKey", AsideKey);
+            cmd.Parameters.AddWithValue("@Aside", asideName);
             cmd.Parameters.AddWithValue("@SentKey", SentKey);
             cmd.Parameters.AddWithValue("@Sent", System.Text.Json.JsonSerializer.Serialize(compared.Sent, MarkJson));
             cmd.Parameters.AddWithValue("@AtKey", RestoredAtKey);

@@ -19,6 +19,13 @@ public static class DatabaseStartup
         DatabaseFile.DeleteWithCompanions(creating);
         if (!File.Exists(path) && File.Exists(path + ".restoring"))
             FinishRestore(path, log);
+        else if (File.Exists(path) && File.Exists(path + ".restoring"))
+        {
+            // A restore that never moved the database aside (killed before, or refused): its copy is stale, and must not be put
+            // in place if this database goes missing later (review).
+            DatabaseFile.DeleteWithCompanions(path + ".restoring");
+            log.LogInformation("Removed {Staged}, left by a restore that did not finish (the database was still in place)", path + ".restoring");
+        }
 
         if (!File.Exists(path))
         {
@@ -80,20 +87,23 @@ public static class DatabaseStartup
         return aside.Count > 0 ? $"a restore moved it aside as {Path.GetFileName(aside[0])}" : null;
     }
 
-    private static bool RestoreMarked(string staged)
+    /// <summary>The restore's record of where the database it replaces went ("" for none), when the copy is marked; else null.</summary>
+    private static string? RestoreAside(string staged)
     {
         try
         {
             using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             c.Open();
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "SELECT COUNT(*) FROM bridge_state WHERE key = @Key";
-            cmd.Parameters.AddWithValue("@Key", DatabaseRestore.RestoredAtKey);
-            return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
+            cmd.CommandText = "SELECT (SELECT value FROM bridge_state WHERE key = @At) IS NOT NULL, (SELECT value FROM bridge_state WHERE key = @Aside)";
+            cmd.Parameters.AddWithValue("@At", DatabaseRestore.RestoredAtKey);
+            cmd.Parameters.AddWithValue("@Aside", DatabaseRestore.AsideKey);
+            using var r = cmd.ExecuteReader();
+            return r.Read() && r.GetInt64(0) == 1 && !r.IsDBNull(1) ? r.GetString(1) : null;
         }
         catch (SqliteException)
         {
-            return false;
+            return null;
         }
     }
 
@@ -127,11 +137,19 @@ public static class DatabaseStartup
         if (!found.Ok)
             throw new DatabaseUnusableException(path, $"is missing: a restore was cut short, and {Path.GetFileName(staged)}, the copy it was putting in place, {found.Problem}",
                 $"Run the restore again: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)}");
-        // Only a copy the restore had finished preparing (marked), with the database it replaces moved aside: a restore killed
-        // earlier leaves an unmarked copy next to a database still in place, and that database going missing weeks later
-        // must not bring an old backup back unmarked (review). That is refused as a missing database, as before.
-        if (MovedAside(path).Count == 0 || !RestoreMarked(staged))
+        // Only a copy the restore had finished preparing (marked), whose own record of the database it replaces holds: that
+        // file moved aside, or none there was (review: any old .replaced-* file and a copy from another restore would do).
+        // Otherwise it is refused as a missing database (or, with nothing to say it existed, a fresh start), as before.
+        if (RestoreAside(staged) is not { } aside || (aside.Length > 0 && !File.Exists(Path.Combine(Path.GetDirectoryName(path)!, aside))))
             return;
+        // Its -wal (a kill during the restore's checkpoint) folded in first: only the main file is moved (review).
+        using (var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString()))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+            cmd.ExecuteNonQuery();
+        }
         File.Move(staged, path);
         DatabaseFile.DeleteWithCompanions(staged);
         log.LogWarning("Finished a restore that was cut short: moved its checked copy {Staged} to {Path} (the database it replaced is {Aside})",

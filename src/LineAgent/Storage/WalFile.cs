@@ -40,8 +40,15 @@ public static class WalFile
         using (stream)
         {
             var header = new byte[HeaderSize];
-            if (stream.Length < HeaderSize || stream.ReadAtLeast(header, HeaderSize, throwOnEndOfStream: false) < HeaderSize)
-                return null; // no frame was ever written: SQLite ignores it, and loses nothing
+            try
+            {
+                if (stream.Length < HeaderSize || stream.ReadAtLeast(header, HeaderSize, throwOnEndOfStream: false) < HeaderSize)
+                    return null; // no frame was ever written: SQLite ignores it, and loses nothing
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null; // unreadable: SQLite's own open says so (review)
+            }
             var magic = BinaryPrimitives.ReadUInt32BigEndian(header);
             var pageSize = (int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(8));
             var frameSize = (long)FrameHeaderSize + pageSize;
@@ -68,24 +75,38 @@ public static class WalFile
                 }
                 var sameGeneration = frame.AsSpan(8, 8).SequenceEqual(salts);
                 var commit = BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(4)) != 0;
-                if (bad >= 0)
+                var (stored0, stored1) = (BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(16)), BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(20)));
+                var (c0, c1) = Checksum(frame.AsSpan(0, 8), bigEndian, s0, s1);
+                (c0, c1) = Checksum(frame.AsSpan(FrameHeaderSize), bigEndian, c0, c1);
+                var chains = sameGeneration && c0 == stored0 && c1 == stored1;
+                if (bad < 0)
                 {
-                    if (sameGeneration && commit)
-                        commitsAfter++;
+                    if (chains)
+                    {
+                        (s0, s1) = (c0, c1);
+                        if (commit)
+                            goodCommits++;
+                        continue;
+                    }
+                    // Where SQLite stops: the end of this generation (frames of an earlier one follow: a WAL is reused from its
+                    // start), or damage, in the page or in the salts (review: a damaged salt read as the end). After it, only
+                    // frames that chain on from its stored checksum, as the ones before it did, are this generation's, written
+                    // after it; a leftover of an earlier crash in the same generation does not chain, and ends the count (review).
+                    bad = i;
+                    if (commit)
+                        commitsAfter++; // a damaged commit frame is a transaction lost too (review)
+                    (s0, s1) = (stored0, stored1);
                     continue;
                 }
-                if (!sameGeneration)
-                    break; // the end of this generation: frames of an earlier one follow (a WAL is reused from its start)
-                (s0, s1) = Checksum(frame.AsSpan(0, 8), bigEndian, s0, s1);
-                (s0, s1) = Checksum(frame.AsSpan(FrameHeaderSize), bigEndian, s0, s1);
-                if (s0 != BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(16)) || s1 != BinaryPrimitives.ReadUInt32BigEndian(frame.AsSpan(20)))
-                    bad = i;
-                else if (commit)
-                    goodCommits++;
+                if (!chains)
+                    break;
+                (s0, s1) = (c0, c1);
+                if (commit)
+                    commitsAfter++;
             }
             return commitsAfter >= 2
                 ? string.Create(CultureInfo.InvariantCulture,
-                    $"has a damaged -wal: frame {bad + 1:N0} of {frames:N0} fails its checksum, and at least {commitsAfter - 1:N0} committed transaction(s) after it " +
+                    $"has a damaged -wal: frame {bad + 1:N0} of {frames:N0} fails its checksum, and at least {commitsAfter - 1:N0} committed transaction(s) at or after it " +
                     $"would be lost if SQLite opened it (it keeps the {goodCommits:N0} before the damage)")
                 : null;
         }

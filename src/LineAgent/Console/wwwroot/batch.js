@@ -65,8 +65,9 @@ async function load() {
   } catch (e) {
     error.textContent = e instanceof ApiError ? e.sentences.join(' ') : String(e);
     error.hidden = false;
-    // No batch of that id (or none could be read): nothing to count or cancel (probe: the button stayed enabled and 404'd).
-    if (messages.size === 0 && !rejected) renderCounts();
+    // No batch of that id (or it could not be read now): nothing to cancel from here (probe: the button stayed enabled and
+    // 404'd); the counts stay unknown ("…") rather than 0 for a batch that may exist.
+    document.getElementById('cancel-batch').disabled = true;
   }
 }
 
