@@ -34,6 +34,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
     public const string ClearMarks = $"DELETE FROM bridge_state WHERE key IN ('{RestoredAtKey}', '{RestoredFromKey}', '{SentKey}', '{WentOnKey}', '{CancelledKey}', '{AsideKey}')";
 
     private string DatabasePath => Path.Combine(dataDir, "lineagent.db");
+
+    /// <summary>The name a restore's copy has until it is marked (then lineagent.db.restoring).</summary>
+    public const string StagingSuffix = ".restoring-staging";
     private string LockPath => Path.Combine(dataDir, "agent.lock");
 
     /// <summary>Lists the backups and what the current database looks like; changes nothing.</summary>
@@ -90,9 +93,12 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                 return Fail($"There are no backups in {DatabaseBackups.FolderOf(dataDir)}. Nothing was changed.");
         }
 
-        // The copy is checked, not the backup: the backup stays as it is, and what is checked is what goes in place.
-        var staged = DatabasePath + ".restoring";
+        // The copy is checked, not the backup: the backup stays as it is, and what is checked is what goes in place. It is
+        // made, checked and marked under a name of its own and becomes lineagent.db.restoring only when marked: a backup
+        // can hold another restore's marks, and a copy killed half-way must never look finished (DatabaseStartup; review).
+        var staged = DatabasePath + StagingSuffix;
         DatabaseFile.DeleteWithCompanions(staged);
+        DatabaseFile.DeleteWithCompanions(DatabasePath + ".restoring");
         string? chosen = null;
         DatabaseInspection? check = null;
         foreach (var candidate in candidates)
@@ -128,6 +134,11 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         // The copy says where the database it replaces goes (or that there is none), so that a start after a kill between
         // the two moves finishes this restore, and only this one (DatabaseStartup.FinishRestore; review).
         var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared, current is null ? "" : Path.GetFileName(aside));
+        foreach (var suffix in new[] { "-wal", "" }) // the -wal first: a .restoring is never without what its marks went into
+            if (File.Exists(staged + suffix))
+                File.Move(staged + suffix, DatabasePath + ".restoring" + suffix, overwrite: true);
+        DatabaseFile.DeleteWithCompanions(staged);
+        staged = DatabasePath + ".restoring";
         var moved = new List<string>();
         foreach (var suffix in DatabaseFile.Companions.Prepend(""))
         {

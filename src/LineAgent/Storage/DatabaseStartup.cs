@@ -17,14 +17,15 @@ public static class DatabaseStartup
         path = Path.GetFullPath(path);
         var creating = path + ".creating";
         DatabaseFile.DeleteWithCompanions(creating);
+        DeleteQuietly(path + DatabaseRestore.StagingSuffix, log); // a restore killed before it marked its copy
         if (!File.Exists(path) && File.Exists(path + ".restoring"))
             FinishRestore(path, log);
         else if (File.Exists(path) && File.Exists(path + ".restoring"))
         {
             // A restore that never moved the database aside (killed before, or refused): its copy is stale, and must not be put
             // in place if this database goes missing later (review).
-            DatabaseFile.DeleteWithCompanions(path + ".restoring");
-            log.LogInformation("Removed {Staged}, left by a restore that did not finish (the database was still in place)", path + ".restoring");
+            if (DeleteQuietly(path + ".restoring", log))
+                log.LogInformation("Removed {Staged}, left by a restore that did not finish (the database was still in place)", path + ".restoring");
         }
 
         if (!File.Exists(path))
@@ -87,6 +88,23 @@ public static class DatabaseStartup
         return aside.Count > 0 ? $"a restore moved it aside as {Path.GetFileName(aside[0])}" : null;
     }
 
+    /// <summary>Deletes a leftover file and its companions; false (and a warning) when the disk refuses (review: a stack trace).</summary>
+    private static bool DeleteQuietly(string file, ILogger log)
+    {
+        if (!File.Exists(file) && !DatabaseFile.Companions.Any(c => File.Exists(file + c)))
+            return false;
+        try
+        {
+            DatabaseFile.DeleteWithCompanions(file);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.LogWarning("Could not remove {File}: {Error}", file, e.Message);
+            return false;
+        }
+    }
+
     /// <summary>The restore's record of where the database it replaces went ("" for none), when the copy is marked; else null.</summary>
     private static string? RestoreAside(string staged)
     {
@@ -142,18 +160,27 @@ public static class DatabaseStartup
         // Otherwise it is refused as a missing database (or, with nothing to say it existed, a fresh start), as before.
         if (RestoreAside(staged) is not { } aside || (aside.Length > 0 && !File.Exists(Path.Combine(Path.GetDirectoryName(path)!, aside))))
             return;
-        // Its -wal (a kill during the restore's checkpoint) folded in first: only the main file is moved (review).
-        using (var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString()))
+        // Its -wal (a kill during the restore's checkpoint) folded in first: only the main file is moved (review). A disk that
+        // refuses it is said in one line, not a stack trace (review).
+        try
         {
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
-            cmd.ExecuteNonQuery();
+            using (var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString()))
+            {
+                c.Open();
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+                cmd.ExecuteNonQuery();
+            }
+            File.Move(staged, path);
         }
-        File.Move(staged, path);
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            throw new DatabaseUnusableException(path, $"is missing: a restore was cut short, and its checked copy {Path.GetFileName(staged)} could not be put in place " +
+                $"({DatabaseFile.OneLine(e.Message)})", "Nothing was lost: make room on the disk (or make it writable), then start again");
+        }
         DatabaseFile.DeleteWithCompanions(staged);
-        log.LogWarning("Finished a restore that was cut short: moved its checked copy {Staged} to {Path} (the database it replaced is {Aside})",
-            staged, path, MovedAside(path).FirstOrDefault() ?? "not there");
+        log.LogWarning("Finished a restore that was cut short: moved its checked copy {Staged} to {Path} (the database it replaced: {Aside})",
+            staged, path, aside.Length > 0 ? aside : "none, there was no database");
     }
 
     /// <summary>The one line `lineagent run` prints for a database it must not use.</summary>

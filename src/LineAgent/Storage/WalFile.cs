@@ -13,7 +13,9 @@ namespace LineAgent.Storage;
 /// commit frame (walRewriteChecksums), so a kill in between leaves exactly that, and it was never answered (review). Damage
 /// is therefore a bad frame followed by at least two commit frames of the WAL's own generation (its header's salts): a
 /// transaction committed after the one the bad frame is in. A WAL cut short, or damaged in its last transaction only,
-/// leaves no such trace and is not caught here.
+/// leaves no such trace and is not caught here. Nor, the other way, can a second crash in the same window of the same WAL
+/// generation be told from damage when its first bad frame is its commit frame and frames of the first crash follow: that
+/// start is refused, saying how to go on (a checkpoint by sqlite3).
 /// Format: sqlite.org/fileformat2.html, "WAL File Format" (32-byte header; frames of a 24-byte header and a page;
 /// cumulative checksums over 32-bit words in the byte order the magic number names).
 /// </summary>
@@ -63,6 +65,7 @@ public static class WalFile
 
             var frame = new byte[frameSize];
             long bad = -1, commitsAfter = 0, goodCommits = 0;
+            var previousChained = false;
             for (long i = 0; i < frames; i++)
             {
                 try
@@ -96,13 +99,23 @@ public static class WalFile
                     if (commit)
                         commitsAfter++; // a damaged commit frame is a transaction lost too (review)
                     (s0, s1) = (stored0, stored1);
+                    previousChained = false;
                     continue;
                 }
-                if (!chains)
+                if (chains)
+                {
+                    (s0, s1) = (c0, c1);
+                    if (commit)
+                        commitsAfter++;
+                    previousChained = true;
+                    continue;
+                }
+                // Damage larger than a frame (a zeroed 4 KB block spans two) spoils the frames right after the first bad one
+                // too: the run goes on from each one's stored checksum (review: the count stopped there and missed it). A frame
+                // that does not chain after one that did is where this generation's writes ended (a leftover beyond).
+                if (previousChained)
                     break;
-                (s0, s1) = (c0, c1);
-                if (commit)
-                    commitsAfter++;
+                (s0, s1) = (stored0, stored1);
             }
             return commitsAfter >= 2
                 ? string.Create(CultureInfo.InvariantCulture,

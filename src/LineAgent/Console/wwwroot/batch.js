@@ -62,6 +62,7 @@ async function load() {
     document.getElementById('rejections').hidden = b.rejections.length === 0;
     renderRows();
     renderCounts();
+    error.hidden = true; // a load that failed before (the batch could not be read then) said so
   } catch (e) {
     error.textContent = e instanceof ApiError ? e.sentences.join(' ') : String(e);
     error.hidden = false;
