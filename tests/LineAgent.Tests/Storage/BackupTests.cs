@@ -155,6 +155,28 @@ public sealed class BackupTests
         Assert.That(DatabaseBackups.List(_dir.Path), Has.Count.EqualTo(1), "no migration, no backup");
     }
 
+    private Db Start() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+
+    /// <summary>A restore cut short after it moved the database aside: its checked copy (<paramref name="messages"/> messages) as lineagent.db.restoring.</summary>
+    private void CutShortRestore(int messages, string? movedAside = "lineagent.db.replaced-20261207T020000Z")
+    {
+        NewDatabase(messages);
+        SqliteConnection.ClearAllPools();
+        File.Copy(DbPath, DbPath + ".restoring");
+        if (movedAside is null)
+            File.Delete(DbPath);
+        else
+            File.Move(DbPath, _dir.File(movedAside));
+    }
+
+    /// <summary>The marks a restore leaves in its copy: when it ran, and where the database it replaced went ("" for none).</summary>
+    private void MarkRestoring(string aside)
+    {
+        using var c = new SqliteConnection($"Data Source={DbPath}.restoring;Pooling=False");
+        c.Execute("INSERT INTO bridge_state (key, value) VALUES (@At, '1796608800000'), (@AsideKey, @Aside) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            new { At = DatabaseRestore.RestoredAtKey, AsideKey = DatabaseRestore.AsideKey, Aside = aside });
+    }
+
     /// <summary>
     /// A restore cut short between moving the database aside and moving its checked copy in (black-box probe, a kill
     /// injected at that rename): the next start created a fresh, empty database. It finishes the restore instead.
@@ -162,26 +184,20 @@ public sealed class BackupTests
     [Test]
     public void AStartAfterARestoreCutShort_ShouldFinishIt_NotStartEmpty()
     {
-        NewDatabase(messages: 7);
-        SqliteConnection.ClearAllPools();
-        File.Copy(DbPath, DbPath + ".restoring"); // the checked copy the restore was putting in place
-        File.Move(DbPath, DbPath + ".replaced-20261207T020000Z");
+        CutShortRestore(messages: 7);
 
         // Unmarked, it is not a copy the restore had finished preparing (killed before MarkRestored, the database still in
         // place then and missing only later): refused as a missing database, never put in place (review).
-        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        var e = Assert.Throws<DatabaseUnusableException>(() => Start())!;
         Assert.That(e.Message, Does.Contain("is missing, but a restore moved it aside"));
         Assert.That(File.Exists(DbPath + ".restoring"), Is.True);
 
         // Marked, but naming another file as the database it moved aside (an older .replaced-* is no proof): refused too (review).
-        using (var c = new SqliteConnection($"Data Source={DbPath}.restoring;Pooling=False"))
-            c.Execute("INSERT INTO bridge_state (key, value) VALUES (@At, '1796608800000'), (@Aside, 'lineagent.db.replaced-20261207T030000Z')",
-                new { At = DatabaseRestore.RestoredAtKey, Aside = DatabaseRestore.AsideKey });
-        Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance));
+        MarkRestoring("lineagent.db.replaced-20261207T030000Z");
+        Assert.Throws<DatabaseUnusableException>(() => Start());
 
-        using (var c = new SqliteConnection($"Data Source={DbPath}.restoring;Pooling=False"))
-            c.Execute("UPDATE bridge_state SET value = 'lineagent.db.replaced-20261207T020000Z' WHERE key = @Aside", new { Aside = DatabaseRestore.AsideKey });
-        DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+        MarkRestoring("lineagent.db.replaced-20261207T020000Z");
+        Start();
 
         SqliteConnection.ClearAllPools();
         Assert.That(Count(DbPath, "SELECT COUNT(*) FROM messages"), Is.EqualTo(7), "the restored copy, not an empty database");
@@ -197,39 +213,32 @@ public sealed class BackupTests
     [Test]
     public void AStartAfterARestoreIntoAnEmptyDataDirCutShort_ShouldFinishIt_AndAStaleCopyShouldGo()
     {
-        NewDatabase(messages: 4);
-        SqliteConnection.ClearAllPools();
-        File.Move(DbPath, DbPath + ".restoring");
-        using (var c = new SqliteConnection($"Data Source={DbPath}.restoring;Pooling=False"))
-            c.Execute("INSERT INTO bridge_state (key, value) VALUES (@At, '1796608800000'), (@Aside, '')",
-                new { At = DatabaseRestore.RestoredAtKey, Aside = DatabaseRestore.AsideKey });
+        CutShortRestore(messages: 4, movedAside: null);
+        MarkRestoring("");
 
-        DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+        Start();
         SqliteConnection.ClearAllPools();
         Assert.That(Count(DbPath), Is.EqualTo(4));
 
         File.Copy(DbPath, DbPath + ".restoring");
-        DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance);
+        Start();
         Assert.That(File.Exists(DbPath + ".restoring"), Is.False, "a copy beside a database in place is stale");
     }
 
     [Test]
     public void AStartAfterARestoreCutShortWhileMovingTheWal_ShouldRefuse_AndAMovedAsideDatabaseAloneShouldNotStartEmpty()
     {
-        NewDatabase(messages: 3);
-        SqliteConnection.ClearAllPools();
-        File.Copy(DbPath, DbPath + ".restoring");
-        File.Move(DbPath, DbPath + ".replaced-20261207T020000Z");
+        CutShortRestore(messages: 3);
         File.WriteAllBytes(DbPath + "-wal", new byte[100]); // the replaced database's -wal, not moved yet
 
-        var e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        var e = Assert.Throws<DatabaseUnusableException>(() => Start())!;
         Assert.That(e.Message, Does.Contain("a restore was cut short").And.Contain("lineagent.db-wal").And.Not.Contain('\n'));
         Assert.That(File.Exists(DbPath), Is.False, "nothing created");
         Assert.That(File.Exists(DbPath + ".restoring"), Is.True, "nothing moved");
 
         File.Delete(DbPath + "-wal");
         File.Delete(DbPath + ".restoring");
-        e = Assert.Throws<DatabaseUnusableException>(() => DatabaseStartup.Open(DbPath, new StorageOptions(), TimeProvider.System, NullLogger.Instance))!;
+        e = Assert.Throws<DatabaseUnusableException>(() => Start())!;
         Assert.That(e.Message, Does.Contain("is missing, but a restore moved it aside as lineagent.db.replaced-20261207T020000Z"));
         Assert.That(File.Exists(DbPath), Is.False, "no empty database in its place");
     }

@@ -52,6 +52,24 @@ public sealed class DiskFaultTests
         }
     }
 
+    /// <summary>An agent on <paramref name="dataDir"/> stores one message for tomorrow and stops cleanly (no -wal left); its id.</summary>
+    private static async Task<string> StoreOneAndStopAsync(string dataDir)
+    {
+        using var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
+        using var api = agent.Api();
+        var id = (await (await api.SendMessageAsync(new { content = "kept", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("id");
+        Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        return id;
+    }
+
+    private static async Task AssertStillScheduledAsync(string dataDir, string id)
+    {
+        using var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
+        using var api = agent.Api();
+        Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+    }
+
     private static async Task<long> CountAsync(string dataDir, string where)
     {
         var db = new Db(Path.Combine(dataDir, "lineagent.db"));
@@ -193,14 +211,7 @@ public sealed class DiskFaultTests
     public async Task AReadOnlyDataDir_ShouldStopTheAgentWithOneClearLine_AndLoseNothing()
     {
         var dataDir = Path.Combine(_mount, "data");
-        string id;
-        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
-        using (var api = agent.Api())
-        {
-            id = (await (await api.SendMessageAsync(new { content = "kept", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
-                .ExpectAsync(HttpStatusCode.Created)).Str("id");
-            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
-        }
+        var id = await StoreOneAndStopAsync(dataDir);
 
         Assert.That((await Run("mount", "-o", "remount,ro", _mount)).ExitCode, Is.Zero);
         var refused = await Programs.LineAgentAsync("run", "--dry-run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0");
@@ -211,9 +222,7 @@ public sealed class DiskFaultTests
         Assert.That(output, Does.Not.Contain("   at "), "one clear line, no stack trace");
 
         Assert.That((await Run("mount", "-o", "remount,rw", _mount)).ExitCode, Is.Zero);
-        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
-        using (var api = agent.Api())
-            Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+        await AssertStillScheduledAsync(dataDir, id);
     }
 
     /// <summary>
@@ -226,14 +235,7 @@ public sealed class DiskFaultTests
     public async Task AStartOnAFullDisk_AfterACleanStop_ShouldSayTheDiskIsFull_NotAdviseARestore()
     {
         var dataDir = Path.Combine(_mount, "data");
-        string id;
-        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
-        using (var api = agent.Api())
-        {
-            id = (await (await api.SendMessageAsync(new { content = "kept", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
-                .ExpectAsync(HttpStatusCode.Created)).Str("id");
-            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
-        }
+        var id = await StoreOneAndStopAsync(dataDir);
         Assert.That(File.Exists(Path.Combine(dataDir, "lineagent.db-wal")), Is.False, "a clean stop leaves no -wal");
         File.Delete(Path.Combine(dataDir, "agent.lock"));
         Fill(Path.Combine(_mount, "filler"));
@@ -246,8 +248,6 @@ public sealed class DiskFaultTests
         Assert.That(output, Does.Not.Contain("   at "), "one clear line, no stack trace");
 
         File.Delete(Path.Combine(_mount, "filler"));
-        using (var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]))
-        using (var api = agent.Api())
-            Assert.That((await api.GetJsonAsync($"/api/messages/{id}")).Str("status"), Is.EqualTo("scheduled"));
+        await AssertStillScheduledAsync(dataDir, id);
     }
 }
