@@ -19,6 +19,7 @@ public sealed record BulkPreviewEntry(
     string LeadId,
     [property: Description("The rendered text.")] string? Content,
     [property: Description("imessage, sms or email: what auto would pick (availability).")] string? Type,
+    [property: Description("The rendered subject of an email (the line's default subject when the request gives none); null for other types and when rejected.")] string? Subject,
     string? LineId,
     [property: Description("When the line's pacer would hand it over (gap with jitter at its mean, caps, send window, recipient hours, what is already queued); null when rejected or beyond the horizon.")]
     DateTimeOffset? EstimatedSendAt,
@@ -62,9 +63,9 @@ public sealed class BulkPreview(BulkSend bulk, PacingSimulation simulation)
         var entries = plan.Leads.Select(l =>
         {
             if (l.Rows.Count == 0)
-                return new BulkPreviewEntry(l.LeadId, null, null, plan.Line.Id, null, l.Error, [], null, null);
+                return new BulkPreviewEntry(l.LeadId, null, null, null, plan.Line.Id, null, l.Error, [], null, null);
             var first = l.Rows[0];
-            return new BulkPreviewEntry(l.LeadId, first.Content, first.Type, first.LineId, l.Error is null ? At(first) : null, l.Error,
+            return new BulkPreviewEntry(l.LeadId, first.Content, first.Type, first.Subject, first.LineId, l.Error is null ? At(first) : null, l.Error,
                 l.Rows.Skip(1).Select(f => new FollowUpPreview(f.SequenceStep ?? 0, f.Content, At(f))).ToList(),
                 first.RecipientTimeZone, first.RecipientTimeZoneSource);
         }).ToList();

@@ -328,10 +328,15 @@ public sealed class DeliveryWatcher(
         var fallback = code == NoIMessage && m.Type == Messages.MessageType.IMessage && m.RecipientPhone is not null
             && line is { FallbackToSms: true, Sms.Enabled: true }
             && channels.Resolve(line, Messages.MessageType.Sms) is not Channels.UnavailableChannel;
-        if (!fallback)
+        // An SMS the line cannot send until someone changes something (Messages with no SMS account: no Text Message
+        // Forwarding) would only fail again: the iMessage fails with that reason instead of a second failed message.
+        var noSms = fallback ? await channels.Resolve(line!, Messages.MessageType.Sms).LastingProblemAsync(line!, Messages.MessageType.Sms, ct) : null;
+        if (!fallback || noSms is not null)
         {
             var why = reason + (code == NoIMessage && m.Type == Messages.MessageType.IMessage
-                ? m.RecipientPhone is null ? " No phone number to fall back to SMS." : $" Line '{m.LineId}' does not fall back to SMS."
+                ? m.RecipientPhone is null ? " No phone number to fall back to SMS."
+                : noSms is not null ? $" Not sent again as SMS: {noSms}"
+                : $" Line '{m.LineId}' does not fall back to SMS."
                 : "");
             if (settlingUnconfirmed)
                 await lifecycle.FailLateAsync(m.Id, code, why, row.Error, "chat.db settled an unconfirmed send: it failed", ct);

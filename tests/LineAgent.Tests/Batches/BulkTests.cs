@@ -159,12 +159,16 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         var ana = await Lead(new { firstName = "Ana", email = "ana@example.com", company = "Acme" });
         var sam = await Lead(new { firstName = "Sam", email = "sam@example.com" });
         var noName = await Lead(new { email = "who@example.com" });
-
-        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", new
+        var body = new
         {
             leadIds = new[] { ana, sam, noName }, type = "email", content = "Hi {{firstName|there}}",
             subject = "Offer for {{firstName}} at {{company|your team}}", scheduledAt = Agent.Time.GetUtcNow().AddHours(1).ToString("O"),
-        })).ExpectAsync(HttpStatusCode.Accepted);
+        };
+
+        var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", body)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(preview["messages"]!.AsArray().Select(e => e!["subject"]?.GetValue<string>()),
+            Is.EqualTo(new[] { "Offer for Ana at Acme", "Offer for Sam at your team", null }), "the preview shows what each lead's inbox will show");
+        var response = await (await Client.PostAsJsonAsync("/api/messages/bulk", body)).ExpectAsync(HttpStatusCode.Accepted);
 
         var entries = response["messages"]!.AsArray().ToDictionary(e => e.Str("leadId"), e => e!);
         Assert.That(entries[noName]["error"].Str("code"), Is.EqualTo("missing_field"));

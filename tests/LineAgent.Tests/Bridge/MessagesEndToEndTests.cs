@@ -143,6 +143,27 @@ public sealed partial class MessagesEndToEndTests
             Is.EqualTo(new[] { "iMessage", "SMS" }));
     }
 
+    /// <summary>
+    /// Error 22 on a Mac whose Messages has no SMS account (no Text Message Forwarding): an SMS fallback could only fail
+    /// again. The iMessage fails saying why it was not sent as SMS; no second send is tried.
+    /// </summary>
+    [Test]
+    public async Task Error22WithNoSmsAccount_ShouldFailTheIMessage_SayingWhy_WithoutTryingSms()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { nonImessage = new[] { "+12025550199" }, smsAccount = false, confirmDelayMs = 100 });
+
+        var problem = await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550199" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("imessage_unavailable"), problem.ToJsonString());
+        Assert.That(problem["message"]!["error"].Str("message"), Does.Contain("Not sent again as SMS").And.Contain("No SMS account"));
+        Assert.That(problem["message"]!.StrOrNull("fallbackTo"), Is.Null);
+        Assert.That(_messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[0])),
+            Is.EqualTo(new[] { "iMessage" }));
+    }
+
     [Test]
     public async Task IMessageWithout22Fallback_ShouldAnswer500_WhenTheLineDoesNotFallBack()
     {
