@@ -602,7 +602,20 @@ EOF
 flush_action
 end_line
 
-if [ "$n_lines" -gt 0 ] && [ "$n_active" -eq 0 ]; then
+# A full disk or a recovery not done stops every line: said first, under the title, not only as the last error (probe).
+stopped=""
+if [ "$have_error" -eq 1 ]; then
+  case "$err_code" in
+    storage_full) stopped="Disk full: nothing is sent until there is room" ;;
+    storage_read_only) stopped="Data dir read-only: nothing is sent until it can be written" ;;
+    storage_error) stopped="Storage error: nothing is sent until the data dir can be written" ;;
+    recovery_pending) stopped="Not sending yet: the previous run's messages are being settled" ;;
+  esac
+fi
+
+if [ -n "$stopped" ]; then
+  glyph="◐"
+elif [ "$n_lines" -gt 0 ] && [ "$n_active" -eq 0 ]; then
   glyph="⏸"
 elif [ "$n_lines" -eq 0 ] || [ "$trouble" -eq 1 ]; then
   glyph="◐"
@@ -616,6 +629,7 @@ echo "$prefix$glyph $queued"
 echo "---"
 txt "LineAgent ${version:-?} — up $(uptime_text "$uptime")"; echo
 if [ "$dry_run" = true ]; then txt "Dry run: sends go to ${outbox:-the outbox}"; echo; fi
+if [ -n "$stopped" ]; then echo "$stopped | color=red"; fi
 echo "---"
 if [ "$n_lines" -eq 0 ]; then echo "No lines configured"; else printf '%s' "$line_menu"; fi
 echo "---"
@@ -623,7 +637,7 @@ echo "Scheduled: $scheduled"
 echo "Queued: $queued"
 echo "Sent today: $sent_today"
 echo "Failed today: $failed_today"
-if [ -n "$next" ]; then echo "Next scheduled: $(local_time "$next")"; else echo "Next scheduled: none"; fi
+if [ -n "$next" ]; then echo "Next send: $(local_time "$next")"; else echo "Next send: none"; fi
 if [ "$have_error" -eq 1 ]; then
   txt "Last error: ${err_code:-error} — ${err_message:-(no message)}"; echo
 else

@@ -58,7 +58,7 @@ public static class ClientCommands
             Console.WriteLine(body["counts"] is JsonObject c
                 ? $"scheduled {c["scheduled"]}, queued {c["queued"]}, sending {c["sending"]}, sent today {c["sentToday"]}, failed today {c["failedToday"]}"
                 : "counts: unknown (the database cannot be read; see storage)");
-            Console.WriteLine($"next scheduled: {Local(S(body, "nextScheduledAt")) ?? "none"}");
+            Console.WriteLine($"next send: {Local(S(body, "nextScheduledAt")) ?? "none"}");
             var last = body["lastError"];
             Console.WriteLine(last is null ? "last error: none"
                 : $"last error: {S(last, "code")} — {S(last, "message")}{(last["messageId"] is null ? "" : $" ({S(last, "messageId")})")}");

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using System.Text.Json.Nodes;
 using LineAgent.Api;
 using LineAgent.Hosting;
@@ -290,7 +291,7 @@ public sealed class LaunchdTests
         Assert.That(lines, Has.Some.EqualTo("Scheduled: 1"));
         Assert.That(lines, Has.Some.EqualTo("Sent today: 1"));
         Assert.That(lines, Has.Some.EqualTo("Failed today: 0"));
-        Assert.That(lines, Has.Some.Match(@"^Next scheduled: \w{3} \d{2} \w{3}( " + DateTime.Now.AddHours(2).Year + @")? \d{2}:\d{2}$"));
+        Assert.That(lines, Has.Some.Match(@"^Next send: \w{3} \d{2} \w{3}( " + DateTime.Now.AddHours(2).Year + @")? \d{2}:\d{2}$"));
         Assert.That(lines, Has.Some.EqualTo("Last error: none"));
         Assert.That(lines, Has.Some.Match(@"^Open log in Console \| bash=/usr/bin/open param1=-a param2=Console param3=.*lineagent\.log terminal=false$"));
         Assert.That(lines, Has.Some.EqualTo($"Open API docs | href={agent.BaseAddress.ToString().TrimEnd('/')}/openapi/v1.json"));
@@ -319,7 +320,7 @@ public sealed class LaunchdTests
                 .ExpectAsync(System.Net.HttpStatusCode.Created);
         }
         var far = await Programs.RunAsync("/bin/bash", [plugin], env);
-        Assert.That(far.Lines, Has.Some.Match(@"^Next scheduled: \w{3} 01 Jan 2040 \d{2}:\d{2}$"), far.Stdout);
+        Assert.That(far.Lines, Has.Some.Match(@"^Next send: \w{3} 01 Jan 2040 \d{2}:\d{2}$"), far.Stdout);
     }
 
     [Test]
@@ -366,6 +367,46 @@ public sealed class LaunchdTests
             ["HOME"] = dir, ["TMPDIR"] = dir, ["PATH"] = fakes.PathVariable,
             ["LINEAGENT_BIN"] = Path.Combine(fakes.Dir, "lineagent"), ["LINEAGENT_JSON"] = null,
         };
+    }
+
+    /// <summary>
+    /// A full disk stops every line, but the menu showed it only as "Last error: storage_full — ..." at the bottom, under a
+    /// green glyph (probe). It is said under the title and the glyph shows trouble; an ordinary last error is not.
+    /// </summary>
+    [TestCase("storage_full", "Disk full: nothing is sent until there is room")]
+    [TestCase("recovery_pending", "Not sending yet: the previous run's messages are being settled")]
+    [TestCase("imessage_unavailable", null)]
+    public async Task MenuBarPlugin_ShouldSayAStoppedAgentUnderTheTitle(string code, string? said)
+    {
+        using var dir = new TempDir();
+        var status = JsonNode.Parse(File.ReadAllText(Programs.RepoFile(Path.Combine("launchd", "test-fixtures", "status-sample.json"))))!.AsObject();
+        status["lastError"]!["code"] = code;
+        status["lastError"]!["messageId"] = null;
+        status["lines"]![0]!["health"]![1]!["state"] = "ok"; // only the storage is wrong
+        var (app, url) = await LoopbackServer.StartAsync(a => a.MapGet("/api/status", () => Microsoft.AspNetCore.Http.Results.Content(status.ToJsonString(), "application/json")));
+        await using var server = app;
+        var env = PluginEnv(dir.Path, out _, out _);
+        env["LINEAGENT_URL"] = url.ToString().TrimEnd('/');
+        env["LINEAGENT_TOKEN"] = "t";
+
+        var output = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        TestContext.Out.WriteLine(output.Stdout);
+
+        Assert.That(output.ExitCode, Is.Zero, output.Stderr);
+        var firstSeparator = Array.IndexOf(output.Lines, "---");
+        var second = Array.IndexOf(output.Lines, "---", firstSeparator + 1);
+        var header = output.Lines.Skip(firstSeparator + 1).Take(second - firstSeparator - 1).ToList();
+        if (said is null)
+        {
+            Assert.That(output.Lines[0], Is.EqualTo("● 1"));
+            Assert.That(header, Has.None.Contains("color=red"));
+        }
+        else
+        {
+            Assert.That(output.Lines[0], Is.EqualTo("◐ 1"), "the glyph shows trouble");
+            Assert.That(header, Has.Some.EqualTo($"{said} | color=red"));
+        }
+        Assert.That(output.Lines, Has.Some.StartsWith($"Last error: {code} — "));
     }
 
     [Test]
