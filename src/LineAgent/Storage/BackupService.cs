@@ -16,7 +16,20 @@ public sealed class BackupService(Db db, IOptions<StorageOptions> options, TimeP
     /// <summary>When the next backup is due (null before the first pass).</summary>
     public DateTimeOffset? Due => _due;
 
-    protected override Task<bool> StartingAsync(CancellationToken ct) => Task.FromResult(options.Value.BackupEvery > TimeSpan.Zero);
+    protected override Task<bool> StartingAsync(CancellationToken ct)
+    {
+        // A backup cut short by a kill or a crash leaves its temporary copy, as large as the database: removed now (this agent
+        // holds the data dir's lock, and its own backups start later), not only at the next backup, minutes or hours away.
+        try
+        {
+            DatabaseBackups.RemoveUnfinished(Path.GetDirectoryName(db.Path)!);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.LogWarning("Could not look for unfinished backups to remove: {Reason}", e.Message);
+        }
+        return Task.FromResult(options.Value.BackupEvery > TimeSpan.Zero);
+    }
 
     protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {

@@ -141,6 +141,14 @@ public static partial class DatabaseBackups
         return old;
     }
 
+    /// <summary>Removes the temporary copies of backups that never finished in <paramref name="dataDir"/>'s backups folder.</summary>
+    public static void RemoveUnfinished(string dataDir)
+    {
+        var folder = FolderOf(dataDir);
+        if (Directory.Exists(folder))
+            RemoveLeftovers(folder);
+    }
+
     /// <summary>Temporary copies of a backup that never finished (the agent stopped or crashed during one).</summary>
     private static void RemoveLeftovers(string folder)
     {

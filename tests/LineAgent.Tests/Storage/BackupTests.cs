@@ -95,6 +95,10 @@ public sealed class BackupTests
     {
         var db = NewDatabase();
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        // A backup killed before its rename: its temporary copy (as large as the database) waited for the next backup.
+        var unfinished = Path.Combine(DatabaseBackups.FolderOf(_dir.Path), ".lineagent-20261126T110000.000Z.db.tmp");
+        Directory.CreateDirectory(Path.GetDirectoryName(unfinished)!);
+        File.WriteAllBytes(unfinished, new byte[4096]);
         var service = new BackupService(db, Options.Create(new StorageOptions()), time, NullLogger<BackupService>.Instance);
         await service.StartAsync(CancellationToken.None);
         try
@@ -102,6 +106,7 @@ public sealed class BackupTests
             var start = time.GetUtcNow();
             Assert.That(await Eventually.ValueAsync(() => service.SleepingUntil, "the first sleep"), Is.EqualTo(start.AddMinutes(5)));
             Assert.That(DatabaseBackups.List(_dir.Path), Is.Empty, "nothing at the start");
+            Assert.That(File.Exists(unfinished), Is.False, "an unfinished backup's copy is removed at the start");
 
             time.Advance(TimeSpan.FromMinutes(5));
             await Eventually.TrueAsync(() => service.SleepingUntil == start.AddMinutes(5).AddHours(24), "the backup, then a day's sleep");
