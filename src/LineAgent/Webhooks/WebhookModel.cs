@@ -16,8 +16,13 @@ public static class WebhookEvents
     public const string Reply = "message.reply";
     /// <summary>A pending message was cancelled (through the API, a reply under stopOnReply, or a stopped sequence).</summary>
     public const string Cancelled = "message.cancelled";
+    /// <summary>
+    /// A follow-up cancelled `sequence_stopped` is pending again: the step that stopped it was sent after all (chat.db
+    /// confirmed it late, or its SMS fallback went). Without it a receiver kept the `message.cancelled` of a message that goes out.
+    /// </summary>
+    public const string Resumed = "message.resumed";
 
-    public static readonly string[] All = [Sent, Failed, Delivered, Read, NotDelivered, Fallback, Reply, Cancelled];
+    public static readonly string[] All = [Sent, Failed, Delivered, Read, NotDelivered, Fallback, Reply, Cancelled, Resumed];
 }
 
 public sealed class WebhookRow

@@ -83,6 +83,7 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
         MessageStatus.Received => WebhookEvents.Reply,
         MessageStatus.Cancelled => WebhookEvents.Cancelled,
         MessageStatus.Queued when transition == Transitions.Fallback => WebhookEvents.Fallback,
+        MessageStatus.Scheduled when transition == Transitions.SequenceResume => WebhookEvents.Resumed,
         _ => null,
     };
 

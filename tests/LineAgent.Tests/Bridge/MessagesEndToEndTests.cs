@@ -819,6 +819,9 @@ public sealed partial class MessagesEndToEndTests
     {
         using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
         using var api = agent.Api();
+        await using var hooks = await LineAgent.Tests.Webhooks.WebhookReceiver.StartAsync();
+        hooks.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = hooks.Url, events = new[] { "message.cancelled", "message.resumed" } }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("secret");
         const string phone = "+12025550188";
         _messages.Control(noIMessage ? new { nonImessage = new[] { phone }, confirmDelayMs = 6000 } : (object)new { confirmDelayMs = 6000 });
 
@@ -838,6 +841,10 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(DateTimeOffset.Parse(followUp.Str("scheduledAt")), Is.EqualTo(DateTimeOffset.Parse(sent.Str("sentAt")) + TimeSpan.FromHours(1)));
         Assert.That(followUp.Str("type"), Is.EqualTo(followUpType), "after error 22 the follow-up goes as SMS too");
         Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(noIMessage ? 2 : 1));
+        // A receiver that was told the follow-up was cancelled is told it is pending again.
+        await Eventually.TrueAsync(() => hooks.Accepted.Any(h => h.Type == "message.resumed"), "a message.resumed webhook");
+        Assert.That(hooks.Accepted.Where(h => h.MessageId == followUp.Str("id")).Select(h => h.Type), Is.EqualTo(new[] { "message.cancelled", "message.resumed" }));
+        Assert.That(hooks.Accepted.Select(h => h.SignatureValid), Is.All.True);
     }
 
     /// <summary>
