@@ -187,7 +187,7 @@ public sealed class DeliveryWatcher(
                     && !others.Any(f => MayBeItsRow(f, row, m.Recipient, own, baseline, Time.FromMs(m.HandedAt!.Value), max ?? 0, longest))
                     && !claimedThisPass.Contains(row.Guid) && !await GuidTakenAsync(row.Guid, ct))
                     candidates.Add(row);
-            var chosen = Choose(candidates, m.Content, requireText: !ran);
+            var chosen = Choose(candidates, m.Content, requireText: !ran, anyTextUntil: until);
             if (chosen is null)
                 continue;
             var matched = await lifecycle.MatchAsync(m.Id, chosen.Guid, $"chat.db row {chosen.RowId} ({chosen.Service}) guid {chosen.Guid}", ct);
@@ -222,16 +222,24 @@ public sealed class DeliveryWatcher(
     }
 
     /// <summary>
-    /// Same text first, then a row whose text holds ours (doubled decode), then the oldest candidate. A link's
-    /// preview row comes last: it is ours only when the message was nothing but the link.
+    /// Same text first, then a row whose text holds ours (doubled decode). Without either, only a row whose text could not
+    /// be read (no letters or digits: an attributedBody the reader could not decode, or a ghost row that names nobody), and,
+    /// unless <paramref name="requireText"/>, dated no later than <paramref name="anyTextUntil"/> (while the script could
+    /// still write it). A link's preview row comes last and is never taken for another text: it is ours only when the message
+    /// was nothing but the link. Before, a send whose script ran took the oldest row of any text: a message typed by hand
+    /// (or synced from the iPhone) to the same person, or the preview row of the next send's link, made an `unconfirmed` send
+    /// that never went out `sent`, and its follow-ups went (black-box probe).
     /// </summary>
-    internal static ChatMessage? Choose(IReadOnlyList<ChatMessage> rows, string content, bool requireText)
+    internal static ChatMessage? Choose(IReadOnlyList<ChatMessage> rows, string content, bool requireText, DateTimeOffset? anyTextUntil = null)
     {
         var candidates = rows.OrderBy(r => r.IsUrlPreview).ThenBy(r => r.RowId).ToList();
         var want = TextKey(content);
         return candidates.FirstOrDefault(r => TextKey(r.Text) == want)
             ?? candidates.FirstOrDefault(r => want.Length > 0 && TextKey(r.Text).Contains(want, StringComparison.Ordinal))
-            ?? (requireText ? candidates.FirstOrDefault(r => r.IsGhost) : candidates.FirstOrDefault());
+            ?? (requireText
+                ? candidates.FirstOrDefault(r => r.IsGhost)
+                : candidates.FirstOrDefault(r => !r.IsUrlPreview && TextKey(r.Text).Length == 0
+                    && (anyTextUntil is null || r.Date is null || r.Date <= anyTextUntil)));
     }
 
     /// <summary>NFC, letters and digits only, lower case: what survives Messages' own rewriting of a text.</summary>

@@ -75,7 +75,9 @@ public sealed class WebhookOutbox(Db db, MessageStore store, WebhookSender sende
     public static string? EventType(MessageRow row, string status, string transition) => status switch
     {
         MessageStatus.Sent => WebhookEvents.Sent,
-        MessageStatus.Failed => WebhookEvents.Failed,
+        // A row matched to an `unconfirmed` send (still failed until confirmed) is a note, not a second failure: it sent
+        // `message.failed` again under a new id, which a receiver could not de-duplicate (black-box probe).
+        MessageStatus.Failed when transition is not (Transitions.Match or Transitions.Note or Transitions.Track) => WebhookEvents.Failed,
         Messages.Delivery.Delivered => WebhookEvents.Delivered,
         Messages.Delivery.Read => WebhookEvents.Read,
         // Review: after `message.sent` nothing told a receiver that the message never arrived.

@@ -820,7 +820,7 @@ public sealed partial class MessagesEndToEndTests
         using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(1));
         using var api = agent.Api();
         await using var hooks = await LineAgent.Tests.Webhooks.WebhookReceiver.StartAsync();
-        hooks.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = hooks.Url, events = new[] { "message.cancelled", "message.resumed" } }))
+        hooks.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = hooks.Url, events = new[] { "message.cancelled", "message.resumed", "message.failed", "message.sent" } }))
             .ExpectAsync(HttpStatusCode.Created)).Str("secret");
         const string phone = "+12025550188";
         _messages.Control(noIMessage ? new { nonImessage = new[] { phone }, confirmDelayMs = 6000 } : (object)new { confirmDelayMs = 6000 });
@@ -844,7 +844,66 @@ public sealed partial class MessagesEndToEndTests
         // A receiver that was told the follow-up was cancelled is told it is pending again.
         await Eventually.TrueAsync(() => hooks.Accepted.Any(h => h.Type == "message.resumed"), "a message.resumed webhook");
         Assert.That(hooks.Accepted.Where(h => h.MessageId == followUp.Str("id")).Select(h => h.Type), Is.EqualTo(new[] { "message.cancelled", "message.resumed" }));
+        if (!noIMessage)
+        {
+            // The row matched to the unconfirmed step is a note: one message.failed (unconfirmed), then message.sent, not a
+            // second message.failed under another id (black-box probe).
+            await Eventually.TrueAsync(() => hooks.Accepted.Any(h => h.MessageId == sent.Str("id") && h.Type == "message.sent"), "message.sent of step zero");
+            Assert.That(hooks.Accepted.Where(h => h.MessageId == sent.Str("id")).Select(h => h.Type), Is.EqualTo(new[] { "message.failed", "message.sent" }));
+        }
         Assert.That(hooks.Accepted.Select(h => h.SignatureValid), Is.All.True);
+    }
+
+    /// <summary>
+    /// A message typed by hand in Messages (or synced from the iPhone) to the same person after a send ended `unconfirmed`
+    /// is not that send's row. Before, a send whose script ran took any later row to that person: the send turned `sent`
+    /// and `delivered` though it never went out, and its stopped follow-up was resumed and sent (black-box probe).
+    /// </summary>
+    [Test]
+    public async Task ARowOfAnotherTextAfterAnUnconfirmedSend_ShouldNotConfirmIt_NorResumeItsFollowUps()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(2));
+        using var api = agent.Api();
+        await using var hooks = await LineAgent.Tests.Webhooks.WebhookReceiver.StartAsync();
+        hooks.Secret = (await (await api.PostAsJsonAsync("/api/webhooks", new { url = hooks.Url, events = new[] { "message.failed", "message.sent" } }))
+            .ExpectAsync(HttpStatusCode.Created)).Str("secret");
+        const string phone = "+12025550132";
+        _messages.Control(new { failWith = -609, failStep = "send", failCount = 1 });
+        var problem = await (await api.SendMessageAsync(new
+        {
+            content = "X text never sent", type = "imessage", recipientPhone = phone, followUps = new[] { new { after = "PT1S", content = "Follow-up one" } },
+        })).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("unconfirmed"));
+        var id = problem.Str("messageId");
+        _messages.Control(new { });
+
+        // The person's own Messages (a text typed by hand), then a link's preview row of the agent's next send.
+        var typing = _dir.File("typing");
+        Directory.CreateDirectory(typing);
+        File.WriteAllText(Path.Combine(typing, "send.applescript"), "-- placeholder for send.applescript\n");
+        var typed = await _messages.ExecAsync(Path.Combine(typing, "send.applescript"), "iMessage", phone, "Hey, it's Sam typing by hand");
+        Assert.That(typed.ExitCode, Is.Zero, typed.Stderr);
+        _messages.Control(new { urlPreview = true });
+        var link = await (await api.SendMessageAsync(new { content = "Here is the deck https://example.com/deck", type = "imessage", recipientPhone = phone }))
+            .ExpectAsync(HttpStatusCode.Created);
+        Assert.That(link.Str("status"), Is.EqualTo("sent"));
+        // One more confirmed send: the watcher's pass that matched the link (and then looked at the unconfirmed one) is over.
+        await (await api.SendMessageAsync(new { content = "one more", type = "imessage", recipientPhone = phone })).ExpectAsync(HttpStatusCode.Created);
+
+        var unconfirmed = await api.GetJsonAsync($"/api/messages/{id}");
+        Assert.That((unconfirmed.Str("status"), unconfirmed["error"].Str("code"), unconfirmed.StrOrNull("channelRef")), Is.EqualTo(("failed", "unconfirmed", (string?)null)),
+            unconfirmed.ToJsonString());
+        var steps = (await api.GetJsonAsync($"/api/sequences/{unconfirmed.Str("sequenceId")}"))["steps"]!.AsArray();
+        Assert.That(steps[1].Str("status"), Is.EqualTo("cancelled"), "the follow-up of a message that never went out stays stopped");
+
+        // Its own text does show up after all (Messages wrote it late): matched, then sent; the match is a note, not a second
+        // message.failed under another id (black-box probe).
+        _messages.Control(new { });
+        var late = await _messages.ExecAsync(Path.Combine(typing, "send.applescript"), "iMessage", phone, "X text never sent");
+        Assert.That(late.ExitCode, Is.Zero, late.Stderr);
+        await Until(api, id, x => x.Str("status") == "sent", "the late row confirms it");
+        await Eventually.TrueAsync(() => hooks.Accepted.Any(h => h.MessageId == id && h.Type == "message.sent"), "its message.sent");
+        Assert.That(hooks.Accepted.Where(h => h.MessageId == id).Select(h => h.Type), Is.EqualTo(new[] { "message.failed", "message.sent" }));
     }
 
     /// <summary>

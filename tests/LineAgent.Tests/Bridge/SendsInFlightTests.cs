@@ -85,4 +85,25 @@ public sealed class SendsInFlightTests
         sends.Recorded("msg_unknown");
         Assert.That(sends.Snapshot().Select(s => s.MessageId), Is.EqualTo(new[] { "msg_a" }));
     }
+
+    private static ChatMessage Row(long id, string? text, DateTimeOffset date, string? balloon = null, bool inChat = true) =>
+        new(id, $"g{id}", text, "+12025550132", "iMessage", true, 0, true, true, false, date, null, null, 0, 0, false, 0, inChat) { BalloonBundleId = balloon };
+
+    [Test]
+    public void Choose_ForASendWhoseScriptRan_ShouldTakeOnlyItsTextOrAnUnreadableRowOfItsTime()
+    {
+        var at = new DateTimeOffset(2026, 12, 7, 10, 0, 0, TimeSpan.Zero);
+        var until = at.AddSeconds(30);
+        var typed = Row(10, "Hey, it's Sam typing by hand", at.AddSeconds(5));
+        var preview = Row(11, null, at.AddSeconds(6), "com.apple.messages.URLBalloonProvider");
+        // Before: the oldest row of any text (the typed one), or the preview row of another send's link.
+        Assert.That(DeliveryWatcher.Choose([typed, preview], "X text never sent", requireText: false, anyTextUntil: until), Is.Null);
+        Assert.That(DeliveryWatcher.Choose([preview], "X text never sent", requireText: false, anyTextUntil: until), Is.Null);
+        // Its own text, also rewritten; a row whose text could not be read, while its script could still write it.
+        Assert.That(DeliveryWatcher.Choose([typed, Row(12, "X text never sent!", at.AddSeconds(7))], "X text never sent", false, until)?.RowId, Is.EqualTo(12));
+        Assert.That(DeliveryWatcher.Choose([typed, Row(13, null, at.AddSeconds(8))], "X text never sent", false, until)?.RowId, Is.EqualTo(13));
+        Assert.That(DeliveryWatcher.Choose([Row(14, null, until.AddSeconds(1))], "X text never sent", false, until), Is.Null, "an unreadable row written later");
+        // A link sent alone: its text row, else its preview.
+        Assert.That(DeliveryWatcher.Choose([Row(15, "https://example.com/deck", at)], "https://example.com/deck", false, until)?.RowId, Is.EqualTo(15));
+    }
 }
