@@ -346,6 +346,89 @@ public sealed class TwilioChannelTests
     }
 
     /// <summary>
+    /// A proxy that redirects (http to https): the client followed it, the POST became a GET of the Messages list, and the
+    /// SDK read that as an accepted send without a SID, `sending` until a restart (black-box probe). Redirects are not
+    /// followed: nothing was sent, and it is the setting's fault.
+    /// </summary>
+    [Test]
+    public async Task ARedirect_ShouldFailAsEndpointNotFound_ProvenNotSent_WithoutFollowingIt()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.Redirects))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("code"), Is.EqualTo("twilio_endpoint_not_found"), problem.ToJsonString());
+        Assert.That(error.Str("message"), Does.Contain("HTTP 301").And.Contain("redirect to https://").And.Contain("nothing was sent"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "not retried");
+    }
+
+    /// <summary>A 2xx that is not Twilio's message (no SID): it may have been taken, and there is nothing to follow it by.</summary>
+    [Test]
+    public async Task ACreatedAnswerWithoutASid_ShouldFailUnconfirmed_NotWaitAsSending()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms(TwilioStandIn.CreatedWithoutSid))).ExpectAsync(HttpStatusCode.InternalServerError);
+        var message = problem["message"]!;
+        Assert.That((message.Str("status"), message["error"].Str("code")), Is.EqualTo(("failed", "unconfirmed")), problem.ToJsonString());
+        Assert.That(message["error"].Str("message"), Does.Contain("without a message SID"));
+    }
+
+    /// <summary>
+    /// No TLS where https was asked for (a plain HTTP port): the handshake failed before the request was written, so nothing
+    /// was sent. It failed `unconfirmed` ("may have been sent"), inviting a forced retry (black-box probe).
+    /// </summary>
+    [Test]
+    public async Task ATlsHandshakeThatFails_ShouldBeUnreachable_NotUnconfirmed()
+    {
+        var https = new UriBuilder(_twilio.BaseUrl) { Scheme = "https" }.Uri;
+        using var agent = Agent(new Dictionary<string, string?> { ["Twilio:BaseUrl"] = https.ToString(), ["Resilience:MaxRetries"] = "1" });
+        using var api = agent.Api();
+        var problem = await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("twilio_unreachable"), problem.ToJsonString());
+        Assert.That(_twilio.Requests, Is.Empty, "no request reached it");
+    }
+
+    /// <summary>
+    /// A connect that never completes (a firewall that drops the packets; here a listener whose queue is full): the request
+    /// never left. It failed `unconfirmed` once Twilio:Timeout passed (black-box probe); the connect now gives up in half
+    /// that, and the send is `twilio_unreachable`, proven not sent.
+    /// </summary>
+    [Test]
+    public async Task AConnectThatHangs_ShouldBeUnreachable_NotUnconfirmed()
+    {
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(0);
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        // Fill its queue (never accepted) until a connect does not complete: from then on, connects to it hang.
+        var fillers = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            var hangs = false;
+            for (var i = 0; i < 16 && !hangs; i++)
+            {
+                var c = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                fillers.Add(c);
+                hangs = !c.ConnectAsync(IPAddress.Loopback, port).Wait(TimeSpan.FromSeconds(1));
+            }
+            if (!hangs)
+                Assert.Ignore("this system completes every connect to a full listener; no connect that hangs can be made here");
+
+            using var agent = Agent(new Dictionary<string, string?> { ["Twilio:BaseUrl"] = $"http://127.0.0.1:{port}/", ["Resilience:MaxRetries"] = "1" });
+            using var api = agent.Api();
+            var problem = await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.InternalServerError);
+            Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("twilio_unreachable"), problem.ToJsonString());
+            Assert.That(problem["message"]!["error"].Str("message"), Does.Contain("No connection to 127.0.0.1"));
+        }
+        finally
+        {
+            foreach (var c in fillers)
+                c.Dispose();
+        }
+    }
+
+    /// <summary>
     /// The same in JSON: an API gateway's own 404, Twilio's 20404 behind a proxy with a wrong path. The SDK reads a
     /// status from these, so the HTML-page rule did not see them and each message failed `twilio_rejected` (review).
     /// </summary>

@@ -27,6 +27,8 @@ public sealed class TwilioStandIn : IAsyncDisposable
     public const string RateLimitedHtmlOnce = "+12025550430"; // 429 with an HTML body once, then created
     public const string GatewayJson404 = "+12025550404";     // 404 with an API gateway's JSON (Kong: {"message":"no Route matched with those values"})
     public const string Twilio20404 = "+12025550424";        // Twilio's own 404 / 20404 (a proxy forwarding under a wrong path)
+    public const string Redirects = "+12025550301";          // 301 to the https URL (a proxy that redirects http to https)
+    public const string CreatedWithoutSid = "+12025550201";  // 201 with {} (a gateway's answer, not Twilio's resource)
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _rateLimited = new();
@@ -110,6 +112,11 @@ public sealed class TwilioStandIn : IAsyncDisposable
                 return Error(404, 20404, "The requested resource /2010-04-01/Accounts/AC00/Messages.json was not found");
             case RateLimitedHtmlOnce when _rateLimited.AddOrUpdate(to, 1, (_, n) => n + 1) <= 1:
                 return Results.Content("<html><body>Too many requests</body></html>", "text/html", Encoding.UTF8, 429);
+            case Redirects:
+                http.Response.Headers.Location = "https://" + http.Request.Host + http.Request.Path;
+                return Results.StatusCode(301);
+            case CreatedWithoutSid:
+                return Results.Json(new Dictionary<string, object?>(), statusCode: 201);
             case GatewayHtml:
                 return Results.Content("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html", Encoding.UTF8, 503);
             case Hangs:

@@ -65,12 +65,42 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private object NewClient()
     {
-        _http ??= new System.Net.Http.HttpClient(new BaseUrlHandler(new Uri(_options.BaseUrl)) { InnerHandler = new SocketsHttpHandler() })
+        _http ??= new System.Net.Http.HttpClient(new BaseUrlHandler(new Uri(_options.BaseUrl)) { InnerHandler = NewHandler(_options.Timeout) })
         {
             Timeout = _options.Timeout,
         };
         return new TwilioRestClient(_options.AccountSid, _options.AuthToken, accountSid: _options.AccountSid, httpClient: new SystemNetHttpClient(_http));
     }
+
+    /// <summary>
+    /// No redirects: a POST that a proxy redirects becomes a GET of the Messages list, which the SDK read as an accepted send
+    /// without a SID (black-box probe); the create URL answers itself or the send fails saying where it was sent. A connection
+    /// that was never made (refused, timed out, no TLS) is marked (<see cref="NotConnectedException"/>), and gives up in half
+    /// of Twilio:Timeout at most, so a connect that hangs is told apart from a request that reached Twilio and then went
+    /// unanswered: only the second may have been sent (probe: a connect timeout and a TLS failure failed `unconfirmed`).
+    /// </summary>
+    internal static SocketsHttpHandler NewHandler(TimeSpan timeout) => new()
+    {
+        AllowAutoRedirect = false,
+        ConnectTimeout = timeout / 2,
+        ConnectCallback = async (context, ct) =>
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, ct);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch (Exception e)
+            {
+                socket.Dispose();
+                throw new NotConnectedException($"No connection to {context.DnsEndPoint.Host}:{context.DnsEndPoint.Port}: {e.Message}", e);
+            }
+        },
+    };
+
+    /// <summary>The connection for a request was never made: nothing of the request left this Mac.</summary>
+    internal sealed class NotConnectedException(string message, Exception inner) : IOException(message, inner);
 
     public bool Handles(LineOptions line, string type) =>
         type == MessageType.Sms && line.Sms.Enabled && line.Sms.Via == SmsLineOptions.ViaTwilio && IsConfigured
@@ -85,28 +115,46 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         else
             create.From = new PhoneNumber(request.Line.Sms.From);
         // The HTTP status of Twilio's answer, for an error body the SDK cannot read (it then says status 0).
-        var answered = ResponseStatus.Value = new StrongBox<int>();
+        var answered = ResponseStatus.Value = new Answer();
         try
         {
             var created = await MessageResource.CreateAsync(create, Client);
+            if (Redirected(answered) is { } redirected)
+                return redirected;
+            if (string.IsNullOrEmpty(created?.Sid))
+                // A 2xx that is not Twilio's message resource ({} from a gateway): something took the request; no SID to follow.
+                return new SendOutcome.Failed(FailureCodes.Unconfirmed,
+                    $"{_options.BaseUrl} answered HTTP {answered.Status} without a message SID (not Twilio's answer?); it may have been processed, so it is not sent again.",
+                    ProvenNotSent: false);
             return created.Status == MessageResource.StatusEnum.Failed || created.Status == MessageResource.StatusEnum.Undelivered
                 ? new SendOutcome.Failed(FailureCodes.TwilioFailed, $"Twilio: {created.ErrorCode} {created.ErrorMessage}".Trim(), ProvenNotSent: false, ChannelCode: created.ErrorCode)
                 : new SendOutcome.Accepted(created.Sid);
         }
         catch (ApiException e)
         {
-            return await FromApiErrorAsync(e, answered.Value, m, ct);
+            return Redirected(answered) ?? await FromApiErrorAsync(e, answered.Status, m, ct);
         }
         catch (ApiConnectionException e)
         {
             return NeverReachedTwilio(e)
-                ? new SendOutcome.Failed(FailureCodes.TwilioUnreachable, $"Cannot reach Twilio at {_options.BaseUrl}: {Innermost(e).Message}", ProvenNotSent: true, Retryable: true,
+                ? new SendOutcome.Failed(FailureCodes.TwilioUnreachable, $"Cannot reach Twilio at {_options.BaseUrl}: {WhyNotConnected(e)}", ProvenNotSent: true, Retryable: true,
                     Outage: true)
                 : new SendOutcome.Failed(FailureCodes.Unconfirmed,
                     $"Twilio did not answer after receiving the request ({Innermost(e).Message}); it may have been sent, so it is not sent again.",
                     ProvenNotSent: false);
         }
     }
+
+    /// <summary>
+    /// A redirect (not followed): the server that answered did not take the message, so nothing was sent; the URL is the same
+    /// for every message, so it is the channel's fault, like a create URL that is not found.
+    /// </summary>
+    private SendOutcome? Redirected(Answer answered) => answered.Status is >= 300 and < 400
+        ? new SendOutcome.Failed(FailureCodes.TwilioEndpointNotFound,
+            $"{_options.BaseUrl} answered HTTP {answered.Status} ({(HttpStatusCode)answered.Status}), a redirect{(answered.Location is { } to ? $" to {Shorten(to)}" : "")}, " +
+            "to the Messages API's create URL; redirects are not followed for a send, so nothing was sent. Set Twilio:BaseUrl to where the Messages API answers (https?).",
+            ProvenNotSent: true)
+        : null;
 
     private async Task<SendOutcome> FromApiErrorAsync(ApiException e, int httpStatus, MessageRow m, CancellationToken ct)
     {
@@ -169,14 +217,40 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     /// the send's alone (an async-local value flows into the SDK's calls, and the box is shared by reference), so
     /// concurrent sends and the pollers never see each other's.
     /// </summary>
-    private static readonly AsyncLocal<StrongBox<int>?> ResponseStatus = new();
+    private static readonly AsyncLocal<Answer?> ResponseStatus = new();
+
+    /// <summary>The HTTP status of the last answer, and where a redirect pointed.</summary>
+    internal sealed class Answer
+    {
+        public int Status;
+        public string? Location;
+    }
 
     private static string Shorten(string s) => s.Length <= 300 ? s : s[..300] + "…";
 
-    /// <summary>True only when the connection itself failed: the request never reached Twilio.</summary>
-    private static bool NeverReachedTwilio(Exception e) => Innermost(e) is SocketException s
-        && s.SocketErrorCode is SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.NetworkUnreachable
-            or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.AddressNotAvailable;
+    /// <summary>
+    /// True only when no connection carried the request: it failed to connect (<see cref="NotConnectedException"/>, or a
+    /// socket error of a connect), or before the request was written (the name, the TLS handshake, a proxy's tunnel).
+    /// </summary>
+    internal static bool NeverReachedTwilio(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is NotConnectedException
+                || x is HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError }
+                || x is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.NetworkUnreachable
+                    or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.AddressNotAvailable })
+                return true;
+        return false;
+    }
+
+    /// <summary>The connect's own words ("No connection to host:port: ..."), else the innermost error's.</summary>
+    private static string WhyNotConnected(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is NotConnectedException n)
+                return n.Message;
+        return Innermost(e).Message;
+    }
 
     private static Exception Innermost(Exception e)
     {
@@ -202,17 +276,17 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         if (_health is { } h && _time.GetUtcNow() - h.At < TimeSpan.FromMinutes(5))
             return h.Health;
         ChannelHealth health;
-        var answered = ResponseStatus.Value = new StrongBox<int>();
+        var answered = ResponseStatus.Value = new Answer();
         try
         {
             var account = await AccountResource.FetchAsync(_options.AccountSid, Client);
             health = new ChannelHealth(Name, account.Status == AccountResource.StatusEnum.Active ? ChannelHealth.Ok : ChannelHealth.Unavailable,
                 $"account {account.FriendlyName} ({account.Status})");
         }
-        catch (ApiException e) when ((e.Status != 0 ? e.Status : answered.Value) is (int)HttpStatusCode.NotFound or (int)HttpStatusCode.MethodNotAllowed)
+        catch (ApiException e) when ((e.Status != 0 ? e.Status : answered.Status) is (int)HttpStatusCode.NotFound or (int)HttpStatusCode.MethodNotAllowed)
         {
             health = new ChannelHealth(Name, ChannelHealth.Unavailable,
-                $"{_options.BaseUrl} answered HTTP {(e.Status != 0 ? e.Status : answered.Value)} for account {_options.AccountSid} ({Shorten(e.Message)}): " +
+                $"{_options.BaseUrl} answered HTTP {(e.Status != 0 ? e.Status : answered.Status)} for account {_options.AccountSid} ({Shorten(e.Message)}): " +
                 "Twilio's API is not there; check Twilio:BaseUrl and any proxy in between, and Twilio:AccountSid.");
         }
         catch (ApiException e)
@@ -273,7 +347,10 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
                 request.RequestUri = Target(uri);
             var response = await base.SendAsync(request, ct);
             if (ResponseStatus.Value is { } answered)
-                answered.Value = (int)response.StatusCode;
+            {
+                answered.Status = (int)response.StatusCode;
+                answered.Location = response.Headers.Location?.ToString();
+            }
             return response;
         }
     }
