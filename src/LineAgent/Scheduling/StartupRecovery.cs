@@ -23,6 +23,7 @@ public sealed class StartupRecovery(
     LineRegistry lines,
     ChannelRouter router,
     ReplyIntake replies,
+    Channels.Twilio.TwilioInboundPoller twilioReplies,
     Channels.Messages.MessagesBridge bridge,
     IOptions<AgentOptions> agent,
     IOptions<SchedulingOptions> options,
@@ -73,7 +74,7 @@ public sealed class StartupRecovery(
             await FailMissedSchedulesAsync(ct);
             await FailOrphansAsync(ct);
             _pending = null;
-            _done.TrySetResult();
+            ReleaseAfterTwilioReplies();
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -123,6 +124,37 @@ public sealed class StartupRecovery(
             log.LogWarning(e, "Recovery: the replies in chat.db could not be read before sending resumes ({Problem}); the delivery watcher tries again",
                 e.Message);
         }
+    }
+
+    /// <summary>
+    /// The replies that reached a Twilio line while the agent was down are read by the inbound poller's first pass, which
+    /// starts with the other workers, after this: nothing is claimed until it has ended, or Twilio:Timeout has passed (Twilio
+    /// slow or down: sending resumes, and the poller takes them in when Twilio answers). Before, the dispatcher sent a
+    /// follow-up that fell due during the restart a moment before the poll read the STOP (black-box probe).
+    /// </summary>
+    private void ReleaseAfterTwilioReplies()
+    {
+        if (twilioReplies.FirstPass.IsCompleted)
+            _done.TrySetResult();
+        else
+            _ = WaitForTwilioRepliesAsync();
+    }
+
+    private async Task WaitForTwilioRepliesAsync()
+    {
+        try
+        {
+            await twilioReplies.FirstPass.WaitAsync(twilioReplies.FirstPassWait, time, _stopping.Token);
+        }
+        catch (TimeoutException)
+        {
+            log.LogWarning("Recovery: Twilio's replies were not read within {Seconds} s of the start; sending resumes, and they are taken in once Twilio answers",
+                twilioReplies.FirstPassWait.TotalSeconds);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        _done.TrySetResult();
     }
 
     /// <summary>Pending messages of a line that is no longer configured would wait forever: say so instead.</summary>

@@ -142,8 +142,13 @@ public sealed class TwilioStandIn : IAsyncDisposable
     /// GET Messages.json: one page, "sorted by DateSent, with the most recent messages appearing first" (Twilio's Message
     /// resource, Read multiple Message resources); filtered by To.
     /// </summary>
-    private IResult List(string sid, HttpContext http)
+    /// <summary>How long the list endpoint takes to answer (a slow network).</summary>
+    public TimeSpan ListDelay;
+
+    private async Task<IResult> List(string sid, HttpContext http)
     {
+        if (ListDelay > TimeSpan.Zero)
+            await Task.Delay(ListDelay, http.RequestAborted);
         Requests.Enqueue(new Request("GET", http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
         var to = http.Request.Query["To"].ToString();
         var items = Inbound.Where(m => to.Length == 0 || (string?)m["to"] == to)

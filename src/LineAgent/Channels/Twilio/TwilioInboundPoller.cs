@@ -41,14 +41,40 @@ public sealed class TwilioInboundPoller(
         .Where(l => l.Sms.Enabled && l.Sms.Via == SmsLineOptions.ViaTwilio
             && (!string.IsNullOrWhiteSpace(l.Sms.From) || !string.IsNullOrWhiteSpace(l.Sms.MessagingServiceSid))).ToList();
 
-    protected override Task<bool> StartingAsync(CancellationToken ct) =>
-        Task.FromResult(channel.IsConfigured && TwilioLines.Count > 0);
+    private readonly TaskCompletionSource _firstPass = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Completes when the first poll of this run has ended (the replies that came while the agent was down taken in, or
+    /// Twilio's fault logged), or at once when there is nothing to poll: the dispatcher claims nothing before
+    /// (<see cref="Scheduling.StartupRecovery"/>), so a STOP sent during a restart suppresses the message due meanwhile.
+    /// </summary>
+    public Task FirstPass => _firstPass.Task;
+
+    /// <summary>How long the start waits for <see cref="FirstPass"/> at most: Twilio slow or down must not hold every line.</summary>
+    public TimeSpan FirstPassWait => options.Value.Timeout;
+
+    protected override Task<bool> StartingAsync(CancellationToken ct)
+    {
+        var polls = channel.IsConfigured && TwilioLines.Count > 0;
+        if (!polls)
+            _firstPass.TrySetResult();
+        return Task.FromResult(polls);
+    }
 
     protected override async Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {
-        await PollOnceAsync(ct);
+        try
+        {
+            await PollOnceAsync(ct);
+        }
+        finally
+        {
+            _firstPass.TrySetResult();
+        }
         return Clock.GetUtcNow() + options.Value.InboundPollInterval;
     }
+
+    protected override void Stopped() => _firstPass.TrySetResult();
 
     internal async Task PollOnceAsync(CancellationToken ct)
     {
