@@ -42,6 +42,12 @@ public sealed class BridgeOptions
     /// <summary>How long line health (status.applescript) is cached.</summary>
     public TimeSpan HealthCacheFor { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long GET /api/status and /api/lines wait for a health check that is not cached before they answer that Messages
+    /// does not answer (`timed_out`); the menu bar gives the agent 5 s.
+    /// </summary>
+    public TimeSpan HealthWaitForViews { get; set; } = TimeSpan.FromSeconds(2);
+
     public string ResolveScriptsDir() =>
         string.IsNullOrWhiteSpace(ScriptsDir) ? Path.Combine(AppContext.BaseDirectory, "Scripts") : ScriptsDir;
 

@@ -38,7 +38,7 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
             health.Add(new ChannelHealthDto(type, h.Channel, h.State, h.Detail));
         }
         var p = line.Pacing;
-        var messages = agent.Value.DryRun ? null : await messagesHealth.CheckAsync(ct);
+        var messages = agent.Value.DryRun ? null : await messagesHealth.CheckForViewAsync(ct);
         // One answer to "is this line paced": the pacer's (the dry-run outbox is not paced unless Agent:DryRunPacing).
         Scheduling.LineUsage? today;
         // A database that cannot be read (damaged while the agent runs) leaves the usage out; the rest of the view is live.

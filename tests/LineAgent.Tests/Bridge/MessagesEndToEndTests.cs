@@ -626,6 +626,33 @@ public sealed partial class MessagesEndToEndTests
         Assert.That((m.Str("type"), m.Str("status")), Is.EqualTo(("imessage", "sent")));
     }
 
+    /// <summary>
+    /// /api/status and /api/lines (the menu bar asks with a 5 s limit) while Messages hangs: they answered only when the
+    /// status script was killed, 20-30 s later, and the menu bar said "Agent not running" (black-box probe). They answer
+    /// within the routing wait, saying Messages does not answer, and once the check ends they show its answer.
+    /// </summary>
+    [Test]
+    public async Task StatusAndLines_ShouldAnswerWhileTheHealthCheckHangs_SayingSo()
+    {
+        using var agent = Agent(scriptTimeout: TimeSpan.FromSeconds(60), extra: new Dictionary<string, string?> { ["Bridge:HealthWaitForViews"] = "00:00:02" });
+        using var api = agent.Api();
+        _messages.Control(new { hang = "status", hangMaxMs = 120_000 });
+
+        foreach (var path in new[] { "/api/status", "/api/lines", "/api/status" })
+        {
+            var asked = System.Diagnostics.Stopwatch.StartNew();
+            var body = await api.GetStringAsync(path);
+            Assert.That(asked.Elapsed, Is.LessThan(TimeSpan.FromSeconds(4.5)), $"{path} waited {asked.Elapsed} for a hung Messages");
+            var line = path == "/api/lines" ? JsonNode.Parse(body)![0]! : JsonNode.Parse(body)!["lines"]![0]!;
+            Assert.That(line["messages"].Str("messages"), Is.EqualTo("timed_out"), body);
+            Assert.That(line["health"]!.AsArray().Single(h => h.Str("type") == "imessage")!.Str("detail"), Does.Contain("Messages did not answer"), body);
+        }
+        var status = _messages.CallRecords().Single(r => r["script"]!.GetValue<string>() == "status.applescript");
+        var pid = status["pid"]!.GetValue<int>();
+        Assert.That(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z "), Is.True,
+            "answered while the one health check still hung");
+    }
+
     /// <summary>With neither account, auto keeps its first choice, and the send fails with that choice's own reason.</summary>
     [Test]
     public async Task Auto_ShouldKeepIMessage_AndFailWithItsReason_WhenNoTypeIsUsable()

@@ -48,6 +48,8 @@ public sealed class MessagesEmulator
         ["Bridge:WatchDebounce"] = "00:00:00.050",
         ["Bridge:PollInterval"] = "00:00:01",
         ["Bridge:HealthCacheFor"] = "00:00:00",
+        // A test that reads line health wants the check's answer: a loaded machine can take seconds to start the emulator.
+        ["Bridge:HealthWaitForViews"] = "00:00:30",
         ["Resilience:RetryBaseDelay"] = "00:00:00.050",
     };
 

@@ -219,7 +219,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
 
     public async Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct)
     {
-        var report = await health.CheckAsync(ct);
+        var report = await health.CheckForViewAsync(ct);
         return report.Problem(type) is { } problem
             ? new ChannelHealth(Name, ChannelHealth.Unavailable, problem)
             : new ChannelHealth(Name, ChannelHealth.Ok);

@@ -85,6 +85,7 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _stopping = new();
     private Task<MessagesHealthReport>? _inFlight;
+    private DateTimeOffset _inFlightSince;
     private MessagesHealthReport? _cached;
 
     public async Task<MessagesHealthReport> CheckAsync(CancellationToken ct, bool fresh = false)
@@ -114,6 +115,35 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
         }
     }
 
+    /// <summary>
+    /// The health as a view shows it (GET /api/lines, /api/status): the cached answer while it is fresh, else the check's
+    /// answer if it comes within Bridge:HealthWaitForViews of the check's start; past that, `timed_out`, at once for every
+    /// later caller while that check runs, so one answer that asks several times waits that long in all. The
+    /// check goes on and fills the cache. Before, a hung Messages held /api/status for the status script's 20-30 s, and
+    /// the menu bar (5 s) said the agent was not running (black-box probe).
+    /// </summary>
+    public async Task<MessagesHealthReport> CheckForViewAsync(CancellationToken ct)
+    {
+        var wait = bridge.Options.HealthWaitForViews;
+        if (Fresh() is { } c)
+            return c;
+        var check = Check(fresh: false);
+        TimeSpan left;
+        lock (_lock)
+            left = wait - (time.GetUtcNow() - _inFlightSince);
+        try
+        {
+            if (check.IsCompleted || left > TimeSpan.Zero)
+                return await check.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
+        }
+        catch (TimeoutException)
+        {
+        }
+        var now = time.GetUtcNow();
+        return new MessagesHealthReport("timed_out", "unknown", "unknown", "unknown", _cached?.FullDiskAccess ?? "unknown",
+            $"no answer to the health check for {Math.Max(1, (int)(now - _inFlightSince).TotalSeconds)} s; still checking", now);
+    }
+
     /// <summary>Forget the cached answer (after a send failed in a way that says health changed).</summary>
     public void Invalidate() => _cached = null;
 
@@ -132,6 +162,7 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
                 return running;
             if (!fresh && Fresh() is { } c)
                 return Task.FromResult(c);
+            _inFlightSince = time.GetUtcNow();
             return _inFlight = RunAsync();
         }
     }
