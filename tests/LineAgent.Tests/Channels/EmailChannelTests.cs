@@ -284,6 +284,43 @@ public sealed class EmailChannelTests
         Assert.That(events.Count(e => e.StrOrNull("code") == "retry"), Is.EqualTo(2));
         _smtp = new SmtpStandIn(_dir.File("mail2"));
     }
+
+    /// <summary>
+    /// A server that answers its greeting with 554 ("no SMTP service here": a blocked address) was reached and refused the
+    /// session; the failure said "Cannot reach" (black-box probe). Still retried (it may pass) and nothing was sent.
+    /// </summary>
+    [Test]
+    public async Task AGreetingOf554_ShouldSayTheServerRefusedTheSession()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var serving = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                var stream = client.GetStream();
+                await stream.WriteAsync("554 5.7.1 No SMTP service for you here\r\n"u8.ToArray(), stop.Token);
+                // Read until the client goes: QUIT or a close.
+                var buffer = new byte[512];
+                try { while (await stream.ReadAsync(buffer, stop.Token) > 0) { } } catch (IOException) { }
+            }
+        });
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Email:Smtp:Port"] = ((IPEndPoint)listener.LocalEndpoint).Port.ToString(), ["Resilience:MaxRetries"] = "1",
+        });
+        using var api = agent.Api();
+
+        var problem = await (await api.SendMessageAsync(new { content = "hello?", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        var error = problem["message"]!["error"]!;
+        Assert.That(error.Str("message"), Does.Contain("refused the session (554").And.Contain("nothing was sent").And.Not.Contain("Cannot reach"), problem.ToJsonString());
+        Assert.That(error["channelCode"]!.GetValue<int>(), Is.EqualTo(554));
+        await stop.CancelAsync();
+        try { await serving; } catch (OperationCanceledException) { }
+    }
 }
 
 public sealed class CircuitBreakerTests

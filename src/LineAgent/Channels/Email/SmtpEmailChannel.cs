@@ -88,9 +88,13 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
                                           or SmtpCommandException or OperationCanceledException && !ct.IsCancellationRequested)
             {
                 await RecycleAsync();
-                // Before MAIL FROM: nothing of this message reached the server (connect, TLS, EHLO).
-                return new SendOutcome.Failed(FailureCodes.SmtpUnreachable, $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}", ProvenNotSent: true, Retryable: true,
-                    Outage: true);
+                // Before MAIL FROM: nothing of this message reached the server (connect, TLS, EHLO). A server that answered its
+                // greeting or EHLO with an error was reached: it refused the session ("Cannot reach" said otherwise: probe).
+                var why = e is SmtpCommandException refused
+                    ? $"{Smtp.Host}:{Smtp.Port} refused the session ({(int)refused.StatusCode} {e.Message}); nothing was sent."
+                    : $"Cannot reach {Smtp.Host}:{Smtp.Port}: {e.Message}";
+                return new SendOutcome.Failed(FailureCodes.SmtpUnreachable, why, ProvenNotSent: true, Retryable: true,
+                    ChannelCode: e is SmtpCommandException c ? (int)c.StatusCode : null, Outage: true);
             }
 
             var progress = new DataProgress();
