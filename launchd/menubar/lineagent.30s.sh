@@ -608,7 +608,7 @@ if [ "$have_error" -eq 1 ]; then
   case "$err_code" in
     storage_full) stopped="Disk full: nothing is sent until there is room" ;;
     storage_read_only) stopped="Data dir read-only: nothing is sent until it can be written" ;;
-    storage_error) stopped="Storage error: nothing is sent until the data dir can be written" ;;
+    storage_error) stopped="Storage error: the database or data dir cannot be used (see Last error)" ;;
     recovery_pending) stopped="Not sending yet: the previous run's messages are being settled" ;;
   esac
 fi

@@ -222,7 +222,7 @@ public sealed class DeliveryWatcher(
     }
 
     /// <summary>
-    /// Same text first, then a row whose text holds ours (doubled decode). Without either, only a row whose text could not
+    /// Same text first, then a row whose text is ours doubled (a doubled decode). Without either, only a row whose text could not
     /// be read (no letters or digits: an attributedBody the reader could not decode, or a ghost row that names nobody), and,
     /// unless <paramref name="requireText"/>, dated no later than <paramref name="anyTextUntil"/> (while the script could
     /// still write it). A link's preview row comes last and is never taken for another text: it is ours only when the message
@@ -234,13 +234,22 @@ public sealed class DeliveryWatcher(
     {
         var candidates = rows.OrderBy(r => r.IsUrlPreview).ThenBy(r => r.RowId).ToList();
         var want = TextKey(content);
-        return candidates.FirstOrDefault(r => TextKey(r.Text) == want)
-            ?? candidates.FirstOrDefault(r => want.Length > 0 && TextKey(r.Text).Contains(want, StringComparison.Ordinal))
+        // A text of no letters or digits (emoji only) is compared as written: its key "" is every other emoji's too.
+        bool Same(ChatMessage r) => want.Length > 0 ? TextKey(r.Text) == want : !Unreadable(r) && Written(r.Text) == Written(content);
+        return candidates.FirstOrDefault(Same)
+            // Ours twice over, as Messages serialises a run twice in some attributedBody (imessage-kit's fixture): not any text
+            // that holds ours ("Thanks again, see you Friday" typed by hand held "thanks": review).
+            ?? candidates.FirstOrDefault(r => want.Length > 0 && TextKey(r.Text) == want + want)
             ?? (requireText
                 ? candidates.FirstOrDefault(r => r.IsGhost)
-                : candidates.FirstOrDefault(r => !r.IsUrlPreview && TextKey(r.Text).Length == 0
+                : candidates.FirstOrDefault(r => !r.IsUrlPreview && Unreadable(r)
                     && (anyTextUntil is null || r.Date is null || r.Date <= anyTextUntil)));
     }
+
+    /// <summary>No text could be read from the row (none, or only attachment marks).</summary>
+    private static bool Unreadable(ChatMessage r) => string.IsNullOrWhiteSpace(r.Text?.Replace("\uFFFC", ""));
+
+    private static string Written(string? text) => (text ?? "").Normalize(System.Text.NormalizationForm.FormC).Trim();
 
     /// <summary>NFC, letters and digits only, lower case: what survives Messages' own rewriting of a text.</summary>
     internal static string TextKey(string? text)

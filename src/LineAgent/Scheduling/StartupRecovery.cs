@@ -153,6 +153,8 @@ public sealed class StartupRecovery(
         }
         catch (OperationCanceledException)
         {
+            // The agent stops: nothing is to be claimed any more (the dispatcher's wait ends with its own stop).
+            return;
         }
         _done.TrySetResult();
     }

@@ -150,9 +150,12 @@ public sealed partial class MessagesEndToEndTests
     [Test]
     public async Task Error22WithNoSmsAccount_ShouldFailTheIMessage_SayingWhy_WithoutTryingSms()
     {
-        using var agent = Agent();
+        // The health as the line last showed it (cached): the decision does not then hang on a check a loaded machine makes slow.
+        using var agent = Agent(extra: new Dictionary<string, string?> { ["Bridge:HealthCacheFor"] = "00:05:00" });
         using var api = agent.Api();
         _messages.Control(new { nonImessage = new[] { "+12025550199" }, smsAccount = false, confirmDelayMs = 100 });
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        Assert.That(line["messages"].Str("smsAccount"), Is.EqualTo("missing"));
 
         var problem = await (await api.SendMessageAsync(new { content = "hi", type = "imessage", recipientPhone = "+12025550199" }))
             .ExpectAsync(HttpStatusCode.InternalServerError);
@@ -651,6 +654,26 @@ public sealed partial class MessagesEndToEndTests
         var pid = status["pid"]!.GetValue<int>();
         Assert.That(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z "), Is.True,
             "answered while the one health check still hung");
+    }
+
+    /// <summary>
+    /// A check that is slow for a moment (a cold osascript after a wake), with an answer from before: the view shows that
+    /// answer, not "Messages did not answer", until the check has run <see cref="LineAgent.Channels.Messages.MessagesHealth.SlowAfter"/> (review).
+    /// </summary>
+    [Test]
+    public async Task Lines_ShouldShowTheLastAnswer_WhileANewCheckIsOnlySlow()
+    {
+        using var agent = Agent(extra: new Dictionary<string, string?> { ["Bridge:HealthCacheFor"] = "00:00:01", ["Bridge:HealthWaitForViews"] = "00:00:01" });
+        using var api = agent.Api();
+        var first = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        Assert.That(first["messages"].Str("messages"), Is.EqualTo("reachable"));
+        var answeredAt = DateTimeOffset.Parse(first["messages"].Str("checkedAt"));
+        _messages.Control(new { hang = "status", hangMaxMs = 8000 });
+        await Eventually.TrueAsync(() => DateTimeOffset.UtcNow > answeredAt.AddSeconds(1.5), "the cached answer is stale");
+
+        var slow = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        Assert.That(slow["messages"].Str("messages"), Is.EqualTo("reachable"), slow.ToJsonString());
+        Assert.That(DateTimeOffset.Parse(slow["messages"].Str("checkedAt")), Is.EqualTo(answeredAt), "the answer from before, with its time");
     }
 
     /// <summary>With neither account, auto keeps its first choice, and the send fails with that choice's own reason.</summary>

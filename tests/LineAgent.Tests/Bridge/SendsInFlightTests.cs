@@ -99,10 +99,17 @@ public sealed class SendsInFlightTests
         // Before: the oldest row of any text (the typed one), or the preview row of another send's link.
         Assert.That(DeliveryWatcher.Choose([typed, preview], "X text never sent", requireText: false, anyTextUntil: until), Is.Null);
         Assert.That(DeliveryWatcher.Choose([preview], "X text never sent", requireText: false, anyTextUntil: until), Is.Null);
-        // Its own text, also rewritten; a row whose text could not be read, while its script could still write it.
+        // Its own text, also rewritten or decoded doubled; a row whose text could not be read, while its script could still write it.
         Assert.That(DeliveryWatcher.Choose([typed, Row(12, "X text never sent!", at.AddSeconds(7))], "X text never sent", false, until)?.RowId, Is.EqualTo(12));
+        Assert.That(DeliveryWatcher.Choose([typed, Row(16, "X text never sentX text never sent", at.AddSeconds(7))], "X text never sent", false, until)?.RowId, Is.EqualTo(16));
+        // A longer text typed by hand that holds ours is not ours (review: "Thanks again, see you Friday" for "Thanks!").
+        Assert.That(DeliveryWatcher.Choose([Row(17, "Thanks again, see you Friday", at.AddDays(1))], "Thanks!", false, until), Is.Null);
+        Assert.That(DeliveryWatcher.Choose([Row(17, "Thanks again, see you Friday", at.AddDays(1))], "Thanks!", requireText: true), Is.Null);
         Assert.That(DeliveryWatcher.Choose([typed, Row(13, null, at.AddSeconds(8))], "X text never sent", false, until)?.RowId, Is.EqualTo(13));
         Assert.That(DeliveryWatcher.Choose([Row(14, null, until.AddSeconds(1))], "X text never sent", false, until), Is.Null, "an unreadable row written later");
+        // Emoji only: compared as written, not by an empty key that every emoji shares.
+        Assert.That(DeliveryWatcher.Choose([Row(18, "😂", at.AddSeconds(3)), Row(19, "👍", at.AddSeconds(4))], "👍", false, until)?.RowId, Is.EqualTo(19));
+        Assert.That(DeliveryWatcher.Choose([Row(18, "😂", at.AddSeconds(3))], "👍", false, until), Is.Null);
         // A link sent alone: its text row, else its preview.
         Assert.That(DeliveryWatcher.Choose([Row(15, "https://example.com/deck", at)], "https://example.com/deck", false, until)?.RowId, Is.EqualTo(15));
     }

@@ -35,7 +35,8 @@ public sealed class TwilioChannelTests
     public async Task AStopThatCameWhileTheAgentWasDown_ShouldSuppressTheMessageDueMeanwhile()
     {
         using var dir = new TempDir();
-        var slowPolls = new Dictionary<string, string?> { ["Twilio:InboundPollInterval"] = "01:00:00" };
+        // Twilio:Timeout bounds the start's wait for the list: ample here, so a loaded machine does not end the wait first.
+        var slowPolls = new Dictionary<string, string?> { ["Twilio:InboundPollInterval"] = "01:00:00", ["Twilio:Timeout"] = "00:00:15" };
         const string to = "+12025550182";
         DateTimeOffset at, stop;
         string id;
@@ -399,6 +400,25 @@ public sealed class TwilioChannelTests
         Assert.That(error.Str("code"), Is.EqualTo("twilio_endpoint_not_found"), problem.ToJsonString());
         Assert.That(error.Str("message"), Does.Contain("HTTP 301").And.Contain("redirect to https://").And.Contain("nothing was sent"));
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "not retried");
+    }
+
+    /// <summary>
+    /// A Twilio:BaseUrl behind a proxy that redirects every request: the SDK takes any status below 400 as Twilio's answer,
+    /// so the health check read a null account (a NullReferenceException as the line's health) and the pollers unreadable
+    /// JSON (review). Every request says the redirect and the setting; the send is refused as a settings fault.
+    /// </summary>
+    [Test]
+    public async Task ABaseUrlThatRedirectsEverything_ShouldBeSaidByTheHealth_AndTheSend()
+    {
+        _twilio.RedirectEverything = true;
+        using var agent = Agent();
+        using var api = agent.Api();
+        var sms = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["health"]!.AsArray().Single(h => h.Str("type") == "sms")!;
+        Assert.That(sms.Str("state"), Is.EqualTo("unavailable"), sms.ToJsonString());
+        Assert.That(sms.Str("detail"), Does.Contain("HTTP 301").And.Contain("redirect to https://").And.Contain("Twilio:BaseUrl"), sms.ToJsonString());
+
+        var problem = await (await api.SendMessageAsync(Sms("+12025550123"))).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(problem["message"]!["error"].Str("code"), Is.EqualTo("twilio_endpoint_not_found"), problem.ToJsonString());
     }
 
     /// <summary>A 2xx that is not Twilio's message (no SID): it may have been taken, and there is nothing to follow it by.</summary>

@@ -53,6 +53,18 @@ public sealed class TwilioStandIn : IAsyncDisposable
         var (app, baseUrl) = await LoopbackServer.StartAsync(app =>
         {
             standIn = new TwilioStandIn(app);
+            // A proxy in front that sends every request elsewhere (http to https).
+            app.Use(async (http, next) =>
+            {
+                if (!standIn.RedirectEverything)
+                {
+                    await next(http);
+                    return;
+                }
+                standIn.Requests.Enqueue(new Request(http.Request.Method, http.Request.Path, http.Request.Headers.Authorization, new Dictionary<string, string>()));
+                http.Response.StatusCode = 301;
+                http.Response.Headers.Location = "https://" + http.Request.Host + http.Request.Path + http.Request.QueryString;
+            });
             app.MapPost("/2010-04-01/Accounts/{sid}/Messages.json", standIn.CreateAsync);
             app.MapGet("/2010-04-01/Accounts/{sid}/Messages/{messageSid}.json", standIn.Fetch);
             app.MapGet("/2010-04-01/Accounts/{sid}/Messages.json", standIn.List);
@@ -142,6 +154,9 @@ public sealed class TwilioStandIn : IAsyncDisposable
     /// GET Messages.json: one page, "sorted by DateSent, with the most recent messages appearing first" (Twilio's Message
     /// resource, Read multiple Message resources); filtered by To.
     /// </summary>
+    /// <summary>While set, every request is answered 301 to its https URL.</summary>
+    public volatile bool RedirectEverything;
+
     /// <summary>How long the list endpoint takes to answer (a slow network).</summary>
     public TimeSpan ListDelay;
 

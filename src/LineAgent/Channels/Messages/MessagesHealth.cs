@@ -115,22 +115,26 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
         }
     }
 
+    /// <summary>A check that has run this long without an answer is reported as Messages not answering, not waited on.</summary>
+    internal static readonly TimeSpan SlowAfter = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// The health as a view shows it (GET /api/lines, /api/status): the cached answer while it is fresh, else the check's
-    /// answer if it comes within Bridge:HealthWaitForViews of the check's start; past that, `timed_out`, at once for every
-    /// later caller while that check runs, so one answer that asks several times waits that long in all. The
-    /// check goes on and fills the cache. Before, a hung Messages held /api/status for the status script's 20-30 s, and
-    /// the menu bar (5 s) said the agent was not running (black-box probe).
+    /// answer if it comes within Bridge:HealthWaitForViews of the check's start (one answer that asks several times waits
+    /// that long in all). Past that, the last answer while the check has run less than <see cref="SlowAfter"/> (a cold
+    /// osascript after a wake is slow, not hung: review), then `timed_out`. The check goes on and fills the cache. Before, a
+    /// hung Messages held /api/status for the status script's 20-30 s, and the menu bar (5 s) said the agent was not running
+    /// (black-box probe).
     /// </summary>
     public async Task<MessagesHealthReport> CheckForViewAsync(CancellationToken ct)
     {
-        var wait = bridge.Options.HealthWaitForViews;
         if (Fresh() is { } c)
             return c;
         var check = Check(fresh: false);
-        TimeSpan left;
+        DateTimeOffset since;
         lock (_lock)
-            left = wait - (time.GetUtcNow() - _inFlightSince);
+            since = _inFlightSince;
+        var left = bridge.Options.HealthWaitForViews - (time.GetUtcNow() - since);
         try
         {
             if (check.IsCompleted || left > TimeSpan.Zero)
@@ -139,9 +143,13 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
         catch (TimeoutException)
         {
         }
+        if (check.IsCompletedSuccessfully)
+            return check.Result;
         var now = time.GetUtcNow();
+        if (_cached is { } last && now - since < SlowAfter)
+            return last;
         return new MessagesHealthReport("timed_out", "unknown", "unknown", "unknown", _cached?.FullDiskAccess ?? "unknown",
-            $"no answer to the health check for {Math.Max(1, (int)(now - _inFlightSince).TotalSeconds)} s; still checking", now);
+            $"no answer to the health check for {Math.Max(1, (int)(now - since).TotalSeconds)} s; still checking", now);
     }
 
     /// <summary>Forget the cached answer (after a send failed in a way that says health changed).</summary>

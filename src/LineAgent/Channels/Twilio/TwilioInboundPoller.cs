@@ -67,14 +67,17 @@ public sealed class TwilioInboundPoller(
         {
             await PollOnceAsync(ct);
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
+            // Not Twilio's fault (those are logged per number inside): the loop logs it and tries again; the start waits no
+            // longer for it than FirstPassWait either way, so it is let go now.
             _firstPass.TrySetResult();
+            throw;
         }
+        // Only a pass that ended: one cut short by the stop read nothing, and must not release the dispatcher (review).
+        _firstPass.TrySetResult();
         return Clock.GetUtcNow() + options.Value.InboundPollInterval;
     }
-
-    protected override void Stopped() => _firstPass.TrySetResult();
 
     internal async Task PollOnceAsync(CancellationToken ct)
     {

@@ -82,7 +82,7 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     internal static SocketsHttpHandler NewHandler(TimeSpan timeout) => new()
     {
         AllowAutoRedirect = false,
-        ConnectTimeout = timeout / 2,
+        ConnectTimeout = timeout > TimeSpan.Zero ? timeout / 2 : Timeout.InfiniteTimeSpan,
         ConnectCallback = async (context, ct) =>
         {
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -98,6 +98,9 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
             }
         },
     };
+
+    /// <summary>The answer was a redirect, which is not followed (<see cref="BaseUrlHandler"/>).</summary>
+    internal sealed class RedirectNotFollowedException(string message) : HttpRequestException(message);
 
     /// <summary>The connection for a request was never made: nothing of the request left this Mac.</summary>
     internal sealed class NotConnectedException(string message, Exception inner) : IOException(message, inner);
@@ -136,6 +139,8 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         }
         catch (ApiConnectionException e)
         {
+            if (Redirected(answered) is { } redirected)
+                return redirected;
             return NeverReachedTwilio(e)
                 ? new SendOutcome.Failed(FailureCodes.TwilioUnreachable, $"Cannot reach Twilio at {_options.BaseUrl}: {WhyNotConnected(e)}", ProvenNotSent: true, Retryable: true,
                     Outage: true)
@@ -149,12 +154,18 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     /// A redirect (not followed): the server that answered did not take the message, so nothing was sent; the URL is the same
     /// for every message, so it is the channel's fault, like a create URL that is not found.
     /// </summary>
-    private SendOutcome? Redirected(Answer answered) => answered.Status is >= 300 and < 400
-        ? new SendOutcome.Failed(FailureCodes.TwilioEndpointNotFound,
+    private SendOutcome? Redirected(Answer answered) => answered.Status switch
+    {
+        // "See Other" after a POST: the server says it processed the request and where the result is.
+        (int)HttpStatusCode.SeeOther => new SendOutcome.Failed(FailureCodes.Unconfirmed,
+            $"{_options.BaseUrl} answered HTTP 303 (See Other){(answered.Location is { } at ? $" pointing to {Shorten(at)}" : "")}: it may have processed the " +
+            "request, so it is not sent again. Set Twilio:BaseUrl to where Twilio's API answers.", ProvenNotSent: false),
+        >= 300 and < 400 => new SendOutcome.Failed(FailureCodes.TwilioEndpointNotFound,
             $"{_options.BaseUrl} answered HTTP {answered.Status} ({(HttpStatusCode)answered.Status}), a redirect{(answered.Location is { } to ? $" to {Shorten(to)}" : "")}, " +
             "to the Messages API's create URL; redirects are not followed for a send, so nothing was sent. Set Twilio:BaseUrl to where the Messages API answers (https?).",
-            ProvenNotSent: true)
-        : null;
+            ProvenNotSent: true),
+        _ => null,
+    };
 
     private async Task<SendOutcome> FromApiErrorAsync(ApiException e, int httpStatus, MessageRow m, CancellationToken ct)
     {
@@ -229,16 +240,16 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
     private static string Shorten(string s) => s.Length <= 300 ? s : s[..300] + "…";
 
     /// <summary>
-    /// True only when no connection carried the request: it failed to connect (<see cref="NotConnectedException"/>, or a
-    /// socket error of a connect), or before the request was written (the name, the TLS handshake, a proxy's tunnel).
+    /// True only when no connection carried the request: it failed to connect (<see cref="NotConnectedException"/>), or
+    /// before the request was written (the name, the TLS handshake, a proxy's tunnel).
     /// </summary>
     internal static bool NeverReachedTwilio(Exception e)
     {
         for (Exception? x = e; x is not null; x = x.InnerException)
+            // Not a bare SocketException: every connect goes through the ConnectCallback, which marks its failures, so one
+            // without the mark came from a connection already made, after the request may have been written (review).
             if (x is NotConnectedException
-                || x is HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError }
-                || x is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.NetworkUnreachable
-                    or SocketError.HostUnreachable or SocketError.TryAgain or SocketError.AddressNotAvailable })
+                || x is HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError })
                 return true;
         return false;
     }
@@ -295,7 +306,9 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
         }
         catch (ApiConnectionException e)
         {
-            health = new ChannelHealth(Name, ChannelHealth.Unavailable, $"Cannot reach Twilio: {Innermost(e).Message}");
+            health = new ChannelHealth(Name, ChannelHealth.Unavailable, answered.Status is >= 300 and < 400
+                ? Innermost(e).Message
+                : $"Cannot reach Twilio: {WhyNotConnected(e)}");
         }
         _health = (_time.GetUtcNow(), health);
         return health;
@@ -350,6 +363,18 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
             {
                 answered.Status = (int)response.StatusCode;
                 answered.Location = response.Headers.Location?.ToString();
+            }
+            // The SDK takes any status below 400 as Twilio's answer: a redirect's empty body read as a null resource (a
+            // NullReferenceException in the health check and the status poller) or as unreadable JSON (review). A redirect
+            // is not followed, and is said as such, for every request.
+            if ((int)response.StatusCode is >= 300 and < 400)
+            {
+                var status = (int)response.StatusCode;
+                var to = response.Headers.Location;
+                response.Dispose();
+                throw new RedirectNotFollowedException(
+                    $"{request.RequestUri?.GetLeftPart(UriPartial.Path)} answered HTTP {status} ({(HttpStatusCode)status}), a redirect{(to is null ? "" : $" to {to}")}; " +
+                    "redirects are not followed: set Twilio:BaseUrl to where Twilio's API answers (https?).");
             }
             return response;
         }
