@@ -50,8 +50,13 @@ public sealed class TwilioInboundPoller(
     /// </summary>
     public Task FirstPass => _firstPass.Task;
 
-    /// <summary>How long the start waits for <see cref="FirstPass"/> at most: Twilio slow or down must not hold every line.</summary>
-    public TimeSpan FirstPassWait => options.Value.Timeout;
+    /// <summary>
+    /// How long the start waits for <see cref="FirstPass"/> at most: Twilio slow or down must not hold every line. Twilio:Timeout,
+    /// and never more than a minute (an infinite Twilio:Timeout would have held sending for good).
+    /// </summary>
+    public TimeSpan FirstPassWait => options.Value.Timeout > TimeSpan.Zero && options.Value.Timeout < TimeSpan.FromMinutes(1)
+        ? options.Value.Timeout
+        : TimeSpan.FromMinutes(1);
 
     protected override Task<bool> StartingAsync(CancellationToken ct)
     {
