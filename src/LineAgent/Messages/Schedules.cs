@@ -144,8 +144,10 @@ public static partial class Schedules
         }
         catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
         {
-            zone = null;
-            return false;
+            // Linux opens zone files by name on a case-sensitive disk, a Mac on a case-insensitive one: "america/new_york" is
+            // a zone there and was none here. Match the system's list of zones in any case (read only on such a miss).
+            zone = TimeZoneInfo.GetSystemTimeZones().FirstOrDefault(z => z.Id.Equals(id, StringComparison.OrdinalIgnoreCase));
+            return zone is not null;
         }
     }
 }

@@ -42,6 +42,9 @@ public sealed class ScheduleFormatTests
 
     [TestCase("America/New_York", true)]
     [TestCase("US/Eastern", true)]
+    [TestCase("america/new_york", true, Description = "a Mac's disk finds it in any case; so must Linux")]
+    [TestCase("EUROPE/PARIS", true)]
+    [TestCase("Europe/Nowhere", false)]
     [TestCase("Etc/GMT+5", true)]
     [TestCase("UTC", true)]
     [TestCase("posixrules", false)]
