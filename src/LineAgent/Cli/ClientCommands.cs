@@ -429,6 +429,8 @@ public static class ClientCommands
     /// <param name="needsToken">False for the doctor, which reports what it can without one.</param>
     private static async Task<int> WithClient(ParseResult result, Func<AgentClient, Task<int>> action, bool needsToken = true)
     {
+        // What the agent answers holds text from strangers (replies, names, error details): never raw control bytes.
+        using var terminal = TerminalText.ForConsole();
         using var client = new AgentClient(LoadConfiguration(result), result.GetValue(Url));
         if (needsToken && client.Token is null)
         {

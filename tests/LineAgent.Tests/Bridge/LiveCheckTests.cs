@@ -10,7 +10,7 @@ public sealed class LiveCheckTests
 {
     private static readonly string[] Stages = ["script accepted", "chat.db row written", "sent", "delivered"];
 
-    private static string[] BridgeArgs(MessagesEmulator messages) =>
+    internal static string[] BridgeArgs(MessagesEmulator messages) =>
     [
         "--Agent:DryRun=false", "--Lines:0:Id=default", "--Lines:0:Pacing:Enabled=false",
         $"--Bridge:OsascriptPath={messages.Osascript}", $"--Bridge:ChatDbPath={messages.ChatDb}",

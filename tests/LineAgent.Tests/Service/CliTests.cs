@@ -68,6 +68,45 @@ public sealed class CliTests
         Assert.That(token.Stdout.Trim(), Is.EqualTo(agent.Token));
     }
 
+    /// <summary>
+    /// A reply is written by a stranger: its ESC, BEL, C1 controls and bidi override must not reach the operator's terminal as
+    /// commands (an OSC 8 link hiding its target, a retitled window, reversed text). They print as \uXXXX; --json keeps
+    /// the same characters (as JSON escapes).
+    /// </summary>
+    [Test]
+    public async Task List_ShouldNotPrintTheControlCharactersOfAReply()
+    {
+        using var dir = new TempDir();
+        var messages = new MessagesEmulator(dir.File("messages"));
+        messages.Control(new { confirmDelayMs = 50, deliverDelayMs = 50 });
+        var bridge = Bridge.LiveCheckTests.BridgeArgs(messages);
+        using var agent = await AgentProcess.StartAsync(dir.File("data"), args: bridge);
+        string[] Common() => ["--data-dir", dir.File("data"), "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}", .. bridge];
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(new { content = "Are you in?", recipientPhone = "+12025550304" })).ExpectAsync(System.Net.HttpStatusCode.Created);
+        const string reply = "hi \u001b]8;;http://e.example/\u0007x\u001b]8;;\u0007 \u202Eevil\u009b2J";
+        messages.Incoming("+12025550304", reply);
+        await Eventually.TrueAsync(async () => (await Programs.LineAgentAsync(["list", "--status", "received", .. Common()])).Stdout.Contains("evil"),
+            "the reply is listed", TimeSpan.FromSeconds(30));
+
+        var list = await Programs.LineAgentAsync(["list", "--status", "received", .. Common()]);
+        Assert.That(list.ExitCode, Is.Zero, list.Stderr);
+        Assert.That(list.Stdout.Where(c => c is '\u001b' or '\u0007' or '\r' or '\u202E' or '\u009B'), Is.Empty, list.Stdout);
+        Assert.That(list.Stdout, Does.Contain(@"""hi \u001B]8;;http://e.example/\u0007x\u001B]8;;\u0007 \u202Eevil\u009B2J"""));
+        var json = await Programs.LineAgentAsync(["list", "--status", "received", "--json", .. Common()]);
+        Assert.That(json.Stdout.Where(c => c is '\u001b' or '\u0007' or '\r' or '\u202E' or '\u009B'), Is.Empty, json.Stdout);
+        var content = System.Text.Json.Nodes.JsonNode.Parse(json.Stdout)!["items"]!.AsArray().Single()!["content"]!.GetValue<string>();
+        Assert.That(content, Is.EqualTo(reply), "the JSON still holds the reply as it came");
+    }
+
+    [TestCase("a\r\nb\tc", "a\r\nb\tc")]
+    [TestCase("over\rwrite", @"over\u000Dwrite", Description = "a lone CR rewrites the line")]
+    [TestCase("\u001b[2J\u0000\u007f", @"\u001B[2J\u0000\u007F")]
+    [TestCase("\u2067\u2069\u202A", @"\u2067\u2069\u202A")]
+    [TestCase("é 日本 \u200F 🙂", "é 日本 \u200F 🙂", Description = "text and the bidi marks (not overrides) pass")]
+    public void TerminalText_ShouldEscapeWhatATerminalWouldObey(string text, string printed) =>
+        Assert.That(LineAgent.Cli.TerminalText.Escape(text), Is.EqualTo(printed));
+
     /// <summary>Input a command cannot use is one line and exit 1 (it was a stack trace), and reading commands leave no data dir behind.</summary>
     [Test]
     public async Task BadUrlsAndFiles_ShouldBeOneLine_AndATypoedDataDirShouldNotBeCreated()
