@@ -1,10 +1,11 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using LineAgent.Hosting;
 
 namespace LineAgent.Cli;
 
 /// <summary>`lineagent [run] [--data-dir DIR] [--urls URL] [--dry-run] [--Section:Key=value ...]` and the client commands.</summary>
-public static class AgentCli
+public static partial class AgentCli
 {
     public static readonly Option<string?> DataDir = new("--data-dir")
     {
@@ -50,6 +51,12 @@ public static class AgentCli
         // Every command takes settings as tokens (--Section:Key=value). Anything else the parser did not match is a typo:
         // a word after `run` is a command this build does not have (it must never start a second agent), `--dryrun`
         // must not start a live agent, and `send ... --att 2030-...` must not send now what was meant for later.
+        // First: a setting taken as the missing argument would otherwise be reported as the real argument that follows it.
+        if (OptionTakenAsArgument(parsed) is { } taken)
+        {
+            Console.Error.WriteLine(taken);
+            return 1;
+        }
         var command = parsed.CommandResult.Command;
         if (UnmatchedProblem(parsed.UnmatchedTokens, command, root,
                 agentCommand: command == root || command == run) is { } problem)
@@ -93,6 +100,30 @@ public static class AgentCli
             return 1;
         }
     }
+
+    /// <summary>
+    /// A command's argument that got an option or a setting: the parser gives a pending argument the next token, whatever it
+    /// is, so `send +1202... $EMPTY --Api:Token=...` sent the setting (the API token) as the message (probe). A token is
+    /// taken for an option when it is one word (no space) that starts with '-' and a letter: `--Api:Token=...`,
+    /// `--bogus`, `-o`; text such as "- see you", "-30% today" or "--- soon" is still text. Null when there is none.
+    /// </summary>
+    internal static string? OptionTakenAsArgument(ParseResult parsed)
+    {
+        for (var r = parsed.CommandResult; r is not null; r = r.Parent as CommandResult)
+            foreach (var argument in r.Children.OfType<ArgumentResult>())
+                foreach (var token in argument.Tokens)
+                {
+                    if (!OptionLike().IsMatch(token.Value))
+                        continue;
+                    // A setting's value may be a secret (--Api:Token=...): named up to its '=' only.
+                    var shown = token.Value.IndexOf('=') is var eq and > 0 ? token.Value[..eq] + "=..." : token.Value;
+                    return $"lineagent {r.Command.Name}: '{shown}' was taken as the <{argument.Argument.Name}>: is the <{argument.Argument.Name}> missing? Nothing was done.";
+                }
+        return null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^--?\p{L}[^\s=]*(=.*)?$", System.Text.RegularExpressions.RegexOptions.Singleline)]
+    private static partial System.Text.RegularExpressions.Regex OptionLike();
 
     /// <summary>
     /// The configuration sections a setting on the command line may name, with the options type each binds to (its

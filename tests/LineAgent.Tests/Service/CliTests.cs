@@ -99,6 +99,33 @@ public sealed class CliTests
         Assert.That(content, Is.EqualTo(reply), "the JSON still holds the reply as it came");
     }
 
+    /// <summary>
+    /// `send +1202... $EMPTY --Api:Token=...`: the parser gave the missing text's place to the next token, and the API token
+    /// went to a stranger as the message (probe). An option or setting is never an argument before `--`.
+    /// </summary>
+    [Test]
+    public async Task Send_WithTheTextMissing_ShouldNotSendTheNextOptionAsTheMessage()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        string[] Url() => ["--data-dir", dir.Path, "--url", agent.BaseAddress.ToString()];
+        foreach (var next in new[] { $"--Api:Token={agent.Token}", "--bogus", "--Agent:DefaultRegion=GB" })
+        {
+            var sent = await Programs.LineAgentAsync(["send", "+12025550123", next, .. Url(), $"--Api:Token={agent.Token}"]);
+            Assert.That(sent.ExitCode, Is.EqualTo(1), sent.Stdout);
+            Assert.That(sent.Stderr, Does.StartWith($"lineagent send: '{(next.Contains('=') ? next[..next.IndexOf('=')] + "=..." : next)}' was taken as the <content>: is the <content> missing?"));
+            Assert.That(sent.Stderr, Does.Not.Contain(agent.Token), "the secret is not printed either");
+        }
+        var cancel = await Programs.LineAgentAsync(["cancel", "--Agent:DryRun=true", .. Url(), $"--Api:Token={agent.Token}"]);
+        Assert.That((cancel.ExitCode, cancel.Stderr), Is.EqualTo((1, "lineagent cancel: '--Agent:DryRun=...' was taken as the <id>: is the <id> missing? Nothing was done.\n")));
+        using var api = agent.Api();
+        Assert.That((await api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty, "nothing was sent");
+
+        var dashed = await Programs.LineAgentAsync(["send", "+12025550123", "--- see you at 5", .. Url(), $"--Api:Token={agent.Token}"]);
+        Assert.That(dashed.ExitCode, Is.Zero, dashed.Stderr);
+        Assert.That(dashed.Stdout, Does.Contain("\"--- see you at 5\""), "text that starts with dashes is still text");
+    }
+
     [TestCase("a\r\nb\tc", "a\r\nb\tc")]
     [TestCase("over\rwrite", @"over\u000Dwrite", Description = "a lone CR rewrites the line")]
     [TestCase("\u001b[2J\u0000\u007f", @"\u001B[2J\u0000\u007F")]
