@@ -12,7 +12,7 @@ public sealed class DataDirLock : IDisposable
     /// </summary>
     public static readonly TimeSpan DefaultWait = TimeSpan.FromSeconds(5);
 
-    private readonly FileStream _stream;
+    private readonly Held _held;
 
     public DataDirLock(DataDirectory dir) : this(dir, DefaultWait)
     {
@@ -21,13 +21,13 @@ public sealed class DataDirLock : IDisposable
     public DataDirLock(DataDirectory dir, TimeSpan wait)
     {
         // One line at start-up (exit 78), not a stack trace: the usual cause is a second `lineagent run`.
-        _stream = TryOpen(dir.LockFile, wait) ?? throw new StartupRefusedException(
+        _held = TryOpen(dir.LockFile, wait) ?? throw new StartupRefusedException(
             $"lineagent: another LineAgent is already running with the data directory {dir.Root} (its lock {dir.LockFile} is held). " +
             "Stop it (launchctl bootout, or Ctrl+C), or give this one another --data-dir.");
         try
         {
-            _stream.SetLength(0);
-            using var writer = new StreamWriter(_stream, leaveOpen: true);
+            _held.File.SetLength(0);
+            using var writer = new StreamWriter(_held.File, leaveOpen: true);
             writer.Write(Environment.ProcessId);
         }
         catch (IOException)
@@ -38,11 +38,16 @@ public sealed class DataDirLock : IDisposable
     }
 
     /// <summary>
-    /// <paramref name="lockFile"/> opened exclusively (the hold on it lasts until the stream is disposed), waiting up
-    /// to <paramref name="wait"/> for a holder that is stopping; null when it is still held then. Also for
+    /// <paramref name="lockFile"/> opened exclusively, and its directory locked too (both held until disposal), waiting up
+    /// to <paramref name="wait"/> for a holder that is stopping; null when either is still held then. Also for
     /// `lineagent restore`, which must not replace the database under an agent that is still writing its last changes.
     /// </summary>
-    public static FileStream? TryOpen(string lockFile, TimeSpan wait)
+    /// <remarks>
+    /// The file alone was not enough: agent.lock stays behind after every crash with a pid in it, like a stale pid file, and
+    /// once it was deleted a second agent locked a new one and ran beside the first, sending their in-flight dry-run sends
+    /// again (probe). A directory cannot be deleted from under the agent's data.
+    /// </remarks>
+    public static Held? TryOpen(string lockFile, TimeSpan wait)
     {
         var waited = Stopwatch.StartNew();
         while (true)
@@ -50,7 +55,11 @@ public sealed class DataDirLock : IDisposable
             try
             {
                 // Unbuffered: a pid note that could not be written (a full disk) must not be flushed again, and throw, at Dispose (review).
-                return new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+                var file = new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+                if (DirectoryLock.TryTake(Path.GetDirectoryName(Path.GetFullPath(lockFile))!) is { } directory)
+                    return new Held(file, directory);
+                file.Dispose();
+                throw new IOException("the data directory is locked by another process");
             }
             catch (IOException) when (waited.Elapsed < wait)
             {
@@ -63,5 +72,58 @@ public sealed class DataDirLock : IDisposable
         }
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose() => _held.Dispose();
+
+    /// <summary>agent.lock and the lock on its directory.</summary>
+    public sealed class Held(FileStream file, IDisposable directory) : IDisposable
+    {
+        public FileStream File { get; } = file;
+
+        public void Dispose()
+        {
+            directory.Dispose();
+            File.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// flock(2) on a directory (Linux, macOS): exclusive and advisory, released when the process ends however it ends. Opened
+/// close-on-exec, so the osascript and other children the agent starts never inherit (and outlive it holding) the lock.
+/// </summary>
+internal static class DirectoryLock
+{
+    private const int LockExclusive = 2, LockNonBlocking = 4; // LOCK_EX, LOCK_NB: the same on Linux and macOS
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int flock(int fd, int operation);
+
+    /// <summary>The lock; null when another process holds it; a lock that does nothing where none can be taken (Windows, a file system without flock).</summary>
+    public static IDisposable? TryTake(string directory)
+    {
+        if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
+            return NoLock.Instance;
+        // O_RDONLY | O_CLOEXEC (no variadic fcntl afterwards: on Apple silicon a variadic call through P/Invoke reads garbage).
+        var fd = open(directory, OperatingSystem.IsMacOS() ? 0x1000000 : 0x80000);
+        if (fd < 0)
+            return NoLock.Instance; // agent.lock in it opened: what cannot open the directory is no second agent
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        if (flock(fd, LockExclusive | LockNonBlocking) == 0)
+            return handle;
+        var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        handle.Dispose();
+        return errno == (OperatingSystem.IsMacOS() ? 35 : 11) ? null : NoLock.Instance; // EWOULDBLOCK: held; else flock is not supported here
+    }
+
+    private sealed class NoLock : IDisposable
+    {
+        public static readonly NoLock Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
 }

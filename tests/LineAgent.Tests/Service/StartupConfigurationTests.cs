@@ -151,6 +151,28 @@ public sealed class StartupConfigurationTests
         Assert.That(second.Stderr.Trim(), Does.Contain("another LineAgent is already running").And.Contain(dir.Path).And.Not.Contain("   at "));
     }
 
+    /// <summary>
+    /// agent.lock stays behind after a crash with a pid in it, like a stale pid file; deleted while an agent ran, a second one
+    /// started beside it and sent its in-flight dry-run sends again (probe). The data directory itself is locked too.
+    /// </summary>
+    [Test]
+    public async Task ASecondAgent_AfterTheLockFileWasDeleted_ShouldStillBeRefused_AndSoShouldARestore()
+    {
+        using var dir = new TempDir();
+        using var first = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        File.Delete(Path.Combine(dir.Path, "agent.lock"));
+
+        var second = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dir.Path, "--urls", "http://127.0.0.1:0"], timeout: TimeSpan.FromSeconds(60));
+        Assert.That(second.ExitCode, Is.EqualTo(78), second.Stderr + second.Stdout);
+        Assert.That(second.Stderr.Trim(), Does.Contain("another LineAgent is already running").And.Contain(dir.Path));
+        var restore = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path, "--yes");
+        Assert.That(restore.Stderr, Does.Contain($"An agent is running on {dir.Path}"), restore.Stdout + restore.Stderr);
+
+        using var api = first.Api();
+        Assert.That((await api.GetAsync("/api/status")).StatusCode, Is.EqualTo(System.Net.HttpStatusCode.OK), "the first agent runs on");
+    }
+
     [Test]
     public async Task APortInUse_ShouldSayOneLine_NamingItAndTheWayOut()
     {
