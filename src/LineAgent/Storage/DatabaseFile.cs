@@ -119,7 +119,7 @@ public static class DatabaseFile
     public const long FullBelow = 1024 * 1024;
 
     /// <summary>The free space of the disk holding <paramref name="path"/> when it is under <see cref="FullBelow"/> and a 64 KB file cannot be written next to it for want of room; else null.</summary>
-    private static long? NoRoom(string path)
+    internal static long? NoRoom(string path)
     {
         if (FreeBytes(path) is not { } free || free >= FullBelow)
             return null;

@@ -39,7 +39,19 @@ public static class DatabaseStartup
                     $"To start with an empty database on purpose, move the backups aside first (mv {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!))} " +
                     $"{DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(Path.GetDirectoryName(path)!) + ".old")})" +
                     (MovedAside(path).Count > 0 ? $", and the databases a restore moved aside ({Path.GetFileName(path)}.replaced-*, .damaged-*)" : ""));
-            CreateFresh(path, creating, time, log);
+            try
+            {
+                CreateFresh(path, creating, time, log);
+            }
+            catch (Exception e) when (e is SqliteException { SqliteErrorCode: 10 or 13 } or IOException && DatabaseFile.NoRoom(path) is { } free)
+            {
+                // A first start on a full disk: a stack trace and exit 1 before, and the half-made file left behind (probe).
+                DatabaseFile.DeleteWithCompanions(creating);
+                var dataDir = Path.GetDirectoryName(path)!;
+                throw new DatabaseUnusableException(path, string.Create(CultureInfo.InvariantCulture,
+                        $"cannot be created: the disk holding it is full ({free / 1024} KB free)"),
+                    $"Nothing was stored yet, so nothing is lost: make room on that disk (df -h {DatabaseFile.ShellQuote(dataDir)}), then start again (launchd does, every 10 s)", e);
+            }
         }
         else
         {

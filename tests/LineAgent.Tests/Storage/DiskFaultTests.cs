@@ -250,4 +250,26 @@ public sealed class DiskFaultTests
         File.Delete(Path.Combine(_mount, "filler"));
         await AssertStillScheduledAsync(dataDir, id);
     }
+
+    /// <summary>The first start on a full disk: a stack trace and exit 1 before, and lineagent.db.creating (+ -wal, -shm) left behind (probe).</summary>
+    [Test]
+    public async Task AFirstStartOnAFullDisk_ShouldSayTheDiskIsFull_AndLeaveNoHalfMadeDatabase()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        Directory.CreateDirectory(dataDir);
+        Fill(Path.Combine(_mount, "filler"));
+
+        var refused = await Programs.LineAgentAsync("run", "--dry-run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0", "--Api:Token=tok");
+        var output = (refused.Stdout + refused.Stderr).Trim();
+        TestContext.Out.WriteLine(output);
+        Assert.That(refused.ExitCode, Is.EqualTo(78));
+        Assert.That(output, Does.Contain("cannot be created: the disk holding it is full").And.Contain("nothing is lost"));
+        Assert.That(output, Does.Not.Contain("   at ").And.Not.Contain("unexpected error"), "one clear line, no stack trace");
+        Assert.That(Directory.GetFiles(dataDir).Select(Path.GetFileName), Has.None.Contains("lineagent.db"), "no half-made database");
+
+        File.Delete(Path.Combine(_mount, "filler"));
+        using var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
+        using var api = agent.Api();
+        Assert.That((await api.GetAsync("/api/status")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "it starts once there is room");
+    }
 }
