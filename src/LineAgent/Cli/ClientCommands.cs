@@ -49,6 +49,11 @@ public static class ClientCommands
             Console.WriteLine($"LineAgent {S(body, "version")} at {client.BaseUrl} — up {TimeSpan.FromSeconds(body!["uptimeSeconds"]!.GetValue<long>()):d\\.hh\\:mm\\:ss}");
             if (body["dryRun"]!.GetValue<bool>())
                 Console.WriteLine($"DRY RUN: sends are written to {S(body, "dryRunOutbox")}");
+            // The counts below point here when the database cannot be read (probe: "see storage", and no storage line).
+            if (body["storage"] is JsonObject storage && S(storage, "state") is { } state && state != "ok")
+                Console.WriteLine($"storage: {state}{(S(storage, "since") is { } since ? $" since {Local(since)}" : "")} — {S(storage, "detail")}");
+            if (body["recovery"] is JsonObject recovery)
+                Console.WriteLine($"recovery pending: {S(recovery, "detail")} (next attempt {Local(S(recovery, "nextAttemptAt")) ?? "soon"}); nothing is sent until it succeeds");
             foreach (var line in body["lines"]!.AsArray())
             {
                 Console.WriteLine($"line {S(line, "id")}{(line!["active"]!.GetValue<bool>() ? "" : " (paused)")}");
@@ -57,7 +62,7 @@ public static class ClientCommands
             }
             Console.WriteLine(body["counts"] is JsonObject c
                 ? $"scheduled {c["scheduled"]}, queued {c["queued"]}, sending {c["sending"]}, sent today {c["sentToday"]}, failed today {c["failedToday"]}"
-                : "counts: unknown (the database cannot be read; see storage)");
+                : "counts: unknown (the database cannot be read; see storage above)");
             Console.WriteLine($"next send: {Local(S(body, "nextScheduledAt")) ?? "none"}");
             var last = body["lastError"];
             Console.WriteLine(last is null ? "last error: none"

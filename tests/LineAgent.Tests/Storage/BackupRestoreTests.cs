@@ -111,6 +111,10 @@ public sealed class BackupRestoreTests
         TestContext.Out.WriteLine(doctor.Stdout);
         Assert.That(doctor.Stdout, Does.Contain("[  ok] Agent reachable").And.Not.Contain("refuses the token"));
         Assert.That(doctor.Stdout, Does.Contain("[fail] Storage writable"));
+        var cli = await Programs.LineAgentAsync("status", "--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}");
+        TestContext.Out.WriteLine(cli.Stdout);
+        Assert.That(cli.Lines, Has.Some.StartsWith("storage: error since "), "the counts line says 'see storage above': it is there (probe)");
+        Assert.That(cli.Stdout, Does.Contain("counts: unknown (the database cannot be read; see storage above)"));
 
         var list = await api.GetAsync("/api/messages?status=scheduled");
         if (list.StatusCode == HttpStatusCode.ServiceUnavailable)
