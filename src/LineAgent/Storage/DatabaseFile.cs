@@ -45,12 +45,13 @@ public static class DatabaseFile
     public static DatabaseInspection Inspect(string path, bool readOnly = true)
     {
         var clock = Stopwatch.StartNew();
-        var info = new FileInfo(path);
+        var info = Target(path);
         DatabaseInspection Result(DatabaseState state, string? problem, int version = 0) =>
             new(path, state, problem, version, info.Exists ? info.Length : 0, clock.Elapsed);
 
         if (!info.Exists)
-            return Result(DatabaseState.Missing, "does not exist");
+            return Result(DatabaseState.Missing, info.FullName == Path.GetFullPath(path) ? "does not exist"
+                : $"is a link to {info.FullName}, which does not exist (a volume that is not mounted?)");
         if (info.Length == 0)
             return Result(DatabaseState.Empty, "is empty (0 bytes): the data it held is gone");
         if (info.Length < 100)
@@ -113,6 +114,23 @@ public static class DatabaseFile
         if (version > known)
             return Result(DatabaseState.Newer, $"has schema version {version}, newer than this agent knows ({known}): a newer LineAgent wrote it", version);
         return Result(DatabaseState.Ok, null, version);
+    }
+
+    /// <summary>
+    /// The file <paramref name="path"/> names: a symlink's final target, whose size and times are the database's (the
+    /// link's own are its text: a linked database was called damaged, "only 24 bytes long", probe).
+    /// </summary>
+    internal static FileInfo Target(string path)
+    {
+        var info = new FileInfo(path);
+        try
+        {
+            return info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target ? target : info;
+        }
+        catch (IOException)
+        {
+            return info; // a loop of links: SQLite's open says what it is
+        }
     }
 
     /// <summary>Below this much free space on its disk, a database SQLite cannot open is taken as a full disk, not a bad file.</summary>

@@ -206,6 +206,7 @@ public static class DatabaseStartup
             DatabaseState.Newer => $"Run the newer LineAgent again, or go back to a backup made by this version with: {restore}",
             DatabaseState.DiskFull => $"Nothing of it was changed: make room on that disk (df -h {DatabaseFile.ShellQuote(dataDir)}), then start again " +
                 "(launchd does, every 10 s); do not restore a backup for this",
+            DatabaseState.Missing => "Nothing was changed: mount the volume it is on or put the file back; a link that points nowhere is not replaced by an empty database",
             DatabaseState.Unreadable => $"Check the file's owner and mode (ls -l {DatabaseFile.ShellQuote(found.Path)}) and the disk; if it is damaged, restore the last good copy with: {restore}",
             _ when hasBackup => $"Stop here; restore the last good copy with: {restore}",
             DatabaseState.Empty => $"Stop here; there is no backup in {DatabaseFile.ShellQuote(DatabaseBackups.FolderOf(dataDir))}: to start with an empty database on purpose, move the file aside (mv {DatabaseFile.ShellQuote(found.Path)} {DatabaseFile.ShellQuote(found.Path + ".empty")})",

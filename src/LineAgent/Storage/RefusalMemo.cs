@@ -19,7 +19,7 @@ internal static class RefusalMemo
             if (!File.Exists(memo))
                 return null;
             var lines = File.ReadAllLines(memo);
-            var info = new FileInfo(path);
+            var info = DatabaseFile.Target(path);
             if (lines.Length < 5 || !info.Exists
                 || lines[0] != info.Length.ToString(CultureInfo.InvariantCulture)
                 || lines[1] != info.LastWriteTimeUtc.Ticks.ToString(CultureInfo.InvariantCulture)
@@ -40,7 +40,7 @@ internal static class RefusalMemo
         {
             // Only what the file's bytes decide: not Newer (a newer agent can use it) nor Unreadable (a chmod fixes it and
             // leaves the modification time as it was).
-            var info = new FileInfo(path);
+            var info = DatabaseFile.Target(path);
             if (!info.Exists || found.State is not (DatabaseState.Damaged or DatabaseState.Empty))
                 return;
             File.WriteAllLines(MemoPath(path),

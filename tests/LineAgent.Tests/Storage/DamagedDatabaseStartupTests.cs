@@ -125,6 +125,32 @@ public sealed class DamagedDatabaseStartupTests
         Assert.That(Count(DbPath, "PRAGMA user_version"), Is.EqualTo(999));
     }
 
+    /// <summary>
+    /// A lineagent.db that is a symlink (to another volume): the link's own size (its text) was measured, and a good
+    /// database was refused as "only 24 bytes long" with advice to restore; a link that points nowhere (a volume not
+    /// mounted) was "damaged" too (probe).
+    /// </summary>
+    [Test]
+    public async Task ASymlinkedDatabase_ShouldBeUsed_AndALinkThatPointsNowhereSaidAsSuch()
+    {
+        using var elsewhere = new TempDir();
+        var target = elsewhere.File("kept.db");
+        File.Move(DbPath, target);
+        File.CreateSymbolicLink(DbPath, target);
+        using (var agent = await AgentProcess.StartAsync(_dir.Path, args: ["--dry-run"]))
+        {
+            using var api = agent.Api();
+            Assert.That((await api.GetJsonAsync("/api/messages?limit=100"))["items"]!.AsArray(), Is.Not.Empty, "the linked database's messages");
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+
+        File.Delete(DbPath);
+        File.CreateSymbolicLink(DbPath, elsewhere.File("unmounted/lineagent.db"));
+        var line = AssertRefused(await RunUntilExitAsync(_dir.Path), DbPath);
+        Assert.That(line, Does.Contain($"is a link to {elsewhere.File("unmounted/lineagent.db")}, which does not exist").And.Not.Contain("damaged").And.Not.Contain("restore"));
+        Assert.That(new FileInfo(DbPath).LinkTarget, Is.Not.Null, "the link is left as it was");
+    }
+
     [Test]
     public async Task MissingFile_ShouldBeAFreshStart_WithTheDatabaseAndItsWalPrivate()
     {
