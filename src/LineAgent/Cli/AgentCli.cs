@@ -104,25 +104,39 @@ public static partial class AgentCli
     /// <summary>
     /// A command's argument that got an option or a setting: the parser gives a pending argument the next token, whatever it
     /// is, so `send +1202... $EMPTY --Api:Token=...` sent the setting (the API token) as the message (probe). A token is
-    /// taken for an option when it is one word (no space) that starts with '-' and a letter: `--Api:Token=...`,
-    /// `--bogus`, `-o`; text such as "- see you", "-30% today" or "--- soon" is still text. Null when there is none.
+    /// taken for one when it is `--` and a letter, then no space before any '=': `--Api:Token=...`, `--bogus`. Text such
+    /// as "-Thanks", "- see you" or "--- soon" is still text, and anything after a `--` is taken as it is. Null when
+    /// there is none.
     /// </summary>
     internal static string? OptionTakenAsArgument(ParseResult parsed)
     {
+        var afterDoubleDash = new HashSet<Token>(ReferenceEqualityComparer.Instance);
+        for (var i = 0; i < parsed.Tokens.Count; i++)
+            if (parsed.Tokens[i].Type == TokenType.DoubleDash)
+            {
+                afterDoubleDash.UnionWith(parsed.Tokens.Skip(i + 1));
+                break;
+            }
         for (var r = parsed.CommandResult; r is not null; r = r.Parent as CommandResult)
+        {
+            var arguments = r.Command.Arguments;
             foreach (var argument in r.Children.OfType<ArgumentResult>())
                 foreach (var token in argument.Tokens)
                 {
-                    if (!OptionLike().IsMatch(token.Value))
+                    if (afterDoubleDash.Contains(token) || !OptionLike().IsMatch(token.Value))
                         continue;
                     // A setting's value may be a secret (--Api:Token=...): named up to its '=' only.
                     var shown = token.Value.IndexOf('=') is var eq and > 0 ? token.Value[..eq] + "=..." : token.Value;
-                    return $"lineagent {r.Command.Name}: '{shown}' was taken as the <{argument.Argument.Name}>: is the <{argument.Argument.Name}> missing? Nothing was done.";
+                    var name = argument.Argument.Name;
+                    var order = string.Join(" ", arguments.Select(a => $"<{a.Name}>"));
+                    return $"lineagent {r.Command.Name}: '{shown}' was taken as the <{name}>. Nothing was done. Give {order} first, then options and settings; " +
+                        $"a <{name}> that starts with -- goes after a --.";
                 }
+        }
         return null;
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"^--?\p{L}[^\s=]*(=.*)?$", System.Text.RegularExpressions.RegexOptions.Singleline)]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^--\p{L}[^\s=]*(=.*)?$", System.Text.RegularExpressions.RegexOptions.Singleline)]
     private static partial System.Text.RegularExpressions.Regex OptionLike();
 
     /// <summary>

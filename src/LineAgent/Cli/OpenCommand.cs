@@ -15,6 +15,7 @@ public static class OpenCommand
         var open = new Command("open", "Open the web console in your browser, signed in (a one-time link).") { printUrl, ClientCommands.Url };
         open.SetAction(async (result, ct) =>
         {
+            using var terminal = TerminalText.ForConsole();
             using var client = new AgentClient(ClientCommands.LoadConfiguration(result), result.GetValue(ClientCommands.Url));
             if (client.Token is null)
             {

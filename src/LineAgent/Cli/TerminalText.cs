@@ -6,7 +6,7 @@ namespace LineAgent.Cli;
 /// What the client commands print to a terminal. Replies, names and error details are written by strangers: an ESC or
 /// BEL in them would reach the terminal as a command (clear the screen, retitle the window, an OSC 8 link whose text
 /// hides where it goes), a lone CR would overwrite the start of its line, and a bidi override (U+202E) would show text
-/// reversed. Such characters are written as <c>\uXXXX</c> instead: visible, and still the same character inside the
+/// reversed (the isolates U+2066-2069, which phones put around names, cannot, and pass). Such characters are written as <c>\uXXXX</c> instead: visible, and still the same character inside the
 /// JSON of <c>--json</c> (whose own escapes already cover C0). Tabs, line feeds and CR LF pass as they are.
 /// </summary>
 public sealed class TerminalText : TextWriter
@@ -40,7 +40,7 @@ public sealed class TerminalText : TextWriter
     internal static bool Unsafe(char c) =>
         c is < ' ' and not ('\t' or '\n' or '\r')
         || c is '\u007F' or (>= '\u0080' and <= '\u009F')
-        || c is (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069');
+        || c is >= '\u202A' and <= '\u202E'; // embeddings and overrides; the isolates (U+2066-2069) that phones put around names pass
 
     /// <summary><paramref name="text"/> with every unsafe character (and every CR not before a LF) as <c>\uXXXX</c>.</summary>
     public static string Escape(string text)

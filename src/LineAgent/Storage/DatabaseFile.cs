@@ -180,7 +180,7 @@ public static class DatabaseFile
     /// </summary>
     private static string CutShort(string path, byte[] head, long length)
     {
-        var wal = new FileInfo(path + "-wal");
+        var wal = new FileInfo(Target(path).FullName + "-wal");
         if (wal.Exists && wal.Length > 0)
             return "";
         var pageSize = (long)BinaryPrimitives.ReadUInt16BigEndian(head.AsSpan(16));

@@ -43,7 +43,7 @@ public static class DatabaseStartup
             {
                 CreateFresh(path, creating, time, log);
             }
-            catch (Exception e) when (e is SqliteException { SqliteErrorCode: 10 or 13 } or IOException && DatabaseFile.NoRoom(path) is { } free)
+            catch (Exception e) when (e is SqliteException { SqliteErrorCode: 10 or 13 or 14 } or IOException && DatabaseFile.NoRoom(path) is { } free)
             {
                 // A first start on a full disk: a stack trace and exit 1 before, and the half-made file left behind (probe).
                 DatabaseFile.DeleteWithCompanions(creating);
@@ -61,7 +61,8 @@ public static class DatabaseStartup
             if (RefusalMemo.Read(path) is { } remembered)
                 throw Refusal(remembered);
             // Before SQLite opens it: it would keep what comes before the damage and reset the -wal at its next checkpoint.
-            if (WalFile.Damage(path + "-wal") is { } walDamage)
+            // SQLite follows a linked database: its -wal is next to the file the link names.
+            if (WalFile.Damage(DatabaseFile.Target(path).FullName + "-wal") is { } walDamage)
                 throw new DatabaseUnusableException(path, walDamage,
                     $"Nothing was changed. Keep the files; restore the last good copy with: lineagent restore --data-dir {DatabaseFile.ShellQuote(Path.GetDirectoryName(path)!)}, " +
                     $"or, to go on with what comes before the damage, copy the data directory aside, then run sqlite3 {DatabaseFile.ShellQuote(path)} " +
@@ -305,6 +306,7 @@ public static class DatabaseStartup
 
     private static string FileState(string path)
     {
+        path = DatabaseFile.Target(path).FullName; // a link's own size and time never change
         // An empty -wal (every open makes one) holds nothing: only its content counts, not when it was made.
         string Of(string file) => new FileInfo(file) is { Exists: true, Length: > 0 } f
             ? $"{f.Length}@{f.LastWriteTimeUtc.Ticks.ToString(CultureInfo.InvariantCulture)}" : "none";

@@ -101,7 +101,7 @@ public sealed class CliTests
 
     /// <summary>
     /// `send +1202... $EMPTY --Api:Token=...`: the parser gave the missing text's place to the next token, and the API token
-    /// went to a stranger as the message (probe). An option or setting is never an argument before `--`.
+    /// went to a stranger as the message (probe). An option or setting is never taken as an argument, except after `--`.
     /// </summary>
     [Test]
     public async Task Send_WithTheTextMissing_ShouldNotSendTheNextOptionAsTheMessage()
@@ -113,23 +113,30 @@ public sealed class CliTests
         {
             var sent = await Programs.LineAgentAsync(["send", "+12025550123", next, .. Url(), $"--Api:Token={agent.Token}"]);
             Assert.That(sent.ExitCode, Is.EqualTo(1), sent.Stdout);
-            Assert.That(sent.Stderr, Does.StartWith($"lineagent send: '{(next.Contains('=') ? next[..next.IndexOf('=')] + "=..." : next)}' was taken as the <content>: is the <content> missing?"));
+            Assert.That(sent.Stderr, Does.StartWith($"lineagent send: '{(next.Contains('=') ? next[..next.IndexOf('=')] + "=..." : next)}' was taken as the <content>. Nothing was done. Give <recipient> <content> first"));
             Assert.That(sent.Stderr, Does.Not.Contain(agent.Token), "the secret is not printed either");
         }
         var cancel = await Programs.LineAgentAsync(["cancel", "--Agent:DryRun=true", .. Url(), $"--Api:Token={agent.Token}"]);
-        Assert.That((cancel.ExitCode, cancel.Stderr), Is.EqualTo((1, "lineagent cancel: '--Agent:DryRun=...' was taken as the <id>: is the <id> missing? Nothing was done.\n")));
+        Assert.That((cancel.ExitCode, cancel.Stderr), Is.EqualTo((1,
+            "lineagent cancel: '--Agent:DryRun=...' was taken as the <id>. Nothing was done. Give <id> first, then options and settings; a <id> that starts with -- goes after a --.\n")));
         using var api = agent.Api();
         Assert.That((await api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty, "nothing was sent");
 
-        var dashed = await Programs.LineAgentAsync(["send", "+12025550123", "--- see you at 5", .. Url(), $"--Api:Token={agent.Token}"]);
-        Assert.That(dashed.ExitCode, Is.Zero, dashed.Stderr);
-        Assert.That(dashed.Stdout, Does.Contain("\"--- see you at 5\""), "text that starts with dashes is still text");
+        foreach (var text in new[] { "--- see you at 5", "-Thanks", "-x=1 then more" })
+        {
+            var dashed = await Programs.LineAgentAsync(["send", "+12025550123", text, .. Url(), $"--Api:Token={agent.Token}"]);
+            Assert.That(dashed.ExitCode, Is.Zero, dashed.Stderr);
+            Assert.That(dashed.Stdout, Does.Contain($"\"{text}\""), "text that starts with a dash is still text");
+        }
+        var afterDoubleDash = await Programs.LineAgentAsync(["send", .. Url(), "--", "+12025550123", "--yes, that one", $"--Api:Token={agent.Token}"]);
+        Assert.That(afterDoubleDash.ExitCode, Is.Zero, afterDoubleDash.Stderr);
+        Assert.That(afterDoubleDash.Stdout, Does.Contain("\"--yes, that one\""), "after --, text is text");
     }
 
     [TestCase("a\r\nb\tc", "a\r\nb\tc")]
     [TestCase("over\rwrite", @"over\u000Dwrite", Description = "a lone CR rewrites the line")]
     [TestCase("\u001b[2J\u0000\u007f", @"\u001B[2J\u0000\u007F")]
-    [TestCase("\u2067\u2069\u202A", @"\u2067\u2069\u202A")]
+    [TestCase("\u2068Ana\u2069 \u202A\u202D", "\u2068Ana\u2069 " + @"\u202A\u202D", Description = "isolates (phones put them around names) pass; embeddings and overrides do not")]
     [TestCase("é 日本 \u200F 🙂", "é 日本 \u200F 🙂", Description = "text and the bidi marks (not overrides) pass")]
     public void TerminalText_ShouldEscapeWhatATerminalWouldObey(string text, string printed) =>
         Assert.That(LineAgent.Cli.TerminalText.Escape(text), Is.EqualTo(printed));
