@@ -91,9 +91,22 @@ internal static class BodyShapeProblems
                 var inner = new List<FieldProblem>();
                 if (member is not null && times[property.Name] == 1)
                     Walk(property.Value, member.PropertyType, member.Name, options, inner);
-                if (member is null || times[property.Name] > 1 || inner.Count > 0)
+                if (member is null || times[property.Name] > 1)
                 {
                     left.Add(member?.Name ?? property.Name);
+                    continue;
+                }
+                if (inner.Count > 0)
+                {
+                    // A list or object with a problem inside: the rest of it is still checked (followUps[1]'s bad `after` went
+                    // unsaid behind an unknown field in followUps[0]: probe). Left out whole only when it cannot stand
+                    // without the bad parts (a wrong item of a list would renumber the others).
+                    if (Clean(property.Value, member.PropertyType, options) is not (true, var cleaned))
+                    {
+                        left.Add(member.Name);
+                        continue;
+                    }
+                    kept[member.Name] = cleaned;
                     continue;
                 }
                 kept[member.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
@@ -103,6 +116,8 @@ internal static class BodyShapeProblems
             var named = shape.Select(p => p.Field).ToHashSet(comparer);
             var more = (await validation.ValidateAsync(bound, context, ct))
                 .Where(p => !left.Contains(TopField(p.Field)) && !named.Contains(p.Field)
+                    // a part of a value already named, or a value a named part of was dropped from (recipientWindow without its bad `from`)
+                    && !named.Any(n => Within(p.Field, n) || Within(n, p.Field))
                     && !(validation.DependsOn.TryGetValue(p.Code, out var on) && on.Any(left.Contains)));
             return [.. shape, .. more];
         }
@@ -125,6 +140,60 @@ internal static class BodyShapeProblems
             AllowTrailingCommas = options.AllowTrailingCommas, CommentHandling = options.ReadCommentHandling,
             MaxDepth = options.MaxDepth == 0 ? 64 : options.MaxDepth,
         }, ct);
+    }
+
+    /// <summary>`followUps[0].after` is within `followUps[0]` (a part of a value already named is not named again).</summary>
+    private static bool Within(string field, string outer) =>
+        field.Length > outer.Length && field.StartsWith(outer, StringComparison.Ordinal) && field[outer.Length] is '.' or '[';
+
+    /// <summary>
+    /// <paramref name="element"/> without what <see cref="Walk"/> names inside it: unknown and repeated fields and wrong
+    /// values of an object dropped. Not ok when the value itself is wrong, or an item of a list is, or an object does not
+    /// bind without what was dropped (a required field).
+    /// </summary>
+    private static (bool Ok, System.Text.Json.Nodes.JsonNode? Node) Clean(JsonElement element, Type type, JsonSerializerOptions options)
+    {
+        var info = options.GetTypeInfo(type);
+        if (info.Kind == JsonTypeInfoKind.Object && element.ValueKind == JsonValueKind.Object)
+        {
+            var comparer = options.PropertyNameCaseInsensitive ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+            var comparison = options.PropertyNameCaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+            var times = element.EnumerateObject().GroupBy(p => p.Name, comparer).ToDictionary(g => g.Key, g => g.Count(), comparer);
+            var cleaned = new System.Text.Json.Nodes.JsonObject();
+            foreach (var property in element.EnumerateObject())
+                if (times[property.Name] == 1 && info.Properties.FirstOrDefault(p => string.Equals(p.Name, property.Name, comparison)) is { } member
+                    && Clean(property.Value, member.PropertyType, options) is (true, var node))
+                    cleaned[member.Name] = node;
+            try
+            {
+                cleaned.Deserialize(type, options);
+                return (true, cleaned);
+            }
+            catch (JsonException)
+            {
+                return (false, null);
+            }
+        }
+        if (info.Kind == JsonTypeInfoKind.Enumerable && info.ElementType is { } itemType && element.ValueKind == JsonValueKind.Array)
+        {
+            var list = new System.Text.Json.Nodes.JsonArray();
+            foreach (var value in element.EnumerateArray())
+            {
+                if (Clean(value, itemType, options) is not (true, var node))
+                    return (false, null);
+                list.Add(node);
+            }
+            return (true, list);
+        }
+        try
+        {
+            element.Deserialize(type, options);
+            return (true, System.Text.Json.Nodes.JsonNode.Parse(element.GetRawText()));
+        }
+        catch (JsonException)
+        {
+            return (false, null);
+        }
     }
 
     /// <summary>`followUps[0].after` → `followUps`.</summary>

@@ -139,6 +139,11 @@ public sealed class SendValidationTests : AgentTest
     [TestCase("""{"content":"x","recipientPhone":"+12025550123","followUps":[{"after":"P1D","content":3,"afer":1}],"recipientWindow":{"from":9,"x":1}}""",
         new[] { "followUps[0].content:invalid_type", "followUps[0].afer:unknown_field", "recipientWindow.from:invalid_type", "recipientWindow.x:unknown_field",
             "lineId:missing_line" })]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","lineId":"mac-1","followUps":[{"after":"P1D","content":"x","bogus":1},{"after":"P1M","content":"y"}]}""",
+        new[] { "followUps[0].bogus:unknown_field", "followUps[1].after:invalid_duration" },
+        Description = "probe: the second follow-up's problem went unsaid behind the first's unknown field")]
+    [TestCase("""{"content":"x","recipientPhone":"+12025550123","lineId":"mac-1","followUps":[{"after":5,"content":"x"},{"after":"P1M","content":"y"}]}""",
+        new[] { "followUps[0].after:invalid_type", "followUps[1].after:invalid_duration" })]
     public async Task Send_ShouldNameEveryProblemOfShape_InTheOne400(string json, string[] expected)
     {
         var response = await Client.PostAsync("/api/messages", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
