@@ -16,6 +16,7 @@ internal static class LeadsApi
     {
         var g = app.MapGroup("/api/leads").WithTags("Leads");
         g.MapPost("/", Create).WithName("CreateLead").ProducesProblem(409).WithSummary("Create a lead")
+            .WithMetadata(FieldChecks(partial: false))
             .WithDescription("201 with the new lead; 200 when it was merged into the lead that has its phone or email; " +
                 "409 `duplicate_lead` when its phone and email belong to two different leads.");
         g.MapGet("/", List).WithName("ListLeads")
@@ -31,10 +32,15 @@ internal static class LeadsApi
                 "to `fields`. Answers the counts of created, updated and skipped rows, with the reason of each skipped row.");
         g.MapGet("/{id}", Get).WithName("GetLead").WithSummary("Get a lead").WithDescription("One lead.");
         g.MapPatch("/{id}", Update).WithName("UpdateLead").ProducesProblem(409).WithSummary("Edit a lead")
+            .WithMetadata(FieldChecks(partial: true))
             .WithDescription("Changes the given fields (absent or null = unchanged, \"\" = cleared); 409 `duplicate_lead` when another lead has that phone or email.");
         g.MapDelete("/{id}", Delete).WithName("DeleteLead").WithSummary("Delete a lead").WithDescription("Deletes the lead; its messages stay.");
         return app;
     }
+
+    /// <summary>What a body with a field of the wrong type or an unknown field is still checked for: its other fields (probe: `{"firstName":5,"phone":"abc"}` named only firstName).</summary>
+    private static FieldValidation<LeadInput> FieldChecks(bool partial) => new((body, http, _) => Task.FromResult<IReadOnlyList<FieldProblem>>(
+        LeadStore.Validate(body, http.RequestServices.GetRequiredService<IOptions<AgentOptions>>().Value.DefaultRegion, partial).Problems));
 
     /// <summary>201 for a new lead; 200 when it was merged into the lead that has its phone or email.</summary>
     internal static async Task<Results<Created<LeadDto>, Ok<LeadDto>, ValidationProblem, ProblemHttpResult>> Create(

@@ -20,6 +20,8 @@ internal static class SuppressionsApi
         g.MapGet("/{address}", Get).WithName("GetSuppression").WithSummary("Get a suppressed address")
             .WithDescription("Whether an address (phone or email, any spelling) is suppressed, and why; 404 when it is not.");
         g.MapPost("/", Add).WithName("AddSuppression").WithSummary("Suppress an address")
+            .WithMetadata(new FieldValidation<AddSuppressionRequest>((body, http, _) => Task.FromResult<IReadOnlyList<FieldProblem>>(
+                AddProblems(body, http.RequestServices.GetRequiredService<IOptions<AgentOptions>>().Value.DefaultRegion, out string? _))))
             .WithDescription("Adds a phone number or email address to the opt-out list: sends to it fail with `suppressed`. 201 when added; 200 with the existing entry when it was already there.");
         g.MapDelete("/{address}", Remove).WithName("RemoveSuppression").WithSummary("Remove a suppressed address")
             .WithDescription("Takes an address off the opt-out list.");
@@ -64,15 +66,7 @@ internal static class SuppressionsApi
     internal static async Task<Results<Created<SuppressionDto>, Ok<SuppressionDto>, ValidationProblem>> Add(
         AddSuppressionRequest body, SuppressionList list, IOptions<AgentOptions> agent, CancellationToken ct)
     {
-        var problems = new List<FieldProblem>();
-        var key = string.IsNullOrWhiteSpace(body.Address) ? null : Normalize(body.Address, agent.Value.DefaultRegion);
-        if (key is null)
-            problems.Add(new("address", body.Address is null ? "missing_recipient" : "invalid_recipient",
-                "address must be a phone number (E.164 or national) or an email address."));
-        if (body.Reason is { Length: > 500 })
-            problems.Add(new("reason", "invalid_reason", "reason is longer than 500 characters."));
-        else if (body.Reason?.Contains('\0') == true)
-            problems.Add(new("reason", "invalid_reason", "reason contains a NUL character."));
+        var problems = AddProblems(body, agent.Value.DefaultRegion, out var key);
         if (problems.Count > 0)
             return Problems.Validation(problems);
         var added = await list.AddAsync(key!, body.Reason ?? "added through the API", SuppressionList.Sources.Api, null, ct);
@@ -80,6 +74,21 @@ internal static class SuppressionsApi
         return added
             ? TypedResults.Created($"/api/suppressions/{Uri.EscapeDataString(key!)}", SuppressionDto.From(row))
             : TypedResults.Ok(SuppressionDto.From(row));
+    }
+
+    /// <summary>Every problem of the body; <paramref name="key"/>: the address normalised, when it is one.</summary>
+    private static List<FieldProblem> AddProblems(AddSuppressionRequest body, string region, out string? key)
+    {
+        var problems = new List<FieldProblem>();
+        key = string.IsNullOrWhiteSpace(body.Address) ? null : Normalize(body.Address, region);
+        if (key is null)
+            problems.Add(new("address", body.Address is null ? "missing_recipient" : "invalid_recipient",
+                "address must be a phone number (E.164 or national) or an email address."));
+        if (body.Reason is { Length: > 500 })
+            problems.Add(new("reason", "invalid_reason", "reason is longer than 500 characters."));
+        else if (body.Reason?.Contains('\0') == true)
+            problems.Add(new("reason", "invalid_reason", "reason contains a NUL character."));
+        return problems;
     }
 
     internal static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> Remove(

@@ -12,6 +12,8 @@ internal static class WebhooksApi
     {
         var g = app.MapGroup("/api/webhooks").WithTags("Webhooks");
         g.MapPost("/", Create).WithName("CreateWebhook").WithSummary("Subscribe to events")
+            .WithMetadata(new FieldValidation<WebhookRequest>(async (body, http, ct) =>
+                (IReadOnlyList<FieldProblem>)await ProblemsAsync(body, http.RequestServices.GetRequiredService<WebhookTargetGuard>(), ct)))
             .WithDescription("Creates a subscription for `url` (checked against the SSRF guard). The answer shows the signing `secret` once.");
         g.MapGet("/", List).WithName("ListWebhooks").WithQueryParameters(OpenApiMetadata.Limit(), OpenApiMetadata.Cursor)
             .WithSummary("List subscriptions").WithDescription("Subscriptions without their secrets, newest first, one page at a time (`limit`, `cursor`).");
@@ -25,9 +27,8 @@ internal static class WebhooksApi
         return app;
     }
 
-    /// <summary>The answer shows the secret once; later reads do not.</summary>
-    internal static async Task<Results<Created<WebhookDto>, ValidationProblem>> Create(
-        WebhookRequest body, WebhookStore store, WebhookOutbox outbox, WebhookTargetGuard guard, TimeProvider time, CancellationToken ct)
+    /// <summary>Every problem of the body (also run on the well-formed fields of a body with a field of the wrong type).</summary>
+    private static async Task<List<FieldProblem>> ProblemsAsync(WebhookRequest body, WebhookTargetGuard guard, CancellationToken ct)
     {
         var problems = new List<FieldProblem>();
         // SSRF guard: scheme, credentials, host spelling, and every address the host resolves to now (checked again per connection).
@@ -39,6 +40,14 @@ internal static class WebhooksApi
                 $"Unknown events {string.Join(", ", unknown.Select(e => e is null ? "null" : $"'{Problems.Echo(e)}'"))}; use {string.Join(", ", WebhookEvents.All)} (none = all)."));
         if (body.Secret is not null && !WebhookSignature.TryKey(body.Secret, out _))
             problems.Add(new("secret", "invalid_secret", "secret must be whsec_ followed by base64 of at least 16 bytes (or leave it out to get one)."));
+        return problems;
+    }
+
+    /// <summary>The answer shows the secret once; later reads do not.</summary>
+    internal static async Task<Results<Created<WebhookDto>, ValidationProblem>> Create(
+        WebhookRequest body, WebhookStore store, WebhookOutbox outbox, WebhookTargetGuard guard, TimeProvider time, CancellationToken ct)
+    {
+        var problems = await ProblemsAsync(body, guard, ct);
         if (problems.Count > 0)
             return Problems.Validation(problems);
         // The URL is stored escaped as sent (AbsoluteUri): ToString() would turn %20 back into a space.

@@ -155,6 +155,31 @@ public sealed class SendValidationTests : AgentTest
     }
 
     /// <summary>
+    /// The other routes with a JSON body name every problem too (API.md: "Validation errors list every bad field"): one
+    /// field of the wrong type or unknown hid all the others (probe).
+    /// </summary>
+    [TestCase("/api/leads", """{"firstName":5,"phone":"abc","email":"@@"}""", new[] { "firstName", "phone", "email" })]
+    [TestCase("/api/suppressions", """{"address":"nope","bogus":true}""", new[] { "bogus", "address" })]
+    [TestCase("/api/webhooks", """{"url":"ftp://example.com/x","events":["nope"],"secret":5}""", new[] { "secret", "url", "events" })]
+    public async Task OtherRoutes_ShouldNameEveryBadField_BesideOneOfTheWrongShape(string route, string json, string[] fields)
+    {
+        var response = await Client.PostAsync(route, new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        var problem = await response.ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(fields), problem.ToJsonString());
+        var list = await Client.GetAsync(route);
+        Assert.That((await list.ExpectAsync(HttpStatusCode.OK))["items"]!.AsArray(), Is.Empty, "nothing was stored");
+    }
+
+    [Test]
+    public async Task PatchLead_ShouldNameEveryBadField_BesideOneOfTheWrongShape()
+    {
+        var lead = await (await Client.PostAsJsonAsync("/api/leads", new { phone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+        var response = await Client.PatchAsync($"/api/leads/{lead.Str("id")}",
+            new StringContent("""{"lastName":[1],"email":"@@"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.That((await response.ExpectAsync(HttpStatusCode.BadRequest)).ProblemFields(), Is.EquivalentTo(new[] { "lastName", "email" }));
+    }
+
+    /// <summary>
     /// A body with a problem of shape and problems of value: one 400 names them all (review: only `content` was named, and the
     /// rest came one round trip at a time). The fields well formed are checked as without the others.
     /// </summary>
