@@ -137,6 +137,12 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
         if (header.Length > MaxColumns)
             throw new ImportRefusedException(new("file", "too_many_columns",
                 $"The CSV header has {header.Length:N0} columns; at most {MaxColumns} (a lead keeps at most 100 fields). Nothing was imported."));
+        if (header.Any(h => h.Contains('\0')))
+            // UTF-16 without its byte-order mark: every other byte is NUL (probe: a 200 that skipped every row for NULs in the names).
+            throw new ImportRefusedException(new("file", "invalid_encoding",
+                "The file is not UTF-8 text: its header holds NUL characters, as UTF-16 without a byte-order mark does. Save it as \"CSV UTF-8\" and upload it again. Nothing was imported."));
+        if (header.Any(h => h.Contains(NotUtf8Mark)))
+            throw NotUtf8("in the header row");
         var names = UniqueHeaders(header);
         var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
         if (!columns.Any(c => c.Field is "phone" or "email"))
@@ -236,6 +242,8 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                     });
                     continue;
                 }
+                if (csv.Parser.RawRecord.Contains(NotUtf8Mark))
+                    throw NotUtf8($"on row {rowNumber:N0}");
                 var extra = Enumerable.Range(header.Length, Math.Max(0, csv.Parser.Count - header.Length)).Count(i => !string.IsNullOrWhiteSpace(csv.Parser[i]));
                 if (extra > 0)
                 {
@@ -285,6 +293,15 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
 
     private static ImportRefusedException NotUtf8(string where) => new(new("file", "invalid_encoding",
         $"The file is not UTF-8 text (an invalid byte {where}). Save it as \"CSV UTF-8\" and upload it again. Nothing was imported."));
+
+    /// <summary>
+    /// What an invalid byte decodes to (a noncharacter, never in text): the row it is in is then the row that holds it. A
+    /// decoder that threw read 64 KB ahead, so the error named a row thousands of lines before the bad byte (probe).
+    /// </summary>
+    internal const char NotUtf8Mark = '\uFDD0';
+
+    /// <summary>Strict UTF-8 for an upload: an invalid byte becomes <see cref="NotUtf8Mark"/>, and the import refuses the file at its row.</summary>
+    public static readonly Encoding Utf8Marked = Encoding.GetEncoding("utf-8", EncoderFallback.ExceptionFallback, new DecoderReplacementFallback(NotUtf8Mark.ToString()));
 
     /// <summary>Spreadsheet exports repeat and leave out header names: make every column's name unique.</summary>
     public static IReadOnlyList<string> UniqueHeaders(IReadOnlyList<string> header)

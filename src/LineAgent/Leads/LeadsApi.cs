@@ -137,6 +137,14 @@ internal static class LeadsApi
                 problems.Add(new("file", "invalid_upload", $"The multipart upload cannot be read: {e.Message}"));
                 return Problems.Validation(problems);
             }
+            // One CSV per upload, and the options as query parameters: a second file, or tags and defaultCountryCode as form
+            // fields, were ignored without a word (probe: national numbers read as US when the form said GB).
+            if (form.Files.Count > 1)
+                problems.Add(new("file", "invalid_upload", $"The form has {form.Files.Count} files; send one CSV per upload."));
+            foreach (var key in form.Keys)
+                problems.Add(new(Problems.Echo(key, 60), "unknown_field", $"The form field '{Problems.Echo(key, 60)}' is not read: give defaultCountryCode and tags as query parameters (?tags=...), and the CSV as the file."));
+            if (problems.Count > 0)
+                return Problems.Validation(problems);
             var file = form.Files.GetFile("file") ?? form.Files.FirstOrDefault();
             if (file is null)
             {
@@ -162,8 +170,7 @@ internal static class LeadsApi
             return Problems.Validation(problems);
         // Strict UTF-8: a file in another encoding (Latin-1, Windows-1252) is refused, not stored with U+FFFD in place of
         // its accents. A UTF-8 BOM is skipped as this encoding's preamble; a UTF-16 BOM switches to UTF-16.
-        using var reader = new StreamReader(body, new UTF8Encoding(encoderShouldEmitUTF8Identifier: true, throwOnInvalidBytes: true),
-            detectEncodingFromByteOrderMarks: true, bufferSize: 64 * 1024);
+        using var reader = new StreamReader(body, LeadImport.Utf8Marked, detectEncodingFromByteOrderMarks: true, bufferSize: 64 * 1024);
         try
         {
             return TypedResults.Ok(await import.ImportAsync(reader, region, extraTags, ct));

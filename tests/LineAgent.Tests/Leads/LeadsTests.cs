@@ -264,7 +264,16 @@ public sealed class LeadsTests : AgentTest
         content.Headers.ContentType = new("text/csv");
         var problem = await (await Client.PostAsync("/api/leads/import", content)).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.Str("code"), Is.EqualTo("invalid_encoding"));
-        Assert.That(problem.Str("detail"), Does.Contain("UTF-8").And.Contain("after row").And.Contain("Nothing was imported"));
+        Assert.That(problem.Str("detail"), Does.Contain("UTF-8").And.Contain("on row 6,002").And.Contain("Nothing was imported"),
+            "the row that holds the byte, not the end of the buffer before it (probe: 'after row 2,415' for a byte on row 3,002)");
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Is.Empty);
+
+        // UTF-16 without its byte-order mark: was a 200 that skipped every row for NULs in the names (probe).
+        var utf16 = new ByteArrayContent(Encoding.Unicode.GetBytes("Email,Name\nx1@u16.example,A\n"));
+        utf16.Headers.ContentType = new("text/csv");
+        var noBom = await (await Client.PostAsync("/api/leads/import", utf16)).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That((noBom.Str("code"), noBom.Str("detail")), Is.EqualTo(("invalid_encoding",
+            "The file is not UTF-8 text: its header holds NUL characters, as UTF-16 without a byte-order mark does. Save it as \"CSV UTF-8\" and upload it again. Nothing was imported.")));
         Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Is.Empty);
 
         // The same name in UTF-8, with a BOM as Excel writes it, is read as it is.
@@ -273,6 +282,34 @@ public sealed class LeadsTests : AgentTest
         var result = await (await Client.PostAsync("/api/leads/import", utf8)).ExpectAsync(HttpStatusCode.OK);
         Assert.That(result["created"]!.GetValue<long>(), Is.EqualTo(1));
         Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]![0].Str("firstName"), Is.EqualTo("José"));
+    }
+
+    /// <summary>A second file, or the options as form fields, were ignored: national numbers read as US when the form said GB (probe).</summary>
+    [Test]
+    public async Task Import_AsAFormWithTwoFilesOrOptionsAsFields_ShouldBe400_AndImportNothing()
+    {
+        MultipartFormDataContent Form(params (string Name, string? File, string Value)[] parts)
+        {
+            var form = new MultipartFormDataContent();
+            foreach (var (name, file, value) in parts)
+                if (file is null)
+                    form.Add(new StringContent(value), name);
+                else
+                    form.Add(new StringContent(value, Encoding.UTF8, "text/csv"), name, file);
+            return form;
+        }
+        var twoFiles = await (await Client.PostAsync("/api/leads/import",
+            Form(("file", "a.csv", "phone\n+12025550101\n"), ("file", "b.csv", "phone\n+12025550102\n")))).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(twoFiles.ProblemFields(), Is.EqualTo(new[] { "file" }), twoFiles.ToJsonString());
+        var fields = await (await Client.PostAsync("/api/leads/import",
+            Form(("file", "a.csv", "phone\n020 7946 0958\n"), ("defaultCountryCode", null, "GB"), ("tags", null, "vip")))).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(fields.ProblemFields(), Is.EqualTo(new[] { "defaultCountryCode", "tags" }), fields.ToJsonString());
+        Assert.That(fields.Str("detail"), Does.Contain("as query parameters"));
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]!.AsArray(), Is.Empty);
+
+        var one = await (await Client.PostAsync("/api/leads/import?defaultCountryCode=GB", Form(("file", "a.csv", "phone\n020 7946 0958\n")))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(one["created"]!.GetValue<long>(), Is.EqualTo(1), one.ToJsonString());
+        Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]![0].Str("phone"), Is.EqualTo("+442079460958"));
     }
 
     [Test]
