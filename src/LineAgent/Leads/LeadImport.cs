@@ -143,7 +143,7 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 "The file is not UTF-8 text: its header holds NUL characters, as UTF-16 without a byte-order mark does. Save it as \"CSV UTF-8\" and upload it again. Nothing was imported."));
         if (header.Any(h => h.Contains(NotUtf8Mark)))
             throw NotUtf8("in the header row");
-        var names = UniqueHeaders(header);
+        var names = UniqueHeaders(header.Select(LeadStore.FieldNameOf).ToList());
         var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
         if (!columns.Any(c => c.Field is "phone" or "email"))
             throw new ImportRefusedException(new("file", "no_contact_column",

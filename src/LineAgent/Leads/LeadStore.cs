@@ -78,11 +78,12 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
             problems.Add(new("fields", "too_many", "At most 100 fields."));
         // One problem for all bad fields, naming a few: a CSV row of 10,000 bad columns must not give 10,000 sentences.
         var badFields = (input.Fields ?? []).Where(f =>
-            f.Key.Length is 0 or > 100 || f.Value is { Length: > 2000 } || f.Key.Any(char.IsControl) || f.Value?.Contains('\0') == true)
+            f.Key.Length is 0 or > 100 || f.Value is { Length: > 2000 } || f.Key.Any(char.IsControl) || f.Key.AsSpan().IndexOfAny(NotInFieldNames) >= 0
+            || f.Value?.Contains('\0') == true)
             .Select(f => f.Key).ToList();
         if (badFields.Count > 0)
             problems.Add(new($"fields.{Shorten(badFields[0], 100)}", "invalid_field",
-                $"Field names must be 1-100 printable characters and values at most 2,000 characters without NUL: " +
+                $"Field names must be 1-100 printable characters without | {{ }} (a template could not name them) and values at most 2,000 characters without NUL: " +
                 string.Join(", ", badFields.Take(3).Select(k => $"'{Shorten(k, 40)}'")) +
                 (badFields.Count > 3 ? $" and {badFields.Count - 3:N0} more." : ".")));
         // The field recipient hours read the lead's zone from (RecipientZones.LeadZone): a zone no one can find would
@@ -101,6 +102,20 @@ public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
         return (new LeadValues(Clean(input.FirstName), Clean(input.LastName), phone, email, Clean(input.Company),
             input.Fields ?? new Dictionary<string, string?>(), tags), problems);
     }
+
+    /// <summary>
+    /// What a template's placeholder cannot hold in a field's name: `{{fields.a|b}}` is field a with the fallback b, and a
+    /// brace ends or starts a placeholder (probe: a column 'a|b' was imported, and every lead's preview said "b").
+    /// </summary>
+    internal static readonly System.Buffers.SearchValues<char> NotInFieldNames = System.Buffers.SearchValues.Create("|{}");
+
+    /// <summary>A CSV header as a field's name: | and braces become _ (the import's `columns` answer shows the name).</summary>
+    internal static string FieldNameOf(string header) =>
+        header.AsSpan().IndexOfAny(NotInFieldNames) < 0 ? header : string.Create(header.Length, header, (span, h) =>
+        {
+            h.AsSpan().CopyTo(span);
+            span.ReplaceAny(NotInFieldNames, '_');
+        });
 
     /// <summary>At most <paramref name="max"/> characters of <paramref name="s"/>, with an ellipsis when cut; control characters shown as '?'.</summary>
     private static string Shorten(string s, int max)

@@ -284,6 +284,24 @@ public sealed class LeadsTests : AgentTest
         Assert.That((await Client.GetJsonAsync("/api/leads"))["items"]![0].Str("firstName"), Is.EqualTo("José"));
     }
 
+    /// <summary>A column 'a|b' became field a|b, which {{fields.a|b}} reads as field a with the fallback b: every preview said "b" (probe).</summary>
+    [Test]
+    public async Task Import_OfAColumnATemplateCouldNotName_ShouldRenameIt_AndTheApiRefuseIt()
+    {
+        var result = await (await Client.PostAsync("/api/leads/import",
+            new StringContent("phone,a|b,x}}y\n+12025550101,pipeval,z\n", Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(result["columns"]!.ToJsonString(), Is.EqualTo("""{"phone":"phone","a_b":"fields.a_b","x__y":"fields.x__y"}"""));
+        var lead = (await Client.GetJsonAsync("/api/leads"))["items"]![0]!;
+        Assert.That(lead["fields"]!.ToJsonString(), Is.EqualTo("""{"a_b":"pipeval","x__y":"z"}"""));
+        var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", new { leadIds = new[] { lead.Str("id") }, content = "Hi {{fields.a_b|none}}" }))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.That(preview["messages"]![0].Str("content"), Is.EqualTo("Hi pipeval"));
+
+        var refused = await (await Client.PostAsJsonAsync("/api/leads", new { phone = "+12025550102", fields = new Dictionary<string, string> { ["a|b"] = "x" } }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(refused.ProblemCodes(), Is.EqualTo(new[] { "invalid_field" }), refused.ToJsonString());
+    }
+
     /// <summary>A second file, or the options as form fields, were ignored: national numbers read as US when the form said GB (probe).</summary>
     [Test]
     public async Task Import_AsAFormWithTwoFilesOrOptionsAsFields_ShouldBe400_AndImportNothing()
