@@ -101,11 +101,26 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         DatabaseFile.DeleteWithCompanions(DatabasePath + ".restoring");
         string? chosen = null;
         DatabaseInspection? check = null;
+        // A disk without room for the copy: one line, and the part copied removed (probe: a stack trace, and a partial copy
+        // that kept the disk full until the next start).
+        int NoRoom(string what, Exception e)
+        {
+            DatabaseFile.DeleteWithCompanions(staged);
+            var free = DatabaseFile.FreeBytes(DatabasePath) is { } f ? $" ({f / (1024 * 1024):N0} MB free)" : "";
+            return Fail($"Could not {what}: {e.Message.ReplaceLineEndings(" ")}{free}. The copy was removed; nothing was changed. Make room on that disk and run this again.");
+        }
         foreach (var candidate in candidates)
         {
-            DatabaseFile.CopyOwnerOnly(candidate, staged);
-            if (new FileInfo(candidate + "-wal") is { Exists: true, Length: > 0 })
-                DatabaseFile.CopyOwnerOnly(candidate + "-wal", staged + "-wal");
+            try
+            {
+                DatabaseFile.CopyOwnerOnly(candidate, staged);
+                if (new FileInfo(candidate + "-wal") is { Exists: true, Length: > 0 })
+                    DatabaseFile.CopyOwnerOnly(candidate + "-wal", staged + "-wal");
+            }
+            catch (IOException e)
+            {
+                return NoRoom($"copy {candidate} to {staged}", e);
+            }
             check = DatabaseFile.Inspect(staged, readOnly: false); // a -wal copied with it is folded in before the move
             if (check.Ok)
             {
@@ -133,7 +148,15 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             aside = $"{DatabasePath}.{label}-{stamp}-{n}";
         // The copy says where the database it replaces goes (or that there is none), so that a start after a kill between
         // the two moves finishes this restore, and only this one (DatabaseStartup.FinishRestore; review).
-        var (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared, current is null ? "" : Path.GetFileName(aside));
+        long dueBefore, dueLater;
+        try
+        {
+            (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared, current is null ? "" : Path.GetFileName(aside));
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 10 or 13)
+        {
+            return NoRoom($"mark the copy {staged}", e);
+        }
         foreach (var suffix in new[] { "-wal", "" }) // the -wal first: a .restoring is never without what its marks went into
             if (File.Exists(staged + suffix))
                 File.Move(staged + suffix, DatabasePath + ".restoring" + suffix, overwrite: true);

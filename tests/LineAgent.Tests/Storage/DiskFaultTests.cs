@@ -272,4 +272,23 @@ public sealed class DiskFaultTests
         using var api = agent.Api();
         Assert.That((await api.GetAsync("/api/status")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "it starts once there is room");
     }
+
+    /// <summary>A restore on a disk without room for its copy: a stack trace and a partial copy that kept the disk full (probe).</summary>
+    [Test]
+    public async Task ARestoreWithoutRoomForItsCopy_ShouldSayOneLine_AndLeaveNoPartialCopy()
+    {
+        var dataDir = Path.Combine(_mount, "data");
+        var id = await StoreOneAndStopAsync(dataDir);
+        DatabaseBackups.Create(Path.Combine(dataDir, "lineagent.db"), DateTimeOffset.UtcNow, 7);
+        Fill(Path.Combine(_mount, "filler"));
+
+        var restore = await Programs.LineAgentAsync("restore", "--data-dir", dataDir, "--yes");
+        TestContext.Out.WriteLine(restore.Stdout + restore.Stderr);
+        Assert.That(restore.ExitCode, Is.EqualTo(1));
+        Assert.That(restore.Stderr.Trim(), Does.StartWith("Could not copy").And.Contain("nothing was changed").And.Not.Contain("   at "));
+        Assert.That(Directory.GetFiles(dataDir).Where(f => f.Contains(DatabaseRestore.StagingSuffix)), Is.Empty, "no partial copy left");
+
+        File.Delete(Path.Combine(_mount, "filler"));
+        await AssertStillScheduledAsync(dataDir, id);
+    }
 }
