@@ -33,15 +33,16 @@ internal static class SuppressionsApi
         var problems = new List<FieldProblem>();
         QueryValues.Unknown(request.Query.Keys, ["limit", "cursor"], problems);
         var take = QueryValues.Limit(limit, problems);
-        if (problems.Count > 0)
-            return Problems.Validation(problems);
         (long, string)? after = null;
         if (cursor is not null)
         {
-            if (!Cursor.TryDecode(cursor, out var at, out var address))
-                return Problems.Validation([new("cursor", "invalid_cursor", "cursor is not one this agent gave out.")]);
-            after = (at, address);
+            if (Cursor.TryDecode(cursor, out var at, out var address))
+                after = (at, address);
+            else
+                problems.Add(new("cursor", "invalid_cursor", "cursor is not one this agent gave out.")); // beside a bad limit (probe)
         }
+        if (problems.Count > 0)
+            return Problems.Validation(problems);
         var rows = await list.ListAsync(after, take + 1, ct);
         var more = rows.Count > take;
         var page = rows.Take(take).ToList();

@@ -61,6 +61,8 @@ public sealed class SuppressionListTests : AgentTest
         await Suppress("+12025550101");
         var problem = await (await Client.GetAsync("/api/suppressions?cursor=" + Uri.EscapeDataString(cursor))).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That((problem.ProblemFields(), problem.ProblemCodes()), Is.EqualTo((new[] { "cursor" }, new[] { "invalid_cursor" })));
+        var both = await (await Client.GetAsync("/api/suppressions?limit=0&cursor=" + Uri.EscapeDataString(cursor))).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(both.ProblemFields(), Is.EqualTo(new[] { "limit", "cursor" }), "both named, as on the other lists (probe)");
     }
 
     [Test]
