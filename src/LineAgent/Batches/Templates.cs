@@ -29,26 +29,29 @@ public static partial class Templates
     /// </summary>
     public static string? Problem(string template, string field)
     {
+        // Each kind of problem once, all of them (probe: "Hi {firstName} {{nope}}" named only the single braces).
+        var said = new List<string>();
         var at = 0;
+        string? stray = null;
         foreach (Match m in Placeholder().Matches(template))
         {
-            if (Stray(template, at, m.Index) is { } stray)
-                return Unclosed(field, stray);
+            if (stray is null && Stray(template, at, m.Index) is { } before)
+                stray = before;
             at = m.Index + m.Length;
         }
-        if (Stray(template, at, template.Length) is { } rest)
-            return Unclosed(field, rest);
+        if ((stray ?? Stray(template, at, template.Length)) is { } first)
+            said.Add(Unclosed(field, first));
         if (SingleBraces().Match(template) is { Success: true } single)
         {
             // In the name's own case: {FirstName} is to become {{firstName}}, not the unknown {{FirstName}}.
             var name = single.Groups[1].Value;
             var canonical = Names.FirstOrDefault(n => n.Equals(name, StringComparison.OrdinalIgnoreCase))
                 ?? (name.StartsWith("fields.", StringComparison.OrdinalIgnoreCase) ? "fields." + name["fields.".Length..] : name);
-            return $"{field} has {single.Value}: placeholders take two braces, {{{{{canonical}{single.Groups[2].Value}}}}}.";
+            said.Add($"{field} has {single.Value}: placeholders take two braces, {{{{{canonical}{single.Groups[2].Value}}}}}.");
         }
         if (UnknownPlaceholders(template) is { Count: > 0 } unknown)
-            return $"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))} in {field}; use {string.Join(", ", Names)} or fields.<name>.";
-        return null;
+            said.Add($"Unknown placeholder(s) {string.Join(", ", unknown.Select(u => "{{" + u + "}}"))} in {field}; use {string.Join(", ", Names)} or fields.<name>.");
+        return said.Count == 0 ? null : string.Join(" ", said);
     }
 
     private static string Unclosed(string field, string near) =>

@@ -96,6 +96,9 @@ public sealed class TemplatesTests
         Assert.That(Templates.Problem("Hi {firstName}!", "content"), Does.Contain("{firstName}").And.Contain("{{firstName}}"));
         Assert.That(Templates.Problem("Hi {{fristName}}", "followUps[0].content"), Does.Contain("{{fristName}}").And.Contain("followUps[0].content"));
         Assert.That(Templates.Problem("Hi {{firstName|there}}, {{fields.Plan}} {curly} {{ company }}", "content"), Is.Null);
+        // Every kind of problem in one answer (probe: only the single braces were named).
+        Assert.That(Templates.Problem("Hi {firstName} {{nope}}", "content"), Does.Contain("{{firstName}}").And.Contain("{{nope}}"));
+        Assert.That(Templates.Problem("Hi {{firstName {{nope}}", "content"), Does.Contain("near '{{firstName").And.Contain("Unknown placeholder(s) {{nope}}"));
         Assert.That(Templates.Problem(string.Concat(Enumerable.Repeat("{{a.b", 200_000)), "content"), Does.StartWith("content has a brace"));
     }
 
