@@ -117,7 +117,7 @@ internal static class BodyShapeProblems
             var more = (await validation.ValidateAsync(bound, context, ct))
                 .Where(p => !left.Contains(TopField(p.Field)) && !named.Contains(p.Field)
                     // a part of a value already named, or a value a named part of was dropped from (recipientWindow without its bad `from`)
-                    && !named.Any(n => Within(p.Field, n) || Within(n, p.Field))
+                    && !named.Any(n => Within(p.Field, n, comparison) || Within(n, p.Field, comparison))
                     && !(validation.DependsOn.TryGetValue(p.Code, out var on) && on.Any(left.Contains)));
             return [.. shape, .. more];
         }
@@ -143,8 +143,8 @@ internal static class BodyShapeProblems
     }
 
     /// <summary>`followUps[0].after` is within `followUps[0]` (a part of a value already named is not named again).</summary>
-    private static bool Within(string field, string outer) =>
-        field.Length > outer.Length && field.StartsWith(outer, StringComparison.Ordinal) && field[outer.Length] is '.' or '[';
+    private static bool Within(string field, string outer, StringComparison comparison) =>
+        field.Length > outer.Length && field.StartsWith(outer, comparison) && field[outer.Length] is '.' or '[';
 
     /// <summary>
     /// <paramref name="element"/> without what <see cref="Walk"/> names inside it: unknown and repeated fields and wrong

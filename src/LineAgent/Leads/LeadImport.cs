@@ -227,7 +227,11 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                 ct.ThrowIfCancellationRequested();
                 rows++;
                 var rowNumber = csv.Parser.Row;
-                if (QuoteProblem(csv.Parser.RawRecord, csv.Parser.Delimiter) is { } quote)
+                var raw = csv.Parser.RawRecord;
+                // First: a bad byte in a row skipped for its quotes (or in the lines an unclosed quote swallowed) refuses the file too.
+                if (raw.Contains(NotUtf8Mark))
+                    throw NotUtf8($"on row {rowNumber:N0}");
+                if (QuoteProblem(raw, csv.Parser.Delimiter) is { } quote)
                 {
                     // A quote opened and never closed: CsvHelper reads on to the next quote or the end of the file.
                     Skip(rowNumber, quote switch
@@ -242,8 +246,6 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                     });
                     continue;
                 }
-                if (csv.Parser.RawRecord.Contains(NotUtf8Mark))
-                    throw NotUtf8($"on row {rowNumber:N0}");
                 var extra = Enumerable.Range(header.Length, Math.Max(0, csv.Parser.Count - header.Length)).Count(i => !string.IsNullOrWhiteSpace(csv.Parser[i]));
                 if (extra > 0)
                 {

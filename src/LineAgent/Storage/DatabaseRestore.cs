@@ -117,7 +117,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                 if (new FileInfo(candidate + "-wal") is { Exists: true, Length: > 0 })
                     DatabaseFile.CopyOwnerOnly(candidate + "-wal", staged + "-wal");
             }
-            catch (IOException e)
+            catch (IOException e) when (DatabaseFile.NoRoom(staged) is not null) // another I/O error is not a full disk (review)
             {
                 return NoRoom($"copy {candidate} to {staged}", e);
             }
@@ -149,8 +149,10 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         // The copy says where the database it replaces goes (or that there is none), so that a start after a kill between
         // the two moves finishes this restore, and only this one (DatabaseStartup.FinishRestore; review).
         long dueBefore, dueLater;
+        (int Kept, long After, string? Problem) carried;
         try
         {
+            carried = CarryOver(staged, takenAt);
             (dueBefore, dueLater) = MarkRestored(staged, Path.GetFileName(chosen), takenAt, compared, current is null ? "" : Path.GetFileName(aside));
         }
         catch (SqliteException e) when (e.SqliteErrorCode is 10 or 13)
@@ -185,7 +187,13 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             : $", taken {t.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC, {DatabaseBackups.Age(time.GetUtcNow() - t)} ago";
         output.WriteLine($"Restored {chosen}{when} (quick_check ok, schema version {check!.Version}, {Messages(DatabasePath)}) as {DatabasePath} (mode 0600).");
         if (taken is not null)
-            output.WriteLine("Anything the agent stored after that backup is not in it.");
+            output.WriteLine(carried.After > 0
+                ? $"{carried.After} message(s) the agent stored after that backup are not in it (the database moved aside still has them)."
+                : "Anything the agent stored after that backup is not in it.");
+        if (carried.Kept > 0)
+            output.WriteLine($"{carried.Kept} opt-out(s) that the database it replaces holds and the backup does not (given after the backup) were kept: nothing is sent to them.");
+        if (carried.Problem is not null)
+            output.WriteLine($"The opt-outs of the database it replaces could not be read ({carried.Problem}): add again any given after the backup (POST /api/suppressions).");
         if (compared.Sent.Count > 0)
             output.WriteLine($"{compared.Sent.Count} pending message(s) in it were sent after the backup, as the database it replaces shows: " +
                              "the agent marks them sent again when it starts (their follow-ups go on from there), instead of sending them again.");
@@ -265,6 +273,75 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         }
         return (dueBefore, dueLater);
     }
+
+    /// <summary>
+    /// The opt-outs the database being replaced holds and the backup does not (given after it) are copied into the copy: a
+    /// restore must never send to someone who said stop (probe: an opt-out added after the backup was dropped without a
+    /// word). Also counts the messages that database stored after the backup, which the copy does not have.
+    /// </summary>
+    private (int Kept, long After, string? Problem) CarryOver(string staged, DateTimeOffset? takenAt)
+    {
+        if (!File.Exists(DatabasePath))
+            return (0, 0, null);
+        var optOuts = new List<(string Address, string Reason, string Source, string? MessageId, long CreatedAt)>();
+        long after = 0;
+        try
+        {
+            using var old = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            old.Open();
+            using (var cmd = old.CreateCommand())
+            {
+                cmd.CommandText = "SELECT address, reason, source, message_id, created_at FROM suppressions";
+                using var reader = cmd.ExecuteReader();
+                while (reader.Read())
+                    optOuts.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt64(4)));
+            }
+            if (takenAt is { } t)
+            {
+                using var cmd = old.CreateCommand();
+                cmd.CommandText = "SELECT COUNT(*) FROM messages WHERE created_at > @At";
+                cmd.Parameters.AddWithValue("@At", t.ToUnixTimeMilliseconds());
+                after = Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+            }
+        }
+        catch (Exception e) when (e is SqliteException or InvalidCastException or InvalidOperationException)
+        {
+            return (0, 0, e is SqliteException q ? SqliteMessageOf(q) : e.Message);
+        }
+        var kept = 0;
+        using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = staged, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+        c.Open();
+        try
+        {
+            kept = Insert();
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is not (10 or 13)) // a full disk is the caller's
+        {
+            return (0, after, SqliteMessageOf(e));
+        }
+        return (kept, after, null);
+
+        int Insert()
+        {
+            using var tx = c.BeginTransaction();
+            using (var insert = c.CreateCommand())
+            {
+                insert.Transaction = tx;
+                insert.CommandText = "INSERT INTO suppressions (address, reason, source, message_id, created_at) VALUES (@A, @R, @S, @M, @C) ON CONFLICT (address) DO NOTHING";
+                var (a, r, src, m, at) = (insert.Parameters.Add("@A", SqliteType.Text), insert.Parameters.Add("@R", SqliteType.Text),
+                    insert.Parameters.Add("@S", SqliteType.Text), insert.Parameters.Add("@M", SqliteType.Text), insert.Parameters.Add("@C", SqliteType.Integer));
+                foreach (var o in optOuts)
+                {
+                    (a.Value, r.Value, src.Value, m.Value, at.Value) = (o.Address, o.Reason, o.Source, (object?)o.MessageId ?? DBNull.Value, o.CreatedAt);
+                    kept += insert.ExecuteNonQuery();
+                }
+            }
+            tx.Commit();
+            return kept;
+        }
+    }
+
+    private static string SqliteMessageOf(SqliteException e) => $"SQLite error {e.SqliteErrorCode}: {e.Message.ReplaceLineEndings(" ")}";
 
     /// <summary>A pending message of the backup that the database it replaces shows sent: when, and the channel's reference.</summary>
     public sealed record SentAfterBackup(string Id, long SentAt, string? Ref);

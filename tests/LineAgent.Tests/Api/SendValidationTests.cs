@@ -159,6 +159,7 @@ public sealed class SendValidationTests : AgentTest
     /// field of the wrong type or unknown hid all the others (probe).
     /// </summary>
     [TestCase("/api/leads", """{"firstName":5,"phone":"abc","email":"@@"}""", new[] { "firstName", "phone", "email" })]
+    [TestCase("/api/leads", """{"email":5}""", new[] { "email" }, Description = "not also 'a lead needs a phone or an email' (review)")]
     [TestCase("/api/suppressions", """{"address":"nope","bogus":true}""", new[] { "bogus", "address" })]
     [TestCase("/api/webhooks", """{"url":"ftp://example.com/x","events":["nope"],"secret":5}""", new[] { "secret", "url", "events" })]
     public async Task OtherRoutes_ShouldNameEveryBadField_BesideOneOfTheWrongShape(string route, string json, string[] fields)

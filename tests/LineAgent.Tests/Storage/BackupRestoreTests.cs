@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using LineAgent.Storage;
 using LineAgent.Tests.Support;
@@ -139,6 +140,38 @@ public sealed class BackupRestoreTests
         var list = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path);
         Assert.That(list.ExitCode, Is.Zero);
         Assert.That(list.Stdout, Does.Contain("An agent is running on this data directory: stop it before restoring."));
+    }
+
+    /// <summary>
+    /// An opt-out given after the backup was dropped by the restore without a word, and so were the messages stored after it
+    /// (probe): the opt-out is kept, and the messages not in the copy are counted.
+    /// </summary>
+    [Test]
+    public async Task Restore_ShouldKeepTheOptOutsGivenAfterTheBackup_AndCountTheMessagesItDoesNotHave()
+    {
+        using var dir = new TempDir();
+        using (var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]))
+        {
+            using var api = agent.Api();
+            await (await api.SendMessageAsync(new { content = "before", recipientPhone = "+12025550123", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created);
+            DatabaseBackups.Create(dir.File("lineagent.db"), DateTimeOffset.UtcNow, 7);
+            await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550177", reason = "asked by phone" })).ExpectAsync(HttpStatusCode.Created);
+            await (await api.SendMessageAsync(new { content = "after", recipientPhone = "+12025550124", scheduledAt = DateTimeOffset.UtcNow.AddDays(1).ToString("O") }))
+                .ExpectAsync(HttpStatusCode.Created);
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        }
+
+        var restore = await Programs.LineAgentAsync("restore", "--data-dir", dir.Path, "--yes");
+        TestContext.Out.WriteLine(restore.Stdout + restore.Stderr);
+        Assert.That(restore.ExitCode, Is.Zero, restore.Stderr);
+        Assert.That(restore.Stdout, Does.Contain("1 message(s) the agent stored after that backup are not in it"));
+        Assert.That(restore.Stdout, Does.Contain("1 opt-out(s) that the database it replaces holds and the backup does not (given after the backup) were kept"));
+
+        using var again = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        using var api2 = again.Api();
+        var optOut = await (await api2.GetAsync("/api/suppressions/%2B12025550177")).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(optOut.Str("reason"), Is.EqualTo("asked by phone"));
     }
 
     private static int Backups(string output) =>
