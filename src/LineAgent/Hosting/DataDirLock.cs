@@ -95,23 +95,16 @@ internal static class DirectoryLock
 {
     private const int LockExclusive = 2, LockNonBlocking = 4; // LOCK_EX, LOCK_NB: the same on Linux and macOS
 
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int flock(int fd, int operation);
-
     /// <summary>The lock; null when another process holds it; a lock that does nothing where none can be taken (Windows, a file system without flock).</summary>
     public static IDisposable? TryTake(string directory)
     {
         if (!(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
             return NoLock.Instance;
-        // O_RDONLY | O_CLOEXEC (no variadic fcntl afterwards: on Apple silicon a variadic call through P/Invoke reads garbage).
-        var fd = open(directory, OperatingSystem.IsMacOS() ? 0x1000000 : 0x80000);
+        var fd = Storage.Libc.OpenDirectory(directory);
         if (fd < 0)
             return NoLock.Instance; // agent.lock in it opened: what cannot open the directory is no second agent
         var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
-        if (flock(fd, LockExclusive | LockNonBlocking) == 0)
+        if (Storage.Libc.flock(fd, LockExclusive | LockNonBlocking) == 0)
             return handle;
         var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
         handle.Dispose();

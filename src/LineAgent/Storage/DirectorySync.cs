@@ -9,11 +9,7 @@ namespace LineAgent.Storage;
 /// </summary>
 public static class DirectorySync
 {
-    private const int ReadOnly = 0;   // O_RDONLY, the same on Linux and macOS
     private const int FullFsync = 51; // F_FULLFSYNC (macOS)
-
-    /// <summary>O_CLOEXEC: a process started meanwhile does not inherit the descriptor.</summary>
-    private static int CloseOnExec => OperatingSystem.IsMacOS() ? 0x1000000 : 0x80000;
 
     /// <summary>The errno of a file system that cannot sync a directory (EINVAL; ENOTSUP: 95 on Linux, 45 on macOS).</summary>
     public static bool IsUnsupported(IOException e) => e.HResult is 22 || e.HResult == (OperatingSystem.IsMacOS() ? 45 : 95);
@@ -22,35 +18,20 @@ public static class DirectorySync
     {
         if (OperatingSystem.IsWindows())
             return;
-        var fd = Native.open(directory, ReadOnly | CloseOnExec);
+        var fd = Libc.OpenDirectory(directory);
         if (fd < 0)
             throw new IOException($"Cannot open {directory} to sync it: {Marshal.GetLastPInvokeErrorMessage()}", Marshal.GetLastPInvokeError());
         try
         {
-            if (OperatingSystem.IsMacOS() && Native.fcntl(fd, FullFsync, 0) == 0)
+            if (OperatingSystem.IsMacOS() && Libc.fcntl(fd, FullFsync, 0) == 0)
                 return;
-            if (Native.fsync(fd) != 0)
+            if (Libc.fsync(fd) != 0)
                 throw new IOException($"Cannot sync {directory}: {Marshal.GetLastPInvokeErrorMessage()}", Marshal.GetLastPInvokeError());
         }
         finally
         {
-            Native.close(fd);
+            Libc.close(fd);
         }
-    }
-
-    private static class Native
-    {
-        [DllImport("libc", SetLastError = true)]
-        public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int fsync(int fd);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int fcntl(int fd, int cmd, int arg);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int close(int fd);
     }
 }
 
