@@ -34,19 +34,32 @@ public sealed record SendAnswer(int Status, MessageDto Message)
 }
 
 /// <summary>Waits (up to Api:SendWaitSeconds) for a send-now message to settle, then says how it stands.</summary>
-public sealed class SendResponder(MessageStore store, MessageNotifier notifier, Channels.ChannelRouter channels, TimeProvider time, IOptions<ApiOptions> api)
+public sealed class SendResponder(MessageStore store, MessageNotifier notifier, Channels.ChannelRouter channels, TimeProvider time, IOptions<ApiOptions> api,
+    IHostApplicationLifetime lifetime)
 {
     /// <summary>
     /// Waits for the message to settle. An iMessage that failed and fell back to SMS is followed to its
-    /// fallback, and the answer is the SMS (whose fallbackFrom names the failed iMessage).
+    /// fallback, and the answer is the SMS (whose fallbackFrom names the failed iMessage). When the agent stops meanwhile,
+    /// the answer is the message as it stands, at once: a wait that outlasted the shutdown left the client with a closed
+    /// connection and no answer (probe: a send waiting on a hung Messages, then SIGTERM), and a client without an answer
+    /// may send the message again.
     /// </summary>
     public async Task<SendAnswer> AwaitAsync(string id, CancellationToken ct)
     {
         var deadline = time.GetUtcNow() + TimeSpan.FromSeconds(api.Value.SendWaitSeconds);
-        var row = await WaitOneAsync(id, deadline, ct);
-        while (row.Status == MessageStatus.Failed && row.FallbackTo is { } next)
-            row = await WaitOneAsync(next, deadline, ct);
-        return Answer(row);
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
+        var current = id;
+        try
+        {
+            var row = await WaitOneAsync(current, deadline, waiting.Token);
+            while (row.Status == MessageStatus.Failed && row.FallbackTo is { } next)
+                row = await WaitOneAsync(current = next, deadline, waiting.Token);
+            return Answer(row);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            return Answer(await store.GetAsync(current, CancellationToken.None) ?? throw new InvalidOperationException($"message {current} vanished"));
+        }
     }
 
     private Task<MessageRow> WaitOneAsync(string id, DateTimeOffset deadline, CancellationToken ct)

@@ -11,6 +11,30 @@ public sealed class ShutdownTests
     private const int Burst = 60;
 
     /// <summary>
+    /// A send-now request waiting for its send (Messages hung on it) when SIGTERM comes: the client got a closed connection
+    /// and no answer once the shutdown timeout passed, and a client without an answer may send it again (probe). It is
+    /// answered with the message as it stands.
+    /// </summary>
+    [Test]
+    public async Task SigtermWhileASendNowWaitsOnAHungMessages_ShouldStillAnswerTheRequest()
+    {
+        using var dir = new TempDir();
+        var messages = new MessagesEmulator(dir.File("messages"));
+        using var agent = await AgentProcess.StartAsync(dir.File("data"),
+            args: [.. Bridge.LiveCheckTests.BridgeArgs(messages), "--Api:SendWaitSeconds=60", "--Agent:ShutdownTimeout=00:00:20"]);
+        using var api = agent.Api();
+        messages.Control(new { hang = "before_send", hangMaxMs = 15_000 });
+        var request = api.SendMessageAsync(new { content = "are you there?", type = "imessage", recipientPhone = "+12025550188" });
+        await Eventually.TrueAsync(() => Task.FromResult(messages.State()["counters"]?["hang"]?.GetValue<int>() >= 1), "the send hangs in Messages",
+            TimeSpan.FromSeconds(30));
+
+        var stopping = agent.TerminateAsync(TimeSpan.FromSeconds(90));
+        var answer = await (await request).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(answer.Str("status"), Is.EqualTo("sending"), answer.ToJsonString());
+        await stopping;
+    }
+
+    /// <summary>
     /// launchd stops the agent with SIGTERM: it finishes the sends in flight (up to Agent:DryRunParallelSends, 16, on the
     /// unpaced dry-run line), leaves nothing claimed, exits 0.
     /// </summary>
