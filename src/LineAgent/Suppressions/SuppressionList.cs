@@ -131,17 +131,35 @@ public static class OptOutKeywords
     /// <summary>
     /// A reply that is one keyword, in any case, with nothing but punctuation, symbols or emoji around it ("Stop.", "STOP 🛑",
     /// "\"stop\""): single-word matching, as Twilio and the carriers do ("stop please" is not one; "STOP 🛑" was not either:
-    /// black-box probe).
+    /// black-box probe). Compatibility forms count as their letters (full-width "ＳＴＯＰ" from a CJK keyboard: NFKC), and a
+    /// keyword written as two words or with a hyphen counts as the keyword: "STOP ALL" (Telnyx's default list has it beside
+    /// STOPALL) and "OPT-OUT" / "opt out" (AWS End User Messaging's required list has OPT-OUT beside OPTOUT).
     /// </summary>
     public static Kind Classify(string? text)
     {
         var s = text ?? "";
+        if (!s.IsNormalized(System.Text.NormalizationForm.FormKC))
+            s = s.Normalize(System.Text.NormalizationForm.FormKC);
         int from = 0, to = s.Length;
         while (from < to && !char.IsLetterOrDigit(s[from]))
             from++;
         while (to > from && !char.IsLetterOrDigit(s[to - 1]))
             to--;
         var word = s[from..to];
-        return Stop.Contains(word) ? Kind.OptOut : Start.Contains(word) ? Kind.OptIn : Kind.None;
+        var kind = Of(word);
+        if (kind != Kind.None)
+            return kind;
+        // Two words joined by one run of spaces or hyphens: "STOP ALL", "opt-out". "STOP STOP" and "stop please" join to
+        // no keyword, so they stay what they are.
+        var gap = word.AsSpan().IndexOfAny(' ', '-', '\u00A0');
+        if (gap <= 0)
+            return Kind.None;
+        var end = gap;
+        while (end < word.Length && word[end] is ' ' or '-' or '\u00A0')
+            end++;
+        var rest = word[end..];
+        return rest.Length == 0 || rest.AsSpan().IndexOfAny(' ', '-', '\u00A0') >= 0 ? Kind.None : Of(string.Concat(word.AsSpan(0, gap), rest));
     }
+
+    private static Kind Of(string word) => Stop.Contains(word) ? Kind.OptOut : Start.Contains(word) ? Kind.OptIn : Kind.None;
 }
