@@ -117,6 +117,35 @@ public static class DatabaseFile
     }
 
     /// <summary>
+    /// What can be told of <paramref name="path"/> without opening it in SQLite (instant, whatever its size): empty, shorter
+    /// than a header, without the SQLite header, or shorter than its header says (cut short). Null when none of those: it may
+    /// still fail quick_check. For listings, where running quick_check on every backup would take seconds per gigabyte.
+    /// </summary>
+    public static string? FirstLook(string path)
+    {
+        var info = Target(path);
+        if (!info.Exists)
+            return "does not exist";
+        if (info.Length < 100)
+            return info.Length == 0 ? "is empty (0 bytes)" : $"is only {info.Length} bytes long, shorter than a database header";
+        var head = new byte[100];
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            stream.ReadExactly(head);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"cannot be read ({OneLine(e.Message)})";
+        }
+        if (!head.AsSpan(0, Header.Length).SequenceEqual(Header))
+            return "does not start with the SQLite header";
+        return CutShort(path, head, info.Length).Length > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"is cut short ({info.Length} bytes where its header says {HeaderLength(head)})")
+            : null;
+    }
+
+    /// <summary>
     /// The file <paramref name="path"/> names: a symlink's final target, whose size and times are the database's (the
     /// link's own are its text: a linked database was called damaged, "only 24 bytes long", probe).
     /// </summary>
@@ -178,17 +207,21 @@ public static class DatabaseFile
     /// ", the file is N bytes but its header says M" when the header's page count is valid and the file is shorter (and no
     /// -wal holds the rest): the usual sign of a file cut short by a copy or a full disk.
     /// </summary>
+    /// <summary>The length the header says the file has (page size × pages), when its page count is valid (the change counter matches the version-valid-for number).</summary>
+    private static long? HeaderLength(byte[] head)
+    {
+        var pageSize = (long)BinaryPrimitives.ReadUInt16BigEndian(head.AsSpan(16));
+        if (pageSize == 1) pageSize = 65536;
+        var pages = BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(28));
+        return head.AsSpan(24, 4).SequenceEqual(head.AsSpan(92, 4)) && pages > 0 ? pageSize * pages : null;
+    }
+
     private static string CutShort(string path, byte[] head, long length)
     {
         var wal = new FileInfo(Target(path).FullName + "-wal");
         if (wal.Exists && wal.Length > 0)
             return "";
-        var pageSize = (long)BinaryPrimitives.ReadUInt16BigEndian(head.AsSpan(16));
-        if (pageSize == 1) pageSize = 65536;
-        var pages = BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(28));
-        var valid = head.AsSpan(24, 4).SequenceEqual(head.AsSpan(92, 4)) && pages > 0;
-        var expected = pageSize * pages;
-        return valid && length < expected
+        return HeaderLength(head) is { } expected && length < expected
             ? string.Create(CultureInfo.InvariantCulture, $"; the file is {length} bytes but its header says {expected}: it was cut short")
             : "";
     }

@@ -54,10 +54,21 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
             return 0;
         }
         output.WriteLine($"Backups in {DatabaseBackups.FolderOf(dataDir)}, newest first:");
+        var damaged = 0;
         foreach (var b in backups)
+        {
+            // The header and the length only (instant): a listing that ran quick_check on each would take seconds per
+            // gigabyte. A damaged backup was listed like a good one, and --from took it only to refuse it (probe).
+            var problem = DatabaseFile.FirstLook(b.Path) is { } p ? $"  DAMAGED: it {p}; --yes skips it" : "";
+            if (problem.Length > 0)
+                damaged++;
             output.WriteLine(b.FutureDated
-                ? $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  dated in the future (the clock was wrong when it was taken; its age is unknown)  {b.Bytes / 1024} KB"
-                : $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB");
+                ? $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  dated in the future (the clock was wrong when it was taken; its age is unknown)  {b.Bytes / 1024} KB{problem}"
+                : $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB{problem}");
+        }
+        output.WriteLine(damaged == backups.Count
+            ? "None of them can be restored: each is damaged."
+            : "Listed from each file's header and length; a restore also runs quick_check on its copy and skips one that fails.");
         using (var held = Hosting.DataDirLock.TryOpen(LockPath, TimeSpan.Zero))
             if (held is null)
                 output.WriteLine("An agent is running on this data directory: stop it before restoring.");

@@ -591,6 +591,29 @@ public sealed class BackupTests
     }
 
     [Test]
+    public void TheRestoreListing_ShouldMarkABackupThatIsCutShort_OrNotADatabase()
+    {
+        NewDatabase(messages: 3);
+        SqliteConnection.ClearAllPools();
+        var now = DateTimeOffset.UtcNow;
+        var good = DatabaseBackups.Create(DbPath, now.AddHours(-3), keep: 5);
+        var cut = DatabaseBackups.Create(DbPath, now.AddHours(-2), keep: 5);
+        var overwritten = DatabaseBackups.Create(DbPath, now.AddHours(-1), keep: 5);
+        Truncate(cut.Path, new FileInfo(cut.Path).Length / 2);
+        File.WriteAllBytes(overwritten.Path, new byte[8192]);
+
+        var listed = new StringWriter();
+        Assert.That(new DatabaseRestore(_dir.Path, listed, new StringWriter(), TimeProvider.System).List(), Is.Zero);
+
+        var lines = listed.ToString().Split('\n').Where(l => l.StartsWith("  lineagent-", StringComparison.Ordinal)).ToList();
+        Assert.That(lines, Has.Count.EqualTo(3), listed.ToString());
+        Assert.That(lines.Single(l => l.Contains(cut.Name)), Does.Contain("DAMAGED: it is cut short (").And.Contain("; --yes skips it"));
+        Assert.That(lines.Single(l => l.Contains(overwritten.Name)), Does.Contain("DAMAGED: it does not start with the SQLite header"));
+        Assert.That(lines.Single(l => l.Contains(good.Name)), Does.Not.Contain("DAMAGED"));
+        Assert.That(listed.ToString(), Does.Contain("a restore also runs quick_check"));
+    }
+
+    [Test]
     public void Restore_FromADamagedFile_ShouldChangeNothing()
     {
         NewDatabase(messages: 3);
