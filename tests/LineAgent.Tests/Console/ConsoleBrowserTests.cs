@@ -266,6 +266,36 @@ public sealed class ConsoleBrowserTests
     }
 
     [Test]
+    public async Task Leads_InsertField_ShouldRefuseAFallbackWithABrace_AndInsertAGoodOne()
+    {
+        var tag = $"t{Guid.NewGuid():N}"[..12];
+        await CreateLeadAsync(new { firstName = "Eve", lastName = "Brace", phone = "+12025550165", tags = new[] { tag }, fields = new { plan = "pro" } });
+
+        var page = await SignedInAsync();
+        await page.GetByRole(AriaRole.Link, new() { Name = "Leads", Exact = true }).ClickAsync();
+        await page.GetByLabel("Tag", new() { Exact = true }).FillAsync(tag);
+        await Expect(page.Locator("#leads tbody tr")).ToHaveCountAsync(1);
+        await page.GetByRole(AriaRole.Checkbox, new() { Name = "Eve Brace" }).CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send message" }).ClickAsync();
+        var composer = page.GetByRole(AriaRole.Dialog, new() { Name = "Send message to 1 lead" });
+        var message = composer.GetByLabel("Message", new() { Exact = true });
+        await message.FillAsync("Hi ");
+
+        // A brace would end the placeholder early: {{firstName|a}b}} is text to the template.
+        await composer.GetByLabel("Fallback (optional)").FillAsync("a}b");
+        await composer.GetByRole(AriaRole.Button, new() { Name = "Insert", Exact = true }).ClickAsync();
+        await Expect(composer.GetByRole(AriaRole.Alert)).ToHaveTextAsync("A fallback cannot hold { or }: it would end the placeholder early.");
+        await Expect(message).ToHaveValueAsync("Hi ");
+
+        await composer.GetByLabel("Field", new() { Exact = true }).SelectOptionAsync("fields.plan");
+        await composer.GetByLabel("Fallback (optional)").FillAsync("basic");
+        await composer.GetByRole(AriaRole.Button, new() { Name = "Insert", Exact = true }).ClickAsync();
+        await Expect(composer.GetByRole(AriaRole.Alert)).ToBeHiddenAsync();
+        await Expect(message).ToHaveValueAsync("Hi {{fields.plan|basic}}");
+        await Expect(composer.Locator("#preview li .bubble")).ToHaveTextAsync(["Hi pro"]);
+    }
+
+    [Test]
     public async Task Messages_FilterByStatusAndSearch_ExportDownloadsThoseRows()
     {
         var word = $"invoice{Guid.NewGuid():N}"[..16];

@@ -143,7 +143,10 @@ compose.addEventListener('click', () => {
   const n = selected.size;
   document.getElementById('composer-heading').textContent = `Send message to ${n} lead${n === 1 ? '' : 's'}`;
   document.getElementById('composer-to').textContent = [...selected.values()].slice(0, 5).map(nameOf).join(', ') + (n > 5 ? ` and ${n - 5} more` : '');
-  const fields = ['firstName', 'lastName', 'fullName', 'company', 'phone', 'email', ...[...knownFields].sort().map((f) => `fields.${f}`)];
+  // A name with | or braces (stored before the API refused them) or spaces at its ends cannot be written as a placeholder:
+  // {{fields.a|b}} reads as field a with the fallback b. Such fields are not offered.
+  const usable = [...knownFields].filter((f) => !/[|{}]/.test(f) && f.trim() === f);
+  const fields = ['firstName', 'lastName', 'fullName', 'company', 'phone', 'email', ...usable.sort().map((f) => `fields.${f}`)];
   insertField.replaceChildren(...fields.map((f) => el('option', { value: f }, f)));
   composerError.hidden = true;
   composer.showModal();
@@ -155,6 +158,12 @@ composer.addEventListener('close', () => compose.focus());
 
 document.getElementById('insert').addEventListener('click', () => {
   const fallback = document.getElementById('insert-fallback').value;
+  if (/[{}]/.test(fallback)) {
+    composerError.textContent = 'A fallback cannot hold { or }: it would end the placeholder early.';
+    composerError.hidden = false;
+    return;
+  }
+  composerError.hidden = true;
   const token = `{{${insertField.value}${fallback ? `|${fallback}` : ''}}}`;
   const start = content.selectionStart ?? content.value.length;
   const end = content.selectionEnd ?? start;
