@@ -49,15 +49,15 @@ sign_identifier="com.lineagent.agent"
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --rid) need_value "$@"; rid="$2"; shift 2 ;;
-    --rid=*) rid="${1#*=}"; shift ;;
+    --rid=*) need_value "${1%%=*}" "${1#*=}"; rid="${1#*=}"; shift ;;
     --prefix) need_value "$@"; app_dir="$2"; shift 2 ;;
-    --prefix=*) app_dir="${1#*=}"; shift ;;
+    --prefix=*) need_value "${1%%=*}" "${1#*=}"; app_dir="${1#*=}"; shift ;;
     --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
-    --data-dir=*) data_dir="${1#*=}"; shift ;;
+    --data-dir=*) need_value "${1%%=*}" "${1#*=}"; data_dir="${1#*=}"; shift ;;
     --label) need_value "$@"; label="$2"; shift 2 ;;
-    --label=*) label="${1#*=}"; shift ;;
+    --label=*) need_value "${1%%=*}" "${1#*=}"; label="${1#*=}"; shift ;;
     --sign) need_value "$@"; sign_identity="$2"; shift 2 ;;
-    --sign=*) sign_identity="${1#*=}"; shift ;;
+    --sign=*) need_value "${1%%=*}" "${1#*=}"; sign_identity="${1#*=}"; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -70,9 +70,26 @@ if [ "$sign_identity" = "-" ]; then
   so macOS would still drop the permission grants at every changed build. Give the name of a code-signing
   certificate (a self-signed one is enough: see launchd/README.md, \"Permissions and code signing\")."
 fi
-for p in "$app_dir" "$data_dir" "$HOME"; do
-  case "$p" in *$'\n'*) die "paths must not contain newlines" ;; esac
-done
+refuse_shared_dir --prefix "$app_dir"
+refuse_shared_dir --data-dir "$data_dir"
+# install.sh replaces <prefix>/bin and makes the data directory private (chmod 700), and uninstall.sh removes them: only
+# in folders that are new, empty or LineAgent's own (--prefix ~/.local deleted ~/.local/bin with the user's tools in it,
+# and the database went into ~/.local: black-box probe).
+foreign_dir() {   # DIR: true when DIR exists, holds something, and nothing of it is LineAgent's
+  [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null)" ] && ! is_our_build "$1/bin" && [ -z "$(ours_in_data_dir "$1")" ]
+}
+if [ -e "$app_dir/bin" ] && [ -n "$(ls -A "$app_dir/bin" 2>/dev/null)" ] && ! is_our_build "$app_dir/bin"; then
+  die "refusing --prefix $app_dir: $app_dir/bin is not a LineAgent build, and install.sh replaces that folder.
+  Use a folder of LineAgent's own (the default is ~/Library/Application Support/LineAgent); nothing was changed."
+fi
+if foreign_dir "$app_dir"; then
+  die "refusing --prefix $app_dir: it already holds files that are not LineAgent's (install.sh puts bin/ and, by default,
+  the database there, and uninstall.sh removes them). Use a new or empty folder; nothing was changed."
+fi
+if [ "$data_dir" != "$app_dir" ] && foreign_dir "$data_dir"; then
+  die "refusing --data-dir $data_dir: it already holds files that are not LineAgent's (it is made private, mode 700,
+  and --purge deletes LineAgent's files in it). Use a new or empty folder; nothing was changed."
+fi
 
 if [ -z "$rid" ]; then
   case "$(uname -m)" in

@@ -15,7 +15,8 @@ Options:
   --prefix DIR      install directory; DIR/bin is removed
                     (default: ~/Library/Application Support/LineAgent)
   --data-dir DIR    data directory (default: the --prefix directory)
-  --purge           also delete the data directory (the database!) and ~/Library/Logs/LineAgent
+  --purge           also delete LineAgent's files in the data directory (the database!), the folder
+                    itself when nothing else is left in it, and ~/Library/Logs/LineAgent
   --dry-run         print the commands instead of running them; changes nothing
   -h, --help        show this help
 
@@ -37,11 +38,11 @@ data_dir=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --prefix) need_value "$@"; app_dir="$2"; shift 2 ;;
-    --prefix=*) app_dir="${1#*=}"; shift ;;
+    --prefix=*) need_value "${1%%=*}" "${1#*=}"; app_dir="${1#*=}"; shift ;;
     --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
-    --data-dir=*) data_dir="${1#*=}"; shift ;;
+    --data-dir=*) need_value "${1%%=*}" "${1#*=}"; data_dir="${1#*=}"; shift ;;
     --label) need_value "$@"; label="$2"; shift 2 ;;
-    --label=*) label="${1#*=}"; shift ;;
+    --label=*) need_value "${1%%=*}" "${1#*=}"; label="${1#*=}"; shift ;;
     --purge) purge=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -66,26 +67,14 @@ if [ "$dry_run" -eq 0 ]; then
   [ "$(id -u)" -ne 0 ] || die "run this as the user the agent was installed for, not as root or with sudo"
 fi
 
-# --purge deletes a whole directory tree: refuse anything that is not clearly LineAgent's own.
+# --purge deletes LineAgent's files in the data directory, never the folder with whatever else it holds: a data dir
+# given as "$HOME//" or "//Users/ana" passed a text comparison with the home directory and `rm -rf` took the whole
+# home (black-box probe). The folder itself goes only when nothing else is left in it.
 if [ "$purge" -eq 1 ]; then
-  case "$data_dir" in
-    /|"$HOME/Library"|"$HOME/Library/Application Support"|"$HOME/Library/Logs")
-      die "refusing to --purge $data_dir: not a LineAgent data directory" ;;
-  esac
-  case "$HOME/" in
-    "$data_dir/"*) die "refusing to --purge $data_dir: it contains your home directory" ;;
-  esac
-  if [ -d "$data_dir" ]; then
-    looks_like_ours=0
-    for f in lineagent.db api-token agent.lock lineagent.json outbox bin; do
-      if [ -e "$data_dir/$f" ]; then looks_like_ours=1; fi
-    done
-    if [ -z "$(ls -A "$data_dir")" ]; then looks_like_ours=1; fi
-    [ "$looks_like_ours" -eq 1 ] ||
-      die "refusing to --purge $data_dir: it has none of LineAgent's files (lineagent.db, api-token, ...)"
-  fi
+  refuse_shared_dir --data-dir "$data_dir"
 fi
-
+bin_is_ours=1
+if [ -e "$bin_dir" ] && ! is_our_build "$bin_dir"; then bin_is_ours=0; fi
 
 app_dir_empty() { [ -d "$app_dir" ] && [ -z "$(ls -A "$app_dir")" ]; }
 
@@ -147,15 +136,36 @@ fi
 echo "== files"
 skip_reason="$plist does not exist"
 step test -e "$plist" -- rm -f "$plist"
-skip_reason="$bin_dir does not exist"
-step test -e "$bin_dir" -- rm -rf "$bin_dir"
+if [ "$bin_is_ours" -eq 1 ]; then
+  skip_reason="$bin_dir does not exist"
+  step test -e "$bin_dir" -- rm -rf "$bin_dir"
+else
+  echo "kept $bin_dir: it is not a LineAgent build (no build manifest, no lineagent and lineagent.dll); remove it yourself if it is"
+fi
 skip_reason="$staging_dir does not exist"
 step test -e "$staging_dir" -- rm -rf "$staging_dir"
 
 if [ "$purge" -eq 1 ]; then
   echo "== purge (data and logs)"
-  skip_reason="$data_dir does not exist"
-  step test -e "$data_dir" -- rm -rf "$data_dir"
+  if [ -d "$data_dir" ]; then
+    while IFS= read -r name; do
+      [ -n "$name" ] || continue
+      run rm -rf "$data_dir/$name"
+      did=1
+    done <<EOF_OURS
+$(ours_in_data_dir "$data_dir")
+EOF_OURS
+    if [ "$dry_run" -eq 1 ]; then
+      echo "+ rmdir $(printf '%q' "$data_dir")   # only when nothing else is left in it"
+    elif [ -z "$(ls -A "$data_dir" 2>/dev/null)" ]; then
+      run rmdir "$data_dir"
+    else
+      others=$(find "$data_dir" -mindepth 1 -maxdepth 1 -exec basename {} \; | LC_ALL=C sort | head -5 | tr '\n' ' ' | sed 's/ *$//')
+      echo "kept $data_dir: it also holds files that are not LineAgent's ($others)"
+    fi
+  elif [ "$dry_run" -eq 1 ]; then
+    echo "+ rm -rf $(printf '%q' "$data_dir")/<LineAgent's files>   # skipped here: $data_dir does not exist"
+  fi
   skip_reason="$log_dir does not exist"
   step test -e "$log_dir" -- rm -rf "$log_dir"
 fi

@@ -157,7 +157,7 @@ def clean(v, n=200):
         return 'true' if v else 'false'
     if isinstance(v, (int, float)):
         return str(int(v)) if float(v).is_integer() else str(v)
-    s = re.sub(r'[\x00-\x1f\x7f\u2028\u2029]', ' ', str(v)).strip()
+    s = re.sub(r'[\x00-\x1f\x7f-\x9f\u2028\u2029]', ' ', str(v)).strip()
     return s if len(s) <= n else s[:n - 1] + '\u2026'
 
 def epoch(v):
@@ -221,7 +221,7 @@ function clean(v, n) {
   if (v === null || v === undefined) return '';
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'number') return String(v);
-  var s = Array.from(String(v).replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').trim());
+  var s = Array.from(String(v).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ').trim());
   return s.length <= n ? s.join('') : s.slice(0, n - 1).join('') + '\u2026';
 }
 function epoch(v) {
@@ -356,6 +356,10 @@ local_time() {
   date -r "$1" "$format" 2>/dev/null || date -d "@$1" "$format" 2>/dev/null || printf '%s' "$1"
 }
 
+# A count for a menu line: digits, else "?" (a count is printed without txt(): anything else in it, a '|' or a line break
+# SwiftBar splits on, would make menu items of its own: probe).
+num() { case "$1" in ''|*[!0-9]*) printf '?' ;; *) printf '%s' "$1" ;; esac; }
+
 uptime_text() {
   local s=${1:-0}
   case "$s" in ''|*[!0-9]*) s=0 ;; esac
@@ -388,6 +392,19 @@ not_running() {
     echo "Start it: launchctl kickstart -k $service | bash=/bin/launchctl param1=kickstart param2=-k param3=$service terminal=false refresh=true"
   fi
   echo "Not installed? Run launchd/install.sh in the LineAgent repository"
+  echo "---"
+  echo "Refresh | refresh=true"
+}
+
+# Something answered (or took the connection and did not answer in time), so an agent may well be running: no "Start
+# it", whose kickstart -k would kill a running agent mid-send (probe: a 503, a slow answer or a body the reader could
+# not read all said "Agent not running" and offered it).
+not_answering() {   # HEADLINE DETAIL
+  echo "◐ LineAgent"
+  echo "---"
+  echo "$1 | color=red"
+  txt "$2"; echo
+  echo "It may be busy or stopping: look again in a minute, or run: lineagent doctor"
   echo "---"
   echo "Refresh | refresh=true"
 }
@@ -501,7 +518,12 @@ http GET /api/status
 case "$http_code" in
   200) ;;
   000)
-    not_running "Nothing answers at $base_url"
+    # curl 28: connected (or still connecting) and no answer within --max-time.
+    if [ "$http_rc" -eq 28 ]; then
+      not_answering "Agent not answering" "$base_url/api/status did not answer within 5 s"
+    else
+      not_running "Nothing answers at $base_url"
+    fi
     exit 0
     ;;
   401)
@@ -519,7 +541,7 @@ case "$http_code" in
     exit 0
     ;;
   *)
-    not_running "$base_url/api/status answered HTTP $http_code"
+    not_answering "Agent not answering normally" "$base_url/api/status answered HTTP $http_code"
     exit 0
     ;;
 esac
@@ -527,7 +549,7 @@ esac
 records=$(read_json status "$http_body")
 case "$records" in
   "X$US"*)
-    not_running "Cannot read the answer of $base_url/api/status: ${records#X"$US"}"
+    not_answering "Cannot read the agent's answer" "$base_url/api/status: ${records#X"$US"}"
     exit 0
     ;;
 esac
@@ -583,17 +605,17 @@ while IFS="$US" read -r kind f1 f2 f3 f4 f5 f6 f7; do
     U)
       # An unpaced line has no caps (probe: "4/200" on a line that sends as soon as messages are due).
       if [ "$f7" = false ]; then
-        add "--sent today ${f1:-0}, this hour ${f3:-0} (not paced)"
+        add "--sent today $(num "${f1:-0}"), this hour $(num "${f3:-0}") (not paced)"
       else
-        add "--sent today ${f1:-0}/${f2:-?}, this hour ${f3:-0}/${f4:-?}"
+        add "--sent today $(num "${f1:-0}")/$(num "$f2"), this hour $(num "${f3:-0}")/$(num "$f4")"
       fi
       if [ "$f5" = false ] && [ "$f7" != false ]; then
-        if [ -n "$f6" ]; then add "--send window closed, opens $(local_time "$f6")"; else add "--send window closed"; fi
+        if [ "$(num "$f6")" != "?" ]; then add "--send window closed, opens $(local_time "$f6")"; else add "--send window closed"; fi
       fi
       ;;
     # Empty: the agent could not read them (counts null: a damaged database); "?" rather than a 0 that is not known.
-    C) scheduled=${f1:-?} queued=${f2:-?} sent_today=${f4:-?} failed_today=${f5:-?} ;;
-    N) next=$f1 ;;
+    C) scheduled=$(num "$f1") queued=$(num "$f2") sent_today=$(num "$f4") failed_today=$(num "$f5") ;;
+    N) [ "$(num "$f1")" = "?" ] || next=$f1 ;;
     E) have_error=1 err_code=$f1 err_message=$f2 ;;
   esac
 done <<EOF

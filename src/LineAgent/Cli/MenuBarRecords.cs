@@ -158,7 +158,8 @@ public static partial class MenuBarRecords
         { } other => Clean(PyRepr(other), n),
     };
 
-    [GeneratedRegex("[\\x00-\\x1f\\x7f\\u2028\\u2029]")]
+    // C1 too: SwiftBar splits the plugin's output on CharacterSet.newlines, which holds U+0085 (probe: menu items of its own).
+    [GeneratedRegex("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]")]
     private static partial Regex ControlChars();
 
     /// <summary>Control characters become spaces, then Python's strip(), then at most n code points (the last one "…").</summary>

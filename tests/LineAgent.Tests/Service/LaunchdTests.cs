@@ -178,6 +178,101 @@ public sealed class LaunchdTests
         Assert.That(Directory.Exists(mac.Prefix), Is.False);
     }
 
+    /// <summary>
+    /// --purge compared the data dir with the home directory as text: "$HOME//" and "//home" passed, and `rm -rf` took
+    /// the whole home (probe; a home with a bin/ folder "looked like" LineAgent's). An empty --prefix= meant the current
+    /// directory. Now paths are tidied and resolved before the check, and --purge deletes LineAgent's files only.
+    /// </summary>
+    [Test]
+    public async Task UninstallPurge_ShouldNeverDeleteTheHome_HoweverItIsWritten_AndOnlyLineAgentsFilesElsewhere()
+    {
+        using var dir = new TempDir();
+        var mac = new FakeMac(dir.Path);
+        Directory.CreateDirectory(Path.Combine(mac.Home, "bin"));
+        Directory.CreateDirectory(Path.Combine(mac.Home, "Documents"));
+        var thesis = Path.Combine(mac.Home, "Documents", "thesis.txt");
+        File.WriteAllText(thesis, "years of work");
+        File.WriteAllText(Path.Combine(mac.Home, "lineagent.db"), "a database someone put here");
+        var link = Path.Combine(dir.Path, "link-to-home");
+        File.CreateSymbolicLink(link, mac.Home);
+
+        foreach (var args in new[]
+                 {
+                     new[] { "--purge", "--data-dir", mac.Home + "//" },
+                     ["--purge", "--data-dir", "/" + mac.Home],
+                     ["--purge", "--data-dir", mac.Home + "/Documents/.."],
+                     ["--purge", "--data-dir", link],
+                     ["--purge", "--data-dir", Path.GetDirectoryName(mac.Home)!],
+                     ["--purge", "--data-dir", mac.Home + "/Library/../Library/Application Support/"],
+                     ["--purge", "--prefix="],
+                     ["--purge", "--data-dir="],
+                 })
+        {
+            var refused = await mac.UninstallAsync(args);
+            Assert.That(refused.ExitCode, Is.Not.Zero, string.Join(" ", args));
+            Assert.That(refused.Stderr, Does.Contain("refusing").Or.Contain("needs a value"), string.Join(" ", args));
+            Assert.That(File.Exists(thesis), Is.True, string.Join(" ", args));
+        }
+
+        // A data dir that is LineAgent's but also holds other files: those and the folder stay.
+        var data = Directory.CreateDirectory(Path.Combine(mac.Home, "lineagent-data")).FullName;
+        foreach (var f in new[] { "lineagent.db", "lineagent.db-wal", "lineagent.db.damaged-20261201T000000Z", "api-token", "agent.lock", "lineagent.json" })
+            File.WriteAllText(Path.Combine(data, f), "x");
+        Directory.CreateDirectory(Path.Combine(data, "outbox"));
+        Directory.CreateDirectory(Path.Combine(data, "backups"));
+        File.WriteAllText(Path.Combine(data, "notes.txt"), "mine");
+        var purged = await mac.UninstallAsync("--purge", "--data-dir", data);
+        Assert.That(purged.ExitCode, Is.Zero, purged.Stderr);
+        Assert.That(Directory.GetFileSystemEntries(data).Select(Path.GetFileName), Is.EqualTo(new[] { "notes.txt" }));
+        Assert.That(purged.Stdout, Does.Contain($"kept {data}: it also holds files that are not LineAgent's (notes.txt)"));
+        Assert.That(File.Exists(thesis) && File.Exists(Path.Combine(mac.Home, "lineagent.db")), Is.True);
+    }
+
+    /// <summary>
+    /// install.sh --prefix ~/.local deleted ~/.local/bin (the user's tools) on a first install, made ~/.local mode 700 and
+    /// put the database there; uninstall.sh then removed that bin/ as its own (probe).
+    /// </summary>
+    [Test]
+    public async Task Install_IntoAFolderThatIsNotLineAgents_ShouldChangeNothing_AndUninstallShouldKeepAForeignBin()
+    {
+        using var dir = new TempDir();
+        var mac = new FakeMac(dir.Path);
+        mac.Publish("apphost v1", "dll v1");
+        var local = Path.Combine(mac.Home, ".local");
+        Directory.CreateDirectory(Path.Combine(local, "bin"));
+        File.WriteAllText(Path.Combine(local, "bin", "mytool"), "#!/bin/sh");
+        Directory.CreateDirectory(Path.Combine(local, "share", "important"));
+        var modeBefore = File.GetUnixFileMode(local);
+
+        var refused = await mac.InstallAsync(null, "--prefix", local);
+        Assert.That(refused.ExitCode, Is.Not.Zero);
+        Assert.That(refused.Stderr, Does.Contain($"refusing --prefix {local}: {local}/bin is not a LineAgent build"));
+        Assert.That(File.Exists(Path.Combine(local, "bin", "mytool")), Is.True);
+        Assert.That(File.GetUnixFileMode(local), Is.EqualTo(modeBefore));
+        Assert.That(mac.Bin.Calls, Has.None.StartsWith("dotnet").And.None.StartsWith("launchctl bootstrap"));
+
+        Directory.Delete(Path.Combine(local, "bin"), recursive: true);
+        var stillForeign = await mac.InstallAsync(null, "--prefix", local);
+        Assert.That(stillForeign.ExitCode, Is.Not.Zero);
+        Assert.That(stillForeign.Stderr, Does.Contain($"refusing --prefix {local}: it already holds files that are not LineAgent's"));
+        var foreignData = await mac.InstallAsync(null, "--data-dir", local);
+        Assert.That(foreignData.Stderr, Does.Contain($"refusing --data-dir {local}: it already holds files that are not LineAgent's"));
+        Assert.That(await mac.InstallAsync(null, "--prefix", mac.Home), Has.Property("ExitCode").Not.Zero);
+
+        Directory.CreateDirectory(Path.Combine(local, "bin"));
+        File.WriteAllText(Path.Combine(local, "bin", "mytool"), "#!/bin/sh");
+        var uninstalled = await mac.UninstallAsync("--prefix", local);
+        Assert.That(uninstalled.ExitCode, Is.Zero, uninstalled.Stderr);
+        Assert.That(uninstalled.Stdout, Does.Contain($"kept {local}/bin: it is not a LineAgent build"));
+        Assert.That(File.Exists(Path.Combine(local, "bin", "mytool")), Is.True);
+
+        // A new folder is fine, and a second install into it (its own bin/ now) too.
+        var own = Path.Combine(mac.Home, "Apps", "LineAgent");
+        Assert.That((await mac.InstallAsync(null, "--prefix", own)).ExitCode, Is.Zero);
+        Assert.That((await mac.InstallAsync(null, "--prefix", own + "/")).ExitCode, Is.Zero);
+        Assert.That(File.Exists(Path.Combine(own, "bin", "lineagent")), Is.True);
+    }
+
     [Test]
     public async Task Install_ShouldKeepAnUnchangedBinary_AndSayWhenPermissionsMustBeGrantedAgain()
     {
@@ -370,6 +465,51 @@ public sealed class LaunchdTests
     }
 
     /// <summary>
+    /// Whatever answers on the agent's port writes the menu's text: U+0085 (SwiftBar splits lines on it, as on every
+    /// Unicode newline) made menu items of its own, and counts went out raw, so `3\u0085evil | href=file:///...` became a
+    /// clickable item (probe). A 503 said "Agent not running" and offered kickstart -k, which kills a running agent.
+    /// </summary>
+    [Test]
+    public async Task MenuBarPlugin_ShouldKeepHostileStatusTextOnItsOwnLine_AndNotOfferAStartToAnAgentThatAnswers()
+    {
+        using var dir = new TempDir();
+        var status = JsonNode.Parse(File.ReadAllText(Programs.RepoFile(Path.Combine("launchd", "test-fixtures", "status-sample.json"))))!.AsObject();
+        const string Evil = "x\u0085--Evil item\u0085---\u009bClick me | bash=/bin/sh";
+        status["lastError"]!["message"] = Evil;
+        status["lines"]![0]!["name"] = Evil;
+        status["lines"]![0]!["health"]![0]!["detail"] = Evil;
+        status["counts"]!["queued"] = "3\u0085evil | href=file:///etc/passwd";
+        status["counts"]!["scheduled"] = "4 | bash=/bin/sh";
+        status["lines"]![0]!["usage"]!["maxPerDay"] = "200\u2028evil | href=file:///etc/passwd";
+        var failing = false;
+        var (app, url) = await LoopbackServer.StartAsync(a => a.MapGet("/api/status", () => failing
+            ? Microsoft.AspNetCore.Http.Results.StatusCode(503)
+            : Microsoft.AspNetCore.Http.Results.Content(status.ToJsonString(), "application/json")));
+        await using var server = app;
+        var env = PluginEnv(dir.Path, out _, out _);
+        env["LINEAGENT_URL"] = url.ToString().TrimEnd('/');
+        env["LINEAGENT_TOKEN"] = "t";
+
+        var output = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        TestContext.Out.WriteLine(output.Stdout);
+        Assert.That(output.ExitCode, Is.Zero, output.Stderr);
+        // SwiftBar's line split: \n, \r, U+0085, U+2028, U+2029.
+        var lines = output.Stdout.Split(['\n', '\r', '\u0085', '\u2028', '\u2029']);
+        Assert.That(output.Stdout.IndexOfAny(['\u0085', '\u009b', '\u2028']), Is.EqualTo(-1), "ordinal: ICU's culture-aware search ignores these");
+        Assert.That(lines, Has.None.StartsWith("evil").And.None.StartsWith("Click me").And.None.StartsWith("--Evil"));
+        Assert.That(lines.Where(l => l.Contains("| href=file") || l.Contains("| bash=/bin/sh")), Is.Empty, output.Stdout);
+        Assert.That(lines[0], Does.EndWith(" ?"), "a count that is not a number is unknown");
+        Assert.That(lines, Has.Some.EqualTo("Scheduled: ?"));
+
+        failing = true;
+        var refused = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        TestContext.Out.WriteLine(refused.Stdout);
+        Assert.That(refused.Lines[0], Is.EqualTo("◐ LineAgent"));
+        Assert.That(refused.Lines, Has.Some.EqualTo("Agent not answering normally | color=red"));
+        Assert.That(refused.Stdout, Does.Contain("answered HTTP 503").And.Not.Contain("Start it").And.Not.Contain("not running"));
+    }
+
+    /// <summary>
     /// A full disk stops every line, but the menu showed it only as "Last error: storage_full — ..." at the bottom, under a
     /// green glyph (probe). It is said under the title and the glyph shows trouble; an ordinary last error is not.
     /// </summary>
@@ -426,7 +566,7 @@ public sealed class LaunchdTests
         TestContext.Out.WriteLine(output.Stdout);
         Assert.That(fakes.Calls, Is.EqualTo(new[] { "old-lineagent menubar-records --help" }), "asked once (remembered), never run on the JSON");
         Assert.That(File.Exists(pythonRan), Is.True, "on Linux the last resort is python3 (here a stand-in that fails)");
-        Assert.That(output.Stdout + again.Stdout, Does.Contain("Cannot read the answer"));
+        Assert.That(output.Stdout + again.Stdout, Does.Contain("Cannot read the agent's answer"));
     }
 
     [Test]

@@ -32,6 +32,8 @@ public sealed class MenuBarRecordsTests
         // Control characters become spaces, Python's strip(), at most n code points with "…" last.
         Assert.That(Render("problem", """{"detail": "  Line \u0000 x\u2028 ", "title": "t"}"""), Is.EqualTo($"P{us}Line   x\n"));
         Assert.That(Render("problem", $$"""{"detail": "{{new string('é', 200)}}"}"""), Is.EqualTo($"P{us}{new string('é', 159)}…\n"));
+        // C1 too: SwiftBar splits lines on U+0085 (probe); Python's reader and the JXA one drop \x80-\x9f as well.
+        Assert.That(Render("problem", """{"detail": "a\u0085b\u009bc\u0080d"}"""), Is.EqualTo($"P{us}a b c d\n"));
         // detail, or title when detail is falsy in Python ("", 0, [], {}, false).
         foreach (var falsy in new[] { "\"\"", "0", "0.0", "[]", "{}", "false", "null" })
             Assert.That(Render("problem", $$"""{"detail": {{falsy}}, "title": "Not found"}"""), Is.EqualTo($"P{us}Not found\n"), falsy);
