@@ -11,7 +11,7 @@ namespace LineAgent.Batches;
 public sealed record FollowUpPreview(
     int Step,
     string Content,
-    [property: Description("When the line's pacer would hand it over, if its previous step goes out as estimated; null beyond the horizon.")]
+    [property: Description("When the line's pacer would hand it over, if its previous step goes out as estimated; null when it would be later than 400 days from now (the pacer is not played further).")]
     DateTimeOffset? EstimatedSendAt);
 
 /// <summary>One lead of a preview: what /bulk would send it, and when.</summary>
@@ -21,7 +21,7 @@ public sealed record BulkPreviewEntry(
     [property: Description("imessage, sms or email: what auto would pick (availability).")] string? Type,
     [property: Description("The rendered subject of an email (the line's default subject when the request gives none); null for other types and when rejected.")] string? Subject,
     string? LineId,
-    [property: Description("When the line's pacer would hand it over (gap with jitter at its mean, caps, send window, recipient hours, what is already queued); null when rejected or beyond the horizon.")]
+    [property: Description("When the line's pacer would hand it over (gap with jitter at its mean, caps, send window, recipient hours, what is already queued); null when rejected, or when it would be later than 400 days from now (the pacer is not played further).")]
     DateTimeOffset? EstimatedSendAt,
     MessageError? Error,
     IReadOnlyList<FollowUpPreview> FollowUps,
@@ -37,7 +37,8 @@ public sealed record BulkPreviewResponse(
     [property: Description("Leads that would be refused without a message (see each entry's error), as /bulk counts them: a suppressed lead gets a failed message, so it is neither sendable nor rejected.")] int Rejected,
     [property: Description("Messages already pending on the line, which go first where they are due first.")] int AlreadyQueued,
     [property: Description("The first estimated hand-off of any message the request would create (follow-ups included).")] DateTimeOffset? FirstSendAt,
-    [property: Description("The last estimated hand-off of any message the request would create (follow-ups included).")] DateTimeOffset? LastSendAt,
+    [property: Description("The last estimated hand-off of any message the request would create (follow-ups included), within 400 days from now.")] DateTimeOffset? LastSendAt,
+    [property: Description("Messages the request would create (follow-ups included) that would go out later than 400 days from now: their estimatedSendAt is null, and they are not in byDay.")] int BeyondHorizon,
     [property: Description("Messages per type (follow-ups included).")] IReadOnlyDictionary<string, int> ByType,
     [property: Description("Messages per day (yyyy-MM-dd in the line's zone) by estimated hand-off.")] IReadOnlyDictionary<string, int> ByDay,
     IReadOnlyList<BulkPreviewEntry> Messages);
@@ -74,7 +75,7 @@ public sealed class BulkPreview(BulkSend bulk, PacingSimulation simulation)
         return new BulkPreviewResponse(
             plan.Line.Id, result.Zone.Id, plan.Leads.Count, plan.Leads.Count(l => l.Error is null), plan.Leads.Count(l => l.Rows.Count == 0),
             result.AlreadyPending,
-            estimated.Count > 0 ? estimated.Min() : null, estimated.Count > 0 ? estimated.Max() : null,
+            estimated.Count > 0 ? estimated.Min() : null, estimated.Count > 0 ? estimated.Max() : null, sends.Count - estimated.Count,
             sends.GroupBy(s => s.Row.Type).ToDictionary(g => g.Key, g => g.Count()),
             estimated.GroupBy(a => TimeZoneInfo.ConvertTime(a, result.Zone).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))
                 .OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),

@@ -365,7 +365,7 @@ public static class ClientCommands
             if (S(e, "recipientTimeZone") is { } recipientZone)
                 notes.Add($"recipient zone {recipientZone} ({S(e, "recipientTimeZoneSource")})");
             var estimated = S(e, "estimatedSendAt");
-            rows.Add([leadId, to ?? "-", S(e, "type") ?? "-", Local(estimated) ?? (e["error"] is null ? "beyond the horizon" : "-"),
+            rows.Add([leadId, to ?? "-", S(e, "type") ?? "-", Local(estimated) ?? (e["error"] is null ? "after 400 days" : "-"),
                 Utc(estimated) ?? "-", string.Join("; ", notes)]);
         }
         var widths = Enumerable.Range(0, 5).Select(c => rows.Max(r => r[c].Length)).ToArray();
@@ -377,6 +377,8 @@ public static class ClientCommands
         Console.WriteLine(S(body, "firstSendAt") is { } first
             ? $"first send {Local(first)} ({Utc(first)}), last send {Local(S(body, "lastSendAt"))} ({Utc(S(body, "lastSendAt"))})"
             : "first send: none");
+        if (body["beyondHorizon"] is JsonValue beyond && beyond.GetValue<int>() > 0)
+            Console.WriteLine($"{beyond} message(s) would go out later than 400 days from now (the preview plays the pacer no further): not in the dates above");
         Console.WriteLine("by type: " + Counts(body["byType"]));
         Console.WriteLine("by day:  " + Counts(body["byDay"]));
         Console.WriteLine("Nothing was stored or sent.");

@@ -176,6 +176,27 @@ public sealed class PreviewTests
     }
 
     [Test]
+    public async Task Preview_BeyondFourHundredDays_ShouldLeaveTheEstimateNull_AndCountThem()
+    {
+        var t0 = new DateTimeOffset(2026, 12, 10, 14, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MaxPerDay"] = "1" });
+        using var api = agent.Api();
+        await ImportAsync(api, "slow", Enumerable.Range(0, 450).Select(i => $"Lead{i},+1202556{i:0000}"));
+
+        var preview = await (await api.PostAsJsonAsync("/api/messages/bulk/preview", new { leadFilter = new { tag = "slow" }, content = "Hi {{firstName}}" }))
+            .ExpectAsync(HttpStatusCode.OK);
+
+        var estimates = preview["messages"]!.AsArray().Select(m => m!["estimatedSendAt"]?.GetValue<string>()).ToList();
+        var beyond = estimates.Count(e => e is null);
+        Assert.That(beyond, Is.InRange(48, 50), "one a day: about 400 of the 450 within 400 days");
+        Assert.That(preview["beyondHorizon"]!.GetValue<int>(), Is.EqualTo(beyond));
+        Assert.That(preview["sendable"]!.GetValue<int>(), Is.EqualTo(450));
+        var last = DateTimeOffset.Parse(preview.Str("lastSendAt"));
+        Assert.That(last, Is.LessThanOrEqualTo(t0 + PacingSimulation.Horizon).And.GreaterThan(t0 + PacingSimulation.Horizon - TimeSpan.FromDays(2)));
+        Assert.That(preview["byDay"]!.AsObject().Sum(d => d.Value!.GetValue<int>()), Is.EqualTo(450 - beyond));
+    }
+
+    [Test]
     public async Task Preview_ShouldCountWhatIsAlreadyQueued_NewConversations_RecipientHours_AndFollowUps()
     {
         var t0 = new DateTimeOffset(2026, 12, 10, 14, 0, 0, TimeSpan.Zero); // 09:00 in New York
