@@ -23,6 +23,7 @@ public static class ChannelServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TwilioOptions>, ChannelOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResilienceOptions>, ChannelOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BridgeOptions>, ChannelOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EmailOptions>, ChannelOptionsValidator>());
 
         services.TryAddSingleton<DryRunOutboxChannel>();
         services.TryAddSingleton<ChannelRouter>();
@@ -42,18 +43,37 @@ public static class ChannelServices
 }
 
 /// <summary>Each problem names its setting, so `lineagent run` can say it in one line.</summary>
+/// Durations are checked too: a Twilio:Timeout of 00:00:00 started fine and then failed every Twilio send as "it may have
+/// been sent" (HttpClient refuses a zero timeout), and an InboundPollInterval of 00:00:00 asked Twilio 22 times a second
+/// (black-box probe). The bounds are what the code under each setting accepts (HttpClient, SmtpClient, Polly's options).
 public sealed class ChannelOptionsValidator :
-    IValidateOptions<TwilioOptions>, IValidateOptions<ResilienceOptions>, IValidateOptions<BridgeOptions>
+    IValidateOptions<TwilioOptions>, IValidateOptions<ResilienceOptions>, IValidateOptions<BridgeOptions>, IValidateOptions<EmailOptions>
 {
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+
     public ValidateOptionsResult Validate(string? name, TwilioOptions o) =>
-        Result(Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out _) ? null : $"Twilio:BaseUrl must be an absolute URL (got '{o.BaseUrl}').");
+        Result(
+            Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttps || url.Scheme == Uri.UriSchemeHttp)
+                ? null : $"Twilio:BaseUrl must be an absolute http or https URL (got '{o.BaseUrl}').",
+            o.Timeout <= TimeSpan.Zero || o.Timeout > Day ? "Twilio:Timeout must be above 00:00:00 and at most a day." : null,
+            o.StatusPollInterval < Poll ? "Twilio:StatusPollInterval must be at least 00:00:00.1." : null,
+            o.InboundPollInterval < Poll ? "Twilio:InboundPollInterval must be at least 00:00:00.1." : null,
+            o.ConfirmTimeout <= TimeSpan.Zero ? "Twilio:ConfirmTimeout must be above 00:00:00." : null);
 
     public ValidateOptionsResult Validate(string? name, ResilienceOptions o) =>
         Result(
             o.MaxRetries < 0 ? "Resilience:MaxRetries must not be negative." : null,
+            o.RetryBaseDelay < TimeSpan.Zero || o.RetryBaseDelay > Day ? "Resilience:RetryBaseDelay must be between 00:00:00 and a day." : null,
             o.FailureRatio is not (> 0 and <= 1) ? "Resilience:FailureRatio must be above 0 and at most 1." : null,
-            o.BreakDuration < TimeSpan.FromMilliseconds(500) ? "Resilience:BreakDuration must be at least 00:00:00.5." : null,
-            o.AttemptTimeout <= TimeSpan.Zero ? "Resilience:AttemptTimeout must be positive." : null);
+            o.SamplingDuration < TimeSpan.FromMilliseconds(500) || o.SamplingDuration > Day ? "Resilience:SamplingDuration must be between 00:00:00.5 and a day." : null,
+            o.BreakDuration < TimeSpan.FromMilliseconds(500) || o.BreakDuration > Day ? "Resilience:BreakDuration must be between 00:00:00.5 and a day." : null,
+            o.AttemptTimeout < TimeSpan.FromMilliseconds(10) || o.AttemptTimeout > Day ? "Resilience:AttemptTimeout must be between 00:00:00.01 and a day." : null);
+
+    public ValidateOptionsResult Validate(string? name, EmailOptions o) =>
+        Result(
+            o.Smtp.Timeout <= TimeSpan.Zero || o.Smtp.Timeout.TotalMilliseconds > int.MaxValue ? "Email:Smtp:Timeout must be above 00:00:00 and under 24 days." : null,
+            o.Smtp.IdleTimeout < TimeSpan.Zero ? "Email:Smtp:IdleTimeout must not be negative." : null);
 
     public ValidateOptionsResult Validate(string? name, BridgeOptions o) =>
         Result(

@@ -120,12 +120,20 @@ public sealed partial class ApiOptionsValidator : IValidateOptions<ApiOptions>;
 /// </summary>
 public sealed class AgentOptionsRegion : IValidateOptions<AgentOptions>
 {
-    public ValidateOptionsResult Validate(string? name, AgentOptions options) =>
-        options.DefaultRegion is not { Length: 2 } region || !region.All(char.IsAsciiLetterUpper)
-            || PhoneNumbers.PhoneNumberUtil.GetInstance().GetSupportedRegions().Contains(region)
-            ? ValidateOptionsResult.Success // the pattern's own check names any other value
-            : ValidateOptionsResult.Fail($"Agent:DefaultRegion '{region}' is not a region with phone numbers; give an ISO 3166 code such as US, GB or DE " +
+    public ValidateOptionsResult Validate(string? name, AgentOptions options)
+    {
+        var problems = new List<string>();
+        if (options.DefaultRegion is { Length: 2 } region && region.All(char.IsAsciiLetterUpper)
+            && !PhoneNumbers.PhoneNumberUtil.GetInstance().GetSupportedRegions().Contains(region)) // the pattern's own check names any other value
+            problems.Add($"Agent:DefaultRegion '{region}' is not a region with phone numbers; give an ISO 3166 code such as US, GB or DE " +
                 $"(set by {ConfigurationProblem.EnvironmentName("Agent:DefaultRegion")}, lineagent.json or --Agent:DefaultRegion=...).");
+        // Durations the code cannot use: a negative delay throws in Task.Delay at each send, a negative stop time in the host.
+        if (options.ShutdownTimeout < TimeSpan.Zero)
+            problems.Add("Agent:ShutdownTimeout must not be negative.");
+        if (options.DryRunSendDelay < TimeSpan.Zero || options.DryRunSendDelay > TimeSpan.FromHours(1))
+            problems.Add("Agent:DryRunSendDelay must be between 00:00:00 and an hour.");
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
 }
 
 /// <summary>

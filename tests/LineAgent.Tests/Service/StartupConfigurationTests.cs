@@ -27,6 +27,19 @@ public sealed class StartupConfigurationTests
     [TestCase("LINEAGENT__Email__Smtp__Security", "", "Email:Smtp:Security must be a valid SmtpSecurity")]
     [TestCase("LINEAGENT__Lines__0__Pacing__Window__Days__1", "Funday", "Lines:0:Pacing:Window:Days:1 must be a day name")]
     [TestCase("LINEAGENT__Lines__0__Sms__Via", "sms", "Lines:0:Sms:Via 'sms' must be messages (the Mac's iPhone relay) or twilio")]
+    // Durations the code under them cannot use (probe: a zero Twilio:Timeout failed every send as "may have been sent", a
+    // zero InboundPollInterval asked Twilio 22 times a second).
+    [TestCase("LINEAGENT__Twilio__Timeout", "00:00:00", "Twilio:Timeout must be above 00:00:00 and at most a day")]
+    [TestCase("LINEAGENT__Twilio__InboundPollInterval", "00:00:00", "Twilio:InboundPollInterval must be at least 00:00:00.1")]
+    [TestCase("LINEAGENT__Twilio__StatusPollInterval", "-00:00:01", "Twilio:StatusPollInterval must be at least 00:00:00.1")]
+    [TestCase("LINEAGENT__Twilio__ConfirmTimeout", "00:00:00", "Twilio:ConfirmTimeout must be above 00:00:00")]
+    [TestCase("LINEAGENT__Twilio__BaseUrl", "file:///etc/passwd", "Twilio:BaseUrl must be an absolute http or https URL")]
+    [TestCase("LINEAGENT__Resilience__RetryBaseDelay", "-00:00:01", "Resilience:RetryBaseDelay must be between 00:00:00 and a day")]
+    [TestCase("LINEAGENT__Resilience__SamplingDuration", "00:00:00", "Resilience:SamplingDuration must be between 00:00:00.5 and a day")]
+    [TestCase("LINEAGENT__Email__Smtp__Timeout", "00:00:00", "Email:Smtp:Timeout must be above 00:00:00")]
+    [TestCase("LINEAGENT__Email__Smtp__IdleTimeout", "-00:00:01", "Email:Smtp:IdleTimeout must not be negative")]
+    [TestCase("LINEAGENT__Agent__DryRunSendDelay", "-00:00:01", "Agent:DryRunSendDelay must be between 00:00:00 and an hour")]
+    [TestCase("LINEAGENT__Agent__ShutdownTimeout", "-00:00:01", "Agent:ShutdownTimeout must not be negative")]
     public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
     {
         using var dir = new TempDir();
@@ -117,7 +130,7 @@ public sealed class StartupConfigurationTests
     [TestCase("{\"Agent\": {\"ShutdownTimeout\": \"abc\"}}", "doctor", "Agent:ShutdownTimeout must be a duration")]
     // What only the validators `run` calls at start refuse: doctor passed them (new-user pass).
     [TestCase("{\"Agent\": {\"DefaultRegion\": \"ZZ\"}}", "doctor", "Agent:DefaultRegion 'ZZ' is not a region with phone numbers")]
-    [TestCase("{\"Resilience\": {\"BreakDuration\": \"00:00:00.1\"}}", "doctor", "Resilience:BreakDuration must be at least")]
+    [TestCase("{\"Resilience\": {\"BreakDuration\": \"00:00:00.1\"}}", "doctor", "Resilience:BreakDuration must be between 00:00:00.5 and a day")]
     [TestCase("{\"Console\": {\"SessionIdleTimeout\": \"00:00:00\"}}", "doctor", "Console:SessionIdleTimeout")]
     [TestCase("{\"Lines\": [{\"Id\": \"mac\", \"Pacing\": {\"Window\": {\"From\": \"25:00\", \"To\": \"26:00\"}}}]}", "doctor",
         "Lines:mac:Pacing:Window:From '25:00' is not HH:mm")]
