@@ -38,22 +38,31 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// Until when the channel's messages wait: its circuit is open, or a settings fault holds it (<see cref="AfterAttempt"/>).
     /// Null while neither holds it.
     /// </summary>
-    public DateTimeOffset? OpenUntil(string channelName)
+    public DateTimeOffset? OpenUntil(string channelName, string? lineId = null)
     {
         var now = time.GetUtcNow();
         DateTimeOffset? open = _openUntil.TryGetValue(channelName, out var until) && until > now ? until : null;
         lock (_settingsFaults)
-            if (_settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > now && (open is null || fault.Until > open))
-                open = fault.Until;
+            foreach (var key in FaultKeys(channelName, lineId))
+                if (_settingsFaults.TryGetValue(key, out var fault) && fault.Until > now && (open is null || fault.Until > open))
+                    open = fault.Until;
         return open;
     }
 
+    /// <summary>Where a settings fault is kept: by channel, and for a line's own setting (its sender) by channel and line.</summary>
+    private static IEnumerable<string> FaultKeys(string channelName, string? lineId) =>
+        lineId is null ? [channelName] : [channelName, LineKey(channelName, lineId)];
+
+    private static string LineKey(string channelName, string lineId) => $"{channelName}\u0001{lineId}";
+
     /// <summary>Why the channel's messages wait (<see cref="OpenUntil"/>), in a sentence.</summary>
-    public string WhyHeld(string channelName)
+    public string WhyHeld(string channelName, string? lineId = null)
     {
         lock (_settingsFaults)
             return _settingsFaults.TryGetValue(channelName, out var fault) && fault.Until > time.GetUtcNow()
                 ? $"{channelName} refuses every send until a setting is fixed ({fault.Failure.Code}: {fault.Failure.Message})"
+                : lineId is not null && _settingsFaults.TryGetValue(LineKey(channelName, lineId), out var own) && own.Until > time.GetUtcNow()
+                ? $"{channelName} refuses every send of line {lineId} until its setting is fixed ({own.Failure.Code}: {own.Failure.Message})"
                 : $"{channelName} is failing (circuit open)";
     }
 
@@ -64,8 +73,16 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// same for every line (one login, one create URL, one Email:Smtp, one Messages.app's permission).
     /// </summary>
     public static bool IsSettingsFault(SendOutcome outcome) => outcome is SendOutcome.Failed { ProvenNotSent: true } f
-        && f.Code is FailureCodes.AutomationDenied or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound
-            or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported;
+        && (f.Code is FailureCodes.AutomationDenied or FailureCodes.TwilioAuthFailed or FailureCodes.TwilioEndpointNotFound
+            or FailureCodes.SmtpAuthFailed or FailureCodes.SmtpUnsupported || IsLineSettingsFault(f));
+
+    /// <summary>
+    /// A fault of the line's own setting: its sender (Twilio refused the line's Sms:From, 21212/21606/21659/21660; a line's
+    /// Email:From that cannot be read). Every send of that line meets it, other lines' sends on the channel do not: held by
+    /// line (probe: a bad From failed a whole bulk one message at a time while the line said `ok`).
+    /// </summary>
+    public static bool IsLineSettingsFault(SendOutcome outcome) =>
+        outcome is SendOutcome.Failed { ProvenNotSent: true, Code: FailureCodes.InvalidSender };
 
     private sealed record SettingsFault(SendOutcome.Failed Failure, DateTimeOffset Until, TimeSpan Hold);
 
@@ -111,7 +128,11 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
             bool cleared;
             SettingsFault? was;
             lock (_settingsFaults)
+            {
                 cleared = _settingsFaults.Remove(channel.Name, out was);
+                if (_settingsFaults.Remove(LineKey(channel.Name, lineId), out var own))
+                    (cleared, was) = (true, was ?? own);
+            }
             if (cleared)
                 log.LogInformation("Channel {Channel} sends again (line {Line}) after {Code}", channel.Name, lineId, was!.Failure.Code);
             return null;
@@ -124,32 +145,34 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         if (!IsSettingsFault(outcome))
             return null;
         var failure = (SendOutcome.Failed)outcome;
+        var key = IsLineSettingsFault(failure) ? LineKey(channel.Name, lineId) : channel.Name;
         var now = time.GetUtcNow();
         var first = options.Value.BreakDuration;
         TimeSpan? wait;
         lock (_settingsFaults)
         {
-            if (!_settingsFaults.TryGetValue(channel.Name, out var old) || old.Until + ForgetSettingsFaultAfter < now)
+            if (!_settingsFaults.TryGetValue(key, out var old) || old.Until + ForgetSettingsFaultAfter < now)
             {
-                _settingsFaults[channel.Name] = new SettingsFault(failure, now + first, first);
+                _settingsFaults[key] = new SettingsFault(failure, now + first, first);
                 wait = null;
             }
             else if (old.Until > now)
             {
                 // Sent while the hold runs (a send-now as the hold began, another line's trial): it waits out the same hold.
-                _settingsFaults[channel.Name] = old with { Failure = failure };
+                _settingsFaults[key] = old with { Failure = failure };
                 wait = old.Until - now;
             }
             else
             {
                 var hold = TimeSpan.FromTicks(Math.Min(old.Hold.Ticks * 2, Math.Max(first.Ticks, LongestSettingsHold.Ticks)));
-                _settingsFaults[channel.Name] = new SettingsFault(failure, now + hold, hold);
+                _settingsFaults[key] = new SettingsFault(failure, now + hold, hold);
                 wait = hold;
             }
         }
         if (wait is null)
-            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); its due messages on every line wait as queued " +
-                "until a send goes out, tried again after {Break}, then less often", channel.Name, lineId, failure.Code, failure.Message, first);
+            log.LogWarning("Channel {Channel} refused a send of line {Line} ({Code}: {Reason}); its due messages on {Which} wait as queued " +
+                "until a send goes out, tried again after {Break}, then less often", channel.Name, lineId, failure.Code, failure.Message,
+                key == channel.Name ? "every line" : "that line", first);
         return wait;
     }
 

@@ -32,9 +32,9 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
             ChannelHealth h;
             try { h = await channel.CheckHealthAsync(line, type, ct); }
             catch (Exception e) when (e is not OperationCanceledException) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
-            if (resilience.OpenUntil(channel.Name) is { } open)
+            if (resilience.OpenUntil(channel.Name, line.Id) is { } open)
                 h = new ChannelHealth(channel.Name, ChannelHealth.Degraded,
-                    $"held until {Storage.Time.Iso(open)}: {resilience.WhyHeld(channel.Name)}; due messages wait as queued. {h.Detail}".Trim());
+                    $"held until {Storage.Time.Iso(open)}: {resilience.WhyHeld(channel.Name, line.Id)}; due messages wait as queued. {h.Detail}".Trim());
             health.Add(new ChannelHealthDto(type, h.Channel, h.State, h.Detail));
         }
         var p = line.Pacing;

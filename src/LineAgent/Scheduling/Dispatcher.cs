@@ -138,10 +138,10 @@ public sealed class Dispatcher(
 
         var first = due[0];
         var channel = router.Resolve(line, first.Type);
-        if (resilience.OpenUntil(channel.Name) is { } open)
+        if (resilience.OpenUntil(channel.Name, line.Id) is { } open)
         {
             // Only what that channel carries: the line's other types (email while Messages is failing) go on.
-            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {resilience.WhyHeld(channel.Name)}", ct,
+            await lifecycle.HoldLineAsync(line.Id, open, $"held until {Time.Iso(open)}: {resilience.WhyHeld(channel.Name, line.Id)}", ct,
                 MessageType.Concrete.Where(t => router.Resolve(line, t).Name == channel.Name).ToList());
             return now;
         }
@@ -234,8 +234,8 @@ public sealed class Dispatcher(
         // instead of failing (ChannelResilience.AfterAttempt).
         if (resilience.AfterAttempt(channel, line.Id, outcome, outageBefore) is { } wait)
             outcome = new SendOutcome.Deferred(outcome is SendOutcome.Failed { Outage: true } down
-                ? $"{resilience.WhyHeld(channel.Name)}, the next try after its break: {down.Code}: {down.Message}"
-                : resilience.WhyHeld(channel.Name), wait);
+                ? $"{resilience.WhyHeld(channel.Name, line.Id)}, the next try after its break: {down.Code}: {down.Message}"
+                : resilience.WhyHeld(channel.Name, line.Id), wait);
         // The outcome is written behind the line's next claim rather than waited for, as a deferrable unit: it shares the
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with

@@ -9,6 +9,7 @@ public sealed class ChannelFaultTests
     [TestCase("twilio_auth_failed", true, Description = "a rotated Twilio token: every message would fail the same way")]
     [TestCase("twilio_endpoint_not_found", true, Description = "a Twilio:BaseUrl without the Messages API: every message would fail the same way")]
     [TestCase("twilio_rejected", false, Description = "possibly this message's text only")]
+    [TestCase("invalid_sender", true, Description = "the line's From: every message of the line would fail the same way")]
     [TestCase("smtp_auth_failed", true)]
     [TestCase("smtp_unsupported", true, Description = "STARTTLS or AUTH not offered: every message would fail the same way")]
     [TestCase("automation_denied", true)]
@@ -75,6 +76,27 @@ public sealed class ChannelFaultTests
         Assert.That(resilience.OpenUntil("twilio"), Is.Null, "a send that went out, on any line, ends the hold");
         Assert.That(resilience.WhyHeld("twilio"), Does.Contain("circuit open"));
         Assert.That(resilience.AfterAttempt(twilio, "a", refused), Is.Null, "a new fault fails its first send again");
+    }
+
+    /// <summary>A refused sender (a line's From) is that line's fault: only that line is held, and its own send ends it.</summary>
+    [Test]
+    public void ARefusedSender_ShouldHoldOnlyItsLine()
+    {
+        var (time, resilience, twilio) = Parts();
+        var refused = new SendOutcome.Failed("invalid_sender", "Twilio 21606: not a message-capable number", ProvenNotSent: true, ChannelCode: 21606);
+
+        Assert.That(ChannelResilience.IsSettingsFault(refused) && ChannelResilience.IsLineSettingsFault(refused), Is.True);
+        Assert.That(resilience.AfterAttempt(twilio, "a", refused), Is.Null, "the first send fails with it");
+        Assert.That(resilience.OpenUntil("twilio", "a"), Is.EqualTo(time.GetUtcNow().AddMinutes(1)));
+        Assert.That(resilience.OpenUntil("twilio", "b"), Is.Null, "another line's From is not refused");
+        Assert.That(resilience.OpenUntil("twilio"), Is.Null);
+        Assert.That(resilience.WhyHeld("twilio", "a"), Does.Contain("refuses every send of line a").And.Contain("21606"));
+        Assert.That(resilience.AfterAttempt(twilio, "b", new SendOutcome.Accepted("SM1")), Is.Null);
+        Assert.That(resilience.OpenUntil("twilio", "a"), Is.Not.Null, "a send of another line does not end it");
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(resilience.AfterAttempt(twilio, "a", refused), Is.EqualTo(TimeSpan.FromMinutes(2)), "its trial meets it again: waits, twice as long");
+        Assert.That(resilience.AfterAttempt(twilio, "a", new SendOutcome.Accepted("SM2")), Is.Null);
+        Assert.That(resilience.OpenUntil("twilio", "a"), Is.Null, "its own send that went out ends it");
     }
 
     /// <summary>

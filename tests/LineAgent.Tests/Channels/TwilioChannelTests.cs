@@ -542,6 +542,52 @@ public sealed class TwilioChannelTests
         }
     }
 
+    /// <summary>
+    /// A line whose Sms:From Twilio refuses (21606): every send of that line meets it. It failed each message in turn (a
+    /// bulk burnt in seconds) while the line showed `ok` (probe). The first fails `invalid_sender`, the line's other
+    /// messages wait, its health says why, and another line's sends through Twilio go on.
+    /// </summary>
+    [Test]
+    public async Task ALineWhoseFromTwilioRefuses_ShouldFailOnlyItsFirstMessage_HoldThatLine_AndNotTheOthers()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Lines:0:Sms:From"] = TwilioStandIn.RefusedFrom,
+            ["Lines:1:Id"] = "good", ["Lines:1:IMessage:Enabled"] = "false", ["Lines:1:Sms:Via"] = "twilio",
+            ["Lines:1:Sms:From"] = TwilioStandIn.From, ["Lines:1:Pacing:Enabled"] = "false",
+            ["Resilience:BreakDuration"] = "00:01:00",
+        });
+        using var api = agent.Api();
+        var at = DateTimeOffset.UtcNow.AddSeconds(1).ToString("O");
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+            ids.Add((await (await api.SendMessageAsync(new { content = $"sms {i}", recipientPhone = $"+1202555014{i}", scheduledAt = at, lineId = "default" }))
+                .ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        var failed = await Eventually.ValueAsync(async () =>
+        {
+            var all = new List<JsonObject>();
+            foreach (var id in ids)
+                all.Add(await api.GetJsonAsync($"/api/messages/{id}"));
+            return all;
+        }, all => all.Count(m => m.Str("status") == "failed") == 1 && all.Count(m => m.Str("status") == "queued" && m["notBefore"] is not null) == 2,
+            "one failed, two waiting", TimeSpan.FromSeconds(30));
+        var first = failed.Single(m => m.Str("status") == "failed");
+        Assert.That(first["error"].Str("code"), Is.EqualTo("invalid_sender"), first.ToJsonString());
+        Assert.That(first["error"].Str("message"), Does.Contain("21606").And.Contain("line 'default'"));
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the others were not tried during the hold");
+
+        var lines = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!;
+        JsonNode Sms(string line) => lines.Single(l => l.Str("id") == line)["health"]!.AsArray().Single(h => h.Str("type") == "sms")!;
+        Assert.That(Sms("default").Str("state"), Is.EqualTo("degraded"));
+        Assert.That(Sms("default").Str("detail"), Does.Contain("refuses every send of line default").And.Contain("invalid_sender"));
+        Assert.That(Sms("good").Str("state"), Is.EqualTo("ok"), Sms("good").ToJsonString());
+
+        var other = (await (await api.SendMessageAsync(new { content = "from the good line", recipientPhone = "+12025550149", lineId = "good" }))
+            .ExpectAsync(HttpStatusCode.Created));
+        Assert.That(other.Str("channelRef"), Does.StartWith("SM"), other.ToJsonString());
+    }
+
     [Test]
     public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
     {

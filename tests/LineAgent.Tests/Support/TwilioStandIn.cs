@@ -29,6 +29,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
     public const string Twilio20404 = "+12025550424";        // Twilio's own 404 / 20404 (a proxy forwarding under a wrong path)
     public const string Redirects = "+12025550301";          // 301 to the https URL (a proxy that redirects http to https)
     public const string CreatedWithoutSid = "+12025550201";  // 201 with {} (a gateway's answer, not Twilio's resource)
+    public const string RefusedFrom = "+12025550606";        // as From: 400, code 21606 (not a message-capable number of the account)
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _rateLimited = new();
@@ -104,6 +105,8 @@ public sealed class TwilioStandIn : IAsyncDisposable
         if (refused)
             return Error(401, 20003, "Authenticate");
         var to = form.GetValueOrDefault("To");
+        if (form.GetValueOrDefault("From") == RefusedFrom)
+            return Error(400, 21606, $"The 'From' phone number provided ({RefusedFrom}) is not a valid message-capable Twilio phone number for this destination/account");
         switch (to)
         {
             case InvalidNumber:
