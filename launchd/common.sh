@@ -31,13 +31,21 @@ absolute() {
 # The directory as the file system sees it (symlinks resolved) when it exists, else the tidied text.
 physical() { if [ -d "$1" ]; then (cd -P -- "$1" 2>/dev/null && pwd -P) || absolute "$1"; else absolute "$1"; fi; }
 
-# Files and folders LineAgent writes into its data directory (the agent, install.sh, restore, backups).
-ours_in_data_dir() {   # DIR: prints the names in DIR that are LineAgent's, one per line
-  local f
+# LineAgent's entries in a data directory, set in the array `ours` (names, not paths): the files the agent, restore and
+# backups write, and then `outbox`, `backups` and Finder's `.DS_Store` only beside one of them (alone they are common
+# folder names: `--purge --data-dir ~/Documents` deleted a backups/ of the user's; review). An array, never lines of text:
+# a name with a newline in it split into two names, one of them another folder (review).
+ours=()
+find_ours() {   # DIR
+  local f core=0
+  ours=()
   for f in "$1"/lineagent.db "$1"/lineagent.db?* "$1"/api-token "$1"/api-token.tmp "$1"/agent.lock "$1"/lineagent.json \
-           "$1"/outbox "$1"/backups "$1"/.write-check-* "$1"/.lineagent-room-*.tmp; do
-    [ -e "$f" ] || [ -L "$f" ] || continue
-    printf '%s\n' "${f##*/}"
+           "$1"/.write-check-* "$1"/.lineagent-room-*.tmp; do
+    if [ -e "$f" ] || [ -L "$f" ]; then ours+=("${f##*/}"); core=1; fi
+  done
+  [ "$core" -eq 1 ] || return 0
+  for f in "$1"/outbox "$1"/backups "$1"/.DS_Store; do
+    if [ -e "$f" ] || [ -L "$f" ]; then ours+=("${f##*/}"); fi
   done
 }
 
@@ -46,10 +54,29 @@ is_our_build() {   # DIR
   [ -f "$1/.lineagent-build.sha256" ] || { [ -f "$1/lineagent" ] && [ -f "$1/lineagent.dll" ]; }
 }
 
+# True when DIR exists and holds something that is neither LineAgent's nor harmless: Finder's .DS_Store and .localized,
+# and bin.new, the staging folder of an install that stopped half-way (a failed codesign or a Ctrl+C in the first publish
+# left it, and every later install was refused: review), do not count.
+foreign_dir() {   # DIR
+  local f name
+  [ -d "$1" ] || return 1
+  ! is_our_build "$1/bin" || return 1
+  find_ours "$1"
+  [ "${#ours[@]}" -eq 0 ] || return 1
+  for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    name=${f##*/}
+    case "$name" in .DS_Store|.localized|bin.new) ;; *) return 0 ;; esac
+  done
+  return 1
+}
+
 # Refuses a directory that can never be LineAgent's own: the root, the home directory or any folder holding it, and
-# the shared folders of ~/Library. Compared after tidying and resolving symlinks on both sides.
+# the shared folders of ~/Library. Compared as tidied, symlink-resolved text and, where it exists, as the same file
+# (test -ef: device and inode), which also catches another case on macOS's case-insensitive disk (/users/ana), a
+# firmlink (/System/Volumes/Data/Users/ana) or a link to a parent of the home (review).
 refuse_shared_dir() {   # WHAT DIR
-  local dir home
+  local dir home up shared
   dir=$(physical "$2")
   home=$(physical "$HOME")
   case "$dir" in
@@ -59,6 +86,16 @@ refuse_shared_dir() {   # WHAT DIR
   case "$home/" in
     "$dir/"*) die "refusing $1 $2: it is your home directory or holds it; nothing was changed" ;;
   esac
+  [ -d "$2" ] || return 0
+  up=$HOME
+  while :; do
+    [ ! "$2" -ef "$up" ] || die "refusing $1 $2: it is your home directory or holds it; nothing was changed"
+    if [ "$up" = / ] || [ -z "$up" ]; then break; fi
+    up=$(dirname "$up")
+  done
+  for shared in "$HOME/Library" "$HOME/Library/Application Support" "$HOME/Library/Logs" "$HOME/Library/LaunchAgents" "$HOME/Library/Preferences"; do
+    [ ! "$2" -ef "$shared" ] || die "refusing $1 $2: it is not a folder of LineAgent's own; nothing was changed"
+  done
 }
 
 # After option parsing: default the data dir to the install dir, make paths absolute, check the label.

@@ -75,9 +75,11 @@ refuse_shared_dir --data-dir "$data_dir"
 # install.sh replaces <prefix>/bin and makes the data directory private (chmod 700), and uninstall.sh removes them: only
 # in folders that are new, empty or LineAgent's own (--prefix ~/.local deleted ~/.local/bin with the user's tools in it,
 # and the database went into ~/.local: black-box probe).
-foreign_dir() {   # DIR: true when DIR exists, holds something, and nothing of it is LineAgent's
-  [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null)" ] && ! is_our_build "$1/bin" && [ -z "$(ours_in_data_dir "$1")" ]
-}
+# The data directory inside bin/ (or its staging folder) went with the next changed build (review).
+case "$(physical "$data_dir")/" in
+  "$(physical "$app_dir/bin")/"*|"$(physical "$app_dir/bin.new")/"*)
+    die "refusing --data-dir $data_dir: it is inside $app_dir/bin, which each install replaces; nothing was changed" ;;
+esac
 if [ -e "$app_dir/bin" ] && [ -n "$(ls -A "$app_dir/bin" 2>/dev/null)" ] && ! is_our_build "$app_dir/bin"; then
   die "refusing --prefix $app_dir: $app_dir/bin is not a LineAgent build, and install.sh replaces that folder.
   Use a folder of LineAgent's own (the default is ~/Library/Application Support/LineAgent); nothing was changed."

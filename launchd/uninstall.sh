@@ -73,6 +73,7 @@ fi
 if [ "$purge" -eq 1 ]; then
   refuse_shared_dir --data-dir "$data_dir"
 fi
+kept_data=""
 bin_is_ours=1
 if [ -e "$bin_dir" ] && ! is_our_build "$bin_dir"; then bin_is_ours=0; fi
 
@@ -148,19 +149,26 @@ step test -e "$staging_dir" -- rm -rf "$staging_dir"
 if [ "$purge" -eq 1 ]; then
   echo "== purge (data and logs)"
   if [ -d "$data_dir" ]; then
-    while IFS= read -r name; do
-      [ -n "$name" ] || continue
+    find_ours "$data_dir"
+    for name in ${ours[@]+"${ours[@]}"}; do
       run rm -rf "$data_dir/$name"
       did=1
-    done <<EOF_OURS
-$(ours_in_data_dir "$data_dir")
-EOF_OURS
+    done
+    # The folder (a link's target, for a data dir on another disk) goes only when nothing else is left in it.
+    target=$(physical "$data_dir")
     if [ "$dry_run" -eq 1 ]; then
-      echo "+ rmdir $(printf '%q' "$data_dir")   # only when nothing else is left in it"
-    elif [ -z "$(ls -A "$data_dir" 2>/dev/null)" ]; then
-      run rmdir "$data_dir"
+      echo "+ rmdir $(printf '%q' "$target")   # only when nothing else is left in it"
+    elif [ -z "$(find "$target" -mindepth 1 -maxdepth 1 ! -name .DS_Store ! -name .localized -print 2>/dev/null | sed -n 1p)" ]; then
+      # Only Finder's own files left (a folder opened in Finder has a .DS_Store): they go with it.
+      for name in .DS_Store .localized; do
+        if [ -e "$target/$name" ]; then run rm -f "$target/$name"; fi
+      done
+      run rmdir "$target"
+      if [ -L "$data_dir" ]; then run rm -f "$data_dir"; fi
     else
-      others=$(find "$data_dir" -mindepth 1 -maxdepth 1 -exec basename {} \; | LC_ALL=C sort | head -5 | tr '\n' ' ' | sed 's/ *$//')
+      # sed reads to the end (head would stop early, and under pipefail the script ended with SIGPIPE: review).
+      others=$(find "$target" -mindepth 1 -maxdepth 1 -exec basename {} \; | LC_ALL=C sort | sed -n '1,5p' | tr '\n' ' ' | sed 's/ *$//')
+      kept_data="$data_dir"
       echo "kept $data_dir: it also holds files that are not LineAgent's ($others)"
     fi
   elif [ "$dry_run" -eq 1 ]; then
@@ -184,7 +192,11 @@ else
   echo "LineAgent ($label) is stopped and removed."
 fi
 if [ "$purge" -eq 1 ]; then
-  echo "--purge: the data directory $data_dir (database, api-token, lineagent.json) and the logs in $log_dir $( [ "$dry_run" -eq 1 ] && echo "would be" || echo "are") deleted."
+  if [ -n "$kept_data" ]; then
+    echo "--purge: LineAgent's files in $data_dir (database, api-token, lineagent.json) and the logs in $log_dir are deleted; the folder itself was kept (see above)."
+  else
+    echo "--purge: the data directory $data_dir (database, api-token, lineagent.json) and the logs in $log_dir $( [ "$dry_run" -eq 1 ] && echo "would be" || echo "are") deleted."
+  fi
 elif [ -e "$data_dir" ] || [ "$dry_run" -eq 1 ]; then
   echo "Kept the data directory $data_dir (database with every message, api-token, lineagent.json)"
   same_options=""

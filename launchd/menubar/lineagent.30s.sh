@@ -518,9 +518,12 @@ http GET /api/status
 case "$http_code" in
   200) ;;
   000)
-    # curl 28: connected (or still connecting) and no answer within --max-time.
+    # Something listens but gave no usable answer: curl 28 (no answer within --max-time), 52 (an empty reply), 56 (the
+    # connection was reset: an agent stopping), 18 (the answer was cut short). Only a refused connection is "not running".
     if [ "$http_rc" -eq 28 ]; then
       not_answering "Agent not answering" "$base_url/api/status did not answer within 5 s"
+    elif [ "$http_rc" -eq 52 ] || [ "$http_rc" -eq 56 ] || [ "$http_rc" -eq 18 ]; then
+      not_answering "Agent not answering normally" "$base_url/api/status broke off its answer (curl error $http_rc): stopping or restarting?"
     else
       not_running "Nothing answers at $base_url"
     fi

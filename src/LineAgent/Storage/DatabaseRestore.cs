@@ -59,7 +59,9 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         {
             // The header and the length only (instant): a listing that ran quick_check on each would take seconds per
             // gigabyte. A damaged backup was listed like a good one, and --from took it only to refuse it (probe).
-            var problem = DatabaseFile.FirstLook(b.Path) is { } p ? $"  DAMAGED: it {p}; --yes skips it" : "";
+            var problem = DatabaseFile.FirstLook(b.Path) is not { } p ? ""
+                : p.StartsWith("cannot be read", StringComparison.Ordinal) ? $"  UNREADABLE: it {p}; --yes skips it"
+                : $"  DAMAGED: it {p}; --yes skips it";
             if (problem.Length > 0)
                 damaged++;
             output.WriteLine(b.FutureDated
@@ -67,7 +69,7 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
                 : $"  {b.Name}  {b.TakenAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC  {DatabaseBackups.Age(now - b.TakenAt)} ago  {b.Bytes / 1024} KB{problem}");
         }
         output.WriteLine(damaged == backups.Count
-            ? "None of them can be restored: each is damaged."
+            ? "None of them can be restored: each is damaged or cannot be read."
             : "Listed from each file's header and length; a restore also runs quick_check on its copy and skips one that fails.");
         using (var held = Hosting.DataDirLock.TryOpen(LockPath, TimeSpan.Zero))
             if (held is null)
@@ -122,6 +124,14 @@ public sealed class DatabaseRestore(string dataDir, TextWriter output, TextWrite
         }
         foreach (var candidate in candidates)
         {
+            // What the listing marks DAMAGED is skipped here too, even where quick_check would pass (a file shorter than its
+            // header says whose missing pages were free ones): the listing said "--yes skips it" (review).
+            if (DatabaseFile.FirstLook(candidate) is { } bad)
+            {
+                output.WriteLine(bad.StartsWith("cannot be read", StringComparison.Ordinal)
+                    ? $"Not using {candidate}: it {bad}." : $"Not using {candidate}: it is damaged: it {bad}.");
+                continue;
+            }
             try
             {
                 DatabaseFile.CopyOwnerOnly(candidate, staged);

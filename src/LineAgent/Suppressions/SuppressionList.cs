@@ -138,8 +138,15 @@ public static class OptOutKeywords
     public static Kind Classify(string? text)
     {
         var s = text ?? "";
-        if (!s.IsNormalized(System.Text.NormalizationForm.FormKC))
-            s = s.Normalize(System.Text.NormalizationForm.FormKC);
+        try
+        {
+            if (!s.IsNormalized(System.Text.NormalizationForm.FormKC))
+                s = s.Normalize(System.Text.NormalizationForm.FormKC);
+        }
+        catch (ArgumentException)
+        {
+            // A lone surrogate (not valid UTF-16) cannot be normalised: read as it is.
+        }
         int from = 0, to = s.Length;
         while (from < to && !char.IsLetterOrDigit(s[from]))
             from++;
@@ -149,17 +156,21 @@ public static class OptOutKeywords
         var kind = Of(word);
         if (kind != Kind.None)
             return kind;
-        // Two words joined by one run of spaces or hyphens: "STOP ALL", "opt-out". "STOP STOP" and "stop please" join to
-        // no keyword, so they stay what they are.
-        var gap = word.AsSpan().IndexOfAny(' ', '-', '\u00A0');
+        // Two words joined by one run of white space (a tab, a line break) or dashes (any: a phone turns "-" into "‐" or
+        // "–"): "STOP ALL", "opt-out". "STOP STOP" and "stop please" join to no keyword, so they stay what they are.
+        var gap = word.AsSpan().IndexOfAny(Joiners);
         if (gap <= 0)
             return Kind.None;
         var end = gap;
-        while (end < word.Length && word[end] is ' ' or '-' or '\u00A0')
+        while (end < word.Length && Joiners.Contains(word[end]))
             end++;
         var rest = word[end..];
-        return rest.Length == 0 || rest.AsSpan().IndexOfAny(' ', '-', '\u00A0') >= 0 ? Kind.None : Of(string.Concat(word.AsSpan(0, gap), rest));
+        return rest.Length == 0 || rest.AsSpan().IndexOfAny(Joiners) >= 0 ? Kind.None : Of(string.Concat(word.AsSpan(0, gap), rest));
     }
+
+    /// <summary>White space and the dashes (U+2010-2015, the minus sign) between the two words of a keyword.</summary>
+    private static readonly System.Buffers.SearchValues<char> Joiners =
+        System.Buffers.SearchValues.Create(" \t\n\r\v\f-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u3000");
 
     private static Kind Of(string word) => Stop.Contains(word) ? Kind.OptOut : Start.Contains(word) ? Kind.OptIn : Kind.None;
 }

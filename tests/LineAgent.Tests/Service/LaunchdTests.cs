@@ -226,6 +226,46 @@ public sealed class LaunchdTests
         Assert.That(Directory.GetFileSystemEntries(data).Select(Path.GetFileName), Is.EqualTo(new[] { "notes.txt" }));
         Assert.That(purged.Stdout, Does.Contain($"kept {data}: it also holds files that are not LineAgent's (notes.txt)"));
         Assert.That(File.Exists(thesis) && File.Exists(Path.Combine(mac.Home, "lineagent.db")), Is.True);
+
+        // backups/ and outbox/ are common names: alone they are not LineAgent's (review: a mistyped --data-dir lost them).
+        var documents = Path.Combine(mac.Home, "Documents");
+        Directory.CreateDirectory(Path.Combine(documents, "backups"));
+        File.WriteAllText(Path.Combine(documents, "backups", "taxes.zip"), "x");
+        Directory.CreateDirectory(Path.Combine(documents, "outbox"));
+        var mistyped = await mac.UninstallAsync("--purge", "--data-dir", documents);
+        Assert.That(mistyped.ExitCode, Is.Zero, mistyped.Stderr);
+        Assert.That(File.Exists(Path.Combine(documents, "backups", "taxes.zip")) && Directory.Exists(Path.Combine(documents, "outbox")), Is.True);
+        Assert.That(mistyped.Stdout, Does.Contain("is not installed here: nothing to do"));
+
+        // A name with a line break in it is one name (review: it split into two, and rm -rf took the second).
+        var linebreak = Directory.CreateDirectory(Path.Combine(mac.Home, "with-linebreak")).FullName;
+        File.WriteAllText(Path.Combine(linebreak, "lineagent.db"), "x");
+        File.WriteAllText(Path.Combine(linebreak, "lineagent.db-x\nProjects"), "x");
+        Directory.CreateDirectory(Path.Combine(linebreak, "Projects"));
+        File.WriteAllText(Path.Combine(linebreak, "Projects", "code.cs"), "x");
+        Assert.That((await mac.UninstallAsync("--purge", "--data-dir", linebreak)).ExitCode, Is.Zero);
+        Assert.That(File.Exists(Path.Combine(linebreak, "Projects", "code.cs")), Is.True);
+        Assert.That(File.Exists(Path.Combine(linebreak, "lineagent.db-x\nProjects")), Is.False);
+
+        // Thousands of other files: it says what it kept and finishes (review: SIGPIPE under pipefail ended it, exit 141).
+        var crowded = Directory.CreateDirectory(Path.Combine(mac.Home, "crowded")).FullName;
+        File.WriteAllText(Path.Combine(crowded, "lineagent.db"), "x");
+        for (var i = 0; i < 3000; i++)
+            File.WriteAllText(Path.Combine(crowded, $"some-rather-long-file-name-of-the-users-own-{i:0000}.txt"), "");
+        var many = await mac.UninstallAsync("--purge", "--data-dir", crowded);
+        Assert.That(many.ExitCode, Is.Zero, many.Stderr);
+        Assert.That(many.Stdout, Does.Contain($"kept {crowded}: it also holds files that are not LineAgent's (some-rather-long-file-name-of-the-users-own-0000.txt")
+            .And.Contain("the folder itself was kept"));
+
+        // A data dir that is a link to another disk: its files and the emptied folder go, then the link (review: rmdir failed).
+        var elsewhere = Directory.CreateDirectory(Path.Combine(dir.Path, "external", "LineAgent")).FullName;
+        File.WriteAllText(Path.Combine(elsewhere, "lineagent.db"), "x");
+        File.WriteAllText(Path.Combine(elsewhere, ".DS_Store"), "x");
+        var linked = Path.Combine(mac.Home, "linked-data");
+        File.CreateSymbolicLink(linked, elsewhere);
+        var viaLink = await mac.UninstallAsync("--purge", "--data-dir", linked);
+        Assert.That(viaLink.ExitCode, Is.Zero, viaLink.Stderr);
+        Assert.That(Directory.Exists(elsewhere) || File.Exists(linked) || Directory.Exists(linked), Is.False, viaLink.Stdout);
     }
 
     /// <summary>
@@ -265,6 +305,23 @@ public sealed class LaunchdTests
         Assert.That(uninstalled.ExitCode, Is.Zero, uninstalled.Stderr);
         Assert.That(uninstalled.Stdout, Does.Contain($"kept {local}/bin: it is not a LineAgent build"));
         Assert.That(File.Exists(Path.Combine(local, "bin", "mytool")), Is.True);
+
+        // backups/ beside nothing of LineAgent's is the user's folder (review: it made ~/Documents LineAgent's).
+        var documents = Path.Combine(mac.Home, "Documents");
+        Directory.CreateDirectory(Path.Combine(documents, "backups"));
+        Assert.That((await mac.InstallAsync(null, "--data-dir", documents)).Stderr, Does.Contain($"refusing --data-dir {documents}"));
+        // A data dir inside bin/ would go with the next build (review).
+        Assert.That((await mac.InstallAsync(null, "--data-dir", Path.Combine(mac.Prefix, "bin", "data"))).Stderr, Does.Contain("inside"));
+
+        // Finder's .DS_Store and a bin.new left by an install that stopped half-way do not make a folder foreign (review:
+        // a failed codesign left bin.new, and every later install was refused).
+        Directory.CreateDirectory(Path.Combine(mac.Prefix, "bin.new"));
+        File.WriteAllText(Path.Combine(mac.Prefix, ".DS_Store"), "x");
+        var afterAFailedOne = await mac.InstallAsync();
+        Assert.That(afterAFailedOne.ExitCode, Is.Zero, afterAFailedOne.Stderr);
+        var purged = await mac.UninstallAsync("--purge");
+        Assert.That(purged.ExitCode, Is.Zero, purged.Stderr);
+        Assert.That(Directory.Exists(mac.Prefix), Is.False, purged.Stdout);
 
         // A new folder is fine, and a second install into it (its own bin/ now) too.
         var own = Path.Combine(mac.Home, "Apps", "LineAgent");
@@ -482,9 +539,15 @@ public sealed class LaunchdTests
         status["counts"]!["scheduled"] = "4 | bash=/bin/sh";
         status["lines"]![0]!["usage"]!["maxPerDay"] = "200\u2028evil | href=file:///etc/passwd";
         var failing = false;
-        var (app, url) = await LoopbackServer.StartAsync(a => a.MapGet("/api/status", () => failing
-            ? Microsoft.AspNetCore.Http.Results.StatusCode(503)
-            : Microsoft.AspNetCore.Http.Results.Content(status.ToJsonString(), "application/json")));
+        var aborting = false;
+        var (app, url) = await LoopbackServer.StartAsync(a => a.MapGet("/api/status", (Microsoft.AspNetCore.Http.HttpContext http) =>
+        {
+            if (aborting)
+                http.Abort();
+            return failing
+                ? Microsoft.AspNetCore.Http.Results.StatusCode(503)
+                : Microsoft.AspNetCore.Http.Results.Content(status.ToJsonString(), "application/json");
+        }));
         await using var server = app;
         var env = PluginEnv(dir.Path, out _, out _);
         env["LINEAGENT_URL"] = url.ToString().TrimEnd('/');
@@ -507,6 +570,13 @@ public sealed class LaunchdTests
         Assert.That(refused.Lines[0], Is.EqualTo("◐ LineAgent"));
         Assert.That(refused.Lines, Has.Some.EqualTo("Agent not answering normally | color=red"));
         Assert.That(refused.Stdout, Does.Contain("answered HTTP 503").And.Not.Contain("Start it").And.Not.Contain("not running"));
+
+        // A connection taken and dropped without an answer (an agent stopping): not "not running" either (review).
+        aborting = true;
+        var dropped = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
+        TestContext.Out.WriteLine(dropped.Stdout);
+        Assert.That(dropped.Lines[0], Is.EqualTo("◐ LineAgent"));
+        Assert.That(dropped.Stdout, Does.Contain("broke off its answer (curl error").And.Not.Contain("Start it"));
     }
 
     /// <summary>

@@ -20,6 +20,11 @@ public sealed class OptOutKeywordsTests
     [TestCase("STOP  ALL.", OptOutKeywords.Kind.OptOut)]
     [TestCase("opt-out", OptOutKeywords.Kind.OptOut)]
     [TestCase("Opt out!", OptOutKeywords.Kind.OptOut)]
+    [TestCase("STOP\nALL", OptOutKeywords.Kind.OptOut)]
+    [TestCase("Stop\tall", OptOutKeywords.Kind.OptOut)]
+    [TestCase("opt\u2010out", OptOutKeywords.Kind.OptOut)]
+    [TestCase("opt\u2013out", OptOutKeywords.Kind.OptOut)]
+    [TestCase("stop\ud800", OptOutKeywords.Kind.OptOut)] // a lone surrogate cannot be normalised: read as it is, around the word
     [TestCase("stop please", OptOutKeywords.Kind.None)]
     [TestCase("stop all of it", OptOutKeywords.Kind.None)]
     [TestCase("all stop", OptOutKeywords.Kind.None)]

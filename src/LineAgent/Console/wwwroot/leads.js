@@ -145,7 +145,7 @@ compose.addEventListener('click', () => {
   document.getElementById('composer-to').textContent = [...selected.values()].slice(0, 5).map(nameOf).join(', ') + (n > 5 ? ` and ${n - 5} more` : '');
   // A name with | or braces (stored before the API refused them) or spaces at its ends cannot be written as a placeholder:
   // {{fields.a|b}} reads as field a with the fallback b. Such fields are not offered.
-  const usable = [...knownFields].filter((f) => !/[|{}]/.test(f) && f.trim() === f);
+  const usable = [...knownFields].filter((f) => f !== '' && !/[|{}]/.test(f) && f.trim() === f);
   const fields = ['firstName', 'lastName', 'fullName', 'company', 'phone', 'email', ...usable.sort().map((f) => `fields.${f}`)];
   insertField.replaceChildren(...fields.map((f) => el('option', { value: f }, f)));
   composerError.hidden = true;
