@@ -217,7 +217,11 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
     {
         var host = context.DnsEndPoint.Host.Trim('[', ']');
         var port = context.DnsEndPoint.Port;
-        IPAddress[] addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await resolver.ResolveAsync(host.TrimEnd('.'), ct);
+        // localhost and *.localhost are loopback (RFC 6761; macOS resolves them so), whatever the system's resolver says:
+        // glibc does not resolve foo.localhost, so a subscription the check let in was retried for days (probe).
+        IPAddress[] addresses = IPAddress.TryParse(host, out var literal) ? [literal]
+            : IsLocalhostName(host.TrimEnd('.')) ? [IPAddress.Loopback, IPAddress.IPv6Loopback]
+            : await resolver.ResolveAsync(host.TrimEnd('.'), ct);
         if (addresses.Length == 0)
             throw new WebhookTargetRefusedException($"{host} does not resolve.");
         var refused = addresses.Select(Refusal).OfType<string>().ToList();

@@ -190,6 +190,23 @@ public sealed class WebhookTests
         Assert.That(bad.ProblemFields(), Is.EquivalentTo(new[] { "url", "events", "secret" }));
     }
 
+    /// <summary>A *.localhost name is loopback (RFC 6761) at delivery too: glibc does not resolve it, and such a subscription was retried for days (probe).</summary>
+    [Test]
+    public async Task ALocalhostSubdomain_ShouldBeDeliveredToLoopback()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        using var agent = new AgentFactory(settings: new Dictionary<string, string?> { ["Agent:DryRun"] = "true" });
+        using var api = agent.Api();
+        var url = new UriBuilder(receiver.Url) { Host = "hooks.localhost" }.Uri;
+        var hook = await (await api.PostAsJsonAsync("/api/webhooks", new { url = url.ToString(), events = new[] { "message.sent" } }))
+            .ExpectAsync(HttpStatusCode.Created);
+        receiver.Secret = hook.Str("secret");
+        var sent = await (await api.SendMessageAsync(new { content = "ok", recipientPhone = "+12025550103" })).ExpectAsync(HttpStatusCode.Created);
+
+        await Eventually.TrueAsync(() => receiver.Accepted.Count == 1, "the sent event at hooks.localhost");
+        Assert.That(receiver.Accepted.Single(), Is.EqualTo((receiver.Accepted.Single().Id, "message.sent", sent.Str("id"), true)));
+    }
+
     [Test]
     public async Task AReceiverThatNeverAnswers_ShouldNotHoldUpAnotherSubscription()
     {
