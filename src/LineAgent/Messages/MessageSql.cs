@@ -364,12 +364,16 @@ public static class MessageSql
     /// Schedules missed by more than Scheduling:MaxLateness (agent was down), on active lines: a paused line's messages
     /// wait for it to resume whether or not the agent restarted in between (@Active: the ids of the active lines, a JSON array).
     /// </summary>
+    // Follow-ups (step 1 and on) are due a duration after the step before, not at a time someone chose: a Mac asleep or
+    // off when one fell due sends it when the agent is back (in the recipient's hours), instead of failing it and
+    // stopping the sequence (probe: a night's sleep stopped every sequence with a step due in it).
     public const string FailMissed = """
         UPDATE messages
         SET status = 'failed', error_code = 'missed_schedule',
             error_message = 'The agent was not running at the scheduled time and the message is more than ' || @MaxLatenessText || ' late.',
             updated_at = @Now
         WHERE status IN ('scheduled','queued') AND due_at < @Cutoff AND scheduled_at IS NOT NULL AND scheduled_at < @Cutoff
+          AND COALESCE(sequence_step, 0) = 0
           AND not_before IS NULL AND line_id IN (SELECT value FROM json_each(@Active)) AND id NOT IN (SELECT value FROM json_each(@Except))
         RETURNING *
         """;

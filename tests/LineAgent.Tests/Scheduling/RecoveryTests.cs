@@ -155,6 +155,41 @@ public sealed class RecoveryTests
         Assert.That(second.OutboxFileCount(tooLate), Is.Zero);
     }
 
+    /// <summary>
+    /// A follow-up that fell due while the agent was down (the Mac asleep) goes out when it is back: its time was "an hour
+    /// after the first message", not one someone chose. It failed `missed_schedule` and stopped the sequence (probe).
+    /// </summary>
+    [Test]
+    public async Task Restart_ShouldSendAFollowUpThatFellDueWhileTheAgentWasDown_NotFailItAsMissed()
+    {
+        using var dir = new TempDir();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(T0);
+        string sequenceId;
+        using (var first = new AgentFactory(dir, time))
+        using (var api = first.Api())
+        {
+            var sent = await (await api.SendMessageAsync(new
+            {
+                content = "Hi Ana", recipientPhone = "+12025550123",
+                followUps = new[] { new { after = "PT1H", content = "Following up" }, new { after = "PT1H", content = "Last one" } },
+            })).ExpectAsync(HttpStatusCode.Created);
+            sequenceId = sent.Str("sequenceId");
+            Assert.That(sent.Str("status"), Is.EqualTo("sent"));
+        }
+
+        // Down for three hours: step 1 was due at +1 h, two hours before the restart (MaxLateness is one hour).
+        time.SetUtcNow(T0.AddHours(3));
+        using var second = new AgentFactory(dir, time);
+        using var api2 = second.Api();
+        var steps = await Eventually.ValueAsync(async () => (await api2.GetJsonAsync($"/api/messages?limit=10"))["items"]!.AsArray()
+                .Where(m => m.Str("sequenceId") == sequenceId).ToList(),
+            all => all.Any(m => m!["sequenceStep"]!.GetValue<int>() == 1 && m.Str("status") is "sent" or "failed"), "step 1 settled");
+        var step1 = steps.Single(m => m!["sequenceStep"]!.GetValue<int>() == 1)!;
+        Assert.That(step1.Str("status"), Is.EqualTo("sent"), step1.ToJsonString());
+        var step2 = steps.Single(m => m!["sequenceStep"]!.GetValue<int>() == 2)!;
+        Assert.That(step2.Str("status"), Is.EqualTo("scheduled"), "the next step is due an hour after step 1 went out: " + step2.ToJsonString());
+    }
+
     [Test]
     public async Task Restart_ShouldLeaveTheSchedulesOfAPausedLine_ForItsResume()
     {
