@@ -66,7 +66,11 @@ foreign_dir() {   # DIR
   for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
     [ -e "$f" ] || [ -L "$f" ] || continue
     name=${f##*/}
-    case "$name" in .DS_Store|.localized|bin.new) ;; *) return 0 ;; esac
+    case "$name" in
+      .DS_Store|.localized|bin.new) ;;
+      bin) if [ -n "$(find "$f" -mindepth 1 -maxdepth 1 -print 2>/dev/null | sed -n 1p)" ]; then return 0; fi ;; # an empty bin/ is nothing
+      *) return 0 ;;
+    esac
   done
   return 1
 }
@@ -76,7 +80,7 @@ foreign_dir() {   # DIR
 # (test -ef: device and inode), which also catches another case on macOS's case-insensitive disk (/users/ana), a
 # firmlink (/System/Volumes/Data/Users/ana) or a link to a parent of the home (review).
 refuse_shared_dir() {   # WHAT DIR
-  local dir home up shared
+  local dir home up next shared
   dir=$(physical "$2")
   home=$(physical "$HOME")
   case "$dir" in
@@ -87,11 +91,13 @@ refuse_shared_dir() {   # WHAT DIR
     "$dir/"*) die "refusing $1 $2: it is your home directory or holds it; nothing was changed" ;;
   esac
   [ -d "$2" ] || return 0
-  up=$HOME
+  # From the resolved home up to /; dirname of a relative HOME would end at "." for ever (review).
+  up=$home
   while :; do
     [ ! "$2" -ef "$up" ] || die "refusing $1 $2: it is your home directory or holds it; nothing was changed"
-    if [ "$up" = / ] || [ -z "$up" ]; then break; fi
-    up=$(dirname "$up")
+    next=$(dirname "$up")
+    if [ "$next" = "$up" ]; then break; fi
+    up=$next
   done
   for shared in "$HOME/Library" "$HOME/Library/Application Support" "$HOME/Library/Logs" "$HOME/Library/LaunchAgents" "$HOME/Library/Preferences"; do
     [ ! "$2" -ef "$shared" ] || die "refusing $1 $2: it is not a folder of LineAgent's own; nothing was changed"

@@ -190,8 +190,10 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// </summary>
     /// <remarks>A refused login (Twilio 401/403, SMTP authentication) is the channel's, not the recipient's: a rotated token
     /// must not fail a whole bulk one message at a time.</remarks>
+    /// <remarks>A line's own settings fault (its sender) is not the channel's: the circuit is shared by every line, and two
+    /// trials of one line's bad From opened it for the others (review).</remarks>
     public static bool IsChannelFault(SendOutcome outcome) => outcome is SendOutcome.Failed f
-        && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout || IsSettingsFault(f));
+        && (f.Retryable || !f.ProvenNotSent || f.Code is FailureCodes.MessagesTimeout || IsSettingsFault(f)) && !IsLineSettingsFault(f);
 
     private ResiliencePipeline<SendOutcome> Build(IMessageChannel target)
     {

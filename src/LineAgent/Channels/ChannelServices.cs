@@ -56,9 +56,10 @@ public sealed class ChannelOptionsValidator :
         Result(
             Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttps || url.Scheme == Uri.UriSchemeHttp)
                 ? null : $"Twilio:BaseUrl must be an absolute http or https URL (got '{o.BaseUrl}').",
-            o.Timeout <= TimeSpan.Zero || o.Timeout > Day ? "Twilio:Timeout must be above 00:00:00 and at most a day." : null,
-            o.StatusPollInterval < Poll ? "Twilio:StatusPollInterval must be at least 00:00:00.1." : null,
-            o.InboundPollInterval < Poll ? "Twilio:InboundPollInterval must be at least 00:00:00.1." : null,
+            // At least a second: half of it is the connect timeout, and a few milliseconds fail every send as "may have been sent".
+            o.Timeout < TimeSpan.FromSeconds(1) || o.Timeout > Day ? "Twilio:Timeout must be between 00:00:01 and a day." : null,
+            o.StatusPollInterval < Poll || o.StatusPollInterval > Day ? "Twilio:StatusPollInterval must be between 00:00:00.1 and a day." : null,
+            o.InboundPollInterval < Poll || o.InboundPollInterval > Day ? "Twilio:InboundPollInterval must be between 00:00:00.1 and a day." : null,
             o.ConfirmTimeout <= TimeSpan.Zero ? "Twilio:ConfirmTimeout must be above 00:00:00." : null);
 
     public ValidateOptionsResult Validate(string? name, ResilienceOptions o) =>
@@ -72,12 +73,13 @@ public sealed class ChannelOptionsValidator :
 
     public ValidateOptionsResult Validate(string? name, EmailOptions o) =>
         Result(
-            o.Smtp.Timeout <= TimeSpan.Zero || o.Smtp.Timeout.TotalMilliseconds > int.MaxValue ? "Email:Smtp:Timeout must be above 00:00:00 and under 24 days." : null,
+            o.Smtp.Timeout < TimeSpan.FromSeconds(1) || o.Smtp.Timeout > Day ? "Email:Smtp:Timeout must be between 00:00:01 and a day." : null,
             o.Smtp.IdleTimeout < TimeSpan.Zero ? "Email:Smtp:IdleTimeout must not be negative." : null);
 
     public ValidateOptionsResult Validate(string? name, BridgeOptions o) =>
         Result(
-            o.ScriptTimeout <= TimeSpan.Zero ? "Bridge:ScriptTimeout must be positive." : null,
+            // A send's outer limit is twice this plus 2 minutes, and Polly takes at most a day.
+            o.ScriptTimeout <= TimeSpan.Zero || o.ScriptTimeout > TimeSpan.FromHours(11) ? "Bridge:ScriptTimeout must be above 00:00:00 and at most 11:00:00." : null,
             o.ConfirmTimeout <= TimeSpan.Zero ? "Bridge:ConfirmTimeout must be positive." : null);
 
     private static ValidateOptionsResult Result(params string?[] problems)

@@ -128,8 +128,8 @@ public sealed class AgentOptionsRegion : IValidateOptions<AgentOptions>
             problems.Add($"Agent:DefaultRegion '{region}' is not a region with phone numbers; give an ISO 3166 code such as US, GB or DE " +
                 $"(set by {ConfigurationProblem.EnvironmentName("Agent:DefaultRegion")}, lineagent.json or --Agent:DefaultRegion=...).");
         // Durations the code cannot use: a negative delay throws in Task.Delay at each send, a negative stop time in the host.
-        if (options.ShutdownTimeout < TimeSpan.Zero)
-            problems.Add("Agent:ShutdownTimeout must not be negative.");
+        if (options.ShutdownTimeout < TimeSpan.Zero || options.ShutdownTimeout > TimeSpan.FromDays(1))
+            problems.Add("Agent:ShutdownTimeout must be between 00:00:00 and a day.");
         if (options.DryRunSendDelay < TimeSpan.Zero || options.DryRunSendDelay > TimeSpan.FromHours(1))
             problems.Add("Agent:DryRunSendDelay must be between 00:00:00 and an hour.");
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);

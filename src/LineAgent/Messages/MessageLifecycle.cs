@@ -378,6 +378,9 @@ public sealed class MessageLifecycle
         }, ct, alone: true);
     }
 
+    /// <summary>The code of the event of a PATCH that gave a time: that time was chosen (MessageSql.FailMissed reads it).</summary>
+    public const string RescheduledCode = "rescheduled";
+
     /// <summary>New content and/or time of a scheduled message; null when it is no longer scheduled.</summary>
     public Task<MessageRow?> RescheduleAsync(string id, string? content, long? scheduledAt, string? timeZone, string detail, CancellationToken ct = default)
     {
@@ -388,7 +391,8 @@ public sealed class MessageLifecycle
             // it does not hold yet is owed, and goes in with its new text at the next catch-up.
             s.Owe(MessageStore.SearchIndex, 1);
             return store.Transition(s, Transitions.Reschedule, MessageSql.Reschedule,
-                new { Id = id, Content = content, ScheduledAt = scheduledAt, ScheduleTimeZone = timeZone, Now = now }, code: "edited", detail: detail);
+                new { Id = id, Content = content, ScheduledAt = scheduledAt, ScheduleTimeZone = timeZone, Now = now },
+                code: scheduledAt is null ? "edited" : RescheduledCode, detail: detail);
         }, ct);
     }
 

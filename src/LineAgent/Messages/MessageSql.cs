@@ -366,14 +366,16 @@ public static class MessageSql
     /// </summary>
     // Follow-ups (step 1 and on) are due a duration after the step before, not at a time someone chose: a Mac asleep or
     // off when one fell due sends it when the agent is back (in the recipient's hours), instead of failing it and
-    // stopping the sequence (probe: a night's sleep stopped every sequence with a step due in it).
+    // stopping the sequence (probe: a night's sleep stopped every sequence with a step due in it). One whose time was
+    // PATCHed (its event `rescheduled`) has a chosen time, and is missed as any schedule is (review).
     public const string FailMissed = """
         UPDATE messages
         SET status = 'failed', error_code = 'missed_schedule',
             error_message = 'The agent was not running at the scheduled time and the message is more than ' || @MaxLatenessText || ' late.',
             updated_at = @Now
         WHERE status IN ('scheduled','queued') AND due_at < @Cutoff AND scheduled_at IS NOT NULL AND scheduled_at < @Cutoff
-          AND COALESCE(sequence_step, 0) = 0
+          AND (COALESCE(sequence_step, 0) = 0
+               OR EXISTS (SELECT 1 FROM message_events e WHERE e.message_id = messages.id AND e.code = 'rescheduled'))
           AND not_before IS NULL AND line_id IN (SELECT value FROM json_each(@Active)) AND id NOT IN (SELECT value FROM json_each(@Except))
         RETURNING *
         """;

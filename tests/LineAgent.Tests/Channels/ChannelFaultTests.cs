@@ -9,7 +9,7 @@ public sealed class ChannelFaultTests
     [TestCase("twilio_auth_failed", true, Description = "a rotated Twilio token: every message would fail the same way")]
     [TestCase("twilio_endpoint_not_found", true, Description = "a Twilio:BaseUrl without the Messages API: every message would fail the same way")]
     [TestCase("twilio_rejected", false, Description = "possibly this message's text only")]
-    [TestCase("invalid_sender", true, Description = "the line's From: every message of the line would fail the same way")]
+    [TestCase("invalid_sender", false, Description = "the line's From: held by line, and not counted by the circuit every line shares")]
     [TestCase("smtp_auth_failed", true)]
     [TestCase("smtp_unsupported", true, Description = "STARTTLS or AUTH not offered: every message would fail the same way")]
     [TestCase("automation_denied", true)]

@@ -543,7 +543,7 @@ public sealed class TwilioChannelTests
     }
 
     /// <summary>
-    /// A line whose Sms:From Twilio refuses (21606): every send of that line meets it. It failed each message in turn (a
+    /// A line whose Sms:From Twilio refuses (21659): every send of that line meets it. It failed each message in turn (a
     /// bulk burnt in seconds) while the line showed `ok` (probe). The first fails `invalid_sender`, the line's other
     /// messages wait, its health says why, and another line's sends through Twilio go on.
     /// </summary>
@@ -574,7 +574,7 @@ public sealed class TwilioChannelTests
             "one failed, two waiting", TimeSpan.FromSeconds(30));
         var first = failed.Single(m => m.Str("status") == "failed");
         Assert.That(first["error"].Str("code"), Is.EqualTo("invalid_sender"), first.ToJsonString());
-        Assert.That(first["error"].Str("message"), Does.Contain("21606").And.Contain("line 'default'"));
+        Assert.That(first["error"].Str("message"), Does.Contain("21659").And.Contain("line 'default'"));
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the others were not tried during the hold");
 
         var lines = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!;

@@ -188,6 +188,16 @@ public sealed class RecoveryTests
         Assert.That(step1.Str("status"), Is.EqualTo("sent"), step1.ToJsonString());
         var step2 = steps.Single(m => m!["sequenceStep"]!.GetValue<int>() == 2)!;
         Assert.That(step2.Str("status"), Is.EqualTo("scheduled"), "the next step is due an hour after step 1 went out: " + step2.ToJsonString());
+
+        // A step whose time was PATCHed has a chosen time: missed by more than MaxLateness while down, it fails (review).
+        var chosen = time.GetUtcNow().AddMinutes(30);
+        await (await api2.PatchAsJsonAsync($"/api/messages/{step2.Str("id")}", new { scheduledAt = chosen.ToString("O") })).ExpectAsync(HttpStatusCode.OK);
+        second.Dispose();
+        time.SetUtcNow(chosen.AddHours(2));
+        using var third = new AgentFactory(dir, time);
+        using var api3 = third.Api();
+        var missed = await api3.GetJsonAsync($"/api/messages/{step2.Str("id")}");
+        Assert.That((missed.Str("status"), missed["error"]?.Str("code")), Is.EqualTo(("failed", "missed_schedule")), missed.ToJsonString());
     }
 
     [Test]

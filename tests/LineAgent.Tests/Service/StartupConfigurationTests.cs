@@ -29,17 +29,18 @@ public sealed class StartupConfigurationTests
     [TestCase("LINEAGENT__Lines__0__Sms__Via", "sms", "Lines:0:Sms:Via 'sms' must be messages (the Mac's iPhone relay) or twilio")]
     // Durations the code under them cannot use (probe: a zero Twilio:Timeout failed every send as "may have been sent", a
     // zero InboundPollInterval asked Twilio 22 times a second).
-    [TestCase("LINEAGENT__Twilio__Timeout", "00:00:00", "Twilio:Timeout must be above 00:00:00 and at most a day")]
-    [TestCase("LINEAGENT__Twilio__InboundPollInterval", "00:00:00", "Twilio:InboundPollInterval must be at least 00:00:00.1")]
-    [TestCase("LINEAGENT__Twilio__StatusPollInterval", "-00:00:01", "Twilio:StatusPollInterval must be at least 00:00:00.1")]
+    [TestCase("LINEAGENT__Twilio__Timeout", "00:00:00", "Twilio:Timeout must be between 00:00:01 and a day")]
+    [TestCase("LINEAGENT__Twilio__InboundPollInterval", "00:00:00", "Twilio:InboundPollInterval must be between 00:00:00.1 and a day")]
+    [TestCase("LINEAGENT__Twilio__StatusPollInterval", "-00:00:01", "Twilio:StatusPollInterval must be between 00:00:00.1 and a day")]
     [TestCase("LINEAGENT__Twilio__ConfirmTimeout", "00:00:00", "Twilio:ConfirmTimeout must be above 00:00:00")]
     [TestCase("LINEAGENT__Twilio__BaseUrl", "file:///etc/passwd", "Twilio:BaseUrl must be an absolute http or https URL")]
     [TestCase("LINEAGENT__Resilience__RetryBaseDelay", "-00:00:01", "Resilience:RetryBaseDelay must be between 00:00:00 and a day")]
     [TestCase("LINEAGENT__Resilience__SamplingDuration", "00:00:00", "Resilience:SamplingDuration must be between 00:00:00.5 and a day")]
-    [TestCase("LINEAGENT__Email__Smtp__Timeout", "00:00:00", "Email:Smtp:Timeout must be above 00:00:00")]
+    [TestCase("LINEAGENT__Email__Smtp__Timeout", "00:00:00", "Email:Smtp:Timeout must be between 00:00:01 and a day")]
     [TestCase("LINEAGENT__Email__Smtp__IdleTimeout", "-00:00:01", "Email:Smtp:IdleTimeout must not be negative")]
     [TestCase("LINEAGENT__Agent__DryRunSendDelay", "-00:00:01", "Agent:DryRunSendDelay must be between 00:00:00 and an hour")]
-    [TestCase("LINEAGENT__Agent__ShutdownTimeout", "-00:00:01", "Agent:ShutdownTimeout must not be negative")]
+    [TestCase("LINEAGENT__Agent__ShutdownTimeout", "-00:00:01", "Agent:ShutdownTimeout must be between 00:00:00 and a day")]
+    [TestCase("LINEAGENT__Bridge__ScriptTimeout", "12:00:00", "Bridge:ScriptTimeout must be above 00:00:00 and at most 11:00:00")]
     public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
     {
         using var dir = new TempDir();

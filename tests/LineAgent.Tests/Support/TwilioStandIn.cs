@@ -29,7 +29,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
     public const string Twilio20404 = "+12025550424";        // Twilio's own 404 / 20404 (a proxy forwarding under a wrong path)
     public const string Redirects = "+12025550301";          // 301 to the https URL (a proxy that redirects http to https)
     public const string CreatedWithoutSid = "+12025550201";  // 201 with {} (a gateway's answer, not Twilio's resource)
-    public const string RefusedFrom = "+12025550606";        // as From: 400, code 21606 (not a message-capable number of the account)
+    public const string RefusedFrom = "+12025550659";        // as From: 400, code 21659 (not a Twilio phone number)
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _rateLimited = new();
@@ -106,7 +106,7 @@ public sealed class TwilioStandIn : IAsyncDisposable
             return Error(401, 20003, "Authenticate");
         var to = form.GetValueOrDefault("To");
         if (form.GetValueOrDefault("From") == RefusedFrom)
-            return Error(400, 21606, $"The 'From' phone number provided ({RefusedFrom}) is not a valid message-capable Twilio phone number for this destination/account");
+            return Error(400, 21659, $"Source number {RefusedFrom} is not a Twilio phone number, verified outgoing caller id or alphanumeric sender ID");
         switch (to)
         {
             case InvalidNumber:

@@ -204,10 +204,12 @@ public sealed class TwilioSmsChannel : IMessageChannel, IDisposable
                 return new SendOutcome.Failed(FailureCodes.Suppressed, text, ProvenNotSent: true, ChannelCode: e.Code);
             case 20429:
                 return new SendOutcome.Failed(FailureCodes.TwilioRateLimited, text, ProvenNotSent: true, Retryable: true, ChannelCode: e.Code, Outage: true);
-            // The line's sender refused: 21212 invalid From, 21603 From missing, 21606 From not a message-capable number of
-            // the account, 21659 From not a Twilio number, 21660 From of another account. Every send of the line would meet
-            // it: the line is held (ChannelResilience.IsLineSettingsFault) instead of failing a bulk one message at a time.
-            case 21212 or 21603 or 21606 or 21659 or 21660:
+            // The line's sender refused: 21212 invalid From, 21603 From missing, 21659 From not a Twilio number, 21660 From
+            // of another account. Every send of the line would meet it: the line is held (ChannelResilience.IsLineSettingsFault)
+            // instead of failing a bulk one message at a time. Not 21606 ("not a valid, message-capable Twilio phone number
+            // for this destination"): it can be the destination's, and a held message to such a country would be the
+            // line's trial for ever (review); it fails that message alone, as twilio_rejected.
+            case 21212 or 21603 or 21659 or 21660:
                 return new SendOutcome.Failed(FailureCodes.InvalidSender,
                     $"{text} (check Lines:*:Sms:From or Sms:MessagingServiceSid of line '{m.LineId}')", ProvenNotSent: true, ChannelCode: e.Code);
         }
