@@ -32,19 +32,19 @@ absolute() {
 physical() { if [ -d "$1" ]; then (cd -P -- "$1" 2>/dev/null && pwd -P) || absolute "$1"; else absolute "$1"; fi; }
 
 # LineAgent's entries in a data directory, set in the array `ours` (names, not paths): the files the agent, restore and
-# backups write, and then `outbox`, `backups` and Finder's `.DS_Store` only beside one of them (alone they are common
+# backups write, and then `api-token`, `outbox`, `backups` and Finder's `.DS_Store` only beside one of them (alone they are common
 # folder names: `--purge --data-dir ~/Documents` deleted a backups/ of the user's; review). An array, never lines of text:
 # a name with a newline in it split into two names, one of them another folder (review).
 ours=()
 find_ours() {   # DIR
   local f core=0
   ours=()
-  for f in "$1"/lineagent.db "$1"/lineagent.db?* "$1"/api-token "$1"/api-token.tmp "$1"/agent.lock "$1"/lineagent.json \
-           "$1"/.write-check-* "$1"/.lineagent-room-*.tmp; do
+  for f in "$1"/lineagent.db "$1"/lineagent.db?* "$1"/agent.lock "$1"/lineagent.json "$1"/.write-check-* "$1"/.lineagent-room-*.tmp; do
     if [ -e "$f" ] || [ -L "$f" ]; then ours+=("${f##*/}"); core=1; fi
   done
   [ "$core" -eq 1 ] || return 0
-  for f in "$1"/outbox "$1"/backups "$1"/.DS_Store; do
+  # api-token too is a name other tools use (review): LineAgent's only beside the files above.
+  for f in "$1"/api-token "$1"/api-token.tmp "$1"/outbox "$1"/backups "$1"/.DS_Store; do
     if [ -e "$f" ] || [ -L "$f" ]; then ours+=("${f##*/}"); fi
   done
 }

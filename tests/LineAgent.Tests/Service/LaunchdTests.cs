@@ -232,9 +232,11 @@ public sealed class LaunchdTests
         Directory.CreateDirectory(Path.Combine(documents, "backups"));
         File.WriteAllText(Path.Combine(documents, "backups", "taxes.zip"), "x");
         Directory.CreateDirectory(Path.Combine(documents, "outbox"));
+        File.WriteAllText(Path.Combine(documents, "api-token"), "another tool's");
         var mistyped = await mac.UninstallAsync("--purge", "--data-dir", documents);
         Assert.That(mistyped.ExitCode, Is.Zero, mistyped.Stderr);
-        Assert.That(File.Exists(Path.Combine(documents, "backups", "taxes.zip")) && Directory.Exists(Path.Combine(documents, "outbox")), Is.True);
+        Assert.That(File.Exists(Path.Combine(documents, "backups", "taxes.zip")) && Directory.Exists(Path.Combine(documents, "outbox"))
+            && File.Exists(Path.Combine(documents, "api-token")), Is.True, mistyped.Stdout);
         Assert.That(mistyped.Stdout, Does.Contain("is not installed here: nothing to do"));
 
         // A name with a line break in it is one name (review: it split into two, and rm -rf took the second).
