@@ -230,7 +230,17 @@ public sealed class WebhookTargetGuard(IWebhookResolver resolver, IOptions<Webho
         Exception? last = null;
         foreach (var address in addresses)
         {
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Socket socket;
+            try
+            {
+                socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            }
+            catch (SocketException e)
+            {
+                // This family is not available here (no IPv6): try the next address; an address tried before says more (review).
+                last ??= e;
+                continue;
+            }
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(address, port), ct);
