@@ -1131,6 +1131,40 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// An opt-out that comes while a send waits at the Messages gate (another line's script holds Messages): the send was
+    /// handed off before it, but nothing has reached Messages yet. It went out seconds after POST /api/suppressions
+    /// answered 201 (probe); now the gate asks the dispatcher's checks again and it fails `suppressed`, unsent.
+    /// </summary>
+    [Test]
+    public async Task AnOptOutWhileASendWaitsForMessages_ShouldStopIt()
+    {
+        using var dataDir = new TempDir();
+        _messages = new MessagesEmulator(_dir.File("messages"));
+        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(20), scriptTimeout: TimeSpan.FromSeconds(60));
+        settings["Lines:1:Id"] = "second";
+        settings["Lines:1:Pacing:Enabled"] = "false";
+        settings["Api:SendWaitSeconds"] = "0";
+        using var agent = await AgentProcess.StartAsync(dataDir.Path, args: AgentProcess.Args(settings));
+        using var api = agent.Api();
+        // Line one's script holds Messages for 5 s before it sends; line two's send waits for it.
+        _messages.Control(new { sendDelayMs = 5_000, confirmDelayMs = 100 });
+        await (await api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = "+12025550922", lineId = "default" }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+        await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "line one's script running");
+        var waiting = (await (await api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = "+12025550923", lineId = "second" }))
+            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        await Until(api, waiting, x => x.Str("status") == "sending", "line two's send handed off, waiting for Messages");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
+
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550923" })).ExpectAsync(HttpStatusCode.Created);
+
+        var settled = await Until(api, waiting, x => x.Str("status") is "sent" or "failed", "line two's send settled");
+        Assert.That((settled.Str("status"), settled["error"]?.Str("code")), Is.EqualTo(("failed", "suppressed")), settled.ToJsonString());
+        var sends = _messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[2])).ToList();
+        Assert.That(sends, Is.EqualTo(new[] { "from line one" }), "line two's text never reached Messages");
+    }
+
+    /// <summary>
     /// SIGKILL while a send waits at the Messages gate (another line's script holds Messages): it was handed off, but its
     /// script never started. Its baseline is stored just before the script, so after the restart a handed-off send without
     /// one is proven not sent: it goes out, once. Before, it stayed `sending` and failed `unconfirmed` ("maybe sent", a

@@ -40,10 +40,17 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
         var service = MessagesBridge.ServiceType(m.Type);
         BridgeSendResult result;
         long? baseline;
-        if (!await ChannelGate.EnterAsync(_oneAtATime, ct))
+        var waited = !_oneAtATime.Wait(0);
+        if (waited && !await ChannelGate.EnterAsync(_oneAtATime, ct))
             return new SendOutcome.Deferred("Messages.app is busy with another line's send (it may be hung or restarting)", ChannelGate.RetryAfter);
         try
         {
+            // It waited for another line's send (up to ChannelGate.MaxWait): what the dispatcher checked before the hand-off
+            // is asked again before anything reaches Messages. An opt-out or a reply that came meanwhile went out anyway
+            // (probe: a suppression answered 201 seconds before the script ran). Nothing was sent: the dispatcher decides again.
+            if (waited && request.WhyNotNow is { } ask && await WhyNotNowAsync(ask, ct) is { } reason)
+                return new SendOutcome.Deferred($"{reason}, while it waited for Messages.app (busy with another line's send); nothing was sent",
+                    WithheldRetryAfter);
             // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
             long? read;
             (read, var refused) = ReadBaseline();
