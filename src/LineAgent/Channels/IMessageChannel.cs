@@ -8,9 +8,10 @@ namespace LineAgent.Channels;
 /// stores the channel's own position (chat.db's MAX(ROWID), null when unread) on the message, on disk, before the send goes
 /// out; false when the row is no longer this attempt's. Every send the dispatcher hands to Messages has it: a handed-off
 /// Messages send without a stored baseline is taken after a crash as one whose script never started (MessagesChannel.ReconcileAsync).
-/// Null only in recovery, which sends nothing. <paramref name="WhyNotNow"/> is asked before a channel tries the message a
-/// second time within one attempt (Messages restarted after its script hung before `send`): why it must not go now (its
-/// recipient opted out, or replied to a stop-on-reply message, since the dispatcher checked), else null.
+/// Null only in recovery, which sends nothing. <paramref name="WhyNotNow"/> is asked by Messages before each script (a send
+/// may wait for another line's script or a retry's backoff after the hand-off) and before a second try within one attempt
+/// (Messages restarted after its script hung before `send`): why it must not go now (its recipient opted out, or replied
+/// to a stop-on-reply message, since the dispatcher checked), else null.
 /// </summary>
 public sealed record SendRequest(MessageRow Message, LineOptions Line, string Claim, Func<long?, CancellationToken, Task<bool>>? KeepBaseline = null,
     Func<CancellationToken, Task<string?>>? WhyNotNow = null);

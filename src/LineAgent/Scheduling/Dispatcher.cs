@@ -243,7 +243,7 @@ public sealed class Dispatcher(
         Track(RecordThenTellAsync(claimed, claim, channel, outcome));
     }
 
-    /// <summary>What the dispatcher checked before the hand-off, asked again before a channel's second try (<see cref="SendRequest.WhyNotNow"/>).</summary>
+    /// <summary>What the dispatcher checked before the hand-off, asked again by a channel before it sends (<see cref="SendRequest.WhyNotNow"/>).</summary>
     private async Task<string?> WhyNotNowAsync(MessageRow m, CancellationToken ct)
     {
         if ((await suppressions.SuppressedAmongAsync([m.Recipient], ct)).Count > 0)

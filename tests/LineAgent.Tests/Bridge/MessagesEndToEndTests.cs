@@ -1165,6 +1165,39 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// A reply to a stop-on-reply message that comes during a retry's backoff (osascript could not be started: provably not
+    /// sent, retried after Resilience:RetryBaseDelay): the retry's script must not run (review: only a send that waited for
+    /// the gate was checked again).
+    /// </summary>
+    [Test]
+    public async Task AReplyDuringARetrysBackoff_ShouldStopTheRetry()
+    {
+        using var agent = Agent(extra: new Dictionary<string, string?> { ["Resilience:RetryBaseDelay"] = "00:00:04", ["Api:SendWaitSeconds"] = "0" });
+        using var api = agent.Api();
+        var mode = File.GetUnixFileMode(_messages.Osascript);
+        File.SetUnixFileMode(_messages.Osascript, mode & ~(UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute));
+        try
+        {
+            var response = await api.SendMessageAsync(new { content = "are you free?", type = "imessage", recipientPhone = "+12025550931", stopOnReply = true });
+            Assert.That(response.StatusCode, Is.AnyOf(HttpStatusCode.Created, HttpStatusCode.Accepted), "stored (queued or already sending)");
+            var id = (await response.Content.ReadFromJsonAsync<JsonObject>())!.Str("id");
+            await Eventually.TrueAsync(async () => (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{id}/events"))!
+                .Any(e => e.StrOrNull("detail")?.StartsWith("attempt 1 in ", StringComparison.Ordinal) == true), "the first attempt failed and a retry waits");
+
+            _messages.Incoming("+12025550931", "stop texting me please");
+            File.SetUnixFileMode(_messages.Osascript, mode);
+
+            var settled = await Until(api, id, x => x.Str("status") is "sent" or "failed" or "cancelled", "the message settled");
+            Assert.That((settled.Str("status"), settled["error"]?.Str("code")), Is.EqualTo(("cancelled", "replied")), settled.ToJsonString());
+            Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.Zero, "the retry's script never ran");
+        }
+        finally
+        {
+            File.SetUnixFileMode(_messages.Osascript, mode);
+        }
+    }
+
+    /// <summary>
     /// SIGKILL while a send waits at the Messages gate (another line's script holds Messages): it was handed off, but its
     /// script never started. Its baseline is stored just before the script, so after the restart a handed-off send without
     /// one is proven not sent: it goes out, once. Before, it stayed `sending` and failed `unconfirmed` ("maybe sent", a

@@ -45,12 +45,24 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             return new SendOutcome.Deferred("Messages.app is busy with another line's send (it may be hung or restarting)", ChannelGate.RetryAfter);
         try
         {
-            // It waited for another line's send (up to ChannelGate.MaxWait): what the dispatcher checked before the hand-off
-            // is asked again before anything reaches Messages. An opt-out or a reply that came meanwhile went out anyway
-            // (probe: a suppression answered 201 seconds before the script ran). Nothing was sent: the dispatcher decides again.
-            if (waited && request.WhyNotNow is { } ask && await WhyNotNowAsync(ask, ct) is { } reason)
-                return new SendOutcome.Deferred($"{reason}, while it waited for Messages.app (busy with another line's send); nothing was sent",
-                    WithheldRetryAfter);
+            // What the dispatcher checked before the hand-off is asked again once Messages is this send's, before anything
+            // reaches it: the send may have waited for another line's script (up to ChannelGate.MaxWait), or be a retry after
+            // a backoff (Messages not running). An opt-out or a reply that came meanwhile went out anyway (probe: a
+            // suppression answered 201 seconds before the script ran). Nothing was sent: the dispatcher decides again.
+            string? reason;
+            try
+            {
+                reason = request.WhyNotNow is { } ask ? await WhyNotNowAsync(ask, ct) : null;
+            }
+            catch (OperationCanceledException)
+            {
+                // The attempt's time ran out before the script: not "maybe sent" (review).
+                return new SendOutcome.Deferred("the attempt's time ran out while it was checked again; nothing was sent", ChannelGate.RetryAfter);
+            }
+            if (reason is not null)
+                return new SendOutcome.Deferred(waited
+                    ? $"{reason}, while it waited for Messages.app (busy with another line's send); nothing was sent"
+                    : $"{reason} since it was handed over; nothing was sent", WithheldRetryAfter);
             // chat.db's newest row just before the send: our row is above it (see DeliveryWatcher's matching).
             long? read;
             (read, var refused) = ReadBaseline();
@@ -140,7 +152,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
     /// <summary>A withheld retry goes back to the dispatcher at once: it fails or cancels the message (nothing waits on Messages).</summary>
     private static readonly TimeSpan WithheldRetryAfter = TimeSpan.FromSeconds(1);
 
-    /// <summary>The dispatcher's check before a retry; when it cannot be made (a storage fault), the retry is withheld too.</summary>
+    /// <summary>The dispatcher's check, asked again before each script; when it cannot be made (a storage fault), the send is withheld too.</summary>
     private static async Task<string?> WhyNotNowAsync(Func<CancellationToken, Task<string?>> why, CancellationToken ct)
     {
         try
