@@ -296,8 +296,27 @@ public sealed class Dispatcher(
         context.Properties.Set(ChannelResilience.MessageId, request.Message.Id);
         try
         {
-            return await resilience.For(channel).ExecuteAsync(
-                static async (ctx, state) => await state.channel.SendAsync(state.request, ctx.CancellationToken), context, (channel, request));
+            return await resilience.For(channel).ExecuteAsync(static async (ctx, state) =>
+            {
+                // A retry (after a backoff of seconds: Twilio's 429, an SMTP server down) asks again what the dispatcher
+                // checked before the hand-off: an opt-out or a reply that came during the backoff was sent anyway (review).
+                if (ctx.Properties.TryGetValue(ChannelResilience.LastFailure, out var before) && state.request.WhyNotNow is { } ask)
+                {
+                    string? reason;
+                    try
+                    {
+                        reason = await ask(ctx.CancellationToken);
+                    }
+                    catch (Exception e)
+                    {
+                        reason = e is OperationCanceledException ? "the attempt's time ran out while it was checked again"
+                            : $"whether it may still go could not be checked ({e.Message})";
+                    }
+                    if (reason is not null)
+                        return new SendOutcome.Deferred($"{reason}; the retry after {before.Code} was not made, nothing more was sent", TimeSpan.FromSeconds(1));
+                }
+                return await state.channel.SendAsync(state.request, ctx.CancellationToken);
+            }, context, (channel, request));
         }
         catch (BrokenCircuitException e)
         {

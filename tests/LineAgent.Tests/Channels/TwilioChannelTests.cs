@@ -588,6 +588,28 @@ public sealed class TwilioChannelTests
         Assert.That(other.Str("channelRef"), Does.StartWith("SM"), other.ToJsonString());
     }
 
+    /// <summary>
+    /// An opt-out that comes while a send waits to be retried (Twilio answered 429: nothing was sent): the retry is not made
+    /// and the message fails `suppressed` (review: only Messages asked again, and the retry went out).
+    /// </summary>
+    [Test]
+    public async Task AnOptOutDuringARetrysBackoff_ShouldStopTheRetry()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Resilience:RetryBaseDelay"] = "00:00:04", ["Api:SendWaitSeconds"] = "0" });
+        using var api = agent.Api();
+        var response = await api.SendMessageAsync(new { content = "limited", recipientPhone = TwilioStandIn.RateLimitedTwice });
+        Assert.That(response.StatusCode, Is.AnyOf(HttpStatusCode.Created, HttpStatusCode.Accepted));
+        var id = (await response.Content.ReadFromJsonAsync<JsonObject>())!.Str("id");
+        await Eventually.TrueAsync(() => _twilio.Requests.Count(r => r.Method == "POST") == 1, "the first attempt answered 429");
+
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = TwilioStandIn.RateLimitedTwice })).ExpectAsync(HttpStatusCode.Created);
+
+        var settled = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") is "sent" or "failed",
+            "the message settled", TimeSpan.FromSeconds(30));
+        Assert.That((settled.Str("status"), settled["error"]?.Str("code")), Is.EqualTo(("failed", "suppressed")), settled.ToJsonString());
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the retry was not made");
+    }
+
     [Test]
     public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
     {
