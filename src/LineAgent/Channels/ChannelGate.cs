@@ -15,6 +15,29 @@ public static class ChannelGate
 
     public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The dispatcher's checks asked again inside the gate, before anything reaches the channel: a send may have waited
+    /// there for another line's (probe: an opt-out answered 201 seconds before the send went). Null when it may go; else why
+    /// not, including when the check could not be made (a storage fault, the attempt's time running out): nothing was sent.
+    /// </summary>
+    public static async Task<string?> WhyNotNowAsync(SendRequest request, CancellationToken ct)
+    {
+        if (request.WhyNotNow is not { } ask)
+            return null;
+        try
+        {
+            return await ask(ct);
+        }
+        catch (OperationCanceledException)
+        {
+            return "the attempt's time ran out while it was checked again";
+        }
+        catch (Exception e)
+        {
+            return $"whether it may still go could not be checked ({e.Message})";
+        }
+    }
+
     /// <summary>True when entered (the caller releases it); false when the send must not start.</summary>
     public static async Task<bool> EnterAsync(SemaphoreSlim gate, CancellationToken attempt)
     {

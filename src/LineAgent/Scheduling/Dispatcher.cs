@@ -300,21 +300,9 @@ public sealed class Dispatcher(
             {
                 // A retry (after a backoff of seconds: Twilio's 429, an SMTP server down) asks again what the dispatcher
                 // checked before the hand-off: an opt-out or a reply that came during the backoff was sent anyway (review).
-                if (ctx.Properties.TryGetValue(ChannelResilience.LastFailure, out var before) && state.request.WhyNotNow is { } ask)
-                {
-                    string? reason;
-                    try
-                    {
-                        reason = await ask(ctx.CancellationToken);
-                    }
-                    catch (Exception e)
-                    {
-                        reason = e is OperationCanceledException ? "the attempt's time ran out while it was checked again"
-                            : $"whether it may still go could not be checked ({e.Message})";
-                    }
-                    if (reason is not null)
-                        return new SendOutcome.Deferred($"{reason}; the retry after {before.Code} was not made, nothing more was sent", TimeSpan.FromSeconds(1));
-                }
+                if (ctx.Properties.TryGetValue(ChannelResilience.LastFailure, out var before)
+                    && await ChannelGate.WhyNotNowAsync(state.request, ctx.CancellationToken) is { } reason)
+                    return new SendOutcome.Deferred($"{reason}; the retry after {before.Code} was not made, nothing more was sent", TimeSpan.FromSeconds(1));
                 return await state.channel.SendAsync(state.request, ctx.CancellationToken);
             }, context, (channel, request));
         }

@@ -34,6 +34,37 @@ public sealed class EmailChannelTests
         return new AgentFactory(settings: settings, systemClock: true);
     }
 
+    /// <summary>
+    /// An opt-out that comes while an email waits for the SMTP connection another line's send holds (a slow server): it
+    /// was handed off, nothing reached the server yet, and it went anyway (review, as probe G found for Messages).
+    /// </summary>
+    [Test]
+    public async Task AnOptOutWhileAnEmailWaitsForTheServer_ShouldStopIt()
+    {
+        using var agent = Agent(new Dictionary<string, string?>
+        {
+            ["Lines:1:Id"] = "second", ["Lines:1:IMessage:Enabled"] = "false", ["Lines:1:Pacing:Enabled"] = "false",
+            ["Lines:1:Email:From"] = "Sales Team <sales@example.com>", ["Api:SendWaitSeconds"] = "0",
+        });
+        using var api = agent.Api();
+        // The server takes 3 s over line one's recipient; line two's email waits for the connection.
+        var first = await api.SendMessageAsync(new { content = "one", recipientEmail = "slow@example.com", subject = "s", lineId = "default" });
+        Assert.That(first.StatusCode, Is.AnyOf(HttpStatusCode.Created, HttpStatusCode.Accepted));
+        await Eventually.TrueAsync(() => _smtp.Log().Any(e => e.Str("event") == "mail"), "line one's send reached the server (MAIL FROM; its RCPT takes 3 s)");
+        var second = await api.SendMessageAsync(new { content = "two", recipientEmail = "bob@example.com", subject = "s", lineId = "second" });
+        Assert.That(second.StatusCode, Is.AnyOf(HttpStatusCode.Created, HttpStatusCode.Accepted));
+        var id = (await second.Content.ReadFromJsonAsync<JsonObject>())!.Str("id");
+        await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") == "sending", "line two's email handed off");
+
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = "bob@example.com" })).ExpectAsync(HttpStatusCode.Created);
+
+        var settled = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{id}")!, m => m.Str("status") is "sent" or "failed",
+            "line two's email settled", TimeSpan.FromSeconds(30));
+        Assert.That((settled.Str("status"), settled["error"]?.Str("code")), Is.EqualTo(("failed", "suppressed")), settled.ToJsonString());
+        await Eventually.TrueAsync(() => _smtp.Received().Count == 1, "line one's email arrived");
+        Assert.That(_smtp.Received().Single().To.Mailboxes.Single().Address, Is.EqualTo("slow@example.com"));
+    }
+
     [Test]
     public async Task Email_ShouldArriveWithFromToSubjectBodyAndMessageId()
     {

@@ -45,10 +45,16 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
             return new SendOutcome.Failed(FailureCodes.InvalidSender, $"Line '{request.Line.Id}' has an unreadable Email:From: {e.Message}", ProvenNotSent: true);
         }
 
-        if (!await ChannelGate.EnterAsync(_gate, ct))
+        var waited = !_gate.Wait(0);
+        if (waited && !await ChannelGate.EnterAsync(_gate, ct))
             return new SendOutcome.Deferred($"{Smtp.Host} is busy with another line's send", ChannelGate.RetryAfter);
         try
         {
+            // It waited for another line's send (up to ChannelGate.MaxWait): an opt-out or a reply that came meanwhile
+            // stops it before anything reaches the server (review: as for Messages).
+            if (waited && await ChannelGate.WhyNotNowAsync(request, ct) is { } reason)
+                return new SendOutcome.Deferred($"{reason}, while it waited for {Smtp.Host} (busy with another line's send); nothing was sent",
+                    TimeSpan.FromSeconds(1));
             SmtpClient client;
             try
             {

@@ -49,17 +49,8 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             // reaches it: the send may have waited for another line's script (up to ChannelGate.MaxWait), or be a retry after
             // a backoff (Messages not running). An opt-out or a reply that came meanwhile went out anyway (probe: a
             // suppression answered 201 seconds before the script ran). Nothing was sent: the dispatcher decides again.
-            string? reason;
-            try
-            {
-                reason = request.WhyNotNow is { } ask ? await WhyNotNowAsync(ask, ct) : null;
-            }
-            catch (OperationCanceledException)
-            {
-                // The attempt's time ran out before the script: not "maybe sent" (review).
-                return new SendOutcome.Deferred("the attempt's time ran out while it was checked again; nothing was sent", ChannelGate.RetryAfter);
-            }
-            if (reason is not null)
+            // The attempt's time running out here is not "maybe sent" either (review).
+            if (await ChannelGate.WhyNotNowAsync(request, ct) is { } reason)
                 return new SendOutcome.Deferred(waited
                     ? $"{reason}, while it waited for Messages.app (busy with another line's send); nothing was sent"
                     : $"{reason} since it was handed over; nothing was sent", WithheldRetryAfter);
