@@ -511,6 +511,15 @@ public sealed class LaunchdTests
     /// The plugin's environment in tests: HOME, TMPDIR, LINEAGENT_BIN as a wrapper that runs this build of the
     /// agent (as the installed PREFIX/bin/lineagent would), and a PATH whose python3 only leaves a marker behind.
     /// </summary>
+    /// <summary>The plugin's environment against a stand-in that answers /api/status at <paramref name="url"/>.</summary>
+    private static Dictionary<string, string?> StatusServerEnv(string dir, Uri url)
+    {
+        var env = PluginEnv(dir, out _, out _);
+        env["LINEAGENT_URL"] = url.ToString().TrimEnd('/');
+        env["LINEAGENT_TOKEN"] = "t";
+        return env;
+    }
+
     private static Dictionary<string, string?> PluginEnv(string dir, out FakeBin fakes, out string pythonRan)
     {
         pythonRan = Path.Combine(dir, "python-ran");
@@ -551,9 +560,7 @@ public sealed class LaunchdTests
                 : Microsoft.AspNetCore.Http.Results.Content(status.ToJsonString(), "application/json");
         }));
         await using var server = app;
-        var env = PluginEnv(dir.Path, out _, out _);
-        env["LINEAGENT_URL"] = url.ToString().TrimEnd('/');
-        env["LINEAGENT_TOKEN"] = "t";
+        var env = StatusServerEnv(dir.Path, url);
 
         var output = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
         TestContext.Out.WriteLine(output.Stdout);
@@ -597,9 +604,7 @@ public sealed class LaunchdTests
         status["lines"]![0]!["health"]![1]!["state"] = "ok"; // only the storage is wrong
         var (app, url) = await LoopbackServer.StartAsync(a => a.MapGet("/api/status", () => Microsoft.AspNetCore.Http.Results.Content(status.ToJsonString(), "application/json")));
         await using var server = app;
-        var env = PluginEnv(dir.Path, out _, out _);
-        env["LINEAGENT_URL"] = url.ToString().TrimEnd('/');
-        env["LINEAGENT_TOKEN"] = "t";
+        var env = StatusServerEnv(dir.Path, url);
 
         var output = await Programs.RunAsync("/bin/bash", [Launchd("menubar/lineagent.30s.sh")], env);
         TestContext.Out.WriteLine(output.Stdout);

@@ -85,7 +85,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
                 return notKept;
             // From here a new chat.db row above the baseline may be this send's: held from other sends until the outcome is written.
             inFlight.Started(m.Id, m.Recipient, baseline, time.GetUtcNow());
-            result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct, request.WhyNotNow is { } why ? token => WhyNotNowAsync(why, token) : null);
+            result = await bridge.Scripts.SendAsync(service, m.Recipient, m.Content, ct, request.WhyNotNow is null ? null : token => ChannelGate.WhyNotNowAsync(request, token));
         }
         finally
         {
@@ -142,19 +142,6 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
 
     /// <summary>A withheld retry goes back to the dispatcher at once: it fails or cancels the message (nothing waits on Messages).</summary>
     private static readonly TimeSpan WithheldRetryAfter = TimeSpan.FromSeconds(1);
-
-    /// <summary>The dispatcher's check, asked again before each script; when it cannot be made (a storage fault), the send is withheld too.</summary>
-    private static async Task<string?> WhyNotNowAsync(Func<CancellationToken, Task<string?>> why, CancellationToken ct)
-    {
-        try
-        {
-            return await why(ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            return $"whether it may still go could not be checked ({e.Message})";
-        }
-    }
 
     /// <summary>Stores the baseline before the script; null when it is on disk, else why nothing is sent.</summary>
     private static async Task<SendOutcome?> KeepAsync(Func<long?, CancellationToken, Task<bool>> keep, long? baseline, CancellationToken ct)
