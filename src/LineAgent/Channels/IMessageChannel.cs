@@ -69,7 +69,12 @@ public abstract record ReconcileOutcome
 /// <param name="ParallelSends">How many sends of one unpaced line it takes at once (each handed off on disk before it goes, and
 /// settled exactly after a crash). 1 for every real channel: Messages runs one script at a time, and an SMTP or Twilio send cut off
 /// by a crash cannot be told apart from a sent one.</param>
-public sealed record ChannelCapabilities(bool ConfirmsLater = false, bool IsDryRun = false, bool SettledOnAccept = false, int ParallelSends = 1)
+/// <param name="MarksStart">It stores on the row, on disk, the moment its send really starts (<see cref="SendRequest.KeepBaseline"/>:
+/// Messages, just before its script, after it may have waited for another line's script). Until then a handed-off send has
+/// reached nothing: a cancel still stops it (its mark's compare-and-set then fails, and the send is not made), and after a
+/// crash it is known not sent. The hand-off leaves the mark empty only for such a channel (MessageSql.ClaimAndHandOff).</param>
+public sealed record ChannelCapabilities(bool ConfirmsLater = false, bool IsDryRun = false, bool SettledOnAccept = false, int ParallelSends = 1,
+    bool MarksStart = false)
 {
     public static readonly ChannelCapabilities Immediate = new();
 }

@@ -277,11 +277,15 @@ public sealed class MessageLifecycle
     /// scheduled/queued and due → sending, and handed to <paramref name="channel"/> in the same write: once this is
     /// committed the row may go out, so a restart reconciles it with the channel instead of sending it again.
     /// </summary>
-    public Task<MessageRow?> ClaimAndHandOffAsync(string id, string claim, string channel, bool dryRun, bool newConversation, CancellationToken ct = default)
+    /// <param name="marksStart">The channel stores when its send starts (<see cref="Channels.ChannelCapabilities.MarksStart"/>): the
+    /// mark is left empty until then, and a cancel may still take the row.</param>
+    public Task<MessageRow?> ClaimAndHandOffAsync(string id, string claim, string channel, bool dryRun, bool newConversation, CancellationToken ct = default,
+        bool marksStart = false)
     {
         var now = NowMs;
         return Write(s => store.Transition(s, Transitions.HandOff, MessageSql.ClaimAndHandOff,
-            new { Id = id, Claim = claim, Now = now, Channel = channel, DryRun = dryRun, NewConversation = newConversation },
+            new { Id = id, Claim = claim, Now = now, Channel = channel, DryRun = dryRun, NewConversation = newConversation,
+                StartMark = marksStart ? (long?)null : MessageRow.BaselineUnread },
             detail: $"handed to {channel}"), ct);
     }
 
@@ -360,7 +364,10 @@ public sealed class MessageLifecycle
 
     // ---- the API ------------------------------------------------------------------------------------
 
-    /// <summary>scheduled/queued → cancelled; null once it was handed over (or already final).</summary>
+    /// <summary>
+    /// scheduled/queued → cancelled, and a handed-off send that has not started (<see cref="MessageSql.Cancellable"/>: it waits
+    /// for Messages.app, busy with another line's script); null once its send started (or it is final).
+    /// </summary>
     public Task<MessageRow?> CancelAsync(string id, string detail, CancellationToken ct = default)
     {
         var now = NowMs;

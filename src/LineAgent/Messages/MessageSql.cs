@@ -41,15 +41,26 @@ public static class MessageSql
 
     public const string EventsFor = "SELECT * FROM message_events WHERE message_id = @Id ORDER BY id";
 
-    public const string Cancel = """
-        UPDATE messages SET status = 'cancelled', not_before = NULL, updated_at = @Now
-        WHERE id = @Id AND status IN ('scheduled','queued')
+    /// <summary>
+    /// What a cancel (of a message, a batch, a sequence) takes: a message not handed over yet, or one handed to a channel that
+    /// marks when its send starts (Messages) and has not started: it waits for Messages.app while another line's script holds
+    /// it (up to ChannelGate.MaxWait), and showed `sending` with nothing sent, yet a cancel was refused (probe). Its start mark
+    /// (<see cref="KeepScriptBaseline"/>) is a compare-and-set on `sending`, so once it is cancelled the script never runs;
+    /// once the mark is on disk the send may be under way and it is not cancellable. The hand-off marks other channels' sends
+    /// as started at once (<see cref="ClaimAndHandOff"/>). A cancelled send was not handed over: its hand-off time is cleared, so
+    /// that the line's pacing and what a reply answers do not count it.
+    /// </summary>
+    public const string Cancellable = "(status IN ('scheduled','queued') OR (status = 'sending' AND handed_at IS NOT NULL AND script_baseline IS NULL AND accepted_at IS NULL))";
+
+    public const string Cancel = $"""
+        UPDATE messages SET status = 'cancelled', not_before = NULL, claim = NULL, claimed_at = NULL, handed_at = NULL, updated_at = @Now
+        WHERE id = @Id AND {Cancellable}
         RETURNING *
         """;
 
-    public const string CancelBatch = """
-        UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
-        WHERE batch_id = @BatchId AND status IN ('scheduled', 'queued')
+    public const string CancelBatch = $"""
+        UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, claim = NULL, claimed_at = NULL, handed_at = NULL, updated_at = @Now
+        WHERE batch_id = @BatchId AND {Cancellable}
         RETURNING *
         """;
 
@@ -126,9 +137,9 @@ public static class MessageSql
         RETURNING *
         """;
 
-    public const string CancelSequence = """
-        UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, updated_at = @Now
-        WHERE sequence_id = @SequenceId AND status IN ('scheduled','queued')
+    public const string CancelSequence = $"""
+        UPDATE messages SET status = 'cancelled', not_before = NULL, error_code = NULL, claim = NULL, claimed_at = NULL, handed_at = NULL, updated_at = @Now
+        WHERE sequence_id = @SequenceId AND {Cancellable}
         RETURNING *
         """;
 
@@ -216,12 +227,13 @@ public static class MessageSql
 
     /// <summary>
     /// Claim and hand-off in one compare-and-set: from this commit on the row may go out through @Channel.
-    /// (One write per send instead of two; the hand-off is on disk before the channel is called.)
+    /// (One write per send instead of two; the hand-off is on disk before the channel is called.) @StartMark: NULL for a
+    /// channel that marks when its send starts (<see cref="KeepScriptBaseline"/>), else -1, started (<see cref="Cancellable"/>).
     /// </summary>
     public const string ClaimAndHandOff = """
         UPDATE messages
         SET status = 'sending', claim = @Claim, claimed_at = @Now, handed_at = @Now, not_before = NULL,
-            channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, script_baseline = NULL, updated_at = @Now
+            channel = @Channel, dry_run = @DryRun, new_conversation = @NewConversation, script_baseline = @StartMark, updated_at = @Now
         WHERE id = @Id AND status IN ('scheduled','queued') AND due_at <= @Now
         RETURNING *
         """;

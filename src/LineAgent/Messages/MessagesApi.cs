@@ -58,7 +58,9 @@ internal static class MessagesApi
                 "`waiting_for_previous_step` for the time of a follow-up still waiting for its previous step. 400 `window_never_open` when " +
                 "the new time leaves the recipient's hours no moment inside the line's send window.");
         g.MapPost("/{id}/cancel", Cancel).WithName("CancelMessage").ProducesProblem(409).WithSummary("Cancel a message")
-            .WithDescription("A `scheduled` or `queued` message becomes `cancelled`; 409 `not_cancellable` otherwise.");
+            .WithDescription("A `scheduled` or `queued` message becomes `cancelled`, and so does a `sending` iMessage or SMS that is " +
+                "still waiting for Messages.app (busy with another line's send) and has reached nothing; 409 `not_cancellable` otherwise " +
+                "(its send has started: it may go out).");
         g.MapPost("/{id}/retry", Retry).WithName("RetryMessage").ProducesProblem(409).ProducesProblem(500).AcceptsIdempotencyKey()
             .WithQueryParameters(new QueryParameter("force",
                 "Retry a message that may have gone out (`unconfirmed`, `interrupted`, `channel_error`, `restored`); without it such a retry is a 409 `maybe_sent`.")
@@ -258,7 +260,9 @@ internal static class MessagesApi
         var cancelled = await lifecycle.CancelAsync(id, "cancelled through the API", ct);
         if (cancelled is null)
             return await lifecycle.Store.GetAsync(id, ct) is { } current
-                ? Problems.Conflict("not_cancellable", $"Message {id} is {current.Status}; only a scheduled or queued message can be cancelled.",
+                ? Problems.Conflict("not_cancellable", current.Status == MessageStatus.Sending
+                    ? $"Message {id} is sending: its send has started and may go out, so it can no longer be cancelled."
+                    : $"Message {id} is {current.Status}; only a scheduled or queued message (or one still waiting for Messages.app) can be cancelled.",
                     new Dictionary<string, object?> { ["messageStatus"] = current.Status })
                 : MessageNotFound(id);
         return TypedResults.Ok(MessageDto.From(cancelled));

@@ -222,7 +222,8 @@ public sealed class Dispatcher(
                     deferrable: false); // the line waits for this one: nothing would come to share its commit
             return;
         }
-        var claimed = await lifecycle.ClaimAndHandOffAsync(due.Id, claim, channel.Name, channel.Capabilities.IsDryRun, newConversation, ct);
+        var claimed = await lifecycle.ClaimAndHandOffAsync(due.Id, claim, channel.Name, channel.Capabilities.IsDryRun, newConversation, ct,
+            marksStart: channel.Capabilities.MarksStart);
         if (claimed is null)
             return; // cancelled, rescheduled or taken by another dispatcher in the meantime
 

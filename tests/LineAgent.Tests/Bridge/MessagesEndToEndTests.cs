@@ -1165,6 +1165,49 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// A cancel of a send that waits at the Messages gate (another line's script holds Messages): handed off, so it showed
+    /// `sending`, but nothing had reached Messages, and the cancel was refused 409 `not_cancellable` (probe G). Now it is
+    /// cancelled and its script never runs; the send whose script is running is still refused (it may go out).
+    /// </summary>
+    [Test]
+    public async Task ACancelWhileASendWaitsForMessages_ShouldStopIt_AndARunningScriptStayNotCancellable()
+    {
+        using var dataDir = new TempDir();
+        _messages = new MessagesEmulator(_dir.File("messages"));
+        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(20), scriptTimeout: TimeSpan.FromSeconds(60));
+        settings["Lines:1:Id"] = "second";
+        settings["Lines:1:Pacing:Enabled"] = "false";
+        settings["Api:SendWaitSeconds"] = "0";
+        using var agent = await AgentProcess.StartAsync(dataDir.Path, args: AgentProcess.Args(settings));
+        using var api = agent.Api();
+        // Line one's script holds Messages for 5 s before it sends; line two's send waits for it.
+        _messages.Control(new { sendDelayMs = 5_000, confirmDelayMs = 100 });
+        var running = (await (await api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = "+12025550924", lineId = "default" }))
+            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "line one's script running");
+        var waiting = (await (await api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = "+12025550925", lineId = "second" }))
+            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        await Until(api, waiting, x => x.Str("status") == "sending", "line two's send handed off, waiting for Messages");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
+
+        var refused = await (await api.PostAsync($"/api/messages/{running}/cancel", null)).ExpectAsync(HttpStatusCode.Conflict);
+        Assert.That((refused.Str("code"), refused.Str("messageStatus")), Is.EqualTo(("not_cancellable", "sending")), "line one's script is running");
+        var cancelled = await (await api.PostAsync($"/api/messages/{waiting}/cancel", null)).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(cancelled.Str("status"), Is.EqualTo("cancelled"));
+
+        // Line two takes its next send only once the cancelled one's attempt is over: when this one is sent, that attempt ended.
+        var next = (await (await api.SendMessageAsync(new { content = "next on line two", type = "imessage", recipientPhone = "+12025550926", lineId = "second" }))
+            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        await Until(api, next, x => x.Str("status") is "sent" or "failed", "line two's next send settled");
+        var sends = _messages.Calls().Where(c => c.Script == "send.applescript").Select(c => MessagesEmulator.Utf8(c.Argv[2])).ToList();
+        Assert.That(sends, Is.EqualTo(new[] { "from line one", "next on line two" }), "the cancelled text never reached Messages");
+        var after = await api.GetJsonAsync($"/api/messages/{waiting}");
+        Assert.That((after.Str("status"), after.StrOrNull("sentAt")), Is.EqualTo(("cancelled", (string?)null)), after.ToJsonString());
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{waiting}/events"))!;
+        Assert.That(events[^1].Str("status"), Is.EqualTo("cancelled"), "nothing after the cancel");
+    }
+
+    /// <summary>
     /// A reply to a stop-on-reply message that comes during a retry's backoff (osascript could not be started: provably not
     /// sent, retried after Resilience:RetryBaseDelay): the retry's script must not run (review: only a send that waited for
     /// the gate was checked again).

@@ -23,8 +23,17 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
         return (await _lifecycle.AcceptAsync([row]))[0];
     }
 
+    /// <summary>Handed to Messages, which marks when its script starts (<see cref="Channels.ChannelCapabilities.MarksStart"/>).</summary>
     private async Task<MessageRow> HandedAsync() =>
-        (await _lifecycle.ClaimAndHandOffAsync((await NewAsync()).Id, "c1", "messages", false, false))!;
+        (await _lifecycle.ClaimAndHandOffAsync((await NewAsync()).Id, "c1", "messages", false, false, marksStart: true))!;
+
+    /// <summary>Handed to Messages, and its script started (its chat.db position on disk).</summary>
+    private async Task<MessageRow> StartedAsync()
+    {
+        var m = await HandedAsync();
+        Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "c1", 7), Is.True);
+        return m;
+    }
 
     private async Task<int> EventsAsync(string id) => (await _lifecycle.Store.EventsAsync(id)).Count;
 
@@ -37,10 +46,37 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
     }
 
     [Test]
-    public async Task Cancel_ShouldBeRefused_AfterTheHandOff()
+    public async Task Cancel_ShouldBeRefused_OnceTheSendStarted()
+    {
+        var m = await StartedAsync();
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.CancelAsync(m.Id, "too late"), MessageStatus.Sending);
+        await AssertRefusedAsync(m.Id, async () => (object?)(await _lifecycle.CancelBatchAsync("no-such-batch", "x")).FirstOrDefault(), MessageStatus.Sending);
+    }
+
+    /// <summary>A channel that does not mark its start (SMTP, Twilio, the outbox) starts at the hand-off: refused from then on.</summary>
+    [Test]
+    public async Task Cancel_ShouldBeRefused_AfterTheHandOffToAChannelThatStartsAtOnce()
+    {
+        var m = (await _lifecycle.ClaimAndHandOffAsync((await NewAsync()).Id, "c1", "email", false, false))!;
+        Assert.That(m.ScriptBaseline, Is.EqualTo(MessageRow.BaselineUnread), "marked started by the hand-off");
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.CancelAsync(m.Id, "too late"), MessageStatus.Sending);
+    }
+
+    /// <summary>
+    /// A Messages send handed off but waiting for Messages.app (another line's script holds it): nothing reached Messages, and a
+    /// cancel takes it (probe: 409 `not_cancellable` for a send that had not started). Its start mark is then refused, so its
+    /// script never runs, and the attempt's outcome cannot overwrite the cancel.
+    /// </summary>
+    [Test]
+    public async Task Cancel_ShouldTakeAHandedOffSendThatHasNotStarted_AndItsStartThenBeRefused()
     {
         var m = await HandedAsync();
-        await AssertRefusedAsync(m.Id, async () => await _lifecycle.CancelAsync(m.Id, "too late"), MessageStatus.Sending);
+        var cancelled = await _lifecycle.CancelAsync(m.Id, "cancelled through the API");
+        Assert.That((cancelled?.Status, cancelled?.HandedAt, cancelled?.Claim), Is.EqualTo((MessageStatus.Cancelled, (long?)null, (string?)null)),
+            "cancelled, and not counted as handed over");
+        Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "c1", 7), Is.False, "the script must not start");
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.RequeueAsync(m.Id, "c1", m.DueAt, null, "deferred", "x"), MessageStatus.Cancelled);
+        await AssertRefusedAsync(m.Id, async () => await _lifecycle.SentAsync(m.Id, "c1", _time.GetUtcNow(), null, "x"), MessageStatus.Cancelled);
     }
 
     [Test]
@@ -90,7 +126,7 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
 
         Assert.That(await _lifecycle.RequeueAsync(m.Id, "c1", m.DueAt, null, "deferred", "settings fault"), Is.Not.Null);
         Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "c1", 43), Is.False, "not while queued");
-        var again = await _lifecycle.ClaimAndHandOffAsync(m.Id, "c2", "messages", false, false);
+        var again = await _lifecycle.ClaimAndHandOffAsync(m.Id, "c2", "messages", false, false, marksStart: true);
         Assert.That(again!.ScriptBaseline, Is.Null, "the next attempt starts without one");
     }
 
