@@ -26,7 +26,8 @@ internal static class BatchesApi
         g.MapGet("/{batchId}", Get).WithName("GetBatch").WithSummary("Get a batch")
             .WithDescription("Counts per status and per type, every message and every rejected lead of the batch.");
         g.MapPost("/{batchId}/cancel", Cancel).WithName("CancelBatch").WithSummary("Cancel a batch")
-            .WithDescription("Cancels the batch's messages that have not gone out (`scheduled`, `queued`).");
+            .WithDescription("Cancels the batch's messages that have not gone out: `scheduled`, `queued`, and a `sending` one still waiting " +
+                "for Messages.app (busy with another line's send) that has reached nothing.");
         return app;
     }
 

@@ -210,7 +210,7 @@ public static class ClientCommands
         yield return list;
 
         var id = new Argument<string>("id") { Description = "Message id (msg_...)." };
-        var cancel = new Command("cancel", "Cancel a scheduled or queued message.") { id, Url };
+        var cancel = new Command("cancel", "Cancel a scheduled or queued message (or one still waiting for Messages.app).") { id, Url };
         cancel.SetAction((result, ct) => WithClient(result, async client =>
         {
             var (code, body) = await client.SendAsync(HttpMethod.Post, $"/api/messages/{Uri.EscapeDataString(result.GetValue(id)!)}/cancel", ct: ct);

@@ -261,7 +261,7 @@ internal static class MessagesApi
         if (cancelled is null)
             return await lifecycle.Store.GetAsync(id, ct) is { } current
                 ? Problems.Conflict("not_cancellable", current.Status == MessageStatus.Sending
-                    ? $"Message {id} is sending: its send has started and may go out, so it can no longer be cancelled."
+                    ? $"Message {id} is sending: it was handed to {current.Channel ?? "its channel"} and may go out, so it can no longer be cancelled."
                     : $"Message {id} is {current.Status}; only a scheduled or queued message (or one still waiting for Messages.app) can be cancelled.",
                     new Dictionary<string, object?> { ["messageStatus"] = current.Status })
                 : MessageNotFound(id);

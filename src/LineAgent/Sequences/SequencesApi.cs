@@ -31,7 +31,7 @@ internal static class SequencesApi
         g.MapGet("/{id}", Get).WithName("GetSequence").WithSummary("Get a sequence")
             .WithDescription("A message and its follow-ups, step by step.");
         g.MapPost("/{id}/cancel", Cancel).WithName("CancelSequence").WithSummary("Cancel a sequence")
-            .WithDescription("Cancels every step still scheduled or queued.");
+            .WithDescription("Cancels every step still scheduled or queued, and one `sending` that still waits for Messages.app and has reached nothing.");
         return app;
     }
 

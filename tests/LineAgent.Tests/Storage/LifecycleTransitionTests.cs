@@ -10,27 +10,27 @@ namespace LineAgent.Tests.Storage;
 /// </summary>
 public sealed class LifecycleTransitionTests : LifecycleTestBase
 {
-    private async Task<MessageRow> NewAsync(string status = MessageStatus.Queued, string? retryOf = null)
+    private async Task<MessageRow> NewAsync(string status = MessageStatus.Queued, string? retryOf = null, string? batchId = null)
     {
         var now = Time.ToMs(_time.GetUtcNow());
         var row = new MessageRow
         {
             Id = Ids.New("msg", _time.GetUtcNow()), Content = "hi", Type = MessageType.IMessage, RequestedType = MessageType.Auto, Status = status,
             LineId = "default", RecipientPhone = "+12025550123", DueAt = now, CreatedAt = now, UpdatedAt = now,
-            ScheduledAt = status == MessageStatus.Scheduled ? now + 60_000 : null, RetryOf = retryOf,
+            ScheduledAt = status == MessageStatus.Scheduled ? now + 60_000 : null, RetryOf = retryOf, BatchId = batchId,
         };
         if (status == MessageStatus.Scheduled) row.DueAt = now + 60_000;
         return (await _lifecycle.AcceptAsync([row]))[0];
     }
 
     /// <summary>Handed to Messages, which marks when its script starts (<see cref="Channels.ChannelCapabilities.MarksStart"/>).</summary>
-    private async Task<MessageRow> HandedAsync() =>
-        (await _lifecycle.ClaimAndHandOffAsync((await NewAsync()).Id, "c1", "messages", false, false, marksStart: true))!;
+    private async Task<MessageRow> HandedAsync(string? batchId = null) =>
+        (await _lifecycle.ClaimAndHandOffAsync((await NewAsync(batchId: batchId)).Id, "c1", "messages", false, false, marksStart: true))!;
 
     /// <summary>Handed to Messages, and its script started (its chat.db position on disk).</summary>
-    private async Task<MessageRow> StartedAsync()
+    private async Task<MessageRow> StartedAsync(string? batchId = null)
     {
-        var m = await HandedAsync();
+        var m = await HandedAsync(batchId);
         Assert.That(await _lifecycle.KeepScriptBaselineAsync(m.Id, "c1", 7), Is.True);
         return m;
     }
@@ -50,7 +50,19 @@ public sealed class LifecycleTransitionTests : LifecycleTestBase
     {
         var m = await StartedAsync();
         await AssertRefusedAsync(m.Id, async () => await _lifecycle.CancelAsync(m.Id, "too late"), MessageStatus.Sending);
-        await AssertRefusedAsync(m.Id, async () => (object?)(await _lifecycle.CancelBatchAsync("no-such-batch", "x")).FirstOrDefault(), MessageStatus.Sending);
+    }
+
+    /// <summary>A batch's cancel takes its queued message and its send still waiting for Messages, not its send whose script started.</summary>
+    [Test]
+    public async Task CancelBatch_ShouldTakeAWaitingSend_AndLeaveAStartedOne()
+    {
+        var started = await StartedAsync("batch_1");
+        var waiting = await HandedAsync("batch_1");
+        var queued = await NewAsync(batchId: "batch_1");
+        var cancelled = await _lifecycle.CancelBatchAsync("batch_1", "cancelled through the API");
+        Assert.That(cancelled.Select(m => m.Id), Is.EquivalentTo(new[] { waiting.Id, queued.Id }));
+        Assert.That((await _lifecycle.Store.GetAsync(started.Id))!.Status, Is.EqualTo(MessageStatus.Sending));
+        Assert.That(await _lifecycle.KeepScriptBaselineAsync(waiting.Id, "c1", 7), Is.False, "the waiting send's script must not start");
     }
 
     /// <summary>A channel that does not mark its start (SMTP, Twilio, the outbox) starts at the hand-off: refused from then on.</summary>
