@@ -71,13 +71,19 @@ public sealed class SendResponder(MessageStore store, MessageNotifier notifier, 
     }
 
     /// <summary>
-    /// Nothing more will happen soon: a final status, a pacing hold, or a send its channel has taken where the
-    /// final word takes minutes (Twilio's delivery status; the answer says `sending` with the SID).
+    /// Nothing more will happen soon: a final status, a hold (pacing, a busy channel), or a send its channel has taken where the
+    /// final word takes minutes (Twilio's delivery status; the answer says `sending` with the SID). A hold that ends within
+    /// <see cref="ShortHold"/> is waited out: a send withheld because its recipient opted out or replied meanwhile goes back
+    /// for a second, and the dispatcher then fails it `suppressed` or cancels it `replied` (review: answered 202 `queued`, the
+    /// outcome only in a later GET).
     /// </summary>
     private bool IsSettled(MessageRow r) =>
         r.Status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled or MessageStatus.Scheduled
-        || (r.Status == MessageStatus.Queued && r.NotBefore is not null)
+        || (r.Status == MessageStatus.Queued && r.NotBefore is { } until && Storage.Time.FromMs(until) - time.GetUtcNow() > ShortHold)
         || (r.Status == MessageStatus.Sending && r.ChannelRef is not null && channels.ByName(r.Channel)?.Capabilities.SettledOnAccept == true);
+
+    /// <summary>A hold this short is waited for (within Api:SendWaitSeconds) rather than answered as `queued`.</summary>
+    public static readonly TimeSpan ShortHold = TimeSpan.FromSeconds(2);
 
     public static SendAnswer Answer(MessageRow r) => new(r.Status switch
     {

@@ -610,6 +610,25 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the retry was not made");
     }
 
+    /// <summary>
+    /// The same for a send-now request still waiting for its answer: the withheld retry goes back for a second and the
+    /// dispatcher fails it `suppressed`; the answer says so (review: 202 `queued`, the outcome only in a later GET).
+    /// </summary>
+    [Test]
+    public async Task AnOptOutDuringARetrysBackoff_ShouldBeTheSendNowAnswer()
+    {
+        using var agent = Agent(new Dictionary<string, string?> { ["Resilience:RetryBaseDelay"] = "00:00:04", ["Api:SendWaitSeconds"] = "30" });
+        using var api = agent.Api();
+        var sending = api.SendMessageAsync(new { content = "limited", recipientPhone = TwilioStandIn.RateLimitedTwice });
+        await Eventually.TrueAsync(() => _twilio.Requests.Count(r => r.Method == "POST") == 1, "the first attempt answered 429");
+
+        await (await api.PostAsJsonAsync("/api/suppressions", new { address = TwilioStandIn.RateLimitedTwice })).ExpectAsync(HttpStatusCode.Created);
+
+        var problem = await (await sending).ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That((problem.Str("code"), problem["message"]!["error"]?.Str("code")), Is.EqualTo(("delivery_failed", "suppressed")), problem.ToJsonString());
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the retry was not made");
+    }
+
     [Test]
     public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
     {
