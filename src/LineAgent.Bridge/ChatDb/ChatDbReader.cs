@@ -3,7 +3,9 @@ using Microsoft.Data.Sqlite;
 namespace LineAgent.Bridge.ChatDb;
 
 /// <summary>Whether the agent can read chat.db (Full Disk Access on macOS).</summary>
-public enum ChatDbAccess { Ok, Missing, Denied, Unreadable }
+/// <summary>How chat.db can be read. <see cref="Unreadable"/>: for the moment (busy, changed under the agent); <see cref="Damaged"/>:
+/// a file SQLite cannot read as a database (not one, or malformed).</summary>
+public enum ChatDbAccess { Ok, Missing, Denied, Unreadable, Damaged }
 
 public sealed class ChatDbUnavailableException(ChatDbAccess access, string message, Exception? inner = null) : Exception(message, inner)
 {
@@ -51,8 +53,15 @@ public sealed class ChatDbReader(string path)
         try
         {
             connection.Open();
+            // Two commands: ExecuteScalar stops at the first row, and the pragma's own row came first, so the SELECT never ran
+            // and nothing was read at the open (probe: a chat.db that is not a database passed it).
+            using (var pragma = connection.CreateCommand())
+            {
+                pragma.CommandText = "PRAGMA busy_timeout=5000;";
+                pragma.ExecuteNonQuery();
+            }
             using var cmd = connection.CreateCommand();
-            cmd.CommandText = "PRAGMA busy_timeout=5000; SELECT 1 FROM message LIMIT 1;";
+            cmd.CommandText = "SELECT 1 FROM message LIMIT 1;";
             cmd.ExecuteScalar();
             Interlocked.Exchange(ref _failedAtTicks, 0);
             return connection;
@@ -60,14 +69,7 @@ public sealed class ChatDbReader(string path)
         catch (SqliteException e)
         {
             connection.Dispose();
-            Interlocked.Exchange(ref _failedAtTicks, Environment.TickCount64);
-            var access = Classify(e.SqliteErrorCode);
-            throw new ChatDbUnavailableException(access, access switch
-            {
-                ChatDbAccess.Denied => $"cannot open {path}: give the agent Full Disk Access (System Settings > Privacy & Security) ({e.Message})",
-                ChatDbAccess.Missing => $"{path} does not exist (is Messages set up on this Mac?)",
-                _ => $"cannot read {path}: {e.Message}",
-            }, e);
+            throw Unavailable(e);
         }
         catch (UnauthorizedAccessException e)
         {
@@ -78,7 +80,38 @@ public sealed class ChatDbReader(string path)
     }
 
     /// <summary>
-    /// SQLITE_AUTH (23) and SQLITE_PERM (3) are macOS privacy protection. CANTOPEN (14) is a missing file only
+    /// A read of chat.db after its open: SQLite's refusal (a damaged page, a permission taken away meanwhile) is chat.db's, and
+    /// says so. A raw SqliteException from here reached the API's handler for the agent's own database, which told the user
+    /// to restore a healthy lineagent.db (probe: a damaged chat.db, `GET /api/availability` 503 "The agent's database is damaged").
+    /// </summary>
+    private T Read<T>(Func<SqliteConnection, T> read)
+    {
+        using var c = Open();
+        try
+        {
+            return read(c);
+        }
+        catch (SqliteException e)
+        {
+            throw Unavailable(e);
+        }
+    }
+
+    private ChatDbUnavailableException Unavailable(SqliteException e)
+    {
+        Interlocked.Exchange(ref _failedAtTicks, Environment.TickCount64);
+        var access = Classify(e.SqliteErrorCode);
+        return new ChatDbUnavailableException(access, access switch
+        {
+            ChatDbAccess.Denied => $"cannot open {path}: give the agent Full Disk Access (System Settings > Privacy & Security) ({e.Message})",
+            ChatDbAccess.Missing => $"{path} does not exist (is Messages set up on this Mac?)",
+            ChatDbAccess.Damaged => $"{path} is damaged: SQLite cannot read it as a database ({e.Message}); the agent's own database is not affected",
+            _ => $"cannot read {path}: {e.Message}",
+        }, e);
+    }
+
+    /// <summary>
+    /// SQLITE_AUTH (23) and SQLITE_PERM (3) are macOS privacy protection. SQLITE_NOTADB (26) and SQLITE_CORRUPT (11): damaged. CANTOPEN (14) is a missing file only
     /// when the folder can be listed and does not hold it; a folder that cannot be listed is protection too.
     /// IOERR (10) on a file that is there is protection as well: TCC can let open() through and refuse the
     /// read (osaurus-ai/osaurus#2605), which SQLite reports as a disk I/O error.
@@ -87,6 +120,8 @@ public sealed class ChatDbReader(string path)
     {
         if (sqliteError is 23 or 3)
             return ChatDbAccess.Denied;
+        if (sqliteError is 26 or 11)
+            return ChatDbAccess.Damaged;
         if (sqliteError is not (14 or 10))
             return ChatDbAccess.Unreadable;
         var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
@@ -152,20 +187,24 @@ public sealed class ChatDbReader(string path)
     /// <summary>Rows added after <paramref name="afterRowId"/>, oldest first.</summary>
     public IReadOnlyList<ChatMessage> ReadAfter(long afterRowId, int limit = 500)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = AfterRowIdSql(c);
-        cmd.Parameters.AddWithValue("@After", afterRowId);
-        cmd.Parameters.AddWithValue("@Limit", limit);
-        return ReadAll(cmd);
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = AfterRowIdSql(c);
+            cmd.Parameters.AddWithValue("@After", afterRowId);
+            cmd.Parameters.AddWithValue("@Limit", limit);
+            return ReadAll(cmd);
+        });
     }
 
     public long MaxRowId()
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT COALESCE(MAX(ROWID), 0) FROM message";
-        return Convert.ToInt64(cmd.ExecuteScalar());
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT COALESCE(MAX(ROWID), 0) FROM message";
+            return Convert.ToInt64(cmd.ExecuteScalar());
+        });
     }
 
     /// <summary>Current state of rows the agent already matched to its sends.</summary>
@@ -173,16 +212,18 @@ public sealed class ChatDbReader(string path)
     {
         if (guids.Count == 0)
             return [];
-        using var c = Open();
-        var result = new List<ChatMessage>(guids.Count);
-        foreach (var chunk in guids.Chunk(400))
+        return Read(c =>
         {
-            using var cmd = c.CreateCommand();
-            var names = chunk.Select((g, i) => { cmd.Parameters.AddWithValue($"@g{i}", g); return $"@g{i}"; });
-            cmd.CommandText = SelectFrom(c) + $" WHERE m.guid IN ({string.Join(",", names)})";
-            result.AddRange(ReadAll(cmd));
-        }
-        return result;
+            var result = new List<ChatMessage>(guids.Count);
+            foreach (var chunk in guids.Chunk(400))
+            {
+                using var cmd = c.CreateCommand();
+                var names = chunk.Select((g, i) => { cmd.Parameters.AddWithValue($"@g{i}", g); return $"@g{i}"; });
+                cmd.CommandText = SelectFrom(c) + $" WHERE m.guid IN ({string.Join(",", names)})";
+                result.AddRange(ReadAll(cmd));
+            }
+            return result;
+        });
     }
 
     /// <summary>
@@ -192,43 +233,49 @@ public sealed class ChatDbReader(string path)
     /// </summary>
     public IReadOnlyList<ChatMessage> OutgoingTo(string handle, DateTimeOffset since, long afterRowId = 0)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = SelectFrom(c) +
-            " WHERE m.ROWID > @After AND m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower)) AND m.date >= @Since AND m.is_from_me = 1 ORDER BY m.ROWID";
-        cmd.Parameters.AddWithValue("@After", afterRowId);
-        cmd.Parameters.AddWithValue("@Handle", handle);
-        cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
-        cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
-        var rows = ReadAll(cmd).ToList();
-        using var ghosts = c.CreateCommand();
-        ghosts.CommandText = SelectFrom(c) +
-            " WHERE m.ROWID > @After AND m.date >= @Since AND m.is_from_me = 1 AND (m.handle_id IS NULL OR m.handle_id = 0) ORDER BY m.ROWID";
-        ghosts.Parameters.AddWithValue("@After", afterRowId);
-        ghosts.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
-        rows.AddRange(ReadAll(ghosts).Where(g => g.IsGhost));
-        return rows.OrderBy(r => r.RowId).ToList();
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = SelectFrom(c) +
+                " WHERE m.ROWID > @After AND m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower)) AND m.date >= @Since AND m.is_from_me = 1 ORDER BY m.ROWID";
+            cmd.Parameters.AddWithValue("@After", afterRowId);
+            cmd.Parameters.AddWithValue("@Handle", handle);
+            cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
+            cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
+            var rows = ReadAll(cmd).ToList();
+            using var ghosts = c.CreateCommand();
+            ghosts.CommandText = SelectFrom(c) +
+                " WHERE m.ROWID > @After AND m.date >= @Since AND m.is_from_me = 1 AND (m.handle_id IS NULL OR m.handle_id = 0) ORDER BY m.ROWID";
+            ghosts.Parameters.AddWithValue("@After", afterRowId);
+            ghosts.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
+            rows.AddRange(ReadAll(ghosts).Where(g => g.IsGhost));
+            return rows.OrderBy(r => r.RowId).ToList();
+        });
     }
 
     /// <summary>The guid of the row at <paramref name="rowId"/>, or null: a renumbered (rebuilt) database answers differently.</summary>
     public string? GuidAt(long rowId)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT guid FROM message WHERE ROWID = @RowId";
-        cmd.Parameters.AddWithValue("@RowId", rowId);
-        return cmd.ExecuteScalar() as string;
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT guid FROM message WHERE ROWID = @RowId";
+            cmd.Parameters.AddWithValue("@RowId", rowId);
+            return cmd.ExecuteScalar() as string;
+        });
     }
 
     /// <summary>Rows written after <paramref name="since"/> (by date, not ROWID), oldest first: what is new after a rebuild.</summary>
     public IReadOnlyList<ChatMessage> ReadSince(DateTimeOffset since, int limit = 5000)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = SelectFrom(c) + " WHERE m.date > @Since ORDER BY m.date, m.ROWID LIMIT @Limit";
-        cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
-        cmd.Parameters.AddWithValue("@Limit", limit);
-        return ReadAll(cmd);
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = SelectFrom(c) + " WHERE m.date > @Since ORDER BY m.date, m.ROWID LIMIT @Limit";
+            cmd.Parameters.AddWithValue("@Since", AppleTime.ToAppleNanoseconds(since));
+            cmd.Parameters.AddWithValue("@Limit", limit);
+            return ReadAll(cmd);
+        });
     }
 
     /// <summary>
@@ -238,18 +285,20 @@ public sealed class ChatDbReader(string path)
     /// </summary>
     public ChatMessage? LastEvidenceFor(string handle)
     {
-        using var c = Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = SelectFrom(c) +
-            """
-             WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower))
-               AND ((m.service = 'iMessage' AND ((m.error = 0 AND (m.is_from_me = 0 OR m.is_delivered = 1)) OR m.error = 22))
-                    OR (m.service IN ('RCS', 'rcs') AND m.error = 0))
-             ORDER BY m.date DESC LIMIT 1
-            """;
-        cmd.Parameters.AddWithValue("@Handle", handle);
-        cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
-        return ReadAll(cmd).FirstOrDefault();
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = SelectFrom(c) +
+                """
+                 WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower))
+                   AND ((m.service = 'iMessage' AND ((m.error = 0 AND (m.is_from_me = 0 OR m.is_delivered = 1)) OR m.error = 22))
+                        OR (m.service IN ('RCS', 'rcs') AND m.error = 0))
+                 ORDER BY m.date DESC LIMIT 1
+                """;
+            cmd.Parameters.AddWithValue("@Handle", handle);
+            cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
+            return ReadAll(cmd).FirstOrDefault();
+        });
     }
 
     /// <summary>

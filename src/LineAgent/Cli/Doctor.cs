@@ -178,6 +178,8 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
             {
                 "granted" => new("Full Disk Access (chat.db)", Check.Ok, "chat.db is readable"),
                 "missing_db" => new("Full Disk Access (chat.db)", notMac ? Check.Skip : Check.Fail, "chat.db does not exist", "Open Messages once and sign in; check Bridge:ChatDbPath.", Required: !notMac),
+                "damaged_db" => new("Full Disk Access (chat.db)", Check.Fail, "chat.db is readable but damaged: SQLite cannot read it as a database",
+                    "Check that Bridge:ChatDbPath is Messages' chat.db (~/Library/Messages/chat.db). The agent's own database is not affected: do not restore it for this."),
                 _ => new("Full Disk Access (chat.db)", Check.Fail, "chat.db cannot be read: sends could never be confirmed",
                     "System Settings > Privacy & Security > Full Disk Access > add ~/Library/Application Support/LineAgent/bin/lineagent."),
             },

@@ -116,6 +116,28 @@ public sealed class ChatDbReaderTests
     }
 
     /// <summary>
+    /// A chat.db that is not a database (or is malformed) is `Damaged`, at the open and at every read: never a raw
+    /// SqliteException, which the API took for its own database's (probe H). The open used to read nothing: the pragma
+    /// before its SELECT returned a row, and ExecuteScalar stopped there.
+    /// </summary>
+    [Test]
+    public void AFileThatIsNotADatabase_ShouldBeDamaged_AtTheOpenAndAtEveryRead()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("chat.db");
+        File.WriteAllBytes(path, Enumerable.Range(0, 8192).Select(i => (byte)(i * 37 % 251)).ToArray());
+        var reader = new ChatDbReader(path);
+        Assert.That(reader.CheckAccess(), Is.EqualTo(ChatDbAccess.Damaged));
+        foreach (var read in new Action[] { () => reader.MaxRowId(), () => reader.ReadAfter(0), () => reader.LastEvidenceFor("+12025550183"),
+                     () => reader.GuidAt(1), () => reader.ReadByGuids(["g"]) })
+        {
+            var e = Assert.Throws<ChatDbUnavailableException>(() => read());
+            Assert.That(e!.Access, Is.EqualTo(ChatDbAccess.Damaged));
+            Assert.That(e.Message, Does.Contain("is damaged"));
+        }
+    }
+
+    /// <summary>
     /// The incremental read is a ROWID range: on a 200,000-row chat.db it visits only the new rows
     /// (SQLite's own VM step counter), the same work as on a small database.
     /// </summary>

@@ -17,6 +17,7 @@ public sealed class MessagesHealthReportTests
 
     [TestCase("denied", "Give the agent Full Disk Access")]
     [TestCase("missing_db", "Open Messages once and sign in")]
+    [TestCase("damaged_db", "the agent's own database is not affected")]
     [TestCase("unknown", "locked or damaged")]
     public void Problem_ShouldGiveTheAdviceThatFitsTheState(string state, string advice)
     {
@@ -38,6 +39,7 @@ public sealed class MessagesHealthReportTests
     [TestCase("timed_out", "unknown", "unknown", "unknown", "granted", null, null)]
     [TestCase("not_running", "unknown", "unknown", "unknown", "denied", "Full Disk Access", "Full Disk Access")]
     [TestCase("reachable", "granted", "signed_in", "available", "missing_db", "Open Messages once", "Open Messages once")]
+    [TestCase("reachable", "granted", "signed_in", "available", "damaged_db", "chat.db is damaged", "chat.db is damaged")]
     [TestCase("reachable", "granted", "signed_in", "available", "unknown", null, null)]
     public void LastingProblem_ShouldNameOnlyWhatSomeoneMustFix(string messages, string automation, string imessage, string sms, string fda,
         string? forIMessage, string? forSms)

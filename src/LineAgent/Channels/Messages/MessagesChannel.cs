@@ -193,18 +193,18 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
             return (null, new SendOutcome.Failed(FailureCodes.ChatDbUnavailable,
                 $"chat.db cannot be read, so a send could not be confirmed; nothing was sent. {e.Message}", ProvenNotSent: true));
         }
-        catch (Bridge.ChatDb.ChatDbUnavailableException)
-        {
-            // Busy for the moment, or its columns changed under the agent: the send goes on, and the watcher matches its
-            // row by text among the rows written after the hand-off.
-            return (null, null);
-        }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
+        catch (Bridge.ChatDb.ChatDbUnavailableException e) when (e.Access is Bridge.ChatDb.ChatDbAccess.Damaged)
         {
             // A file that is there but not a database SQLite can read (damaged, replaced by something else): the script
             // has not run, so nothing was sent; and a send now could never be confirmed from it.
             return (null, new SendOutcome.Failed(FailureCodes.MessagesError,
                 $"chat.db could not be read before the send ({e.Message}); nothing was sent. Check {bridge.Reader.Path}.", ProvenNotSent: true));
+        }
+        catch (Bridge.ChatDb.ChatDbUnavailableException)
+        {
+            // Busy for the moment, or its columns changed under the agent: the send goes on, and the watcher matches its
+            // row by text among the rows written after the hand-off.
+            return (null, null);
         }
     }
 

@@ -9,7 +9,7 @@ public sealed record MessagesHealthReport(
     string Automation,      // granted | denied | unknown
     string IMessageAccount, // signed_in | connecting | signed_out | missing | unknown
     string SmsAccount,      // available | missing | unknown
-    string FullDiskAccess,  // granted | denied | missing_db | unknown
+    string FullDiskAccess,  // granted | denied | missing_db | damaged_db | unknown
     string? Detail,
     DateTimeOffset CheckedAt)
 {
@@ -71,6 +71,8 @@ public sealed record MessagesHealthReport(
     {
         "denied" => "chat.db cannot be read (denied): sends cannot be confirmed, so none is made. Give the agent Full Disk Access.",
         "missing_db" => "chat.db does not exist yet: sends cannot be confirmed, so none is made. Open Messages once and sign in.",
+        "damaged_db" => "chat.db is damaged (SQLite cannot read it as a database): sends cannot be confirmed, so none is made. Check that " +
+                        "Bridge:ChatDbPath is Messages' chat.db; the agent's own database is not affected.",
         _ => null,
     };
 }
@@ -197,6 +199,7 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
             ChatDbAccess.Ok => "granted",
             ChatDbAccess.Denied => "denied",
             ChatDbAccess.Missing => "missing_db",
+            ChatDbAccess.Damaged => "damaged_db",
             _ => "unknown",
         };
         if (!bridge.IsConfigured)

@@ -34,6 +34,7 @@ const messagesParts = [
     granted: ['Allowed'],
     denied: ['Not allowed: sends cannot be confirmed', 'System Settings > Privacy & Security > Full Disk Access: add the lineagent program.'],
     missing_db: ['The Messages database does not exist yet', 'Open Messages once and sign in.'],
+    damaged_db: ['The Messages database is damaged: sends cannot be confirmed', 'Check that Bridge:ChatDbPath is Messages’ chat.db. The agent’s own database is not affected.'],
     unknown: ['Not known'],
   }],
 ];
