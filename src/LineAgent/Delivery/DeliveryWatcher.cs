@@ -318,13 +318,13 @@ public sealed class DeliveryWatcher(
             await lifecycle.NotDeliveredAsync(m.Id, ErrorCodeFor(row), row.Error, $"Messages reported error {row.Error} after sending", ct);
             return;
         }
+        // Delivered first, even when the same pass (or a restart) finds it read too: deliveredAt is chat.db's date_delivered, and
+        // the `delivered` event and webhook are not skipped (probe H: deliveredAt was the read time, no `message.delivered`).
+        if (row.IsDelivered && m.Delivery == DeliveryState.Unknown
+            && await lifecycle.DeliveredAsync(m.Id, row.DateDelivered ?? Clock.GetUtcNow(), "delivered (chat.db is_delivered)", ct: ct) is { } delivered)
+            m = delivered;
         if (row.DateRead is { } readAt && m.Delivery != DeliveryState.Read)
-        {
             await lifecycle.ReadAsync(m.Id, readAt, "read (chat.db date_read)", ct);
-            return;
-        }
-        if (row.IsDelivered && m.Delivery == DeliveryState.Unknown)
-            await lifecycle.DeliveredAsync(m.Id, row.DateDelivered ?? Clock.GetUtcNow(), "delivered (chat.db is_delivered)", ct: ct);
     }
 
     /// <summary>

@@ -61,6 +61,40 @@ public sealed partial class MessagesEndToEndTests
         Assert.That(sends[0].Argv.Select(MessagesEmulator.Utf8), Is.EqualTo(new[] { "iMessage", "+12025550123", "Hi Ana, it's Sam" }));
     }
 
+    /// <summary>
+    /// Delivered and read while the agent was down: found together in one pass after the restart. Before, only the read was
+    /// applied: deliveredAt was the read time, and no `delivered` event (nor `message.delivered` webhook) was written (probe H).
+    /// </summary>
+    [Test]
+    public async Task DeliveredAndReadWhileTheAgentWasDown_ShouldBeBothApplied_WithChatDbsTimes()
+    {
+        using var dataDir = new TempDir();
+        _messages = new MessagesEmulator(_dir.File("messages"));
+        var args = AgentProcess.Args(_messages.Settings());
+        string id;
+        using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
+        using (var api = agent.Api())
+        {
+            _messages.Control(new { confirmDelayMs = 100, deliverDelayMs = 3_000, readDelayMs = 500 });
+            var m = await (await api.SendMessageAsync(new { content = "read while down", type = "imessage", recipientPhone = "+12025550950" }))
+                .ExpectAsync(HttpStatusCode.Created);
+            Assert.That((m.Str("status"), m.Str("delivery")), Is.EqualTo(("sent", "unknown")));
+            id = m.Str("id");
+            agent.Kill();
+        }
+        await Eventually.TrueAsync(() => _messages.Query("SELECT date_read > 0 FROM message WHERE is_from_me = 1") == "1", "read in chat.db");
+
+        using (var agent = await AgentProcess.StartAsync(dataDir.Path, args: args))
+        using (var api = agent.Api())
+        {
+            var read = await Until(api, id, x => x.Str("delivery") == "read", "read");
+            var (delivered, readAt) = (DateTimeOffset.Parse(read.Str("deliveredAt")), DateTimeOffset.Parse(read.Str("readAt")));
+            Assert.That(readAt - delivered, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(400)), $"delivered at chat.db's date_delivered: {read.ToJsonString()}");
+            var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{id}/events"))!.Select(e => e.Str("status")).ToList();
+            Assert.That(events.Distinct(), Is.EqualTo(new[] { "queued", "sending", "sent", "delivered", "read" }));
+        }
+    }
+
     [Test]
     public async Task IMessageToANumberWithoutIMessage_ShouldFailWith22_AndGoOutAsSms()
     {
@@ -804,6 +838,36 @@ public sealed partial class MessagesEndToEndTests
         var retry = await api.PostAsync($"/api/messages/{problem.Str("messageId")}/retry", null);
         Assert.That((int)retry.StatusCode, Is.EqualTo(201).Or.EqualTo(202).Or.EqualTo(500), await retry.Content.ReadAsStringAsync());
         Assert.That(await retry.Content.ReadAsStringAsync(), Does.Not.Contain("maybe_sent"), "nothing was sent: a retry needs no force");
+    }
+
+    /// <summary>
+    /// A chat.db that is not a database is chat.db's problem, said as such: availability answers without it, the line says
+    /// `damaged_db`, and `auto` does not pick Messages. Before, the open read nothing (the pragma's row ended ExecuteScalar),
+    /// the first real read threw SQLite's error 26 into the API's handler for the agent's own database, and every `auto`
+    /// send and availability lookup was answered 503 "The agent's database is damaged ... run `lineagent restore`" (probe H).
+    /// </summary>
+    [Test]
+    public async Task AChatDbThatIsNotADatabase_ShouldBeSaidToBeChatDbs_NotTheAgentsDatabase()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        File.Delete(_messages.ChatDb + "-wal");
+        File.Delete(_messages.ChatDb + "-shm");
+        File.WriteAllBytes(_messages.ChatDb, Enumerable.Range(0, 8192).Select(i => (byte)(i * 37 % 251)).ToArray());
+
+        var availability = await api.GetAsync("/api/availability?address=%2B12025550183");
+        var body = await availability.Content.ReadAsStringAsync();
+        Assert.That(availability.StatusCode, Is.EqualTo(HttpStatusCode.OK), body);
+        Assert.That(body, Does.Not.Contain("storage_error").And.Not.Contain("lineagent restore"));
+
+        var line = await Eventually.ValueAsync(async () => (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single(),
+            l => l["messages"]?.StrOrNull("fullDiskAccess") == "damaged_db", "the line says chat.db is damaged");
+        Assert.That(line["health"]!.AsArray().Select(h => h.StrOrNull("detail")), Has.Some.Contains("the agent's own database is not affected"));
+
+        var auto = await api.SendMessageAsync(new { content = "hello", type = "auto", recipientPhone = "+12025550182" });
+        var answer = await auto.Content.ReadAsStringAsync();
+        Assert.That(answer, Does.Not.Contain("storage_error").And.Not.Contain("lineagent restore"), answer);
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.Zero, "nothing was handed to Messages");
     }
 
     [Test]
