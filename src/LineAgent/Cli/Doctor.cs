@@ -59,9 +59,13 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         if (!await client.HealthyAsync(ct))
             checks.Add(new("Agent reachable", Check.Fail, $"nothing answers at {client.BaseUrl}",
                 $"Start it: {AgentCli.StartAdvice}; its log: {AgentCli.LogAdvice}"));
+        else if (await StatusAsync(ct) is not (var code, var body))
+            // It answered /healthz but not its status within the client's 60 s (probe H: the unhandled exception of the timeout
+            // and its stack trace were doctor's whole answer).
+            checks.Add(new("Agent reachable", Check.Fail, $"{client.BaseUrl} is up but did not answer /api/status within 60 s",
+                $"A health check of Messages may be hanging: see the agent's log ({AgentCli.LogAdvice}), and quit Messages if it does not answer."));
         else
         {
-            var (code, body) = await client.SendAsync(HttpMethod.Get, "/api/status", ct: ct);
             if (code == 200)
             {
                 status = body;
@@ -100,6 +104,19 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
             checks.Insert(0, new("Configuration", Check.Fail, string.Join(" ", _configProblems.Distinct()),
                 "Fix the setting named (the agent refuses to start with it: lineagent run exits 78)."));
         return checks;
+    }
+
+    /// <summary>The agent's /api/status, or null when it did not answer (a timeout, a dropped connection).</summary>
+    private async Task<(int Code, JsonNode? Body)?> StatusAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await client.SendAsync(HttpMethod.Get, "/api/status", ct: ct);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            return null;
+        }
     }
 
     private readonly List<string> _configProblems = [];
@@ -151,7 +168,9 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         if (status?["lines"]?.AsArray().FirstOrDefault()?["messages"] is JsonObject fromAgent)
         {
             report = System.Text.Json.JsonSerializer.Deserialize<MessagesHealthReport>(fromAgent.ToJsonString(), Api.AgentJson.Options)!;
-            source = "as the agent sees it";
+            // The agent's last check, which may be older than a Messages that hung since (probe H: "ok" for a Messages hung 31 s).
+            var age = DateTimeOffset.UtcNow - report.CheckedAt;
+            source = age > TimeSpan.FromSeconds(5) ? $"as the agent saw it {Math.Round(age.TotalSeconds):0} s ago" : "as the agent sees it";
         }
         else
         {
@@ -161,12 +180,19 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
         }
 
         var notMac = !OperatingSystem.IsMacOS() && report.Messages == "not_installed";
+        // What is not known while Messages does not answer (its accounts) is a warning that says why, not a failure with a fix
+        // for something nobody saw (probe H: Messages simply quit failed "no SMS account", with the iPhone's setting as fix).
+        var unknownWhy = report.Messages == "reachable" ? "" : $" (unknown until Messages answers: it is {report.Messages.Replace('_', ' ')})";
         var checks = new List<Check>
         {
-            report.Messages == "reachable"
-                ? new("Messages running", Check.Ok, $"Messages answers ({source})")
-                : new("Messages running", Check.Fail, notMac ? "unavailable: Messages.app needs macOS" : $"{report.Messages.Replace('_', ' ')}: {report.Detail}",
+            report.Messages switch
+            {
+                "reachable" => new("Messages running", Check.Ok, $"Messages answers ({source})"),
+                // README: Messages not running is a passing state: a send launches it.
+                "not_running" => new("Messages running", Check.Warn, $"Messages is not running ({source}): the next send launches it", Required: false),
+                _ => new("Messages running", Check.Fail, notMac ? "unavailable: Messages.app needs macOS" : $"{report.Messages.Replace('_', ' ')}: {report.Detail} ({source})",
                     notMac ? "Run the agent on a Mac, or with --dry-run here." : "Open Messages; if it hangs, quit it (the agent also restarts it after a timeout)."),
+            },
             report.Automation switch
             {
                 "granted" => new("Automation permission", Check.Ok, "the agent may control Messages"),
@@ -185,15 +211,21 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
             },
         };
         if (needsIMessage)
-            checks.Add(report.IMessageAccount == "signed_in"
-                ? new("iMessage signed in", Check.Ok, "an iMessage account is connected")
-                : new("iMessage signed in", notMac ? Check.Skip : Check.Fail, $"iMessage account {report.IMessageAccount.Replace('_', ' ')}",
-                    "Messages > Settings > iMessage: sign in with the line's Apple ID.", Required: !notMac));
+            checks.Add(report.IMessageAccount switch
+            {
+                "signed_in" => new("iMessage signed in", Check.Ok, "an iMessage account is connected"),
+                "unknown" => new("iMessage signed in", notMac ? Check.Skip : Check.Warn, $"not known{unknownWhy}", Required: false),
+                _ => new("iMessage signed in", notMac ? Check.Skip : Check.Fail, $"iMessage account {report.IMessageAccount.Replace('_', ' ')}",
+                    "Messages > Settings > iMessage: sign in with the line's Apple ID.", Required: !notMac),
+            });
         if (needsRelay)
-            checks.Add(report.SmsAccount == "available"
-                ? new("SMS relay", Check.Ok, "Messages has an SMS account (text message forwarding)")
-                : new("SMS relay", notMac ? Check.Skip : Check.Fail, "no SMS account in Messages",
-                    "iPhone > Settings > Messages > Text Message Forwarding: enable this Mac (or set the line's Sms:Via to twilio).", Required: !notMac));
+            checks.Add(report.SmsAccount switch
+            {
+                "available" => new("SMS relay", Check.Ok, "Messages has an SMS account (text message forwarding)"),
+                "unknown" => new("SMS relay", notMac ? Check.Skip : Check.Warn, $"not known{unknownWhy}", Required: false),
+                _ => new("SMS relay", notMac ? Check.Skip : Check.Fail, "no SMS account in Messages",
+                    "iPhone > Settings > Messages > Text Message Forwarding: enable this Mac (or set the line's Sms:Via to twilio).", Required: !notMac),
+            });
         return checks;
     }
 

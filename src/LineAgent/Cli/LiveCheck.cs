@@ -88,7 +88,14 @@ public sealed class LiveCheck(IConfiguration config, AgentClient client, TextWri
             return;
         }
         var id = (body["id"] ?? body["messageId"])!.GetValue<string>();
+        // After Messages' error 22 the line may send it again as SMS, and the answer is then that SMS: the stages are the
+        // iMessage's (probe H: the SMS's timings were printed as the iMessage's, all ok, for an address without iMessage).
+        string? fellBackTo = null;
+        if ((body["message"] as JsonObject ?? body)["fallbackFrom"]?.GetValue<string>() is { } iMessageId)
+            (fellBackTo, id) = (id, iMessageId);
         Line($"message: {id}");
+        if (fellBackTo is not null)
+            Line($"fallback: the iMessage failed and the line sent the text again as SMS ({fellBackTo}; Lines:N:FallbackToSms)");
 
         var seen = new HashSet<string>();
         var deadline = DateTimeOffset.UtcNow + StageTimeout;

@@ -39,6 +39,29 @@ public sealed class LiveCheckTests
         Assert.That(sends[0].Argv.Select(MessagesEmulator.Utf8).Take(2), Is.EqualTo(new[] { "iMessage", "+12025550150" }));
     }
 
+    /// <summary>
+    /// An address without iMessage, through an agent whose line falls back to SMS: the send-now answer is the SMS, and its
+    /// stages were printed as the iMessage's, every one ok (probe H). The report follows the iMessage, says it failed, and
+    /// names the SMS that went instead.
+    /// </summary>
+    [Test]
+    public async Task LiveCheck_ThroughTheAgent_ToAnAddressWithoutIMessage_ShouldReportTheIMessage_AndNameTheFallback()
+    {
+        using var dir = new TempDir();
+        var messages = new MessagesEmulator(dir.File("messages"));
+        messages.Control(new { confirmDelayMs = 150, deliverDelayMs = 150, nonImessage = new[] { "+12025550190" } });
+        using var agent = await AgentProcess.StartAsync(dir.File("data"), args: BridgeArgs(messages));
+
+        var run = await Programs.LineAgentAsync(["doctor", "--live", "+12025550190", "--data-dir", dir.File("data"),
+            "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}", .. BridgeArgs(messages)]);
+        TestContext.Out.WriteLine(run.Stdout);
+
+        Assert.That(run.ExitCode, Is.EqualTo(1));
+        Assert.That(run.Lines, Has.Some.Match(@"^\[FAIL\] send\s+imessage_unavailable"));
+        Assert.That(run.Lines, Has.Some.Match(@"^fallback: the iMessage failed and the line sent the text again as SMS \(msg_"));
+        Assert.That(run.Lines, Has.None.Match(@"^\[ ok \] (sent|delivered)"), "the SMS's stages are not the iMessage's");
+    }
+
     [Test]
     public async Task LiveCheck_WithoutAnAgent_ShouldGoStraightThroughTheBridge()
     {
@@ -71,6 +94,26 @@ public sealed class LiveCheckTests
 
         Assert.That(run.ExitCode, Is.EqualTo(1));
         Assert.That(run.Lines, Has.Some.Match(@"^\[FAIL\] script accepted\s+RecipientUnresolvable \(step Participant, Apple error -1728\)"));
+    }
+
+    /// <summary>
+    /// Messages simply quit (a send launches it, README): a warning, and the accounts, which nobody could see, are "not known"
+    /// warnings. Before, three required checks failed, "no SMS account in Messages" with the iPhone's setting as its fix (probe H).
+    /// </summary>
+    [Test]
+    public async Task Doctor_WithMessagesQuit_ShouldWarn_AndNotFailWhatItCannotKnow()
+    {
+        using var dir = new TempDir();
+        var messages = new MessagesEmulator(dir.File("messages"));
+        messages.Quit();
+        var run = await Programs.LineAgentAsync(["doctor", "--data-dir", dir.File("data"), "--url", "http://127.0.0.1:9", .. BridgeArgs(messages)]);
+        TestContext.Out.WriteLine(run.Stdout);
+        Assert.That(run.Lines, Has.Some.StartsWith("[warn] Messages running: Messages is not running"));
+        Assert.That(run.Lines, Has.Some.StartsWith("[warn] iMessage signed in: not known (unknown until Messages answers: it is not running)"));
+        Assert.That(run.Lines, Has.Some.StartsWith("[warn] SMS relay: not known"));
+        Assert.That(run.Lines.Where(l => l.StartsWith("[fail]", StringComparison.Ordinal)), Has.None.Contains("Messages running").And.None.Contains("SMS relay")
+            .And.None.Contains("iMessage signed in"));
+        Assert.That(messages.State()["launches"]!.GetValue<int>(), Is.Zero, "doctor does not launch Messages");
     }
 
     [Test]
