@@ -288,16 +288,54 @@ public sealed class ChatDbReader(string path)
         return Read(c =>
         {
             using var cmd = c.CreateCommand();
-            cmd.CommandText = SelectFrom(c) +
-                """
-                 WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower))
-                   AND ((m.service = 'iMessage' AND ((m.error = 0 AND (m.is_from_me = 0 OR m.is_delivered = 1)) OR m.error = 22))
-                        OR (m.service IN ('RCS', 'rcs') AND m.error = 0))
+            cmd.CommandText = SelectFrom(c) + $"""
+                 WHERE m.handle_id IN (SELECT ROWID FROM handle WHERE id IN (@Handle, @Lower)) AND {Evidence("m")}
                  ORDER BY m.date DESC LIMIT 1
                 """;
             cmd.Parameters.AddWithValue("@Handle", handle);
             cmd.Parameters.AddWithValue("@Lower", handle.ToLowerInvariant());
             return ReadAll(cmd).FirstOrDefault();
+        });
+    }
+
+    /// <summary>A row that tells blue or gray (<see cref="LastEvidenceFor"/>), on the message table aliased <paramref name="m"/>.</summary>
+    private static string Evidence(string m) =>
+        $"(({m}.service = 'iMessage' AND (({m}.error = 0 AND ({m}.is_from_me = 0 OR {m}.is_delivered = 1)) OR {m}.error = 22)) " +
+        $"OR ({m}.service IN ('RCS', 'rcs') AND {m}.error = 0))";
+
+    /// <summary>
+    /// <see cref="LastEvidenceFor"/> for many handles in one statement (a bulk send's leads): per handle one probe of
+    /// message_idx_handle (handle_id, date) to its newest evidence row. Keyed by the handle as asked.
+    /// </summary>
+    public IReadOnlyDictionary<string, ChatMessage> LastEvidenceForMany(IReadOnlyCollection<string> handles)
+    {
+        if (handles.Count == 0)
+            return new Dictionary<string, ChatMessage>();
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"""
+                SELECT a.value AS asked, (SELECT e.ROWID FROM message e
+                                          WHERE e.handle_id IN (SELECT ROWID FROM handle WHERE id IN (a.value, lower(a.value))) AND {Evidence("e")}
+                                          ORDER BY e.date DESC LIMIT 1) AS row
+                FROM json_each(@Handles) a
+                """;
+            cmd.Parameters.AddWithValue("@Handles", System.Text.Json.JsonSerializer.Serialize(handles.Distinct().ToArray()));
+            var rowOf = new Dictionary<long, List<string>>();
+            using (var r = cmd.ExecuteReader())
+                while (r.Read())
+                    if (!r.IsDBNull(1))
+                        (rowOf.TryGetValue(r.GetInt64(1), out var asked) ? asked : rowOf[r.GetInt64(1)] = []).Add(r.GetString(0));
+            var result = new Dictionary<string, ChatMessage>();
+            if (rowOf.Count == 0)
+                return result;
+            using var rows = c.CreateCommand();
+            rows.CommandText = SelectFrom(c) + " WHERE m.ROWID IN (SELECT value FROM json_each(@Rows))";
+            rows.Parameters.AddWithValue("@Rows", System.Text.Json.JsonSerializer.Serialize(rowOf.Keys.ToArray()));
+            foreach (var row in ReadAll(rows))
+                foreach (var handle in rowOf[row.RowId])
+                    result[handle] = row;
+            return result;
         });
     }
 

@@ -101,23 +101,53 @@ public sealed class AvailabilityService : IDisposable
     }
 
     /// <summary>
-    /// Many addresses at once from this agent's history and cached answers only (two queries, whatever the
-    /// number of addresses): what a bulk send of thousands can afford. Missing = unknown.
+    /// Many addresses at once, decided as <see cref="CheckAsync"/> decides one (without the probe): this agent's history and
+    /// Messages' chat.db, the newer of the two wins, else a cached answer. Three statements, whatever the number of addresses:
+    /// what a bulk send of thousands can afford. Missing = unknown. (Before, chat.db was not read and history beat a newer
+    /// answer: a number whose chat.db showed only RCS went as iMessage, failed 22 and went again as SMS; an email with iMessage
+    /// history in chat.db was refused for want of an email channel; probe H.)
     /// </summary>
     public async Task<Dictionary<string, string>> KnownManyAsync(IReadOnlyCollection<string> addresses, CancellationToken ct)
     {
         var known = new Dictionary<string, string>();
         var cutoff = Time.ToMs(time.GetUtcNow() - bridge.Options.AvailabilityTtl);
-        var list = SqlList.Of(addresses.Distinct());
-        await using var c = await db.OpenAsync(ct);
-        foreach (var (address, imessage) in await c.QueryAsync<(string Address, string IMessage)>(new CommandDefinition(
-            "SELECT address AS Address, imessage AS IMessage FROM availability WHERE address IN (SELECT value FROM json_each(@A)) AND checked_at >= @Cutoff AND imessage <> 'unknown'",
-            new { A = list, Cutoff = cutoff }, cancellationToken: ct)))
-            known[address] = imessage;
-        foreach (var (address, unavailable) in await c.QueryAsync<(string Address, long Unavailable)>(new CommandDefinition(
-            OutcomesOfMany, new { A = list }, cancellationToken: ct)))
-            known[address] = unavailable != 0 ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+        var distinct = addresses.Distinct().ToList();
+        var list = SqlList.Of(distinct);
+        var evidence = new Dictionary<string, (string Verdict, DateTimeOffset At)>();
+        await using (var c = await db.OpenAsync(ct))
+        {
+            foreach (var (address, imessage) in await c.QueryAsync<(string Address, string IMessage)>(new CommandDefinition(
+                "SELECT address AS Address, imessage AS IMessage FROM availability WHERE address IN (SELECT value FROM json_each(@A)) AND checked_at >= @Cutoff AND imessage <> 'unknown'",
+                new { A = list, Cutoff = cutoff }, cancellationToken: ct)))
+                known[address] = imessage;
+            foreach (var (address, outcome) in await c.QueryAsync<(string Address, long Outcome)>(new CommandDefinition(
+                OutcomesOfMany, new { A = list }, cancellationToken: ct)))
+                evidence[address] = ((outcome & 1) != 0 ? IMessageAvailability.Unavailable : IMessageAvailability.Available, Time.FromMs(outcome >> 1));
+        }
+        foreach (var (address, row) in FromMessagesDbMany(distinct))
+        {
+            var verdict = row.IsRcs || row.Error == 22 ? IMessageAvailability.Unavailable : IMessageAvailability.Available;
+            var at = row.Date ?? time.GetUtcNow();
+            if (!evidence.TryGetValue(address, out var ours) || at > ours.At)
+                evidence[address] = (verdict, at);
+        }
+        foreach (var (address, (verdict, _)) in evidence)
+            known[address] = verdict;
         return known;
+    }
+
+    private IReadOnlyDictionary<string, ChatMessage> FromMessagesDbMany(IReadOnlyCollection<string> addresses)
+    {
+        if (bridge.Reader.RecentlyUnavailable)
+            return new Dictionary<string, ChatMessage>();
+        try
+        {
+            return bridge.Reader.LastEvidenceForMany(addresses);
+        }
+        catch (ChatDbUnavailableException)
+        {
+            return new Dictionary<string, ChatMessage>();
+        }
     }
 
     /// <summary>Phone: iMessage unless known unavailable. Email: iMessage only if known available.</summary>
@@ -137,21 +167,22 @@ public sealed class AvailabilityService : IDisposable
         """;
 
     /// <summary>
-    /// The newest outcome to each address of @A (a JSON array) that has one: Unavailable 1 for error 22, else 0. One
-    /// index probe per address, to its newest outcome row; an address is a phone (recipient_phone) or an email
+    /// The newest outcome to each address of @A (a JSON array) that has one, as Outcome = updated_at * 2 + 1 for error 22
+    /// (gray), + 0 for delivered or read (blue): its time (for "the newer wins") and its verdict in one value of one probe.
+    /// One index probe per address, to its newest outcome row; an address is a phone (recipient_phone) or an email
     /// (recipient_email of a row without a phone: an iMessage to a lead with both went to the phone).
     /// </summary>
     internal const string OutcomesOfMany = $"""
-        SELECT Address, Unavailable FROM (
+        SELECT Address, Outcome FROM (
           SELECT a.value AS Address, COALESCE(
-            (SELECT m.error_code IS 'imessage_unavailable' FROM messages m INDEXED BY ix_messages_outcome_phone
+            (SELECT m.updated_at * 2 + (m.error_code IS 'imessage_unavailable') FROM messages m INDEXED BY ix_messages_outcome_phone
              WHERE m.recipient_phone = a.value AND {OutcomeOfIMessage}
              ORDER BY m.updated_at DESC LIMIT 1),
-            (SELECT m.error_code IS 'imessage_unavailable' FROM messages m INDEXED BY ix_messages_outcome_email
+            (SELECT m.updated_at * 2 + (m.error_code IS 'imessage_unavailable') FROM messages m INDEXED BY ix_messages_outcome_email
              WHERE m.recipient_email = a.value AND m.recipient_phone IS NULL AND {OutcomeOfIMessage}
-             ORDER BY m.updated_at DESC LIMIT 1)) AS Unavailable
+             ORDER BY m.updated_at DESC LIMIT 1)) AS Outcome
           FROM json_each(@A) a)
-        WHERE Unavailable IS NOT NULL
+        WHERE Outcome IS NOT NULL
         """;
 
     /// <summary>The newest outcome to @Address (a phone, or an email as in <see cref="OutcomesOfMany"/>).</summary>

@@ -28,8 +28,8 @@ public sealed class HistoryOutcomeTests : LifecycleTestBase
     private async Task<Dictionary<string, long>> ManyAsync(params string[] addresses)
     {
         await using var c = await _db.OpenAsync();
-        return (await c.QueryAsync<(string Address, long Unavailable)>(AvailabilityService.OutcomesOfMany,
-            new { A = System.Text.Json.JsonSerializer.Serialize(addresses) })).ToDictionary(r => r.Address, r => r.Unavailable);
+        return (await c.QueryAsync<(string Address, long Outcome)>(AvailabilityService.OutcomesOfMany,
+            new { A = System.Text.Json.JsonSerializer.Serialize(addresses) })).ToDictionary(r => r.Address, r => r.Outcome & 1);
     }
 
     private async Task<(string? Delivery, string? ErrorCode, long UpdatedAt)> NewestAsync(string address)

@@ -640,6 +640,42 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// A bulk with `auto` reads Messages' chat.db as a single send does, and the newer evidence wins (probe H: bulk read only
+    /// this agent's history and cached answers): a number whose chat.db history is an RCS conversation gets SMS (it went as
+    /// iMessage, failed 22 and went again as SMS); an email lead with iMessage history gets iMessage (it was refused: no email
+    /// channel); a number we delivered an iMessage to, then seen in a newer RCS conversation, gets SMS, as the preview says.
+    /// </summary>
+    [Test]
+    public async Task BulkAuto_ShouldDecideFromChatDb_AndTheNewerEvidence_AsASingleSendDoes()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        _messages.Control(new { confirmDelayMs = 100, deliverDelayMs = 100 });
+        // Our own history: an iMessage to Cy delivered; then Cy's newer conversation over RCS.
+        var delivered = await (await api.SendMessageAsync(new { content = "hello Cy", type = "imessage", recipientPhone = "+12025550803" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        await Until(api, delivered.Str("id"), x => x.Str("delivery") == "delivered", "delivered");
+        _messages.Incoming("+12025550801", "hi from an Android phone", service: "RCS");
+        _messages.Incoming("carol@example.com", "hi from my Mac", service: "iMessage");
+        _messages.Incoming("+12025550803", "new phone, who dis", service: "RCS", date: DateTimeOffset.UtcNow.AddSeconds(5));
+        var leadIds = new List<string>();
+        foreach (var lead in new object[] { new { firstName = "Ana", phone = "+12025550801" }, new { firstName = "Carol", email = "carol@example.com" },
+                     new { firstName = "Cy", phone = "+12025550803" } })
+            leadIds.Add((await (await api.PostAsJsonAsync("/api/leads", lead)).ExpectAsync(HttpStatusCode.Created)).Str("id"));
+
+        var preview = await (await api.PostAsJsonAsync("/api/messages/bulk/preview", new { leadIds, content = "Hi {{firstName}}" }))
+            .ExpectAsync(HttpStatusCode.OK);
+        var bulk = await (await api.PostAsJsonAsync("/api/messages/bulk", new { leadIds, content = "Hi {{firstName}}", scheduledAt = "2030-01-01T00:00:00Z" }))
+            .ExpectAsync(HttpStatusCode.Accepted);
+
+        Assert.That(bulk["rejected"]!.GetValue<int>(), Is.Zero, bulk.ToJsonString());
+        Assert.That(bulk["messages"]!.AsArray().Select(e => e!.Str("type")), Is.EqualTo(new[] { "sms", "imessage", "sms" }), bulk.ToJsonString());
+        Assert.That(preview["messages"]!.AsArray().Select(e => e!.Str("type")), Is.EqualTo(new[] { "sms", "imessage", "sms" }), preview.ToJsonString());
+        var single = await api.GetJsonAsync("/api/availability?address=%2B12025550803");
+        Assert.That(single.Str("imessage"), Is.EqualTo("unavailable"), "the single answer agrees");
+    }
+
+    /// <summary>
     /// `auto` asks the line's health, but a hung Messages holds status.applescript for up to Bridge:ScriptTimeout: the
     /// request waits at most MessagesChannel.HealthWaitForRouting (2 s) and then routes on what is known (nothing: iMessage).
     /// </summary>
