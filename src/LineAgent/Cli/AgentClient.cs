@@ -23,10 +23,28 @@ public sealed class AgentClient : IDisposable
         // Read without creating the data directory: a mistyped --data-dir must not leave an empty one behind.
         TokenFile = DataDirectory.TokenFileIn(ClientCommands.DataDirOf(config));
         Token = config["Api:Token"] is { Length: > 0 } t ? t : ApiToken.ReadFile(TokenFile);
-        _http = new HttpClient { BaseAddress = BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
+        _http = new HttpClient { BaseAddress = BaseUrl, Timeout = TimeoutFor(config) };
         if (Token is not null)
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
     }
+
+    /// <summary>
+    /// How long a request may take: the agent answers a send-now within Api:SendWaitSeconds (0-600) and a health view within
+    /// Bridge:HealthWaitForViews (asked for both Messages types), read from the same settings; then a margin. A fixed 60 s cut a
+    /// send waiting under Api:SendWaitSeconds 90 short, and the CLI crashed (exit 134) on a message being sent (probe I).
+    /// </summary>
+    public static TimeSpan TimeoutFor(IConfiguration config)
+    {
+        var send = double.TryParse(config["Api:SendWaitSeconds"], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s)
+                   && double.IsFinite(s) ? Math.Clamp(s, 0, 600) : 30;
+        var health = TimeSpan.TryParse(config["Bridge:HealthWaitForViews"], System.Globalization.CultureInfo.InvariantCulture, out var h)
+                     && h >= TimeSpan.Zero && h <= TimeSpan.FromMinutes(10) ? h : TimeSpan.FromSeconds(2);
+        return TimeSpan.FromSeconds(send) + health * 2 + TimeoutMargin;
+    }
+
+    public static readonly TimeSpan TimeoutMargin = TimeSpan.FromSeconds(30);
+
+    public TimeSpan Timeout => _http.Timeout;
 
     public Uri BaseUrl { get; }
     public string? Token { get; }

@@ -454,6 +454,13 @@ public static class ClientCommands
             Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: {AgentCli.StartAdvice}.");
             return 1;
         }
+        catch (TaskCanceledException e) when (e.InnerException is TimeoutException)
+        {
+            // Before: an unhandled exception and exit 134, while the message of a send was being sent (probe I).
+            Console.Error.WriteLine($"The agent at {client.BaseUrl} did not answer within {client.Timeout.TotalSeconds:0} s: it is busy or hung (its log: " +
+                                    $"{AgentCli.LogAdvice}). What was asked may have been done all the same: after a send, look for it with `lineagent list` before sending it again.");
+            return 1;
+        }
     }
 
     /// <summary>The same layered configuration the agent reads, without starting it.</summary>

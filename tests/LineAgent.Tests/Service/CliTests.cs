@@ -5,6 +5,36 @@ namespace LineAgent.Tests.Service;
 /// <summary>`lineagent` as a command against a running agent (its own process).</summary>
 public sealed class CliTests
 {
+    /// <summary>
+    /// An agent that takes a connection and never answers (hung, or stopped with SIGSTOP): one line after the client's timeout
+    /// (Api:SendWaitSeconds + twice Bridge:HealthWaitForViews + 30 s), saying a send may have been stored. Before: an unhandled
+    /// TaskCanceledException after a fixed 60 s and exit 134, also under a send waiting longer than that (probe I).
+    /// </summary>
+    [Test]
+    public async Task AnAgentThatNeverAnswers_ShouldGetOneLineAfterTheTimeout_NotACrash()
+    {
+        using var dir = new TempDir();
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+        var held = new List<System.Net.Sockets.TcpClient>();
+        using var stop = new CancellationTokenSource();
+        var accepting = Task.Run(async () =>
+        {
+            try { while (true) held.Add(await silent.AcceptTcpClientAsync(stop.Token)); }
+            catch (OperationCanceledException) { }
+        });
+        var run = await Programs.LineAgentAsync(["status", "--data-dir", dir.Path, "--url", $"http://127.0.0.1:{port}/", "--Api:Token=abcdefabcdefabcdef",
+            "--Api:SendWaitSeconds=0", "--Bridge:HealthWaitForViews=00:00:00"]);
+        await stop.CancelAsync();
+        await accepting;
+        held.ForEach(c => c.Dispose());
+
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.Stderr);
+        Assert.That(run.Stderr, Does.Contain($"did not answer within {LineAgent.Cli.AgentClient.TimeoutMargin.TotalSeconds:0} s")
+            .And.Contain("lineagent list").And.Not.Contain("Unhandled exception").And.Not.Contain("   at "));
+    }
+
     [Test]
     public async Task SendListStatusCancel_ShouldWorkAgainstTheRunningAgent()
     {
