@@ -59,7 +59,7 @@ public static partial class AgentCli
         }
         var command = parsed.CommandResult.Command;
         if (UnmatchedProblem(parsed.UnmatchedTokens, command, root,
-                agentCommand: command == root || command == run) is { } problem)
+                agentCommand: command == root || command == run, asksTheAgent: ClientCommands.AsksTheAgent.Contains(command.Name)) is { } problem)
         {
             Console.Error.WriteLine(problem);
             return 1;
@@ -227,7 +227,10 @@ public static partial class AgentCli
     /// command-line reader takes `--key=value`, `--key value`, `/key value` and `key=value`; here the key must also name
     /// one of <see cref="SettingSections"/> (`--Agent:DryRun=true`), so that a misspelt option is not read as a setting.
     /// </summary>
-    public static string? UnmatchedProblem(IReadOnlyList<string> tokens, Command command, RootCommand root, bool agentCommand)
+    /// <param name="asksTheAgent">A command that only asks the running agent (send, list, status...): of the settings it takes only
+    /// those it reads itself (<see cref="ClientCommands.ClientSettings"/>). `send --Agent:DryRun=true` was taken, and the running
+    /// live agent sent the message (probe I).</param>
+    public static string? UnmatchedProblem(IReadOnlyList<string> tokens, Command command, RootCommand root, bool agentCommand, bool asksTheAgent = false)
     {
         var name = agentCommand ? "lineagent" : $"lineagent {command.Name}";
         for (var i = 0; i < tokens.Count; i++)
@@ -250,8 +253,13 @@ public static partial class AgentCli
                 i++;
             }
             var settingProblem = SettingProblem(key);
+            if (settingProblem is null && asksTheAgent && !ClientCommands.ClientSettings.Contains(key))
+                return $"{name}: '{Api.Problems.Echo(token)}' is a setting of the agent itself, and {name} only asks the agent that is running, which " +
+                       $"keeps its own settings. Give it to `lineagent run` or lineagent.json, then restart the agent. {name} takes: " +
+                       $"{string.Join(", ", ClientCommands.ClientSettings.Order(StringComparer.Ordinal).Select(s => $"--{s}=..."))}.";
             if (settingProblem is null && needsValue)
-                return $"{name}: the setting '{Api.Problems.Echo(token)}' has no value; write {Api.Problems.Echo(token)}=value (such as --Agent:DryRun=true).";
+                return $"{name}: the setting '{Api.Problems.Echo(token)}' has no value; write {Api.Problems.Echo(token)}=value " +
+                       $"(such as {(asksTheAgent ? "--Api:Token=..." : "--Agent:DryRun=true")}).";
             if (settingProblem is null)
                 continue;
             if (settingProblem.Length > 0)
@@ -264,7 +272,7 @@ public static partial class AgentCli
                 return $"{name}: '{Api.Problems.Echo(token)}' comes after '--', which ends the options; put the options before it.";
             var near = Api.AgentExceptionHandler.Closest(key, options) is { } closest ? $" Did you mean --{closest}?" : "";
             return $"{name}: unknown option '{Api.Problems.Echo(token)}'.{near} Settings are given as --Section:Key=value " +
-                $"(such as --Agent:DryRun=true); {name} --help lists the options.";
+                $"(such as {(asksTheAgent ? "--Api:Token=..." : "--Agent:DryRun=true")}); {name} --help lists the options.";
         }
         return null;
     }

@@ -12,6 +12,13 @@ namespace LineAgent.Cli;
 public static class ClientCommands
 {
     public static readonly Option<string?> Url = new("--url") { Description = "The agent's URL; default: the first of Api:Urls." };
+
+    /// <summary>The commands that only ask the running agent: they take only <see cref="ClientSettings"/>.</summary>
+    public static readonly IReadOnlySet<string> AsksTheAgent = new HashSet<string>(StringComparer.Ordinal) { "status", "send", "preview", "list", "cancel", "token", "open" };
+
+    /// <summary>The settings such a command reads itself: where the agent is, its token, and how long it may take to answer (AgentClient).</summary>
+    public static readonly IReadOnlySet<string> ClientSettings = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        { "Api:Urls", "Api:Token", "Api:SendWaitSeconds", "Agent:DataDir", "Bridge:HealthWaitForViews" };
     public static readonly Option<bool> Json = new("--json") { Description = "Print the API's JSON as is." };
 
     private static readonly System.Text.Json.JsonSerializerOptions JsonOut = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };

@@ -48,6 +48,7 @@ public sealed class Doctor(IConfiguration config, AgentClient client)
     public async Task<IReadOnlyList<Check>> ChecksAsync(CancellationToken ct)
     {
         var checks = new List<Check>();
+        Read(() => { AgentHost.RefuseUnknownSettings(config); return true; }, false);
         Read(() => { AgentHost.RefuseBadValues(config); return true; }, false);
         ValidateAsRunWould();
         var agent = Read(() => config.GetSection(AgentOptions.Section).Get<AgentOptions>(), null) ?? new();

@@ -38,6 +38,7 @@ public static class AgentHost
         };
         var builder = WebApplication.CreateBuilder(options);
         builder.AddAgentConfiguration(args, overrides);
+        RefuseUnknownSettings(builder.Configuration);
         RefuseBadValues(builder.Configuration);
         builder.Services.AddLineAgent(builder.Configuration);
         builder.Services.AddLineAgentApi();
@@ -98,6 +99,44 @@ public static class AgentHost
     /// skips an empty value and keeps the default, which would start the agent with a setting other than the one the
     /// user thinks they gave. Exit 78, one line (<see cref="ConfigurationProblem"/>).
     /// </summary>
+    /// <summary>
+    /// Every key of <data dir>/lineagent.json and every LINEAGENT__ environment variable must name a setting, as on the command
+    /// line (<see cref="Cli.AgentCli.SettingProblem(string)"/>); each one that does not is named, with the nearest setting.
+    /// </summary>
+    public static void RefuseUnknownSettings(IConfiguration config)
+    {
+        var problems = new List<string>();
+        void Check(string key, string where)
+        {
+            if (Cli.AgentCli.SettingProblem(key) is { } problem)
+                problems.Add($"unknown setting '{Api.Problems.Echo(key)}' in {where}:{(problem.Length > 0 ? problem : " no such section.")}");
+        }
+        if (config is IConfigurationRoot root)
+            foreach (var file in root.Providers.OfType<Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider>()
+                         .Where(p => string.Equals(Path.GetFileName(p.Source.Path), "lineagent.json", StringComparison.Ordinal)).Take(1))
+                foreach (var key in LeafKeys(file, null).Distinct(StringComparer.OrdinalIgnoreCase).Order(ConfigurationKeyComparer.Instance))
+                    if (key.Contains(':') || !Cli.AgentCli.SettingSections.ContainsKey(key)) // "Lines": [] reads as a value of the section
+                        Check(key, "lineagent.json");
+        foreach (var name in Environment.GetEnvironmentVariables().Keys.OfType<string>()
+                     .Where(n => n.StartsWith(EnvPrefix, StringComparison.OrdinalIgnoreCase) && n.Length > EnvPrefix.Length).Order(StringComparer.Ordinal))
+            Check(name[EnvPrefix.Length..].Replace("__", ":", StringComparison.Ordinal), $"the environment ({name})");
+        if (problems.Count > 0)
+            throw new UnknownSettingsException(problems);
+    }
+
+    /// <summary>The keys of one provider's values (a JSON file's leaves), found through its children.</summary>
+    private static IEnumerable<string> LeafKeys(IConfigurationProvider provider, string? parent)
+    {
+        foreach (var child in provider.GetChildKeys([], parent).Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            var key = parent is null ? child : $"{parent}:{child}";
+            if (provider.TryGet(key, out var value) && value is not null)
+                yield return key; // not an empty object or list ({} reads as a null value)
+            foreach (var deeper in LeafKeys(provider, key))
+                yield return deeper;
+        }
+    }
+
     public static void RefuseBadValues(IConfiguration config)
     {
         var bad = new List<ConfigurationValuesException.Value>();

@@ -48,6 +48,8 @@ public static partial class ConfigurationProblem
                     return "lineagent: configuration: " + string.Join(" ", invalid.Failures.Select(f => Setting(f.Trim())));
                 case ConfigurationValuesException values:
                     return "lineagent: configuration: " + string.Join(" ", values.Values.Select(v => MustBe(v.Key, v.Type.FullName!)));
+                case UnknownSettingsException unknown:
+                    return "lineagent: configuration: " + unknown.Message;
                 case InvalidOperationException when ConvertFailure().Match(e.Message) is { Success: true } m:
                     return "lineagent: configuration: " + MustBe(m.Groups["key"].Value, m.Groups["type"].Value);
                 case AggregateException { InnerExceptions.Count: > 0 } aggregate:
@@ -95,6 +97,16 @@ public static partial class ConfigurationProblem
     // .NET 10 writes the value too: "Failed to convert configuration value 'abc' at 'Lines:0:Pacing:MinGap' to type 'System.TimeSpan'."
     [GeneratedRegex("^Failed to convert configuration value (?:'.*?' )?at '(?<key>[^']+)' to type '(?<type>[^']+)'")]
     private static partial Regex ConvertFailure();
+}
+
+/// <summary>
+/// Keys in lineagent.json or LINEAGENT__ environment variables that name no setting (<see cref="AgentHost.RefuseUnknownSettings"/>), every
+/// one of them. The command line refused them already; these were taken and ignored: `{"Agent":{"DryRunn":true}}` started a live
+/// agent where a dry run was meant (probe I).
+/// </summary>
+public sealed class UnknownSettingsException(IReadOnlyList<string> problems) : InvalidOperationException(string.Join(" ", problems))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
 }
 
 /// <summary>Settings whose values the configuration binder would not convert (<see cref="AgentHost.RefuseBadValues"/>), every one of them.</summary>

@@ -35,6 +35,29 @@ public sealed class CliTests
             .And.Contain("lineagent list").And.Not.Contain("Unhandled exception").And.Not.Contain("   at "));
     }
 
+    /// <summary>
+    /// A command that only asks the running agent takes only the settings it reads itself: `send --Agent:DryRun=true` was taken
+    /// and meant nothing to the running agent, which sent the message live (probe I); the hint for an unknown option suggested it.
+    /// </summary>
+    [Test]
+    public async Task ACommandThatAsksTheAgent_ShouldRefuseTheAgentsOwnSettings()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        string[] Common() => ["--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}"];
+
+        var sent = await Programs.LineAgentAsync(["send", "+12025550123", "I asked for a dry run", "--Agent:DryRun=true", .. Common()]);
+        Assert.That(sent.ExitCode, Is.EqualTo(1), sent.Stdout);
+        Assert.That(sent.Stderr, Does.StartWith("lineagent send: '--Agent:DryRun=true' is a setting of the agent itself").And.Contain("--Api:Token=..."));
+        var unknown = await Programs.LineAgentAsync(["send", "+12025550123", "x", "--dry-run", .. Common()]);
+        Assert.That(unknown.Stderr, Does.Contain("unknown option '--dry-run'").And.Not.Contain("--Agent:DryRun=true"));
+        using var api = agent.Api();
+        Assert.That((await api.GetJsonAsync("/api/messages"))["items"]!.AsArray(), Is.Empty, "nothing was sent");
+
+        var list = await Programs.LineAgentAsync(["list", "--Api:SendWaitSeconds=5", .. Common()]);
+        Assert.That(list.ExitCode, Is.Zero, list.Stderr + "(a setting the client reads itself)");
+    }
+
     [Test]
     public async Task SendListStatusCancel_ShouldWorkAgainstTheRunningAgent()
     {
@@ -111,7 +134,7 @@ public sealed class CliTests
         messages.Control(new { confirmDelayMs = 50, deliverDelayMs = 50 });
         var bridge = Bridge.LiveCheckTests.BridgeArgs(messages);
         using var agent = await AgentProcess.StartAsync(dir.File("data"), args: bridge);
-        string[] Common() => ["--data-dir", dir.File("data"), "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}", .. bridge];
+        string[] Common() => ["--data-dir", dir.File("data"), "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}"];
         using var api = agent.Api();
         await (await api.SendMessageAsync(new { content = "Are you in?", recipientPhone = "+12025550304" })).ExpectAsync(System.Net.HttpStatusCode.Created);
         const string reply = "hi \u001b]8;;http://e.example/\u0007x\u001b]8;;\u0007 \u202Eevil\u009b2J";

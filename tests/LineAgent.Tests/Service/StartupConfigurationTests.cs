@@ -41,6 +41,9 @@ public sealed class StartupConfigurationTests
     [TestCase("LINEAGENT__Agent__DryRunSendDelay", "-00:00:01", "Agent:DryRunSendDelay must be between 00:00:00 and an hour")]
     [TestCase("LINEAGENT__Agent__ShutdownTimeout", "-00:00:01", "Agent:ShutdownTimeout must be between 00:00:00 and a day")]
     [TestCase("LINEAGENT__Bridge__ScriptTimeout", "12:00:00", "Bridge:ScriptTimeout must be above 00:00:00 and at most 11:00:00")]
+    // A typo was taken and ignored: a live agent where a dry run was meant (probe I).
+    [TestCase("LINEAGENT__Agent__DryRunn", "true", "unknown setting 'Agent:DryRunn' in the environment (LINEAGENT__Agent__DryRunn): Agent has no setting 'DryRunn'. Did you mean Agent:DryRun?")]
+    [TestCase("LINEAGENT__Foo__Bar", "1", "unknown setting 'Foo:Bar' in the environment (LINEAGENT__Foo__Bar): no such section.")]
     public async Task ASettingTheAgentCannotUse_ShouldStopItWithOneLineNamingIt(string variable, string value, string expected)
     {
         using var dir = new TempDir();
@@ -135,6 +138,11 @@ public sealed class StartupConfigurationTests
     [TestCase("{\"Console\": {\"SessionIdleTimeout\": \"00:00:00\"}}", "doctor", "Console:SessionIdleTimeout")]
     [TestCase("{\"Lines\": [{\"Id\": \"mac\", \"Pacing\": {\"Window\": {\"From\": \"25:00\", \"To\": \"26:00\"}}}]}", "doctor",
         "Lines:mac:Pacing:Window:From '25:00' is not HH:mm")]
+    // Keys that name no setting were taken and ignored: `"DryRunn": true` started a live agent (probe I). Every one is named.
+    [TestCase("{\"Agent\": {\"DryRunn\": true, \"DefaultRegoin\": \"GB\"}, \"Logging\": {}, \"Lines\": []}", "run",
+        "unknown setting 'Agent:DefaultRegoin' in lineagent.json: Agent has no setting 'DefaultRegoin'. Did you mean Agent:DefaultRegion? " +
+        "unknown setting 'Agent:DryRunn' in lineagent.json: Agent has no setting 'DryRunn'. Did you mean Agent:DryRun?")]
+    [TestCase("{\"Foo\": {\"Bar\": 1}}", "doctor", "unknown setting 'Foo:Bar' in lineagent.json: no such section.")]
     public async Task ASettingsFileTheAgentCannotUse_ShouldSayOneLine(string json, string command, string expected)
     {
         using var dir = new TempDir();
