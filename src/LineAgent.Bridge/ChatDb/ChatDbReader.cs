@@ -66,6 +66,15 @@ public sealed class ChatDbReader(string path)
             Interlocked.Exchange(ref _failedAtTicks, 0);
             return connection;
         }
+        catch (SqliteException e) when (e.SqliteErrorCode == 1 && e.Message.Contains("no such table", StringComparison.Ordinal))
+        {
+            // An empty file (SQLite takes it for an empty database) or another program's database: not Messages' chat.db. Taken as
+            // busy for the moment, the send went out and could never be confirmed (review).
+            connection.Dispose();
+            Interlocked.Exchange(ref _failedAtTicks, Environment.TickCount64);
+            throw new ChatDbUnavailableException(ChatDbAccess.Damaged,
+                $"{path} has no message table: it is not Messages' chat.db (empty, or another database); the agent's own database is not affected", e);
+        }
         catch (SqliteException e)
         {
             connection.Dispose();

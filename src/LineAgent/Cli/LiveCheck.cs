@@ -95,7 +95,7 @@ public sealed class LiveCheck(IConfiguration config, AgentClient client, TextWri
             (fellBackTo, id) = (id, iMessageId);
         Line($"message: {id}");
         if (fellBackTo is not null)
-            Line($"fallback: the iMessage failed and the line sent the text again as SMS ({fellBackTo}; Lines:N:FallbackToSms)");
+            Line($"fallback: the iMessage failed and the line tried the text again as SMS ({fellBackTo}: lineagent list shows how it went; Lines:N:FallbackToSms)");
 
         var seen = new HashSet<string>();
         var deadline = DateTimeOffset.UtcNow + StageTimeout;

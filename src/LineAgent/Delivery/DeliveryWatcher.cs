@@ -321,7 +321,7 @@ public sealed class DeliveryWatcher(
         // Delivered first, even when the same pass (or a restart) finds it read too: deliveredAt is chat.db's date_delivered, and
         // the `delivered` event and webhook are not skipped (probe H: deliveredAt was the read time, no `message.delivered`).
         if (row.IsDelivered && m.Delivery == DeliveryState.Unknown
-            && await lifecycle.DeliveredAsync(m.Id, row.DateDelivered ?? Clock.GetUtcNow(), "delivered (chat.db is_delivered)", ct: ct) is { } delivered)
+            && await lifecycle.DeliveredAsync(m.Id, row.DateDelivered ?? row.DateRead ?? Clock.GetUtcNow(), "delivered (chat.db is_delivered)", ct: ct) is { } delivered)
             m = delivered;
         if (row.DateRead is { } readAt && m.Delivery != DeliveryState.Read)
             await lifecycle.ReadAsync(m.Id, readAt, "read (chat.db date_read)", ct);

@@ -62,24 +62,35 @@ public sealed class SendResponder(MessageStore store, MessageNotifier notifier, 
         }
     }
 
-    private Task<MessageRow> WaitOneAsync(string id, DateTimeOffset deadline, CancellationToken ct)
+    /// <summary>
+    /// Waits in slices of <see cref="ShortHold"/> twice over, judging the row again after each: whether a hold is short depends on
+    /// the clock, and a hold that grows without a change notification (a line-wide hold) or ends with nothing taking the row
+    /// (the line paused) must not keep the request for all of Api:SendWaitSeconds (review of 3f58aef).
+    /// </summary>
+    private async Task<MessageRow> WaitOneAsync(string id, DateTimeOffset deadline, CancellationToken ct)
     {
-        var left = deadline - time.GetUtcNow();
-        return notifier.WaitAsync(id,
-            async () => await store.GetAsync(id, ct) ?? throw new InvalidOperationException($"message {id} vanished"),
-            IsSettled, left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
+        while (true)
+        {
+            var left = deadline - time.GetUtcNow();
+            var slice = left < ShortHold * 2 ? left : ShortHold * 2;
+            var row = await notifier.WaitAsync(id,
+                async () => await store.GetAsync(id, ct) ?? throw new InvalidOperationException($"message {id} vanished"),
+                IsSettled, slice > TimeSpan.Zero ? slice : TimeSpan.Zero, time, ct);
+            if (IsSettled(row) || slice >= left)
+                return row;
+        }
     }
 
     /// <summary>
     /// Nothing more will happen soon: a final status, a hold (pacing, a busy channel), or a send its channel has taken where the
     /// final word takes minutes (Twilio's delivery status; the answer says `sending` with the SID). A hold that ends within
-    /// <see cref="ShortHold"/> is waited out: a send withheld because its recipient opted out or replied meanwhile goes back
+    /// <see cref="ShortHold"/> is waited out (one that ended longer ago than that, with nothing taking the row, is not): a send withheld because its recipient opted out or replied meanwhile goes back
     /// for a second, and the dispatcher then fails it `suppressed` or cancels it `replied` (review: answered 202 `queued`, the
     /// outcome only in a later GET).
     /// </summary>
     private bool IsSettled(MessageRow r) =>
         r.Status is MessageStatus.Sent or MessageStatus.Failed or MessageStatus.Cancelled or MessageStatus.Scheduled
-        || (r.Status == MessageStatus.Queued && r.NotBefore is { } until && Storage.Time.FromMs(until) - time.GetUtcNow() > ShortHold)
+        || (r.Status == MessageStatus.Queued && r.NotBefore is { } until && (Storage.Time.FromMs(until) - time.GetUtcNow()).Duration() > ShortHold)
         || (r.Status == MessageStatus.Sending && r.ChannelRef is not null && channels.ByName(r.Channel)?.Capabilities.SettledOnAccept == true);
 
     /// <summary>A hold this short is waited for (within Api:SendWaitSeconds) rather than answered as `queued`.</summary>

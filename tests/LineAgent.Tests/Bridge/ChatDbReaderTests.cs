@@ -138,6 +138,33 @@ public sealed class ChatDbReaderTests
     }
 
     /// <summary>
+    /// An empty file, or another program's database, has no message table: not Messages' chat.db, so `Damaged` (nothing is
+    /// sent), not `Unreadable` (busy for the moment: the send goes on and could never be confirmed; review).
+    /// </summary>
+    [Test]
+    public void AnEmptyFileOrAnotherDatabase_ShouldBeDamaged_NotBusy()
+    {
+        using var dir = new TempDir();
+        var empty = dir.File("empty.db");
+        File.WriteAllBytes(empty, []);
+        var other = dir.File("other.db");
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={other};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "CREATE TABLE notes (x TEXT)";
+            cmd.ExecuteNonQuery();
+        }
+        foreach (var path in new[] { empty, other })
+        {
+            var reader = new ChatDbReader(path);
+            Assert.That(reader.CheckAccess(), Is.EqualTo(ChatDbAccess.Damaged), path);
+            var e = Assert.Throws<ChatDbUnavailableException>(() => reader.MaxRowId());
+            Assert.That(e!.Message, Does.Contain("not Messages' chat.db"));
+        }
+    }
+
+    /// <summary>
     /// The incremental read is a ROWID range: on a 200,000-row chat.db it visits only the new rows
     /// (SQLite's own VM step counter), the same work as on a small database.
     /// </summary>

@@ -58,7 +58,7 @@ public sealed class LiveCheckTests
 
         Assert.That(run.ExitCode, Is.EqualTo(1));
         Assert.That(run.Lines, Has.Some.Match(@"^\[FAIL\] send\s+imessage_unavailable"));
-        Assert.That(run.Lines, Has.Some.Match(@"^fallback: the iMessage failed and the line sent the text again as SMS \(msg_"));
+        Assert.That(run.Lines, Has.Some.Match(@"^fallback: the iMessage failed and the line tried the text again as SMS \(msg_"));
         Assert.That(run.Lines, Has.None.Match(@"^\[ ok \] (sent|delivered)"), "the SMS's stages are not the iMessage's");
     }
 
