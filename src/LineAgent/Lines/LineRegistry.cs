@@ -47,6 +47,11 @@ public sealed class LinesOptionsValidator : IValidateOptions<LinesOptions>
             else if (Hosting.AgentHost.PacingProblems(line) is { Count: > 0 } pacing)
                 problems.Add($"{at} ('{line.Id}'): the pacing is invalid: {string.Join("; ", pacing)} " +
                     "(Window:From/To as HH:mm 00:00-23:59, an IANA Window:TimeZone, non-negative gaps and caps).");
+            // What the SMTP channel parses at each send: an address it cannot read started fine and failed the first email
+            // 500 invalid_sender while the line said nothing of it (probe I).
+            if (!string.IsNullOrWhiteSpace(line.Email.From)
+                && !(MimeKit.MailboxAddress.TryParse(line.Email.From, out var from) && from.Address.Contains('@')))
+                problems.Add($"{at}:Email:From '{Api.Problems.Echo(line.Email.From)}' is not an email address (such as sales@example.com or \"Sam Lee <sam@example.com>\").");
         }
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }

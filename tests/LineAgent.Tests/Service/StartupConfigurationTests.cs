@@ -143,6 +143,8 @@ public sealed class StartupConfigurationTests
         "unknown setting 'Agent:DefaultRegoin' in lineagent.json: Agent has no setting 'DefaultRegoin'. Did you mean Agent:DefaultRegion? " +
         "unknown setting 'Agent:DryRunn' in lineagent.json: Agent has no setting 'DryRunn'. Did you mean Agent:DryRun?")]
     [TestCase("{\"Foo\": {\"Bar\": 1}}", "doctor", "unknown setting 'Foo:Bar' in lineagent.json: no such section.")]
+    // Started, and failed the first email 500 invalid_sender (probe I).
+    [TestCase("{\"Lines\": [{\"Id\": \"c\", \"Email\": {\"From\": \"not an email\"}}]}", "run", "Lines:0:Email:From 'not an email' is not an email address")]
     public async Task ASettingsFileTheAgentCannotUse_ShouldSayOneLine(string json, string command, string expected)
     {
         using var dir = new TempDir();
