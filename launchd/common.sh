@@ -44,7 +44,7 @@ find_ours() {   # DIR
   done
   [ "$core" -eq 1 ] || return 0
   # api-token too is a name other tools use (review): LineAgent's only beside the files above.
-  for f in "$1"/api-token "$1"/api-token.tmp "$1"/outbox "$1"/backups "$1"/.DS_Store; do
+  for f in "$1"/api-token "$1"/api-token.tmp "$1"/agent-url "$1"/agent-url.tmp "$1"/outbox "$1"/backups "$1"/.DS_Store; do
     if [ -e "$f" ] || [ -L "$f" ]; then ours+=("${f##*/}"); fi
   done
 }

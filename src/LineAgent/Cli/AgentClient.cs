@@ -16,7 +16,8 @@ public sealed class AgentClient : IDisposable
 
     public AgentClient(IConfiguration config, string? url)
     {
-        var address = url ?? LocalUrl(config["Api:Urls"] ?? ApiOptions.DefaultUrl);
+        // --url, else where the agent of this data dir says it listens (it may have been started with --urls), else Api:Urls.
+        var address = url ?? DataDirectory.ReadAddress(ClientCommands.DataDirOf(config)) ?? LocalUrl(config["Api:Urls"] ?? ApiOptions.DefaultUrl);
         if (!Uri.TryCreate(address, UriKind.Absolute, out var baseUrl) || (baseUrl.Scheme != Uri.UriSchemeHttp && baseUrl.Scheme != Uri.UriSchemeHttps))
             throw new CliProblem($"lineagent: {(url is null ? "Api:Urls" : "--url")} '{Problems.Echo(address)}' is not an http:// address such as {ApiOptions.DefaultUrl}.");
         BaseUrl = baseUrl;

@@ -11,7 +11,7 @@ namespace LineAgent.Cli;
 /// <summary>Commands that talk to a running agent through its API (or read its data directory).</summary>
 public static class ClientCommands
 {
-    public static readonly Option<string?> Url = new("--url") { Description = "The agent's URL; default: the first of Api:Urls." };
+    public static readonly Option<string?> Url = new("--url") { Description = "The agent's URL; default: where the data dir's agent listens (<data dir>/agent-url), else the first of Api:Urls." };
 
     /// <summary>The commands that only ask the running agent: they take only <see cref="ClientSettings"/>.</summary>
     public static readonly IReadOnlySet<string> AsksTheAgent = new HashSet<string>(StringComparer.Ordinal) { "status", "send", "preview", "list", "cancel", "token", "open" };

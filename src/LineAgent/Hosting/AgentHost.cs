@@ -62,6 +62,9 @@ public static class AgentHost
     public static WebApplication Prepare(WebApplication app)
     {
         app.Services.GetRequiredService<Db>();
+        var dataDirectory = app.Services.GetRequiredService<DataDirectory>();
+        app.Lifetime.ApplicationStarted.Register(() => dataDirectory.WriteAddress(app.Urls, app.Logger));
+        app.Lifetime.ApplicationStopped.Register(dataDirectory.RemoveAddress);
         var agent = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
         if (DataDirectory.SyncedFolder(app.Services.GetRequiredService<DataDirectory>().Root) is { } synced)
             app.Logger.LogWarning("The data directory {Root} is inside {Synced}: a sync service can evict, copy back or conflict-copy " +

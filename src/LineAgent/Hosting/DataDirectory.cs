@@ -53,4 +53,53 @@ public sealed class DataDirectory
     /// <summary>The token file of the data directory <paramref name="root"/>, for readers that must not create the directory (the CLI).</summary>
     public static string TokenFileIn(string root) => Path.Combine(root, "api-token");
     public string LockFile => Path.Combine(Root, "agent.lock");
+
+    /// <summary>
+    /// The address the running agent listens on (its first http URL, the port as bound), written once it listens and removed
+    /// when it stops: the CLI finds an agent started with `--urls` or LINEAGENT__Api__Urls, which its own settings do not name
+    /// (probe I: `lineagent status` said nothing answered, and its advice to start one met the lock).
+    /// </summary>
+    public static string AddressFileIn(string root) => Path.Combine(root, "agent-url");
+
+    /// <summary>The address in <see cref="AddressFileIn"/>, or null (none, unreadable, not an http URL).</summary>
+    public static string? ReadAddress(string root)
+    {
+        try
+        {
+            var text = File.ReadAllText(AddressFileIn(root)).Trim();
+            return Uri.TryCreate(text, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttp ? text : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    public void WriteAddress(IEnumerable<string> urls, ILogger log)
+    {
+        var first = urls.FirstOrDefault(u => u.StartsWith("http://", StringComparison.OrdinalIgnoreCase));
+        if (first is null)
+            return;
+        var path = AddressFileIn(Root);
+        try
+        {
+            File.WriteAllText(path + ".tmp", first + "\n");
+            File.Move(path + ".tmp", path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.LogWarning("Could not write {File} ({Reason}): lineagent commands need --url to find this agent", path, e.Message);
+        }
+    }
+
+    public void RemoveAddress()
+    {
+        try
+        {
+            File.Delete(AddressFileIn(Root));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
 }

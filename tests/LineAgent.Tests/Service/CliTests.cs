@@ -58,6 +58,28 @@ public sealed class CliTests
         Assert.That(list.ExitCode, Is.Zero, list.Stderr + "(a setting the client reads itself)");
     }
 
+    /// <summary>
+    /// An agent started with `--urls` on another port (here a port the system picked): the commands find it through its data
+    /// dir without --url; when it has stopped, they no longer point at it. Before, `status` said nothing answered at 5117 and
+    /// advised starting one, which met the lock (probe I).
+    /// </summary>
+    [Test]
+    public async Task TheCommands_ShouldFindAnAgentStartedOnAnotherPort_ThroughItsDataDir()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        // Written once the host has started, which is a moment after it first answers.
+        await Eventually.TrueAsync(() => File.Exists(Path.Combine(dir.Path, "agent-url")), "the agent wrote its address");
+        Assert.That(File.ReadAllText(Path.Combine(dir.Path, "agent-url")).Trim(), Is.EqualTo(agent.BaseAddress.ToString().TrimEnd('/')));
+
+        var status = await Programs.LineAgentAsync(["status", "--data-dir", dir.Path, $"--Api:Token={agent.Token}"]);
+        Assert.That(status.ExitCode, Is.Zero, status.Stderr);
+        Assert.That(status.Stdout, Does.Contain($"at {agent.BaseAddress.ToString().TrimEnd('/')}"));
+
+        Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(30)), Is.Zero);
+        Assert.That(File.Exists(Path.Combine(dir.Path, "agent-url")), Is.False, "removed when the agent stops");
+    }
+
     [Test]
     public async Task SendListStatusCancel_ShouldWorkAgainstTheRunningAgent()
     {
