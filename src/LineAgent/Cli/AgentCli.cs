@@ -93,6 +93,12 @@ public static partial class AgentCli
             Console.Error.WriteLine(unreadable);
             return Storage.DatabaseUnusableException.ExitCodeConfig;
         }
+        catch (Exception e) when (ConfigurationProblem.Describe(e) is { } line)
+        {
+            // A command that builds the agent's host without running it (openapi) meets the same refusals as run (review).
+            Console.Error.WriteLine(line);
+            return Storage.DatabaseUnusableException.ExitCodeConfig;
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Anything else is a bug: its stack trace, as the parser's own handler printed it, and exit 1.

@@ -16,8 +16,12 @@ public sealed class AgentClient : IDisposable
 
     public AgentClient(IConfiguration config, string? url)
     {
-        // --url, else where the agent of this data dir says it listens (it may have been started with --urls), else Api:Urls.
-        var address = url ?? DataDirectory.ReadAddress(ClientCommands.DataDirOf(config)) ?? LocalUrl(config["Api:Urls"] ?? ApiOptions.DefaultUrl);
+        // --url (or Api:Urls given to this command, on its command line or in LINEAGENT__Api__Urls), else where the agent of this
+        // data dir says it listens (it may have been started with --urls), else Api:Urls of lineagent.json or the default.
+        var address = url
+                      ?? (GivenHere(config, "Api:Urls") is { } given ? LocalUrl(given) : null)
+                      ?? DataDirectory.ReadAddress(ClientCommands.DataDirOf(config))
+                      ?? LocalUrl(config["Api:Urls"] ?? ApiOptions.DefaultUrl);
         if (!Uri.TryCreate(address, UriKind.Absolute, out var baseUrl) || (baseUrl.Scheme != Uri.UriSchemeHttp && baseUrl.Scheme != Uri.UriSchemeHttps))
             throw new CliProblem($"lineagent: {(url is null ? "Api:Urls" : "--url")} '{Problems.Echo(address)}' is not an http:// address such as {ApiOptions.DefaultUrl}.");
         BaseUrl = baseUrl;
@@ -39,11 +43,26 @@ public sealed class AgentClient : IDisposable
         var send = double.TryParse(config["Api:SendWaitSeconds"], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s)
                    && double.IsFinite(s) ? Math.Clamp(s, 0, 600) : 30;
         var health = TimeSpan.TryParse(config["Bridge:HealthWaitForViews"], System.Globalization.CultureInfo.InvariantCulture, out var h)
-                     && h >= TimeSpan.Zero && h <= TimeSpan.FromMinutes(10) ? h : TimeSpan.FromSeconds(2);
+                     && h >= TimeSpan.Zero ? (h < TimeSpan.FromMinutes(10) ? h : TimeSpan.FromMinutes(10)) : TimeSpan.FromSeconds(2);
         return TimeSpan.FromSeconds(send) + health * 2 + TimeoutMargin;
     }
 
     public static readonly TimeSpan TimeoutMargin = TimeSpan.FromSeconds(30);
+
+    /// <summary>The value of <paramref name="key"/> when this command was given it (command line, environment), not a file.</summary>
+    private static string? GivenHere(IConfiguration config, string key)
+    {
+        if (config is not IConfigurationRoot root)
+            return null;
+        string? value = null;
+        foreach (var provider in root.Providers)
+            if (provider is Microsoft.Extensions.Configuration.CommandLine.CommandLineConfigurationProvider
+                    or Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider
+                    or Microsoft.Extensions.Configuration.Memory.MemoryConfigurationProvider // --urls, --data-dir
+                && provider.TryGet(key, out var v))
+                value = v;
+        return value;
+    }
 
     public TimeSpan Timeout => _http.Timeout;
 

@@ -33,6 +33,11 @@ public static class OpenCommand
                 Console.Error.WriteLine($"The agent does not answer at {client.BaseUrl} ({e.Message}). Start it: {AgentCli.StartAdvice}.");
                 return 1;
             }
+            catch (TaskCanceledException e) when (e.InnerException is TimeoutException)
+            {
+                Console.Error.WriteLine($"The agent at {client.BaseUrl} did not answer within {client.Timeout.TotalSeconds:0} s: it is busy or hung (its log: {AgentCli.LogAdvice}).");
+                return 1;
+            }
             if (code != 200 || body?["url"]?.GetValue<string>() is not { } url)
             {
                 Console.Error.WriteLine(AgentClient.Describe(code, body));

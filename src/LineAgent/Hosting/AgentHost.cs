@@ -63,6 +63,9 @@ public static class AgentHost
     {
         app.Services.GetRequiredService<Db>();
         var dataDirectory = app.Services.GetRequiredService<DataDirectory>();
+        // One a crash left (kill -9, launchd's SIGKILL after its ExitTimeOut) names an address this start may not listen on: the
+        // CLI would send the token there (review). This agent holds the data dir's lock by now.
+        dataDirectory.RemoveAddress();
         app.Lifetime.ApplicationStarted.Register(() => dataDirectory.WriteAddress(app.Urls, app.Logger));
         app.Lifetime.ApplicationStopped.Register(dataDirectory.RemoveAddress);
         var agent = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
@@ -94,14 +97,6 @@ public static class AgentHost
         config.AddInMemoryCollection(overrides);
     }
 
-    /// <summary>
-    /// Every setting whose value the configuration binder would not convert, all at once: the binder stops at the first,
-    /// so a user with two mistakes learnt of the second only after fixing the first. The checks are the generated
-    /// binder's own parsers (invariant culture; enums by name or number, ignoring case). A number, switch, duration or
-    /// choice set to nothing (`LINEAGENT__Email__Smtp__Port=`, `"MaxPerHour": ""`) is refused too: the generated binder
-    /// skips an empty value and keeps the default, which would start the agent with a setting other than the one the
-    /// user thinks they gave. Exit 78, one line (<see cref="ConfigurationProblem"/>).
-    /// </summary>
     /// <summary>
     /// Every key of <data dir>/lineagent.json and every LINEAGENT__ environment variable must name a setting, as on the command
     /// line (<see cref="Cli.AgentCli.SettingProblem(string)"/>); each one that does not is named, with the nearest setting.
@@ -140,6 +135,14 @@ public static class AgentHost
         }
     }
 
+    /// <summary>
+    /// Every setting whose value the configuration binder would not convert, all at once: the binder stops at the first,
+    /// so a user with two mistakes learnt of the second only after fixing the first. The checks are the generated
+    /// binder's own parsers (invariant culture; enums by name or number, ignoring case). A number, switch, duration or
+    /// choice set to nothing (`LINEAGENT__Email__Smtp__Port=`, `"MaxPerHour": ""`) is refused too: the generated binder
+    /// skips an empty value and keeps the default, which would start the agent with a setting other than the one the
+    /// user thinks they gave. Exit 78, one line (<see cref="ConfigurationProblem"/>).
+    /// </summary>
     public static void RefuseBadValues(IConfiguration config)
     {
         var bad = new List<ConfigurationValuesException.Value>();

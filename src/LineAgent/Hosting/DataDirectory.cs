@@ -61,13 +61,16 @@ public sealed class DataDirectory
     /// </summary>
     public static string AddressFileIn(string root) => Path.Combine(root, "agent-url");
 
-    /// <summary>The address in <see cref="AddressFileIn"/>, or null (none, unreadable, not an http URL).</summary>
+    /// <summary>
+    /// The address in <see cref="AddressFileIn"/>, or null (none, unreadable, not an http URL on this Mac's loopback). The CLI
+    /// sends the API token there, so only a loopback address is taken from a file: an agent listening elsewhere is named with --url.
+    /// </summary>
     public static string? ReadAddress(string root)
     {
         try
         {
             var text = File.ReadAllText(AddressFileIn(root)).Trim();
-            return Uri.TryCreate(text, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttp ? text : null;
+            return Uri.TryCreate(text, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttp && url.IsLoopback ? text : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -77,9 +80,13 @@ public sealed class DataDirectory
 
     public void WriteAddress(IEnumerable<string> urls, ILogger log)
     {
-        var first = urls.FirstOrDefault(u => u.StartsWith("http://", StringComparison.OrdinalIgnoreCase));
-        if (first is null)
-            return;
+        // A loopback address first; one that listens on every address (0.0.0.0, [::]) is reached here through loopback.
+        var http = urls.Select(u => Uri.TryCreate(u, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttp ? url : null).OfType<Uri>().ToList();
+        var chosen = http.FirstOrDefault(u => u.IsLoopback) ?? http.FirstOrDefault(u => u.Host is "0.0.0.0" or "[::]");
+        if (chosen is null)
+            return; // only other addresses: the CLI needs --url (it sends the token only to loopback from this file)
+        var first = chosen.IsLoopback ? chosen.GetLeftPart(UriPartial.Authority)
+            : $"http://{(chosen.Host == "0.0.0.0" ? "127.0.0.1" : "[::1]")}:{chosen.Port}";
         var path = AddressFileIn(Root);
         try
         {

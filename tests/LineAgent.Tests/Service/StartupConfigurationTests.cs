@@ -62,6 +62,17 @@ public sealed class StartupConfigurationTests
         Assert.That(result.Stdout, Does.Not.Contain("Now listening"));
     }
 
+    /// <summary>`openapi` builds the agent's host without running it: the same refusal in one line, not "unexpected error" and a stack trace (review).</summary>
+    [Test]
+    public async Task OpenApi_WithAnUnknownSetting_ShouldSayOneLine()
+    {
+        using var dir = new TempDir();
+        var result = await Programs.RunAsync("dotnet", [AgentProcess.AgentDll, "openapi", "--data-dir", dir.Path],
+            new Dictionary<string, string?> { ["LINEAGENT__Agent__DryRunn"] = "true" }, TimeSpan.FromSeconds(60));
+        Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr);
+        Assert.That(result.Stderr.Trim(), Does.StartWith("lineagent: configuration: unknown setting 'Agent:DryRunn'").And.Not.Contain("   at "));
+    }
+
     /// <summary>The binder stops at the first value it cannot convert; the agent names them all, in one line.</summary>
     [Test]
     public async Task ThreeSettingsThatDoNotConvert_ShouldAllBeNamed_InOneLine()
