@@ -99,6 +99,14 @@ public static partial class AgentCli
             Console.Error.WriteLine(line);
             return Storage.DatabaseUnusableException.ExitCodeConfig;
         }
+        catch (UnauthorizedAccessException e)
+        {
+            // A file of the data dir only another user may read (one `sudo lineagent run` leaves them root's): one line that names
+            // it and the way back, not "unexpected error" and 20 lines of stack (probe I).
+            Console.Error.WriteLine($"lineagent: {e.Message} Files of the data directory must belong to the user who runs lineagent " +
+                                    "(a `sudo lineagent ...` leaves them root's: sudo chown -R \"$(id -un)\" on the data directory gives them back).");
+            return Storage.DatabaseUnusableException.ExitCodeConfig;
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Anything else is a bug: its stack trace, as the parser's own handler printed it, and exit 1.
@@ -381,6 +389,13 @@ public static partial class AgentCli
             // Taken between the check and the start.
             Console.Error.WriteLine($"lineagent: {io.Message} {PortAdvice}");
             return 1;
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal))
+        {
+            // Was "unexpected error" and Kestrel's stack trace (probe I).
+            Console.Error.WriteLine("lineagent: Api:Urls asks for https://, and no certificate is set up for it: use http:// on loopback (the default, " +
+                                    $"{ApiOptions.DefaultUrl}: the API does not leave this Mac), or configure Kestrel:Certificates:Default.");
+            return Storage.DatabaseUnusableException.ExitCodeConfig;
         }
         catch (Exception e) when (Storage.DatabaseUnusableException.Find(e) is { } unusable)
         {

@@ -141,8 +141,33 @@ public sealed class AgentOptionsRegion : IValidateOptions<AgentOptions>
 /// </summary>
 public sealed class ApiOptionsLimits : IValidateOptions<ApiOptions>
 {
-    public ValidateOptionsResult Validate(string? name, ApiOptions options) =>
-        double.IsFinite(options.SendWaitSeconds) && options.SendWaitSeconds is >= 0 and <= 600
-            ? ValidateOptionsResult.Success
-            : ValidateOptionsResult.Fail($"Api:SendWaitSeconds must be between 0 and 600 (seconds; set by {ConfigurationProblem.EnvironmentName("Api:SendWaitSeconds")}, lineagent.json or --Api:SendWaitSeconds=...).");
+    public ValidateOptionsResult Validate(string? name, ApiOptions options)
+    {
+        var problems = new List<string>();
+        if (!(double.IsFinite(options.SendWaitSeconds) && options.SendWaitSeconds is >= 0 and <= 600))
+            problems.Add($"Api:SendWaitSeconds must be between 0 and 600 (seconds; set by {ConfigurationProblem.EnvironmentName("Api:SendWaitSeconds")}, lineagent.json or --Api:SendWaitSeconds=...).");
+        // `--urls notaurl` and a port of 99999 were told "non-loopback ... set Api:Token", and with a token set the host failed
+        // with a stack trace (probe I): each address named with what is wrong.
+        foreach (var url in (options.Urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (UrlProblem(url) is { } problem)
+                problems.Add($"Api:Urls '{Api.Problems.Echo(url)}' {problem} (such as {ApiOptions.DefaultUrl}; set by --urls, {ConfigurationProblem.EnvironmentName("Api:Urls")} or lineagent.json).");
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+
+    /// <summary>What Kestrel would refuse of one address of Api:Urls (scheme://host:port, as UseUrls reads it), or null.</summary>
+    private static string? UrlProblem(string url)
+    {
+        var scheme = url.IndexOf("://", StringComparison.Ordinal);
+        if (scheme < 0 || url[..scheme].ToLowerInvariant() is not ("http" or "https"))
+            return "is not an http:// address";
+        var rest = url[(scheme + 3)..];
+        var authority = rest.Split('/')[0];
+        if (authority.Length == 0)
+            return "has no host";
+        var colon = authority.LastIndexOf(':');
+        if (colon >= 0 && colon > authority.LastIndexOf(']')
+            && !(int.TryParse(authority[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) && port <= 65535))
+            return "has a port that is not a number from 0 to 65535";
+        return null;
+    }
 }

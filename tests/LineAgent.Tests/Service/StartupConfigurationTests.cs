@@ -62,6 +62,21 @@ public sealed class StartupConfigurationTests
         Assert.That(result.Stdout, Does.Not.Contain("Now listening"));
     }
 
+    /// <summary>An address Kestrel cannot use: named, one line, exit 78, nothing made. Were "non-loopback ... set Api:Token", and with a token a stack trace (probe I).</summary>
+    [TestCase("notaurl", "Api:Urls 'notaurl' is not an http:// address")]
+    [TestCase("http://127.0.0.1:99999", "Api:Urls 'http://127.0.0.1:99999' has a port that is not a number from 0 to 65535")]
+    public async Task AnAddressKestrelCannotUse_ShouldBeNamed(string urls, string expected)
+    {
+        using var dir = new TempDir();
+        var dataDir = dir.File("new-data-dir");
+        var result = await Programs.RunAsync("dotnet",
+            [AgentProcess.AgentDll, "run", "--dry-run", "--data-dir", dataDir, "--urls", urls, "--Api:Token=abcdefabcdefabcdefabcdef"], timeout: TimeSpan.FromSeconds(60));
+        Assert.That(result.ExitCode, Is.EqualTo(78), result.Stderr + result.Stdout);
+        Assert.That(result.Stderr.Trim(), Does.StartWith("lineagent: configuration: ").And.Contain(expected));
+        Assert.That(result.Stderr + result.Stdout, Does.Not.Contain("   at "));
+        Assert.That(Directory.Exists(dataDir), Is.False, "nothing made");
+    }
+
     /// <summary>`openapi` builds the agent's host without running it: the same refusal in one line, not "unexpected error" and a stack trace (review).</summary>
     [Test]
     public async Task OpenApi_WithAnUnknownSetting_ShouldSayOneLine()
