@@ -1231,6 +1231,31 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// Two lines on one Messages, no send-now wait: line one's script holds Messages for 5 s before it sends ("from line one" to
+    /// <paramref name="first"/>), and line two's send ("from line two" to <paramref name="second"/>) is handed off and waits for it.
+    /// </summary>
+    private async Task<(AgentProcess Agent, HttpClient Api, string Running, string Waiting)> ASendWaitingForMessagesAsync(TempDir dataDir,
+        string first, string second)
+    {
+        _messages = new MessagesEmulator(_dir.File("messages"));
+        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(20), scriptTimeout: TimeSpan.FromSeconds(60));
+        settings["Lines:1:Id"] = "second";
+        settings["Lines:1:Pacing:Enabled"] = "false";
+        settings["Api:SendWaitSeconds"] = "0";
+        var agent = await AgentProcess.StartAsync(dataDir.Path, args: AgentProcess.Args(settings));
+        var api = agent.Api();
+        _messages.Control(new { sendDelayMs = 5_000, confirmDelayMs = 100 });
+        var running = (await (await api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = first, lineId = "default" }))
+            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "line one's script running");
+        var waiting = (await (await api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = second, lineId = "second" }))
+            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        await Until(api, waiting, x => x.Str("status") == "sending", "line two's send handed off, waiting for Messages");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
+        return (agent, api, running, waiting);
+    }
+
+    /// <summary>
     /// An opt-out that comes while a send waits at the Messages gate (another line's script holds Messages): the send was
     /// handed off before it, but nothing has reached Messages yet. It went out seconds after POST /api/suppressions
     /// answered 201 (probe); now the gate asks the dispatcher's checks again and it fails `suppressed`, unsent.
@@ -1239,22 +1264,9 @@ public sealed partial class MessagesEndToEndTests
     public async Task AnOptOutWhileASendWaitsForMessages_ShouldStopIt()
     {
         using var dataDir = new TempDir();
-        _messages = new MessagesEmulator(_dir.File("messages"));
-        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(20), scriptTimeout: TimeSpan.FromSeconds(60));
-        settings["Lines:1:Id"] = "second";
-        settings["Lines:1:Pacing:Enabled"] = "false";
-        settings["Api:SendWaitSeconds"] = "0";
-        using var agent = await AgentProcess.StartAsync(dataDir.Path, args: AgentProcess.Args(settings));
-        using var api = agent.Api();
-        // Line one's script holds Messages for 5 s before it sends; line two's send waits for it.
-        _messages.Control(new { sendDelayMs = 5_000, confirmDelayMs = 100 });
-        await (await api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = "+12025550922", lineId = "default" }))
-            .ExpectAsync(HttpStatusCode.Accepted);
-        await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "line one's script running");
-        var waiting = (await (await api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = "+12025550923", lineId = "second" }))
-            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
-        await Until(api, waiting, x => x.Str("status") == "sending", "line two's send handed off, waiting for Messages");
-        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
+        var (agent, api, _, waiting) = await ASendWaitingForMessagesAsync(dataDir, "+12025550922", "+12025550923");
+        using var _agent = agent;
+        using var _api = api;
 
         await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550923" })).ExpectAsync(HttpStatusCode.Created);
 
@@ -1273,22 +1285,9 @@ public sealed partial class MessagesEndToEndTests
     public async Task ACancelWhileASendWaitsForMessages_ShouldStopIt_AndARunningScriptStayNotCancellable()
     {
         using var dataDir = new TempDir();
-        _messages = new MessagesEmulator(_dir.File("messages"));
-        var settings = _messages.Settings(confirmTimeout: TimeSpan.FromSeconds(20), scriptTimeout: TimeSpan.FromSeconds(60));
-        settings["Lines:1:Id"] = "second";
-        settings["Lines:1:Pacing:Enabled"] = "false";
-        settings["Api:SendWaitSeconds"] = "0";
-        using var agent = await AgentProcess.StartAsync(dataDir.Path, args: AgentProcess.Args(settings));
-        using var api = agent.Api();
-        // Line one's script holds Messages for 5 s before it sends; line two's send waits for it.
-        _messages.Control(new { sendDelayMs = 5_000, confirmDelayMs = 100 });
-        var running = (await (await api.SendMessageAsync(new { content = "from line one", type = "imessage", recipientPhone = "+12025550924", lineId = "default" }))
-            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
-        await Eventually.TrueAsync(() => _messages.Calls().Count(c => c.Script == "send.applescript") == 1, "line one's script running");
-        var waiting = (await (await api.SendMessageAsync(new { content = "from line two", type = "imessage", recipientPhone = "+12025550925", lineId = "second" }))
-            .ExpectAsync(HttpStatusCode.Accepted)).Str("id");
-        await Until(api, waiting, x => x.Str("status") == "sending", "line two's send handed off, waiting for Messages");
-        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "line two's script has not started");
+        var (agent, api, running, waiting) = await ASendWaitingForMessagesAsync(dataDir, "+12025550924", "+12025550925");
+        using var _agent = agent;
+        using var _api = api;
 
         var refused = await (await api.PostAsync($"/api/messages/{running}/cancel", null)).ExpectAsync(HttpStatusCode.Conflict);
         Assert.That((refused.Str("code"), refused.Str("messageStatus")), Is.EqualTo(("not_cancellable", "sending")), "line one's script is running");
