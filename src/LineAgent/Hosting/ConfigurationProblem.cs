@@ -38,6 +38,8 @@ public static partial class ConfigurationProblem
     [GeneratedRegex(@"^Failed to load configuration from file '(?<file>.+)'\.$")]
     private static partial Regex FileLoadFailure();
 
+    private const string Prefix = "lineagent: configuration: ";
+
     public static string? Describe(Exception? e)
     {
         for (var depth = 0; e is not null && depth < 16; depth++)
@@ -53,7 +55,11 @@ public static partial class ConfigurationProblem
                 case InvalidOperationException when ConvertFailure().Match(e.Message) is { Success: true } m:
                     return "lineagent: configuration: " + MustBe(m.Groups["key"].Value, m.Groups["type"].Value);
                 case AggregateException { InnerExceptions.Count: > 0 } aggregate:
-                    return aggregate.InnerExceptions.Select(Describe).FirstOrDefault(x => x is not null);
+                    // Every section's problems at once (the start's validation gathers one exception per options type): only the
+                    // first was told, so each further section took another start to learn of (probe I: Api, then Storage, then Webhooks).
+                    var lines = aggregate.InnerExceptions.Select(Describe).OfType<string>().Distinct().ToList();
+                    return lines.Count == 0 ? null
+                        : "lineagent: configuration: " + string.Join(" ", lines.Select(l => l.StartsWith(Prefix, StringComparison.Ordinal) ? l[Prefix.Length..] : l));
             }
             e = e.InnerException;
         }

@@ -169,6 +169,13 @@ public sealed class StartupConfigurationTests
         "unknown setting 'Agent:DefaultRegoin' in lineagent.json: Agent has no setting 'DefaultRegoin'. Did you mean Agent:DefaultRegion? " +
         "unknown setting 'Agent:DryRunn' in lineagent.json: Agent has no setting 'DryRunn'. Did you mean Agent:DryRun?")]
     [TestCase("{\"Foo\": {\"Bar\": 1}}", "doctor", "unknown setting 'Foo:Bar' in lineagent.json: no such section.")]
+    // Each section was told at another start (probe I): all at once.
+    [TestCase("{\"Api\": {\"SendWaitSeconds\": -1}, \"Storage\": {\"BackupsKept\": -1}, \"Webhooks\": {\"GiveUpAfter\": \"00:01:00\"}}", "run",
+        "Api:SendWaitSeconds must be between 0 and 600")]
+    [TestCase("{\"Api\": {\"SendWaitSeconds\": -1}, \"Storage\": {\"BackupsKept\": -1}, \"Webhooks\": {\"GiveUpAfter\": \"00:01:00\"}}", "run",
+        "BackupsKept")]
+    [TestCase("{\"Api\": {\"SendWaitSeconds\": -1}, \"Storage\": {\"BackupsKept\": -1}, \"Webhooks\": {\"GiveUpAfter\": \"00:01:00\"}}", "run",
+        "Webhooks:GiveUpAfter")]
     // Started, and failed the first email 500 invalid_sender (probe I).
     [TestCase("{\"Lines\": [{\"Id\": \"c\", \"Email\": {\"From\": \"not an email\"}}]}", "run", "Lines:0:Email:From 'not an email' is not an email address")]
     public async Task ASettingsFileTheAgentCannotUse_ShouldSayOneLine(string json, string command, string expected)
