@@ -124,6 +124,25 @@ public sealed partial class Child : IAsyncDisposable
         return client;
     }
 
+    /// <summary>
+    /// With LINEAGENT_BENCH_SMAPS=DIR (Linux): the process's memory map with each mapping's resident size, copied to
+    /// DIR/NAME.WHEN.smaps, to see what a peak is made of (JIT code, GC heap, native heap, which files).
+    /// </summary>
+    public void KeepSmaps(string when)
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("LINEAGENT_BENCH_SMAPS") is not { Length: > 0 } dir)
+            return;
+        try
+        {
+            Directory.CreateDirectory(dir);
+            File.Copy($"/proc/{Pid}/smaps", Path.Combine(dir, $"{Name}.{when}.smaps"), overwrite: true);
+        }
+        catch (IOException e)
+        {
+            Console.WriteLine($"  (smaps of {Name} not kept: {e.Message})");
+        }
+    }
+
     /// <summary>Peak resident set size in KiB: VmHWM on Linux, else the highest `ps -o rss=` sample.</summary>
     public long? PeakRssKb()
     {

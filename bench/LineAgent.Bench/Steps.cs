@@ -128,6 +128,8 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
         await using var bare = await StartBareAsync();
         var agentStartRss = agent.PeakRssKb();
         var bareStartRss = bare.PeakRssKb();
+        agent.KeepSmaps("start");
+        bare.KeepSmaps("start");
         var bodies = Enumerable.Range(0, 1000).Select(n => SendBody(n, "2030-01-01T00:00:00Z")).ToArray();
 
         var cpu = new Dictionary<string, TimeSpan>();
@@ -163,6 +165,8 @@ public sealed class Steps(BenchOptions o, Targets targets, string tempRoot, Repo
             report.Add("POST /api/messages: CPU per request (server process)", Report.Ms(ac), Report.Ms(bc), Report.Ratio(ac, bc));
         if (agentStartRss is { } s1 && bareStartRss is { } s2)
             report.Add("peak RSS at start (healthy, before any request)", Report.Mb(s1), Report.Mb(s2), Report.Ratio(s1, s2));
+        agent.KeepSmaps("after-api");
+        bare.KeepSmaps("after-api");
         if (agent.PeakRssKb() is { } r1 && bare.PeakRssKb() is { } r2)
             report.Add("peak RSS after the API run", Report.Mb(r1), Report.Mb(r2), Report.Ratio(r1, r2));
     }

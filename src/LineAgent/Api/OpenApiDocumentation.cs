@@ -54,12 +54,63 @@ public static class OpenApiDocumentation
             o.AddDocumentTransformer<AgentDocumentTransformer>();
         });
 
-    /// <summary>The document as JSON (OpenAPI 3.1), without serving it: for `lineagent openapi` and the tests.</summary>
-    public static async Task<string> WriteJsonAsync(IServiceProvider services, CancellationToken ct = default)
+    /// <summary>
+    /// The document as JSON (OpenAPI 3.1) of the endpoints <paramref name="app"/> maps, made in a container of its own that
+    /// takes the app's endpoints, parameter inference, JSON settings and `Api` settings: the OpenAPI generator and what it
+    /// loads (ASP.NET Core's API explorer and MVC core, Microsoft.OpenApi: about 2.3 MB of the agent's memory) are loaded
+    /// only when the document is asked for (`GET /openapi/v1.json`, `lineagent openapi`), not at every start.
+    /// </summary>
+    public static async Task<string> WriteJsonAsync(IServiceProvider app, CancellationToken ct = default)
     {
-        var provider = services.GetRequiredKeyedService<IOpenApiDocumentProvider>(DocumentName);
-        var document = await provider.GetOpenApiDocumentAsync(ct);
-        return await document.SerializeAsJsonAsync(OpenApiSpecVersion.OpenApi3_1, ct);
+        var services = new ServiceCollection();
+        services.AddSingleton(app.GetRequiredService<IHostEnvironment>());
+        services.AddSingleton(app.GetRequiredService<IWebHostEnvironment>());
+        services.AddSingleton(app.GetRequiredService<EndpointDataSource>());
+        services.AddSingleton(app.GetRequiredService<Microsoft.AspNetCore.Routing.ParameterPolicyFactory>());
+        if (app.GetService<Microsoft.AspNetCore.Hosting.Server.IServer>() is { } server)
+            services.AddSingleton(server);
+        services.AddSingleton(app.GetRequiredService<IOptions<ApiOptions>>());
+        services.AddLogging();
+        services.ConfigureHttpJsonOptions(o => AgentJson.ConfigureRequests(o.SerializerOptions));
+        services.AddAgentOpenApi();
+        // Which handler parameters are services decides what the document lists as parameters and bodies: the app's answer,
+        // not this container's (a container always answers that question itself, so the API explorer is given it).
+        var appServices = app.GetRequiredService<IServiceProviderIsService>();
+        for (var i = 0; i < services.Count; i++)
+            if (services[i] is { ServiceType: var type, ImplementationType: { } explorer } && type == typeof(IApiDescriptionProvider))
+                services[i] = ServiceDescriptor.Transient<IApiDescriptionProvider>(sp => (IApiDescriptionProvider)ActivatorUtilities.CreateInstance(sp, explorer, appServices));
+        await using var document = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = false, ValidateScopes = true });
+        var provider = document.GetRequiredKeyedService<IOpenApiDocumentProvider>(DocumentName);
+        var made = await provider.GetOpenApiDocumentAsync(ct);
+        return await made.SerializeAsJsonAsync(OpenApiSpecVersion.OpenApi3_1, ct);
+    }
+
+    /// <summary>
+    /// `GET /openapi/v1.json`, as `MapOpenApi` served it, from <see cref="WriteJsonAsync"/>: made at the first request (a
+    /// concurrent one waits for it) and kept, as it only changes with the build and the settings.
+    /// </summary>
+    public static IEndpointConventionBuilder MapAgentOpenApi(this IEndpointRouteBuilder app)
+    {
+        var gate = new SemaphoreSlim(1, 1);
+        string? made = null;
+        return app.MapGet($"/openapi/{DocumentName}.json", async (HttpContext context) =>
+        {
+            var ct = context.RequestAborted;
+            if (Volatile.Read(ref made) is not { } json)
+            {
+                await gate.WaitAsync(ct);
+                try
+                {
+                    json = made ??= await WriteJsonAsync(context.RequestServices, ct);
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }
+            context.Response.ContentType = "application/json;charset=utf-8";
+            await context.Response.WriteAsync(json, ct);
+        }).ExcludeFromDescription();
     }
 
     /// <summary>"SendMessage" → "Send message".</summary>

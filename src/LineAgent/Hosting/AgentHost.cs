@@ -36,7 +36,8 @@ public static class AgentHost
             // appsettings.json ships next to the binary; `dotnet run` from elsewhere must still find it.
             ContentRootPath = args.Any(a => a.StartsWith("--contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
         };
-        var builder = WebApplication.CreateBuilder(options);
+        var builder = WebApplication.CreateSlimBuilder(options);
+        builder.WebHost.UseKestrelHttpsConfiguration();
         builder.AddAgentConfiguration(args, overrides);
         RefuseUnknownSettings(builder.Configuration);
         RefuseBadValues(builder.Configuration);
@@ -243,7 +244,6 @@ public static class AgentHost
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddProblemDetails(o => o.CustomizeProblemDetails = StatusCodes4xx.Customize);
         services.AddExceptionHandler<AgentExceptionHandler>();
-        services.AddAgentOpenApi();
         services.AddSingleton<ApiToken>();
         services.TryAddSingleton<AgentClock>();
         services.TryAddSingleton<StatusQuery>();
@@ -272,7 +272,7 @@ public static class AgentHost
             b.UseMiddleware<ContentEncodingGuardMiddleware>();
             b.UseMiddleware<JsonBodyBufferMiddleware>();
         });
-        app.MapOpenApi();
+        app.MapAgentOpenApi();
         app.MapStatus();
         app.MapMessages();
         app.MapLines();
