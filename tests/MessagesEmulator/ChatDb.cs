@@ -178,6 +178,10 @@ internal sealed class ChatDb : IDisposable
         return Util.FormatUuid(b, 3);
     }
 
+    /// <summary>The `id` of a service's account in the scripting dictionary (its scriptUniqueId): a GUID per account, RCS's its own.</summary>
+    public static string AccountId(string service, string me, string smsNumber) =>
+        AccountGuid(service == "RCS" ? "R:" + smsNumber : AccountFor(service, me, smsNumber).Account);
+
     /// <summary>(account column value, my address) for a service.</summary>
     public static (string Account, string MyAddress) AccountFor(string service, string me, string smsNumber) =>
         service == "iMessage" ? ("E:" + me, me) : ("P:" + smsNumber, smsNumber);

@@ -15,14 +15,35 @@ internal sealed class NewMessage
     public string? Guid { get; init; }
     /// <summary>When set, a URL balloon row follows the message in the same transaction, with this attributedBody.</summary>
     public byte[]? UrlPreviewBody { get; init; }
+    /// <summary>A sent row first inserted with `is_from_me = 0` and no handle, which a later UPDATE sets (`fromMeLaterMs`).</summary>
+    public bool NotYetFromMe { get; init; }
+
+    /// <summary>The message as a file, for a row the detached timeline writes later (`rowAfterReturnMs`).</summary>
+    public void Save(string path) => File.WriteAllLines(path,
+    [
+        Service, Address, Ghost ? "1" : "0", NotYetFromMe ? "1" : "0", FromMe ? "1" : "0",
+        AttributedBody is null ? "-" : Convert.ToBase64String(AttributedBody),
+        UrlPreviewBody is null ? "-" : Convert.ToBase64String(UrlPreviewBody),
+    ]);
+
+    public static NewMessage Load(string path)
+    {
+        var l = File.ReadAllLines(path);
+        return new NewMessage
+        {
+            Service = l[0], Address = l[1], Ghost = l[2] == "1", NotYetFromMe = l[3] == "1", FromMe = l[4] == "1",
+            AttributedBody = l[5] == "-" ? null : Convert.FromBase64String(l[5]),
+            UrlPreviewBody = l[6] == "-" ? null : Convert.FromBase64String(l[6]),
+        };
+    }
 }
 
 internal static class MessageWriter
 {
     public const string UrlBalloonProvider = "com.apple.messages.URLBalloonProvider";
 
-    /// <summary>Writes the message (BEGIN IMMEDIATE … COMMIT); returns its ROWID and that of the URL preview row, if any.</summary>
-    public static (long RowId, long? PreviewRowId) Write(string home, NewMessage m)
+    /// <summary>Writes the message (BEGIN IMMEDIATE … COMMIT); returns its ROWID, that of the URL preview row, if any, and its handle's.</summary>
+    public static (long RowId, long? PreviewRowId, long HandleId) Write(string home, NewMessage m)
     {
         var state = State.Read(home);
         using var db = ChatDb.OpenIn(home);
@@ -33,13 +54,14 @@ internal static class MessageWriter
             var service = m.Ghost ? "SMS" : m.Service;
             var (account, myAddress) = ChatDb.AccountFor(service, State.Me(state), State.SmsNumber(state));
             var handleId = db.EnsureHandle(m.Address, service);
+            var guid = m.Guid ?? ChatDb.NewGuid();
             var values = new Row
             {
-                { "guid", m.Guid ?? ChatDb.NewGuid() }, { "text", m.Ghost ? "" : null },
+                { "guid", guid }, { "text", m.Ghost ? "" : null },
                 { "attributedBody", m.Ghost ? null : m.AttributedBody },
-                { "handle_id", handleId }, { "service", service }, { "account", account },
+                { "handle_id", m.NotYetFromMe ? 0 : handleId }, { "service", service }, { "account", account },
                 { "account_guid", ChatDb.AccountGuid(account) }, { "version", 10 }, { "type", 0 },
-                { "error", 0 }, { "is_from_me", m.FromMe ? 1 : 0 },
+                { "error", 0 }, { "is_from_me", m.FromMe && !m.NotYetFromMe ? 1 : 0 },
                 { "is_sent", 0 }, { "is_finished", m.FromMe ? 0 : 1 },
                 { "is_delivered", m.FromMe ? 0 : 1 }, { "is_read", 0 },
                 { "date", date }, { "date_read", 0 }, { "date_delivered", 0 },
@@ -54,6 +76,11 @@ internal static class MessageWriter
                 db.JoinMessage(chatId, rowId, date);
                 if (m.UrlPreviewBody is not null)
                 {
+                    // Its own transaction after the text row's (openclaw/imsg MessageWatcher.swift: "a separate filesystem
+                    // event"), naming the text row in reply_to_guid where the column exists (MessageStore+URLPreviews.swift).
+                    db.Exec("COMMIT");
+                    db.Exec("BEGIN IMMEDIATE");
+                    values["reply_to_guid"] = guid;
                     values["guid"] = ChatDb.NewGuid();
                     values["text"] = null;
                     values["attributedBody"] = m.UrlPreviewBody;
@@ -63,7 +90,7 @@ internal static class MessageWriter
                 }
             }
             db.Exec("COMMIT");
-            return (rowId, previewId);
+            return (rowId, previewId, handleId);
         }
         catch
         {

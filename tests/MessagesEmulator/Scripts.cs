@@ -184,13 +184,12 @@ public static partial class Scripts
         if (control.IsTrue("urlPreview") && UrlPattern().Match(call.Args[2]) is { Success: true } url)
             preview = TypedStream.Encode(url.Value);
 
-        var start = Timeline.NowMs();
-        var (rowId, previewId) = MessageWriter.Write(call.Home, new NewMessage
+        var fromMeLater = control.Number("fromMeLaterMs") is > 0 and var f ? f : (double?)null;
+        var message = new NewMessage
         {
             Service = service, Address = recipient, AttributedBody = body, FromMe = true, Ghost = ghost, UrlPreviewBody = preview,
-        });
-        if (ghost)
-            return; // never updated
+            NotYetFromMe = fromMeLater is not null && !ghost,
+        };
         var fail22 = service == "iMessage"
             ? control.List("nonImessage")?.Contains(recipient) == true
             : control.List("smsUndeliverable")?.Contains(recipient) == true;
@@ -198,9 +197,23 @@ public static partial class Scripts
         var readBy = control.List("readBy");
         if (readBy is not null && !readBy.Contains(recipient))
             readMs = null;
-        Timeline.Start(call.Home, new Timeline.Spec(
-            previewId is { } p ? [rowId, p] : [rowId], start,
-            control.Number("confirmDelayMs") ?? 300, control.Number("deliverDelayMs") ?? 300, readMs, fail22));
+        var confirmMs = control.Number("confirmDelayMs") ?? 300;
+        var deliverMs = control.Number("deliverDelayMs") ?? 300;
+        var start = Timeline.NowMs();
+        if (control.Number("rowAfterReturnMs") is > 0 and var after)
+        {
+            // The script returns before Messages has written the row: the detached timeline writes it.
+            var pending = Path.Combine(call.Home, $"pending-{Guid.NewGuid():N}.msg");
+            message.Save(pending);
+            Timeline.Start(call.Home, new Timeline.Spec([], start, confirmMs, deliverMs, readMs, fail22, fromMeLater,
+                Pending: pending, WriteAfterMs: after, Ghost: ghost));
+            return;
+        }
+        var (rowId, previewId, handleId) = MessageWriter.Write(call.Home, message);
+        if (ghost)
+            return; // never updated
+        Timeline.Start(call.Home, new Timeline.Spec(previewId is { } p ? [rowId, p] : [rowId], start, confirmMs, deliverMs, readMs, fail22,
+            fromMeLater, handleId));
     }
 
     // ------------------------------------------------------------------ status, restart
@@ -219,14 +232,16 @@ public static partial class Scripts
         var control = call.Control;
         var signedIn = !control.IsFalse("imessageSignedIn");
         var connection = signedIn ? control.String("imessageConnection") ?? "connected" : "disconnected";
+        // An account's `id` is its scriptUniqueId, a GUID (Apple's dictionary; a participant's id is "<account GUID>:<address>").
+        string Id(string service) => ChatDb.AccountId(service, State.Me(state), State.SmsNumber(state));
         var lines = new List<string>
         {
-            $"iMessage\tE:{State.Me(state)}\t{(signedIn ? "true" : "false")}\t{connection}",
+            $"iMessage\t{Id("iMessage")}\t{(signedIn ? "true" : "false")}\t{connection}",
         };
         if (!control.IsFalse("smsAccount"))
-            lines.Add($"SMS\tP:{State.SmsNumber(state)}\ttrue\tconnected");
+            lines.Add($"SMS\t{Id("SMS")}\ttrue\tconnected");
         if (control.IsTrue("rcsAccount"))
-            lines.Add($"RCS\tP:{State.SmsNumber(state)}\ttrue\tconnected");
+            lines.Add($"RCS\t{Id("RCS")}\ttrue\tconnected");
         call.Out(string.Join("\n", lines) + "\n");
         return 0;
     }
@@ -287,7 +302,7 @@ public static partial class Scripts
         if (template.Contains("{account}", StringComparison.Ordinal))
         {
             var state = State.Read(call.Home);
-            account = ChatDb.AccountGuid(ChatDb.AccountFor(service, State.Me(state), State.SmsNumber(state)).Account);
+            account = ChatDb.AccountId(service, State.Me(state), State.SmsNumber(state));
         }
         return template.Replace("{recipient}", recipient, StringComparison.Ordinal)
             .Replace("{service}", service, StringComparison.Ordinal)

@@ -18,19 +18,29 @@ internal static class Timeline
     /// <param name="StartMs">Unix ms just before the rows were written: the first stage counts from there.</param>
     /// <param name="ReadMs">Delivered → read, or null: never read.</param>
     /// <param name="Fail22">error = 22 instead of sent (no iMessage / undeliverable SMS), then nothing more.</param>
-    public sealed record Spec(long[] Rows, long StartMs, double ConfirmMs, double DeliverMs, double? ReadMs, bool Fail22)
+    /// <param name="FromMeAfterMs">The rows were inserted with `is_from_me = 0` and no handle: this long after the write they get
+    /// both (<see cref="HandleId"/>), before they are marked sent.</param>
+    /// <param name="Pending">A <see cref="NewMessage"/> file: the timeline writes the rows itself, <see cref="WriteAfterMs"/> after
+    /// <see cref="StartMs"/> (the script has returned by then), and the stages count from that write.</param>
+    /// <param name="Ghost">The rows are never updated (the macOS 26 ghost row).</param>
+    public sealed record Spec(long[] Rows, long StartMs, double ConfirmMs, double DeliverMs, double? ReadMs, bool Fail22,
+        double? FromMeAfterMs = null, long HandleId = 0, string? Pending = null, double WriteAfterMs = 0, bool Ghost = false)
     {
         public string[] ToArgs() =>
         [
-            string.Join(',', Rows.Select(r => r.ToString(CultureInfo.InvariantCulture))), StartMs.ToString(CultureInfo.InvariantCulture),
+            Rows.Length == 0 ? "-" : string.Join(',', Rows.Select(r => r.ToString(CultureInfo.InvariantCulture))), StartMs.ToString(CultureInfo.InvariantCulture),
             ConfirmMs.ToString("R", CultureInfo.InvariantCulture), DeliverMs.ToString("R", CultureInfo.InvariantCulture),
             ReadMs?.ToString("R", CultureInfo.InvariantCulture) ?? "-", Fail22 ? "1" : "0",
+            FromMeAfterMs?.ToString("R", CultureInfo.InvariantCulture) ?? "-", HandleId.ToString(CultureInfo.InvariantCulture),
+            Pending ?? "-", WriteAfterMs.ToString("R", CultureInfo.InvariantCulture), Ghost ? "1" : "0",
         ];
 
         public static Spec FromArgs(string[] a) => new(
-            a[0].Split(',').Select(r => long.Parse(r, CultureInfo.InvariantCulture)).ToArray(), long.Parse(a[1], CultureInfo.InvariantCulture),
+            a[0] == "-" ? [] : a[0].Split(',').Select(r => long.Parse(r, CultureInfo.InvariantCulture)).ToArray(), long.Parse(a[1], CultureInfo.InvariantCulture),
             double.Parse(a[2], CultureInfo.InvariantCulture), double.Parse(a[3], CultureInfo.InvariantCulture),
-            a[4] == "-" ? null : double.Parse(a[4], CultureInfo.InvariantCulture), a[5] == "1");
+            a[4] == "-" ? null : double.Parse(a[4], CultureInfo.InvariantCulture), a[5] == "1",
+            a[6] == "-" ? null : double.Parse(a[6], CultureInfo.InvariantCulture), long.Parse(a[7], CultureInfo.InvariantCulture),
+            a[8] == "-" ? null : a[8], double.Parse(a[9], CultureInfo.InvariantCulture), a[10] == "1");
     }
 
     public static void Start(string home, Spec spec)
@@ -67,27 +77,48 @@ internal static class Timeline
         {
             var spec = Spec.FromArgs(args[2..]);
             ChatDbDates.OffsetMs = Control.Load(home).Number("clockOffsetMs", negative: true) ?? 0;
-            // The first stage counts from the row write: this process started a little later.
-            Util.Sleep(spec.StartMs + spec.ConfirmMs - NowMs());
+            var start = spec.StartMs;
+            var rows = spec.Rows;
+            var handle = spec.HandleId;
+            if (spec.Pending is { } pending)
+            {
+                Util.Sleep(spec.StartMs + spec.WriteAfterMs - NowMs());
+                var message = NewMessage.Load(pending);
+                File.Delete(pending);
+                start = NowMs();
+                var (rowId, previewId, handleId) = MessageWriter.Write(home, message);
+                rows = previewId is { } p ? [rowId, p] : [rowId];
+                handle = handleId;
+            }
+            if (spec.Ghost)
+                return 0; // never updated
             using var db = ChatDb.OpenIn(home);
+            if (spec.FromMeAfterMs is { } fromMe)
+            {
+                Util.Sleep(start + fromMe - NowMs());
+                foreach (var r in rows)
+                    db.UpdateMessage(r, new Row { { "is_from_me", 1 }, { "handle_id", handle } });
+            }
+            // The first stage counts from the row write: this process started a little later.
+            Util.Sleep(start + spec.ConfirmMs - NowMs());
             if (spec.Fail22)
             {
-                foreach (var r in spec.Rows)
+                foreach (var r in rows)
                     db.UpdateMessage(r, new Row { { "error", 22 }, { "is_finished", 1 } });
                 return 0;
             }
-            foreach (var r in spec.Rows)
+            foreach (var r in rows)
                 db.UpdateMessage(r, new Row { { "is_sent", 1 }, { "is_finished", 1 } });
             // Later stages count from the previous one, so that their gaps stay as asked.
             Util.Sleep(spec.DeliverMs);
             var now = ChatDb.NowNs();
-            foreach (var r in spec.Rows)
+            foreach (var r in rows)
                 db.UpdateMessage(r, new Row { { "is_delivered", 1 }, { "date_delivered", now } });
             if (spec.ReadMs is { } readMs)
             {
                 Util.Sleep(readMs);
                 now = ChatDb.NowNs();
-                foreach (var r in spec.Rows)
+                foreach (var r in rows)
                     db.UpdateMessage(r, new Row { { "date_read", now }, { "is_read", 1 } });
             }
             return 0;

@@ -15,12 +15,18 @@ public sealed class EmulatorScriptTests() : EmulatorTest(26)
     [Test]
     public async Task Status_ShouldListTheAccounts_AsTabSeparatedLines()
     {
-        Assert.That(await StatusAsync(), Is.EqualTo(new ScriptRun(0, "iMessage\tE:me@icloud.com\ttrue\tconnected\nSMS\tP:+15550000000\ttrue\tconnected\n", "")));
+        // Each account's id is a GUID of its own (Apple's dictionary: the id is the scriptUniqueId), the one -1728 names.
+        var full = await StatusAsync();
+        Assert.That((full.ExitCode, full.Stderr), Is.EqualTo((0, "")));
+        Assert.That(full.Stdout, Does.Match($"^iMessage\t{AccountGuidPattern}\ttrue\tconnected\nSMS\t{AccountGuidPattern}\ttrue\tconnected\n$"));
+        var ids = full.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')[1]).ToList();
         Emu.Control(new { smsAccount = false });
-        Assert.That((await StatusAsync()).Stdout, Is.EqualTo("iMessage\tE:me@icloud.com\ttrue\tconnected\n"));
+        Assert.That((await StatusAsync()).Stdout, Is.EqualTo($"iMessage\t{ids[0]}\ttrue\tconnected\n"));
         Emu.Control(new { imessageSignedIn = false, rcsAccount = true });
-        Assert.That((await StatusAsync()).Stdout, Is.EqualTo(
-            "iMessage\tE:me@icloud.com\tfalse\tdisconnected\nSMS\tP:+15550000000\ttrue\tconnected\nRCS\tP:+15550000000\ttrue\tconnected\n"));
+        var three = (await StatusAsync()).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(three[..2], Is.EqualTo(new[] { $"iMessage\t{ids[0]}\tfalse\tdisconnected", $"SMS\t{ids[1]}\ttrue\tconnected" }));
+        Assert.That(three[2], Does.Match($"^RCS\t{AccountGuidPattern}\ttrue\tconnected$"));
+        Assert.That(three.Select(l => l.Split('\t')[1]).Distinct().Count(), Is.EqualTo(3), "one id per account");
     }
 
     [Test]
