@@ -181,9 +181,11 @@ public static class Admin
     /// Replaces chat.db as a rebuild or restore does: a new database from the schema under a temporary name with
     /// the handles and chats and only the last <paramref name="keep"/> messages, renumbered from ROWID 1 (guids,
     /// dates, texts and joins kept), renamed over chat.db (new inode); the old -wal/-shm are deleted.
-    /// Returns the new MAX(ROWID) of message (0 when empty).
+    /// Returns the new MAX(ROWID) of message (0 when empty). With <paramref name="shuffle"/> every message is kept and they
+    /// are numbered newest first (by date): MAX(ROWID) stays where it was, and the newest rows lie far below it, under older
+    /// ones (Spshulem/openAGI#36: after a rebuild a just-sent message was at ROWID 610157 under MAX 627029).
     /// </summary>
-    public static long Rebuild(string home, int keep = 0)
+    public static long Rebuild(string home, int keep = 0, bool shuffle = false)
     {
         if (keep < 0)
             throw new EmulatorException("rebuild: --keep must be >= 0");
@@ -202,11 +204,14 @@ public static class Admin
                 CopyAll(db, table);
             var messageColumns = SharedColumns(db, "message");
             var kept = new List<long>();
-            using (var cmd = ChatDb.Command(db.Connection, "SELECT ROWID FROM old.message ORDER BY ROWID DESC LIMIT @p0", keep))
+            using (var cmd = shuffle
+                       ? ChatDb.Command(db.Connection, "SELECT ROWID FROM old.message ORDER BY date DESC, ROWID DESC")
+                       : ChatDb.Command(db.Connection, "SELECT ROWID FROM old.message ORDER BY ROWID DESC LIMIT @p0", keep))
             using (var r = cmd.ExecuteReader())
                 while (r.Read())
                     kept.Add(r.GetInt64(0));
-            kept.Reverse();
+            if (!shuffle)
+                kept.Reverse();
             var newId = 0L;
             foreach (var oldId in kept)
             {

@@ -10,7 +10,7 @@ public static class Cli
           MessagesEmulator <script file> [args...]      as osascript: send/status/restart-messages.applescript
           MessagesEmulator init --schema 15|26 [--me ADDR] [--sms-number +1...] [--force] [--schema-file F]
           MessagesEmulator incoming <handle> <text> [--service iMessage|SMS|RCS] [--date ISO|unix-s] [--guid G]
-          MessagesEmulator rebuild [--keep N]
+          MessagesEmulator rebuild [--keep N | --shuffle]
           MessagesEmulator dump | calls | state | reset | quit | launch
           MessagesEmulator control '<json>' | control -
           MessagesEmulator decode <blob file>
@@ -86,11 +86,13 @@ public static class Cli
                 }
                 case "rebuild":
                 {
-                    var o = Options(args[1..], "rebuild", ["--keep"], []);
+                    var o = Options(args[1..], "rebuild", ["--keep"], ["--shuffle"]);
                     var keep = 0;
                     if (o.TryGetValue("--keep", out var k) && !int.TryParse(k, NumberStyles.None, CultureInfo.InvariantCulture, out keep))
                         throw new EmulatorException($"rebuild: --keep takes a number, got {k}");
-                    Out($"{Admin.Rebuild(Home(home), keep)}\n");
+                    if (o.ContainsKey("--shuffle") && o.ContainsKey("--keep"))
+                        throw new EmulatorException("rebuild: --shuffle keeps every message; give --keep or --shuffle");
+                    Out($"{Admin.Rebuild(Home(home), keep, shuffle: o.ContainsKey("--shuffle"))}\n");
                     return 0;
                 }
                 case "dump":

@@ -129,9 +129,16 @@ public sealed class DeliveryWatcher(
         long? BaselineOf(MessageRow m) => m.ChannelBaseline ?? m.ScriptPosition;
         // A baseline above chat.db's MAX(ROWID) says nothing (rebuilt or restored: numbered from 1 again), and would put an
         // old send before a new one in the order below (review: a send from before a restore took its resend's row).
-        if (awaiting.Any(m => BaselineOf(m) is not null))
+        // Nor does one taken before chat.db was found replaced: a rebuild may keep MAX(ROWID) as high and put our row below
+        // (ReplyIntake.ReplacedAtAsync).
+        DateTimeOffset? replacedAt = null;
+        if (awaiting.Any(m => m.ChannelRef is null && BaselineOf(m) is not null))
+        {
             max = bridge.Reader.MaxRowId();
-        long? UsableBaselineOf(MessageRow m) => BaselineOf(m) is { } b && b <= max ? b : null;
+            replacedAt = await replies.ReplacedAtAsync(ct);
+        }
+        bool TakenBeforeAReplacement(MessageRow m) => replacedAt is { } r && Time.FromMs(m.HandedAt!.Value) <= r;
+        long? UsableBaselineOf(MessageRow m) => BaselineOf(m) is { } b && b <= max && !TakenBeforeAReplacement(m) ? b : null;
         // Sends with a baseline newest first (by baseline, then by the order their scripts started, which retries and the
         // Messages gate can make differ from the hand-offs': review): one script runs at a time and writes its row before
         // it exits, so a row above a later send's baseline was written after the earlier script had ended: it is the later
@@ -169,6 +176,14 @@ public sealed class DeliveryWatcher(
                 if (_rebuiltWarned.Add(m.Id))
                     log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
                                    "restored); matching its row by text", m.Id, max, b);
+                baseline = null;
+                ran = false;
+            }
+            else if (baseline is { } before && TakenBeforeAReplacement(m))
+            {
+                if (_rebuiltWarned.Add(m.Id))
+                    log.LogWarning("{Id}: chat.db was replaced (rebuilt or restored) after the send's position {Baseline} was taken; matching its row by text",
+                        m.Id, before);
                 baseline = null;
                 ran = false;
             }

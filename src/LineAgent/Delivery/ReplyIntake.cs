@@ -26,6 +26,8 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
     public const string PositionKey = "chatdb.last_rowid";
     public const string GuidKey = "chatdb.last_guid";
     public const string DateKey = "chatdb.last_date";
+    /// <summary>When chat.db was last found replaced under the agent (Unix ms).</summary>
+    public const string ReplacedAtKey = "chatdb.replaced_at";
     private const int Batch = 500;
 
     private sealed record Position(long RowId, string? Guid, long DateMs);
@@ -85,6 +87,28 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         }
         var newest = bridge.Reader.MaxRowId();
         await SavePositionAsync(new Position(newest, bridge.Reader.GuidAt(newest), since.DateMs), ct);
+        await using var c = await lifecycle.Store.Db.OpenAsync(ct);
+        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState,
+            new { Key = ReplacedAtKey, Value = Time.ToMs(time.GetUtcNow()).ToString(CultureInfo.InvariantCulture) }, cancellationToken: ct));
+    }
+
+    /// <summary>
+    /// When chat.db was last found replaced (rebuilt or restored) under the agent, or null: now, when the row at the stored
+    /// position no longer carries the guid seen there (or MAX(ROWID) fell below it) and the replies have not been read since.
+    /// A rebuild need not number lower: Messages also renumbers out of date order with MAX(ROWID) as high as before, a
+    /// just-sent row far below it (Spshulem/openAGI#36), so a send's chat.db position from before it says nothing.
+    /// </summary>
+    public async Task<DateTimeOffset?> ReplacedAtAsync(CancellationToken ct)
+    {
+        Dictionary<string, string> state;
+        await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
+            state = (await c.QueryAsync<(string Key, string Value)>(new CommandDefinition(DeliverySql.GetStates,
+                new { Keys = new[] { PositionKey, GuidKey, ReplacedAtKey } }, cancellationToken: ct))).ToDictionary(r => r.Key, r => r.Value);
+        if (state.TryGetValue(PositionKey, out var at) && state.GetValueOrDefault(GuidKey) is { Length: > 0 } guid
+            && long.Parse(at, CultureInfo.InvariantCulture) is var rowId && rowId > 0
+            && (bridge.Reader.MaxRowId() < rowId || bridge.Reader.GuidAt(rowId) != guid))
+            return time.GetUtcNow();
+        return state.TryGetValue(ReplacedAtKey, out var ms) ? Time.FromMs(long.Parse(ms, CultureInfo.InvariantCulture)) : null;
     }
 
     private static Position Advance(Position at, IReadOnlyList<ChatMessage> rows)

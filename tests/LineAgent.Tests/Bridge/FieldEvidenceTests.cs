@@ -128,6 +128,42 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// A rebuild that keeps MAX(ROWID) as high as before and numbers the newest rows below older ones (Spshulem/openAGI#36),
+    /// between a send's row and its match: the row lies below the position the agent took before the send, which still
+    /// looks usable (MAX(ROWID) is not below it). The row at the reader's position no longer carries the guid seen there, so
+    /// the send is matched by its text. Before, it ended `unconfirmed` (maybe sent) after the confirm timeout (fidelity review).
+    /// </summary>
+    [Test]
+    public async Task ARebuildThatKeepsMaxRowIdButMovesTheSendsRowBelowItsPosition_ShouldStillConfirmTheSend()
+    {
+        using var agent = Agent(confirmTimeout: TimeSpan.FromSeconds(15));
+        using var api = agent.Api();
+        long last = 0;
+        for (var i = 0; i < 5; i++)
+            last = _messages.Incoming("+12025550398", $"earlier {i}");
+        await ReadUpToAsync(agent, last);
+        // The script answers 6 s after its row: the rebuild comes in between, before the agent may take the row.
+        _messages.Control(new { returnDelayMs = 6000, confirmDelayMs = 50, deliverDelayMs = 50 });
+        var answer = api.SendMessageAsync(new { content = "Your table is ready", type = "imessage", recipientPhone = "+12025550306" });
+        var ours = await Eventually.ValueAsync(() => Task.FromResult<string?>(_messages.Query("SELECT ROWID FROM message WHERE is_from_me = 1")),
+            r => r is { Length: > 0 }, "the send's row is in chat.db");
+        var row = long.Parse(ours!, CultureInfo.InvariantCulture);
+        await ReadUpToAsync(agent, row);
+        var call = _messages.CallRecords().Single(c => c["script"]!.GetValue<string>() == "send.applescript");
+
+        var max = _messages.Rebuild(shuffle: true);
+        var started = DateTimeOffset.UnixEpoch + TimeSpan.FromSeconds(call["t"]!.GetValue<double>());
+        Assert.That(DateTimeOffset.UtcNow - started, Is.LessThan(TimeSpan.FromSeconds(5.5)), "the rebuild came before the script answered");
+        Assert.That((max, _messages.Query("SELECT ROWID FROM message WHERE is_from_me = 1")), Is.EqualTo((row, "1")),
+            "MAX(ROWID) as before, the send's row at 1");
+
+        var m = await (await answer).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(m.Str("status"), Is.EqualTo("sent"), m.ToJsonString());
+        Assert.That(m.Str("channelRef"), Is.EqualTo(_messages.Query("SELECT guid FROM message WHERE is_from_me = 1")), "matched to its row");
+        Assert.That(_messages.Calls().Count(c => c.Script == "send.applescript"), Is.EqualTo(1), "sent once");
+    }
+
+    /// <summary>
     /// A send whose row never came, still watched after it failed `unconfirmed`; chat.db is restored (numbered from 1
     /// again); the same text is sent to the person again. The new row is the new send's: the old send's baseline, above
     /// chat.db's MAX(ROWID) now, says nothing and must not put it first (review: ordered by baseline, the old send took the

@@ -98,7 +98,7 @@ public sealed class MessagesEmulator
     public void Launch() => Emu.Admin.Launch(Home);
 
     /// <summary>Replaces chat.db as a rebuild/restore does (new inode, ROWIDs from 1); returns the new MAX(ROWID).</summary>
-    public long Rebuild(int keep = 0) => Emu.Admin.Rebuild(Home, keep);
+    public long Rebuild(int keep = 0, bool shuffle = false) => Emu.Admin.Rebuild(Home, keep, shuffle);
 
     /// <summary>state.json: schema, me, smsNumber, running, launches, restarts, counters.</summary>
     public JsonObject State() => JsonNode.Parse(Emu.Admin.StateJson(Home))!.AsObject();
