@@ -184,6 +184,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
     /// <summary>The last failed attempt of this send, set before each retry (see <see cref="Build"/>).</summary>
     public static readonly ResiliencePropertyKey<SendOutcome.Failed> LastFailure = new("lineagent.last-failure");
 
+    /// <summary>The send's <see cref="RetryBackoff"/>, told when a retry's wait begins.</summary>
+    public static readonly ResiliencePropertyKey<RetryBackoff> Backoff = new("lineagent.retry-backoff");
+
     /// <summary>
     /// Failures that say the channel is unwell (not the recipient): they count towards opening the circuit,
     /// so while Messages is wedged or not permitted, due messages wait instead of failing one by one.
@@ -217,6 +220,8 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
                         args.Context.Properties.Set(LastFailure, f);
                         if (args.Context.Properties.TryGetValue(MessageId, out var id))
                             Retrying?.Invoke(id, args.AttemptNumber + 1, args.RetryDelay, f);
+                        if (args.Context.Properties.TryGetValue(Backoff, out var backoff))
+                            backoff.Begin();
                     }
                     return default;
                 },
@@ -253,4 +258,44 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
         builder.AddTimeout(new TimeoutStrategyOptions { Timeout = attempt });
         return builder.Build();
     }
+}
+
+/// <summary>
+/// A send between two attempts, in its retry's wait: the one moment a stop of the agent may end it, as no attempt is in
+/// flight and the ones before failed in a way that proves nothing was sent (retries are made only then). Its token is the
+/// send's resilience context's and is cancelled only during such a wait, never during an attempt: the send then goes back
+/// to the queue and goes out after the restart. Before, the agent waited out the backoff (2 s doubling, with jitter) and,
+/// when <c>Agent:ShutdownTimeout</c> ran out first, left the row `sending`, which the next start could only fail as
+/// `interrupted` (maybe sent), though nothing had been.
+/// </summary>
+public sealed class RetryBackoff(Func<bool> stopping) : IDisposable
+{
+    private const int Attempting = 0, Waiting = 1, Stopped = 2;
+    private int _phase;
+    private readonly CancellationTokenSource _stop = new();
+
+    public CancellationToken Token => _stop.Token;
+
+    /// <summary>A stop ended the send's retry wait: nothing more was sent.</summary>
+    public bool WasStopped => Volatile.Read(ref _phase) == Stopped;
+
+    /// <summary>The retry's wait begins; it ends at once when the agent is already stopping.</summary>
+    public void Begin()
+    {
+        Interlocked.CompareExchange(ref _phase, Waiting, Attempting);
+        if (stopping())
+            Stop();
+    }
+
+    /// <summary>An attempt begins; false when a stop ended the wait first (the attempt must not be made).</summary>
+    public bool TryAttempt() => Interlocked.CompareExchange(ref _phase, Attempting, Waiting) != Stopped;
+
+    /// <summary>Ends the send's retry wait, if it is in one.</summary>
+    public void Stop()
+    {
+        if (Interlocked.CompareExchange(ref _phase, Stopped, Waiting) == Waiting)
+            _stop.Cancel();
+    }
+
+    public void Dispose() => _stop.Dispose();
 }

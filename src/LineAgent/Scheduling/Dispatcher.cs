@@ -279,6 +279,10 @@ public sealed class Dispatcher(
     /// <summary>On shutdown: every outcome of a send that went out is written before the agent stops.</summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        // A send waiting to be retried goes back to the queue now (RetryBackoff) instead of holding the stop for its backoff.
+        _stopping = true;
+        foreach (var waiting in _backoffs.Keys)
+            waiting.Stop();
         await base.StopAsync(cancellationToken);
         await using var giveUp = cancellationToken.Register(() => _giveUpOutcomes.Cancel());
         try
@@ -291,14 +295,22 @@ public sealed class Dispatcher(
         }
     }
 
+    private volatile bool _stopping;
+    private readonly ConcurrentDictionary<RetryBackoff, byte> _backoffs = new();
+
     private async Task<SendOutcome> SendThroughPipelineAsync(IMessageChannel channel, SendRequest request)
     {
-        var context = ResilienceContextPool.Shared.Get(CancellationToken.None);
+        using var backoff = new RetryBackoff(() => _stopping);
+        _backoffs[backoff] = 0;
+        var context = ResilienceContextPool.Shared.Get(backoff.Token);
         context.Properties.Set(ChannelResilience.MessageId, request.Message.Id);
+        context.Properties.Set(ChannelResilience.Backoff, backoff);
         try
         {
             return await resilience.For(channel).ExecuteAsync(static async (ctx, state) =>
             {
+                if (ctx.Properties.TryGetValue(ChannelResilience.Backoff, out var wait) && !wait.TryAttempt())
+                    return new SendOutcome.Deferred("the agent is stopping; the retry was not made, nothing more was sent", TimeSpan.Zero);
                 // A retry (after a backoff of seconds: Twilio's 429, an SMTP server down) asks again what the dispatcher
                 // checked before the hand-off: an opt-out or a reply that came during the backoff was sent anyway (review).
                 if (ctx.Properties.TryGetValue(ChannelResilience.LastFailure, out var before)
@@ -319,6 +331,13 @@ public sealed class Dispatcher(
                 return last;
             return new SendOutcome.Failed(CircuitOpenCode, e.Message, ProvenNotSent: true);
         }
+        catch (OperationCanceledException) when (backoff.WasStopped)
+        {
+            // The stop ended the wait before a retry: every attempt so far proved nothing was sent. It waits in the queue.
+            var after = context.Properties.TryGetValue(ChannelResilience.LastFailure, out var last) ? $" after {last.Code}" : "";
+            return new SendOutcome.Deferred($"the agent stopped while the send waited to be retried{after}; nothing was sent, it goes when the agent runs again",
+                TimeSpan.Zero);
+        }
         catch (TimeoutRejectedException)
         {
             // A channel that confirms later (Messages: chat.db) settles it itself; for the others the outcome is unknown.
@@ -334,6 +353,7 @@ public sealed class Dispatcher(
         }
         finally
         {
+            _backoffs.TryRemove(backoff, out _);
             ResilienceContextPool.Shared.Return(context);
         }
     }

@@ -629,6 +629,42 @@ public sealed class TwilioChannelTests
         Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "the retry was not made");
     }
 
+    /// <summary>
+    /// The agent is stopped while a send waits to be retried (Twilio answered 429: nothing was sent): the send goes back to
+    /// the queue at once, and goes out after the restart. Before, the stop waited out the backoff and, with
+    /// Agent:ShutdownTimeout shorter than it, left the row `sending`: the next start failed it `interrupted` (maybe sent).
+    /// </summary>
+    [Test]
+    public async Task AStopDuringARetrysBackoff_ShouldPutTheSendBackInTheQueue_AndTheRestartSendsIt()
+    {
+        using var dir = new TempDir();
+        string id;
+        using (var first = Agent(new Dictionary<string, string?>
+               {
+                   ["Resilience:RetryBaseDelay"] = "00:01:00", ["Api:SendWaitSeconds"] = "0", ["Agent:ShutdownTimeout"] = "00:00:03",
+               }, dir))
+        {
+            using var api = first.Api();
+            var response = await api.SendMessageAsync(new { content = "limited", recipientPhone = TwilioStandIn.RateLimitedTwice });
+            Assert.That(response.StatusCode, Is.AnyOf(HttpStatusCode.Created, HttpStatusCode.Accepted));
+            id = (await response.Content.ReadFromJsonAsync<JsonObject>())!.Str("id");
+            await Eventually.TrueAsync(async () => (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{id}/events"))!
+                .Any(e => e.StrOrNull("code") == "retry"), "the retry's wait began");
+        }
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(1), "one attempt before the stop");
+
+        using var second = Agent(new Dictionary<string, string?> { ["Resilience:RetryBaseDelay"] = "00:00:00.100" }, dir);
+        using var api2 = second.Api();
+        var handed = await Eventually.ValueAsync(() => api2.GetJsonAsync($"/api/messages/{id}")!, m => m.StrOrNull("channelRef") is not null || m.Str("status") == "failed",
+            "Twilio took the message after the restart", TimeSpan.FromSeconds(30));
+        Assert.That(handed.Str("status"), Is.AnyOf("sending", "sent"), handed.ToJsonString());
+        Assert.That(handed.Str("channelRef"), Does.StartWith("SM"), "sent through Twilio, not failed");
+        Assert.That(_twilio.Requests.Count(r => r.Method == "POST"), Is.EqualTo(3), "429 before the stop, 429 and created after it");
+        var events = (await api2.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{id}/events"))!;
+        Assert.That(events.Any(e => e.Str("status") == "queued" && e.StrOrNull("detail")?.Contains("waited to be retried") == true), Is.True,
+            string.Join("\n", events.Select(e => e.ToJsonString())));
+    }
+
     [Test]
     public async Task A429PageThatIsNotTwilios_ShouldBeRetried_ThenSent()
     {
