@@ -27,6 +27,12 @@ public static class Recipients
                 problem = $"'{input}' is not a valid phone number" + (text.StartsWith('+') ? "" : $" in region {defaultRegion}; use E.164 such as +12025551234");
                 return false;
             }
+            // E.164 has no extension, and a text cannot reach one: dropped, the message went to the main number (probe I).
+            if (number.HasExtension && number.Extension.Length > 0)
+            {
+                problem = $"'{input}' has an extension ({number.Extension}): a text message cannot reach an extension; give the number without it";
+                return false;
+            }
             e164 = Phones.Format(number, PhoneNumberFormat.E164);
             return true;
         }

@@ -41,6 +41,9 @@ public sealed class SendValidationTests : AgentTest
         Case(new { lineId = "mac-1", content = "hi" }, "recipientPhone", "missing_recipient"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "12" }, "recipientPhone", "invalid_recipient"),
         Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+1 555 0000 0000 000" }, "recipientPhone", "invalid_recipient"),
+        // A text cannot reach an extension: it was dropped, and the message went to the main number (probe I).
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "+1 202-555-0123 ext. 45" }, "recipientPhone", "invalid_recipient"),
+        Case(new { lineId = "mac-1", content = "hi", recipientPhone = "(202) 555-0123 x45" }, "recipientPhone", "invalid_recipient"),
         Case(new { lineId = "mac-1", content = "hi", recipientEmail = "not-an-email" }, "recipientEmail", "invalid_recipient"),
         Case(new { lineId = "mac-1", content = "hi", recipientEmail = "a@b.com, c@d.com" }, "recipientEmail", "invalid_recipient"),
         Case(new { lineId = "mac-1", content = "hi", type = "sms", recipientEmail = "ana@example.com" }, "recipientPhone", "missing_recipient"),
