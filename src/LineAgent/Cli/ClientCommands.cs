@@ -122,6 +122,12 @@ public static class ClientCommands
                 recipientWindow = fields.RecipientWindow,
             }, ct);
             if (code is not (201 or 202)) return FailAsOptions(code, body);
+            // An --at already past is due at once: said, as it was sent without a word (probe I).
+            if (result.GetValue(at) is not null && S(body, "scheduledAt") is { } due && S(body, "createdAt") is { } taken
+                && DateTimeOffset.TryParse(due, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var dueAt)
+                && DateTimeOffset.TryParse(taken, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var takenAt)
+                && dueAt < takenAt - TimeSpan.FromSeconds(1))
+                Console.Error.WriteLine($"note: --at {due} had already passed ({Late(takenAt - dueAt)} before the agent took it): it was due at once.");
             if (result.GetValue(Json)) { Console.WriteLine(JsonText(body!)); return 0; }
             Console.WriteLine(Describe(body!));
             if (S(body, "sequenceId") is { } sequenceId && fields.FollowUps is { Count: > 0 } steps)
@@ -410,6 +416,10 @@ public static class ClientCommands
         Console.Error.WriteLine(AgentClient.Describe(code, body));
         return 1;
     }
+
+    /// <summary>"40 s", "3 min", "2 h", "5 days": how long ago a time was.</summary>
+    private static string Late(TimeSpan t) => t.TotalMinutes < 1 ? $"{t.TotalSeconds:0} s" : t.TotalHours < 1 ? $"{t.TotalMinutes:0} min"
+        : t.TotalDays < 2 ? $"{t.TotalHours:0} h" : $"{t.TotalDays:0} days";
 
     /// <summary>The API's field names in a send's or a preview's problem, as this command's options ("scheduledAt" → "--at").</summary>
     private static readonly (string Field, string Option)[] SendOptions =

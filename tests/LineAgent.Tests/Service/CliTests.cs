@@ -80,6 +80,23 @@ public sealed class CliTests
         Assert.That(File.Exists(Path.Combine(dir.Path, "agent-url")), Is.False, "removed when the agent stops");
     }
 
+    /// <summary>An --at that has already passed is due at once: the CLI says so (it was sent without a word: probe I).</summary>
+    [Test]
+    public async Task SendAtATimeAlreadyPast_ShouldSayItWasDueAtOnce()
+    {
+        using var dir = new TempDir();
+        using var agent = await AgentProcess.StartAsync(dir.Path, args: ["--dry-run"]);
+        string[] Common() => ["--data-dir", dir.Path, "--url", agent.BaseAddress.ToString(), $"--Api:Token={agent.Token}"];
+
+        var past = await Programs.LineAgentAsync(["send", "+12025550123", "Hello", "--at", DateTimeOffset.UtcNow.AddMinutes(-5).ToString("O"), .. Common()]);
+        Assert.That(past.ExitCode, Is.Zero, past.Stderr);
+        Assert.That(past.Stderr, Does.Match(@"note: --at \S+ had already passed \(5 min before the agent took it\): it was due at once\."));
+        Assert.That(past.Stdout, Does.Match(@"^msg_\w+\s+sent\s+"));
+
+        var future = await Programs.LineAgentAsync(["send", "+12025550123", "Later", "--at", DateTimeOffset.UtcNow.AddHours(1).ToString("O"), .. Common()]);
+        Assert.That((future.ExitCode, future.Stderr), Is.EqualTo((0, "")));
+    }
+
     [Test]
     public async Task SendListStatusCancel_ShouldWorkAgainstTheRunningAgent()
     {
