@@ -268,7 +268,9 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 /// when <c>Agent:ShutdownTimeout</c> ran out first, left the row `sending`, which the next start could only fail as
 /// `interrupted` (maybe sent), though nothing had been.
 /// </summary>
-public sealed class RetryBackoff(Func<bool> stopping) : IDisposable
+/// <remarks>Its token source is never disposed: it has no timer, and a stop may still call <see cref="Stop"/> on a send that has
+/// just left the pipeline in its wait (a circuit that refused the retry) (review).</remarks>
+public sealed class RetryBackoff(Func<bool> stopping)
 {
     private const int Attempting = 0, Waiting = 1, Stopped = 2;
     private int _phase;
@@ -297,5 +299,4 @@ public sealed class RetryBackoff(Func<bool> stopping) : IDisposable
             _stop.Cancel();
     }
 
-    public void Dispose() => _stop.Dispose();
 }

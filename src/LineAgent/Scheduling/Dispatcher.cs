@@ -300,7 +300,7 @@ public sealed class Dispatcher(
 
     private async Task<SendOutcome> SendThroughPipelineAsync(IMessageChannel channel, SendRequest request)
     {
-        using var backoff = new RetryBackoff(() => _stopping);
+        var backoff = new RetryBackoff(() => _stopping);
         _backoffs[backoff] = 0;
         var context = ResilienceContextPool.Shared.Get(backoff.Token);
         context.Properties.Set(ChannelResilience.MessageId, request.Message.Id);
