@@ -169,6 +169,22 @@ public static class Admin
     /// <summary>Messages quits: status prints not_running; hung calls end with -609; the next send launches it.</summary>
     public static void Quit(string home) => State.Update(home, s => { s["running"] = false; });
 
+    /// <summary>
+    /// A message deleted in Messages (a conversation or a junk text deleted here or on the iPhone): its row and its chat join
+    /// go, through chat.db's own delete triggers; the other rows keep their ROWIDs. Returns whether there was such a row.
+    /// </summary>
+    public static bool Delete(string home, long rowId)
+    {
+        using var db = ChatDb.OpenIn(home);
+        db.Exec("BEGIN IMMEDIATE");
+        var found = (long)db.Scalar("SELECT COUNT(*) FROM message WHERE ROWID = @p0", rowId)! > 0;
+        // The join's delete trigger removes a message left in no chat; the DELETE after it is for one that was in none.
+        db.Exec("DELETE FROM chat_message_join WHERE message_id = @p0", rowId);
+        db.Exec("DELETE FROM message WHERE ROWID = @p0", rowId);
+        db.Exec("COMMIT");
+        return found;
+    }
+
     /// <summary>The user opens Messages (not counted in `launches`, which counts launches by Apple events).</summary>
     public static void Launch(string home) => State.Update(home, s => { s["running"] = true; });
 

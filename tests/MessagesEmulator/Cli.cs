@@ -11,6 +11,7 @@ public static class Cli
           MessagesEmulator init --schema 15|26 [--me ADDR] [--sms-number +1...] [--force] [--schema-file F]
           MessagesEmulator incoming <handle> <text> [--service iMessage|SMS|RCS] [--date ISO|unix-s] [--guid G]
           MessagesEmulator rebuild [--keep N | --shuffle]
+          MessagesEmulator delete <ROWID>
           MessagesEmulator dump | calls | state | reset | quit | launch
           MessagesEmulator control '<json>' | control -
           MessagesEmulator decode <blob file>
@@ -18,7 +19,7 @@ public static class Cli
 
         """;
 
-    private static readonly HashSet<string> AdminCommands = ["init", "incoming", "rebuild", "dump", "calls", "state", "reset", "quit", "launch", "control", "decode"];
+    private static readonly HashSet<string> AdminCommands = ["init", "incoming", "rebuild", "delete", "dump", "calls", "state", "reset", "quit", "launch", "control", "decode"];
 
     /// <summary>Runs one command; returns the exit code (0, 1 = AppleScript error or no text, 2 = emulator problem).</summary>
     public static int Run(IReadOnlyList<byte[]> rawArgs, string? home, Stream stdout, Stream stderr, Func<Stream>? stdin = null)
@@ -113,6 +114,14 @@ public static class Cli
                     NoArgs(args);
                     Admin.Reset(Home(home));
                     return 0;
+                case "delete":
+                {
+                    if (args.Length != 2 || !long.TryParse(args[1], NumberStyles.None, CultureInfo.InvariantCulture, out var rowId))
+                        throw new EmulatorException($"delete: give one ROWID\n{Usage}");
+                    if (!Admin.Delete(Home(home), rowId))
+                        throw new EmulatorException($"delete: no message with ROWID {rowId}");
+                    return 0;
+                }
                 case "quit":
                     NoArgs(args);
                     Admin.Quit(Home(home));

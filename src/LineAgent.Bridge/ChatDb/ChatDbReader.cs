@@ -262,6 +262,18 @@ public sealed class ChatDbReader(string path)
         });
     }
 
+    /// <summary>The ROWID of the row with <paramref name="guid"/>, or null when there is none.</summary>
+    public long? RowIdOf(string guid)
+    {
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT ROWID FROM message WHERE guid = @Guid";
+            cmd.Parameters.AddWithValue("@Guid", guid);
+            return cmd.ExecuteScalar() is long rowId ? rowId : (long?)null;
+        });
+    }
+
     /// <summary>The guid of the row at <paramref name="rowId"/>, or null: a renumbered (rebuilt) database answers differently.</summary>
     public string? GuidAt(long rowId)
     {

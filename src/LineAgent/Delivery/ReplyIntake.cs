@@ -86,15 +86,22 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
                 break;
         }
         var newest = bridge.Reader.MaxRowId();
-        await SavePositionAsync(new Position(newest, bridge.Reader.GuidAt(newest), since.DateMs), ct);
-        await using var c = await lifecycle.Store.Db.OpenAsync(ct);
-        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState,
-            new { Key = ReplacedAtKey, Value = Time.ToMs(time.GetUtcNow()).ToString(CultureInfo.InvariantCulture) }, cancellationToken: ct));
+        // In the same transaction as the new position: a stop between the two would lose that it was replaced (review).
+        await SavePositionAsync(new Position(newest, bridge.Reader.GuidAt(newest), since.DateMs), ct,
+            replacedAt: Renumbered(at, max) ? time.GetUtcNow() : null);
     }
 
     /// <summary>
-    /// When chat.db was last found replaced (rebuilt or restored) under the agent, or null: now, when the row at the stored
-    /// position no longer carries the guid seen there (or MAX(ROWID) fell below it) and the replies have not been read since.
+    /// chat.db was renumbered under the agent (rebuilt or restored), not only a row deleted: MAX(ROWID) fell below the position,
+    /// or the row read there is now at another ROWID. The row there merely gone (a conversation or a junk text deleted in
+    /// Messages, or on the iPhone) is a deletion: it says nothing of the other rows' positions (review).
+    /// </summary>
+    private bool Renumbered(Position at, long max) =>
+        max < at.RowId || (at.Guid is not null && bridge.Reader.RowIdOf(at.Guid) is { } now && now != at.RowId);
+
+    /// <summary>
+    /// When chat.db was last found renumbered (rebuilt or restored) under the agent, or null: now, when MAX(ROWID) fell below
+    /// the stored position or the row read there is at another ROWID, and the replies have not been read since (<see cref="Renumbered"/>).
     /// A rebuild need not number lower: Messages also renumbers out of date order with MAX(ROWID) as high as before, a
     /// just-sent row far below it (Spshulem/openAGI#36), so a send's chat.db position from before it says nothing.
     /// </summary>
@@ -106,7 +113,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
                 new { Keys = new[] { PositionKey, GuidKey, ReplacedAtKey } }, cancellationToken: ct))).ToDictionary(r => r.Key, r => r.Value);
         if (state.TryGetValue(PositionKey, out var at) && state.GetValueOrDefault(GuidKey) is { Length: > 0 } guid
             && long.Parse(at, CultureInfo.InvariantCulture) is var rowId && rowId > 0
-            && (bridge.Reader.MaxRowId() < rowId || bridge.Reader.GuidAt(rowId) != guid))
+            && bridge.Reader.GuidAt(rowId) != guid && Renumbered(new Position(rowId, guid, 0), bridge.Reader.MaxRowId()))
             return time.GetUtcNow();
         return state.TryGetValue(ReplacedAtKey, out var ms) ? Time.FromMs(long.Parse(ms, CultureInfo.InvariantCulture)) : null;
     }
@@ -229,16 +236,19 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         return first;
     }
 
-    private async Task SavePositionAsync(Position at, CancellationToken ct)
+    private async Task SavePositionAsync(Position at, CancellationToken ct, DateTimeOffset? replacedAt = null)
     {
         await using var c = await lifecycle.Store.Db.OpenAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
-        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState, new[]
+        var keys = new List<object>
         {
             new { Key = PositionKey, Value = at.RowId.ToString(CultureInfo.InvariantCulture) },
             new { Key = GuidKey, Value = at.Guid ?? "" },
             new { Key = DateKey, Value = at.DateMs.ToString(CultureInfo.InvariantCulture) },
-        }, tx, cancellationToken: ct));
+        };
+        if (replacedAt is { } r)
+            keys.Add(new { Key = ReplacedAtKey, Value = Time.ToMs(r).ToString(CultureInfo.InvariantCulture) });
+        await c.ExecuteAsync(new CommandDefinition(DeliverySql.SetState, keys, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
     }
 }

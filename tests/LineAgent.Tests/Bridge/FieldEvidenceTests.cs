@@ -164,6 +164,31 @@ public sealed partial class MessagesEndToEndTests
     }
 
     /// <summary>
+    /// The newest row deleted in Messages (a conversation or a junk text deleted, here or on the iPhone) is no rebuild: the
+    /// other rows keep their ROWIDs, so sends keep their positions and no replacement is recorded. The first version of the
+    /// check above took the row gone from the reader's position for one, and matched every send in flight by text (review).
+    /// </summary>
+    [Test]
+    public async Task TheNewestRowDeletedInMessages_ShouldNotCountAsARebuiltChatDb()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var first = _messages.Incoming("+12025550397", "spam 1");
+        var newest = _messages.Incoming("+12025550397", "spam 2");
+        await ReadUpToAsync(agent, newest);
+        Assert.That(_messages.Delete(newest), Is.True);
+        var next = _messages.Incoming("+12025550397", "spam 3");
+        Assert.That(next, Is.GreaterThan(first));
+        await ReadUpToAsync(agent, next);
+
+        var db = new LineAgent.Storage.Db(System.IO.Path.Combine(agent.Dir.Path, "lineagent.db"));
+        await using var c = await db.OpenAsync();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM bridge_state WHERE key = 'chatdb.replaced_at'";
+        Assert.That(Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture), Is.Zero, "a deletion is not a replacement");
+    }
+
+    /// <summary>
     /// A send whose row never came, still watched after it failed `unconfirmed`; chat.db is restored (numbered from 1
     /// again); the same text is sent to the person again. The new row is the new send's: the old send's baseline, above
     /// chat.db's MAX(ROWID) now, says nothing and must not put it first (review: ordered by baseline, the old send took the

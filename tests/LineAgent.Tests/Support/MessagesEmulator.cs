@@ -100,6 +100,8 @@ public sealed class MessagesEmulator
     /// <summary>Replaces chat.db as a rebuild/restore does (new inode, ROWIDs from 1); returns the new MAX(ROWID).</summary>
     public long Rebuild(int keep = 0, bool shuffle = false) => Emu.Admin.Rebuild(Home, keep, shuffle);
 
+    public bool Delete(long rowId) => Emu.Admin.Delete(Home, rowId);
+
     /// <summary>state.json: schema, me, smsNumber, running, launches, restarts, counters.</summary>
     public JsonObject State() => JsonNode.Parse(Emu.Admin.StateJson(Home))!.AsObject();
 
