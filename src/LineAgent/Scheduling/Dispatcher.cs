@@ -231,6 +231,7 @@ public sealed class Dispatcher(
         var outageBefore = resilience.InOutage(channel.Name);
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim,
             (baseline, token) => lifecycle.KeepScriptBaselineAsync(claimed.Id, claim, baseline, token), token => WhyNotNowAsync(claimed, token)));
+        pacer.SendEnded(line.Id, time.GetUtcNow());
         // A settings fault met again (a refused login), or an outage that was already under way: this one waits with the rest
         // instead of failing (ChannelResilience.AfterAttempt).
         if (resilience.AfterAttempt(channel, line.Id, outcome, outageBefore) is { } wait)

@@ -10,6 +10,9 @@ public interface IPacer
 
     /// <summary>Whether the line's rate, window and new-conversation limits apply to <paramref name="type"/> (each send then depends on the ones before it).</summary>
     bool Applies(LineOptions line, string type);
+
+    /// <summary>A send of the line has come back from its channel at <paramref name="at"/>: the minimum gap counts from then.</summary>
+    void SendEnded(string lineId, DateTimeOffset at) { }
 }
 
 /// <summary>

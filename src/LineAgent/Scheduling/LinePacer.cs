@@ -20,7 +20,7 @@ namespace LineAgent.Scheduling;
 public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions> agent, TimeProvider time, PacingJitter? jitter = null) : IPacer, ILineUsage
 {
     private const string HandOffs = """
-        SELECT handed_at AS At, new_conversation AS NewConversation FROM messages
+        SELECT handed_at AS At, new_conversation AS NewConversation, COALESCE(accepted_at, sent_at) AS Ended FROM messages
         WHERE line_id = @LineId AND handed_at IS NOT NULL AND handed_at >= @Since
         ORDER BY handed_at
         """;
@@ -33,6 +33,11 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         """;
 
     public PacingJitter Jitter { get; } = jitter ?? new PacingJitter();
+
+    /// <summary>When each line's last send came back from its channel: its outcome may not be on disk yet (it shares the next commit).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _ended = new();
+
+    public void SendEnded(string lineId, DateTimeOffset at) => _ended.AddOrUpdate(lineId, at, (_, before) => at > before ? at : before);
 
     public bool Applies(LineOptions line, string type) => line.Pacing.Enabled && Counts(line, type);
 
@@ -106,9 +111,13 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
     public async Task<List<HandOff>> HistoryAsync(string lineId, DateTimeOffset since, CancellationToken ct)
     {
         await using var c = await db.OpenAsync(ct);
-        var rows = await c.QueryAsync<(long At, long NewConversation)>(new CommandDefinition(HandOffs,
+        var rows = await c.QueryAsync<(long At, long NewConversation, long? Ended)>(new CommandDefinition(HandOffs,
             new { LineId = lineId, Since = Time.ToMs(since) }, cancellationToken: ct));
-        return rows.Select(r => new HandOff(Time.FromMs(r.At), r.NewConversation != 0)).ToList();
+        var history = rows.Select(r => new HandOff(Time.FromMs(r.At), r.NewConversation != 0, r.Ended is { } e ? Time.FromMs(e) : null)).ToList();
+        // The last send's return from its channel, as this process saw it: its outcome may not be written yet.
+        if (history.Count > 0 && _ended.TryGetValue(lineId, out var ended) && ended > history[^1].GapFrom)
+            history[^1] = history[^1] with { Ended = ended };
+        return history;
     }
 
     private async Task<bool> KnownAsync(string lineId, MessageRow m, CancellationToken ct)
@@ -136,8 +145,15 @@ public class PacingJitter
     public static TimeSpan Mean(TimeSpan jitter) => jitter <= TimeSpan.Zero ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Floor(jitter.TotalMilliseconds / 2));
 }
 
-/// <summary>One hand-off of a line: when, and whether it opened a new conversation.</summary>
-public sealed record HandOff(DateTimeOffset At, bool NewConversation);
+/// <summary>
+/// One hand-off of a line: when, whether it opened a new conversation, and when its channel was done with it (the script
+/// returned, the server answered), if known: the minimum gap counts from then (<see cref="GapFrom"/>). Counted from the
+/// hand-off, a Messages send that took 3 s of a 5 s gap left 0.7 s before the next (probe J).
+/// </summary>
+public sealed record HandOff(DateTimeOffset At, bool NewConversation, DateTimeOffset? Ended = null)
+{
+    public DateTimeOffset GapFrom => Ended is { } e && e > At ? e : At;
+}
 
 /// <summary>The recipient's hours for one message: the window and the zone it is read in.</summary>
 public sealed record RecipientHours(SendWindowOptions Window, TimeZoneInfo Zone);
@@ -201,8 +217,8 @@ public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool L
 
                 if (history.Count > 0 && p.MinGap > TimeSpan.Zero)
                 {
-                    var gap = history[^1].At + p.MinGap + m.Jitter;
-                    if (gap > t) (t, reason) = (gap, $"minimum gap {p.MinGap.TotalSeconds:0} s (+ jitter) after the last send");
+                    var gap = history.Max(h => h.GapFrom) + p.MinGap + m.Jitter;
+                    if (gap > t) (t, reason) = (gap, $"minimum gap {p.MinGap.TotalSeconds:0} s (+ jitter) after the last send ended");
                 }
                 if (p.MaxPerHour > 0)
                 {

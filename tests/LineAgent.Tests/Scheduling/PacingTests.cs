@@ -9,7 +9,8 @@ namespace LineAgent.Tests.Scheduling;
 /// <summary>Per-line pacing with FakeTimeProvider, through the API, on the dry-run outbox with Agent:DryRunPacing.</summary>
 public sealed class PacingTests
 {
-    private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing, TempDir? dir = null)
+    private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing, TempDir? dir = null,
+        Dictionary<string, string?>? agentSettings = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -26,6 +27,8 @@ public sealed class PacingTests
         };
         foreach (var (k, v) in pacing)
             settings["Lines:0:Pacing:" + k] = v;
+        foreach (var (k, v) in agentSettings ?? [])
+            settings[k] = v;
         return new AgentFactory(dir, time: new FakeTimeProvider(start), settings: settings);
     }
 
@@ -55,6 +58,41 @@ public sealed class PacingTests
         await agent.AdvanceToAsync(t0.AddMinutes(1));
         await Eventually.TrueAsync(() => agent.OutboxFileCount(second.Str("id")) == 1, "second sent");
         Assert.That(HandedAt(agent, second.Str("id")), Is.EqualTo(t0.AddMinutes(1)));
+    }
+
+    /// <summary>
+    /// The gap counts from when the previous send came back from its channel, not from its hand-off: a send that takes 30 s
+    /// (a slow Messages) of a 60 s gap left 30 s before the next (probe J: 0.67 s of a 5 s gap after a 3 s script).
+    /// </summary>
+    [Test]
+    public async Task MinGap_ShouldCountFromWhenThePreviousSendEnded_NotFromItsHandOff()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MinGap"] = "00:01:00" }, agentSettings: new() { ["Agent:DryRunSendDelay"] = "00:00:30" });
+        using var api = agent.Api();
+        var first = await (await api.SendMessageAsync(To("+12025550111", "one", t0.AddSeconds(1)))).ExpectAsync(HttpStatusCode.Created);
+        var second = await (await api.SendMessageAsync(To("+12025550112", "two", t0.AddSeconds(1)))).ExpectAsync(HttpStatusCode.Created);
+
+        await agent.AdvanceToAsync(t0.AddSeconds(1));
+        // The worker waits for the send (not asleep): the clock is moved a second at a time until the send's 30 s are over (its
+        // timer may be set a moment after the hand-off). The outbox file says when the send ended.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        for (var s = 2; agent.OutboxFileCount(first.Str("id")) == 0; s++)
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the first send ended");
+            agent.Time.SetUtcNow(t0.AddSeconds(Math.Min(s, 120)));
+            await Task.Delay(20);
+        }
+        var ended = HandedAt(agent, first.Str("id"));
+        Assert.That(ended, Is.GreaterThanOrEqualTo(t0.AddSeconds(31)), "the send took its 30 s");
+
+        var held = await Eventually.ValueAsync(() => api.GetJsonAsync($"/api/messages/{second.Str("id")}")!, m => m.StrOrNull("notBefore") is not null,
+            "the second held for the gap");
+        // 60 s after the first send ended (its hand-off was at +1 s); the clock may have moved a second past the end before
+        // the send came back.
+        Assert.That(DateTimeOffset.Parse(held.Str("notBefore")), Is.InRange(ended.AddSeconds(60), ended.AddSeconds(61)), held.ToJsonString());
+        var events = (await api.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{second.Str("id")}/events"))!;
+        Assert.That(events.Last().Str("detail"), Does.Contain("after the last send ended"));
     }
 
     [Test]
