@@ -216,6 +216,25 @@ public sealed class ChatDbReader(string path)
         });
     }
 
+    /// <summary>
+    /// The highest ROWID the message table has given: sqlite_sequence's, as message is AUTOINCREMENT in every chat.db schema
+    /// (tests/fixtures/chatdb), else MAX(ROWID). Unlike MAX(ROWID) it does not fall when the newest messages are deleted in
+    /// Messages; only a new file (a rebuild, a restore) starts it again.
+    /// </summary>
+    public long HighWater()
+    {
+        return Read(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'";
+            var sequence = Convert.ToInt64(cmd.ExecuteScalar()) > 0;
+            cmd.CommandText = sequence
+                ? "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'message'), 0), COALESCE((SELECT MAX(ROWID) FROM message), 0))"
+                : "SELECT COALESCE(MAX(ROWID), 0) FROM message";
+            return Convert.ToInt64(cmd.ExecuteScalar());
+        });
+    }
+
     /// <summary>Current state of rows the agent already matched to its sends.</summary>
     public IReadOnlyList<ChatMessage> ReadByGuids(IReadOnlyCollection<string> guids)
     {

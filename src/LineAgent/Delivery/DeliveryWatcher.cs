@@ -134,7 +134,7 @@ public sealed class DeliveryWatcher(
         DateTimeOffset? replacedAt = null;
         if (awaiting.Any(m => m.ChannelRef is null && BaselineOf(m) is not null))
         {
-            max = bridge.Reader.MaxRowId();
+            max = bridge.Reader.HighWater();
             replacedAt = await replies.ReplacedAtAsync(ct);
         }
         bool TakenBeforeAReplacement(MessageRow m) => replacedAt is { } r && Time.FromMs(m.HandedAt!.Value) <= r;
@@ -171,7 +171,7 @@ public sealed class DeliveryWatcher(
             var until = (own?.StartedAt ?? Time.FromMs(m.HandedAt!.Value)) + longest;
             // A rebuilt or restored chat.db (BRIDGE.md) is numbered from 1 again: below the baseline, our row would never be
             // seen. The position then proves nothing; the send is matched as one without a baseline (by its text).
-            if (baseline is { } b && (max ??= bridge.Reader.MaxRowId()) < b)
+            if (baseline is { } b && (max ??= bridge.Reader.HighWater()) < b)
             {
                 if (_rebuiltWarned.Add(m.Id))
                     log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
@@ -195,7 +195,7 @@ public sealed class DeliveryWatcher(
             var others = sendsInFlight.Snapshot().Where(f => f.MessageId != m.Id && !withBaseline.Contains(f.MessageId)
                 && (MessagesSendsInFlight.UnseenBy(f, mark) || withoutIds.Contains(f.MessageId))).ToList();
             if (others.Count > 0)
-                max ??= bridge.Reader.MaxRowId();
+                max ??= bridge.Reader.HighWater();
             var candidates = new List<ChatMessage>();
             foreach (var row in rows)
                 if ((row.IsPlainMessage || row.IsGhost) && (ran || row.Date is null || row.Date <= until)

@@ -51,10 +51,17 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
     private async Task TakeInOnceAsync(CancellationToken ct)
     {
         var at = await PositionAsync(ct);
-        var max = bridge.Reader.MaxRowId();
-        if (max < at.RowId || (at.Guid is not null && bridge.Reader.GuidAt(at.RowId) != at.Guid))
+        // The row at the position merely deleted (in Messages, or on the iPhone) is no replacement: the rows after it are read
+        // as usual. Before, it was taken for one and reading went on by date, which skips a newer row dated a moment earlier
+        // (a relayed SMS, a back-filled STOP) for good (review).
+        if (at.Guid is not null && bridge.Reader.GuidAt(at.RowId) != at.Guid && bridge.Reader.HighWater() is var high && Renumbered(at, high))
         {
-            await RecoverFromReplacedDatabaseAsync(at, max, ct);
+            await RecoverFromReplacedDatabaseAsync(at, high, ct);
+            return;
+        }
+        if (at.Guid is null && bridge.Reader.HighWater() is var before && before < at.RowId)
+        {
+            await RecoverFromReplacedDatabaseAsync(at, before, ct);
             return;
         }
         while (true)
@@ -92,9 +99,11 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
     }
 
     /// <summary>
-    /// chat.db was renumbered under the agent (rebuilt or restored), not only a row deleted: MAX(ROWID) fell below the position,
-    /// or the row read there is now at another ROWID. The row there merely gone (a conversation or a junk text deleted in
-    /// Messages, or on the iPhone) is a deletion: it says nothing of the other rows' positions (review).
+    /// chat.db was renumbered under the agent (rebuilt or restored), not only a row deleted: its high-water mark (the highest
+    /// ROWID it has given, <see cref="ChatDbReader.HighWater"/>) fell below the position, or the row read there is now at
+    /// another ROWID. The row there merely gone (a conversation or a junk text deleted in Messages, or on the iPhone; the
+    /// newest one too, which lowers MAX(ROWID) but not the high-water mark) is a deletion: it says nothing of the other rows'
+    /// positions (review).
     /// </summary>
     private bool Renumbered(Position at, long max) =>
         max < at.RowId || (at.Guid is not null && bridge.Reader.RowIdOf(at.Guid) is { } now && now != at.RowId);
@@ -113,7 +122,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
                 new { Keys = new[] { PositionKey, GuidKey, ReplacedAtKey } }, cancellationToken: ct))).ToDictionary(r => r.Key, r => r.Value);
         if (state.TryGetValue(PositionKey, out var at) && state.GetValueOrDefault(GuidKey) is { Length: > 0 } guid
             && long.Parse(at, CultureInfo.InvariantCulture) is var rowId && rowId > 0
-            && bridge.Reader.GuidAt(rowId) != guid && Renumbered(new Position(rowId, guid, 0), bridge.Reader.MaxRowId()))
+            && bridge.Reader.GuidAt(rowId) != guid && Renumbered(new Position(rowId, guid, 0), bridge.Reader.HighWater()))
             return time.GetUtcNow();
         return state.TryGetValue(ReplacedAtKey, out var ms) ? Time.FromMs(long.Parse(ms, CultureInfo.InvariantCulture)) : null;
     }

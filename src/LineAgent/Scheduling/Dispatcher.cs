@@ -231,13 +231,17 @@ public sealed class Dispatcher(
         var outageBefore = resilience.InOutage(channel.Name);
         var outcome = await SendThroughPipelineAsync(channel, new SendRequest(claimed, line, claim,
             (baseline, token) => lifecycle.KeepScriptBaselineAsync(claimed.Id, claim, baseline, token), token => WhyNotNowAsync(claimed, token)));
-        pacer.SendEnded(line.Id, time.GetUtcNow());
+        var returned = time.GetUtcNow();
         // A settings fault met again (a refused login), or an outage that was already under way: this one waits with the rest
         // instead of failing (ChannelResilience.AfterAttempt).
         if (resilience.AfterAttempt(channel, line.Id, outcome, outageBefore) is { } wait)
             outcome = new SendOutcome.Deferred(outcome is SendOutcome.Failed { Outage: true } down
                 ? $"{resilience.WhyHeld(channel.Name, line.Id)}, the next try after its break: {down.Code}: {down.Message}"
                 : resilience.WhyHeld(channel.Name, line.Id), wait);
+        // The line's next gap counts from here, for a send that keeps its hand-off: not one that goes back to the queue
+        // (deferred, circuit open), whose hand-off is undone (review: the wait was added to the send before it).
+        if (outcome is not (SendOutcome.Deferred or SendOutcome.Failed { Code: CircuitOpenCode }))
+            pacer.SendEnded(line.Id, returned);
         // The outcome is written behind the line's next claim rather than waited for, as a deferrable unit: it shares the
         // commit of the next claim (or request) that reaches the writer within DbWriter.DeferFor, so a burst pays one synced
         // commit per batch, not two. The writer keeps the order, and a restart before it is on disk reconciles the row with

@@ -15,7 +15,8 @@ namespace LineAgent.Scheduling;
 /// recipient's own hours. A message over a limit is held (stays `queued` with `notBefore`); nothing is dropped.
 /// The dry-run outbox is not paced (there is no account to protect) unless Agent:DryRunPacing is on; a
 /// recipient window given on the send applies always. The decision itself is <see cref="PacingRules.Decide"/>,
-/// which the bulk preview runs on its simulated history: what the preview says is what this does.
+/// which the bulk preview runs on its simulated history: what the preview says is what this does, but for the time each
+/// send takes at its channel (the gap counts from its end), which the preview takes as none.
 /// </summary>
 public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions> agent, TimeProvider time, PacingJitter? jitter = null) : IPacer, ILineUsage
 {
