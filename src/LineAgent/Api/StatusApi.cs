@@ -36,7 +36,7 @@ internal static class StatusApi
 
     internal static async Task<Ok<AgentStatus>> Status(
         StatusQuery query, LineViews views, AgentClock clock, TimeProvider time, IOptions<AgentOptions> agent, DataDirectory dataDir, StorageHealth storage,
-        StartupRecovery recovery, CancellationToken ct)
+        StartupRecovery recovery, Lines.LineRegistry lines, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         // Today's start at today's offset at midnight, not now's: on a DST change day the two differ by an hour.
@@ -46,7 +46,7 @@ internal static class StatusApi
         MessageEventRow? last = null;
         try
         {
-            (counts, next, last) = await query.ReadAsync(midnight, ct);
+            (counts, next, last) = await query.ReadAsync(midnight, ct, lines.IsActive);
         }
         catch (Exception e) when (StorageHealth.FaultOf(e) is not null)
         {

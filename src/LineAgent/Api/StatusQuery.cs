@@ -29,7 +29,9 @@ public sealed class StatusQuery(Db db)
     /// no longer counts as failed today.
     /// </summary>
     /// <summary>When any line next has something to send: the earliest due time or hold end (<see cref="MessageSql.PendingDueTimesAnyLine"/>).</summary>
-    internal static async Task<long?> NextDueAtAsync(Microsoft.Data.Sqlite.SqliteConnection c, CancellationToken ct)
+    /// <param name="sends">Whether a line sends now: a paused line's messages wait for its resume, and were named as next, at a
+    /// time already past (probe J).</param>
+    internal static async Task<long?> NextDueAtAsync(Microsoft.Data.Sqlite.SqliteConnection c, CancellationToken ct, Func<string, bool>? sends = null)
     {
         await using var cmd = c.CreateCommand();
         cmd.CommandText = MessageSql.PendingDueTimesAnyLine;
@@ -41,6 +43,8 @@ public sealed class StatusQuery(Db db)
             var due = reader.GetInt64(0);
             if (due >= (earliest ?? long.MaxValue))
                 break;
+            if (sends is not null && !sends(reader.GetString(2)))
+                continue;
             var at = reader.IsDBNull(1) ? due : Math.Max(due, reader.GetInt64(1));
             if (at < (earliest ?? long.MaxValue))
                 earliest = at;
@@ -48,11 +52,11 @@ public sealed class StatusQuery(Db db)
         return earliest;
     }
 
-    public async Task<Snapshot> ReadAsync(DateTimeOffset midnight, CancellationToken ct)
+    public async Task<Snapshot> ReadAsync(DateTimeOffset midnight, CancellationToken ct, Func<string, bool>? sends = null)
     {
         await using var c = await db.OpenAsync(ct);
         var counts = await c.QuerySingleAsync<StatusCounts>(new CommandDefinition(CountsSql, new { Midnight = Time.ToMs(midnight), Until = Time.ToMs(midnight.AddHours(26)) }, cancellationToken: ct));
-        var next = await NextDueAtAsync(c, ct);
+        var next = await NextDueAtAsync(c, ct, sends);
         var last = await c.QuerySingleOrDefaultAsync<MessageEventRow>(new CommandDefinition(
             "SELECT * FROM message_events WHERE status = 'failed' ORDER BY at DESC, id DESC LIMIT 1", cancellationToken: ct));
         return new Snapshot(counts, Time.FromMs(next), last);

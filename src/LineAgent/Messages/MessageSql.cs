@@ -213,7 +213,7 @@ public static class MessageSql
     /// Follow-ups waiting for their previous step are due at the end of time (@Waiting), not next.
     /// </summary>
     public const string PendingDueTimesAnyLine = """
-        SELECT due_at, not_before FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting
+        SELECT due_at, not_before, line_id FROM messages INDEXED BY ix_messages_due WHERE status IN ('scheduled','queued') AND due_at < @Waiting
         ORDER BY due_at
         """;
 

@@ -326,6 +326,27 @@ public sealed class MessageLifecycleTests : AgentTest
         Assert.That(DateTimeOffset.Parse((await api.GetJsonAsync("/api/status")).Str("nextScheduledAt")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 21, 0, 0, TimeSpan.Zero)));
     }
 
+    /// <summary>
+    /// A paused line's messages wait for its resume: they are not the next send (probe J: `lineagent status` showed a paused
+    /// line's due time, already past, as "next send").
+    /// </summary>
+    [Test]
+    public async Task Status_NextScheduledAt_ShouldLeaveOutAPausedLine()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 10, 20, 0, 0, TimeSpan.Zero));
+        using var agent = new AgentFactory(time: time);
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(new { content = "soon", recipientPhone = "+12025550124", scheduledAt = "2026-12-10T20:05:00Z" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        await (await api.PatchAsJsonAsync("/api/lines/default", new { active = false })).ExpectAsync(HttpStatusCode.OK);
+        time.SetUtcNow(new DateTimeOffset(2026, 12, 10, 20, 10, 0, TimeSpan.Zero)); // due, and waiting for the resume
+
+        Assert.That((await api.GetJsonAsync("/api/status"))["nextScheduledAt"], Is.Null, "nothing goes while the line is paused");
+        await (await api.PatchAsJsonAsync("/api/lines/default", new { active = true })).ExpectAsync(HttpStatusCode.OK);
+        var next = (await api.GetJsonAsync("/api/status")).StrOrNull("nextScheduledAt");
+        Assert.That(next is null || DateTimeOffset.Parse(next) == new DateTimeOffset(2026, 12, 10, 20, 5, 0, TimeSpan.Zero), Is.True, next);
+    }
+
     [Test]
     public async Task Status_ShouldSayDryRun_AndCount()
     {
