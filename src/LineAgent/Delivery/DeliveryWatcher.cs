@@ -127,7 +127,7 @@ public sealed class DeliveryWatcher(
         bool ScriptRan(MessageRow m) => m.ChannelBaseline is not null || (known.TryGetValue(m.Id, out var f) && f.Baseline is not null);
         // The baseline, also of a send that a crash cut off before its outcome was written: stored before its script.
         long? BaselineOf(MessageRow m) => m.ChannelBaseline ?? m.ScriptPosition;
-        // A baseline above chat.db's MAX(ROWID) says nothing (rebuilt or restored: numbered from 1 again), and would put an
+        // A baseline above chat.db's high-water mark says nothing (rebuilt or restored: numbered from 1 again), and would put an
         // old send before a new one in the order below (review: a send from before a restore took its resend's row).
         // Nor does one taken before chat.db was found replaced: a rebuild may keep MAX(ROWID) as high and put our row below
         // (ReplyIntake.ReplacedAtAsync).
@@ -174,7 +174,7 @@ public sealed class DeliveryWatcher(
             if (baseline is { } b && (max ??= bridge.Reader.HighWater()) < b)
             {
                 if (_rebuiltWarned.Add(m.Id))
-                    log.LogWarning("{Id}: chat.db's MAX(ROWID) {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
+                    log.LogWarning("{Id}: chat.db's highest ROWID {Max} is below the {Baseline} taken before the send (the database was rebuilt or " +
                                    "restored); matching its row by text", m.Id, max, b);
                 baseline = null;
                 ran = false;

@@ -54,14 +54,9 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         // The row at the position merely deleted (in Messages, or on the iPhone) is no replacement: the rows after it are read
         // as usual. Before, it was taken for one and reading went on by date, which skips a newer row dated a moment earlier
         // (a relayed SMS, a back-filled STOP) for good (review).
-        if (at.Guid is not null && bridge.Reader.GuidAt(at.RowId) != at.Guid && bridge.Reader.HighWater() is var high && Renumbered(at, high))
+        if (Replaced(at) is { } high)
         {
             await RecoverFromReplacedDatabaseAsync(at, high, ct);
-            return;
-        }
-        if (at.Guid is null && bridge.Reader.HighWater() is var before && before < at.RowId)
-        {
-            await RecoverFromReplacedDatabaseAsync(at, before, ct);
             return;
         }
         while (true)
@@ -80,7 +75,7 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
 
     private async Task RecoverFromReplacedDatabaseAsync(Position at, long max, CancellationToken ct)
     {
-        log.LogWarning("chat.db was rebuilt or restored: MAX(ROWID) is {Max}, the row at our position {RowId} is not the one we read there. " +
+        log.LogWarning("chat.db was rebuilt or restored: its highest ROWID is {Max}, the row at our position {RowId} is not the one we read there. " +
                        "Continuing from the rows dated after {Date:O}; older rows are history and are not replayed.", max, at.RowId, Time.FromMs(at.DateMs));
         var since = at;
         while (true)
@@ -94,8 +89,17 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         }
         var newest = bridge.Reader.MaxRowId();
         // In the same transaction as the new position: a stop between the two would lose that it was replaced (review).
-        await SavePositionAsync(new Position(newest, bridge.Reader.GuidAt(newest), since.DateMs), ct,
-            replacedAt: Renumbered(at, max) ? time.GetUtcNow() : null);
+        await SavePositionAsync(new Position(newest, bridge.Reader.GuidAt(newest), since.DateMs), ct, replacedAt: time.GetUtcNow());
+    }
+
+    /// <summary>chat.db's high-water mark when chat.db was renumbered under the stored position <paramref name="at"/>, else null
+    /// (<see cref="Renumbered"/>; without a stored guid, only a high-water mark below the position tells).</summary>
+    private long? Replaced(Position at)
+    {
+        if (at.Guid is not null && bridge.Reader.GuidAt(at.RowId) == at.Guid)
+            return null;
+        var high = bridge.Reader.HighWater();
+        return (at.Guid is null ? high < at.RowId : Renumbered(at, high)) ? high : null;
     }
 
     /// <summary>
@@ -109,8 +113,8 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         max < at.RowId || (at.Guid is not null && bridge.Reader.RowIdOf(at.Guid) is { } now && now != at.RowId);
 
     /// <summary>
-    /// When chat.db was last found renumbered (rebuilt or restored) under the agent, or null: now, when MAX(ROWID) fell below
-    /// the stored position or the row read there is at another ROWID, and the replies have not been read since (<see cref="Renumbered"/>).
+    /// When chat.db was last found renumbered (rebuilt or restored) under the agent, or null: now, when it is renumbered under
+    /// the stored position and the replies have not been read since (<see cref="Replaced"/>).
     /// A rebuild need not number lower: Messages also renumbers out of date order with MAX(ROWID) as high as before, a
     /// just-sent row far below it (Spshulem/openAGI#36), so a send's chat.db position from before it says nothing.
     /// </summary>
@@ -120,9 +124,8 @@ public sealed class ReplyIntake(MessagesBridge bridge, MessageLifecycle lifecycl
         await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
             state = (await c.QueryAsync<(string Key, string Value)>(new CommandDefinition(DeliverySql.GetStates,
                 new { Keys = new[] { PositionKey, GuidKey, ReplacedAtKey } }, cancellationToken: ct))).ToDictionary(r => r.Key, r => r.Value);
-        if (state.TryGetValue(PositionKey, out var at) && state.GetValueOrDefault(GuidKey) is { Length: > 0 } guid
-            && long.Parse(at, CultureInfo.InvariantCulture) is var rowId && rowId > 0
-            && bridge.Reader.GuidAt(rowId) != guid && Renumbered(new Position(rowId, guid, 0), bridge.Reader.HighWater()))
+        if (state.TryGetValue(PositionKey, out var at) && long.Parse(at, CultureInfo.InvariantCulture) is var rowId && rowId > 0
+            && Replaced(new Position(rowId, state.GetValueOrDefault(GuidKey) is { Length: > 0 } guid ? guid : null, 0)) is not null)
             return time.GetUtcNow();
         return state.TryGetValue(ReplacedAtKey, out var ms) ? Time.FromMs(long.Parse(ms, CultureInfo.InvariantCulture)) : null;
     }
