@@ -1,6 +1,6 @@
-using System.Security.Cryptography;
 using System.Text;
 using LineAgent.Hosting;
+using LineAgent.Storage;
 using Microsoft.Extensions.Options;
 
 namespace LineAgent.Api;
@@ -48,7 +48,9 @@ public sealed class ApiToken
     {
         if (ReadFile(path) is { } existing)
             return existing;
-        var token = "la_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+        Span<byte> random = stackalloc byte[24];
+        SecureRandom.Fill(random);
+        var token = "la_" + Convert.ToHexStringLower(random);
         var temp = path + ".tmp";
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())

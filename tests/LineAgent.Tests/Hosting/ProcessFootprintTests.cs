@@ -4,8 +4,8 @@ using LineAgent.Tests.Support;
 namespace LineAgent.Tests.Hosting;
 
 /// <summary>
-/// What the real agent process maps for its everyday work (Linux: /proc/&lt;pid&gt;/maps). A send and the token check need
-/// neither OpenSSL (RandomNumberGenerator and SHA-256 load it on Linux) nor the HTTP client stack (webhooks and Twilio
+/// What the real agent process maps for its everyday work (Linux: /proc/&lt;pid&gt;/maps). A first start (it generates the API
+/// token), a send and the token check need neither OpenSSL (RandomNumberGenerator and SHA-256 load it on Linux) nor the HTTP client stack (webhooks and Twilio
 /// make theirs on first use): together about 5 MB of resident memory (README Performance).
 /// </summary>
 public sealed class ProcessFootprintTests
@@ -16,7 +16,9 @@ public sealed class ProcessFootprintTests
         if (!OperatingSystem.IsLinux())
             Assert.Ignore("reads /proc/<pid>/maps");
         using var dir = new TempDir();
-        using var agent = await AgentProcess.StartAsync(dir.File("data"), args: ["--dry-run"]);
+        // No Api:Token: a first start generates its token (RandomNumberGenerator loaded OpenSSL for it).
+        using var agent = await AgentProcess.StartAsync(dir.File("data"), token: null, args: ["--dry-run"]);
+        Assert.That(agent.Token, Does.Match("^la_[0-9a-f]{48}$"));
         using var api = agent.Api();
         for (var i = 0; i < 3; i++)
             await (await api.SendMessageAsync(new { content = $"hi {i}", recipientPhone = "+12025550142" })).ExpectAsync(HttpStatusCode.Created);

@@ -17,7 +17,7 @@ public sealed partial class AgentProcess : IDisposable
 
     public static string AgentDll => Path.Combine(AppContext.BaseDirectory, "lineagent.dll");
 
-    private AgentProcess(string dataDir, string token, IEnumerable<string> extraArgs, IDictionary<string, string>? env)
+    private AgentProcess(string dataDir, string? token, IEnumerable<string> extraArgs, IDictionary<string, string>? env)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -25,8 +25,10 @@ public sealed partial class AgentProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { AgentDll, "run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0", $"--Api:Token={token}" }.Concat(extraArgs))
+        foreach (var a in new[] { AgentDll, "run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0" }.Concat(extraArgs))
             psi.ArgumentList.Add(a);
+        if (token is not null)
+            psi.ArgumentList.Add($"--Api:Token={token}");
         psi.Environment["DOTNET_ENVIRONMENT"] = "Production";
         psi.Environment["Logging__Console__FormatterName"] = "simple";
         foreach (var (k, v) in env ?? new Dictionary<string, string>())
@@ -38,10 +40,14 @@ public sealed partial class AgentProcess : IDisposable
         _process.Start();
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
-        Token = token;
+        _dataDir = dataDir;
+        Token = token!;
     }
 
-    public string Token { get; }
+    private readonly string _dataDir;
+
+    /// <summary>The Api:Token given, else (started with none) the one the agent generated into its data dir.</summary>
+    public string Token { get; private set; }
     public Uri BaseAddress { get; private set; } = null!;
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
@@ -60,13 +66,16 @@ public sealed partial class AgentProcess : IDisposable
             _listening.TrySetResult(new Uri(m.Groups[1].Value));
     }
 
-    public static async Task<AgentProcess> StartAsync(string dataDir, string token = "proc-token", IEnumerable<string>? args = null,
+    /// <param name="token">Api:Token; null starts the agent without one, so it generates its own (read back into <see cref="Token"/>).</param>
+    public static async Task<AgentProcess> StartAsync(string dataDir, string? token = "proc-token", IEnumerable<string>? args = null,
         IDictionary<string, string>? env = null)
     {
         var agent = new AgentProcess(dataDir, token, args ?? [], env);
         try
         {
             agent.BaseAddress = await agent._listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            if (token is null)
+                agent.Token = File.ReadAllText(Path.Combine(agent._dataDir, "api-token")).Trim();
         }
         catch
         {
