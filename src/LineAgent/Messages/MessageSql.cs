@@ -70,7 +70,9 @@ public static class MessageSql
             scheduled_at = COALESCE(@ScheduledAt, scheduled_at),
             schedule_time_zone = CASE WHEN @ScheduledAt IS NULL THEN schedule_time_zone ELSE @ScheduleTimeZone END,
             due_at = COALESCE(@ScheduledAt, due_at),
-            status = CASE WHEN COALESCE(@ScheduledAt, due_at) <= @Now THEN 'queued' ELSE 'scheduled' END,
+            -- Moved to now or earlier: in line to go, as a send-now. An edit of the content alone leaves the status: a message
+            -- due while its line is paused stays scheduled and editable (probe J: it turned queued, and the next edit got 409).
+            status = CASE WHEN @ScheduledAt IS NULL THEN status WHEN @ScheduledAt <= @Now THEN 'queued' ELSE 'scheduled' END,
             updated_at = @Now
         WHERE id = @Id AND status = 'scheduled' AND (@ScheduledAt IS NULL OR due_at <> 253402300799999) -- a waiting follow-up keeps waiting
         RETURNING *

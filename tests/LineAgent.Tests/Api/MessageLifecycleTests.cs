@@ -347,6 +347,28 @@ public sealed class MessageLifecycleTests : AgentTest
         Assert.That(next is null || DateTimeOffset.Parse(next) == new DateTimeOffset(2026, 12, 10, 20, 5, 0, TimeSpan.Zero), Is.True, next);
     }
 
+    /// <summary>
+    /// A message due while its line is paused stays `scheduled` and editable (probe J: an edit of its content turned it
+    /// `queued`, as if it had been held, and a second edit was then refused with 409 not_scheduled).
+    /// </summary>
+    [Test]
+    public async Task Patch_OfContent_OnAPausedLine_ShouldKeepTheMessageScheduledAndEditable()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 10, 20, 0, 0, TimeSpan.Zero));
+        using var agent = new AgentFactory(time: time);
+        using var api = agent.Api();
+        var m = await (await api.SendMessageAsync(new { content = "soon", recipientPhone = "+12025550124", scheduledAt = "2026-12-10T20:05:00Z" }))
+            .ExpectAsync(HttpStatusCode.Created);
+        await (await api.PatchAsJsonAsync("/api/lines/default", new { active = false })).ExpectAsync(HttpStatusCode.OK);
+        time.SetUtcNow(new DateTimeOffset(2026, 12, 10, 20, 10, 0, TimeSpan.Zero)); // due, and waiting for the resume
+
+        var first = await (await api.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "edited once" })).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(first.Str("status"), Is.EqualTo("scheduled"));
+        var second = await (await api.PatchAsJsonAsync($"/api/messages/{m.Str("id")}", new { content = "edited twice" })).ExpectAsync(HttpStatusCode.OK);
+        Assert.That((second.Str("status"), second.Str("content")), Is.EqualTo(("scheduled", "edited twice")));
+        Assert.That(DateTimeOffset.Parse(second.Str("scheduledAt")), Is.EqualTo(new DateTimeOffset(2026, 12, 10, 20, 5, 0, TimeSpan.Zero)));
+    }
+
     [Test]
     public async Task Status_ShouldSayDryRun_AndCount()
     {
