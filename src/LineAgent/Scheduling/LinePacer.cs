@@ -101,11 +101,27 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         // Where pacing does not apply (off, or the dry-run outbox) the window holds nothing back.
         var paced = Applies(line, MessageType.IMessage);
         var nextOpen = paced ? SendWindow.NextOpen(p.Window, zone, now) : now;
+        // When the line's next send may go, as the dispatcher decides it (no jitter: the earliest), and a first message to a
+        // new conversation when the day's cap of those holds it longer (probe J: a capped line did not say when it sends again).
+        PacingHold? next = null, nextNew = null;
+        if (paced)
+        {
+            var rules = PacingRules.For(line, linePaced: true);
+            next = rules.Decide(history, new PacedMessage(IsNew: false, TimeSpan.Zero, null), now).Hold;
+            nextNew = rules.Decide(history, new PacedMessage(IsNew: true, TimeSpan.Zero, null), now).Hold;
+            if (nextNew is not null && nextNew.NotBefore <= (next?.NotBefore ?? now))
+                nextNew = null;
+        }
         return new LineUsage(
             paced, history.Count(h => h.At > now - TimeSpan.FromHours(1)), p.MaxPerHour,
             history.Count(h => h.At >= dayStart), p.MaxPerDay,
             history.Count(h => h.NewConversation && h.At >= dayStart), p.MaxNewConversationsPerDay,
-            history.Count > 0 ? history[^1].At : null, nextOpen <= now, nextOpen <= now ? null : nextOpen, zone.Id);
+            history.Count > 0 ? history[^1].At : null, nextOpen <= now, nextOpen <= now ? null : nextOpen, zone.Id)
+        {
+            HeldUntil = next?.NotBefore,
+            HeldBecause = next?.Reason,
+            NewConversationsHeldUntil = nextNew?.NotBefore,
+        };
     }
 
     /// <summary>The line's hand-offs since <paramref name="since"/>, oldest first.</summary>
@@ -256,7 +272,20 @@ public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool L
 
 public sealed record LineUsage(
     bool PacingEnabled, int SentLastHour, int MaxPerHour, int SentToday, int MaxPerDay, int NewConversationsToday,
-    int MaxNewConversationsPerDay, DateTimeOffset? LastSendAt, bool WindowOpen, DateTimeOffset? WindowOpensAt, string TimeZone);
+    int MaxNewConversationsPerDay, DateTimeOffset? LastSendAt, bool WindowOpen, DateTimeOffset? WindowOpensAt, string TimeZone)
+{
+    /// <summary>
+    /// Until when pacing holds the line's next send (the minimum gap, a cap, the send window): the earliest, as a send's
+    /// jitter adds to the gap and the recipient's own hours may hold one message longer. Null when a send may go now.
+    /// </summary>
+    public DateTimeOffset? HeldUntil { get; init; }
+
+    /// <summary>Why (<see cref="HeldUntil"/>), the limit that holds it last, in the words of the messages' `paced` events.</summary>
+    public string? HeldBecause { get; init; }
+
+    /// <summary>Until when the day's cap of new conversations holds a first message to an address, when later than <see cref="HeldUntil"/>.</summary>
+    public DateTimeOffset? NewConversationsHeldUntil { get; init; }
+}
 
 /// <summary>The send window of a line: HH:mm to HH:mm on the given days, in an IANA zone, DST-aware.</summary>
 public static class SendWindow

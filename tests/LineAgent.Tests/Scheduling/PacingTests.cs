@@ -124,12 +124,18 @@ public sealed class PacingTests
         var third = await (await api.SendMessageAsync(To("+12025550101"))).ExpectAsync(HttpStatusCode.Accepted);
 
         Assert.That(DateTimeOffset.Parse(third.Str("notBefore")), Is.EqualTo(t0.AddHours(1)));
+        // The line says when it sends again, and why (probe J: nothing in /api/lines did).
+        var held = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
+        Assert.That(DateTimeOffset.Parse(held.Str("heldUntil")), Is.EqualTo(t0.AddHours(1)));
+        Assert.That(held.Str("heldBecause"), Is.EqualTo("2 sends per hour reached"));
+        Assert.That(held["newConversationsHeldUntil"], Is.Null);
         await agent.AdvanceToAsync(t0.AddHours(1));
         await Eventually.TrueAsync(() => agent.OutboxFileCount(third.Str("id")) == 1, "third sent");
         var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
         Assert.That(usage["sentLastHour"]!.GetValue<int>(), Is.EqualTo(2));
         Assert.That(usage["sentToday"]!.GetValue<int>(), Is.EqualTo(3));
         Assert.That(usage["maxPerHour"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(DateTimeOffset.Parse(usage.Str("heldUntil")), Is.EqualTo(t0.AddMinutes(70)), "the second send leaves the hour");
     }
 
     [Test]
@@ -162,6 +168,8 @@ public sealed class PacingTests
         Assert.That(toAnaAgain.Str("status"), Is.EqualTo("sent"), "an existing conversation is not held by the new-conversation cap");
         var usage = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single()["usage"]!;
         Assert.That(usage["newConversationsToday"]!.GetValue<int>(), Is.EqualTo(1));
+        Assert.That(usage["heldUntil"], Is.Null, "a message to a known address may go now");
+        Assert.That(DateTimeOffset.Parse(usage.Str("newConversationsHeldUntil")), Is.EqualTo(new DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero)));
     }
 
     /// <summary>

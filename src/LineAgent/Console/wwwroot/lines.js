@@ -94,6 +94,11 @@ function usage(u) {
   if (!u.pacingEnabled) items.push(el('li', {}, 'No pacing: messages go out as soon as they are due.'));
   else items.push(el('li', {}, u.windowOpen ? 'Send window open now.' : `Send window closed; opens ${windowOpens(u.windowOpensAt, u.timeZone)}.`));
   if (u.lastSendAt) items.push(el('li', {}, `Last send ${formatTime(u.lastSendAt)}.`));
+  const laterThanWindow = u.heldUntil && (u.windowOpen || Date.parse(u.heldUntil) > Date.parse(u.windowOpensAt));
+  if (laterThanWindow) items.push(el('li', {}, `Next send not before ${windowOpens(u.heldUntil, u.timeZone)}: ${u.heldBecause}.`));
+  if (u.newConversationsHeldUntil) {
+    items.push(el('li', {}, `First messages to new addresses wait until ${windowOpens(u.newConversationsHeldUntil, u.timeZone)}.`));
+  }
   return el('ul', { className: 'usage' }, ...items);
 }
 
