@@ -44,7 +44,8 @@ public sealed class BridgeOptions
 
     /// <summary>
     /// How long GET /api/status and /api/lines wait for a health check that is not cached before they answer that Messages
-    /// does not answer (`timed_out`); the menu bar gives the agent 5 s.
+    /// does not answer (`timed_out`), or that SMTP's or Twilio's check has not answered (`degraded`); the menu bar gives the
+    /// agent 5 s.
     /// </summary>
     public TimeSpan HealthWaitForViews { get; set; } = TimeSpan.FromSeconds(2);
 

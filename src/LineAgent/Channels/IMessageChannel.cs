@@ -73,8 +73,10 @@ public abstract record ReconcileOutcome
 /// Messages, just before its script, after it may have waited for another line's script). Until then a handed-off send has
 /// reached nothing: a cancel still stops it (its mark's compare-and-set then fails, and the send is not made), and after a
 /// crash it is known not sent. The hand-off leaves the mark empty only for such a channel (MessageSql.ClaimAndHandOff).</param>
+/// <param name="HealthAnswersInTime">Its health check answers within Bridge:HealthWaitForViews by itself (Messages: a cached or
+/// last answer, or `timed_out`); a view waits for any other channel's check only that long (Lines.LineViews).</param>
 public sealed record ChannelCapabilities(bool ConfirmsLater = false, bool IsDryRun = false, bool SettledOnAccept = false, int ParallelSends = 1,
-    bool MarksStart = false)
+    bool MarksStart = false, bool HealthAnswersInTime = false)
 {
     public static readonly ChannelCapabilities Immediate = new();
 }

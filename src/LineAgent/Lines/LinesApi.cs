@@ -21,8 +21,13 @@ public sealed record UpdateLineRequest(bool? Active);
 
 /// <summary>Builds the view of a line: configuration, live channel health, pacing and usage.</summary>
 public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage, ChannelResilience resilience,
-    Channels.Messages.MessagesHealth messagesHealth, Microsoft.Extensions.Options.IOptions<Hosting.AgentOptions> agent)
+    Channels.Messages.MessagesHealth messagesHealth, Microsoft.Extensions.Options.IOptions<Hosting.AgentOptions> agent,
+    Microsoft.Extensions.Options.IOptions<Bridge.BridgeOptions> bridge, TimeProvider time)
 {
+    private readonly Lock _checksGate = new();
+    private readonly Dictionary<(string Channel, string Line, string Type), (Task<ChannelHealth> Task, DateTimeOffset Since)> _checks = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Channel, string Line, string Type), ChannelHealth> _answers = new();
+
     public async Task<LineDto> ViewAsync(LineOptions line, CancellationToken ct)
     {
         var health = new List<ChannelHealthDto>();
@@ -30,8 +35,13 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
         {
             var channel = router.Resolve(line, type);
             ChannelHealth h;
-            try { h = await channel.CheckHealthAsync(line, type, ct); }
-            catch (Exception e) when (e is not OperationCanceledException) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
+            if (channel.Capabilities.HealthAnswersInTime)
+            {
+                try { h = await channel.CheckHealthAsync(line, type, ct); }
+                catch (Exception e) when (e is not OperationCanceledException) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
+            }
+            else
+                h = await HealthForViewAsync(channel, line, type, ct);
             if (resilience.OpenUntil(channel.Name, line.Id) is { } open)
                 h = new ChannelHealth(channel.Name, ChannelHealth.Degraded,
                     $"held until {Storage.Time.Iso(open)}: {resilience.WhyHeld(channel.Name, line.Id)}; due messages wait as queued. {h.Detail}".Trim());
@@ -52,6 +62,53 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
         return new LineDto(line.Id, line.Name, lines.IsActive(line.Id), line.FallbackToSms, line.Sms.Via, health, messages,
             new PacingDto(paced, p.MinGap.TotalSeconds, p.Jitter.TotalSeconds, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay, p.Window, note),
             today);
+    }
+
+    /// <summary>
+    /// A channel's health as a view waits for it: the check's answer if it comes within Bridge:HealthWaitForViews of the
+    /// check's start; past that, the last answer while the check has run less than <see cref="Channels.Messages.MessagesHealth.SlowAfter"/>,
+    /// then `degraded`, saying that the check has not answered. The check goes on (without the request's token) and its answer is
+    /// the next view's. Messages bounds its own check the same way (<see cref="ChannelCapabilities.HealthAnswersInTime"/>); an SMTP server that takes the connection and never greets,
+    /// a Twilio that does not answer, or a send holding the SMTP connection held GET /api/status for up to Email:Smtp:Timeout
+    /// (30 s), and the menu bar, which gives the agent 5 s, said the agent was not answering.
+    /// </summary>
+    private async Task<ChannelHealth> HealthForViewAsync(IMessageChannel channel, LineOptions line, string type, CancellationToken ct)
+    {
+        var key = (channel.Name, line.Id, type);
+        Task<ChannelHealth> check;
+        DateTimeOffset since;
+        lock (_checksGate)
+        {
+            if (!_checks.TryGetValue(key, out var running) || running.Task.IsCompleted)
+                _checks[key] = running = (CheckAsync(channel, line, type, key), time.GetUtcNow());
+            (check, since) = running;
+        }
+        var left = bridge.Value.HealthWaitForViews - (time.GetUtcNow() - since);
+        try
+        {
+            if (check.IsCompleted || left > TimeSpan.Zero)
+                return await check.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
+        }
+        catch (TimeoutException)
+        {
+        }
+        if (check.IsCompletedSuccessfully)
+            return check.Result;
+        var waited = time.GetUtcNow() - since;
+        if (_answers.TryGetValue(key, out var last) && waited < Channels.Messages.MessagesHealth.SlowAfter)
+            return last;
+        return new ChannelHealth(channel.Name, ChannelHealth.Degraded,
+            $"no answer to the health check for {Math.Max(1, (int)waited.TotalSeconds)} s; still checking" +
+            (last is null ? "" : $" (its last answer: {last.State}{(last.Detail is { } d ? ", " + d : "")})"));
+    }
+
+    private async Task<ChannelHealth> CheckAsync(IMessageChannel channel, LineOptions line, string type, (string, string, string) key)
+    {
+        ChannelHealth h;
+        try { h = await channel.CheckHealthAsync(line, type, CancellationToken.None); }
+        catch (Exception e) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
+        _answers[key] = h;
+        return h;
     }
 
     public async Task<IReadOnlyList<LineDto>> AllAsync(CancellationToken ct)

@@ -182,6 +182,39 @@ public sealed class EmailChannelTests
         Assert.That(status["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state"), Is.EqualTo("degraded"));
     }
 
+    /// <summary>
+    /// An SMTP server that takes the connection and never greets (a proxy or firewall that holds it): GET /api/status and
+    /// /api/lines answer within Bridge:HealthWaitForViews, saying the check has not answered. Before, they waited for
+    /// Email:Smtp:Timeout (here 60 s), and the menu bar (5 s) said the agent was not answering.
+    /// </summary>
+    [Test]
+    public async Task Status_WhenTheSmtpServerNeverGreets_ShouldAnswerWithoutWaitingForIt()
+    {
+        var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        silent.Start(); // connections complete in the kernel's backlog; nothing is ever read or written
+        try
+        {
+            var settings = _smtp.Settings();
+            settings["Email:Smtp:Port"] = ((IPEndPoint)silent.LocalEndpoint).Port.ToString();
+            settings["Email:Smtp:Timeout"] = "00:01:00";
+            settings["Bridge:HealthWaitForViews"] = "00:00:01";
+            using var agent = new AgentFactory(settings: settings, systemClock: true);
+            using var api = agent.Api();
+
+            var status = await api.GetJsonAsync("/api/status");
+            var email = status["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email")!;
+            Assert.That(email.Str("state"), Is.EqualTo("degraded"));
+            Assert.That(email.Str("detail"), Does.StartWith("no answer to the health check for ").And.Contain("still checking"));
+            var lines = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+            Assert.That(lines["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state"), Is.EqualTo("degraded"),
+                "the same check, still running, is not started again");
+        }
+        finally
+        {
+            silent.Stop();
+        }
+    }
+
     /// <summary>STARTTLS asked for and not offered: refused before MAIL FROM, so nothing was sent; said so, retried without force.</summary>
     [Test]
     public async Task StartTlsNotOffered_ShouldFailAsUnsupported_NotAsMaybeSent()

@@ -17,7 +17,7 @@ public sealed class MessagesChannel(MessagesBridge bridge, MessagesHealth health
 
     public string Name => ChannelName;
 
-    public ChannelCapabilities Capabilities { get; } = new(ConfirmsLater: true, MarksStart: true);
+    public ChannelCapabilities Capabilities { get; } = new(ConfirmsLater: true, MarksStart: true, HealthAnswersInTime: true);
 
     /// <summary>A send killed at the hard timeout, a restart of Messages, and the one retry it allows.</summary>
     public TimeSpan? LongestAttempt => bridge.Options.ScriptTimeout * 2 + Bridge.Osascript.MessagesScripts.RestartHardTimeout + TimeSpan.FromSeconds(30);
