@@ -22,13 +22,22 @@ public sealed record UpdateLineRequest(bool? Active);
 /// <summary>Builds the view of a line: configuration, live channel health, pacing and usage.</summary>
 public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsage usage, ChannelResilience resilience,
     Channels.Messages.MessagesHealth messagesHealth, Microsoft.Extensions.Options.IOptions<Hosting.AgentOptions> agent,
-    Microsoft.Extensions.Options.IOptions<Bridge.BridgeOptions> bridge, TimeProvider time)
+    Microsoft.Extensions.Options.IOptions<Bridge.BridgeOptions> bridge, TimeProvider time, IHostApplicationLifetime lifetime)
 {
+    /// <summary>A last answer older than this is not shown as the channel's health while a new check runs.</summary>
+    private static readonly TimeSpan AnswerKeptFor = TimeSpan.FromMinutes(5);
+
     private readonly Lock _checksGate = new();
     private readonly Dictionary<(string Channel, string Line, string Type), (Task<ChannelHealth> Task, DateTimeOffset Since)> _checks = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Channel, string Line, string Type), ChannelHealth> _answers = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Channel, string Line, string Type), (ChannelHealth Health, DateTimeOffset At)> _answers = new();
 
     public async Task<LineDto> ViewAsync(LineOptions line, CancellationToken ct)
+    {
+        StartChecks(line);
+        return await BuildAsync(line, ct);
+    }
+
+    private async Task<LineDto> BuildAsync(LineOptions line, CancellationToken ct)
     {
         var health = new List<ChannelHealthDto>();
         foreach (var type in MessageType.Concrete)
@@ -66,23 +75,20 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
 
     /// <summary>
     /// A channel's health as a view waits for it: the check's answer if it comes within Bridge:HealthWaitForViews of the
-    /// check's start; past that, the last answer while the check has run less than <see cref="Channels.Messages.MessagesHealth.SlowAfter"/>,
-    /// then `degraded`, saying that the check has not answered. The check goes on (without the request's token) and its answer is
-    /// the next view's. Messages bounds its own check the same way (<see cref="ChannelCapabilities.HealthAnswersInTime"/>); an SMTP server that takes the connection and never greets,
-    /// a Twilio that does not answer, or a send holding the SMTP connection held GET /api/status for up to Email:Smtp:Timeout
-    /// (30 s), and the menu bar, which gives the agent 5 s, said the agent was not answering.
+    /// check's start (every check of a view is started before the first is awaited, so a view waits that long in all, not
+    /// once per line and type); past that, the last answer (under <see cref="AnswerKeptFor"/> old) while the check has run less
+    /// than <see cref="Channels.Messages.MessagesHealth.SlowAfter"/>, or for as long as it runs when that answer was
+    /// `unavailable` (no flapping between the two while a server stays silent); else `degraded`, saying that the check has
+    /// not answered. The check goes on (until the agent stops) and its answer is the next view's. Messages bounds its own
+    /// check the same way (<see cref="ChannelCapabilities.HealthAnswersInTime"/>). Before, an SMTP server that took the
+    /// connection and never greeted, a Twilio that did not answer, or a send holding the SMTP connection held GET
+    /// /api/status for up to Email:Smtp:Timeout (30 s), and the menu bar, which gives the agent 5 s, said the agent was not
+    /// answering.
     /// </summary>
     private async Task<ChannelHealth> HealthForViewAsync(IMessageChannel channel, LineOptions line, string type, CancellationToken ct)
     {
         var key = (channel.Name, line.Id, type);
-        Task<ChannelHealth> check;
-        DateTimeOffset since;
-        lock (_checksGate)
-        {
-            if (!_checks.TryGetValue(key, out var running) || running.Task.IsCompleted)
-                _checks[key] = running = (CheckAsync(channel, line, type, key), time.GetUtcNow());
-            (check, since) = running;
-        }
+        var (check, since) = Running(channel, line, type);
         var left = bridge.Value.HealthWaitForViews - (time.GetUtcNow() - since);
         try
         {
@@ -94,28 +100,59 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
         }
         if (check.IsCompletedSuccessfully)
             return check.Result;
-        var waited = time.GetUtcNow() - since;
-        if (_answers.TryGetValue(key, out var last) && waited < Channels.Messages.MessagesHealth.SlowAfter)
-            return last;
-        return new ChannelHealth(channel.Name, ChannelHealth.Degraded,
-            $"no answer to the health check for {Math.Max(1, (int)waited.TotalSeconds)} s; still checking" +
-            (last is null ? "" : $" (its last answer: {last.State}{(last.Detail is { } d ? ", " + d : "")})"));
+        var now = time.GetUtcNow();
+        var waited = Math.Max(1, (int)(now - since).TotalSeconds);
+        if (_answers.TryGetValue(key, out var last) && now - last.At < AnswerKeptFor)
+        {
+            if (last.Health.State == ChannelHealth.Unavailable)
+                return last.Health with { Detail = $"{last.Health.Detail} (checking again for {waited} s)".TrimStart() };
+            if (now - since < Channels.Messages.MessagesHealth.SlowAfter)
+                return last.Health;
+        }
+        return new ChannelHealth(channel.Name, ChannelHealth.Degraded, $"no answer to the health check for {waited} s; still checking");
+    }
+
+    /// <summary>Starts the checks a view of <paramref name="line"/> waits for only so long (<see cref="HealthForViewAsync"/>).</summary>
+    private void StartChecks(LineOptions line)
+    {
+        foreach (var type in MessageType.Concrete)
+            if (router.Resolve(line, type) is { Capabilities.HealthAnswersInTime: false } channel)
+                Running(channel, line, type);
+    }
+
+    /// <summary>The check of (channel, line, type) in flight, else a new one (the channels cache their answers: SMTP's for a minute).</summary>
+    private (Task<ChannelHealth> Task, DateTimeOffset Since) Running(IMessageChannel channel, LineOptions line, string type)
+    {
+        var key = (channel.Name, line.Id, type);
+        lock (_checksGate)
+        {
+            if (!_checks.TryGetValue(key, out var running) || running.Task.IsCompleted)
+                _checks[key] = running = (CheckAsync(channel, line, type, key), time.GetUtcNow());
+            return running;
+        }
     }
 
     private async Task<ChannelHealth> CheckAsync(IMessageChannel channel, LineOptions line, string type, (string, string, string) key)
     {
+        await Task.Yield(); // the channel's own synchronous part (a lock, a socket write) runs outside _checksGate
         ChannelHealth h;
-        try { h = await channel.CheckHealthAsync(line, type, CancellationToken.None); }
+        try { h = await channel.CheckHealthAsync(line, type, lifetime.ApplicationStopping); }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            h = new(channel.Name, ChannelHealth.Unavailable, "not checked: the agent is stopping");
+        }
         catch (Exception e) { h = new(channel.Name, ChannelHealth.Unavailable, e.Message); }
-        _answers[key] = h;
+        _answers[key] = (h, time.GetUtcNow());
         return h;
     }
 
     public async Task<IReadOnlyList<LineDto>> AllAsync(CancellationToken ct)
     {
+        foreach (var line in lines.All)
+            StartChecks(line);
         var views = new List<LineDto>();
         foreach (var line in lines.All)
-            views.Add(await ViewAsync(line, ct));
+            views.Add(await BuildAsync(line, ct));
         return views;
     }
 }

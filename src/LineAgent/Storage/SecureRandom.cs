@@ -34,7 +34,8 @@ public static class SecureRandom
 
     private static void Refill()
     {
-        if (!_noDevice)
+        // Only where /dev/urandom is the kernel's device: on Windows the path would be a file anyone may create (C:\dev).
+        if (!_noDevice && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
         {
             try
             {

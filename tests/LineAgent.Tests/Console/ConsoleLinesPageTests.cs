@@ -62,6 +62,7 @@ public sealed class ConsoleLinesPageTests
             var page = await context.NewPageAsync();
             await page.GotoAsync(link);
             await page.GotoAsync("/lines");
+            await Expect(page.Locator(".line .line-state")).ToHaveTextAsync("Working: its pacing holds the next send for now (see Today).");
             var usage = page.Locator(".line .usage");
             await Expect(usage).ToContainTextAsync("Sent in the last hour: 1 of 1");
             await Expect(usage).ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"Next send not before .+: 1 sends per hour reached\."));

@@ -25,10 +25,9 @@ public sealed partial class AgentProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { AgentDll, "run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0" }.Concat(extraArgs))
+        foreach (var a in new[] { AgentDll, "run", "--data-dir", dataDir, "--urls", "http://127.0.0.1:0" }
+                     .Concat(token is null ? [] : [$"--Api:Token={token}"]).Concat(extraArgs))
             psi.ArgumentList.Add(a);
-        if (token is not null)
-            psi.ArgumentList.Add($"--Api:Token={token}");
         psi.Environment["DOTNET_ENVIRONMENT"] = "Production";
         psi.Environment["Logging__Console__FormatterName"] = "simple";
         foreach (var (k, v) in env ?? new Dictionary<string, string>())

@@ -78,7 +78,7 @@ function windowOpens(iso, zone) {
   return !zone || zone === userTimeZone ? `${there} (${zone})` : `${there} in ${zone} (${formatTime(iso)} your time)`;
 }
 
-function usage(u) {
+function usage(u, active) {
   if (!u) return el('p', { className: 'hint' }, 'No usage yet.');
   const capped = (label, n, max) => {
     const id = `m-${label.replace(/\W+/g, '-')}-${Math.random().toString(36).slice(2, 8)}`;
@@ -94,9 +94,10 @@ function usage(u) {
   if (!u.pacingEnabled) items.push(el('li', {}, 'No pacing: messages go out as soon as they are due.'));
   else items.push(el('li', {}, u.windowOpen ? 'Send window open now.' : `Send window closed; opens ${windowOpens(u.windowOpensAt, u.timeZone)}.`));
   if (u.lastSendAt) items.push(el('li', {}, `Last send ${formatTime(u.lastSendAt)}.`));
-  const laterThanWindow = u.heldUntil && (u.windowOpen || Date.parse(u.heldUntil) > Date.parse(u.windowOpensAt));
+  // A paused line is held by the pause, not by its pacing (its state line says so).
+  const laterThanWindow = active && u.heldUntil && (u.windowOpen || Date.parse(u.heldUntil) > Date.parse(u.windowOpensAt));
   if (laterThanWindow) items.push(el('li', {}, `Next send not before ${windowOpens(u.heldUntil, u.timeZone)}: ${u.heldBecause}.`));
-  if (u.newConversationsHeldUntil) {
+  if (active && u.newConversationsHeldUntil) {
     items.push(el('li', {}, `First messages to new addresses wait until ${windowOpens(u.newConversationsHeldUntil, u.timeZone)}.`));
   }
   return el('ul', { className: 'usage' }, ...items);
@@ -122,6 +123,7 @@ function lineCard(line, dryRun) {
   const state = !line.active ? 'Paused: nothing goes out from this line until you resume it.'
     : !good ? 'Needs attention: some messages cannot go out (see below).'
     : line.usage?.pacingEnabled && line.usage.windowOpen === false ? 'Working: it sends once its send window opens (see Today).'
+    : line.usage?.heldUntil ? 'Working: its pacing holds the next send for now (see Today).'
     : 'Working: it can send now.';
   return el('section', { className: `card line ${line.active ? (good ? 'good' : 'warn') : 'paused'}`, ariaLabelledby: headingId },
     el('div', { className: 'line-head' },
@@ -134,7 +136,7 @@ function lineCard(line, dryRun) {
     dryRun ? el('p', { className: 'hint' }, 'Dry run: sends are written as files to the outbox; Messages is not used.') : '',
     line.messages ? messagesReport(line.messages) : '',
     el('h3', {}, 'Today'),
-    usage(line.usage));
+    usage(line.usage, line.active));
 }
 
 async function load() {
