@@ -127,7 +127,7 @@ internal static class OpenApiSchemas
         [Key<PacingDto>(nameof(PacingDto.Enabled))] =
             "Whether pacing holds this line's sends now: false when Lines:N:Pacing:Enabled is false, and in dry run unless Agent:DryRunPacing (see `note`).",
         [Key<Scheduling.LineUsage>(nameof(Scheduling.LineUsage.HeldUntil))] =
-            "Until when pacing holds the line's next send (its gap, a cap, its window): the earliest, as a send's jitter adds to the gap. Null when a send may go now.",
+            "Until when pacing holds the line's next send (its gap with its jitter, a cap, its window); a recipient's own hours may hold one message longer. Null when a send may go now.",
         [Key<Scheduling.LineUsage>(nameof(Scheduling.LineUsage.HeldBecause))] = "The limit that holds the line's next send (`heldUntil`), worded as in the messages' `paced` events.",
         [Key<Scheduling.LineUsage>(nameof(Scheduling.LineUsage.NewConversationsHeldUntil))] =
             "Until when the day's cap of new conversations holds a first message to an address, when later than `heldUntil`; else null.",

@@ -61,7 +61,7 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
             return isNew ? new PacingDecision(null, NewConversation: true) : PacingDecision.Go;
         var rules = PacingRules.For(line, paced);
         var history = paced ? await HistoryAsync(line.Id, PacingRules.HistorySince(now, rules.Zone), ct) : [];
-        var decision = rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(message.Id, line.Pacing.Jitter), recipient), now);
+        var decision = rules.Decide(history, new PacedMessage(isNew, Jitter.Draw(PacingJitter.GapKey(line.Id, history), line.Pacing.Jitter), recipient), now);
         // Held for its recipient's hours: if they never meet the line's window (a line's window changed, a reschedule into
         // another season), holding again and again would keep it for ever; it fails with the reason instead.
         if (decision is { Unsettled: true, Hold.LineWide: false } && NeverInWindow(line, message, now) is { } never)
@@ -101,14 +101,15 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
         // Where pacing does not apply (off, or the dry-run outbox) the window holds nothing back.
         var paced = Applies(line, MessageType.IMessage);
         var nextOpen = paced ? SendWindow.NextOpen(p.Window, zone, now) : now;
-        // When the line's next send may go, as the dispatcher decides it (no jitter: the earliest), and a first message to a
+        // When the line's next send may go, as the dispatcher decides it (with the gap's own jitter), and a first message to a
         // new conversation when the day's cap of those holds it longer (probe J: a capped line did not say when it sends again).
         PacingHold? next = null, nextNew = null;
         if (paced)
         {
             var rules = PacingRules.For(line, linePaced: true);
-            next = rules.Decide(history, new PacedMessage(IsNew: false, TimeSpan.Zero, null), now).Hold;
-            nextNew = rules.Decide(history, new PacedMessage(IsNew: true, TimeSpan.Zero, null), now).Hold;
+            var jitter = Jitter.Draw(PacingJitter.GapKey(line.Id, history), p.Jitter);
+            next = rules.Decide(history, new PacedMessage(IsNew: false, jitter, null), now).Hold;
+            nextNew = rules.Decide(history, new PacedMessage(IsNew: true, jitter, null), now).Hold;
             if (nextNew is not null && nextNew.NotBefore <= (next?.NotBefore ?? now))
                 nextNew = null;
         }
@@ -149,14 +150,25 @@ public sealed class LinePacer(Db db, ChannelRouter router, IOptions<AgentOptions
 /// <summary>How much of a line's jitter one message gets. Tests may fix it (e.g. at its mean) to compare with a preview.</summary>
 public class PacingJitter
 {
-    /// <summary>A stable share of the jitter per message, so re-checks agree with each other.</summary>
-    public virtual TimeSpan Draw(string messageId, TimeSpan jitter)
+    /// <summary>
+    /// A stable share of the jitter per <paramref name="key"/> (<see cref="GapKey"/>: one gap of a line), so re-checks agree
+    /// with each other.
+    /// </summary>
+    public virtual TimeSpan Draw(string key, TimeSpan jitter)
     {
         if (jitter <= TimeSpan.Zero) return TimeSpan.Zero;
         var hash = 2166136261u;
-        foreach (var ch in messageId) hash = (hash ^ ch) * 16777619u;
+        foreach (var ch in key) hash = (hash ^ ch) * 16777619u;
         return TimeSpan.FromMilliseconds(jitter.TotalMilliseconds * (hash % 10_000) / 10_000.0);
     }
+
+    /// <summary>
+    /// The jitter is the gap's, between the line's last send and its next, the same whichever message asks: drawn per message,
+    /// a message accepted later could draw less than the earlier ones, which a line-wide hold had held longer, and go out
+    /// before them (probe K: a second bulk overtook the first's queued messages on a paced line, against the due order).
+    /// </summary>
+    public static string GapKey(string lineId, IReadOnlyList<HandOff> history) =>
+        history.Count == 0 ? lineId : $"{lineId}\n{history[^1].At.ToUnixTimeMilliseconds()}";
 
     /// <summary>What the preview assumes: the jitter's mean.</summary>
     public static TimeSpan Mean(TimeSpan jitter) => jitter <= TimeSpan.Zero ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Floor(jitter.TotalMilliseconds / 2));
@@ -275,8 +287,8 @@ public sealed record LineUsage(
     int MaxNewConversationsPerDay, DateTimeOffset? LastSendAt, bool WindowOpen, DateTimeOffset? WindowOpensAt, string TimeZone)
 {
     /// <summary>
-    /// Until when pacing holds the line's next send (the minimum gap, a cap, the send window): the earliest, as a send's
-    /// jitter adds to the gap and the recipient's own hours may hold one message longer. Null when a send may go now.
+    /// Until when pacing holds the line's next send (the minimum gap with its jitter, a cap, the send window); a recipient's own
+    /// hours may hold one message longer. Null when a send may go now.
     /// </summary>
     public DateTimeOffset? HeldUntil { get; init; }
 

@@ -21,7 +21,7 @@ public sealed class PreviewTests
     /// <summary>The real pacer with the random part of the jitter removed: every draw is the mean.</summary>
     private sealed class MeanJitter : PacingJitter
     {
-        public override TimeSpan Draw(string messageId, TimeSpan jitter) => Mean(jitter);
+        public override TimeSpan Draw(string key, TimeSpan jitter) => Mean(jitter);
     }
 
     private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing)

@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using LineAgent.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
+using LineAgent.Scheduling;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LineAgent.Tests.Scheduling;
 
@@ -10,7 +12,7 @@ namespace LineAgent.Tests.Scheduling;
 public sealed class PacingTests
 {
     private static AgentFactory Agent(DateTimeOffset start, Dictionary<string, string?> pacing, TempDir? dir = null,
-        Dictionary<string, string?>? agentSettings = null)
+        Dictionary<string, string?>? agentSettings = null, PacingJitter? jitter = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -29,7 +31,8 @@ public sealed class PacingTests
             settings["Lines:0:Pacing:" + k] = v;
         foreach (var (k, v) in agentSettings ?? [])
             settings[k] = v;
-        return new AgentFactory(dir, time: new FakeTimeProvider(start), settings: settings);
+        return new AgentFactory(dir, time: new FakeTimeProvider(start), settings: settings,
+            services: jitter is null ? null : s => s.AddSingleton(jitter));
     }
 
     private static object To(string phone, string content = "hi", DateTimeOffset? at = null) =>
@@ -281,6 +284,44 @@ public sealed class PacingTests
         var times = ids.Select(id => HandedAt(agent, id)).Order().ToList();
         for (var i = 1; i < times.Count; i++)
             Assert.That(times[i] - times[i - 1], Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>Draws one second less for each key it has not seen: a later draw is always shorter.</summary>
+    private sealed class ShrinkingJitter : PacingJitter
+    {
+        private readonly Dictionary<string, TimeSpan> _drawn = [];
+
+        public override TimeSpan Draw(string key, TimeSpan jitter)
+        {
+            lock (_drawn)
+            {
+                if (!_drawn.TryGetValue(key, out var d))
+                    _drawn[key] = d = jitter - TimeSpan.FromSeconds(_drawn.Count);
+                return d;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Probe K: a message accepted after others that the gap held drew its own, shorter jitter, was held to an earlier time
+    /// than they were, and went out first (a second bulk overtook the first's queued messages). The jitter is the gap's now.
+    /// </summary>
+    [Test]
+    public async Task ALaterMessage_ShouldNotOvertakeEarlierOnesHeldByTheGap()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["MinGap"] = "00:01:00", ["Jitter"] = "00:00:30" }, jitter: new ShrinkingJitter());
+        using var api = agent.Api();
+        await (await api.SendMessageAsync(To("+12025550101", "first"))).ExpectAsync(HttpStatusCode.Created);
+        agent.Time.Advance(TimeSpan.FromSeconds(1));
+        var earlier = await (await api.SendMessageAsync(To("+12025550101", "earlier"))).ExpectAsync(HttpStatusCode.Accepted);
+        agent.Time.Advance(TimeSpan.FromSeconds(1));
+        var later = await (await api.SendMessageAsync(To("+12025550101", "later"))).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(DateTimeOffset.Parse(later.Str("notBefore")), Is.GreaterThanOrEqualTo(DateTimeOffset.Parse(earlier.Str("notBefore"))));
+
+        await agent.AdvanceToAsync(t0.AddMinutes(5));
+        await Eventually.TrueAsync(() => agent.OutboxFiles().Length == 3, "all three sent");
+        Assert.That(HandedAt(agent, earlier.Str("id")), Is.LessThan(HandedAt(agent, later.Str("id"))), "in the order they were due");
     }
 
     [Test]
