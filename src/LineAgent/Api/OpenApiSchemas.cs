@@ -108,7 +108,7 @@ internal static class OpenApiSchemas
 
     public static readonly Dictionary<(Type, string), string> Descriptions = new()
     {
-        [Key<SendMessageRequest>(nameof(SendMessageRequest.Content))] = "The text, 1-10,000 characters.",
+        [Key<SendMessageRequest>(nameof(SendMessageRequest.Content))] = "The text, 1-10,000 characters. With leadId a template as on /bulk (`{{firstName}}`, `{{company|your team}}`), filled from the lead.",
         [Key<SendMessageRequest>(nameof(SendMessageRequest.Type))] = "`auto` (default) picks by availability: iMessage where the number has it, else SMS; email for an email address.",
         [Key<SendMessageRequest>(nameof(SendMessageRequest.LineId))] = "Optional when the agent has one active line.",
         [Key<SendMessageRequest>(nameof(SendMessageRequest.RecipientPhone))] = "E.164, or a national number read in Agent:DefaultRegion.",
@@ -117,6 +117,8 @@ internal static class OpenApiSchemas
         [Key<SendMessageRequest>(nameof(SendMessageRequest.TimeZone))] = "IANA zone of a local `scheduledAt`, e.g. America/New_York.",
         [Key<SendMessageRequest>(nameof(SendMessageRequest.LeadId))] = "The recipient and the name default to the lead's.",
         [Key<SendMessageRequest>(nameof(SendMessageRequest.Subject))] = "Email only; else the line's default subject.",
+        [Key<Messages.UpdateMessageRequest>(nameof(Messages.UpdateMessageRequest.Content))] =
+            "The new text. For a message to a lead (a bulk's, or a send with leadId) a template, filled from that lead.",
         [Key<BulkRequest>(nameof(BulkRequest.Content))] = "A template: `{{firstName}}`, `{{fields.plan}}`, `{{company|your team}}` (a fallback after `|`).",
         [Key<BulkRequest>(nameof(BulkRequest.LeadIds))] = "The leads to send to (or `leadFilter`).",
         [Key<BulkRequest>(nameof(BulkRequest.BatchId))] = "Generated when absent.",

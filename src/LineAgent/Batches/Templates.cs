@@ -80,6 +80,28 @@ public static partial class Templates
             .Where(n => !Names.Contains(n, StringComparer.Ordinal) && !n.StartsWith("fields.", StringComparison.Ordinal))
             .Distinct().ToList();
 
+    /// <summary>
+    /// The text of a send to one lead (a single send with leadId, or an edit of a message that has a lead), rendered as a
+    /// bulk renders it; null with the problem added to <paramref name="problems"/> when the template is wrong or a field it
+    /// names is empty for the lead without a fallback. Text without braces is returned as it is. Before, such a send went
+    /// out with `{{firstName}}` as typed (probe K: an edited follow-up of a bulk).
+    /// </summary>
+    public static string? RenderForLead(string text, string field, LeadRow lead, List<FieldProblem> problems)
+    {
+        if (!text.Contains('{') && !text.Contains('}'))
+            return text;
+        if (Problem(text, field) is { } wrong)
+        {
+            problems.Add(new(field, "invalid_template", wrong));
+            return null;
+        }
+        var (rendered, missing) = Compile(text).Render(lead);
+        if (missing is not null)
+            problems.Add(new(field, "missing_field",
+                $"{{{{{missing}}}}} in {field} is empty for lead {lead.Id} and the template gives no fallback ({{{{{missing}|...}}}})."));
+        return rendered;
+    }
+
     /// <summary>For one lead; a bulk compiles its template once (<see cref="Compile"/>) and renders it per lead.</summary>
     public static (string? Text, string? MissingField) Render(string template, LeadRow lead) => Compile(template).Render(lead);
 

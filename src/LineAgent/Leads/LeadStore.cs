@@ -25,7 +25,7 @@ public abstract record UpsertResult
 public sealed class LeadStore(Db db, TimeProvider time) : ILeadLookup
 {
     public async Task<LeadContact?> FindAsync(string leadId, CancellationToken ct) =>
-        await GetAsync(leadId, ct) is { } l ? new LeadContact(l.Id, l.Phone, l.Email, l.FullName, Scheduling.RecipientZones.LeadZone(l.FieldMap())) : null;
+        await GetAsync(leadId, ct) is { } l ? new LeadContact(l.Id, l.Phone, l.Email, l.FullName, Scheduling.RecipientZones.LeadZone(l.FieldMap()), l) : null;
 
     public async Task<LeadRow?> GetAsync(string id, CancellationToken ct)
     {

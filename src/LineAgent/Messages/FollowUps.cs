@@ -12,7 +12,7 @@ public sealed record FollowUpRequest
 {
     [Description("ISO 8601 duration after the previous step's actual sentAt, e.g. P2D, PT4H, P1DT12H (weeks, days, hours, minutes, seconds).")]
     public string? After { get; init; }
-    [Description("The follow-up's text (a template on /bulk, like content).")]
+    [Description("The follow-up's text (a template on /bulk and on a send with leadId, like content).")]
     public string? Content { get; init; }
 }
 

@@ -87,7 +87,27 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         var scheduledAt = Schedules.Read(r.ScheduledAt, r.TimeZone, problems);
 
         var line = ResolveLine(r.LineId, problems, ref notFound);
-        var sequence = SequenceFields.Validate(r.StopOnReply, r.FollowUps, r.RecipientWindow, problems, templates: false);
+        // To a lead, the texts are templates as on /bulk: {{firstName}} is filled from the lead, not sent as typed (probe K).
+        var sequence = SequenceFields.Validate(r.StopOnReply, r.FollowUps, r.RecipientWindow, problems, templates: lead?.Lead is not null);
+        var content = r.Content;
+        var subject = r.Subject;
+        if (lead?.Lead is { } leadRow)
+        {
+            if (content is not null && !problems.Any(p => p.Field == "content"))
+            {
+                content = Batches.Templates.RenderForLead(content, "content", leadRow, problems);
+                if (content is not null && !ReferenceEquals(content, r.Content))
+                    ValidateContent(content, problems, required: true);
+            }
+            if (subject is not null && !problems.Any(p => p.Field == "subject"))
+                subject = Batches.Templates.RenderForLead(subject, "subject", leadRow, problems);
+            var steps = sequence.FollowUps.ToList();
+            for (var i = 0; i < steps.Count; i++)
+                if (!problems.Any(p => p.Field.StartsWith($"followUps[{i}]", StringComparison.Ordinal))
+                    && Batches.Templates.RenderForLead(steps[i].Content, $"followUps[{i}].content", leadRow, problems) is { } text)
+                    steps[i] = (steps[i].After, text);
+            sequence = sequence with { FollowUps = steps };
+        }
 
         if (problems.Count > 0)
         {
@@ -108,9 +128,9 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
                 $"Line '{line!.Id}' cannot send {type}{(requested == MessageType.Auto ? " (chosen for auto)" : "")}: {unavailable.Reason}")]);
         // imessage with both addresses goes to the phone; the email stays for the record.
         return new Validated.Ok(new MessageDraft(
-            r.Content!, type, requested, line!, lead?.Id, r.BatchId, phone, email,
+            content!, type, requested, line!, lead?.Id, r.BatchId, phone, email,
             NullIfBlank(r.RecipientName) ?? lead?.Name, scheduledAt, NullIfBlank(r.TimeZone),
-            type == MessageType.Email ? NullIfBlank(r.Subject) ?? line!.Email.DefaultSubject : null,
+            type == MessageType.Email ? NullIfBlank(subject) ?? line!.Email.DefaultSubject : null,
             sequence, sequence.RecipientZoneFor(line!, type, phone, lead?.TimeZone)));
     }
 

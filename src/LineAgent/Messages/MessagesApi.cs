@@ -230,11 +230,29 @@ internal static class MessagesApi
 
     internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
         string id, UpdateMessageRequest body, MessageLifecycle lifecycle, LineRegistry lines, Scheduling.LinePacer pacer, TimeProvider time,
-        CancellationToken ct)
+        Leads.LeadStore leads, CancellationToken ct)
     {
         var problems = UpdateProblems(body, out var at);
         if (problems.Count > 0)
             return Problems.Validation(problems);
+        // A message to a lead (a bulk's, or a send with leadId) takes a template as its text, filled from that lead as when it
+        // was made: an edited follow-up of a bulk went out with `{{firstName}}` as typed (probe K).
+        if (body.Content is { } edited && (edited.Contains('{') || edited.Contains('}'))
+            && await lifecycle.Store.GetAsync(id, ct) is { LeadId: { } leadId })
+        {
+            var lead = await leads.GetAsync(leadId, ct);
+            // A deleted lead fills nothing in: only fallbacks, else the placeholder is named.
+            var content = Batches.Templates.RenderForLead(edited, "content", lead ?? new Leads.LeadRow { Id = leadId }, problems);
+            if (lead is null)
+                for (var i = 0; i < problems.Count; i++)
+                    if (problems[i].Code == "missing_field")
+                        problems[i] = problems[i] with { Detail = $"{problems[i].Detail} Lead {leadId} of this message was deleted." };
+            if (content is not null && !ReferenceEquals(content, edited))
+                MessageValidator.ValidateContent(content, problems, required: true);
+            if (problems.Count > 0)
+                return Problems.Validation(problems);
+            body = body with { Content = content };
+        }
         // Moved to a time (another season) where its recipient's hours never meet the line's window: it would wait for ever.
         if (at is { } moved && await lifecycle.Store.GetAsync(id, ct) is { Status: MessageStatus.Scheduled, IsWaiting: false } before
             && lines.Find(before.LineId) is { } line

@@ -35,7 +35,8 @@ public sealed record UpdateMessageRequest
 }
 
 /// <summary>What a lead contributes to a message.</summary>
-public sealed record LeadContact(string Id, string? Phone, string? Email, string? Name, string? TimeZone = null);
+/// <param name="Lead">The whole lead, for the placeholders of a send to it.</param>
+public sealed record LeadContact(string Id, string? Phone, string? Email, string? Name, string? TimeZone = null, Leads.LeadRow? Lead = null);
 
 public interface ILeadLookup
 {

@@ -30,6 +30,64 @@ public sealed class FollowUpTests
 
     private static DateTimeOffset At(JsonNode? node, string name) => DateTimeOffset.Parse(node.Str(name));
 
+    /// <summary>
+    /// Probe K: an edit of a bulk's follow-up with placeholders went out with `{{firstName}}` as typed. A message to a lead takes
+    /// its texts as templates filled from that lead, as the bulk did; a wrong one is a 400 and changes nothing.
+    /// </summary>
+    [Test]
+    public async Task EditOfABulksFollowUp_ShouldFillItsPlaceholdersFromTheLead()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var ana = await Lead(api, new { firstName = "Ana", phone = "+12025550111" });
+        var bulk = await (await api.PostAsJsonAsync("/api/messages/bulk", new
+        {
+            leadIds = new[] { ana }, content = "Hi {{firstName}}", followUps = new[] { new { after = "PT1H", content = "F1 {{firstName}}" } },
+        })).ExpectAsync(HttpStatusCode.Accepted);
+        var first = await api.GetJsonAsync($"/api/messages/{bulk["messages"]![0].Str("messageId")}");
+        var step = (await Steps(api, first.Str("sequenceId")))[1];
+
+        var edited = await (await api.PatchAsJsonAsync($"/api/messages/{step.Str("id")}", new { content = "Hey {{firstName}}, {{company|your team}}" }))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.That(edited.Str("content"), Is.EqualTo("Hey Ana, your team"));
+        var missing = await (await api.PatchAsJsonAsync($"/api/messages/{step.Str("id")}", new { content = "At {{company}}" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(missing.ProblemCodes(), Is.EqualTo(new[] { "missing_field" }));
+        var wrong = await (await api.PatchAsJsonAsync($"/api/messages/{step.Str("id")}", new { content = "Hi {firstName}" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(wrong.ProblemCodes(), Is.EqualTo(new[] { "invalid_template" }));
+        Assert.That((await api.GetJsonAsync($"/api/messages/{step.Str("id")}")).Str("content"), Is.EqualTo("Hey Ana, your team"));
+
+        await agent.AdvanceToAsync(T0.AddHours(2));
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(step.Str("id")) == 1, "the follow-up sent");
+        var file = JsonNode.Parse(File.ReadAllText(Directory.GetFiles(agent.OutboxDir, step.Str("id") + ".*.json").Single()))!;
+        Assert.That(file.Str("content"), Is.EqualTo("Hey Ana, your team"));
+    }
+
+    /// <summary>A send with leadId fills its texts from the lead too (content, follow-ups); without a lead they are sent as written.</summary>
+    [Test]
+    public async Task ASendToALead_ShouldFillItsPlaceholders()
+    {
+        using var agent = Agent();
+        using var api = agent.Api();
+        var ana = await Lead(api, new { firstName = "Ana", phone = "+12025550112", fields = new { plan = "Pro" } });
+        var sent = await (await api.SendMessageAsync(new
+        {
+            content = "Hi {{firstName}}, your {{fields.plan}} plan", leadId = ana,
+            followUps = new[] { new { after = "PT1H", content = "Still {{fields.plan}}?" } },
+        })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(sent.Str("content"), Is.EqualTo("Hi Ana, your Pro plan"));
+        Assert.That((await Steps(api, sent.Str("sequenceId")))[1].Str("content"), Is.EqualTo("Still Pro?"));
+
+        var problem = await (await api.SendMessageAsync(new
+        {
+            content = "Hi {{lastName}}", leadId = ana, followUps = new[] { new { after = "PT1H", content = "{{nope}}" } },
+        })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "content", "followUps[0].content" }));
+        var literal = await (await api.SendMessageAsync(new { content = "Hi {{firstName}}", recipientPhone = "+12025550113" })).ExpectAsync(HttpStatusCode.Created);
+        Assert.That(literal.Str("content"), Is.EqualTo("Hi {{firstName}}"), "no lead: nothing to fill in");
+    }
+
     [Test]
     public async Task FollowUp_ShouldBeDueAfterThePreviousStepsActualSentAt_NotAfterItsSchedule()
     {
