@@ -43,6 +43,9 @@ public sealed record MessageFilter
 
     public const int MaxLimit = 500;
 
+    /// <summary>The parameters whose empty value means none: the text searches, and the paging (the first page, the default size).</summary>
+    private static readonly HashSet<string> EmptyMeansNone = new(["q", "recipient", "limit", "cursor"], StringComparer.OrdinalIgnoreCase);
+
     /// <summary>The parameters that take several values, comma-separated or repeated.</summary>
     private static readonly HashSet<string> Lists = new(
         OpenApiMetadata.MessageFilters(paging: true).Where(p => p.Type == QueryType.EnumList).Select(p => p.Name), StringComparer.OrdinalIgnoreCase);
@@ -66,6 +69,12 @@ public sealed record MessageFilter
         foreach (var (name, values) in q)
             if (values.Count > 1 && !Lists.Contains(name))
                 problems.Add(new(Problems.Echo(name, 50), "invalid_query", $"Query parameter '{Problems.Echo(name, 50)}' is given more than once; give it once."));
+        // A filter given empty (`?batchId=`, a script's unset variable) listed, and exported, every message as if it were not
+        // given (probe K). Only the text searches and the paging take an empty value as none.
+        foreach (var (name, values) in q)
+            if (values.Count == 1 && string.IsNullOrWhiteSpace(values) && !EmptyMeansNone.Contains(name)
+                && (paging ? ListParameters : ExportFilters).Contains(name, StringComparer.OrdinalIgnoreCase))
+                problems.Add(new(name, "invalid_filter", $"{name} is given empty; leave it out to filter by no {name}."));
         string? Get(string name) => q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
 
         // Names are taken in any case, as format=CSV is (status=SENT was refused).

@@ -109,6 +109,21 @@ public sealed class HistoryTests
         Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "status", "type", "limit", "from", "cursor", "direction" }));
     }
 
+    /// <summary>
+    /// Probe K: `?batchId=` (a script's unset variable) listed, and exported, every message as if no filter were given. An
+    /// empty filter is a 400 naming it; an empty text search or paging parameter still means none.
+    /// </summary>
+    [Test]
+    public async Task AnEmptyFilter_ShouldBeRefused_NotTakenAsNoFilter()
+    {
+        var list = await (await _api.GetAsync("/api/messages?batchId=&leadId=%20%20&status=")).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(list.ProblemFields(), Is.EquivalentTo(new[] { "batchId", "leadId", "status" }));
+        var export = await (await _api.GetAsync("/api/messages/export?batchId=")).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(export.ProblemFields(), Is.EqualTo(new[] { "batchId" }));
+        var all = await (await _api.GetAsync("/api/messages?q=&recipient=&limit=&cursor=")).ExpectAsync(HttpStatusCode.OK);
+        Assert.That(all["items"]!.AsArray(), Has.Count.EqualTo(_ids.Count));
+    }
+
     [Test]
     public async Task AnOffsetWithAnUnencodedPlus_ShouldBeToldToWriteItAs2B()
     {
