@@ -35,6 +35,7 @@ public sealed record BulkPreviewResponse(
     [property: Description("Leads in the request.")] int Total,
     [property: Description("Leads that would get a message.")] int Sendable,
     [property: Description("Leads that would be refused without a message (see each entry's error), as /bulk counts them: a suppressed lead gets a failed message, so it is neither sendable nor rejected.")] int Rejected,
+    [property: Description("Leads on the suppression list: each would get a failed message (suppressed). total = sendable + rejected + suppressed.")] int Suppressed,
     [property: Description("Messages already pending on the line, which go first where they are due first.")] int AlreadyQueued,
     [property: Description("The first estimated hand-off of any message the request would create (follow-ups included).")] DateTimeOffset? FirstSendAt,
     [property: Description("The last estimated hand-off of any message the request would create (follow-ups included), within 400 days from now.")] DateTimeOffset? LastSendAt,
@@ -74,6 +75,7 @@ public sealed class BulkPreview(BulkSend bulk, PacingSimulation simulation)
         var estimated = sends.Where(s => s.At is not null).Select(s => s.At!.Value).ToList();
         return new BulkPreviewResponse(
             plan.Line.Id, result.Zone.Id, plan.Leads.Count, plan.Leads.Count(l => l.Error is null), plan.Leads.Count(l => l.Rows.Count == 0),
+            plan.Leads.Count(l => l.Error is not null && l.Rows.Count > 0),
             result.AlreadyPending,
             estimated.Count > 0 ? estimated.Min() : null, estimated.Count > 0 ? estimated.Max() : null, sends.Count - estimated.Count,
             sends.GroupBy(s => s.Row.Type).ToDictionary(g => g.Key, g => g.Count()),

@@ -317,7 +317,7 @@ public sealed class OpenApiDocumentTests : AgentTest
                 Assert.That(TypesOf(node), Is.EquivalentTo(new[] { "string", "null" }), $"{name}: null when rejected or beyond the horizon");
             }
             Assert.That(TypesOf(followUp["step"]!), Is.EqualTo(new[] { "integer" }));
-            foreach (var count in new[] { "total", "sendable", "rejected", "alreadyQueued" })
+            foreach (var count in new[] { "total", "sendable", "rejected", "suppressed", "alreadyQueued" })
                 Assert.That(TypesOf(response[count]!), Is.EqualTo(new[] { "integer" }), count);
             foreach (var totals in new[] { "byType", "byDay" })
                 Assert.That(response[totals]!["additionalProperties"]!["type"]!.GetValue<string>(), Is.EqualTo("integer"), totals);

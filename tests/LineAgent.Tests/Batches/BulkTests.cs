@@ -48,6 +48,7 @@ public sealed class BulkTests(int leadsPerPart) : AgentTest
         })).ExpectAsync(HttpStatusCode.Accepted);
         Assert.That((preview["sendable"]!.GetValue<int>(), preview["rejected"]!.GetValue<int>()), Is.EqualTo((3, 2)),
             "the preview counts as the bulk does (review): suppressed Dan is neither sendable nor rejected");
+        Assert.That((preview["suppressed"]!.GetValue<int>(), preview["total"]!.GetValue<int>()), Is.EqualTo((1, 6)), "probe K: the counts add up to the total");
 
         Assert.That(response.Str("batchId"), Is.EqualTo("batch_spring"));
         // Counted as the batch counts them: two leads refused without a message, one suppressed message stored `failed` (review:
