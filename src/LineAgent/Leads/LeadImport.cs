@@ -29,6 +29,8 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
     public const int BatchSize = 500;
     public const int MaxReportedSkips = 1000;
 
+    private const string FieldsPrefix = "fields.";
+
     /// <summary>A wider header is refused before any row is read: every row would walk every column.</summary>
     public const int MaxColumns = 200;
 
@@ -144,12 +146,18 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
         if (header.Any(h => h.Contains(NotUtf8Mark)))
             throw NotUtf8("in the header row");
         var names = UniqueHeaders(header.Select(LeadStore.FieldNameOf).ToList());
-        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h))).ToList();
+        // A column named fields.plan is the field plan, as a template names it ({{fields.plan}}): it was kept as a field named
+        // "fields.plan", which {{fields.plan}} does not find (probe K). Only for a column that is no lead field of its own.
+        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h)))
+            .Select(c => (c.Index, c.Header, c.Field,
+                Key: c.Field is null && c.Header.Length > FieldsPrefix.Length && c.Header.StartsWith(FieldsPrefix, StringComparison.OrdinalIgnoreCase)
+                    ? c.Header[FieldsPrefix.Length..] : c.Header))
+            .ToList();
         if (!columns.Any(c => c.Field is "phone" or "email"))
             throw new ImportRefusedException(new("file", "no_contact_column",
                 $"No column is a phone or an email, so no row could be a lead. The header has: {string.Join(", ", names.Take(20).Select(n => $"'{Api.Problems.Echo(n, 40)}'"))}" +
                 $"{(names.Count > 20 ? ", ..." : "")}. Name the column phone, mobile, cell or tel, or email or e-mail. Nothing was imported."));
-        var mapping = columns.ToDictionary(c => c.Header, c => c.Field ?? $"fields.{c.Header}");
+        var mapping = columns.ToDictionary(c => c.Header, c => c.Field ?? $"fields.{c.Key}");
 
         long rows = 0, created = 0, updated = 0, skipped = 0;
         var skips = new List<SkippedRow>();
@@ -271,7 +279,7 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
                         case "phone" or "email": fields[col.Header] = value; break;
                         case "company": company = value; break;
                         case "tags": tags.AddRange(value.Split([';', ',', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)); break;
-                        default: fields[col.Header] = value; break;
+                        default: fields[col.Key] = value; break;
                     }
                 }
                 if (first is null && last is null && name is not null)

@@ -159,6 +159,20 @@ public sealed class LeadsTests : AgentTest
         Assert.That((await Client.GetJsonAsync("/api/leads?limit=500"))["items"]!.AsArray(), Has.Count.EqualTo(5));
     }
 
+    /// <summary>Probe K: a column named fields.plan was kept as the field "fields.plan", which {{fields.plan}} does not find.</summary>
+    [Test]
+    public async Task Import_AColumnNamedFieldsDotName_ShouldBeThatField()
+    {
+        var csv = "phone,fields.plan,Fields.Tier\n+12025550131,gold,2\n";
+        var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
+        Assert.That((result["columns"]!.Str("fields.plan"), result["columns"]!.Str("Fields.Tier")), Is.EqualTo(("fields.plan", "fields.Tier")));
+        var lead = (await Client.GetJsonAsync("/api/leads?q=5550131"))["items"]!.AsArray().Single()!;
+        Assert.That(lead["fields"]!.AsObject().Select(kv => (kv.Key, kv.Value!.GetValue<string>())), Is.EquivalentTo(new[] { ("plan", "gold"), ("Tier", "2") }));
+        var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", new { leadIds = new[] { lead.Str("id") }, content = "Your {{fields.plan}} plan" }))
+            .ExpectAsync(HttpStatusCode.OK);
+        Assert.That(preview["messages"]![0].Str("content"), Is.EqualTo("Your gold plan"));
+    }
+
     [TestCase("text/plain")]
     [TestCase("application/vnd.ms-excel")]
     public async Task Import_ShouldTakeTheTypesSpreadsheetsAndBrowsersGiveACsv(string type)
