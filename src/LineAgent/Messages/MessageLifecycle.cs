@@ -355,6 +355,27 @@ public sealed class MessageLifecycle
         }, ct);
     }
 
+    /// <summary>
+    /// Lines whose pacing settings changed since the last run: their held messages are decided again by the new settings
+    /// (each gets an event saying so, and a new `paced` event if it is held again), and the settings are saved, in one
+    /// transaction.
+    /// </summary>
+    public Task<IReadOnlyList<MessageRow>> ReleaseHoldsAsync(IReadOnlyList<(string LineId, string Settings)> changed, CancellationToken ct = default)
+    {
+        var now = NowMs;
+        return Write<IReadOnlyList<MessageRow>>(s =>
+        {
+            var released = new List<MessageRow>();
+            foreach (var (lineId, settings) in changed)
+            {
+                released.AddRange(store.TransitionMany(s, Transitions.Hold, MessageSql.ReleaseHolds, new { LineId = lineId, Now = now },
+                    code: "paced", detail: $"line {lineId}'s pacing settings changed since it was held: decided again by the new ones"));
+                store.Execute(s, MessageSql.SaveLinePacing, new { LineId = lineId, Settings = settings, Now = now });
+            }
+            return released;
+        }, ct);
+    }
+
     /// <summary>An event without a status change (a retry of the channel).</summary>
     public Task NoteAsync(string id, string status, string code, string detail, CancellationToken ct = default)
     {

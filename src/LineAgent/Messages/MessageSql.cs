@@ -267,6 +267,23 @@ public static class MessageSql
           AND (@Types IS NULL OR type IN (SELECT value FROM json_each(@Types)))
         """;
 
+    /// <summary>
+    /// A line's held messages, decided again: its pacing settings changed since they were held (a restart with another
+    /// lineagent.json), and a hold is only ever lengthened (<see cref="HoldLine"/>), so a hold of the old settings (a closed
+    /// window, a lower cap) kept them back while newer messages went (probe L).
+    /// </summary>
+    public const string ReleaseHolds = """
+        UPDATE messages SET not_before = NULL, updated_at = @Now
+        WHERE line_id = @LineId AND status = 'queued' AND not_before IS NOT NULL
+        RETURNING *
+        """;
+
+    /// <summary>The pacing settings a line runs with now (see <see cref="ReleaseHolds"/>).</summary>
+    public const string SaveLinePacing = """
+        INSERT INTO line_pacing (line_id, settings, updated_at) VALUES (@LineId, @Settings, @Now)
+        ON CONFLICT (line_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at
+        """;
+
     public const string CompleteSent = """
         UPDATE messages
         SET status = 'sent', sent_at = @SentAt, channel_ref = COALESCE(@ChannelRef, channel_ref),

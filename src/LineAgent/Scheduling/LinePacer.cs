@@ -223,6 +223,18 @@ public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool L
     public static bool HasHours(SendWindowOptions w) => SendWindow.TryParse(w.From, out _) && SendWindow.TryParse(w.To, out _);
 
     /// <summary>
+    /// Every setting a line's holds are decided by, as one string: a start whose string differs from the last run's decides
+    /// the line's held messages again (StartupRecovery).
+    /// </summary>
+    public static string Fingerprint(LineOptions line, Hosting.AgentOptions agent)
+    {
+        var p = line.Pacing;
+        static string W(SendWindowOptions w) => $"{w.From}-{w.To} {w.TimeZone} {string.Join(",", w.Days)}";
+        return string.Join("|", p.Enabled, p.MinGap.Ticks, p.Jitter.Ticks, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay,
+            W(p.Window), W(p.RecipientWindow), agent.DryRun, agent.DryRunPacing);
+    }
+
+    /// <summary>
     /// When the message may go: null hold = now. Each limit may push the time later; the loop repeats until no
     /// limit moves it. A hold set by the message's own limits (new-conversation cap, recipient hours) holds only it.
     /// </summary>

@@ -72,6 +72,7 @@ public sealed class StartupRecovery(
             await FailRestoredAsync(ct);
             await TakeInRepliesAsync(ct);
             await FailMissedSchedulesAsync(ct);
+            await ReleaseChangedHoldsAsync(ct);
             await FailOrphansAsync(ct);
             _pending = null;
             ReleaseAfterTwilioReplies();
@@ -247,6 +248,28 @@ public sealed class StartupRecovery(
             _resumed, ct);
         if (failed.Count > 0)
             log.LogWarning("Recovery: {Count} scheduled messages missed their time by more than {MaxLateness}", failed.Count, maxLateness);
+    }
+
+    /// <summary>
+    /// A line's held messages wait until a time its pacing settings gave (not_before), and a hold is only ever lengthened:
+    /// after a restart with other settings (a window widened, a cap raised) they stayed held by the old ones while the line
+    /// said it was free and newer messages went first (probe L). Lines whose settings differ from the last run's
+    /// (<see cref="PacingRules.Fingerprint"/>) have their held messages decided again by the dispatcher, in due order.
+    /// </summary>
+    internal async Task ReleaseChangedHoldsAsync(CancellationToken ct)
+    {
+        Dictionary<string, string> stored;
+        await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
+            stored = (await c.QueryAsync<(string LineId, string Settings)>(new CommandDefinition(
+                "SELECT line_id AS LineId, settings AS Settings FROM line_pacing", cancellationToken: ct))).ToDictionary(x => x.LineId, x => x.Settings);
+        var changed = lines.All.Select(l => (l.Id, Settings: PacingRules.Fingerprint(l, agent.Value)))
+            .Where(x => !stored.TryGetValue(x.Id, out var before) || before != x.Settings).ToList();
+        if (changed.Count == 0)
+            return;
+        var released = await lifecycle.ReleaseHoldsAsync(changed, ct);
+        if (released.Count > 0)
+            log.LogInformation("Pacing settings of line(s) {Lines} changed since the last run: {Count} held messages are decided again by the new ones",
+                string.Join(", ", released.Select(r => r.LineId).Distinct()), released.Count);
     }
 
     internal static string FormatDuration(TimeSpan t) =>

@@ -205,6 +205,41 @@ public sealed class PacingTests
     }
 
     /// <summary>
+    /// Probe L: messages held by a closed window stayed held until it would have opened after a restart that opened the
+    /// window all day (a hold is only ever lengthened), while /api/lines said the line was free and a newer message went
+    /// first. Changed settings decide the held messages again, in due order; unchanged ones leave them held.
+    /// </summary>
+    [Test]
+    public async Task ARestartWithOtherPacing_ShouldDecideTheHeldMessagesAgain()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var dir = new TempDir();
+        var closed = new Dictionary<string, string?> { ["Window:From"] = "08:00", ["Window:To"] = "09:00" };
+        string first, second;
+        using (var agent = Agent(t0, closed, dir))
+        {
+            using var api = agent.Api();
+            first = (await (await api.SendMessageAsync(To("+12025550101", "first"))).ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+            agent.Time.Advance(TimeSpan.FromSeconds(1));
+            second = (await (await api.SendMessageAsync(To("+12025550102", "second"))).ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        }
+        using (var same = Agent(t0.AddMinutes(1), closed, dir))
+        {
+            using var api = same.Api();
+            Assert.That(DateTimeOffset.Parse((await api.GetJsonAsync($"/api/messages/{first}")).Str("notBefore")),
+                Is.EqualTo(new DateTimeOffset(2026, 11, 27, 8, 0, 0, TimeSpan.Zero)), "the same settings: still held");
+        }
+
+        using var open = Agent(t0.AddMinutes(2), new() { ["MinGap"] = "00:00:10" }, dir);
+        using var openApi = open.Api();
+        await open.AdvanceToAsync(t0.AddMinutes(3));
+        await Eventually.TrueAsync(() => open.OutboxFileCount(first) == 1 && open.OutboxFileCount(second) == 1, "both sent");
+        Assert.That(HandedAt(open, first), Is.LessThan(HandedAt(open, second)), "in due order");
+        var events = (await openApi.GetFromJsonAsync<List<JsonObject>>($"/api/messages/{first}/events"))!;
+        Assert.That(events.Select(e => e.StrOrNull("detail")), Has.Some.Contains("pacing settings changed"));
+    }
+
+    /// <summary>
     /// Sends started together on an unpaced line (up to 16 on the dry-run outbox) are checked before each other's hand-offs
     /// are written: two messages to one new address (two leads sharing a phone) counted as two new conversations (review).
     /// </summary>
