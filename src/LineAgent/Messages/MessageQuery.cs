@@ -71,11 +71,14 @@ public sealed record MessageFilter
                 problems.Add(new(Problems.Echo(name, 50), "invalid_query", $"Query parameter '{Problems.Echo(name, 50)}' is given more than once; give it once."));
         // A filter given empty (`?batchId=`, a script's unset variable) listed, and exported, every message as if it were not
         // given (probe K). Only the text searches and the paging take an empty value as none.
+        var empty = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in q)
-            if (values.Count == 1 && string.IsNullOrWhiteSpace(values) && !EmptyMeansNone.Contains(name)
-                && (paging ? ListParameters : ExportFilters).Contains(name, StringComparer.OrdinalIgnoreCase))
+            if (values.Any(string.IsNullOrWhiteSpace) && !EmptyMeansNone.Contains(name)
+                && (paging ? ListParameters : ExportFilters).Contains(name, StringComparer.OrdinalIgnoreCase) && empty.Add(name))
                 problems.Add(new(name, "invalid_filter", $"{name} is given empty; leave it out to filter by no {name}."));
-        string? Get(string name) => q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v) ? v.ToString().Trim() : null;
+        // A parameter refused as empty is not read again (status=sent&status= would also be told that ',' is no status).
+        string? Get(string name) => !empty.Contains(name) && q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v)
+            ? v.ToString().Trim() : null;
 
         // Names are taken in any case, as format=CSV is (status=SENT was refused).
         var statuses = Get("status")?.ToLowerInvariant();
