@@ -81,8 +81,7 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             problems.Add(new("recipientName", "invalid_name", "recipientName must be one line of printable characters (no line breaks or tabs inside it)."));
         if (BatchIdProblem(r.BatchId) is { } batchProblem)
             problems.Add(batchProblem);
-        if (r.Subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
-            problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
+        ValidateSubject(r.Subject, problems);
 
         var scheduledAt = Schedules.Read(r.ScheduledAt, r.TimeZone, problems);
 
@@ -99,14 +98,32 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
                 if (content is not null && !ReferenceEquals(content, r.Content))
                     ValidateContent(content, problems, required: true);
             }
+            // What the lead's values make of them is checked as the texts themselves are (probe L: a 12,000-character
+            // follow-up and a 2,000-character subject with line breaks were stored; /bulk refused both).
             if (subject is not null && !problems.Any(p => p.Field == "subject"))
+            {
                 subject = Batches.Templates.RenderForLead(subject, "subject", leadRow, problems);
-            var steps = sequence.FollowUps.ToList();
-            for (var i = 0; i < steps.Count; i++)
-                if (!problems.Any(p => p.Field.StartsWith($"followUps[{i}]", StringComparison.Ordinal))
-                    && Batches.Templates.RenderForLead(steps[i].Content, $"followUps[{i}].content", leadRow, problems) is { } text)
+                if (subject is not null && !ReferenceEquals(subject, r.Subject))
+                    ValidateSubject(subject, problems, " (as filled from the lead)");
+            }
+            if (!problems.Any(p => p.Field.StartsWith("followUps", StringComparison.Ordinal)))
+            {
+                var steps = sequence.FollowUps.ToList();
+                for (var i = 0; i < steps.Count; i++)
+                {
+                    var field = $"followUps[{i}].content";
+                    if (Batches.Templates.RenderForLead(steps[i].Content, field, leadRow, problems) is not { } text)
+                        continue;
+                    if (!ReferenceEquals(text, steps[i].Content))
+                    {
+                        var own = new List<FieldProblem>();
+                        ValidateContent(text, own, required: true);
+                        problems.AddRange(own.Select(p => p with { Field = field, Detail = $"followUps[{i}] as filled from the lead: {p.Detail}" }));
+                    }
                     steps[i] = (steps[i].After, text);
-            sequence = sequence with { FollowUps = steps };
+                }
+                sequence = sequence with { FollowUps = steps };
+            }
         }
 
         if (problems.Count > 0)
@@ -143,6 +160,13 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
         batchId is { } b && (b.Length is 0 or > 100 || b is "." or ".." || b.Any(c => char.IsControl(c) || c is '/' or '\\' or '?' or '#'))
             ? new("batchId", "invalid_batch", "batchId must be 1-100 printable characters, without / \\ ? or #, and not \".\" or \"..\".")
             : null;
+
+    /// <summary>An email subject: one line of at most 998 characters (RFC 5322's line length).</summary>
+    public static void ValidateSubject(string? subject, List<FieldProblem> problems, string filled = "")
+    {
+        if (subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
+            problems.Add(new("subject", "invalid_subject", $"subject must be one line of at most 998 characters{filled}."));
+    }
 
     public static void ValidateContent(string? content, List<FieldProblem> problems, bool required)
     {

@@ -84,6 +84,15 @@ public sealed class FollowUpTests
             content = "Hi {{lastName}}", leadId = ana, followUps = new[] { new { after = "PT1H", content = "{{nope}}" } },
         })).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(problem.ProblemFields(), Is.EquivalentTo(new[] { "content", "followUps[0].content" }));
+        // What the lead's values make of the texts is checked as the texts are (probe L: stored, where /bulk refused them).
+        var big = await Lead(api, new { firstName = "Big", phone = "+12025550114", email = "big@example.com",
+            fields = new { big = new string('x', 2000), lines = "a\r\nBcc: someone@example.org" } });
+        var tooLong = await (await api.SendMessageAsync(new
+        {
+            content = "x", leadId = big, type = "email", subject = "{{fields.lines}}",
+            followUps = new[] { new { after = "PT1H", content = string.Concat(Enumerable.Repeat("{{fields.big}}", 6)) } },
+        })).ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(tooLong.ProblemFields(), Is.EquivalentTo(new[] { "subject", "followUps[0].content" }));
         var literal = await (await api.SendMessageAsync(new { content = "Hi {{firstName}}", recipientPhone = "+12025550113" })).ExpectAsync(HttpStatusCode.Created);
         Assert.That(literal.Str("content"), Is.EqualTo("Hi {{firstName}}"), "no lead: nothing to fill in");
     }
