@@ -52,7 +52,16 @@ internal static class MessagesApi
         g.MapGet("/{id}/replies", Replies).WithName("GetMessageReplies").WithSummary("List replies to a message")
             .WithDescription("Inbound messages matched to this message, oldest first.");
         g.MapPatch("/{id}", Update).WithName("UpdateMessage")
-            .WithMetadata(new FieldValidation<UpdateMessageRequest>((body, _, _) => Task.FromResult<IReadOnlyList<FieldProblem>>(UpdateProblems(body, out _)),
+            .WithMetadata(new FieldValidation<UpdateMessageRequest>(async (body, http, ct) =>
+                {
+                    var problems = UpdateProblems(body, out _);
+                    // Route values as the failed request had them: a body of the wrong shape is answered by the exception handler.
+                    var route = http.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.RouteValues ?? http.Request.RouteValues;
+                    if (route.TryGetValue("id", out var value) && value is string id)
+                        await ContentForLeadAsync(id, body.Content, http.RequestServices.GetRequiredService<MessageStore>(),
+                            http.RequestServices.GetRequiredService<Leads.LeadStore>(), problems, ct);
+                    return problems;
+                },
                 new Dictionary<string, string[]> { ["missing_change"] = ["content", "scheduledAt"], ["invalid_schedule"] = ["scheduledAt", "timeZone"] })).ProducesProblem(409).WithSummary("Edit a scheduled message")
             .WithDescription("Changes `content` and/or `scheduledAt` of a `scheduled` message; 409 `not_scheduled` otherwise, and 409 " +
                 "`waiting_for_previous_step` for the time of a follow-up still waiting for its previous step. 400 `window_never_open` when " +
@@ -228,31 +237,39 @@ internal static class MessagesApi
         return problems;
     }
 
+    /// <summary>
+    /// An edit's new content: for a message to a lead (a bulk's, or a send with leadId) a template filled from that lead, as
+    /// when the message was made (probe K: an edited follow-up of a bulk went out with `{{firstName}}` as typed); else as
+    /// given. Its problems are added (with the edit's others: probe L); not looked at when the content has its own.
+    /// </summary>
+    internal static async Task<string?> ContentForLeadAsync(string id, string? edited, MessageStore messages, Leads.LeadStore leads,
+        List<FieldProblem> problems, CancellationToken ct)
+    {
+        if (edited is null || !(edited.Contains('{') || edited.Contains('}')) || problems.Any(p => p.Field == "content")
+            || await messages.GetAsync(id, ct) is not { LeadId: { } leadId })
+            return edited;
+        var lead = await leads.GetAsync(leadId, ct);
+        var before = problems.Count;
+        // A deleted lead fills nothing in: only fallbacks, else the placeholder is named.
+        var content = Batches.Templates.RenderForLead(edited, "content", lead ?? new Leads.LeadRow { Id = leadId }, problems);
+        if (lead is null)
+            for (var i = before; i < problems.Count; i++)
+                if (problems[i].Code == "missing_field")
+                    problems[i] = problems[i] with { Detail = $"{problems[i].Detail} Lead {leadId} of this message was deleted." };
+        if (content is not null && !ReferenceEquals(content, edited))
+            MessageValidator.ValidateContent(content, problems, required: true);
+        return content;
+    }
+
     internal static async Task<Results<Ok<MessageDto>, ValidationProblem, ProblemHttpResult>> Update(
         string id, UpdateMessageRequest body, MessageLifecycle lifecycle, LineRegistry lines, Scheduling.LinePacer pacer, TimeProvider time,
         Leads.LeadStore leads, CancellationToken ct)
     {
         var problems = UpdateProblems(body, out var at);
+        var content = await ContentForLeadAsync(id, body.Content, lifecycle.Store, leads, problems, ct);
         if (problems.Count > 0)
             return Problems.Validation(problems);
-        // A message to a lead (a bulk's, or a send with leadId) takes a template as its text, filled from that lead as when it
-        // was made: an edited follow-up of a bulk went out with `{{firstName}}` as typed (probe K).
-        if (body.Content is { } edited && (edited.Contains('{') || edited.Contains('}'))
-            && await lifecycle.Store.GetAsync(id, ct) is { LeadId: { } leadId })
-        {
-            var lead = await leads.GetAsync(leadId, ct);
-            // A deleted lead fills nothing in: only fallbacks, else the placeholder is named.
-            var content = Batches.Templates.RenderForLead(edited, "content", lead ?? new Leads.LeadRow { Id = leadId }, problems);
-            if (lead is null)
-                for (var i = 0; i < problems.Count; i++)
-                    if (problems[i].Code == "missing_field")
-                        problems[i] = problems[i] with { Detail = $"{problems[i].Detail} Lead {leadId} of this message was deleted." };
-            if (content is not null && !ReferenceEquals(content, edited))
-                MessageValidator.ValidateContent(content, problems, required: true);
-            if (problems.Count > 0)
-                return Problems.Validation(problems);
-            body = body with { Content = content };
-        }
+        body = body with { Content = content };
         // Moved to a time (another season) where its recipient's hours never meet the line's window: it would wait for ever.
         if (at is { } moved && await lifecycle.Store.GetAsync(id, ct) is { Status: MessageStatus.Scheduled, IsWaiting: false } before
             && lines.Find(before.LineId) is { } line

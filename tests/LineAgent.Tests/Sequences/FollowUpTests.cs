@@ -56,6 +56,13 @@ public sealed class FollowUpTests
         var wrong = await (await api.PatchAsJsonAsync($"/api/messages/{step.Str("id")}", new { content = "Hi {firstName}" }))
             .ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(wrong.ProblemCodes(), Is.EqualTo(new[] { "invalid_template" }));
+        // With the edit's other problems, in one 400 (probe L: only scheduledAt, or only the unknown field, was named).
+        var both = await (await api.PatchAsJsonAsync($"/api/messages/{step.Str("id")}", new { content = "Hello {{nope}}", scheduledAt = "bad" }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(both.ProblemFields(), Is.EquivalentTo(new[] { "content", "scheduledAt" }));
+        var unknown = await (await api.PatchAsJsonAsync($"/api/messages/{step.Str("id")}", new { content = "Hello {{lastName}}", extra = 1 }))
+            .ExpectAsync(HttpStatusCode.BadRequest);
+        Assert.That(unknown.ProblemFields(), Is.EquivalentTo(new[] { "content", "extra" }));
         Assert.That((await api.GetJsonAsync($"/api/messages/{step.Str("id")}")).Str("content"), Is.EqualTo("Hey Ana, your team"));
 
         await agent.AdvanceToAsync(T0.AddHours(2));
