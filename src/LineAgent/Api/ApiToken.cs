@@ -13,9 +13,9 @@ public sealed class ApiToken
 {
     private readonly byte[] _bytes;
 
-    public ApiToken(IOptions<ApiOptions> options, DataDirectory dataDir)
+    public ApiToken(IOptions<ApiOptions> options, DataDirectory dataDir, ILogger<ApiToken>? log = null)
     {
-        Value = string.IsNullOrWhiteSpace(options.Value.Token) ? LoadOrCreate(dataDir.TokenFile) : options.Value.Token.Trim();
+        Value = string.IsNullOrWhiteSpace(options.Value.Token) ? LoadOrCreate(dataDir.TokenFile, log) : options.Value.Token.Trim();
         IsConfigured = !string.IsNullOrWhiteSpace(options.Value.Token);
         _bytes = Encoding.UTF8.GetBytes(Value);
     }
@@ -44,10 +44,14 @@ public sealed class ApiToken
     public static string? ReadFile(string path) =>
         File.Exists(path) ? File.ReadAllText(path).Trim() is { Length: > 0 } t ? t : null : null;
 
-    private static string LoadOrCreate(string path)
+    private static string LoadOrCreate(string path, ILogger? log)
     {
         if (ReadFile(path) is { } existing)
+        {
+            // Made readable by others (a copy, a chmod, a restore): back to 0600, as the database files are (probe L).
+            Storage.DatabaseFile.RestrictFileToOwner(path, log);
             return existing;
+        }
         Span<byte> random = stackalloc byte[24];
         SecureRandom.Fill(random);
         var token = "la_" + Convert.ToHexStringLower(random);

@@ -242,24 +242,32 @@ public static class DatabaseFile
         if (OperatingSystem.IsWindows())
             return changed;
         foreach (var file in Companions.Select(c => path + c).Prepend(path))
-        {
-            try
-            {
-                if (!File.Exists(file))
-                    continue;
-                var mode = File.GetUnixFileMode(file);
-                if ((mode & ~OwnerOnly) == 0)
-                    continue;
-                File.SetUnixFileMode(file, OwnerOnly);
+            if (RestrictFileToOwner(file, log))
                 changed.Add(file);
-                log?.LogWarning("{File} was readable by others (mode {Mode}); it is now 0600", file, Octal(mode));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                log?.LogWarning("Could not make {File} private (mode 0600): {Error}", file, e.Message);
-            }
-        }
         return changed;
+    }
+
+    /// <summary>Mode 0600 for one file, when it exists and others may read or write it (not on Windows); true when changed.</summary>
+    public static bool RestrictFileToOwner(string file, ILogger? log = null)
+    {
+        if (OperatingSystem.IsWindows())
+            return false;
+        try
+        {
+            if (!File.Exists(file))
+                return false;
+            var mode = File.GetUnixFileMode(file);
+            if ((mode & ~OwnerOnly) == 0)
+                return false;
+            File.SetUnixFileMode(file, OwnerOnly);
+            log?.LogWarning("{File} was readable by others (mode {Mode}); it is now 0600", file, Octal(mode));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log?.LogWarning("Could not make {File} private (mode 0600): {Error}", file, e.Message);
+            return false;
+        }
     }
 
     public static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode, 8);

@@ -740,5 +740,11 @@ public sealed class LaunchdTests
         Assert.That(File.GetUnixFileMode(dir.File("api-token")), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
         Assert.That(first.Matches(first.Value), Is.True);
         Assert.That(first.Matches(first.Value + "x"), Is.False);
+
+        // Made readable by others (a copy, a chmod): back to 0600 at the next start, as the database files are (probe L).
+        File.SetUnixFileMode(dir.File("api-token"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var third = new ApiToken(Options.Create(new ApiOptions()), new DataDirectory(dir.Path));
+        Assert.That(third.Value, Is.EqualTo(first.Value));
+        Assert.That(File.GetUnixFileMode(dir.File("api-token")), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite));
     }
 }
