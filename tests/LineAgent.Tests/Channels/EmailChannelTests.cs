@@ -208,6 +208,11 @@ public sealed class EmailChannelTests
             var lines = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
             Assert.That(lines["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state"), Is.EqualTo("degraded"),
                 "the same check, still running, is not started again");
+            // The check ends within its own limit (10 s), not Email:Smtp:Timeout (60 s here): a send waits behind it (probe L).
+            var ended = await Eventually.ValueAsync(() => api.GetJsonAsync("/api/status")!,
+                s => s["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("state") == "unavailable",
+                "the check's own answer", TimeSpan.FromSeconds(40));
+            Assert.That(ended["lines"]![0]!["health"]!.AsArray().Single(h => h.Str("type") == "email").Str("detail"), Does.Contain("no answer within 10 s"));
         }
         finally
         {

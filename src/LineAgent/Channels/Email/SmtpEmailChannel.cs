@@ -161,6 +161,9 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
     public Task<ReconcileOutcome> ReconcileAsync(SendRequest request, CancellationToken ct) =>
         Task.FromResult<ReconcileOutcome>(new ReconcileOutcome.Unknown("SMTP has no record to check"));
 
+    /// <summary>How long a health check may take to connect (and log in): it holds the connection a send would use.</summary>
+    public static readonly TimeSpan HealthCheckLimit = TimeSpan.FromSeconds(10);
+
     public async Task<ChannelHealth> CheckHealthAsync(LineOptions line, string type, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(line.Email.From))
@@ -169,10 +172,20 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
             return h.Health;
         ChannelHealth health;
         await _gate.WaitAsync(ct);
+        // The check holds the connection's gate, and a send waits behind it: bounded well below Email:Smtp:Timeout (probe L:
+        // a server that took the connection and never greeted held a send 30 s behind the check, then the send's own 30 s).
+        var limit = Smtp.Timeout < HealthCheckLimit ? Smtp.Timeout : HealthCheckLimit;
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bounded.CancelAfter(limit);
         try
         {
-            await ConnectedClientAsync(ct);
+            await ConnectedClientAsync(bounded.Token);
             health = new ChannelHealth(Name, ChannelHealth.Ok, $"{Smtp.Host}:{Smtp.Port}");
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            await RecycleAsync();
+            health = new ChannelHealth(Name, ChannelHealth.Unavailable, $"{Smtp.Host}:{Smtp.Port}: no answer within {limit.TotalSeconds:0} s");
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
