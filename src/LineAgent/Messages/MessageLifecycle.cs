@@ -330,12 +330,15 @@ public sealed class MessageLifecycle
             new { Id = id, Claim = claim, DueAt = dueAt, NotBefore = notBefore is { } nb ? Time.ToMs(nb) : (long?)null, Now = now }, code: code, detail: detail), ct, deferrable: deferrable);
     }
 
-    /// <summary>One pending message waits as queued until <paramref name="notBefore"/> (e.g. the new-conversation cap).</summary>
-    public Task<MessageRow?> HoldAsync(string id, DateTimeOffset notBefore, string detail, CancellationToken ct = default)
+    /// <summary>
+    /// One pending message waits as queued until <paramref name="notBefore"/> (e.g. the new-conversation cap).
+    /// <paramref name="quiet"/>: it was held before and is decided again (after a start): no second `paced` event.
+    /// </summary>
+    public Task<MessageRow?> HoldAsync(string id, DateTimeOffset notBefore, string detail, CancellationToken ct = default, bool quiet = false)
     {
         var now = NowMs;
-        return Write(s => store.Transition(s, Transitions.Hold, MessageSql.Hold, new { Id = id, NotBefore = Time.ToMs(notBefore), Now = now },
-            code: "paced", detail: detail), ct);
+        var p = new { Id = id, NotBefore = Time.ToMs(notBefore), Now = now };
+        return Write(s => store.Transition(s, Transitions.Hold, MessageSql.Hold, p, code: "paced", detail: detail, recordEvent: !quiet), ct);
     }
 
     /// <summary>Everything due on a line waits as queued until the hold ends; each message is told once.</summary>
@@ -356,19 +359,25 @@ public sealed class MessageLifecycle
     }
 
     /// <summary>
-    /// Lines whose pacing settings changed since the last run: their held messages are decided again by the new settings
-    /// (each gets an event saying so, and a new `paced` event if it is held again), and the settings are saved, in one
-    /// transaction.
+    /// At a start, every line's held messages are decided again (their hold ends now; the dispatcher holds them anew, in due
+    /// order, without another event); on a line whose pacing settings changed each gets an event saying so, and the settings
+    /// are saved, in the same transaction.
     /// </summary>
-    public Task<IReadOnlyList<MessageRow>> ReleaseHoldsAsync(IReadOnlyList<(string LineId, string Settings)> changed, CancellationToken ct = default)
+    public Task<IReadOnlyList<MessageRow>> ReleaseHoldsAsync(IReadOnlyList<(string LineId, string Settings, bool Changed)> lines, CancellationToken ct = default)
     {
         var now = NowMs;
         return Write<IReadOnlyList<MessageRow>>(s =>
         {
             var released = new List<MessageRow>();
-            foreach (var (lineId, settings) in changed)
+            foreach (var (lineId, settings, changed) in lines)
             {
-                released.AddRange(store.TransitionMany(s, Transitions.Hold, MessageSql.ReleaseHolds, new { LineId = lineId, Now = now },
+                var p = new { LineId = lineId, Now = now };
+                if (!changed)
+                {
+                    store.Execute(s, MessageSql.ReleaseHolds, p); // decided again as they were: no event
+                    continue;
+                }
+                released.AddRange(store.TransitionMany(s, Transitions.Hold, MessageSql.ReleaseHolds, p,
                     code: "paced", detail: $"line {lineId}'s pacing settings changed since it was held: decided again by the new ones"));
                 store.Execute(s, MessageSql.SaveLinePacing, new { LineId = lineId, Settings = settings, Now = now });
             }

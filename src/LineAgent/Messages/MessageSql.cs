@@ -268,13 +268,15 @@ public static class MessageSql
         """;
 
     /// <summary>
-    /// A line's held messages, decided again: its pacing settings changed since they were held (a restart with another
-    /// lineagent.json), and a hold is only ever lengthened (<see cref="HoldLine"/>), so a hold of the old settings (a closed
-    /// window, a lower cap) kept them back while newer messages went (probe L).
+    /// A line's held messages, decided again at a start: their hold ends now. A hold is only ever lengthened
+    /// (<see cref="HoldLine"/>), so one of the last run's kept them back while newer messages went: after a restart with
+    /// other pacing settings (a window widened: probe L), or within a gap, where this run counts the gap from the last
+    /// send's stored times (review). The hold is set to now, not cleared: the dispatcher then holds them again without
+    /// announcing them as newly held (<see cref="HoldNewlyHeld"/>).
     /// </summary>
     public const string ReleaseHolds = """
-        UPDATE messages SET not_before = NULL, updated_at = @Now
-        WHERE line_id = @LineId AND status = 'queued' AND not_before IS NOT NULL
+        UPDATE messages SET not_before = @Now, updated_at = @Now
+        WHERE line_id = @LineId AND status = 'queued' AND not_before > @Now
         RETURNING *
         """;
 

@@ -138,6 +138,14 @@ public sealed class Dispatcher(
 
         var first = due[0];
         var channel = router.Resolve(line, first.Type);
+        // A message of this line on this channel was deferred (the channel busy for a moment): the ones due after it wait
+        // with it, also those that came in since (review: the next message went first once the channel was free).
+        if (_deferred.TryGetValue((line.Id, channel.Name), out var deferred) && deferred.Until > now)
+        {
+            await lifecycle.HoldLineAsync(line.Id, deferred.Until, $"held until {Time.Iso(deferred.Until)}: message {deferred.Id} ahead of it waits ({deferred.Why})",
+                ct, MessageType.Concrete.Where(t => router.Resolve(line, t).Name == channel.Name).ToList());
+            return now;
+        }
         if (resilience.OpenUntil(channel.Name, line.Id) is { } open)
         {
             // Only what that channel carries: the line's other types (email while Messages is failing) go on.
@@ -184,7 +192,8 @@ public sealed class Dispatcher(
                         await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
                         break;
                     }
-                    await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
+                    // Announced once: held before (a start decides held messages again), it waits on without another event.
+                    await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct, quiet: m.NotBefore is not null);
                     continue;
                 }
                 var refused = suppressed.Contains(m.Recipient)
@@ -410,6 +419,25 @@ public sealed class Dispatcher(
     /// <summary>Cancelled when the host's shutdown timeout runs out: outcomes still unwritten are left to the next start.</summary>
     private readonly CancellationTokenSource _giveUpOutcomes = new();
 
+    /// <summary>
+    /// A deferred send waits, and so does every due message of its line that the same channel carries: held alone, the
+    /// deferred one let the line's next message go first (review: Messages busy with another line's script for a moment,
+    /// then free for the next message, against the due order).
+    /// </summary>
+    private async Task<MessageRow?> DeferAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome.Deferred d, bool deferrable)
+    {
+        var until = time.GetUtcNow() + d.RetryAfter;
+        var requeued = await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, until, "deferred",
+            $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: deferrable);
+        if (requeued is not null)
+            _deferred.AddOrUpdate((row.LineId, channel.Name), (until, row.Id, d.Reason),
+                (_, before) => before.Until >= until ? before : (until, row.Id, d.Reason));
+        return requeued;
+    }
+
+    /// <summary>Per line and channel: until when a deferred send waits, which, and why (in memory: a start decides holds again).</summary>
+    private readonly ConcurrentDictionary<(string Line, string Channel), (DateTimeOffset Until, string Id, string Why)> _deferred = new();
+
     /// <returns>False when the claim is no longer held (nothing was written).</returns>
     private async Task<bool> WriteOutcomeAsync(MessageRow row, string claim, IMessageChannel channel, SendOutcome outcome, bool deferrable)
     {
@@ -419,8 +447,7 @@ public sealed class Dispatcher(
             SendOutcome.Accepted a => await lifecycle.ChannelAcceptedAsync(row.Id, claim, a.ChannelRef, a.Baseline,
                 a.Detail is null ? $"accepted by {channel.Name}; awaiting confirmation" : $"{a.Detail}; awaiting confirmation",
                 deferrable: deferrable),
-            SendOutcome.Deferred d => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt, time.GetUtcNow() + d.RetryAfter, "deferred",
-                $"not sent, waits {d.RetryAfter.TotalSeconds:0} s: {d.Reason}", deferrable: deferrable),
+            SendOutcome.Deferred d => await DeferAsync(row, claim, channel, d, deferrable),
             SendOutcome.Failed { Code: CircuitOpenCode } f => await lifecycle.RequeueAsync(row.Id, claim, row.DueAt,
                 resilience.OpenUntil(channel.Name) ?? time.GetUtcNow() + TimeSpan.FromSeconds(30), "paced",
                 $"{channel.Name} is failing (circuit open); waits: {f.Message}", deferrable: deferrable),

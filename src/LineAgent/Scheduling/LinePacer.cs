@@ -229,9 +229,10 @@ public sealed record PacingRules(PacingOptions Pacing, TimeZoneInfo Zone, bool L
     public static string Fingerprint(LineOptions line, Hosting.AgentOptions agent)
     {
         var p = line.Pacing;
-        static string W(SendWindowOptions w) => $"{w.From}-{w.To} {w.TimeZone} {string.Join(",", w.Days)}";
+        // The window's zone as it is used: an empty Window:TimeZone is the machine's, which may change (review).
+        static string W(SendWindowOptions w) => $"{w.From}-{w.To} {SendWindow.Zone(w).Id} {string.Join(",", w.Days.Order())}";
         return string.Join("|", p.Enabled, p.MinGap.Ticks, p.Jitter.Ticks, p.MaxPerHour, p.MaxPerDay, p.MaxNewConversationsPerDay,
-            W(p.Window), W(p.RecipientWindow), agent.DryRun, agent.DryRunPacing);
+            W(p.Window), $"{p.RecipientWindow.From}-{p.RecipientWindow.To}", agent.DryRun, agent.DryRunPacing);
     }
 
     /// <summary>

@@ -253,8 +253,10 @@ public sealed class StartupRecovery(
     /// <summary>
     /// A line's held messages wait until a time its pacing settings gave (not_before), and a hold is only ever lengthened:
     /// after a restart with other settings (a window widened, a cap raised) they stayed held by the old ones while the line
-    /// said it was free and newer messages went first (probe L). Lines whose settings differ from the last run's
-    /// (<see cref="PacingRules.Fingerprint"/>) have their held messages decided again by the dispatcher, in due order.
+    /// said it was free and newer messages went first (probe L); within a gap, this run counts the gap from the last send's
+    /// stored times, not the previous run's own, and a newer message could be held to an earlier time (review). At each
+    /// start every line's held messages are decided again by the dispatcher, in due order; where the settings differ from
+    /// the last run's (<see cref="PacingRules.Fingerprint"/>) each gets an event saying so.
     /// </summary>
     internal async Task ReleaseChangedHoldsAsync(CancellationToken ct)
     {
@@ -262,11 +264,9 @@ public sealed class StartupRecovery(
         await using (var c = await lifecycle.Store.Db.OpenAsync(ct))
             stored = (await c.QueryAsync<(string LineId, string Settings)>(new CommandDefinition(
                 "SELECT line_id AS LineId, settings AS Settings FROM line_pacing", cancellationToken: ct))).ToDictionary(x => x.LineId, x => x.Settings);
-        var changed = lines.All.Select(l => (l.Id, Settings: PacingRules.Fingerprint(l, agent.Value)))
-            .Where(x => !stored.TryGetValue(x.Id, out var before) || before != x.Settings).ToList();
-        if (changed.Count == 0)
-            return;
-        var released = await lifecycle.ReleaseHoldsAsync(changed, ct);
+        var all = lines.All.Select(l => (l.Id, Settings: PacingRules.Fingerprint(l, agent.Value)))
+            .Select(x => (x.Id, x.Settings, Changed: !stored.TryGetValue(x.Id, out var before) || before != x.Settings)).ToList();
+        var released = await lifecycle.ReleaseHoldsAsync(all, ct);
         if (released.Count > 0)
             log.LogInformation("Pacing settings of line(s) {Lines} changed since the last run: {Count} held messages are decided again by the new ones",
                 string.Join(", ", released.Select(r => r.LineId).Distinct()), released.Count);

@@ -240,6 +240,65 @@ public sealed class PacingTests
     }
 
     /// <summary>
+    /// Review: a hold of the last run's (within a gap, the last send's end as that run saw it) is only ever lengthened, so a
+    /// newer message held by this run to an earlier time went first. Each start decides the held messages again: here a
+    /// hold left a day long in the database (as a stale one) ends when this run's own rules say.
+    /// </summary>
+    [Test]
+    public async Task EachStart_ShouldDecideHeldMessagesAgain_WithTheSameSettings()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var dir = new TempDir();
+        var gap = new Dictionary<string, string?> { ["MinGap"] = "00:01:00" };
+        string held;
+        using (var agent = Agent(t0, gap, dir))
+        {
+            using var api = agent.Api();
+            await (await api.SendMessageAsync(To("+12025550101", "first"))).ExpectAsync(HttpStatusCode.Created);
+            held = (await (await api.SendMessageAsync(To("+12025550101", "held"))).ExpectAsync(HttpStatusCode.Accepted)).Str("id");
+        }
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={dir.File("lineagent.db")};Pooling=False"))
+        {
+            db.Open();
+            using var stale = db.CreateCommand();
+            stale.CommandText = "UPDATE messages SET not_before = not_before + 86400000 WHERE id = $id";
+            stale.Parameters.AddWithValue("$id", held);
+            Assert.That(stale.ExecuteNonQuery(), Is.EqualTo(1));
+        }
+
+        using var again = Agent(t0.AddSeconds(30), gap, dir);
+        using var againApi = again.Api();
+        await again.AdvanceToAsync(t0.AddMinutes(2));
+        await Eventually.TrueAsync(() => again.OutboxFileCount(held) == 1, "sent after the gap, not a day later");
+        Assert.That(HandedAt(again, held), Is.EqualTo(t0.AddMinutes(1)));
+    }
+
+    /// <summary>
+    /// Review: a deferred send (the channel busy for a moment: Messages with another line's script, the outbox refused) was
+    /// held alone, and the line's next message went first when the channel was free again. The line's messages on that
+    /// channel wait with it.
+    /// </summary>
+    [Test]
+    public async Task ADeferredSend_ShouldHoldItsLine_SoTheNextMessageDoesNotGoFirst()
+    {
+        var t0 = new DateTimeOffset(2026, 11, 26, 15, 0, 0, TimeSpan.Zero);
+        using var agent = Agent(t0, new() { ["Enabled"] = "false" });
+        using var api = agent.Api();
+        if (Directory.Exists(agent.OutboxDir))
+            Directory.Delete(agent.OutboxDir, recursive: true);
+        File.WriteAllText(agent.OutboxDir, "not a directory"); // the outbox cannot be written: the send is deferred
+        var first = await (await api.SendMessageAsync(To("+12025550101", "first"))).ExpectAsync(HttpStatusCode.Accepted);
+        File.Delete(agent.OutboxDir);
+        Directory.CreateDirectory(agent.OutboxDir);
+
+        var second = await (await api.SendMessageAsync(To("+12025550102", "second"))).ExpectAsync(HttpStatusCode.Accepted);
+        Assert.That(DateTimeOffset.Parse(second.Str("notBefore")), Is.EqualTo(DateTimeOffset.Parse(first.Str("notBefore"))), "waits with the first");
+        await agent.AdvanceToAsync(t0.AddMinutes(1));
+        await Eventually.TrueAsync(() => agent.OutboxFileCount(first.Str("id")) == 1 && agent.OutboxFileCount(second.Str("id")) == 1, "both sent");
+        Assert.That(HandedAt(agent, second.Str("id")), Is.GreaterThanOrEqualTo(HandedAt(agent, first.Str("id"))));
+    }
+
+    /// <summary>
     /// Sends started together on an unpaced line (up to 16 on the dry-run outbox) are checked before each other's hand-offs
     /// are written: two messages to one new address (two leads sharing a phone) counted as two new conversations (review).
     /// </summary>
