@@ -100,7 +100,9 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             }
             // What the lead's values make of them is checked as the texts themselves are (probe L: a 12,000-character
             // follow-up and a 2,000-character subject with line breaks were stored; /bulk refused both).
-            if (subject is not null && !problems.Any(p => p.Field == "subject"))
+            // The subject only where the send may be an email (the rest drop it): a phone-only lead's SMS was refused for it.
+            if (subject is not null && !problems.Any(p => p.Field == "subject")
+                && (requested == MessageType.Email || (requested == MessageType.Auto && emailInput is not null)))
             {
                 subject = Batches.Templates.RenderForLead(subject, "subject", leadRow, problems);
                 if (subject is not null && !ReferenceEquals(subject, r.Subject))

@@ -245,8 +245,10 @@ internal static class MessagesApi
     internal static async Task<string?> ContentForLeadAsync(string id, string? edited, MessageStore messages, Leads.LeadStore leads,
         List<FieldProblem> problems, CancellationToken ct)
     {
+        // The text as stored is the lead's already (the console's edit starts from it): not filled in again, or a lead's own
+        // value with braces would be read as a placeholder (review).
         if (edited is null || !(edited.Contains('{') || edited.Contains('}')) || problems.Any(p => p.Field == "content")
-            || await messages.GetAsync(id, ct) is not { LeadId: { } leadId })
+            || await messages.GetAsync(id, ct) is not { LeadId: { } leadId } row || row.Content == edited)
             return edited;
         var lead = await leads.GetAsync(leadId, ct);
         var before = problems.Count;
