@@ -49,7 +49,9 @@ public sealed class ApiToken
         if (ReadFile(path) is { } existing)
         {
             // Made readable by others (a copy, a chmod, a restore): back to 0600, as the database files are (probe L).
-            Storage.DatabaseFile.RestrictFileToOwner(path, log);
+            if (Storage.DatabaseFile.RestrictFileToOwner(path, log))
+                log?.LogWarning("Whoever could read {File} may have the API token: to change it, delete the file and restart the agent " +
+                    "(lineagent token prints the new one)", path);
             return existing;
         }
         Span<byte> random = stackalloc byte[24];

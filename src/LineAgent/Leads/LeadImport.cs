@@ -148,11 +148,14 @@ public sealed partial class LeadImport(Db db, TimeProvider time)
         var names = UniqueHeaders(header.Select(LeadStore.FieldNameOf).ToList());
         // A column named fields.plan is the field plan, as a template names it ({{fields.plan}}): it was kept as a field named
         // "fields.plan", which {{fields.plan}} does not find (probe K). Only for a column that is no lead field of its own.
-        var columns = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h)))
+        var stripped = names.Select((h, i) => (Index: i, Header: h, Field: MapColumn(h)))
             .Select(c => (c.Index, c.Header, c.Field,
                 Key: c.Field is null && c.Header.Length > FieldsPrefix.Length && c.Header.StartsWith(FieldsPrefix, StringComparison.OrdinalIgnoreCase)
                     ? c.Header[FieldsPrefix.Length..] : c.Header))
             .ToList();
+        // plan and fields.plan in one file are two columns, each kept (plan, plan_2), not the later one over the other (review).
+        var keys = UniqueHeaders(stripped.Select(c => c.Key).ToList());
+        var columns = stripped.Select((c, i) => (c.Index, c.Header, c.Field, Key: keys[i])).ToList();
         if (!columns.Any(c => c.Field is "phone" or "email"))
             throw new ImportRefusedException(new("file", "no_contact_column",
                 $"No column is a phone or an email, so no row could be a lead. The header has: {string.Join(", ", names.Take(20).Select(n => $"'{Api.Problems.Echo(n, 40)}'"))}" +

@@ -75,7 +75,11 @@ public sealed record MessageFilter
         foreach (var (name, values) in q)
             if (values.Any(string.IsNullOrWhiteSpace) && !EmptyMeansNone.Contains(name)
                 && (paging ? ListParameters : ExportFilters).Contains(name, StringComparer.OrdinalIgnoreCase) && empty.Add(name))
-                problems.Add(new(name, "invalid_filter", $"{name} is given empty; leave it out to filter by no {name}."));
+            {
+                // Named as the API names it (BatchId= is batchId), as the other problems are.
+                var canonical = (paging ? ListParameters : ExportFilters).First(n => string.Equals(n, name, StringComparison.OrdinalIgnoreCase));
+                problems.Add(new(canonical, "invalid_filter", $"{canonical} is given empty; leave it out to filter by no {canonical}."));
+            }
         // A parameter refused as empty is not read again (status=sent&status= would also be told that ',' is no status).
         string? Get(string name) => !empty.Contains(name) && q.TryGetValue(name, out var v) && (v.Count <= 1 || Lists.Contains(name)) && !string.IsNullOrWhiteSpace(v)
             ? v.ToString().Trim() : null;

@@ -121,7 +121,7 @@ public sealed class HistoryTests
         // Repeated (status and type take several values): an empty one among them too (probe L: status=&status= listed everything).
         var repeated = await (await _api.GetAsync("/api/messages?status=&status=&type=sms&type=%20")).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(repeated.ProblemFields(), Is.EquivalentTo(new[] { "status", "type" }));
-        var export = await (await _api.GetAsync("/api/messages/export?batchId=")).ExpectAsync(HttpStatusCode.BadRequest);
+        var export = await (await _api.GetAsync("/api/messages/export?BatchId=")).ExpectAsync(HttpStatusCode.BadRequest);
         Assert.That(export.ProblemFields(), Is.EqualTo(new[] { "batchId" }));
         var all = await (await _api.GetAsync("/api/messages?q=&recipient=&limit=&cursor=")).ExpectAsync(HttpStatusCode.OK);
         Assert.That(all["items"]!.AsArray(), Has.Count.EqualTo(_ids.Count));

@@ -163,11 +163,12 @@ public sealed class LeadsTests : AgentTest
     [Test]
     public async Task Import_AColumnNamedFieldsDotName_ShouldBeThatField()
     {
-        var csv = "phone,fields.plan,Fields.Tier\n+12025550131,gold,2\n";
+        var csv = "phone,fields.plan,Fields.Tier,tier\n+12025550131,gold,2,3\n";
         var result = await (await Client.PostAsync("/api/leads/import", new StringContent(csv, Encoding.UTF8, "text/csv"))).ExpectAsync(HttpStatusCode.OK);
         Assert.That((result["columns"]!.Str("fields.plan"), result["columns"]!.Str("Fields.Tier")), Is.EqualTo(("fields.plan", "fields.Tier")));
         var lead = (await Client.GetJsonAsync("/api/leads?q=5550131"))["items"]!.AsArray().Single()!;
-        Assert.That(lead["fields"]!.AsObject().Select(kv => (kv.Key, kv.Value!.GetValue<string>())), Is.EquivalentTo(new[] { ("plan", "gold"), ("Tier", "2") }));
+        Assert.That(lead["fields"]!.AsObject().Select(kv => (kv.Key, kv.Value!.GetValue<string>())),
+            Is.EquivalentTo(new[] { ("plan", "gold"), ("Tier", "2"), ("tier_2", "3") }), "two columns of one name: both kept");
         var preview = await (await Client.PostAsJsonAsync("/api/messages/bulk/preview", new { leadIds = new[] { lead.Str("id") }, content = "Your {{fields.plan}} plan" }))
             .ExpectAsync(HttpStatusCode.OK);
         Assert.That(preview["messages"]![0].Str("content"), Is.EqualTo("Your gold plan"));
