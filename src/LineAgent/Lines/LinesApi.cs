@@ -89,17 +89,8 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
     {
         var key = (channel.Name, line.Id, type);
         var (check, since) = Running(channel, line, type);
-        var left = bridge.Value.HealthWaitForViews - (time.GetUtcNow() - since);
-        try
-        {
-            if (check.IsCompleted || left > TimeSpan.Zero)
-                return await check.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
-        }
-        catch (TimeoutException)
-        {
-        }
-        if (check.IsCompletedSuccessfully)
-            return check.Result;
+        if (await HealthWait.WithinAsync(check, since, bridge.Value.HealthWaitForViews, time, ct) is { } answer)
+            return answer;
         var now = time.GetUtcNow();
         var waited = Math.Max(1, (int)(now - since).TotalSeconds);
         if (_answers.TryGetValue(key, out var last) && now - last.At < AnswerKeptFor)

@@ -136,17 +136,8 @@ public sealed class MessagesHealth(MessagesBridge bridge, TimeProvider time) : I
         DateTimeOffset since;
         lock (_lock)
             since = _inFlightSince;
-        var left = bridge.Options.HealthWaitForViews - (time.GetUtcNow() - since);
-        try
-        {
-            if (check.IsCompleted || left > TimeSpan.Zero)
-                return await check.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, ct);
-        }
-        catch (TimeoutException)
-        {
-        }
-        if (check.IsCompletedSuccessfully)
-            return check.Result;
+        if (await HealthWait.WithinAsync(check, since, bridge.Options.HealthWaitForViews, time, ct) is { } answer)
+            return answer;
         var now = time.GetUtcNow();
         if (_cached is { } last && now - since < SlowAfter)
             return last;
