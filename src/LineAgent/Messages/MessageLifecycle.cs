@@ -331,14 +331,14 @@ public sealed class MessageLifecycle
     }
 
     /// <summary>
-    /// One pending message waits as queued until <paramref name="notBefore"/> (e.g. the new-conversation cap).
-    /// <paramref name="quiet"/>: it was held before and is decided again (after a start): no second `paced` event.
+    /// One pending message waits as queued until <paramref name="notBefore"/> (e.g. the new-conversation cap), with an event
+    /// giving the reason: each time, as the reason is the message's own (again after a start, which decides holds again).
     /// </summary>
-    public Task<MessageRow?> HoldAsync(string id, DateTimeOffset notBefore, string detail, CancellationToken ct = default, bool quiet = false)
+    public Task<MessageRow?> HoldAsync(string id, DateTimeOffset notBefore, string detail, CancellationToken ct = default)
     {
         var now = NowMs;
-        var p = new { Id = id, NotBefore = Time.ToMs(notBefore), Now = now };
-        return Write(s => store.Transition(s, Transitions.Hold, MessageSql.Hold, p, code: "paced", detail: detail, recordEvent: !quiet), ct);
+        return Write(s => store.Transition(s, Transitions.Hold, MessageSql.Hold, new { Id = id, NotBefore = Time.ToMs(notBefore), Now = now },
+            code: "paced", detail: detail), ct);
     }
 
     /// <summary>Everything due on a line waits as queued until the hold ends; each message is told once.</summary>
@@ -360,7 +360,8 @@ public sealed class MessageLifecycle
 
     /// <summary>
     /// At a start, every line's held messages are decided again (their hold ends now; the dispatcher holds them anew, in due
-    /// order, without another event); on a line whose pacing settings changed each gets an event saying so, and the settings
+    /// order: a hold of the whole line without another event, one of the message alone with its reason); on a line whose pacing
+    /// settings changed each gets an event saying so, and the settings
     /// are saved, in the same transaction.
     /// </summary>
     public Task<IReadOnlyList<MessageRow>> ReleaseHoldsAsync(IReadOnlyList<(string LineId, string Settings, bool Changed)> lines, CancellationToken ct = default)

@@ -192,8 +192,7 @@ public sealed class Dispatcher(
                         await lifecycle.HoldLineAsync(line.Id, hold.NotBefore, detail, ct);
                         break;
                     }
-                    // Announced once: held before (a start decides held messages again), it waits on without another event.
-                    await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct, quiet: m.NotBefore is not null);
+                    await lifecycle.HoldAsync(m.Id, hold.NotBefore, detail, ct);
                     continue;
                 }
                 var refused = suppressed.Contains(m.Recipient)
