@@ -88,7 +88,7 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
     private async Task<ChannelHealth> HealthForViewAsync(IMessageChannel channel, LineOptions line, string type, CancellationToken ct)
     {
         var key = (channel.Name, line.Id, type);
-        var (check, since) = Running(channel, line, type);
+        var (check, since) = Running(channel, line, type, again: false); // the one StartChecks began for this view
         if (await HealthWait.WithinAsync(check, since, bridge.Value.HealthWaitForViews, time, ct) is { } answer)
             return answer;
         var now = time.GetUtcNow();
@@ -111,13 +111,16 @@ public sealed class LineViews(LineRegistry lines, ChannelRouter router, ILineUsa
                 Running(channel, line, type);
     }
 
-    /// <summary>The check of (channel, line, type) in flight, else a new one (the channels cache their answers: SMTP's for a minute).</summary>
-    private (Task<ChannelHealth> Task, DateTimeOffset Since) Running(IMessageChannel channel, LineOptions line, string type)
+    /// <summary>
+    /// The check of (channel, line, type) in flight, else a new one (the channels cache their answers: SMTP's for a minute).
+    /// <paramref name="again"/> false: one that has completed is taken as it is, not started again.
+    /// </summary>
+    private (Task<ChannelHealth> Task, DateTimeOffset Since) Running(IMessageChannel channel, LineOptions line, string type, bool again = true)
     {
         var key = (channel.Name, line.Id, type);
         lock (_checksGate)
         {
-            if (!_checks.TryGetValue(key, out var running) || running.Task.IsCompleted)
+            if (!_checks.TryGetValue(key, out var running) || (again && running.Task.IsCompleted))
                 _checks[key] = running = (CheckAsync(channel, line, type, key), time.GetUtcNow());
             return running;
         }
