@@ -226,6 +226,9 @@ public sealed class PacingTests
         using (var same = Agent(t0.AddMinutes(1), closed, dir))
         {
             using var api = same.Api();
+            // Each start ends the holds and the line's worker decides them again (CI stop 41 read the row before it had:
+            // 15:01, the start's time): the worker asleep has decided them.
+            await Eventually.ValueAsync(() => same.Dispatcher.SleepingUntil("default"), "the line's worker to decide the holds and sleep");
             Assert.That(DateTimeOffset.Parse((await api.GetJsonAsync($"/api/messages/{first}")).Str("notBefore")),
                 Is.EqualTo(new DateTimeOffset(2026, 11, 27, 8, 0, 0, TimeSpan.Zero)), "the same settings: still held");
         }
