@@ -261,7 +261,17 @@ public static class DatabaseStartup
         {
             connection.Open();
             Migrator.Migrate(connection, path);
+            // The migrations are in the -wal. Its checkpoint at close reports nothing: one that ran out of room (probe M: 600-800
+            // KB free) left the file cut short, which was then put in place with its -wal deleted ("malformed", and every later
+            // start refused the never-used database as damaged). Checkpointed here, where a failure is an error (SQLITE_FULL).
+            using var checkpoint = connection.CreateCommand();
+            checkpoint.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+            using var result = checkpoint.ExecuteReader();
+            if (!result.Read() || result.GetInt64(0) != 0 || result.GetInt64(1) != result.GetInt64(2))
+                throw new IOException($"the new database's journal could not be written into it ({Path.GetFileName(creating)})");
         }
+        if (new FileInfo(creating + "-wal") is { Exists: true, Length: > 0 })
+            throw new IOException($"the new database's journal was left behind ({Path.GetFileName(creating)}-wal)");
         DatabaseFile.FlushToDisk(creating);
         File.Move(creating, path);
         DatabaseFile.DeleteWithCompanions(creating);
