@@ -263,8 +263,8 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
 /// <summary>
 /// A send between two attempts, in its retry's wait: the one moment a stop of the agent may end it, as no attempt is in
 /// flight and the ones before failed in a way that proves nothing was sent (retries are made only then). Its token is the
-/// send's resilience context's and is cancelled only during such a wait, never during an attempt: the send then goes back
-/// to the queue and goes out after the restart. Before, the agent waited out the backoff (2 s doubling, with jitter) and,
+/// send's resilience context's and is cancelled during such a wait, and during an attempt only when the agent's shutdown
+/// timeout runs out (<see cref="Cut"/>): the send then goes back to the queue and goes out after the restart. Before, the agent waited out the backoff (2 s doubling, with jitter) and,
 /// when <c>Agent:ShutdownTimeout</c> ran out first, left the row `sending`, which the next start could only fail as
 /// `interrupted` (maybe sent), though nothing had been.
 /// </summary>
@@ -297,6 +297,18 @@ public sealed class RetryBackoff(Func<bool> stopping)
     {
         if (Interlocked.CompareExchange(ref _phase, Stopped, Waiting) == Waiting)
             _stop.Cancel();
+    }
+
+    /// <summary>The agent's shutdown timeout ran out: the send is cut, in its retry wait or in an attempt.</summary>
+    public bool WasCut => Volatile.Read(ref _cut);
+    private bool _cut;
+
+    /// <summary>Cuts the send wherever it is (<see cref="WasCut"/>): a wait ends as by <see cref="Stop"/>, an attempt is cancelled.</summary>
+    public void Cut()
+    {
+        Volatile.Write(ref _cut, true);
+        Stop();
+        _stop.Cancel();
     }
 
 }

@@ -296,17 +296,47 @@ public sealed class Dispatcher(
         _stopping = true;
         foreach (var waiting in _backoffs.Keys)
             waiting.Stop();
-        await base.StopAsync(cancellationToken);
-        await using var giveUp = cancellationToken.Register(() => _giveUpOutcomes.Cancel());
+        await base.StopAsync(cancellationToken); // ends when every line's sends returned, or when Agent:ShutdownTimeout ran out
+        // Agent:ShutdownTimeout ran out with sends in flight: they are cut (probe N: a stop waited for an SMTP server slow to
+        // answer the data, past the timeout and launchd's ExitTimeOut, and then could not write the outcome). What each one is
+        // then (sent, not sent, or interrupted: it may have gone) is written before the agent stops, within OutcomesAfterTimeout.
+        // (Registered now: at once when it has run out already. A registration made before base.StopAsync was undone unrun, as
+        // the timeout's own callbacks ran this method on to its end first.)
+        using var cut = new CancellationTokenSource();
+        await using var onTimeout = cancellationToken.Register(() =>
+        {
+            _cutting = true;
+            foreach (var send in _backoffs.Keys)
+                send.Cut();
+            cut.CancelAfter(OutcomesAfterTimeout);
+        });
+        await using var giveUp = cut.Token.Register(() => _giveUpOutcomes.Cancel());
         try
         {
-            await Task.WhenAll(_outcomes.Keys);
+            if (ExecuteTask is { } passes)
+                await passes.WaitAsync(cut.Token); // the passes end once their sends returned and handed their outcomes on
+        }
+        catch (Exception)
+        {
+            // cut short: the outcomes handed on so far are still waited for below, within the same time
+        }
+        try
+        {
+            await Task.WhenAll(_outcomes.Keys).WaitAsync(cut.Token);
         }
         catch (Exception)
         {
             // an outcome that gave up is already logged (Track); the others were waited for
         }
     }
+
+    private volatile bool _cutting;
+
+    /// <summary>
+    /// How long the outcomes of the sends cut at the shutdown timeout are waited for (a channel answers a cancellation at
+    /// once; the writer commits them): within the 5 s that launchd's ExitTimeOut (30 s) leaves beyond the default 25.
+    /// </summary>
+    internal static readonly TimeSpan OutcomesAfterTimeout = TimeSpan.FromSeconds(3);
 
     private volatile bool _stopping;
     private readonly ConcurrentDictionary<RetryBackoff, byte> _backoffs = new();
@@ -315,12 +345,14 @@ public sealed class Dispatcher(
     {
         var backoff = new RetryBackoff(() => _stopping);
         _backoffs[backoff] = 0;
+        if (_cutting)
+            backoff.Cut(); // handed off as the stop cut the others: it is not started
         var context = ResilienceContextPool.Shared.Get(backoff.Token);
         context.Properties.Set(ChannelResilience.MessageId, request.Message.Id);
         context.Properties.Set(ChannelResilience.Backoff, backoff);
         try
         {
-            return await resilience.For(channel).ExecuteAsync(static async (ctx, state) =>
+            var outcome = await resilience.For(channel).ExecuteAsync(static async (ctx, state) =>
             {
                 if (ctx.Properties.TryGetValue(ChannelResilience.Backoff, out var wait) && !wait.TryAttempt())
                     return new SendOutcome.Deferred("the agent is stopping; the retry was not made, nothing more was sent", TimeSpan.Zero);
@@ -331,6 +363,7 @@ public sealed class Dispatcher(
                     return new SendOutcome.Deferred($"{reason}; the retry after {before.Code} was not made, nothing more was sent", TimeSpan.FromSeconds(1));
                 return await state.channel.SendAsync(state.request, ctx.CancellationToken);
             }, context, (channel, request));
+            return backoff.WasCut ? Cut(channel, outcome) : outcome;
         }
         catch (BrokenCircuitException e)
         {
@@ -350,6 +383,10 @@ public sealed class Dispatcher(
             var after = context.Properties.TryGetValue(ChannelResilience.LastFailure, out var last) ? $" after {last.Code}" : "";
             return new SendOutcome.Deferred($"the agent stopped while the send waited to be retried{after}; nothing was sent, it goes when the agent runs again",
                 TimeSpan.Zero);
+        }
+        catch (OperationCanceledException) when (backoff.WasCut)
+        {
+            return Cut(channel, null);
         }
         catch (TimeoutRejectedException)
         {
@@ -372,6 +409,22 @@ public sealed class Dispatcher(
     }
 
     private const string CircuitOpenCode = "circuit_open";
+
+    /// <summary>
+    /// What a send cut by the shutdown timeout is: an answer the channel had is kept (sent, accepted, deferred); a failure
+    /// that proves nothing was sent goes back to the queue; else (null: the channel said nothing) it may have gone, and is
+    /// `interrupted` as the next start would say, not sent again. The channel's own words are of its attempt's time, not the stop.
+    /// </summary>
+    private static SendOutcome Cut(IMessageChannel channel, SendOutcome? outcome) => outcome switch
+    {
+        SendOutcome.Failed { ProvenNotSent: true } => new SendOutcome.Deferred(
+            "the agent stopped during the send (Agent:ShutdownTimeout ran out) before anything reached " + channel.Name + "; nothing was sent, it goes when the agent runs again",
+            TimeSpan.Zero),
+        SendOutcome.Failed or null => new SendOutcome.Failed(FailureCodes.Interrupted,
+            $"The agent stopped while sending (Agent:ShutdownTimeout ran out before {channel.Name} answered); whether it went out is unknown, so it is not sent again.",
+            ProvenNotSent: false),
+        _ => outcome,
+    };
 
     /// <summary>
     /// Writes the outcome, retrying while the database refuses (busy, I/O): it is compare-and-set, so a

@@ -35,6 +35,45 @@ public sealed class EmailChannelTests
     }
 
     /// <summary>
+    /// Probe N: a stop (SIGTERM) during a send that the server is slow to answer waited for the server, past
+    /// Agent:ShutdownTimeout (20 s with 5 s set; 27 s with the default 25, past launchd's 30 s ExitTimeOut with a slower one),
+    /// and then could not write the outcome ("was not recorded", the database already closed). Now a send still in flight when
+    /// the timeout runs out is cut, and what it is then is written before the agent exits: the data was sent and no reply came,
+    /// so `interrupted` (it may have gone; not sent again).
+    /// </summary>
+    [Test]
+    public async Task AStopDuringASlowSend_ShouldEndWithinTheShutdownTimeout_AndRecordTheSendAsInterrupted()
+    {
+        var settings = _smtp.Settings();
+        settings["Email:Smtp:Timeout"] = "00:02:00";
+        settings["Agent:ShutdownTimeout"] = "00:00:02";
+        var args = AgentProcess.Args(settings);
+        var dataDir = _dir.File("data");
+        string id;
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: args))
+        {
+            using var api = agent.Api();
+            id = (await (await api.SendMessageAsync(new { type = "email", recipientEmail = "holddata@example.com", subject = "Slow", content = "held",
+                scheduledAt = DateTimeOffset.UtcNow.AddSeconds(1).ToString("O") })).ExpectAsync(HttpStatusCode.Created)).Str("id");
+            await Eventually.TrueAsync(() => _smtp.Log().Any(e => e.Str("event") == "data" && e["reply"]?.ToString() == "holding"), "the server has the data");
+
+            // The server would hold its reply for ever: an agent that waited for it would not exit (it was killed at 20 s here).
+            int exit;
+            try { exit = await agent.TerminateAsync(TimeSpan.FromSeconds(20)); }
+            catch (TimeoutException) { Assert.Fail("the agent did not exit within 20 s:\n" + agent.Output); throw; }
+            Assert.That(exit, Is.Zero, agent.Output);
+            Assert.That(agent.Output, Does.Not.Contain("was not recorded"));
+        }
+        _smtp.ReleaseHeldData();
+
+        using var again = await AgentProcess.StartAsync(dataDir, args: args);
+        using var againApi = again.Api();
+        var m = await againApi.GetJsonAsync($"/api/messages/{id}");
+        Assert.That((m.Str("status"), m["error"].Str("code")), Is.EqualTo(("failed", "interrupted")), m.ToJsonString());
+        Assert.That(m["error"].Str("message"), Does.Contain("Agent:ShutdownTimeout"), "written by the stop, not guessed by the next start");
+    }
+
+    /// <summary>
     /// An opt-out that comes while an email waits for the SMTP connection another line's send holds (a slow server): it
     /// was handed off, nothing reached the server yet, and it went anyway (review, as probe G found for Messages).
     /// </summary>

@@ -19,7 +19,8 @@ namespace LineAgent.Tests.Support;
 /// &lt;maildir&gt;/log.ndjson. Behaviour is chosen by the recipient's local part, so one server serves every test:
 /// <c>tempfail-once@</c> RCPT 451 the first time for that address, then 250; <c>tempfail@</c> always 451;
 /// <c>reject@</c> 550 5.1.1; <c>rejectdata@</c> 554 at the end of DATA; <c>tempfaildata@</c> 451 at the end of DATA; <c>drop@</c> the connection is
-/// closed after the data arrived, with no reply; <c>slow@</c> RCPT answered after 3 s (a server that tarpits).
+/// closed after the data arrived, with no reply; <c>slow@</c> RCPT answered after 3 s (a server that tarpits); <c>holddata@</c> the
+/// reply to the data (250) held until <see cref="ReleaseHeldData"/> (a server slow to answer the data: the client does not know).
 /// </summary>
 public sealed class SmtpStandIn : IDisposable
 {
@@ -29,6 +30,10 @@ public sealed class SmtpStandIn : IDisposable
     private readonly Lock _logGate = new();
     private readonly HashSet<string> _tempfailed = [];
     private int _count;
+    private readonly TaskCompletionSource _releaseHeldData = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Lets every held data reply of a <c>holddata@</c> message go (250).</summary>
+    public void ReleaseHeldData() => _releaseHeldData.TrySetResult();
 
     /// <param name="login">When given, the server asks for AUTH (offered without TLS) and answers each login with it: true
     /// 235, false 535, or it throws (an <see cref="SmtpResponseException"/> for another reply, such as 454).</param>
@@ -182,6 +187,11 @@ public sealed class SmtpStandIn : IDisposable
                 owner.Log(new { @event = "data", n, reply = 554 });
                 return new SmtpResponse(SmtpReplyCode.TransactionFailed, "5.7.1 Message refused by policy");
             }
+            if (locals.Contains("holddata"))
+            {
+                owner.Log(new { @event = "data", n, reply = "holding" });
+                await owner._releaseHeldData.Task.WaitAsync(ct);
+            }
             await using (var file = File.Create(Path.Combine(owner.Maildir, $"{n}.eml")))
                 foreach (var segment in buffer)
                     await file.WriteAsync(segment, ct);
@@ -192,6 +202,7 @@ public sealed class SmtpStandIn : IDisposable
 
     public void Dispose()
     {
+        _releaseHeldData.TrySetResult();
         _server.Shutdown();
         _stop.Cancel();
         try { _running.Wait(TimeSpan.FromSeconds(5)); }

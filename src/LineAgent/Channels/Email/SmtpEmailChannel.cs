@@ -286,10 +286,18 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
 
     public async ValueTask DisposeAsync()
     {
-        await _gate.WaitAsync();
+        // A send still holding the connection (the dispatcher cuts those at Agent:ShutdownTimeout) is not waited for without
+        // end: the process would not exit while a server held its reply (probe N).
+        var entered = await _gate.WaitAsync(DisposeWait);
         try { await RecycleAsync(); }
-        finally { _gate.Release(); }
+        finally
+        {
+            if (entered)
+                _gate.Release();
+        }
     }
+
+    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
 
     [GeneratedRegex(@"<(html|body|p|br|div|a|b|i|strong|em|table|tr|td|ul|ol|li|h[1-6]|span|img)\b[^>]*>", RegexOptions.IgnoreCase)]
     private static partial Regex HtmlTag();
