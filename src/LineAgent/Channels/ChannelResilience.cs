@@ -142,6 +142,21 @@ public sealed class ChannelResilience(IOptions<ResilienceOptions> options, TimeP
             var open = OpenUntil(channel.Name) - time.GetUtcNow();
             return open > TimeSpan.Zero ? open : options.Value.BreakDuration;
         }
+        if (outcome is SendOutcome.Failed { Outage: true, MayRetry: true } && options.Value.MaxRetries + 1 >= Math.Max(2, options.Value.MinimumThroughput))
+        {
+            // Every attempt of this message (retries exhausted, as many as the circuit needs at least) found the channel
+            // unreachable: an outage by itself. On a line that had just sent well the sends before outweighed its failed
+            // attempts in the failure ratio, and message after message failed the same way (probe N: five). It fails with
+            // the reason; the next ones wait as behind an open circuit, and the one after the break is the trial.
+            var found = time.GetUtcNow();
+            if (_outages.TryAdd(channel.Name, found))
+            {
+                _openUntil[channel.Name] = found + options.Value.BreakDuration;
+                log.LogWarning("Channel {Channel} could not be reached by any of a message's {Attempts} attempts; its due messages wait as queued for {Break}",
+                    channel.Name, options.Value.MaxRetries + 1, options.Value.BreakDuration);
+            }
+            return null;
+        }
         if (!IsSettingsFault(outcome))
             return null;
         var failure = (SendOutcome.Failed)outcome;

@@ -39,7 +39,10 @@ public sealed class ChannelFaultTests
             Is.Null, "a failure that may be the message's own");
         Assert.That(resilience.AfterAttempt(twilio, "a", down with { ProvenNotSent = false }, outageBefore: true), Is.Null,
             "not proven unsent: never waits to be sent again");
-        Assert.That(resilience.OpenUntil("twilio"), Is.Null, "an outage holds through the circuit, not as a settings fault");
+        // Probe N: a message whose every attempt found the channel unreachable holds it as an open circuit would (the sends before
+        // it no longer outweigh it in the failure ratio); not as a settings fault.
+        Assert.That(resilience.OpenUntil("twilio"), Is.Not.Null, "held for a break by the send that found the outage");
+        Assert.That(resilience.WhyHeld("twilio"), Does.Contain("circuit open"));
     }
 
     /// <summary>

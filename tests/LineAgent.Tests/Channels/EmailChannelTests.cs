@@ -503,6 +503,38 @@ public sealed class CircuitBreakerTests
     }
 
     /// <summary>
+    /// Probe N: on a line that had just sent well (16 emails), an SMTP server gone failed five messages in turn before the
+    /// circuit opened, as the sends before it outweighed each one's failed attempts in the failure ratio. A message whose
+    /// every attempt (as many as the circuit needs at least) found the server unreachable is an outage by itself: it fails
+    /// with the reason, and the next ones wait as queued.
+    /// </summary>
+    [Test]
+    public async Task AnOutageAfterManySends_ShouldFailOnlyTheMessageThatFoundIt()
+    {
+        using var dir = new TempDir();
+        var settings = ServerDown(dir, out var port, maxRetries: 3, retryBaseDelay: "00:00:00.020", breakDuration: "00:01:00", "default");
+        settings["Resilience:MinimumThroughput"] = "4";
+        using var agent = new AgentFactory(settings: settings, systemClock: true);
+        using var api = agent.Api();
+        using (var smtp = new SmtpStandIn(dir.File("mail"), port))
+            for (var i = 0; i < 16; i++)
+                Assert.That((await (await api.SendMessageAsync(new { content = $"goes {i}", recipientEmail = $"s{i}@example.com" }))
+                    .ExpectAsync(HttpStatusCode.Created)).Str("status"), Is.EqualTo("sent"));
+
+        var first = await (await api.SendMessageAsync(new { content = "finds the outage", recipientEmail = "ana@example.com" }))
+            .ExpectAsync(HttpStatusCode.InternalServerError);
+        Assert.That(first["message"]!["error"].Str("code"), Is.EqualTo("smtp_unreachable"));
+        for (var i = 0; i < 2; i++)
+        {
+            var next = await (await api.SendMessageAsync(new { content = $"waits {i}", recipientEmail = $"b{i}@example.com" }))
+                .ExpectAsync(HttpStatusCode.Accepted);
+            Assert.That(next.Str("status"), Is.EqualTo("queued"), next.ToJsonString());
+        }
+        var line = (await api.GetFromJsonAsync<List<JsonObject>>("/api/lines"))!.Single();
+        Assert.That(line.ToJsonString(), Does.Contain("circuit open"));
+    }
+
+    /// <summary>
     /// An SMTP server down for longer than a break: the message whose attempts opened the circuit fails with the reason
     /// (its sender learns why), and the ones held behind it wait through the trials after each break instead of failing in
     /// turn as each trial (review: an hour's outage failed one never-sent message a minute), then go out once it is back.
