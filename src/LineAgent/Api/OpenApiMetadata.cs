@@ -86,7 +86,7 @@ public static class OpenApiMetadata
             new("from", "Only messages whose time (sentAt, else scheduledAt, else createdAt) is at or after this time.") { Type = QueryType.DateTime },
             new("to", "Only messages whose time (sentAt, else scheduledAt, else createdAt) is before this time.") { Type = QueryType.DateTime },
             new("recipient", "Substring of the recipient's phone, email or name."),
-            new("q", "Full-text search over content and recipient name: every word must occur, as a word or its beginning; a word without letters or digits (an emoji) as text.") { MaxLength = 500 },
+            new("q", "Full-text search over content and recipient name: every word must occur, as a word or its beginning; a word without letters or digits (an emoji) as text. At most 16 words (32 word parts: letters and digits between other characters).") { MaxLength = 500 },
         ];
         if (paging)
             filters.AddRange([Limit(), Cursor]);

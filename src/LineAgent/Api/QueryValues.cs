@@ -12,6 +12,16 @@ public static class QueryValues
 {
     public const int DefaultLimit = 50;
 
+    /// <summary>The number of Unicode code points (what a JSON Schema maxLength counts); a lone surrogate counts as one.</summary>
+    public static int CodePoints(string text)
+    {
+        var count = 0;
+        for (var i = 0; i < text.Length; i++, count++)
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+                i++;
+        return count;
+    }
+
     /// <summary>
     /// A query parameter the route does not take is named (a misspelt `tags=` on a list would otherwise list everything,
     /// on the import tag nothing).

@@ -65,7 +65,7 @@ internal static class LeadsApi
         var problems = new List<FieldProblem>();
         QueryValues.Unknown(request.Query.Keys, ["q", "tag", "limit", "cursor"], problems);
         var take = QueryValues.Limit(limit, problems);
-        if (q is { Length: > 500 })
+        if (q is { Length: > 500 } && QueryValues.CodePoints(q) > 500)
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
         var before = QueryValues.Before(cursor, problems);
         if (problems.Count > 0)

@@ -114,7 +114,9 @@ public sealed record MessageFilter
         var limit = QueryValues.Limit(Get("limit"), problems);
         var before = paging ? QueryValues.Before(Get("cursor"), problems) : null;
         var qtext = Get("q");
-        if (qtext is { Length: > 500 })
+        // Characters as the contract's maxLength counts them (JSON Schema: code points), not UTF-16 units: 251 emoji were
+        // refused as longer than 500 (probe N).
+        if (qtext is { Length: > 500 } && QueryValues.CodePoints(qtext) > 500)
             problems.Add(new("q", "invalid_filter", "q is longer than 500 characters."));
         else if (qtext?.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length is > MaxWords and var words)
             // Every word must match; each short word is a prefix term that FTS5 answers by merging every term it begins,

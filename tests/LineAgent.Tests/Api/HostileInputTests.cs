@@ -416,6 +416,21 @@ public sealed class HostileInputTests
         Assert.That(reasons[0], Does.Contain("At most 100 fields").And.Contain("and 147 more"));
     }
 
+    /// <summary>
+    /// q's maxLength of 500 is counted as the contract counts it (JSON Schema: code points): 251 emoji (502 UTF-16 units)
+    /// were refused as longer than 500 characters (probe N).
+    /// </summary>
+    [TestCase("/api/messages?q=")]
+    [TestCase("/api/leads?q=")]
+    public async Task AQueryOf500CodePoints_ShouldBeTaken_AndOf501Refused(string path)
+    {
+        var emoji250 = string.Concat(Enumerable.Repeat("\U0001F600", 250));
+        Assert.That((await _api.GetAsync(path + Uri.EscapeDataString(emoji250))).StatusCode, Is.EqualTo(HttpStatusCode.OK), "250 emoji");
+        Assert.That((await _api.GetAsync(path + Uri.EscapeDataString(emoji250 + emoji250[..2]))).StatusCode, Is.EqualTo(HttpStatusCode.OK),
+            "251 emoji: 251 code points, 502 UTF-16 units");
+        Assert.That(await AssertProblemAsync(await _api.GetAsync(path + new string('a', 501)), "501 letters"), Is.EqualTo("invalid_filter"));
+    }
+
     [Test]
     public async Task AQueryOfMoreThan16Words_ShouldBe400()
     {
