@@ -193,8 +193,8 @@ public sealed class BulkSend(
             problems.Add(new("leadIds", "too_many", $"At most {MaxLeads:N0} leads per request."));
         if (r.LeadIds?.Any(string.IsNullOrWhiteSpace) == true)
             problems.Add(new("leadIds", "invalid_lead", "leadIds must not contain empty ids."));
-        if (r.Subject is { } subject && (subject.Length > 998 || subject.Any(c => c is '\r' or '\n' or '\0')))
-            problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 characters."));
+        if (r.Subject is { } subject && !MessageValidator.IsOneLineSubject(subject))
+            problems.Add(new("subject", "invalid_subject", "subject must be one line of at most 998 printable characters."));
         // A template like content: its placeholders were sent as typed ({{firstName}} in the customer's inbox: black-box probe).
         else if (r.Subject is not null && Templates.Problem(r.Subject, "subject") is { } subjectTemplate)
             problems.Add(new("subject", "invalid_template", subjectTemplate));
@@ -324,9 +324,9 @@ public sealed class BulkSend(
                     Reject(id, "missing_field", $"{{{{{missingInSubject}}}}} in subject is empty for this lead and the template gives no fallback.");
                     continue;
                 }
-                if (rendered is { } one && (one.Length > 998 || one.Any(c => c is '\r' or '\n' or '\0')))
+                if (rendered is { } one && !MessageValidator.IsOneLineSubject(one))
                 {
-                    Reject(id, "invalid_subject", "The subject for this lead is not one line of at most 998 characters (a field it takes holds a line break, or is long).");
+                    Reject(id, "invalid_subject", "The subject for this lead is not one line of at most 998 printable characters (a field it takes holds a line break, or is long).");
                     continue;
                 }
                 subject = rendered;

@@ -163,12 +163,19 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             ? new("batchId", "invalid_batch", "batchId must be 1-100 printable characters, without / \\ ? or #, and not \".\" or \"..\".")
             : null;
 
-    /// <summary>An email subject: one line of at most 998 characters (RFC 5322's line length).</summary>
+    /// <summary>
+    /// An email subject: one line of at most 998 characters (RFC 5322's line length), printable but for tabs (probe N: a C1
+    /// control such as U+0085, a next line, and U+2028 were taken, while recipientName refused them).
+    /// </summary>
     public static void ValidateSubject(string? subject, List<FieldProblem> problems, string filled = "")
     {
-        if (subject is { } s && (s.Length > 998 || s.Any(c => c is '\r' or '\n' or '\0')))
-            problems.Add(new("subject", "invalid_subject", $"subject must be one line of at most 998 characters{filled}."));
+        if (subject is { } s && !IsOneLineSubject(s))
+            problems.Add(new("subject", "invalid_subject", $"subject must be one line of at most 998 printable characters{filled}."));
     }
+
+    /// <summary>See <see cref="ValidateSubject"/>; also for a bulk's subject and each lead's rendering of it.</summary>
+    public static bool IsOneLineSubject(string subject) =>
+        subject.Length <= 998 && !subject.Any(c => c is '\u2028' or '\u2029' || (char.IsControl(c) && c != '\t'));
 
     public static void ValidateContent(string? content, List<FieldProblem> problems, bool required)
     {

@@ -416,6 +416,22 @@ public sealed class HostileInputTests
         Assert.That(reasons[0], Does.Contain("At most 100 fields").And.Contain("and 147 more"));
     }
 
+    /// <summary>Probe N: a subject with a C1 control (U+0085, a next line), U+2028 or a bell was taken; recipientName refused them.</summary>
+    [TestCase("Hello\u0085there")]
+    [TestCase("Hello\u2028there")]
+    [TestCase("Hello\u0007there")]
+    [TestCase("Hello\u007Fthere")]
+    public async Task ASubjectWithAControlCharacter_ShouldBe400NamingIt(string subject)
+    {
+        var response = await _api.SendMessageAsync(new { content = "x", recipientEmail = "ana@example.com", subject });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.That(await AssertProblemAsync(response, subject), Is.EqualTo("invalid_subject"), body);
+        var bulk = await _api.PostAsJsonAsync("/api/messages/bulk", new { content = "x", subject, type = "email", leadIds = new[] { "lead_00000000000000000000000000" } });
+        Assert.That(await bulk.Content.ReadAsStringAsync(), Does.Contain("invalid_subject"));
+        var tab = await _api.SendMessageAsync(new { content = "x", recipientEmail = "ana@example.com", subject = "Hello\tthere" });
+        Assert.That(tab.StatusCode, Is.EqualTo(HttpStatusCode.Created), "a tab is whitespace a header may hold");
+    }
+
     /// <summary>
     /// q's maxLength of 500 is counted as the contract counts it (JSON Schema: code points): 251 emoji (502 UTF-16 units)
     /// were refused as longer than 500 characters (probe N).
