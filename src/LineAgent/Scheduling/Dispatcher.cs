@@ -336,7 +336,7 @@ public sealed class Dispatcher(
     /// How long the outcomes of the sends cut at the shutdown timeout are waited for (a channel answers a cancellation at
     /// once; the writer commits them): within the 5 s that launchd's ExitTimeOut (30 s) leaves beyond the default 25.
     /// </summary>
-    internal static readonly TimeSpan OutcomesAfterTimeout = TimeSpan.FromSeconds(3);
+    internal static readonly TimeSpan OutcomesAfterTimeout = TimeSpan.FromSeconds(3); // + the channels' disposal (SMTP: 1 s): 29 s of launchd's 30
 
     private volatile bool _stopping;
     private readonly ConcurrentDictionary<RetryBackoff, byte> _backoffs = new();
@@ -346,7 +346,13 @@ public sealed class Dispatcher(
         var backoff = new RetryBackoff(() => _stopping);
         _backoffs[backoff] = 0;
         if (_cutting)
-            backoff.Cut(); // handed off as the stop cut the others: it is not started
+        {
+            // Handed off as the stop cut the others (a hand-off written late): it is not started (review: its cancelled
+            // pipeline ended as `interrupted`, maybe sent, for a send never made).
+            _backoffs.TryRemove(backoff, out _);
+            return new SendOutcome.Deferred("the agent stopped (Agent:ShutdownTimeout ran out) before the send started; nothing was sent, it goes when the agent runs again",
+                TimeSpan.Zero);
+        }
         var context = ResilienceContextPool.Shared.Get(backoff.Token);
         context.Properties.Set(ChannelResilience.MessageId, request.Message.Id);
         context.Properties.Set(ChannelResilience.Backoff, backoff);
@@ -411,16 +417,17 @@ public sealed class Dispatcher(
     private const string CircuitOpenCode = "circuit_open";
 
     /// <summary>
-    /// What a send cut by the shutdown timeout is: an answer the channel had is kept (sent, accepted, deferred); a failure
-    /// that proves nothing was sent goes back to the queue; else (null: the channel said nothing) it may have gone, and is
-    /// `interrupted` as the next start would say, not sent again. The channel's own words are of its attempt's time, not the stop.
+    /// What a send cut by the shutdown timeout is. What the channel answered is kept: sent, accepted, deferred, and a failure
+    /// it gave (a refusal may have come just before the cut; a retryable one that proves nothing was sent is back in the
+    /// queue already, as its retry's wait is stopped). The channel's "did not finish within the attempt's time"
+    /// (`unconfirmed`) is the cut's: `interrupted`, maybe sent, not sent again, as the next start would say. Nothing from
+    /// the channel (the cancellation came through it): a channel that confirms later (Messages: chat.db) settles it
+    /// itself, as after an attempt's timeout; for the others it is `interrupted`.
     /// </summary>
     private static SendOutcome Cut(IMessageChannel channel, SendOutcome? outcome) => outcome switch
     {
-        SendOutcome.Failed { ProvenNotSent: true } => new SendOutcome.Deferred(
-            "the agent stopped during the send (Agent:ShutdownTimeout ran out) before anything reached " + channel.Name + "; nothing was sent, it goes when the agent runs again",
-            TimeSpan.Zero),
-        SendOutcome.Failed or null => new SendOutcome.Failed(FailureCodes.Interrupted,
+        null when channel.Capabilities.ConfirmsLater => new SendOutcome.Accepted(null),
+        null or SendOutcome.Failed { Code: FailureCodes.Unconfirmed } => new SendOutcome.Failed(FailureCodes.Interrupted,
             $"The agent stopped while sending (Agent:ShutdownTimeout ran out before {channel.Name} answered); whether it went out is unknown, so it is not sent again.",
             ProvenNotSent: false),
         _ => outcome,

@@ -286,8 +286,9 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
 
     public async ValueTask DisposeAsync()
     {
-        // A send still holding the connection (the dispatcher cuts those at Agent:ShutdownTimeout) is not waited for without
-        // end: the process would not exit while a server held its reply (probe N).
+        // A send still holding the connection (the dispatcher cuts those at Agent:ShutdownTimeout, and waits 3 s for what they
+        // then are) is not waited for without end: the process would not exit while a server held its reply (probe N). 25 +
+        // 3 + 1 s stay within launchd's ExitTimeOut of 30.
         var entered = await _gate.WaitAsync(DisposeWait);
         try { await RecycleAsync(); }
         finally
@@ -297,7 +298,7 @@ public sealed partial class SmtpEmailChannel(IOptions<EmailOptions> options, Tim
         }
     }
 
-    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(1);
 
     [GeneratedRegex(@"<(html|body|p|br|div|a|b|i|strong|em|table|tr|td|ul|ol|li|h[1-6]|span|img)\b[^>]*>", RegexOptions.IgnoreCase)]
     private static partial Regex HtmlTag();
