@@ -381,8 +381,9 @@ public static partial class AgentCli
                 Console.Error.WriteLine(inUse);
                 return 1;
             }
+            var exit = app.Services.GetRequiredService<Storage.AgentExit>();
             await AgentHost.Prepare(app).RunAsync();
-            return 0;
+            return exit.Code; // 75 when the database went away under it
         }
         catch (Exception e) when (AddressInUse(e) is { } io)
         {

@@ -22,6 +22,8 @@ public static class StorageServices
         });
         services.AddSingleton<BackupService>();
         services.AddHostedService(sp => sp.GetRequiredService<BackupService>());
+        services.AddSingleton<AgentExit>();
+        services.AddHostedService<DataDirWatch>();
         return services;
     }
 }

@@ -109,6 +109,13 @@ public sealed partial class AgentProcess : IDisposable
             Assert.That(async () => { await request; }, Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<TaskCanceledException>(), "no answer: killed");
     }
 
+    /// <summary>Waits for the agent to exit by itself; returns the exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGTERM, as launchd sends on unload; returns the exit code.</summary>
     public async Task<int> TerminateAsync(TimeSpan timeout)
     {
