@@ -418,14 +418,18 @@ public sealed class Dispatcher(
 
     /// <summary>
     /// What a send cut by the shutdown timeout is. What the channel answered is kept: sent, accepted, deferred, and a failure
-    /// it gave (a refusal may have come just before the cut; a retryable one that proves nothing was sent is back in the
-    /// queue already, as its retry's wait is stopped). The channel's "did not finish within the attempt's time"
-    /// (`unconfirmed`) is the cut's: `interrupted`, maybe sent, not sent again, as the next start would say. Nothing from
-    /// the channel (the cancellation came through it): a channel that confirms later (Messages: chat.db) settles it
-    /// itself, as after an attempt's timeout; for the others it is `interrupted`.
+    /// it gave (a refusal may have come just before the cut). A failure that proves nothing was sent and would have been
+    /// retried (the channel's own words for the cut before the data, "did not answer within the attempt's time", are one)
+    /// goes back to the queue: Polly returns it at once when the token is cancelled, without the retry's wait (review).
+    /// The channel's "did not finish within the attempt's time" (`unconfirmed`) is the cut's: `interrupted`, maybe sent, not
+    /// sent again, as the next start would say. Nothing from the channel (the cancellation came through it): a channel that
+    /// confirms later (Messages: chat.db) settles it itself, as after an attempt's timeout; for the others it is `interrupted`.
     /// </summary>
     private static SendOutcome Cut(IMessageChannel channel, SendOutcome? outcome) => outcome switch
     {
+        SendOutcome.Failed { MayRetry: true } failed => new SendOutcome.Deferred(
+            $"the agent stopped during the send (Agent:ShutdownTimeout ran out) before it reached {channel.Name} ({failed.Code}); nothing was sent, it goes when the agent runs again",
+            TimeSpan.Zero),
         null when channel.Capabilities.ConfirmsLater => new SendOutcome.Accepted(null),
         null or SendOutcome.Failed { Code: FailureCodes.Unconfirmed } => new SendOutcome.Failed(FailureCodes.Interrupted,
             $"The agent stopped while sending (Agent:ShutdownTimeout ran out before {channel.Name} answered); whether it went out is unknown, so it is not sent again.",

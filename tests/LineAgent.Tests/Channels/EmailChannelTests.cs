@@ -74,6 +74,38 @@ public sealed class EmailChannelTests
     }
 
     /// <summary>
+    /// Review: a stop that cuts an email before its data (the server holding its answer to RCPT TO) must put it back in the
+    /// queue (nothing of it reached the server), to be sent once after the restart. Here the retry's wait, stopped, does
+    /// (events: retry, then deferred); Dispatcher.Cut does the same for a last attempt, which has no retry to wait for.
+    /// </summary>
+    [Test]
+    public async Task AStopBeforeTheData_ShouldPutTheEmailBackInTheQueue_AndSendItOnceAfterTheRestart()
+    {
+        var settings = _smtp.Settings();
+        settings["Email:Smtp:Timeout"] = "00:02:00";
+        settings["Agent:ShutdownTimeout"] = "00:00:02";
+        var args = AgentProcess.Args(settings);
+        var dataDir = _dir.File("data");
+        string id;
+        using (var agent = await AgentProcess.StartAsync(dataDir, args: args))
+        {
+            using var api = agent.Api();
+            id = (await (await api.SendMessageAsync(new { type = "email", recipientEmail = "holdrcpt@example.com", subject = "Tarpit", content = "held",
+                scheduledAt = DateTimeOffset.UtcNow.AddSeconds(1).ToString("O") })).ExpectAsync(HttpStatusCode.Created)).Str("id");
+            await Eventually.TrueAsync(() => _smtp.Log().Any(e => e.Str("event") == "rcpt" && e["reply"]?.ToString() == "holding"), "the server holds RCPT");
+            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(20)), Is.Zero, agent.Output);
+        }
+        _smtp.ReleaseHeldData();
+
+        using var again = await AgentProcess.StartAsync(dataDir, args: args);
+        using var againApi = again.Api();
+        var m = await Eventually.ValueAsync(() => againApi.GetJsonAsync($"/api/messages/{id}")!, x => x.Str("status") is "sent" or "failed",
+            "settled after the restart", TimeSpan.FromSeconds(60));
+        Assert.That(m.Str("status"), Is.EqualTo("sent"), m.ToJsonString());
+        Assert.That(_smtp.Received().Count(r => r.Subject == "Tarpit"), Is.EqualTo(1), "sent once");
+    }
+
+    /// <summary>
     /// An opt-out that comes while an email waits for the SMTP connection another line's send holds (a slow server): it
     /// was handed off, nothing reached the server yet, and it went anyway (review, as probe G found for Messages).
     /// </summary>

@@ -20,7 +20,8 @@ namespace LineAgent.Tests.Support;
 /// <c>tempfail-once@</c> RCPT 451 the first time for that address, then 250; <c>tempfail@</c> always 451;
 /// <c>reject@</c> 550 5.1.1; <c>rejectdata@</c> 554 at the end of DATA; <c>tempfaildata@</c> 451 at the end of DATA; <c>drop@</c> the connection is
 /// closed after the data arrived, with no reply; <c>slow@</c> RCPT answered after 3 s (a server that tarpits); <c>holddata@</c> the
-/// reply to the data (250) held until <see cref="ReleaseHeldData"/> (a server slow to answer the data: the client does not know).
+/// reply to the data (250) held until <see cref="ReleaseHeldData"/> (a server slow to answer the data: the client does not know);
+/// <c>holdrcpt@</c> the reply to RCPT TO held until then too (a tarpit: nothing of the message has reached the server).
 /// </summary>
 public sealed class SmtpStandIn : IDisposable
 {
@@ -147,6 +148,11 @@ public sealed class SmtpStandIn : IDisposable
             var local = Local(to);
             if (local == "slow")
                 await Task.Delay(TimeSpan.FromSeconds(3), ct);
+            if (local == "holdrcpt")
+            {
+                owner.Log(new { @event = "rcpt", address, reply = "holding" });
+                await owner._releaseHeldData.Task.WaitAsync(ct);
+            }
             bool firstTime;
             lock (owner._tempfailed)
                 firstTime = local == "tempfail-once" && owner._tempfailed.Add(address);
