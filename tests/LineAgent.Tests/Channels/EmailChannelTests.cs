@@ -35,14 +35,11 @@ public sealed class EmailChannelTests
     }
 
     /// <summary>
-    /// Probe N: a stop (SIGTERM) during a send that the server is slow to answer waited for the server, past
-    /// Agent:ShutdownTimeout (20 s with 5 s set; 27 s with the default 25, past launchd's 30 s ExitTimeOut with a slower one),
-    /// and then could not write the outcome ("was not recorded", the database already closed). Now a send still in flight when
-    /// the timeout runs out is cut, and what it is then is written before the agent exits: the data was sent and no reply came,
-    /// so `interrupted` (it may have gone; not sent again).
+    /// An agent process (Agent:ShutdownTimeout 2 s) sends an email to <paramref name="local"/>@ whose <paramref name="stage"/>
+    /// the server holds, and is stopped (SIGTERM) while it waits: it must exit 0 within 20 s, though the server would hold for
+    /// ever, with every outcome written. The server is then let go and the agent started again on the same data; its id.
     /// </summary>
-    [Test]
-    public async Task AStopDuringASlowSend_ShouldEndWithinTheShutdownTimeout_AndRecordTheSendAsInterrupted()
+    private async Task<(AgentProcess Again, string Id)> StopWhileTheServerHoldsAsync(string local, string stage, string subject)
     {
         var settings = _smtp.Settings();
         settings["Email:Smtp:Timeout"] = "00:02:00";
@@ -53,11 +50,9 @@ public sealed class EmailChannelTests
         using (var agent = await AgentProcess.StartAsync(dataDir, args: args))
         {
             using var api = agent.Api();
-            id = (await (await api.SendMessageAsync(new { type = "email", recipientEmail = "holddata@example.com", subject = "Slow", content = "held",
+            id = (await (await api.SendMessageAsync(new { type = "email", recipientEmail = $"{local}@example.com", subject, content = "held",
                 scheduledAt = DateTimeOffset.UtcNow.AddSeconds(1).ToString("O") })).ExpectAsync(HttpStatusCode.Created)).Str("id");
-            await Eventually.TrueAsync(() => _smtp.Log().Any(e => e.Str("event") == "data" && e["reply"]?.ToString() == "holding"), "the server has the data");
-
-            // The server would hold its reply for ever: an agent that waited for it would not exit (it was killed at 20 s here).
+            await Eventually.TrueAsync(() => _smtp.Log().Any(e => e.Str("event") == stage && e["reply"]?.ToString() == "holding"), $"the server holds {stage}");
             int exit;
             try { exit = await agent.TerminateAsync(TimeSpan.FromSeconds(20)); }
             catch (TimeoutException) { Assert.Fail("the agent did not exit within 20 s:\n" + agent.Output); throw; }
@@ -65,8 +60,21 @@ public sealed class EmailChannelTests
             Assert.That(agent.Output, Does.Not.Contain("was not recorded"));
         }
         _smtp.ReleaseHeldData();
+        return (await AgentProcess.StartAsync(dataDir, args: args), id);
+    }
 
-        using var again = await AgentProcess.StartAsync(dataDir, args: args);
+    /// <summary>
+    /// Probe N: a stop (SIGTERM) during a send that the server is slow to answer waited for the server, past
+    /// Agent:ShutdownTimeout (20 s with 5 s set; 27 s with the default 25, past launchd's 30 s ExitTimeOut with a slower one),
+    /// and then could not write the outcome ("was not recorded", the database already closed). Now a send still in flight when
+    /// the timeout runs out is cut, and what it is then is written before the agent exits: the data was sent and no reply came,
+    /// so `interrupted` (it may have gone; not sent again).
+    /// </summary>
+    [Test]
+    public async Task AStopDuringASlowSend_ShouldEndWithinTheShutdownTimeout_AndRecordTheSendAsInterrupted()
+    {
+        var (again, id) = await StopWhileTheServerHoldsAsync("holddata", "data", "Slow");
+        using var _ = again;
         using var againApi = again.Api();
         var m = await againApi.GetJsonAsync($"/api/messages/{id}");
         Assert.That((m.Str("status"), m["error"].Str("code")), Is.EqualTo(("failed", "interrupted")), m.ToJsonString());
@@ -81,23 +89,8 @@ public sealed class EmailChannelTests
     [Test]
     public async Task AStopBeforeTheData_ShouldPutTheEmailBackInTheQueue_AndSendItOnceAfterTheRestart()
     {
-        var settings = _smtp.Settings();
-        settings["Email:Smtp:Timeout"] = "00:02:00";
-        settings["Agent:ShutdownTimeout"] = "00:00:02";
-        var args = AgentProcess.Args(settings);
-        var dataDir = _dir.File("data");
-        string id;
-        using (var agent = await AgentProcess.StartAsync(dataDir, args: args))
-        {
-            using var api = agent.Api();
-            id = (await (await api.SendMessageAsync(new { type = "email", recipientEmail = "holdrcpt@example.com", subject = "Tarpit", content = "held",
-                scheduledAt = DateTimeOffset.UtcNow.AddSeconds(1).ToString("O") })).ExpectAsync(HttpStatusCode.Created)).Str("id");
-            await Eventually.TrueAsync(() => _smtp.Log().Any(e => e.Str("event") == "rcpt" && e["reply"]?.ToString() == "holding"), "the server holds RCPT");
-            Assert.That(await agent.TerminateAsync(TimeSpan.FromSeconds(20)), Is.Zero, agent.Output);
-        }
-        _smtp.ReleaseHeldData();
-
-        using var again = await AgentProcess.StartAsync(dataDir, args: args);
+        var (again, id) = await StopWhileTheServerHoldsAsync("holdrcpt", "rcpt", "Tarpit");
+        using var _ = again;
         using var againApi = again.Api();
         var m = await Eventually.ValueAsync(() => againApi.GetJsonAsync($"/api/messages/{id}")!, x => x.Str("status") is "sent" or "failed",
             "settled after the restart", TimeSpan.FromSeconds(60));
