@@ -420,7 +420,8 @@ public sealed class Dispatcher(
     /// What a send cut by the shutdown timeout is. What the channel answered is kept: sent, accepted, deferred, and a failure
     /// it gave (a refusal may have come just before the cut). A failure that proves nothing was sent and would have been
     /// retried (the channel's own words for the cut before the data, "did not answer within the attempt's time", are one)
-    /// goes back to the queue: Polly returns it at once when the token is cancelled, without the retry's wait (review).
+    /// goes back to the queue: after a middle attempt the retry's stopped wait does that already (EmailChannelTests' tarpit
+    /// case: retry, then deferred); a last attempt has no wait, and comes here.
     /// The channel's "did not finish within the attempt's time" (`unconfirmed`) is the cut's: `interrupted`, maybe sent, not
     /// sent again, as the next start would say. Nothing from the channel (the cancellation came through it): a channel that
     /// confirms later (Messages: chat.db) settles it itself, as after an attempt's timeout; for the others it is `interrupted`.
