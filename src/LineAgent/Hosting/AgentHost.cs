@@ -270,6 +270,7 @@ public static class AgentHost
             context.Response.Headers.XContentTypeOptions = "nosniff";
             return next(context);
         });
+        app.Use(JsonFlushHold.Use);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseMiddleware<HostGuardMiddleware>();
