@@ -19,14 +19,36 @@ internal sealed class JsonFlushHold(IHttpResponseBodyFeature inner, HttpResponse
     private readonly PipeWriter _inner = inner.Writer;
     private long _held; // written since the last flush that reached Kestrel
     private long _unflushed; // written since the caller's last flush, held or not
+    private bool _passNext; // CancelPendingFlush: the next flush goes to Kestrel, which answers it cancelled
 
+    /// <summary>
+    /// Inside the exception handler: an endpoint that fails after writing part of its answer has that part sent, so the
+    /// response has started and the connection is cut, as before. Held back, the handler would have cleared the headers
+    /// and written a problem after the part it cannot take back: a well-formed 500 with a broken body (review).
+    /// </summary>
     public static Task Use(HttpContext context, RequestDelegate next)
     {
         var features = context.Features;
         if (features.Get<IHttpResponseBodyFeature>() is not { } body)
             return next(context);
-        features.Set<IHttpResponseBodyFeature>(new JsonFlushHold(body, context.Response));
-        return next(context);
+        var hold = new JsonFlushHold(body, context.Response);
+        features.Set<IHttpResponseBodyFeature>(hold);
+        var run = next(context);
+        return run.IsCompletedSuccessfully ? run : hold.SendPartOnFailureAsync(run);
+    }
+
+    private async Task SendPartOnFailureAsync(Task run)
+    {
+        try
+        {
+            await run;
+        }
+        catch when (_held > 0 && !response.HasStarted)
+        {
+            try { await _inner.FlushAsync(); }
+            catch (Exception e) when (e is IOException or OperationCanceledException or InvalidOperationException) { }
+            throw;
+        }
     }
 
     // The response's Stream stays Kestrel's (its rules for synchronous writes included): JSON results write through Writer.
@@ -52,20 +74,37 @@ internal sealed class JsonFlushHold(IHttpResponseBodyFeature inner, HttpResponse
     // answer never ended (review of the first version).
     public override bool CanGetUnflushedBytes => true;
     public override long UnflushedBytes => _unflushed;
-    public override void CancelPendingFlush() => _inner.CancelPendingFlush();
+    public override void CancelPendingFlush()
+    {
+        _passNext = true;
+        _inner.CancelPendingFlush();
+    }
+
     public override void Complete(Exception? exception = null) => _inner.Complete(exception);
     public override ValueTask CompleteAsync(Exception? exception = null) => _inner.CompleteAsync(exception);
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
         _unflushed = 0;
-        if (_held < HoldBytes && IsJson(response.ContentType))
+        // A cancelled token, a cancelled flush and a client gone are Kestrel's to answer.
+        if (_held < HoldBytes && !_passNext && !cancellationToken.IsCancellationRequested
+            && !response.HttpContext.RequestAborted.IsCancellationRequested && IsJson(response.ContentType))
             return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: false));
         _held = 0;
+        _passNext = false;
         return _inner.FlushAsync(cancellationToken);
     }
 
-    private static bool IsJson(string? contentType) =>
-        contentType is not null && (contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
-            || contentType.StartsWith("application/problem+json", StringComparison.OrdinalIgnoreCase));
+    /// <summary>The two whole answers the API writes; not application/json-seq, jsonl or any type meant to stream.</summary>
+    private static bool IsJson(string? contentType)
+    {
+        if (contentType is null)
+            return false;
+        var type = contentType.AsSpan();
+        if (type.IndexOf(';') is var semicolon and >= 0)
+            type = type[..semicolon];
+        type = type.Trim();
+        return type.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || type.Equals("application/problem+json", StringComparison.OrdinalIgnoreCase);
+    }
 }

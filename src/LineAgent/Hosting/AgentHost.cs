@@ -270,9 +270,9 @@ public static class AgentHost
             context.Response.Headers.XContentTypeOptions = "nosniff";
             return next(context);
         });
-        app.Use(JsonFlushHold.Use);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.Use(JsonFlushHold.Use);
         app.UseMiddleware<HostGuardMiddleware>();
         app.UseWhen(c => c.Request.Path.StartsWithSegments("/api"), b =>
         {

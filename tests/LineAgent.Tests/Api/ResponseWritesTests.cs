@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Sockets;
 using System.Text;
 using LineAgent.Api;
@@ -53,6 +54,8 @@ public sealed class ResponseWritesTests
     [TestCase("text/event-stream")]
     [TestCase("text/csv; charset=utf-8")]
     [TestCase("application/x-ndjson")]
+    [TestCase("application/json-seq")]
+    [TestCase("application/jsonl")]
     public async Task AnotherAnswer_ShouldBeSentAtEachFlush(string contentType)
     {
         var (context, inner) = Context();
@@ -92,6 +95,44 @@ public sealed class ResponseWritesTests
         await JsonFlushHold.Use(context, async c => await c.Response.WriteAsJsonAsync(items));
         Assert.That(inner.Writes, Is.GreaterThan(0), "more than 64 KB is not held");
         Assert.That(inner.Length, Is.GreaterThan(JsonFlushHold.HoldBytes));
+    }
+
+    /// <summary>
+    /// Review: an answer that fails after writing part of itself has that part sent, so the response has started and the
+    /// exception handler cuts the connection as before, instead of clearing the headers and writing a problem after bytes
+    /// it cannot take back.
+    /// </summary>
+    [Test]
+    public void AnAnswerFailingHalfWritten_ShouldHaveItsPartSentBeforeTheFailureGoesOn()
+    {
+        var (context, inner) = Context();
+        var failure = Assert.ThrowsAsync<InvalidOperationException>(() => JsonFlushHold.Use(context, async c =>
+        {
+            c.Response.ContentType = "application/json";
+            await c.Response.BodyWriter.WriteAsync("{\"items\":[1,2,"u8.ToArray());
+            await Task.Yield();
+            throw new InvalidOperationException("a converter failed");
+        }));
+        Assert.That(failure!.Message, Is.EqualTo("a converter failed"));
+        Assert.That(Encoding.UTF8.GetString(inner.ToArray()), Is.EqualTo("{\"items\":[1,2,"));
+    }
+
+    [Test]
+    public async Task AFlushCancelledOrWithACancelledToken_ShouldBeAnsweredSo()
+    {
+        var (context, inner) = Context();
+        await JsonFlushHold.Use(context, async c =>
+        {
+            c.Response.ContentType = "application/json";
+            var writer = c.Response.BodyWriter;
+            writer.Write("{}"u8);
+            writer.CancelPendingFlush();
+            Assert.That((await writer.FlushAsync()).IsCanceled, Is.True, "a cancelled flush");
+            Assert.That((await writer.FlushAsync()).IsCanceled, Is.False, "the next one is held again");
+            Assert.That(inner.Writes, Is.EqualTo(1), "the cancelled flush went to the connection");
+            writer.Write(" "u8);
+            Assert.CatchAsync<OperationCanceledException>(async () => await writer.FlushAsync(new CancellationToken(canceled: true)));
+        });
     }
 
     private static (DefaultHttpContext Context, CountingStream Inner) Context()
