@@ -58,6 +58,8 @@ public static partial class Schedules
             problem = $"'{timeZone}' is not an IANA time zone such as America/New_York";
             return false;
         }
+        if (TryReadUtc(input, out at))
+            return true;
         var m = Iso().Match(input.Trim());
         if (!m.Success)
         {
@@ -98,6 +100,46 @@ public static partial class Schedules
             return false;
         }
         return InRange(input, ref at, out problem);
+    }
+
+    /// <summary>
+    /// The form a program sends (`2030-01-01T09:00:00Z`, `.fff` or up to 7 fraction digits) read without the expression and
+    /// .NET's general parser (1.5 % of the agent's CPU under the bench's POST load). Anything else, or a field out of its
+    /// range, is left to the full reading, which names the problem: the same instant either way (ScheduleFormatTests).
+    /// </summary>
+    private static bool TryReadUtc(string s, out DateTimeOffset at)
+    {
+        at = default;
+        if (s.Length is < 20 or > 28 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[^1] != 'Z'
+            || !Digits(s, 0, 4, out var year) || !Digits(s, 5, 2, out var month) || !Digits(s, 8, 2, out var day)
+            || !Digits(s, 11, 2, out var hour) || !Digits(s, 14, 2, out var minute) || !Digits(s, 17, 2, out var second))
+            return false;
+        var fraction = 0;
+        if (s.Length > 20)
+        {
+            var digits = s.Length - 21;
+            if (s[19] != '.' || digits < 1 || !Digits(s, 20, digits, out fraction))
+                return false;
+            for (var i = digits; i < 7; i++)
+                fraction *= 10;
+        }
+        if (year < 1 || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59)
+            return false;
+        at = new DateTimeOffset(year, month, day, hour, minute, second, TimeSpan.Zero).AddTicks(fraction);
+        return true;
+
+        static bool Digits(string s, int start, int count, out int value)
+        {
+            value = 0;
+            for (var i = start; i < start + count; i++)
+            {
+                var d = s[i] - '0';
+                if ((uint)d > 9)
+                    return false;
+                value = value * 10 + d;
+            }
+            return true;
+        }
     }
 
     /// <summary>A time whose UTC value leaves the years 1-9999 cannot be stored (milliseconds since 1970) or compared.</summary>

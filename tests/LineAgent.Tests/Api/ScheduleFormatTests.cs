@@ -81,4 +81,44 @@ public sealed class ScheduleFormatTests
         Assert.That(Schedules.TryParse("2026-12-01T04:00:00", "America/New_York", out var at, out var problem), Is.True, problem);
         Assert.That(at.UtcDateTime, Is.EqualTo(NineUtc.UtcDateTime));
     }
+
+    /// <summary>
+    /// The usual UTC form is read by a short path (issue 10); every instant it reads must be the one the full reading gives.
+    /// 5,000 random instants over the years 1-9998, with 0 to 7 fraction digits, against .NET's exact parse.
+    /// </summary>
+    [Test]
+    public void TheUsualUtcForm_ShouldReadTheSameInstantAsTheFullReading()
+    {
+        var random = new Random(20261207);
+        for (var i = 0; i < 5_000; i++)
+        {
+            var instant = new DateTime(random.NextInt64(DateTime.MinValue.Ticks, new DateTime(9999, 1, 1).Ticks), DateTimeKind.Utc);
+            var digits = random.Next(0, 8);
+            var text = instant.ToString("yyyy-MM-dd'T'HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)
+                + (digits == 0 ? "" : "." + instant.ToString("fffffff", System.Globalization.CultureInfo.InvariantCulture)[..digits]) + "Z";
+            var expected = DateTimeOffset.ParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AssumeUniversal);
+            Assert.That(Schedules.TryParse(text, null, out var at, out var problem), Is.True, $"{text}: {problem}");
+            Assert.That((at, at.Offset), Is.EqualTo((expected, TimeSpan.Zero)), text);
+        }
+    }
+
+    [TestCase("2026-02-29T09:00:00Z", "not a valid date and time")]
+    [TestCase("2026-04-31T09:00:00Z", "not a valid date and time")]
+    [TestCase("2026-12-01T24:00:00Z", "not a valid date and time")]
+    [TestCase("2026-12-01T09:60:00Z", "not a valid date and time")]
+    [TestCase("2026-13-01T09:00:00Z", "not a valid date and time")]
+    [TestCase("0000-12-01T09:00:00Z", "not a valid date and time")]
+    [TestCase("2026-12-01T09:00:00.Z", "not an ISO 8601 time")]
+    [TestCase("2026-12-01T09:00:0aZ", "not an ISO 8601 time")]
+    public void TheUsualUtcFormOutOfRange_ShouldBeRefusedNamingIt(string input, string expected)
+    {
+        Assert.That(Schedules.TryParse(input, null, out _, out var problem), Is.False);
+        Assert.That(problem, Does.Contain(expected));
+    }
+
+    [Test]
+    public void ALeapYearsTwentyNinthOfFebruary_ShouldBeRead() =>
+        Assert.That(Schedules.TryParse("2028-02-29T23:59:59.9999999Z", null, out var at, out _) ? at : default,
+            Is.EqualTo(new DateTimeOffset(2028, 2, 29, 23, 59, 59, TimeSpan.Zero).AddTicks(9_999_999)));
 }
