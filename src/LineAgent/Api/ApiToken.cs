@@ -28,10 +28,10 @@ public sealed class ApiToken
     /// the two lengths and never on their contents (a generated token's length is public: "la_" and 48 hex digits). No
     /// hash: SHA-256 would load OpenSSL into the process for the first request on Linux (about 4 MB, README Performance).
     /// </summary>
-    public bool Matches(string? candidate)
+    public bool Matches(string? candidate) => candidate is not null && Matches(candidate.AsSpan());
+
+    public bool Matches(ReadOnlySpan<char> candidate)
     {
-        if (candidate is null)
-            return false;
         var length = Encoding.UTF8.GetByteCount(candidate);
         var given = length <= 256 ? stackalloc byte[length] : new byte[length];
         Encoding.UTF8.GetBytes(candidate, given);
@@ -83,7 +83,7 @@ public sealed class TokenAuthMiddleware(RequestDelegate next, ApiToken token, We
     {
         var header = context.Request.Headers.Authorization.ToString();
         const string scheme = "Bearer ";
-        if (header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && token.Matches(header[scheme.Length..].Trim()))
+        if (header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && token.Matches(header.AsSpan(scheme.Length).Trim()))
             return next(context);
         if (header.Length == 0)
             switch (sessions.Check(context))

@@ -14,7 +14,9 @@ public sealed class MessageIntake(MessageLifecycle lifecycle, TimeProvider time,
     /// a paced line; <see cref="LinePacer.NeverInWindow"/>). Such a message was accepted and held again and again, for
     /// ever. Null when it can be sent.
     /// </summary>
-    public string? NeverInWindow(MessageDraft d, DateTimeOffset now) => pacer.NeverInWindow(d.Line, NewRow(d, now), now);
+    public string? NeverInWindow(MessageDraft d, DateTimeOffset now) =>
+        // The row (with an id of its own) only where pacing applies: it was a second row per request otherwise (allocation trace).
+        pacer.Applies(d.Line, d.Type) ? pacer.NeverInWindow(d.Line, NewRow(d, now), now) : null;
 
     public MessageRow NewRow(MessageDraft d, DateTimeOffset now)
     {

@@ -184,15 +184,22 @@ public sealed class MessageValidator(IOptions<AgentOptions> agent, LineRegistry 
             if (required) problems.Add(new("content", "missing_content", "content is required (1-10,000 characters)."));
             return;
         }
+        // One pass over the runes for both questions (LINQ over the rune enumerator boxed it, twice per send: allocation trace).
+        var length = 0;
+        var visible = false;
+        foreach (var r in content.EnumerateRunes())
+        {
+            length++;
+            visible = visible || (!Rune.IsWhiteSpace(r) && Rune.GetUnicodeCategory(r) is not (UnicodeCategory.Format or UnicodeCategory.Control));
+        }
         if (string.IsNullOrWhiteSpace(content))
             problems.Add(new("content", "invalid_content", "content is only whitespace."));
-        else if (!content.EnumerateRunes().Any(r => !Rune.IsWhiteSpace(r) && Rune.GetUnicodeCategory(r) is not (UnicodeCategory.Format or UnicodeCategory.Control)))
+        else if (!visible)
             // Zero-width spaces, joiners and BOMs only: the recipient would get a message that shows nothing.
             problems.Add(new("content", "invalid_content", "content has no visible character (only zero-width or format characters)."));
         // Line breaks of every kind pass: CR, LF, VT (FileMaker's and PowerPoint's), FF, NEL; and tabs.
         if (content.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t' or '\v' or '\f' or '\u0085' or '\0')))
             problems.Add(new("content", "invalid_content", "content contains a control character other than line breaks and tabs (ESC, BEL, ...)."));
-        var length = content.EnumerateRunes().Count();
         if (length > MaxContentLength)
             problems.Add(new("content", "invalid_content", $"content has {length} characters; the limit is {MaxContentLength:N0}."));
         if (content.Contains('\0'))
