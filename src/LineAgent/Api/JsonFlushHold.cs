@@ -71,7 +71,7 @@ internal sealed class JsonFlushHold(IHttpResponseBodyFeature inner, HttpResponse
     public override Span<byte> GetSpan(int sizeHint = 0) => _inner.GetSpan(sizeHint);
     // What the caller wrote since its own last flush: a held flush counts as done for it. System.Text.Json decides to flush
     // by this figure, and one that a held flush left unchanged made it flush again at every step without writing: a 39 KB
-    // answer never ended (review of the first version).
+    // answer never ended (the first version; HostileInputTests timed out).
     public override bool CanGetUnflushedBytes => true;
     public override long UnflushedBytes => _unflushed;
     public override void CancelPendingFlush()
