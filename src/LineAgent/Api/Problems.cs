@@ -85,6 +85,8 @@ public sealed class AgentExceptionHandler(IProblemDetailsService problems, ILogg
                     {
                         Storage.StorageState.Full => $"The agent's disk is full: {outcome}. Free some space; the agent goes on by itself.",
                         Storage.StorageState.ReadOnly => $"The agent's data directory cannot be written: {outcome}. Check its permissions.",
+                        _ when Storage.DatabasePresence.IsGone(storage) =>
+                            $"The agent's database was deleted (or its data directory) while it ran: {outcome}. The agent stops and starts again on its data directory as it is now; try again in a moment.",
                         _ when storage is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 }
                                || storage.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 } =>
                             $"The agent's database is damaged ({storage.Message}): {outcome}. Stop the agent and run `lineagent restore` (it lists the backups).",

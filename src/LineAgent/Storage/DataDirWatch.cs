@@ -19,39 +19,59 @@ public sealed class AgentExit
 /// Watches that lineagent.db is still where the agent opened it. Deleted under a running agent (the data directory removed to
 /// start afresh, by hand or by a clean-up tool), the agent went on with the deleted file, still open: it answered 201 to
 /// sends that no later start would find, said storage "ok", and a second agent could start on a new database in the same
-/// place, one API then reading both (probe M). It now stops itself within two checks (<see cref="Every"/> apart), exit 75:
-/// launchd starts it again, on the data directory as it is then. A file put in its place (a `mv`) is not seen: .NET has
-/// no portable way to compare the file opened with the one at the path.
+/// place, one API then reading both (probe M). Now the writer looks before each commit (<see cref="DatabasePresence"/>) and
+/// refuses what would reach only the deleted file; this watch, woken by that refusal or every <see cref="Every"/> while
+/// nothing is written, stops the agent after two misses in a row (<see cref="Recheck"/> apart), exit 75: launchd starts it
+/// again, on the data directory as it is then. A file put in its place (a `mv`) is not seen: .NET has no portable way to
+/// compare the file opened with the one at the path.
 /// </summary>
-public sealed class DataDirWatch(DataDirectory dir, AgentExit exit, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<DataDirWatch> log)
-    : WorkerLoop(time, log)
+public sealed class DataDirWatch : WorkerLoop
 {
-    public static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// While nothing is written. It was 2 s, each check a timer tick and a thread-pool wake: measured on an idle agent
+    /// (60 s, schedstat), 34.9 ms of CPU against 15.4 ms with no check (0.058 % of a core against 0.026 %).
+    /// </summary>
+    public static readonly TimeSpan Every = TimeSpan.FromSeconds(10);
+
+    /// <summary>After a miss: a stat that fails once (a network volume) is not a deletion.</summary>
+    public static readonly TimeSpan Recheck = TimeSpan.FromSeconds(1);
+
+    private readonly DatabasePresence _presence;
+    private readonly AgentExit _exit;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<DataDirWatch> _log;
+    private int _missed;
+
+    public DataDirWatch(DatabasePresence presence, AgentExit exit, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<DataDirWatch> log)
+        : base(time, log)
+    {
+        _presence = presence;
+        _exit = exit;
+        _lifetime = lifetime;
+        _log = log;
+        presence.Missed += Wake;
+    }
 
     protected override TimeSpan RetryAfterError => Every;
-
-    private int _missed;
 
     protected override Task<DateTimeOffset> PassAsync(CancellationToken ct)
     {
         // Not while the agent stops anyway (review: a data directory removed after `launchctl kill TERM`, while the sends in
         // flight drain, turned that stop's exit 0 into 75, and launchd started an agent the user had stopped).
-        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        if (_lifetime.ApplicationStopping.IsCancellationRequested)
             return Task.FromResult(DateTimeOffset.MaxValue);
         // Gone, or made again empty under the same name (review: only lineagent.db deleted, a new pooled connection re-creates
-        // it, 0 bytes while its pages are in the -wal). Twice in a row: a stat that fails once (a network volume) is not a
-        // deletion.
-        var file = new FileInfo(dir.Database);
-        _missed = file is { Exists: true, Length: > 0 } ? 0 : _missed + 1;
+        // it, 0 bytes while its pages are in the -wal).
+        _missed = _presence.IsThere() ? 0 : _missed + 1;
         if (_missed >= 2)
         {
-            log.LogCritical("{Path} was deleted (or its data directory) while the agent ran: what it accepts now would be lost. " +
-                            "It stops (exit {Code}); launchd starts it again on the data directory as it is now (a new database if there is none)",
-                dir.Database, AgentExit.DatabaseGone);
-            exit.Code = AgentExit.DatabaseGone;
-            lifetime.StopApplication();
+            _log.LogCritical("{Path} was deleted (or its data directory) while the agent ran: what it accepts now would be lost. " +
+                             "It stops (exit {Code}); launchd starts it again on the data directory as it is now (a new database if there is none)",
+                _presence.Path, AgentExit.DatabaseGone);
+            _exit.Code = AgentExit.DatabaseGone;
+            _lifetime.StopApplication();
             return Task.FromResult(DateTimeOffset.MaxValue);
         }
-        return Task.FromResult(Clock.GetUtcNow() + Every);
+        return Task.FromResult(Clock.GetUtcNow() + (_missed > 0 ? Recheck : Every));
     }
 }

@@ -44,6 +44,7 @@ public sealed class Db
     {
         _fullFsync = fullFsync;
         Path = path;
+        Presence = new DatabasePresence(path);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -56,6 +57,23 @@ public sealed class Db
     }
 
     public string Path { get; }
+
+    /// <summary>Whether the file is still where it was opened (<see cref="GuardCommits"/>, <see cref="DataDirWatch"/>).</summary>
+    public DatabasePresence Presence { get; }
+
+    private volatile bool _guardCommits;
+
+    /// <summary>
+    /// Set once the agent runs on this database: from then on, a commit on any of its connections (the writer's, a store's
+    /// pooled one) first looks that the file is still there, and is rolled back when it was deleted under the agent
+    /// (SQLite's commit hook: SQLITE_CONSTRAINT_COMMITHOOK, <see cref="DatabasePresence.IsGone"/>). A stat per commit; reads
+    /// commit nothing and are not asked. Off for the tools that move the file on purpose (restore) and for most tests.
+    /// </summary>
+    public bool GuardCommits
+    {
+        get => _guardCommits;
+        set => _guardCommits = value;
+    }
 
     /// <summary>
     /// Messages left out of the search indexes could not be added at start (the disk refused the write): the writer owes
@@ -90,8 +108,11 @@ public sealed class Db
         return connection;
     }
 
-    /// <summary><see cref="WalPragmas"/> once per SQLite connection: not per open of a pooled one (a statement per request).</summary>
-    private static void Configure(SqliteConnection connection)
+    /// <summary>
+    /// <see cref="WalPragmas"/> and the commit guard once per SQLite connection: not per open of a pooled one (a statement
+    /// per request).
+    /// </summary>
+    private void Configure(SqliteConnection connection)
     {
         if (connection.Handle is not { } handle || Configured.TryGetValue(handle, out _))
             return;
@@ -100,7 +121,24 @@ public sealed class Db
             cmd.CommandText = WalPragmas;
             cmd.ExecuteNonQuery();
         }
+        SQLitePCL.raw.sqlite3_commit_hook(handle, OnCommit, this);
         Configured.AddOrUpdate(handle, handle);
+    }
+
+    /// <summary>SQLite's commit hook: non-zero turns the commit into a rollback. Runs inside SQLite: must not throw.</summary>
+    private static int OnCommit(object user)
+    {
+        var db = (Db)user;
+        if (!db._guardCommits)
+            return 0;
+        try
+        {
+            return db.Presence.Gone() ? 1 : 0;
+        }
+        catch
+        {
+            return 0; // a failing stat or listener is not a deletion (DataDirWatch looks again)
+        }
     }
 
     /// <summary>Per open (macOS only): a pooled connection keeps it, but the pool gives no hook for its first open.</summary>

@@ -372,7 +372,8 @@ public sealed class DbWriter : IAsyncDisposable
         }
         catch (Exception e)
         {
-            // BEGIN or COMMIT failed (disk full, I/O error, a damaged file): nothing of this group is on disk.
+            // BEGIN or COMMIT failed (disk full, I/O error, a damaged file, or the database deleted under the agent: the commit
+            // guard rolled it back, as it would have reached only the deleted file): nothing of this group is on disk.
             _log.LogError(e, "Writing a group of {Count} changes failed; none of them was stored", group.Count);
             _storage?.Report(e);
             foreach (var item in group)
@@ -464,6 +465,10 @@ public sealed class DbWriter : IAsyncDisposable
 
     private SqliteConnection Open()
     {
+        // Not on a database deleted under the agent (its commits are refused, Db.GuardCommits): opening would make a new
+        // empty file in its place.
+        if (_db.GuardCommits)
+            _db.Presence.EnsureThere();
         var connection = _db.Open();
         using var cmd = connection.CreateCommand();
         // An accepted request is on disk before it is answered; wait out another process's lock (a second agent's migration) inside SQLite.

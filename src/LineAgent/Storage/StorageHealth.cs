@@ -35,9 +35,10 @@ public sealed class StorageHealth(TimeProvider time)
     /// <summary>The dry-run outbox's own state (the line's channel health shows it).</summary>
     public StorageState OutboxState => _outbox;
 
-    /// <summary>The storage fault behind <paramref name="e"/> (full, read-only), or null for any other error.</summary>
+    /// <summary>The storage fault behind <paramref name="e"/> (full, read-only, an I/O error, the database deleted), or null for any other error.</summary>
     public static string? FaultOf(Exception e) => e switch
     {
+        _ when DatabasePresence.IsGone(e) => StorageState.Error,                   // before the others: the guard's refusal is a SQLITE_CONSTRAINT
         SqliteException { SqliteErrorCode: 13 } => StorageState.Full,            // SQLITE_FULL
         SqliteException { SqliteErrorCode: 8 } => StorageState.ReadOnly,         // SQLITE_READONLY
         SqliteException { SqliteErrorCode: 10 } => StorageState.Error,           // SQLITE_IOERR (EROFS after a remount, EIO)

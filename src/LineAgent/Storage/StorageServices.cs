@@ -17,12 +17,15 @@ public static class StorageServices
         services.AddSingleton(sp =>
         {
             sp.GetRequiredService<DataDirLock>();
-            return DatabaseStartup.Open(sp.GetRequiredService<DataDirectory>().Database, sp.GetRequiredService<IOptions<StorageOptions>>().Value,
+            var db = DatabaseStartup.Open(sp.GetRequiredService<DataDirectory>().Database, sp.GetRequiredService<IOptions<StorageOptions>>().Value,
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("LineAgent.Storage.Database"));
+            db.GuardCommits = true;
+            return db;
         });
         services.AddSingleton<BackupService>();
         services.AddHostedService(sp => sp.GetRequiredService<BackupService>());
         services.AddSingleton<AgentExit>();
+        services.AddSingleton(sp => sp.GetRequiredService<Db>().Presence);
         services.AddHostedService<DataDirWatch>();
         return services;
     }

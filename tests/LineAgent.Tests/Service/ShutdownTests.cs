@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Dapper;
 using LineAgent.Storage;
@@ -75,6 +76,38 @@ public sealed class ShutdownTests
         using var again = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
         using var againApi = again.Api();
         await (await againApi.SendMessageAsync(new { content = "after", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+    }
+
+    /// <summary>
+    /// The same, with a send straight after the deletion: before, it was answered 201 for the seconds until the next check
+    /// (stored only in the deleted file). Every commit looks first (the commit guard): 503 `storage_error`, nothing stored; the
+    /// agent stops (that the refusal wakes the watch at once is DataDirWatchTests').
+    /// </summary>
+    [Test]
+    public async Task ASendAfterTheDataDirectoryWasDeleted_ShouldBeRefused_AndStopTheAgent()
+    {
+        using var dir = new TempDir();
+        var dataDir = dir.File("data");
+        using var agent = await AgentProcess.StartAsync(dataDir, args: ["--dry-run"]);
+        using (var api = agent.Api())
+        {
+            await (await api.SendMessageAsync(new { content = "before", recipientPhone = "+12025550123" })).ExpectAsync(HttpStatusCode.Created);
+            Directory.Delete(dataDir, recursive: true);
+
+            var refused = await (await api.SendMessageAsync(new { content = "after", recipientPhone = "+12025550123" }))
+                .ExpectAsync(HttpStatusCode.ServiceUnavailable);
+            Assert.That(refused.Str("code"), Is.EqualTo("storage_error"), refused.ToJsonString());
+            Assert.That(refused.Str("detail"), Does.Contain("was deleted").And.Contain("nothing was stored"), refused.ToJsonString());
+            // A store that writes on a pooled connection, not through the writer, as well.
+            var suppression = await (await api.PostAsJsonAsync("/api/suppressions", new { address = "+12025550125", reason = "asked" }))
+                .ExpectAsync(HttpStatusCode.ServiceUnavailable);
+            Assert.That(suppression.Str("code"), Is.EqualTo("storage_error"), suppression.ToJsonString());
+        }
+
+        int exit;
+        try { exit = await agent.WaitForExitAsync(TimeSpan.FromSeconds(30)); }
+        catch (TimeoutException) { Assert.Fail("the agent went on without its database:\n" + agent.Output); throw; }
+        Assert.That(exit, Is.EqualTo(AgentExit.DatabaseGone), agent.Output);
     }
 
     /// <summary>
