@@ -41,6 +41,7 @@ public sealed class DataDirWatch : WorkerLoop
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<DataDirWatch> _log;
     private int _missed;
+    private DateTimeOffset _firstMiss;
 
     public DataDirWatch(DatabasePresence presence, AgentExit exit, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<DataDirWatch> log)
         : base(time, log)
@@ -62,7 +63,20 @@ public sealed class DataDirWatch : WorkerLoop
             return Task.FromResult(DateTimeOffset.MaxValue);
         // Gone, or made again empty under the same name (review: only lineagent.db deleted, a new pooled connection re-creates
         // it, 0 bytes while its pages are in the -wal).
-        _missed = _presence.IsThere() ? 0 : _missed + 1;
+        var now = Clock.GetUtcNow();
+        if (_presence.IsThere())
+            _missed = 0;
+        else if (_missed == 0)
+        {
+            _missed = 1;
+            _firstMiss = now;
+        }
+        else if (now - _firstMiss >= Recheck)
+            _missed = 2;
+        // Woken again by another refused write before the recheck: the second look waits for it (review: two refusals
+        // microseconds apart under load would count as two misses, and one failed stat would stop the agent).
+        if (_missed == 1)
+            return Task.FromResult(_firstMiss + Recheck);
         if (_missed >= 2)
         {
             _log.LogCritical("{Path} was deleted (or its data directory) while the agent ran: what it accepts now would be lost. " +
@@ -72,6 +86,6 @@ public sealed class DataDirWatch : WorkerLoop
             _lifetime.StopApplication();
             return Task.FromResult(DateTimeOffset.MaxValue);
         }
-        return Task.FromResult(Clock.GetUtcNow() + (_missed > 0 ? Recheck : Every));
+        return Task.FromResult(now + Every);
     }
 }

@@ -42,9 +42,11 @@ public sealed class DatabasePresence(string path)
     {
         if (IsThere())
             return false;
-        Missed?.Invoke();
+        RaiseMissed();
         return true;
     }
+
+    internal void RaiseMissed() => Missed?.Invoke();
 
     /// <summary>A write refused because the database was deleted under the agent (by the guard or the writer).</summary>
     public static bool IsGone(Exception? e) => e switch

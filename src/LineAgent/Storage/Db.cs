@@ -67,7 +67,7 @@ public sealed class Db
     /// Set once the agent runs on this database: from then on, a commit on any of its connections (the writer's, a store's
     /// pooled one) first looks that the file is still there, and is rolled back when it was deleted under the agent
     /// (SQLite's commit hook: SQLITE_CONSTRAINT_COMMITHOOK, <see cref="DatabasePresence.IsGone"/>). A stat per commit; reads
-    /// commit nothing and are not asked. Off for the tools that move the file on purpose (restore) and for most tests.
+    /// commit nothing and are not asked. Set only by the agent's storage services (off for the CLI's tools and most tests).
     /// </summary>
     public bool GuardCommits
     {
@@ -131,14 +131,14 @@ public sealed class Db
         var db = (Db)user;
         if (!db._guardCommits)
             return 0;
-        try
+        // Decided before the listeners run: one that throws must not let the commit through.
+        var gone = !db.Presence.IsThere();
+        if (gone)
         {
-            return db.Presence.Gone() ? 1 : 0;
+            try { db.Presence.RaiseMissed(); }
+            catch { /* the watch looks again at its next check */ }
         }
-        catch
-        {
-            return 0; // a failing stat or listener is not a deletion (DataDirWatch looks again)
-        }
+        return gone ? 1 : 0;
     }
 
     /// <summary>Per open (macOS only): a pooled connection keeps it, but the pool gives no hook for its first open.</summary>

@@ -58,6 +58,22 @@ public sealed class DataDirWatchTests : MigratedDatabaseTest
             Assert.That(exit.Code, Is.EqualTo(AgentExit.DatabaseGone));
         });
 
+    /// <summary>Review: two refused writes microseconds apart (a load) counted as two misses, so one failed stat stopped the agent.</summary>
+    [Test]
+    public Task TwoRefusalsWithinTheRecheck_ShouldCountAsOneMiss() =>
+        WithWatchAsync(async (watch, presence, time, lifetime, _) =>
+        {
+            DatabaseFile.DeleteWithCompanions(Db.Path);
+            Assert.Throws<DatabaseGoneException>(presence.EnsureThere);
+            await Eventually.TrueAsync(() => watch.SleepingUntil == Start + DataDirWatch.Recheck, "woken by the first refusal");
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            Assert.Throws<DatabaseGoneException>(presence.EnsureThere);
+            await Eventually.TrueAsync(() => watch.SleepingUntil == Start + DataDirWatch.Recheck && !lifetime.StopRequested, "the second look still waits for the recheck");
+            Assert.That(lifetime.StopRequested, Is.False);
+            time.Advance(DataDirWatch.Recheck);
+            await Eventually.TrueAsync(() => lifetime.StopRequested, "stopped at the recheck");
+        });
+
     [Test]
     public Task ADatabaseDeletedWhileNothingIsWritten_ShouldStopTheAgentAtTheNextCheckAndARecheck() =>
         WithWatchAsync(async (watch, _, time, lifetime, exit) =>
